@@ -1,0 +1,3 @@
+from marketboss.cli import main
+
+main()

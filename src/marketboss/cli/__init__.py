@@ -1,0 +1,41 @@
+"""The `marketboss` command: one Typer app; each command is a thin call into a domain package."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from marketboss import __version__
+from marketboss.cli.common import run_guarded
+from marketboss.cli.data import app as data_app
+from marketboss.config import get_settings
+from marketboss.logging import configure
+
+app = typer.Typer(
+    name="marketboss",
+    help="Research, backtest and paper-trade equity strategies; see README.md for the whole pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option(
+        None, "--log-level", help="debug, info, warning or error (env MARKETBOSS_LOG_LEVEL; default info)."
+    ),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """Structured JSON logs go to stderr; results go to stdout."""
+    if version:
+        typer.echo(f"marketboss {__version__}")
+        raise typer.Exit()
+    settings = get_settings()
+    configure(log_level or settings.log_level, secrets=settings.secrets())
+
+
+def main() -> None:
+    sys.exit(run_guarded(lambda: app(prog_name="marketboss", standalone_mode=True)))

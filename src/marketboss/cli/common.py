@@ -1,0 +1,76 @@
+"""What every command shares: the error boundary, the bar loader and table printing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketboss.data.io import default_rejects_path, read_bars
+from marketboss.errors import MarketBossError
+from marketboss.logging import get_logger, redact_text
+
+# Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def run_guarded(fn: Callable[[], Any]) -> int:
+    """Run the CLI: user errors become one redacted line and a non-zero exit, never a traceback."""
+    try:
+        fn()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except MarketBossError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: still one line, still redacted
+        get_logger("marketboss").error("unexpected_error", error_type=type(exc).__name__, error=str(exc))
+        print(f"error: unexpected {type(exc).__name__}: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+SkipInvalid = typer.Option(
+    False, "--skip-invalid", help="Drop bad rows and write each with its reason to FILE.rejected.jsonl."
+)
+
+
+def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
+    rejects = default_rejects_path(path)
+    rejects.unlink(missing_ok=True)
+    df = read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects)
+    if rejects.exists():
+        n = sum(1 for _ in rejects.open("rb"))
+        err_console.print(f"[yellow]skipped {n} invalid row(s) of {path}; reasons in {rejects}[/]")
+    return df
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[fmt(v) for v in row])
+    console.print(table)
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
+    if hasattr(v, "strftime"):
+        return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
+    return str(v)

@@ -1,0 +1,133 @@
+"""`marketboss data ...`: make, import, fetch and inspect bars."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
+from marketboss.config import get_settings
+from marketboss.data.calendar import Timeframe
+from marketboss.data.io import accept, default_rejects_path, to_rejects, write_bars
+from marketboss.data.schema import LINE, validation_errors
+from marketboss.data.stats import bars_per_year, summary
+from marketboss.errors import MarketBossError
+from marketboss.logging import get_logger
+
+app = typer.Typer(help="Make, import, fetch and inspect market data (bars).", no_args_is_help=True)
+log = get_logger(__name__)
+
+
+def _output(output: Path | None) -> Path:
+    return output or get_settings().market_data
+
+
+def _date(text: str, name: str) -> datetime:
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MarketBossError(f"{name} '{text}' is not a date (YYYY-MM-DD)") from None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _written(df: pl.DataFrame, path: Path, what: str) -> None:
+    write_bars(df, path)
+    log.info("bars_written", path=str(path), bars=len(df), symbols=df["symbol"].n_unique())
+    console.print(f"wrote {len(df):,} bars for {df['symbol'].n_unique()} symbol(s) to {path} ({what})")
+
+
+@app.command()
+def synth(
+    symbols: str = typer.Option("5", help="A count (5) or a list (AAPL,MSFT)."),
+    start: str = typer.Option("2020-01-01", help="First calendar day (YYYY-MM-DD)."),
+    end: str = typer.Option("2024-12-31", help="Last calendar day (YYYY-MM-DD)."),
+    timeframe: str = typer.Option("1Day", help="1Day, or intraday 1Min, 5Min, 15Min, 1Hour (inside session hours)."),
+    seed: int = typer.Option(7, help="Same seed, same bars."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl (.csv/.parquet too)."),
+) -> None:
+    """Seeded synthetic OHLCV on the real NYSE calendar, with trending, mean-reverting and volatile regimes."""
+    from marketboss.data.synth import symbols_from, synth_bars
+
+    _date(start, "--start"), _date(end, "--end")
+    df = synth_bars(symbols_from(symbols), start, end, Timeframe.parse(timeframe), seed)
+    _written(df, _output(output), f"synthetic, {timeframe}, seed {seed}")
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="CSV or Parquet: Yahoo-style (Date, Open, ..., Adj Close, Volume), "
+                                          "Alpaca-style (t, o, h, l, c, v) or ours."),
+    symbol: str = typer.Option(None, help="The symbol, when the file has no symbol column."),
+    adjust: bool = typer.Option(False, help="Scale OHLC by Adj Close / Close (Yahoo's split/dividend adjustment)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl."),
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Convert a foreign bar file to the contract (validated; dates become NYSE sessions' bars)."""
+    from marketboss.data.importers import import_bars
+
+    rejects = default_rejects_path(file)
+    rejects.unlink(missing_ok=True)
+    df = import_bars(file, symbol=symbol, adjust=adjust, skip_invalid=skip_invalid, rejects_path=rejects)
+    if rejects.exists():
+        console.print(f"[yellow]skipped invalid rows; reasons in {rejects}[/]")
+    _written(df, _output(output), f"imported from {file}")
+
+
+@app.command()
+def fetch(
+    symbols: str = typer.Option(..., help="Comma-separated symbols, e.g. AAPL,MSFT."),
+    start: str = typer.Option(..., help="Start (YYYY-MM-DD or RFC 3339)."),
+    end: str = typer.Option(None, help="End (default: now)."),
+    timeframe: str = typer.Option("1Day", help="1Min, 5Min, 15Min, 1Hour or 1Day."),
+    feed: str = typer.Option("iex", help="iex (free plans) or sip."),
+    adjustment: str = typer.Option("raw", help="raw, split, dividend or all."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl."),
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Real bars from Alpaca's market data API (needs APCA_API_KEY_ID / APCA_API_SECRET_KEY;
+    APCA_API_DATA_URL overrides the base URL)."""
+    from marketboss.data.alpaca_source import fetch_bars
+
+    names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    if not names:
+        raise MarketBossError("--symbols needs at least one symbol")
+    df = fetch_bars(
+        get_settings(),
+        names,
+        _date(start, "--start"),
+        _date(end, "--end") if end else datetime.now(UTC),
+        Timeframe.parse(timeframe),
+        feed,
+        adjustment,
+    )
+    if df.is_empty():
+        raise MarketBossError(f"Alpaca returned no bars for {', '.join(names)} in that range")
+    out = _output(output)
+    checked = df.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
+    df = accept(checked, to_rejects(validation_errors(checked)), Path(f"alpaca:{symbols}"), skip_invalid,
+                default_rejects_path(out), by_row=True)
+    _written(df, out, f"Alpaca {feed} feed")
+
+
+@app.command()
+def show(
+    data: Path = typer.Option(None, "--data", help="Bars file (default: data/market_data.jsonl)."),
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Per symbol: bar count, date range, last close, mean and volatility of returns."""
+    path = data or get_settings().market_data
+    df = load_bars(path, skip_invalid)
+    s = summary(df)
+    if bars_per_year(df) <= 252:  # daily bars are stamped at midnight New York: show the session date
+        s = s.with_columns(pl.col("first", "last").dt.convert_time_zone("America/New_York").dt.date())
+    print_table(
+        f"{path}: {len(df):,} bars, {s.height} symbol(s)",
+        ["symbol", "bars", "first", "last", "last close", "mean ret", "volatility", "ann. return", "ann. vol"],
+        s.select(
+            "symbol", "bars", "first", "last", "last_close", "mean_return", "volatility", "annual_return",
+            "annual_volatility",
+        ).rows(),
+    )

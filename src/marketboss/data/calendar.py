@@ -1,0 +1,88 @@
+"""NYSE sessions and bar times from exchange_calendars: holidays and early closes come from the exchange."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+from marketboss.errors import MarketBossError
+
+NY = "America/New_York"
+_TF = re.compile(r"^(\d+)(Min|Hour|Day)$")
+
+
+@dataclass(frozen=True)
+class Timeframe:
+    """Alpaca's timeframe spelling (1Min, 5Min, 1Hour, 1Day)."""
+
+    amount: int
+    unit: str
+
+    @classmethod
+    def parse(cls, text: str) -> Timeframe:
+        m = _TF.match(text.strip())
+        if not m or int(m.group(1)) <= 0:
+            raise MarketBossError(f"timeframe '{text}' is not valid: use e.g. 1Min, 5Min, 15Min, 1Hour, 1Day")
+        amount, unit = int(m.group(1)), m.group(2)
+        if unit == "Day" and amount != 1:
+            raise MarketBossError("only 1Day is supported for daily bars")
+        return cls(amount, unit)
+
+    @property
+    def minutes(self) -> int:
+        return self.amount * {"Min": 1, "Hour": 60, "Day": 390}[self.unit]
+
+    @property
+    def is_daily(self) -> bool:
+        return self.unit == "Day"
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+
+@lru_cache(maxsize=1)
+def nyse() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start="1995-01-01")
+
+
+def schedule(start: date | str, end: date | str) -> pd.DataFrame:
+    """Sessions in [start, end] with their UTC open and close (early closes included)."""
+    cal = nyse()
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    if last < first:
+        raise MarketBossError(f"end {last.date()} is before start {first.date()}")
+    lo, hi = max(first, cal.first_session), min(last, cal.last_session)
+    sessions = cal.sessions_in_range(lo, hi)
+    return cal.schedule.loc[sessions, ["open", "close"]]
+
+
+def bar_times(start: date | str, end: date | str, timeframe: Timeframe) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC bar start times as datetime64[us], session index of each bar).
+
+    Daily bars are stamped at midnight New York time of the session, as Alpaca stamps them;
+    intraday bars at their start, from the open up to (not including) the session's close.
+    """
+    sched = schedule(start, end)
+    if sched.empty:
+        return np.array([], dtype="datetime64[us]"), np.array([], dtype=np.int64)
+    if timeframe.is_daily:
+        midnight = sched.index.tz_localize(NY).tz_convert("UTC").tz_localize(None)
+        return midnight.values.astype("datetime64[us]"), np.arange(len(sched), dtype=np.int64)
+    step = np.timedelta64(timeframe.minutes, "m")
+    opens = sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[us]")
+    closes = sched["close"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[us]")
+    counts = np.ceil((closes - opens) / step).astype(np.int64)
+    session = np.repeat(np.arange(len(sched), dtype=np.int64), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    times = opens[session] + offsets * step
+    return times, session
+
+
+def is_session(day: date | str) -> bool:
+    return bool(nyse().is_session(pd.Timestamp(day)))

@@ -1,0 +1,117 @@
+"""CSV/Parquet files in common layouts (Yahoo-style, Alpaca-style, or already ours) to validated bars."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+from marketboss.data.calendar import NY
+from marketboss.data.io import Rejected, accept, file_format, to_rejects
+from marketboss.data.schema import BAR_COLUMNS, LINE, PRICE_COLUMNS, parse_timestamps, validation_errors
+from marketboss.errors import InputError
+
+# Lower-cased, underscore-joined header -> contract column.
+ALIASES = {
+    "timestamp": "timestamp", "t": "timestamp", "date": "timestamp", "datetime": "timestamp", "time": "timestamp",
+    "symbol": "symbol", "ticker": "symbol", "s": "symbol",
+    "open": "open", "o": "open", "high": "high", "h": "high", "low": "low", "l": "low",
+    "close": "close", "c": "close", "volume": "volume", "v": "volume",
+    "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
+}  # fmt: skip
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+def import_bars(
+    path: Path,
+    symbol: str | None = None,
+    adjust: bool = False,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+) -> pl.DataFrame:
+    """Read a foreign layout; date-only timestamps become the session's midnight in New York (Alpaca's stamp).
+
+    With `adjust`, OHLC are scaled by Adj Close / Close (splits and dividends), as Yahoo's data needs.
+    """
+    fmt = file_format(path)
+    if fmt == "jsonl":
+        raise InputError(path, "import takes CSV or Parquet; JSON Lines bars are read directly")
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        raw = (
+            pl.read_csv(path, infer_schema_length=0, truncate_ragged_lines=False)
+            if fmt == "csv"
+            else pl.read_parquet(path)
+        )
+    except Exception as exc:
+        raise InputError(path, f"not a readable {fmt.upper()} file ({type(exc).__name__})") from None
+    renamed: dict[str, str] = {}
+    for col in raw.columns:
+        target = ALIASES.get(_key(col))
+        if target and target not in renamed.values():
+            renamed[col] = target
+    df = raw.select(list(renamed)).rename(renamed)
+    if "symbol" not in df.columns:
+        if not symbol:
+            raise InputError(path, "the file has no symbol column: pass --symbol", line=1, field="symbol")
+        df = df.with_columns(pl.lit(symbol.upper()).alias("symbol"))
+    elif symbol:
+        raise InputError(path, "the file has a symbol column: --symbol is not needed", line=1, field="symbol")
+    missing = [c for c in BAR_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(path, f"no column for {', '.join(missing)}", line=1, field=missing[0])
+    first = 2 if fmt == "csv" else 1
+    df = df.with_row_index(LINE, offset=first).with_columns(pl.col(LINE).cast(pl.Int64))
+    parsed, rejects = _parse(df, path, adjust)
+    parsed = parsed.sort("symbol", "timestamp", maintain_order=True)
+    return accept(parsed, rejects + to_rejects(validation_errors(parsed)), path, skip_invalid, rejects_path,
+                  by_row=fmt == "parquet")
+
+
+def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, list[Rejected]]:
+    ts = df["timestamp"]
+    if isinstance(ts.dtype, pl.Date):
+        ts_expr = _ny_midnight(pl.col("timestamp"))
+    elif isinstance(ts.dtype, pl.Datetime):
+        ts_expr = (
+            pl.col("timestamp").dt.convert_time_zone("UTC")
+            if ts.dtype.time_zone
+            else pl.col("timestamp").dt.replace_time_zone("UTC")
+        ).dt.cast_time_unit("us")
+    else:
+        text = pl.col("timestamp").cast(pl.String).str.strip_chars()
+        date_only = text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+        ts_expr = (
+            pl.when(date_only)
+            .then(_ny_midnight(text.str.to_date("%Y-%m-%d", strict=False)))
+            .otherwise(parse_timestamps(text))
+        )
+    numeric = [c for c in (*PRICE_COLUMNS, "volume", "adj_close") if c in df.columns]
+    out = df.with_columns(
+        ts_expr.alias("timestamp"),
+        pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase(),
+        *[pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c) for c in numeric],
+    )
+    rejects = [
+        Rejected(line, c, f"not a number: {value!r}")
+        for c in numeric
+        for line, value in df.select(LINE, pl.col(c).cast(pl.String))
+        .filter(pl.col(c).is_not_null() & out[c].is_null())
+        .iter_rows()
+    ]
+    if adjust:
+        if "adj_close" not in out.columns:
+            raise InputError(path, "--adjust needs an Adj Close column", line=1, field="adj_close")
+        factor = pl.col("adj_close") / pl.col("close")
+        out = out.with_columns(*[(pl.col(c) * factor).alias(c) for c in PRICE_COLUMNS])
+    bad = {r.line for r in rejects}
+    return out.filter(~pl.col(LINE).is_in(list(bad))).select(LINE, *BAR_COLUMNS), rejects
+
+
+def _ny_midnight(d: pl.Expr) -> pl.Expr:
+    return d.cast(pl.Datetime("us")).dt.replace_time_zone(NY).dt.convert_time_zone("UTC")

@@ -1,0 +1,76 @@
+"""Structured JSON logs on stderr, shared by every command, with secrets redacted before they are written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(key|secret|token|password|passwd|authorization)", re.IGNORECASE)
+# user:password@ in URLs (mailto://, smtp://, https://), and query tokens.
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
+_URL_QUERY_SECRET = re.compile(r"(?P<k>[?&](?:token|key|secret|password|apikey|api_key)=)[^&\s]+", re.IGNORECASE)
+# Path-embedded webhook tokens: Slack (hooks.slack.com/services/T/B/X), Discord, Telegram (tgram://bot/chat).
+_URL_PATH_TOKEN = re.compile(
+    r"(?P<p>(?:hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks|slack://|discord://|tgram://"
+    r"|json://[^/\s]+/hook|jsons://[^/\s]+/hook))/[^\s\"']+",
+    re.IGNORECASE,
+)
+REDACTED = "***"
+
+_registered: set[str] = set()
+
+
+def register_secret(*values: str | None) -> None:
+    """Values registered here are masked wherever they appear in log text or error messages."""
+    for v in values:
+        if v and len(v) >= 4:
+            _registered.add(v)
+
+
+def redact_text(text: str) -> str:
+    for secret in sorted(_registered, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    text = _URL_QUERY_SECRET.sub(lambda m: f"{m.group('k')}{REDACTED}", text)
+    return _URL_PATH_TOKEN.sub(lambda m: f"{m.group('p')}/{REDACTED}", text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return REDACTED if _SECRET_KEYS.search(key) and key not in ("client_order_id",) else redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+def _redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return {k: _redact_value(k, v) for k, v in event_dict.items()}
+
+
+def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> None:
+    register_secret(*secrets)
+    lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
