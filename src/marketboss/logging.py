@@ -14,10 +14,15 @@ _SECRET_KEYS = re.compile(r"(key|secret|token|password|passwd|authorization)", r
 # user:password@ in URLs (mailto://, smtp://, https://), and query tokens.
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
 _URL_QUERY_SECRET = re.compile(r"(?P<k>[?&](?:token|key|secret|password|apikey|api_key)=)[^&\s]+", re.IGNORECASE)
-# Path-embedded webhook tokens: Slack (hooks.slack.com/services/T/B/X), Discord, Telegram (tgram://bot/chat).
+# Webhook URLs carry their token in the path: https hooks (Slack, Discord) and apprise schemes whose
+# whole remainder is credentials (slack://TokenA/TokenB/TokenC, tgram://bottoken/chat, ...).
 _URL_PATH_TOKEN = re.compile(
-    r"(?P<p>(?:hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks|slack://|discord://|tgram://"
-    r"|json://[^/\s]+/hook|jsons://[^/\s]+/hook))/[^\s\"']+",
+    r"(?P<p>hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks|api\.telegram\.org/bot)/[^\s\"']+",
+    re.IGNORECASE,
+)
+_APPRISE_TOKEN_URL = re.compile(
+    r"\b(?P<p>(?:slack|discord|tgram|msteams|pover|pushover|gotify|gotifys|ntfy|ntfys|matrix|matrixs|twilio|"
+    r"pbul|join|ifttt|mailgun|sendgrid|zulip|rocket|rockets|signal|signals)://)[^\s\"']+",
     re.IGNORECASE,
 )
 REDACTED = "***"
@@ -37,7 +42,8 @@ def redact_text(text: str) -> str:
         text = text.replace(secret, REDACTED)
     text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     text = _URL_QUERY_SECRET.sub(lambda m: f"{m.group('k')}{REDACTED}", text)
-    return _URL_PATH_TOKEN.sub(lambda m: f"{m.group('p')}/{REDACTED}", text)
+    text = _URL_PATH_TOKEN.sub(lambda m: f"{m.group('p')}/{REDACTED}", text)
+    return _APPRISE_TOKEN_URL.sub(lambda m: f"{m.group('p')}{REDACTED}", text)
 
 
 def _redact_value(key: str, value: Any) -> Any:

@@ -58,8 +58,11 @@ def synth(
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="CSV or Parquet: Yahoo-style (Date, Open, ..., Adj Close, Volume), "
-                                          "Alpaca-style (t, o, h, l, c, v) or ours."),
+    file: Path = typer.Argument(
+        ...,
+        help="CSV or Parquet: Yahoo-style (Date, Open, ..., Adj Close, Volume), "
+        "Alpaca-style (t, o, h, l, c, v) or ours.",
+    ),
     symbol: str = typer.Option(None, help="The symbol, when the file has no symbol column."),
     adjust: bool = typer.Option(False, help="Scale OHLC by Adj Close / Close (Yahoo's split/dividend adjustment)."),
     output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl."),
@@ -107,8 +110,14 @@ def fetch(
         raise MarketBossError(f"Alpaca returned no bars for {', '.join(names)} in that range")
     out = _output(output)
     checked = df.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
-    df = accept(checked, to_rejects(validation_errors(checked)), Path(f"alpaca:{symbols}"), skip_invalid,
-                default_rejects_path(out), by_row=True)
+    df = accept(
+        checked,
+        to_rejects(validation_errors(checked)),
+        Path(f"alpaca:{symbols}"),
+        skip_invalid,
+        default_rejects_path(out),
+        by_row=True,
+    )
     _written(df, out, f"Alpaca {feed} feed")
 
 
@@ -127,7 +136,14 @@ def show(
         f"{path}: {len(df):,} bars, {s.height} symbol(s)",
         ["symbol", "bars", "first", "last", "last close", "mean ret", "volatility", "ann. return", "ann. vol"],
         s.select(
-            "symbol", "bars", "first", "last", "last_close", "mean_return", "volatility", "annual_return",
+            "symbol",
+            "bars",
+            "first",
+            "last",
+            "last_close",
+            "mean_return",
+            "volatility",
+            "annual_return",
             "annual_volatility",
         ).rows(),
     )

@@ -58,16 +58,21 @@ def fetch_bars(
         raise MarketBossError(f"Alpaca market data refused the request: HTTP {status}{hint}") from None
     except Exception as exc:
         raise MarketBossError(f"could not reach Alpaca market data: {type(exc).__name__}") from None
+    data = barset if isinstance(barset, dict) else barset.data
     rows = [
         (bar.timestamp, sym, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        for sym, bars in barset.data.items()
+        for sym, bars in data.items()
         for bar in bars
     ]
-    missing = sorted(set(symbols) - set(barset.data))
+    missing = sorted(set(symbols) - set(data))
     if missing:
         log.warning("alpaca_fetch_no_bars", symbols=missing)
     df = pl.DataFrame(rows, schema=list(BAR_DTYPES), orient="row")
-    return df.with_columns(
-        pl.col("timestamp").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
-        pl.col("volume").round(0).cast(pl.Int64),
-    ).cast(BAR_DTYPES).sort("timestamp", "symbol")  # type: ignore[arg-type]
+    return (
+        df.with_columns(
+            pl.col("timestamp").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+            pl.col("volume").round(0).cast(pl.Int64),
+        )
+        .cast(BAR_DTYPES)
+        .sort("timestamp", "symbol")
+    )  # type: ignore[arg-type]

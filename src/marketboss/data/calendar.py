@@ -72,11 +72,11 @@ def bar_times(start: date | str, end: date | str, timeframe: Timeframe) -> tuple
     if sched.empty:
         return np.array([], dtype="datetime64[us]"), np.array([], dtype=np.int64)
     if timeframe.is_daily:
-        midnight = sched.index.tz_localize(NY).tz_convert("UTC").tz_localize(None)
-        return midnight.values.astype("datetime64[us]"), np.arange(len(sched), dtype=np.int64)
+        midnight = sched.index.tz_localize(NY).tz_convert(None)
+        return midnight.to_numpy().astype("datetime64[us]"), np.arange(len(sched), dtype=np.int64)
     step = np.timedelta64(timeframe.minutes, "m")
-    opens = sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[us]")
-    closes = sched["close"].dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[us]")
+    opens = sched["open"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    closes = sched["close"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
     counts = np.ceil((closes - opens) / step).astype(np.int64)
     session = np.repeat(np.arange(len(sched), dtype=np.int64), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)

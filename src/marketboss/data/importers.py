@@ -68,9 +68,12 @@ def import_bars(
     first = 2 if fmt == "csv" else 1
     df = df.with_row_index(LINE, offset=first).with_columns(pl.col(LINE).cast(pl.Int64))
     parsed, rejects = _parse(df, path, adjust)
-    parsed = parsed.sort("symbol", "timestamp", maintain_order=True)
-    return accept(parsed, rejects + to_rejects(validation_errors(parsed)), path, skip_invalid, rejects_path,
-                  by_row=fmt == "parquet")
+    # Foreign files are often newest-first: sort, then judge order (and duplicates) on the sorted rows.
+    parsed = parsed.sort("symbol", "timestamp", maintain_order=True).with_row_index("_pos")
+    errors = validation_errors(parsed, order_by="_pos")
+    return accept(
+        parsed.drop("_pos"), rejects + to_rejects(errors), path, skip_invalid, rejects_path, by_row=fmt == "parquet"
+    )
 
 
 def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, list[Rejected]]:

@@ -131,8 +131,8 @@ class JsonlAppender:
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) == b"\n":
                 return
-            data = fh.seek(0) or fh.read()
-            keep = data.rfind(b"\n") + 1
+            fh.seek(0)
+            keep = fh.read().rfind(b"\n") + 1
             fh.truncate(keep)
             fh.flush()
             os.fsync(fh.fileno())
@@ -215,9 +215,9 @@ def read_bars(
     (default: `<file>.rejected.jsonl`); otherwise the first bad row raises an InputError.
     """
     p = Path(path)
+    fmt = file_format(p)
     if not p.exists():
         raise InputError(p, "file not found")
-    fmt = file_format(p)
     parsed, parse_rejects = _fast_parse(p, fmt)
     if parsed is None:
         parsed, parse_rejects = _slow_parse(p, fmt)
@@ -262,10 +262,17 @@ def _write_rejects(path: Path, rejects: list[Rejected], rejects_path: str | Path
 
     def raw(line: int) -> str:
         return raw_lines[line - 1].decode("utf-8", "replace") if 0 < line <= len(raw_lines) else ""
+
     write_jsonl(
         rejects_path or default_rejects_path(path),
         (
-            {"file": str(path), ("row" if by_row else "line"): r.line, "field": r.field, "reason": r.reason, "raw": raw(r.line)}
+            {
+                "file": str(path),
+                ("row" if by_row else "line"): r.line,
+                "field": r.field,
+                "reason": r.reason,
+                "raw": raw(r.line),
+            }
             for r in sorted(rejects, key=lambda r: r.line)
         ),
     )
@@ -359,7 +366,10 @@ def _slow_parse(path: Path, fmt: str) -> tuple[pl.DataFrame, list[Rejected]]:
             cols[c].append(obj[c])
     df = pl.DataFrame(
         cols,
-        schema={LINE: pl.Int64, **{c: (pl.String if c in ("timestamp", "symbol") else pl.Float64) for c in BAR_COLUMNS}},
+        schema={
+            LINE: pl.Int64,
+            **{c: (pl.String if c in ("timestamp", "symbol") else pl.Float64) for c in BAR_COLUMNS},
+        },
         strict=False,
     )
     return _normalise(df), rejects

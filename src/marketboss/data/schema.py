@@ -32,12 +32,13 @@ def _fmt(e: pl.Expr) -> pl.Expr:
     return e.round(6).cast(pl.String)
 
 
-def validation_errors(df: pl.DataFrame) -> pl.DataFrame:
+def validation_errors(df: pl.DataFrame, order_by: str = LINE) -> pl.DataFrame:
     """Rows that break a rule, as (_line, field, reason), first broken rule per row, in line order.
 
-    `df` holds the parsed columns (timestamp may be null where it did not parse) and `_line`.
+    `df` holds the parsed columns (timestamp may be null where it did not parse) and `_line`;
+    sortedness is judged in the order of `order_by` (file order unless the caller sorted on purpose).
     """
-    prev_ts = pl.col("timestamp").shift(1).over("symbol", order_by=LINE)
+    prev_ts = pl.col("timestamp").shift(1).over("symbol", order_by=order_by)
     maxoc = pl.max_horizontal("open", "close")
     minoc = pl.min_horizontal("open", "close")
     rules = [
@@ -49,7 +50,10 @@ def validation_errors(df: pl.DataFrame) -> pl.DataFrame:
             pl.format("symbol '{}' must be upper-case", pl.col("symbol")),
         ),
         *[
-            _rule(pl.col(c).is_null() | pl.col(c).is_nan(), c, pl.lit("missing or not a number"))
+            pl.when(pl.col(c).is_null())
+            .then(pl.struct(field=pl.lit(c), reason=pl.lit("missing")))
+            .when(pl.col(c).is_nan())
+            .then(pl.struct(field=pl.lit(c), reason=pl.lit("not a number (NaN)")))
             for c in (*PRICE_COLUMNS, "volume")
         ],
         *[_rule(pl.col(c) <= 0, c, pl.format("price must be > 0, got {}", _fmt(pl.col(c)))) for c in PRICE_COLUMNS],
@@ -82,11 +86,7 @@ def validation_errors(df: pl.DataFrame) -> pl.DataFrame:
         ),
     ]
     checked = df.select(pl.col(LINE), pl.coalesce(rules).alias("err"))
-    return (
-        checked.filter(pl.col("err").is_not_null())
-        .unnest("err")
-        .sort(LINE)
-    )
+    return checked.filter(pl.col("err").is_not_null()).unnest("err").sort(LINE)
 
 
 def parse_timestamps(col: pl.Expr) -> pl.Expr:

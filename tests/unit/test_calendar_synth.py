@@ -1,0 +1,69 @@
+"""Synthetic bars follow the real NYSE calendar and are consistent, seeded and causal per symbol."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import polars as pl
+import pytest
+
+from marketboss.data.calendar import Timeframe, bar_times
+from marketboss.data.schema import LINE, validation_errors
+from marketboss.data.synth import symbols_from, synth_bars
+from marketboss.errors import MarketBossError
+
+
+def _ny(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(pl.col("timestamp").dt.convert_time_zone("America/New_York").alias("ny"))
+
+
+def test_no_bar_on_independence_day_and_daily_stamps_are_ny_midnight() -> None:
+    df = _ny(synth_bars(["AAPL"], "2024-07-01", "2024-07-08", "1Day", seed=1))
+    days = df["ny"].dt.date().to_list()
+    assert date(2024, 7, 4) not in days
+    assert days == [date(2024, 7, d) for d in (1, 2, 3, 5, 8)]
+    assert set(df["ny"].dt.time().to_list()) == {time(0, 0)}
+
+
+@pytest.mark.parametrize(("tf", "last", "count"), [("1Min", time(12, 59), 210), ("1Hour", time(12, 30), 4)])
+def test_black_friday_half_day_ends_at_13_00(tf: str, last: time, count: int) -> None:
+    df = _ny(synth_bars(["AAPL"], "2024-11-29", "2024-11-29", tf, seed=1))
+    assert df["ny"].dt.time().min() == time(9, 30)
+    assert df["ny"].dt.time().max() == last
+    assert len(df) == count
+
+
+def test_intraday_bars_stay_inside_regular_hours() -> None:
+    df = _ny(synth_bars(["AAPL", "MSFT"], "2024-03-01", "2024-03-15", "5Min", seed=3))
+    t = df["ny"].dt.time()
+    assert t.min() >= time(9, 30) and t.max() <= time(15, 55)
+    assert len(df) == 2 * 11 * 78  # 11 sessions, across the DST change of 10 March
+
+
+def test_bars_are_valid_and_deterministic_and_per_symbol_stable() -> None:
+    a = synth_bars(["AAPL", "MSFT"], "2021-01-01", "2022-12-31", "1Day", seed=9)
+    assert validation_errors(a.with_row_index(LINE)).is_empty()
+    assert a.equals(synth_bars(["AAPL", "MSFT"], "2021-01-01", "2022-12-31", "1Day", seed=9))
+    more = synth_bars(["AAPL", "MSFT", "JPM"], "2021-01-01", "2022-12-31", "1Day", seed=9)
+    assert more.filter(pl.col("symbol") != "JPM").equals(a)
+    other = synth_bars(["AAPL", "MSFT"], "2021-01-01", "2022-12-31", "1Day", seed=10)
+    assert not other.equals(a)
+
+
+def test_regimes_make_both_trends_and_reversion() -> None:
+    df = synth_bars(symbols_from("10"), "2015-01-01", "2024-12-31", "1Day", seed=7)
+    rets = df.with_columns(pl.col("close").log().diff().over("symbol").alias("r")).drop_nulls("r")
+    # Some symbol drifts strongly up and some strongly down over a year: the trending regimes exist.
+    yearly = rets.group_by("symbol", pl.col("timestamp").dt.year()).agg(pl.col("r").sum())["r"]
+    assert yearly.max() > 0.2 and yearly.min() < -0.2  # type: ignore[operator]
+    assert symbols_from("3") == ["AAPL", "MSFT", "AMZN"] and symbols_from("aapl, spy") == ["AAPL", "SPY"]
+    assert len(symbols_from("25")) == 25 and symbols_from("25")[-1] == "SYN024"
+
+
+def test_timeframe_and_symbol_arguments_are_checked() -> None:
+    with pytest.raises(MarketBossError, match="timeframe '2Days'"):
+        Timeframe.parse("2Days")
+    with pytest.raises(MarketBossError, match="distinct"):
+        symbols_from("AAPL,AAPL")
+    times, _ = bar_times("2024-12-25", "2024-12-25", Timeframe.parse("1Day"))
+    assert len(times) == 0

@@ -1,0 +1,70 @@
+"""Foreign layouts (Yahoo CSV, Alpaca-style Parquet) become contract bars, or a clear one-line error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketboss.data.importers import import_bars
+from marketboss.errors import InputError
+
+YAHOO = """Date,Open,High,Low,Close,Adj Close,Volume
+2024-01-04,182.15,183.09,180.88,181.91,90.955,71983600
+2024-01-02,187.15,188.44,183.89,185.64,92.82,82488700
+2024-01-03,184.22,185.88,183.43,184.25,92.125,58414500
+"""
+
+
+def test_yahoo_csv_dates_become_session_bars_sorted(tmp_path: Path) -> None:
+    path = tmp_path / "aapl.csv"
+    path.write_text(YAHOO)
+    df = import_bars(path, symbol="aapl")
+    assert df["symbol"].unique().to_list() == ["AAPL"]
+    assert df["timestamp"].to_list()[0] == datetime(2024, 1, 2, 5, tzinfo=UTC)  # midnight New York
+    assert df["close"].to_list() == [185.64, 184.25, 181.91]
+    assert df["volume"].dtype == pl.Int64
+
+
+def test_adjust_scales_prices_by_adj_close(tmp_path: Path) -> None:
+    path = tmp_path / "aapl.csv"
+    path.write_text(YAHOO)
+    df = import_bars(path, symbol="AAPL", adjust=True)
+    assert df["close"].to_list() == pytest.approx([92.82, 92.125, 90.955])
+    assert df["open"][0] == pytest.approx(187.15 * 0.5)
+
+
+def test_alpaca_style_parquet_with_symbol_column(tmp_path: Path) -> None:
+    path = tmp_path / "bars.parquet"
+    pl.DataFrame(
+        {
+            "S": ["msft", "msft"],
+            "t": [datetime(2024, 1, 2, 14, 30, tzinfo=UTC), datetime(2024, 1, 2, 14, 31, tzinfo=UTC)],
+            "o": [370.0, 371.0], "h": [372.0, 371.5], "l": [369.0, 370.2], "c": [371.0, 370.5], "v": [1000, 900],
+        }
+    ).write_parquet(path)  # fmt: skip
+    df = import_bars(path)
+    assert df["symbol"].to_list() == ["MSFT", "MSFT"]
+    assert df["high"].to_list() == [372.0, 371.5]
+
+
+def test_missing_symbol_and_bad_numbers_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "aapl.csv"
+    path.write_text(YAHOO)
+    with pytest.raises(InputError, match="no symbol column: pass --symbol"):
+        import_bars(path)
+    path.write_text(YAHOO.replace("184.25,92.125", "n/a,92.125"))
+    with pytest.raises(InputError) as exc:
+        import_bars(path, symbol="AAPL")
+    assert (exc.value.line, exc.value.field) == (4, "close")
+    assert "not a number: 'n/a'" in str(exc.value)
+
+
+def test_import_checks_rules_with_file_lines(tmp_path: Path) -> None:
+    path = tmp_path / "aapl.csv"
+    path.write_text(YAHOO.replace("187.15,188.44", "187.15,186.00"))  # line 3: high below open
+    with pytest.raises(InputError) as exc:
+        import_bars(path, symbol="AAPL")
+    assert (exc.value.line, exc.value.field) == (3, "high")

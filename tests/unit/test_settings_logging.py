@@ -1,0 +1,95 @@
+"""Settings come from env and .env with the guide's defaults; secrets never reach logs or error lines."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from marketboss.cli.common import run_guarded
+from marketboss.config import Settings, get_settings
+from marketboss.errors import MarketBossError
+from marketboss.logging import configure, get_logger, redact_text
+
+KEY = "PKTESTKEY1234567890"
+SECRET = "s3cr3tValueThatMustNeverLeak0123456789"
+
+
+def test_defaults_are_the_guides_paths(workdir: Path) -> None:
+    s = Settings()
+    assert str(s.market_data) == "data/market_data.jsonl"
+    assert str(s.signals) == "data/signals.jsonl"
+    assert str(s.models_dir) == "models"
+    assert str(s.paper_trades) == "data/paper_trading_trades.jsonl"
+    assert str(s.paper_equity) == "data/paper_trading_equity.jsonl"
+    assert s.initial_cash == 100_000
+    assert not s.has_alpaca_credentials
+
+
+def test_credentials_from_dotenv_and_env_override(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workdir / ".env").write_text(
+        f"APCA_API_BASE_URL=https://paper-api.alpaca.markets\nAPCA_API_KEY_ID={KEY}\nAPCA_API_SECRET_KEY={SECRET}\n"
+    )
+    s = Settings()
+    assert s.has_alpaca_credentials and s.apca_api_base_url == "https://paper-api.alpaca.markets"
+    assert s.apca_api_secret_key is not None and s.apca_api_secret_key.get_secret_value() == SECRET
+    assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
+    monkeypatch.setenv("APCA_API_KEY_ID", "OTHERKEY99")
+    monkeypatch.setenv("MARKETBOSS_INITIAL_CASH", "2500")
+    s = Settings()
+    assert s.apca_api_key_id is not None and s.apca_api_key_id.get_secret_value() == "OTHERKEY99"
+    assert s.initial_cash == 2500
+
+
+WEBHOOKS = [
+    "https://hooks.slack.com/services/T0000/B0000/XXXXSECRETTOKEN",
+    "slack://TokenA/TokenB/TokenC/#channel",
+    "mailto://alice:hunter2pass@example.com",
+    "tgram://123456:ABCDEFbottoken/987654",
+    "json://localhost:8080/hook?token=abcdef123456",
+]
+
+
+def test_logs_redact_registered_secrets_secret_fields_and_webhook_tokens() -> None:
+    out = io.StringIO()
+    configure("debug", secrets=[KEY, SECRET], stream=out)
+    log = get_logger("t")
+    log.info("connect", url=f"https://x/?key={KEY}", note=f"using {SECRET}", api_key="plain-field-value")
+    for url in WEBHOOKS:
+        log.info("alert", target=url, nested={"urls": [url]})
+    text = out.getvalue()
+    for needle in (KEY, SECRET, "plain-field-value", "XXXXSECRETTOKEN", "TokenB", "hunter2pass",
+                   "ABCDEFbottoken", "abcdef123456"):  # fmt: skip
+        assert needle not in text
+    first = orjson.loads(text.splitlines()[0])
+    assert first["event"] == "connect" and first["api_key"] == "***" and "***" in first["note"]
+
+
+def test_error_lines_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("info", secrets=[SECRET], stream=io.StringIO())
+
+    def fail() -> None:
+        raise MarketBossError(f"refused {SECRET} at {WEBHOOKS[0]}")
+
+    assert run_guarded(fail) == 2
+    err = capsys.readouterr().err
+    assert SECRET not in err and "XXXXSECRETTOKEN" not in err and err.count("\n") == 1
+    assert redact_text("no secrets here") == "no secrets here"
+
+
+def test_cli_error_from_env_secrets_is_one_redacted_line(workdir: Path) -> None:
+    """A real process: a bad file gives one line naming file:line:field, exit 2, no traceback, no secret."""
+    (workdir / "bars.jsonl").write_text('{"timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL"}\n')
+    env = {"APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "marketboss", "data", "show", "--data", "bars.jsonl"],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: bars.jsonl:1: field 'open': missing"
+    assert "Traceback" not in proc.stderr and KEY not in proc.stderr + proc.stdout
+    get_settings.cache_clear()
