@@ -20,12 +20,12 @@ demo: $(STAMP)
 	$(MB) data show --data data/market_data.jsonl
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts dashboard
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts dashboard
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 bench: $(STAMP)

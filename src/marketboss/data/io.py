@@ -286,20 +286,24 @@ def _normalise(df: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAR_COLUMNS if c not in df.columns]
     if missing:
         raise pl.exceptions.ColumnNotFoundError(", ".join(missing))
-    ts = df["timestamp"]
-    ts_expr = (
-        pl.col("timestamp").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-        if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone
-        else pl.col("timestamp").dt.replace_time_zone("UTC").dt.cast_time_unit("us")
-        if isinstance(ts.dtype, pl.Datetime)
-        else parse_timestamps(pl.col("timestamp").cast(pl.String))
-    )
     return df.select(
         pl.col(LINE),
-        ts_expr.alias("timestamp"),
+        _timestamps(df["timestamp"]).alias("timestamp"),
         pl.col("symbol").cast(pl.String),
         *[pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, "volume")],
     )
+
+
+def _timestamps(ts: pl.Series) -> pl.Series:
+    if isinstance(ts.dtype, pl.Datetime):
+        utc = ts.dt.convert_time_zone("UTC") if ts.dtype.time_zone else ts.dt.replace_time_zone("UTC")
+        return utc.dt.cast_time_unit("us")
+    text = ts.cast(pl.String)
+    # The contract's own form first; the general (slower) parser only when something is left over.
+    canonical = text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", time_zone="UTC", strict=False)
+    if canonical.null_count() == text.null_count():
+        return canonical
+    return text.to_frame().select(parse_timestamps(pl.col(text.name))).to_series()
 
 
 def _fast_parse(path: Path, fmt: str) -> tuple[pl.DataFrame | None, list[Rejected]]:

@@ -24,69 +24,77 @@ BAR_DTYPES: dict[str, pl.DataType] = {
 }
 
 
-def _rule(mask: pl.Expr, field: str, reason: pl.Expr) -> pl.Expr:
-    return pl.when(mask).then(pl.struct(field=pl.lit(field), reason=reason))
-
-
 def _fmt(e: pl.Expr) -> pl.Expr:
     return e.round(6).cast(pl.String)
+
+
+def _ts(e: pl.Expr) -> pl.Expr:
+    return e.dt.to_string("%+")
+
+
+_MAXOC = pl.max_horizontal("open", "close")
+_MINOC = pl.min_horizontal("open", "close")
+_SYMBOL = pl.col("symbol")
+# (field, broken-when mask, reason). Masks are cheap and run on every row; reasons are formatted only for
+# rows that break a rule. `_prev_ts` (previous bar of the symbol) and `_dup` (a later bar with the same
+# symbol and timestamp) are computed once beforehand.
+RULES: list[tuple[str, pl.Expr, pl.Expr]] = [
+    ("timestamp", pl.col("timestamp").is_null(), pl.lit("missing or not an ISO-8601 timestamp")),
+    ("symbol", _SYMBOL.is_null() | (_SYMBOL == ""), pl.lit("missing")),
+    ("symbol", _SYMBOL.str.to_uppercase() != _SYMBOL, pl.format("symbol '{}' must be upper-case", _SYMBOL)),
+    *[(c, pl.col(c).is_null(), pl.lit("missing")) for c in (*PRICE_COLUMNS, "volume")],
+    *[(c, pl.col(c).is_nan(), pl.lit("not a number (NaN)")) for c in (*PRICE_COLUMNS, "volume")],
+    *[(c, pl.col(c) <= 0, pl.format("price must be > 0, got {}", _fmt(pl.col(c)))) for c in PRICE_COLUMNS],
+    (
+        "high",
+        pl.col("high") < _MAXOC,
+        pl.format("high {} is below max(open, close) = {}", _fmt(pl.col("high")), _fmt(_MAXOC)),
+    ),
+    (
+        "low",
+        pl.col("low") > _MINOC,
+        pl.format("low {} is above min(open, close) = {}", _fmt(pl.col("low")), _fmt(_MINOC)),
+    ),
+    ("volume", pl.col("volume") < 0, pl.format("volume must be >= 0, got {}", _fmt(pl.col("volume")))),
+    (
+        "timestamp",
+        pl.col("_dup"),
+        pl.format("duplicate bar for {} at {}", _SYMBOL, _ts(pl.col("timestamp"))),
+    ),
+    (
+        "timestamp",
+        pl.col("timestamp") < pl.col("_prev_ts"),
+        pl.format(
+            "bars for {} are not sorted: {} comes after {}", _SYMBOL, _ts(pl.col("timestamp")), _ts(pl.col("_prev_ts"))
+        ),
+    ),
+]
 
 
 def validation_errors(df: pl.DataFrame, order_by: str = LINE) -> pl.DataFrame:
     """Rows that break a rule, as (_line, field, reason), first broken rule per row, in line order.
 
     `df` holds the parsed columns (timestamp may be null where it did not parse) and `_line`;
-    sortedness is judged in the order of `order_by` (file order unless the caller sorted on purpose).
+    sortedness and duplicates are judged in the order of `order_by` (file order unless the caller
+    sorted on purpose).
     """
-    prev_ts = pl.col("timestamp").shift(1).over("symbol", order_by=order_by)
-    maxoc = pl.max_horizontal("open", "close")
-    minoc = pl.min_horizontal("open", "close")
-    rules = [
-        _rule(pl.col("timestamp").is_null(), "timestamp", pl.lit("missing or not an ISO-8601 timestamp")),
-        _rule(pl.col("symbol").is_null() | (pl.col("symbol") == ""), "symbol", pl.lit("missing symbol")),
-        _rule(
-            pl.col("symbol") != pl.col("symbol").str.to_uppercase(),
-            "symbol",
-            pl.format("symbol '{}' must be upper-case", pl.col("symbol")),
-        ),
-        *[
-            pl.when(pl.col(c).is_null())
-            .then(pl.struct(field=pl.lit(c), reason=pl.lit("missing")))
-            .when(pl.col(c).is_nan())
-            .then(pl.struct(field=pl.lit(c), reason=pl.lit("not a number (NaN)")))
-            for c in (*PRICE_COLUMNS, "volume")
-        ],
-        *[_rule(pl.col(c) <= 0, c, pl.format("price must be > 0, got {}", _fmt(pl.col(c)))) for c in PRICE_COLUMNS],
-        _rule(
-            pl.col("high") < maxoc,
-            "high",
-            pl.format("high {} is below max(open, close) = {}", _fmt(pl.col("high")), _fmt(maxoc)),
-        ),
-        _rule(
-            pl.col("low") > minoc,
-            "low",
-            pl.format("low {} is above min(open, close) = {}", _fmt(pl.col("low")), _fmt(minoc)),
-        ),
-        _rule(pl.col("volume") < 0, "volume", pl.format("volume must be >= 0, got {}", _fmt(pl.col("volume")))),
-        _rule(
-            pl.struct("symbol", "timestamp").is_duplicated()
-            & (pl.col(LINE) != pl.col(LINE).min().over("symbol", "timestamp")),
-            "timestamp",
-            pl.format("duplicate bar for {} at {}", pl.col("symbol"), pl.col("timestamp").dt.to_string("%+")),
-        ),
-        _rule(
-            pl.col("timestamp") < prev_ts,
-            "timestamp",
-            pl.format(
-                "bars for {} are not sorted: {} comes after {}",
-                pl.col("symbol"),
-                pl.col("timestamp").dt.to_string("%+"),
-                prev_ts.dt.to_string("%+"),
-            ),
-        ),
-    ]
-    checked = df.select(pl.col(LINE), pl.coalesce(rules).alias("err"))
-    return checked.filter(pl.col("err").is_not_null()).unnest("err").sort(LINE)
+    ctx = df.sort(order_by).with_columns(
+        pl.col("timestamp").shift(1).over("symbol", order_by=order_by).alias("_prev_ts"),
+        # rows are in `order_by` order here, so "not the first distinct" is "a later duplicate"
+        (~pl.struct("symbol", "timestamp").is_first_distinct()).alias("_dup"),
+    )
+    masks = [mask.fill_null(False).alias(f"_m{i}") for i, (_, mask, _) in enumerate(RULES)]
+    flagged = ctx.with_columns(masks).filter(pl.any_horizontal(pl.col(r"^_m\d+$")))
+    if flagged.is_empty():
+        return pl.DataFrame(schema={LINE: pl.Int64, "field": pl.String, "reason": pl.String})
+    first_broken = pl.coalesce(
+        [
+            pl.when(pl.col(f"_m{i}")).then(pl.struct(field=pl.lit(field), reason=reason))
+            for i, (field, _, reason) in enumerate(RULES)
+        ]
+    )
+    out = flagged.select(pl.col(LINE).cast(pl.Int64), first_broken.alias("err")).unnest("err")
+    return out.sort(LINE)
 
 
 def parse_timestamps(col: pl.Expr) -> pl.Expr:
