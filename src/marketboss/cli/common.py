@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ def fmt(v: Any) -> str:
         if v != v:
             return "-"
         return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
-    if hasattr(v, "strftime"):
+    if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
+    if isinstance(v, date):
+        return v.isoformat()
     return str(v)

@@ -75,4 +75,4 @@ def fetch_bars(
         )
         .cast(BAR_DTYPES)
         .sort("timestamp", "symbol")
-    )  # type: ignore[arg-type]
+    )

@@ -13,15 +13,17 @@ TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
 LINE = "_line"
 
 #: In-memory dtypes; volume is a share count.
-BAR_DTYPES: dict[str, pl.DataType] = {
-    "timestamp": TIMESTAMP_DTYPE,
-    "symbol": pl.String(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Int64(),
-}
+BAR_DTYPES = pl.Schema(
+    {
+        "timestamp": TIMESTAMP_DTYPE,
+        "symbol": pl.String(),
+        "open": pl.Float64(),
+        "high": pl.Float64(),
+        "low": pl.Float64(),
+        "close": pl.Float64(),
+        "volume": pl.Int64(),
+    }
+)
 
 
 def _fmt(e: pl.Expr) -> pl.Expr:

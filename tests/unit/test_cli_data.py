@@ -1,0 +1,40 @@
+"""The data commands as a user runs them: a real process, stdout tables, files on disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from marketboss.data.io import read_bars
+
+
+def _mb(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "MARKETBOSS_LOG_LEVEL": "warning"}
+    cmd = [sys.executable, "-m", "marketboss", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=120)
+
+
+def test_synth_then_show_prints_one_row_per_symbol_with_session_dates(workdir: Path) -> None:
+    made = _mb(workdir, "data", "synth", "--symbols", "AAPL,SPY", "--start", "2024-07-01", "--end", "2024-07-31")
+    assert made.returncode == 0, made.stderr
+    assert "wrote 44 bars for 2 symbol(s) to data/market_data.jsonl" in made.stdout
+    assert len(read_bars(workdir / "data/market_data.jsonl")) == 44
+    shown = _mb(workdir, "data", "show")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert [r.split("│")[1].strip() for r in rows] == ["AAPL", "SPY"]
+    assert all("2024-07-01" in r and "2024-07-31" in r and "22" in r for r in rows)
+
+
+def test_skip_invalid_on_the_command_line(workdir: Path) -> None:
+    assert _mb(workdir, "data", "synth", "--symbols", "1", "--start", "2024-07-01", "--end", "2024-07-10").returncode == 0
+    path = workdir / "data/market_data.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"volume":', '"volume":-')
+    path.write_text("\n".join(lines) + "\n")
+    strict = _mb(workdir, "data", "show")
+    assert strict.returncode == 2 and "data/market_data.jsonl:3: field 'volume'" in strict.stderr
+    lenient = _mb(workdir, "data", "show", "--skip-invalid")
+    assert lenient.returncode == 0 and "skipped 1 invalid row(s)" in lenient.stderr
+    assert (workdir / "data/market_data.jsonl.rejected.jsonl").read_text().count("\n") == 1
