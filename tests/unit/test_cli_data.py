@@ -28,7 +28,9 @@ def test_synth_then_show_prints_one_row_per_symbol_with_session_dates(workdir: P
 
 
 def test_skip_invalid_on_the_command_line(workdir: Path) -> None:
-    assert _mb(workdir, "data", "synth", "--symbols", "1", "--start", "2024-07-01", "--end", "2024-07-10").returncode == 0
+    assert (
+        _mb(workdir, "data", "synth", "--symbols", "1", "--start", "2024-07-01", "--end", "2024-07-10").returncode == 0
+    )
     path = workdir / "data/market_data.jsonl"
     lines = path.read_text().splitlines()
     lines[2] = lines[2].replace('"volume":', '"volume":-')
