@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     apca_api_key_id: SecretStr | None = Field(None, validation_alias="APCA_API_KEY_ID")
     apca_api_secret_key: SecretStr | None = Field(None, validation_alias="APCA_API_SECRET_KEY")
     apca_data_url: str | None = Field(None, validation_alias="APCA_API_DATA_URL")
+    alert_urls: SecretStr | None = Field(None, validation_alias=_env("alert_urls"))
 
     @property
     def has_alpaca_credentials(self) -> bool:
@@ -42,7 +43,13 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Values that must never be printed or logged."""
-        return [s.get_secret_value() for s in (self.apca_api_key_id, self.apca_api_secret_key) if s]
+        found = [s.get_secret_value() for s in (self.apca_api_key_id, self.apca_api_secret_key) if s]
+        return found + self.alert_url_list()
+
+    def alert_url_list(self) -> list[str]:
+        """apprise URLs from MARKETBOSS_ALERT_URLS, separated by commas or spaces."""
+        raw = self.alert_urls.get_secret_value() if self.alert_urls else ""
+        return [u for u in raw.replace(",", " ").split() if u]
 
 
 @lru_cache(maxsize=1)

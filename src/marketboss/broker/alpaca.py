@@ -1,0 +1,232 @@
+"""The Broker port on alpaca-py: the same code drives Alpaca (paper or live) and the local broker.
+
+The SDK's own silent retries (429/504, three times, 3 s apart, POST included) are switched off: the
+executor retries itself, looking an order up by client_order_id before it ever sends it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from marketboss.broker.base import (
+    Account,
+    Asset,
+    AuthError,
+    BrokerError,
+    Clock,
+    DuplicateOrder,
+    NotFound,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    Position,
+    TransientError,
+)
+
+T = TypeVar("T")
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """requests has no session-wide timeout; without one a silent server hangs the executor forever."""
+
+    def __init__(self, timeout: float):
+        super().__init__(max_retries=0)
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def _f(v: Any, default: float = 0.0) -> float:
+    return default if v in (None, "") else float(v)
+
+
+def _enum(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+class AlpacaBroker:
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        base_url: str,
+        *,
+        data_url: str | None = None,
+        paper: bool = True,
+        is_local: bool = False,
+        timeout: float = 10.0,
+    ):
+        from alpaca.data.historical import StockHistoricalDataClient
+        from alpaca.trading.client import TradingClient
+
+        self.base_url = base_url.rstrip("/")
+        self.is_local = is_local
+        self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
+        self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
+        for client in (self._trading, self._data):
+            client._retry = 0  # no silent SDK retries: see the module docstring
+            adapter = _TimeoutAdapter(timeout)
+            client._session.mount("http://", adapter)
+            client._session.mount("https://", adapter)
+
+    # ------------------------------------------------------------------------------------------ errors
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return fn()
+        except APIError as exc:
+            raise _translate(what, exc) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientError(f"{what}: no answer from the broker ({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}") from None
+
+    # ------------------------------------------------------------------------------------------ reads
+    def account(self) -> Account:
+        a: Any = self._call("get account", self._trading.get_account)
+        return Account(
+            cash=_f(a.cash),
+            portfolio_value=_f(a.portfolio_value),
+            buying_power=_f(a.buying_power),
+            equity=_f(a.equity),
+            last_equity=_f(a.last_equity),
+            multiplier=_f(a.multiplier, 1.0),
+            status=_enum(a.status),
+            trading_blocked=bool(a.trading_blocked or a.account_blocked),
+        )
+
+    def clock(self) -> Clock:
+        c: Any = self._call("get clock", self._trading.get_clock)
+        return Clock(timestamp=c.timestamp, is_open=c.is_open, next_open=c.next_open, next_close=c.next_close)
+
+    def asset(self, symbol: str) -> Asset | None:
+        try:
+            a: Any = self._call(f"get asset {symbol}", lambda: self._trading.get_asset(symbol))
+        except NotFound:
+            return None
+        return Asset(
+            symbol=a.symbol,
+            tradable=bool(a.tradable),
+            shortable=bool(a.shortable),
+            fractionable=bool(a.fractionable),
+            status=_enum(a.status),
+        )
+
+    def positions(self) -> dict[str, Position]:
+        rows: Any = self._call("get positions", self._trading.get_all_positions)
+        out = {}
+        for p in rows:
+            qty = _f(p.qty)
+            if _enum(p.side) == "short" and qty > 0:
+                qty = -qty
+            out[p.symbol] = Position(p.symbol, qty, _f(p.avg_entry_price), _f(p.current_price), _f(p.market_value))
+        return out
+
+    def latest_price(self, symbol: str) -> float:
+        """Mid of the latest quote, else the latest bar's close: the price sizing and notional checks use."""
+        from alpaca.data.requests import StockLatestBarRequest, StockLatestQuoteRequest
+
+        quotes: Any = self._call(
+            f"latest quote {symbol}",
+            lambda: self._data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbol)),
+        )
+        q = quotes.get(symbol)
+        if q is not None and q.bid_price and q.ask_price and q.bid_price > 0 and q.ask_price > 0:
+            return (float(q.bid_price) + float(q.ask_price)) / 2
+        bars: Any = self._call(
+            f"latest bar {symbol}",
+            lambda: self._data.get_stock_latest_bar(StockLatestBarRequest(symbol_or_symbols=symbol)),
+        )
+        if symbol not in bars:
+            raise NotFound(f"no price for {symbol}", status=404)
+        return float(bars[symbol].close)
+
+    def get_order(self, order_id: str) -> Order:
+        return _order(self._call(f"get order {order_id}", lambda: self._trading.get_order_by_id(order_id)))
+
+    def order_by_client_id(self, client_order_id: str) -> Order | None:
+        try:
+            o = self._call(
+                f"look up order {client_order_id}", lambda: self._trading.get_order_by_client_id(client_order_id)
+            )
+        except NotFound:
+            return None
+        return _order(o)
+
+    def open_orders(self) -> list[Order]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        req = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+        rows: Any = self._call("list open orders", lambda: self._trading.get_orders(req))
+        return [_order(o) for o in rows]
+
+    # ------------------------------------------------------------------------------------------ writes
+    def submit_order(self, request: OrderRequest) -> Order:
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
+
+        common: dict[str, Any] = {
+            "symbol": request.symbol,
+            "qty": request.qty,
+            "side": OrderSide(request.side),
+            "time_in_force": TimeInForce(request.time_in_force),
+            "client_order_id": request.client_order_id,
+        }
+        req = (
+            StopOrderRequest(**common, stop_price=request.stop_price)
+            if request.type == "stop"
+            else MarketOrderRequest(**common)
+        )
+        return _order(self._call(f"submit order {request.client_order_id}", lambda: self._trading.submit_order(req)))
+
+    def cancel_order(self, order_id: str) -> None:
+        self._call(f"cancel order {order_id}", lambda: self._trading.cancel_order_by_id(order_id))
+
+    def cancel_all_orders(self) -> None:
+        self._call("cancel all orders", self._trading.cancel_orders)
+
+
+def _order(o: Any) -> Order:
+    return Order(
+        id=str(o.id),
+        client_order_id=o.client_order_id,
+        symbol=o.symbol,
+        side=_enum(o.side),  # type: ignore[arg-type]
+        qty=_f(o.qty),
+        filled_qty=_f(o.filled_qty),
+        filled_avg_price=_f(o.filled_avg_price) if o.filled_avg_price not in (None, "") else None,
+        status=_enum(o.status),
+        type=_enum(o.type or o.order_type),
+        submitted_at=o.submitted_at,
+        filled_at=o.filled_at,
+        stop_price=_f(o.stop_price) if o.stop_price not in (None, "") else None,
+    )
+
+
+def _translate(what: str, exc: Any) -> BrokerError:
+    status = exc.status_code
+    try:
+        code, message = exc.code, exc.message
+    except Exception:  # a body without {code, message}: never let the SDK's KeyError escape
+        code, message = None, str(exc)[:200]
+    text = f"{what}: HTTP {status}: {message}"
+    if status == 429 or (status is not None and status >= 500):
+        return TransientError(text, status, code)
+    if status == 401 or (status == 403 and code == 40310000 and "not authorized" in str(message).lower()):
+        return AuthError(text, status, code)
+    if status == 404:
+        return NotFound(text, status, code)
+    if status == 422 and "client_order_id" in str(message).lower() and "unique" in str(message).lower():
+        return DuplicateOrder(text, status, code)
+    if status in (403, 422):
+        return OrderRejected(text, status, code)
+    return BrokerError(text, status, code)

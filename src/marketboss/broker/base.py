@@ -1,0 +1,129 @@
+"""The Broker port: plain frozen values in, plain frozen values out, and errors that say whether to retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from marketboss.errors import MarketBossError
+
+Side = Literal["buy", "sell"]
+TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced", "stopped", "suspended"})
+
+
+@dataclass(frozen=True)
+class Account:
+    cash: float
+    portfolio_value: float
+    buying_power: float
+    equity: float
+    last_equity: float
+    multiplier: float
+    status: str
+    trading_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class Clock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True)
+class Asset:
+    symbol: str
+    tradable: bool
+    shortable: bool
+    fractionable: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    qty: float  # signed: negative is short
+    avg_entry_price: float
+    current_price: float
+    market_value: float
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    filled_qty: float
+    filled_avg_price: float | None
+    status: str
+    type: str
+    submitted_at: datetime | None
+    filled_at: datetime | None
+    stop_price: float | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    qty: float
+    side: Side
+    client_order_id: str
+    type: Literal["market", "stop"] = "market"
+    time_in_force: Literal["day", "gtc"] = "day"
+    stop_price: float | None = None
+
+
+class BrokerError(MarketBossError):
+    """A broker answered with an error (or not at all)."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class TransientError(BrokerError):
+    """429, 5xx, a timeout or a dropped connection: worth retrying (orders only after a lookup)."""
+
+
+class OrderRejected(BrokerError):
+    """403/422 for an order: buying power, shares, invalid input. Retrying will not help."""
+
+
+class DuplicateOrder(OrderRejected):
+    """422 'client_order_id must be unique': the order exists already; look it up."""
+
+
+class NotFound(BrokerError):
+    """404: no such order, position or asset."""
+
+
+class AuthError(BrokerError):
+    """401/403 on authentication: keys missing, wrong, or for the other environment (paper vs live)."""
+
+
+class Broker(Protocol):
+    """What the executor needs of a venue; AlpacaBroker implements it for Alpaca and the local broker alike."""
+
+    base_url: str
+    is_local: bool
+
+    def account(self) -> Account: ...
+    def clock(self) -> Clock: ...
+    def asset(self, symbol: str) -> Asset | None: ...
+    def positions(self) -> dict[str, Position]: ...
+    def latest_price(self, symbol: str) -> float: ...
+    def submit_order(self, request: OrderRequest) -> Order: ...
+    def get_order(self, order_id: str) -> Order: ...
+    def order_by_client_id(self, client_order_id: str) -> Order | None: ...
+    def open_orders(self) -> list[Order]: ...
+    def cancel_order(self, order_id: str) -> None: ...
+    def cancel_all_orders(self) -> None: ...

@@ -1,0 +1,71 @@
+"""`marketboss doctor`: the guide's troubleshooting as a command: what is set up, and what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from marketboss.cli.common import console
+from marketboss.config import get_settings
+from marketboss.errors import MarketBossError
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+def doctor(
+    live: bool = typer.Option(False, "--live", help="Check the live set-up instead of paper."),
+    broker_url: str = typer.Option(None, help="A running local broker to check (when no credentials are set)."),
+    signals: Path = typer.Option(None, "--signals", help="Signals file to validate (default: data/signals.jsonl)."),
+    data: Path = typer.Option(None, "--data", help="Bars file to validate (default: data/market_data.jsonl)."),
+) -> None:
+    """Check credentials, endpoint, broker, account, market clock and input files; print what to fix."""
+    from marketboss.data.io import read_bars
+    from marketboss.execution.connect import check_endpoint, connect
+    from marketboss.signals import read_signals
+
+    s = get_settings()
+    results: list[tuple[str, str, str]] = []
+
+    def check(name: str, fn: Callable[[], tuple[str, str]]) -> bool:
+        try:
+            status, detail = fn()
+        except MarketBossError as exc:
+            status, detail = FAIL, str(exc)
+        results.append((name, status, detail))
+        return status != FAIL
+
+    check(
+        "credentials",
+        lambda: (
+            (OK, "APCA_API_KEY_ID and APCA_API_SECRET_KEY are set")
+            if s.has_alpaca_credentials
+            else (WARN, "APCA_API_KEY_ID / APCA_API_SECRET_KEY not set: paper trading will use the local broker")
+        ),
+    )
+    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True)))
+    bars_path = data or s.market_data
+    check("market data", lambda: (OK, f"{bars_path}: {len(read_bars(bars_path)):,} valid bars"))
+    sig_path = signals or s.signals
+    check("signals", lambda: (OK, f"{sig_path}: {len(read_signals(sig_path)):,} valid signals"))
+    if endpoint_ok:
+        try:
+            with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path) as conn:
+                acct = conn.broker.account()
+                results.append(("broker", OK, conn.note))
+                results.append(("account", OK, f"{acct.status}, equity ${acct.equity:,.2f}, buying power "
+                                               f"${acct.buying_power:,.2f}"))  # fmt: skip
+                clock = conn.broker.clock()
+                results.append(
+                    ("market", OK if clock.is_open else WARN,
+                     "open now" if clock.is_open else f"closed; next open {clock.next_open.isoformat()}")
+                )  # fmt: skip
+        except MarketBossError as exc:
+            results.append(("broker", FAIL, str(exc)))
+    for name, status, detail in results:
+        colour = {OK: "green", WARN: "yellow", FAIL: "red"}[status]
+        console.print(f"[{colour}]{status:>4}[/] {name:<12} {detail}")
+    failed = [n for n, st, _ in results if st == FAIL]
+    if failed:
+        raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")

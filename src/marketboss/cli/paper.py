@@ -1,0 +1,103 @@
+"""`marketboss paper`: execute signals on Alpaca paper (or the local broker) with risk checks and alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from marketboss.cli.common import console, print_table
+from marketboss.config import get_settings
+from marketboss.errors import MarketBossError
+
+
+def paper(
+    signals: Path = typer.Option(None, "--signals", help="Signals JSONL (default: data/signals.jsonl)."),
+    max_trades: int = typer.Option(None, "--max-trades", help="Execute at most the first N signals."),
+    trades_output: Path = typer.Option(None, "--trades-output", help="Default: data/paper_trading_trades.jsonl."),
+    equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
+    order_interval: float = typer.Option(1.0, help="Seconds between orders (rate limiting)."),
+    fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired."),
+    poll_interval: float = typer.Option(0.5, help="Seconds between order-status polls."),
+    equity_interval: float = typer.Option(60.0, help="Seconds between equity snapshots while waiting for fills."),
+    max_position_shares: float = typer.Option(None, help="Risk: largest position in shares."),
+    max_position_pct: float = typer.Option(None, help="Risk: largest position as a fraction of equity (0.2 = 20%)."),
+    max_order_notional: float = typer.Option(None, help="Risk: largest order value in dollars."),
+    allowed_symbols: str = typer.Option(None, help="Risk: comma-separated allow-list of symbols."),
+    max_daily_loss_pct: float = typer.Option(
+        None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
+    ),
+    stop_loss_pct: float = typer.Option(None, help="Risk: protective stop order this fraction from entry."),
+    ignore_market_hours: bool = typer.Option(False, help="Send orders while the market is closed (they queue)."),
+    no_buying_power_check: bool = typer.Option(False, help="Let the broker, not us, refuse unaffordable orders."),
+    fractional: bool = typer.Option(False, help="Target-weight orders may use fractional shares."),
+    alert: list[str] = typer.Option(
+        None, "--alert", help="apprise URL (Slack, mailto, tgram, json webhook); repeatable. Env MARKETBOSS_ALERT_URLS."
+    ),
+    alert_events: str = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert."),
+    live: bool = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live."),
+    confirm_live: bool = typer.Option(
+        False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes)."
+    ),
+    broker_url: str = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765."),
+    replay: bool = typer.Option(
+        True, help="Local broker only: move its clock to each signal's next bar, so fills meet the backtest's prices."
+    ),
+    reset_kill_switch: bool = typer.Option(False, help="Trade again today after the kill switch tripped."),
+) -> None:
+    """Execute signals as market orders, verify fills, and log trades and equity (resumable: rerun to finish)."""
+    from marketboss.alerts import Alerter
+    from marketboss.execution.connect import connect
+    from marketboss.execution.executor import Executor, ExecutorConfig
+    from marketboss.execution.replay import LocalReplay
+    from marketboss.risk import RiskConfig
+
+    s = get_settings()
+    try:
+        risk = RiskConfig(
+            require_market_open=not ignore_market_hours,
+            allowed_symbols=allowed_symbols,
+            max_position_shares=max_position_shares,
+            max_position_pct=max_position_pct,
+            max_order_notional=max_order_notional,
+            check_buying_power=not no_buying_power_check,
+            max_daily_loss_pct=max_daily_loss_pct,
+            stop_loss_pct=stop_loss_pct,
+        )
+        cfg = ExecutorConfig(
+            signals=signals or s.signals,
+            trades_output=trades_output or s.paper_trades,
+            equity_output=equity_output or s.paper_equity,
+            max_trades=max_trades,
+            order_interval=order_interval,
+            fill_timeout=fill_timeout,
+            poll_interval=poll_interval,
+            equity_interval=equity_interval,
+            fractional=fractional,
+            reset_kill_switch=reset_kill_switch,
+            risk=risk,
+        )
+    except ValueError as exc:  # pydantic: name the option and the rule
+        raise MarketBossError(_first_error(exc)) from None
+    if not cfg.signals.exists():
+        raise MarketBossError(f"{cfg.signals}: file not found (generate signals first: marketboss signals generate)")
+    alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
+    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url) as conn:
+        console.print(conn.note)
+        rep = LocalReplay(conn.broker, s.market_data) if conn.mode == "local" and replay else None
+        executor = Executor(cfg, conn.broker, alerter, replay=rep)
+        try:
+            summary = executor.run()
+        finally:
+            print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
+    if summary.stopped_by:
+        raise MarketBossError(summary.stopped_by)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        e = errors()[0]
+        where = "--" + "-".join(str(p) for p in e["loc"][-1:]).replace("_", "-")
+        return f"{where}: {e['msg']}"
+    return str(exc)

@@ -1,0 +1,57 @@
+"""`marketboss reconcile`: the paper run beside a backtest of the same signals over the same window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from marketboss.cli.common import load_bars, print_table
+from marketboss.config import get_settings
+
+
+def reconcile(
+    data: Path = typer.Option(None, "--data", help="Bars (default: data/market_data.jsonl)."),
+    signals: Path = typer.Option(None, "--signals", help="Signals the paper run traded (default: data/signals.jsonl)."),
+    trades: Path = typer.Option(None, "--trades", help="Paper trades log (default: data/paper_trading_trades.jsonl)."),
+    equity: Path = typer.Option(None, "--equity", help="Paper equity log (default: data/paper_trading_equity.jsonl)."),
+    commission: float = typer.Option(0.0, help="Backtest commission, fraction of notional (Alpaca: 0)."),
+    slippage_bps: float = typer.Option(0.0, help="Backtest slippage in basis points."),
+    show_trades: int = typer.Option(10, help="How many joined fills to list (worst slippage first)."),
+) -> None:
+    """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
+    from marketboss.backtest.costs import BacktestConfig, Costs
+    from marketboss.comparison import compare_backtest_paper
+    from marketboss.execution.logs import read_paper_equity, read_paper_trades
+    from marketboss.signals import read_signals_frame
+
+    s = get_settings()
+    cmp = compare_backtest_paper(
+        load_bars(data or s.market_data),
+        read_signals_frame(signals or s.signals),
+        read_paper_trades(trades or s.paper_trades),
+        read_paper_equity(equity or s.paper_equity),
+        BacktestConfig(costs=Costs(commission=commission, slippage_bps=slippage_bps)),
+    )
+    m = cmp.summary
+    print_table(
+        "backtest vs paper (same signals, same window)",
+        ["", "backtest", "paper", "difference"],
+        [
+            ("return %", m["backtest_return_pct"], m["paper_return_pct"], m["return_difference_pct"]),
+            ("sharpe", m["backtest_sharpe"], m["paper_sharpe"], None),
+            ("max drawdown %", m["backtest_max_drawdown_pct"], m["paper_max_drawdown_pct"], None),
+            ("fills", m["backtest_fills"], m["paper_fills"], m["paper_fills"] - m["backtest_fills"]),
+            ("commissions $", m["backtest_commissions"], m["paper_commissions"], None),
+            ("avg slippage bps", None, m["avg_slippage_bps"], None),
+            ("slippage $", None, m["slippage_usd"], None),
+            ("missed in paper", None, m["missed_in_paper"], None),
+            ("daily return corr.", None, m["daily_return_correlation"], None),
+            ("status", None, m["status"], None),
+        ],
+    )
+    worst = cmp.joined.sort("slippage_usd", descending=True, nulls_last=True).head(show_trades)
+    if show_trades and worst.height:
+        cols = ["signal_id", "symbol", "bt_side", "bt_qty", "bt_price", "paper_qty", "paper_price", "slippage_bps",
+                "slippage_usd", "status"]  # fmt: skip
+        print_table("fills, worst slippage first", cols, worst.select(cols).rows())

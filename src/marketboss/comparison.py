@@ -1,0 +1,130 @@
+"""Backtest against paper, fill by fill: the same signals, joined by signal id.
+
+The backtest is re-run over the paper run's window, on the signals the paper run handled, starting from the
+paper account's first equity: so the difference that remains is execution (slippage, partial and missed
+fills, costs), not a different period or sizing. Shared by `marketboss reconcile` and the dashboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.engine import BacktestResult, run_backtest
+from marketboss.backtest.metrics import equity_metrics
+from marketboss.errors import MarketBossError
+
+
+@dataclass(frozen=True)
+class Comparison:
+    backtest: BacktestResult
+    paper: dict[str, Any]  # equity metrics of the paper account plus trade counts
+    joined: pl.DataFrame  # one row per signal: backtest fill beside paper fill, slippage in bps and dollars
+    summary: dict[str, Any]
+
+
+def compare_backtest_paper(
+    bars: pl.DataFrame,
+    signals: pl.DataFrame,
+    paper_trades: pl.DataFrame,
+    paper_equity: pl.DataFrame,
+    config: BacktestConfig | None = None,
+) -> Comparison:
+    """`signals` as read_signals_frame gives them; paper frames as execution.logs reads them."""
+    if paper_equity.height < 1 or paper_trades.height < 1:
+        raise MarketBossError("no paper trading yet: run `marketboss paper` (or scripts/run_paper_trading.py) first")
+    handled = signals.filter(pl.col("id").is_in(paper_trades["signal_id"].implode()))
+    if handled.is_empty():
+        raise MarketBossError("the paper trades log shares no signal id with the signals file")
+    start = handled["timestamp"].min()
+    end = max(paper_equity["timestamp"].max(), handled["timestamp"].max())  # type: ignore[type-var]
+    # the window, plus each symbol's next bar after it, so a signal on the window's last bar can still fill
+    after = bars.filter(pl.col("timestamp") > end).group_by("symbol").agg(pl.all().sort_by("timestamp").first())
+    window = pl.concat([bars.filter(pl.col("timestamp").is_between(start, end)), after.select(bars.columns)])
+    window = window.sort("timestamp", "symbol")
+    start_equity = float(paper_equity["portfolio_value"][0])
+    cfg = (config or BacktestConfig()).model_copy(update={"cash": start_equity})
+    bt = run_backtest(window, handled, cfg)
+    paper = _paper_metrics(paper_trades, paper_equity)
+    joined = _join(bt.fills, paper_trades)
+    slip = joined.filter(pl.col("slippage_bps").is_not_null())
+    bt_ret = float(bt.metrics["total_return_pct"])
+    summary = {
+        "backtest_return_pct": bt_ret,
+        "paper_return_pct": paper["total_return_pct"],
+        "return_difference_pct": paper["total_return_pct"] - bt_ret,
+        "backtest_sharpe": bt.metrics["sharpe"],
+        "paper_sharpe": paper["sharpe"],
+        "backtest_max_drawdown_pct": bt.metrics["max_drawdown_pct"],
+        "paper_max_drawdown_pct": paper["max_drawdown_pct"],
+        "backtest_fills": bt.fills.height,
+        "paper_fills": paper["filled_orders"],
+        "missed_in_paper": joined.filter(
+            pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)
+        ).height,
+        "avg_slippage_bps": float(slip["slippage_bps"].mean()) if slip.height else float("nan"),  # type: ignore[arg-type]
+        "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
+        "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
+        "paper_commissions": paper["commissions"],
+        "daily_return_correlation": _daily_corr(bt.equity, paper_equity),
+        "status": "✅ Positive" if paper["pnl"] >= 0 else "⚠️ Below Initial",
+    }
+    return Comparison(bt, paper, joined, summary)
+
+
+def _paper_metrics(trades: pl.DataFrame, equity: pl.DataFrame) -> dict[str, Any]:
+    m = equity_metrics(equity["timestamp"], equity["portfolio_value"].to_numpy())
+    filled = trades.filter(pl.col("qty").cast(pl.Float64).fill_null(0) > 0)
+    return {
+        **m,
+        "filled_orders": filled.height,
+        "orders_by_status": dict(trades.group_by("status").len().iter_rows()),
+        "commissions": float(trades["commission"].cast(pl.Float64).fill_null(0).sum()),
+        "last_update": equity["timestamp"].max(),
+    }
+
+
+def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
+    bt = bt_fills.group_by("signal_id").agg(
+        pl.col("symbol").first(),
+        pl.col("side").first().str.to_uppercase().alias("bt_side"),
+        pl.col("qty").sum().alias("bt_qty"),
+        ((pl.col("qty") * pl.col("price")).sum() / pl.col("qty").sum()).alias("bt_price"),
+    )
+    pp = paper.select(
+        "signal_id",
+        pl.col("symbol").alias("paper_symbol"),
+        pl.col("side").alias("paper_side"),
+        pl.col("qty").cast(pl.Float64).alias("paper_qty"),
+        pl.col("filled_price").cast(pl.Float64).alias("paper_price"),
+        "status",
+    )
+    j = bt.join(pp, on="signal_id", how="full", coalesce=True)
+    sign = pl.when(pl.coalesce("bt_side", "paper_side") == "BUY").then(1.0).otherwise(-1.0)
+    return j.with_columns(
+        pl.coalesce("symbol", "paper_symbol").alias("symbol"),
+        (sign * (pl.col("paper_price") - pl.col("bt_price")) / pl.col("bt_price") * 1e4).alias("slippage_bps"),
+        (sign * (pl.col("paper_price") - pl.col("bt_price")) * pl.col("paper_qty")).alias("slippage_usd"),
+    ).drop("paper_symbol")
+
+
+def _daily_corr(bt_equity: pl.DataFrame, paper_equity: pl.DataFrame) -> float:
+    def daily(df: pl.DataFrame, col: str) -> pl.DataFrame:
+        return (
+            df.group_by(pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("day"))
+            .agg(pl.col(col).sort_by("timestamp").last().alias(col))
+            .sort("day")
+            .with_columns(pl.col(col).pct_change().alias(f"r_{col}"))
+        )
+
+    j = daily(bt_equity, "equity").join(daily(paper_equity, "portfolio_value"), on="day").drop_nulls()
+    if j.height < 3:
+        return float("nan")
+    a, b = j["r_equity"].to_numpy(), j["r_portfolio_value"].to_numpy()
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

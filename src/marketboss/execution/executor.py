@@ -1,0 +1,453 @@
+"""Signals to orders, safely: size, check risk, submit idempotently, verify the fill, log, and resume.
+
+One signal at a time, in file order. Every broker call that can fail transiently is retried with
+exponential backoff; an order is only ever re-sent after looking up its client_order_id, so a timeout or a
+5xx after the broker accepted it cannot create a duplicate.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketboss.alerts import Alerter
+from marketboss.broker.base import (
+    Broker,
+    BrokerError,
+    DuplicateOrder,
+    NotFound,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    Side,
+    TransientError,
+)
+from marketboss.data.calendar import NY
+from marketboss.data.io import JsonlAppender
+from marketboss.errors import MarketBossError
+from marketboss.execution.journal import Intent, Journal, journal_path
+from marketboss.execution.logs import done_signal_ids, slippage_bps
+from marketboss.logging import get_logger
+from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
+from marketboss.signals import Signal, read_signals
+
+log = get_logger(__name__)
+NY_TZ = ZoneInfo(NY)
+T = TypeVar("T")
+COID_PREFIX = "mb-"
+
+
+class ExecutorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signals: Path
+    trades_output: Path
+    equity_output: Path
+    max_trades: int | None = Field(None, gt=0)
+    order_interval: float = Field(1.0, ge=0, description="seconds between orders")
+    fill_timeout: float = Field(300.0, gt=0, description="seconds to wait for a terminal status")
+    poll_interval: float = Field(0.5, gt=0)
+    equity_interval: float = Field(60.0, gt=0, description="seconds between equity snapshots while waiting")
+    max_retries: int = Field(6, ge=0)
+    backoff_base: float = Field(0.25, gt=0)
+    backoff_max: float = Field(8.0, gt=0)
+    fractional: bool = False
+    reset_kill_switch: bool = False
+    risk: RiskConfig = RiskConfig()
+
+
+class KillSwitch(MarketBossError):
+    exit_code = 3
+
+
+class Replay(Protocol):
+    """Local broker only: move its simulated clock to where a signal's order would be filled."""
+
+    def before(self, signal: Signal) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    signals: int = 0
+    already_done: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    filled_notional: float = 0.0
+    commission: float = 0.0
+    slippage_bps: list[float] = field(default_factory=list)
+    start_equity: float | None = None
+    end_equity: float | None = None
+    stopped_by: str | None = None
+
+    def as_rows(self) -> list[tuple[str, object]]:
+        avg_slip = sum(self.slippage_bps) / len(self.slippage_bps) if self.slippage_bps else None
+        ret = (
+            (self.end_equity / self.start_equity - 1) * 100
+            if self.start_equity and self.end_equity is not None
+            else None
+        )
+        rows: list[tuple[str, object]] = [
+            ("signals in this run", self.signals),
+            ("already done earlier", self.already_done),
+            *[(f"orders {k}", v) for k, v in sorted(self.statuses.items())],
+            ("filled notional $", self.filled_notional),
+            ("commission $", self.commission),
+            ("avg slippage bps", avg_slip),
+            ("equity at start $", self.start_equity),
+            ("equity at end $", self.end_equity),
+            ("return over run %", ret),
+        ]
+        if self.stopped_by:
+            rows.append(("stopped by", self.stopped_by))
+        return rows
+
+
+def client_order_id(signal_id: str) -> str:
+    return f"{COID_PREFIX}{signal_id}"[:128]
+
+
+class Executor:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        broker: Broker,
+        alerter: Alerter | None = None,
+        replay: Replay | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.cfg = config
+        self.broker = broker
+        self.alerter = alerter or Alerter([])
+        self.replay = replay
+        self.sleep = sleep
+        self.risk = RiskEngine(config.risk)
+        self.summary = RunSummary()
+        self._last_snapshot = 0.0
+
+    # ---------------------------------------------------------------------------------------- retries
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        for attempt in range(self.cfg.max_retries + 1):
+            try:
+                return fn()
+            except TransientError as exc:
+                if attempt == self.cfg.max_retries:
+                    raise
+                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+                log.warning("broker_retry", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(exc))
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
+        """Send the order at most once per client_order_id: look it up before every (re)send."""
+        for attempt in range(self.cfg.max_retries + 1):
+            if resumed or attempt > 0:
+                existing = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
+                if existing is not None:
+                    log.info("order_found_by_client_id", client_order_id=req.client_order_id, order_id=existing.id)
+                    return existing
+            try:
+                return self.broker.submit_order(req)
+            except DuplicateOrder:
+                found = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
+                if found is None:
+                    raise
+                return found
+            except TransientError as exc:
+                if attempt == self.cfg.max_retries:
+                    raise
+                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+                log.warning("submit_retry", client_order_id=req.client_order_id, attempt=attempt + 1, error=str(exc))
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # ---------------------------------------------------------------------------------------- logs
+    def _now(self) -> datetime:
+        try:
+            return self._retry("get clock", self.broker.clock).timestamp.astimezone(UTC)
+        except BrokerError:
+            return datetime.now(UTC)
+
+    def _snapshot(self, equity_log: JsonlAppender) -> None:
+        acct = self._retry("get account", self.broker.account)
+        equity_log.append(
+            {
+                "timestamp": self._now(),
+                "cash": acct.cash,
+                "portfolio_value": acct.portfolio_value,
+                "buying_power": acct.buying_power,
+                "equity_multiplier": acct.multiplier,
+            }
+        )
+        self._last_snapshot = time.monotonic()
+        if self.summary.start_equity is None:
+            self.summary.start_equity = acct.equity
+        self.summary.end_equity = acct.equity
+
+    def _record(
+        self,
+        trades_log: JsonlAppender,
+        sig: Signal,
+        status: str,
+        *,
+        order: Order | None = None,
+        side: Side | None = None,
+        requested: float = 0.0,
+        commission: float = 0.0,
+        reason: str | None = None,
+    ) -> None:
+        filled = order.filled_qty if order else 0.0
+        price = order.filled_avg_price if order and filled > 0 else None
+        side_text = (side or ("buy" if sig.action == "BUY" else "sell")).upper()
+        slip = slippage_bps(side_text, sig.price, price)
+        trades_log.append(
+            {
+                "timestamp": (order.filled_at if order and order.filled_at else self._now()),
+                "signal_timestamp": sig.timestamp,
+                "order_id": order.id if order else None,
+                "symbol": sig.symbol,
+                "side": side_text,
+                "qty": filled,
+                "filled_price": price,
+                "status": status,
+                "signal_id": sig.id,
+                "client_order_id": order.client_order_id if order else client_order_id(sig.id),
+                "expected_price": sig.price,
+                "slippage_bps": slip,
+                "commission": round(commission, 6),
+                "requested_qty": requested,
+                "reason": reason,
+            }
+        )
+        self.summary.statuses[status] += 1
+        if price is not None:
+            self.summary.filled_notional += filled * price
+            self.summary.commission += commission
+            if slip is not None:
+                self.summary.slippage_bps.append(slip)
+
+    # ---------------------------------------------------------------------------------------- run
+    def run(self) -> RunSummary:
+        signals = read_signals(self.cfg.signals)
+        if self.cfg.max_trades is not None:
+            signals = signals[: self.cfg.max_trades]
+        done = done_signal_ids(self.cfg.trades_output)
+        pending = [s for s in signals if s.id not in done]
+        self.summary.signals = len(signals)
+        self.summary.already_done = len(signals) - len(pending)
+        journal = Journal(journal_path(self.cfg.trades_output))
+        trades_log = JsonlAppender(self.cfg.trades_output)
+        equity_log = JsonlAppender(self.cfg.equity_output)
+        log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
+        try:
+            self._check_kill_switch_history(journal)
+            self._snapshot(equity_log)
+            for i, sig in enumerate(pending):
+                if i and self.cfg.order_interval and sig.id not in journal.state.intents:
+                    self.sleep(self.cfg.order_interval)
+                self._execute(sig, journal, trades_log, equity_log)
+            self._snapshot(equity_log)
+        except KillSwitch as exc:
+            self.summary.stopped_by = str(exc)
+            raise
+        except MarketBossError as exc:
+            self.summary.stopped_by = str(exc)
+            self.alerter.send("error", "paper run stopped", str(exc))
+            raise
+        finally:
+            self._send_summary()
+            journal.close()
+            trades_log.close()
+            equity_log.close()
+            self.alerter.close()
+        return self.summary
+
+    def _send_summary(self) -> None:
+        body = "\n".join(f"{k}: {v}" for k, v in self.summary.as_rows())
+        self.alerter.send("summary", "paper run summary", body)
+
+    def _check_kill_switch_history(self, journal: Journal) -> None:
+        today = self._now().astimezone(NY_TZ).date().isoformat()
+        if today in journal.state.kill_switch and not self.cfg.reset_kill_switch:
+            raise KillSwitch(
+                f"the kill switch tripped earlier today ({journal.state.kill_switch[today]}); "
+                "no orders until the next session (or pass --reset-kill-switch)"
+            )
+
+    def _trip(self, reason: str, journal: Journal) -> None:
+        log.error("kill_switch", reason=reason)
+        try:
+            self._retry("cancel all orders", self.broker.cancel_all_orders)
+        finally:
+            journal.kill(self._now().astimezone(NY_TZ).date(), reason)
+            self.alerter.send("kill_switch", "KILL SWITCH: trading stopped", reason)
+        raise KillSwitch(f"kill switch: {reason}; open orders canceled, no more orders today")
+
+    def _execute(self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender) -> None:
+        intent = journal.state.intents.get(sig.id)
+        if intent is not None:  # started before a crash: finish it, never re-decide it
+            self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
+            return
+        if self.replay is not None:
+            self.replay.before(sig)
+        acct = self._retry("get account", self.broker.account)
+        breach = self.risk.daily_loss_breached(acct)
+        if breach:
+            self._trip(breach.reason, journal)
+        positions = self._retry("get positions", self.broker.positions)
+        pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
+        price = self._retry("latest price", lambda: self.broker.latest_price(sig.symbol))
+        sized = size_order(sig, acct.equity, pos_qty, price, self.cfg.fractional)
+        if sized is None:
+            self._record(trades_log, sig, "skipped", reason="position already at target")
+            return
+        side, qty = sized
+        clock = self._retry("get clock", self.broker.clock)
+        asset = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
+        block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
+        if block is not None:
+            log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
+            self._record(trades_log, sig, "blocked", side=side, requested=qty, reason=f"{block.check}: {block.reason}")
+            self.alerter.send("rejection", f"{sig.symbol} order blocked", f"{block.check}: {block.reason}")
+            return
+        self._clear_stop(sig.symbol, journal)
+        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty)
+        journal.intent(new)
+        self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
+
+    def _finish(
+        self,
+        sig: Signal,
+        intent: Intent,
+        journal: Journal,
+        trades_log: JsonlAppender,
+        equity_log: JsonlAppender,
+        resumed: bool,
+    ) -> None:
+        cash_before = self._retry("get account", self.broker.account).cash
+        req = OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id)
+        try:
+            order = self._submit_once(req, resumed)
+        except OrderRejected as exc:
+            log.warning("order_rejected", signal_id=sig.id, error=str(exc))
+            self._record(trades_log, sig, "rejected", side=intent.side, requested=intent.qty, reason=str(exc))
+            self.alerter.send("rejection", f"{sig.symbol} order rejected", str(exc))
+            return
+        if sig.id not in journal.state.order_ids:
+            journal.submitted(sig.id, order.id)
+        order, timed_out = self._await_terminal(order, equity_log)
+        status = order.status
+        if timed_out:
+            status = "partially_filled" if order.filled_qty > 0 else "expired"
+        notional = order.filled_qty * (order.filled_avg_price or 0.0)
+        signed = notional if intent.side == "buy" else -notional
+        commission = 0.0
+        if order.filled_qty > 0 and not resumed:
+            cash_after = self._retry("get account", self.broker.account).cash
+            commission = max(0.0, round(cash_before - cash_after - signed, 6))
+        self._record(
+            trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
+        )
+        if order.filled_qty > 0:
+            log.info("order_filled", signal_id=sig.id, symbol=sig.symbol, qty=order.filled_qty,
+                     price=order.filled_avg_price, status=status)  # fmt: skip
+            self.alerter.send(
+                "fill",
+                f"{intent.side.upper()} {order.filled_qty:g} {sig.symbol} @ {order.filled_avg_price:.2f}",
+                f"status {status}, signal {sig.id}",
+            )
+            self._snapshot(equity_log)
+            self._place_stop(sig.symbol, intent.client_order_id, journal)
+        elif status in ("rejected", "canceled", "expired"):
+            self.alerter.send("rejection", f"{sig.symbol} order {status}", f"signal {sig.id}")
+
+    def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, bool]:
+        deadline = time.monotonic() + self.cfg.fill_timeout
+        seen_filled, order_id = order.filled_qty, order.id
+        while not order.is_terminal:
+            if time.monotonic() >= deadline:
+                return self._cancel_after_timeout(order), True
+            self.sleep(self.cfg.poll_interval)
+            order = self._retry("get order", lambda: self.broker.get_order(order_id))
+            if order.filled_qty > seen_filled:
+                log.info("partial_fill", order_id=order.id, filled_qty=order.filled_qty, qty=order.qty)
+                seen_filled = order.filled_qty
+            if time.monotonic() - self._last_snapshot >= self.cfg.equity_interval:
+                self._snapshot(equity_log)
+        return order, False
+
+    def _cancel_after_timeout(self, order: Order) -> Order:
+        log.warning("fill_timeout", order_id=order.id, timeout_s=self.cfg.fill_timeout, filled_qty=order.filled_qty)
+        try:
+            self._retry("cancel order", lambda: self.broker.cancel_order(order.id))
+        except (OrderRejected, NotFound) as exc:  # filled or gone in the meantime
+            log.info("cancel_not_needed", order_id=order.id, error=str(exc))
+        order_id = order.id
+        for _ in range(20):
+            order = self._retry("get order", lambda: self.broker.get_order(order_id))
+            if order.is_terminal:
+                break
+            self.sleep(self.cfg.poll_interval)
+        return order
+
+    # ---------------------------------------------------------------------------------------- stops
+    def _clear_stop(self, symbol: str, journal: Journal) -> None:
+        """Free the shares a protective stop holds before trading the symbol again."""
+        order_id = journal.state.stops.get(symbol)
+        if order_id is None:
+            return
+        try:
+            self._retry("cancel stop", lambda: self.broker.cancel_order(order_id))
+        except (OrderRejected, NotFound):
+            stop = self._retry("get stop", lambda: self.broker.get_order(order_id))
+            if stop.filled_qty > 0:
+                log.warning("stop_loss_triggered", symbol=symbol, order_id=order_id, price=stop.filled_avg_price)
+        journal.stop_cleared(symbol)
+
+    def _place_stop(self, symbol: str, parent_coid: str, journal: Journal) -> None:
+        pct = self.cfg.risk.stop_loss_pct
+        if pct is None:
+            return
+        pos = self._retry("get positions", self.broker.positions).get(symbol)
+        if pos is None or pos.qty == 0:
+            return
+        long = pos.qty > 0
+        stop_price = round(pos.avg_entry_price * (1 - pct if long else 1 + pct), 2)
+        req = OrderRequest(
+            symbol, abs(pos.qty), "sell" if long else "buy", f"{parent_coid}-sl", "stop", "gtc", stop_price
+        )
+        try:
+            stop = self._submit_once(req, resumed=True)
+        except OrderRejected as exc:
+            log.error("stop_loss_not_placed", symbol=symbol, error=str(exc))
+            self.alerter.send("error", f"stop-loss for {symbol} not placed", str(exc))
+            return
+        journal.stop_placed(symbol, stop.id)
+        log.info("stop_loss_placed", symbol=symbol, qty=abs(pos.qty), stop_price=stop_price, order_id=stop.id)
+
+
+def size_order(
+    sig: Signal, equity: float, position_qty: float, price: float, fractional: bool
+) -> tuple[Side, float] | None:
+    """The order a signal asks for now: its quantity, or the move to its target weight of current equity.
+
+    Target-weight orders never trade against the signal's action (see marketboss.signals).
+    """
+    side: Side = "buy" if sig.action == "BUY" else "sell"
+    if sig.quantity is not None:
+        return side, sig.quantity
+    assert sig.target_weight is not None
+    if price <= 0:
+        return None
+    delta = sig.target_weight * equity / price - position_qty
+    if (side == "buy" and delta <= 0) or (side == "sell" and delta >= 0):
+        return None
+    qty = round(abs(delta), 6) if fractional else float(int(abs(delta)))
+    return (side, qty) if qty > 0 else None

@@ -1,0 +1,93 @@
+"""Each risk check blocks with its reason; sizing follows the signal semantics; slippage has the right sign."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from marketboss.broker.base import Account, Asset, Clock
+from marketboss.execution.executor import size_order
+from marketboss.execution.logs import slippage_bps
+from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
+from marketboss.signals import Signal
+
+T = datetime(2024, 1, 2, 15, tzinfo=UTC)
+ACCOUNT = Account(cash=50_000, portfolio_value=100_000, buying_power=50_000, equity=100_000, last_equity=100_000,
+                  multiplier=1, status="ACTIVE")  # fmt: skip
+OPEN = Clock(T, True, T, T)
+ASSET = Asset("AAPL", tradable=True, shortable=False, fractionable=True, status="active")
+
+
+def ctx(**kw: object) -> RiskContext:
+    base: dict[str, object] = {"account": ACCOUNT, "clock": OPEN, "asset": ASSET, "position_qty": 0.0}
+    base.update(kw)
+    return RiskContext(**base)  # type: ignore[arg-type]
+
+
+BUY_100 = OrderIntent("AAPL", "buy", 100, 150.0)  # $15,000
+
+
+@pytest.mark.parametrize(
+    ("config", "intent", "context", "check"),
+    [
+        ({}, BUY_100, ctx(clock=Clock(T, False, T, T)), "market_open"),
+        ({}, BUY_100, ctx(asset=None), "tradable"),
+        ({}, BUY_100, ctx(asset=Asset("AAPL", False, False, True, "active")), "tradable"),
+        ({}, OrderIntent("AAPL", "sell", 10, 150.0), ctx(), "tradable"),  # short, not shortable
+        (
+            {},
+            OrderIntent("AAPL", "buy", 0.5, 150.0),
+            ctx(asset=Asset("AAPL", True, False, False, "active")),
+            "tradable",
+        ),
+        ({"allowed_symbols": "MSFT,spy"}, BUY_100, ctx(), "allow_list"),
+        ({"max_order_notional": 10_000}, BUY_100, ctx(), "max_order_notional"),
+        ({"max_position_shares": 120}, BUY_100, ctx(position_qty=50.0), "max_position_shares"),
+        ({"max_position_pct": 0.1}, BUY_100, ctx(), "max_position_pct"),
+        ({}, OrderIntent("AAPL", "buy", 400, 150.0), ctx(), "buying_power"),
+        ({}, BUY_100, ctx(account=Account(1, 1, 1, 1, 1, 1, "ACCOUNT_CLOSED")), "account"),
+    ],
+)
+def test_each_check_blocks_with_its_name(
+    config: dict[str, object], intent: OrderIntent, context: RiskContext, check: str
+) -> None:
+    block = RiskEngine(RiskConfig(**config)).pre_trade(intent, context)  # type: ignore[arg-type]
+    assert block is not None and block.check == check and block.reason
+
+
+def test_orders_within_limits_pass_and_reducing_a_position_is_never_blocked_by_size() -> None:
+    engine = RiskEngine(RiskConfig(max_position_shares=50, max_position_pct=0.01, allowed_symbols="aapl"))
+    assert engine.pre_trade(OrderIntent("AAPL", "sell", 100, 150.0), ctx(position_qty=200.0)) is None
+    assert RiskEngine(RiskConfig()).pre_trade(BUY_100, ctx()) is None
+    assert RiskConfig(allowed_symbols="aapl, msft").allowed_symbols == frozenset({"AAPL", "MSFT"})
+
+
+def test_daily_loss_kill_switch_threshold() -> None:
+    engine = RiskEngine(RiskConfig(max_daily_loss_pct=0.02))
+    down_1 = Account(0, 99_000, 0, 99_000, 100_000, 1, "ACTIVE")
+    down_3 = Account(0, 97_000, 0, 97_000, 100_000, 1, "ACTIVE")
+    assert engine.daily_loss_breached(down_1) is None
+    block = engine.daily_loss_breached(down_3)
+    assert block is not None and "3.00% > limit 2.00%" in block.reason
+
+
+def _sig(action: str, quantity: float | None = None, weight: float | None = None) -> Signal:
+    return Signal(id="sig-1", timestamp=T, symbol="AAPL", action=action, quantity=quantity, target_weight=weight)  # type: ignore[arg-type]
+
+
+def test_sizing_by_quantity_and_by_target_weight() -> None:
+    assert size_order(_sig("BUY", quantity=10), 100_000, 0, 150, False) == ("buy", 10)
+    assert size_order(_sig("SELL", quantity=10), 100_000, 0, 150, False) == ("sell", 10)  # may go short
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 0, 150, False) == ("buy", 133.0)  # 20,000 / 150
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 0, 150, True) == ("buy", 133.333333)
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 50, 150, False) == ("buy", 83.0)
+    assert size_order(_sig("SELL", weight=0.0), 100_000, 50, 150, False) == ("sell", 50.0)
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 200, 150, False) is None  # never against the action
+    assert size_order(_sig("SELL", weight=-0.1), 100_000, 0, 150, False) == ("sell", 66.0)
+
+
+def test_slippage_sign_is_positive_when_worse() -> None:
+    assert slippage_bps("BUY", 100.0, 100.05) == pytest.approx(5.0)
+    assert slippage_bps("SELL", 100.0, 100.05) == pytest.approx(-5.0)
+    assert slippage_bps("SELL", 100.0, None) is None
