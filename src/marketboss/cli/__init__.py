@@ -7,8 +7,12 @@ import sys
 import typer
 
 from marketboss import __version__
+from marketboss.cli.backtest import backtest as backtest_command
+from marketboss.cli.backtest import runs_app
 from marketboss.cli.common import run_guarded
 from marketboss.cli.data import app as data_app
+from marketboss.cli.signals import app as signals_app
+from marketboss.cli.strategies import app as strategies_app
 from marketboss.config import get_settings
 from marketboss.logging import configure
 
@@ -20,6 +24,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(strategies_app, name="strategies")
+app.add_typer(signals_app, name="signals")
+app.command("backtest")(backtest_command)
+app.add_typer(runs_app, name="runs")
 
 
 @app.callback()

@@ -1,0 +1,51 @@
+"""Trading costs and fill rules, validated up front; the arithmetic itself is in nb.py (one implementation)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketboss.backtest import nb
+
+
+class FillMode(StrEnum):
+    """next_open: the symbol's next bar's open (default, honest). close: the signal bar's own close, which
+    assumes the order could be placed at the very price that produced the decision: optimistic."""
+
+    NEXT_OPEN = "next_open"
+    CLOSE = "close"
+
+
+class Costs(BaseModel):
+    """Commission = commission x notional + commission_per_share x shares, at least commission_min per
+    fill. Fill price = reference price x (1 ± (slippage_bps + spread_bps / 2) / 10 000): buyers pay up,
+    sellers receive less, i.e. half the spread and the slippage on every side."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    commission: float = Field(0.0, ge=0, lt=0.1, allow_inf_nan=False)
+    commission_per_share: float = Field(0.0, ge=0, allow_inf_nan=False)
+    commission_min: float = Field(0.0, ge=0, allow_inf_nan=False)
+    slippage_bps: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False)
+    spread_bps: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False)
+
+    @property
+    def slip(self) -> float:
+        """Adverse price move per side, as a fraction."""
+        return (self.slippage_bps + self.spread_bps / 2.0) / 10_000.0
+
+    def fill_price(self, reference: float, side: int) -> float:
+        return float(nb.fill_price(reference, float(side), self.slip))
+
+    def commission_for(self, qty: float, price: float) -> float:
+        return float(nb.commission(qty, price, self.commission, self.commission_per_share, self.commission_min))
+
+
+class BacktestConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cash: float = Field(100_000.0, gt=0, allow_inf_nan=False)
+    costs: Costs = Costs()
+    fill: FillMode = FillMode.NEXT_OPEN
+    fractional: bool = Field(False, description="target-weight sizing may buy fractional shares")

@@ -1,0 +1,234 @@
+"""Performance metrics: the one implementation the CLI, the dashboard and the paper comparison all use.
+
+Conventions follow empyrical's definitions exactly (tests check agreement to 1e-9): simple per-bar returns,
+risk-free rate 0, sample standard deviation (ddof=1), Sortino's downside deviation as the root mean square of
+the negative returns over all bars, CAGR = growth ** (periods_per_year / n_returns) - 1, max drawdown against
+the running peak including the starting value. Annualisation follows the bar frequency (periods_per_year,
+from marketboss.data.stats.bars_per_year). Undefined ratios are NaN (written to JSON as null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from marketboss.backtest.nb import equity_stats
+from marketboss.data.schema import TIMESTAMP_DTYPE
+from marketboss.data.stats import bars_per_year
+
+#: (key, label) in display order: tables in the CLI, the dashboard and `runs compare` use this.
+METRICS: tuple[tuple[str, str], ...] = (
+    ("start", "Start"),
+    ("end", "End"),
+    ("initial_equity", "Initial equity $"),
+    ("final_equity", "Final equity $"),
+    ("pnl", "P&L $"),
+    ("total_return_pct", "Return %"),
+    ("buy_hold_return_pct", "Buy & hold return %"),
+    ("cagr_pct", "CAGR %"),
+    ("annual_volatility_pct", "Volatility (ann.) %"),
+    ("sharpe", "Sharpe"),
+    ("sortino", "Sortino"),
+    ("calmar", "Calmar"),
+    ("max_drawdown_pct", "Max drawdown %"),
+    ("max_drawdown_duration_days", "Max drawdown duration (days)"),
+    ("exposure_pct", "Exposure %"),
+    ("n_trades", "Trades (closed)"),
+    ("win_rate_pct", "Win rate %"),
+    ("profit_factor", "Profit factor"),
+    ("expectancy", "Expectancy $/trade"),
+    ("avg_trade_pct", "Avg trade %"),
+    ("best_trade_pct", "Best trade %"),
+    ("worst_trade_pct", "Worst trade %"),
+    ("avg_trade_duration_days", "Avg trade duration (days)"),
+    ("open_trades", "Open trades at end"),
+    ("n_fills", "Fills"),
+    ("commissions", "Commissions $"),
+    ("rejected_orders", "Rejected orders (cash)"),
+    ("unfilled_orders", "Unfilled orders"),
+)
+
+
+# ------------------------------------------------------------------------------ return-series statistics
+
+
+@dataclass(frozen=True)
+class ReturnStats:
+    """The per-bar simple returns of an equity curve (its start value first), summarised in one compiled
+    pass (nb.equity_stats); every ratio below is derived from these and nothing else."""
+
+    n: int
+    mean: float
+    std: float  # sample (ddof=1); exactly 0 when all returns are equal
+    downside: float  # root mean square of min(r, 0)
+    growth: float  # product of (1 + r)
+    max_drawdown: float  # negative fraction
+    dd_start: int  # longest underwater spell, as indices of [start value, equity...]
+    dd_end: int
+
+    @classmethod
+    def of(cls, equity: np.ndarray, initial: float) -> ReturnStats:
+        mean, std, down, growth, mdd, start, end = equity_stats(float(initial), np.ascontiguousarray(equity))
+        return cls(int(equity.shape[0]), mean, std, down, growth, mdd, int(start), int(end))
+
+    def annual_volatility(self, ppy: float) -> float:
+        return self.std * float(np.sqrt(ppy)) if self.n >= 2 else NAN
+
+    def sharpe(self, ppy: float) -> float:
+        return _ratio(self.mean, self.std) * float(np.sqrt(ppy)) if self.n >= 2 else NAN
+
+    def sortino(self, ppy: float) -> float:
+        return _ratio(self.mean * ppy, self.downside * float(np.sqrt(ppy))) if self.n >= 2 else NAN
+
+    def cagr(self, ppy: float) -> float:
+        if self.n < 1:
+            return NAN
+        with np.errstate(invalid="ignore", over="ignore"):
+            return float(np.float64(self.growth) ** (ppy / self.n) - 1.0)
+
+    def calmar(self, ppy: float) -> float:
+        if not self.max_drawdown < 0:
+            return NAN
+        out = self.cagr(ppy) / abs(self.max_drawdown)
+        return NAN if np.isinf(out) else out
+
+
+NAN = float("nan")
+
+
+def _ratio(num: float, den: float) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.divide(np.float64(num), np.float64(den)))
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def _epoch_us(timestamps: Sequence[datetime] | pl.Series | np.ndarray) -> np.ndarray:
+    if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
+        return timestamps
+    s = timestamps if isinstance(timestamps, pl.Series) else pl.Series(list(timestamps))
+    if s.dtype != TIMESTAMP_DTYPE:
+        s = s.cast(pl.Datetime("us")) if not isinstance(s.dtype, pl.Datetime) else s
+        s = s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")  # type: ignore[attr-defined]
+    return s.dt.epoch("us").to_numpy()
+
+
+def periods_per_year(ts_us: np.ndarray) -> float:
+    """The bar-frequency rule of marketboss.data.stats applied to a bare series of timestamps."""
+    ts = pl.Series("timestamp", ts_us).cast(pl.Datetime("us")).cast(TIMESTAMP_DTYPE)
+    return bars_per_year(pl.DataFrame({"timestamp": ts, "symbol": "equity"}))
+
+
+def _iso(us: int) -> str:
+    return pl.Series([us]).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")[0]
+
+
+def equity_metrics(
+    timestamps: Sequence[datetime] | pl.Series | np.ndarray,
+    equity: Sequence[float] | np.ndarray,
+    *,
+    initial: float | None = None,
+    periods_per_year: float | None = None,
+) -> dict[str, Any]:
+    """Return, risk and drawdown of an equity curve (a backtest's or the paper account's equity log).
+
+    `initial` is the starting cash, before the first timestamp (a backtest's); without it the first equity
+    value is the start (a paper equity log). `periods_per_year` defaults to the frequency of `timestamps`
+    (epoch microseconds, datetimes or a polars Datetime series).
+    """
+    eq = np.asarray(equity, dtype=np.float64)
+    ts = _epoch_us(timestamps)
+    if eq.shape[0] == 0 or eq.shape[0] != ts.shape[0]:
+        raise ValueError(f"need one equity value per timestamp ({eq.shape[0]} vs {ts.shape[0]})")
+    ppy = periods_per_year if periods_per_year is not None else _ppy_default(ts)
+    if initial is None:  # the first value is the start, not a return
+
+        def at(i: int) -> int:
+            return int(ts[i])
+
+        start_value, eq = float(eq[0]), eq[1:]
+    else:  # the start comes before the first timestamp: date it at the first bar
+
+        def at(i: int) -> int:
+            return int(ts[max(i - 1, 0)])
+
+        start_value = float(initial)
+    st = ReturnStats.of(eq, start_value)
+    final = float(eq[-1]) if eq.shape[0] else start_value
+    return {
+        "start": _iso(int(ts[0])),
+        "end": _iso(int(ts[-1])),
+        "periods": st.n,
+        "periods_per_year": float(ppy),
+        "initial_equity": start_value,
+        "final_equity": final,
+        "pnl": final - start_value,
+        "total_return_pct": (final / start_value - 1.0) * 100.0,
+        "cagr_pct": st.cagr(ppy) * 100.0,
+        "annual_volatility_pct": st.annual_volatility(ppy) * 100.0,
+        "sharpe": st.sharpe(ppy),
+        "sortino": st.sortino(ppy),
+        "calmar": st.calmar(ppy),
+        "max_drawdown_pct": st.max_drawdown * 100.0,
+        "max_drawdown_duration_bars": st.dd_end - st.dd_start,
+        "max_drawdown_duration_days": (at(st.dd_end) - at(st.dd_start)) / 86_400e6,
+    }
+
+
+def _ppy_default(ts: np.ndarray) -> float:
+    return periods_per_year(ts) if ts.shape[0] > 1 else 252.0
+
+
+def trade_metrics(
+    trades: pl.DataFrame,
+    fills: pl.DataFrame,
+    *,
+    exposure_pct: float | None = None,
+    buy_hold_return_pct: float | None = None,
+    rejected_orders: int = 0,
+    unfilled_orders: int = 0,
+) -> dict[str, Any]:
+    """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted."""
+    closed = trades.filter(pl.col("closed")) if trades.height else trades
+    pnl = closed["pnl"].to_numpy() if closed.height else np.empty(0)
+    ret = closed["return_pct"].to_numpy() if closed.height else np.empty(0)
+    wins = pnl[pnl > 0].sum()
+    losses = -pnl[pnl < 0].sum()
+    n = int(pnl.shape[0])
+    nan = float("nan")
+    return {
+        "n_trades": n,
+        "open_trades": int(trades.height - closed.height),
+        "win_rate_pct": float((pnl > 0).mean() * 100.0) if n else nan,
+        "profit_factor": _ratio(float(wins), float(losses)) if n and (losses > 0 or wins > 0) else nan,
+        "expectancy": float(pnl.mean()) if n else nan,
+        "avg_trade_pct": float(ret.mean()) if n else nan,
+        "best_trade_pct": float(ret.max()) if n else nan,
+        "worst_trade_pct": float(ret.min()) if n else nan,
+        "avg_trade_duration_days": float(closed["duration_days"].mean()) if n else nan,  # type: ignore[arg-type]
+        "n_fills": int(fills.height),
+        "commissions": float(fills["commission"].sum()) if fills.height else 0.0,
+        "exposure_pct": nan if exposure_pct is None else float(exposure_pct),
+        "buy_hold_return_pct": nan if buy_hold_return_pct is None else float(buy_hold_return_pct),
+        "rejected_orders": int(rejected_orders),
+        "unfilled_orders": int(unfilled_orders),
+    }
+
+
+def json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities are not JSON: they become null."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, float) and not np.isfinite(v):
+            out[k] = None
+        elif isinstance(v, dict):
+            out[k] = json_safe(v)
+        else:
+            out[k] = v
+    return out

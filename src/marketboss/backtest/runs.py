@@ -1,0 +1,116 @@
+"""A backtest run on disk, runs/<name>/: written atomically by the CLI, read back by `runs compare` and the
+dashboard (one loader for both).
+
+metrics.json holds the metrics flat at the top level (keys of metrics.METRICS) plus "run": how it was made.
+equity.jsonl (timestamp, cash, positions_value, equity), fills.jsonl (timestamp, signal_id, symbol, side,
+qty, price, commission, signal_timestamp), trades.jsonl (round trips), rejections.jsonl (signals that did
+not fill, with status and reason), signals.jsonl (the signals that drove the run).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from marketboss.backtest.engine import BacktestResult
+from marketboss.backtest.metrics import json_safe
+from marketboss.data.io import atomic_write_bytes
+from marketboss.data.schema import TIMESTAMP_DTYPE
+from marketboss.errors import InputError
+from marketboss.signals import write_signals
+
+METRICS_FILE = "metrics.json"
+FRAMES = ("equity", "fills", "trades", "rejections")
+_TIME_COLUMNS = ("timestamp", "signal_timestamp", "entry_time", "exit_time")
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    metrics: dict[str, Any]
+    equity: pl.DataFrame
+    fills: pl.DataFrame
+    trades: pl.DataFrame
+    rejections: pl.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def info(self) -> dict[str, Any]:
+        run = self.metrics.get("run")
+        return run if isinstance(run, dict) else {}
+
+    @classmethod
+    def from_result(cls, result: BacktestResult, path: Path, info: dict[str, Any]) -> Run:
+        metrics = {**json_safe(result.metrics), "run": info}
+        return cls(path, metrics, result.equity, result.fills, result.trades, result.rejections)
+
+
+def _jsonl_bytes(df: pl.DataFrame) -> bytes:
+    out = df.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in _TIME_COLUMNS if c in df.columns
+    )
+    buf = io.BytesIO()
+    out.write_ndjson(buf)
+    return buf.getvalue()
+
+
+def save_run(
+    result: BacktestResult, out_dir: str | Path, info: dict[str, Any], signals: pl.DataFrame | None = None
+) -> Run:
+    """Write every file of the run atomically (metrics.json last, so a complete metrics.json means a
+    complete run)."""
+    path = Path(out_dir)
+    run = Run.from_result(result, path, info)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in FRAMES:
+        atomic_write_bytes(path / f"{name}.jsonl", _jsonl_bytes(getattr(run, name)))
+    if signals is not None:
+        write_signals(path / "signals.jsonl", signals)
+    text = json.dumps(run.metrics, indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(path / METRICS_FILE, text.encode())
+    return run
+
+
+def _read_frame(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        raise InputError(path, "missing: not a complete backtest run directory")
+    if path.stat().st_size == 0:
+        return pl.DataFrame()
+    try:
+        df = pl.read_ndjson(path)
+    except Exception:
+        raise InputError(path, "not valid JSON Lines") from None
+    return df.with_columns(
+        pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", time_zone="UTC").cast(TIMESTAMP_DTYPE)
+        for c in _TIME_COLUMNS
+        if c in df.columns and df.schema[c] == pl.String
+    )
+
+
+def load_run(path: str | Path) -> Run:
+    """A run directory written by `marketboss backtest --output-dir`."""
+    p = Path(path)
+    mfile = p / METRICS_FILE
+    if not mfile.exists():
+        raise InputError(mfile, "missing: not a backtest run directory (run `marketboss backtest` first)")
+    try:
+        metrics = json.loads(mfile.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(mfile, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    if not isinstance(metrics, dict):
+        raise InputError(mfile, "expected a JSON object")
+    frames = {name: _read_frame(p / f"{name}.jsonl") for name in FRAMES}
+    return Run(p, metrics, **frames)
+
+
+def compare(runs: list[Run], keys: list[tuple[str, str]]) -> list[list[Any]]:
+    """Rows of (label, value per run) for a side-by-side table."""
+    return [[label, *[r.metrics.get(key) for r in runs]] for key, label in keys]

@@ -1,0 +1,123 @@
+"""`marketboss backtest` (signals file or strategy -> runs/<name>/) and `marketboss runs compare`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from marketboss.backtest.costs import FillMode
+from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_table
+from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
+from marketboss.config import get_settings
+from marketboss.errors import MarketBossError
+from marketboss.logging import get_logger
+
+log = get_logger(__name__)
+runs_app = typer.Typer(help="Inspect and compare backtest runs (runs/<name>/).", no_args_is_help=True)
+
+
+def backtest(
+    data: Path = typer.Option(None, "--data", help="Bars file (default: data/market_data.jsonl)."),
+    signals: Path = typer.Option(None, "--signals", help="Signals file (default: data/signals.jsonl, unless "
+                                                          "--strategy is given)."),
+    strategy: str = typer.Option(None, "--strategy", "-s", help="Generate signals in memory with this strategy "
+                                                                "instead of reading --signals."),
+    param: list[str] = ParamOpt,
+    symbols: str = SymbolsOpt,
+    cash: float = typer.Option(None, "--cash", help="Starting cash (default 100000, env MARKETBOSS_INITIAL_CASH)."),
+    commission: float = typer.Option(0.0, "--commission", help="Fraction of notional per fill, e.g. 0.001."),
+    commission_per_share: float = typer.Option(0.0, "--commission-per-share", help="$ per share per fill."),
+    commission_min: float = typer.Option(0.0, "--commission-min", help="Minimum $ commission per fill."),
+    slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Adverse fill price move, basis points."),
+    spread_bps: float = typer.Option(0.0, "--spread-bps", help="Bid-ask spread in bps (half paid per side)."),
+    fill: FillMode = typer.Option(FillMode.NEXT_OPEN, "--fill", help="next_open: next bar's open (default); "
+                                                                     "close: the signal bar's close (optimistic)."),
+    fractional: bool = typer.Option(False, "--fractional/--whole-shares", help="Target-weight sizing may buy "
+                                                                              "fractional shares."),
+    output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: runs/<strategy or signals name>."),
+    report: Path = typer.Option(None, "--report", help="Also write a self-contained interactive HTML report."),
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Backtest a signals file (the one the paper executor trades) or a strategy: prints the metrics and
+    writes metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl and signals.jsonl."""
+    from pydantic import ValidationError
+
+    from marketboss.backtest.costs import BacktestConfig, Costs
+    from marketboss.backtest.engine import run_backtest
+    from marketboss.backtest.metrics import METRICS
+    from marketboss.backtest.runs import save_run
+    from marketboss.signals import read_signals_frame
+    from marketboss.strategies import Market, create
+
+    settings = get_settings()
+    if strategy and signals:
+        raise MarketBossError("give either --signals or --strategy, not both")
+    if param and not strategy:
+        raise MarketBossError("--param needs --strategy")
+    try:
+        config = BacktestConfig(
+            cash=settings.initial_cash if cash is None else cash,
+            costs=Costs(commission=commission, commission_per_share=commission_per_share,
+                        commission_min=commission_min, slippage_bps=slippage_bps, spread_bps=spread_bps),
+            fill=fill,
+            fractional=fractional,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        opt = "--" + str(err["loc"][-1]).replace("_", "-")
+        raise MarketBossError(f"{opt}: {err['msg']}") from None
+    strat = create(strategy, param) if strategy else None
+    data_path = data or settings.market_data
+    market = Market.from_bars(filter_symbols(load_bars(data_path, skip_invalid), symbols, data_path))
+    if strat is not None:
+        sig = strat.signals(market)
+        source, name = f"strategy {strat.describe()}", strat.name
+    else:
+        sig_path = signals or settings.signals
+        sig = read_signals_frame(sig_path, skip_invalid=skip_invalid)
+        if symbols:
+            sig = sig.filter(sig["symbol"].is_in(market.symbols))
+        source, name = str(sig_path), sig_path.stem
+    result = run_backtest(market, sig, config, source=source)
+    out = output_dir or settings.runs_dir / name
+    info = {
+        "name": out.name,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": str(data_path),
+        "signals": source,
+        "strategies": sorted(s for s in sig["strategy"].unique().to_list() if s),
+        "config": config.model_dump(mode="json"),
+    }
+    run = save_run(result, out, info, signals=sig)
+    print_table(f"backtest {out.name}: {source}", ["metric", "value"],
+                [[label, run.metrics.get(key)] for key, label in METRICS])
+    m = result.metrics
+    if m["rejected_orders"] or m["unfilled_orders"]:
+        err_console.print(
+            f"[yellow]{m['rejected_orders']} order(s) rejected for insufficient cash, {m['unfilled_orders']} "
+            f"unfilled; each is listed with its reason in {out / 'rejections.jsonl'}[/]"
+        )
+    written = "metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl, signals.jsonl"
+    console.print(f"wrote {out}/{{{written}}}")
+    if report:
+        from marketboss.backtest.report import write_report
+
+        write_report(run, market, report, title=f"Backtest {out.name}: {source}")
+        console.print(f"wrote report {report}")
+    log.info("backtest_done", run=str(out), final_equity=m["final_equity"], trades=m["n_trades"])
+
+
+@runs_app.command("compare")
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run directories, e.g. runs/ma_crossover runs/momentum."),
+) -> None:
+    """Side-by-side metrics of several runs."""
+    from marketboss.backtest.metrics import METRICS
+    from marketboss.backtest.runs import compare as compare_rows
+    from marketboss.backtest.runs import load_run
+
+    loaded = [load_run(p) for p in runs]
+    keys = [(k, label) for k, label in METRICS if k not in ("start", "end")]
+    print_table("backtest runs side by side", ["metric", *[r.name for r in loaded]], compare_rows(loaded, keys))

@@ -1,0 +1,85 @@
+"""`marketboss signals ...`: turn bars into a signals file with a strategy, and inspect signals files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
+from marketboss.config import get_settings
+from marketboss.errors import MarketBossError
+from marketboss.logging import get_logger
+
+app = typer.Typer(help="Generate signals from bars with a strategy; inspect signals files.", no_args_is_help=True)
+log = get_logger(__name__)
+
+StrategyOpt = typer.Option("ma_crossover", "--strategy", "-s", help="See `marketboss strategies list`.")
+ParamOpt = typer.Option([], "--param", "-p", help="key=value, repeatable, e.g. --param fast=10 --param slow=30.")
+SymbolsOpt = typer.Option(None, "--symbols", help="Only these symbols (comma-separated); default all.")
+
+
+def filter_symbols(bars: pl.DataFrame, symbols: str | None, path: Path) -> pl.DataFrame:
+    if not symbols:
+        return bars
+    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    have = set(bars["symbol"].unique().to_list())
+    missing = [s for s in wanted if s not in have]
+    if missing:
+        raise MarketBossError(f"--symbols: {', '.join(missing)} not in {path} (it has {', '.join(sorted(have))})")
+    return bars.filter(pl.col("symbol").is_in(wanted))
+
+
+@app.command()
+def generate(
+    data: Path = typer.Option(None, "--data", help="Bars file (default: data/market_data.jsonl)."),
+    strategy: str = StrategyOpt,
+    param: list[str] = ParamOpt,
+    output: Path = typer.Option(None, "--output", "-o", help="Default: data/signals.jsonl."),
+    symbols: str = SymbolsOpt,
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Run a strategy over the bars and write one signal per change of its wanted position (atomic write).
+    The same inputs always give the same signals and ids."""
+    from marketboss.signals import write_signals
+    from marketboss.strategies import Market, create
+
+    strat = create(strategy, param)  # parameters are checked before any data is read
+    settings = get_settings()
+    path = data or settings.market_data
+    out = output or settings.signals
+    market = Market.from_bars(filter_symbols(load_bars(path, skip_invalid), symbols, path))
+    signals = strat.signals(market)
+    write_signals(out, signals)
+    counts = dict(signals.group_by("action").len().iter_rows())
+    log.info("signals_written", path=str(out), signals=signals.height, strategy=strat.describe())
+    console.print(
+        f"wrote {signals.height:,} signals ({counts.get('BUY', 0):,} BUY, {counts.get('SELL', 0):,} SELL) for "
+        f"{signals['symbol'].n_unique()} of {market.n_symbols} symbol(s) to {out}\n  strategy: {strat.describe()}"
+    )
+
+
+@app.command()
+def show(
+    signals: Path = typer.Option(None, "--signals", help="Signals file (default: data/signals.jsonl)."),
+    skip_invalid: bool = SkipInvalid,
+) -> None:
+    """Validate a signals file and summarise it per symbol."""
+    from marketboss.signals import read_signals_frame
+
+    path = signals or get_settings().signals
+    df = read_signals_frame(path, skip_invalid=skip_invalid)
+    summary = (
+        df.group_by("symbol")
+        .agg(
+            pl.len().alias("signals"),
+            (pl.col("action") == "BUY").sum().alias("buy"),
+            (pl.col("action") == "SELL").sum().alias("sell"),
+            pl.col("timestamp").min().alias("first"),
+            pl.col("timestamp").max().alias("last"),
+            pl.col("strategy").drop_nulls().unique().str.join(",").alias("strategy"),
+        )
+        .sort("symbol")
+    )
+    print_table(f"{path}: {df.height:,} valid signals", summary.columns, summary.rows())

@@ -1,0 +1,311 @@
+"""Signals: the one file that drives both the backtest and the paper executor.
+
+A line of data/signals.jsonl (ARCHITECTURE.md):
+`{"id": "sig-…", "timestamp", "symbol", "action": "BUY"|"SELL", "quantity", "strategy", "price", "target_weight"}`
+
+Semantics, shared by the backtest engine and the paper executor (both must implement exactly this):
+
+- `timestamp` is the timestamp of the bar the decision was made on (the strategy saw that bar's close and
+  nothing later). The order is placed after it: the backtest fills it at the next bar's open of that symbol
+  by default (or, optimistically, at the signal bar's close with `--fill close`).
+- With `quantity` (and `target_weight` null) the signal is an order for that many shares: BUY adds them to
+  the position, SELL subtracts them; selling more than is held goes short (long-short strategies do this).
+- With `target_weight` (and `quantity` null) the signal means "move the position in this symbol to
+  target_weight x current equity" (a fraction in [-1, 1]; negative is short). The action says the direction
+  at decision time: BUY when that increases the position, SELL when it decreases it. An executor never trades
+  against the action: if reaching the target needs the opposite side, nothing is traded.
+- `price` is the close the strategy saw at the signal bar: the expected price, for slippage measurement.
+- `id` is deterministic: the same strategy, parameters, symbol, timestamp and action always give the same id
+  (it becomes the broker's client_order_id, which joins backtest fills and paper trades). It is the first
+  8 bytes of sha256(strategy, canonical parameters JSON, symbol) mixed with the timestamp (microseconds)
+  and the action by a fixed 64-bit finaliser (splitmix64), vectorised so that a million signals get their
+  ids in milliseconds. Ids are unique within a file; writing a file with a duplicate id is refused.
+
+Reading also accepts the guide's minimal form `{"timestamp", "action", "symbol", "quantity"}`: a missing id
+is derived from the line's content (and its occurrence number among identical lines, so ids stay unique).
+Bad lines raise an InputError naming file, line and field (or, with skip_invalid, go to a rejects file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from marketboss.data.io import Rejected, default_rejects_path, read_jsonl_records, write_jsonl
+from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
+from marketboss.errors import InputError
+from marketboss.nb import hex_ids
+
+SIGNAL_FIELDS = ("id", "timestamp", "symbol", "action", "quantity", "strategy", "price", "target_weight")
+SIGNAL_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "timestamp": TIMESTAMP_DTYPE,
+    "symbol": pl.String(),
+    "action": pl.String(),
+    "quantity": pl.Float64(),
+    "strategy": pl.String(),
+    "price": pl.Float64(),
+    "target_weight": pl.Float64(),
+}
+ACTION_CODES = {"BUY": 1, "SELL": 2}
+ID_PREFIX = "sig-"
+_ID_WIDTH = len(ID_PREFIX) + 16
+
+
+class Signal(BaseModel):
+    """One validated signal; `line` is where it came from (not written back)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    timestamp: datetime
+    symbol: str = Field(min_length=1, max_length=32)
+    action: Literal["BUY", "SELL"]
+    quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
+    strategy: str | None = None
+    price: float | None = Field(None, gt=0, allow_inf_nan=False)
+    target_weight: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    line: int | None = Field(None, exclude=True)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _upper_action(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_upper(cls, v: str) -> str:
+        if v != v.strip().upper():
+            raise ValueError(f"symbol '{v}' must be upper-case without spaces")
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Signal:
+        if (self.quantity is None) == (self.target_weight is None):
+            raise ValueError("give exactly one of quantity (shares) or target_weight (fraction of equity)")
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        return _record(self.model_dump())
+
+
+# ------------------------------------------------------------------------------------------------ ids
+
+
+def canonical_params(params: Mapping[str, Any]) -> str:
+    """Parameters as sorted, compact JSON: equal parameters give equal text, hence equal ids."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def id_key(strategy: str, params_json: str, symbol: str) -> int:
+    """The per-(strategy, parameters, symbol) half of an id: 8 bytes of sha256."""
+    digest = hashlib.sha256(f"{strategy}\x1f{params_json}\x1f{symbol}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def signal_ids(keys: np.ndarray, ts_us: np.ndarray, action_codes: np.ndarray) -> pl.Series:
+    """Ids for many signals at once (keys from id_key, timestamps in epoch microseconds)."""
+    k = np.asarray(keys, dtype=np.uint64)
+    t = np.asarray(ts_us, dtype=np.int64).view(np.uint64)
+    a = np.asarray(action_codes, dtype=np.uint64)
+    h = _splitmix(k ^ _splitmix(t ^ _splitmix(a)))
+    return _hex_strings(h)
+
+
+def _hex_strings(h: np.ndarray) -> pl.Series:
+    """`sig-` + 16 hex digits per value, built as one Arrow buffer (no Python object per id)."""
+    n = len(h)
+    buf = np.empty(n * _ID_WIDTH, dtype=np.uint8)
+    hex_ids(h, np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8), buf)
+    offsets = np.arange(0, _ID_WIDTH * (n + 1), _ID_WIDTH, dtype=np.int32)
+    arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    out = pl.from_arrow(arr)
+    assert isinstance(out, pl.Series)
+    return out.alias("id")
+
+
+def epoch_us(ts: datetime) -> int:
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def signal_id(strategy: str, params: Mapping[str, Any] | str, symbol: str, timestamp: datetime, action: str) -> str:
+    """The id of one signal; the same function as the vectorised path, applied to one element."""
+    params_json = params if isinstance(params, str) else canonical_params(params)
+    key = np.array([id_key(strategy, params_json, symbol)], dtype=np.uint64)
+    ts = np.array([epoch_us(timestamp)], dtype=np.int64)
+    return str(signal_ids(key, ts, np.array([ACTION_CODES[action]]))[0])
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def _record(d: Mapping[str, Any]) -> dict[str, Any]:
+    q = d.get("quantity")
+    return {
+        "id": d["id"],
+        "timestamp": d["timestamp"],
+        "symbol": d["symbol"],
+        "action": d["action"],
+        "quantity": int(q) if q is not None and float(q).is_integer() else q,
+        "strategy": d.get("strategy"),
+        "price": d.get("price"),
+        "target_weight": d.get("target_weight"),
+    }
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or ""
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "missing"
+    return field, msg
+
+
+_PLACEHOLDER = "pending"
+
+
+def parse_signal(obj: Mapping[str, Any], path: str | Path, line: int) -> Signal:
+    """Validate one raw record (id may be missing: it is derived by the caller)."""
+    raw = dict(obj)
+    raw.pop(LINE, None)
+    if raw.get("id") is None:
+        raw["id"] = _PLACEHOLDER
+    if isinstance(raw.get("timestamp"), str) and raw["timestamp"].strip() == "":
+        raw["timestamp"] = None
+    try:
+        return Signal.model_validate({**raw, "line": line})
+    except ValidationError as exc:
+        field, msg = _first_error(exc)
+        raise InputError(path, msg, line=line, field=field or None) from None
+
+
+def read_signals(
+    path: str | Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> list[Signal]:
+    """Validated signals in file order, each with its id (derived for the guide's minimal form).
+
+    A bad line raises an InputError naming file, line and field; with skip_invalid it is dropped and recorded
+    with its reason in `rejects_path` (default `<file>.rejected.jsonl`). Duplicate ids are always an error.
+    """
+    p = Path(path)
+    out: list[Signal] = []
+    rejects: list[Rejected] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    ids: dict[str, int] = {}
+    for obj in read_jsonl_records(p, tolerate_torn_tail=False):
+        line = int(obj[LINE])
+        try:
+            sig = parse_signal(obj, p, line)
+            if sig.id == _PLACEHOLDER:
+                sig = sig.model_copy(update={"id": _derived_id(sig, seen)})
+            if sig.id in ids:
+                raise InputError(p, f"duplicate id '{sig.id}' (first on line {ids[sig.id]})", line=line, field="id")
+        except InputError as exc:
+            if not skip_invalid:
+                raise
+            rejects.append(Rejected(line, exc.field or "", exc.reason))
+            continue
+        ids[sig.id] = line
+        out.append(sig)
+    if rejects:
+        raw = p.read_bytes().split(b"\n")
+        write_jsonl(
+            rejects_path or default_rejects_path(p),
+            (
+                {"file": str(p), "line": r.line, "field": r.field, "reason": r.reason,
+                 "raw": raw[r.line - 1].decode("utf-8", "replace")}
+                for r in rejects
+            ),
+        )
+    return out
+
+
+def _derived_id(sig: Signal, seen: dict[tuple[Any, ...], int]) -> str:
+    """Minimal-form lines: id from content, plus the occurrence number so identical lines differ."""
+    content = (sig.strategy, sig.symbol, sig.timestamp, sig.action, sig.quantity, sig.target_weight)
+    n = seen.get(content, 0)
+    seen[content] = n + 1
+    params = {"quantity": sig.quantity, "target_weight": sig.target_weight, "occurrence": n}
+    return signal_id(sig.strategy or "", params, sig.symbol, sig.timestamp, sig.action)
+
+
+def signals_to_frame(signals: Sequence[Signal]) -> pl.DataFrame:
+    """Columnar signals (SIGNAL_SCHEMA, plus `_line` when known), as the engine consumes them."""
+    cols: dict[str, list[Any]] = {f: [] for f in (*SIGNAL_FIELDS, LINE)}
+    for s in signals:
+        for f in SIGNAL_FIELDS:
+            cols[f].append(getattr(s, f))
+        cols[LINE].append(s.line)
+    return pl.DataFrame(cols, schema={**SIGNAL_SCHEMA, LINE: pl.Int64()})
+
+
+def read_signals_frame(
+    path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None
+) -> pl.DataFrame:
+    return signals_to_frame(read_signals(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
+
+
+def frame_to_signals(df: pl.DataFrame) -> list[Signal]:
+    return [Signal.model_validate(r) for r in df.select(SIGNAL_FIELDS).iter_rows(named=True)]
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) -> int:
+    """Atomically write signals as JSON Lines in the contract's field order; refuses duplicate ids."""
+    df = signals if isinstance(signals, pl.DataFrame) else signals_to_frame(signals)
+    dup = df.filter(pl.col("id").is_duplicated())
+    if dup.height:
+        raise InputError(path, f"refusing to write duplicate signal id '{dup['id'][0]}'", field="id")
+    rows = df.select(SIGNAL_FIELDS).with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
+    )
+    return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
+
+
+__all__ = [
+    "ACTION_CODES",
+    "SIGNAL_FIELDS",
+    "SIGNAL_SCHEMA",
+    "Signal",
+    "canonical_params",
+    "epoch_us",
+    "frame_to_signals",
+    "id_key",
+    "parse_signal",
+    "read_signals",
+    "read_signals_frame",
+    "signal_id",
+    "signal_ids",
+    "signals_to_frame",
+    "write_signals",
+]

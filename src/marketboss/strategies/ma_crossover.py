@@ -1,0 +1,39 @@
+"""Moving-average crossover, the guide's default: long while the fast average is above the slow one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from marketboss.strategies.base import Strategy, StrategyParams
+from marketboss.strategies.market import SymbolBars
+from marketboss.strategies.nb import ma_cross
+from marketboss.strategies.registry import register
+
+
+class MACrossoverParams(StrategyParams):
+    fast: int = Field(10, ge=1, description="fast average length (bars)")
+    slow: int = Field(30, ge=2, description="slow average length (bars)")
+    ma: Literal["sma", "ema"] = Field("sma", description="simple or exponential averages")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MACrossoverParams:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be below slow ({self.slow})")
+        return self
+
+
+@register
+class MACrossover(Strategy[MACrossoverParams]):
+    """Enters on a cross (never mid-trend at the start): long when fast crosses above slow, out (or short)
+    when it crosses below."""
+
+    name = "ma_crossover"
+    summary = "fast/slow moving-average crossover (sma or ema)"
+    params_model = MACrossoverParams
+
+    def exposure(self, bars: SymbolBars) -> np.ndarray:
+        p = self.params
+        return ma_cross(bars.close, p.fast, p.slow, p.ma == "ema", np.empty(len(bars)))

@@ -1,0 +1,126 @@
+"""Bars as dense (time x symbol) arrays: what strategies and the backtest kernel read.
+
+Built once per data set and reused by every strategy and backtest on it (parameter sweeps included).
+A symbol without a bar at a time holds NaN there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+
+from marketboss.data.schema import TIMESTAMP_DTYPE
+from marketboss.data.stats import bars_per_year
+from marketboss.errors import MarketBossError
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class SymbolBars:
+    """One symbol's own bars, in time order; `rows` are their indices in the market's time axis."""
+
+    symbol: str
+    rows: np.ndarray
+    times: np.ndarray  # epoch microseconds, UTC
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Market:
+    symbols: tuple[str, ...]
+    times: np.ndarray  # (T,) epoch microseconds, UTC, strictly increasing
+    open: np.ndarray  # (T, S)
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    bars_per_year: float
+
+    @classmethod
+    def from_bars(cls, bars: pl.DataFrame) -> Market:
+        """Dense arrays from validated bars (marketboss.data.io.read_bars' frame)."""
+        if bars.is_empty():
+            raise MarketBossError("no bars: the data file is empty (after filtering)")
+        if not bars["timestamp"].is_sorted():
+            bars = bars.sort("timestamp", "symbol")
+        symbols = tuple(bars["symbol"].unique().sort().to_list())
+        sidx = bars["symbol"].cast(pl.Enum(symbols)).to_physical().to_numpy().astype(np.intp)
+        ts = bars["timestamp"].dt.epoch("us").to_numpy()
+        n = ts.shape[0]
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(ts[1:], ts[:-1], out=new[1:])
+        if len(symbols) > 1:
+            same = ~new[1:] & (sidx[1:] == sidx[:-1])
+            if same.any():
+                i = int(np.flatnonzero(same)[0]) + 1
+                raise MarketBossError(f"duplicate bar for {symbols[sidx[i]]} at row {i + 1}")
+        elif not new[1:].all():
+            raise MarketBossError("duplicate or unsorted bars: timestamps must increase per symbol")
+        tidx = np.cumsum(new) - 1
+        times = ts[new]
+        shape = (times.shape[0], len(symbols))
+        arrays = {}
+        for f in FIELDS:
+            values = bars[f].cast(pl.Float64).to_numpy()
+            if len(symbols) == 1:
+                arrays[f] = values.reshape(-1, 1)
+                continue
+            a = np.full(shape, np.nan)
+            a[tidx, sidx] = values
+            arrays[f] = a
+        return cls(symbols, times, bars_per_year=bars_per_year(bars), **arrays)
+
+    @property
+    def n_times(self) -> int:
+        return int(self.times.shape[0])
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    @cached_property
+    def _rows(self) -> list[np.ndarray]:
+        present = ~np.isnan(self.close)
+        return [
+            np.arange(self.n_times) if present[:, s].all() else np.flatnonzero(present[:, s])
+            for s in range(self.n_symbols)
+        ]
+
+    def rows(self, s: int) -> np.ndarray:
+        return self._rows[s]
+
+    def symbol_bars(self, s: int) -> SymbolBars:
+        r = self.rows(s)
+        full = r.shape[0] == self.n_times
+
+        def col(a: np.ndarray) -> np.ndarray:
+            if full:  # a view when there is one symbol, else one contiguous copy
+                return np.ascontiguousarray(a[:, s])
+            return a[r, s]
+
+        return SymbolBars(
+            self.symbols[s], r, self.times if full else self.times[r], col(self.open), col(self.high),
+            col(self.low), col(self.close), col(self.volume),
+        )
+
+    def is_full(self, s: int) -> bool:
+        """True when the symbol has a bar at every time of the market."""
+        return self.rows(s).shape[0] == self.n_times
+
+    def timestamps(self) -> pl.Series:
+        return pl.Series("timestamp", self.times).cast(pl.Datetime("us")).cast(TIMESTAMP_DTYPE)
+
+    def symbol_index(self, symbol: str) -> int:
+        return self.symbols.index(symbol)

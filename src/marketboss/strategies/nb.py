@@ -1,0 +1,196 @@
+"""Compiled indicator loops and state machines for the built-in strategies (numba).
+
+Every function is causal: output[t] reads input[0..t] only, which the no-look-ahead tests check.
+Warm-up bars are NaN ("no opinion yet"). Outputs as long as the input are written into `out`, allocated by
+the caller with numpy: numpy's large allocations get huge pages, numba's do not, and first-touch page
+faults would otherwise cost more than the loops themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def ma_cross(x: np.ndarray, fast: int, slow: int, use_ema: bool, out: np.ndarray) -> np.ndarray:
+    # pragma: no cover - compiled
+    """+1 while the fast average is above the slow one, -1 while below; NaN until the first actual cross, so
+    a position is never entered mid-trend at the start. Simple averages are running sums over the window;
+    exponential ones use alpha 2/(n+1), seeded by the simple mean of the first n values. One pass, no
+    intermediate arrays."""
+    m = x.shape[0]
+    af = 2.0 / (fast + 1.0)
+    asl = 2.0 / (slow + 1.0)
+    inv_f = 1.0 / fast
+    inv_s = 1.0 / slow
+    sf = 0.0
+    ss = 0.0
+    ef = 0.0
+    es = 0.0
+    prev = 0.0
+    crossed = False
+    for i in range(m):
+        out[i] = np.nan
+        v = x[i]
+        sf += v
+        ss += v
+        if i >= fast:
+            sf -= x[i - fast]
+        if i >= slow:
+            ss -= x[i - slow]
+        if use_ema:
+            if i == fast - 1:
+                ef = sf / fast
+            elif i >= fast:
+                ef += af * (v - ef)
+            if i == slow - 1:
+                es = ss / slow
+            elif i >= slow:
+                es += asl * (v - es)
+        if i < slow - 1:
+            continue
+        d = (ef - es) if use_ema else (sf * inv_f - ss * inv_s)
+        s = 1.0 if d > 0 else (-1.0 if d < 0 else prev)
+        if prev != 0.0 and s != prev:
+            crossed = True
+        if crossed:
+            out[i] = s
+        prev = s
+    return out
+
+
+@njit(cache=True)
+def rolling_zscore(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """(x - mean) / std over the last n values (population std, two-pass per window for accuracy)."""
+    out[: n - 1] = np.nan
+    for i in range(n - 1, x.shape[0]):
+        m = 0.0
+        for j in range(i - n + 1, i + 1):
+            m += x[j]
+        m /= n
+        v = 0.0
+        for j in range(i - n + 1, i + 1):
+            d = x[j] - m
+            v += d * d
+        sd = np.sqrt(v / n)
+        out[i] = (x[i] - m) / sd if sd > 0.0 else 0.0
+    return out
+
+
+@njit(cache=True)
+def prior_extreme(x: np.ndarray, n: int, highest: bool, out: np.ndarray) -> np.ndarray:
+    # pragma: no cover - compiled
+    """Max (or min) of the n values before t (excluding t), with a monotonic deque: O(len)."""
+    m = x.shape[0]
+    out[:n] = np.nan
+    dq = np.empty(m, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(m):
+        if i >= n:
+            out[i] = x[dq[head]]
+        # push x[i] for the windows of later bars
+        while tail > head and ((x[dq[tail - 1]] <= x[i]) if highest else (x[dq[tail - 1]] >= x[i])):
+            tail -= 1
+        dq[tail] = i
+        tail += 1
+        if dq[head] <= i - n:
+            head += 1
+    return out
+
+
+@njit(cache=True)
+def rsi(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Wilder's RSI: averages of gains and losses seeded by their simple mean over the first n changes."""
+    m = x.shape[0]
+    out[: n + 1] = np.nan
+    if m <= n:
+        return out
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, n + 1):
+        d = x[i] - x[i - 1]
+        if d > 0:
+            gain += d
+        else:
+            loss -= d
+    gain /= n
+    loss /= n
+    out[n] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    for i in range(n + 1, m):
+        d = x[i] - x[i - 1]
+        gain = (gain * (n - 1) + (d if d > 0 else 0.0)) / n
+        loss = (loss * (n - 1) + (-d if d < 0 else 0.0)) / n
+        out[i] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    return out
+
+
+@njit(cache=True)
+def band_state(
+    x: np.ndarray, long_in: float, long_out: float, short_in: float, short_out: float, out: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Hysteresis: long when x < long_in until x >= long_out; short when x > short_in until x <= short_out."""
+    m = x.shape[0]
+    state = 0.0
+    for i in range(m):
+        v = x[i]
+        out[i] = np.nan
+        if np.isnan(v):
+            continue
+        if (state > 0 and v >= long_out) or (state < 0 and v <= short_out):
+            state = 0.0
+        if state == 0.0:
+            if v < long_in:
+                state = 1.0
+            elif v > short_in:
+                state = -1.0
+        out[i] = state
+    return out
+
+
+@njit(cache=True)
+def breakout_state(
+    close: np.ndarray, entry_hi: np.ndarray, entry_lo: np.ndarray, exit_hi: np.ndarray, exit_lo: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Donchian breakout: long above the prior entry-window high until below the prior exit-window low;
+    short below the prior entry-window low until above the prior exit-window high."""
+    m = close.shape[0]
+    state = 0.0
+    for i in range(m):
+        out[i] = np.nan
+        if np.isnan(entry_hi[i]) or np.isnan(exit_lo[i]):
+            continue
+        c = close[i]
+        if (state > 0 and c < exit_lo[i]) or (state < 0 and c > exit_hi[i]):
+            state = 0.0
+        if state == 0.0:
+            if c > entry_hi[i]:
+                state = 1.0
+            elif c < entry_lo[i]:
+                state = -1.0
+        out[i] = state
+    return out
+
+
+@njit(cache=True)
+def state_changes(
+    exposure: np.ndarray, lo: float, hi: float, idx: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> int:  # pragma: no cover - compiled
+    """Bars where the held state changes: NaN keeps the previous state (start flat), clipped to [lo, hi].
+    Writes (bar index, previous state, new state) of each change into the caller's buffers (as long as
+    `exposure`; pages never written are never touched) and returns how many there are."""
+    k = 0
+    state = 0.0
+    for i in range(exposure.shape[0]):
+        v = exposure[i]
+        if not np.isnan(v):
+            v = min(max(v, lo), hi)
+            if v != state:
+                idx[k] = i
+                before[k] = state
+                after[k] = v
+                k += 1
+                state = v
+    return k

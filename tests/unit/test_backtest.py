@@ -1,0 +1,272 @@
+"""The backtest engine: exact accounting on hand-made bars, honest fills, rejections, and properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
+from marketboss.errors import InputError
+from marketboss.signals import SIGNAL_SCHEMA
+from marketboss.strategies import Market, create
+
+T0 = np.datetime64("2024-01-02T05:00", "us")
+DAY = np.timedelta64(1, "D")
+
+
+def make_bars(
+    prices: dict[str, list[tuple[float, float]]], missing: dict[str, list[int]] | None = None
+) -> pl.DataFrame:
+    """Daily bars from (open, close) pairs per symbol; `missing` drops some bar indices of a symbol."""
+    rows = []
+    for sym, oc in prices.items():
+        for i, (o, c) in enumerate(oc):
+            if missing and i in missing.get(sym, []):
+                continue
+            rows.append({"timestamp": (T0 + i * DAY).item(), "symbol": sym, "open": o, "high": max(o, c) * 1.01,
+                         "low": min(o, c) * 0.99, "close": c, "volume": 1000})
+    return pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.replace_time_zone("UTC")).sort("timestamp", "symbol")
+
+
+def make_signals(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """Signals at bar indices: {"t": 0, "symbol", "action", "quantity" | "target_weight"}."""
+    out = []
+    for k, r in enumerate(rows):
+        out.append({"id": f"sig-{k:04d}", "timestamp": (T0 + int(r["t"]) * DAY).item(),  # type: ignore[call-overload]
+                    "symbol": r["symbol"], "action": r["action"], "quantity": r.get("quantity"),
+                    "strategy": "test", "price": None, "target_weight": r.get("target_weight")})
+    df = pl.DataFrame(out, schema={k: (pl.Datetime("us") if k == "timestamp" else v) for k, v in SIGNAL_SCHEMA.items()})
+    return df.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+
+
+AAPL = [(100.0, 101.0), (102.0, 104.0), (103.0, 99.0), (98.0, 97.0), (96.0, 105.0)]
+
+
+def test_a_round_trip_is_accounted_to_the_cent() -> None:
+    costs = Costs(commission=0.001, commission_per_share=0.01, commission_min=1.0, slippage_bps=10, spread_bps=4)
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10},
+                        {"t": 2, "symbol": "AAPL", "action": "SELL", "quantity": 10}])
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=10_000, costs=costs))
+    slip = (10 + 4 / 2) / 10_000
+    buy_px = 102.0 * (1 + slip)  # next bar's open, moved against the buyer
+    buy_comm = max(0.001 * 10 * buy_px + 0.01 * 10, 1.0)
+    sell_px = 98.0 * (1 - slip)
+    sell_comm = max(0.001 * 10 * sell_px + 0.01 * 10, 1.0)
+    f = res.fills
+    assert f["signal_id"].to_list() == ["sig-0000", "sig-0001"]
+    assert f["timestamp"].dt.replace_time_zone(None).to_list() == [(T0 + DAY).item(), (T0 + 3 * DAY).item()]
+    assert f["price"].to_list() == pytest.approx([buy_px, sell_px], rel=1e-15)
+    assert f["commission"].to_list() == pytest.approx([buy_comm, sell_comm], rel=1e-15)
+    cash_in = 10_000 - 10 * buy_px - buy_comm
+    eq = res.equity
+    assert eq["cash"].to_list() == pytest.approx([10_000, cash_in, cash_in, cash_in + 10 * sell_px - sell_comm,
+                                                  cash_in + 10 * sell_px - sell_comm])
+    assert eq["positions_value"].to_list() == pytest.approx([0, 10 * 104.0, 10 * 99.0, 0, 0])
+    t = res.trades.row(0, named=True)
+    pnl = 10 * (sell_px - buy_px) - buy_comm - sell_comm
+    assert (t["side"], t["qty"], t["closed"], t["bars"]) == ("LONG", 10.0, True, 2)
+    assert t["pnl"] == pytest.approx(pnl)
+    assert t["return_pct"] == pytest.approx(pnl / (10 * buy_px) * 100)
+    assert (t["entry_signal_id"], t["exit_signal_id"]) == ("sig-0000", "sig-0001")
+    assert res.metrics["final_equity"] == pytest.approx(10_000 + pnl)
+    assert res.metrics["commissions"] == pytest.approx(buy_comm + sell_comm)
+    assert res.metrics["exposure_pct"] == pytest.approx(40.0)  # held at the close of bars 1 and 2
+
+
+def test_fill_at_close_is_the_signal_bars_close() -> None:
+    sig = make_signals([{"t": 1, "symbol": "AAPL", "action": "BUY", "quantity": 5}])
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=1_000, fill=FillMode.CLOSE))
+    assert res.fills["price"].to_list() == [104.0]
+    assert res.equity["equity"].to_list() == pytest.approx([1000, 1000, 1000 - 25, 1000 - 35, 1000 + 5])
+
+
+def test_orders_cash_cannot_cover_are_rejected_whole_and_reported() -> None:
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10},
+                        {"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 1},
+                        {"t": 4, "symbol": "AAPL", "action": "SELL", "quantity": 1}])
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=500))
+    assert res.orders["status"].to_list() == ["rejected", "filled", "expired"]
+    assert res.rejections["reason"].to_list() == ["insufficient cash", "no later bar of the symbol to fill at"]
+    assert res.fills["qty"].to_list() == [1.0]  # never resized to what cash allows
+    assert (res.metrics["rejected_orders"], res.metrics["unfilled_orders"]) == (1, 1)
+    assert res.equity["cash"].min() >= 0
+
+
+def test_target_weights_size_against_equity_at_the_fill_bars_open() -> None:
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(50.0, 50.0), (50.0, 51.0), (52.0, 52.0), (53.0, 53.0), (54.0, 54.0)]})
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "target_weight": 0.5},
+                        {"t": 1, "symbol": "MSFT", "action": "BUY", "target_weight": 0.25},
+                        {"t": 2, "symbol": "AAPL", "action": "SELL", "target_weight": 0.0},
+                        {"t": 3, "symbol": "MSFT", "action": "BUY", "target_weight": 0.1}])
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+    aapl = int(0.5 * 10_000 / 102.0)  # 49 whole shares at bar 1's open
+    equity_bar2 = 10_000 - aapl * 102.0 + aapl * 103.0  # AAPL marked at bar 2's open, before the fill
+    msft = int(0.25 * equity_bar2 / 52.0)
+    assert res.fills["qty"].to_list() == [aapl, msft, aapl]
+    assert res.orders["status"].to_list() == ["filled", "filled", "filled", "skipped"]  # BUY that would sell
+    frac = run_backtest(bars, sig, BacktestConfig(cash=10_000, fractional=True))
+    assert frac.fills["qty"][0] == pytest.approx(0.5 * 10_000 / 102.0)
+
+
+def test_short_positions_and_flips_are_matched_fifo() -> None:
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": 10},
+                        {"t": 1, "symbol": "AAPL", "action": "BUY", "quantity": 15},
+                        {"t": 2, "symbol": "AAPL", "action": "SELL", "quantity": 5}])
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=1_000))
+    tr = res.trades
+    assert tr["side"].to_list() == ["SHORT", "LONG"]
+    assert tr["qty"].to_list() == [10.0, 5.0]
+    assert tr["pnl"].to_list() == pytest.approx([10 * (102.0 - 103.0), 5 * (98.0 - 103.0)])
+    assert res.equity["positions_value"].to_list() == pytest.approx([0, -1040, 495, 0, 0])
+
+
+def test_open_positions_at_the_end_are_marked_and_flagged() -> None:
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 2}])
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=1_000))
+    t = res.trades.row(0, named=True)
+    assert (t["closed"], t["exit_price"], t["exit_signal_id"]) == (False, 105.0, None)
+    assert res.metrics["n_trades"] == 0 and res.metrics["open_trades"] == 1
+
+
+def test_a_symbol_without_a_bar_fills_at_its_next_bar_and_keeps_its_last_close() -> None:
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(50.0, 51.0)] * 5}, missing={"AAPL": [1, 2]})
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 1}])
+    res = run_backtest(bars, sig, BacktestConfig(cash=1_000))
+    assert res.fills["timestamp"].dt.replace_time_zone(None).to_list() == [(T0 + 3 * DAY).item()]
+    close_sig = make_signals([{"t": 1, "symbol": "AAPL", "action": "BUY", "quantity": 1}])
+    res2 = run_backtest(bars, close_sig, BacktestConfig(cash=1_000, fill=FillMode.CLOSE))
+    assert res2.orders["status"].to_list() == ["no_bar"]
+
+
+def test_unknown_symbols_name_the_signal_line() -> None:
+    sig = make_signals([{"t": 0, "symbol": "ZZZ", "action": "BUY", "quantity": 1}]).with_columns(
+        pl.lit(7).alias("_line"))
+    with pytest.raises(InputError, match=r"signals.jsonl:7: field 'symbol': symbol 'ZZZ' has no bars"):
+        run_backtest(make_bars({"AAPL": AAPL}), sig, source="signals.jsonl")
+
+
+def test_strategy_and_its_signals_file_give_the_same_backtest(daily_bars: pl.DataFrame) -> None:
+    market = Market.from_bars(daily_bars)
+    cfg = BacktestConfig(costs=Costs(commission=0.001, slippage_bps=2))
+    res, sig = run_strategy(market, create("ma_crossover", []), cfg)
+    again = run_backtest(market, sig.reverse(), cfg)  # time order counts, not file order
+    assert again.equity.equals(res.equity)
+    assert again.fills.sort("timestamp", "symbol").equals(res.fills.sort("timestamp", "symbol"))
+    assert res.metrics["n_fills"] == sig.height > 20
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+
+@dataclass
+class Case:
+    bars: pl.DataFrame
+    signals: pl.DataFrame
+    n_bars: int
+
+
+@st.composite
+def cases(draw: st.DrawFn, weights: bool = True) -> Case:
+    n_sym = draw(st.integers(1, 3))
+    n = draw(st.integers(3, 30))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    prices: dict[str, list[tuple[float, float]]] = {}
+    missing: dict[str, list[int]] = {}
+    for s in range(n_sym):
+        c = 50 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))
+        o = c * np.exp(rng.normal(0, 0.01, n))
+        prices[f"S{s}"] = list(zip(o.round(4).tolist(), c.round(4).tolist(), strict=True))
+        missing[f"S{s}"] = sorted(set(rng.integers(1, n, size=draw(st.integers(0, n // 3))).tolist()))
+    sigs = []
+    for _ in range(draw(st.integers(0, 25))):
+        sym = f"S{draw(st.integers(0, n_sym - 1))}"
+        row: dict[str, object] = {"t": draw(st.integers(0, n - 1)), "symbol": sym,
+                                  "action": draw(st.sampled_from(["BUY", "SELL"]))}
+        if weights and draw(st.booleans()):
+            w = draw(st.floats(0, 0.6))
+            row["target_weight"] = w if row["action"] == "BUY" else -w * draw(st.sampled_from([0, 1]))
+        else:
+            row["quantity"] = draw(st.sampled_from([1, 3, 10, 2.5]))
+        sigs.append(row)
+    sigs.sort(key=lambda r: r["t"])  # type: ignore[arg-type, return-value]
+    return Case(make_bars(prices, missing), make_signals(sigs), n)
+
+
+def _positions_value(case: Case, res_fills: pl.DataFrame) -> np.ndarray:
+    """Independent mark-to-market: positions from the fills, times each symbol's last close."""
+    market = Market.from_bars(case.bars)
+    pos = np.zeros((market.n_times, market.n_symbols))
+    fill_t = np.searchsorted(market.times, res_fills["timestamp"].dt.epoch("us").to_numpy())
+    for (sym, side, qty), t in zip(res_fills.select("symbol", "side", "qty").iter_rows(), fill_t, strict=True):
+        pos[t:, market.symbol_index(sym)] += qty if side == "BUY" else -qty
+    last = pl.DataFrame(market.close).fill_null(strategy="forward").fill_nan(None).fill_null(strategy="forward")
+    closes = np.nan_to_num(last.to_numpy())
+    return (pos * closes).sum(axis=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(), at_close=st.booleans(), commission=st.sampled_from([0.0, 0.002]))
+def test_equity_is_cash_plus_marked_positions_at_every_bar(case: Case, at_close: bool, commission: float) -> None:
+    cfg = BacktestConfig(cash=2_000, fill=FillMode.CLOSE if at_close else FillMode.NEXT_OPEN,
+                         costs=Costs(commission=commission, slippage_bps=5))
+    res = run_backtest(case.bars, case.signals, cfg)
+    eq = res.equity
+    np.testing.assert_allclose(eq["equity"], eq["cash"] + eq["positions_value"], rtol=1e-12)
+    np.testing.assert_allclose(eq["positions_value"], _positions_value(case, res.fills), rtol=1e-9, atol=1e-7)
+    # cash moves only by fills: start cash minus what they cost
+    signed = pl.when(pl.col("side") == "BUY").then(pl.col("qty")).otherwise(-pl.col("qty"))
+    f = res.fills.with_columns(signed.alias("q"))
+    spent = (f["q"] * f["price"] + f["commission"]).sum()
+    assert eq["cash"][-1] == pytest.approx(2_000 - spent, rel=1e-9, abs=1e-7)
+    assert eq["cash"].min() >= -1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(), cut=st.floats(0, 1), seed=st.integers(0, 2**31), at_close=st.booleans())
+def test_changing_bars_after_t_never_changes_equity_up_to_t(case: Case, cut: float, seed: int, at_close: bool) -> None:
+    cfg = BacktestConfig(cash=2_000, fill=FillMode.CLOSE if at_close else FillMode.NEXT_OPEN,
+                         costs=Costs(commission=0.001))
+    times = case.bars["timestamp"].unique().sort()
+    t = times[int(cut * (len(times) - 1))]
+    factor = pl.Series(np.exp(np.random.default_rng(seed).normal(0, 0.3, case.bars.height)))
+    later = pl.col("timestamp") > t
+    changed = case.bars.with_columns(
+        pl.when(later).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")
+    )
+    a = run_backtest(case.bars, case.signals, cfg)
+    b = run_backtest(changed, case.signals, cfg)
+    upto = pl.col("timestamp") <= t
+    assert a.equity.filter(upto).equals(b.equity.filter(upto))
+    assert a.fills.filter(upto).equals(b.fills.filter(upto))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(weights=False), commission=st.floats(0, 0.01), per_share=st.floats(0, 0.05),
+       minimum=st.floats(0, 2), slippage=st.floats(0, 50), spread=st.floats(0, 20), at_close=st.booleans())
+def test_adding_costs_never_improves_the_result(
+    case: Case, commission: float, per_share: float, minimum: float, slippage: float, spread: float, at_close: bool
+) -> None:
+    """Same orders (quantity signals, cash to spare so nothing is rejected): costs only ever take away."""
+    fill = FillMode.CLOSE if at_close else FillMode.NEXT_OPEN
+    free = run_backtest(case.bars, case.signals, BacktestConfig(cash=1e9, fill=fill))
+    costly = run_backtest(case.bars, case.signals, BacktestConfig(
+        cash=1e9, fill=fill, costs=Costs(commission=commission, commission_per_share=per_share,
+                                         commission_min=minimum, slippage_bps=slippage, spread_bps=spread)))
+    assert costly.fills["qty"].to_list() == free.fills["qty"].to_list()
+    assert (costly.equity["equity"] <= free.equity["equity"] + 1e-6).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=cases())
+def test_no_signals_give_flat_equity(case: Case) -> None:
+    res = run_backtest(case.bars, case.signals.clear(), BacktestConfig(cash=12_345))
+    assert (res.equity["equity"] == 12_345).all() and (res.equity["positions_value"] == 0).all()
+    assert res.fills.height == 0 and res.trades.height == 0
+    assert res.metrics["total_return_pct"] == 0 and res.metrics["max_drawdown_pct"] == 0
+    assert res.metrics["exposure_pct"] == 0

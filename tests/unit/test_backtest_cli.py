@@ -1,0 +1,106 @@
+"""The command line: backtest a signals file or a strategy into runs/<name>/, compare runs, write a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketboss.backtest import load_run
+from marketboss.cli import app
+from marketboss.cli.common import run_guarded
+from marketboss.data.io import write_bars
+from marketboss.signals import read_signals
+
+
+def cli(*args: str) -> int:
+    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
+
+
+@pytest.fixture
+def data(daily_bars: pl.DataFrame, workdir: Path) -> Path:
+    path = workdir / "data" / "market_data.jsonl"
+    write_bars(daily_bars, path)
+    return path
+
+
+def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "ma_crossover",
+               "--param", "fast=5", "--param", "slow=20", "--output", "data/signals.jsonl") == 0
+    assert cli("backtest", "--data", str(data), "--signals", "data/signals.jsonl", "--cash", "100000",
+               "--commission", "0.001", "--slippage-bps", "2", "--output-dir", "runs/ma",
+               "--report", "runs/ma/report.html") == 0
+    out = capsys.readouterr().out
+    assert "Sharpe" in out and "Max drawdown %" in out and "Win rate %" in out
+    run = load_run(workdir / "runs" / "ma")
+    assert run.metrics["initial_equity"] == 100_000
+    assert run.metrics["run"]["config"]["costs"]["slippage_bps"] == 2
+    assert run.equity.columns == ["timestamp", "cash", "positions_value", "equity"]
+    assert run.equity.height == data_times(data)
+    assert run.metrics["final_equity"] == pytest.approx(run.equity["equity"][-1])
+    ids = {s.id for s in read_signals(workdir / "data" / "signals.jsonl")}
+    assert set(run.fills["signal_id"]) <= ids and run.fills.height == run.metrics["n_fills"] > 0
+    assert set(run.trades.filter(pl.col("closed"))["exit_signal_id"]) <= ids
+    assert run.fills.columns[:7] == ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission"]
+    html = (workdir / "runs" / "ma" / "report.html").read_text()
+    assert "<script src=" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js inline
+    assert "Monthly returns" in html and "fills on price" in html
+
+
+def data_times(path: Path) -> int:
+    return pl.read_ndjson(path)["timestamp"].n_unique()
+
+
+def test_strategy_runs_compare_side_by_side(data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("momentum", "mean_reversion"):
+        assert cli("backtest", "--data", str(data), "--strategy", name, "--output-dir", f"runs/{name}") == 0
+    capsys.readouterr()
+    assert cli("runs", "compare", "runs/momentum", "runs/mean_reversion") == 0
+    out = capsys.readouterr().out
+    assert "momentum" in out and "mean_reversion" in out and "Return %" in out and "Trades (closed)" in out
+    signals = read_signals(workdir / "runs" / "momentum" / "signals.jsonl")
+    assert {s.strategy for s in signals} == {"momentum"}
+
+
+def test_bad_input_is_one_line_and_writes_nothing(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = workdir / "bad.jsonl"
+    bad.write_text('{"timestamp": "2022-03-01T05:00:00Z", "action": "BUY", "symbol": "AAPL", "quantity": 1}\n'
+                   '{"timestamp": "2022-03-02T05:00:00Z", "action": "BUY", "symbol": "AAPL", "quantity": "ten"}\n')
+    assert cli("backtest", "--data", str(data), "--signals", str(bad), "--output-dir", "runs/bad") == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {bad}:2: field 'quantity': Input should be a valid number, "
+                                        "unable to parse string as a number"]
+    assert not (workdir / "runs" / "bad").exists()
+    assert cli("backtest", "--data", str(data), "--strategy", "ma_crossover", "--commission", "-1") == 2
+    assert "--commission" in capsys.readouterr().err
+    assert cli("runs", "compare", "runs/nothing") == 2
+    assert "metrics.json: missing" in capsys.readouterr().err
+
+
+def test_a_second_command_line_run_loads_compiled_kernels_from_the_cache(data: Path, workdir: Path) -> None:
+    env = {**os.environ, "MARKETBOSS_LOG_LEVEL": "warning", "NUMBA_DEBUG_CACHE": "1"}
+    args = [sys.executable, "-m", "marketboss", "backtest", "--data", str(data), "--strategy", "ma_crossover"]
+    subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, check=True)
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, check=True)
+    cache_lines = [x for x in second.stdout.splitlines() + second.stderr.splitlines() if x.startswith("[cache]")]
+    assert any("data loaded" in x and "nb.simulate" in x for x in cache_lines)
+    assert any("data loaded" in x and "nb.ma_cross" in x for x in cache_lines)
+    assert not any("data saved" in x for x in cache_lines)
+    metrics = json.loads((workdir / "runs" / "ma_crossover" / "metrics.json").read_text())
+    assert metrics["run"]["strategies"] == ["ma_crossover"]
+
+
+def test_strategies_list_shows_names_params_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("strategies", "list") == 0
+    out = capsys.readouterr().out
+    for text in ("ma_crossover", "momentum", "mean_reversion", "fast", "slow", "sma|ema", "lookback", "rsi_period"):
+        assert text in out
