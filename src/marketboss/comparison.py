@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, run_backtest
-from marketboss.backtest.metrics import equity_metrics
+from marketboss.backtest.metrics import equity_metrics, trade_metrics
 from marketboss.errors import MarketBossError
 
 
@@ -49,7 +49,7 @@ def compare_backtest_paper(
     start_equity = float(paper_equity["portfolio_value"][0])
     cfg = (config or BacktestConfig()).model_copy(update={"cash": start_equity})
     bt = run_backtest(window, handled, cfg)
-    paper = _paper_metrics(paper_trades, paper_equity)
+    paper = paper_metrics(paper_trades, paper_equity)
     joined = _join(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
@@ -63,6 +63,10 @@ def compare_backtest_paper(
         "paper_max_drawdown_pct": paper["max_drawdown_pct"],
         "backtest_fills": bt.fills.height,
         "paper_fills": paper["filled_orders"],
+        "backtest_trades": bt.metrics["n_trades"],
+        "paper_trades": paper["n_trades"],
+        "backtest_win_rate_pct": bt.metrics["win_rate_pct"],
+        "paper_win_rate_pct": paper["win_rate_pct"],
         "missed_in_paper": joined.filter(
             pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)
         ).height,
@@ -76,16 +80,54 @@ def compare_backtest_paper(
     return Comparison(bt, paper, joined, summary)
 
 
-def _paper_metrics(trades: pl.DataFrame, equity: pl.DataFrame) -> dict[str, Any]:
+def paper_metrics(trades: pl.DataFrame, equity: pl.DataFrame) -> dict[str, Any]:
+    """The paper account's equity metrics (from its equity log), order counts and round-trip statistics."""
     m = equity_metrics(equity["timestamp"], equity["portfolio_value"].to_numpy())
     filled = trades.filter(pl.col("qty").cast(pl.Float64).fill_null(0) > 0)
+    round_trips = trade_metrics(paper_round_trips(filled), pl.DataFrame())
     return {
         **m,
+        "n_trades": round_trips["n_trades"],
+        "win_rate_pct": round_trips["win_rate_pct"],
         "filled_orders": filled.height,
         "orders_by_status": dict(trades.group_by("status").len().iter_rows()),
         "commissions": float(trades["commission"].cast(pl.Float64).fill_null(0).sum()),
         "last_update": equity["timestamp"].max(),
     }
+
+
+def paper_round_trips(filled: pl.DataFrame) -> pl.DataFrame:
+    """Paper fills matched into round trips by the backtest's own kernel (FIFO per symbol), so that paper and
+    backtest win rates mean the same thing: each fill is replayed at its own price (a one-price bar at its
+    timestamp, filled at that bar's close; fills of a symbol at one timestamp share their average price) with
+    cash enough for all of them. Paper commissions are left out."""
+    f = filled.filter(pl.col("filled_price").is_not_null() & (pl.col("qty").cast(pl.Float64) > 0)).select(
+        "timestamp", "symbol", pl.col("side").str.to_uppercase().alias("action"),
+        pl.col("qty").cast(pl.Float64).alias("quantity"), pl.col("filled_price").cast(pl.Float64).alias("price"),
+        pl.coalesce(pl.col("signal_id").cast(pl.String), pl.int_range(pl.len()).cast(pl.String)).alias("id"),
+    )  # fmt: skip
+    if f.is_empty():
+        return pl.DataFrame()
+    vwap = (pl.col("quantity") * pl.col("price")).sum() / pl.col("quantity").sum()
+    bars = (
+        f.group_by("timestamp", "symbol")
+        .agg(vwap.alias("close"), pl.col("quantity").sum().cast(pl.Int64).alias("volume"))
+        .with_columns(open=pl.col("close"), high=pl.col("close"), low=pl.col("close"))
+        .sort("timestamp", "symbol")
+    )
+    signals = f.select(
+        "id",
+        "timestamp",
+        "symbol",
+        "action",
+        "quantity",
+        pl.lit(None, pl.String).alias("strategy"),
+        "price",
+        pl.lit(None, pl.Float64).alias("target_weight"),
+    )
+    cash = float((f["quantity"] * f["price"]).sum()) + 1.0
+    config = BacktestConfig(cash=cash, fill=FillMode.CLOSE, fractional=True)
+    return run_backtest(bars, signals, config, source="paper trades").trades
 
 
 def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:

@@ -6,6 +6,8 @@ executor retries itself, looking an order up by client_order_id before it ever s
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,11 +72,26 @@ class AlpacaBroker:
         self.is_local = is_local
         self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
         self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
+        self.rate_remaining: int | None = None
+        self.rate_reset: float = 0.0
         for client in (self._trading, self._data):
             client._retry = 0  # no silent SDK retries: see the module docstring
             adapter = _TimeoutAdapter(timeout)
             client._session.mount("http://", adapter)
             client._session.mount("https://", adapter)
+        self._trading._session.hooks["response"].append(self._note_rate_limit)
+
+    def _note_rate_limit(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Alpaca counts requests per minute and says how many are left (X-Ratelimit-Remaining/Reset)."""
+        remaining, reset = response.headers.get("X-Ratelimit-Remaining"), response.headers.get("X-Ratelimit-Reset")
+        if remaining is not None and reset is not None:
+            with contextlib.suppress(ValueError):
+                self.rate_remaining, self.rate_reset = int(remaining), float(reset)
+
+    def throttle_wait(self) -> float:
+        if self.rate_remaining is None or self.rate_remaining > 2:
+            return 0.0
+        return max(0.0, min(65.0, self.rate_reset - time.time()))
 
     # ------------------------------------------------------------------------------------------ errors
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -83,7 +100,10 @@ class AlpacaBroker:
         try:
             return fn()
         except APIError as exc:
-            raise _translate(what, exc) from None
+            err = _translate(what, exc)
+            if isinstance(err, TransientError) and err.status == 429:
+                err.retry_after = max(0.0, min(65.0, self.rate_reset - time.time())) if self.rate_reset else 1.0
+            raise err from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{what}: no answer from the broker ({type(exc).__name__})") from None
         except requests.RequestException as exc:

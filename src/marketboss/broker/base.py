@@ -93,6 +93,10 @@ class BrokerError(MarketBossError):
 class TransientError(BrokerError):
     """429, 5xx, a timeout or a dropped connection: worth retrying (orders only after a lookup)."""
 
+    def __init__(self, message: str, status: int | None = None, code: int | None = None, retry_after: float = 0.0):
+        super().__init__(message, status, code)
+        self.retry_after = retry_after  # seconds until the rate limit resets, when the broker said so
+
 
 class OrderRejected(BrokerError):
     """403/422 for an order: buying power, shares, invalid input. Retrying will not help."""
@@ -127,3 +131,6 @@ class Broker(Protocol):
     def open_orders(self) -> list[Order]: ...
     def cancel_order(self, order_id: str) -> None: ...
     def cancel_all_orders(self) -> None: ...
+    def throttle_wait(self) -> float:
+        """Seconds to pause before the next request so as not to hit the rate limit (0 when there is room)."""
+        ...

@@ -41,8 +41,11 @@ def paper(
     ),
     broker_url: str = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765."),
     replay: bool = typer.Option(
-        True, help="Local broker only: move its clock to each signal's next bar, so fills meet the backtest's prices."
+        None,
+        help="Local broker only: move its clock to each signal's next bar, so fills meet the backtest's prices "
+        "(default: on for a broker started by this run, off for --broker-url).",
     ),
+    data: Path = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl)."),
     reset_kill_switch: bool = typer.Option(False, help="Trade again today after the kill switch tripped."),
 ) -> None:
     """Execute signals as market orders, verify fills, and log trades and equity (resumable: rerun to finish)."""
@@ -82,13 +85,21 @@ def paper(
     if not cfg.signals.exists():
         raise MarketBossError(f"{cfg.signals}: file not found (generate signals first: marketboss signals generate)")
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
-    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url) as conn:
+    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data) as conn:
         console.print(conn.note)
-        rep = LocalReplay(conn.broker, s.market_data) if conn.mode == "local" and replay else None
+        started_here = conn.mode == "local" and not broker_url
+        use_replay = conn.mode == "local" and (replay if replay is not None else started_here)
+        rep = (
+            LocalReplay(conn.broker, data or conn.local_data or s.market_data, conn.key_id, conn.secret_key)
+            if use_replay
+            else None
+        )
         executor = Executor(cfg, conn.broker, alerter, replay=rep)
         try:
             summary = executor.run()
         finally:
+            if rep is not None:
+                rep.close()
             print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
     if summary.stopped_by:
         raise MarketBossError(summary.stopped_by)

@@ -28,6 +28,10 @@ class Connection:
     broker: AlpacaBroker
     mode: str  # "live", "paper" or "local"
     note: str
+    # local broker only: its keys (for /admin/) and the bars it replays
+    key_id: str = ""
+    secret_key: str = ""
+    local_data: Path | None = None
 
 
 def _is_live(url: str) -> bool:
@@ -104,7 +108,7 @@ def connect(
     local_url = broker_url or os.environ.get("MARKETBOSS_BROKER_URL")
     why = "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY)"
     if local_url:
-        conn = _local(local_url, f"{why}: paper trading on the local broker at {local_url}")
+        conn = _local(local_url, f"{why}: paper trading on the local broker at {local_url}", None)
         verify(conn)
         yield conn
         return
@@ -113,13 +117,15 @@ def connect(
     data = local_data or settings.market_data
     if not data.exists():
         raise ConfigError(f"{why}, and the local broker needs bars to replay: {data} not found (run make demo)")
-    with local_broker(data=data, db=local_db, key_id=LOCAL_KEY_ID, secret_key=LOCAL_SECRET) as (base, _, _):
-        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}")
+    db = local_db or data.parent / "broker.sqlite"
+    with local_broker(data, db, key_id=LOCAL_KEY_ID, secret_key=LOCAL_SECRET) as (base, _, _):
+        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data)
         verify(conn)
         yield conn
 
 
-def _local(url: str, note: str) -> Connection:
+def _local(url: str, note: str, data: Path | None) -> Connection:
     key = os.environ.get("MARKETBOSS_BROKER_KEY_ID", LOCAL_KEY_ID)
     secret = os.environ.get("MARKETBOSS_BROKER_SECRET_KEY", LOCAL_SECRET)
-    return Connection(AlpacaBroker(key, secret, url, data_url=url, is_local=True), "local", note)
+    broker = AlpacaBroker(key, secret, url, data_url=url, is_local=True)
+    return Connection(broker, "local", note, key, secret, data)

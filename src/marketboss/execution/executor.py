@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marketboss.alerts import Alerter
 from marketboss.broker.base import (
+    Account,
+    Asset,
     Broker,
     BrokerError,
     DuplicateOrder,
@@ -131,16 +133,29 @@ class Executor:
         self.risk = RiskEngine(config.risk)
         self.summary = RunSummary()
         self._last_snapshot = 0.0
+        self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
 
     # ---------------------------------------------------------------------------------------- retries
+    def _backoff(self, attempt: int, exc: TransientError) -> float:
+        """Exponential backoff with jitter, or longer when the broker said when its rate limit resets."""
+        delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+        return max(delay, exc.retry_after)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        wait = self.broker.throttle_wait()
+        if wait > 0:
+            log.info("rate_limit_pause", seconds=round(wait, 2))
+            self.sleep(wait)
+        return fn()
+
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         for attempt in range(self.cfg.max_retries + 1):
             try:
-                return fn()
+                return self._call(fn)
             except TransientError as exc:
                 if attempt == self.cfg.max_retries:
                     raise
-                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+                delay = self._backoff(attempt, exc)
                 log.warning("broker_retry", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(exc))
                 self.sleep(delay)
         raise AssertionError("unreachable")
@@ -154,7 +169,7 @@ class Executor:
                     log.info("order_found_by_client_id", client_order_id=req.client_order_id, order_id=existing.id)
                     return existing
             try:
-                return self.broker.submit_order(req)
+                return self._call(lambda: self.broker.submit_order(req))
             except DuplicateOrder:
                 found = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
                 if found is None:
@@ -163,7 +178,7 @@ class Executor:
             except TransientError as exc:
                 if attempt == self.cfg.max_retries:
                     raise
-                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+                delay = self._backoff(attempt, exc)
                 log.warning("submit_retry", client_order_id=req.client_order_id, attempt=attempt + 1, error=str(exc))
                 self.sleep(delay)
         raise AssertionError("unreachable")
@@ -175,11 +190,11 @@ class Executor:
         except BrokerError:
             return datetime.now(UTC)
 
-    def _snapshot(self, equity_log: JsonlAppender) -> None:
-        acct = self._retry("get account", self.broker.account)
+    def _snapshot(self, equity_log: JsonlAppender, acct: Account | None = None, at: datetime | None = None) -> None:
+        acct = acct or self._retry("get account", self.broker.account)
         equity_log.append(
             {
-                "timestamp": self._now(),
+                "timestamp": at or self._now(),
                 "cash": acct.cash,
                 "portfolio_value": acct.portfolio_value,
                 "buying_power": acct.buying_power,
@@ -293,7 +308,7 @@ class Executor:
     def _execute(self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender) -> None:
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
-            self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
+            self._finish(sig, intent, journal, trades_log, equity_log)
             return
         if self.replay is not None:
             self.replay.before(sig)
@@ -310,7 +325,9 @@ class Executor:
             return
         side, qty = sized
         clock = self._retry("get clock", self.broker.clock)
-        asset = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
+        if sig.symbol not in self._assets:
+            self._assets[sig.symbol] = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
+        asset = self._assets[sig.symbol]
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
@@ -320,7 +337,7 @@ class Executor:
         self._clear_stop(sig.symbol, journal)
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty)
         journal.intent(new)
-        self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
+        self._finish(sig, new, journal, trades_log, equity_log, cash_before=acct.cash)
 
     def _finish(
         self,
@@ -329,9 +346,11 @@ class Executor:
         journal: Journal,
         trades_log: JsonlAppender,
         equity_log: JsonlAppender,
-        resumed: bool,
+        cash_before: float | None = None,
     ) -> None:
-        cash_before = self._retry("get account", self.broker.account).cash
+        """Submit (or find) the intent's order and see it to a terminal status. `cash_before` is None when
+        resuming after a crash: the order may have filled already, so its commission cannot be measured."""
+        resumed = cash_before is None
         req = OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id)
         try:
             order = self._submit_once(req, resumed)
@@ -349,9 +368,9 @@ class Executor:
         notional = order.filled_qty * (order.filled_avg_price or 0.0)
         signed = notional if intent.side == "buy" else -notional
         commission = 0.0
-        if order.filled_qty > 0 and not resumed:
-            cash_after = self._retry("get account", self.broker.account).cash
-            commission = max(0.0, round(cash_before - cash_after - signed, 6))
+        after = self._retry("get account", self.broker.account) if order.filled_qty > 0 else None
+        if after is not None and cash_before is not None:
+            commission = max(0.0, round(cash_before - after.cash - signed, 6))
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
         )
@@ -363,7 +382,7 @@ class Executor:
                 f"{intent.side.upper()} {order.filled_qty:g} {sig.symbol} @ {order.filled_avg_price:.2f}",
                 f"status {status}, signal {sig.id}",
             )
-            self._snapshot(equity_log)
+            self._snapshot(equity_log, after, order.filled_at)
             self._place_stop(sig.symbol, intent.client_order_id, journal)
         elif status in ("rejected", "canceled", "expired"):
             self.alerter.send("rejection", f"{sig.symbol} order {status}", f"signal {sig.id}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from marketboss.data.io import read_jsonl_records
+from marketboss.data.schema import LINE
+from marketboss.errors import InputError
 
 #: The guide's trade fields first, then the ones that join paper to backtest.
 TRADE_FIELDS = (
@@ -33,6 +36,42 @@ def done_signal_ids(trades_path: Path) -> set[str]:
     return {str(r["signal_id"]) for r in read_jsonl_records(trades_path) if r.get("signal_id")}
 
 
+def _is_timestamp(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        datetime.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _check(
+    path: Path,
+    records: list[dict[str, Any]],
+    *,
+    strings: tuple[str, ...] = (),
+    numbers: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+) -> None:
+    """Readers (dashboard, reconcile) name the bad line and field instead of failing later on a bad value.
+    `numbers` may be null; `positive` must be numbers > 0."""
+    for r in records:
+        line = r.get(LINE)
+        if not _is_timestamp(r.get("timestamp")):
+            raise InputError(path, "missing or not an ISO-8601 timestamp", line=line, field="timestamp")
+        for f in strings:
+            if not isinstance(r.get(f), str) or not r[f]:
+                raise InputError(path, f"expected a string, got {r.get(f)!r}", line=line, field=f)
+        for f in (*numbers, *positive):
+            v = r.get(f)
+            if v is None and f in numbers:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or (f in positive and not v > 0):
+                rule = "a number > 0" if f in positive else "a number"
+                raise InputError(path, f"expected {rule}, got {v!r}", line=line, field=f)
+
+
 def _frame(records: list[dict[str, Any]], fields: tuple[str, ...]) -> pl.DataFrame:
     rows = [{k: r.get(k) for k in fields} for r in records]
     df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema=dict.fromkeys(fields, pl.String))
@@ -43,9 +82,18 @@ def _frame(records: list[dict[str, Any]], fields: tuple[str, ...]) -> pl.DataFra
 
 def read_paper_trades(path: Path) -> pl.DataFrame:
     """The trades log as a frame (one row per finished signal); an InputError names a bad line."""
-    return _frame(read_jsonl_records(path), TRADE_FIELDS)
+    records = read_jsonl_records(path)
+    _check(
+        path,
+        records,
+        strings=("symbol", "side"),
+        numbers=("qty", "filled_price", "commission", "slippage_bps", "expected_price"),
+    )
+    return _frame(records, TRADE_FIELDS)
 
 
 def read_paper_equity(path: Path) -> pl.DataFrame:
-    df = _frame(read_jsonl_records(path), EQUITY_FIELDS)
+    records = read_jsonl_records(path)
+    _check(path, records, numbers=("cash", "buying_power", "equity_multiplier"), positive=("portfolio_value",))
+    df = _frame(records, EQUITY_FIELDS)
     return df.sort("timestamp") if df.height else df

@@ -1,0 +1,140 @@
+"""The paper executor as users run it: the guide's script, kill -9 and restart, the live guard, doctor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from marketboss.data.io import read_jsonl_records
+from tests.integration.executor_fixtures import broker, broker_orders, make_bars, make_signals
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "MARKETBOSS_"))}
+    env["MARKETBOSS_LOG_LEVEL"] = "warning"
+    env.update(extra)
+    return env
+
+
+def _paper(*args: str, script: bool = False) -> list[str]:
+    if script:
+        return [sys.executable, str(ROOT / "scripts/run_paper_trading.py"), *args]
+    return [sys.executable, "-m", "marketboss", "paper", *args]
+
+
+def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Path) -> None:
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    _, signals = make_signals(tmp_path / "data", bars, n=5)
+    cmd = _paper("--signals", "data/signals.jsonl", "--max-trades", "4", "--order-interval", "0",
+                 "--poll-interval", "0.05", script=True)  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY): started the local broker" in proc.stdout
+    trades = read_jsonl_records(tmp_path / "data/paper_trading_trades.jsonl")
+    assert [t["signal_id"] for t in trades] == [s.id for s in signals[:4]]
+    assert all(t["status"] == "filled" for t in trades)
+    assert (tmp_path / "data/paper_trading_equity.jsonl").exists() and (tmp_path / "data/broker.sqlite").exists()
+    assert "orders filled" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_kill_9_mid_run_then_restart_places_no_order_twice(tmp_path: Path) -> None:
+    data, bars = make_bars(tmp_path)
+    signals_path, signals = make_signals(tmp_path, bars, n=30)
+    trades = tmp_path / "trades.jsonl"
+    with broker(tmp_path, data, fill_latency_ms=40.0, rate_limit=0) as lb:  # rate limits: test_executor
+        env = _env(MARKETBOSS_BROKER_KEY_ID=lb.key_id, MARKETBOSS_BROKER_SECRET_KEY=lb.secret_key)
+        args = ["--signals", str(signals_path), "--broker-url", lb.base_url, "--trades-output", str(trades),
+                "--equity-output", str(tmp_path / "equity.jsonl"), "--order-interval", "0.05",
+                "--poll-interval", "0.02"]  # fmt: skip
+        killed_at = []
+        for target in (6, 17):  # kill twice, at different points
+            proc = subprocess.Popen(_paper(*args), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)  # fmt: skip
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                n = sum(1 for _ in trades.open("rb")) if trades.exists() else 0
+                if n >= target:
+                    break
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            killed_at.append(sum(1 for _ in trades.open("rb")))
+        assert all(k < len(signals) for k in killed_at)
+        done = subprocess.run(_paper(*args), cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        orders = broker_orders(lb)
+        positions = {p.symbol: p.qty for p in _broker(lb).positions().values()}
+    coids = Counter(o["client_order_id"] for o in orders)
+    assert len(coids) == len(signals) and set(coids.values()) == {1}
+    records = read_jsonl_records(trades)
+    assert [r["signal_id"] for r in records] == [s.id for s in signals]  # complete, in order, none twice
+    expected: Counter[str] = Counter()
+    for s in signals:
+        expected[s.symbol] += s.quantity if s.action == "BUY" else -s.quantity  # type: ignore[operator]
+    assert positions == {k: v for k, v in expected.items() if v}
+
+
+def _broker(lb: object):  # type: ignore[no-untyped-def]
+    from marketboss.broker.alpaca import AlpacaBroker
+
+    return AlpacaBroker(lb.key_id, lb.secret_key, lb.base_url, is_local=True)  # type: ignore[attr-defined]
+
+
+LIVE_CASES = [
+    (["--live"], {}, "live trading uses real money: confirm with --confirm-live or MARKETBOSS_CONFIRM_LIVE=yes"),
+    ([], {"APCA_API_BASE_URL": "https://api.alpaca.markets", "APCA_API_KEY_ID": "AKX", "APCA_API_SECRET_KEY": "s" * 20},
+     "APCA_API_BASE_URL points to the live endpoint"),
+    (["--live", "--confirm-live"], {"APCA_API_KEY_ID": "PKPAPERKEY", "APCA_API_SECRET_KEY": "s" * 20},
+     "APCA_API_KEY_ID is a paper key (PK...) but the endpoint is live"),
+    ([], {"APCA_API_BASE_URL": "https://paper-api.alpaca.markets", "APCA_API_KEY_ID": "AKLIVEKEY",
+          "APCA_API_SECRET_KEY": "s" * 20}, "APCA_API_KEY_ID is a live key (AK...) but the endpoint is paper"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flags", "env", "message"), LIVE_CASES)
+def test_live_guard_refuses_with_one_clear_line(
+    tmp_path: Path, flags: list[str], env: dict[str, str], message: str
+) -> None:
+    _, bars = make_bars(tmp_path)
+    signals_path, _ = make_signals(tmp_path, bars, n=1)
+    proc = subprocess.run(_paper("--signals", str(signals_path), *flags), cwd=tmp_path, env=_env(**env),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "s" * 20 not in proc.stderr
+    assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()
+
+
+def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    env = _env()
+    missing = subprocess.run([sys.executable, "-m", "marketboss", "doctor"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2
+    assert "FAIL signals" in missing.stdout and "data/signals.jsonl: file not found" in missing.stdout
+    assert "warn credentials" in missing.stdout and "ok broker" in missing.stdout.replace("  ", " ")
+    make_signals(tmp_path / "data", bars, n=2)
+    ok = subprocess.run([sys.executable, "-m", "marketboss", "doctor"], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok account" in " ".join(ok.stdout.split()) and "ACTIVE" in ok.stdout
+    wrong = subprocess.run([sys.executable, "-m", "marketboss", "doctor"], cwd=tmp_path,
+                           env=_env(APCA_API_KEY_ID="PKBAD", APCA_API_SECRET_KEY="badsecret123",
+                                    APCA_API_BASE_URL="http://127.0.0.1:9"),
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert wrong.returncode == 2 and "FAIL broker" in " ".join(wrong.stdout.split())
+    assert "badsecret123" not in wrong.stdout + wrong.stderr
