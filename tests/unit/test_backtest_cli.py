@@ -50,7 +50,8 @@ def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(
     assert set(run.trades.filter(pl.col("closed"))["exit_signal_id"]) <= ids
     assert run.fills.columns[:7] == ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission"]
     html = (workdir / "runs" / "ma" / "report.html").read_text()
-    assert "<script src=" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js inline
+    assert "<script src=" not in html and len(html) > 1_000_000  # plotly.js is inline: opens offline
+    assert html.count("Plotly.newPlot(") == 3  # equity + drawdown, fills on price, monthly returns
     assert "Monthly returns" in html and "fills on price" in html
 
 

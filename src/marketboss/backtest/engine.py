@@ -116,15 +116,16 @@ def run_backtest(
     symbols = pl.Series(mkt.symbols, dtype=pl.String)
     filled = np.flatnonzero(st == nb.FILLED)
     fo = live[filled]
+    f_qty, f_price, f_comm = f_qty[filled], f_price[filled], f_comm[filled]
     fills = pl.DataFrame(
         {
             "timestamp": times.gather(exec_t[fo]),
             "signal_id": ids.gather(fo),
             "symbol": symbols.gather(s_idx[fo]),
-            "side": pl.Series(["SELL", "BUY"]).gather((f_qty[filled] > 0).astype(np.intp)),
-            "qty": np.abs(f_qty[filled]),
-            "price": f_price[filled],
-            "commission": f_comm[filled],
+            "side": pl.Series(["SELL", "BUY"]).gather((f_qty > 0).astype(np.intp)),
+            "qty": np.abs(f_qty),
+            "price": f_price,
+            "commission": f_comm,
             "signal_timestamp": sig["timestamp"].gather(fo),
         }
     )
@@ -148,7 +149,7 @@ def run_backtest(
             "bars": tr_t1 - tr_t0,
             "closed": tr_closed,
         }
-    ).sort("exit_time", "entry_time", maintain_order=True)
+    )  # the kernel records round trips in the order they close; those still open come last
     codes = status.astype(np.intp)
     orders = sig.select(
         pl.col("id").alias("signal_id"), "timestamp", "symbol", "action", "quantity", "target_weight"

@@ -297,19 +297,17 @@ def locate(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no cover
 @njit(cache=True)
 def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, float, float, float, int, int]:
     # pragma: no cover - compiled
-    """Statistics of the per-bar simple returns of `initial` followed by `equity`, in one pass and without
-    materialising them: (mean, sample std (0 when all returns are equal; shifted sums, stable), root mean
-    square of the negative returns, growth = product of (1 + r), max drawdown as a negative fraction, and
-    the longest underwater spell as (peak index, end index) in the sequence where index 0 is `initial`; the
-    end is the recovery index, or the last index when never recovered)."""
+    """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising
+    them: (mean, sample std, root mean square of the negative returns, growth = last / initial (the product
+    of (1 + r)), max drawdown as a negative fraction, and the longest underwater spell as (peak index, end
+    index) in the sequence where index 0 is `initial`; the end is the recovery index, or the last index when
+    never recovered). Sums run in order and the std takes two passes (mean, then squared deviations), as
+    empyrical's bottleneck kernels do; all-equal returns have std exactly 0, not a rounding residue."""
     n = equity.shape[0]
     if n == 0:
         return np.nan, np.nan, np.nan, 1.0, 0.0, 0, 0
-    shift = equity[0] / initial - 1.0
-    s1 = 0.0
-    s2 = 0.0
+    total = 0.0
     down = 0.0
-    growth = 1.0
     lo = np.inf
     hi = -np.inf
     prev = initial
@@ -323,10 +321,7 @@ def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, floa
         v = equity[i]
         r = v / prev - 1.0
         prev = v
-        d = r - shift
-        s1 += d
-        s2 += d * d
-        growth *= 1.0 + r
+        total += r
         if r < 0.0:
             down += r * r
         lo = min(lo, r)
@@ -344,11 +339,16 @@ def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, floa
                 mdd = dd
     if under and n - peak_i > long_end - long_start:
         long_start, long_end = peak_i, n
-    mean = shift + s1 / n
-    if n < 2:
-        std = np.nan
-    elif lo == hi:
+    mean = total / n
+    std = np.nan
+    if n >= 2 and lo == hi:
         std = 0.0
-    else:
-        std = np.sqrt(max(s2 - s1 * s1 / n, 0.0) / (n - 1))
-    return mean, std, np.sqrt(down / n), growth, mdd, long_start, long_end
+    elif n >= 2:
+        sq = 0.0
+        prev = initial
+        for i in range(n):
+            d = equity[i] / prev - 1.0 - mean
+            prev = equity[i]
+            sq += d * d
+        std = np.sqrt(sq / (n - 1))
+    return mean, std, np.sqrt(down / n), equity[n - 1] / initial, mdd, long_start, long_end
