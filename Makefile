@@ -16,8 +16,25 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "== 1. Market data: seeded synthetic bars on the NYSE calendar"
 	$(MB) data synth --symbols 5 --start 2020-01-01 --end 2024-12-31 --seed 7 --output data/market_data.jsonl
 	$(MB) data show --data data/market_data.jsonl
+	@echo "== 2. Signals and backtests of the three built-in strategies"
+	$(BIN)/python scripts/generate_sample_signals.py --data data/market_data.jsonl
+	@for s in ma_crossover momentum mean_reversion; do \
+	  echo "$(MB) signals generate --strategy $$s --output data/signals_$$s.jsonl"; \
+	  $(MB) signals generate --data data/market_data.jsonl --strategy $$s --output data/signals_$$s.jsonl || exit 1; \
+	  echo "$(MB) backtest --signals data/signals_$$s.jsonl --output-dir runs/$$s"; \
+	  $(MB) backtest --data data/market_data.jsonl --signals data/signals_$$s.jsonl --cash 100000 \
+	    --commission 0.001 --slippage-bps 2 --output-dir runs/$$s --report runs/$$s/report.html > /dev/null || exit 1; \
+	done
+	$(MB) runs compare runs/ma_crossover runs/momentum runs/mean_reversion
+	@echo "== 3. Paper trading the guide's signals on the local broker (no account needed), then reconcile"
+	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
+	  data/paper_trading_equity.jsonl
+	$(BIN)/python scripts/run_paper_trading.py --signals data/signals.jsonl --max-trades 50 \
+	  --order-interval 0 --poll-interval 0.05
+	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl
 
 test: $(STAMP)
 	$(BIN)/ruff check .

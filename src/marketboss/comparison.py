@@ -49,7 +49,9 @@ def compare_backtest_paper(
     start_equity = float(paper_equity["portfolio_value"][0])
     cfg = (config or BacktestConfig()).model_copy(update={"cash": start_equity})
     bt = run_backtest(window, handled, cfg)
-    paper = paper_metrics(paper_trades, paper_equity)
+    aligned = _align_daily(bt.equity, paper_equity)
+    # Equity metrics on the backtest's days, so that Sharpe and drawdown compare like for like.
+    paper = {**paper_metrics(paper_trades, paper_equity), **equity_metrics(aligned["timestamp"], aligned["paper"])}
     joined = _join(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
@@ -74,7 +76,7 @@ def compare_backtest_paper(
         "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
         "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
         "paper_commissions": paper["commissions"],
-        "daily_return_correlation": _daily_corr(bt.equity, paper_equity),
+        "daily_return_correlation": _corr(aligned.filter(pl.col("snapshot"))),
         "status": "✅ Positive" if paper["pnl"] >= 0 else "⚠️ Below Initial",
     }
     return Comparison(bt, paper, joined, summary)
@@ -154,19 +156,38 @@ def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
     ).drop("paper_symbol")
 
 
-def _daily_corr(bt_equity: pl.DataFrame, paper_equity: pl.DataFrame) -> float:
-    def daily(df: pl.DataFrame, col: str) -> pl.DataFrame:
-        return (
-            df.group_by(pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("day"))
-            .agg(pl.col(col).sort_by("timestamp").last().alias(col))
-            .sort("day")
-            .with_columns(pl.col(col).pct_change().alias(f"r_{col}"))
-        )
+def _align_daily(bt_equity: pl.DataFrame, paper_equity: pl.DataFrame) -> pl.DataFrame:
+    """Both curves at each session's last value, on the backtest's days within the paper run; the paper value
+    of a day without a snapshot is the last one before it (the account reports only when snapshotted)."""
 
-    j = daily(bt_equity, "equity").join(daily(paper_equity, "portfolio_value"), on="day").drop_nulls()
-    if j.height < 3:
+    def daily(df: pl.DataFrame, col: str) -> pl.DataFrame:
+        day = pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("day")
+        return df.sort("timestamp").group_by(day).agg(pl.col("timestamp").last(), pl.col(col).last()).sort("day")
+
+    bt = daily(bt_equity, "equity")
+    pp = daily(paper_equity, "portfolio_value")
+    days = bt.filter(pl.col("day").is_between(pp["day"].min(), pp["day"].max()))
+    snap = pp.select("day", pl.lit(True).alias("snapshot"))
+    out = (
+        days.join_asof(pp.select("day", "portfolio_value"), on="day", strategy="backward")
+        .join(snap, on="day", how="left")
+        .select(
+            "timestamp",
+            pl.col("equity").alias("bt"),
+            pl.col("portfolio_value").alias("paper"),
+            pl.col("snapshot").fill_null(False),
+        )
+    )
+    if out.height < 2:  # a run inside one session: the snapshots themselves
+        out = pp.select("timestamp", pl.lit(None, pl.Float64).alias("bt"), pl.col("portfolio_value").alias("paper"),
+                        pl.lit(True).alias("snapshot"))  # fmt: skip
+    return out
+
+
+def _corr(days: pl.DataFrame) -> float:
+    """Correlation of returns between consecutive days the paper account reported, against the backtest's
+    returns over the same spans (days without a paper snapshot would pair a real move with a flat one)."""
+    r = days.select(pl.col("bt").pct_change().alias("a"), pl.col("paper").pct_change().alias("b")).drop_nulls()
+    if r.height < 3 or r["a"].std() == 0 or r["b"].std() == 0:
         return float("nan")
-    a, b = j["r_equity"].to_numpy(), j["r_portfolio_value"].to_numpy()
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(np.corrcoef(r["a"].to_numpy(), r["b"].to_numpy())[0, 1])

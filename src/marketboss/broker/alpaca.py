@@ -72,26 +72,33 @@ class AlpacaBroker:
         self.is_local = is_local
         self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
         self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
-        self.rate_remaining: int | None = None
-        self.rate_reset: float = 0.0
-        for client in (self._trading, self._data):
+        # Trading and market data have separate per-minute budgets at Alpaca (one at the local broker).
+        self._budgets: dict[str, tuple[int, float]] = {}
+        for name, client in (("trading", self._trading), ("data", self._data)):
             client._retry = 0  # no silent SDK retries: see the module docstring
             adapter = _TimeoutAdapter(timeout)
             client._session.mount("http://", adapter)
             client._session.mount("https://", adapter)
-        self._trading._session.hooks["response"].append(self._note_rate_limit)
+            client._session.hooks["response"].append(self._budget_hook(name))
 
-    def _note_rate_limit(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Alpaca counts requests per minute and says how many are left (X-Ratelimit-Remaining/Reset)."""
-        remaining, reset = response.headers.get("X-Ratelimit-Remaining"), response.headers.get("X-Ratelimit-Reset")
-        if remaining is not None and reset is not None:
-            with contextlib.suppress(ValueError):
-                self.rate_remaining, self.rate_reset = int(remaining), float(reset)
+    def _budget_hook(self, name: str) -> Callable[..., None]:
+        def note(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            """Alpaca says how many requests are left this minute (X-Ratelimit-Remaining / -Reset)."""
+            remaining, reset = response.headers.get("X-Ratelimit-Remaining"), response.headers.get("X-Ratelimit-Reset")
+            if remaining is not None and reset is not None:
+                with contextlib.suppress(ValueError):
+                    self._budgets[name] = (int(remaining), float(reset))
+
+        return note
+
+    def _reset_in(self) -> float:
+        resets = [reset for _, reset in self._budgets.values()]
+        return max(0.0, min(65.0, max(resets) - time.time())) if resets else 1.0
 
     def throttle_wait(self) -> float:
-        if self.rate_remaining is None or self.rate_remaining > 2:
-            return 0.0
-        return max(0.0, min(65.0, self.rate_reset - time.time()))
+        now = time.time()
+        waits = [reset - now for remaining, reset in self._budgets.values() if remaining <= 2]
+        return max(0.0, min(65.0, max(waits))) if waits else 0.0
 
     # ------------------------------------------------------------------------------------------ errors
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -102,7 +109,7 @@ class AlpacaBroker:
         except APIError as exc:
             err = _translate(what, exc)
             if isinstance(err, TransientError) and err.status == 429:
-                err.retry_after = max(0.0, min(65.0, self.rate_reset - time.time())) if self.rate_reset else 1.0
+                err.retry_after = self._reset_in()
             raise err from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{what}: no answer from the broker ({type(exc).__name__})") from None

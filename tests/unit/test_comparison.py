@@ -1,0 +1,54 @@
+"""Backtest vs paper: the join by signal id measures exactly the slippage that was put in, and nothing else."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from marketboss.backtest.engine import run_backtest
+from marketboss.comparison import compare_backtest_paper
+from marketboss.errors import MarketBossError
+from marketboss.strategies.market import Market
+from marketboss.strategies.registry import create
+
+SLIP_BPS = 10.0
+
+
+def _paper_from_backtest(bars: pl.DataFrame, signals: pl.DataFrame, drop: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Paper logs as if every backtest fill had paid SLIP_BPS more, with one fill missed entirely."""
+    bt = run_backtest(bars, signals)
+    worse = pl.when(pl.col("side").str.to_uppercase() == "BUY").then(1 + SLIP_BPS / 1e4).otherwise(1 - SLIP_BPS / 1e4)
+    trades = bt.fills.with_row_index("i").select(
+        "timestamp", "signal_id", "symbol", pl.col("side").str.to_uppercase(),
+        pl.when(pl.col("i") == drop).then(0.0).otherwise(pl.col("qty")).alias("qty"),
+        pl.when(pl.col("i") == drop).then(None).otherwise(pl.col("price") * worse).alias("filled_price"),
+        pl.when(pl.col("i") == drop).then(pl.lit("expired")).otherwise(pl.lit("filled")).alias("status"),
+        pl.lit(0.0).alias("commission"),
+    )  # fmt: skip
+    equity = bt.equity.select("timestamp", (pl.col("equity") - 5.0).alias("portfolio_value"))
+    equity = equity.with_row_index("i").with_columns(
+        pl.when(pl.col("i") == 0).then(100_000.0).otherwise(pl.col("portfolio_value")).alias("portfolio_value")
+    )
+    return trades, equity.drop("i")
+
+
+def test_join_measures_the_slippage_put_in_and_the_missed_fill(daily_bars: pl.DataFrame) -> None:
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=3)
+    cmp = compare_backtest_paper(daily_bars, signals, trades, equity)
+    s = cmp.summary
+    assert s["avg_slippage_bps"] == pytest.approx(SLIP_BPS, rel=1e-6)
+    assert s["missed_in_paper"] == 1
+    assert s["paper_fills"] == trades.height - 1 == s["backtest_fills"] - 1
+    filled = cmp.joined.filter(pl.col("status") == "filled")
+    expected_usd = (filled["bt_price"] * SLIP_BPS / 1e4 * filled["paper_qty"]).sum()
+    assert s["slippage_usd"] == pytest.approx(expected_usd, rel=1e-9)
+    assert s["daily_return_correlation"] > 0.99  # the same curve, shifted by a constant
+    assert s["return_difference_pct"] == pytest.approx(s["paper_return_pct"] - s["backtest_return_pct"])
+
+
+def test_no_shared_signal_is_a_clear_error(daily_bars: pl.DataFrame) -> None:
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=0)
+    with pytest.raises(MarketBossError, match="shares no signal id"):
+        compare_backtest_paper(daily_bars, signals, trades.with_columns(pl.lit("other").alias("signal_id")), equity)
