@@ -51,7 +51,10 @@ def compare_backtest_paper(
     bt = run_backtest(window, handled, cfg)
     aligned = _align_daily(bt.equity, paper_equity)
     # Equity metrics on the backtest's days, so that Sharpe and drawdown compare like for like.
-    paper = {**paper_metrics(paper_trades, paper_equity), **equity_metrics(aligned["timestamp"], aligned["paper"])}
+    paper = {
+        **paper_metrics(paper_trades, paper_equity),
+        **equity_metrics(aligned["timestamp"], aligned["paper"].to_numpy()),
+    }
     joined = _join(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
