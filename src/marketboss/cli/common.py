@@ -57,9 +57,12 @@ def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Columns of (mostly) numbers right-aligned, text left-aligned."""
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
+        values = [r[i] for r in rows if i < len(r) and r[i] is not None]
+        numeric = bool(values) and sum(isinstance(v, int | float) for v in values) * 2 > len(values)
+        table.add_column(c, justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*[fmt(v) for v in row])
     console.print(table)
