@@ -134,6 +134,7 @@ class Executor:
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
+        self.run_id = datetime.now(UTC).strftime("run%Y%m%dT%H%M%S%f")  # client_order_ids must be unique forever
 
     # ---------------------------------------------------------------------------------------- retries
     def _backoff(self, attempt: int, exc: TransientError) -> float:
@@ -264,6 +265,9 @@ class Executor:
         try:
             self._check_kill_switch_history(journal)
             self._snapshot(equity_log)
+            # Orders an earlier run left behind come first: finish them before deciding anything new.
+            pending.sort(key=lambda sig: sig.id not in journal.state.intents)
+            self._reconcile(journal, pending)
             for i, sig in enumerate(pending):
                 if i and self.cfg.order_interval and sig.id not in journal.state.intents:
                     self.sleep(self.cfg.order_interval)
@@ -283,6 +287,19 @@ class Executor:
             equity_log.close()
             self.alerter.close()
         return self.summary
+
+    def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
+        """Say what an earlier run left open, and put back any protective stop a crash kept from being placed."""
+        resumed = [s.id for s in pending if s.id in journal.state.intents]
+        open_orders = self._retry("list open orders", self.broker.open_orders)
+        ours = [o for o in open_orders if o.client_order_id.startswith(COID_PREFIX)]
+        log.info("reconcile", resuming=len(resumed), open_orders=len(open_orders), open_orders_ours=len(ours))
+        if self.cfg.risk.stop_loss_pct is None:
+            return
+        stops = {o.symbol for o in ours if o.type == "stop"}
+        for symbol, pos in self._retry("get positions", self.broker.positions).items():
+            if pos.qty != 0 and symbol not in stops:
+                self._place_stop(symbol, f"{COID_PREFIX}{self.run_id}-{symbol}", journal)
 
     def _send_summary(self) -> None:
         body = "\n".join(f"{k}: {v}" for k, v in self.summary.as_rows())
