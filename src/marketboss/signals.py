@@ -99,9 +99,6 @@ class Signal(BaseModel):
             raise ValueError("give exactly one of quantity (shares) or target_weight (fraction of equity)")
         return self
 
-    def to_record(self) -> dict[str, Any]:
-        return _record(self.model_dump())
-
 
 # ------------------------------------------------------------------------------------------------ ids
 
@@ -273,10 +270,6 @@ def read_signals_frame(
     return signals_to_frame(read_signals(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
 
 
-def frame_to_signals(df: pl.DataFrame) -> list[Signal]:
-    return [Signal.model_validate(r) for r in df.select(SIGNAL_FIELDS).iter_rows(named=True)]
-
-
 # ------------------------------------------------------------------------------------------------ writing
 
 
@@ -299,7 +292,6 @@ __all__ = [
     "Signal",
     "canonical_params",
     "epoch_us",
-    "frame_to_signals",
     "id_key",
     "parse_signal",
     "read_signals",

@@ -48,6 +48,7 @@ def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(
     ids = {s.id for s in read_signals(workdir / "data" / "signals.jsonl")}
     assert set(run.fills["signal_id"]) <= ids and run.fills.height == run.metrics["n_fills"] > 0
     assert set(run.trades.filter(pl.col("closed"))["exit_signal_id"]) <= ids
+    assert run.rejections["status"].to_list() == ["expired"] * run.metrics["unfilled_orders"]
     assert run.fills.columns[:7] == ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission"]
     html = (workdir / "runs" / "ma" / "report.html").read_text()
     assert "<script src=" not in html and len(html) > 1_000_000  # plotly.js is inline: opens offline
@@ -98,6 +99,15 @@ def test_a_second_command_line_run_loads_compiled_kernels_from_the_cache(data: P
     assert not any("data saved" in x for x in cache_lines)
     metrics = json.loads((workdir / "runs" / "ma_crossover" / "metrics.json").read_text())
     assert metrics["run"]["strategies"] == ["ma_crossover"]
+
+
+def test_a_run_without_signals_reads_back_typed_empty_frames(data: Path, workdir: Path) -> None:
+    (workdir / "none.jsonl").write_text("")
+    assert cli("backtest", "--data", str(data), "--signals", "none.jsonl", "--output-dir", "runs/none") == 0
+    run = load_run(workdir / "runs" / "none")
+    assert run.fills.height == run.trades.height == run.rejections.height == 0
+    assert run.fills.schema["price"] == pl.Float64 and run.trades.schema["closed"] == pl.Boolean
+    assert run.metrics["total_return_pct"] == 0 and run.metrics["sharpe"] is None  # 0/0: null in JSON
 
 
 def test_strategies_list_shows_names_params_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:

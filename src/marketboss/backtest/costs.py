@@ -1,12 +1,10 @@
-"""Trading costs and fill rules, validated up front; the arithmetic itself is in nb.py (one implementation)."""
+"""Trading costs and fill rules, validated up front; the arithmetic itself is in nb.py (fill_price, commission)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from marketboss.backtest import nb
 
 
 class FillMode(StrEnum):
@@ -34,12 +32,6 @@ class Costs(BaseModel):
     def slip(self) -> float:
         """Adverse price move per side, as a fraction."""
         return (self.slippage_bps + self.spread_bps / 2.0) / 10_000.0
-
-    def fill_price(self, reference: float, side: int) -> float:
-        return float(nb.fill_price(reference, float(side), self.slip))
-
-    def commission_for(self, qty: float, price: float) -> float:
-        return float(nb.commission(qty, price, self.commission, self.commission_per_share, self.commission_min))
 
 
 class BacktestConfig(BaseModel):

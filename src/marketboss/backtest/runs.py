@@ -79,11 +79,26 @@ def save_run(
     return run
 
 
+_TS = TIMESTAMP_DTYPE
+_STR, _F64, _I64 = pl.String(), pl.Float64(), pl.Int64()
+#: Columns of each frame, so that an empty file (no fills, no rejections) still reads as typed columns.
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "equity": {"timestamp": _TS, "cash": _F64, "positions_value": _F64, "equity": _F64},
+    "fills": {"timestamp": _TS, "signal_id": _STR, "symbol": _STR, "side": _STR, "qty": _F64, "price": _F64,
+              "commission": _F64, "signal_timestamp": _TS},
+    "trades": {"symbol": _STR, "side": _STR, "qty": _F64, "entry_time": _TS, "entry_price": _F64,
+               "exit_time": _TS, "exit_price": _F64, "pnl": _F64, "return_pct": _F64, "entry_signal_id": _STR,
+               "exit_signal_id": _STR, "duration_days": _F64, "bars": _I64, "closed": pl.Boolean()},
+    "rejections": {"signal_id": _STR, "timestamp": _TS, "symbol": _STR, "action": _STR, "quantity": _F64,
+                   "target_weight": _F64, "status": _STR, "reason": _STR},
+}
+
+
 def _read_frame(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise InputError(path, "missing: not a complete backtest run directory")
     if path.stat().st_size == 0:
-        return pl.DataFrame()
+        return pl.DataFrame(schema=SCHEMAS.get(path.stem))
     try:
         df = pl.read_ndjson(path)
     except Exception:
