@@ -267,7 +267,51 @@ def signals_to_frame(signals: Sequence[Signal]) -> pl.DataFrame:
 def read_signals_frame(
     path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None
 ) -> pl.DataFrame:
+    """read_signals as a frame. Files that are plainly valid take a vectorised path (100,000 signals in a
+    fraction of a second); anything else, or any doubt, goes through read_signals, which names the bad line."""
+    if not skip_invalid:
+        fast = _valid_frame(read_jsonl_records(path, tolerate_torn_tail=False))
+        if fast is not None:
+            return fast
     return signals_to_frame(read_signals(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
+
+
+_STR, _NUM = frozenset({str}), frozenset({int, float})
+#: The JSON types the vectorised path accepts per field (bool is not a number here; pydantic decides those).
+_FAST_TYPES = {
+    "id": _STR, "timestamp": _STR, "symbol": _STR, "action": _STR, "strategy": _STR | {type(None)},
+    "quantity": _NUM | {type(None)}, "price": _NUM | {type(None)}, "target_weight": _NUM | {type(None)},
+}  # fmt: skip
+_ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
+_TS_RE = r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$"  # chrono alone is more lenient
+
+
+def _valid_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
+    """The frame signals_to_frame would give, when every record passes Signal's rules in their plain form
+    (ids present, canonical UTC timestamps, upper-case actions and symbols); None when any record needs the
+    per-record path: normalising, id derivation or an error message."""
+    for field, allowed in _FAST_TYPES.items():
+        if not {type(r.get(field)) for r in records} <= allowed:
+            return None
+    raw_schema = {**{f: (pl.String if f in ("id", "timestamp") else SIGNAL_SCHEMA[f]) for f in SIGNAL_FIELDS},
+                  LINE: pl.Int64}  # fmt: skip
+    df = pl.DataFrame(records, schema=raw_schema)
+    ts = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC", strict=False)
+    qty, tw, price, sym = pl.col("quantity"), pl.col("target_weight"), pl.col("price"), pl.col("symbol")
+    ok = df.select(
+        pl.col("id").str.contains(_ID_RE).all()
+        & pl.col("id").is_unique().all()
+        & (pl.col("timestamp").str.contains(_TS_RE) & ts.is_not_null()).all()
+        & pl.col("action").is_in(["BUY", "SELL"]).all()
+        & (sym.str.len_chars().is_between(1, 32) & (sym == sym.str.strip_chars().str.to_uppercase())).all()
+        & (qty.is_null() != tw.is_null()).all()
+        & (qty.is_null() | (qty.is_finite() & (qty > 0))).all()
+        & (tw.is_null() | (tw.is_finite() & tw.is_between(-1, 1))).all()
+        & (price.is_null() | (price.is_finite() & (price > 0))).all()
+    ).item()
+    if not ok:
+        return None
+    return df.with_columns(ts.alias("timestamp")).select(*SIGNAL_FIELDS, LINE)
 
 
 # ------------------------------------------------------------------------------------------------ writing

@@ -1,0 +1,534 @@
+"""The page's sections, in the guide's order. Each runs inside `problems()`: a missing, empty or malformed file
+becomes a message in its own section (naming the file, and for bad data its line and field) while the other
+sections render; no traceback ever reaches the page.
+
+Every number shown comes from the shared functions (summary, run_backtest, paper_metrics,
+compare_backtest_paper, load_run); this module only lays them out and formats them (fmt.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from marketboss.backtest.metrics import METRICS
+from marketboss.backtest.runs import Run, compare
+from marketboss.dashboard import charts, fmt, loaders
+from marketboss.dashboard import models as registry
+from marketboss.dashboard.cache import FileKey, file_key, memoize
+from marketboss.dashboard.loaders import Empty, NotFound
+from marketboss.errors import InputError, MarketBossError
+from marketboss.logging import get_logger
+
+log = get_logger(__name__)
+
+#: (container key, heading) in page order: the guide's six sections and the strategy comparison.
+SECTIONS = (
+    ("market", "Market Data Overview"),
+    ("signals", "Signals Inspection"),
+    ("models", "Model Metrics"),
+    ("backtest", "Quick Backtest View"),
+    ("paper", "Paper Trading"),
+    ("comparison", "Backtest vs Paper Trading Comparison"),
+    ("strategies", "Strategy Comparison"),
+)
+PAGE_ROWS = 500
+#: Metrics a "best" run can be chosen by; for each, higher is better (drawdowns are negative percentages).
+RANK_BY = (
+    ("sharpe", "Sharpe"),
+    ("total_return_pct", "Return %"),
+    ("sortino", "Sortino"),
+    ("calmar", "Calmar"),
+    ("max_drawdown_pct", "Max drawdown %"),
+    ("win_rate_pct", "Win rate %"),
+)
+BEST_STYLE = {"background-color": "rgba(39, 174, 96, 0.22)", "font-weight": "600"}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The sidebar: the guide's five settings plus the paper trades log, the runs directory and the costs."""
+
+    market_data: str
+    signals: str
+    models_dir: str
+    paper_equity: str
+    initial_cash: float
+    paper_trades: str
+    runs_dir: str
+    commission: float
+    slippage_bps: float
+    refresh_seconds: float
+
+
+@contextmanager
+def problems(context: str = "") -> Iterator[None]:
+    """Show what went wrong where it went wrong: missing -> info, empty -> warning, bad data -> error."""
+    prefix = f"{context}: " if context else ""
+    try:
+        yield
+    except NotFound as exc:
+        st.info(f"{prefix}{exc}")
+    except Empty as exc:
+        st.warning(f"{prefix}{exc}")
+    except InputError as exc:
+        st.error(f"{prefix}Malformed input: {exc}")
+    except MarketBossError as exc:
+        st.warning(f"{prefix}{exc}")
+    except Exception as exc:  # a bug must not take the page down: say so in the section, log the details
+        log.exception("dashboard_section_failed", context=context)
+        st.error(f"{prefix}Unexpected error ({type(exc).__name__}): {exc}")
+
+
+def render_all(inputs: Inputs) -> None:
+    loaders.warm(file_key(inputs.market_data), file_key(inputs.signals), inputs.runs_dir)
+    body: dict[str, Callable[[Inputs], None]] = {
+        "market": market_section,
+        "signals": signals_section,
+        "models": models_section,
+        "backtest": backtest_section,
+        "paper": paper_section,
+        "comparison": comparison_section,
+        "strategies": strategies_section,
+    }
+    for key, title in SECTIONS:
+        with st.container(key=f"section-{key}"):
+            st.header(title, anchor=key)
+            if key == "paper":  # the live section reruns on its own while the executor appends to the logs
+                st.fragment(run_every=inputs.refresh_seconds)(_guarded)(body[key], inputs)
+            else:
+                _guarded(body[key], inputs)
+
+
+def _guarded(fn: Callable[[Inputs], None], inputs: Inputs) -> None:
+    with problems():
+        fn(inputs)
+
+
+def chart(fig: go.Figure, key: str) -> None:
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+# ------------------------------------------------------------------------------------------- market data
+
+
+@memoize(8)
+def _price_figure(key: FileKey, symbol: str) -> go.Figure:
+    ts, close, volume = loaders.symbol_series(key, symbol)
+    return charts.price_volume(symbol, ts, close, volume)
+
+
+def market_section(inputs: Inputs) -> None:
+    key = file_key(inputs.market_data)
+    bars = loaders.bars(key)
+    stats = loaders.bar_summary(key)
+    c = st.columns(4)
+    c[0].metric("Symbols", fmt.count(stats.height))
+    c[1].metric("Bars", fmt.count(bars.height))
+    c[2].metric("From", fmt.day(bars["timestamp"][0]), help=fmt.when(bars["timestamp"][0]))
+    c[3].metric("To", fmt.day(bars["timestamp"][-1]), help=fmt.when(bars["timestamp"][-1]))
+    st.subheader("Returns statistics")
+    st.caption("Per symbol, simple bar-to-bar returns of the close; annualised by the bar frequency.")
+    st.dataframe(
+        stats,
+        hide_index=True,
+        key="market_stats",
+        column_config={
+            "mean_return": st.column_config.NumberColumn("mean return", format="%.5f"),
+            "volatility": st.column_config.NumberColumn("volatility", format="%.5f"),
+            "annual_return": st.column_config.NumberColumn("annual return", format="percent"),
+            "annual_volatility": st.column_config.NumberColumn("annual volatility", format="percent"),
+            "last_close": st.column_config.NumberColumn("last close", format="%.2f"),
+        },
+    )
+    symbol = st.selectbox("Symbol", stats["symbol"].to_list(), key="market_symbol")
+    if symbol:
+        chart(_price_figure(key, symbol), "market_chart")
+
+
+# ----------------------------------------------------------------------------------------------- signals
+
+
+def signals_section(inputs: Inputs) -> None:
+    key = file_key(inputs.signals)
+    opts = loaders.signal_options(key)
+    c = st.columns(4)
+    symbols = c[0].multiselect("Symbol", opts.symbols, key="signals_symbol", placeholder="All symbols")
+    actions = c[1].multiselect("Action", opts.actions, key="signals_action", placeholder="All actions")
+    strategies = c[2].multiselect("Strategy", opts.strategies, key="signals_strategy", placeholder="All strategies")
+    picked = c[3].date_input("Date range", value=(opts.first, opts.last), min_value=opts.first,
+                             max_value=opts.last, key="signals_dates")  # fmt: skip
+    start, end = _date_range(picked, opts.first, opts.last)
+    df = loaders.filtered_signals(key, tuple(symbols), tuple(actions), tuple(strategies), start, end)
+    total = loaders.signals(key).height
+    m = st.columns(4)
+    m[0].metric("Signals", fmt.count(total))
+    m[1].metric("Matching", fmt.count(df.height))
+    by_action = dict(df.group_by("action").len().iter_rows())
+    m[2].metric("BUY", fmt.count(by_action.get("BUY", 0)))
+    m[3].metric("SELL", fmt.count(by_action.get("SELL", 0)))
+    if df.is_empty():
+        st.info("No signal matches these filters.")
+        return
+    _paged_table(df, "signals", "signals")
+
+
+def _date_range(picked: Any, first: date, last: date) -> tuple[date, date]:
+    """date_input gives one date while a range is being picked: treat it as a one-day range."""
+    if isinstance(picked, tuple | list):
+        dates = [d for d in picked if d is not None]
+        if len(dates) >= 2:
+            return dates[0], dates[1]
+        if dates:
+            return dates[0], dates[0]
+        return first, last
+    return (picked, picked) if isinstance(picked, date) else (first, last)
+
+
+def _paged_table(df: pl.DataFrame, key: str, what: str) -> None:
+    """Tables of any length, a page at a time: a browser never receives 100,000 rows at once."""
+    pages = max(1, math.ceil(df.height / PAGE_ROWS))
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1,
+                                   key=f"{key}_page"))  # fmt: skip
+    lo = (page - 1) * PAGE_ROWS
+    shown = df.slice(lo, PAGE_ROWS)
+    st.caption(f"{what} {lo + 1:,}-{lo + shown.height:,} of {df.height:,}")
+    st.dataframe(shown, hide_index=True, key=f"{key}_table")
+
+
+# -------------------------------------------------------------------------------------------------- models
+
+
+def models_section(inputs: Inputs) -> None:
+    dirs = loaders.model_dirs(inputs.models_dir)
+    if not dirs:
+        st.info(f"No model in `{inputs.models_dir}` (expected <name>/<version>/metadata.json): "
+                f"{loaders.HINTS['Models directory']}.")  # fmt: skip
+        return
+    names = [d.name for d in dirs]
+    name = st.selectbox("Model", names, key="model_name") if len(names) > 1 else names[0]
+    model_dir = dirs[names.index(name or names[0])]
+    state = loaders.model_state(model_dir)
+    v = state.latest
+    meta = v.metadata
+    st.caption(f"Model **{v.name}**, latest version **{v.version}** of {len(state.versions)} "
+               f"(created {fmt.when(v.created_at)}), from `{v.path}`")  # fmt: skip
+    features = meta.get("features")
+    facts = {
+        "Model type": meta.get("model_type"),
+        "Target": meta.get("target"),
+        "Horizon": meta.get("horizon"),
+        "Features": len(features) if isinstance(features, list) else None,
+        "Trained on": f"{fmt.day(meta.get('train_start'))} → {fmt.day(meta.get('train_end'))}",
+    }
+    st.markdown(" · ".join(f"**{k}** {fmt.NA if v is None else v}" for k, v in facts.items()))
+    metrics = registry.flat_metrics(meta)
+    if metrics:
+        st.subheader("Training metrics")
+        st.dataframe(pl.DataFrame({"metric": list(metrics), "value": [fmt.value(x) for x in metrics.values()]}),
+                     hide_index=True, key="model_metrics")  # fmt: skip
+    _importance(meta)
+    _folds(meta, v.path / registry.METADATA)
+    with st.expander("All metadata"):
+        st.json(meta, expanded=False)
+    st.subheader("Drift and retraining")
+    with problems():
+        _drift(model_dir)
+
+
+def _importance(meta: dict[str, Any]) -> None:
+    kinds = registry.importance(meta)
+    st.subheader("Feature importance")
+    if not kinds:
+        st.info("This model's metadata has no feature_importance.")
+        return
+    kind = st.radio("Importance", list(kinds), horizontal=True, key="model_importance") if len(kinds) > 1 else None
+    kind = kind or next(iter(kinds))
+    chart(charts.importance_bar(kinds[kind], kind), "model_importance_chart")
+
+
+def _folds(meta: dict[str, Any], source: Path) -> None:
+    folds = registry.folds_frame(meta, source)
+    st.subheader("Cross-validation folds")
+    if folds.is_empty():
+        st.info("This model's metadata has no per-fold results (cv.folds).")
+        return
+    cv = meta.get("cv") or {}
+    parts = [f"{k} {cv[k]}" for k in ("scheme", "purge", "embargo") if k in cv]
+    if parts:
+        st.caption(", ".join(parts))
+    st.dataframe(folds, hide_index=True, key="model_folds")
+    chart(charts.folds_bars(folds), "model_folds_chart")
+
+
+def _drift(model_dir: Path) -> None:
+    path = model_dir / registry.DECISIONS
+    decisions = loaders.decisions(file_key(path))
+    if not decisions:
+        st.info(f"No drift or retraining decision recorded yet (`{path}`): `marketboss retrain --if-needed` "
+                "writes one.")  # fmt: skip
+        return
+    last = decisions[-1]
+    reasons = "; ".join(str(r) for r in last.get("reasons") or []) or "no reason given"
+    if last["decision"] == "retrain":
+        st.warning(f"⚠️ Drift status: retraining needed (checked {fmt.when(last['timestamp'])}): {reasons}")
+    else:
+        st.success(f"✅ Drift status: model kept (checked {fmt.when(last['timestamp'])}): {reasons}")
+    retrains = [d for d in decisions if d["decision"] == "retrain"]
+    c = st.columns(3)
+    c[0].metric("Last check", fmt.minute(last["timestamp"]), help=fmt.when(last["timestamp"]))
+    c[1].metric("Rolling IC", fmt.num(last.get("rolling_ic"), 4))
+    c[2].metric("Last retraining decision", fmt.minute(retrains[-1]["timestamp"]) if retrains else "never")
+    drift = registry.drift_frame(last)
+    if drift.height:
+        st.dataframe(drift, hide_index=True, key="model_drift")
+    history = pl.DataFrame(
+        {
+            "timestamp": [str(d["timestamp"]) for d in decisions[::-1][:50]],
+            "decision": [str(d["decision"]) for d in decisions[::-1][:50]],
+            "reasons": ["; ".join(map(str, d.get("reasons") or [])) for d in decisions[::-1][:50]],
+            "rolling_ic": [registry._num(d.get("rolling_ic")) for d in decisions[::-1][:50]],
+        },
+        schema={"timestamp": pl.String, "decision": pl.String, "reasons": pl.String, "rolling_ic": pl.Float64},
+    )
+    with st.expander(f"Decision history ({len(decisions)})"):
+        st.dataframe(history, hide_index=True, key="model_decisions")
+
+
+# ------------------------------------------------------------------------------------------------ backtest
+
+
+@memoize(4)
+def _equity_figure(
+    bars_key: FileKey, signals_key: FileKey, cash: float, commission: float, slippage_bps: float
+) -> go.Figure:
+    eq = loaders.backtest(bars_key, signals_key, cash, commission, slippage_bps).equity
+    ts = charts.times(eq["timestamp"])
+    return charts.lines(
+        [charts.Line("equity", ts, eq["equity"].to_numpy()), charts.Line("cash", ts, eq["cash"].to_numpy(), 1, "dot")],
+        "Equity curve (marked to market every bar)", "$",
+    )
+
+
+def backtest_section(inputs: Inputs) -> None:
+    bk, sk = file_key(inputs.market_data), file_key(inputs.signals)
+    args = (bk, sk, inputs.initial_cash, inputs.commission, inputs.slippage_bps)
+    result = loaders.backtest(*args)
+    m = result.metrics
+    c = st.columns(5)
+    c[0].metric("P&L", fmt.money(m["pnl"]))
+    c[1].metric("Return %", fmt.pct(m["total_return_pct"]))
+    c[2].metric("Sharpe", fmt.num(m["sharpe"]))
+    c[3].metric("Max Drawdown", fmt.pct(m["max_drawdown_pct"]))
+    c[4].metric("Win rate", fmt.pct(m["win_rate_pct"]))
+    d = st.columns(5)
+    d[0].metric("Final equity", fmt.money(m["final_equity"]))
+    d[1].metric("Trades (closed)", fmt.count(m["n_trades"]))
+    d[2].metric("Fills", fmt.count(m["n_fills"]))
+    d[3].metric("Commissions", fmt.money(m["commissions"]))
+    d[4].metric("Exposure", fmt.pct(m["exposure_pct"]))
+    st.caption(
+        f"`{inputs.signals}` on `{inputs.market_data}`: {fmt.money(inputs.initial_cash)} initial cash, commission "
+        f"{inputs.commission:.4%} of notional, slippage {inputs.slippage_bps:g} bps, fills at the next bar's open."
+    )
+    if m["rejected_orders"] or m["unfilled_orders"]:
+        st.caption(f"{m['rejected_orders']:,} order(s) rejected for insufficient cash, {m['unfilled_orders']:,} "
+                   "left unfilled (no later bar).")  # fmt: skip
+    chart(_equity_figure(*args), "backtest_chart")
+    with st.expander("All metrics"):
+        st.dataframe(_metrics_table(m), hide_index=True, key="backtest_metrics")
+
+
+def _metrics_table(m: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame({"metric": [label for _, label in METRICS], "value": [fmt.value(m.get(k)) for k, _ in METRICS]})
+
+
+# ------------------------------------------------------------------------------------------- paper trading
+
+
+@memoize(4)
+def _paper_figure(key: FileKey) -> go.Figure:
+    eq = loaders.paper_equity(key)
+    ts = charts.times(eq["timestamp"])
+    series = [charts.Line("portfolio value", ts, eq["portfolio_value"].cast(pl.Float64).to_numpy())]
+    if eq["cash"].null_count() < eq.height:
+        series.append(charts.Line("cash", ts, eq["cash"].cast(pl.Float64).to_numpy(), 1, "dot"))
+    return charts.lines(series, "Paper account equity (live)", "$")
+
+
+def paper_section(inputs: Inputs) -> None:
+    ek, tk = file_key(inputs.paper_equity), file_key(inputs.paper_trades)
+    equity = loaders.paper_equity(ek)
+    trades: pl.DataFrame | None = None
+    with problems("Trades executed"):
+        trades = loaders.paper_trades(tk)
+    stats = loaders.paper_stats(ek, tk if trades is not None else None)
+    c = st.columns(3)
+    c[0].metric("Portfolio value", fmt.money(equity["portfolio_value"][-1]))
+    c[1].metric("P&L", fmt.money(stats["pnl"]))
+    c[2].metric("Return %", fmt.pct(stats["total_return_pct"]))
+    d = st.columns([1, 2])
+    d[0].metric("Trades executed", fmt.count(stats["filled_orders"]) if trades is not None else fmt.NA)
+    d[1].metric("Last update", fmt.when(stats["last_update"]))
+    st.caption(f"`{inputs.paper_equity}`: {equity.height:,} snapshot(s) from {fmt.when(equity['timestamp'][0])}; "
+               f"refreshes every {inputs.refresh_seconds:g} s (last checked "
+               f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC).")  # fmt: skip
+    chart(_paper_figure(ek), "paper_chart")
+    if trades is not None and trades.height:
+        st.caption("Most recent trades")
+        recent = trades.sort("timestamp", descending=True, nulls_last=True).head(20)
+        st.dataframe(recent.select([c for c in ("timestamp", "symbol", "side", "qty", "filled_price", "status",
+                                                "slippage_bps", "signal_id") if c in recent.columns]),
+                     hide_index=True, key="paper_trades_table")  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------- backtest vs paper
+
+
+def _comparison_keys(inputs: Inputs) -> tuple[FileKey, FileKey, FileKey, FileKey]:
+    return (file_key(inputs.market_data), file_key(inputs.signals), file_key(inputs.paper_trades),
+            file_key(inputs.paper_equity))  # fmt: skip
+
+
+@memoize(4)
+def _comparison_figure(keys: tuple[FileKey, FileKey, FileKey, FileKey], commission: float, slip: float) -> go.Figure:
+    cmp = loaders.comparison(*keys, commission, slip)
+    bt = cmp.backtest.equity
+    paper = loaders.paper_equity(keys[3])
+    paper_value = paper["portfolio_value"].cast(pl.Float64).to_numpy()
+    return charts.lines(
+        [
+            charts.Line("backtest equity", charts.times(bt["timestamp"]), bt["equity"].to_numpy()),
+            charts.Line("paper portfolio value", charts.times(paper["timestamp"]), paper_value),
+        ],
+        "Backtest vs paper equity over the paper run's window",
+        "$",
+    )
+
+
+def comparison_section(inputs: Inputs) -> None:
+    keys = _comparison_keys(inputs)
+    missing = [k.path for k in keys if not k.exists]
+    if missing:
+        st.info("Needs " + ", ".join(f"`{p}`" for p in missing) + " (not found): the comparison appears once "
+                "paper trading has run on these signals.")  # fmt: skip
+        return
+    cmp = loaders.comparison(*keys, inputs.commission, inputs.slippage_bps)
+    s = cmp.summary
+    (st.success if s["paper_return_pct"] >= 0 else st.warning)(f"Status: {s['status']}")
+    bt_col, paper_col, cmp_col = st.columns(3)
+    with bt_col:
+        st.subheader("Backtest Metrics")
+        st.metric("Return %", fmt.pct(s["backtest_return_pct"]))
+        st.metric("Sharpe", fmt.num(s["backtest_sharpe"]))
+        st.metric("Max Drawdown", fmt.pct(s["backtest_max_drawdown_pct"]))
+        st.metric("Win rate", fmt.pct(s["backtest_win_rate_pct"]))
+        st.metric("Fills", fmt.count(s["backtest_fills"]))
+    with paper_col:
+        st.subheader("Paper Trading Metrics")
+        st.metric("Return %", fmt.pct(s["paper_return_pct"]))
+        st.metric("P&L $", fmt.money(cmp.paper["pnl"]))
+        st.metric("Status", s["status"])
+        st.metric("Sharpe", fmt.num(s["paper_sharpe"]))
+        st.metric("Max Drawdown", fmt.pct(s["paper_max_drawdown_pct"]))
+        st.metric("Win rate", fmt.pct(s["paper_win_rate_pct"]))
+        st.metric("Fills", fmt.count(s["paper_fills"]))
+    with cmp_col:
+        st.subheader("Comparison Metrics")
+        st.metric("Return difference", fmt.pct(s["return_difference_pct"]), help="paper minus backtest")
+        st.metric("Avg slippage (bps)", fmt.num(s["avg_slippage_bps"]))
+        st.metric("Slippage impact", fmt.money(s["slippage_usd"]))
+        fills = f"{fmt.count(s['backtest_fills'])} / {fmt.count(s['paper_fills'])}"
+        st.metric("Total trades (backtest / paper)", fills)
+        st.metric("Missed in paper", fmt.count(s["missed_in_paper"]))
+        st.metric("Commissions (backtest / paper)",
+                  f"{fmt.money(s['backtest_commissions'])} / {fmt.money(s['paper_commissions'])}")  # fmt: skip
+        st.metric("Daily return correlation", fmt.num(s["daily_return_correlation"]))
+    bt_m = cmp.backtest.metrics
+    st.caption(
+        f"The backtest is re-run from {fmt.when(bt_m['start'])} to {fmt.when(bt_m['end'])} on the signals the "
+        f"paper run handled, from the paper account's first equity ({fmt.money(bt_m['initial_equity'])}) with the "
+        "sidebar's costs: what remains is execution (slippage, missed and partial fills, commissions)."
+    )
+    chart(_comparison_figure(keys, inputs.commission, inputs.slippage_bps), "comparison_chart")
+    st.subheader("Per-signal slippage (paper vs backtest fill)")
+    joined = cmp.joined.sort("slippage_bps", descending=True, nulls_last=True)
+    _paged_table(joined, "comparison", "signals")
+
+
+# -------------------------------------------------------------------------------------- strategy comparison
+
+
+def best_run(runs: list[Run], metric: str) -> Run | None:
+    """The run with the highest value of `metric` (all RANK_BY metrics are higher-is-better)."""
+    scored = [(float(v), r) for r in runs if isinstance(v := r.metrics.get(metric), int | float) and math.isfinite(v)]
+    return max(scored, key=lambda t: t[0])[1] if scored else None
+
+
+@memoize(8)
+def _runs_figure(keys: tuple[tuple[FileKey, ...], ...], best: str | None) -> go.Figure:
+    series = []
+    for k in keys:
+        r = loaders.run(k)
+        if r.equity.is_empty():
+            continue
+        width = 3.0 if r.name == best else 1.3
+        series.append(charts.Line(r.name + (" (best)" if r.name == best else ""), charts.times(r.equity["timestamp"]),
+                                  r.equity["equity"].cast(pl.Float64).to_numpy(), width))  # fmt: skip
+    return charts.lines(series, "Equity curves", "$")
+
+
+def strategies_section(inputs: Inputs) -> None:
+    all_keys = loaders.run_keys(inputs.runs_dir)
+    if not all_keys:
+        st.info(f"No backtest run in `{inputs.runs_dir}`: {loaders.HINTS['Runs directory']}.")
+        return
+    loaded: dict[str, tuple[Run, tuple[FileKey, ...]]] = {}
+    for k in all_keys:
+        with problems(f"Run `{Path(k[0].path).parent}`"):
+            r = loaders.run(k)
+            loaded[r.name] = (r, k)
+    if not loaded:
+        return
+    names = list(loaded)
+    c = st.columns([3, 1])
+    chosen = c[0].multiselect("Runs", names, default=names[:8], key="runs_selected")
+    label = c[1].selectbox("Best by", [lbl for _, lbl in RANK_BY], key="runs_rank") or RANK_BY[0][1]
+    metric = dict((lbl, k) for k, lbl in RANK_BY)[label]
+    runs = [loaded[n][0] for n in chosen]
+    if not runs:
+        st.info("Pick at least one run.")
+        return
+    best = best_run(runs, metric)
+    if best is not None:
+        st.success(f"Best by {label}: **{best.name}** ({fmt.value(best.metrics.get(metric))})")
+    chart(_runs_figure(tuple(loaded[n][1] for n in chosen), best.name if best else None), "strategies_chart")
+    keys = [(k, lbl) for k, lbl in METRICS if k not in ("start", "end")]
+    rows = compare(runs, keys)
+    table = pd.DataFrame([[_cell(v) for v in row[1:]] for row in rows], index=[row[0] for row in rows],
+                         columns=[r.name for r in runs])  # fmt: skip
+    styled = table.style.format(fmt.value)
+    if best is not None:
+        styled = styled.set_properties(subset=[best.name], **BEST_STYLE)
+    st.dataframe(styled, key="strategies_table")
+    for r in runs:
+        made = r.info.get("signals") or ", ".join(r.info.get("strategies") or []) or "?"
+        st.caption(f"**{r.name}**: {made}" + (f" (created {fmt.when(r.info['created_at'])})"
+                                               if r.info.get("created_at") else ""))  # fmt: skip
+
+
+def _cell(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+

@@ -1,0 +1,125 @@
+"""read_signals_frame's vectorised path: the same frame as the per-record path, or it steps aside.
+
+Any file, valid or not, must give exactly what signals_to_frame(read_signals(...)) gives: the same frame, or
+the same InputError (file, line, field)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import marketboss.signals as signals_mod
+from marketboss.errors import InputError
+from marketboss.signals import read_signals, read_signals_frame, signals_to_frame
+
+VALID = {
+    "id": "sig-0001", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": "BUY", "quantity": 10,
+    "strategy": "ma_crossover", "price": 150.5, "target_weight": None,
+}  # fmt: skip
+#: Per field: forms both paths accept (some only after normalising: the vectorised path must step aside), and
+#: forms the per-record path refuses. quantity and target_weight vary together (exactly one of them is set).
+GOOD: dict[str, list[Any]] = {
+    "id": ["sig-0001", "a.b:c_d-1"],
+    "timestamp": ["2024-01-02T05:00:00Z", "2024-01-02T05:00:00.250Z", "2024-01-02T05:00:00.123456789Z",
+                  "2024-01-02T05:00:00+00:00",
+                  "2024-01-02T05:00:00", "2024-01-02T00:30:00-05:00"],
+    "symbol": ["AAPL", "BRK.B"],
+    "action": ["BUY", "SELL", "buy", " Sell "],
+    "size": [(10, None), (2.5, None), (None, 0.5), (None, -1), (None, 1)],
+    "strategy": ["ma_crossover", None, ""],
+    "price": [150.5, 1, None],
+}
+BAD: dict[str, list[Any]] = {
+    "id": [17, "bad id!", "x" * 129, ""],
+    "timestamp": ["2024-01-02", "not a time", "", 1704171600, None, "2024-01-02T05:00:60Z", "2024-1-2T05:00:00Z",
+                  "+2024-01-02T05:00:00Z", "2024-01-02T24:00:00Z", "2024-02-30T05:00:00Z"],
+    "symbol": ["aapl", " AAPL", "", "X" * 33, 5, None],
+    "action": ["HOLD", 1, None],
+    "size": [(0, None), (-1, None), (True, None), ("10", None), (None, None), (5, 0.5), (None, 1.5), (None, "0.1")],
+    "strategy": [3],
+    "price": [0, -2.0, "150", False],
+}  # fmt: skip
+
+
+def _field(name: str) -> st.SearchStrategy[Any]:
+    """Mostly good values, so that whole files are often valid and both outcomes get exercised."""
+    return st.integers(0, 9).flatmap(lambda n: st.sampled_from(BAD[name] if n == 0 else GOOD[name]))
+
+
+def _record(fields: dict[str, Any]) -> dict[str, Any]:
+    quantity, target_weight = fields.pop("size")
+    return {**fields, "quantity": quantity, "target_weight": target_weight}
+
+
+def _outcome(path: Path) -> tuple[str, Any]:
+    try:
+        return "ok", read_signals_frame(path)
+    except InputError as exc:
+        return "error", str(exc)
+
+
+def _reference(path: Path) -> tuple[str, Any]:
+    try:
+        return "ok", signals_to_frame(read_signals(path))
+    except InputError as exc:
+        return "error", str(exc)
+
+
+record = st.fixed_dictionaries({k: _field(k) for k in GOOD}).map(_record)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(record, min_size=0, max_size=6), unique=st.booleans(), drop=st.sampled_from([None, "id",
+                                                                                                     "strategy"]))
+def test_same_frame_or_same_error_as_the_per_record_path(
+    tmp_path: Path, records: list[dict[str, Any]], unique: bool, drop: str | None
+) -> None:
+    lines = []
+    for i, r in enumerate(records):
+        rec = dict(r)
+        if unique and isinstance(rec["id"], str) and rec["id"]:
+            rec["id"] = f"{rec['id']}-{i}"
+        if drop:
+            rec.pop(drop, None)
+        lines.append(json.dumps(rec))
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(lines) + ("\n" if lines else ""))
+    got, want = _outcome(path), _reference(path)
+    assert got[0] == want[0], (got, want)
+    if got[0] == "ok":
+        assert got[1].schema == want[1].schema and got[1].equals(want[1])
+    else:
+        assert got[1] == want[1]
+
+
+def test_canonical_files_take_the_vectorised_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "signals.jsonl"
+    rows = [{**VALID, "id": f"sig-{i}", "quantity": None, "target_weight": 0.1} if i % 2 else {**VALID, "id": f"s{i}"}
+            for i in range(50)]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    want = signals_to_frame(read_signals(path))
+
+    def per_record(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the per-record path was taken")
+
+    monkeypatch.setattr(signals_mod, "read_signals", per_record)
+    got = read_signals_frame(path)
+    assert got.equals(want) and got["_line"].to_list() == list(range(1, 51))
+
+
+def test_blank_lines_keep_true_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps(VALID) + "\n\n\n" + json.dumps({**VALID, "id": "sig-2"}) + "\n")
+    assert read_signals_frame(path)["_line"].to_list() == [1, 4]
+
+
+def test_duplicate_ids_are_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps(VALID) + "\n" + json.dumps(VALID) + "\n")
+    with pytest.raises(InputError, match=r":2: field 'id': duplicate id 'sig-0001' \(first on line 1\)"):
+        read_signals_frame(path)
