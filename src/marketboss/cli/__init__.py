@@ -9,6 +9,7 @@ import typer
 from marketboss import __version__
 from marketboss.cli.backtest import backtest as backtest_command
 from marketboss.cli.backtest import runs_app
+from marketboss.cli.broker import app as broker_app
 from marketboss.cli.common import run_guarded
 from marketboss.cli.data import app as data_app
 from marketboss.cli.signals import app as signals_app
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(broker_app, name="broker")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(signals_app, name="signals")
 app.command("backtest")(backtest_command)
