@@ -96,8 +96,8 @@ def write_paper_logs(bars: pl.DataFrame, signals: pl.DataFrame, trades_path: Pat
 
 def metadata(version: str, created_at: str, shift: float = 0.0) -> dict[str, object]:
     folds = [
-        {"fold": k, "mse": 0.0004 + 0.00001 * k + shift / 1000, "ic": 0.05 - 0.01 * k, "rank_ic": 0.04 - 0.01 * k,
-         "hit_rate": 0.52 - 0.005 * k}
+        {"fold": k + 1, "n_train": 200 + 50 * k, "n_test": 50, "mse": 0.0004 + 0.00001 * k + shift / 1000,
+         "ic": 0.05 - 0.01 * k, "rank_ic": 0.04 - 0.01 * k, "hit_rate": 0.52 - 0.005 * k}
         for k in range(5)
     ]  # fmt: skip
     return {
@@ -112,7 +112,7 @@ def metadata(version: str, created_at: str, shift: float = 0.0) -> dict[str, obj
         "train_start": "2023-01-03T05:00:00Z",
         "train_end": "2024-06-28T04:00:00Z",
         "data_sha256": "ab" * 32,
-        "cv": {"scheme": "purged_walk_forward", "n_folds": 5, "purge": 5, "embargo": 5, "folds": folds},
+        "cv": {"scheme": "purged_walk_forward", "folds": 5, "purge": 5, "embargo": 5, "per_fold": folds},
         "metrics": {"mse": {"mean": 0.00042, "std": 0.00001}, "ic": {"mean": 0.03, "std": 0.015}},
         "feature_importance": {
             "gain": {f: round(1.0 / (k + 1) + shift, 6) for k, f in enumerate(FEATURES)},

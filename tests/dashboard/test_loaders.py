@@ -171,9 +171,9 @@ def test_importance_and_folds_in_their_accepted_shapes(tmp_path: Path) -> None:
     assert registry.importance(listed) == {"gain": {"a": 3.0, "b": 1.0}, "permutation": {"b": 0.2}}
     assert registry.importance({}) == {}
     folds = registry.folds_frame(meta, tmp_path / "metadata.json")
-    assert folds["fold"].to_list() == [0, 1, 2, 3, 4] and folds["ic"][0] == pytest.approx(0.05)
-    per_fold = {"cv": {"folds": 2, "per_fold": [{"mse": 1.0, "ic": 0.1}, {"mse": 2.0, "ic": None}]}}
-    f2 = registry.folds_frame(per_fold, tmp_path / "metadata.json")
+    assert folds["fold"].to_list() == [1, 2, 3, 4, 5] and folds["ic"][0] == pytest.approx(0.05)
+    listed = {"cv": {"folds": [{"mse": 1.0, "ic": 0.1}, {"mse": 2.0, "ic": None}]}}
+    f2 = registry.folds_frame(listed, tmp_path / "metadata.json")
     assert f2["fold"].to_list() == [0, 1] and f2["ic"].to_list() == [0.1, None] and f2["rank_ic"].null_count() == 2
     with pytest.raises(InputError, match="cv fold 0 is not an object"):
         registry.folds_frame({"cv": {"folds": [3]}}, tmp_path / "metadata.json")

@@ -212,11 +212,11 @@ def test_model_metrics_latest_version_importance_folds_and_drift(dash: Dash, dem
     assert bars == pytest.approx(gain)
     assert array(importance["data"][0]["y"])[-1] == max(gain, key=gain.get)  # largest at the top
     folds_table = table(block, "rank_ic")
-    assert folds_table["mse"].tolist() == pytest.approx([f["mse"] for f in meta["cv"]["folds"]])
-    assert folds_table["ic"].tolist() == pytest.approx([f["ic"] for f in meta["cv"]["folds"]])
-    assert array(folds["data"][1]["y"]) == pytest.approx([f["ic"] for f in meta["cv"]["folds"]])
+    assert folds_table["mse"].tolist() == pytest.approx([f["mse"] for f in meta["cv"]["per_fold"]])
+    assert folds_table["ic"].tolist() == pytest.approx([f["ic"] for f in meta["cv"]["per_fold"]])
+    assert array(folds["data"][1]["y"]) == pytest.approx([f["ic"] for f in meta["cv"]["per_fold"]])
     (warning,) = messages(block, "warning")
-    assert "retraining needed" in warning and "psi(vol_20) 0.31 > 0.25" in warning
+    assert "retraining triggered" in warning and "psi(vol_20) 0.31 > 0.25" in warning
     m = metrics(block)
     assert m["Rolling IC"] == "-0.0120" and m["Last retraining decision"] == "2024-08-01 21:00"
     drift = table(block, "psi")

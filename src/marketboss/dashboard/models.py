@@ -9,8 +9,10 @@
                                             (retrain | keep), reasons [...], psi {feature: x}, ks {feature: x},
                                             rolling_ic, and optionally version, thresholds
 
-Without a pointer the newest version by created_at is the latest. cv.folds (or cv.per_fold) is a list of
-{fold, mse, ic, rank_ic, hit_rate, ...}; feature_importance is {feature: value} or {kind: {feature: value}}.
+Without a pointer the newest version by created_at is the latest. cv.per_fold (or cv.folds, when it is a list
+rather than the number of folds) holds {fold, mse, ic, rank_ic, hit_rate, ...} per fold; metrics is
+{metric: {mean, std}} (any nesting is shown flattened); feature_importance is {kind: {feature: value}} (e.g.
+gain or coefficient, and permutation) or a flat {feature: value}. marketboss.ml writes exactly this.
 """
 
 from __future__ import annotations
@@ -185,10 +187,10 @@ def read_decisions(path: Path) -> list[dict[str, Any]]:
 
 
 def drift_frame(decision: dict[str, Any]) -> pl.DataFrame:
-    """PSI and KS per feature of one decision."""
+    """PSI and KS per feature of one decision, most drifted (by PSI) first."""
     psi, ks = decision.get("psi") or {}, decision.get("ks") or {}
     features = sorted(set(psi) | set(ks))
     return pl.DataFrame(
         {"feature": features, "psi": [_num(psi.get(f)) for f in features], "ks": [_num(ks.get(f)) for f in features]},
         schema={"feature": pl.String, "psi": pl.Float64, "ks": pl.Float64},
-    )
+    ).sort("psi", "feature", descending=[True, False], nulls_last=True)

@@ -263,7 +263,7 @@ def _folds(meta: dict[str, Any], source: Path) -> None:
     folds = registry.folds_frame(meta, source)
     st.subheader("Cross-validation folds")
     if folds.is_empty():
-        st.info("This model's metadata has no per-fold results (cv.folds).")
+        st.info("This model's metadata has no per-fold results (cv.per_fold).")
         return
     cv = meta.get("cv") or {}
     parts = [f"{k} {cv[k]}" for k in ("scheme", "purge", "embargo") if k in cv]
@@ -283,7 +283,7 @@ def _drift(model_dir: Path) -> None:
     last = decisions[-1]
     reasons = "; ".join(str(r) for r in last.get("reasons") or []) or "no reason given"
     if last["decision"] == "retrain":
-        st.warning(f"⚠️ Drift status: retraining needed (checked {fmt.when(last['timestamp'])}): {reasons}")
+        st.warning(f"⚠️ Drift status: retraining triggered (checked {fmt.when(last['timestamp'])}): {reasons}")
     else:
         st.success(f"✅ Drift status: model kept (checked {fmt.when(last['timestamp'])}): {reasons}")
     retrains = [d for d in decisions if d["decision"] == "retrain"]
@@ -291,6 +291,17 @@ def _drift(model_dir: Path) -> None:
     c[0].metric("Last check", fmt.minute(last["timestamp"]), help=fmt.when(last["timestamp"]))
     c[1].metric("Rolling IC", fmt.num(last.get("rolling_ic"), 4))
     c[2].metric("Last retraining decision", fmt.minute(retrains[-1]["timestamp"]) if retrains else "never")
+    details = []
+    if last.get("model_version"):
+        details.append(f"checked version {last['model_version']}")
+    if last.get("new_version"):
+        details.append(f"retrained as {last['new_version']}")
+    if isinstance(age := last.get("model_age_days"), int | float):
+        details.append(f"model age {age:.1f} days")
+    if isinstance(th := last.get("thresholds"), dict) and th:
+        details.append("thresholds: " + ", ".join(f"{k} {v}" for k, v in th.items()))
+    if details:
+        st.caption(" · ".join(details))
     drift = registry.drift_frame(last)
     if drift.height:
         st.dataframe(drift, hide_index=True, key="model_drift")
