@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from marketboss.backtest.runs import load_run
 from marketboss.dashboard import models as registry
 from marketboss.dashboard.cache import file_key, memoize
 from marketboss.dashboard.downsample import minmax_indices
 from marketboss.errors import InputError
-from tests.dashboard.demo import DECISIONS, metadata
+from tests.dashboard.demo import DECISIONS, Demo, metadata
 
 # ---------------------------------------------------------------------------------------------- downsample
 
@@ -193,3 +194,11 @@ def test_decisions_are_validated_and_sorted(tmp_path: Path) -> None:
     p.write_text(json.dumps({**DECISIONS[0], "timestamp": 5}) + "\n")
     with pytest.raises(InputError, match=r":1: field 'timestamp'"):
         registry.read_decisions(p)
+
+
+def test_load_run_reads_only_the_frames_asked_for(demo: Demo) -> None:
+    full = load_run(demo.runs_dir / "momentum")
+    light = load_run(demo.runs_dir / "momentum", frames=("equity",))
+    assert light.metrics == full.metrics and light.equity.equals(full.equity)
+    assert light.fills.is_empty() and light.fills.schema == full.fills.schema and full.fills.height > 0
+    assert light.trades.is_empty() and light.trades.schema == full.trades.schema

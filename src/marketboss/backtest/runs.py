@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,9 @@ def _read_frame(path: Path) -> pl.DataFrame:
     )
 
 
-def load_run(path: str | Path) -> Run:
-    """A run directory written by `marketboss backtest --output-dir`."""
+def load_run(path: str | Path, frames: Collection[str] = FRAMES) -> Run:
+    """A run directory written by `marketboss backtest --output-dir`; only `frames` are read (the others are
+    empty), e.g. ("equity",) for a comparison of equity curves."""
     p = Path(path)
     mfile = p / METRICS_FILE
     if not mfile.exists():
@@ -122,8 +124,11 @@ def load_run(path: str | Path) -> Run:
         raise InputError(mfile, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
     if not isinstance(metrics, dict):
         raise InputError(mfile, "expected a JSON object")
-    frames = {name: _read_frame(p / f"{name}.jsonl") for name in FRAMES}
-    return Run(p, metrics, **frames)
+    loaded = {
+        name: _read_frame(p / f"{name}.jsonl") if name in frames else pl.DataFrame(schema=SCHEMAS[name])
+        for name in FRAMES
+    }
+    return Run(p, metrics, **loaded)
 
 
 def compare(runs: list[Run], keys: list[tuple[str, str]]) -> list[list[Any]]:

@@ -19,7 +19,7 @@ import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import BacktestResult, run_backtest
-from marketboss.backtest.runs import FRAMES, METRICS_FILE, Run, load_run
+from marketboss.backtest.runs import METRICS_FILE, Run, load_run
 from marketboss.comparison import Comparison, compare_backtest_paper, paper_metrics
 from marketboss.dashboard import models as registry
 from marketboss.dashboard.cache import FileKey, file_key, memoize, prefetch
@@ -200,18 +200,21 @@ def comparison(
 # ---------------------------------------------------------------------------------------------------- runs
 
 
+RUN_FRAMES = ("equity",)  # all the comparison shows besides metrics.json
+
+
 def run_keys(runs_dir: str) -> list[tuple[FileKey, ...]]:
-    """One tuple of FileKeys per run directory (metrics.json first), sorted by name."""
+    """(metrics.json, equity.jsonl) FileKeys per run directory, sorted by name."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise NotFound(f"Runs directory `{runs_dir}` not found: {HINTS['Runs directory']}.")
     dirs = sorted(d for d in root.iterdir() if (d / METRICS_FILE).is_file())
-    return [tuple(file_key(d / f) for f in (METRICS_FILE, *(f"{n}.jsonl" for n in FRAMES))) for d in dirs]
+    return [tuple(file_key(d / f) for f in (METRICS_FILE, *(f"{n}.jsonl" for n in RUN_FRAMES))) for d in dirs]
 
 
 @memoize(32)
 def run(keys: tuple[FileKey, ...]) -> Run:
-    return load_run(Path(keys[0].path).parent)
+    return load_run(Path(keys[0].path).parent, frames=RUN_FRAMES)
 
 
 # -------------------------------------------------------------------------------------------------- models
