@@ -12,6 +12,9 @@ from marketboss.cli.backtest import runs_app
 from marketboss.cli.broker import app as broker_app
 from marketboss.cli.common import run_guarded
 from marketboss.cli.data import app as data_app
+from marketboss.cli.doctor import doctor
+from marketboss.cli.paper import paper
+from marketboss.cli.reconcile import reconcile
 from marketboss.cli.signals import app as signals_app
 from marketboss.cli.strategies import app as strategies_app
 from marketboss.config import get_settings
@@ -30,6 +33,9 @@ app.add_typer(strategies_app, name="strategies")
 app.add_typer(signals_app, name="signals")
 app.command("backtest")(backtest_command)
 app.add_typer(runs_app, name="runs")
+app.command("paper")(paper)
+app.command("doctor")(doctor)
+app.command("reconcile")(reconcile)
 
 
 @app.callback()
