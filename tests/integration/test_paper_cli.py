@@ -138,3 +138,34 @@ def test_doctor_reports_what_to_fix(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert wrong.returncode == 2 and "FAIL broker" in " ".join(wrong.stdout.split())
     assert "badsecret123" not in wrong.stdout + wrong.stderr
+
+
+def test_a_broker_started_by_a_killed_run_does_not_outlive_it(tmp_path: Path) -> None:
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    make_signals(tmp_path / "data", bars, n=40)
+    proc = subprocess.Popen(
+        _paper("--signals", "data/signals.jsonl", "--order-interval", "0.5"),
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    trades = tmp_path / "data/paper_trading_trades.jsonl"
+    deadline = time.monotonic() + 120
+    while not trades.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert children, "the run should have started its broker"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.05)
+    alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in _state(c)]
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"

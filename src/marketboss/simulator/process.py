@@ -109,13 +109,30 @@ def local_broker(
         env.setdefault("MARKETBOSS_LOG_LEVEL", "warning")
         cmd = [sys.executable, "-m", "marketboss", "broker", "serve", *cli_args(cfg), "--ready-file", str(ready)]
         with open(log, "ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent,  # only prctl, before exec: no locks taken
+            )
         try:
             base_url = _wait_ready(proc, ready, log, startup_timeout)
             _wait_answering(base_url, key_id, secret_key, proc, log, startup_timeout)
             yield LocalBroker(base_url, key_id, secret_key, proc, log, cfg)
         finally:
             stop(proc)
+
+
+def _die_with_parent() -> None:
+    """A broker started for a run must not outlive it: if the run is killed (even kill -9), the kernel stops the
+    server too, so a restarted run never finds two servers writing one database (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, log: Path, timeout: float) -> str:
