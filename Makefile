@@ -36,6 +36,8 @@ demo: $(STAMP)
 	$(BIN)/python scripts/run_paper_trading.py --signals data/signals.jsonl --max-trades 50 \
 	  --order-interval 0 --poll-interval 0.05
 	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl
+	@echo "== Dashboard on the demo's files (the guide's default paths):"
+	@echo "   $(BIN)/streamlit run dashboard/app.py"
 
 # The dashboard's browser test drives Debian's chromium (headless); install it when missing.
 chromium:
