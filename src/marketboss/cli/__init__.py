@@ -13,6 +13,7 @@ from marketboss.cli.broker import app as broker_app
 from marketboss.cli.common import run_guarded
 from marketboss.cli.data import app as data_app
 from marketboss.cli.doctor import doctor
+from marketboss.cli.ml import models_app, retrain, schedule, train
 from marketboss.cli.paper import paper
 from marketboss.cli.reconcile import reconcile
 from marketboss.cli.signals import app as signals_app
@@ -36,6 +37,10 @@ app.add_typer(runs_app, name="runs")
 app.command("paper")(paper)
 app.command("doctor")(doctor)
 app.command("reconcile")(reconcile)
+app.command("train")(train)
+app.add_typer(models_app, name="models")
+app.command("retrain")(retrain)
+app.command("schedule")(schedule)
 
 
 @app.callback()

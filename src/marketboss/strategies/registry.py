@@ -22,7 +22,7 @@ def register(cls: type[Strategy[Any]]) -> type[Strategy[Any]]:
 
 
 def _load_builtins() -> None:
-    from marketboss.strategies import ma_crossover, mean_reversion, momentum  # noqa: F401 - registers
+    from marketboss.strategies import ma_crossover, mean_reversion, ml, momentum  # noqa: F401 - registers
 
 
 def strategies() -> dict[str, type[Strategy[Any]]]:

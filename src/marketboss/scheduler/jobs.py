@@ -1,0 +1,106 @@
+"""The day's jobs, each a `marketboss` command line: refresh data, retrain if needed, generate signals,
+paper trade. So a job does exactly what the command does by hand (and the log shows the command to rerun
+it). The first three run in this process through the CLI app; paper trading runs as a child process, so a
+long or crashing session cannot take the scheduler down with it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from datetime import date, timedelta
+
+from marketboss.cli.ml import THRESHOLD_OPTIONS
+from marketboss.config import Settings
+from marketboss.logging import get_logger
+from marketboss.scheduler.config import ScheduleConfig
+
+log = get_logger(__name__)
+
+JOBS = ("refresh", "retrain", "signals", "paper")
+
+
+def refresh_source(cfg: ScheduleConfig, settings: Settings) -> str:
+    src = cfg.refresh.source
+    if src == "auto":
+        return "alpaca" if settings.has_alpaca_credentials else "synth"
+    return src
+
+
+def command(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> list[str] | None:
+    """The job's `marketboss` arguments for the session `today` (None: nothing to do)."""
+    data = str(cfg.data_file or settings.market_data)
+    signals = str(cfg.signals_file or settings.signals)
+    models = str(cfg.models_dir or settings.models_dir)
+    if job == "refresh":
+        r = cfg.refresh
+        src = refresh_source(cfg, settings)
+        if src == "none":
+            return None
+        if src == "synth":
+            return ["data", "synth", "--symbols", r.symbols, "--start", r.start, "--end", today.isoformat(),
+                    "--timeframe", r.timeframe, "--seed", str(r.seed), "--output", data]  # fmt: skip
+        from marketboss.data.synth import symbols_from
+
+        start = today - timedelta(days=r.lookback_days)
+        return ["data", "fetch", "--symbols", ",".join(symbols_from(r.symbols)), "--start", start.isoformat(),
+                "--timeframe", r.timeframe, "--feed", r.feed, "--output", data]  # fmt: skip
+    if job == "retrain":
+        rt = cfg.retrain
+        argv = ["retrain", "--data", data, "--models-dir", models]
+        argv += ["--model", rt.model_type, "--horizon", str(rt.horizon)]
+        argv += ["--if-needed"] if rt.if_needed else []
+        argv += ["--name", rt.model] if rt.model else []
+        for field, value in rt.thresholds.model_dump().items():
+            argv += [THRESHOLD_OPTIONS[field], str(value)]
+        return argv
+    if job == "signals":
+        s = cfg.signals
+        params = list(s.params)
+        if s.strategy == "ml":
+            given = {p.partition("=")[0].strip() for p in params}
+            if cfg.retrain.model and "model" not in given:
+                params.append(f"model={cfg.retrain.model}")
+            if cfg.models_dir and "models_dir" not in given:
+                params.append(f"models_dir={models}")
+        argv = ["signals", "generate", "--data", data, "--strategy", s.strategy, "--output", signals]
+        for p in params:
+            argv += ["--param", p]
+        return argv
+    if job == "paper":
+        return ["paper", "--signals", signals, "--data", data, *cfg.paper.args]
+    raise ValueError(f"unknown job {job!r}")
+
+
+def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> bool:
+    """Run one job now; True when it succeeded (or had nothing to do). Never raises: a failure is logged."""
+    argv = command(job, cfg, settings, today)
+    if argv is None:
+        log.info("job_skipped", job=job, reason="nothing to do")
+        return True
+    log.info("job_start", job=job, session=today.isoformat(), command=shlex.join(["marketboss", *argv]))
+    try:
+        if job == "paper":
+            rc = subprocess.run([sys.executable, "-m", "marketboss", *argv], timeout=cfg.paper.timeout_seconds,
+                                check=False).returncode  # fmt: skip
+        else:
+            rc = _in_process(argv)
+    except subprocess.TimeoutExpired:
+        log.error("job_failed", job=job, error=f"timed out after {cfg.paper.timeout_seconds:g} s")
+        return False
+    except Exception as exc:  # the scheduler outlives any one job
+        log.error("job_failed", job=job, error_type=type(exc).__name__, error=str(exc))
+        return False
+    if rc != 0:
+        log.error("job_failed", job=job, exit_code=rc)
+        return False
+    log.info("job_done", job=job)
+    return True
+
+
+def _in_process(argv: list[str]) -> int:
+    from marketboss.cli import app
+    from marketboss.cli.common import run_guarded
+
+    return run_guarded(lambda: app(args=argv, prog_name="marketboss", standalone_mode=True))
