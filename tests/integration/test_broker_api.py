@@ -17,7 +17,7 @@ from alpaca.data.requests import (
     StockLatestQuoteRequest,
     StockLatestTradeRequest,
 )
-from alpaca.data.timeframe import TimeFrame
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.enums import OrderSide, OrderStatus, PositionSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.models import TradeActivity
 from alpaca.trading.requests import (
@@ -27,7 +27,8 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
 )
 
-from marketboss.data.io import read_bars
+from marketboss.data.io import read_bars, write_bars
+from marketboss.data.synth import synth_bars
 from marketboss.simulator.process import LocalBroker
 from tests.integration.conftest import (
     StartBroker,
@@ -321,3 +322,28 @@ def test_rate_limit_answers_429_with_headers(start_broker: StartBroker) -> None:
         client.get_account()
     assert limited.value.status_code == 429 and limited.value.code == 42910000
     assert http.get("/admin/state").status_code == 200  # admin endpoints are outside the budget
+
+
+def test_intraday_bars_price_path_and_aggregation(start_broker: StartBroker, tmp_path: Path) -> None:
+    bars = synth_bars(["AAPL", "MSFT"], "2024-11-04", "2024-11-05", "5Min", seed=4)
+    path = tmp_path / "intraday.jsonl"
+    write_bars(bars, path)
+    b = start_broker(data=path)
+    http, data = admin_client(b), data_client(b)
+    assert http.get("/admin/clock").json()["timestamp"] == "2024-11-04T14:30:00Z"  # the first bar's start
+    set_clock(http, timestamp="2024-11-04T14:37:30Z")  # half way through the 14:35 bar
+    bar = bars.filter(pl.col("symbol") == "AAPL").row(1, named=True)
+    trade = http.get("/v2/stocks/AAPL/trades/latest").json()["trade"]["p"]
+    assert abs(trade - (bar["open"] + bar["close"]) / 2) <= 0.01
+    assert http.get("/v2/stocks/AAPL/bars/latest").json()["bar"]["t"] == "2024-11-04T14:30:00Z"  # last complete
+
+    set_clock(http, timestamp="2024-11-06T00:00:00Z")
+    fifteen = TimeFrame(15, TimeFrameUnit.Minute)
+    quarter = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=fifteen)).data
+    native = bars.filter(pl.col("symbol") == "AAPL")
+    assert len(quarter["AAPL"]) == native.height // 3 and quarter["AAPL"][0].volume == native["volume"][:3].sum()
+    assert quarter["AAPL"][0].high == max(native["high"][:3]) and quarter["AAPL"][0].close == native["close"][2]
+    daily = data.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAPL", "MSFT"], timeframe=TimeFrame.Day)).data
+    days = [datetime(2024, 11, 4, 5, tzinfo=UTC), datetime(2024, 11, 5, 5, tzinfo=UTC)]  # midnight New York
+    assert [b.timestamp for b in daily["AAPL"]] == days
+    assert sum(b.volume for b in daily["MSFT"]) == bars.filter(pl.col("symbol") == "MSFT")["volume"].sum()

@@ -119,7 +119,7 @@ def fuzzed(request: pytest.FixtureRequest, module_broker_factory: StartBroker) -
     return module_broker_factory(multiplier=request.param, partial_fill_rate=0.3, spread_bps=5)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(requests=st.lists(REQUESTS, min_size=1, max_size=6))
 def test_no_request_breaks_the_server_or_the_books(
     fuzzed: LocalBroker, requests: list[tuple[str, str, dict[str, str], bytes]]

@@ -842,7 +842,7 @@ class BrokerApp:
         c.set(target)
         e = self.s.engine
         if target < e.processed:
-            e.processed = target
+            e.rewind(target)
         self._save_clock()
         fills = e.step(time.time())
         self._poke()

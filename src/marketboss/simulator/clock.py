@@ -71,8 +71,10 @@ class Sessions:
 
     def __init__(self) -> None:
         sched = nyse().schedule
-        self.opens: list[int] = [to_us(ts.to_pydatetime()) for ts in sched["open"]]
-        self.closes: list[int] = [to_us(ts.to_pydatetime()) for ts in sched["close"]]
+        self.opens: list[int] = (sched["open"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+                                 .astype("int64").tolist())  # fmt: skip
+        self.closes: list[int] = (sched["close"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+                                  .astype("int64").tolist())  # fmt: skip
         self.pre_opens = [o - PRE_OPEN_US for o in self.opens]
         self.post_closes = [c + POST_CLOSE_US for c in self.closes]
         self._by_day = {ny_midnight(o): i for i, o in enumerate(self.opens)}

@@ -10,10 +10,11 @@ open orders already hold (no flipping long to short in one order, as at Alpaca).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -70,11 +71,17 @@ class Engine:
         self.commission_per_share = Decimal(repr(cfg.commission_per_share))
         self.reject_rate = cfg.faults.reject_rate
         self._seed = str(cfg.seed).encode()
+        self._load()
+
+    def _load(self) -> None:
+        """The in-memory book (cash, positions, open orders) from the database: at start, and after a failed
+        transaction, so memory never runs ahead of what was committed."""
+        store, clock = self.store, self.clock
         with store.transaction():
             self.account_id = self._meta("account_id", lambda: str(uuid.uuid4()))
             self.account_number = self._meta("account_number", lambda: "PA" + uuid.uuid4().hex[:10].upper())
             self.created_at = int(self._meta("created_at", lambda: str(clock.now())))
-            self.cash = Decimal(self._meta("cash", lambda: num(Decimal(repr(cfg.cash)).quantize(CENT))))
+            self.cash = Decimal(self._meta("cash", lambda: num(Decimal(repr(self.cfg.cash)).quantize(CENT))))
             self.last_equity = Decimal(self._meta("last_equity", lambda: num(self.cash)))
             self.processed = int(self._meta("processed_us", lambda: str(clock.now())))
         self.positions = {p.symbol: p for p in store.positions()}
@@ -82,6 +89,16 @@ class Engine:
         self.recent: OrderedDict[str, Order] = OrderedDict()
         self.order_seq = store.max_order_seq()
         self.fill_seq = store.max_fill_seq()
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One transaction; if anything fails inside, the database rolls back and memory is reloaded from it."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self._load()
+            raise
 
     def _meta(self, key: str, default: Any) -> str:
         value = self.store.get_meta(key)
@@ -197,7 +214,7 @@ class Engine:
         expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
         parent = self._new_order(req, cid or str(uuid.uuid4()), intent, reserve_price, now, wall, expires)
         legs = self._new_legs(req, parent, now)
-        with self.store.transaction():
+        with self._atomic():
             for o in (parent, *legs):
                 self.store.add_order(o)
         for o in (parent, *legs):
@@ -296,7 +313,7 @@ class Engine:
             raise not_found("order not found")
         if not o.is_open:
             raise ApiError(422, NOT_CANCELABLE, f'order is already in "{o.status}" state')
-        with self.store.transaction():
+        with self._atomic():
             self._cancel_one(o, now, wall)
         return o
 
@@ -312,7 +329,7 @@ class Engine:
     def cancel_all(self, now: int, wall: float) -> list[Order]:
         """Every open order goes, legs included (legs of a partly filled parent are cancelled with it)."""
         done = []
-        with self.store.transaction():
+        with self._atomic():
             for o in list(self.open.values()):
                 if o.id in self.open:
                     self._cancel_one(o, now, wall)
@@ -403,7 +420,7 @@ class Engine:
         if not self.open and now == self.processed:
             return 0
         before = self.fill_seq
-        with self.store.transaction():
+        with self._atomic():
             if now > self.processed:
                 self._cross(self.processed, now, wall)
             self._expire(now, wall)
@@ -414,6 +431,12 @@ class Engine:
             if self.fill_seq != before:
                 self.store.set_meta("cash", str(self.cash))
         return self.fill_seq - before
+
+    def rewind(self, t: int) -> None:
+        """The clock was set back: the book continues from t (nothing is undone)."""
+        with self._atomic():
+            self.processed = t
+            self.store.set_meta("processed_us", str(t))
 
     def _cross(self, t0: int, t1: int, wall: float) -> None:
         events: set[int] = set()

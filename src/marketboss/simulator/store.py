@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -183,9 +182,7 @@ class Store:
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
-        self._lock_fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(f"{self.path}.lock")
+        self._lock_fh.close()  # the lock file stays: deleting it could let two servers lock two different files
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
