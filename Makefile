@@ -29,7 +29,13 @@ demo: $(STAMP)
 	  $(MB) backtest --data data/market_data.jsonl --signals data/signals_$$s.jsonl --cash 100000 \
 	    --commission 0.001 --slippage-bps 2 --output-dir runs/$$s --report runs/$$s/report.html > /dev/null || exit 1; \
 	done
-	$(MB) runs compare runs/ma_crossover runs/momentum runs/mean_reversion
+	@echo "== 2b. A model: LightGBM on the 5-bar forward return, purged walk-forward CV; trained to 2023, traded on 2024"
+	$(MB) train --data data/market_data.jsonl --model lightgbm --horizon 5 --folds 5 --name demo --end 2023-12-31
+	$(MB) signals generate --data data/market_data.jsonl --strategy ml --param model=demo --output data/signals_ml.jsonl
+	$(MB) backtest --data data/market_data.jsonl --signals data/signals_ml.jsonl --cash 100000 \
+	  --commission 0.001 --slippage-bps 2 --output-dir runs/ml --report runs/ml/report.html > /dev/null
+	$(MB) runs compare runs/ma_crossover runs/momentum runs/mean_reversion runs/ml
+	$(MB) retrain --if-needed --name demo --data data/market_data.jsonl
 	@echo "== 3. Paper trading the guide's signals on the local broker (no account needed), then reconcile"
 	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
 	  data/paper_trading_equity.jsonl

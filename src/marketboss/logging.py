@@ -60,6 +60,16 @@ def _redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> 
     return {k: _redact_value(k, v) for k, v in event_dict.items()}
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (test runners and daemons swap it), not at configure time."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> None:
     register_secret(*secrets)
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -73,7 +83,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or _Stderr()),
         cache_logger_on_first_use=False,
     )
 

@@ -67,3 +67,13 @@ def test_appender_repairs_a_torn_tail_and_keeps_whole_records(tmp_path: Path) ->
     with JsonlAppender(path) as log:
         log.append({"i": 3})
     assert [r["i"] for r in read_jsonl_records(path, tolerate_torn_tail=False)] == [1, 2, 3]
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    old = os.umask(0o022)
+    try:
+        write_jsonl(path, [{"a": 1}])
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~old

@@ -40,3 +40,10 @@ def test_skip_invalid_on_the_command_line(workdir: Path) -> None:
     lenient = _mb(workdir, "data", "show", "--skip-invalid")
     assert lenient.returncode == 0 and "skipped 1 invalid row(s)" in lenient.stderr
     assert (workdir / "data/market_data.jsonl.rejected.jsonl").read_text().count("\n") == 1
+
+
+def test_version_flag(workdir: Path) -> None:
+    from marketboss import __version__
+
+    out = _mb(workdir, "--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"marketboss {__version__}"

@@ -43,17 +43,22 @@ app.command("retrain")(retrain)
 app.command("schedule")(schedule)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"marketboss {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: str = typer.Option(
         None, "--log-level", help="debug, info, warning or error (env MARKETBOSS_LOG_LEVEL; default info)."
     ),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+    ),
 ) -> None:
     """Structured JSON logs go to stderr; results go to stdout."""
-    if version:
-        typer.echo(f"marketboss {__version__}")
-        raise typer.Exit()
     settings = get_settings()
     configure(log_level or settings.log_level, secrets=settings.secrets())
 
