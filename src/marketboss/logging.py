@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -83,7 +83,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or _Stderr()),
+        logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
 
