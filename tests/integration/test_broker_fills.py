@@ -250,3 +250,34 @@ def test_concurrent_clients_keep_the_books_straight(start_broker: StartBroker) -
         everyone = http.get("/v2/orders", params={"status": "all", "limit": 500}).json()
         assert sum(o["client_order_id"] == "everyone" for o in everyone) == 1  # one winner; the rest got 422
         check_books(http, multiplier=2)
+
+
+def test_oto_stop_limit_leg_and_bracket_price_rules(start_broker: StartBroker, broker_data: Path) -> None:
+    b = start_broker()
+    client, http = trading_client(b), admin_client(b)
+    o = opens(broker_data, "MSFT")
+    stop, floor = round(o[0] * 0.97, 2), round(o[0] * 0.96, 2)
+    parent = client.submit_order(MarketOrderRequest(
+        symbol="MSFT", qty=4, side="buy", time_in_force=TimeInForce.DAY, order_class=OrderClass.OTO,
+        stop_loss=StopLossRequest(stop_price=stop, limit_price=floor),
+    ))  # fmt: skip
+    assert parent.order_class == OrderClass.OTO and [leg.type.value for leg in parent.legs] == ["stop_limit"]
+    wait_order(client, parent.id)
+    leg = client.get_order_by_id(parent.id).legs[0]
+    assert leg.status == OrderStatus.NEW and leg.stop_price == str(stop) and leg.limit_price == str(floor)
+    assert client.get_open_position("MSFT").qty_available == "0"  # the leg holds the shares
+
+    base = {"symbol": "JPM", "qty": 2, "type": "market", "time_in_force": "gtc", "order_class": "bracket"}
+    price = opens(broker_data, "JPM")[0]
+    short_wrong = {**base, "side": "sell", "take_profit": {"limit_price": round(price * 1.05, 2)},
+                   "stop_loss": {"stop_price": round(price * 1.10, 2)}}  # fmt: skip
+    r = http.post("/v2/orders", json=short_wrong)
+    assert r.status_code == 422 and "take_profit.limit_price must be <=" in r.json()["message"]
+    short_ok = {**base, "side": "sell", "take_profit": {"limit_price": round(price * 0.95, 2)},
+                "stop_loss": {"stop_price": round(price * 1.05, 2)}}  # fmt: skip
+    placed = http.post("/v2/orders", json=short_ok).json()
+    assert [(leg["side"], leg["type"], leg["status"]) for leg in placed["legs"]] == [
+        ("buy", "limit", "held"), ("buy", "stop", "held")
+    ]  # fmt: skip
+    wait_order(client, placed["id"])
+    assert client.get_open_position("JPM").qty == "-2"

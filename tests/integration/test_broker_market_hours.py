@@ -37,14 +37,22 @@ def limit(symbol: str, qty: float, price: float, tif: TimeInForce = TimeInForce.
     return LimitOrderRequest(symbol=symbol, qty=qty, side="buy", limit_price=price, time_in_force=tif, **kw)
 
 
+@pytest.fixture(scope="module")
+def shared_hours(module_broker_factory: StartBroker) -> LocalBroker:
+    return module_broker_factory()
+
+
 @pytest.fixture
-def hours(start_broker: StartBroker) -> LocalBroker:
-    return start_broker()
+def hours(shared_hours: LocalBroker) -> LocalBroker:
+    """One server for the module; each test cancels what is left open and sets the clock where it starts."""
+    with admin_client(shared_hours) as http:
+        assert http.delete("/v2/orders").status_code == 207
+    return shared_hours
 
 
 def test_market_order_on_a_weekend_waits_for_monday_open(hours: LocalBroker, broker_data: Path) -> None:
     client, http = trading_client(hours), admin_client(hours)
-    set_clock(http, timestamp="2024-11-02T16:00:00Z")  # Saturday
+    set_clock(http, timestamp="2024-11-02T16:00:00Z", allow_backwards=True)  # Saturday
     assert not client.get_clock().is_open
     order = client.submit_order(market("AAPL", 3))
     time.sleep(0.3)
@@ -60,7 +68,7 @@ def test_market_order_on_a_weekend_waits_for_monday_open(hours: LocalBroker, bro
 def test_a_clock_jump_fills_queued_orders_at_the_next_open_not_where_it_lands(hours: LocalBroker,
                                                                                broker_data: Path) -> None:  # fmt: skip
     client, http = trading_client(hours), admin_client(hours)
-    set_clock(http, timestamp="2024-11-08T22:00:00Z")  # Friday after the close
+    set_clock(http, timestamp="2024-11-08T22:00:00Z", allow_backwards=True)  # Friday after the close
     order = client.submit_order(market("MSFT", 2))
     set_clock(http, timestamp="2024-11-12T17:00:00Z")  # Tuesday noon
     filled = wait_order(client, order.id)
@@ -71,7 +79,7 @@ def test_a_clock_jump_fills_queued_orders_at_the_next_open_not_where_it_lands(ho
 
 def test_day_orders_expire_at_the_close_and_gtc_orders_stay(hours: LocalBroker) -> None:
     client, http = trading_client(hours), admin_client(hours)
-    set_clock(http, timestamp="2024-11-11T15:00:00Z")
+    set_clock(http, timestamp="2024-11-11T15:00:00Z", allow_backwards=True)
     day = client.submit_order(limit("AAPL", 1, 1.0))
     gtc = client.submit_order(limit("AAPL", 1, 1.0, TimeInForce.GTC))
     assert day.expires_at == utc(2024, 11, 11, 21, 0)
@@ -93,7 +101,7 @@ def test_holidays_and_early_closes_come_from_the_exchange_calendar(hours: LocalB
         ("2024-12-25T17:00:00Z", utc(2024, 12, 26, 14, 30)),  # Christmas
         ("2025-01-09T17:00:00Z", utc(2025, 1, 10, 14, 30)),  # national day of mourning
     ):
-        set_clock(http, timestamp=closed_day)
+        set_clock(http, timestamp=closed_day, allow_backwards=True)
         clock = client.get_clock()
         assert not clock.is_open and clock.next_open == reopen
     set_clock(http, timestamp="2025-01-09T17:00:00Z", allow_backwards=True)
@@ -111,7 +119,7 @@ def test_holidays_and_early_closes_come_from_the_exchange_calendar(hours: LocalB
 
 def test_outside_hours_ioc_is_cancelled_and_extended_hours_limits_trade(hours: LocalBroker, broker_data: Path) -> None:
     client, http = trading_client(hours), admin_client(hours)
-    set_clock(http, timestamp="2024-11-11T23:00:00Z")  # 18:00 ET: after-hours
+    set_clock(http, timestamp="2024-11-11T23:00:00Z", allow_backwards=True)  # 18:00 ET: after-hours
     ioc = client.submit_order(market("AAPL", 1, TimeInForce.IOC))
     assert wait_order(client, ioc.id, ("canceled",)).filled_qty == "0"
     close = day_bar(broker_data, "AAPL", "2024-11-11")["close"]
@@ -164,7 +172,7 @@ def test_wallclock_keeps_the_weekday_and_time_of_day(start_broker: StartBroker) 
 
 def test_admin_clock_moves(hours: LocalBroker) -> None:
     http = admin_client(hours)
-    assert set_clock(http, bar="2024-11-05T05:00:00Z")["timestamp"] == "2024-11-05T14:30:00Z"  # daily bar -> open
+    assert set_clock(http, bar="2024-11-05T05:00:00Z", allow_backwards=True)["timestamp"] == "2024-11-05T14:30:00Z"
     assert set_clock(http, advance="bar_end")["timestamp"] == "2024-11-05T21:00:00Z"
     assert set_clock(http, advance="next_bar")["timestamp"] == "2024-11-06T14:30:00Z"
     assert set_clock(http, seconds=90)["timestamp"] == "2024-11-06T14:31:30Z"

@@ -444,15 +444,13 @@ class BrokerApp:
         last_save = time.time()
         moving = self.s.clock.mode != "stepped"
         while True:
-            deadline = self.s.engine.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            now = time.time()
+            deadline = self.s.engine.next_deadline(now)
+            timeout = None if deadline is None else deadline - now + 0.0005
             if moving:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
-            if timeout is None or timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout)
-            else:
-                await asyncio.sleep(0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
             self.wake.clear()
             try:
                 self.s.engine.step(time.time())

@@ -597,8 +597,9 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ housekeeping
 
-    def next_deadline(self) -> float | None:
-        """The earliest wall time an open order becomes eligible again (None: nothing is waiting)."""
-        waits: Iterable[float] = (o.eligible_wall for o in self.open.values() if o.status != "held")
+    def next_deadline(self, wall: float) -> float | None:
+        """The earliest wall time after `wall` at which an order's latency runs out (None: none is waiting).
+        Orders already eligible but not fillable need no timer: only a clock move or a new order changes them."""
+        waits: Iterable[float] = (o.eligible_wall for o in self.open.values() if wall < o.eligible_wall < float("inf"))
         return min(waits, default=None)
 
