@@ -197,3 +197,20 @@ def test_a_restart_puts_back_stops_for_positions_left_unprotected(tmp_path: Path
         stops = [o for o in broker_orders(lb) if o["type"] == "stop"]
     assert sorted(o["symbol"] for o in stops) == ["AAPL", "JPM", "MSFT"]
     assert all(o["status"] in ("new", "accepted") and float(o["qty"]) == 10 for o in stops)
+
+
+def test_a_run_alerts_fills_rejections_and_its_summary_by_email_and_webhook(tmp_path: Path) -> None:
+    from marketboss.alerts import Alerter
+    from tests.integration.alert_servers import smtp_server, webhook_server
+
+    data, bars = make_bars(tmp_path)
+    signals_path, _ = make_signals(tmp_path, bars, n=3)
+    with smtp_server() as (inbox, mail_url), webhook_server() as (hooks, hook_url), broker(tmp_path, data) as lb:
+        ex = executor(tmp_path, lb, signals_path, data, risk=RiskConfig(allowed_symbols="AAPL,MSFT"))
+        ex.alerter = Alerter([mail_url, hook_url])
+        ex.run()
+    subjects = inbox.subjects()
+    assert sum("BUY 10 AAPL @" in s for s in subjects) == 1 and sum("BUY 10 MSFT @" in s for s in subjects) == 1
+    assert "[MarketBoss] JPM order blocked" in subjects and subjects[-1] == "[MarketBoss] paper run summary"
+    assert [p["title"] for p in hooks.posts] == subjects
+    assert "orders filled: 2" in hooks.posts[-1]["message"] and "orders blocked: 1" in hooks.posts[-1]["message"]
