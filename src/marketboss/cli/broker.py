@@ -145,7 +145,7 @@ def serve(
         uvicorn.Config(
             BrokerApp(state, ready_file, base_url), http="h11", lifespan="on", log_level="warning",
             access_log=False, proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=75,
-            h11_max_incomplete_event_size=256 * 1024,
+            ws="none", h11_max_incomplete_event_size=256 * 1024,
         )
     )  # fmt: skip
     try:
