@@ -143,9 +143,9 @@ def serve(
     log.info("broker_listening", base_url=base_url, data=str(cfg.data), db=str(cfg.db), clock=cfg.clock)
     server = uvicorn.Server(
         uvicorn.Config(
-            BrokerApp(state, ready_file, base_url), http="h11", lifespan="on", log_level="warning",
+            BrokerApp(state, ready_file, base_url), http="httptools", loop="uvloop", lifespan="on", log_level="warning",
             access_log=False, proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=75,
-            ws="none", h11_max_incomplete_event_size=256 * 1024,
+            ws="none",
         )
     )  # fmt: skip
     try:

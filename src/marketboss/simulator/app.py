@@ -925,8 +925,8 @@ def _drop(send: Any) -> None:
     """Close the socket under uvicorn's request cycle without writing a byte."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None:  # not uvicorn's h11 cycle: nothing to drop, so fail loudly instead
-        raise ConfigError("dropped connections need uvicorn's h11 protocol")
+    if transport is None:  # not a uvicorn request cycle: nothing to drop, so fail loudly instead
+        raise ConfigError("dropped connections need uvicorn's HTTP protocol (httptools or h11)")
     cycle.disconnected = True  # type: ignore[union-attr]
     cycle.keep_alive = False  # type: ignore[union-attr]
     transport.close()
