@@ -160,6 +160,21 @@ def test_strategy_and_its_signals_file_give_the_same_backtest(daily_bars: pl.Dat
     assert res.metrics["n_fills"] == sig.height > 20
 
 
+def test_a_later_backtest_never_writes_into_an_earlier_results_equity(daily_bars: pl.DataFrame) -> None:
+    """Per-bar output memory is reused only once nothing refers to it: a column taken from a dropped
+    result stays as it was while more backtests of the same length run than the pool keeps blocks."""
+    market = Market.from_bars(daily_bars)
+    first, _ = run_strategy(market, create("ma_crossover", []), BacktestConfig())
+    column = first.equity["equity"]
+    values = column.to_numpy().copy()
+    del first
+    for fast in (3, 4, 5, 6, 7):
+        other, _ = run_strategy(market, create("ma_crossover", [f"fast={fast}", "slow=9"]), BacktestConfig())
+        assert not np.array_equal(other.equity["equity"].to_numpy(), values)  # an overwrite would show
+    assert np.array_equal(column.to_numpy(), values)
+    again, _ = run_strategy(market, create("ma_crossover", []), BacktestConfig())
+    assert np.array_equal(again.equity["equity"].to_numpy(), values)
+
 # ------------------------------------------------------------------------------------------ properties
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest import nb
+from marketboss.backtest import buffers, nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
-from marketboss.backtest.metrics import equity_metrics, trade_metrics
+from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
+from marketboss.columns import text_column
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.strategies.base import Strategy
@@ -57,17 +58,31 @@ class BacktestResult:
         return self.orders.filter(pl.col("status") != "filled")
 
 
-def _ts(us: np.ndarray) -> pl.Series:
-    return pl.Series(us).cast(pl.Datetime("us")).cast(TIMESTAMP_DTYPE)
+_STATUS_NAMES = tuple(STATUS[i] for i in range(len(STATUS)))
+_REASON_TEXTS = tuple(REASONS.get(i) for i in range(len(STATUS)))
+
+
+def _ts(name: str, us: np.ndarray) -> pl.Series:
+    return pl.Series(name, us).cast(TIMESTAMP_DTYPE)
+
+
+def _epoch_us(timestamps: pl.Series) -> np.ndarray:
+    """Epoch microseconds of a Datetime series (any unit or time zone): its physical integers."""
+    dtype = timestamps.dtype
+    if isinstance(dtype, pl.Datetime) and dtype.time_unit != "us":
+        timestamps = timestamps.dt.cast_time_unit("us")
+    return timestamps.cast(pl.Int64).to_numpy()
 
 
 def _symbol_codes(market: Market, signals: pl.DataFrame, source: str) -> np.ndarray:
-    codes = signals["symbol"].cast(pl.Enum(market.symbols), strict=False)
+    codes = signals["symbol"].replace_strict(
+        market.symbols, range(market.n_symbols), default=None, return_dtype=pl.Int64
+    )
     if codes.null_count():
         i = int(codes.is_null().arg_max() or 0)
         line = int(signals[LINE][i]) if LINE in signals.columns and signals[LINE][i] is not None else None
         raise InputError(source, f"symbol '{signals['symbol'][i]}' has no bars in the data", line=line, field="symbol")
-    return codes.to_physical().to_numpy().astype(np.int64)
+    return codes.to_numpy()
 
 
 def run_backtest(
@@ -83,89 +98,77 @@ def run_backtest(
     cfg = config or BacktestConfig()
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
     sig = signals
-    ts = sig["timestamp"].dt.epoch("us").to_numpy()
+    ts = _epoch_us(sig["timestamp"])
     if ts.shape[0] > 1 and not (ts[1:] >= ts[:-1]).all():
         order = np.argsort(ts, kind="stable")
         sig = sig[order]
         ts = ts[order]
     s_idx = _symbol_codes(mkt, sig, source)
-    buy = (sig["action"] == "BUY").to_numpy()
-    side = np.where(buy, 1.0, -1.0)
-    qty = sig["quantity"].to_numpy()
-    is_qty = ~np.isnan(qty) if sig["quantity"].null_count() < sig.height else np.zeros(sig.height, dtype=bool)
-    kind = np.where(is_qty, nb.KIND_QTY, nb.KIND_WEIGHT).astype(np.int8)
-    value = np.where(is_qty, np.nan_to_num(qty) * side, sig["target_weight"].fill_null(0.0).to_numpy())
-    sig_t = nb.locate(mkt.times, ts)
-    exact = (sig_t >= 0) & (mkt.times[np.maximum(sig_t, 0)] == ts)
     at_close = cfg.fill == FillMode.CLOSE
-    exec_t, status = nb.exec_bars(mkt.close, sig_t, exact, s_idx, at_close)
-    live = np.flatnonzero(exec_t >= 0)
-    live = live[np.argsort(exec_t[live], kind="stable")]
+    full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
+    exec_t, status, live, ref, when = nb.schedule(mkt.times, mkt.open, mkt.close, full, ts, s_idx, at_close)
     c = cfg.costs
-    eq_cash, eq_value, eq_total = np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times)
-    (exposed, st, f_qty, f_price, f_comm,
-     tr_s, tr_t0, tr_t1, tr_p0, tr_p1, tr_q, tr_pnl, tr_o0, tr_o1, tr_closed) = nb.simulate(
-        mkt.open, mkt.close, exec_t[live], s_idx[live], kind[live], value[live], side[live],
+    eq_cash, eq_value, eq_total = buffers.per_bar(3, mkt.n_times)  # every element is written by simulate
+    qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
+    # Weights are read only for orders without a quantity.
+    weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
+    exposed, returns, f, tr = nb.simulate(
+        mkt.times, mkt.open, mkt.close, live, exec_t, ref, when, s_idx, (sig["action"] == "BUY").to_numpy(),
+        qty, weight, status,
         cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
         eq_cash, eq_value, eq_total,
-    )  # fmt: skip
-    status[live] = st
-    times = mkt.timestamps()
-    equity = pl.DataFrame({"timestamp": times, "cash": eq_cash, "positions_value": eq_value, "equity": eq_total})
+    )
+    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
+                           pl.Series("equity", eq_total)])
     ids = sig["id"]
-    symbols = pl.Series(mkt.symbols, dtype=pl.String)
-    filled = np.flatnonzero(st == nb.FILLED)
-    fo = live[filled]
-    f_qty, f_price, f_comm = f_qty[filled], f_price[filled], f_comm[filled]
-    fills = pl.DataFrame(
-        {
-            "timestamp": times.gather(exec_t[fo]),
-            "signal_id": ids.gather(fo),
-            "symbol": symbols.gather(s_idx[fo]),
-            "side": pl.Series(["SELL", "BUY"]).gather((f_qty > 0).astype(np.intp)),
-            "qty": np.abs(f_qty),
-            "price": f_price,
-            "commission": f_comm,
-            "signal_timestamp": sig["timestamp"].gather(fo),
-        }
-    )
-    t0, t1 = mkt.times[tr_t0], mkt.times[tr_t1]
-    exit_ids = ids.gather(live[np.maximum(tr_o1, 0)]) if tr_o1.shape[0] else ids.clear()
-    trades = pl.DataFrame(
-        {
-            "symbol": symbols.gather(tr_s),
-            "side": pl.Series(["SHORT", "LONG"]).gather((tr_q > 0).astype(np.intp)),
-            "qty": np.abs(tr_q),
-            "entry_time": _ts(t0),
-            "entry_price": tr_p0,
-            "exit_time": _ts(t1),
-            "exit_price": tr_p1,
-            "pnl": tr_pnl,
-            "return_pct": tr_pnl / (np.abs(tr_q) * tr_p0) * 100.0,
-            "entry_signal_id": ids.gather(live[tr_o0]) if tr_o0.shape[0] else ids.clear(),
-            "exit_signal_id": pl.Series(exit_ids).scatter(np.flatnonzero(tr_o1 < 0), None)
-            if (tr_o1 < 0).any() else exit_ids,
-            "duration_days": (t1 - t0) / 86_400e6,
-            "bars": tr_t1 - tr_t0,
-            "closed": tr_closed,
-        }
-    )  # the kernel records round trips in the order they close; those still open come last
-    codes = status.astype(np.intp)
-    orders = sig.select(
-        pl.col("id").alias("signal_id"), "timestamp", "symbol", "action", "quantity", "target_weight"
-    ).with_columns(
-        pl.Series("status", [STATUS[i] for i in range(len(STATUS))]).gather(codes),
-        pl.Series("reason", [REASONS.get(i) for i in range(len(STATUS))], dtype=pl.String).gather(codes),
-    )
-    metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year)
+    f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm = f
+    fills = pl.DataFrame([
+        _ts("timestamp", f_time),
+        ids[f_row].alias("signal_id"),
+        text_column("symbol", mkt.symbols, f_s),
+        text_column("side", ("SELL", "BUY"), f_buy.view(np.int8)),
+        pl.Series("qty", f_qty),
+        pl.Series("price", f_price),
+        pl.Series("commission", f_comm),
+        sig["timestamp"][f_row].alias("signal_timestamp"),
+    ])
+    (tr_s, tr_long, tr_qty, tr_time0, tr_p0, tr_time1, tr_p1, tr_pnl, tr_ret, tr_row0, tr_row1, tr_days, tr_bars,
+     tr_closed) = tr
+    exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
+    open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
+    if open_end.shape[0]:
+        exit_ids.scatter(open_end, None)
+    trades = pl.DataFrame([
+        text_column("symbol", mkt.symbols, tr_s),
+        text_column("side", ("SHORT", "LONG"), tr_long.view(np.int8)),
+        pl.Series("qty", tr_qty),
+        _ts("entry_time", tr_time0),
+        pl.Series("entry_price", tr_p0),
+        _ts("exit_time", tr_time1),
+        pl.Series("exit_price", tr_p1),
+        pl.Series("pnl", tr_pnl),
+        pl.Series("return_pct", tr_ret),
+        ids[tr_row0].alias("entry_signal_id"),
+        exit_ids,
+        pl.Series("duration_days", tr_days),
+        pl.Series("bars", tr_bars),
+        pl.Series("closed", tr_closed),
+    ])  # the kernel records round trips in the order they close; those still open come last
+    orders = pl.DataFrame([
+        ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
+        text_column("status", _STATUS_NAMES, status), text_column("reason", _REASON_TEXTS, status),
+    ])
+    metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
+                             stats=ReturnStats.from_kernel(mkt.n_times, returns))
+    counts = np.bincount(status, minlength=len(STATUS))
     metrics.update(
         trade_metrics(
             trades,
             fills,
             exposure_pct=exposed / mkt.n_times * 100.0,
             buy_hold_return_pct=buy_and_hold_pct(mkt),
-            rejected_orders=int((status == nb.REJECTED_CASH).sum()),
-            unfilled_orders=int(((status == nb.EXPIRED) | (status == nb.NO_BAR)).sum()),
+            rejected_orders=int(counts[nb.REJECTED_CASH]),
+            unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
         )
     )
     return BacktestResult(cfg, equity, fills, trades, orders, metrics)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -73,8 +73,13 @@ class ReturnStats:
 
     @classmethod
     def of(cls, equity: np.ndarray, initial: float) -> ReturnStats:
-        mean, std, down, growth, mdd, start, end = equity_stats(float(initial), np.ascontiguousarray(equity))
-        return cls(int(equity.shape[0]), mean, std, down, growth, mdd, int(start), int(end))
+        return cls.from_kernel(int(equity.shape[0]), equity_stats(float(initial), np.ascontiguousarray(equity)))
+
+    @classmethod
+    def from_kernel(cls, n: int, stats: tuple[float, float, float, float, float, int, int]) -> ReturnStats:
+        """From nb.equity_stats' tuple, or the same tuple gathered by the simulation kernel as it ran."""
+        mean, std, down, growth, mdd, start, end = stats
+        return cls(n, mean, std, down, growth, mdd, int(start), int(end))
 
     def annual_volatility(self, ppy: float) -> float:
         return self.std * float(np.sqrt(ppy)) if self.n >= 2 else NAN
@@ -99,6 +104,7 @@ class ReturnStats:
 
 
 NAN = float("nan")
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -126,7 +132,12 @@ def periods_per_year(ts_us: np.ndarray) -> float:
 
 
 def _iso(us: int) -> str:
-    return pl.Series([us]).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")[0]
+    """Seconds resolution, as polars' strftime writes it; Python's datetime is faster for one value, and
+    polars covers the years it cannot (before 1, after 9999)."""
+    try:
+        return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="seconds") + "Z"
+    except OverflowError:
+        return pl.Series([us]).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")[0]
 
 
 def equity_metrics(
@@ -135,12 +146,14 @@ def equity_metrics(
     *,
     initial: float | None = None,
     periods_per_year: float | None = None,
+    stats: ReturnStats | None = None,
 ) -> dict[str, Any]:
     """Return, risk and drawdown of an equity curve (a backtest's or the paper account's equity log).
 
     `initial` is the starting cash, before the first timestamp (a backtest's); without it the first equity
     value is the start (a paper equity log). `periods_per_year` defaults to the frequency of `timestamps`
-    (epoch microseconds, datetimes or a polars Datetime series).
+    (epoch microseconds, datetimes or a polars Datetime series). `stats` are the curve's ReturnStats when
+    already known (a backtest gathers them while it simulates), instead of a pass over the curve.
     """
     eq = np.asarray(equity, dtype=np.float64)
     ts = _epoch_us(timestamps)
@@ -159,7 +172,7 @@ def equity_metrics(
             return int(ts[max(i - 1, 0)])
 
         start_value = float(initial)
-    st = ReturnStats.of(eq, start_value)
+    st = stats if stats is not None else ReturnStats.of(eq, start_value)
     final = float(eq[-1]) if eq.shape[0] else start_value
     return {
         "start": _iso(int(ts[0])),
@@ -195,23 +208,27 @@ def trade_metrics(
     unfilled_orders: int = 0,
 ) -> dict[str, Any]:
     """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted."""
-    closed = trades.filter(pl.col("closed")) if trades.height else trades
-    pnl = closed["pnl"].to_numpy() if closed.height else np.empty(0)
-    ret = closed["return_pct"].to_numpy() if closed.height else np.empty(0)
+    closed = trades["closed"].to_numpy() if trades.height else np.zeros(0, dtype=bool)
+
+    def of_closed(column: str) -> np.ndarray:
+        return trades[column].to_numpy()[closed] if trades.height else np.empty(0)
+
+    pnl = of_closed("pnl")
+    ret = of_closed("return_pct")
     wins = pnl[pnl > 0].sum()
     losses = -pnl[pnl < 0].sum()
     n = int(pnl.shape[0])
     nan = float("nan")
     return {
         "n_trades": n,
-        "open_trades": int(trades.height - closed.height),
+        "open_trades": int(trades.height - n),
         "win_rate_pct": float((pnl > 0).mean() * 100.0) if n else nan,
         "profit_factor": _ratio(float(wins), float(losses)) if n and (losses > 0 or wins > 0) else nan,
         "expectancy": float(pnl.mean()) if n else nan,
         "avg_trade_pct": float(ret.mean()) if n else nan,
         "best_trade_pct": float(ret.max()) if n else nan,
         "worst_trade_pct": float(ret.min()) if n else nan,
-        "avg_trade_duration_days": float(closed["duration_days"].mean()) if n else nan,  # type: ignore[arg-type]
+        "avg_trade_duration_days": float(pl.Series(of_closed("duration_days")).mean()) if n else nan,  # type: ignore[arg-type]
         "n_fills": int(fills.height),
         "commissions": float(fills["commission"].sum()) if fills.height else 0.0,
         "exposure_pct": nan if exposure_pct is None else float(exposure_pct),

@@ -1,6 +1,9 @@
 """The compiled per-bar portfolio simulation (numba), on dense (time x symbol) arrays.
 
 engine.py prepares the arrays and reads the results; everything that walks bars or orders one by one is here.
+The kernels write the result tables' columns directly (compact, in their final form), so the engine never
+gathers or reshapes per-order arrays with numpy: at tens of thousands of fills those passes cost more than
+the simulation itself.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ SKIPPED = 3
 EXPIRED = 4
 NO_BAR = 5
 
-KIND_QTY = 0
-KIND_WEIGHT = 1
+DAY_US = 86_400e6
 
 
 @njit(cache=True)
@@ -36,46 +38,106 @@ def commission(qty: float, price: float, rate: float, per_share: float, minimum:
     return minimum if c < minimum else c
 
 
-@njit(cache=True)
-def exec_bars(
-    close: np.ndarray, o_sig_t: np.ndarray, o_exact: np.ndarray, o_s: np.ndarray, at_close: bool
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The bar each order fills on, and its status when it cannot (-1).
+@njit(cache=True, inline="always")
+def _signal_bar(times: np.ndarray, x: int, lo: int) -> int:  # pragma: no cover - compiled
+    """The first index >= lo with times > x, given that every index < lo has times <= x.
 
-    Next-open: the symbol's first bar after the signal time (o_sig_t = last time index <= signal time).
-    Close: the signal bar itself, which must be a bar of that symbol at exactly the signal time."""
+    Signals are usually a few bars apart: the next 64 bars are searched with a fixed sequence of six
+    selects (no branch to mispredict); further away, galloping doubles the step, then bisects."""
+    t_max = times.shape[0]
+    if lo + 64 <= t_max and times[lo + 63] > x:
+        w = times[lo : lo + 64]
+        c = 0
+        c += 32 if w[c + 31] <= x else 0
+        c += 16 if w[c + 15] <= x else 0
+        c += 8 if w[c + 7] <= x else 0
+        c += 4 if w[c + 3] <= x else 0
+        c += 2 if w[c + 1] <= x else 0
+        c += 1 if w[c] <= x else 0
+        return lo + c
+    step = 1
+    hi = lo
+    while hi < t_max and times[hi] <= x:
+        lo = hi + 1
+        hi += step
+        step *= 2
+    hi = min(hi, t_max)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if times[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def schedule(
+    times: np.ndarray, open_: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, o_s: np.ndarray,
+    at_close: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Where and when each order (sorted by signal time `ts`) fills: its bar (-1 and a status when it
+    cannot), that bar's time and reference price (open, or close for fills at the close), and the fillable
+    orders in execution order (by fill bar, signal order within a bar).
+
+    Each signal bar is searched from the previous one (_signal_bar). Next-open fills on the symbol's first
+    bar after the signal time (the very next bar for a symbol with a bar at every time, `full`); close
+    fills on the signal bar itself, which must be a bar of that symbol at exactly that time. The prices are
+    read here, in a tight loop whose loads the memory system overlaps; read by the simulation between long
+    runs of bars, each would be a cache miss of its own."""
     n = o_s.shape[0]
-    t_max = close.shape[0]
-    out = np.full(n, -1, dtype=np.int64)
+    t_max = times.shape[0]
+    exec_t = np.full(n, -1, dtype=np.int64)
     status = np.zeros(n, dtype=np.int8)
+    ref = np.empty(n)
+    when = np.empty(n, dtype=np.int64)
+    live = np.empty(n, dtype=np.int64)
+    n_live = 0
+    ordered = True
+    lo = 0
     for k in range(n):
+        lo = _signal_bar(times, ts[k], lo)
         s = o_s[k]
         if at_close:
-            t = o_sig_t[k]
-            if t >= 0 and o_exact[k] and not np.isnan(close[t, s]):
-                out[k] = t
-            else:
+            t = lo - 1
+            if t < 0 or times[t] != ts[k] or np.isnan(close[t, s]):
                 status[k] = NO_BAR
-            continue
-        t = o_sig_t[k] + 1
-        while t < t_max and np.isnan(close[t, s]):
-            t += 1
-        if t < t_max:
-            out[k] = t
+                continue
+            ref[k] = close[t, s]
         else:
-            status[k] = EXPIRED
-    return out, status
+            t = lo
+            while t < t_max and not full[s] and np.isnan(close[t, s]):
+                t += 1
+            if t == t_max:
+                status[k] = EXPIRED
+                continue
+            ref[k] = open_[t, s]
+        exec_t[k] = t
+        when[k] = times[t]
+        if n_live > 0 and t < exec_t[live[n_live - 1]]:
+            ordered = False
+        live[n_live] = k
+        n_live += 1
+    live = live[:n_live]
+    if not ordered:
+        live = live[np.argsort(exec_t[live], kind="mergesort")]
+    return exec_t, status, live, ref, when
 
 
 @njit(cache=True)
 def simulate(
+    times: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
-    o_t: np.ndarray,
+    live: np.ndarray,
+    exec_t: np.ndarray,
+    o_ref: np.ndarray,
+    o_when: np.ndarray,
     o_s: np.ndarray,
-    o_kind: np.ndarray,
-    o_val: np.ndarray,
-    o_side: np.ndarray,
+    o_buy: np.ndarray,
+    o_qty: np.ndarray,
+    o_weight: np.ndarray,
+    status: np.ndarray,
     cash0: float,
     at_close: bool,
     fractional: bool,
@@ -89,14 +151,21 @@ def simulate(
 ) -> tuple[Any, ...]:  # pragma: no cover - compiled
     """Walk the bars once: fill the orders due at each bar, then mark every held position at its last close.
 
-    Orders arrive sorted by fill bar (o_t), in signal order within a bar. o_val is signed shares for
-    KIND_QTY and a target weight for KIND_WEIGHT. Cash may never go below zero: an order that would need
-    more cash is rejected whole. Round trips are matched FIFO per symbol (a lot per opening fill).
-    Per-bar cash, positions value and equity go into the caller's (numpy-allocated) arrays. Only held
-    symbols are visited per bar (a swap-remove set), so flat periods and wide universes cost little.
-    Returns (bars with a position, per-order status and fill qty/price/commission, round trips)."""
+    Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar, its time and
+    reference price (from schedule), symbol, side, quantity (NaN: a target-weight order) and target weight.
+    A quantity order trades exactly its shares; a weight order moves the position to weight x equity. Cash
+    may never go below zero: an order that would need more cash is rejected whole. Round trips are matched
+    FIFO per symbol (a lot per opening fill). `status` (per signal) is updated in place; per-bar cash,
+    positions value and equity go into the caller's arrays.
+
+    Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
+    stretches are plain stores, one-symbol stretches keep the price and position in registers, and only
+    wider books walk the held-symbol set (a swap-remove set, so wide universes cost what they hold).
+    The return statistics of the equity curve (returns_finish) are gathered in the same walk, a flat
+    stretch in O(1). Returns (bars with a position, return statistics, the fills' columns in fill order,
+    the round trips' columns in the order they close, those still open last)."""
     n_t, n_s = close.shape
-    n = o_t.shape[0]
+    n = live.shape[0]
     cash = cash0
     pos = np.zeros(n_s)
     last = np.full(n_s, np.nan)
@@ -104,17 +173,22 @@ def simulate(
     slot = np.full(n_s, -1, dtype=np.int64)
     n_held = 0
     exposed = 0
-    status = np.zeros(n, dtype=np.int8)
     # np.empty: only the entries written are ever touched (no page faults for unused capacity).
+    f_row = np.empty(n, dtype=np.int64)
+    f_time = np.empty(n, dtype=np.int64)
+    f_s = np.empty(n, dtype=np.int64)
+    f_buy = np.empty(n, dtype=np.bool_)
     f_qty = np.empty(n)
     f_price = np.empty(n)
     f_comm = np.empty(n)
+    n_f = 0
     # FIFO lots: a singly linked list per symbol.
     lot_qty = np.empty(n)
     lot_price = np.empty(n)
     lot_comm = np.empty(n)
     lot_t = np.empty(n, dtype=np.int64)
-    lot_order = np.empty(n, dtype=np.int64)
+    lot_time = np.empty(n, dtype=np.int64)
+    lot_row = np.empty(n, dtype=np.int64)
     lot_next = np.empty(n, dtype=np.int64)
     head = np.full(n_s, -1, dtype=np.int64)
     tail = np.full(n_s, -1, dtype=np.int64)
@@ -122,23 +196,38 @@ def simulate(
     free = -1  # closed lots' slots, linked through lot_next
     m = 2 * n + 1
     tr_s = np.empty(m, dtype=np.int64)
-    tr_t0 = np.empty(m, dtype=np.int64)
-    tr_t1 = np.empty(m, dtype=np.int64)
+    tr_long = np.empty(m, dtype=np.bool_)
+    tr_qty = np.empty(m)
+    tr_time0 = np.empty(m, dtype=np.int64)
     tr_p0 = np.empty(m)
+    tr_time1 = np.empty(m, dtype=np.int64)
     tr_p1 = np.empty(m)
-    tr_q = np.empty(m)
     tr_pnl = np.empty(m)
-    tr_o0 = np.empty(m, dtype=np.int64)
-    tr_o1 = np.empty(m, dtype=np.int64)
+    tr_ret = np.empty(m)
+    tr_row0 = np.empty(m, dtype=np.int64)
+    tr_row1 = np.empty(m, dtype=np.int64)
+    tr_days = np.empty(m)
+    tr_bars = np.empty(m, dtype=np.int64)
     tr_closed = np.empty(m, dtype=np.bool_)
     n_tr = 0
+    acc = returns_start(cash0)
+    # Stretches of bars whose equity may differ from the bar before (for the second pass of the std):
+    # held stretches, and the first bar of a flat one (a fill's commission moves it).
+    st_lo = np.empty(n + 1, dtype=np.int64)
+    st_hi = np.empty(n + 1, dtype=np.int64)
+    n_st = 0
     k = 0
-    for t in range(n_t):
-        while k < n and o_t[k] == t:
-            s = o_s[k]
-            ref = close[t, s] if at_close else open_[t, s]
-            if o_kind[k] == KIND_QTY:
-                q = o_val[k]
+    t = 0
+    while t < n_t:
+        while k < n and exec_t[live[k]] == t:
+            r = live[k]
+            k += 1
+            s = o_s[r]
+            now = o_when[r]
+            side = 1.0 if o_buy[r] else -1.0
+            ref = o_ref[r]
+            if not np.isnan(o_qty[r]):
+                q = o_qty[r] * side
             else:
                 equity = cash
                 for h in range(n_held):
@@ -147,28 +236,31 @@ def simulate(
                     if np.isnan(px):
                         px = last[j]
                     equity += pos[j] * px
-                target = o_val[k] * equity / ref
+                target = o_weight[r] * equity / ref
                 if not fractional:
                     target = np.trunc(target)
                 q = target - pos[s]
-                if q * o_side[k] <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
-                    status[k] = SKIPPED
-                    k += 1
+                if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
+                    status[r] = SKIPPED
                     continue
             side = 1.0 if q > 0 else -1.0
             fp = fill_price(ref, side, slip)
             comm = commission(q, fp, rate, per_share, minimum)
             new_cash = cash - q * fp - comm
             if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-                status[k] = REJECTED_CASH
-                k += 1
+                status[r] = REJECTED_CASH
                 continue
             cash = new_cash
-            status[k] = FILLED
-            f_qty[k] = q
-            f_price[k] = fp
-            f_comm[k] = comm
+            status[r] = FILLED
             aq = abs(q)
+            f_row[n_f] = r
+            f_time[n_f] = now
+            f_s[n_f] = s
+            f_buy[n_f] = q > 0
+            f_qty[n_f] = aq
+            f_price[n_f] = fp
+            f_comm[n_f] = comm
+            n_f += 1
             rem = q
             eps = 1e-12 * aq
             # Close opposite lots first (FIFO), then open a lot with what is left.
@@ -179,15 +271,20 @@ def simulate(
                 cq = min(abs(rem), abs(lq))
                 entry_c = lot_comm[lot] * cq / abs(lq)
                 exit_c = comm * cq / aq
+                pnl = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
                 tr_s[n_tr] = s
-                tr_t0[n_tr] = lot_t[lot]
-                tr_t1[n_tr] = t
+                tr_long[n_tr] = lq > 0
+                tr_qty[n_tr] = cq
+                tr_time0[n_tr] = lot_time[lot]
                 tr_p0[n_tr] = lot_price[lot]
+                tr_time1[n_tr] = now
                 tr_p1[n_tr] = fp
-                tr_q[n_tr] = lsign * cq
-                tr_pnl[n_tr] = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
-                tr_o0[n_tr] = lot_order[lot]
-                tr_o1[n_tr] = k
+                tr_pnl[n_tr] = pnl
+                tr_ret[n_tr] = pnl / (cq * lot_price[lot]) * 100.0
+                tr_row0[n_tr] = lot_row[lot]
+                tr_row1[n_tr] = r
+                tr_days[n_tr] = (now - lot_time[lot]) / DAY_US
+                tr_bars[n_tr] = t - lot_t[lot]
                 tr_closed[n_tr] = True
                 n_tr += 1
                 lot_comm[lot] -= entry_c
@@ -210,7 +307,8 @@ def simulate(
                 lot_price[lot] = fp
                 lot_comm[lot] = comm * abs(rem) / aq
                 lot_t[lot] = t
-                lot_order[lot] = k
+                lot_time[lot] = now
+                lot_row[lot] = r
                 lot_next[lot] = -1
                 if tail[s] >= 0:
                     lot_next[tail[s]] = lot
@@ -231,124 +329,234 @@ def simulate(
                 held[slot[s]] = moved
                 slot[moved] = slot[s]
                 slot[s] = -1
-            k += 1
-        value = 0.0
-        for h in range(n_held):
-            j = held[h]
-            c = close[t, j]
-            if not np.isnan(c):
-                last[j] = c
-            value += pos[j] * last[j]
-        eq_cash[t] = cash
-        eq_value[t] = value
-        eq_total[t] = cash + value
-        if n_held > 0:
-            exposed += 1
+        end = exec_t[live[k]] if k < n else n_t  # the next fill bar: the held set is fixed until then
+        # The stretch's bars through slices indexed from 0: no negative-index handling in the loops.
+        ec, ev, et = eq_cash[t:end], eq_value[t:end], eq_total[t:end]
+        if n_held == 0:
+            total = cash + 0.0
+            ec[:] = cash
+            ev[:] = 0.0
+            et[:] = total
+            acc = returns_add(acc, total, t)  # a fill's commission may have moved it
+            acc = returns_hold(acc, t + 1, end)
+            st_lo[n_st] = t
+            st_hi[n_st] = t + 1 if _unchanged(total, total) else end
+            n_st += 1
+        elif n_held == 1:
+            j = held[0]
+            p = pos[j]
+            px = last[j]
+            col = close[t:end, j]
+            for q in range(end - t):
+                c = col[q]
+                if not np.isnan(c):
+                    px = c
+                value = 0.0 + p * px
+                total = cash + value
+                ec[q] = cash
+                ev[q] = value
+                et[q] = total
+                acc = returns_add(acc, total, t + q)
+            last[j] = px
+            exposed += end - t
+            st_lo[n_st] = t
+            st_hi[n_st] = end
+            n_st += 1
+        else:
+            for q in range(end - t):
+                row = close[t + q]
+                value = 0.0
+                for h in range(n_held):
+                    j = held[h]
+                    c = row[j]
+                    if not np.isnan(c):
+                        last[j] = c
+                    value += pos[j] * last[j]
+                total = cash + value
+                ec[q] = cash
+                ev[q] = value
+                et[q] = total
+                acc = returns_add(acc, total, t + q)
+            exposed += end - t
+            st_lo[n_st] = t
+            st_hi[n_st] = end
+            n_st += 1
+        t = end
     # Lots still open at the end: marked at the last close, no exit commission.
     for s in range(n_s):
         lot = head[s]
         while lot >= 0:
             lq = lot_qty[lot]
+            pnl = (last[s] - lot_price[lot]) * lq - lot_comm[lot]
             tr_s[n_tr] = s
-            tr_t0[n_tr] = lot_t[lot]
-            tr_t1[n_tr] = n_t - 1
+            tr_long[n_tr] = lq > 0
+            tr_qty[n_tr] = abs(lq)
+            tr_time0[n_tr] = lot_time[lot]
             tr_p0[n_tr] = lot_price[lot]
+            tr_time1[n_tr] = times[n_t - 1]
             tr_p1[n_tr] = last[s]
-            tr_q[n_tr] = lq
-            tr_pnl[n_tr] = (last[s] - lot_price[lot]) * lq - lot_comm[lot]
-            tr_o0[n_tr] = lot_order[lot]
-            tr_o1[n_tr] = -1
+            tr_pnl[n_tr] = pnl
+            tr_ret[n_tr] = pnl / (abs(lq) * lot_price[lot]) * 100.0
+            tr_row0[n_tr] = lot_row[lot]
+            tr_row1[n_tr] = -1
+            tr_days[n_tr] = (times[n_t - 1] - lot_time[lot]) / DAY_US
+            tr_bars[n_tr] = n_t - 1 - lot_t[lot]
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
     return (
-        exposed, status, f_qty, f_price, f_comm,
-        tr_s[:n_tr], tr_t0[:n_tr], tr_t1[:n_tr], tr_p0[:n_tr], tr_p1[:n_tr], tr_q[:n_tr], tr_pnl[:n_tr],
-        tr_o0[:n_tr], tr_o1[:n_tr], tr_closed[:n_tr],
-    )
+        exposed,
+        returns_finish(acc, cash0, eq_total, st_lo[:n_st], st_hi[:n_st]),
+        (f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f]),
+        (tr_s[:n_tr], tr_long[:n_tr], tr_qty[:n_tr], tr_time0[:n_tr], tr_p0[:n_tr], tr_time1[:n_tr], tr_p1[:n_tr],
+         tr_pnl[:n_tr], tr_ret[:n_tr], tr_row0[:n_tr], tr_row1[:n_tr], tr_days[:n_tr], tr_bars[:n_tr],
+         tr_closed[:n_tr]),
+    )  # fmt: skip
 
 
-@njit(cache=True)
-def locate(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """For sorted `ts`: index of the last time <= each (-1 before the first), by galloping forward from the
-    previous answer: linear in len(ts) + log of the gaps, instead of a full binary search per signal."""
-    n = times.shape[0]
-    out = np.empty(ts.shape[0], dtype=np.int64)
-    lo = 0  # invariant: every index < lo has times[index] <= the current ts
-    for k in range(ts.shape[0]):
-        x = ts[k]
-        step = 1
-        hi = lo
-        while hi < n and times[hi] <= x:
-            lo = hi + 1
-            hi += step
-            step *= 2
-        hi = min(hi, n)
-        while lo < hi:  # first index in [lo, hi) with times > x
-            mid = (lo + hi) // 2
-            if times[mid] <= x:
-                lo = mid + 1
-            else:
-                hi = mid
-        out[k] = lo - 1
-    return out
+@njit(cache=True, inline="always")
+def _unchanged(v: float, prev: float) -> bool:  # pragma: no cover - compiled
+    """v / prev - 1 is exactly 0: equal, finite and non-zero (0/0 and inf/inf are NaN)."""
+    return v == prev and v != 0.0 and abs(v) < np.inf
 
 
-@njit(cache=True)
-def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, float, float, float, int, int]:
+# Return statistics are accumulated bar by bar in a tuple, threaded through inlined functions so that the
+# simulation can gather them while it marks the bars (and skip flat stretches in O(1)), and equity_stats can
+# do the same over a finished curve: one implementation of every number. The fields:
+# (sum of returns, sum of squared negative returns, lowest return, highest return, some return was 0,
+#  previous equity, running peak, index of the peak, underwater, trough and crest of the current spell,
+#  max drawdown, longest spell start, longest spell end); indices count `initial` as 0.
+ReturnsAcc = tuple[float, float, float, float, bool, float, float, int, bool, float, float, float, int, int]
+
+
+@njit(cache=True, inline="always")
+def returns_start(initial: float) -> ReturnsAcc:  # pragma: no cover - compiled
+    return 0.0, 0.0, np.inf, -np.inf, False, initial, initial, 0, False, np.inf, -np.inf, 0.0, 0, 0
+
+
+@njit(cache=True, inline="always")
+def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
+    """Equity v at bar i (0-based over the equity array). A spell's drawdown is (trough - peak) / peak, a
+    monotone function of the equity, so it is computed once per spell from the trough (the crest when the
+    peak is negative), not at every bar."""
+    total, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    r = v / prev - 1.0
+    total += r
+    rn = r if r < 0.0 else 0.0
+    down += rn * rn
+    lo = min(lo, r)
+    hi = max(hi, r)
+    if v >= peak:
+        if under:
+            dd = ((crest if peak < 0.0 else trough) - peak) / peak
+            if dd < mdd:
+                mdd = dd
+            if i + 1 - peak_i > long_end - long_start:
+                long_start, long_end = peak_i, i + 1
+        under = False
+        peak = v
+        peak_i = i + 1
+    else:
+        if not under:
+            trough = v
+            crest = v
+        under = True
+        trough = min(trough, v)
+        crest = max(crest, v)
+    return total, down, lo, hi, zero, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
+
+
+@njit(cache=True, inline="always")
+def returns_hold(acc: ReturnsAcc, i0: int, i1: int) -> ReturnsAcc:  # pragma: no cover - compiled
+    """Bars i0..i1-1 repeat the previous equity: what returns_add would make of them, in O(1). A return of
+    exactly 0 adds nothing to the sums, leaves the drawdown as it is and keeps a peak at the peak."""
+    prev = acc[5]
+    if i1 <= i0:
+        return acc
+    if not _unchanged(prev, prev):  # 0 or not finite: every bar's return is NaN, bar by bar as usual
+        for i in range(i0, i1):
+            acc = returns_add(acc, prev, i)
+        return acc
+    total, down, lo, hi, _, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    return (total, down, lo, hi, True, prev, peak, peak_i if under else i1, under, trough, crest, mdd, long_start,
+            long_end)  # fmt: skip
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def _squared_deviations(equity: np.ndarray, prev: float, mean: float) -> tuple[float, int]:
     # pragma: no cover - compiled
-    """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising
-    them: (mean, sample std, root mean square of the negative returns, growth = last / initial (the product
-    of (1 + r)), max drawdown as a negative fraction, and the longest underwater spell as (peak index, end
-    index) in the sequence where index 0 is `initial`; the end is the recovery index, or the last index when
-    never recovered). Sums run in order and the std takes two passes (mean, then squared deviations), as
-    empyrical's bottleneck kernels do; all-equal returns have std exactly 0, not a rounding residue."""
+    """Sum of (r - mean)^2 over the returns of `equity` (the value before it is `prev`) that are not exactly
+    0, and how many there are. A sum of non-negative terms has no cancellation, so regrouping it changes it
+    by at most n x 1e-16 relative (far below the 1e-9 to which the metrics agree with empyrical): the sum
+    may be reassociated, which lets the compiler vectorise the loop, divisions included."""
+    n = equity.shape[0]
+    if n == 0:
+        return 0.0, 0
+    r = equity[0] / prev - 1.0
+    d = r - mean if r != 0.0 else 0.0
+    sq = d * d
+    moved = 1 if r != 0.0 else 0
+    for q in range(1, n):
+        r = equity[q] / equity[q - 1] - 1.0
+        nonzero = r != 0.0
+        d = r - mean if nonzero else 0.0
+        sq += d * d
+        moved += nonzero
+    return sq, moved
+
+
+@njit(cache=True)
+def returns_finish(
+    acc: ReturnsAcc, initial: float, equity: np.ndarray, st_lo: np.ndarray, st_hi: np.ndarray
+) -> tuple[float, float, float, float, float, int, int]:  # pragma: no cover - compiled
+    """(mean, sample std, root mean square of the negative returns, growth = last / initial, max drawdown
+    as a negative fraction, longest underwater spell as (peak index, end index)) from the accumulated
+    returns of `equity`.
+
+    The std takes a second pass (squared deviations from the mean) over the stretches [st_lo, st_hi) where
+    the equity may have moved; every other bar repeats the one before (a return of exactly 0). Returns of
+    exactly 0 all deviate by -mean: they are counted and added as count x mean^2 rather than one by one.
+    Both only regroup a sum of non-negative terms (see _squared_deviations)."""
     n = equity.shape[0]
     if n == 0:
         return np.nan, np.nan, np.nan, 1.0, 0.0, 0, 0
-    total = 0.0
-    down = 0.0
-    lo = np.inf
-    hi = -np.inf
-    prev = initial
-    peak = initial
-    peak_i = 0
-    mdd = 0.0
-    long_start = 0
-    long_end = 0
-    under = False
-    for i in range(n):
-        v = equity[i]
-        r = v / prev - 1.0
-        prev = v
-        total += r
-        if r < 0.0:
-            down += r * r
-        lo = min(lo, r)
-        hi = max(hi, r)
-        if v >= peak:
-            if under and i + 1 - peak_i > long_end - long_start:
-                long_start, long_end = peak_i, i + 1
-            under = False
-            peak = v
-            peak_i = i + 1
-        else:
-            under = True
-            dd = (v - peak) / peak
-            if dd < mdd:
-                mdd = dd
-    if under and n - peak_i > long_end - long_start:
-        long_start, long_end = peak_i, n
+    total, down, lo, hi, zero, _, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    if under:
+        dd = ((crest if peak < 0.0 else trough) - peak) / peak
+        if dd < mdd:
+            mdd = dd
+        if n - peak_i > long_end - long_start:
+            long_start, long_end = peak_i, n
+    if zero:
+        lo = min(lo, 0.0)
+        hi = max(hi, 0.0)
     mean = total / n
     std = np.nan
     if n >= 2 and lo == hi:
         std = 0.0
     elif n >= 2:
         sq = 0.0
-        prev = initial
-        for i in range(n):
-            d = equity[i] / prev - 1.0 - mean
-            prev = equity[i]
-            sq += d * d
+        moved = 0
+        for g in range(st_lo.shape[0]):
+            i0 = st_lo[g]
+            part, count = _squared_deviations(equity[i0 : st_hi[g]], equity[i0 - 1] if i0 > 0 else initial, mean)
+            sq += part
+            moved += count
+        flat = 0.0 - mean
+        sq += (n - moved) * (flat * flat)
         std = np.sqrt(sq / (n - 1))
     return mean, std, np.sqrt(down / n), equity[n - 1] / initial, mdd, long_start, long_end
+
+
+@njit(cache=True)
+def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, float, float, float, int, int]:
+    # pragma: no cover - compiled
+    """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising
+    them (see returns_finish for the fields; index 0 is `initial`, the spell end is the recovery index or
+    the last index when never recovered). Sums run in order and the std takes two passes (mean, then
+    squared deviations), as empyrical's bottleneck kernels do; all-equal returns have std exactly 0, not a
+    rounding residue."""
+    acc = returns_start(initial)
+    for i in range(equity.shape[0]):
+        acc = returns_add(acc, equity[i], i)
+    return returns_finish(acc, initial, equity, np.zeros(1, dtype=np.int64), np.full(1, equity.shape[0]))

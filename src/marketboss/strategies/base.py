@@ -5,6 +5,10 @@ A strategy implements `exposure(bars)` for one symbol (or overrides `exposures(m
 models such as the ML strategy): an array aligned with the bars, in [-1, 1], where +1 is "fully long one
 unit", -1 "fully short one unit", 0 flat and NaN "no opinion, keep what I have". exposure[t] may use bars up
 to and including t only. Sizing then scales a unit: `quantity` shares, or `weight` x equity.
+
+Signals come from the changes of the held exposure only, so a strategy that can find those directly may
+also override `changes(bars, lo, hi)` (the crossover does: its exposure only changes at crosses), and signal
+generation then never builds or scans a per-bar array.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from marketboss.columns import text_column
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
 from marketboss.strategies.market import Market, SymbolBars
 from marketboss.strategies.nb import state_changes
@@ -49,14 +54,24 @@ class Strategy(ABC, Generic[P]):
         """Desired exposure per bar of one symbol (causal). Override this or `exposures`."""
         raise NotImplementedError
 
+    def changes(self, bars: SymbolBars, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bar index, held state before, held state after) at each change of one symbol's held exposure,
+        clipped to [lo, hi] (see held_changes). Derived from `exposure` by default; a strategy that can find
+        its changes directly overrides this and never builds the per-bar array (the crossover does)."""
+        return held_changes(self._exposure_of(bars), lo, hi)
+
+    def _exposure_of(self, bars: SymbolBars) -> np.ndarray:
+        e = np.asarray(self.exposure(bars), dtype=np.float64)
+        if e.shape != bars.close.shape:
+            raise ValueError(f"{self.name}.exposure returned shape {e.shape}, expected {bars.close.shape}")
+        return e
+
     def exposures(self, market: Market) -> np.ndarray:
         """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion."""
         out: np.ndarray | None = None
         for s in range(market.n_symbols):
             bars = market.symbol_bars(s)
-            e = np.asarray(self.exposure(bars), dtype=np.float64)
-            if e.shape != bars.close.shape:
-                raise ValueError(f"{self.name}.exposure returned shape {e.shape}, expected {bars.close.shape}")
+            e = self._exposure_of(bars)
             if market.n_symbols == 1 and market.is_full(0):
                 return e.reshape(-1, 1)
             if out is None:
@@ -75,52 +90,76 @@ class Strategy(ABC, Generic[P]):
         return f"{self.name} " + " ".join(f"{k}={v}" for k, v in self.params.model_dump(mode="json").items())
 
     def signals(self, market: Market) -> pl.DataFrame:
-        return signals_from_exposures(market, self.exposures(market), self.name, self.params_json(), self.params)
+        """One signal per change of held exposure, at the bar where the change was decided, in time order."""
+        if type(self).exposures is not Strategy.exposures:  # a whole-market model: its matrix is the source
+            return signals_from_exposures(market, self.exposures(market), self.name, self.params_json(), self.params)
+        lo = _low(self.params)
+        changes = [self.changes(market.symbol_bars(s), lo, 1.0) for s in range(market.n_symbols)]
+        return _signals_frame(market, changes, self.name, self.params_json(), self.params)
+
+
+def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bar index, previous state, new state) where the held state changes: NaN keeps the previous state
+    (start flat), values are clipped to [lo, hi]."""
+    m = exposure.shape[0]
+    idx, before, after = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
+    k = state_changes(np.ascontiguousarray(exposure), lo, hi, idx, before, after)
+    return idx[:k], before[:k], after[:k]
+
+
+def _low(sizing: StrategyParams) -> float:
+    return 0.0 if sizing.long_only else -1.0
 
 
 def signals_from_exposures(
     market: Market, exposures: np.ndarray, strategy: str, params_json: str, sizing: StrategyParams
 ) -> pl.DataFrame:
     """One signal per change of held exposure, at the bar where the change was decided, in time order."""
-    lo = 0.0 if sizing.long_only else -1.0
-    parts_t, parts_s, parts_b, parts_a = [], [], [], []
+    lo = _low(sizing)
+    changes = []
     for s in range(market.n_symbols):
-        rows = market.rows(s)
-        col = exposures[:, s] if market.is_full(s) else exposures[rows, s]
-        m = col.shape[0]
-        idx, before, after = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
-        k = state_changes(np.ascontiguousarray(col), lo, 1.0, idx, before, after)
-        parts_t.append(rows[idx[:k]])
-        parts_s.append(np.full(k, s, dtype=np.intp))
-        parts_b.append(before[:k].copy())
-        parts_a.append(after[:k].copy())
-    t = np.concatenate(parts_t)
-    s_idx = np.concatenate(parts_s)
-    before = np.concatenate(parts_b)
-    after = np.concatenate(parts_a)
+        col = exposures[:, s] if market.is_full(s) else exposures[market.rows(s), s]
+        changes.append(held_changes(col, lo, 1.0))
+    return _signals_frame(market, changes, strategy, params_json, sizing)
+
+
+def _signals_frame(
+    market: Market,
+    changes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    strategy: str,
+    params_json: str,
+    sizing: StrategyParams,
+) -> pl.DataFrame:
+    """The signals frame from each symbol's held-state changes (indices into the symbol's own bars)."""
+    t = np.concatenate([idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)])
+    s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
+    before = np.concatenate([c[1] for c in changes])
+    after = np.concatenate([c[2] for c in changes])
     if market.n_symbols > 1:
         order = np.lexsort((s_idx, t))
         t, s_idx, before, after = t[order], s_idx[order], before[order], after[order]
     buy = after > before
     n = t.shape[0]
+    nulls = pl.Series(np.full(n, np.nan), nan_to_null=True)
     if sizing.sizing == "quantity":
         quantity: Any = np.abs(after - before) * sizing.quantity
-        weight: Any = pl.Series(values=[None] * n, dtype=pl.Float64)
+        weight: Any = nulls
     else:
-        quantity = pl.Series(values=[None] * n, dtype=pl.Float64)
+        quantity = nulls
         weight = after * sizing.weight
     keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-    ts = market.times[t]
+    ts = np.take(market.times, t)
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
     return pl.DataFrame(
         {
-            "id": signal_ids(keys[s_idx], ts, codes),
-            "timestamp": pl.Series(ts).cast(pl.Datetime("us")),
-            "symbol": pl.Series(market.symbols, dtype=pl.String).gather(s_idx),
-            "action": pl.Series(["SELL", "BUY"]).gather(buy.astype(np.intp)),
+            "id": signal_ids(np.take(keys, s_idx), ts, codes),
+            "timestamp": pl.Series(ts).cast(SIGNAL_SCHEMA["timestamp"]),
+            "symbol": text_column("symbol", market.symbols, s_idx),
+            "action": text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
             "quantity": quantity,
-            "strategy": pl.repeat(strategy, n, eager=True, dtype=pl.String),
-            "price": market.close[t, s_idx],
+            "strategy": text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
+            "price": np.take(market.close.ravel(), t * market.n_symbols + s_idx),
             "target_weight": weight,
         },
-    ).cast(SIGNAL_SCHEMA)  # type: ignore[arg-type]
+        schema=SIGNAL_SCHEMA,
+    )

@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from marketboss.strategies.base import Strategy, StrategyParams
+from marketboss.strategies.base import Strategy, StrategyParams, held_changes
 from marketboss.strategies.market import SymbolBars
-from marketboss.strategies.nb import ma_cross
+from marketboss.strategies.nb import fill_steps, ma_cross
 from marketboss.strategies.registry import register
 
 
@@ -35,5 +35,18 @@ class MACrossover(Strategy[MACrossoverParams]):
     params_model = MACrossoverParams
 
     def exposure(self, bars: SymbolBars) -> np.ndarray:
+        idx, side = self._crosses(bars)
+        return fill_steps(idx, side, np.empty(len(bars)))
+
+    def changes(self, bars: SymbolBars, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Straight from the crosses: the exposure only ever changes there."""
+        idx, side = self._crosses(bars)
+        j, before, after = held_changes(side, lo, hi)
+        return idx[j], before, after
+
+    def _crosses(self, bars: SymbolBars) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        return ma_cross(bars.close, p.fast, p.slow, p.ma == "ema", np.empty(len(bars)))
+        n = len(bars)
+        idx, side = np.empty(n, dtype=np.int64), np.empty(n)
+        k = ma_cross(bars.close, p.fast, p.slow, p.ma == "ema", idx, side)
+        return idx[:k], side[:k]

@@ -13,50 +13,89 @@ from numba import njit
 
 
 @njit(cache=True)
-def ma_cross(x: np.ndarray, fast: int, slow: int, use_ema: bool, out: np.ndarray) -> np.ndarray:
-    # pragma: no cover - compiled
-    """+1 while the fast average is above the slow one, -1 while below; NaN until the first actual cross, so
-    a position is never entered mid-trend at the start. Simple averages are running sums over the window;
-    exponential ones use alpha 2/(n+1), seeded by the simple mean of the first n values. One pass, no
-    intermediate arrays."""
+def ma_cross(
+    x: np.ndarray, fast: int, slow: int, use_ema: bool, idx: np.ndarray, side: np.ndarray
+) -> int:  # pragma: no cover - compiled
+    """Bars where the fast average crosses the slow one and the side it crosses to (+1 above, -1 below),
+    written into the caller's buffers (as long as `x`; pages never written are never touched); returns how
+    many. The crossover's exposure is the side of the last cross, NaN before the first one, so a position
+    is never entered mid-trend at the start; a strategy signals at crosses only, so the crosses are all it
+    needs, without a per-bar array. A tie (or NaN) keeps the side.
+
+    Simple averages are running sums over the window, updated by the window's change (x[i] - x[i-n], formed
+    first: one dependent addition per bar); exponential ones use alpha 2/(n+1), seeded by the simple mean of
+    the first n values. The main loop reads the window's ends through slices (no negative-index handling)
+    and tests a cross as d x side < 0, exact for a side of +-1."""
     m = x.shape[0]
+    if m < slow:
+        return 0
     af = 2.0 / (fast + 1.0)
     asl = 2.0 / (slow + 1.0)
     inv_f = 1.0 / fast
     inv_s = 1.0 / slow
     sf = 0.0
     ss = 0.0
+    for i in range(slow):  # warm-up: fill the windows
+        sf += x[i] if i < fast else x[i] - x[i - fast]
+        ss += x[i]
     ef = 0.0
     es = 0.0
-    prev = 0.0
-    crossed = False
-    for i in range(m):
-        out[i] = np.nan
+    if use_ema:  # the fast average starts at bar fast - 1: catch it up to bar slow - 1
+        for i in range(fast):
+            ef += x[i]
+        ef /= fast
+        for i in range(fast, slow):
+            ef += af * (x[i] - ef)
+        es = ss / slow
+    d = (ef - es) if use_ema else (sf * inv_f - ss * inv_s)
+    i = slow
+    while not (d > 0.0 or d < 0.0) and i < m:  # no side yet: the first bar off a tie sets it, not a cross
         v = x[i]
-        sf += v
-        ss += v
-        if i >= fast:
-            sf -= x[i - fast]
-        if i >= slow:
-            ss -= x[i - slow]
         if use_ema:
-            if i == fast - 1:
-                ef = sf / fast
-            elif i >= fast:
-                ef += af * (v - ef)
-            if i == slow - 1:
-                es = ss / slow
-            elif i >= slow:
-                es += asl * (v - es)
-        if i < slow - 1:
-            continue
-        d = (ef - es) if use_ema else (sf * inv_f - ss * inv_s)
-        s = 1.0 if d > 0 else (-1.0 if d < 0 else prev)
-        if prev != 0.0 and s != prev:
-            crossed = True
-        if crossed:
-            out[i] = s
-        prev = s
+            ef += af * (v - ef)
+            es += asl * (v - es)
+            d = ef - es
+        else:
+            sf += v - x[i - fast]
+            ss += v - x[i - slow]
+            d = sf * inv_f - ss * inv_s
+        i += 1
+    prev = 1.0 if d > 0.0 else -1.0
+    k = 0
+    new = x[i:]
+    if use_ema:
+        for j in range(new.shape[0]):
+            v = new[j]
+            ef += af * (v - ef)
+            es += asl * (v - es)
+            if (ef - es) * prev < 0.0:
+                prev = -prev
+                idx[k] = i + j
+                side[k] = prev
+                k += 1
+        return k
+    out_f = x[i - fast : m - fast]
+    out_s = x[i - slow : m - slow]
+    for j in range(new.shape[0]):
+        v = new[j]
+        sf += v - out_f[j]
+        ss += v - out_s[j]
+        if (sf * inv_f - ss * inv_s) * prev < 0.0:
+            prev = -prev
+            idx[k] = i + j
+            side[k] = prev
+            k += 1
+    return k
+
+
+@njit(cache=True)
+def fill_steps(idx: np.ndarray, values: np.ndarray, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The per-bar array of a step function: values[j] from bar idx[j] until the next step, NaN before."""
+    start = idx[0] if idx.shape[0] else out.shape[0]
+    out[:start] = np.nan
+    for j in range(idx.shape[0]):
+        end = idx[j + 1] if j + 1 < idx.shape[0] else out.shape[0]
+        out[idx[j] : end] = values[j]
     return out
 
 
