@@ -16,6 +16,7 @@ from marketboss.cli.doctor import doctor
 from marketboss.cli.ml import models_app, retrain, schedule, train
 from marketboss.cli.paper import paper
 from marketboss.cli.reconcile import reconcile
+from marketboss.cli.research import register as register_research
 from marketboss.cli.signals import app as signals_app
 from marketboss.cli.strategies import app as strategies_app
 from marketboss.config import get_settings
@@ -37,6 +38,7 @@ app.add_typer(runs_app, name="runs")
 app.command("paper")(paper)
 app.command("doctor")(doctor)
 app.command("reconcile")(reconcile)
+register_research(app)
 app.command("train")(train)
 app.add_typer(models_app, name="models")
 app.command("retrain")(retrain)

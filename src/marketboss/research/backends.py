@@ -1,0 +1,221 @@
+"""Where research work runs: `local` (processes on this machine, the default) or `dask` (a dask.distributed
+cluster). Both take the same tasks and return their results in task order, so tables are identical.
+
+The market is shipped once per worker (a process initialiser; a broadcast scatter on dask), never per task,
+and work is cut into chunks large enough to pay for their scheduling: tens of millions of bar-steps each.
+Jobs under a few seconds run in this process (the MA kernel then spreads its combinations over numba threads,
+one per worker): starting worker processes would cost more than the work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, ClassVar, TypeVar
+
+from marketboss.errors import MarketBossError
+from marketboss.strategies import Market
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Bar-steps (combinations x symbols x bars) worth one task: ~0.1-0.3 s of kernel time.
+CHUNK_WORK = 5e7
+#: Below this much work the local backend runs in this process: spawning workers costs seconds.
+LOCAL_POOL_WORK = 1e9
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    chunk_work: float = CHUNK_WORK
+
+    @property
+    @abstractmethod
+    def workers(self) -> int:
+        """Tasks that can run at once."""
+
+    @abstractmethod
+    def map(
+        self,
+        fn: Callable[[T, Market], R],
+        tasks: Sequence[T],
+        market: Market,
+        work: float,
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[R]:
+        """fn(task, market) for every task; results in task order. on_done(i) as task i finishes."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers or connections."""
+
+    def threads_per_task(self, work: float, n_tasks: int) -> int:
+        """Threads a task may use itself (numba's, in the MA kernel): one, unless the work stays in this
+        process, where the workers' share of the machine is threads instead."""
+        return 1
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
+
+
+def plan_chunks(n_items: int, work_per_item: float, backend: Backend) -> list[range]:
+    """Contiguous runs of items, each worth about backend.chunk_work or more, at most a few per worker."""
+    total = n_items * work_per_item
+    n = int(min(n_items, max(1, total // backend.chunk_work), 4 * max(backend.workers, 1)))
+    bounds = [round(i * n_items / n) for i in range(n + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+_MARKET: Market | None = None
+
+
+def _install(market: Market) -> None:
+    global _MARKET
+    _MARKET = market
+
+
+def _call(fn: Callable[[Any, Market], Any], task: Any) -> Any:
+    assert _MARKET is not None
+    return fn(task, _MARKET)
+
+
+class LocalBackend(Backend):
+    """A pool of `workers` processes (spawned: safe with the thread pools numba and polars keep), or, for a
+    small job, this process with `workers` threads."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, pool_work: float = LOCAL_POOL_WORK,
+                 chunk_work: float = CHUNK_WORK):
+        if workers is not None and workers < 1:
+            raise MarketBossError("--workers must be at least 1")
+        self._workers = workers or os.cpu_count() or 1
+        self.pool_work = pool_work
+        self.chunk_work = chunk_work
+        self.ran_in = ""
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def describe(self) -> str:
+        return f"local: {self.ran_in or 'idle'}"
+
+    def _inline(self, work: float, n_tasks: int) -> bool:
+        return self._workers == 1 or n_tasks <= 1 or work < self.pool_work
+
+    def threads_per_task(self, work: float, n_tasks: int) -> int:
+        return self._workers if self._inline(work, n_tasks) else 1
+
+    def map(
+        self,
+        fn: Callable[[T, Market], R],
+        tasks: Sequence[T],
+        market: Market,
+        work: float,
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[R]:
+        if self._inline(work, len(tasks)):
+            self.ran_in = "this process" + (f" ({self._workers} threads)" if self._workers > 1 else "")
+            results = []
+            for i, task in enumerate(tasks):
+                results.append(fn(task, market))
+                if on_done:
+                    on_done(i)
+            return results
+        out: list[Any] = [None] * len(tasks)
+        ctx = multiprocessing.get_context("spawn")
+        n = min(self._workers, len(tasks))
+        self.ran_in = f"{n} processes"
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_install,
+                                 initargs=(market,)) as pool:
+            pending: dict[Future[Any], int] = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = pending.pop(fut)
+                        out[i] = fut.result()
+                        if on_done:
+                            on_done(i)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+        return out
+
+
+class DaskBackend(Backend):
+    """Tasks on a dask.distributed cluster; the market is broadcast to every worker once."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str, timeout: float = 10.0, chunk_work: float = CHUNK_WORK):
+        from distributed import Client
+
+        self.chunk_work = chunk_work
+        try:
+            self.client = Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise MarketBossError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+        self.scheduler = scheduler
+
+    @property
+    def workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def map(
+        self,
+        fn: Callable[[T, Market], R],
+        tasks: Sequence[T],
+        market: Market,
+        work: float,
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[R]:
+        from distributed import as_completed
+
+        if not self.client.nthreads():
+            raise MarketBossError(f"the dask cluster at {self.scheduler} has no workers")
+        shared = self.client.scatter(market, broadcast=True, hash=False)
+        futures = [self.client.submit(fn, t, shared, pure=False) for t in tasks]
+        index = {f.key: i for i, f in enumerate(futures)}
+        out: list[Any] = [None] * len(tasks)
+        try:
+            for fut in as_completed(futures, loop=self.client.loop):
+                i = index[fut.key]
+                out[i] = fut.result()
+                if on_done:
+                    on_done(i)
+        finally:
+            self.client.cancel(futures)
+            del shared
+        return out
+
+    def describe(self) -> str:
+        return f"dask at {self.scheduler} ({self.workers} worker threads)"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_backend(name: str, scheduler: str | None = None, workers: int | None = None) -> Backend:
+    if name == "local":
+        if scheduler:
+            raise MarketBossError("--scheduler is for --backend dask")
+        return LocalBackend(workers)
+    if name == "dask":
+        if not scheduler:
+            raise MarketBossError("--backend dask needs --scheduler tcp://HOST:8786")
+        if workers is not None:
+            raise MarketBossError("--workers is for --backend local (a dask cluster has its own)")
+        return DaskBackend(scheduler)
+    raise MarketBossError(f"--backend '{name}': choose local or dask")

@@ -1,0 +1,261 @@
+"""Parameter sweeps: every combination of a grid on every symbol, each symbol traded in its own account.
+
+A row of the result is one (combination, symbol) pair and equals `run_backtest` of that strategy and those
+parameters on that symbol's bars alone (marketboss.research.windows.evaluate). The summary has one row per
+combination: the symbols' accounts taken together (each starts with the configured cash), its equity
+statistics computed from the summed equity curve by backtest.nb.equity_stats (ReturnStats' kernel) and
+backtest.metrics' formulas; that is what rankings, the heatmap and walk-forward selection use.
+
+MA crossover runs through the fused kernel (research.nb.ma_sweep); any other registered strategy through
+its own `exposures` one combination at a time and the same compiled account simulation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+
+from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.research import nb
+from marketboss.research.backends import Backend, LocalBackend, plan_chunks
+from marketboss.research.grid import Combinations
+from marketboss.research.selection import ranking
+from marketboss.research.windows import Window, history_exposures, time_slice
+from marketboss.strategies import Market, StrategyParams, create, strategies
+from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
+
+#: Metric columns of a sweep row, in research.nb's order; the keys are backtest.metrics.METRICS'.
+ROW_METRICS: tuple[str, ...] = (
+    "final_equity", "pnl", "total_return_pct", "buy_hold_return_pct", "cagr_pct", "annual_volatility_pct",
+    "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration_bars", "max_drawdown_duration_days",
+    "exposure_pct", "n_trades", "win_rate_pct", "profit_factor", "expectancy", "avg_trade_pct", "best_trade_pct",
+    "worst_trade_pct", "avg_trade_duration_days", "open_trades", "n_fills", "commissions", "rejected_orders",
+    "unfilled_orders",
+)  # fmt: skip
+INT_METRICS = frozenset(
+    {"max_drawdown_duration_bars", "n_trades", "open_trades", "n_fills", "rejected_orders", "unfilled_orders"}
+)
+#: Columns of a summary row: the combined accounts' equity metrics, then totals and cross-symbol spreads.
+SUMMARY_METRICS: tuple[str, ...] = (
+    "final_equity", "pnl", "total_return_pct", "cagr_pct", "annual_volatility_pct", "sharpe", "sortino", "calmar",
+    "max_drawdown_pct", "max_drawdown_duration_days", "n_trades", "n_fills", "commissions", "exposure_pct",
+    "symbols_profitable_pct", "symbol_sharpe_mean",
+)  # fmt: skip
+_COL = {k: i for i, k in enumerate(ROW_METRICS)}
+_N_EQUITY = SUMMARY_METRICS.index("n_trades")
+assert len(ROW_METRICS) == nb.N_METRICS
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One chunk of combinations, run against the market a backend holds."""
+
+    strategy: str
+    params: tuple[dict[str, Any], ...]
+    config: BacktestConfig
+    window: Window
+    keep_equity: bool = False
+    threads: int = 1  # numba threads in the MA kernel (results do not depend on it)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    rows: np.ndarray  # (combinations, symbols, len(ROW_METRICS))
+    summary: np.ndarray  # (combinations, len(SUMMARY_METRICS))
+    equity: np.ndarray | None  # (combinations, window bars): the accounts' summed equity, when asked for
+
+
+def config_array(config: BacktestConfig, periods_per_year: float) -> np.ndarray:
+    cfg = np.zeros(nb.N_CFG)
+    c = config.costs
+    cfg[nb.CFG_CASH] = config.cash
+    cfg[nb.CFG_RATE] = c.commission
+    cfg[nb.CFG_PER_SHARE] = c.commission_per_share
+    cfg[nb.CFG_MIN] = c.commission_min
+    cfg[nb.CFG_SLIP] = c.slip
+    cfg[nb.CFG_PPY] = periods_per_year
+    cfg[nb.CFG_AT_CLOSE] = config.fill == FillMode.CLOSE
+    cfg[nb.CFG_FRACTIONAL] = config.fractional
+    return cfg
+
+
+def _layout(market: Market) -> tuple[np.ndarray, np.ndarray]:
+    """Each symbol's bar rows, concatenated, with offsets (symbol s: rows[offsets[s]:offsets[s+1]])."""
+    parts = [market.rows(s).astype(np.int64) for s in range(market.n_symbols)]
+    offsets = np.zeros(market.n_symbols + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([p.shape[0] for p in parts])
+    return offsets, np.concatenate(parts)
+
+
+def _sizing(models: list[StrategyParams]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo = np.array([0.0 if p.long_only else -1.0 for p in models])
+    qty = np.array([p.sizing == "quantity" for p in models])
+    unit = np.array([p.quantity if p.sizing == "quantity" else p.weight for p in models], dtype=np.float64)
+    return lo, qty, unit
+
+
+def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
+    """The metrics of every combination of the chunk on every symbol (runs inside a backend's worker)."""
+    w = task.window
+    cfg = config_array(task.config, market.bars_per_year)
+    offsets, rows = _layout(market)
+    n_comb, n_sym = len(task.params), market.n_symbols
+    out = np.empty((n_comb, n_sym, nb.N_METRICS))
+    eq = np.zeros((n_comb, w.bars))
+    model = strategies()[task.strategy].params_model
+    models = [model.model_validate(p) for p in task.params]
+    lo, qty, unit = _sizing(models)
+    if strategies()[task.strategy] is MACrossover:
+        index: dict[tuple[int, bool], int] = {}
+        fast_w, slow_w = np.empty(n_comb, dtype=np.int64), np.empty(n_comb, dtype=np.int64)
+        for j, p in enumerate(models):
+            assert isinstance(p, MACrossoverParams)
+            fast_w[j] = index.setdefault((p.fast, p.ma == "ema"), len(index))
+            slow_w[j] = index.setdefault((p.slow, p.ma == "ema"), len(index))
+        windows = np.array([k[0] for k in index], dtype=np.int64)
+        emas = np.array([k[1] for k in index], dtype=np.bool_)
+        args = (market.open, market.close, market.times, offsets, rows, w.start, w.end, windows, emas, fast_w,
+                slow_w, lo, qty, unit, cfg, eq, out)
+        threads = max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS, n_comb))  # type: ignore[attr-defined]
+        if threads > 1 and threading.current_thread() is threading.main_thread():
+            numba.set_num_threads(threads)
+            nb.ma_sweep_threads(*args, threads)
+        else:
+            nb.ma_sweep(*args)
+    else:
+        history = time_slice(market, 0, w.end)
+        for j, values in enumerate(task.params):
+            expo = history_exposures(market, create(task.strategy, values), w.end, history)
+            nb.exposure_sweep(market.open, market.close, market.times, offsets, rows, w.start, w.end, expo,
+                              lo[j], bool(qty[j]), unit[j], cfg, eq[j], out[j])
+    portfolio = np.empty((n_comb, nb.N_METRICS))
+    nb.portfolio_metrics(eq, n_sym * task.config.cash, market.times[w.start : w.end], market.bars_per_year,
+                         portfolio)
+    summary = np.empty((n_comb, len(SUMMARY_METRICS)))
+    summary[:, :_N_EQUITY] = portfolio[:, [_COL[k] for k in SUMMARY_METRICS[:_N_EQUITY]]]
+    summary[:, _N_EQUITY:] = _symbol_totals(out)
+    return ChunkResult(out, summary, eq if task.keep_equity else None)
+
+
+def _symbol_totals(rows: np.ndarray) -> np.ndarray:
+    """The rest of SUMMARY_METRICS from the (combinations x symbols) rows: totals and cross-symbol means over
+    the symbols with bars in the window."""
+    col = _COL
+    has = ~np.isnan(rows[:, :, col["final_equity"]])
+    n = has.sum(axis=1)
+    sharpe = rows[:, :, col["sharpe"]]
+    ok = has & ~np.isnan(sharpe)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([
+            np.where(has, rows[:, :, col["n_trades"]], 0).sum(axis=1),
+            np.where(has, rows[:, :, col["n_fills"]], 0).sum(axis=1),
+            np.where(has, rows[:, :, col["commissions"]], 0).sum(axis=1),
+            np.where(has, rows[:, :, col["exposure_pct"]], 0).sum(axis=1) / n,
+            (has & (rows[:, :, col["pnl"]] > 0)).sum(axis=1) / n * 100.0,
+            np.where(ok, sharpe, 0).sum(axis=1) / ok.sum(axis=1),
+        ], axis=1)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    combos: Combinations
+    window: Window
+    config: BacktestConfig
+    rows: pl.DataFrame  # combo, parameters, symbol, ROW_METRICS
+    summary: pl.DataFrame  # combo, parameters, SUMMARY_METRICS
+    equity: np.ndarray | None  # (combinations, window bars) when kept
+    bar_steps: int  # combinations x symbols x bars in the window
+
+    def top(self, metric: str, n: int) -> pl.DataFrame:
+        """The n best combinations by a summary metric (undefined values last, grid order on ties)."""
+        order = ranking(self.summary[metric].to_numpy(), metric)[:n]
+        return self.summary[order]
+
+
+def plan_tasks(
+    combos: Combinations, config: BacktestConfig, window: Window, n_symbols: int, backend: Backend,
+    keep_equity: bool = False,
+) -> list[SweepTask]:
+    """The combinations cut into chunks for the backend (results do not depend on the cut)."""
+    dicts = combos.dicts()
+    chunks = plan_chunks(len(dicts), n_symbols * window.bars, backend)
+    threads = backend.threads_per_task(len(dicts) * n_symbols * window.bars, len(chunks))
+    return [SweepTask(combos.strategy, tuple(dicts[c.start : c.stop]), config, window, keep_equity, threads)
+            for c in chunks]
+
+
+def run_tasks(
+    tasks: list[SweepTask], market: Market, backend: Backend, on_progress: Callable[[int], None] | None = None
+) -> list[ChunkResult]:
+    """Every task on the backend, in order; on_progress(k) reports k more combinations done."""
+    work = float(sum(len(t.params) * t.window.bars for t in tasks) * market.n_symbols)
+
+    def done(i: int) -> None:
+        if on_progress:
+            on_progress(len(tasks[i].params))
+
+    return backend.map(run_chunk, tasks, market, work=work, on_done=done)
+
+
+def sweep(
+    market: Market,
+    combos: Combinations,
+    config: BacktestConfig | None = None,
+    window: Window | None = None,
+    backend: Backend | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    keep_equity: bool = False,
+) -> SweepResult:
+    """Every combination on every symbol over the window (default: all bars). on_progress(k) reports k more
+    combinations done."""
+    cfg = config or BacktestConfig()
+    w = window or Window(0, market.n_times)
+    if w.end > market.n_times:
+        raise ValueError(f"window {w} beyond the market's {market.n_times} bars")
+    be = backend or LocalBackend()
+    results = run_tasks(plan_tasks(combos, cfg, w, market.n_symbols, be, keep_equity), market, be, on_progress)
+    return assemble(combos, market, cfg, w, results)
+
+
+def assemble(
+    combos: Combinations, market: Market, config: BacktestConfig, window: Window, results: list[ChunkResult]
+) -> SweepResult:
+    rows = np.concatenate([r.rows for r in results])
+    summary = np.concatenate([r.summary for r in results])
+    kept = [r.equity for r in results if r.equity is not None]
+    return SweepResult(
+        combos, window, config, _rows_frame(combos, market, rows), _summary_frame(combos, summary),
+        np.concatenate(kept) if kept else None, len(combos.params) * market.n_symbols * window.bars,
+    )
+
+
+def _param_columns(combos: Combinations, repeat: int) -> dict[str, pl.Series]:
+    cols: dict[str, pl.Series] = {"combo": pl.Series(np.repeat(np.arange(len(combos.params)), repeat))}
+    for key in combos.keys:
+        values = [getattr(p, key) for p in combos.params]
+        cols[key] = pl.Series(key, values).gather(np.repeat(np.arange(len(values)), repeat))
+    return cols
+
+
+def _metric_frame(names: tuple[str, ...], values: np.ndarray) -> pl.DataFrame:
+    df = pl.from_numpy(values, schema=list(names))
+    ints = [n for n in names if n in INT_METRICS]
+    return df.with_columns(pl.col(ints).fill_nan(None).cast(pl.Int64))
+
+
+def _rows_frame(combos: Combinations, market: Market, rows: np.ndarray) -> pl.DataFrame:
+    n_comb, n_sym = rows.shape[0], rows.shape[1]
+    symbols = pl.Series("symbol", market.symbols, dtype=pl.String).gather(np.tile(np.arange(n_sym), n_comb))
+    params = pl.DataFrame({**_param_columns(combos, n_sym), "symbol": symbols})
+    return pl.concat([params, _metric_frame(ROW_METRICS, rows.reshape(n_comb * n_sym, -1))], how="horizontal")
+
+
+def _summary_frame(combos: Combinations, summary: np.ndarray) -> pl.DataFrame:
+    return pl.concat([pl.DataFrame(_param_columns(combos, 1)), _metric_frame(SUMMARY_METRICS, summary)],
+                     how="horizontal")

@@ -1,0 +1,97 @@
+"""Windows of the market's time axis, and a strategy evaluated on one with the backtest engine itself.
+
+The rule every research result follows (the sweep kernel and the engine path alike): a strategy's exposures
+are computed from all bars before the window's end (history before the window warms its indicators up; no
+bar at or after the end is ever read), and the account starts flat at the window's first bar holding what
+the strategy holds then: a missing opinion at that bar means its last opinion before the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.engine import BacktestResult, run_backtest
+from marketboss.errors import MarketBossError
+from marketboss.strategies import Market, Strategy, signals_from_exposures
+
+
+@dataclass(frozen=True)
+class Window:
+    """Bars [start, end) of the market's time axis."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise MarketBossError(f"empty or inverted window [{self.start}, {self.end})")
+
+    @property
+    def bars(self) -> int:
+        return self.end - self.start
+
+
+def time_slice(market: Market, start: int, end: int, symbols: list[int] | None = None) -> Market:
+    """Bars [start, end) of some symbols (default all that have a bar there), keeping the market's
+    annualisation so that metrics of a slice compare with those of the whole."""
+    keep = symbols if symbols is not None else list(range(market.n_symbols))
+    present = ~np.isnan(market.close[start:end][:, keep])
+    keep = [s for s, has in zip(keep, present.any(axis=0), strict=True) if has]
+    if not keep:
+        raise MarketBossError("no bars in the window")
+    sl = slice(start, end)
+
+    def cut(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a[sl][:, keep])
+
+    return Market(tuple(market.symbols[s] for s in keep), market.times[sl], cut(market.open), cut(market.high),
+                  cut(market.low), cut(market.close), cut(market.volume), bars_per_year=market.bars_per_year)
+
+
+def history_exposures(
+    market: Market, strategy: Strategy[Any], end: int, history: Market | None = None
+) -> np.ndarray:
+    """(end x symbols) exposures computed from bars [0, end) only (`history`: that slice, when already cut);
+    NaN for symbols without a bar there."""
+    hist = history or time_slice(market, 0, end)
+    full = np.full((end, market.n_symbols), np.nan)
+    full[:, [market.symbols.index(s) for s in hist.symbols]] = strategy.exposures(hist)
+    return full
+
+
+def window_exposures(market: Market, strategy: Strategy[Any], window: Window) -> np.ndarray:
+    """The strategy's exposures over the window (time x symbol), from history up to the window's end, with
+    each symbol's first bar in the window carrying its last opinion from before."""
+    full = history_exposures(market, strategy, window.end)
+    out = full[window.start :].copy()
+    if window.start == 0:
+        return out
+    for s in range(market.n_symbols):
+        rows = np.flatnonzero(~np.isnan(market.close[window.start : window.end, s]))
+        if rows.shape[0] == 0 or not np.isnan(out[rows[0], s]):
+            continue
+        before = full[: window.start, s]
+        known = np.flatnonzero(~np.isnan(before))
+        if known.shape[0]:
+            out[rows[0], s] = before[known[-1]]
+    return out
+
+
+def evaluate(
+    market: Market,
+    strategy: Strategy[Any],
+    window: Window | None = None,
+    config: BacktestConfig | None = None,
+    symbols: list[int] | None = None,
+) -> BacktestResult:
+    """The backtest engine on a window (default: all bars), all symbols in one account or only `symbols`."""
+    w = window or Window(0, market.n_times)
+    expo = window_exposures(market, strategy, w)
+    sub = time_slice(market, w.start, w.end, symbols)
+    cols = [market.symbols.index(s) for s in sub.symbols]
+    signals = signals_from_exposures(sub, expo[:, cols], strategy.name, strategy.params_json(), strategy.params)
+    return run_backtest(sub, signals, config, source=f"strategy {strategy.describe()}")

@@ -1,0 +1,119 @@
+"""`marketboss sweep`, `walkforward` and `compare` from the command line: files written, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketboss.backtest import BacktestConfig, Costs
+from marketboss.cli import app
+from marketboss.cli.common import run_guarded
+from marketboss.data.io import read_bars, read_jsonl_records, write_bars
+from marketboss.research import LocalBackend, combinations, sweep
+from marketboss.signals import read_signals_frame
+from marketboss.strategies import Market, create
+
+
+def cli(*args: str) -> int:
+    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
+
+
+@pytest.fixture
+def data(daily_bars: pl.DataFrame, workdir: Path) -> Path:
+    path = workdir / "data" / "market_data.jsonl"
+    write_bars(daily_bars, path)
+    return path
+
+
+def test_sweep_writes_rows_summary_and_a_heatmap_report(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("sweep", "--data", str(data), "--strategy", "ma_crossover", "--grid", "fast=5:20:5",
+               "--grid", "slow=20:60:20", "--metric", "sortino", "--top", "3", "--commission", "0.001",
+               "--output", "out/sweep.parquet", "--report", "out/sweep.html", "--workers", "1") == 0
+    out = capsys.readouterr().out
+    assert "best 3 of 11 combinations by sortino" in out
+    assert "1 invalid combination(s) skipped (e.g. fast (20) must be below slow (20))" in out
+    rows = pl.read_parquet(workdir / "out" / "sweep.parquet")
+    summary = pl.read_parquet(workdir / "out" / "sweep.summary.parquet")
+    expected = sweep(Market.from_bars(read_bars(data)), combinations("ma_crossover", ["fast=5:20:5", "slow=20:60:20"]),
+                     BacktestConfig(costs=Costs(commission=0.001)), backend=LocalBackend(1))
+    assert rows.equals(expected.rows) and summary.equals(expected.summary)
+    printed = [int(line.split("│")[1]) for line in out.splitlines() if line.startswith("│")]
+    assert printed == expected.top("sortino", 3)["combo"].to_list()
+    page = (workdir / "out" / "sweep.html").read_text()
+    assert "Plotly.newPlot" in page and '"type":"heatmap"' in page and "Best 11 by sortino" in page
+    assert '<script src="http' not in page  # self-contained: plotly.js is embedded
+
+
+def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
+    assert cli("sweep", "--data", str(data), "--strategy", "momentum", "--grid", "lookback=10:30:10",
+               "--output", "s.csv") == 0
+    rows = pl.read_csv(workdir / "s.csv")
+    assert rows.height == 3 * 3 and set(rows["symbol"]) == {"AAPL", "MSFT", "JPM"}
+    assert pl.read_csv(workdir / "s.summary.csv")["lookback"].to_list() == [10, 20, 30]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sweep", "--grid", "fast=5:x:5"], "error: --grid 'fast=5:x:5': a range is start:stop or start:stop:step"),
+    (["sweep", "--grid", "fast=5", "--metric", "n_trades"], "error: --metric 'n_trades' cannot rank strategies"),
+    (["sweep", "--grid", "fast=5", "--backend", "dask"], "error: --backend dask needs --scheduler tcp://HOST:8786"),
+    (["sweep", "--grid", "fast=5", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9"],
+     "error: cannot reach the dask scheduler at tcp://127.0.0.1:9"),
+    (["sweep", "--grid", "fast=5", "--output", "x.txt"], "error: --output x.txt: the table is written as"),
+    (["sweep", "--grid", "fast=5", "--commission", "0.5"], "error: --commission: Input should be less than 0.1"),
+    (["walkforward", "--grid", "fast=5", "--train", "2000"], "error: not enough bars for one fold"),
+    (["compare", "--param", "fast=5"], "error: --param 'fast=5' must look like strategy.key=value"),
+    (["compare", "--strategies", "nope"], "error: no strategy could be run"),
+    (["compare", "--oos-start", "soon"], "error: --oos-start 'soon': expected a date like 2024-01-02"),
+])
+def test_mistakes_are_one_line_errors_and_write_nothing(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    before = {p for p in workdir.rglob("*")}
+    assert cli(*args, "--data", str(data)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(message), err
+    assert all(not line.startswith("Traceback") for line in err)
+    written = {p for p in workdir.rglob("*")} - before
+    assert not [p for p in written if p.suffix in (".parquet", ".csv", ".html", ".jsonl")]
+
+
+def test_walkforward_writes_folds_equity_and_report(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], daily_bars: pl.DataFrame
+) -> None:
+    assert cli("walkforward", "--data", str(data), "--strategy", "ma_crossover", "--grid", "fast=5,10",
+               "--grid", "slow=20,40", "--train", "200", "--test", "100", "--output", "wf.csv",
+               "--equity-output", "wf_equity.jsonl", "--report", "wf.html") == 0
+    out = capsys.readouterr().out
+    assert "walk-forward ma_crossover: 3 folds, train 200 bars, test 100 bars" in out
+    assert "deflated Sharpe (DSR, 4 trials/fold)" in out
+    folds = pl.read_csv(workdir / "wf.csv")
+    assert folds["fold"].to_list() == [0, 1, 2] and {"is_sharpe", "oos_sharpe", "is_dsr"} <= set(folds.columns)
+    equity = read_jsonl_records(workdir / "wf_equity.jsonl")
+    n = daily_bars["timestamp"].n_unique()  # 501: three 100-bar test windows; the last bar alone is no fold
+    assert n == 501 and len(equity) == 300 and equity[0]["timestamp"].endswith("Z") and equity[-1]["fold"] == 2
+    assert "Stitched out-of-sample equity" in (workdir / "wf.html").read_text()
+
+
+def test_compare_selects_the_best_and_writes_its_signals_for_paper_trading(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], daily_bars: pl.DataFrame
+) -> None:
+    assert cli("compare", "--data", str(data), "--strategies", "ma_crossover,momentum,mean_reversion,ml",
+               "--param", "ma_crossover.fast=5", "--param", "ma_crossover.slow=20", "--commission", "0.001") == 0
+    captured = capsys.readouterr()
+    err_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(err_lines) == 1 and err_lines[0].startswith("error: strategy 'ml': ")
+    table = pl.read_csv(workdir / "runs" / "compare.csv")
+    best = table.filter(pl.col("selected"))
+    assert best.height == 1 and best["oos_sharpe"][0] == table.filter(pl.col("status") == "ok")["oos_sharpe"].max()
+    name = best["strategy"][0]
+    assert f"best by out-of-sample sharpe: {name}" in captured.out
+    written = read_signals_frame(workdir / "data" / "signals.jsonl")  # the default: the guide's signals file
+    params = json.loads(best["params"][0])
+    expected = create(name, params).signals(Market.from_bars(daily_bars))
+    assert written["id"].to_list() == expected["id"].to_list() and written.height > 0
+    assert set(written["strategy"]) == {name}

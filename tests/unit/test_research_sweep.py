@@ -1,0 +1,211 @@
+"""The sweep kernel: every row is a single backtest of that strategy, parameters and symbol, every metric; the
+fused MA pass finds exactly the crossover's changes; the summary is the symbols' accounts together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketboss.backtest import BacktestConfig, Costs, FillMode, equity_metrics, run_strategy
+from marketboss.data.synth import synth_bars
+from marketboss.research import ROW_METRICS, SUMMARY_METRICS, LocalBackend, Window, combinations, evaluate, nb, sweep
+from marketboss.strategies import Market, SymbolBars, create
+from marketboss.strategies.nb import state_changes
+
+SERIAL = LocalBackend(workers=1)
+
+
+@pytest.fixture(scope="module")
+def bars() -> pl.DataFrame:
+    return synth_bars(["AAPL", "MSFT", "JPM"], "2021-01-01", "2022-12-31", "1Day", seed=21)
+
+
+@pytest.fixture(scope="module")
+def market(bars: pl.DataFrame) -> Market:
+    return Market.from_bars(bars)
+
+
+def assert_metrics_equal(row: dict[str, Any], expected: dict[str, Any], where: str) -> None:
+    for key in ROW_METRICS:
+        a, b = row[key], expected[key]
+        if b is None or (isinstance(b, float) and np.isnan(b)):
+            assert a is None or np.isnan(a), f"{where}: {key} {a} != {b}"
+        else:
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f"{where}: {key} {a} != {b}"
+
+
+CONFIGS = {
+    "next_open, qty, long-only": (BacktestConfig(costs=Costs(commission=0.001, slippage_bps=2)), {}),
+    "close, weight, long-short": (
+        BacktestConfig(cash=50_000, fill=FillMode.CLOSE,
+                       costs=Costs(commission=0.0005, commission_per_share=0.01, commission_min=1.0, spread_bps=4)),
+        {"sizing": "weight", "weight": 0.5, "long_only": "false"},
+    ),
+    "next_open, fractional weight, ema": (
+        BacktestConfig(fractional=True, costs=Costs(slippage_bps=5)),
+        {"sizing": "weight", "weight": 0.9, "ma": "ema"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_each_row_equals_a_single_backtest_of_that_symbol(bars: pl.DataFrame, market: Market, name: str) -> None:
+    config, fixed = CONFIGS[name]
+    combos = combinations("ma_crossover", ["fast=5:20:5", "slow=10:60:25"], fixed)
+    assert combos.skipped == 3  # fast 10, 15 and 20 are not below slow 10
+    result = sweep(market, combos, config, backend=SERIAL)
+    assert result.rows.height == len(combos.params) * 3
+    picks = result.rows.filter(pl.col("combo").is_in([0, len(combos.params) // 2, len(combos.params) - 1]))
+    assert picks.height == 9 and picks["n_trades"].sum() > 0
+    for row in picks.iter_rows(named=True):
+        strategy = create("ma_crossover", {"fast": row["fast"], "slow": row["slow"], **fixed})
+        alone = Market.from_bars(bars.filter(pl.col("symbol") == row["symbol"]))
+        expected, _ = run_strategy(alone, strategy, config)
+        assert_metrics_equal(row, expected.metrics, f"{name} {row['symbol']} {row['fast']}/{row['slow']}")
+
+
+@pytest.mark.parametrize(("strategy", "grid"), [
+    ("momentum", ["lookback=10:50:20", "mode=tsmom,breakout"]),
+    ("mean_reversion", ["window=10,30", "entry_z=1.5:2.5:1", "mode=zscore,rsi"]),
+])
+def test_other_strategies_go_through_their_exposures_and_the_same_accounting(
+    bars: pl.DataFrame, market: Market, strategy: str, grid: list[str]
+) -> None:
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    result = sweep(market, combinations(strategy, grid), config, backend=SERIAL)
+    assert result.rows["n_fills"].sum() > 0
+    for row in result.rows.filter(pl.col("combo") % 3 == 0).iter_rows(named=True):
+        params = {k: row[k] for k in result.combos.keys}
+        alone = Market.from_bars(bars.filter(pl.col("symbol") == row["symbol"]))
+        expected, _ = run_strategy(alone, create(strategy, params), config)
+        assert_metrics_equal(row, expected.metrics, f"{strategy} {params} {row['symbol']}")
+
+
+def test_a_window_equals_the_engine_on_that_window_with_the_strategys_state_carried_in(market: Market) -> None:
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    held = create("ma_crossover", {"fast": 5, "slow": 30}).exposures(market)[:, 0]  # AAPL
+    start = next(t for t in range(150, 300) if held[t - 1] == 1 and held[t] == 1)  # long since before the start
+    window = Window(start, start + 220)
+    for strategy, grid in (("ma_crossover", ["fast=5,10", "slow=30"]), ("momentum", ["lookback=20,40"])):
+        result = sweep(market, combinations(strategy, grid), config, window=window, backend=SERIAL)
+        for row in result.rows.iter_rows(named=True):
+            strat = create(strategy, {k: row[k] for k in result.combos.keys})
+            s = market.symbols.index(row["symbol"])
+            expected = evaluate(market, strat, window, config, symbols=[s])
+            assert_metrics_equal(row, expected.metrics, f"{strategy} {row['symbol']}")
+            if strategy == "ma_crossover" and row["fast"] == 5 and row["symbol"] == "AAPL":
+                first = expected.fills.row(0, named=True)
+                assert (first["side"], first["timestamp"]) == ("BUY", market.timestamps()[start + 1])
+
+
+def test_the_summary_is_the_symbols_accounts_together(bars: pl.DataFrame, market: Market) -> None:
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    result = sweep(market, combinations("ma_crossover", ["fast=5,10", "slow=40"]), config, backend=SERIAL)
+    assert result.summary.columns == ["combo", "fast", "slow", *SUMMARY_METRICS]
+    for summary in result.summary.iter_rows(named=True):
+        total = np.zeros(market.n_times)
+        runs = []
+        for sym in market.symbols:
+            alone = Market.from_bars(bars.filter(pl.col("symbol") == sym))
+            res, _ = run_strategy(alone, create("ma_crossover", {"fast": summary["fast"], "slow": 40}), config)
+            total += res.equity["equity"].to_numpy()
+            runs.append(res.metrics)
+        expected = equity_metrics(market.times, total, initial=3 * config.cash, periods_per_year=252.0)
+        for key in SUMMARY_METRICS[: SUMMARY_METRICS.index("n_trades")]:
+            assert summary[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9), key
+        assert summary["n_trades"] == sum(m["n_trades"] for m in runs)
+        assert summary["commissions"] == pytest.approx(sum(m["commissions"] for m in runs))
+        assert summary["symbols_profitable_pct"] == pytest.approx(100 * np.mean([m["pnl"] > 0 for m in runs]))
+
+
+def test_symbols_with_gaps_and_late_starts(bars: pl.DataFrame) -> None:
+    """A symbol missing bars (and starting late) is simulated on its own bars; the summary holds its last
+    equity through its gaps and its cash before its first bar."""
+    holey = bars.filter(~((pl.col("symbol") == "MSFT") & ((pl.int_range(pl.len()) % 7 == 3) |
+                                                          (pl.col("timestamp").dt.year() == 2021) &
+                                                          (pl.col("timestamp").dt.month() < 3))))
+    market = Market.from_bars(holey)
+    assert not market.is_full(market.symbols.index("MSFT"))
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    result = sweep(market, combinations("ma_crossover", ["fast=5", "slow=20"]), config, backend=SERIAL,
+                   keep_equity=True)
+    curves = []
+    for row in result.rows.iter_rows(named=True):
+        alone = Market.from_bars(holey.filter(pl.col("symbol") == row["symbol"]))
+        res, _ = run_strategy(alone, create("ma_crossover", {"fast": 5, "slow": 20}), config)
+        assert_metrics_equal(row, res.metrics, row["symbol"])
+        s = market.symbols.index(row["symbol"])
+        curve = np.full(market.n_times, np.nan)
+        curve[market.rows(s)] = res.equity["equity"].to_numpy()
+        curve = pl.Series(curve).fill_nan(None).forward_fill().fill_null(config.cash).to_numpy()
+        curves.append(curve)
+    assert result.equity is not None
+    np.testing.assert_allclose(result.equity[0], np.sum(curves, axis=0), rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.integers(-3, 3), min_size=2, max_size=160),
+    fast=st.integers(1, 12),
+    extra=st.integers(1, 25),
+    ema=st.booleans(),
+    long_only=st.booleans(),
+    k0=st.integers(0, 100),
+)
+def test_fused_crossover_events_equal_ma_cross_then_state_changes(
+    steps: list[int], fast: int, extra: int, ema: bool, long_only: bool, k0: int
+) -> None:
+    """Integer price steps make ties between the averages common: the held state must still change at the
+    same bars as the strategy's own exposure followed by the signal rule, from any window start."""
+    x = 100.0 + np.cumsum(np.asarray(steps, dtype=np.float64))
+    n, slow = x.shape[0], fast + extra
+    lo = 0.0 if long_only else -1.0
+    rows = np.arange(n)
+    bars = SymbolBars("T", rows, rows * 86_400_000_000, x, x, x, x, np.ones(n))
+    expo = create("ma_crossover", {"fast": fast, "slow": slow, "ma": "ema" if ema else "sma"}).exposure(bars)
+    start = min(k0, n - 1)
+    window = np.ascontiguousarray(expo[start:])
+    if start > 0 and np.isnan(window[0]) and not np.isnan(expo[start - 1]):
+        window[0] = expo[start - 1]
+    e_idx, e_before, e_after = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    k = state_changes(window, lo, 1.0, e_idx, e_before, e_after)
+    table = np.empty((2, n))
+    nb.average_table(x, n, np.array([fast, slow]), np.array([ema, ema]), table)
+    sg = np.zeros((n + 7) // 8 * 8, dtype=np.int8)
+    ev_k, ev_x = np.empty(n, dtype=np.int64), np.empty(n)
+    count = nb.cross_events(table[0], table[1], slow, start, n, lo, sg, ev_k, ev_x)
+    assert ev_k[:count].tolist() == (e_idx[:k] + start).tolist()
+    assert ev_x[:count].tolist() == e_after[:k].tolist()
+
+
+def test_no_bar_at_or_after_the_window_end_is_read(market: Market) -> None:
+    """Bars from the window's end on can be anything: the rows do not move."""
+    window = Window(50, 300)
+    combos = combinations("ma_crossover", ["fast=5,10", "slow=20,40"])
+    before = sweep(market, combos, window=window, backend=SERIAL).rows
+    garbled = {f: getattr(market, f).copy() for f in ("open", "high", "low", "close", "volume")}
+    for a in garbled.values():
+        a[window.end :] *= np.random.default_rng(0).uniform(0.5, 2.0, a[window.end :].shape)
+    future = Market(market.symbols, market.times, **garbled, bars_per_year=market.bars_per_year)
+    after = sweep(future, combos, window=window, backend=SERIAL).rows
+    assert before.equals(after)
+
+
+def test_chunking_and_worker_processes_do_not_change_the_table(market: Market) -> None:
+    combos = combinations("ma_crossover", ["fast=5:15:5", "slow=20:40:10"])
+    one = sweep(market, combos, backend=SERIAL)
+    pool = LocalBackend(workers=2, pool_work=0, chunk_work=1)  # several chunks, two spawned processes
+    seen: list[int] = []
+    many = sweep(market, combos, backend=pool, on_progress=seen.append)
+    assert pool.ran_in == "2 processes"
+    assert sum(seen) == len(combos.params) and len(seen) > 1
+    assert one.rows.equals(many.rows) and one.summary.equals(many.summary)
+    threads = LocalBackend(workers=2)  # a small job: in this process, the combinations on two numba threads
+    threaded = sweep(market, combos, backend=threads)
+    assert threads.ran_in == "this process (2 threads)"
+    assert one.rows.equals(threaded.rows) and one.summary.equals(threaded.summary)
