@@ -590,21 +590,24 @@ def ma_sweep_threads(
     out: np.ndarray,
     lanes: int,
 ) -> None:  # pragma: no cover - compiled
-    """ma_sweep with the combinations of each symbol in `lanes` interleaved groups on numba threads. Only from
-    a process's main thread: numba's threading layer must not be entered from two threads at once. Each
-    combination's row and equity are its own, so the results are ma_sweep's, bit for bit."""
+    """ma_sweep with the combinations in `lanes` interleaved groups, one per numba thread, each walking every
+    symbol with its own bars and average table: one join at the end, so a thread the OS pauses delays only
+    its own share (a join per symbol would make the others spin). Only from a process's main thread: numba's
+    threading layer must not be entered from two threads at once. Each combination's row and equity are its
+    own, so the results are ma_sweep's, bit for bit."""
     longest = _longest(offsets)
-    o, c, t = np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64)
-    table = np.empty((windows.shape[0], longest))
-    sg = np.zeros((lanes, (longest + 7) // 8 * 8), dtype=np.int8)
-    scratch_i = np.empty((lanes, 2, longest), dtype=np.int64)
-    scratch_f = np.empty((lanes, 4, longest))
-    for s in range(offsets.shape[0] - 1):
-        r, k0, n = _symbol_bars(s, open_, close, times, offsets, rows, start, end, o, c, t)
-        average_table(c, n, windows, emas, table)
-        for lane in prange(lanes):
+    n_sym = offsets.shape[0] - 1
+    for lane in prange(lanes):
+        o, c, t = np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64)
+        table = np.empty((windows.shape[0], longest))
+        sg = np.zeros((longest + 7) // 8 * 8, dtype=np.int8)
+        scratch_i = np.empty((2, longest), dtype=np.int64)
+        scratch_f = np.empty((4, longest))
+        for s in range(n_sym):
+            r, k0, n = _symbol_bars(s, open_, close, times, offsets, rows, start, end, o, c, t)
+            average_table(c, n, windows, emas, table)
             _ma_lane(lane, lanes, o, c, t, r, k0, n, s, start, table, windows, fast_w, slow_w, lo, qty_mode, unit,
-                     cfg, eq_acc, scratch_i[lane], scratch_f[lane], sg[lane], out)
+                     cfg, eq_acc, scratch_i, scratch_f, sg, out)
 
 
 @njit(cache=True)
