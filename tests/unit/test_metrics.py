@@ -137,3 +137,17 @@ def test_every_displayed_metric_is_computed() -> None:
     m.update(trade_metrics(_trades([1.0], [1.0], [True]), pl.DataFrame({"commission": [0.5]})))
     missing = [key for key, _ in METRICS if key not in m]
     assert missing == []
+
+
+def test_profit_factor_is_plus_infinity_when_every_trade_wins() -> None:
+    import math
+
+    import polars as pl
+
+    from marketboss.backtest.metrics import trade_metrics
+
+    trades = pl.DataFrame(
+        {"closed": [True, True], "pnl": [5.0, 7.0], "return_pct": [1.0, 2.0], "duration_days": [1.0, 3.0]}
+    )
+    m = trade_metrics(trades, pl.DataFrame({"commission": [0.0]}))
+    assert m["profit_factor"] == math.inf and m["win_rate_pct"] == 100.0

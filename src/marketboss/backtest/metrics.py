@@ -216,7 +216,7 @@ def trade_metrics(
     pnl = of_closed("pnl")
     ret = of_closed("return_pct")
     wins = pnl[pnl > 0].sum()
-    losses = -pnl[pnl < 0].sum()
+    losses = abs(pnl[pnl < 0].sum())  # +0.0 without losers: winners alone give +inf, not -inf
     n = int(pnl.shape[0])
     nan = float("nan")
     return {

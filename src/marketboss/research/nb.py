@@ -451,7 +451,7 @@ def simulate_symbol(
     out[OPEN_TRADES] = tail - head
     if n_closed > 0:
         out[WIN_RATE] = n_win / n_closed * 100.0
-        losses = -sum_neg  # as trade_metrics: -0.0 without losing trades, so winners alone give -inf
+        losses = abs(sum_neg)  # as trade_metrics: +0.0 without losing trades, so winners alone give +inf
         if losses > 0 or sum_win > 0:
             out[PROFIT_FACTOR] = sum_win / losses
         out[EXPECTANCY] = sum_pnl / n_closed
