@@ -36,6 +36,14 @@ demo: $(STAMP)
 	  --commission 0.001 --slippage-bps 2 --output-dir runs/ml --report runs/ml/report.html > /dev/null
 	$(MB) runs compare runs/ma_crossover runs/momentum runs/mean_reversion runs/ml
 	$(MB) retrain --if-needed --name demo --data data/market_data.jsonl
+	@echo "== 2c. Research: a parameter sweep, walk-forward optimisation, the best strategy out of sample"
+	$(MB) sweep --data data/market_data.jsonl --strategy ma_crossover --grid fast=5:50:5 --grid slow=20:200:10 \
+	  --commission 0.001 --slippage-bps 2 --top 5 --report runs/sweep_ma_crossover.html
+	$(MB) walkforward --data data/market_data.jsonl --strategy mean_reversion --grid window=10:40:10 \
+	  --grid entry_z=1.5:2.5:0.5 --train 504 --test 126 --commission 0.001 --slippage-bps 2 \
+	  --report runs/walkforward_mean_reversion.html
+	$(MB) compare --data data/market_data.jsonl --strategies ma_crossover,momentum,mean_reversion,ml \
+	  --param ml.model=demo --oos-start 2024-01-01 --commission 0.001 --slippage-bps 2 --output data/signals_best.jsonl
 	@echo "== 3. Paper trading the guide's signals on the local broker (no account needed), then reconcile"
 	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
 	  data/paper_trading_equity.jsonl
