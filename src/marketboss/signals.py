@@ -58,8 +58,7 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
 }
 ACTION_CODES = {"BUY": 1, "SELL": 2}
 ID_PREFIX = "sig-"
-_ID_WIDTH = len(ID_PREFIX) + 16
-_PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)
+_PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint32)[0]  # the id kernel writes exactly 4 bytes
 
 
 class Signal(BaseModel):
@@ -121,10 +120,10 @@ def signal_ids(keys: np.ndarray, ts_us: np.ndarray, action_codes: np.ndarray) ->
     k, t, a = np.broadcast_arrays(np.asarray(keys, dtype=np.uint64), np.asarray(ts_us, dtype=np.int64),
                                   np.asarray(action_codes, dtype=np.int64))
     n = k.shape[0]
-    text = np.empty(n * _ID_WIDTH, dtype=np.uint8)
+    slots = np.empty(3 * n, dtype=np.uint64)
     views = np.empty((n, 4), dtype=np.int32)
-    id_text(np.ascontiguousarray(k), np.ascontiguousarray(t), np.ascontiguousarray(a), _PREFIX, text, views)
-    arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(text)])
+    id_text(np.ascontiguousarray(k), np.ascontiguousarray(t), np.ascontiguousarray(a), _PREFIX, slots, views)
+    arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(slots)])
     out = pl.from_arrow(arr)
     assert isinstance(out, pl.Series)
     return out.alias("id")

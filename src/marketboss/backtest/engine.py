@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest import buffers, nb
+from marketboss import buffers
+from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
 from marketboss.columns import text_column
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
-from marketboss.strategies.base import Strategy
+from marketboss.strategies.base import SignalRows, Strategy
 from marketboss.strategies.market import Market
 
 STATUS = {
@@ -95,33 +96,52 @@ def run_backtest(
     """Simulate `signals` (marketboss.signals' frame: read_signals_frame or Strategy.signals) on `market`.
 
     `source` names the signals in error messages (the file path)."""
-    cfg = config or BacktestConfig()
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
+    return _backtest(mkt, _rows(mkt, signals, source), config or BacktestConfig())
+
+
+def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
+    """What the simulation reads from a signals frame, in time order: bars and symbols looked up."""
     sig = signals
     ts = _epoch_us(sig["timestamp"])
     if ts.shape[0] > 1 and not (ts[1:] >= ts[:-1]).all():
         order = np.argsort(ts, kind="stable")
         sig = sig[order]
         ts = ts[order]
-    s_idx = _symbol_codes(mkt, sig, source)
-    at_close = cfg.fill == FillMode.CLOSE
-    full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    exec_t, status, live, ref, when = nb.schedule(mkt.times, mkt.open, mkt.close, full, ts, s_idx, at_close)
-    c = cfg.costs
-    eq_cash, eq_value, eq_total = buffers.per_bar(3, mkt.n_times)  # every element is written by simulate
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    exposed, returns, f, tr = nb.simulate(
-        mkt.times, mkt.open, mkt.close, live, exec_t, ref, when, s_idx, (sig["action"] == "BUY").to_numpy(),
-        qty, weight, status,
-        cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
-        eq_cash, eq_value, eq_total,
+    return SignalRows(sig, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source), ts,
+                      (sig["action"] == "BUY").to_numpy(), qty, weight)
+
+
+def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
+    sig = rows.frame
+    at_close = cfg.fill == FillMode.CLOSE
+    full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
+    exec_t, status, live, ref, when = nb.schedule(
+        mkt.times, mkt.open, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close
     )
+    c = cfg.costs
+    n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
+    eq = buffers.take((3, mkt.n_times))  # every element is written by simulate
+    f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
+    tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
+    exposed, returns, n_f, n_tr = nb.simulate(
+        mkt.times, mkt.open, mkt.close, live, exec_t, ref, when, rows.symbol, rows.buy, rows.quantity, rows.weight,
+        status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
+        eq[0], eq[1], eq[2], f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
+    )
+    eq_cash, eq_value, eq_total = eq
+    f_row, f_time, f_s = f_int[:, :n_f]
+    f_qty, f_price, f_comm = f_flt[:, :n_f]
+    f_buy = f_buy[:n_f]
+    tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
+    tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
+    tr_long, tr_closed = tr_flag[:, :n_tr]
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
                            pl.Series("equity", eq_total)])
     ids = sig["id"]
-    f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm = f
     fills = pl.DataFrame([
         _ts("timestamp", f_time),
         ids[f_row].alias("signal_id"),
@@ -132,8 +152,6 @@ def run_backtest(
         pl.Series("commission", f_comm),
         sig["timestamp"][f_row].alias("signal_timestamp"),
     ])
-    (tr_s, tr_long, tr_qty, tr_time0, tr_p0, tr_time1, tr_p1, tr_pnl, tr_ret, tr_row0, tr_row1, tr_days, tr_bars,
-     tr_closed) = tr
     exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
     open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
     if open_end.shape[0]:
@@ -186,7 +204,8 @@ def buy_and_hold_pct(market: Market) -> float:
 def run_strategy(
     market: Market | pl.DataFrame, strategy: Strategy[Any], config: BacktestConfig | None = None
 ) -> tuple[BacktestResult, pl.DataFrame]:
-    """Generate the strategy's signals and backtest them: (result, signals)."""
+    """Generate the strategy's signals and backtest them: (result, signals). The same as run_backtest of
+    those signals, without looking their bars and symbols up again."""
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
-    signals = strategy.signals(mkt)
-    return run_backtest(mkt, signals, config, source=f"strategy {strategy.name}"), signals
+    rows = strategy.signal_rows(mkt)
+    return _backtest(mkt, rows, config or BacktestConfig()), rows.frame

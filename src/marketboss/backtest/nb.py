@@ -72,48 +72,53 @@ def _signal_bar(times: np.ndarray, x: int, lo: int) -> int:  # pragma: no cover 
 
 
 @njit(cache=True)
-def schedule(
-    times: np.ndarray, open_: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, o_s: np.ndarray,
-    at_close: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Where and when each order (sorted by signal time `ts`) fills: its bar (-1 and a status when it
-    cannot), that bar's time and reference price (open, or close for fills at the close), and the fillable
-    orders in execution order (by fill bar, signal order within a bar).
+def signal_bars(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """For signal times sorted ascending: the index of the last bar at or before each (-1 before the
+    first), each searched from the previous one (_signal_bar)."""
+    out = np.empty(ts.shape[0], dtype=np.int64)
+    lo = 0
+    for k in range(ts.shape[0]):
+        lo = _signal_bar(times, ts[k], lo)
+        out[k] = lo - 1
+    return out
 
-    Each signal bar is searched from the previous one (_signal_bar). Next-open fills on the symbol's first
-    bar after the signal time (the very next bar for a symbol with a bar at every time, `full`); close
-    fills on the signal bar itself, which must be a bar of that symbol at exactly that time. The prices are
-    read here, in a tight loop whose loads the memory system overlaps; read by the simulation between long
-    runs of bars, each would be a cache miss of its own."""
+
+@njit(cache=True)
+def schedule(
+    times: np.ndarray, open_: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray,
+    sig_bar: np.ndarray, o_s: np.ndarray, at_close: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Where and when each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and
+    a status when it cannot), that bar's time and reference price (open, or close for fills at the
+    close), and the fillable orders in execution order (by fill bar, signal order within a bar).
+
+    Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
+    bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
+    exactly the signal time. The prices and times are read here, in a loop of independent loads that the
+    memory system overlaps; read by the simulation between long runs of bars, each would be a cache miss
+    of its own."""
     n = o_s.shape[0]
     t_max = times.shape[0]
     exec_t = np.full(n, -1, dtype=np.int64)
     status = np.zeros(n, dtype=np.int8)
-    ref = np.empty(n)
-    when = np.empty(n, dtype=np.int64)
     live = np.empty(n, dtype=np.int64)
     n_live = 0
     ordered = True
-    lo = 0
     for k in range(n):
-        lo = _signal_bar(times, ts[k], lo)
         s = o_s[k]
         if at_close:
-            t = lo - 1
+            t = sig_bar[k]
             if t < 0 or times[t] != ts[k] or np.isnan(close[t, s]):
                 status[k] = NO_BAR
                 continue
-            ref[k] = close[t, s]
         else:
-            t = lo
+            t = sig_bar[k] + 1
             while t < t_max and not full[s] and np.isnan(close[t, s]):
                 t += 1
             if t == t_max:
                 status[k] = EXPIRED
                 continue
-            ref[k] = open_[t, s]
         exec_t[k] = t
-        when[k] = times[t]
         if n_live > 0 and t < exec_t[live[n_live - 1]]:
             ordered = False
         live[n_live] = k
@@ -121,6 +126,13 @@ def schedule(
     live = live[:n_live]
     if not ordered:
         live = live[np.argsort(exec_t[live], kind="mergesort")]
+    prices = close if at_close else open_
+    ref = np.empty(n)
+    when = np.empty(n, dtype=np.int64)
+    for i in range(n_live):  # independent loads only: the memory system fetches many at once
+        r = live[i]
+        ref[r] = prices[exec_t[r], o_s[r]]
+        when[r] = times[exec_t[r]]
     return exec_t, status, live, ref, when
 
 
@@ -148,6 +160,12 @@ def simulate(
     eq_cash: np.ndarray,
     eq_value: np.ndarray,
     eq_total: np.ndarray,
+    f_int: np.ndarray,
+    f_flt: np.ndarray,
+    f_buy: np.ndarray,
+    tr_int: np.ndarray,
+    tr_flt: np.ndarray,
+    tr_flag: np.ndarray,
 ) -> tuple[Any, ...]:  # pragma: no cover - compiled
     """Walk the bars once: fill the orders due at each bar, then mark every held position at its last close.
 
@@ -156,14 +174,17 @@ def simulate(
     A quantity order trades exactly its shares; a weight order moves the position to weight x equity. Cash
     may never go below zero: an order that would need more cash is rejected whole. Round trips are matched
     FIFO per symbol (a lot per opening fill). `status` (per signal) is updated in place; per-bar cash,
-    positions value and equity go into the caller's arrays.
+    positions value and equity, and the columns of the fills and round trips go into the caller's arrays:
+    fills (row, time, symbol), (qty, price, commission) and buy, at most one per order; round trips
+    (symbol, entry time, exit time, entry row, exit row or -1, bars), (qty, entry price, exit price, pnl,
+    return %, days) and (long, closed), at most two per order and one more.
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
     stretches are plain stores, one-symbol stretches keep the price and position in registers, and only
     wider books walk the held-symbol set (a swap-remove set, so wide universes cost what they hold).
     The return statistics of the equity curve (returns_finish) are gathered in the same walk, a flat
-    stretch in O(1). Returns (bars with a position, return statistics, the fills' columns in fill order,
-    the round trips' columns in the order they close, those still open last)."""
+    stretch in O(1). Returns (bars with a position, return statistics, fills, round trips): fills in fill
+    order, round trips in the order they close, those still open last."""
     n_t, n_s = close.shape
     n = live.shape[0]
     cash = cash0
@@ -173,14 +194,8 @@ def simulate(
     slot = np.full(n_s, -1, dtype=np.int64)
     n_held = 0
     exposed = 0
-    # np.empty: only the entries written are ever touched (no page faults for unused capacity).
-    f_row = np.empty(n, dtype=np.int64)
-    f_time = np.empty(n, dtype=np.int64)
-    f_s = np.empty(n, dtype=np.int64)
-    f_buy = np.empty(n, dtype=np.bool_)
-    f_qty = np.empty(n)
-    f_price = np.empty(n)
-    f_comm = np.empty(n)
+    f_row, f_time, f_s = f_int[0], f_int[1], f_int[2]
+    f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
     n_f = 0
     # FIFO lots: a singly linked list per symbol.
     lot_qty = np.empty(n)
@@ -194,21 +209,11 @@ def simulate(
     tail = np.full(n_s, -1, dtype=np.int64)
     n_lots = 0
     free = -1  # closed lots' slots, linked through lot_next
-    m = 2 * n + 1
-    tr_s = np.empty(m, dtype=np.int64)
-    tr_long = np.empty(m, dtype=np.bool_)
-    tr_qty = np.empty(m)
-    tr_time0 = np.empty(m, dtype=np.int64)
-    tr_p0 = np.empty(m)
-    tr_time1 = np.empty(m, dtype=np.int64)
-    tr_p1 = np.empty(m)
-    tr_pnl = np.empty(m)
-    tr_ret = np.empty(m)
-    tr_row0 = np.empty(m, dtype=np.int64)
-    tr_row1 = np.empty(m, dtype=np.int64)
-    tr_days = np.empty(m)
-    tr_bars = np.empty(m, dtype=np.int64)
-    tr_closed = np.empty(m, dtype=np.bool_)
+    tr_s, tr_time0, tr_time1 = tr_int[0], tr_int[1], tr_int[2]
+    tr_row0, tr_row1, tr_bars = tr_int[3], tr_int[4], tr_int[5]
+    tr_qty, tr_p0, tr_p1 = tr_flt[0], tr_flt[1], tr_flt[2]
+    tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
+    tr_long, tr_closed = tr_flag[0], tr_flag[1]
     n_tr = 0
     acc = returns_start(cash0)
     # Stretches of bars whose equity may differ from the bar before (for the second pass of the std):
@@ -330,13 +335,14 @@ def simulate(
                 slot[moved] = slot[s]
                 slot[s] = -1
         end = exec_t[live[k]] if k < n else n_t  # the next fill bar: the held set is fixed until then
-        # The stretch's bars through slices indexed from 0: no negative-index handling in the loops.
-        ec, ev, et = eq_cash[t:end], eq_value[t:end], eq_total[t:end]
+        # Unsigned bar indices: no negative-index handling in the loops below.
+        ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
-            ec[:] = cash
-            ev[:] = 0.0
-            et[:] = total
+            for u in range(ut, uend):
+                eq_cash[u] = cash
+                eq_value[u] = 0.0
+                eq_total[u] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
             st_lo[n_st] = t
@@ -346,7 +352,7 @@ def simulate(
             j = held[0]
             p = pos[j]
             px = last[j]
-            col = close[t:end, j]
+            col, ec, ev, et = close[t:end, j], eq_cash[t:end], eq_value[t:end], eq_total[t:end]
             for q in range(end - t):
                 c = col[q]
                 if not np.isnan(c):
@@ -363,20 +369,20 @@ def simulate(
             st_hi[n_st] = end
             n_st += 1
         else:
-            for q in range(end - t):
-                row = close[t + q]
+            for i in range(t, end):
+                bar = np.uint64(i)
                 value = 0.0
                 for h in range(n_held):
                     j = held[h]
-                    c = row[j]
+                    c = close[bar, np.uint64(j)]
                     if not np.isnan(c):
                         last[j] = c
                     value += pos[j] * last[j]
                 total = cash + value
-                ec[q] = cash
-                ev[q] = value
-                et[q] = total
-                acc = returns_add(acc, total, t + q)
+                eq_cash[bar] = cash
+                eq_value[bar] = value
+                eq_total[bar] = total
+                acc = returns_add(acc, total, i)
             exposed += end - t
             st_lo[n_st] = t
             st_hi[n_st] = end
@@ -404,14 +410,7 @@ def simulate(
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
-    return (
-        exposed,
-        returns_finish(acc, cash0, eq_total, st_lo[:n_st], st_hi[:n_st]),
-        (f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f]),
-        (tr_s[:n_tr], tr_long[:n_tr], tr_qty[:n_tr], tr_time0[:n_tr], tr_p0[:n_tr], tr_time1[:n_tr], tr_p1[:n_tr],
-         tr_pnl[:n_tr], tr_ret[:n_tr], tr_row0[:n_tr], tr_row1[:n_tr], tr_days[:n_tr], tr_bars[:n_tr],
-         tr_closed[:n_tr]),
-    )  # fmt: skip
+    return exposed, returns_finish(acc, cash0, eq_total, st_lo[:n_st], st_hi[:n_st]), n_f, n_tr
 
 
 @njit(cache=True, inline="always")

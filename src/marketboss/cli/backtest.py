@@ -45,7 +45,7 @@ def backtest(
     from pydantic import ValidationError
 
     from marketboss.backtest.costs import BacktestConfig, Costs
-    from marketboss.backtest.engine import run_backtest
+    from marketboss.backtest.engine import run_backtest, run_strategy
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
     from marketboss.signals import read_signals_frame
@@ -72,7 +72,7 @@ def backtest(
     data_path = data or settings.market_data
     market = Market.from_bars(filter_symbols(load_bars(data_path, skip_invalid), symbols, data_path))
     if strat is not None:
-        sig = strat.signals(market)
+        result, sig = run_strategy(market, strat, config)
         source, name = f"strategy {strat.describe()}", strat.name
     else:
         sig_path = signals or settings.signals
@@ -80,7 +80,7 @@ def backtest(
         if symbols:
             sig = sig.filter(sig["symbol"].is_in(market.symbols))
         source, name = str(sig_path), sig_path.stem
-    result = run_backtest(market, sig, config, source=source)
+        result = run_backtest(market, sig, config, source=source)
     out = output_dir or settings.runs_dir / name
     info = {
         "name": out.name,

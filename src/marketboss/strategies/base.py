@@ -14,7 +14,8 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -91,11 +92,32 @@ class Strategy(ABC, Generic[P]):
 
     def signals(self, market: Market) -> pl.DataFrame:
         """One signal per change of held exposure, at the bar where the change was decided, in time order."""
+        return self.signal_rows(market).frame
+
+    def signal_rows(self, market: Market) -> SignalRows:
+        """`signals` with the arrays the frame was built from, which a backtest of them reads."""
         if type(self).exposures is not Strategy.exposures:  # a whole-market model: its matrix is the source
-            return signals_from_exposures(market, self.exposures(market), self.name, self.params_json(), self.params)
+            return _signal_rows(market, _matrix_changes(market, self.exposures(market), self.params), self.name,
+                                self.params_json(), self.params)
         lo = _low(self.params)
         changes = [self.changes(market.symbol_bars(s), lo, 1.0) for s in range(market.n_symbols)]
-        return _signals_frame(market, changes, self.name, self.params_json(), self.params)
+        return _signal_rows(market, changes, self.name, self.params_json(), self.params)
+
+
+@dataclass(frozen=True)
+class SignalRows:
+    """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
+    it: the market's index of the decision bar and of the symbol, the signal time (epoch microseconds), the
+    side, and the size: shares (NaN for a target-weight signal) or target weight. A strategy has these in
+    hand; from a signals file the backtest derives them (looking up bars and symbols)."""
+
+    frame: pl.DataFrame
+    bar: np.ndarray
+    symbol: np.ndarray
+    time: np.ndarray
+    buy: np.ndarray
+    quantity: np.ndarray
+    weight: np.ndarray
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,22 +137,28 @@ def signals_from_exposures(
     market: Market, exposures: np.ndarray, strategy: str, params_json: str, sizing: StrategyParams
 ) -> pl.DataFrame:
     """One signal per change of held exposure, at the bar where the change was decided, in time order."""
+    return _signal_rows(market, _matrix_changes(market, exposures, sizing), strategy, params_json, sizing).frame
+
+
+def _matrix_changes(
+    market: Market, exposures: np.ndarray, sizing: StrategyParams
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     lo = _low(sizing)
     changes = []
     for s in range(market.n_symbols):
         col = exposures[:, s] if market.is_full(s) else exposures[market.rows(s), s]
         changes.append(held_changes(col, lo, 1.0))
-    return _signals_frame(market, changes, strategy, params_json, sizing)
+    return changes
 
 
-def _signals_frame(
+def _signal_rows(
     market: Market,
     changes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     strategy: str,
     params_json: str,
     sizing: StrategyParams,
-) -> pl.DataFrame:
-    """The signals frame from each symbol's held-state changes (indices into the symbol's own bars)."""
+) -> SignalRows:
+    """The signals from each symbol's held-state changes (indices into the symbol's own bars)."""
     t = np.concatenate([idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)])
     s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
     before = np.concatenate([c[1] for c in changes])
@@ -140,26 +168,28 @@ def _signals_frame(
         t, s_idx, before, after = t[order], s_idx[order], before[order], after[order]
     buy = after > before
     n = t.shape[0]
-    nulls = pl.Series(np.full(n, np.nan), nan_to_null=True)
+    nan = np.full(n, np.nan)
+    nulls = pl.Series(nan, nan_to_null=True)
     if sizing.sizing == "quantity":
-        quantity: Any = np.abs(after - before) * sizing.quantity
-        weight: Any = nulls
+        quantity, weight = np.abs(after - before) * sizing.quantity, nan
+        columns = (pl.Series(quantity), nulls)
     else:
-        quantity = nulls
-        weight = after * sizing.weight
+        quantity, weight = nan, after * sizing.weight
+        columns = (nulls, pl.Series(weight))
     keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
     ts = np.take(market.times, t)
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "id": signal_ids(np.take(keys, s_idx), ts, codes),
             "timestamp": pl.Series(ts).cast(SIGNAL_SCHEMA["timestamp"]),
             "symbol": text_column("symbol", market.symbols, s_idx),
             "action": text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
-            "quantity": quantity,
+            "quantity": columns[0],
             "strategy": text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
             "price": np.take(market.close.ravel(), t * market.n_symbols + s_idx),
-            "target_weight": weight,
+            "target_weight": columns[1],
         },
         schema=SIGNAL_SCHEMA,
     )
+    return SignalRows(frame, t, s_idx, ts, buy, quantity, weight)

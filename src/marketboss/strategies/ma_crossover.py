@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from marketboss import buffers
 from marketboss.strategies.base import Strategy, StrategyParams, held_changes
 from marketboss.strategies.market import SymbolBars
 from marketboss.strategies.nb import fill_steps, ma_cross
@@ -47,6 +48,6 @@ class MACrossover(Strategy[MACrossoverParams]):
     def _crosses(self, bars: SymbolBars) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         n = len(bars)
-        idx, side = np.empty(n, dtype=np.int64), np.empty(n)
+        idx, side = buffers.take((n,), np.int64), buffers.take((n,))  # room for a cross at every bar
         k = ma_cross(bars.close, p.fast, p.slow, p.ma == "ema", idx, side)
         return idx[:k], side[:k]

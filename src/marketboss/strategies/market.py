@@ -120,7 +120,13 @@ class Market:
         return self.rows(s).shape[0] == self.n_times
 
     def timestamps(self) -> pl.Series:
-        return pl.Series("timestamp", self.times).cast(pl.Datetime("us")).cast(TIMESTAMP_DTYPE)
+        return self._timestamps
+
+    @cached_property
+    def _timestamps(self) -> pl.Series:
+        """Built once: every backtest's equity frame starts with it (polars columns are immutable, so the
+        frames can share it)."""
+        return pl.Series("timestamp", self.times).cast(TIMESTAMP_DTYPE)
 
     def symbol_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
