@@ -335,7 +335,8 @@ def simulate(
                 slot[moved] = slot[s]
                 slot[s] = -1
         end = exec_t[live[k]] if k < n else n_t  # the next fill bar: the held set is fixed until then
-        # Unsigned bar indices: no negative-index handling in the loops below.
+        # Bars through unsigned indices, or slices indexed from 0 (faster for the one-symbol loop): no
+        # negative-index handling in the loops below.
         ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
@@ -353,16 +354,16 @@ def simulate(
             p = pos[j]
             px = last[j]
             col, ec, ev, et = close[t:end, j], eq_cash[t:end], eq_value[t:end], eq_total[t:end]
-            for q in range(end - t):
-                c = col[q]
+            for off in range(end - t):
+                c = col[off]
                 if not np.isnan(c):
                     px = c
                 value = 0.0 + p * px
                 total = cash + value
-                ec[q] = cash
-                ev[q] = value
-                et[q] = total
-                acc = returns_add(acc, total, t + q)
+                ec[off] = cash
+                ev[off] = value
+                et[off] = total
+                acc = returns_add(acc, total, t + off)
             last[j] = px
             exposed += end - t
             st_lo[n_st] = t
@@ -552,9 +553,9 @@ def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, floa
     # pragma: no cover - compiled
     """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising
     them (see returns_finish for the fields; index 0 is `initial`, the spell end is the recovery index or
-    the last index when never recovered). Sums run in order and the std takes two passes (mean, then
-    squared deviations), as empyrical's bottleneck kernels do; all-equal returns have std exactly 0, not a
-    rounding residue."""
+    the last index when never recovered). The sum of the returns runs in order and the std takes two passes
+    (mean, then squared deviations), as empyrical's bottleneck kernels do; all-equal returns have std
+    exactly 0, not a rounding residue."""
     acc = returns_start(initial)
     for i in range(equity.shape[0]):
         acc = returns_add(acc, equity[i], i)
