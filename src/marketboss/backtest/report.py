@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import Run
 from marketboss.data.io import atomic_write_bytes
+from marketboss.display import fmt
 from marketboss.strategies.market import Market
 
 MAX_POINTS = 4000
@@ -113,17 +114,10 @@ def _monthly_figure(run: Run) -> go.Figure:
     return fig
 
 
-def _fmt(v: object) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
-    return str(v)
-
 
 def _metrics_table(run: Run) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{html.escape(_fmt(run.metrics.get(key)))}</td></tr>"
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(fmt(run.metrics.get(key)))}</td></tr>"
         for key, label in METRICS
     )
     return f"<table class='metrics'>{rows}</table>"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketboss.data.io import default_rejects_path, read_bars
+from marketboss.display import fmt
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
 
@@ -66,17 +66,3 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*[fmt(v) for v in row])
     console.print(table)
-
-
-def fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != v:
-            return "-"
-        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
-    if isinstance(v, date):
-        return v.isoformat()
-    return str(v)
