@@ -35,7 +35,6 @@ demo: $(STAMP)
 	$(MB) backtest --data data/market_data.jsonl --signals data/signals_ml.jsonl --cash 100000 \
 	  --commission 0.001 --slippage-bps 2 --output-dir runs/ml --report runs/ml/report.html > /dev/null
 	$(MB) runs compare runs/ma_crossover runs/momentum runs/mean_reversion runs/ml
-	$(MB) retrain --if-needed --name demo --data data/market_data.jsonl
 	@echo "== 2c. Research: a parameter sweep, walk-forward optimisation, the best strategy out of sample"
 	$(MB) sweep --data data/market_data.jsonl --strategy ma_crossover --grid fast=5:50:5 --grid slow=20:200:10 \
 	  --commission 0.001 --slippage-bps 2 --top 5 --report runs/sweep_ma_crossover.html
@@ -44,6 +43,8 @@ demo: $(STAMP)
 	  --report runs/walkforward_mean_reversion.html
 	$(MB) compare --data data/market_data.jsonl --strategies ma_crossover,momentum,mean_reversion,ml \
 	  --param ml.model=demo --oos-start 2024-01-01 --commission 0.001 --slippage-bps 2 --output data/signals_best.jsonl
+	@echo "== 2d. Does the model need retraining on the newest data? (the decision is recorded for the dashboard)"
+	$(MB) retrain --if-needed --name demo --data data/market_data.jsonl
 	@echo "== 3. Paper trading the guide's signals on the local broker (no account needed), then reconcile"
 	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
 	  data/paper_trading_equity.jsonl

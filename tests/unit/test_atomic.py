@@ -77,3 +77,12 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path: Pat
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o666 & ~old
+
+
+def test_datetimes_in_written_records_end_in_z(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = tmp_path / "log.jsonl"
+    with JsonlAppender(path) as log:
+        log.append({"aware": datetime(2024, 1, 2, 14, 30, tzinfo=UTC), "naive": datetime(2024, 1, 2, 14, 30)})
+    assert path.read_text() == '{"aware":"2024-01-02T14:30:00Z","naive":"2024-01-02T14:30:00Z"}\n'

@@ -102,8 +102,12 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# orjson writes datetimes itself (default= never sees them): UTC with Z, naive taken as UTC, as the contract says.
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
 def dumps(record: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(record, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(record, default=_default, option=_DUMPS_OPTIONS)
 
 
 def format_ts(ts: datetime) -> str:

@@ -443,17 +443,22 @@ class BrokerApp:
         assert self.wake is not None
         last_save = time.time()
         moving = self.s.clock.mode != "stepped"
+        # Deadlines count from the wall time the last step ran at, not from now: a step that outlasts the
+        # latency must still leave a timer for what it made eligible (a partial fill's remainder). 0.0 at
+        # start: orders reloaded from the database are looked at once.
+        stepped_at = 0.0
         while True:
             now = time.time()
-            deadline = self.s.engine.next_deadline(now)
-            timeout = None if deadline is None else deadline - now + 0.0005
+            deadline = self.s.engine.next_deadline(stepped_at)
+            timeout = None if deadline is None else max(0.0, deadline - now) + 0.0005
             if moving:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
             self.wake.clear()
             try:
-                self.s.engine.step(time.time())
+                stepped_at = time.time()
+                self.s.engine.step(stepped_at)
             except Exception as exc:  # keep matching; the error is logged and the transaction rolled back
                 log.error("broker_step_failed", error_type=type(exc).__name__, error=str(exc)[:500], exc_info=True)
                 await asyncio.sleep(0.1)
