@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest.nb import equity_stats
+from marketboss.backtest.nb import equity_stats, trade_stats
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.data.stats import bars_per_year
 
@@ -208,27 +208,21 @@ def trade_metrics(
     unfilled_orders: int = 0,
 ) -> dict[str, Any]:
     """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted."""
-    closed = trades["closed"].to_numpy() if trades.height else np.zeros(0, dtype=bool)
-
-    def of_closed(column: str) -> np.ndarray:
-        return trades[column].to_numpy()[closed] if trades.height else np.empty(0)
-
-    pnl = of_closed("pnl")
-    ret = of_closed("return_pct")
-    wins = pnl[pnl > 0].sum()
-    losses = abs(pnl[pnl < 0].sum())  # +0.0 without losers: winners alone give +inf, not -inf
-    n = int(pnl.shape[0])
+    columns = ("pnl", "return_pct", "duration_days", "closed")
+    arrays = [trades[c].to_numpy() for c in columns] if trades.height else [np.empty(0)] * 3 + [np.empty(0, bool)]
+    n, n_win, wins, losses, total, total_ret, best, worst, days = trade_stats(*arrays)
+    losses = abs(losses)  # +0.0 without losers: winners alone give +inf, not -inf
     nan = float("nan")
     return {
         "n_trades": n,
         "open_trades": int(trades.height - n),
-        "win_rate_pct": float((pnl > 0).mean() * 100.0) if n else nan,
-        "profit_factor": _ratio(float(wins), float(losses)) if n and (losses > 0 or wins > 0) else nan,
-        "expectancy": float(pnl.mean()) if n else nan,
-        "avg_trade_pct": float(ret.mean()) if n else nan,
-        "best_trade_pct": float(ret.max()) if n else nan,
-        "worst_trade_pct": float(ret.min()) if n else nan,
-        "avg_trade_duration_days": float(pl.Series(of_closed("duration_days")).mean()) if n else nan,  # type: ignore[arg-type]
+        "win_rate_pct": n_win / n * 100.0 if n else nan,
+        "profit_factor": _ratio(wins, losses) if n and (losses > 0 or wins > 0) else nan,
+        "expectancy": total / n if n else nan,
+        "avg_trade_pct": total_ret / n if n else nan,
+        "best_trade_pct": best if n else nan,
+        "worst_trade_pct": worst if n else nan,
+        "avg_trade_duration_days": days / n if n else nan,
         "n_fills": int(fills.height),
         "commissions": float(fills["commission"].sum()) if fills.height else 0.0,
         "exposure_pct": nan if exposure_pct is None else float(exposure_pct),

@@ -24,6 +24,20 @@ NO_BAR = 5
 DAY_US = 86_400e6
 
 
+@njit(cache=True, inline="always")
+def fmin(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """min(a, b) as Python computes it (a unless b < a). numba 0.68's builtin min/max are overloads that
+    LLVM leaves as calls inside a kernel as large as simulate: four calls per bar spilled the return
+    statistics to the stack and doubled the cost of marking a bar."""
+    return b if b < a else a
+
+
+@njit(cache=True, inline="always")
+def fmax(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """max(a, b) as Python computes it (a unless b > a); see fmin."""
+    return b if b > a else a
+
+
 @njit(cache=True)
 def fill_price(ref: float, side: float, slip: float) -> float:  # pragma: no cover - compiled
     """Reference price moved against the trader by `slip` (slippage + half-spread, as a fraction)."""
@@ -216,11 +230,6 @@ def simulate(
     tr_long, tr_closed = tr_flag[0], tr_flag[1]
     n_tr = 0
     acc = returns_start(cash0)
-    # Stretches of bars whose equity may differ from the bar before (for the second pass of the std):
-    # held stretches, and the first bar of a flat one (a fill's commission moves it).
-    st_lo = np.empty(n + 1, dtype=np.int64)
-    st_hi = np.empty(n + 1, dtype=np.int64)
-    n_st = 0
     k = 0
     t = 0
     while t < n_t:
@@ -273,7 +282,7 @@ def simulate(
                 lot = head[s]
                 lq = lot_qty[lot]
                 lsign = 1.0 if lq > 0 else -1.0
-                cq = min(abs(rem), abs(lq))
+                cq = fmin(abs(rem), abs(lq))
                 entry_c = lot_comm[lot] * cq / abs(lq)
                 exit_c = comm * cq / aq
                 pnl = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
@@ -335,8 +344,8 @@ def simulate(
                 slot[moved] = slot[s]
                 slot[s] = -1
         end = exec_t[live[k]] if k < n else n_t  # the next fill bar: the held set is fixed until then
-        # Bars through unsigned indices, or slices indexed from 0 (faster for the one-symbol loop): no
-        # negative-index handling in the loops below.
+        # Bars through unsigned indices: no negative-index handling in the loops below, and no slices (each
+        # one is a reference count taken and dropped through the runtime, per stretch: per order).
         ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
@@ -346,29 +355,10 @@ def simulate(
                 eq_total[u] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
-            st_lo[n_st] = t
-            st_hi[n_st] = t + 1 if _unchanged(total, total) else end
-            n_st += 1
         elif n_held == 1:
             j = held[0]
-            p = pos[j]
-            px = last[j]
-            col, ec, ev, et = close[t:end, j], eq_cash[t:end], eq_value[t:end], eq_total[t:end]
-            for off in range(end - t):
-                c = col[off]
-                if not np.isnan(c):
-                    px = c
-                value = 0.0 + p * px
-                total = cash + value
-                ec[off] = cash
-                ev[off] = value
-                et[off] = total
-                acc = returns_add(acc, total, t + off)
-            last[j] = px
+            last[j], acc = _mark_one(close, j, pos[j], last[j], cash, t, end, eq_cash, eq_value, eq_total, acc)
             exposed += end - t
-            st_lo[n_st] = t
-            st_hi[n_st] = end
-            n_st += 1
         else:
             for i in range(t, end):
                 bar = np.uint64(i)
@@ -385,9 +375,6 @@ def simulate(
                 eq_total[bar] = total
                 acc = returns_add(acc, total, i)
             exposed += end - t
-            st_lo[n_st] = t
-            st_hi[n_st] = end
-            n_st += 1
         t = end
     # Lots still open at the end: marked at the last close, no exit commission.
     for s in range(n_s):
@@ -411,7 +398,74 @@ def simulate(
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
-    return exposed, returns_finish(acc, cash0, eq_total, st_lo[:n_st], st_hi[:n_st]), n_f, n_tr
+    return exposed, returns_finish(acc, cash0, eq_total), n_f, n_tr
+
+
+@njit(cache=True)
+def _mark_one(
+    close: np.ndarray, j: int, p: float, px: float, cash: float, t: int, end: int,
+    eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
+) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
+    """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
+    stretch, the hottest loop of a backtest. A function of its own, so that the return statistics stay in
+    registers: inside simulate, which keeps a great many values live, they were spilled to the stack and
+    every bar waited on a store and a load per statistic. Returns (last close, statistics)."""
+    total, sq, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    sums = (0.0, 0.0, 0.0, np.inf, -np.inf)  # the stretch's own: fewer values carried through the loop
+    dd = (peak, peak_i, under, trough, crest, mdd, long_start, long_end)
+    uj = np.uint64(j)
+    i = t
+    for u in range(np.uint64(t), np.uint64(end)):
+        c = close[u, uj]
+        if not np.isnan(c):
+            px = c
+        value = 0.0 + p * px
+        v = cash + value
+        eq_cash[u] = cash
+        eq_value[u] = value
+        eq_total[u] = v
+        sums = _sums_add(sums, v / prev - 1.0)
+        dd = _drawdown_add(dd, v, i)
+        prev = v
+        i += 1
+    s_total, s_sq, s_down, s_lo, s_hi = sums
+    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
+    return px, (total + s_total, sq + s_sq, down + s_down, fmin(lo, s_lo), fmax(hi, s_hi), zero, prev, peak,
+                peak_i, under, trough, crest, mdd, long_start, long_end)
+
+
+@njit(cache=True)
+def trade_stats(
+    pnl: np.ndarray, ret: np.ndarray, days: np.ndarray, closed: np.ndarray
+) -> tuple[int, int, float, float, float, float, float, float, float]:  # pragma: no cover - compiled
+    """Over the closed round trips: (count, winners, sum of winning P&L, sum of losing P&L (<= 0), sum of
+    P&L, sum of returns %, best, worst, sum of durations). One pass instead of a dozen masked copies."""
+    n = 0
+    n_win = 0
+    wins = 0.0
+    losses = 0.0
+    total = 0.0
+    total_ret = 0.0
+    best = -np.inf
+    worst = np.inf
+    total_days = 0.0
+    for i in range(pnl.shape[0]):
+        if not closed[i]:
+            continue
+        x = pnl[i]
+        n += 1
+        if x > 0.0:
+            n_win += 1
+            wins += x
+        elif x < 0.0:
+            losses += x
+        total += x
+        r = ret[i]
+        total_ret += r
+        best = fmax(best, r)
+        worst = fmin(worst, r)
+        total_days += days[i]
+    return n, n_win, wins, losses, total, total_ret, best, worst, total_days
 
 
 @njit(cache=True, inline="always")
@@ -423,34 +477,36 @@ def _unchanged(v: float, prev: float) -> bool:  # pragma: no cover - compiled
 # Return statistics are accumulated bar by bar in a tuple, threaded through inlined functions so that the
 # simulation can gather them while it marks the bars (and skip flat stretches in O(1)), and equity_stats can
 # do the same over a finished curve: one implementation of every number. The fields:
-# (sum of returns, sum of squared negative returns, lowest return, highest return, some return was 0,
-#  previous equity, running peak, index of the peak, underwater, trough and crest of the current spell,
-#  max drawdown, longest spell start, longest spell end); indices count `initial` as 0.
-ReturnsAcc = tuple[float, float, float, float, bool, float, float, int, bool, float, float, float, int, int]
+# (sum of returns, sum of squared returns, sum of squared negative returns, lowest return, highest return,
+#  some return was 0, previous equity, running peak, index of the peak, underwater, trough and crest of the
+#  current spell, max drawdown, longest spell start, longest spell end); indices count `initial` as 0.
+ReturnsAcc = tuple[float, float, float, float, float, bool, float, float, int, bool, float, float, float, int, int]
+Sums = tuple[float, float, float, float, float]
+Drawdown = tuple[float, int, bool, float, float, float, int, int]
 
 
 @njit(cache=True, inline="always")
 def returns_start(initial: float) -> ReturnsAcc:  # pragma: no cover - compiled
-    return 0.0, 0.0, np.inf, -np.inf, False, initial, initial, 0, False, np.inf, -np.inf, 0.0, 0, 0
+    return 0.0, 0.0, 0.0, np.inf, -np.inf, False, initial, initial, 0, False, np.inf, -np.inf, 0.0, 0, 0
 
 
 @njit(cache=True, inline="always")
-def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
-    """Equity v at bar i (0-based over the equity array). A spell's drawdown is (trough - peak) / peak, a
-    monotone function of the equity, so it is computed once per spell from the trough (the crest when the
-    peak is negative), not at every bar."""
-    total, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    r = v / prev - 1.0
-    total += r
+def _sums_add(sums: Sums, r: float) -> Sums:  # pragma: no cover - compiled
+    total, sq, down, lo, hi = sums
     rn = r if r < 0.0 else 0.0
-    down += rn * rn
-    lo = min(lo, r)
-    hi = max(hi, r)
+    return total + r, sq + r * r, down + rn * rn, fmin(lo, r), fmax(hi, r)
+
+
+@njit(cache=True, inline="always")
+def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cover - compiled
+    """Equity v at bar i. A spell's drawdown is (trough - peak) / peak, a monotone function of the equity,
+    so it is computed once per spell from the trough (the crest when the peak is negative), not per bar."""
+    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
     if v >= peak:
         if under:
-            dd = ((crest if peak < 0.0 else trough) - peak) / peak
-            if dd < mdd:
-                mdd = dd
+            d = ((crest if peak < 0.0 else trough) - peak) / peak
+            if d < mdd:
+                mdd = d
             if i + 1 - peak_i > long_end - long_start:
                 long_start, long_end = peak_i, i + 1
         under = False
@@ -461,24 +517,35 @@ def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no 
             trough = v
             crest = v
         under = True
-        trough = min(trough, v)
-        crest = max(crest, v)
-    return total, down, lo, hi, zero, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
+        trough = fmin(trough, v)
+        crest = fmax(crest, v)
+    return peak, peak_i, under, trough, crest, mdd, long_start, long_end
+
+
+@njit(cache=True, inline="always")
+def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
+    """Equity v at bar i (0-based over the equity array)."""
+    total, sq, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    total, sq, down, lo, hi = _sums_add((total, sq, down, lo, hi), v / prev - 1.0)
+    peak, peak_i, under, trough, crest, mdd, long_start, long_end = _drawdown_add(
+        (peak, peak_i, under, trough, crest, mdd, long_start, long_end), v, i
+    )
+    return total, sq, down, lo, hi, zero, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
 
 
 @njit(cache=True, inline="always")
 def returns_hold(acc: ReturnsAcc, i0: int, i1: int) -> ReturnsAcc:  # pragma: no cover - compiled
     """Bars i0..i1-1 repeat the previous equity: what returns_add would make of them, in O(1). A return of
     exactly 0 adds nothing to the sums, leaves the drawdown as it is and keeps a peak at the peak."""
-    prev = acc[5]
+    prev = acc[6]
     if i1 <= i0:
         return acc
     if not _unchanged(prev, prev):  # 0 or not finite: every bar's return is NaN, bar by bar as usual
         for i in range(i0, i1):
             acc = returns_add(acc, prev, i)
         return acc
-    total, down, lo, hi, _, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    return (total, down, lo, hi, True, prev, peak, peak_i if under else i1, under, trough, crest, mdd, long_start,
+    total, sq, down, lo, hi, _, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    return (total, sq, down, lo, hi, True, prev, peak, peak_i if under else i1, under, trough, crest, mdd, long_start,
             long_end)  # fmt: skip
 
 
@@ -507,20 +574,22 @@ def _squared_deviations(equity: np.ndarray, prev: float, mean: float) -> tuple[f
 
 @njit(cache=True)
 def returns_finish(
-    acc: ReturnsAcc, initial: float, equity: np.ndarray, st_lo: np.ndarray, st_hi: np.ndarray
+    acc: ReturnsAcc, initial: float, equity: np.ndarray
 ) -> tuple[float, float, float, float, float, int, int]:  # pragma: no cover - compiled
     """(mean, sample std, root mean square of the negative returns, growth = last / initial, max drawdown
     as a negative fraction, longest underwater spell as (peak index, end index)) from the accumulated
     returns of `equity`.
 
-    The std takes a second pass (squared deviations from the mean) over the stretches [st_lo, st_hi) where
-    the equity may have moved; every other bar repeats the one before (a return of exactly 0). Returns of
-    exactly 0 all deviate by -mean: they are counted and added as count x mean^2 rather than one by one.
-    Both only regroup a sum of non-negative terms (see _squared_deviations)."""
+    The squared deviations from the mean are sum(r^2) - n mean^2, from the one pass, when that subtraction
+    keeps at least half of sum(r^2) (mean^2 at most half the mean square: per-bar returns are centred near
+    0, so nearly always); it then loses at most a bit to cancellation, and the std still agrees with
+    empyrical's two-pass kernels to ~1e-12. Otherwise (a steady trend: returns all alike) a second pass
+    sums (r - mean)^2 (see _squared_deviations); returns of exactly 0 all deviate by -mean and are added
+    as count x mean^2."""
     n = equity.shape[0]
     if n == 0:
         return np.nan, np.nan, np.nan, 1.0, 0.0, 0, 0
-    total, down, lo, hi, zero, _, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    total, sq, down, lo, hi, zero, _, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
     if under:
         dd = ((crest if peak < 0.0 else trough) - peak) / peak
         if dd < mdd:
@@ -528,23 +597,18 @@ def returns_finish(
         if n - peak_i > long_end - long_start:
             long_start, long_end = peak_i, n
     if zero:
-        lo = min(lo, 0.0)
-        hi = max(hi, 0.0)
+        lo = fmin(lo, 0.0)
+        hi = fmax(hi, 0.0)
     mean = total / n
     std = np.nan
     if n >= 2 and lo == hi:
         std = 0.0
     elif n >= 2:
-        sq = 0.0
-        moved = 0
-        for g in range(st_lo.shape[0]):
-            i0 = st_lo[g]
-            part, count = _squared_deviations(equity[i0 : st_hi[g]], equity[i0 - 1] if i0 > 0 else initial, mean)
-            sq += part
-            moved += count
-        flat = 0.0 - mean
-        sq += (n - moved) * (flat * flat)
-        std = np.sqrt(sq / (n - 1))
+        dev = sq - total * mean
+        if not dev >= 0.5 * sq:
+            dev, moved = _squared_deviations(equity, initial, mean)
+            dev += (n - moved) * (mean * mean)
+        std = np.sqrt(dev / (n - 1))
     return mean, std, np.sqrt(down / n), equity[n - 1] / initial, mdd, long_start, long_end
 
 
@@ -553,10 +617,9 @@ def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, floa
     # pragma: no cover - compiled
     """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising
     them (see returns_finish for the fields; index 0 is `initial`, the spell end is the recovery index or
-    the last index when never recovered). The sum of the returns runs in order and the std takes two passes
-    (mean, then squared deviations), as empyrical's bottleneck kernels do; all-equal returns have std
-    exactly 0, not a rounding residue."""
+    the last index when never recovered). The sums run in order; all-equal returns have std exactly 0, not
+    a rounding residue."""
     acc = returns_start(initial)
     for i in range(equity.shape[0]):
         acc = returns_add(acc, equity[i], i)
-    return returns_finish(acc, initial, equity, np.zeros(1, dtype=np.int64), np.full(1, equity.shape[0]))
+    return returns_finish(acc, initial, equity)
