@@ -1,9 +1,15 @@
-"""Compiled kernels for the top-level modules (numba): signal ids for signals.py."""
+"""Compiled kernels for the top-level modules (numba): signal ids for signals.py; a prefetch hint for the
+backtest kernel."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 @njit(cache=True)
@@ -36,10 +42,15 @@ def id_text(
     Signal i owns 24 bytes, slots[3i:3i+3]: 4 bytes of padding, the prefix, then the digits (8-aligned, so
     written as two 64-bit words); its text starts at byte 24i + 4. `views` gets each one's Arrow string-view
     entry (length, first 4 bytes, buffer 0, offset): the layout polars stores strings in, so the column is
-    taken over without a conversion pass."""
+    taken over without a conversion pass. The hashes come first, in a loop of their own that the compiler
+    vectorises (the text's scattered stores would stop it)."""
+    n = keys.shape[0]
+    hashes = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        hashes[i] = splitmix(keys[i] ^ splitmix(np.uint64(ts[i]) ^ splitmix(np.uint64(codes[i]))))
     head = np.uint64(prefix) << np.uint64(32)
-    for i in range(keys.shape[0]):
-        h = splitmix(keys[i] ^ splitmix(np.uint64(ts[i]) ^ splitmix(np.uint64(codes[i]))))
+    for i in range(n):
+        h = hashes[i]
         slots[3 * i] = head
         slots[3 * i + 1] = hex8(h >> np.uint64(32))
         slots[3 * i + 2] = hex8(h & np.uint64(0xFFFFFFFF))
@@ -47,3 +58,35 @@ def id_text(
         views[i, 1] = prefix
         views[i, 2] = 0
         views[i, 3] = 24 * i + 4
+
+
+def _prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:
+    tuple_index = isinstance(idx, types.UniTuple)
+    index_type = idx.dtype if tuple_index else idx
+    dims = idx.count if tuple_index else 1
+    if not (isinstance(arr, types.Array) and arr.ndim == dims and isinstance(index_type, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        raw = cgutils.unpack_tuple(builder, args[1], dims) if tuple_index else [args[1]]
+        ptr = cgutils.get_item_pointer2(
+            context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+            strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
+            inds=[context.cast(builder, v, index_type, types.intp) for v in raw],
+        )
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
+#: prefetch(arr, i) or prefetch(arr, (i, j)) in compiled code: ask the CPU to bring that element into the
+#: cache (llvm.prefetch) without waiting for it, for loads known well ahead that would otherwise each stall a
+#: loop on a cache miss. The index must be in bounds (it is not checked).
+prefetch: Any = intrinsic(_prefetch)

@@ -51,16 +51,18 @@ class BacktestResult:
     equity: pl.DataFrame  # timestamp, cash, positions_value, equity
     fills: pl.DataFrame  # timestamp, signal_id, symbol, side, qty, price, commission, signal_timestamp
     trades: pl.DataFrame  # round trips, FIFO per symbol; closed = false for those open at the end
-    orders: pl.DataFrame  # every signal with its status (filled/rejected/skipped/expired/no_bar) and reason
+    orders: pl.DataFrame  # every signal with its status (filled/rejected/skipped/expired/no_bar)
     metrics: dict[str, Any]
 
     @property
     def rejections(self) -> pl.DataFrame:
-        return self.orders.filter(pl.col("status") != "filled")
+        """The orders not filled, each with the reason why."""
+        out = self.orders.filter(pl.col("status") != "filled")
+        return out.with_columns(reason=pl.col("status").replace_strict(_REASONS_BY_STATUS, return_dtype=pl.String))
 
 
 _STATUS_NAMES = tuple(STATUS[i] for i in range(len(STATUS)))
-_REASON_TEXTS = tuple(REASONS.get(i) for i in range(len(STATUS)))
+_REASONS_BY_STATUS = {STATUS[code]: REASONS.get(code) for code in STATUS}
 
 
 def _ts(name: str, us: np.ndarray) -> pl.Series:
@@ -119,16 +121,14 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     sig = rows.frame
     at_close = cfg.fill == FillMode.CLOSE
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    exec_t, status, live, ref, when = nb.schedule(
-        mkt.times, mkt.open, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close
-    )
+    exec_t, status, live = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close)
     c = cfg.costs
     n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
     eq = buffers.take((3, mkt.n_times))  # every element is written by simulate
     f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
     exposed, returns, n_f, n_tr = nb.simulate(
-        mkt.times, mkt.open, mkt.close, live, exec_t, ref, when, rows.symbol, rows.buy, rows.quantity, rows.weight,
+        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight,
         status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
         eq[0], eq[1], eq[2], f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
     )
@@ -150,7 +150,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
         pl.Series("qty", f_qty),
         pl.Series("price", f_price),
         pl.Series("commission", f_comm),
-        sig["timestamp"][f_row].alias("signal_timestamp"),
+        _ts("signal_timestamp", np.take(rows.time, f_row)),
     ])
     exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
     open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
@@ -174,7 +174,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        text_column("status", _STATUS_NAMES, status), text_column("reason", _REASON_TEXTS, status),
+        text_column("status", _STATUS_NAMES, status),
     ])
     metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))

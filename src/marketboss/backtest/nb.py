@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from marketboss.nb import prefetch
+
 # Order status codes (engine.py names them).
 PENDING = 0
 FILLED = 1
@@ -22,6 +24,7 @@ EXPIRED = 4
 NO_BAR = 5
 
 DAY_US = 86_400e6
+AHEAD = 64  # orders whose fill price and time simulate prefetches ahead of the one it handles
 
 
 @njit(cache=True, inline="always")
@@ -99,18 +102,15 @@ def signal_bars(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no 
 
 @njit(cache=True)
 def schedule(
-    times: np.ndarray, open_: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray,
-    sig_bar: np.ndarray, o_s: np.ndarray, at_close: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Where and when each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and
-    a status when it cannot), that bar's time and reference price (open, or close for fills at the
-    close), and the fillable orders in execution order (by fill bar, signal order within a bar).
+    times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
+    o_s: np.ndarray, at_close: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Where each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and a status
+    when it cannot), and the fillable orders in execution order (by fill bar, signal order within a bar).
 
     Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
     bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
-    exactly the signal time. The prices and times are read here, in a loop of independent loads that the
-    memory system overlaps; read by the simulation between long runs of bars, each would be a cache miss
-    of its own."""
+    exactly the signal time."""
     n = o_s.shape[0]
     t_max = times.shape[0]
     exec_t = np.full(n, -1, dtype=np.int64)
@@ -140,25 +140,16 @@ def schedule(
     live = live[:n_live]
     if not ordered:
         live = live[np.argsort(exec_t[live], kind="mergesort")]
-    prices = close if at_close else open_
-    ref = np.empty(n)
-    when = np.empty(n, dtype=np.int64)
-    for i in range(n_live):  # independent loads only: the memory system fetches many at once
-        r = live[i]
-        ref[r] = prices[exec_t[r], o_s[r]]
-        when[r] = times[exec_t[r]]
-    return exec_t, status, live, ref, when
+    return exec_t, status, live
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate(
     times: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
     live: np.ndarray,
     exec_t: np.ndarray,
-    o_ref: np.ndarray,
-    o_when: np.ndarray,
     o_s: np.ndarray,
     o_buy: np.ndarray,
     o_qty: np.ndarray,
@@ -183,8 +174,10 @@ def simulate(
 ) -> tuple[Any, ...]:  # pragma: no cover - compiled
     """Walk the bars once: fill the orders due at each bar, then mark every held position at its last close.
 
-    Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar, its time and
-    reference price (from schedule), symbol, side, quantity (NaN: a target-weight order) and target weight.
+    Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
+    symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
+    fill bar's open (its close with `at_close`); the bars between fills are far apart in memory, so the
+    price and time of the order AHEAD places on are prefetched as each order is handled.
     A quantity order trades exactly its shares; a weight order moves the position to weight x equity. Cash
     may never go below zero: an order that would need more cash is rejected whole. Round trips are matched
     FIFO per symbol (a lot per opening fill). `status` (per signal) is updated in place; per-bar cash,
@@ -232,14 +225,22 @@ def simulate(
     acc = returns_start(cash0)
     k = 0
     t = 0
+    prices = close if at_close else open_
+    for a in range(min(AHEAD, n)):
+        prefetch(prices, (exec_t[live[a]], o_s[live[a]]))
+        prefetch(times, exec_t[live[a]])
     while t < n_t:
         while k < n and exec_t[live[k]] == t:
+            if k + AHEAD < n:
+                a = live[k + AHEAD]
+                prefetch(prices, (exec_t[a], o_s[a]))
+                prefetch(times, exec_t[a])
             r = live[k]
             k += 1
             s = o_s[r]
-            now = o_when[r]
+            now = times[t]
             side = 1.0 if o_buy[r] else -1.0
-            ref = o_ref[r]
+            ref = prices[t, s]
             if not np.isnan(o_qty[r]):
                 q = o_qty[r] * side
             else:
@@ -401,17 +402,19 @@ def simulate(
     return exposed, returns_finish(acc, cash0, eq_total), n_f, n_tr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mark_one(
     close: np.ndarray, j: int, p: float, px: float, cash: float, t: int, end: int,
     eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
 ) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
     """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
-    stretch, the hottest loop of a backtest. A function of its own, so that the return statistics stay in
-    registers: inside simulate, which keeps a great many values live, they were spilled to the stack and
-    every bar waited on a store and a load per statistic. Returns (last close, statistics)."""
-    total, sq, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    sums = (0.0, 0.0, 0.0, np.inf, -np.inf)  # the stretch's own: fewer values carried through the loop
+    stretch, the hottest loop of a backtest. Returns (last close, statistics).
+
+    The loop carries few values, so that they all stay in registers: inside simulate, which keeps a great
+    many values live, statistics threaded through the whole accumulator were spilled to the stack, and every
+    bar waited on a store and a load per statistic. So the stretch sums its returns on its own, from 0."""
+    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    sums = (0.0, 0.0, 0.0)
     dd = (peak, peak_i, under, trough, crest, mdd, long_start, long_end)
     uj = np.uint64(j)
     i = t
@@ -428,10 +431,10 @@ def _mark_one(
         dd = _drawdown_add(dd, v, i)
         prev = v
         i += 1
-    s_total, s_sq, s_down, s_lo, s_hi = sums
+    s_total, s_sq, s_down = sums
     peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
-    return px, (total + s_total, sq + s_sq, down + s_down, fmin(lo, s_lo), fmax(hi, s_hi), zero, prev, peak,
-                peak_i, under, trough, crest, mdd, long_start, long_end)
+    return px, (total + s_total, sq + s_sq, down + s_down, prev, peak, peak_i, under, trough, crest, mdd,
+                long_start, long_end)  # fmt: skip
 
 
 @njit(cache=True)
@@ -477,24 +480,24 @@ def _unchanged(v: float, prev: float) -> bool:  # pragma: no cover - compiled
 # Return statistics are accumulated bar by bar in a tuple, threaded through inlined functions so that the
 # simulation can gather them while it marks the bars (and skip flat stretches in O(1)), and equity_stats can
 # do the same over a finished curve: one implementation of every number. The fields:
-# (sum of returns, sum of squared returns, sum of squared negative returns, lowest return, highest return,
-#  some return was 0, previous equity, running peak, index of the peak, underwater, trough and crest of the
-#  current spell, max drawdown, longest spell start, longest spell end); indices count `initial` as 0.
-ReturnsAcc = tuple[float, float, float, float, float, bool, float, float, int, bool, float, float, float, int, int]
-Sums = tuple[float, float, float, float, float]
+# (sum of returns, sum of squared returns, sum of squared negative returns, previous equity, running peak,
+#  index of the peak, underwater, trough and crest of the current spell, max drawdown, longest spell start,
+#  longest spell end); indices count `initial` as 0.
+ReturnsAcc = tuple[float, float, float, float, float, int, bool, float, float, float, int, int]
+Sums = tuple[float, float, float]
 Drawdown = tuple[float, int, bool, float, float, float, int, int]
 
 
 @njit(cache=True, inline="always")
 def returns_start(initial: float) -> ReturnsAcc:  # pragma: no cover - compiled
-    return 0.0, 0.0, 0.0, np.inf, -np.inf, False, initial, initial, 0, False, np.inf, -np.inf, 0.0, 0, 0
+    return 0.0, 0.0, 0.0, initial, initial, 0, False, np.inf, -np.inf, 0.0, 0, 0
 
 
 @njit(cache=True, inline="always")
 def _sums_add(sums: Sums, r: float) -> Sums:  # pragma: no cover - compiled
-    total, sq, down, lo, hi = sums
+    total, sq, down = sums
     rn = r if r < 0.0 else 0.0
-    return total + r, sq + r * r, down + rn * rn, fmin(lo, r), fmax(hi, r)
+    return total + r, sq + r * r, down + rn * rn
 
 
 @njit(cache=True, inline="always")
@@ -525,54 +528,50 @@ def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cov
 @njit(cache=True, inline="always")
 def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
     """Equity v at bar i (0-based over the equity array)."""
-    total, sq, down, lo, hi, zero, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    total, sq, down, lo, hi = _sums_add((total, sq, down, lo, hi), v / prev - 1.0)
+    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    total, sq, down = _sums_add((total, sq, down), v / prev - 1.0)
     peak, peak_i, under, trough, crest, mdd, long_start, long_end = _drawdown_add(
         (peak, peak_i, under, trough, crest, mdd, long_start, long_end), v, i
     )
-    return total, sq, down, lo, hi, zero, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
+    return total, sq, down, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
 
 
 @njit(cache=True, inline="always")
 def returns_hold(acc: ReturnsAcc, i0: int, i1: int) -> ReturnsAcc:  # pragma: no cover - compiled
     """Bars i0..i1-1 repeat the previous equity: what returns_add would make of them, in O(1). A return of
     exactly 0 adds nothing to the sums, leaves the drawdown as it is and keeps a peak at the peak."""
-    prev = acc[6]
+    prev = acc[3]
     if i1 <= i0:
         return acc
     if not _unchanged(prev, prev):  # 0 or not finite: every bar's return is NaN, bar by bar as usual
         for i in range(i0, i1):
             acc = returns_add(acc, prev, i)
         return acc
-    total, sq, down, lo, hi, _, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    return (total, sq, down, lo, hi, True, prev, peak, peak_i if under else i1, under, trough, crest, mdd, long_start,
-            long_end)  # fmt: skip
+    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    return total, sq, down, prev, peak, peak_i if under else i1, under, trough, crest, mdd, long_start, long_end
 
 
 @njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def _squared_deviations(equity: np.ndarray, prev: float, mean: float) -> tuple[float, int]:
-    # pragma: no cover - compiled
-    """Sum of (r - mean)^2 over the returns of `equity` (the value before it is `prev`) that are not exactly
-    0, and how many there are. A sum of non-negative terms has no cancellation, so regrouping it changes it
-    by at most n x 1e-16 relative (far below the 1e-9 to which the metrics agree with empyrical): the sum
-    may be reassociated, which lets the compiler vectorise the loop, divisions included."""
-    n = equity.shape[0]
-    if n == 0:
-        return 0.0, 0
+def _deviations(equity: np.ndarray, prev: float, mean: float) -> tuple[float, bool]:  # pragma: no cover - compiled
+    """Sum of (r - mean)^2 over the returns of `equity` (the value before it is `prev`), and whether the
+    returns are all equal. A sum of non-negative terms has no cancellation, so regrouping it changes it by at
+    most n x 1e-16 relative (far below the 1e-9 to which the metrics agree with empyrical): the sum may be
+    reassociated, which lets the compiler vectorise the loop, divisions included."""
     r = equity[0] / prev - 1.0
-    d = r - mean if r != 0.0 else 0.0
+    d = r - mean
     sq = d * d
-    moved = 1 if r != 0.0 else 0
-    for q in range(1, n):
+    lo = r
+    hi = r
+    for q in range(1, equity.shape[0]):
         r = equity[q] / equity[q - 1] - 1.0
-        nonzero = r != 0.0
-        d = r - mean if nonzero else 0.0
+        d = r - mean
         sq += d * d
-        moved += nonzero
-    return sq, moved
+        lo = fmin(lo, r)
+        hi = fmax(hi, r)
+    return sq, lo == hi
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def returns_finish(
     acc: ReturnsAcc, initial: float, equity: np.ndarray
 ) -> tuple[float, float, float, float, float, int, int]:  # pragma: no cover - compiled
@@ -584,35 +583,30 @@ def returns_finish(
     keeps at least half of sum(r^2) (mean^2 at most half the mean square: per-bar returns are centred near
     0, so nearly always); it then loses at most a bit to cancellation, and the std still agrees with
     empyrical's two-pass kernels to ~1e-12. Otherwise (a steady trend: returns all alike) a second pass
-    sums (r - mean)^2 (see _squared_deviations); returns of exactly 0 all deviate by -mean and are added
-    as count x mean^2."""
+    sums (r - mean)^2, and returns that are all equal have std exactly 0, not a rounding residue."""
     n = equity.shape[0]
     if n == 0:
         return np.nan, np.nan, np.nan, 1.0, 0.0, 0, 0
-    total, sq, down, lo, hi, zero, _, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    total, sq, down, _, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
     if under:
         dd = ((crest if peak < 0.0 else trough) - peak) / peak
         if dd < mdd:
             mdd = dd
         if n - peak_i > long_end - long_start:
             long_start, long_end = peak_i, n
-    if zero:
-        lo = fmin(lo, 0.0)
-        hi = fmax(hi, 0.0)
     mean = total / n
     std = np.nan
-    if n >= 2 and lo == hi:
-        std = 0.0
-    elif n >= 2:
+    if n >= 2:
         dev = sq - total * mean
         if not dev >= 0.5 * sq:
-            dev, moved = _squared_deviations(equity, initial, mean)
-            dev += (n - moved) * (mean * mean)
+            dev, equal = _deviations(equity, initial, mean)
+            if equal:
+                dev = 0.0
         std = np.sqrt(dev / (n - 1))
     return mean, std, np.sqrt(down / n), equity[n - 1] / initial, mdd, long_start, long_end
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def equity_stats(initial: float, equity: np.ndarray) -> tuple[float, float, float, float, float, int, int]:
     # pragma: no cover - compiled
     """Statistics of the per-bar simple returns of `initial` followed by `equity`, without materialising

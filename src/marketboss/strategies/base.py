@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from marketboss.columns import text_column
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
 from marketboss.strategies.market import Market, SymbolBars
-from marketboss.strategies.nb import state_changes
+from marketboss.strategies.nb import signal_points, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -159,15 +159,20 @@ def _signal_rows(
     sizing: StrategyParams,
 ) -> SignalRows:
     """The signals from each symbol's held-state changes (indices into the symbol's own bars)."""
-    t = np.concatenate([idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)])
-    s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
-    before = np.concatenate([c[1] for c in changes])
-    after = np.concatenate([c[2] for c in changes])
-    if market.n_symbols > 1:
+    bars = [idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)]
+    if market.n_symbols == 1:  # already in time order: no copies
+        t, (_, before, after) = bars[0], changes[0]
+        s_idx = np.zeros(t.shape[0], dtype=np.intp)
+    else:
+        t = np.concatenate(bars)
+        s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
         order = np.lexsort((s_idx, t))
-        t, s_idx, before, after = t[order], s_idx[order], before[order], after[order]
-    buy = after > before
+        t, s_idx = t[order], s_idx[order]
+        before = np.concatenate([c[1] for c in changes])[order]
+        after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
+    ts, price, buy = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=np.bool_)
+    signal_points(market.times, market.close, t, s_idx, before, after, ts, price, buy)
     nan = np.full(n, np.nan)
     nulls = pl.Series(nan, nan_to_null=True)
     if sizing.sizing == "quantity":
@@ -177,19 +182,15 @@ def _signal_rows(
         quantity, weight = nan, after * sizing.weight
         columns = (nulls, pl.Series(weight))
     keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-    ts = np.take(market.times, t)
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
-    frame = pl.DataFrame(
-        {
-            "id": signal_ids(np.take(keys, s_idx), ts, codes),
-            "timestamp": pl.Series(ts).cast(SIGNAL_SCHEMA["timestamp"]),
-            "symbol": text_column("symbol", market.symbols, s_idx),
-            "action": text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
-            "quantity": columns[0],
-            "strategy": text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
-            "price": np.take(market.close.ravel(), t * market.n_symbols + s_idx),
-            "target_weight": columns[1],
-        },
-        schema=SIGNAL_SCHEMA,
-    )
+    frame = pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
+        signal_ids(np.take(keys, s_idx), ts, codes),
+        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+        text_column("symbol", market.symbols, s_idx),
+        text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
+        columns[0].alias("quantity"),
+        text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
+        pl.Series("price", price),
+        columns[1].alias("target_weight"),
+    ])
     return SignalRows(frame, t, s_idx, ts, buy, quantity, weight)
