@@ -121,7 +121,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     sig = rows.frame
     at_close = cfg.fill == FillMode.CLOSE
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    exec_t, status, live = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close)
+    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close)
     c = cfg.costs
     n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
     eq = buffers.take((3, mkt.n_times))  # every element is written by simulate
@@ -142,15 +142,21 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
                            pl.Series("equity", eq_total)])
     ids = sig["id"]
+    if ordered and n_f == sig.height:  # every signal filled, in signal order: fill i is signal i
+        by_signal = [ids, sig["symbol"], sig["action"], sig["timestamp"]]
+    else:
+        by_signal = [ids[f_row], text_column("symbol", mkt.symbols, f_s),
+                     text_column("side", ("SELL", "BUY"), f_buy.view(np.int8)), _ts("", np.take(rows.time, f_row))]
+    signal_id, symbol, side, signal_ts = by_signal
     fills = pl.DataFrame([
         _ts("timestamp", f_time),
-        ids[f_row].alias("signal_id"),
-        text_column("symbol", mkt.symbols, f_s),
-        text_column("side", ("SELL", "BUY"), f_buy.view(np.int8)),
+        signal_id.alias("signal_id"),
+        symbol.alias("symbol"),
+        side.alias("side"),
         pl.Series("qty", f_qty),
         pl.Series("price", f_price),
         pl.Series("commission", f_comm),
-        _ts("signal_timestamp", np.take(rows.time, f_row)),
+        signal_ts.alias("signal_timestamp"),
     ])
     exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
     open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
@@ -187,6 +193,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
             buy_hold_return_pct=buy_and_hold_pct(mkt),
             rejected_orders=int(counts[nb.REJECTED_CASH]),
             unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
+            stats=nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed),
         )
     )
     return BacktestResult(cfg, equity, fills, trades, orders, metrics)

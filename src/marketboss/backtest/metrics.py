@@ -206,11 +206,15 @@ def trade_metrics(
     buy_hold_return_pct: float | None = None,
     rejected_orders: int = 0,
     unfilled_orders: int = 0,
+    stats: tuple[int, int, float, float, float, float, float, float, float] | None = None,
 ) -> dict[str, Any]:
-    """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted."""
-    columns = ("pnl", "return_pct", "duration_days", "closed")
-    arrays = [trades[c].to_numpy() for c in columns] if trades.height else [np.empty(0)] * 3 + [np.empty(0, bool)]
-    n, n_win, wins, losses, total, total_ret, best, worst, days = trade_stats(*arrays)
+    """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted.
+    `stats` are nb.trade_stats of the trades when already known (a backtest has their columns as arrays)."""
+    if stats is None:
+        columns = ("pnl", "return_pct", "duration_days", "closed")
+        arrays = [trades[c].to_numpy() for c in columns] if trades.height else [np.empty(0)] * 3 + [np.empty(0, bool)]
+        stats = trade_stats(*arrays)
+    n, n_win, wins, losses, total, total_ret, best, worst, days = stats
     losses = abs(losses)  # +0.0 without losers: winners alone give +inf, not -inf
     nan = float("nan")
     return {

@@ -24,7 +24,7 @@ EXPIRED = 4
 NO_BAR = 5
 
 DAY_US = 86_400e6
-AHEAD = 64  # orders whose fill price and time simulate prefetches ahead of the one it handles
+AHEAD = 32  # orders whose fill price and time simulate prefetches ahead of the one it handles
 
 
 @njit(cache=True, inline="always")
@@ -104,9 +104,10 @@ def signal_bars(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no 
 def schedule(
     times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
     o_s: np.ndarray, at_close: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
     """Where each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and a status
-    when it cannot), and the fillable orders in execution order (by fill bar, signal order within a bar).
+    when it cannot), the fillable orders in execution order (by fill bar, signal order within a bar), and
+    whether that is signal order.
 
     Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
     bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
@@ -140,7 +141,7 @@ def schedule(
     live = live[:n_live]
     if not ordered:
         live = live[np.argsort(exec_t[live], kind="mergesort")]
-    return exec_t, status, live
+    return exec_t, status, live, ordered
 
 
 @njit(cache=True, error_model="numpy")
