@@ -25,7 +25,8 @@ def ma_cross(
     Simple averages are running sums over the window, updated by the window's change (x[i] - x[i-n], formed
     first: one dependent addition per bar); exponential ones use alpha 2/(n+1), seeded by the simple mean of
     the first n values. The main loop reads the window's ends through slices (no negative-index handling)
-    and tests a cross as d x side < 0, exact for a side of +-1."""
+    and tests a cross by comparing the averages (fast < slow while above), which is exactly the sign of
+    their difference (floating-point a - b is 0 only when a == b) in one operation instead of three."""
     m = x.shape[0]
     if m < slow:
         return 0
@@ -60,7 +61,7 @@ def ma_cross(
             ss += v - x[i - slow]
             d = sf * inv_f - ss * inv_s
         i += 1
-    prev = 1.0 if d > 0.0 else -1.0
+    above = d > 0.0
     k = 0
     new = x[i:]
     if use_ema:
@@ -68,10 +69,10 @@ def ma_cross(
             v = new[j]
             ef += af * (v - ef)
             es += asl * (v - es)
-            if (ef - es) * prev < 0.0:
-                prev = -prev
+            if (ef < es) if above else (ef > es):
+                above = not above
                 idx[k] = i + j
-                side[k] = prev
+                side[k] = 1.0 if above else -1.0
                 k += 1
         return k
     out_f = x[i - fast : m - fast]
@@ -80,10 +81,12 @@ def ma_cross(
         v = new[j]
         sf += v - out_f[j]
         ss += v - out_s[j]
-        if (sf * inv_f - ss * inv_s) * prev < 0.0:
-            prev = -prev
+        fast_mean = sf * inv_f
+        slow_mean = ss * inv_s
+        if (fast_mean < slow_mean) if above else (fast_mean > slow_mean):
+            above = not above
             idx[k] = i + j
-            side[k] = prev
+            side[k] = 1.0 if above else -1.0
             k += 1
     return k
 
