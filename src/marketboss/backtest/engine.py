@@ -184,7 +184,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     ])
     metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))
-    counts = np.bincount(status, minlength=len(STATUS))
+    counts = np.zeros(len(STATUS), dtype=np.int64) if n_f == sig.height else np.bincount(status, minlength=len(STATUS))
     metrics.update(
         trade_metrics(
             trades,
