@@ -39,8 +39,10 @@ def _views(values: tuple[str | None, ...]) -> tuple[np.ndarray, np.ndarray, pa.B
 
 def text_column(name: str, values: Sequence[str | None], codes: np.ndarray) -> pl.Series:
     """values[codes[i]] for every i, as a polars String series (None gives null)."""
-    views, valid, data = _views(tuple(values))
     n = int(codes.shape[0])
+    if len(values) == 1:  # one value (a one-symbol market): every row is it
+        return pl.Series(name, [values[0]], dtype=pl.String).new_from_index(0, n)
+    views, valid, data = _views(tuple(values))
     rows = np.take(views, codes, axis=0)
     validity = None if valid.all() else pa.py_buffer(np.packbits(np.take(valid, codes), bitorder="little"))
     out = pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [validity, pa.py_buffer(rows), data]))

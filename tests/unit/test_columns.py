@@ -13,6 +13,7 @@ TABLES = [
     ("AAPL", "MSFT", "A-SYMBOL-LONGER-THAN-TWELVE-BYTES"),
     ("filled", None, "insufficient cash", "x" * 12, "y" * 13, ""),
     ("only",),
+    (None,),
 ]
 
 

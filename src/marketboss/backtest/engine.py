@@ -142,7 +142,8 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
                            pl.Series("equity", eq_total)])
     ids = sig["id"]
-    if ordered and n_f == sig.height:  # every signal filled, in signal order: fill i is signal i
+    all_filled = n_f == sig.height
+    if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
         by_signal = [ids, sig["symbol"], sig["action"], sig["timestamp"]]
     else:
         by_signal = [ids[f_row], text_column("symbol", mkt.symbols, f_s),
@@ -180,11 +181,11 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        text_column("status", _STATUS_NAMES, status),
+        text_column("status", (STATUS[nb.FILLED],) if all_filled else _STATUS_NAMES, status),
     ])
     metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))
-    counts = np.zeros(len(STATUS), dtype=np.int64) if n_f == sig.height else np.bincount(status, minlength=len(STATUS))
+    counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     metrics.update(
         trade_metrics(
             trades,

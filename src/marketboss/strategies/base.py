@@ -189,7 +189,7 @@ def _signal_rows(
         text_column("symbol", market.symbols, s_idx),
         text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
         columns[0].alias("quantity"),
-        pl.Series("strategy", [strategy], dtype=pl.String).new_from_index(0, n),
+        text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
         pl.Series("price", price),
         columns[1].alias("target_weight"),
     ])
