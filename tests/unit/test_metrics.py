@@ -151,3 +151,11 @@ def test_profit_factor_is_plus_infinity_when_every_trade_wins() -> None:
     )
     m = trade_metrics(trades, pl.DataFrame({"commission": [0.0]}))
     assert m["profit_factor"] == math.inf and m["win_rate_pct"] == 100.0
+
+
+def test_an_account_wiped_out_gives_undefined_ratios_not_an_error() -> None:
+    """Equity reaching 0 makes later returns 0/0: the ratios are undefined (NaN), the drawdown is -100%."""
+    days = np.arange(1, 5, dtype=np.int64) * 86_400_000_000
+    m = equity_metrics(days, [50.0, 0.0, 0.0, 0.0], initial=100.0, periods_per_year=252)
+    assert m["max_drawdown_pct"] == -100.0 and m["total_return_pct"] == -100.0
+    assert math.isnan(m["sharpe"]) and math.isnan(m["annual_volatility_pct"])
