@@ -30,8 +30,8 @@ AHEAD = 32  # orders whose fill price and time simulate prefetches ahead of the 
 @njit(cache=True, inline="always")
 def fmin(a: float, b: float) -> float:  # pragma: no cover - compiled
     """min(a, b) as Python computes it (a unless b < a). numba 0.68's builtin min/max are overloads that
-    LLVM leaves as calls inside a kernel as large as simulate: four calls per bar spilled the return
-    statistics to the stack and doubled the cost of marking a bar."""
+    LLVM left as function calls inside a kernel as large as simulate (four per bar in its marking loop),
+    each one spilling the loop's values to the stack."""
     return b if b < a else a
 
 
@@ -582,9 +582,10 @@ def returns_finish(
 
     The squared deviations from the mean are sum(r^2) - n mean^2, from the one pass, when that subtraction
     keeps at least half of sum(r^2) (mean^2 at most half the mean square: per-bar returns are centred near
-    0, so nearly always); it then loses at most a bit to cancellation, and the std still agrees with
-    empyrical's two-pass kernels to ~1e-12. Otherwise (a steady trend: returns all alike) a second pass
-    sums (r - mean)^2, and returns that are all equal have std exactly 0, not a rounding residue."""
+    0, so nearly always); it then loses at most a bit to cancellation, well within the 1e-9 to which the
+    std agrees with empyrical's two-pass kernels in the tests. Otherwise (a steady trend: returns all alike)
+    a second pass sums (r - mean)^2, and returns that are all equal have std exactly 0, not a rounding
+    residue."""
     n = equity.shape[0]
     if n == 0:
         return np.nan, np.nan, np.nan, 1.0, 0.0, 0, 0

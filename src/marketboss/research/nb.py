@@ -9,8 +9,9 @@ combination's sum over the symbols (the summary's curve). Memory follows the dat
 
 Exactness: the accounting is the engine's (backtest.nb.simulate) restricted to one symbol; averages and
 crossings are strategies.nb.ma_cross's, operation for operation; the return statistics are
-backtest.nb.equity_stats' except that the standard deviation is summed in one pass instead of two; metrics use
-backtest.metrics' formulas. Tests compare every column of rows with run_backtest (equal to ~1e-15).
+backtest.nb.equity_stats' except that the standard deviation always takes the one pass (equity_stats adds a
+second one when a steady trend makes that ill-conditioned); metrics use backtest.metrics' formulas. Tests
+compare every column of rows with run_backtest (equal to ~1e-15).
 """
 
 from __future__ import annotations
