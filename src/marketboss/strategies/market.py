@@ -74,8 +74,8 @@ class Market:
         arrays = {}
         for f in FIELDS:
             values = bars[f].cast(pl.Float64).to_numpy()
-            if len(symbols) == 1:
-                arrays[f] = values.reshape(-1, 1)
+            if len(symbols) == 1:  # a copy in numpy's memory: large arrays get huge pages (fewer TLB misses)
+                arrays[f] = np.array(values).reshape(-1, 1)
                 continue
             a = np.full(shape, np.nan)
             a[tidx, sidx] = values
