@@ -25,8 +25,8 @@ def ma_cross(
     Simple averages are running sums over the window, updated by the window's change (x[i] - x[i-n], formed
     first: one dependent addition per bar); exponential ones use alpha 2/(n+1), seeded by the simple mean of
     the first n values. The main loop reads the window's ends through slices (no negative-index handling)
-    and tests a cross by comparing the averages (fast < slow while above), which is exactly the sign of
-    their difference (floating-point a - b is 0 only when a == b) in one operation instead of three."""
+    and compares the averages (fast < slow while above), which is exactly the sign of their difference
+    (floating-point a - b is 0 only when a == b) in one operation instead of three."""
     m = x.shape[0]
     if m < slow:
         return 0
@@ -61,33 +61,36 @@ def ma_cross(
             ss += v - x[i - slow]
             d = sf * inv_f - ss * inv_s
         i += 1
-    above = d > 0.0
+    above = 1 if d > 0.0 else 0
+    first = -1.0 if above else 1.0  # the side of the first cross; crosses then alternate
     k = 0
     new = x[i:]
+    # Branch-free: every bar writes its index at slot k, and k moves on only at a cross (a cross is rare
+    # and unpredictable: as a branch, each one cost a misprediction). A tie (or NaN) keeps the side.
     if use_ema:
         for j in range(new.shape[0]):
             v = new[j]
             ef += af * (v - ef)
             es += asl * (v - es)
-            if (ef < es) if above else (ef > es):
-                above = not above
-                idx[k] = i + j
-                side[k] = 1.0 if above else -1.0
-                k += 1
-        return k
-    out_f = x[i - fast : m - fast]
-    out_s = x[i - slow : m - slow]
-    for j in range(new.shape[0]):
-        v = new[j]
-        sf += v - out_f[j]
-        ss += v - out_s[j]
-        fast_mean = sf * inv_f
-        slow_mean = ss * inv_s
-        if (fast_mean < slow_mean) if above else (fast_mean > slow_mean):
-            above = not above
+            now = int(not (ef < es)) if above else int(ef > es)
             idx[k] = i + j
-            side[k] = 1.0 if above else -1.0
-            k += 1
+            k += now ^ above
+            above = now
+    else:
+        out_f = x[i - fast : m - fast]
+        out_s = x[i - slow : m - slow]
+        for j in range(new.shape[0]):
+            v = new[j]
+            sf += v - out_f[j]
+            ss += v - out_s[j]
+            fast_mean = sf * inv_f
+            slow_mean = ss * inv_s
+            now = int(not (fast_mean < slow_mean)) if above else int(fast_mean > slow_mean)
+            idx[k] = i + j
+            k += now ^ above
+            above = now
+    for q in range(k):
+        side[q] = first if q % 2 == 0 else -first
     return k
 
 
