@@ -173,13 +173,13 @@ def _signal_rows(
     n = t.shape[0]
     ts, price, buy = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=np.bool_)
     signal_points(market.times, market.close, t, s_idx, before, after, ts, price, buy)
-    nan = np.full(n, np.nan)
-    nulls = pl.Series(nan, nan_to_null=True)
+    nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
     if sizing.sizing == "quantity":
-        quantity, weight = np.abs(after - before) * sizing.quantity, nan
+        quantity = np.abs(after - before) * sizing.quantity
+        weight = quantity  # read only where the quantity is NaN: never
         columns = (pl.Series(quantity), nulls)
     else:
-        quantity, weight = nan, after * sizing.weight
+        quantity, weight = np.full(n, np.nan), after * sizing.weight
         columns = (nulls, pl.Series(weight))
     keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
