@@ -172,17 +172,18 @@ def _signal_rows(
         after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
     ts, price, buy = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=np.bool_)
-    signal_points(market.times, market.close, t, s_idx, before, after, ts, price, buy)
+    codes, change = np.empty(n, dtype=np.int64), np.empty(n)
+    signal_points(market.times, market.close, t, s_idx, before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"],
+                  ts, price, buy, codes, change)
     nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
     if sizing.sizing == "quantity":
-        quantity = np.abs(after - before) * sizing.quantity
+        quantity = np.multiply(change, sizing.quantity, out=change)
         weight = quantity  # read only where the quantity is NaN: never
         columns = (pl.Series(quantity), nulls)
     else:
         quantity, weight = np.full(n, np.nan), after * sizing.weight
         columns = (nulls, pl.Series(weight))
     keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-    codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
     frame = pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
         signal_ids(np.take(keys, s_idx), ts, codes),
         pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),

@@ -244,13 +244,17 @@ def state_changes(
 @njit(cache=True)
 def signal_points(
     times: np.ndarray, close: np.ndarray, t: np.ndarray, s: np.ndarray, before: np.ndarray, after: np.ndarray,
-    ts: np.ndarray, price: np.ndarray, buy: np.ndarray,
+    buy_code: int, sell_code: int, ts: np.ndarray, price: np.ndarray, buy: np.ndarray, codes: np.ndarray,
+    change: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """For signals at bars t of symbols s changing the held state from `before` to `after`: their time, the
-    bar's close and side, into the caller's arrays. One loop, so that the two gathers from the market's large
-    arrays (a cache miss each) overlap."""
+    bar's close, side (and its action code) and the size of the change, into the caller's arrays. One loop,
+    so that the two gathers from the market's large arrays (a cache miss each) overlap."""
     for k in range(t.shape[0]):
         b = t[k]
         ts[k] = times[b]
         price[k] = close[b, s[k]]
-        buy[k] = after[k] > before[k]
+        up = after[k] > before[k]
+        buy[k] = up
+        codes[k] = buy_code if up else sell_code
+        change[k] = abs(after[k] - before[k])
