@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest.nb import equity_stats, trade_stats
+from marketboss.backtest.nb import TradeAcc, equity_stats, trade_stats
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.data.stats import bars_per_year
 
@@ -206,7 +206,7 @@ def trade_metrics(
     buy_hold_return_pct: float | None = None,
     rejected_orders: int = 0,
     unfilled_orders: int = 0,
-    stats: tuple[int, int, float, float, float, float, float, float, float] | None = None,
+    stats: TradeAcc | None = None,
 ) -> dict[str, Any]:
     """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted.
     `stats` are nb.trade_stats of the trades when already known (a backtest has their columns as arrays)."""

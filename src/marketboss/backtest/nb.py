@@ -438,38 +438,38 @@ def _mark_one(
                 long_start, long_end)  # fmt: skip
 
 
+# Closed round trips summarised as they are recorded, the same in trade_stats and the sweep kernel: (count,
+# winners, sum of winning P&L, sum of losing P&L (<= 0), sum of P&L, sum of returns %, best, worst, sum of
+# durations in days).
+TradeAcc = tuple[int, int, float, float, float, float, float, float, float]
+
+
+@njit(cache=True, inline="always")
+def trades_start() -> TradeAcc:  # pragma: no cover - compiled
+    return 0, 0, 0.0, 0.0, 0.0, 0.0, -np.inf, np.inf, 0.0
+
+
+@njit(cache=True, inline="always")
+def trades_add(acc: TradeAcc, pnl: float, ret: float, days: float) -> TradeAcc:  # pragma: no cover - compiled
+    n, n_win, wins, losses, total, total_ret, best, worst, total_days = acc
+    if pnl > 0.0:
+        n_win += 1
+        wins += pnl
+    elif pnl < 0.0:
+        losses += pnl
+    return (n + 1, n_win, wins, losses, total + pnl, total_ret + ret, fmax(best, ret), fmin(worst, ret),
+            total_days + days)  # fmt: skip
+
+
 @njit(cache=True)
-def trade_stats(
-    pnl: np.ndarray, ret: np.ndarray, days: np.ndarray, closed: np.ndarray
-) -> tuple[int, int, float, float, float, float, float, float, float]:  # pragma: no cover - compiled
-    """Over the closed round trips: (count, winners, sum of winning P&L, sum of losing P&L (<= 0), sum of
-    P&L, sum of returns %, best, worst, sum of durations). One pass instead of a dozen masked copies."""
-    n = 0
-    n_win = 0
-    wins = 0.0
-    losses = 0.0
-    total = 0.0
-    total_ret = 0.0
-    best = -np.inf
-    worst = np.inf
-    total_days = 0.0
+def trade_stats(pnl: np.ndarray, ret: np.ndarray, days: np.ndarray, closed: np.ndarray) -> TradeAcc:
+    # pragma: no cover - compiled
+    """The TradeAcc of the closed round trips among these columns: one pass instead of a dozen masked copies."""
+    acc = trades_start()
     for i in range(pnl.shape[0]):
-        if not closed[i]:
-            continue
-        x = pnl[i]
-        n += 1
-        if x > 0.0:
-            n_win += 1
-            wins += x
-        elif x < 0.0:
-            losses += x
-        total += x
-        r = ret[i]
-        total_ret += r
-        best = fmax(best, r)
-        worst = fmin(worst, r)
-        total_days += days[i]
-    return n, n_win, wins, losses, total, total_ret, best, worst, total_days
+        if closed[i]:
+            acc = trades_add(acc, pnl[i], ret[i], days[i])
+    return acc
 
 
 @njit(cache=True, inline="always")

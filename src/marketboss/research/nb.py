@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from marketboss.backtest.nb import equity_stats
+from marketboss.backtest.nb import equity_stats, trades_add, trades_start
 from marketboss.strategies.nb import state_changes
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
@@ -270,15 +270,7 @@ def simulate_symbol(
     acc_dense = m_len > 0 and dense
     # trades and orders, as backtest.metrics.trade_metrics
     exposed = 0
-    n_closed = 0
-    n_win = 0
-    sum_win = 0.0
-    sum_neg = 0.0
-    sum_pnl = 0.0
-    sum_ret = 0.0
-    best = -np.inf
-    worst = np.inf
-    sum_dur = 0.0
+    closed = trades_start()
     n_fills = 0
     commissions = 0.0
     rejected = 0
@@ -358,17 +350,7 @@ def simulate_symbol(
                         exit_c = comm * cq / aq
                         pnl = (fp - lot_p[head]) * lsign * cq - entry_c - exit_c
                         ret = pnl / (cq * lot_p[head]) * 100.0
-                        n_closed += 1
-                        if pnl > 0:
-                            n_win += 1
-                            sum_win += pnl
-                        elif pnl < 0:
-                            sum_neg += pnl
-                        sum_pnl += pnl
-                        sum_ret += ret
-                        best = max(best, ret)
-                        worst = min(worst, ret)
-                        sum_dur += (times[k] - times[lot_t[head]]) / DAY_US
+                        closed = trades_add(closed, pnl, ret, (times[k] - times[lot_t[head]]) / DAY_US)
                         lot_c[head] -= entry_c
                         lot_q[head] = lq - lsign * cq
                         rem += lsign * cq
@@ -448,6 +430,7 @@ def simulate_symbol(
     equity_metrics(out, m, mean, std, np.sqrt(down / m), v, cash0, mdd, long_start, long_end, times[k0:], ppy)
     out[BUY_HOLD] = (close[n - 1] / close[k0] - 1.0) * 100.0
     out[EXPOSURE] = exposed / m * 100.0
+    n_closed, n_win, sum_win, sum_neg, sum_pnl, sum_ret, best, worst, sum_dur = closed
     out[N_TRADES] = n_closed
     out[OPEN_TRADES] = tail - head
     if n_closed > 0:
