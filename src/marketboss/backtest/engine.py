@@ -128,7 +128,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
     exposed, returns, n_f, n_tr = nb.simulate(
-        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight,
+        mkt.times, mkt.open, mkt.close, full, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight,
         status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
         eq[0], eq[1], eq[2], f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
     )

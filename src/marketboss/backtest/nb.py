@@ -149,6 +149,7 @@ def simulate(
     times: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
+    full: np.ndarray,
     live: np.ndarray,
     exec_t: np.ndarray,
     o_s: np.ndarray,
@@ -188,7 +189,8 @@ def simulate(
     return %, days) and (long, closed), at most two per order and one more.
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
-    stretches are plain stores, one-symbol stretches keep the price and position in registers, and only
+    stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
+    missing-close test for a symbol with a bar at every time, `full`: 0.27 ms of a 1M-bar run), and only
     wider books walk the held-symbol set (a swap-remove set, so wide universes cost what they hold).
     The return statistics of the equity curve (returns_finish) are gathered in the same walk, a flat
     stretch in O(1). Returns (bars with a position, return statistics, fills, round trips): fills in fill
@@ -359,7 +361,7 @@ def simulate(
             acc = returns_hold(acc, t + 1, end)
         elif n_held == 1:
             j = held[0]
-            last[j], acc = _mark_one(close, j, pos[j], last[j], cash, t, end, eq_cash, eq_value, eq_total, acc)
+            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_cash, eq_value, eq_total, acc)
             exposed += end - t
         else:
             for i in range(t, end):
@@ -405,7 +407,7 @@ def simulate(
 
 @njit(cache=True, error_model="numpy")
 def _mark_one(
-    close: np.ndarray, j: int, p: float, px: float, cash: float, t: int, end: int,
+    close: np.ndarray, j: int, gapless: bool, p: float, px: float, cash: float, t: int, end: int,
     eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
 ) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
     """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
@@ -421,7 +423,7 @@ def _mark_one(
     i = t
     for u in range(np.uint64(t), np.uint64(end)):
         c = close[u, uj]
-        if not np.isnan(c):
+        if gapless or not np.isnan(c):  # loop-invariant: compiled as two loops, one without the test
             px = c
         value = 0.0 + p * px
         v = cash + value
