@@ -250,7 +250,7 @@ def simulate(
                 equity = cash
                 for h in range(n_held):
                     j = held[h]
-                    px = close[t, j] if at_close else open_[t, j]
+                    px = prices[t, j]
                     if np.isnan(px):
                         px = last[j]
                     equity += pos[j] * px

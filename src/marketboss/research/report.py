@@ -23,7 +23,6 @@ STYLE = (
 )
 
 
-
 def _table(df: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
     body = "".join(
