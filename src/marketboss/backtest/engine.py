@@ -1,5 +1,6 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernel (nb.simulate) into equity, fills, round-trip trades and metrics.
+compiled portfolio kernels (nb.simulate fills the orders; then nb.mark marks every bar on a second core while
+this one builds the tables and the per-bar cash) into equity, fills, round-trip trades and metrics.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss import buffers
+from marketboss import buffers, worker
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
@@ -113,34 +114,33 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    return SignalRows(sig, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source), ts,
+    return SignalRows(lambda: sig, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source), ts,
                       (sig["action"] == "BUY").to_numpy(), qty, weight)
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
-    sig = rows.frame
     at_close = cfg.fill == FillMode.CLOSE
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
     exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close)
     c = cfg.costs
     n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
-    eq = buffers.take((3, mkt.n_times))  # every element is written by simulate
     f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
-    exposed, returns, n_f, n_tr = nb.simulate(
-        mkt.times, mkt.open, mkt.close, full, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight,
-        status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
-        eq[0], eq[1], eq[2], f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
+    n_f, n_tr = nb.simulate(
+        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status,
+        cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
+        f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
     )
-    eq_cash, eq_value, eq_total = eq
     f_row, f_time, f_s = f_int[:, :n_f]
     f_qty, f_price, f_comm = f_flt[:, :n_f]
     f_buy = f_buy[:n_f]
+    eq = buffers.take((3, mkt.n_times))  # every element is written by mark
+    marked = worker.start(nb.mark, mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash,
+                          eq[1], eq[2])
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]
-    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
-                           pl.Series("equity", eq_total)])
+    sig = rows.frame
     ids = sig["id"]
     all_filled = n_f == sig.height
     if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
@@ -183,18 +183,25 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
         text_column("status", (STATUS[nb.FILLED],) if all_filled else _STATUS_NAMES, status),
     ])
+    counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
+    trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
+    buy_hold = buy_and_hold_pct(mkt)
+    nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
+    exposed, returns = marked()
+    eq_cash, eq_value, eq_total = eq
+    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
+                           pl.Series("equity", eq_total)])
     metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))
-    counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     metrics.update(
         trade_metrics(
             trades,
             fills,
             exposure_pct=exposed / mkt.n_times * 100.0,
-            buy_hold_return_pct=buy_and_hold_pct(mkt),
+            buy_hold_return_pct=buy_hold,
             rejected_orders=int(counts[nb.REJECTED_CASH]),
             unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
-            stats=nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed),
+            stats=trade_acc,
         )
     )
     return BacktestResult(cfg, equity, fills, trades, orders, metrics)

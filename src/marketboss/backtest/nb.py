@@ -56,6 +56,13 @@ def commission(qty: float, price: float, rate: float, per_share: float, minimum:
 
 
 @njit(cache=True, inline="always")
+def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pragma: no cover - compiled
+    """Cash after a fill of q shares (negative: a sale) at `price`: the one expression simulate, mark and
+    cash_steps all use, so that the bars replayed from the fills see simulate's cash to the last bit."""
+    return cash - q * price - comm
+
+
+@njit(cache=True, inline="always")
 def _signal_bar(times: np.ndarray, x: int, lo: int) -> int:  # pragma: no cover - compiled
     """The first index >= lo with times > x, given that every index < lo has times <= x.
 
@@ -144,12 +151,11 @@ def schedule(
     return exec_t, status, live, ordered
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def simulate(
     times: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
-    full: np.ndarray,
     live: np.ndarray,
     exec_t: np.ndarray,
     o_s: np.ndarray,
@@ -164,46 +170,37 @@ def simulate(
     per_share: float,
     minimum: float,
     slip: float,
-    eq_cash: np.ndarray,
-    eq_value: np.ndarray,
-    eq_total: np.ndarray,
     f_int: np.ndarray,
     f_flt: np.ndarray,
     f_buy: np.ndarray,
     tr_int: np.ndarray,
     tr_flt: np.ndarray,
     tr_flag: np.ndarray,
-) -> tuple[Any, ...]:  # pragma: no cover - compiled
-    """Walk the bars once: fill the orders due at each bar, then mark every held position at its last close.
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Fill the orders, in execution order: the fills and round trips. The bars between fills are marked
+    afterwards, by `mark` from the fills (a pass of its own, which can run beside the building of the
+    result's tables).
 
     Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
     symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
     fill bar's open (its close with `at_close`); the bars between fills are far apart in memory, so the
     price and time of the order AHEAD places on are prefetched as each order is handled.
-    A quantity order trades exactly its shares; a weight order moves the position to weight x equity. Cash
-    may never go below zero: an order that would need more cash is rejected whole. Round trips are matched
-    FIFO per symbol (a lot per opening fill). `status` (per signal) is updated in place; per-bar cash,
-    positions value and equity, and the columns of the fills and round trips go into the caller's arrays:
-    fills (row, time, symbol), (qty, price, commission) and buy, at most one per order; round trips
-    (symbol, entry time, exit time, entry row, exit row or -1, bars), (qty, entry price, exit price, pnl,
-    return %, days) and (long, closed), at most two per order and one more.
-
-    Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
-    stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
-    missing-close test for a symbol with a bar at every time, `full`: 0.27 ms of a 1M-bar run), and only
-    wider books walk the held-symbol set (a swap-remove set, so wide universes cost what they hold).
-    The return statistics of the equity curve (returns_finish) are gathered in the same walk, a flat
-    stretch in O(1). Returns (bars with a position, return statistics, fills, round trips): fills in fill
-    order, round trips in the order they close, those still open last."""
+    A quantity order trades exactly its shares; a weight order moves the position to weight x equity, the
+    held positions marked at the fill bar's prices (a symbol without one at its last close). Cash may never
+    go below zero: an order that would need more cash is rejected whole. Round trips are matched FIFO per
+    symbol (a lot per opening fill). `status` (per signal) is updated in place; the columns of the fills and
+    round trips go into the caller's arrays: fills (row, time, symbol), (qty, price, commission) and buy, at
+    most one per order; round trips (symbol, entry time, exit time, entry row, exit row or -1, bars), (qty,
+    entry price, exit price, pnl, return %, days) and (long, closed), at most two per order and one more.
+    Returns (fills, round trips): fills in fill order, round trips in the order they close, those still
+    open last."""
     n_t, n_s = close.shape
     n = live.shape[0]
     cash = cash0
     pos = np.zeros(n_s)
-    last = np.full(n_s, np.nan)
     held = np.empty(n_s, dtype=np.int64)  # held symbols; slot[s] is s's index in it, -1 when flat
     slot = np.full(n_s, -1, dtype=np.int64)
     n_held = 0
-    exposed = 0
     f_row, f_time, f_s = f_int[0], f_int[1], f_int[2]
     f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
     n_f = 0
@@ -225,143 +222,228 @@ def simulate(
     tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
     tr_long, tr_closed = tr_flag[0], tr_flag[1]
     n_tr = 0
-    acc = returns_start(cash0)
-    k = 0
-    t = 0
     prices = close if at_close else open_
     for a in range(min(AHEAD, n)):
         prefetch(prices, (exec_t[live[a]], o_s[live[a]]))
         prefetch(times, exec_t[live[a]])
-    while t < n_t:
-        while k < n and exec_t[live[k]] == t:
-            if k + AHEAD < n:
-                a = live[k + AHEAD]
-                prefetch(prices, (exec_t[a], o_s[a]))
-                prefetch(times, exec_t[a])
-            r = live[k]
-            k += 1
-            s = o_s[r]
-            now = times[t]
-            side = 1.0 if o_buy[r] else -1.0
-            ref = prices[t, s]
-            if not np.isnan(o_qty[r]):
-                q = o_qty[r] * side
-            else:
-                equity = cash
-                for h in range(n_held):
-                    j = held[h]
-                    px = prices[t, j]
-                    if np.isnan(px):
-                        px = last[j]
-                    equity += pos[j] * px
-                target = o_weight[r] * equity / ref
-                if not fractional:
-                    target = np.trunc(target)
-                q = target - pos[s]
-                if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
-                    status[r] = SKIPPED
-                    continue
-            side = 1.0 if q > 0 else -1.0
-            fp = fill_price(ref, side, slip)
-            comm = commission(q, fp, rate, per_share, minimum)
-            new_cash = cash - q * fp - comm
-            if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-                status[r] = REJECTED_CASH
+    for k in range(n):
+        if k + AHEAD < n:
+            a = live[k + AHEAD]
+            prefetch(prices, (exec_t[a], o_s[a]))
+            prefetch(times, exec_t[a])
+        r = live[k]
+        t = exec_t[r]
+        s = o_s[r]
+        now = times[t]
+        side = 1.0 if o_buy[r] else -1.0
+        ref = prices[t, s]
+        if not np.isnan(o_qty[r]):
+            q = o_qty[r] * side
+        else:
+            equity = cash
+            for h in range(n_held):
+                j = held[h]
+                px = prices[t, j]
+                if np.isnan(px):
+                    px = last_close(close, t, j)
+                equity += pos[j] * px
+            target = o_weight[r] * equity / ref
+            if not fractional:
+                target = np.trunc(target)
+            q = target - pos[s]
+            if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
+                status[r] = SKIPPED
                 continue
-            cash = new_cash
-            status[r] = FILLED
-            aq = abs(q)
-            f_row[n_f] = r
-            f_time[n_f] = now
-            f_s[n_f] = s
-            f_buy[n_f] = q > 0
-            f_qty[n_f] = aq
-            f_price[n_f] = fp
-            f_comm[n_f] = comm
-            n_f += 1
-            rem = q
-            eps = 1e-12 * aq
-            # Close opposite lots first (FIFO), then open a lot with what is left.
-            while abs(rem) > eps and head[s] >= 0 and lot_qty[head[s]] * rem < 0.0:
-                lot = head[s]
-                lq = lot_qty[lot]
-                lsign = 1.0 if lq > 0 else -1.0
-                cq = fmin(abs(rem), abs(lq))
-                entry_c = lot_comm[lot] * cq / abs(lq)
-                exit_c = comm * cq / aq
-                pnl = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
-                tr_s[n_tr] = s
-                tr_long[n_tr] = lq > 0
-                tr_qty[n_tr] = cq
-                tr_time0[n_tr] = lot_time[lot]
-                tr_p0[n_tr] = lot_price[lot]
-                tr_time1[n_tr] = now
-                tr_p1[n_tr] = fp
-                tr_pnl[n_tr] = pnl
-                tr_ret[n_tr] = pnl / (cq * lot_price[lot]) * 100.0
-                tr_row0[n_tr] = lot_row[lot]
-                tr_row1[n_tr] = r
-                tr_days[n_tr] = (now - lot_time[lot]) / DAY_US
-                tr_bars[n_tr] = t - lot_t[lot]
-                tr_closed[n_tr] = True
-                n_tr += 1
-                lot_comm[lot] -= entry_c
-                lot_qty[lot] = lq - lsign * cq
-                rem += lsign * cq
-                if abs(lot_qty[lot]) <= 1e-12 * cq:
-                    head[s] = lot_next[lot]
-                    if head[s] < 0:
-                        tail[s] = -1
-                    lot_next[lot] = free
-                    free = lot
-            if abs(rem) > eps:
-                if free >= 0:  # reuse a closed lot's slot: memory follows open lots, not all lots
-                    lot = free
-                    free = lot_next[lot]
-                else:
-                    lot = n_lots
-                    n_lots += 1
-                lot_qty[lot] = rem
-                lot_price[lot] = fp
-                lot_comm[lot] = comm * abs(rem) / aq
-                lot_t[lot] = t
-                lot_time[lot] = now
-                lot_row[lot] = r
-                lot_next[lot] = -1
-                if tail[s] >= 0:
-                    lot_next[tail[s]] = lot
-                else:
-                    head[s] = lot
-                tail[s] = lot
-            was = pos[s]
-            pos[s] += q
-            if abs(pos[s]) <= 1e-12 * aq:
-                pos[s] = 0.0
-            if was == 0.0 and pos[s] != 0.0:
-                held[n_held] = s
-                slot[s] = n_held
-                n_held += 1
-            elif was != 0.0 and pos[s] == 0.0:
-                n_held -= 1
-                moved = held[n_held]
-                held[slot[s]] = moved
-                slot[moved] = slot[s]
-                slot[s] = -1
-        end = exec_t[live[k]] if k < n else n_t  # the next fill bar: the held set is fixed until then
+        side = 1.0 if q > 0 else -1.0
+        fp = fill_price(ref, side, slip)
+        comm = commission(q, fp, rate, per_share, minimum)
+        new_cash = cash_after(cash, q, fp, comm)
+        if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
+            status[r] = REJECTED_CASH
+            continue
+        cash = new_cash
+        status[r] = FILLED
+        aq = abs(q)
+        f_row[n_f] = r
+        f_time[n_f] = now
+        f_s[n_f] = s
+        f_buy[n_f] = q > 0
+        f_qty[n_f] = aq
+        f_price[n_f] = fp
+        f_comm[n_f] = comm
+        n_f += 1
+        rem = q
+        eps = 1e-12 * aq
+        # Close opposite lots first (FIFO), then open a lot with what is left.
+        while abs(rem) > eps and head[s] >= 0 and lot_qty[head[s]] * rem < 0.0:
+            lot = head[s]
+            lq = lot_qty[lot]
+            lsign = 1.0 if lq > 0 else -1.0
+            cq = fmin(abs(rem), abs(lq))
+            entry_c = lot_comm[lot] * cq / abs(lq)
+            exit_c = comm * cq / aq
+            pnl = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
+            tr_s[n_tr] = s
+            tr_long[n_tr] = lq > 0
+            tr_qty[n_tr] = cq
+            tr_time0[n_tr] = lot_time[lot]
+            tr_p0[n_tr] = lot_price[lot]
+            tr_time1[n_tr] = now
+            tr_p1[n_tr] = fp
+            tr_pnl[n_tr] = pnl
+            tr_ret[n_tr] = pnl / (cq * lot_price[lot]) * 100.0
+            tr_row0[n_tr] = lot_row[lot]
+            tr_row1[n_tr] = r
+            tr_days[n_tr] = (now - lot_time[lot]) / DAY_US
+            tr_bars[n_tr] = t - lot_t[lot]
+            tr_closed[n_tr] = True
+            n_tr += 1
+            lot_comm[lot] -= entry_c
+            lot_qty[lot] = lq - lsign * cq
+            rem += lsign * cq
+            if abs(lot_qty[lot]) <= 1e-12 * cq:
+                head[s] = lot_next[lot]
+                if head[s] < 0:
+                    tail[s] = -1
+                lot_next[lot] = free
+                free = lot
+        if abs(rem) > eps:
+            if free >= 0:  # reuse a closed lot's slot: memory follows open lots, not all lots
+                lot = free
+                free = lot_next[lot]
+            else:
+                lot = n_lots
+                n_lots += 1
+            lot_qty[lot] = rem
+            lot_price[lot] = fp
+            lot_comm[lot] = comm * abs(rem) / aq
+            lot_t[lot] = t
+            lot_time[lot] = now
+            lot_row[lot] = r
+            lot_next[lot] = -1
+            if tail[s] >= 0:
+                lot_next[tail[s]] = lot
+            else:
+                head[s] = lot
+            tail[s] = lot
+        n_held = _hold(pos, held, slot, n_held, s, q, aq)
+    # Lots still open at the end: marked at the last close, no exit commission.
+    for s in range(n_s):
+        lot = head[s]
+        px = last_close(close, n_t, s) if lot >= 0 else np.nan
+        while lot >= 0:
+            lq = lot_qty[lot]
+            pnl = (px - lot_price[lot]) * lq - lot_comm[lot]
+            tr_s[n_tr] = s
+            tr_long[n_tr] = lq > 0
+            tr_qty[n_tr] = abs(lq)
+            tr_time0[n_tr] = lot_time[lot]
+            tr_p0[n_tr] = lot_price[lot]
+            tr_time1[n_tr] = times[n_t - 1]
+            tr_p1[n_tr] = px
+            tr_pnl[n_tr] = pnl
+            tr_ret[n_tr] = pnl / (abs(lq) * lot_price[lot]) * 100.0
+            tr_row0[n_tr] = lot_row[lot]
+            tr_row1[n_tr] = -1
+            tr_days[n_tr] = (times[n_t - 1] - lot_time[lot]) / DAY_US
+            tr_bars[n_tr] = n_t - 1 - lot_t[lot]
+            tr_closed[n_tr] = False
+            n_tr += 1
+            lot = lot_next[lot]
+    return n_f, n_tr
+
+
+@njit(cache=True, inline="always")
+def last_close(close: np.ndarray, t: int, j: int) -> float:  # pragma: no cover - compiled
+    """Symbol j's last close before bar t (NaN if none): where a held symbol without a bar is marked."""
+    for i in range(t - 1, -1, -1):
+        if not np.isnan(close[i, j]):
+            return close[i, j]
+    return np.nan
+
+
+@njit(cache=True, inline="always")
+def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: int, q: float, aq: float) -> int:
+    # pragma: no cover - compiled
+    """Add q (of size aq) to symbol s's position, keeping the held set (a swap-remove set, so that wide
+    universes cost what they hold): the same in simulate and in mark, so that both see the same set in the
+    same order. Returns the new number held."""
+    was = pos[s]
+    pos[s] += q
+    if abs(pos[s]) <= 1e-12 * aq:
+        pos[s] = 0.0
+    if was == 0.0 and pos[s] != 0.0:
+        held[n_held] = s
+        slot[s] = n_held
+        n_held += 1
+    elif was != 0.0 and pos[s] == 0.0:
+        n_held -= 1
+        moved = held[n_held]
+        held[slot[s]] = moved
+        slot[moved] = slot[s]
+        slot[s] = -1
+    return n_held
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mark(
+    close: np.ndarray,
+    full: np.ndarray,
+    exec_t: np.ndarray,
+    f_row: np.ndarray,
+    f_s: np.ndarray,
+    f_buy: np.ndarray,
+    f_qty: np.ndarray,
+    f_price: np.ndarray,
+    f_comm: np.ndarray,
+    cash0: float,
+    eq_value: np.ndarray,
+    eq_total: np.ndarray,
+) -> tuple[Any, ...]:  # pragma: no cover - compiled
+    """Mark every bar at its close, replaying simulate's fills (row, symbol, buy, qty, price, commission;
+    their bars are exec_t[row]): per-bar positions value and equity into the caller's arrays, every element
+    written (cash_steps writes the cash). Returns (bars with a position, the return statistics of the equity
+    curve: returns_finish).
+
+    Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
+    stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
+    missing-close test for a symbol with a bar at every time, `full`), and only wider books walk the held
+    set. A held symbol without a bar keeps its last close. The return statistics are gathered in the same
+    walk, a flat stretch in O(1)."""
+    n_t, n_s = close.shape
+    n_f = f_row.shape[0]
+    cash = cash0
+    pos = np.zeros(n_s)
+    last = np.full(n_s, np.nan)
+    held = np.empty(n_s, dtype=np.int64)
+    slot = np.full(n_s, -1, dtype=np.int64)
+    n_held = 0
+    exposed = 0
+    acc = returns_start(cash0)
+    k = 0
+    t = 0
+    while t < n_t:
+        while k < n_f and exec_t[f_row[k]] == t:
+            s = f_s[k]
+            aq = f_qty[k]
+            q = aq if f_buy[k] else -aq
+            cash = cash_after(cash, q, f_price[k], f_comm[k])
+            n_held = _hold(pos, held, slot, n_held, s, q, aq)
+            k += 1
+        end = exec_t[f_row[k]] if k < n_f else n_t  # the next fill bar: the held set is fixed until then
         # Bars through unsigned indices: no negative-index handling in the loops below, and no slices (each
-        # one is a reference count taken and dropped through the runtime, per stretch: per order).
+        # one is a reference count taken and dropped through the runtime, per stretch: per fill).
         ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
             for u in range(ut, uend):
-                eq_cash[u] = cash
                 eq_value[u] = 0.0
                 eq_total[u] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
         elif n_held == 1:
             j = held[0]
-            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_cash, eq_value, eq_total, acc)
+            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_value, eq_total, acc)
             exposed += end - t
         else:
             for i in range(t, end):
@@ -374,41 +456,41 @@ def simulate(
                         last[j] = c
                     value += pos[j] * last[j]
                 total = cash + value
-                eq_cash[bar] = cash
                 eq_value[bar] = value
                 eq_total[bar] = total
                 acc = returns_add(acc, total, i)
             exposed += end - t
         t = end
-    # Lots still open at the end: marked at the last close, no exit commission.
-    for s in range(n_s):
-        lot = head[s]
-        while lot >= 0:
-            lq = lot_qty[lot]
-            pnl = (last[s] - lot_price[lot]) * lq - lot_comm[lot]
-            tr_s[n_tr] = s
-            tr_long[n_tr] = lq > 0
-            tr_qty[n_tr] = abs(lq)
-            tr_time0[n_tr] = lot_time[lot]
-            tr_p0[n_tr] = lot_price[lot]
-            tr_time1[n_tr] = times[n_t - 1]
-            tr_p1[n_tr] = last[s]
-            tr_pnl[n_tr] = pnl
-            tr_ret[n_tr] = pnl / (abs(lq) * lot_price[lot]) * 100.0
-            tr_row0[n_tr] = lot_row[lot]
-            tr_row1[n_tr] = -1
-            tr_days[n_tr] = (times[n_t - 1] - lot_time[lot]) / DAY_US
-            tr_bars[n_tr] = n_t - 1 - lot_t[lot]
-            tr_closed[n_tr] = False
-            n_tr += 1
-            lot = lot_next[lot]
-    return exposed, returns_finish(acc, cash0, eq_total), n_f, n_tr
+    return exposed, returns_finish(acc, cash0, eq_total)
+
+
+@njit(cache=True, nogil=True)
+def cash_steps(
+    n_t: int, exec_t: np.ndarray, f_row: np.ndarray, f_buy: np.ndarray, f_qty: np.ndarray, f_price: np.ndarray,
+    f_comm: np.ndarray, cash0: float, eq_cash: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Per-bar cash from simulate's fills, into eq_cash (every element written): apart from mark, so that the
+    two can run on two cores."""
+    cash = cash0
+    t = 0
+    n_f = f_row.shape[0]
+    k = 0
+    while t < n_t:
+        while k < n_f and exec_t[f_row[k]] == t:
+            aq = f_qty[k]
+            q = aq if f_buy[k] else -aq
+            cash = cash_after(cash, q, f_price[k], f_comm[k])
+            k += 1
+        end = exec_t[f_row[k]] if k < n_f else n_t
+        for u in range(np.uint64(t), np.uint64(end)):
+            eq_cash[u] = cash
+        t = end
 
 
 @njit(cache=True, error_model="numpy")
 def _mark_one(
     close: np.ndarray, j: int, gapless: bool, p: float, px: float, cash: float, t: int, end: int,
-    eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
+    eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
 ) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
     """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
     stretch, the hottest loop of a backtest. Returns (last close, statistics).
@@ -427,7 +509,6 @@ def _mark_one(
             px = c
         value = 0.0 + p * px
         v = cash + value
-        eq_cash[u] = cash
         eq_value[u] = value
         eq_total[u] = v
         sums = _sums_add(sums, v / prev - 1.0)

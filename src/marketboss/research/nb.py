@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from marketboss.backtest.nb import equity_stats, trades_add, trades_start
-from marketboss.strategies.nb import state_changes
+from marketboss.backtest.nb import cash_after, equity_stats, trades_add, trades_start
+from marketboss.strategies.nb import RESTART, state_changes
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
 (FINAL_EQUITY, PNL, TOTAL_RETURN, BUY_HOLD, CAGR, VOLATILITY, SHARPE, SORTINO, CALMAR, MAX_DD, MAX_DD_BARS,
@@ -39,8 +39,9 @@ DAY_US = 86_400e6
 def average_table(x: np.ndarray, n: int, windows: np.ndarray, emas: np.ndarray, out: np.ndarray) -> None:
     # pragma: no cover - compiled
     """Row w of `out`: the average of length windows[w] (exponential when emas[w]) over x[:n], with the very
-    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m], the
-    exponential seeded by the simple mean, alpha 2/(m+1)), so that crossings are bit-identical."""
+    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m], taken
+    again directly at every multiple of RESTART from m on; the exponential seeded by the simple mean, alpha
+    2/(m+1)), so that crossings are bit-identical."""
     for w in range(windows.shape[0]):
         m = windows[w]
         inv = 1.0 / m
@@ -60,11 +61,21 @@ def average_table(x: np.ndarray, n: int, windows: np.ndarray, emas: np.ndarray, 
             for i in range(rs.shape[0]):
                 e += alpha * (xs[i] - e)
                 rs[i] = e
-        else:  # views from 0: no negative-index checks in the loop
-            xs, old, rs = x[m:n], x[: max(n - m, 0)], row[m:n]
-            for i in range(rs.shape[0]):
-                s += xs[i] - old[i]
-                rs[i] = s * inv
+        else:  # restarts as ma_cross's; views from 0: no negative-index checks in the loop
+            i = m
+            while i < n:
+                if i % RESTART == 0:
+                    s = 0.0
+                    for q in range(i + 1 - m, i + 1):
+                        s += x[q]
+                    row[i] = s * inv
+                    i += 1
+                end = min(n, (i + RESTART - 1) // RESTART * RESTART)
+                xs, old, rs = x[i:end], x[i - m : end - m], row[i:end]
+                for j in range(rs.shape[0]):
+                    s += xs[j] - old[j]
+                    rs[j] = s * inv
+                i = end
 
 
 @njit(cache=True)
@@ -332,7 +343,7 @@ def simulate_symbol(
                 comm = rate * abs(q) * fp + per_share * abs(q)
                 if comm < minimum:
                     comm = minimum
-                new_cash = cash - q * fp - comm
+                new_cash = cash_after(cash, q, fp, comm)
                 if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
                     rejected += 1
                 else:

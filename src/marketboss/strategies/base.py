@@ -14,7 +14,9 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -109,15 +111,22 @@ class SignalRows:
     """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
     it: the market's index of the decision bar and of the symbol, the signal time (epoch microseconds), the
     side, and the size: shares (NaN for a target-weight signal) or target weight. A strategy has these in
-    hand; from a signals file the backtest derives them (looking up bars and symbols)."""
+    hand; from a signals file the backtest derives them (looking up bars and symbols).
 
-    frame: pl.DataFrame
+    The frame is built when first read: a backtest simulates from the arrays, and builds the frame (the
+    signal ids and text columns) while its bars are being marked."""
+
+    build: Callable[[], pl.DataFrame]
     bar: np.ndarray
     symbol: np.ndarray
     time: np.ndarray
     buy: np.ndarray
     quantity: np.ndarray
     weight: np.ndarray
+
+    @cached_property
+    def frame(self) -> pl.DataFrame:
+        return self.build()
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,23 +184,25 @@ def _signal_rows(
     codes, change = np.empty(n, dtype=np.int64), np.empty(n)
     signal_points(market.times, market.close, t, s_idx, before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"],
                   ts, price, buy, codes, change)
-    nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
     if sizing.sizing == "quantity":
         quantity = np.multiply(change, sizing.quantity, out=change)
         weight = quantity  # read only where the quantity is NaN: never
-        columns = (pl.Series(quantity), nulls)
     else:
         quantity, weight = np.full(n, np.nan), after * sizing.weight
-        columns = (nulls, pl.Series(weight))
-    keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-    frame = pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
-        signal_ids(np.take(keys, s_idx), ts, codes),
-        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
-        text_column("symbol", market.symbols, s_idx),
-        text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
-        columns[0].alias("quantity"),
-        text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
-        pl.Series("price", price),
-        columns[1].alias("target_weight"),
-    ])
+
+    def frame() -> pl.DataFrame:
+        nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
+        size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
+        keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
+        return pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
+            signal_ids(np.take(keys, s_idx), ts, codes),
+            pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+            text_column("symbol", market.symbols, s_idx),
+            text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
+            size[0].alias("quantity"),
+            text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
+            pl.Series("price", price),
+            size[1].alias("target_weight"),
+        ])
+
     return SignalRows(frame, t, s_idx, ts, buy, quantity, weight)

@@ -11,63 +11,99 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from marketboss.nb import prefetch
 
-@njit(cache=True)
+#: Simple averages' running sums start again from a direct sum of the window at every bar index that is a
+#: multiple of this: rounding cannot drift along a long series, and the bars on either side of such a point
+#: can be computed apart (on two cores) with the very same result.
+RESTART = 1 << 16
+
+
+@njit(cache=True, inline="always")
+def _window_sums(x: np.ndarray, i: int, fast: int, slow: int) -> tuple[float, float]:  # pragma: no cover
+    """The sums of the fast and slow windows ending at bar i, added from the oldest value."""
+    sf = 0.0
+    ss = 0.0
+    for q in range(i + 1 - slow, i + 1):
+        ss += x[q]
+    for q in range(i + 1 - fast, i + 1):
+        sf += x[q]
+    return sf, ss
+
+
+@njit(cache=True, nogil=True)
 def ma_cross(
-    x: np.ndarray, fast: int, slow: int, use_ema: bool, idx: np.ndarray, side: np.ndarray
-) -> int:  # pragma: no cover - compiled
-    """Bars where the fast average crosses the slow one and the side it crosses to (+1 above, -1 below),
-    written into the caller's buffers (as long as `x`; pages never written are never touched); returns how
-    many. The crossover's exposure is the side of the last cross, NaN before the first one, so a position
-    is never entered mid-trend at the start; a strategy signals at crosses only, so the crosses are all it
-    needs, without a per-bar array. A tie (or NaN) keeps the side.
+    x: np.ndarray, fast: int, slow: int, use_ema: bool, lo: int, hi: int, restart: int, idx: np.ndarray
+) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """The bars in [lo, hi) where the fast average crosses the slow one, written into the caller's buffer
+    (room for one per bar; pages never written are never touched). Returns (how many, the bar where the side
+    was first set or -1, that side, the side at the last bar), sides as 1 above and 0 below. The crossover's
+    exposure is the side of the last cross, none before the first one, so a position is never entered
+    mid-trend at the start; a strategy signals at crosses only, so the crosses are all it needs, without a
+    per-bar array. A tie (or NaN) keeps the side; the first bar off a tie sets it, which is not a cross.
 
     Simple averages are running sums over the window, updated by the window's change (x[i] - x[i-n], formed
-    first: one dependent addition per bar); exponential ones use alpha 2/(n+1), seeded by the simple mean of
-    the first n values. The main loop reads the window's ends through slices (no negative-index handling)
-    and compares the averages (fast < slow while above), which is exactly the sign of their difference
-    (floating-point a - b is 0 only when a == b) in one operation instead of three."""
-    m = x.shape[0]
-    if m < slow:
-        return 0
+    first: one dependent addition per bar), and taken again directly at every multiple of `restart` past the
+    first full window; `lo` is 0 or such a multiple, so that [0, m) in one call or in two is the same.
+    Exponential ones use alpha 2/(n+1), seeded by the simple mean of the first n values, from lo = 0 only.
+    The main loop reads the window's ends through slices (no negative-index handling) and compares the
+    averages (fast < slow while above), which is exactly the sign of their difference (floating-point a - b
+    is 0 only when a == b) in one operation instead of three."""
+    if hi < slow or hi <= lo:
+        return 0, -1, -1, -1
     af = 2.0 / (fast + 1.0)
     asl = 2.0 / (slow + 1.0)
     inv_f = 1.0 / fast
     inv_s = 1.0 / slow
     sf = 0.0
     ss = 0.0
-    for i in range(slow):  # warm-up: fill the windows
-        sf += x[i] if i < fast else x[i] - x[i - fast]
-        ss += x[i]
     ef = 0.0
     es = 0.0
-    if use_ema:  # the fast average starts at bar fast - 1: catch it up to bar slow - 1
-        for i in range(fast):
-            ef += x[i]
-        ef /= fast
-        for i in range(fast, slow):
-            ef += af * (x[i] - ef)
-        es = ss / slow
+    if lo > 0:  # a restart point of simple averages
+        i = lo
+        sf, ss = _window_sums(x, i, fast, slow)
+    else:
+        i = slow - 1
+        for q in range(slow):  # warm-up: fill the windows
+            if q < fast:
+                sf += x[q]
+            elif q % restart == 0:
+                sf = _window_sums(x, q, fast, fast)[0]
+            else:
+                sf += x[q] - x[q - fast]
+            ss += x[q]
+        if use_ema:  # the fast average starts at bar fast - 1: catch it up to bar slow - 1
+            for q in range(fast):
+                ef += x[q]
+            ef /= fast
+            for q in range(fast, slow):
+                ef += af * (x[q] - ef)
+            es = ss / slow
     d = (ef - es) if use_ema else (sf * inv_f - ss * inv_s)
-    i = slow
-    while not (d > 0.0 or d < 0.0) and i < m:  # no side yet: the first bar off a tie sets it, not a cross
+    while not (d > 0.0 or d < 0.0):  # no side yet
+        i += 1
+        if i >= hi:
+            return 0, -1, -1, -1
         v = x[i]
         if use_ema:
             ef += af * (v - ef)
             es += asl * (v - es)
             d = ef - es
         else:
-            sf += v - x[i - fast]
-            ss += v - x[i - slow]
+            if i % restart == 0:
+                sf, ss = _window_sums(x, i, fast, slow)
+            else:
+                sf += v - x[i - fast]
+                ss += v - x[i - slow]
             d = sf * inv_f - ss * inv_s
-        i += 1
     above = 1 if d > 0.0 else 0
-    first = -1.0 if above else 1.0  # the side of the first cross; crosses then alternate
+    first_bar, first = i, above
     k = 0
-    new = x[i:]
+    i += 1
     # Branch-free: every bar writes its index at slot k, and k moves on only at a cross (a cross is rare
     # and unpredictable: as a branch, each one cost a misprediction). A tie (or NaN) keeps the side.
     if use_ema:
+        new = x[i:hi]
         for j in range(new.shape[0]):
             v = new[j]
             ef += af * (v - ef)
@@ -76,9 +112,19 @@ def ma_cross(
             idx[k] = i + j
             k += now ^ above
             above = now
-    else:
-        out_f = x[i - fast : m - fast]
-        out_s = x[i - slow : m - slow]
+        return k, first_bar, first, above
+    while i < hi:
+        if i % restart == 0:
+            sf, ss = _window_sums(x, i, fast, slow)
+            now = int(not (sf * inv_f < ss * inv_s)) if above else int(sf * inv_f > ss * inv_s)
+            idx[k] = i
+            k += now ^ above
+            above = now
+            i += 1
+        end = min(hi, (i + restart - 1) // restart * restart)  # up to the next restart
+        new = x[i:end]
+        out_f = x[i - fast : end - fast]
+        out_s = x[i - slow : end - slow]
         for j in range(new.shape[0]):
             v = new[j]
             sf += v - out_f[j]
@@ -89,9 +135,8 @@ def ma_cross(
             idx[k] = i + j
             k += now ^ above
             above = now
-    for q in range(k):
-        side[q] = first if q % 2 == 0 else -first
-    return k
+        i = end
+    return k, first_bar, first, above
 
 
 @njit(cache=True)
@@ -250,7 +295,11 @@ def signal_points(
     """For signals at bars t of symbols s changing the held state from `before` to `after`: their time, the
     bar's close, side (and its action code) and the size of the change, into the caller's arrays. One loop,
     so that the two gathers from the market's large arrays (a cache miss each) overlap."""
-    for k in range(t.shape[0]):
+    n = t.shape[0]
+    for k in range(n):
+        if k + 24 < n:
+            prefetch(times, t[k + 24])
+            prefetch(close, (t[k + 24], s[k + 24]))
         b = t[k]
         ts[k] = times[b]
         price[k] = close[b, s[k]]
