@@ -134,9 +134,10 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     f_row, f_time, f_s = f_int[:, :n_f]
     f_qty, f_price, f_comm = f_flt[:, :n_f]
     f_buy = f_buy[:n_f]
-    eq = buffers.take((3, mkt.n_times))  # every element is written by mark
+    eq = buffers.take((3, mkt.n_times))  # every element is written by mark (and cash_steps)
+    apart = worker.parallel()  # the cash by cash_steps here, while mark runs on the second core
     marked = worker.start(nb.mark, mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash,
-                          eq[1], eq[2])
+                          not apart, eq[0], eq[1], eq[2])
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]
@@ -186,7 +187,8 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
     buy_hold = buy_and_hold_pct(mkt)
-    nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
+    if apart:
+        nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
     exposed, returns = marked()
     eq_cash, eq_value, eq_total = eq
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),

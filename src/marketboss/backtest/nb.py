@@ -397,13 +397,15 @@ def mark(
     f_price: np.ndarray,
     f_comm: np.ndarray,
     cash0: float,
+    with_cash: bool,
+    eq_cash: np.ndarray,
     eq_value: np.ndarray,
     eq_total: np.ndarray,
 ) -> tuple[Any, ...]:  # pragma: no cover - compiled
     """Mark every bar at its close, replaying simulate's fills (row, symbol, buy, qty, price, commission;
-    their bars are exec_t[row]): per-bar positions value and equity into the caller's arrays, every element
-    written (cash_steps writes the cash). Returns (bars with a position, the return statistics of the equity
-    curve: returns_finish).
+    their bars are exec_t[row]): per-bar positions value, equity and, `with_cash`, cash into the caller's
+    arrays, every element written (or the cash by cash_steps, on another core). Returns (bars with a
+    position, the return statistics of the equity curve: returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
     stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
@@ -437,13 +439,16 @@ def mark(
         if n_held == 0:
             total = cash + 0.0
             for u in range(ut, uend):
+                if with_cash:  # loop-invariant: compiled as two loops
+                    eq_cash[u] = cash
                 eq_value[u] = 0.0
                 eq_total[u] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
         elif n_held == 1:
             j = held[0]
-            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_value, eq_total, acc)
+            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, with_cash, eq_cash, eq_value,
+                                    eq_total, acc)
             exposed += end - t
         else:
             for i in range(t, end):
@@ -456,6 +461,8 @@ def mark(
                         last[j] = c
                     value += pos[j] * last[j]
                 total = cash + value
+                if with_cash:
+                    eq_cash[bar] = cash
                 eq_value[bar] = value
                 eq_total[bar] = total
                 acc = returns_add(acc, total, i)
@@ -490,7 +497,7 @@ def cash_steps(
 @njit(cache=True, error_model="numpy")
 def _mark_one(
     close: np.ndarray, j: int, gapless: bool, p: float, px: float, cash: float, t: int, end: int,
-    eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
+    with_cash: bool, eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
 ) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
     """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
     stretch, the hottest loop of a backtest. Returns (last close, statistics).
@@ -509,6 +516,8 @@ def _mark_one(
             px = c
         value = 0.0 + p * px
         v = cash + value
+        if with_cash:
+            eq_cash[u] = cash
         eq_value[u] = value
         eq_total[u] = v
         sums = _sums_add(sums, v / prev - 1.0)
