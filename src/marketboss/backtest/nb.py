@@ -278,11 +278,7 @@ def simulate(
         while abs(rem) > eps and head[s] >= 0 and lot_qty[head[s]] * rem < 0.0:
             lot = head[s]
             lq = lot_qty[lot]
-            lsign = 1.0 if lq > 0 else -1.0
-            cq = fmin(abs(rem), abs(lq))
-            entry_c = lot_comm[lot] * cq / abs(lq)
-            exit_c = comm * cq / aq
-            pnl = (fp - lot_price[lot]) * lsign * cq - entry_c - exit_c
+            lsign, cq, entry_c, pnl, ret = close_part(rem, lq, lot_comm[lot], lot_price[lot], fp, comm, aq)
             tr_s[n_tr] = s
             tr_long[n_tr] = lq > 0
             tr_qty[n_tr] = cq
@@ -291,7 +287,7 @@ def simulate(
             tr_time1[n_tr] = now
             tr_p1[n_tr] = fp
             tr_pnl[n_tr] = pnl
-            tr_ret[n_tr] = pnl / (cq * lot_price[lot]) * 100.0
+            tr_ret[n_tr] = ret
             tr_row0[n_tr] = lot_row[lot]
             tr_row1[n_tr] = r
             tr_days[n_tr] = (now - lot_time[lot]) / DAY_US
@@ -351,6 +347,21 @@ def simulate(
             n_tr += 1
             lot = lot_next[lot]
     return n_f, n_tr
+
+
+@njit(cache=True, inline="always")
+def close_part(
+    rem: float, lq: float, lot_comm: float, lot_price: float, fp: float, comm: float, aq: float
+) -> tuple[float, float, float, float, float]:  # pragma: no cover - compiled
+    """A fill of rem shares (aq in all, commission comm, at fp) against an opposite lot of lq shares bought or
+    sold at lot_price with lot_comm of commission left: (the lot's sign, shares closed, the lot's commission
+    they take, P&L net of both commissions' shares, return %). The same in simulate and the sweep kernel."""
+    lsign = 1.0 if lq > 0 else -1.0
+    cq = fmin(abs(rem), abs(lq))
+    entry_c = lot_comm * cq / abs(lq)
+    exit_c = comm * cq / aq
+    pnl = (fp - lot_price) * lsign * cq - entry_c - exit_c
+    return lsign, cq, entry_c, pnl, pnl / (cq * lot_price) * 100.0
 
 
 @njit(cache=True, inline="always")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from marketboss.backtest.nb import cash_after, equity_stats, trades_add, trades_start
+from marketboss.backtest.nb import cash_after, close_part, equity_stats, trades_add, trades_start
 from marketboss.strategies.nb import RESTART, state_changes
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
@@ -355,12 +355,7 @@ def simulate_symbol(
                     eps = 1e-12 * aq
                     while abs(rem) > eps and head < tail and lot_q[head] * rem < 0.0:  # close FIFO lots
                         lq = lot_q[head]
-                        lsign = 1.0 if lq > 0 else -1.0
-                        cq = min(abs(rem), abs(lq))
-                        entry_c = lot_c[head] * cq / abs(lq)
-                        exit_c = comm * cq / aq
-                        pnl = (fp - lot_p[head]) * lsign * cq - entry_c - exit_c
-                        ret = pnl / (cq * lot_p[head]) * 100.0
+                        lsign, cq, entry_c, pnl, ret = close_part(rem, lq, lot_c[head], lot_p[head], fp, comm, aq)
                         closed = trades_add(closed, pnl, ret, (times[k] - times[lot_t[head]]) / DAY_US)
                         lot_c[head] -= entry_c
                         lot_q[head] = lq - lsign * cq
