@@ -7,12 +7,12 @@ of several runs, taken in turns (a block of --repeat MarketBoss runs, then a bac
 times) so that both span the same stretch of a shared machine's load. A MarketBoss "backtest" is the whole
 job: strategy signals (with their ids), the portfolio simulation, equity/fills/trades/orders frames and every
 metric; backtesting.py's is `Backtest.run()` (its `next()` loop, broker and statistics). MarketBoss uses a
-second core where there is one (the later half of the crossover, and the per-bar marking while the tables are
-built), backtesting.py one: MarketBoss's median with this process pinned to a single CPU is printed too, with
-its ratio to the same backtesting.py median. backtesting.py needs ~10 s per million bars; by default it runs
-on the same million bars, --bt-bars N times it on a slice instead, compared by bars per second (a slice
-flatters the ratio: backtesting.py has a fixed cost per run). Both engines' trades and final equity are
-checked to agree on the bars backtesting.py ran.
+second core where there is one (the later half of the crossover, then the order fills and the per-bar marking
+while the frames are built), backtesting.py one: MarketBoss's median with this process pinned to a single CPU
+is printed too, with its ratio to the same backtesting.py median. backtesting.py needs ~10 s per million bars;
+by default it runs on the same million bars, --bt-bars N times it on a slice instead, compared by bars per
+second (a slice flatters the ratio: backtesting.py has a fixed cost per run). Both engines' trades and final
+equity are checked to agree on the bars backtesting.py ran.
 
 Also timed: a 1,000,000-bar multi-symbol MarketBoss run (100 symbols x 10,000 bars, one cash account, target
 weights), and building the dense market arrays from the polars bars (done once per data set).

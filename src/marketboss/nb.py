@@ -33,7 +33,7 @@ def hex8(x: np.uint64) -> np.uint64:  # pragma: no cover - compiled
     return x + np.uint64(0x3030303030303030) + letters * np.uint64(0x27)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def id_text(
     keys: np.ndarray, ts: np.ndarray, codes: np.ndarray, prefix: np.uint32, slots: np.ndarray, views: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -43,7 +43,8 @@ def id_text(
     written as two 64-bit words); its text starts at byte 24i + 4. `views` gets each one's Arrow string-view
     entry (length, first 4 bytes, buffer 0, offset): the layout polars stores strings in, so the column is
     taken over without a conversion pass. The hashes come first, in a loop of their own that the compiler
-    vectorises (the text's scattered stores would stop it)."""
+    vectorises (the text's scattered stores would stop it). Without the GIL: a backtest builds the ids while
+    its worker thread fills the orders, and that thread needs the GIL for a moment when it is done."""
     n = keys.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     for i in range(n):

@@ -1,5 +1,5 @@
 """A background thread for compiled kernels that release the GIL (numba's nogil=True), so that a backtest
-marks its bars on a second core while this one builds the result's tables from the fills.
+fills its orders and marks its bars on a second core while this one builds the result's frames.
 
 One thread, kept for the process: starting a thread per backtest would cost more than a small backtest.
 With a single core, or from that thread itself, the work runs in place.

@@ -1,6 +1,7 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernels (nb.simulate fills the orders; then nb.mark marks every bar on a second core while
-this one builds the tables and the per-bar cash) into equity, fills, round-trip trades and metrics.
+compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.simulate fills the orders on a
+second core while this one builds the signals frame, then nb.mark marks every bar there while this one writes
+the per-bar cash and builds the tables.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -114,23 +115,27 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    return SignalRows(lambda: sig, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source), ts,
+    return SignalRows(lambda: sig, lambda: ts, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source),
                       (sig["action"] == "BUY").to_numpy(), qty, weight)
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
     at_close = cfg.fill == FillMode.CLOSE
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol, at_close)
+    signal_time = rows.time if at_close else rows.bar[:0]  # read only to fill at the close
+    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, signal_time, rows.bar, rows.symbol,
+                                                at_close)
     c = cfg.costs
     n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
     f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
-    n_f, n_tr = nb.simulate(
-        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status,
-        cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip,
-        f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
+    simulated = worker.start(
+        nb.simulate, mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity,
+        rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
+        c.commission_min, c.slip, f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
     )
+    sig = rows.frame  # built while the orders are filled
+    n_f, n_tr = simulated()
     f_row, f_time, f_s = f_int[:, :n_f]
     f_qty, f_price, f_comm = f_flt[:, :n_f]
     f_buy = f_buy[:n_f]
@@ -138,10 +143,11 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     apart = worker.parallel()  # the cash by cash_steps here, while mark runs on the second core
     marked = worker.start(nb.mark, mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash,
                           not apart, eq[0], eq[1], eq[2])
+    if apart:  # first: a kernel that lets go of the GIL, which the worker needs to start mark
+        nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]
-    sig = rows.frame
     ids = sig["id"]
     all_filled = n_f == sig.height
     if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
@@ -187,8 +193,6 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
     buy_hold = buy_and_hold_pct(mkt)
-    if apart:
-        nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
     exposed, returns = marked()
     eq_cash, eq_value, eq_total = eq
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from marketboss.columns import text_column
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
 from marketboss.strategies.market import Market, SymbolBars
-from marketboss.strategies.nb import signal_points, state_changes
+from marketboss.strategies.nb import bar_points, signal_sides, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -109,20 +109,25 @@ class Strategy(ABC, Generic[P]):
 @dataclass(frozen=True)
 class SignalRows:
     """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
-    it: the market's index of the decision bar and of the symbol, the signal time (epoch microseconds), the
-    side, and the size: shares (NaN for a target-weight signal) or target weight. A strategy has these in
+    it: the market's index of the decision bar and of the symbol, the side, the size (shares, NaN for a
+    target-weight signal, or target weight) and the signal time (epoch microseconds). A strategy has these in
     hand; from a signals file the backtest derives them (looking up bars and symbols).
 
-    The frame is built when first read: a backtest simulates from the arrays, and builds the frame (the
-    signal ids and text columns) while its bars are being marked."""
+    The frame, and a strategy's signal times (gathered from the bars: a cache miss per signal), are built
+    when first read: a backtest fills its orders without them (unless they fill at the signal bar's close),
+    on a second core while this one builds the frame."""
 
     build: Callable[[], pl.DataFrame]
+    stamp: Callable[[], np.ndarray]
     bar: np.ndarray
     symbol: np.ndarray
-    time: np.ndarray
     buy: np.ndarray
     quantity: np.ndarray
     weight: np.ndarray
+
+    @cached_property
+    def time(self) -> np.ndarray:
+        return self.stamp()
 
     @cached_property
     def frame(self) -> pl.DataFrame:
@@ -180,17 +185,23 @@ def _signal_rows(
         before = np.concatenate([c[1] for c in changes])[order]
         after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
-    ts, price, buy = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=np.bool_)
-    codes, change = np.empty(n, dtype=np.int64), np.empty(n)
-    signal_points(market.times, market.close, t, s_idx, before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"],
-                  ts, price, buy, codes, change)
+    buy, codes, change = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64), np.empty(n)
+    signal_sides(before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"], buy, codes, change)
     if sizing.sizing == "quantity":
         quantity = np.multiply(change, sizing.quantity, out=change)
         weight = quantity  # read only where the quantity is NaN: never
     else:
         quantity, weight = np.full(n, np.nan), after * sizing.weight
 
+    @cache
+    def points() -> tuple[np.ndarray, np.ndarray]:
+        """The time and close of each signal's bar."""
+        ts, price = np.empty(n, dtype=np.int64), np.empty(n)
+        bar_points(market.times, market.close, t, s_idx, ts, price)
+        return ts, price
+
     def frame() -> pl.DataFrame:
+        ts, price = points()
         nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
         size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
         keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
@@ -205,4 +216,4 @@ def _signal_rows(
             size[1].alias("target_weight"),
         ])
 
-    return SignalRows(frame, t, s_idx, ts, buy, quantity, weight)
+    return SignalRows(frame, lambda: points()[0], t, s_idx, buy, quantity, weight)

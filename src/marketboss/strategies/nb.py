@@ -287,14 +287,27 @@ def state_changes(
 
 
 @njit(cache=True)
-def signal_points(
-    times: np.ndarray, close: np.ndarray, t: np.ndarray, s: np.ndarray, before: np.ndarray, after: np.ndarray,
-    buy_code: int, sell_code: int, ts: np.ndarray, price: np.ndarray, buy: np.ndarray, codes: np.ndarray,
+def signal_sides(
+    before: np.ndarray, after: np.ndarray, buy_code: int, sell_code: int, buy: np.ndarray, codes: np.ndarray,
     change: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """For signals at bars t of symbols s changing the held state from `before` to `after`: their time, the
-    bar's close, side (and its action code) and the size of the change, into the caller's arrays. One loop,
-    so that the two gathers from the market's large arrays (a cache miss each) overlap."""
+    """For signals changing the held state from `before` to `after`: the side (and its action code) and the
+    size of the change, into the caller's arrays."""
+    for k in range(before.shape[0]):
+        up = after[k] > before[k]
+        buy[k] = up
+        codes[k] = buy_code if up else sell_code
+        change[k] = abs(after[k] - before[k])
+
+
+@njit(cache=True, nogil=True)
+def bar_points(
+    times: np.ndarray, close: np.ndarray, t: np.ndarray, s: np.ndarray, ts: np.ndarray, price: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """The time and close of bars t of symbols s, into the caller's arrays. One loop, so that the two
+    gathers from the market's large arrays (a cache miss each) overlap, and prefetched ahead. Without the
+    GIL: a backtest runs it while its orders are being filled on the worker thread, which needs the GIL for a
+    moment to start."""
     n = t.shape[0]
     for k in range(n):
         if k + 24 < n:
@@ -303,7 +316,3 @@ def signal_points(
         b = t[k]
         ts[k] = times[b]
         price[k] = close[b, s[k]]
-        up = after[k] > before[k]
-        buy[k] = up
-        codes[k] = buy_code if up else sell_code
-        change[k] = abs(after[k] - before[k])
