@@ -285,3 +285,22 @@ def test_no_signals_give_flat_equity(case: Case) -> None:
     assert res.fills.height == 0 and res.trades.height == 0
     assert res.metrics["total_return_pct"] == 0 and res.metrics["max_drawdown_pct"] == 0
     assert res.metrics["exposure_pct"] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(), at_close=st.booleans())
+def test_a_one_symbol_book_is_the_same_beside_an_idle_symbol(case: Case, at_close: bool) -> None:
+    """The kernels keep a one-symbol book's position without the held set's bookkeeping: the same symbol and
+    signals, beside a second symbol that is never traded (so through the held set), give the same results."""
+    bars = case.bars.filter(pl.col("symbol") == "S0")
+    signals = case.signals.filter(pl.col("symbol") == "S0")
+    idle = bars.with_columns(pl.lit("ZZZ").alias("symbol"), pl.col("close") * 3)
+    cfg = BacktestConfig(cash=2_000, fill=FillMode.CLOSE if at_close else FillMode.NEXT_OPEN,
+                         costs=Costs(commission=0.001, slippage_bps=5))
+    alone = run_backtest(bars, signals, cfg)
+    beside = run_backtest(pl.concat([bars, idle]).sort("timestamp", "symbol"), signals, cfg)
+    assert alone.equity.equals(beside.equity)
+    assert alone.fills.equals(beside.fills) and alone.trades.equals(beside.trades)
+    assert alone.orders.equals(beside.orders)
+    same = {k: v for k, v in alone.metrics.items() if k not in ("buy_hold_return_pct", "run")}
+    np.testing.assert_equal(same, {k: beside.metrics[k] for k in same})  # NaN (no trades) equals NaN
