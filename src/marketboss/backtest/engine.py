@@ -127,23 +127,31 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
                                                 at_close)
     c = cfg.costs
     n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
-    f_int, f_flt, f_buy = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
+    f_int, f_flt, f_buys = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
     simulated = worker.start(
         nb.simulate, mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity,
         rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
-        c.commission_min, c.slip, f_int, f_flt, f_buy, tr_int, tr_flt, tr_flag,
+        c.commission_min, c.slip, f_int, f_flt, f_buys, tr_int, tr_flt, tr_flag,
     )
-    sig = rows.frame  # built while the orders are filled
-    n_f, n_tr = simulated()
-    f_row, f_time, f_s = f_int[:, :n_f]
-    f_qty, f_price, f_comm = f_flt[:, :n_f]
-    f_buy = f_buy[:n_f]
     eq = buffers.take((3, mkt.n_times))  # every element is written by mark (and cash_steps)
     apart = worker.parallel()  # the cash by cash_steps here, while mark runs on the second core
-    marked = worker.start(nb.mark, mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash,
-                          not apart, eq[0], eq[1], eq[2])
-    if apart:  # first: a kernel that lets go of the GIL, which the worker needs to start mark
+
+    def fill_columns(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The first k fills' row, symbol, side, quantity, price and commission."""
+        return f_int[0, :k], f_int[2, :k], f_buys[:k], f_flt[0, :k], f_flt[1, :k], f_flt[2, :k]
+
+    def mark() -> tuple[Any, ...]:  # queued behind the fills: it starts as they end, whatever this thread does
+        row, sym, buy, qty, price, comm = fill_columns(simulated()[0])
+        return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, not apart, eq[0], eq[1],
+                       eq[2])
+
+    marked = worker.start(mark)
+    sig = rows.frame  # built while the orders are filled
+    n_f, n_tr = simulated()
+    f_row, f_s, f_buy, f_qty, f_price, f_comm = fill_columns(n_f)
+    f_time = f_int[1, :n_f]
+    if apart:
         nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]

@@ -51,7 +51,7 @@ class MACrossover(Strategy[MACrossoverParams]):
         p = self.params
         x, n, ema = bars.close, len(bars), p.ma == "ema"
         idx = buffers.take((n,), np.int64)  # room for a cross at every bar
-        mid = n // 2 // RESTART * RESTART
+        mid = (n // 2 + RESTART // 2) // RESTART * RESTART if n >= 2 * RESTART else 0  # the nearest to n / 2
         if ema or mid < p.slow:
             k, _, first, _ = ma_cross(x, p.fast, p.slow, ema, 0, n, RESTART, idx)
             crosses = idx[:k]
