@@ -1,7 +1,6 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.simulate fills the orders on a
-second core while this one builds the signals frame, then nb.mark marks every bar there while this one writes
-the per-bar cash and builds the tables.
+compiled portfolio kernels into equity, fills, round-trip trades and metrics: on a second core, nb.simulate
+fills the orders and nb.mark then marks every bar, while this one builds the signals frame and the tables.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -134,8 +133,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
         rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
         c.commission_min, c.slip, f_int, f_flt, f_buys, tr_int, tr_flt, tr_flag,
     )
-    eq = buffers.take((3, mkt.n_times))  # every element is written by mark (and cash_steps)
-    apart = worker.parallel()  # the cash by cash_steps here, while mark runs on the second core
+    eq = buffers.take((3, mkt.n_times))  # every element is written by mark
 
     def fill_columns(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The first k fills' row, symbol, side, quantity, price and commission."""
@@ -143,16 +141,13 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
 
     def mark() -> tuple[Any, ...]:  # queued behind the fills: it starts as they end, whatever this thread does
         row, sym, buy, qty, price, comm = fill_columns(simulated()[0])
-        return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, not apart, eq[0], eq[1],
-                       eq[2])
+        return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, eq[0], eq[1], eq[2])
 
     marked = worker.start(mark)
     sig = rows.frame  # built while the orders are filled
     n_f, n_tr = simulated()
     f_row, f_s, f_buy, f_qty, f_price, f_comm = fill_columns(n_f)
     f_time = f_int[1, :n_f]
-    if apart:
-        nb.cash_steps(mkt.n_times, exec_t, f_row, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0])
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]
