@@ -1,6 +1,7 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
 compiled portfolio kernels into equity, fills, round-trip trades and metrics: on a second core, nb.simulate
-fills the orders and nb.mark then marks every bar, while this one builds the signals frame and the tables.
+fills the orders and nb.mark then marks every bar, while this one builds the signals frame, matches the round
+trips (nb.round_trips) and builds the tables.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -125,13 +126,12 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, signal_time, rows.bar, rows.symbol,
                                                 at_close)
     c = cfg.costs
-    n, m = live.shape[0], 2 * live.shape[0] + 1  # fills at most one per order, round trips two per order + 1
+    n = live.shape[0]  # fills: at most one per order
     f_int, f_flt, f_buys = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
-    tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
     simulated = worker.start(
         nb.simulate, mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity,
         rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
-        c.commission_min, c.slip, f_int, f_flt, f_buys, tr_int, tr_flt, tr_flag,
+        c.commission_min, c.slip, f_int, f_flt, f_buys,
     )
     eq = buffers.take((3, mkt.n_times))  # every element is written by mark
 
@@ -140,14 +140,18 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
         return f_int[0, :k], f_int[2, :k], f_buys[:k], f_flt[0, :k], f_flt[1, :k], f_flt[2, :k]
 
     def mark() -> tuple[Any, ...]:  # queued behind the fills: it starts as they end, whatever this thread does
-        row, sym, buy, qty, price, comm = fill_columns(simulated()[0])
+        row, sym, buy, qty, price, comm = fill_columns(simulated())
         return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, eq[0], eq[1], eq[2])
 
     marked = worker.start(mark)
     sig = rows.frame  # built while the orders are filled
-    n_f, n_tr = simulated()
+    n_f = simulated()
     f_row, f_s, f_buy, f_qty, f_price, f_comm = fill_columns(n_f)
     f_time = f_int[1, :n_f]
+    m = 2 * n_f + 1  # round trips: at most two per fill, and one more
+    tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
+    n_tr = nb.round_trips(mkt.times, mkt.close, exec_t, f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm, tr_int,
+                          tr_flt, tr_flag)  # here, while the bars are marked on the second core
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]

@@ -30,8 +30,8 @@ AHEAD = 32  # orders whose fill price and time simulate prefetches ahead of the 
 @njit(cache=True, inline="always")
 def fmin(a: float, b: float) -> float:  # pragma: no cover - compiled
     """min(a, b) as Python computes it (a unless b < a). numba 0.68's builtin min/max are overloads that
-    LLVM left as function calls inside a kernel as large as simulate (four per bar in its marking loop),
-    each one spilling the loop's values to the stack."""
+    LLVM left as function calls inside a large kernel (four per bar in a marking loop), each one spilling
+    the loop's values to the stack."""
     return b if b < a else a
 
 
@@ -57,8 +57,8 @@ def commission(qty: float, price: float, rate: float, per_share: float, minimum:
 
 @njit(cache=True, inline="always")
 def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pragma: no cover - compiled
-    """Cash after a fill of q shares (negative: a sale) at `price`: the one expression simulate, mark and
-    cash_steps all use, so that the bars replayed from the fills see simulate's cash to the last bit."""
+    """Cash after a fill of q shares (negative: a sale) at `price`: the one expression simulate and mark
+    use, so that the bars replayed from the fills see simulate's cash to the last bit."""
     return cash - q * price - comm
 
 
@@ -173,13 +173,10 @@ def simulate(
     f_int: np.ndarray,
     f_flt: np.ndarray,
     f_buy: np.ndarray,
-    tr_int: np.ndarray,
-    tr_flt: np.ndarray,
-    tr_flag: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Fill the orders, in execution order: the fills and round trips. The bars between fills are marked
-    afterwards, by `mark` from the fills (a pass of its own, which can run beside the building of the
-    result's tables).
+) -> int:  # pragma: no cover - compiled
+    """Fill the orders, in execution order. The bars between fills are marked afterwards by `mark`, and the
+    round trips matched by `round_trips`, both from the fills (passes of their own, which can run on two
+    cores).
 
     Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
     symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
@@ -187,14 +184,10 @@ def simulate(
     price and time of the order AHEAD places on are prefetched as each order is handled.
     A quantity order trades exactly its shares; a weight order moves the position to weight x equity, the
     held positions marked at the fill bar's prices (a symbol without one at its last close). Cash may never
-    go below zero: an order that would need more cash is rejected whole. Round trips are matched FIFO per
-    symbol (a lot per opening fill). `status` (per signal) is updated in place; the columns of the fills and
-    round trips go into the caller's arrays: fills (row, time, symbol), (qty, price, commission) and buy, at
-    most one per order; round trips (symbol, entry time, exit time, entry row, exit row or -1, bars), (qty,
-    entry price, exit price, pnl, return %, days) and (long, closed), at most two per order and one more.
-    Returns (fills, round trips): fills in fill order, round trips in the order they close, those still
-    open last."""
-    n_t, n_s = close.shape
+    go below zero: an order that would need more cash is rejected whole. `status` (per signal) is updated in
+    place; the fills' columns go into the caller's arrays, (row, time, symbol), (qty, price, commission) and
+    buy, at most one per order. Returns how many fills there are, in fill order."""
+    n_s = close.shape[1]
     n = live.shape[0]
     cash = cash0
     pos = np.zeros(n_s)
@@ -204,24 +197,6 @@ def simulate(
     f_row, f_time, f_s = f_int[0], f_int[1], f_int[2]
     f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
     n_f = 0
-    # FIFO lots: a singly linked list per symbol.
-    lot_qty = np.empty(n)
-    lot_price = np.empty(n)
-    lot_comm = np.empty(n)
-    lot_t = np.empty(n, dtype=np.int64)
-    lot_time = np.empty(n, dtype=np.int64)
-    lot_row = np.empty(n, dtype=np.int64)
-    lot_next = np.empty(n, dtype=np.int64)
-    head = np.full(n_s, -1, dtype=np.int64)
-    tail = np.full(n_s, -1, dtype=np.int64)
-    n_lots = 0
-    free = -1  # closed lots' slots, linked through lot_next
-    tr_s, tr_time0, tr_time1 = tr_int[0], tr_int[1], tr_int[2]
-    tr_row0, tr_row1, tr_bars = tr_int[3], tr_int[4], tr_int[5]
-    tr_qty, tr_p0, tr_p1 = tr_flt[0], tr_flt[1], tr_flt[2]
-    tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
-    tr_long, tr_closed = tr_flag[0], tr_flag[1]
-    n_tr = 0
     prices = close if at_close else open_
     for a in range(min(AHEAD, n)):
         prefetch(prices, (exec_t[live[a]], o_s[live[a]]))
@@ -272,6 +247,64 @@ def simulate(
         f_price[n_f] = fp
         f_comm[n_f] = comm
         n_f += 1
+        if n_s == 1:  # its position is all there is (see _hold)
+            pos[0] = _position(pos[0], q, aq)
+            n_held = 0 if pos[0] == 0.0 else 1
+        else:
+            n_held = _hold(pos, held, slot, n_held, s, q, aq)
+    return n_f
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def round_trips(
+    times: np.ndarray,
+    close: np.ndarray,
+    exec_t: np.ndarray,
+    f_row: np.ndarray,
+    f_time: np.ndarray,
+    f_s: np.ndarray,
+    f_buy: np.ndarray,
+    f_qty: np.ndarray,
+    f_price: np.ndarray,
+    f_comm: np.ndarray,
+    tr_int: np.ndarray,
+    tr_flt: np.ndarray,
+    tr_flag: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """The round trips of simulate's fills (row, time, symbol, buy, qty, price, commission; their bars are
+    exec_t[row]), matched FIFO per symbol (a lot per opening fill), into the caller's arrays: (symbol, entry
+    time, exit time, entry row, exit row or -1, bars), (qty, entry price, exit price, pnl, return %, days)
+    and (long, closed), at most two per fill and one more. Returns how many, in the order they close; those
+    still open at the end come last, marked at the last close without an exit commission."""
+    n_t, n_s = close.shape
+    n = f_row.shape[0]
+    # FIFO lots: a singly linked list per symbol.
+    lot_qty = np.empty(n)
+    lot_price = np.empty(n)
+    lot_comm = np.empty(n)
+    lot_t = np.empty(n, dtype=np.int64)
+    lot_time = np.empty(n, dtype=np.int64)
+    lot_row = np.empty(n, dtype=np.int64)
+    lot_next = np.empty(n, dtype=np.int64)
+    head = np.full(n_s, -1, dtype=np.int64)
+    tail = np.full(n_s, -1, dtype=np.int64)
+    n_lots = 0
+    free = -1  # closed lots' slots, linked through lot_next
+    tr_s, tr_time0, tr_time1 = tr_int[0], tr_int[1], tr_int[2]
+    tr_row0, tr_row1, tr_bars = tr_int[3], tr_int[4], tr_int[5]
+    tr_qty, tr_p0, tr_p1 = tr_flt[0], tr_flt[1], tr_flt[2]
+    tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
+    tr_long, tr_closed = tr_flag[0], tr_flag[1]
+    n_tr = 0
+    for k in range(n):
+        r = f_row[k]
+        t = exec_t[r]
+        s = f_s[k]
+        now = f_time[k]
+        aq = f_qty[k]
+        q = aq if f_buy[k] else -aq
+        fp = f_price[k]
+        comm = f_comm[k]
         rem = q
         eps = 1e-12 * aq
         # Close opposite lots first (FIFO), then open a lot with what is left.
@@ -322,11 +355,6 @@ def simulate(
             else:
                 head[s] = lot
             tail[s] = lot
-        if n_s == 1:  # its position is all there is (see _hold)
-            pos[0] = _position(pos[0], q, aq)
-            n_held = 0 if pos[0] == 0.0 else 1
-        else:
-            n_held = _hold(pos, held, slot, n_held, s, q, aq)
     # Lots still open at the end: marked at the last close, no exit commission.
     for s in range(n_s):
         lot = head[s]
@@ -350,7 +378,7 @@ def simulate(
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
-    return n_f, n_tr
+    return n_tr
 
 
 @njit(cache=True, inline="always")
@@ -359,7 +387,7 @@ def close_part(
 ) -> tuple[float, float, float, float, float]:  # pragma: no cover - compiled
     """A fill of rem shares (aq in all, commission comm, at fp) against an opposite lot of lq shares bought or
     sold at lot_price with lot_comm of commission left: (the lot's sign, shares closed, the lot's commission
-    they take, P&L net of both commissions' shares, return %). The same in simulate and the sweep kernel."""
+    they take, P&L net of both commissions' shares, return %). The same in round_trips and the sweep kernel."""
     lsign = 1.0 if lq > 0 else -1.0
     cq = fmin(abs(rem), abs(lq))
     entry_c = lot_comm * cq / abs(lq)
@@ -505,7 +533,7 @@ def _mark_one(
     """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
     stretch, the hottest loop of a backtest. Returns (last close, statistics).
 
-    The loop carries few values, so that they all stay in registers: inside simulate, which keeps a great
+    The loop carries few values, so that they all stay in registers: inside a kernel that keeps a great
     many values live, statistics threaded through the whole accumulator were spilled to the stack, and every
     bar waited on a store and a load per statistic. So the stretch sums its returns on its own, from 0."""
     total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
