@@ -24,7 +24,7 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def parallel() -> bool:
+def _parallel() -> bool:
     """Whether `start` runs its work beside the caller (else in place, at once)."""
     return _cores() >= 2 and not threading.current_thread().name.startswith(_NAME)
 
@@ -33,7 +33,7 @@ def start(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
     """Start fn(*args) on the background thread; call what this returns for its result (or its exception).
     The arguments stay referenced until it has run: buffers passed to it are not handed out again before."""
     global _pool
-    if not parallel():
+    if not _parallel():
         result = fn(*args)
         return lambda: result
     with _lock:

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from marketboss.backtest.nb import cash_after, close_part, equity_stats, trades_add, trades_start
-from marketboss.strategies.nb import RESTART, state_changes
+from marketboss.strategies.nb import RESTART, state_changes, window_sum
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
 (FINAL_EQUITY, PNL, TOTAL_RETURN, BUY_HOLD, CAGR, VOLATILITY, SHARPE, SORTINO, CALMAR, MAX_DD, MAX_DD_BARS,
@@ -65,9 +65,7 @@ def average_table(x: np.ndarray, n: int, windows: np.ndarray, emas: np.ndarray, 
             i = m
             while i < n:
                 if i % RESTART == 0:
-                    s = 0.0
-                    for q in range(i + 1 - m, i + 1):
-                        s += x[q]
+                    s = window_sum(x, i, m)
                     row[i] = s * inv
                     i += 1
                 end = min(n, (i + RESTART - 1) // RESTART * RESTART)

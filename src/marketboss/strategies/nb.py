@@ -20,15 +20,13 @@ RESTART = 1 << 16
 
 
 @njit(cache=True, inline="always")
-def _window_sums(x: np.ndarray, i: int, fast: int, slow: int) -> tuple[float, float]:  # pragma: no cover
-    """The sums of the fast and slow windows ending at bar i, added from the oldest value."""
-    sf = 0.0
-    ss = 0.0
-    for q in range(i + 1 - slow, i + 1):
-        ss += x[q]
-    for q in range(i + 1 - fast, i + 1):
-        sf += x[q]
-    return sf, ss
+def window_sum(x: np.ndarray, i: int, n: int) -> float:  # pragma: no cover - compiled
+    """The sum of the n values ending at bar i, added from the oldest: a simple average's running sum where it
+    restarts (here and in the research sweep's average table, which must match it bit for bit)."""
+    s = 0.0
+    for q in range(i + 1 - n, i + 1):
+        s += x[q]
+    return s
 
 
 @njit(cache=True, nogil=True)
@@ -61,14 +59,14 @@ def ma_cross(
     es = 0.0
     if lo > 0:  # a restart point of simple averages
         i = lo
-        sf, ss = _window_sums(x, i, fast, slow)
+        sf, ss = window_sum(x, i, fast), window_sum(x, i, slow)
     else:
         i = slow - 1
         for q in range(slow):  # warm-up: fill the windows
             if q < fast:
                 sf += x[q]
             elif q % restart == 0:
-                sf = _window_sums(x, q, fast, fast)[0]
+                sf = window_sum(x, q, fast)
             else:
                 sf += x[q] - x[q - fast]
             ss += x[q]
@@ -91,7 +89,7 @@ def ma_cross(
             d = ef - es
         else:
             if i % restart == 0:
-                sf, ss = _window_sums(x, i, fast, slow)
+                sf, ss = window_sum(x, i, fast), window_sum(x, i, slow)
             else:
                 sf += v - x[i - fast]
                 ss += v - x[i - slow]
@@ -115,7 +113,7 @@ def ma_cross(
         return k, first_bar, first, above
     while i < hi:
         if i % restart == 0:
-            sf, ss = _window_sums(x, i, fast, slow)
+            sf, ss = window_sum(x, i, fast), window_sum(x, i, slow)
             now = int(not (sf * inv_f < ss * inv_s)) if above else int(sf * inv_f > ss * inv_s)
             idx[k] = i
             k += now ^ above
