@@ -40,7 +40,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
 sys.path.insert(0, str(Path(__file__).parent))
 from common import median_time, report
 from marketboss.backtest import BacktestConfig, Costs, run_strategy
-from marketboss.strategies import Market, create
+from marketboss.data.market import Market
+from marketboss.strategies import create
 
 N_BARS = 1_000_000
 CASH = 1_000_000.0

@@ -36,9 +36,10 @@ from common import peak_rss_mb, report
 from marketboss.backtest.engine import run_strategy
 from marketboss.backtest.runs import save_run
 from marketboss.data.io import write_bars
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.signals import id_key, signal_ids, write_signals
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 

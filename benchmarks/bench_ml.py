@@ -16,10 +16,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import median_time, peak_rss_mb, report
+from marketboss.data.market import Market
 from marketboss.data.synth import symbols_from, synth_bars
 from marketboss.ml.features import market_features
 from marketboss.ml.train import TrainConfig, train
-from marketboss.strategies import Market
 
 
 def pandas_features(df: pd.DataFrame) -> pd.DataFrame:

@@ -60,8 +60,8 @@ def child_ours(path: Path, repeat: int) -> dict[str, Any]:
     import polars as pl
 
     from marketboss.backtest import BacktestConfig, Costs, FillMode
+    from marketboss.data.market import Market
     from marketboss.research import LocalBackend, combinations, sweep
-    from marketboss.strategies import Market
 
     market = Market.from_bars(pl.read_parquet(path))
     combos = combinations("ma_crossover", [FAST, SLOW], {"quantity": QUANTITY})

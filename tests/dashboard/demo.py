@@ -16,9 +16,10 @@ from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import run_backtest, run_strategy
 from marketboss.backtest.runs import save_run
 from marketboss.data.io import format_ts, write_bars, write_jsonl
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.signals import write_signals
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 FEATURES = ("ret_1", "ret_5", "ret_20", "ma_ratio_10_30", "vol_20", "rsi_14", "volume_z", "range")
 

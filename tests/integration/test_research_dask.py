@@ -14,10 +14,10 @@ from marketboss.backtest import BacktestConfig, Costs
 from marketboss.cli import app
 from marketboss.cli.common import run_guarded
 from marketboss.data.io import write_bars
+from marketboss.data.market import Market
 from marketboss.research import DaskBackend, LocalBackend, combinations, sweep
 from marketboss.research.compare import compare
 from marketboss.research.walkforward import walk_forward
-from marketboss.strategies import Market
 
 CONFIG = BacktestConfig(costs=Costs(commission=0.001, slippage_bps=1))
 

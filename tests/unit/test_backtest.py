@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
+from marketboss.data.market import Market
 from marketboss.errors import InputError
 from marketboss.signals import SIGNAL_SCHEMA
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 T0 = np.datetime64("2024-01-02T05:00", "us")
 DAY = np.timedelta64(1, "D")

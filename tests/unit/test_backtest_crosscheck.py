@@ -15,7 +15,8 @@ from backtesting import Strategy as BtStrategy
 from backtesting.lib import crossover
 
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_strategy
-from marketboss.strategies import Market, create
+from marketboss.data.market import Market
+from marketboss.strategies import create
 
 N = 1500
 

@@ -7,8 +7,8 @@ import pytest
 
 from marketboss.backtest.engine import run_backtest
 from marketboss.comparison import compare_backtest_paper
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
-from marketboss.strategies.market import Market
 from marketboss.strategies.registry import create
 
 SLIP_BPS = 10.0

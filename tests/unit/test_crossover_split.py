@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketboss import worker
+from marketboss.data.market import Market
 from marketboss.research.nb import average_table
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 from marketboss.strategies.ma_crossover import join_crosses
 from marketboss.strategies.nb import RESTART, ma_cross
 from tests.unit.test_strategies import one_symbol

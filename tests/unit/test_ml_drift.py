@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from marketboss.data.io import read_jsonl_records
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.logging import configure
 from marketboss.ml import registry
@@ -21,7 +22,6 @@ from marketboss.ml.features import FEATURE_VERSION, FEATURES, samples
 from marketboss.ml.metrics import ic
 from marketboss.ml.retrain import retrain
 from marketboss.ml.train import TrainConfig, train
-from marketboss.strategies import Market
 
 CREATED = datetime(2025, 3, 1, 21, 0, tzinfo=UTC)
 SOON = CREATED + timedelta(hours=1)

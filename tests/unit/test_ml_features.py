@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.ml.features import FEATURES, WARMUP, market_features, market_targets, samples
-from marketboss.strategies import Market
 
 
 @pytest.fixture(scope="module")

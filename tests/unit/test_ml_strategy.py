@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from marketboss.cli import app
 from marketboss.cli.common import run_guarded
 from marketboss.data.io import write_bars
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
 from marketboss.ml.train import TrainConfig, train
 from marketboss.signals import read_signals_frame
-from marketboss.strategies import Market, create, strategies
+from marketboss.strategies import create, strategies
 
 TRAIN_END = datetime(2022, 6, 30, 23, tzinfo=UTC)
 

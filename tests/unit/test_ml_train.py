@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
 from marketboss.ml import registry
 from marketboss.ml.features import FEATURES, Samples, market_features, samples
 from marketboss.ml.train import TrainConfig, bars_sha256, cross_validate, train
-from marketboss.strategies import Market
 
 FAST = {"num_boost_round": 40, "min_data_in_leaf": 20}  # small and quick, single-threaded (threads=1 default)
 NAMES = [f"x{i}" for i in range(6)]

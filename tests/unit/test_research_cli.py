@@ -12,9 +12,10 @@ from marketboss.backtest import BacktestConfig, Costs
 from marketboss.cli import app
 from marketboss.cli.common import run_guarded
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
+from marketboss.data.market import Market
 from marketboss.research import LocalBackend, combinations, sweep
 from marketboss.signals import read_signals_frame
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 
 def cli(*args: str) -> int:

@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 
 from marketboss.backtest import BacktestConfig, Costs
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.research import LocalBackend, Window, evaluate
 from marketboss.research.compare import TABLE_METRICS, compare, split_index
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 CONFIG = BacktestConfig(costs=Costs(commission=0.001))
 

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketboss.backtest import BacktestConfig, Costs, FillMode, equity_metrics, run_strategy
+from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
 from marketboss.research import ROW_METRICS, SUMMARY_METRICS, LocalBackend, Window, combinations, evaluate, nb, sweep
-from marketboss.strategies import Market, SymbolBars, create
+from marketboss.strategies import create
 from marketboss.strategies.nb import state_changes
 
 SERIAL = LocalBackend(workers=1)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketboss.backtest import BacktestConfig, Costs, equity_metrics
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
 from marketboss.research import LocalBackend, combinations, sweep
@@ -23,7 +24,6 @@ from marketboss.research.dsr import (
 )
 from marketboss.research.selection import best_index
 from marketboss.research.walkforward import plan_folds, walk_forward
-from marketboss.strategies import Market
 
 SERIAL = LocalBackend(workers=1)
 CONFIG = BacktestConfig(costs=Costs(commission=0.001))

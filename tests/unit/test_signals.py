@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from marketboss.data.io import write_bars
+from marketboss.data.market import Market
 from marketboss.errors import InputError
 from marketboss.signals import (
     SIGNAL_FIELDS,
@@ -21,7 +22,7 @@ from marketboss.signals import (
     signal_id,
     write_signals,
 )
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
-from marketboss.strategies import Market, Strategy, StrategyParams, create, describe_params, strategies
+from marketboss.strategies import Strategy, StrategyParams, create, describe_params, strategies
 from marketboss.strategies.base import signals_from_exposures
-from marketboss.strategies.market import SymbolBars
 from marketboss.strategies.nb import rsi
 
 

@@ -26,10 +26,10 @@ from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
 from marketboss.columns import text_column
+from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.strategies.base import SignalRows, Strategy
-from marketboss.strategies.market import Market
 
 STATUS = {
     nb.PENDING: "pending",

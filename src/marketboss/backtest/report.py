@@ -17,8 +17,8 @@ from plotly.subplots import make_subplots
 from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import Run
 from marketboss.data.io import atomic_write_bytes
+from marketboss.data.market import Market
 from marketboss.display import fmt
-from marketboss.strategies.market import Market
 
 MAX_POINTS = 4000
 MAX_MARKERS = 3000

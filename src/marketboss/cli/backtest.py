@@ -48,8 +48,9 @@ def backtest(
     from marketboss.backtest.engine import run_backtest, run_strategy
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
+    from marketboss.data.market import Market
     from marketboss.signals import read_signals_frame
-    from marketboss.strategies import Market, create
+    from marketboss.strategies import create
 
     settings = get_settings()
     if strategy and signals:

@@ -62,7 +62,7 @@ def _config(cash: float | None, commission: float, per_share: float, minimum: fl
 
 
 def _market(data: Path | None, symbols: str | None, skip_invalid: bool) -> tuple[Path, Any]:
-    from marketboss.strategies import Market
+    from marketboss.data.market import Market
 
     path = data or get_settings().market_data
     return path, Market.from_bars(filter_symbols(load_bars(path, skip_invalid), symbols, path))

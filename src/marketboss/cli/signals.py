@@ -42,8 +42,9 @@ def generate(
 ) -> None:
     """Run a strategy over the bars and write one signal per change of its wanted position (atomic write).
     The same inputs always give the same signals and ids."""
+    from marketboss.data.market import Market
     from marketboss.signals import write_signals
-    from marketboss.strategies import Market, create
+    from marketboss.strategies import create
 
     strat = create(strategy, param)  # parameters are checked before any data is read
     settings = get_settings()

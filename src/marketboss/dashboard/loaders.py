@@ -24,11 +24,11 @@ from marketboss.comparison import Comparison, compare_backtest_paper, paper_metr
 from marketboss.dashboard import models as registry
 from marketboss.dashboard.cache import FileKey, file_key, memoize, prefetch
 from marketboss.data.io import read_bars
+from marketboss.data.market import Market
 from marketboss.data.stats import summary
 from marketboss.errors import InputError, MarketBossError
 from marketboss.execution.logs import TRADE_FIELDS, read_paper_equity, read_paper_trades
 from marketboss.signals import read_signals_frame
-from marketboss.strategies.market import Market
 
 
 class NotFound(MarketBossError):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marketboss.data.market import Market
 from marketboss.ml import nb
-from marketboss.strategies.market import Market
 from marketboss.strategies.nb import rolling_zscore, rsi
 
 FEATURE_VERSION = 1

@@ -25,12 +25,12 @@ import numpy as np
 import polars as pl
 
 from marketboss.data.io import JsonlAppender, format_ts
+from marketboss.data.market import Market
 from marketboss.logging import get_logger
 from marketboss.ml import drift, registry
 from marketboss.ml.features import FEATURE_VERSION, FEATURES, market_features, samples
 from marketboss.ml.registry import LoadedModel
 from marketboss.ml.train import TrainConfig, train
-from marketboss.strategies.market import Market
 
 log = get_logger(__name__)
 

@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketboss import __version__
 from marketboss.data.io import format_ts
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.ml import cv, estimators, registry
 from marketboss.ml.estimators import Estimator, ModelType
 from marketboss.ml.features import FEATURE_VERSION, FEATURES, Samples, samples, target_name
 from marketboss.ml.metrics import mse, scores, summarize
-from marketboss.strategies.market import Market
 
 REFERENCE_ROWS = 20_000
 MIN_SAMPLES = 200

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, ClassVar, TypeVar
 
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
-from marketboss.strategies import Market
 
 T = TypeVar("T")
 R = TypeVar("R")

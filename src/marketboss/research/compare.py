@@ -20,11 +20,12 @@ import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import METRICS
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.research.backends import Backend, LocalBackend
 from marketboss.research.selection import best_index, check_metric
 from marketboss.research.windows import Window, evaluate
-from marketboss.strategies import Market, create
+from marketboss.strategies import create
 
 #: The metrics of each window in the table (every number backtest.metrics computes, dates aside).
 TABLE_METRICS: tuple[str, ...] = tuple(k for k, _ in METRICS if k not in ("start", "end"))

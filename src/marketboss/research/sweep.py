@@ -22,12 +22,13 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.data.market import Market
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
 from marketboss.research.windows import Window, history_exposures, time_slice
-from marketboss.strategies import Market, StrategyParams, create, strategies
+from marketboss.strategies import StrategyParams, create, strategies
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
 
 #: Metric columns of a sweep row, in research.nb's order; the keys are backtest.metrics.METRICS'.

@@ -18,6 +18,7 @@ import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import equity_metrics
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.research.backends import Backend, LocalBackend
 from marketboss.research.dsr import SharpeEstimate, deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
@@ -25,7 +26,6 @@ from marketboss.research.grid import Combinations
 from marketboss.research.selection import best_index, check_metric
 from marketboss.research.sweep import SUMMARY_METRICS, ChunkResult, SweepTask, plan_tasks, run_tasks
 from marketboss.research.windows import Window
-from marketboss.strategies import Market
 
 _S = {k: i for i, k in enumerate(SUMMARY_METRICS)}
 

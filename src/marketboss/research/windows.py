@@ -15,8 +15,9 @@ import numpy as np
 
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import BacktestResult, run_backtest
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
-from marketboss.strategies import Market, Strategy, signals_from_exposures
+from marketboss.strategies import Strategy, signals_from_exposures
 
 
 @dataclass(frozen=True)

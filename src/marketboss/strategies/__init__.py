@@ -1,14 +1,11 @@
 """Strategies: named classes with frozen, validated parameters that turn bars into signals."""
 
 from marketboss.strategies.base import Strategy, StrategyParams, signals_from_exposures
-from marketboss.strategies.market import Market, SymbolBars
 from marketboss.strategies.registry import create, describe_params, register, strategies
 
 __all__ = [
-    "Market",
     "Strategy",
     "StrategyParams",
-    "SymbolBars",
     "create",
     "describe_params",
     "register",

@@ -24,8 +24,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketboss.columns import text_column
+from marketboss.data.market import Market, SymbolBars
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
-from marketboss.strategies.market import Market, SymbolBars
 from marketboss.strategies.nb import bar_points, signal_sides, state_changes
 
 

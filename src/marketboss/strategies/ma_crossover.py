@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from marketboss import buffers, worker
+from marketboss.data.market import SymbolBars
 from marketboss.strategies.base import Strategy, StrategyParams, held_changes
-from marketboss.strategies.market import SymbolBars
 from marketboss.strategies.nb import RESTART, fill_steps, ma_cross
 from marketboss.strategies.registry import register
 

@@ -16,11 +16,11 @@ import numpy as np
 from pydantic import Field
 
 from marketboss.config import get_settings
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.ml import registry
 from marketboss.ml.features import FEATURES, market_features
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.market import Market
 from marketboss.strategies.registry import register
 
 

@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from marketboss.data.market import SymbolBars
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.market import SymbolBars
 from marketboss.strategies.nb import breakout_state, prior_extreme
 from marketboss.strategies.registry import register
 
