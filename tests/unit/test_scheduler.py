@@ -16,7 +16,7 @@ from marketboss.data.io import read_bars, read_jsonl_records
 from marketboss.errors import InputError
 from marketboss.logging import configure
 from marketboss.ml import registry
-from marketboss.ml.drift import Thresholds
+from marketboss.ml.drift import THRESHOLD_OPTIONS, Thresholds
 from marketboss.scheduler import (
     ScheduleConfig,
     SessionTrigger,
@@ -27,10 +27,15 @@ from marketboss.scheduler import (
     run_once,
     session_times,
 )
-from marketboss.scheduler.jobs import THRESHOLD_OPTIONS, command
+from marketboss.scheduler.jobs import command
 from marketboss.signals import read_signals_frame
 
 NY = ZoneInfo("America/New_York")
+
+
+def run_command(argv: list[str]) -> int:
+    """The scheduler's runner, as the `schedule` command hands it: the command line run in this process."""
+    return run_guarded(lambda: app(args=argv, prog_name="marketboss", standalone_mode=True))
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +77,7 @@ def test_the_trigger_moves_from_session_to_session_across_a_holiday_a_weekend_an
 
 def test_the_scheduler_holds_one_session_job_per_enabled_step() -> None:
     cfg = ScheduleConfig.model_validate({"paper": {"enabled": False}, "retrain": {"at": "17:05"}})
-    sched = build_scheduler(cfg)
+    sched = build_scheduler(cfg, run_command)
     jobs = {j.id: j for j in sched.get_jobs()}
     assert set(jobs) == {"refresh", "retrain", "signals"}
     assert all(isinstance(j.trigger, SessionTrigger) for j in jobs.values())
@@ -144,7 +149,7 @@ def test_once_runs_the_days_jobs_in_order(workdir: Path) -> None:
     cfg_file.write_text('[refresh]\nsource = "synth"\nsymbols = "2"\nstart = "2025-01-01"\n'
                         '[retrain]\nmodel = "daily"\nmodel_type = "ridge"\n[paper]\nenabled = false\n')  # fmt: skip
     cfg = load_config(cfg_file)
-    assert run_once(cfg) == []
+    assert run_once(cfg, run_command) == []
     bars = read_bars(workdir / "data" / "market_data.jsonl")
     assert bars["symbol"].n_unique() == 2
     last: datetime = bars["timestamp"].max()  # type: ignore[assignment]
@@ -157,7 +162,7 @@ def test_once_runs_the_days_jobs_in_order(workdir: Path) -> None:
 
     # the same day again: the model is kept (nothing new), and a failing step stops the sequence
     broken = cfg.model_copy(update={"signals": cfg.signals.model_copy(update={"strategy": "nope"})})
-    assert run_once(broken) == ["signals"]
+    assert run_once(broken, run_command) == ["signals"]
     decisions = read_jsonl_records(workdir / "models" / "daily" / "decisions.jsonl")
     assert [d["decision"] for d in decisions] == ["retrain", "keep"]
 

@@ -16,7 +16,6 @@ from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
 from marketboss.strategies import Strategy, StrategyParams, create, describe_params, strategies
 from marketboss.strategies.base import signals_from_exposures
-from marketboss.strategies.nb import rsi
 
 
 @pytest.fixture(scope="module")
@@ -140,20 +139,6 @@ def test_zscore_buys_the_dip_and_exits_near_the_mean() -> None:
     assert sig["action"].to_list() == ["BUY", "SELL"]
     assert sig["target_weight"].to_list() == [0.15, 0.0]
     assert sig["price"].to_list() == [95.0, 100.2]
-
-
-def test_rsi_matches_wilders_definition() -> None:
-    x = 100 + np.cumsum(np.random.default_rng(1).normal(0, 1, 80))
-    ours = rsi(x, 14, np.empty(80))
-    d = np.diff(x)
-    g, lo = np.clip(d, 0, None), np.clip(-d, 0, None)
-    ag, al = g[:14].mean(), lo[:14].mean()
-    expected = [100 - 100 / (1 + ag / al)]
-    for i in range(14, len(d)):
-        ag, al = (ag * 13 + g[i]) / 14, (al * 13 + lo[i]) / 14
-        expected.append(100 - 100 / (1 + ag / al))
-    assert np.isnan(ours[:14]).all()
-    np.testing.assert_allclose(ours[14:], expected, rtol=1e-12)
 
 
 CONFIGS = [

@@ -11,12 +11,13 @@ import polars as pl
 import typer
 from pydantic import ValidationError
 
-from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
+from marketboss.cli.common import SkipInvalid, console, load_bars, print_table, run_guarded
 from marketboss.cli.signals import SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.data.calendar import NY
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+from marketboss.ml.drift import THRESHOLD_OPTIONS
 
 log = get_logger(__name__)
 models_app = typer.Typer(help="Trained models in models/<name>/<version>/.", no_args_is_help=True)
@@ -25,12 +26,6 @@ DataOpt = typer.Option(None, "--data", help="Bars file (default: data/market_dat
 ModelsDirOpt = typer.Option(None, "--models-dir", help="Default: models (env MARKETBOSS_MODELS_DIR).")
 
 
-#: marketboss retrain's option for each drift threshold (every Thresholds field has one; the scheduler uses these).
-THRESHOLD_OPTIONS = {
-    "max_age_days": "--max-age-days", "psi": "--psi-threshold", "ks": "--ks-threshold",
-    "min_drifted": "--min-drifted", "ic": "--ic-threshold", "window": "--window", "ic_window": "--ic-window",
-    "min_ic_samples": "--min-ic-samples", "min_drift_samples": "--min-drift-samples",
-}  # fmt: skip
 _OPTIONS = {**THRESHOLD_OPTIONS, "model_type": "--model", "params": "--param"}
 
 
@@ -239,16 +234,22 @@ def print_decision(rec: dict[str, Any]) -> None:
 
 
 def schedule(
+    ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Run the day's jobs now, in order, and exit."),
     config: Path = typer.Option(None, "--config", help="TOML job settings (see marketboss.scheduler.config)."),
 ) -> None:
     """Run the daily jobs on every NYSE session: refresh data, retrain if needed, generate signals, paper trade."""
     from marketboss.scheduler import load_config, run_forever, run_once
 
+    root = ctx.find_root().command
+
+    def run(argv: list[str]) -> int:  # a job is this very command line, run in this process
+        return run_guarded(lambda: root.main(args=argv, prog_name="marketboss", standalone_mode=True))
+
     cfg = load_config(config)
     if once:
-        failed = run_once(cfg)
+        failed = run_once(cfg, run)
         if failed:
             raise MarketBossError(f"job(s) failed: {', '.join(failed)} (details in the log above)")
         return
-    run_forever(cfg)
+    run_forever(cfg, run)

@@ -82,6 +82,15 @@ class Thresholds(BaseModel):
     min_ic_samples: int = Field(50, ge=10, description="rows needed before the rolling IC counts")
 
 
+#: `marketboss retrain`'s command-line option for each threshold (every field has one; the scheduler builds the
+#: command from these, and the CLI names the option in its errors).
+THRESHOLD_OPTIONS = {
+    "max_age_days": "--max-age-days", "psi": "--psi-threshold", "ks": "--ks-threshold",
+    "min_drifted": "--min-drifted", "ic": "--ic-threshold", "window": "--window", "ic_window": "--ic-window",
+    "min_ic_samples": "--min-ic-samples", "min_drift_samples": "--min-drift-samples",
+}  # fmt: skip
+
+
 def drifted(psi_: dict[str, float], ks_: dict[str, float], th: Thresholds) -> list[str]:
     """Features whose PSI or KS crosses its threshold, worst PSI first."""
     out = [f for f in psi_ if (psi_[f] or 0.0) > th.psi or (ks_.get(f) or 0.0) > th.ks]

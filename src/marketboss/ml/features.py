@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from marketboss.data.market import Market
+from marketboss.indicators import rsi, zscore
 from marketboss.ml import nb
-from marketboss.strategies.nb import rolling_zscore, rsi
 
 FEATURE_VERSION = 1
 PRICE_FEATURES = (
@@ -44,9 +44,9 @@ def symbol_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume
     out = np.empty((n, len(FEATURES)))
     k = len(PRICE_FEATURES)
     nb.price_features(high, low, close, out[:, :k])
-    out[:, k] = rsi(close, RSI_PERIOD, np.empty(n))
+    out[:, k] = rsi(close, RSI_PERIOD)
     if n >= VOLUME_WINDOW:
-        out[:, k + 1] = rolling_zscore(np.log1p(volume), VOLUME_WINDOW, np.empty(n))
+        out[:, k + 1] = zscore(np.log1p(volume), VOLUME_WINDOW)
     else:
         out[:, k + 1] = np.nan
     return out

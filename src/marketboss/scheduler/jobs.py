@@ -1,7 +1,8 @@
 """The day's jobs, each a `marketboss` command line: refresh data, retrain if needed, generate signals,
 paper trade. So a job does exactly what the command does by hand (and the log shows the command to rerun
-it). The first three run in this process through the CLI app; paper trading runs as a child process, so a
-long or crashing session cannot take the scheduler down with it.
+it). The first three run in this process through the `Runner` the `schedule` command hands in (the scheduler
+imports no CLI); paper trading runs as a child process, so a long or crashing session cannot take the
+scheduler down with it.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date, timedelta
 
-from marketboss.cli.ml import THRESHOLD_OPTIONS
 from marketboss.config import Settings
 from marketboss.logging import get_logger
+from marketboss.ml.drift import THRESHOLD_OPTIONS
 from marketboss.scheduler.config import ScheduleConfig
 
 log = get_logger(__name__)
 
 JOBS = ("refresh", "retrain", "signals", "paper")
+
+#: Runs a `marketboss` command line (without the program name) in this process; returns its exit code.
+Runner = Callable[[list[str]], int]
 
 
 def refresh_source(cfg: ScheduleConfig, settings: Settings) -> str:
@@ -73,7 +78,7 @@ def command(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> l
     raise ValueError(f"unknown job {job!r}")
 
 
-def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> bool:
+def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date, run: Runner) -> bool:
     """Run one job now; True when it succeeded (or had nothing to do). Never raises: a failure is logged."""
     argv = command(job, cfg, settings, today)
     if argv is None:
@@ -85,7 +90,7 @@ def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> b
             rc = subprocess.run([sys.executable, "-m", "marketboss", *argv], timeout=cfg.paper.timeout_seconds,
                                 check=False).returncode  # fmt: skip
         else:
-            rc = _in_process(argv)
+            rc = run(argv)
     except subprocess.TimeoutExpired:
         log.error("job_failed", job=job, error=f"timed out after {cfg.paper.timeout_seconds:g} s")
         return False
@@ -98,9 +103,3 @@ def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> b
     log.info("job_done", job=job)
     return True
 
-
-def _in_process(argv: list[str]) -> int:
-    from marketboss.cli import app
-    from marketboss.cli.common import run_guarded
-
-    return run_guarded(lambda: app(args=argv, prog_name="marketboss", standalone_mode=True))

@@ -11,7 +11,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from marketboss.config import get_settings
 from marketboss.logging import get_logger
 from marketboss.scheduler.config import ScheduleConfig
-from marketboss.scheduler.jobs import JOBS, run_job
+from marketboss.scheduler.jobs import JOBS, Runner, run_job
 from marketboss.scheduler.sessions import SessionTrigger, next_session_time
 
 log = get_logger(__name__)
@@ -22,18 +22,19 @@ def enabled_jobs(cfg: ScheduleConfig) -> list[str]:
     return [j for j in JOBS if getattr(cfg, j).enabled]
 
 
-def _run_scheduled(job: str, cfg: ScheduleConfig) -> None:
-    run_job(job, cfg, get_settings(), datetime.now(cfg.tz).date())
+def _run_scheduled(job: str, cfg: ScheduleConfig, run: Runner) -> None:
+    run_job(job, cfg, get_settings(), datetime.now(cfg.tz).date(), run)
 
 
-def build_scheduler(cfg: ScheduleConfig) -> BlockingScheduler:
+def build_scheduler(cfg: ScheduleConfig, run: Runner) -> BlockingScheduler:
     """A scheduler (not started) with one job per enabled step, each firing on NYSE sessions only."""
     sched = BlockingScheduler(
         timezone=cfg.tz,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
     )
     for job in enabled_jobs(cfg):
-        sched.add_job(_run_scheduled, SessionTrigger(getattr(cfg, job).at, cfg.tz), args=[job, cfg], id=job, name=job)
+        trigger = SessionTrigger(getattr(cfg, job).at, cfg.tz)
+        sched.add_job(_run_scheduled, trigger, args=[job, cfg, run], id=job, name=job)
     return sched
 
 
@@ -47,23 +48,21 @@ def plan(cfg: ScheduleConfig, now: datetime) -> list[tuple[datetime, str]]:
     return sorted(out)
 
 
-def run_once(cfg: ScheduleConfig) -> list[str]:
+def run_once(cfg: ScheduleConfig, run: Runner) -> list[str]:
     """Today's jobs now, in order; stops at the first failure (later jobs depend on it). Returns the failed."""
     settings = get_settings()
     today = datetime.now(cfg.tz).date()
     for job in enabled_jobs(cfg):
-        if not run_job(job, cfg, settings, today):
+        if not run_job(job, cfg, settings, today, run):
             return [job]
     return []
 
 
-def run_forever(cfg: ScheduleConfig) -> None:
-    from marketboss.cli.common import console
-
-    sched = build_scheduler(cfg)
+def run_forever(cfg: ScheduleConfig, run: Runner) -> None:
+    sched = build_scheduler(cfg, run)
     now = datetime.now(cfg.tz)
     for t, job in plan(cfg, now):
-        console.print(f"next {job:<8} {t:%a %Y-%m-%d %H:%M %Z} (in {_human(t - now)})")
+        print(f"next {job:<8} {t:%a %Y-%m-%d %H:%M %Z} (in {_human(t - now)})")
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("scheduler_stopping", signal=signum)

@@ -11,7 +11,6 @@ from marketboss import buffers, worker
 from marketboss.data.market import SymbolBars
 from marketboss.strategies.base import Strategy, StrategyParams, held_changes
 from marketboss.strategies.nb import RESTART, fill_steps, ma_cross
-from marketboss.strategies.registry import register
 
 
 class MACrossoverParams(StrategyParams):
@@ -26,7 +25,6 @@ class MACrossoverParams(StrategyParams):
         return self
 
 
-@register
 class MACrossover(Strategy[MACrossoverParams]):
     """Enters on a cross (never mid-trend at the start): long when fast crosses above slow, out (or short)
     when it crosses below."""

@@ -8,9 +8,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from marketboss.data.market import SymbolBars
+from marketboss.indicators import rsi, zscore
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.nb import band_state, rolling_zscore, rsi
-from marketboss.strategies.registry import register
+from marketboss.strategies.nb import band_state
 
 
 class MeanReversionParams(StrategyParams):
@@ -34,7 +34,6 @@ class MeanReversionParams(StrategyParams):
         return self
 
 
-@register
 class MeanReversion(Strategy[MeanReversionParams]):
     name = "mean_reversion"
     summary = "z-score of close against its rolling mean, or RSI thresholds"
@@ -43,7 +42,7 @@ class MeanReversion(Strategy[MeanReversionParams]):
     def exposure(self, bars: SymbolBars) -> np.ndarray:
         p = self.params
         if p.mode == "zscore":
-            z = rolling_zscore(bars.close, p.window, np.empty(len(bars)))
+            z = zscore(bars.close, p.window)
             return band_state(z, -p.entry_z, -p.exit_z, p.entry_z, p.exit_z, z)
-        r = rsi(bars.close, p.rsi_period, np.empty(len(bars)))
+        r = rsi(bars.close, p.rsi_period)
         return band_state(r, p.rsi_lower, p.rsi_exit, p.rsi_upper, p.rsi_exit, r)

@@ -21,7 +21,6 @@ from marketboss.errors import MarketBossError
 from marketboss.ml import registry
 from marketboss.ml.features import FEATURES, market_features
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.registry import register
 
 
 class MLParams(StrategyParams):
@@ -37,7 +36,6 @@ class MLParams(StrategyParams):
     weight: float = Field(0.2, gt=0, le=1, allow_inf_nan=False, description="equity fraction per unit")
 
 
-@register
 class ML(Strategy[MLParams]):
     name = "ml"
     summary = "a trained model's forward-return forecast (marketboss train), by threshold or rank"

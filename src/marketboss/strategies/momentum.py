@@ -8,9 +8,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from marketboss.data.market import SymbolBars
+from marketboss.indicators import rolling_max, rolling_min
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.nb import breakout_state, prior_extreme
-from marketboss.strategies.registry import register
+from marketboss.strategies.nb import breakout_state
 
 
 class MomentumParams(StrategyParams):
@@ -28,7 +28,6 @@ class MomentumParams(StrategyParams):
         return self
 
 
-@register
 class Momentum(Strategy[MomentumParams]):
     name = "momentum"
     summary = "time-series momentum over a lookback, or a channel breakout"
@@ -44,12 +43,11 @@ class Momentum(Strategy[MomentumParams]):
                 out[p.lookback :] = np.where(ret > p.threshold, 1.0, np.where(ret < -p.threshold, -1.0, 0.0))
             return out
         exit_n = p.exit_lookback or max(1, p.lookback // 2)
-        n = len(bars)
         return breakout_state(
             c,
-            prior_extreme(bars.high, p.lookback, True, np.empty(n)),
-            prior_extreme(bars.low, p.lookback, False, np.empty(n)),
-            prior_extreme(bars.high, exit_n, True, np.empty(n)),
-            prior_extreme(bars.low, exit_n, False, np.empty(n)),
-            np.empty(n),
+            rolling_max(bars.high, p.lookback, exclude_current=True),
+            rolling_min(bars.low, p.lookback, exclude_current=True),
+            rolling_max(bars.high, exit_n, exclude_current=True),
+            rolling_min(bars.low, exit_n, exclude_current=True),
+            np.empty(len(bars)),
         )

@@ -1,0 +1,127 @@
+"""Technical indicators for strategies, models and notebooks: causal (the value at bar t uses bars up to t
+only), compiled (numba loops in nb.py), and NaN until their window is full.
+
+Each takes a numpy array, a list or a polars Series of floats and returns the same kind: a Series in gives a
+Series out (same name), anything else a float64 numpy array. Wilder's RSI and ATR follow his smoothing;
+standard deviations are population ones (ddof 0), as Bollinger defined his bands.
+
+    >>> from marketboss.indicators import sma, rsi
+    >>> sma([1.0, 2.0, 3.0, 4.0], 2)
+    array([nan, 1.5, 2.5, 3.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+import polars as pl
+
+from marketboss.indicators import nb
+
+__all__ = [
+    "Bands",
+    "atr",
+    "bollinger",
+    "ema",
+    "returns",
+    "rolling_max",
+    "rolling_min",
+    "rsi",
+    "sma",
+    "zscore",
+]
+
+Values = np.ndarray | pl.Series | Sequence[float]
+V = TypeVar("V", np.ndarray, pl.Series)
+
+
+def _array(x: Values) -> np.ndarray:
+    a = x.to_numpy() if isinstance(x, pl.Series) else np.asarray(x)
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _like(x: Values, out: np.ndarray) -> Any:
+    """`out` as the kind of x: a Series (x's name) for a Series, else the array."""
+    # NaN stays NaN (not null) in the Series: what the arrays hold, and what polars' own rolling means do
+    return pl.Series(x.name, out, dtype=pl.Float64, nan_to_null=False) if isinstance(x, pl.Series) else out
+
+
+def _window(n: int, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {n!r}")
+    return int(n)
+
+
+def sma(x: V, n: int) -> V:
+    """Simple moving average of the last n values."""
+    a = _array(x)
+    return _like(x, nb.sma(a, _window(n), np.empty_like(a)))
+
+
+def ema(x: V, n: int) -> V:
+    """Exponential moving average, alpha = 2 / (n + 1), seeded by the simple mean of the first n values."""
+    a = _array(x)
+    return _like(x, nb.ema(a, _window(n), np.empty_like(a)))
+
+
+def rsi(x: V, n: int = 14) -> V:
+    """Wilder's relative strength index (0-100) over n changes; the first value is at bar n."""
+    a = _array(x)
+    return _like(x, nb.rsi(a, _window(n), np.empty_like(a)))
+
+
+def zscore(x: V, n: int) -> V:
+    """(x - mean) / std over the last n values (population std); 0 where the window is flat."""
+    a = _array(x)
+    return _like(x, nb.rolling_zscore(a, _window(n), np.empty_like(a)))
+
+
+def rolling_max(x: V, n: int, exclude_current: bool = False) -> V:
+    """Highest of the last n values; with exclude_current, of the n values before this bar (a breakout level
+    the bar itself can cross)."""
+    a = _array(x)
+    return _like(x, nb.rolling_extreme(a, _window(n), True, int(exclude_current), np.empty_like(a)))
+
+
+def rolling_min(x: V, n: int, exclude_current: bool = False) -> V:
+    """Lowest of the last n values; with exclude_current, of the n values before this bar."""
+    a = _array(x)
+    return _like(x, nb.rolling_extreme(a, _window(n), False, int(exclude_current), np.empty_like(a)))
+
+
+def atr(high: V, low: V, close: V, n: int = 14) -> V:
+    """Wilder's average true range over n bars (the type of `close` decides the result's)."""
+    h, lo, c = _array(high), _array(low), _array(close)
+    if not h.shape == lo.shape == c.shape:
+        raise ValueError(f"high, low and close differ in length: {h.shape[0]}, {lo.shape[0]}, {c.shape[0]}")
+    return _like(close, nb.atr(h, lo, c, _window(n), np.empty_like(c)))
+
+
+class Bands(NamedTuple):
+    """Bollinger bands: the moving average and k population standard deviations either side."""
+
+    middle: np.ndarray | pl.Series
+    upper: np.ndarray | pl.Series
+    lower: np.ndarray | pl.Series
+
+
+def bollinger(x: Values, n: int = 20, k: float = 2.0) -> Bands:
+    """Bollinger bands over the last n values, k standard deviations wide."""
+    a = _array(x)
+    n = _window(n)
+    mid = nb.sma(a, n, np.empty_like(a))
+    sd = nb.rolling_std(a, n, np.empty_like(a))
+    return Bands(_like(x, mid), _like(x, mid + k * sd), _like(x, mid - k * sd))
+
+
+def returns(x: V, periods: int = 1, log: bool = False) -> V:
+    """Return over `periods` bars: x[t] / x[t - periods] - 1, or its log; NaN for the first `periods` bars."""
+    a = _array(x)
+    p = _window(periods, "periods")
+    out = np.full_like(a, np.nan)
+    if a.shape[0] > p:
+        ratio = a[p:] / a[:-p]
+        out[p:] = np.log(ratio) if log else ratio - 1.0
+    return _like(x, out)

@@ -1,0 +1,22 @@
+"""The codebase's own rules: every built-in strategy module is registered (none silently missing)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import marketboss.strategies as strategies_pkg
+from marketboss.strategies import Strategy, strategies
+
+
+def test_every_strategy_class_in_the_package_is_registered() -> None:
+    registered = set(strategies().values())
+    found = []
+    for info in pkgutil.iter_modules(strategies_pkg.__path__):
+        module = importlib.import_module(f"{strategies_pkg.__name__}.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Strategy) and cls.__module__ == module.__name__ and not inspect.isabstract(cls):
+                found.append(cls)
+                assert cls in registered, f"{cls.__module__}.{cls.__name__} is not in strategies.registry.builtins()"
+    assert {c.name for c in found} == {"ma_crossover", "momentum", "mean_reversion", "ml"}
