@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from marketboss.backtest.runs import load_run
-from marketboss.dashboard import models as registry
+from marketboss.dashboard import models
 from marketboss.dashboard.cache import file_key, memoize
 from marketboss.dashboard.downsample import minmax_indices
 from marketboss.errors import InputError
+from marketboss.ml import registry
 from tests.dashboard.demo import DECISIONS, Demo, metadata
 
 # ---------------------------------------------------------------------------------------------- downsample
@@ -166,19 +167,19 @@ def test_latest_is_the_pointer_or_else_the_newest(tmp_path: Path) -> None:
 
 def test_importance_and_folds_in_their_accepted_shapes(tmp_path: Path) -> None:
     meta = metadata("v1", "2024-01-01T00:00:00Z")
-    assert set(registry.importance(meta)) == {"gain", "permutation"}
-    assert registry.importance({"feature_importance": {"a": 2, "b": 1.5}}) == {"importance": {"a": 2.0, "b": 1.5}}
+    assert set(models.importance(meta)) == {"gain", "permutation"}
+    assert models.importance({"feature_importance": {"a": 2, "b": 1.5}}) == {"importance": {"a": 2.0, "b": 1.5}}
     listed = {"feature_importance": [{"feature": "a", "gain": 3}, {"feature": "b", "gain": 1, "permutation": 0.2}]}
-    assert registry.importance(listed) == {"gain": {"a": 3.0, "b": 1.0}, "permutation": {"b": 0.2}}
-    assert registry.importance({}) == {}
-    folds = registry.folds_frame(meta, tmp_path / "metadata.json")
+    assert models.importance(listed) == {"gain": {"a": 3.0, "b": 1.0}, "permutation": {"b": 0.2}}
+    assert models.importance({}) == {}
+    folds = models.folds_frame(meta, tmp_path / "metadata.json")
     assert folds["fold"].to_list() == [1, 2, 3, 4, 5] and folds["ic"][0] == pytest.approx(0.05)
     listed = {"cv": {"folds": [{"mse": 1.0, "ic": 0.1}, {"mse": 2.0, "ic": None}]}}
-    f2 = registry.folds_frame(listed, tmp_path / "metadata.json")
+    f2 = models.folds_frame(listed, tmp_path / "metadata.json")
     assert f2["fold"].to_list() == [0, 1] and f2["ic"].to_list() == [0.1, None] and f2["rank_ic"].null_count() == 2
     with pytest.raises(InputError, match="cv fold 0 is not an object"):
-        registry.folds_frame({"cv": {"folds": [3]}}, tmp_path / "metadata.json")
-    assert registry.flat_metrics(meta)["mse.mean"] == 0.00042
+        models.folds_frame({"cv": {"folds": [3]}}, tmp_path / "metadata.json")
+    assert models.flat_metrics(meta)["mse.mean"] == 0.00042
 
 
 def test_decisions_are_validated_and_sorted(tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ def test_decisions_are_validated_and_sorted(tmp_path: Path) -> None:
     p.write_text("\n".join(json.dumps(d) for d in reversed(DECISIONS)) + "\n")
     decisions = registry.read_decisions(p)
     assert [d["decision"] for d in decisions] == ["keep", "retrain"]
-    drift = registry.drift_frame(decisions[-1])
+    drift = models.drift_frame(decisions[-1])
     assert drift.filter(drift["feature"] == "vol_20")["psi"][0] == 0.31
     p.write_text(json.dumps({**DECISIONS[0], "psi": [1, 2]}) + "\n")
     with pytest.raises(InputError, match=r"decisions\.jsonl:1: field 'psi'"):

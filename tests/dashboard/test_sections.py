@@ -14,12 +14,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from marketboss import display
 from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import run_backtest
 from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import load_run
 from marketboss.comparison import compare_backtest_paper, paper_metrics
-from marketboss.dashboard import fmt
 from marketboss.dashboard.sections import SECTIONS
 from marketboss.data.io import read_bars, read_jsonl_records, write_jsonl
 from marketboss.data.stats import summary
@@ -95,8 +95,8 @@ def test_market_overview_shows_the_shared_summary_and_a_chart_per_symbol(dash: D
     bars = read_bars(demo.market_data)
     expected = summary(bars)
     m = metrics(block)
-    assert m["Symbols"] == fmt.count(expected.height) and m["Bars"] == fmt.count(bars.height)
-    assert m["From"] == fmt.day(bars["timestamp"].min()) and m["To"] == fmt.day(bars["timestamp"].max())
+    assert m["Symbols"] == display.count(expected.height) and m["Bars"] == display.count(bars.height)
+    assert m["From"] == display.day(bars["timestamp"].min()) and m["To"] == display.day(bars["timestamp"].max())
     shown = pl.from_pandas(block.dataframe[0].value)
     for col in ("mean_return", "volatility", "annual_return", "annual_volatility", "last_close"):
         assert shown[col].to_list() == pytest.approx(expected[col].to_list(), rel=1e-12), col
@@ -115,7 +115,7 @@ def test_market_missing_file_is_information_and_the_rest_still_renders(dash: Das
     (info,) = messages(section(at, "market"), "info")
     assert str(tmp_path / "nope.jsonl") in info and "not found" in info
     assert any("nope.jsonl" in m for m in messages(section(at, "backtest"), "info"))
-    assert metrics(section(at, "signals"))["Signals"] != fmt.NA
+    assert metrics(section(at, "signals"))["Signals"] != display.NA
     assert charts(section(at, "strategies")) and charts(section(at, "models"))
 
 
@@ -131,7 +131,7 @@ def test_market_malformed_line_names_file_line_and_field(dash: Dash, demo: Demo,
     (error,) = messages(section(at, "market"), "error")
     assert input_error(read_bars, bad) in error and ":3: field 'close'" in error
     assert messages(section(at, "backtest"), "error")  # the backtest needs the bars too
-    assert metrics(section(at, "paper"))["Trades executed"] != fmt.NA
+    assert metrics(section(at, "paper"))["Trades executed"] != display.NA
 
 
 # ----------------------------------------------------------------------------------------------- signals
@@ -141,7 +141,7 @@ def test_signals_filters_by_symbol_action_strategy_and_date(dash: Dash, demo: De
     at = dash()
     sig = read_signals_frame(demo.signals)
     m = metrics(section(at, "signals"))
-    assert m["Signals"] == m["Matching"] == fmt.count(sig.height)
+    assert m["Signals"] == m["Matching"] == display.count(sig.height)
     at.multiselect(key="signals_symbol").set_value(["MSFT", "JPM"])
     at.multiselect(key="signals_action").set_value(["BUY"])
     at.multiselect(key="signals_strategy").set_value(["ma_crossover"])
@@ -154,8 +154,8 @@ def test_signals_filters_by_symbol_action_strategy_and_date(dash: Dash, demo: De
     )  # fmt: skip
     block = section(at, "signals")
     m = metrics(block)
-    assert m["Matching"] == fmt.count(want.height) and 0 < want.height < sig.height
-    assert m["BUY"] == fmt.count(want.height) and m["SELL"] == "0"
+    assert m["Matching"] == display.count(want.height) and 0 < want.height < sig.height
+    assert m["BUY"] == display.count(want.height) and m["SELL"] == "0"
     table = block.dataframe[0].value
     assert table["id"].tolist() == want["id"].to_list()
     assert set(table.columns) >= {"timestamp", "symbol", "action", "quantity", "strategy"}
@@ -191,7 +191,7 @@ def test_signals_bad_file(dash: Dash, demo: Demo, tmp_path: Path, state: str) ->
     else:
         (error,) = messages(block, "error")
         assert input_error(read_signals_frame, path) in error and ":2: field 'action'" in error
-    assert metrics(section(at, "market"))["Bars"] != fmt.NA
+    assert metrics(section(at, "market"))["Bars"] != display.NA
     assert charts(section(at, "paper"))
 
 
@@ -285,14 +285,14 @@ def test_quick_backtest_shows_run_backtest_metrics_for_the_sidebar_settings(dash
     expected = backtest_metrics(demo)
     block = section(at, "backtest")
     m = metrics(block)
-    assert m["P&L"] == fmt.money(expected["pnl"])
-    assert m["Return %"] == fmt.pct(expected["total_return_pct"])
-    assert m["Sharpe"] == fmt.num(expected["sharpe"])
-    assert m["Max Drawdown"] == fmt.pct(expected["max_drawdown_pct"])
-    assert m["Win rate"] == fmt.pct(expected["win_rate_pct"])
-    assert m["Trades (closed)"] == fmt.count(expected["n_trades"])
+    assert m["P&L"] == display.money(expected["pnl"])
+    assert m["Return %"] == display.pct(expected["total_return_pct"])
+    assert m["Sharpe"] == display.num(expected["sharpe"])
+    assert m["Max Drawdown"] == display.pct(expected["max_drawdown_pct"])
+    assert m["Win rate"] == display.pct(expected["win_rate_pct"])
+    assert m["Trades (closed)"] == display.count(expected["n_trades"])
     shown = table(block, "metric")
-    assert shown["value"].tolist() == [fmt.value(expected.get(k)) for k, _ in METRICS]
+    assert shown["value"].tolist() == [display.value(expected.get(k)) for k, _ in METRICS]
     (curve,) = charts(block)
     assert array(curve["data"][0]["y"])[-1] == pytest.approx(expected["final_equity"])
     at.sidebar.number_input(key="initial_cash").set_value(50_000.0)
@@ -302,9 +302,9 @@ def test_quick_backtest_shows_run_backtest_metrics_for_the_sidebar_settings(dash
     assert_clean(at)
     changed = backtest_metrics(demo, cash=50_000.0, commission=0.001, slippage=5.0)
     m = metrics(section(at, "backtest"))
-    assert m["P&L"] == fmt.money(changed["pnl"]) != fmt.money(expected["pnl"])
-    assert m["Commissions"] == fmt.money(changed["commissions"]) and changed["commissions"] > 0
-    assert m["Final equity"] == fmt.money(changed["final_equity"])
+    assert m["P&L"] == display.money(changed["pnl"]) != display.money(expected["pnl"])
+    assert m["Commissions"] == display.money(changed["commissions"]) and changed["commissions"] > 0
+    assert m["Final equity"] == display.money(changed["final_equity"])
 
 
 def test_quick_backtest_follows_a_changed_signals_file(dash: Dash, demo: Demo, tmp_path: Path) -> None:
@@ -317,7 +317,7 @@ def test_quick_backtest_follows_a_changed_signals_file(dash: Dash, demo: Demo, t
     assert_clean(at)
     assert metrics(section(at, "signals"))["Signals"] == "20"
     after = metrics(section(at, "backtest"))["P&L"]
-    assert after == fmt.money(backtest_metrics(demo, path)["pnl"]) != before
+    assert after == display.money(backtest_metrics(demo, path)["pnl"]) != before
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed"])
@@ -344,10 +344,10 @@ def test_paper_trading_shows_the_equity_log_and_trade_count(dash: Dash, demo: De
     expected = paper_metrics(trades, equity)
     block = section(at, "paper")
     m = metrics(block)
-    assert m["Portfolio value"] == fmt.money(equity["portfolio_value"][-1])
-    assert m["P&L"] == fmt.money(expected["pnl"]) and m["Return %"] == fmt.pct(expected["total_return_pct"])
-    assert m["Trades executed"] == fmt.count(expected["filled_orders"]) == fmt.count(trades.height)
-    assert m["Last update"] == fmt.when(equity["timestamp"].max())
+    assert m["Portfolio value"] == display.money(equity["portfolio_value"][-1])
+    assert m["P&L"] == display.money(expected["pnl"]) and m["Return %"] == display.pct(expected["total_return_pct"])
+    assert m["Trades executed"] == display.count(expected["filled_orders"]) == display.count(trades.height)
+    assert m["Last update"] == display.when(equity["timestamp"].max())
     (curve,) = charts(block)
     assert array(curve["data"][0]["y"]) == pytest.approx(equity["portfolio_value"].to_list())
     assert len(table(block, "filled_price")) == 20
@@ -381,14 +381,14 @@ def test_paper_trading_bad_equity_log(dash: Dash, demo: Demo, tmp_path: Path, st
     if state == "malformed":
         assert input_error(read_paper_equity, path) in shown[0] and ":5: field 'portfolio_value'" in shown[0]
     assert not block.metric
-    assert metrics(section(at, "backtest"))["Sharpe"] != fmt.NA
+    assert metrics(section(at, "backtest"))["Sharpe"] != display.NA
 
 
 def test_paper_trading_without_a_trades_log_still_shows_equity(dash: Dash, demo: Demo, tmp_path: Path) -> None:
     block = section(dash(paper_trades=tmp_path / "none.jsonl"), "paper")
     m = metrics(block)
-    assert m["Trades executed"] == fmt.NA
-    assert m["Return %"] == fmt.pct(paper_metrics(read_paper_trades(demo.paper_trades),
+    assert m["Trades executed"] == display.NA
+    assert m["Return %"] == display.pct(paper_metrics(read_paper_trades(demo.paper_trades),
                                                  read_paper_equity(demo.paper_equity))["total_return_pct"])  # fmt: skip
     (info,) = messages(block, "info")
     assert info.startswith("Trades executed:") and "none.jsonl" in info
@@ -399,7 +399,7 @@ def test_paper_trading_malformed_trades_log_names_line(dash: Dash, demo: Demo, t
     block = section(dash(paper_trades=bad), "paper")
     (error,) = messages(block, "error")
     assert ":7: field 'qty'" in error
-    assert metrics(block)["Portfolio value"] != fmt.NA
+    assert metrics(block)["Portfolio value"] != display.NA
 
 
 # -------------------------------------------------------------------------------------- backtest vs paper
@@ -413,17 +413,17 @@ def test_comparison_shows_compare_backtest_paper(dash: Dash, demo: Demo) -> None
     s = cmp.summary
     block = section(at, "comparison")
     bt, paper, both = (metrics(c) for c in block.columns)
-    assert bt["Return %"] == fmt.pct(s["backtest_return_pct"]) and bt["Sharpe"] == fmt.num(s["backtest_sharpe"])
-    assert bt["Max Drawdown"] == fmt.pct(s["backtest_max_drawdown_pct"])
-    assert bt["Win rate"] == fmt.pct(s["backtest_win_rate_pct"])
-    assert paper["Return %"] == fmt.pct(s["paper_return_pct"]) and paper["P&L $"] == fmt.money(cmp.paper["pnl"])
+    assert bt["Return %"] == display.pct(s["backtest_return_pct"]) and bt["Sharpe"] == display.num(s["backtest_sharpe"])
+    assert bt["Max Drawdown"] == display.pct(s["backtest_max_drawdown_pct"])
+    assert bt["Win rate"] == display.pct(s["backtest_win_rate_pct"])
+    assert paper["Return %"] == display.pct(s["paper_return_pct"]) and paper["P&L $"] == display.money(cmp.paper["pnl"])
     assert paper["Status"] == s["status"] == "✅ Positive"
-    assert paper["Win rate"] == fmt.pct(s["paper_win_rate_pct"]) != fmt.NA
-    assert both["Return difference"] == fmt.pct(s["return_difference_pct"])
-    assert both["Avg slippage (bps)"] == fmt.num(s["avg_slippage_bps"]) == "5.00"  # the demo's 3..7 bps
-    assert both["Slippage impact"] == fmt.money(s["slippage_usd"])
+    assert paper["Win rate"] == display.pct(s["paper_win_rate_pct"]) != display.NA
+    assert both["Return difference"] == display.pct(s["return_difference_pct"])
+    assert both["Avg slippage (bps)"] == display.num(s["avg_slippage_bps"]) == "5.00"  # the demo's 3..7 bps
+    assert both["Slippage impact"] == display.money(s["slippage_usd"])
     assert both["Total trades (backtest / paper)"] == "40 / 40" and both["Missed in paper"] == "0"
-    assert both["Daily return correlation"] == fmt.num(s["daily_return_correlation"])
+    assert both["Daily return correlation"] == display.num(s["daily_return_correlation"])
     joined = table(block, "slippage_bps")
     assert sorted(joined["slippage_bps"].round(6)) == sorted(cmp.joined["slippage_bps"].round(6).to_list())
     assert len(charts(block)) == 1

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketboss.data.io import default_rejects_path, read_bars
-from marketboss.display import fmt
+from marketboss.display import value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
 
@@ -64,5 +64,5 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         numeric = bool(values) and sum(isinstance(v, int | float) for v in values) * 2 > len(values)
         table.add_column(c, justify="right" if numeric else "left")
     for row in rows:
-        table.add_row(*[fmt(v) for v in row])
+        table.add_row(*[value(v) for v in row])
     console.print(table)

@@ -3,7 +3,7 @@ becomes a message in its own section (naming the file, and for bad data its line
 sections render; no traceback ever reaches the page.
 
 Every number shown comes from the shared functions (summary, run_backtest, paper_metrics,
-compare_backtest_paper, load_run); this module only lays them out and formats them (fmt.py).
+compare_backtest_paper, load_run); this module only lays them out and formats them (marketboss.display).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from marketboss import display
 from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import Run, compare
-from marketboss.dashboard import charts, fmt, loaders
-from marketboss.dashboard import models as registry
+from marketboss.dashboard import charts, loaders, models
 from marketboss.dashboard.cache import FileKey, file_key, memoize
 from marketboss.dashboard.loaders import Empty, NotFound
 from marketboss.errors import InputError, MarketBossError
 from marketboss.logging import get_logger
+from marketboss.ml import registry
 
 log = get_logger(__name__)
 
@@ -133,10 +134,10 @@ def market_section(inputs: Inputs) -> None:
     bars = loaders.bars(key)
     stats = loaders.bar_summary(key)
     c = st.columns(4)
-    c[0].metric("Symbols", fmt.count(stats.height))
-    c[1].metric("Bars", fmt.count(bars.height))
-    c[2].metric("From", fmt.day(bars["timestamp"][0]), help=fmt.when(bars["timestamp"][0]))
-    c[3].metric("To", fmt.day(bars["timestamp"][-1]), help=fmt.when(bars["timestamp"][-1]))
+    c[0].metric("Symbols", display.count(stats.height))
+    c[1].metric("Bars", display.count(bars.height))
+    c[2].metric("From", display.day(bars["timestamp"][0]), help=display.when(bars["timestamp"][0]))
+    c[3].metric("To", display.day(bars["timestamp"][-1]), help=display.when(bars["timestamp"][-1]))
     st.subheader("Returns statistics")
     st.caption("Per symbol, simple bar-to-bar returns of the close; annualised by the bar frequency.")
     st.dataframe(
@@ -172,11 +173,11 @@ def signals_section(inputs: Inputs) -> None:
     df = loaders.filtered_signals(key, tuple(symbols), tuple(actions), tuple(strategies), start, end)
     total = loaders.signals(key).height
     m = st.columns(4)
-    m[0].metric("Signals", fmt.count(total))
-    m[1].metric("Matching", fmt.count(df.height))
+    m[0].metric("Signals", display.count(total))
+    m[1].metric("Matching", display.count(df.height))
     by_action = dict(df.group_by("action").len().iter_rows())
-    m[2].metric("BUY", fmt.count(by_action.get("BUY", 0)))
-    m[3].metric("SELL", fmt.count(by_action.get("SELL", 0)))
+    m[2].metric("BUY", display.count(by_action.get("BUY", 0)))
+    m[3].metric("SELL", display.count(by_action.get("SELL", 0)))
     if df.is_empty():
         st.info("No signal matches these filters.")
         return
@@ -224,20 +225,20 @@ def models_section(inputs: Inputs) -> None:
     v = state.latest
     meta = v.metadata
     st.caption(f"Model **{v.name}**, latest version **{v.version}** of {len(state.versions)} "
-               f"(created {fmt.when(v.created_at)}), from `{v.path}`")  # fmt: skip
+               f"(created {display.when(v.created_at)}), from `{v.path}`")  # fmt: skip
     features = meta.get("features")
     facts = {
         "Model type": meta.get("model_type"),
         "Target": meta.get("target"),
         "Horizon": meta.get("horizon"),
         "Features": len(features) if isinstance(features, list) else None,
-        "Trained on": f"{fmt.day(meta.get('train_start'))} → {fmt.day(meta.get('train_end'))}",
+        "Trained on": f"{display.day(meta.get('train_start'))} → {display.day(meta.get('train_end'))}",
     }
-    st.markdown(" · ".join(f"**{k}** {fmt.NA if v is None else v}" for k, v in facts.items()))
-    metrics = registry.flat_metrics(meta)
+    st.markdown(" · ".join(f"**{k}** {display.NA if v is None else v}" for k, v in facts.items()))
+    metrics = models.flat_metrics(meta)
     if metrics:
         st.subheader("Training metrics")
-        st.dataframe(pl.DataFrame({"metric": list(metrics), "value": [fmt.value(x) for x in metrics.values()]}),
+        st.dataframe(pl.DataFrame({"metric": list(metrics), "value": [display.value(x) for x in metrics.values()]}),
                      hide_index=True, key="model_metrics")  # fmt: skip
     _importance(meta)
     _folds(meta, v.path / registry.METADATA)
@@ -249,7 +250,7 @@ def models_section(inputs: Inputs) -> None:
 
 
 def _importance(meta: dict[str, Any]) -> None:
-    kinds = registry.importance(meta)
+    kinds = models.importance(meta)
     st.subheader("Feature importance")
     if not kinds:
         st.info("This model's metadata has no feature_importance.")
@@ -260,7 +261,7 @@ def _importance(meta: dict[str, Any]) -> None:
 
 
 def _folds(meta: dict[str, Any], source: Path) -> None:
-    folds = registry.folds_frame(meta, source)
+    folds = models.folds_frame(meta, source)
     st.subheader("Cross-validation folds")
     if folds.is_empty():
         st.info("This model's metadata has no per-fold results (cv.per_fold).")
@@ -283,14 +284,14 @@ def _drift(model_dir: Path) -> None:
     last = decisions[-1]
     reasons = "; ".join(str(r) for r in last.get("reasons") or []) or "no reason given"
     if last["decision"] == "retrain":
-        st.warning(f"⚠️ Drift status: retraining triggered (checked {fmt.when(last['timestamp'])}): {reasons}")
+        st.warning(f"⚠️ Drift status: retraining triggered (checked {display.when(last['timestamp'])}): {reasons}")
     else:
-        st.success(f"✅ Drift status: model kept (checked {fmt.when(last['timestamp'])}): {reasons}")
+        st.success(f"✅ Drift status: model kept (checked {display.when(last['timestamp'])}): {reasons}")
     retrains = [d for d in decisions if d["decision"] == "retrain"]
     c = st.columns(3)
-    c[0].metric("Last check", fmt.minute(last["timestamp"]), help=fmt.when(last["timestamp"]))
-    c[1].metric("Rolling IC", fmt.num(last.get("rolling_ic"), 4))
-    c[2].metric("Last retraining decision", fmt.minute(retrains[-1]["timestamp"]) if retrains else "never")
+    c[0].metric("Last check", display.minute(last["timestamp"]), help=display.when(last["timestamp"]))
+    c[1].metric("Rolling IC", display.num(last.get("rolling_ic"), 4))
+    c[2].metric("Last retraining decision", display.minute(retrains[-1]["timestamp"]) if retrains else "never")
     details = []
     if last.get("model_version"):
         details.append(f"checked version {last['model_version']}")
@@ -302,7 +303,7 @@ def _drift(model_dir: Path) -> None:
         details.append("thresholds: " + ", ".join(f"{k} {v}" for k, v in th.items()))
     if details:
         st.caption(" · ".join(details))
-    drift = registry.drift_frame(last)
+    drift = models.drift_frame(last)
     if drift.height:
         st.dataframe(drift, hide_index=True, key="model_drift")
     history = pl.DataFrame(
@@ -310,7 +311,7 @@ def _drift(model_dir: Path) -> None:
             "timestamp": [str(d["timestamp"]) for d in decisions[::-1][:50]],
             "decision": [str(d["decision"]) for d in decisions[::-1][:50]],
             "reasons": ["; ".join(map(str, d.get("reasons") or [])) for d in decisions[::-1][:50]],
-            "rolling_ic": [registry._num(d.get("rolling_ic")) for d in decisions[::-1][:50]],
+            "rolling_ic": [models.number(d.get("rolling_ic")) for d in decisions[::-1][:50]],
         },
         schema={"timestamp": pl.String, "decision": pl.String, "reasons": pl.String, "rolling_ic": pl.Float64},
     )
@@ -339,19 +340,19 @@ def backtest_section(inputs: Inputs) -> None:
     result = loaders.backtest(*args)
     m = result.metrics
     c = st.columns(5)
-    c[0].metric("P&L", fmt.money(m["pnl"]))
-    c[1].metric("Return %", fmt.pct(m["total_return_pct"]))
-    c[2].metric("Sharpe", fmt.num(m["sharpe"]))
-    c[3].metric("Max Drawdown", fmt.pct(m["max_drawdown_pct"]))
-    c[4].metric("Win rate", fmt.pct(m["win_rate_pct"]))
+    c[0].metric("P&L", display.money(m["pnl"]))
+    c[1].metric("Return %", display.pct(m["total_return_pct"]))
+    c[2].metric("Sharpe", display.num(m["sharpe"]))
+    c[3].metric("Max Drawdown", display.pct(m["max_drawdown_pct"]))
+    c[4].metric("Win rate", display.pct(m["win_rate_pct"]))
     d = st.columns(5)
-    d[0].metric("Final equity", fmt.money(m["final_equity"]))
-    d[1].metric("Trades (closed)", fmt.count(m["n_trades"]))
-    d[2].metric("Fills", fmt.count(m["n_fills"]))
-    d[3].metric("Commissions", fmt.money(m["commissions"]))
-    d[4].metric("Exposure", fmt.pct(m["exposure_pct"]))
+    d[0].metric("Final equity", display.money(m["final_equity"]))
+    d[1].metric("Trades (closed)", display.count(m["n_trades"]))
+    d[2].metric("Fills", display.count(m["n_fills"]))
+    d[3].metric("Commissions", display.money(m["commissions"]))
+    d[4].metric("Exposure", display.pct(m["exposure_pct"]))
     st.caption(
-        f"`{inputs.signals}` on `{inputs.market_data}`: {fmt.money(inputs.initial_cash)} initial cash, commission "
+        f"`{inputs.signals}` on `{inputs.market_data}`: {display.money(inputs.initial_cash)} initial cash, commission "
         f"{inputs.commission:.4%} of notional, slippage {inputs.slippage_bps:g} bps, fills at the next bar's open."
     )
     if m["rejected_orders"] or m["unfilled_orders"]:
@@ -363,7 +364,8 @@ def backtest_section(inputs: Inputs) -> None:
 
 
 def _metrics_table(m: dict[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame({"metric": [label for _, label in METRICS], "value": [fmt.value(m.get(k)) for k, _ in METRICS]})
+    values = [display.value(m.get(k)) for k, _ in METRICS]
+    return pl.DataFrame({"metric": [label for _, label in METRICS], "value": values})
 
 
 # ------------------------------------------------------------------------------------------- paper trading
@@ -387,13 +389,13 @@ def paper_section(inputs: Inputs) -> None:
         trades = loaders.paper_trades(tk)
     stats = loaders.paper_stats(ek, tk if trades is not None else None)
     c = st.columns(3)
-    c[0].metric("Portfolio value", fmt.money(equity["portfolio_value"][-1]))
-    c[1].metric("P&L", fmt.money(stats["pnl"]))
-    c[2].metric("Return %", fmt.pct(stats["total_return_pct"]))
+    c[0].metric("Portfolio value", display.money(equity["portfolio_value"][-1]))
+    c[1].metric("P&L", display.money(stats["pnl"]))
+    c[2].metric("Return %", display.pct(stats["total_return_pct"]))
     d = st.columns([1, 2])
-    d[0].metric("Trades executed", fmt.count(stats["filled_orders"]) if trades is not None else fmt.NA)
-    d[1].metric("Last update", fmt.when(stats["last_update"]))
-    st.caption(f"`{inputs.paper_equity}`: {equity.height:,} snapshot(s) from {fmt.when(equity['timestamp'][0])}; "
+    d[0].metric("Trades executed", display.count(stats["filled_orders"]) if trades is not None else display.NA)
+    d[1].metric("Last update", display.when(stats["last_update"]))
+    st.caption(f"`{inputs.paper_equity}`: {equity.height:,} snapshot(s) from {display.when(equity['timestamp'][0])}; "
                f"refreshes every {inputs.refresh_seconds:g} s (last checked "
                f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC).")  # fmt: skip
     chart(_paper_figure(ek), "paper_chart")
@@ -442,35 +444,35 @@ def comparison_section(inputs: Inputs) -> None:
     bt_col, paper_col, cmp_col = st.columns(3)
     with bt_col:
         st.subheader("Backtest Metrics")
-        st.metric("Return %", fmt.pct(s["backtest_return_pct"]))
-        st.metric("Sharpe", fmt.num(s["backtest_sharpe"]))
-        st.metric("Max Drawdown", fmt.pct(s["backtest_max_drawdown_pct"]))
-        st.metric("Win rate", fmt.pct(s["backtest_win_rate_pct"]))
-        st.metric("Fills", fmt.count(s["backtest_fills"]))
+        st.metric("Return %", display.pct(s["backtest_return_pct"]))
+        st.metric("Sharpe", display.num(s["backtest_sharpe"]))
+        st.metric("Max Drawdown", display.pct(s["backtest_max_drawdown_pct"]))
+        st.metric("Win rate", display.pct(s["backtest_win_rate_pct"]))
+        st.metric("Fills", display.count(s["backtest_fills"]))
     with paper_col:
         st.subheader("Paper Trading Metrics")
-        st.metric("Return %", fmt.pct(s["paper_return_pct"]))
-        st.metric("P&L $", fmt.money(cmp.paper["pnl"]))
+        st.metric("Return %", display.pct(s["paper_return_pct"]))
+        st.metric("P&L $", display.money(cmp.paper["pnl"]))
         st.metric("Status", s["status"])
-        st.metric("Sharpe", fmt.num(s["paper_sharpe"]))
-        st.metric("Max Drawdown", fmt.pct(s["paper_max_drawdown_pct"]))
-        st.metric("Win rate", fmt.pct(s["paper_win_rate_pct"]))
-        st.metric("Fills", fmt.count(s["paper_fills"]))
+        st.metric("Sharpe", display.num(s["paper_sharpe"]))
+        st.metric("Max Drawdown", display.pct(s["paper_max_drawdown_pct"]))
+        st.metric("Win rate", display.pct(s["paper_win_rate_pct"]))
+        st.metric("Fills", display.count(s["paper_fills"]))
     with cmp_col:
         st.subheader("Comparison Metrics")
-        st.metric("Return difference", fmt.pct(s["return_difference_pct"]), help="paper minus backtest")
-        st.metric("Avg slippage (bps)", fmt.num(s["avg_slippage_bps"]))
-        st.metric("Slippage impact", fmt.money(s["slippage_usd"]))
-        fills = f"{fmt.count(s['backtest_fills'])} / {fmt.count(s['paper_fills'])}"
+        st.metric("Return difference", display.pct(s["return_difference_pct"]), help="paper minus backtest")
+        st.metric("Avg slippage (bps)", display.num(s["avg_slippage_bps"]))
+        st.metric("Slippage impact", display.money(s["slippage_usd"]))
+        fills = f"{display.count(s['backtest_fills'])} / {display.count(s['paper_fills'])}"
         st.metric("Total trades (backtest / paper)", fills)
-        st.metric("Missed in paper", fmt.count(s["missed_in_paper"]))
+        st.metric("Missed in paper", display.count(s["missed_in_paper"]))
         st.metric("Commissions (backtest / paper)",
-                  f"{fmt.money(s['backtest_commissions'])} / {fmt.money(s['paper_commissions'])}")  # fmt: skip
-        st.metric("Daily return correlation", fmt.num(s["daily_return_correlation"]))
+                  f"{display.money(s['backtest_commissions'])} / {display.money(s['paper_commissions'])}")  # fmt: skip
+        st.metric("Daily return correlation", display.num(s["daily_return_correlation"]))
     bt_m = cmp.backtest.metrics
     st.caption(
-        f"The backtest is re-run from {fmt.when(bt_m['start'])} to {fmt.when(bt_m['end'])} on the signals the "
-        f"paper run handled, from the paper account's first equity ({fmt.money(bt_m['initial_equity'])}) with the "
+        f"The backtest is re-run from {display.when(bt_m['start'])} to {display.when(bt_m['end'])} on the signals the "
+        f"paper run handled, from the paper account's first equity ({display.money(bt_m['initial_equity'])}) with the "
         "sidebar's costs: what remains is execution (slippage, missed and partial fills, commissions)."
     )
     chart(_comparison_figure(keys, inputs.commission, inputs.slippage_bps), "comparison_chart")
@@ -524,19 +526,19 @@ def strategies_section(inputs: Inputs) -> None:
         return
     best = best_run(runs, metric)
     if best is not None:
-        st.success(f"Best by {label}: **{best.name}** ({fmt.value(best.metrics.get(metric))})")
+        st.success(f"Best by {label}: **{best.name}** ({display.value(best.metrics.get(metric))})")
     chart(_runs_figure(tuple(loaded[n][1] for n in chosen), best.name if best else None), "strategies_chart")
     keys = [(k, lbl) for k, lbl in METRICS if k not in ("start", "end")]
     rows = compare(runs, keys)
     table = pd.DataFrame([[_cell(v) for v in row[1:]] for row in rows], index=[row[0] for row in rows],
                          columns=[r.name for r in runs])  # fmt: skip
-    styled = table.style.format(fmt.value)
+    styled = table.style.format(display.value)
     if best is not None:
         styled = styled.set_properties(subset=[best.name], **BEST_STYLE)
     st.dataframe(styled, key="strategies_table")
     for r in runs:
         made = r.info.get("signals") or ", ".join(r.info.get("strategies") or []) or "?"
-        st.caption(f"**{r.name}**: {made}" + (f" (created {fmt.when(r.info['created_at'])})"
+        st.caption(f"**{r.name}**: {made}" + (f" (created {display.when(r.info['created_at'])})"
                                                if r.info.get("created_at") else ""))  # fmt: skip
 
 

@@ -2,12 +2,17 @@
 
     models/<name>/<version>/            the model file (model.txt: LightGBM text; model.joblib: ridge),
                                         metadata.json and drift_reference.npz (training feature sample)
-    models/<name>/latest                text file holding the latest version string
-    models/<name>/decisions.jsonl       retraining decisions, appended (marketboss.ml.retrain)
+    models/<name>/latest                text file holding the latest version string (read also as a symlink to
+                                        the version's directory, or JSON {"version": ...}); without it the
+                                        newest version by created_at is the latest
+    models/<name>/decisions.jsonl       retraining decisions, appended (marketboss.ml.retrain): timestamp,
+                                        decision (retrain | keep), reasons [...], psi and ks {feature: x},
+                                        rolling_ic
 
 Versions are UTC timestamps ("20261124T041500Z", "-001", "-002" appended on a collision), so sorting the
 strings sorts them by time. A version is built in models/<name>/.staging/ and renamed into place whole:
 readers (the dashboard, the ml strategy) never see half a version. Earlier versions are never touched.
+This module is the one reader of the layout: the CLI, the ml strategy and the dashboard all go through it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from marketboss.data.io import atomic_open
+from marketboss.data.io import atomic_open, read_jsonl_records
+from marketboss.data.schema import LINE
 from marketboss.errors import InputError, MarketBossError
 from marketboss.ml import estimators
 from marketboss.ml.estimators import Estimator
@@ -35,6 +41,7 @@ LATEST = "latest"
 DECISIONS = "decisions.jsonl"
 REFERENCE = "drift_reference.npz"
 STAGING = ".staging"
+DECISION_VALUES = ("retrain", "keep")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -48,19 +55,25 @@ def model_dir(models_dir: Path, name: str) -> Path:
     return Path(models_dir) / check_name(name)
 
 
+def version_dirs(model_dir: Path) -> list[Path]:
+    """Directories of complete versions (holding metadata.json), by name; not staging, not a `latest` link."""
+    return sorted(
+        p.parent for p in Path(model_dir).glob(f"*/{METADATA}") if not p.parent.name.startswith(".")
+        and p.parent.name != LATEST
+    )
+
+
 def model_names(models_dir: Path) -> list[str]:
+    """Models with at least one complete version."""
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return sorted(d.name for d in root.iterdir() if not d.name.startswith(".") and versions(root, d.name))
+    return sorted(d.name for d in root.iterdir() if not d.name.startswith(".") and version_dirs(d))
 
 
 def versions(models_dir: Path, name: str) -> list[str]:
     """Complete versions, oldest first."""
-    d = model_dir(models_dir, name)
-    if not d.is_dir():
-        return []
-    return sorted(p.parent.name for p in d.glob(f"*/{METADATA}") if not p.parent.name.startswith("."))
+    return [d.name for d in version_dirs(model_dir(models_dir, name))]
 
 
 def resolve_name(models_dir: Path, name: str | None) -> str:
@@ -78,21 +91,6 @@ def resolve_name(models_dir: Path, name: str | None) -> str:
     raise MarketBossError(f"{models_dir} holds several models ({', '.join(names)}): choose one by name")
 
 
-def latest_version(models_dir: Path, name: str) -> str:
-    """The version the `latest` pointer names (the newest version when the pointer is missing)."""
-    d = model_dir(models_dir, name)
-    have = versions(models_dir, name)
-    pointer = d / LATEST
-    if pointer.is_file():
-        v = pointer.read_text().strip()
-        if v not in have:
-            raise InputError(pointer, f"points to version '{v}', which has no {METADATA}")
-        return v
-    if not have:
-        raise MarketBossError(f"model '{name}' has no versions in {d}")
-    return have[-1]
-
-
 def read_metadata(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
@@ -100,9 +98,95 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise InputError(path, "file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror})") from None
     if not isinstance(meta, dict):
         raise InputError(path, "expected a JSON object")
+    for field in ("version", "created_at"):
+        if field in meta and not isinstance(meta[field], str | int | float):
+            raise InputError(path, f"expected a string, got {type(meta[field]).__name__}", field=field)
     return meta
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    path: Path  # the version's directory
+    metadata: dict[str, Any]
+
+    @property
+    def created_at(self) -> str:
+        return str(self.metadata.get("created_at") or "")
+
+
+def load_versions(model_dir: Path) -> list[ModelVersion]:
+    """Every version with its metadata, newest first (created_at, then version name)."""
+    out = []
+    for d in version_dirs(model_dir):
+        meta = read_metadata(d / METADATA)
+        out.append(ModelVersion(model_dir.name, str(meta.get("version", d.name)), d, meta))
+    return sorted(out, key=lambda v: (v.created_at, v.version), reverse=True)
+
+
+def pointer(model_dir: Path) -> str | None:
+    """The version the `latest` pointer names, if there is one."""
+    p = model_dir / LATEST
+    if p.is_symlink() or p.is_dir():
+        return p.resolve().name
+    if not p.is_file():
+        return None
+    text = p.read_text().strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(p, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+        value = obj.get("version") if isinstance(obj, dict) else None
+        if value is None:
+            raise InputError(p, "expected {\"version\": ...}", field="version")
+        return str(value)
+    return text or None
+
+
+def latest(versions: list[ModelVersion], pointed: str | None, model_dir: Path) -> ModelVersion:
+    """The version the pointer names, else the newest (`versions` as load_versions orders them)."""
+    if not versions:
+        raise InputError(model_dir, f"no <version>/{METADATA} in this model directory")
+    if pointed is None:
+        return versions[0]
+    for v in versions:
+        if pointed in (v.version, v.path.name):
+            return v
+    raise InputError(model_dir / LATEST, f"points to version '{pointed}', which has no {METADATA}")
+
+
+def latest_version(models_dir: Path, name: str) -> str:
+    """The latest version's directory name: the `latest` pointer's, else the newest version."""
+    d = model_dir(models_dir, name)
+    if not version_dirs(d):
+        raise MarketBossError(f"model '{name}' has no versions in {d}")
+    return latest(load_versions(d), pointer(d), d).path.name
+
+
+def read_decisions(path: Path) -> list[dict[str, Any]]:
+    """Decision records, oldest first; a bad line is an InputError naming it."""
+    out = []
+    for rec in read_jsonl_records(path):
+        line = int(rec.pop(LINE))
+        if not isinstance(rec.get("timestamp"), str):
+            raise InputError(path, "missing or not a string", line=line, field="timestamp")
+        if rec.get("decision") not in DECISION_VALUES:
+            raise InputError(path, f"expected one of {', '.join(DECISION_VALUES)}, got {rec.get('decision')!r}",
+                             line=line, field="decision")  # fmt: skip
+        reasons = rec.get("reasons", [])
+        if not isinstance(reasons, list):
+            raise InputError(path, "expected a list of strings", line=line, field="reasons")
+        for field in ("psi", "ks"):
+            if not isinstance(rec.get(field, {}), dict):
+                raise InputError(path, "expected an object {feature: value}", line=line, field=field)
+        out.append(rec)
+    return sorted(out, key=lambda r: str(r["timestamp"]))
 
 
 def metadata(models_dir: Path, name: str, version: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from marketboss.data.io import atomic_write_bytes
-from marketboss.display import fmt
+from marketboss.display import value
 from marketboss.research.selection import SELECTABLE
 from marketboss.research.sweep import SweepResult
 from marketboss.research.walkforward import WalkForwardResult
@@ -26,7 +26,7 @@ STYLE = (
 def _table(df: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in df.iter_rows()
+        "<tr>" + "".join(f"<td>{html.escape(value(v))}</td>" for v in row) + "</tr>" for row in df.iter_rows()
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -110,7 +110,7 @@ def write_walkforward_report(result: WalkForwardResult, path: str | Path, title:
     eq = result.equity
     line = go.Figure(go.Scatter(x=eq["timestamp"].to_list(), y=eq["equity"].to_list(), name="out-of-sample"))
     line.update_layout(title="Stitched out-of-sample equity", height=420)
-    summary = pl.DataFrame({"figure": list(result.summary), "value": [fmt(v) for v in result.summary.values()]})
+    summary = pl.DataFrame({"figure": list(result.summary), "value": [value(v) for v in result.summary.values()]})
     parts = _html([bars, line])
     page = _page(title, info, [parts[0], parts[1], "<h2>Folds</h2>", _table(f), "<h2>Summary</h2>",
                                _table(summary)])
