@@ -19,12 +19,12 @@ from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import run_backtest
 from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import load_run
-from marketboss.comparison import compare_backtest_paper, paper_metrics
 from marketboss.dashboard.sections import SECTIONS
 from marketboss.data.io import read_bars, read_jsonl_records, write_jsonl
 from marketboss.data.stats import summary
 from marketboss.errors import InputError
 from marketboss.execution.logs import read_paper_equity, read_paper_trades
+from marketboss.execution.reconcile import compare_backtest_paper, paper_metrics
 from marketboss.signals import read_signals_frame, write_signals
 from tests.dashboard.conftest import Dash, array, assert_clean, charts, messages, metrics, section, table
 from tests.dashboard.demo import DECISIONS, Demo

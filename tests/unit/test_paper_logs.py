@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from marketboss.comparison import paper_metrics, paper_round_trips
 from marketboss.errors import InputError
 from marketboss.execution.logs import read_paper_equity, read_paper_trades
+from marketboss.execution.reconcile import paper_metrics, paper_round_trips
 
 TRADE = {
     "timestamp": "2026-01-09T18:42:00.000Z", "signal_timestamp": "2025-01-01T12:00:00.000Z", "order_id": "abc123",

@@ -21,8 +21,8 @@ def reconcile(
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
     from marketboss.backtest.costs import BacktestConfig, Costs
-    from marketboss.comparison import compare_backtest_paper
     from marketboss.execution.logs import read_paper_equity, read_paper_trades
+    from marketboss.execution.reconcile import compare_backtest_paper
     from marketboss.signals import read_signals_frame
 
     s = get_settings()

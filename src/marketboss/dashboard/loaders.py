@@ -20,13 +20,13 @@ import polars as pl
 from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.runs import METRICS_FILE, Run, load_run
-from marketboss.comparison import Comparison, compare_backtest_paper, paper_metrics
 from marketboss.dashboard.cache import FileKey, file_key, memoize, prefetch
 from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.data.stats import summary
 from marketboss.errors import InputError, MarketBossError
 from marketboss.execution.logs import TRADE_FIELDS, read_paper_equity, read_paper_trades
+from marketboss.execution.reconcile import Comparison, compare_backtest_paper, paper_metrics
 from marketboss.ml import registry
 from marketboss.signals import read_signals_frame
 

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 from marketboss.backtest.engine import run_backtest
-from marketboss.comparison import compare_backtest_paper
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
+from marketboss.execution.reconcile import compare_backtest_paper
 from marketboss.strategies.registry import create
 
 SLIP_BPS = 10.0
