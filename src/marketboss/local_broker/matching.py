@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from marketboss.simulator.clock import MarketClock, Sessions, iso_z
-from marketboss.simulator.config import BrokerConfig
-from marketboss.simulator.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
-from marketboss.simulator.marketdata import CENT, MarketData, Quote, round_price, tick
-from marketboss.simulator.orders import OrderRequest, parse_symbol
-from marketboss.simulator.store import Fill, Order, Position, Store
-from marketboss.simulator.views import asset_id, num
+from marketboss.local_broker.clock import MarketClock, Sessions, iso_z
+from marketboss.local_broker.config import BrokerConfig
+from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
+from marketboss.local_broker.marketdata import CENT, MarketData, Quote, round_price, tick
+from marketboss.local_broker.orders import OrderRequest, parse_symbol
+from marketboss.local_broker.store import Fill, Order, Position, Store
+from marketboss.local_broker.views import asset_id, num
 
 ZERO = Decimal(0)
 NANO = Decimal("1e-9")

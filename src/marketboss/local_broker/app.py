@@ -28,17 +28,17 @@ from starlette.datastructures import QueryParams
 
 from marketboss.data.io import atomic_write_bytes, read_bars
 from marketboss.errors import ConfigError
+from marketboss.local_broker import errors as E
+from marketboss.local_broker.clock import US, MarketClock, Sessions, iso_et, iso_z, parse_time, week_aligned_offset
+from marketboss.local_broker.config import BrokerConfig, FaultConfig
+from marketboss.local_broker.errors import ApiError, bad_request, invalid, not_found
+from marketboss.local_broker.faults import FaultInjector, RateLimiter
+from marketboss.local_broker.marketdata import MAX_LIMIT, MarketData, parse_barframe
+from marketboss.local_broker.matching import Engine, PositionView
+from marketboss.local_broker.orders import parse_order, parse_symbol
+from marketboss.local_broker.store import OPEN_STATUSES, Store
+from marketboss.local_broker.views import EXCHANGE, asset_id, asset_json, fill_json, num, order_json
 from marketboss.logging import get_logger
-from marketboss.simulator import errors as E
-from marketboss.simulator.clock import US, MarketClock, Sessions, iso_et, iso_z, parse_time, week_aligned_offset
-from marketboss.simulator.config import BrokerConfig, FaultConfig
-from marketboss.simulator.errors import ApiError, bad_request, invalid, not_found
-from marketboss.simulator.faults import FaultInjector, RateLimiter
-from marketboss.simulator.marketdata import MAX_LIMIT, MarketData, parse_barframe
-from marketboss.simulator.matching import Engine, PositionView
-from marketboss.simulator.orders import parse_order, parse_symbol
-from marketboss.simulator.store import OPEN_STATUSES, Store
-from marketboss.simulator.views import EXCHANGE, asset_id, asset_json, fill_json, num, order_json
 
 log = get_logger(__name__)
 
