@@ -29,14 +29,16 @@ from starlette.datastructures import QueryParams
 from marketboss.data.io import atomic_write_bytes, read_bars
 from marketboss.errors import ConfigError
 from marketboss.local_broker import errors as E
+from marketboss.local_broker.account import PositionView
 from marketboss.local_broker.clock import US, MarketClock, Sessions, iso_et, iso_z, parse_time, week_aligned_offset
 from marketboss.local_broker.config import BrokerConfig, FaultConfig
+from marketboss.local_broker.engine import Engine
 from marketboss.local_broker.errors import ApiError, bad_request, invalid, not_found
 from marketboss.local_broker.faults import FaultInjector, RateLimiter
 from marketboss.local_broker.marketdata import MAX_LIMIT, MarketData, parse_barframe
-from marketboss.local_broker.matching import Engine, PositionView
 from marketboss.local_broker.orders import parse_order, parse_symbol
-from marketboss.local_broker.store import OPEN_STATUSES, Store
+from marketboss.local_broker.records import OPEN_STATUSES
+from marketboss.local_broker.sqlite_store import SqliteStore
 from marketboss.local_broker.views import EXCHANGE, asset_id, asset_json, fill_json, num, order_json
 from marketboss.logging import get_logger
 
@@ -122,7 +124,7 @@ class BrokerState:
     cfg: BrokerConfig
     sessions: Sessions
     market: MarketData
-    store: Store
+    store: SqliteStore
     clock: MarketClock
     engine: Engine
     faults: FaultInjector
@@ -137,7 +139,7 @@ def build_state(cfg: BrokerConfig) -> BrokerState:
     bars = read_bars(cfg.data)
     sessions = Sessions()
     market = MarketData(bars, sessions, cfg.spread_bps)
-    store = Store(cfg.db)
+    store = SqliteStore(cfg.db)
     try:
         clock = MarketClock(cfg.clock, sessions, speed=cfg.speed, always_open=cfg.always_open)
         start = int(cfg.start.timestamp() * US) if cfg.start else market.first_start
@@ -482,14 +484,14 @@ class BrokerApp:
         e = self.s.engine
         v = e.valuation(self.s.clock.now())
         return 200, {
-            "id": e.account_id,
-            "account_number": e.account_number,
+            "id": e.account.account_id,
+            "account_number": e.account.account_number,
             "status": "ACTIVE",
             "currency": "USD",
             "cash": num(v.cash),
             "portfolio_value": num(v.equity),
             "equity": num(v.equity),
-            "last_equity": num(e.last_equity),
+            "last_equity": num(e.account.last_equity),
             "buying_power": num(v.buying_power),
             "regt_buying_power": num(v.buying_power),
             "non_marginable_buying_power": num(v.non_marginable_buying_power),
@@ -503,7 +505,7 @@ class BrokerApp:
             "accrued_fees": "0",
             "pending_transfer_in": "0",
             "pending_transfer_out": "0",
-            "created_at": iso_z(e.created_at),
+            "created_at": iso_z(e.account.created_at),
             "trading_blocked": False,
             "transfers_blocked": False,
             "account_blocked": False,
@@ -637,7 +639,7 @@ class BrokerApp:
         if _q_bool(r.query, "cancel_orders", False):
             e.cancel_all(now, wall)
         out = []
-        for sym in sorted(e.positions):
+        for sym in sorted(e.account.positions):
             try:
                 o = e.close_position(sym, None, None, now, wall)
                 out.append({"symbol": sym, "status": 200, "order_id": o.id, "body": order_json(o)})
@@ -711,7 +713,7 @@ class BrokerApp:
         fills = self.s.store.query_fills(
             after=after, until=until, descending=descending, page_after=page_after, limit=size
         )
-        return 200, [fill_json(f, self.s.engine.account_id) for f in fills]
+        return 200, [fill_json(f, self.s.engine.account.account_id) for f in fills]
 
     # ------------------------------------------------------------------------------------------ market data
 
@@ -896,7 +898,7 @@ class BrokerApp:
             where = ".".join(str(x) for x in first["loc"]) or "body"
             raise invalid(f"{where}: {first['msg']}"[:300]) from None
         self.s.faults.configure(cfg)
-        self.s.engine.reject_rate = cfg.reject_rate
+        self.s.engine.fills.reject_rate = cfg.reject_rate
         return 200, {**cfg.model_dump(mode="json"), "injected": dict(self.s.faults.injected)}
 
     async def admin_state(self, r: Req) -> tuple[int, Any]:
@@ -905,7 +907,7 @@ class BrokerApp:
         return 200, {
             "clock": self._clock_view(),
             "account": {"cash": num(v.cash), "equity": num(v.equity), "buying_power": num(v.buying_power)},
-            "open_orders": len(e.open),
+            "open_orders": len(e.book.open),
             **self.s.store.counts(),
             "requests": {str(k): n for k, n in sorted(self.requests.items())},
             "faults": self.s.faults.cfg.model_dump(mode="json"),

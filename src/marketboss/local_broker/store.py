@@ -1,359 +1,117 @@
-"""The broker's state in SQLite (WAL): account, orders, fills and positions survive a restart.
+"""Where the engine writes: the Store interface, and MemoryStore, which keeps it in dicts.
 
-One server owns a database (an exclusive lock file says so); every change happens inside one transaction, so
-a crash leaves the state before or after a request, never half of it.
+The engine keeps its working state (cash, positions, open orders) in memory and writes every change through a
+Store inside one transaction; when a transaction fails, it reloads from the Store. The server runs on
+SqliteStore (sqlite_store.py); unit tests run the engine on MemoryStore, with no file and no server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import sqlite3
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
-from decimal import Decimal
-from pathlib import Path
-from typing import Any
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-from marketboss.errors import ConfigError
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (
-    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, client_order_id TEXT NOT NULL UNIQUE,
-    parent_id TEXT, leg TEXT, symbol TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,
-    tif TEXT NOT NULL, order_class TEXT NOT NULL, intent TEXT NOT NULL, qty TEXT, notional TEXT,
-    filled_qty TEXT NOT NULL, filled_avg_price TEXT, limit_price TEXT, stop_price TEXT,
-    extended_hours INTEGER NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, submitted_at INTEGER NOT NULL, filled_at INTEGER, expired_at INTEGER,
-    canceled_at INTEGER, failed_at INTEGER, expires_at INTEGER, triggered INTEGER NOT NULL,
-    reserve_price TEXT, commission TEXT NOT NULL, eligible_wall REAL NOT NULL, partial_done INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS orders_by_time ON orders (submitted_at, seq);
-CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
-CREATE TABLE IF NOT EXISTS fills (
-    id TEXT NOT NULL UNIQUE, seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
-    side TEXT NOT NULL, type TEXT NOT NULL, qty TEXT NOT NULL, price TEXT NOT NULL, cum_qty TEXT NOT NULL,
-    leaves_qty TEXT NOT NULL, order_status TEXT NOT NULL, transaction_time INTEGER NOT NULL, commission TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fills_by_time ON fills (transaction_time, seq);
-CREATE TABLE IF NOT EXISTS positions (
-    symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL
-) WITHOUT ROWID;
-"""
-
-OPEN_STATUSES = ("accepted", "pending_new", "new", "partially_filled", "held")
+from marketboss.local_broker.records import Fill, Order, Position
 
 
-@dataclass(slots=True)
-class Order:
-    id: str
-    seq: int
-    client_order_id: str
-    parent_id: str | None
-    leg: str | None  # take_profit | stop_loss for bracket legs
-    symbol: str
-    side: str
-    type: str
-    tif: str
-    order_class: str
-    intent: str  # buy_to_open, sell_to_close, ...
-    qty: Decimal | None
-    notional: Decimal | None
-    filled_qty: Decimal
-    filled_avg_price: Decimal | None
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    extended_hours: bool
-    status: str
-    created_at: int
-    updated_at: int
-    submitted_at: int
-    filled_at: int | None
-    expired_at: int | None
-    canceled_at: int | None
-    failed_at: int | None
-    expires_at: int | None
-    triggered: bool
-    reserve_price: Decimal | None
-    commission: Decimal
-    eligible_wall: float
-    partial_done: bool
+class Store(Protocol):
+    """What the engine reads and writes (the HTTP routes' paged queries are SqliteStore's own)."""
 
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+    def transaction(self) -> AbstractContextManager[None]:
+        """All-or-nothing; nested uses join the outer transaction."""
+        ...
 
-    @property
-    def remaining(self) -> Decimal | None:
-        return None if self.qty is None else self.qty - self.filled_qty
-
-    @property
-    def opening(self) -> bool:
-        return self.intent.endswith("_to_open")
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def add_order(self, order: Order) -> None: ...
+    def save_order(self, order: Order) -> None: ...
+    def order(self, order_id: str) -> Order | None: ...
+    def client_id_taken(self, client_order_id: str) -> bool: ...
+    def legs(self, parent_id: str) -> list[Order]: ...
+    def open_orders(self) -> list[Order]: ...
+    def max_order_seq(self) -> int: ...
+    def add_fill(self, fill: Fill) -> None: ...
+    def max_fill_seq(self) -> int: ...
+    def positions(self) -> list[Position]: ...
+    def save_position(self, p: Position) -> None: ...
 
 
-@dataclass(slots=True)
-class Fill:
-    id: str
-    seq: int
-    order_id: str
-    symbol: str
-    side: str
-    type: str  # fill | partial_fill
-    qty: Decimal
-    price: Decimal
-    cum_qty: Decimal
-    leaves_qty: Decimal
-    order_status: str
-    transaction_time: int
-    commission: Decimal
+def stored_meta(store: Store, key: str, default: Callable[[], str]) -> str:
+    """The value under `key`, written first from `default()` when the store has none (a new account)."""
+    value = store.get_meta(key)
+    if value is None:
+        value = default()
+        store.set_meta(key, value)
+    return value
 
 
-@dataclass(slots=True)
-class Position:
-    symbol: str
-    qty: Decimal  # negative when short
-    avg_entry_price: Decimal
+class MemoryStore:
+    """A Store in dicts. Records are copied in and out, as a database would, so the engine's objects and the
+    stored ones never alias, and a failed transaction leaves the store as it was before it."""
 
-
-_ORDER_FIELDS = [f.name for f in fields(Order)]
-_MUTABLE = ["qty", "filled_qty", "filled_avg_price", "status", "updated_at", "filled_at", "expired_at", "canceled_at",
-            "failed_at", "triggered", "commission", "eligible_wall", "partial_done"]  # fmt: skip
-_FILL_FIELDS = [f.name for f in fields(Fill)]
-_DECIMALS = {"qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price", "reserve_price",
-             "commission", "price", "cum_qty", "leaves_qty", "avg_entry_price"}  # fmt: skip
-_BOOLS = {"extended_hours", "triggered", "partial_done"}
-
-
-def _to_db(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, bool):
-        return int(v)
-    return v
-
-
-def _row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, v in zip(names, row, strict=True):
-        if v is not None and name in _DECIMALS:
-            v = Decimal(v)
-        elif name in _BOOLS:
-            v = bool(v)
-        out[name] = v
-    return out
-
-
-class Store:
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the server's lifetime
-        try:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_fh.close()
-            raise ConfigError(f"{path} is in use by another broker server (lock {path}.lock)") from None
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            # WAL + NORMAL: a commit is a WAL append without fsync (durable across a process crash; an OS
-            # crash may lose the last transactions, never corrupt). The exclusive lock spares the per-transaction
-            # file-lock calls (this process is the database's only user anyway); checkpoints (which fsync) come
-            # every ~40 MB of WAL rather than every 4 MB, and at shutdown.
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self.db.execute("PRAGMA wal_autocheckpoint=10000")
-            self.db.execute("PRAGMA temp_store=MEMORY")
-            self.db.execute("PRAGMA cache_size=-16000")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._lock_fh.close()
-            raise ConfigError(f"{path}: not a broker database ({exc})") from None
-        version = self.get_meta("schema_version")
-        if version is None:
-            self.set_meta("schema_version", SCHEMA_VERSION)
-        elif version != SCHEMA_VERSION:
-            raise ConfigError(f"{path}: schema version {version}, this server writes {SCHEMA_VERSION}")
+    def __init__(self) -> None:
+        self.meta: dict[str, str] = {}
+        self.orders: dict[str, Order] = {}
+        self.fills: list[Fill] = []
+        self.held_positions: dict[str, Position] = {}
         self._in_tx = False
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.close()
-        self._lock_fh.close()  # the lock file stays: deleting it could let two servers lock two different files
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing; nested uses join the outer transaction."""
         if self._in_tx:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        saved = (dict(self.meta), dict(self.orders), list(self.fills), dict(self.held_positions))
         self._in_tx = True
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.meta, self.orders, self.fills, self.held_positions = saved
             raise
-        else:
-            self.db.execute("COMMIT")
         finally:
             self._in_tx = False
 
-    # ------------------------------------------------------------------------------------------ meta
-
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        return self.meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    # ------------------------------------------------------------------------------------------ orders
-
-    _ORDER_SQL = (
-        f"INSERT INTO orders ({', '.join(_ORDER_FIELDS)}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
-    )
-    _ORDER_COLS = ", ".join(_ORDER_FIELDS)
+        self.meta[key] = value
 
     def add_order(self, order: Order) -> None:
-        self.db.execute(self._ORDER_SQL, [_to_db(getattr(order, name)) for name in _ORDER_FIELDS])
-
-    _UPDATE_SQL = f"UPDATE orders SET {', '.join(f'{n} = ?' for n in _MUTABLE)} WHERE id = ?"
+        self.orders[order.id] = copy.copy(order)
 
     def save_order(self, order: Order) -> None:
-        """Write what can change after creation (unchanged indexed columns leave their indexes alone)."""
-        self.db.execute(self._UPDATE_SQL, [*(_to_db(getattr(order, n)) for n in _MUTABLE), order.id])
-
-    def _orders(self, sql: str, args: Sequence[Any] = ()) -> list[Order]:
-        return [Order(**_row(_ORDER_FIELDS, r)) for r in self.db.execute(sql, args)]
+        self.orders[order.id] = copy.copy(order)
 
     def order(self, order_id: str) -> Order | None:
-        got = self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE id = ?", (order_id,))
-        return got[0] if got else None
-
-    def order_by_client_id(self, client_order_id: str) -> Order | None:
-        got = self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE client_order_id = ?", (client_order_id,))
-        return got[0] if got else None
+        o = self.orders.get(order_id)
+        return None if o is None else copy.copy(o)
 
     def client_id_taken(self, client_order_id: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
-        return row is not None
+        return any(o.client_order_id == client_order_id for o in self.orders.values())
 
     def legs(self, parent_id: str) -> list[Order]:
-        return self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE parent_id = ? ORDER BY seq", (parent_id,))
+        return sorted((copy.copy(o) for o in self.orders.values() if o.parent_id == parent_id), key=lambda o: o.seq)
 
     def open_orders(self) -> list[Order]:
-        marks = ", ".join("?" * len(OPEN_STATUSES))
-        sql = f"SELECT {self._ORDER_COLS} FROM orders WHERE status IN ({marks}) ORDER BY seq"
-        return self._orders(sql, OPEN_STATUSES)
-
-    def query_orders(
-        self,
-        *,
-        statuses: Sequence[str] | None,
-        exclude_statuses: Sequence[str] | None,
-        after: int | None,
-        until: int | None,
-        symbols: Sequence[str] | None,
-        side: str | None,
-        top_level_only: bool,
-        descending: bool,
-        limit: int,
-    ) -> list[Order]:
-        where: list[str] = []
-        args: list[Any] = []
-        if statuses is not None:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            args += list(statuses)
-        if exclude_statuses is not None:
-            where.append(f"status NOT IN ({', '.join('?' * len(exclude_statuses))})")
-            args += list(exclude_statuses)
-        if after is not None:
-            where.append("submitted_at > ?")
-            args.append(after)
-        if until is not None:
-            where.append("submitted_at < ?")
-            args.append(until)
-        if symbols:
-            where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
-            args += list(symbols)
-        if side is not None:
-            where.append("side = ?")
-            args.append(side)
-        if top_level_only:
-            where.append("parent_id IS NULL")
-        direction = "DESC" if descending else "ASC"
-        sql = f"SELECT {self._ORDER_COLS} FROM orders"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY submitted_at {direction}, seq {direction} LIMIT ?"
-        return self._orders(sql, [*args, limit])
+        return sorted((copy.copy(o) for o in self.orders.values() if o.is_open), key=lambda o: o.seq)
 
     def max_order_seq(self) -> int:
-        row = self.db.execute("SELECT MAX(seq) FROM orders").fetchone()
-        return int(row[0] or 0)
-
-    # ------------------------------------------------------------------------------------------ fills
-
-    _FILL_SQL = f"INSERT INTO fills ({', '.join(_FILL_FIELDS)}) VALUES ({', '.join('?' * len(_FILL_FIELDS))})"
+        return max((o.seq for o in self.orders.values()), default=0)
 
     def add_fill(self, fill: Fill) -> None:
-        self.db.execute(self._FILL_SQL, [_to_db(getattr(fill, name)) for name in _FILL_FIELDS])
+        self.fills.append(copy.copy(fill))
 
     def max_fill_seq(self) -> int:
-        row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
-        return int(row[0] or 0)
-
-    def query_fills(
-        self, *, after: int | None, until: int | None, descending: bool, page_after: tuple[int, int] | None, limit: int
-    ) -> list[Fill]:
-        where: list[str] = []
-        args: list[Any] = []
-        if after is not None:
-            where.append("transaction_time > ?")
-            args.append(after)
-        if until is not None:
-            where.append("transaction_time < ?")
-            args.append(until)
-        if page_after is not None:
-            op = "<" if descending else ">"
-            where.append(f"(transaction_time, seq) {op} (?, ?)")
-            args += list(page_after)
-        direction = "DESC" if descending else "ASC"
-        sql = f"SELECT {', '.join(_FILL_FIELDS)} FROM fills"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY transaction_time {direction}, seq {direction} LIMIT ?"
-        return [Fill(**_row(_FILL_FIELDS, r)) for r in self.db.execute(sql, [*args, limit])]
-
-    def fill_position(self, fill_id: str) -> tuple[int, int] | None:
-        row = self.db.execute("SELECT transaction_time, seq FROM fills WHERE id = ?", (fill_id,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]))
-
-    # ------------------------------------------------------------------------------------------ positions
+        return max((f.seq for f in self.fills), default=0)
 
     def positions(self) -> list[Position]:
-        rows = self.db.execute("SELECT symbol, qty, avg_entry_price FROM positions ORDER BY symbol")
-        return [Position(s, Decimal(q), Decimal(a)) for s, q, a in rows]
+        return [copy.copy(p) for _, p in sorted(self.held_positions.items())]
 
     def save_position(self, p: Position) -> None:
         if p.qty == 0:
-            self.db.execute("DELETE FROM positions WHERE symbol = ?", (p.symbol,))
+            self.held_positions.pop(p.symbol, None)
         else:
-            self.db.execute(
-                "INSERT OR REPLACE INTO positions (symbol, qty, avg_entry_price) VALUES (?, ?, ?)",
-                (p.symbol, str(p.qty), str(p.avg_entry_price)),
-            )
-
-    def counts(self) -> dict[str, int]:
-        one = self.db.execute
-        return {
-            "orders": int(one("SELECT COUNT(*) FROM orders").fetchone()[0]),
-            "fills": int(one("SELECT COUNT(*) FROM fills").fetchone()[0]),
-            "positions": int(one("SELECT COUNT(*) FROM positions").fetchone()[0]),
-        }
+            self.held_positions[p.symbol] = copy.copy(p)
