@@ -111,7 +111,8 @@ def serve(
     time), GET/POST /admin/faults (fault injection at run time), GET /admin/state."""
     import uvicorn
 
-    from marketboss.local_broker.app import BrokerApp, build_state
+    from marketboss.local_broker.app import BrokerApp
+    from marketboss.local_broker.state import build_state
 
     register_secret(secret_key)
     try:
