@@ -85,8 +85,18 @@ class Book:
         eligible: float,
         expires: int | None,
     ) -> tuple[Order, list[Order]]:
-        """An accepted order and its legs (held until it closes), written to the store and open."""
-        parent = self._new_order(req, cid, intent, reserve, now, eligible, expires)
+        """An accepted order and its legs (held until it closes), written to the store (the caller opens them
+        once the transaction commits)."""
+        self.order_seq += 1
+        parent = Order(
+            id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=cid, parent_id=None, leg=None,
+            symbol=req.symbol, side=req.side, type=req.type, tif=req.tif, order_class=req.order_class, intent=intent,
+            qty=req.qty, notional=req.notional, filled_qty=ZERO, filled_avg_price=None, limit_price=req.limit_price,
+            stop_price=req.stop_price, extended_hours=req.extended_hours, status="accepted", created_at=now,
+            updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None, failed_at=None,
+            expires_at=expires, triggered=False, reserve_price=reserve, commission=ZERO,
+            eligible_wall=eligible, partial_done=False,
+        )  # fmt: skip
         legs = self._new_legs(req, parent, now)
         for o in (parent, *legs):
             self.store.add_order(o)
@@ -96,27 +106,6 @@ class Book:
         """Orders the store has committed join the book (after the transaction, so a rollback leaves it as it was)."""
         for o in orders:
             self.open[o.id] = o
-
-    def _new_order(
-        self,
-        req: OrderRequest,
-        cid: str,
-        intent: str,
-        reserve: Decimal | None,
-        now: int,
-        eligible: float,
-        expires: int | None,
-    ) -> Order:
-        self.order_seq += 1
-        return Order(
-            id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=cid, parent_id=None, leg=None,
-            symbol=req.symbol, side=req.side, type=req.type, tif=req.tif, order_class=req.order_class, intent=intent,
-            qty=req.qty, notional=req.notional, filled_qty=ZERO, filled_avg_price=None, limit_price=req.limit_price,
-            stop_price=req.stop_price, extended_hours=req.extended_hours, status="accepted", created_at=now,
-            updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None, failed_at=None,
-            expires_at=expires, triggered=False, reserve_price=reserve, commission=ZERO,
-            eligible_wall=eligible, partial_done=False,
-        )  # fmt: skip
 
     def _new_legs(self, req: OrderRequest, parent: Order, now: int) -> list[Order]:
         specs: list[tuple[str, str, Decimal | None, Decimal | None]] = []
