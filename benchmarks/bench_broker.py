@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import report
 from marketboss.data.io import write_bars
 from marketboss.data.synth import synth_bars
-from marketboss.simulator.process import local_broker
+from marketboss.local_broker.process import local_broker
 
 SYMBOLS = ["AAPL", "MSFT", "JPM", "XOM"]
 TARGET = 500.0

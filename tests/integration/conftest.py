@@ -27,7 +27,7 @@ from alpaca.trading.models import Order, Position, TradeAccount, TradeActivity
 
 from marketboss.data.io import write_bars
 from marketboss.data.synth import synth_bars
-from marketboss.simulator.process import LocalBroker, local_broker
+from marketboss.local_broker.process import LocalBroker, local_broker
 
 BROKER_SYMBOLS = ["AAPL", "MSFT", "JPM"]
 FAST: dict[str, Any] = {"fill_latency_ms": 0.0, "partial_fill_rate": 0.0, "rate_limit": 0, "clock": "stepped"}

@@ -14,9 +14,9 @@ from marketboss.data.io import write_bars
 from marketboss.data.synth import synth_bars
 from marketboss.execution.executor import Executor, ExecutorConfig
 from marketboss.execution.replay import LocalReplay
+from marketboss.local_broker.process import LocalBroker, local_broker
 from marketboss.risk import RiskConfig
 from marketboss.signals import Signal, signal_id, write_signals
-from marketboss.simulator.process import LocalBroker, local_broker
 
 SYMBOLS = ["AAPL", "MSFT", "JPM"]
 

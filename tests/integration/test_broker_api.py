@@ -29,7 +29,7 @@ from alpaca.trading.requests import (
 
 from marketboss.data.io import read_bars, write_bars
 from marketboss.data.synth import synth_bars
-from marketboss.simulator.process import LocalBroker
+from marketboss.local_broker.process import LocalBroker
 from tests.integration.conftest import (
     StartBroker,
     admin_client,

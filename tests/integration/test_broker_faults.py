@@ -10,8 +10,8 @@ import httpx
 import pytest
 from alpaca.trading.enums import OrderStatus
 
-from marketboss.simulator.config import FaultConfig
-from marketboss.simulator.process import LocalBroker
+from marketboss.local_broker.config import FaultConfig
+from marketboss.local_broker.process import LocalBroker
 from tests.integration.conftest import StartBroker, admin_client, trading_client, wait_order
 
 ORDER = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day"}

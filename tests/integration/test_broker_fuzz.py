@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketboss.simulator.process import LocalBroker
+from marketboss.local_broker.process import LocalBroker
 from tests.integration.conftest import StartBroker, admin_client, check_books
 
 SYMBOLS = st.sampled_from(["AAPL", "MSFT", "JPM", "aapl", "NOPE", "", "A" * 300, "../v2", "%00", "BRK.B", "ÄPPL"])

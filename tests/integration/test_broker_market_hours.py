@@ -15,7 +15,7 @@ from alpaca.trading.enums import OrderStatus, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
 from marketboss.data.io import read_bars
-from marketboss.simulator.process import LocalBroker
+from marketboss.local_broker.process import LocalBroker
 from tests.integration.conftest import StartBroker, admin_client, data_client, set_clock, trading_client, wait_order
 
 

@@ -11,7 +11,7 @@ from alpaca.trading.enums import OrderStatus, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
 from marketboss.errors import MarketBossError
-from marketboss.simulator.process import LocalBroker, local_broker
+from marketboss.local_broker.process import LocalBroker, local_broker
 from tests.integration.conftest import FAST, admin_client, set_clock, trading_client, wait_order
 
 

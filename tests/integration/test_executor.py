@@ -11,8 +11,8 @@ import pytest
 
 from marketboss.data.io import read_jsonl_records
 from marketboss.execution.logs import TRADE_FIELDS
+from marketboss.local_broker.config import FaultConfig
 from marketboss.risk import RiskConfig
-from marketboss.simulator.config import FaultConfig
 from tests.integration.executor_fixtures import broker, broker_orders, executor, make_bars, make_signals
 
 

@@ -14,8 +14,7 @@ from pydantic import ValidationError
 from marketboss.cli.common import console, err_console
 from marketboss.config import get_settings
 from marketboss.errors import ConfigError
-from marketboss.logging import get_logger, register_secret
-from marketboss.simulator.config import (
+from marketboss.local_broker.config import (
     DEFAULT_KEY_ID,
     DEFAULT_SECRET_KEY,
     FAULT_FLAGS,
@@ -24,6 +23,7 @@ from marketboss.simulator.config import (
     BrokerConfig,
     FaultConfig,
 )
+from marketboss.logging import get_logger, register_secret
 
 app = typer.Typer(help="The local Alpaca-compatible paper broker.", no_args_is_help=True)
 log = get_logger(__name__)
@@ -111,7 +111,8 @@ def serve(
     time), GET/POST /admin/faults (fault injection at run time), GET /admin/state."""
     import uvicorn
 
-    from marketboss.simulator.app import BrokerApp, build_state
+    from marketboss.local_broker.app import BrokerApp
+    from marketboss.local_broker.state import build_state
 
     register_secret(secret_key)
     try:

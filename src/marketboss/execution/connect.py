@@ -112,7 +112,7 @@ def connect(
         verify(conn)
         yield conn
         return
-    from marketboss.simulator.process import local_broker
+    from marketboss.local_broker.process import local_broker
 
     data = local_data or settings.market_data
     if not data.exists():

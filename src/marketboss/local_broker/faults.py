@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from marketboss.simulator.config import FaultConfig
+from marketboss.local_broker.config import FaultConfig
 
 ERROR_STATUSES = (500, 503, 504)
 

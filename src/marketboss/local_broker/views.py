@@ -8,8 +8,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from marketboss.simulator.clock import iso_z
-from marketboss.simulator.store import Fill, Order
+from marketboss.local_broker.clock import iso_z
+from marketboss.local_broker.store import Fill, Order
 
 _NAMESPACE = uuid.UUID("6c3f4c0e-8d7a-4a44-9a55-5a1f0f3b6e21")
 EXCHANGE = "NASDAQ"

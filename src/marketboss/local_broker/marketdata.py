@@ -20,8 +20,8 @@ from typing import Any
 import polars as pl
 
 from marketboss.data.calendar import NY
-from marketboss.simulator.clock import US, Sessions, iso_z, ny_midnight
-from marketboss.simulator.errors import bad_request
+from marketboss.local_broker.clock import US, Sessions, iso_z, ny_midnight
+from marketboss.local_broker.errors import bad_request
 
 CENT = Decimal("0.01")
 SUBCENT = Decimal("0.0001")

@@ -1,6 +1,6 @@
 """Simulated time: NYSE sessions from exchange_calendars and a clock that is stepped, accelerated or wall-clock.
 
-Times are integers of microseconds since the epoch (UTC) throughout the simulator: exact, cheap to compare and
+Times are integers of microseconds since the epoch (UTC) throughout the local broker: exact, cheap to compare and
 to store, and free of the UTC-versus-Eastern confusion the API's users complain about.
 """
 
@@ -14,7 +14,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from marketboss.data.calendar import NY, nyse
-from marketboss.simulator.config import ClockMode
+from marketboss.local_broker.config import ClockMode
 
 US = 1_000_000
 DAY_US = 86_400 * US

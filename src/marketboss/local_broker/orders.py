@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marketboss.simulator.errors import invalid
+from marketboss.local_broker.errors import invalid
 
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit", "stop", "stop_limit")

@@ -1,5 +1,8 @@
 """The broker's state in SQLite (WAL): account, orders, fills and positions survive a restart.
 
+The Store the server runs on (store.py has the interface and the in-memory one the unit tests use), plus the
+queries the HTTP routes page through.
+
 One server owns a database (an exclusive lock file says so); every change happens inside one transaction, so
 a crash leaves the state before or after a request, never half of it.
 """
@@ -10,12 +13,13 @@ import contextlib
 import fcntl
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from marketboss.errors import ConfigError
+from marketboss.local_broker.records import OPEN_STATUSES, Fill, Order, Position
 
 SCHEMA_VERSION = "1"
 
@@ -43,81 +47,6 @@ CREATE TABLE IF NOT EXISTS positions (
     symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-
-OPEN_STATUSES = ("accepted", "pending_new", "new", "partially_filled", "held")
-
-
-@dataclass(slots=True)
-class Order:
-    id: str
-    seq: int
-    client_order_id: str
-    parent_id: str | None
-    leg: str | None  # take_profit | stop_loss for bracket legs
-    symbol: str
-    side: str
-    type: str
-    tif: str
-    order_class: str
-    intent: str  # buy_to_open, sell_to_close, ...
-    qty: Decimal | None
-    notional: Decimal | None
-    filled_qty: Decimal
-    filled_avg_price: Decimal | None
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    extended_hours: bool
-    status: str
-    created_at: int
-    updated_at: int
-    submitted_at: int
-    filled_at: int | None
-    expired_at: int | None
-    canceled_at: int | None
-    failed_at: int | None
-    expires_at: int | None
-    triggered: bool
-    reserve_price: Decimal | None
-    commission: Decimal
-    eligible_wall: float
-    partial_done: bool
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    @property
-    def remaining(self) -> Decimal | None:
-        return None if self.qty is None else self.qty - self.filled_qty
-
-    @property
-    def opening(self) -> bool:
-        return self.intent.endswith("_to_open")
-
-
-@dataclass(slots=True)
-class Fill:
-    id: str
-    seq: int
-    order_id: str
-    symbol: str
-    side: str
-    type: str  # fill | partial_fill
-    qty: Decimal
-    price: Decimal
-    cum_qty: Decimal
-    leaves_qty: Decimal
-    order_status: str
-    transaction_time: int
-    commission: Decimal
-
-
-@dataclass(slots=True)
-class Position:
-    symbol: str
-    qty: Decimal  # negative when short
-    avg_entry_price: Decimal
-
 
 _ORDER_FIELDS = [f.name for f in fields(Order)]
 _MUTABLE = ["qty", "filled_qty", "filled_avg_price", "status", "updated_at", "filled_at", "expired_at", "canceled_at",
@@ -147,7 +76,9 @@ def _row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
-class Store:
+class SqliteStore:
+    """The database file of `broker serve --db`: one writer (an exclusive lock file), WAL, a transaction per change."""
+
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from marketboss.errors import ConfigError, MarketBossError
-from marketboss.logging import redact_text, register_secret
-from marketboss.simulator.config import (
+from marketboss.local_broker.config import (
     DEFAULT_KEY_ID,
     DEFAULT_SECRET_KEY,
     FAULT_FLAGS,
@@ -36,6 +35,7 @@ from marketboss.simulator.config import (
     BrokerConfig,
     FaultConfig,
 )
+from marketboss.logging import redact_text, register_secret
 
 _SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start"}
 

@@ -1,0 +1,288 @@
+"""The matching engine: admits orders and brings the book to the clock's now, coordinating the order book
+(book.py), the account (account.py) and the fill model (fills.py) inside one store transaction per change.
+
+Admission: orders that open or grow a position need buying power (account.py); orders that reduce a position
+need shares, not buying power: they may not exceed the position less what other open orders already hold (no
+flipping long to short in one order, as at Alpaca).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_DOWN, Decimal
+
+from marketboss.local_broker.account import Account, PositionView, Valuation
+from marketboss.local_broker.book import Book
+from marketboss.local_broker.clock import MarketClock, Sessions
+from marketboss.local_broker.config import BrokerConfig
+from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
+from marketboss.local_broker.fills import FillModel
+from marketboss.local_broker.marketdata import CENT, MarketData, Quote, tick
+from marketboss.local_broker.orders import OrderRequest
+from marketboss.local_broker.records import Order
+from marketboss.local_broker.store import Store, stored_meta
+from marketboss.local_broker.views import num
+
+ZERO = Decimal(0)
+NANO = Decimal("1e-9")
+
+
+class Engine:
+    def __init__(self, cfg: BrokerConfig, store: Store, market: MarketData, clock: MarketClock, sessions: Sessions):
+        self.cfg = cfg
+        self.store = store
+        self.market = market
+        self.clock = clock
+        self.sessions = sessions
+        self.fills = FillModel(cfg)
+        self._load()
+
+    def _load(self) -> None:
+        """The account and the book from the store: at start, and after a failed transaction, so memory never
+        runs ahead of what was committed."""
+        with self.store.transaction():
+            self.account = Account(self.store, self.market, self.clock, self.cfg)
+            self.processed = int(stored_meta(self.store, "processed_us", lambda: str(self.clock.now())))
+        self.book = Book(self.store)
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One transaction; if anything fails inside, the store rolls back and memory is reloaded from it."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self._load()
+            raise
+
+    # ------------------------------------------------------------------------------------------ views
+
+    def valuation(self, t: int) -> Valuation:
+        return self.account.valuation(t, self.book.reserved())
+
+    def held(self, symbol: str, side: str) -> Decimal:
+        """Shares that open closing orders on `side` already claim; notional ones at the last processed price."""
+        return self.book.held(symbol, side, self._reference)
+
+    def _reference(self, symbol: str) -> Decimal:
+        return Decimal(repr(self.market.reference_price(symbol, self.processed)))
+
+    def position_views(self, t: int) -> list[PositionView]:
+        prev = self.sessions.previous_close(t)
+        out = []
+        for p in sorted(self.account.positions.values(), key=lambda p: p.symbol):
+            price = self.account.mark(p.symbol, t, p.avg_entry_price)
+            lastday = price if prev is None else self.account.mark(p.symbol, prev, price)
+            held = self.held(p.symbol, "sell" if p.qty > 0 else "buy")
+            out.append(PositionView(p, price, lastday, held))
+        return out
+
+    def get_order(self, order_id: str) -> Order | None:
+        return self.book.get(order_id)
+
+    def legs_of(self, parent_id: str) -> list[Order]:
+        return self.book.legs_of(parent_id)
+
+    # ------------------------------------------------------------------------------------------ admission
+
+    def submit(self, req: OrderRequest, now: int, wall: float) -> tuple[Order, list[Order]]:
+        """Check and record an order (status accepted); the fill comes later from step()."""
+        sym = req.symbol
+        if not self.market.has(sym):
+            raise invalid(f'asset "{sym}" not found')
+        cid = req.client_order_id
+        if cid is not None and self.store.client_id_taken(cid):
+            raise invalid("client_order_id must be unique")
+        quote = self.market.quote_at(self.market.reference_price(sym, now))
+        pos_qty = self.account.qty(sym)
+        buy = req.side == "buy"
+        closing = pos_qty < 0 if buy else pos_qty > 0
+        reserve_price: Decimal | None = None
+        if closing:
+            available = abs(pos_qty) - self.held(sym, req.side)
+            wanted = req.qty if req.qty is not None else (req.notional or ZERO) / (quote.ask if buy else quote.bid)
+            if wanted > available:
+                raise forbidden(
+                    f"insufficient qty available for order (requested: {num(wanted.quantize(NANO))}, "
+                    f"available: {num(available)})",
+                    symbol=sym, existing_qty=num(pos_qty), held_for_orders=num(abs(pos_qty) - available),
+                    available=num(available),
+                )  # fmt: skip
+            intent = "buy_to_close" if buy else "sell_to_close"
+        else:
+            if not buy:
+                if self.account.multiplier == 1:
+                    raise forbidden("account is not allowed to short (cash account)")
+                if req.qty is None or req.qty != req.qty.to_integral_value():
+                    raise forbidden("fractional orders cannot be sold short")
+            reserve_price = self.account.reserve_price(req, quote)
+            cost = req.notional if req.qty is None else req.qty * reserve_price
+            bp = self.valuation(now).buying_power
+            if cost is not None and cost > bp:
+                raise forbidden("insufficient buying power", buying_power=num(bp), cost_basis=num(cost.quantize(CENT)))
+            intent = "buy_to_open" if buy else "sell_to_open"
+        if req.order_class != "simple":
+            _check_bracket(req, quote)
+        expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
+        with self._atomic():
+            parent, legs = self.book.place(
+                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires
+            )
+        self.book.open_all((parent, *legs))
+        return parent, legs
+
+    # ------------------------------------------------------------------------------------------ cancels
+
+    def cancel(self, order_id: str, now: int, wall: float) -> Order:
+        o = self.get_order(order_id)
+        if o is None:
+            raise not_found("order not found")
+        if not o.is_open:
+            raise ApiError(422, NOT_CANCELABLE, f'order is already in "{o.status}" state')
+        with self._atomic():
+            self.book.cancel(o, now, self.fills.eligible(wall))
+        return o
+
+    def cancel_all(self, now: int, wall: float) -> list[Order]:
+        """Every open order goes, legs included (legs of a partly filled parent are cancelled with it)."""
+        with self._atomic():
+            return self.book.cancel_all(now, self.fills.eligible(wall))
+
+    # ------------------------------------------------------------------------------------------ positions
+
+    def close_position(
+        self, symbol_or_id: str, qty: Decimal | None, pct: Decimal | None, now: int, wall: float
+    ) -> Order:
+        """A market day order for all of a position, `qty` shares of it or `pct` percent of it."""
+        sym = self.account.position_symbol(symbol_or_id)
+        pos = self.account.positions[sym]
+        if qty is not None and pct is not None:
+            raise invalid("only one of qty or percentage may be given")
+        size = abs(pos.qty)
+        if pct is not None:
+            if not 0 < pct <= 100:
+                raise invalid("percentage must be in (0, 100]")
+            size = (size * pct / 100).quantize(NANO, ROUND_DOWN)
+        elif qty is not None:
+            size = qty
+        if size <= 0:
+            raise invalid("nothing to close at that percentage")
+        req = OrderRequest(
+            symbol=sym, side="sell" if pos.qty > 0 else "buy", type="market", tif="day", qty=size, notional=None,
+            limit_price=None, stop_price=None, extended_hours=False, client_order_id=None, order_class="simple",
+            take_profit=None, stop_loss_stop=None, stop_loss_limit=None,
+        )  # fmt: skip
+        order, _ = self.submit(req, now, wall)
+        return order
+
+    # ------------------------------------------------------------------------------------------ time and fills
+
+    def step(self, wall: float) -> int:
+        """Bring the book to the clock's now: day orders expire at their close, eligible orders fill.
+
+        When the clock jumped, every session open and expiry in between is visited in order, so an order
+        queued overnight fills at the next open's price, not at wherever the clock landed.
+        """
+        now = self.clock.now()
+        if not self.book.open and now == self.processed:
+            return 0
+        before = self.book.fill_seq
+        with self._atomic():
+            if now > self.processed:
+                self._cross(self.processed, now, wall)
+            self.book.expire(now, self.fills.eligible(wall))
+            self._evaluate(now, wall)
+            if now != self.processed:
+                self.processed = now
+                self.store.set_meta("processed_us", str(now))
+            if self.book.fill_seq != before:
+                self.account.save_cash()
+        return self.book.fill_seq - before
+
+    def rewind(self, t: int) -> None:
+        """The clock was set back: the book continues from t (nothing is undone)."""
+        with self._atomic():
+            self.processed = t
+            self.store.set_meta("processed_us", str(t))
+
+    def next_deadline(self, wall: float) -> float | None:
+        """The earliest wall time after `wall` at which an order's latency runs out (None: none is waiting)."""
+        return self.book.next_deadline(wall)
+
+    def _cross(self, t0: int, t1: int, wall: float) -> None:
+        events: set[int] = set()
+        if self.book.open:
+            events.update(self.sessions.opens_between(t0, t1))
+            events.update(
+                o.expires_at for o in self.book.open.values() if o.expires_at is not None and t0 < o.expires_at <= t1
+            )
+        last_close = self.sessions.last_close_between(t0, t1)
+        if last_close is not None:
+            events.add(last_close)
+        for e in sorted(events):
+            self.book.expire(e, self.fills.eligible(wall))
+            if self.book.open:
+                self._evaluate(e, wall)
+            if e == last_close:
+                self.account.close_day(e)
+
+    def _evaluate(self, t: int, wall: float) -> None:
+        open_ = self.book.open
+        for o in list(open_.values()):
+            if o.status != "held" and wall >= o.eligible_wall and o.id in open_:
+                self._evaluate_order(o, t, wall)
+
+    def _evaluate_order(self, o: Order, t: int, wall: float) -> None:
+        if self.fills.rejects(o):
+            self.book.close(o, "rejected", t)
+            self.book.parent_done(o, t, self.fills.eligible(wall))
+            return
+        immediate = o.tif in ("ioc", "fok")
+        market_open = self.clock.is_open(t) or (o.extended_hours and self.sessions.is_extended(t))
+        q = self.market.quote(o.symbol, t) if market_open else None
+        if q is None:
+            if immediate:
+                self.book.close(o, "canceled", t)
+            return
+        routed, triggered = o.status == "accepted", o.triggered
+        if routed:
+            o.status = "new"
+            o.updated_at = t
+        if not self._try_fill(o, q, t, wall) and o.is_open:
+            if immediate:
+                self.book.close(o, "canceled", t)
+            elif routed or o.triggered != triggered:
+                self.store.save_order(o)
+
+    def _try_fill(self, o: Order, q: Quote, t: int, wall: float) -> bool:
+        """Fill what is marketable at quote q (saving the order); False when nothing traded."""
+        if not self.fills.marketable(o, q):
+            return False
+        price = self.fills.price(o, q)
+        qty = self.fills.qty(o, price, self.account.qty(o.symbol))
+        if qty <= 0:
+            self.book.close(o, "canceled", t)
+            return False
+        commission = self.fills.commission(qty, price)
+        self.account.settle(o.symbol, o.side == "buy", qty, price, commission)
+        self.book.fill(o, qty, price, commission, t, self.fills.eligible(wall))
+        return True
+
+
+def _check_bracket(req: OrderRequest, q: Quote) -> None:
+    """Alpaca's rule: take-profit at least a tick beyond the base price, stop-loss at least a tick inside it."""
+    base = req.limit_price if req.type == "limit" and req.limit_price is not None else q.price
+    step = tick(base)
+    up = req.side == "buy"
+    tp, sl = req.take_profit, req.stop_loss_stop
+    if tp is not None and (tp < base + step if up else tp > base - step):
+        raise invalid(f"take_profit.limit_price must be {'>=' if up else '<='} base_price "
+                      f"{'+' if up else '-'} {num(step)} (base_price {num(base)})")  # fmt: skip
+    if sl is not None and (sl > base - step if up else sl < base + step):
+        raise invalid(f"stop_loss.stop_price must be {'<=' if up else '>='} base_price "
+                      f"{'-' if up else '+'} {num(step)} (base_price {num(base)})")  # fmt: skip
+    lim = req.stop_loss_limit
+    if sl is not None and lim is not None and (lim > sl if up else lim < sl):
+        raise invalid(f"stop_loss.limit_price must be {'<=' if up else '>='} stop_loss.stop_price")

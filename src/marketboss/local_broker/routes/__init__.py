@@ -1,0 +1,1 @@
+"""The local broker's endpoints, one module per API: trading, market data, admin."""

@@ -1,0 +1,179 @@
+"""The local broker's engine driven in memory (MemoryStore, stepped clock, no server): admission, fills, brackets,
+expiry, partial fills, and what a failed write leaves behind."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from marketboss.local_broker.errors import ApiError
+from marketboss.local_broker.store import MemoryStore
+from tests.unit.local_broker_world import session_open, sessions, world
+
+D = Decimal
+
+
+def test_market_buy_fills_at_the_fill_models_price_and_moves_cash_and_position() -> None:
+    w = world({"AAPL": [100.0] * 5}, spread_bps=20, slippage_bps=10, commission_per_share=0.01)
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")
+    assert o.status == "accepted" and w.engine.account.positions == {}  # placing is not filling
+    # reserved until it fills: the ask 100.10 plus 3% (market_reserve_pct), rounded up to the cent
+    assert w.engine.valuation(w.clock.now()).reserved == D("1031.10")
+    assert w.engine.step(0.0) == 1
+    filled = w.order(o.id)
+    # ask 100.10 (2 bps spread around 100), plus 10 bps slippage = 100.2001, rounded up to the cent
+    assert (filled.status, filled.filled_qty, filled.filled_avg_price) == ("filled", D(10), D("100.21"))
+    assert filled.commission == D("0.10")
+    assert w.engine.account.cash == D("98997.80")  # 100000 - 1002.10 - 0.10
+    pos = w.engine.account.positions["AAPL"]
+    assert (pos.qty, pos.avg_entry_price) == (D(10), D("100.21"))
+    assert w.engine.valuation(w.clock.now()).reserved == 0
+    assert w.store.meta["cash"] == "98997.80"
+    assert [(f.type, f.qty, f.price) for f in w.store.fills] == [("fill", D(10), D("100.21"))]
+
+
+def test_a_limit_order_waits_until_the_price_reaches_it() -> None:
+    w = world({"AAPL": [100.0, 99.0, 95.0, 95.0, 95.0]})
+    o = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="96", time_in_force="gtc")
+    assert w.engine.step(0.0) == 0
+    assert w.order(o.id).status == "new"
+    assert w.go(1) == 0
+    assert w.order(o.id).status == "new"
+    assert w.go(2) == 1
+    filled = w.order(o.id)
+    assert (filled.status, filled.filled_avg_price, filled.filled_at) == ("filled", D(95), session_open(2))
+
+
+def test_a_clock_jump_fills_at_the_first_open_that_reaches_the_limit() -> None:
+    w = world({"AAPL": [100.0, 94.0, 99.0, 99.0, 99.0]})
+    o = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="96", time_in_force="gtc")
+    w.go(3)  # straight from day 0 to day 3: day 1's open is visited on the way
+    filled = w.order(o.id)
+    assert (filled.filled_avg_price, filled.filled_at) == (D(94), session_open(1))
+
+
+def test_a_brackets_legs_cancel_each_other() -> None:
+    w = world({"AAPL": [100.0, 100.0, 106.0, 90.0, 90.0]})
+    exits = {"take_profit": {"limit_price": "105"}, "stop_loss": {"stop_price": "95"}}
+    parent = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="gtc", order_class="bracket",
+                      **exits)  # fmt: skip
+    tp, sl = w.engine.legs_of(parent.id)
+    assert (tp.leg, sl.leg, tp.status, sl.status) == ("take_profit", "stop_loss", "held", "held")
+    w.engine.step(0.0)
+    assert w.order(parent.id).status == "filled"
+    assert (w.order(tp.id).status, w.order(sl.id).status) == ("new", "new")
+    assert w.engine.held("AAPL", "sell") == 10  # the OCO pair claims the shares once
+    w.go(1)
+    assert (w.order(tp.id).status, w.order(sl.id).status) == ("new", "new")
+    w.go(2)
+    assert (w.order(tp.id).status, w.order(tp.id).filled_avg_price) == ("filled", D(106))
+    assert w.order(sl.id).status == "canceled"
+    assert w.engine.account.positions == {}
+    assert w.engine.account.cash == D(100060)
+    w.go(3)  # the stop's price comes, but the stop is gone
+    assert w.order(sl.id).filled_qty == 0
+
+
+def test_cancelling_a_leg_cancels_its_sibling_and_an_unfilled_parent_takes_its_legs() -> None:
+    w = world({"AAPL": [100.0] * 5})
+    bracket = {"order_class": "bracket", "take_profit": {"limit_price": "110"}, "stop_loss": {"stop_price": "90"}}
+    filled = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="gtc", **bracket)
+    w.engine.step(0.0)
+    tp, sl = w.engine.legs_of(filled.id)
+    w.engine.cancel(sl.id, w.clock.now(), 0.0)
+    assert (w.order(tp.id).status, w.order(sl.id).status) == ("canceled", "canceled")
+    exits = {"take_profit": {"limit_price": "60"}, "stop_loss": {"stop_price": "40"}}
+    waiting = w.submit(symbol="AAPL", side="buy", qty="10", type="limit", limit_price="50", time_in_force="gtc",
+                       order_class="bracket", **exits)  # fmt: skip
+    w.engine.cancel(waiting.id, w.clock.now(), 0.0)
+    assert [leg.status for leg in w.engine.legs_of(waiting.id)] == ["canceled", "canceled"]
+    with pytest.raises(ApiError, match='already in "canceled" state'):
+        w.engine.cancel(waiting.id, w.clock.now(), 0.0)
+
+
+def test_a_day_order_expires_at_the_close_and_frees_its_buying_power() -> None:
+    w = world({"AAPL": [100.0] * 5})
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="limit", limit_price="90", time_in_force="day")
+    w.engine.step(0.0)
+    assert w.engine.valuation(w.clock.now()).reserved == D(900)
+    w.go(1)
+    expired = w.order(o.id)
+    close = sessions().next_close(session_open(0))
+    assert (expired.status, expired.expired_at) == ("expired", close)
+    assert w.engine.book.open == {}
+    assert w.engine.valuation(w.clock.now()).reserved == 0
+    assert w.engine.account.last_equity == D(100000)
+
+
+def test_buying_power_rejects_an_order_it_cannot_cover() -> None:
+    w = world({"AAPL": [100.0] * 5}, cash=1000.0, multiplier=1)
+    with pytest.raises(ApiError, match="insufficient buying power") as exc:
+        w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")  # 10 x 103 reserved
+    assert exc.value.status == 403
+    assert exc.value.extra == {"buying_power": "1000", "cost_basis": "1030"}
+    w.submit(symbol="AAPL", side="buy", qty="9", type="market", time_in_force="day")  # 927 of 1000
+    with pytest.raises(ApiError, match="insufficient buying power"):  # what is left after the first one's reserve
+        w.submit(symbol="AAPL", side="buy", qty="1", type="market", time_in_force="day")
+    with pytest.raises(ApiError, match="not allowed to short"):
+        w.submit(symbol="AAPL", side="sell", qty="1", type="market", time_in_force="day")
+    assert len(w.store.orders) == 1
+
+
+def test_a_closing_order_needs_shares_not_already_held_by_other_orders() -> None:
+    w = world({"AAPL": [100.0] * 5})
+    w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")
+    w.engine.step(0.0)
+    w.submit(symbol="AAPL", side="sell", qty="6", type="limit", limit_price="200", time_in_force="gtc")
+    with pytest.raises(ApiError, match=r"insufficient qty available for order \(requested: 5, available: 4\)"):
+        w.submit(symbol="AAPL", side="sell", qty="5", type="market", time_in_force="day")
+    assert w.submit(symbol="AAPL", side="sell", qty="4", type="market", time_in_force="day").intent == "sell_to_close"
+
+
+def test_a_partial_fill_first_then_the_rest_after_the_latency() -> None:
+    w = world({"AAPL": [100.0] * 5}, partial_fill_rate=1.0, fill_latency_ms=50)
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day", wall=0.0)
+    assert w.engine.step(0.0) == 0  # the latency has not passed
+    assert w.engine.next_deadline(0.0) == pytest.approx(0.05)
+    assert w.engine.step(0.05) == 1
+    part = w.order(o.id)
+    assert part.status == "partially_filled" and 2 <= part.filled_qty <= 8
+    assert w.engine.step(0.06) == 0  # the rest waits another latency
+    assert w.engine.next_deadline(0.05) == pytest.approx(0.10)
+    assert w.engine.step(0.10) == 1
+    assert (w.order(o.id).status, w.order(o.id).filled_qty) == ("filled", D(10))
+    first, rest = w.store.fills
+    assert (first.type, first.leaves_qty, rest.type, rest.cum_qty) == ("partial_fill", 10 - first.qty, "fill", D(10))
+    assert w.engine.account.positions["AAPL"].qty == 10
+
+
+def test_a_failed_write_leaves_memory_as_the_store_last_committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world({"AAPL": [100.0] * 5})
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")
+
+    def broken(fill: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(w.store, "add_fill", broken)
+    with pytest.raises(OSError, match="disk full"):
+        w.engine.step(0.0)
+    assert w.engine.account.cash == D(100000) and w.engine.account.positions == {}
+    assert w.store.held_positions == {}  # the position written before the fill was rolled back
+    assert w.order(o.id).status == "accepted"
+    monkeypatch.undo()
+    assert w.engine.step(0.0) == 1
+    assert w.engine.account.positions["AAPL"].qty == 10
+
+
+def test_a_restarted_engine_continues_from_the_store() -> None:
+    store = MemoryStore()
+    w = world({"AAPL": [100.0] * 5}, store=store)
+    w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")
+    w.engine.step(0.0)
+    waiting = w.submit(symbol="AAPL", side="sell", qty="4", type="limit", limit_price="150", time_in_force="gtc")
+    again = world({"AAPL": [100.0] * 5}, store=store)
+    assert again.engine.account.account_id == w.engine.account.account_id
+    assert again.engine.account.cash == D(99000)
+    assert again.engine.account.positions["AAPL"].qty == 10
+    assert list(again.engine.book.open) == [waiting.id]
+    assert again.engine.book.order_seq == 2
