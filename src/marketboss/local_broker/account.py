@@ -17,9 +17,8 @@ from marketboss.local_broker.config import BrokerConfig
 from marketboss.local_broker.errors import ApiError, not_found
 from marketboss.local_broker.marketdata import CENT, MarketData, Quote, round_price, tick
 from marketboss.local_broker.orders import OrderRequest, parse_symbol
-from marketboss.local_broker.records import Position
+from marketboss.local_broker.records import Position, asset_id, num
 from marketboss.local_broker.store import Store, stored_meta
-from marketboss.local_broker.views import asset_id, num
 
 ZERO = Decimal(0)
 MICRO = Decimal("1e-6")

@@ -21,9 +21,8 @@ from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, 
 from marketboss.local_broker.fills import FillModel
 from marketboss.local_broker.marketdata import CENT, MarketData, Quote, tick
 from marketboss.local_broker.orders import OrderRequest
-from marketboss.local_broker.records import Order
+from marketboss.local_broker.records import Order, num
 from marketboss.local_broker.store import Store, stored_meta
-from marketboss.local_broker.views import num
 
 ZERO = Decimal(0)
 NANO = Decimal("1e-9")

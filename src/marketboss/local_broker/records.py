@@ -3,9 +3,12 @@ engine changes in memory and a Store writes down."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
+_NAMESPACE = uuid.UUID("6c3f4c0e-8d7a-4a44-9a55-5a1f0f3b6e21")
 OPEN_STATUSES = ("accepted", "pending_new", "new", "partially_filled", "held")
 
 
@@ -79,3 +82,18 @@ class Position:
     symbol: str
     qty: Decimal  # negative when short
     avg_entry_price: Decimal
+
+
+def num(d: Decimal) -> str:
+    """Plain decimal text without exponent or trailing zeros ("100000", "150.25", "0.5")."""
+    if d == 0:
+        return "0"
+    if d == d.to_integral_value():
+        return str(d.quantize(Decimal(1)))
+    return format(d.normalize(), "f")
+
+
+@lru_cache(maxsize=4096)
+def asset_id(symbol: str) -> str:
+    """Stable per symbol, so positions and assets agree across restarts."""
+    return str(uuid.uuid5(_NAMESPACE, symbol))

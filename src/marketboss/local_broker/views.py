@@ -3,25 +3,13 @@ strings, and only enum values alpaca-py's strict enums accept."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from marketboss.local_broker.clock import iso_z
-from marketboss.local_broker.store import Fill, Order
+from marketboss.local_broker.records import Fill, Order, asset_id, num
 
-_NAMESPACE = uuid.UUID("6c3f4c0e-8d7a-4a44-9a55-5a1f0f3b6e21")
 EXCHANGE = "NASDAQ"
-
-
-def num(d: Decimal) -> str:
-    """Plain decimal text without exponent or trailing zeros ("100000", "150.25", "0.5")."""
-    if d == 0:
-        return "0"
-    if d == d.to_integral_value():
-        return str(d.quantize(Decimal(1)))
-    return format(d.normalize(), "f")
 
 
 def opt_num(d: Decimal | None) -> str | None:
@@ -30,12 +18,6 @@ def opt_num(d: Decimal | None) -> str | None:
 
 def opt_ts(us: int | None) -> str | None:
     return None if us is None else iso_z(us)
-
-
-@lru_cache(maxsize=4096)
-def asset_id(symbol: str) -> str:
-    """Stable per symbol, so positions and assets agree across restarts."""
-    return str(uuid.uuid5(_NAMESPACE, symbol))
 
 
 def order_json(o: Order, legs: list[Order] | None = None) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from marketboss.local_broker.clock import US, iso_et, iso_z, parse_time
 from marketboss.local_broker.config import FaultConfig
 from marketboss.local_broker.errors import invalid
 from marketboss.local_broker.http import Req, Router
+from marketboss.local_broker.records import num
 from marketboss.local_broker.state import BrokerState
-from marketboss.local_broker.views import num
 
 
 class AdminRoutes:

@@ -14,9 +14,9 @@ from marketboss.local_broker.clock import US, iso_et, iso_z, parse_time
 from marketboss.local_broker.errors import ApiError, invalid, not_found
 from marketboss.local_broker.http import Drop, Req, Router, q_bool, q_choice, q_day, q_decimal, q_int, q_symbols, q_time
 from marketboss.local_broker.orders import parse_order
-from marketboss.local_broker.records import OPEN_STATUSES, Order
+from marketboss.local_broker.records import OPEN_STATUSES, Order, asset_id, num
 from marketboss.local_broker.state import BrokerState
-from marketboss.local_broker.views import EXCHANGE, asset_id, asset_json, fill_json, num, order_json
+from marketboss.local_broker.views import EXCHANGE, asset_json, fill_json, order_json
 
 ACTIVITY_TYPES = frozenset(
     ("FILL", "ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIV", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC", "DIVTXEX",
