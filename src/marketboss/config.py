@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     runs_dir: Path = Field(Path("runs"), validation_alias=_env("runs_dir"))
     initial_cash: float = Field(100_000.0, gt=0, validation_alias=_env("initial_cash"))
     log_level: str = Field("info", validation_alias=_env("log_level"))
+    log_format: str = Field("auto", validation_alias=_env("log_format"))
 
     apca_api_base_url: str | None = Field(None, validation_alias="APCA_API_BASE_URL")
     apca_api_key_id: SecretStr | None = Field(None, validation_alias="APCA_API_KEY_ID")

@@ -1,4 +1,6 @@
-"""Structured JSON logs on stderr, shared by every command, with secrets redacted before they are written."""
+"""Logs on stderr, shared by every command, with secrets redacted before they are written: one readable line an
+event when stderr is a terminal (a person is watching), JSON Lines otherwise (a file, a pipe, a service
+manager) or when asked for with --log-format json."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ _APPRISE_TOKEN_URL = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "***"
+LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
 
 _registered: set[str] = set()
 
@@ -70,9 +73,21 @@ class _Stderr:
         sys.stderr.flush()
 
 
-def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> None:
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None, fmt: str = "auto") -> None:
+    """fmt: "json", "console" (for people), or "auto": console when the stream is a terminal, else JSON."""
     register_secret(*secrets)
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    human = fmt == "console" or (fmt == "auto" and _is_terminal(stream))
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=_is_terminal(stream), exception_formatter=structlog.dev.plain_traceback)
+        if human
+        else structlog.processors.JSONRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -80,7 +95,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redact_processor,
-            structlog.processors.JSONRenderer(),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _Stderr())),

@@ -93,3 +93,30 @@ def test_cli_error_from_env_secrets_is_one_redacted_line(workdir: Path) -> None:
     assert proc.stderr.strip() == "error: bars.jsonl:1: field 'open': missing"
     assert "Traceback" not in proc.stderr and KEY not in proc.stderr + proc.stdout
     get_settings.cache_clear()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_logs_read_as_text_on_a_terminal_and_as_json_elsewhere() -> None:
+    try:
+        tty, pipe, forced = _Terminal(), io.StringIO(), _Terminal()
+        for stream, fmt in ((tty, "auto"), (pipe, "auto"), (forced, "json")):
+            configure("info", secrets=[SECRET], stream=stream, fmt=fmt)
+            get_logger("t").info("order_sent", symbol="AAPL", url=f"https://u:{SECRET}@host/x")
+        human = tty.getvalue()
+        assert "order_sent" in human and "symbol" in human and "AAPL" in human and not human.lstrip().startswith("{")
+        for line in (pipe.getvalue(), forced.getvalue()):
+            rec = orjson.loads(line)
+            assert rec["event"] == "order_sent" and rec["symbol"] == "AAPL"
+        assert SECRET not in human + pipe.getvalue() + forced.getvalue()
+    finally:
+        configure("warning")
+
+
+def test_an_unknown_log_format_is_one_line_error() -> None:
+    out = subprocess.run([sys.executable, "-m", "marketboss", "--log-format", "xml", "strategies", "list"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == "error: --log-format 'xml' must be one of auto, json, console"

@@ -20,7 +20,8 @@ from marketboss.cli.research import register as register_research
 from marketboss.cli.signals import app as signals_app
 from marketboss.cli.strategies import app as strategies_app
 from marketboss.config import get_settings
-from marketboss.logging import configure
+from marketboss.errors import MarketBossError
+from marketboss.logging import LOG_FORMATS, configure
 
 app = typer.Typer(
     name="marketboss",
@@ -56,13 +57,20 @@ def _root(
     log_level: str = typer.Option(
         None, "--log-level", help="debug, info, warning or error (env MARKETBOSS_LOG_LEVEL; default info)."
     ),
+    log_format: str = typer.Option(
+        None, "--log-format", help="auto (readable on a terminal, else JSON), json or console "
+        "(env MARKETBOSS_LOG_FORMAT; default auto)."
+    ),
     version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
     ),
 ) -> None:
-    """Structured JSON logs go to stderr; results go to stdout."""
+    """Logs go to stderr (readable on a terminal, JSON Lines otherwise); results go to stdout."""
     settings = get_settings()
-    configure(log_level or settings.log_level, secrets=settings.secrets())
+    fmt = log_format or settings.log_format
+    if fmt not in LOG_FORMATS:
+        raise MarketBossError(f"--log-format '{fmt}' must be one of {', '.join(LOG_FORMATS)}")
+    configure(log_level or settings.log_level, secrets=settings.secrets(), fmt=fmt)
 
 
 def main() -> None:
