@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -157,3 +158,27 @@ def test_guide_script_writes_data_signals_jsonl(daily_bars: pl.DataFrame, workdi
                          capture_output=True, text=True, env=_env(), timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "fast='x'" in bad.stderr and "valid: " in bad.stderr
+
+
+def _plain_python() -> str:
+    """The interpreter this environment was made from, without its packages: a shell where .venv is not active."""
+    return str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def test_guide_scripts_work_from_a_shell_without_the_venv(daily_bars: pl.DataFrame, workdir: Path,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    write_bars(daily_bars, workdir / "data" / "market_data.jsonl")
+    env = {k: v for k, v in _env().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    assert subprocess.run([_plain_python(), "-c", "import marketboss"], capture_output=True, env=env).returncode
+    run = subprocess.run([_plain_python(), str(REPO / "scripts" / "generate_sample_signals.py"), "--data",
+                          "data/market_data.jsonl"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert read_signals(workdir / "data" / "signals.jsonl") and "wrote" in run.stdout
+    # a checkout without .venv: one line saying what to do, no traceback
+    bare = tmp_path / "checkout"
+    shutil.copytree(REPO / "scripts", bare / "scripts")
+    for script in ("generate_sample_signals.py", "run_paper_trading.py"):
+        out = subprocess.run([_plain_python(), str(bare / "scripts" / script), "--help"], capture_output=True,
+                             text=True, env=env, timeout=60)  # fmt: skip
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr.count("\n") == 1 and "run `make demo`" in out.stderr and "Traceback" not in out.stderr
