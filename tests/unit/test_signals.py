@@ -182,3 +182,19 @@ def test_guide_scripts_work_from_a_shell_without_the_venv(daily_bars: pl.DataFra
                              text=True, env=env, timeout=60)  # fmt: skip
         assert out.returncode == 2 and out.stdout == ""
         assert out.stderr.count("\n") == 1 and "run `make demo`" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["signals", "generate", "--param", "fast", "10"],
+    ["backtest", "--strategy", "ma_crossover", "--param", "fast", "10"],
+    ["compare", "--param", "ma_crossover.fast", "10"],
+    ["train", "--param", "num_leaves", "31"],
+])  # fmt: skip
+def test_a_param_without_equals_is_told_the_key_value_form(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from marketboss.cli import app
+    from marketboss.cli.common import run_guarded
+
+    assert run_guarded(lambda: app(argv, prog_name="marketboss", standalone_mode=True)) == 2
+    err = capsys.readouterr().err
+    key = argv[argv.index("--param") + 1]
+    assert err == f"error: --param '{key}' must look like key=value, e.g. --param {key}=VALUE\n"

@@ -41,6 +41,16 @@ def run_guarded(fn: Callable[[], Any]) -> int:
     return 0
 
 
+def key_values(values: list[str]) -> list[str]:
+    """The --param options' check, run as click parses them: before it would reject `--param fast 10` for its
+    stray word, the user is shown the key=value form."""
+    for v in values:
+        key, sep, _ = v.partition("=")
+        if not sep or not key.strip():
+            raise MarketBossError(f"--param '{v}' must look like key=value, e.g. --param {key.strip() or 'key'}=VALUE")
+    return values
+
+
 SkipInvalid = typer.Option(
     False, "--skip-invalid", help="Drop bad rows and write each with its reason to FILE.rejected.jsonl."
 )

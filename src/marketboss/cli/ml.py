@@ -11,7 +11,7 @@ import polars as pl
 import typer
 from pydantic import ValidationError
 
-from marketboss.cli.common import SkipInvalid, console, load_bars, print_table, run_guarded
+from marketboss.cli.common import SkipInvalid, console, key_values, load_bars, print_table, run_guarded
 from marketboss.cli.signals import SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.data.calendar import NY
@@ -88,7 +88,8 @@ def train(
     start: str = typer.Option(None, "--start", help="First session date to train on (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--end", help="Last session date to train on; later bars stay out of sample."),
     symbols: str = SymbolsOpt,
-    param: list[str] = typer.Option([], "--param", "-p", help="Model parameter key=value, e.g. num_leaves=31."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Model parameter key=value, e.g. num_leaves=31.",
+                                    callback=key_values),
     seed: int = typer.Option(7, "--seed", help="Same seed, same model."),
     threads: int = typer.Option(1, "--threads", help="Threads for LightGBM."),
     skip_invalid: bool = SkipInvalid,

@@ -14,7 +14,7 @@ import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_table
+from marketboss.cli.common import SkipInvalid, console, err_console, key_values, load_bars, print_table
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
@@ -273,7 +273,7 @@ def compare(
     strategies: str = typer.Option("ma_crossover,momentum,mean_reversion", "--strategies",
                                    help="Comma-separated registered strategies, e.g. ma_crossover,momentum,ml."),
     param: list[str] = typer.Option([], "--param", "-p", help="strategy.key=value, repeatable, e.g. "
-                                                               "--param ma_crossover.fast=20."),
+                                    "--param ma_crossover.fast=20.", callback=key_values),
     data: Path = DataOpt,
     symbols: str = SymbolsOpt,
     metric: str = MetricOpt,

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import typer
 
-from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
+from marketboss.cli.common import SkipInvalid, console, key_values, load_bars, print_table
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
@@ -16,7 +16,8 @@ app = typer.Typer(help="Generate signals from bars with a strategy; inspect sign
 log = get_logger(__name__)
 
 StrategyOpt = typer.Option("ma_crossover", "--strategy", "-s", help="See `marketboss strategies list`.")
-ParamOpt = typer.Option([], "--param", "-p", help="key=value, repeatable, e.g. --param fast=10 --param slow=30.")
+ParamOpt = typer.Option([], "--param", "-p", help="key=value, repeatable, e.g. --param fast=10 --param slow=30.",
+                        callback=key_values)
 SymbolsOpt = typer.Option(None, "--symbols", help="Only these symbols (comma-separated); default all.")
 
 
