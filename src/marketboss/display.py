@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 NA = "n/a"
+_NEW_YORK = ZoneInfo("America/New_York")
 
 
 def _bad(v: Any) -> bool:
@@ -71,3 +73,25 @@ def minute(v: Any) -> str:
     """A timestamp to the minute, short enough for a metric tile."""
     text = when(v)
     return text[:16] if text != NA and text.endswith(" UTC") else text
+
+
+def stamp(v: Any) -> str:
+    """A bar's time: its date alone for a daily bar (stamped at midnight New York, as Alpaca does), else the UTC
+    time to the minute."""
+    if _bad(v):
+        return NA
+    t = datetime.fromisoformat(v) if isinstance(v, str) else v
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        return value(t)
+    ny = t.astimezone(_NEW_YORK)
+    return ny.date().isoformat() if (ny.hour, ny.minute, ny.second) == (0, 0, 0) else t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def metric(key: str, v: Any) -> str:
+    """A metric by its kind: start and end as bar times, durations (in days or bars) as whole numbers, the rest as
+    any value."""
+    if key in ("start", "end"):
+        return stamp(v)
+    if "duration" in key and not _bad(v) and isinstance(v, int | float):
+        return f"{round(v):,}"
+    return value(v)

@@ -292,7 +292,7 @@ def test_quick_backtest_shows_run_backtest_metrics_for_the_sidebar_settings(dash
     assert m["Win rate"] == display.pct(expected["win_rate_pct"])
     assert m["Trades (closed)"] == display.count(expected["n_trades"])
     shown = table(block, "metric")
-    assert shown["value"].tolist() == [display.value(expected.get(k)) for k, _ in METRICS]
+    assert shown["value"].tolist() == [display.metric(k, expected.get(k)) for k, _ in METRICS]
     (curve,) = charts(block)
     assert array(curve["data"][0]["y"])[-1] == pytest.approx(expected["final_equity"])
     at.sidebar.number_input(key="initial_cash").set_value(50_000.0)

@@ -18,7 +18,7 @@ from marketboss.backtest.metrics import METRICS
 from marketboss.backtest.runs import Run
 from marketboss.data.io import atomic_write_bytes
 from marketboss.data.market import Market
-from marketboss.display import value
+from marketboss.display import metric
 
 MAX_POINTS = 4000
 MAX_MARKERS = 3000
@@ -117,7 +117,7 @@ def _monthly_figure(run: Run) -> go.Figure:
 
 def _metrics_table(run: Run) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{html.escape(value(run.metrics.get(key)))}</td></tr>"
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(metric(key, run.metrics.get(key)))}</td></tr>"
         for key, label in METRICS
     )
     return f"<table class='metrics'>{rows}</table>"

@@ -49,6 +49,7 @@ def backtest(
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
     from marketboss.data.market import Market
+    from marketboss.display import metric
     from marketboss.signals import read_signals_frame
     from marketboss.strategies import create
 
@@ -93,7 +94,7 @@ def backtest(
     }
     run = save_run(result, out, info, signals=sig)
     print_table(f"backtest {out.name}: {source}", ["metric", "value"],
-                [[label, run.metrics.get(key)] for key, label in METRICS])
+                [[label, metric(key, run.metrics.get(key))] for key, label in METRICS], numeric=["value"])
     m = result.metrics
     if m["rejected_orders"] or m["unfilled_orders"]:
         err_console.print(

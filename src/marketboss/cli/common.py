@@ -66,13 +66,14 @@ def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
     return df
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Columns of (mostly) numbers right-aligned, text left-aligned."""
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[str] = ()) -> None:
+    """Columns of (mostly) numbers, or named in `numeric` (numbers already formatted), right-aligned, text
+    left-aligned."""
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         values = [r[i] for r in rows if i < len(r) and r[i] is not None]
-        numeric = bool(values) and sum(isinstance(v, int | float) for v in values) * 2 > len(values)
-        table.add_column(c, justify="right" if numeric else "left")
+        numbers = bool(values) and sum(isinstance(v, int | float) for v in values) * 2 > len(values)
+        table.add_column(c, justify="right" if numbers or c in numeric else "left")
     for row in rows:
         table.add_row(*[value(v) for v in row])
     console.print(table)

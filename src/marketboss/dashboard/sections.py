@@ -364,7 +364,7 @@ def backtest_section(inputs: Inputs) -> None:
 
 
 def _metrics_table(m: dict[str, Any]) -> pl.DataFrame:
-    values = [display.value(m.get(k)) for k, _ in METRICS]
+    values = [display.metric(k, m.get(k)) for k, _ in METRICS]
     return pl.DataFrame({"metric": [label for _, label in METRICS], "value": values})
 
 

@@ -1,0 +1,25 @@
+"""marketboss.display: how values read to a person, in the terminal, the reports and the dashboard alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from marketboss import display
+
+
+def test_daily_bars_read_as_dates_and_intraday_bars_as_utc_minutes() -> None:
+    assert display.stamp("2020-01-02T05:00:00Z") == "2020-01-02"  # midnight New York in winter
+    assert display.stamp("2020-07-01T04:00:00Z") == "2020-07-01"  # and in summer
+    assert display.stamp(datetime(2024, 1, 2, 14, 30, tzinfo=UTC)) == "2024-01-02 14:30 UTC"
+    assert display.stamp("2024-01-02T05:00:30Z") == "2024-01-02 05:00 UTC"  # not a session's midnight
+    assert display.stamp(None) == display.NA
+
+
+def test_metrics_read_by_their_kind() -> None:
+    assert display.metric("max_drawdown_duration_days", 1709.04) == "1,709"
+    assert display.metric("avg_trade_duration_days", 40.5) == "40"  # round half to even
+    assert display.metric("max_drawdown_duration_days", float("nan")) == display.NA
+    assert display.metric("start", "2020-01-02T05:00:00Z") == "2020-01-02"
+    assert display.metric("sharpe", 1.23456) == "1.2346" and display.metric("final_equity", 98917.8) == "98,917.80"
+    assert display.value(float("inf")) == display.NA and display.value(None) == display.NA
+    assert display.value(datetime(2024, 1, 2)) == "2024-01-02" and display.value(True) == "True"
