@@ -47,3 +47,16 @@ def test_version_flag(workdir: Path) -> None:
 
     out = _mb(workdir, "--version")
     assert out.returncode == 0 and out.stdout.strip() == f"marketboss {__version__}"
+
+
+def test_import_drops_and_reports_bars_on_days_the_exchange_was_closed(workdir: Path) -> None:
+    csv = workdir / "aapl.csv"
+    csv.write_text("Date,Open,High,Low,Close,Volume\n"
+                   "2024-07-03,10,11,9,10.5,100\n2024-07-04,10.5,11,10,10.8,100\n"  # Independence Day
+                   "2024-07-05,10.8,11.2,10.6,11,100\n2024-07-06,11,11.5,10.9,11.2,100\n"  # a Saturday
+                   "2024-07-08,11.2,11.4,11,11.3,100\n")  # fmt: skip
+    out = _mb(workdir, "data", "import", "aapl.csv", "--symbol", "AAPL")
+    assert out.returncode == 0, out.stderr
+    assert "dropped 2 bar(s) on 2 day(s) the NYSE was closed: 2024-07-04 Thu, 2024-07-06 Sat" in out.stdout
+    bars = read_bars(workdir / "data/market_data.jsonl")
+    assert bars["close"].to_list() == [10.5, 11.0, 11.3]

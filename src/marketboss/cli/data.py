@@ -10,7 +10,7 @@ import typer
 
 from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
 from marketboss.config import get_settings
-from marketboss.data.calendar import Timeframe
+from marketboss.data.calendar import NY, Timeframe, split_non_sessions
 from marketboss.data.io import accept, default_rejects_path, to_rejects, write_bars
 from marketboss.data.schema import LINE, validation_errors
 from marketboss.data.stats import bars_per_year, summary
@@ -76,6 +76,13 @@ def import_(
     df = import_bars(file, symbol=symbol, adjust=adjust, skip_invalid=skip_invalid, rejects_path=rejects)
     if rejects.exists():
         console.print(f"[yellow]skipped invalid rows; reasons in {rejects}[/]")
+    df, closed = split_non_sessions(df)
+    if closed.height:
+        days = closed["timestamp"].dt.convert_time_zone(NY).dt.strftime("%Y-%m-%d %a").unique(maintain_order=True)
+        shown = ", ".join(days.head(5).to_list()) + (f" and {days.len() - 5} more" if days.len() > 5 else "")
+        log.warning("bars_dropped_non_session", bars=closed.height, days=days.len())
+        console.print(f"[yellow]dropped {closed.height:,} bar(s) on {days.len()} day(s) the NYSE was closed: "
+                      f"{shown}[/]")
     _written(df, _output(output), f"imported from {file}")
 
 

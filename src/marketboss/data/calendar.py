@@ -10,6 +10,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from marketboss.errors import MarketBossError
 
@@ -86,3 +87,22 @@ def bar_times(start: date | str, end: date | str, timeframe: Timeframe) -> tuple
 
 def is_session(day: date | str) -> bool:
     return bool(nyse().is_session(pd.Timestamp(day)))
+
+
+def split_non_sessions(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(bars on NYSE sessions, bars on days the exchange was closed: weekends, holidays), by each bar's New York
+    date. Days outside the calendar's range are kept: nothing says they were closed."""
+    if bars.is_empty():
+        return bars, bars.clear()
+    day = bars["timestamp"].dt.convert_time_zone(NY).dt.date()
+    cal = nyse()
+    first, last = cal.first_session.date(), cal.last_session.date()
+    known = (day >= first) & (day <= last)
+    lo, hi = day.filter(known).min(), day.filter(known).max()
+    open_days = (
+        pl.Series([d.date() for d in cal.sessions_in_range(pd.Timestamp(lo), pd.Timestamp(hi))], dtype=pl.Date)
+        if lo is not None
+        else pl.Series([], dtype=pl.Date)
+    )
+    closed = known & ~day.is_in(open_days)
+    return bars.filter(~closed), bars.filter(closed)
