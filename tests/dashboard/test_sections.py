@@ -420,7 +420,8 @@ def test_comparison_shows_compare_backtest_paper(dash: Dash, demo: Demo) -> None
     assert paper["Status"] == s["status"] == "✅ Positive"
     assert paper["Win rate"] == display.pct(s["paper_win_rate_pct"]) != display.NA
     assert both["Return difference"] == display.pct(s["return_difference_pct"])
-    assert both["Avg slippage (bps)"] == display.num(s["avg_slippage_bps"]) == "5.00"  # the demo's 3..7 bps
+    slip = both["Avg slippage vs backtest fill (bps)"]
+    assert slip == display.num(s["avg_slippage_bps"]) == "5.00"  # the demo's 3..7 bps
     assert both["Slippage impact"] == display.money(s["slippage_usd"])
     assert both["Total trades (backtest / paper)"] == "40 / 40" and both["Missed in paper"] == "0"
     assert both["Daily return correlation"] == display.num(s["daily_return_correlation"])

@@ -9,6 +9,7 @@ from marketboss.backtest.engine import run_backtest
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.execution.reconcile import compare_backtest_paper
+from marketboss.execution.slippage import slippage_bps
 from marketboss.strategies.registry import create
 
 SLIP_BPS = 10.0
@@ -52,3 +53,13 @@ def test_no_shared_signal_is_a_clear_error(daily_bars: pl.DataFrame) -> None:
     trades, equity = _paper_from_backtest(daily_bars, signals, drop=0)
     with pytest.raises(MarketBossError, match="shares no signal id"):
         compare_backtest_paper(daily_bars, signals, trades.with_columns(pl.lit("other").alias("signal_id")), equity)
+
+
+def test_reconcile_and_the_paper_log_share_one_slippage_formula(daily_bars: pl.DataFrame) -> None:
+    """The joined table's slippage is the paper log's formula with the backtest's fill as the reference."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=3)
+    joined = compare_backtest_paper(daily_bars, signals, trades, equity).joined.filter(pl.col("paper_price") > 0)
+    assert joined.height > 5
+    for row in joined.iter_rows(named=True):
+        assert row["slippage_bps"] == slippage_bps(row["bt_side"], row["bt_price"], row["paper_price"])

@@ -8,7 +8,7 @@ import pytest
 
 from marketboss.broker.base import Account, Asset, Clock
 from marketboss.execution.executor import size_order
-from marketboss.execution.logs import slippage_bps
+from marketboss.execution.slippage import slippage_bps
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
 from marketboss.signals import Signal
 

@@ -23,6 +23,7 @@ def reconcile(
     from marketboss.backtest.costs import BacktestConfig, Costs
     from marketboss.execution.logs import read_paper_equity, read_paper_trades
     from marketboss.execution.reconcile import compare_backtest_paper
+    from marketboss.execution.slippage import VS_BACKTEST
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
@@ -43,8 +44,8 @@ def reconcile(
             ("max drawdown %", m["backtest_max_drawdown_pct"], m["paper_max_drawdown_pct"], None),
             ("fills", m["backtest_fills"], m["paper_fills"], m["paper_fills"] - m["backtest_fills"]),
             ("commissions $", m["backtest_commissions"], m["paper_commissions"], None),
-            ("avg slippage bps", None, m["avg_slippage_bps"], None),
-            ("slippage $", None, m["slippage_usd"], None),
+            (f"avg slippage bps {VS_BACKTEST}", None, m["avg_slippage_bps"], None),
+            (f"slippage $ {VS_BACKTEST}", None, m["slippage_usd"], None),
             ("missed in paper", None, m["missed_in_paper"], None),
             ("daily return corr.", None, m["daily_return_correlation"], None),
             ("status", None, m["status"], None),
@@ -54,4 +55,4 @@ def reconcile(
     if show_trades and worst.height:
         cols = ["signal_id", "symbol", "bt_side", "bt_qty", "bt_price", "paper_qty", "paper_price", "slippage_bps",
                 "slippage_usd", "status"]  # fmt: skip
-        print_table("fills, worst slippage first", cols, worst.select(cols).rows())
+        print_table(f"fills, worst slippage ({VS_BACKTEST}) first", cols, worst.select(cols).rows())

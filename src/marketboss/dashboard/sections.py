@@ -28,6 +28,7 @@ from marketboss.dashboard import charts, loaders, models
 from marketboss.dashboard.cache import FileKey, file_key, memoize
 from marketboss.dashboard.loaders import Empty, NotFound
 from marketboss.errors import InputError, MarketBossError
+from marketboss.execution.slippage import VS_BACKTEST, VS_SIGNAL
 from marketboss.logging import get_logger
 from marketboss.ml import registry
 
@@ -402,9 +403,10 @@ def paper_section(inputs: Inputs) -> None:
     if trades is not None and trades.height:
         st.caption("Most recent trades")
         recent = trades.sort("timestamp", descending=True, nulls_last=True).head(20)
-        st.dataframe(recent.select([c for c in ("timestamp", "symbol", "side", "qty", "filled_price", "status",
-                                                "slippage_bps", "signal_id") if c in recent.columns]),
-                     hide_index=True, key="paper_trades_table")  # fmt: skip
+        shown = recent.select([c for c in ("timestamp", "symbol", "side", "qty", "filled_price", "status",
+                                           "slippage_bps", "signal_id") if c in recent.columns])  # fmt: skip
+        st.dataframe(shown.rename({"slippage_bps": f"slippage {VS_SIGNAL} (bps)"}, strict=False), hide_index=True,
+                     key="paper_trades_table")  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------- backtest vs paper
@@ -461,8 +463,8 @@ def comparison_section(inputs: Inputs) -> None:
     with cmp_col:
         st.subheader("Comparison Metrics")
         st.metric("Return difference", display.pct(s["return_difference_pct"]), help="paper minus backtest")
-        st.metric("Avg slippage (bps)", display.num(s["avg_slippage_bps"]))
-        st.metric("Slippage impact", display.money(s["slippage_usd"]))
+        st.metric(f"Avg slippage {VS_BACKTEST} (bps)", display.num(s["avg_slippage_bps"]))
+        st.metric("Slippage impact", display.money(s["slippage_usd"]), help=f"paper fills {VS_BACKTEST}, in $")
         fills = f"{display.count(s['backtest_fills'])} / {display.count(s['paper_fills'])}"
         st.metric("Total trades (backtest / paper)", fills)
         st.metric("Missed in paper", display.count(s["missed_in_paper"]))
@@ -476,7 +478,7 @@ def comparison_section(inputs: Inputs) -> None:
         "sidebar's costs: what remains is execution (slippage, missed and partial fills, commissions)."
     )
     chart(_comparison_figure(keys, inputs.commission, inputs.slippage_bps), "comparison_chart")
-    st.subheader("Per-signal slippage (paper vs backtest fill)")
+    st.subheader(f"Per-signal slippage (paper {VS_BACKTEST})")
     joined = cmp.joined.sort("slippage_bps", descending=True, nulls_last=True)
     _paged_table(joined, "comparison", "signals")
 

@@ -37,7 +37,8 @@ from marketboss.data.calendar import NY
 from marketboss.data.io import JsonlAppender
 from marketboss.errors import MarketBossError
 from marketboss.execution.journal import Intent, Journal, journal_path
-from marketboss.execution.logs import done_signal_ids, slippage_bps
+from marketboss.execution.logs import done_signal_ids
+from marketboss.execution.slippage import slippage_bps
 from marketboss.logging import get_logger
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
 from marketboss.signals import Signal, read_signals

@@ -22,14 +22,6 @@ EQUITY_FIELDS = ("timestamp", "cash", "portfolio_value", "buying_power", "equity
 FINAL_STATUSES = ("filled", "partially_filled", "expired", "canceled", "rejected", "blocked", "skipped")
 
 
-def slippage_bps(side: str, expected: float | None, filled: float | None) -> float | None:
-    """Positive is worse than expected: paid more on a buy, received less on a sell."""
-    if not expected or not filled:
-        return None
-    sign = 1.0 if side.upper() == "BUY" else -1.0
-    return sign * (filled - expected) / expected * 1e4
-
-
 def done_signal_ids(trades_path: Path) -> set[str]:
     if not trades_path.exists():
         return set()

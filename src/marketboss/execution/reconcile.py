@@ -17,6 +17,7 @@ from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.metrics import equity_metrics, trade_metrics
 from marketboss.errors import MarketBossError
+from marketboss.execution.slippage import bps
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
     sign = pl.when(pl.coalesce("bt_side", "paper_side") == "BUY").then(1.0).otherwise(-1.0)
     return j.with_columns(
         pl.coalesce("symbol", "paper_symbol").alias("symbol"),
-        (sign * (pl.col("paper_price") - pl.col("bt_price")) / pl.col("bt_price") * 1e4).alias("slippage_bps"),
+        bps(sign, pl.col("bt_price"), pl.col("paper_price")).alias("slippage_bps"),
         (sign * (pl.col("paper_price") - pl.col("bt_price")) * pl.col("paper_qty")).alias("slippage_usd"),
     ).drop("paper_symbol")
 
