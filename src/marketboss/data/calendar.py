@@ -85,6 +85,18 @@ def bar_times(start: date | str, end: date | str, timeframe: Timeframe) -> tuple
     return times, session
 
 
+def bar_grid(start: date | str, end: date | str, timeframe: Timeframe) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) of every bar of the timeframe in [start, end] (datetime64[us], UTC): a daily bar ends at its
+    session's close, an intraday bar after its length or at the session's close, whichever is first."""
+    times, session = bar_times(start, end, timeframe)
+    if not times.shape[0]:
+        return times, times.copy()
+    closes = schedule(start, end)["close"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")[session]
+    if timeframe.is_daily:
+        return times, closes
+    return times, np.minimum(times + np.timedelta64(timeframe.minutes, "m"), closes)
+
+
 def is_session(day: date | str) -> bool:
     return bool(nyse().is_session(pd.Timestamp(day)))
 
