@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss import buffers, worker
+from marketboss import buffers
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
@@ -128,30 +128,22 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     c = cfg.costs
     n = live.shape[0]  # fills: at most one per order
     f_int, f_flt, f_buys = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
-    simulated = worker.start(
-        nb.simulate, mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity,
-        rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
-        c.commission_min, c.slip, f_int, f_flt, f_buys,
+    n_f = nb.simulate(
+        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status,
+        cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip, f_int,
+        f_flt, f_buys,
     )
     eq = buffers.take((3, mkt.n_times))  # every element is written by mark
-
-    def fill_columns(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The first k fills' row, symbol, side, quantity, price and commission."""
-        return f_int[0, :k], f_int[2, :k], f_buys[:k], f_flt[0, :k], f_flt[1, :k], f_flt[2, :k]
-
-    def mark() -> tuple[Any, ...]:  # queued behind the fills: it starts as they end, whatever this thread does
-        row, sym, buy, qty, price, comm = fill_columns(simulated())
-        return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, eq[0], eq[1], eq[2])
-
-    marked = worker.start(mark)
-    sig = rows.frame  # built while the orders are filled
-    n_f = simulated()
-    f_row, f_s, f_buy, f_qty, f_price, f_comm = fill_columns(n_f)
+    f_row, f_s, f_buy, f_qty, f_price, f_comm = f_int[0, :n_f], f_int[2, :n_f], f_buys[:n_f], f_flt[0, :n_f], \
+        f_flt[1, :n_f], f_flt[2, :n_f]
+    exposed, returns = nb.mark(mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0],
+                               eq[1], eq[2])
+    sig = rows.frame
     f_time = f_int[1, :n_f]
     m = 2 * n_f + 1  # round trips: at most two per fill, and one more
     tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
     n_tr = nb.round_trips(mkt.times, mkt.close, exec_t, f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm, tr_int,
-                          tr_flt, tr_flag)  # here, while the bars are marked on the second core
+                          tr_flt, tr_flag)
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
     tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
     tr_long, tr_closed = tr_flag[:, :n_tr]
@@ -200,7 +192,6 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
     buy_hold = buy_and_hold_pct(mkt)
-    exposed, returns = marked()
     eq_cash, eq_value, eq_total = eq
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
                            pl.Series("equity", eq_total)])

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from marketboss.backtest.nb import cash_after, close_part, equity_stats, trades_add, trades_start
-from marketboss.strategies.nb import RESTART, state_changes, window_sum
+from marketboss.strategies.nb import state_changes
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
 (FINAL_EQUITY, PNL, TOTAL_RETURN, BUY_HOLD, CAGR, VOLATILITY, SHARPE, SORTINO, CALMAR, MAX_DD, MAX_DD_BARS,
@@ -39,41 +39,28 @@ DAY_US = 86_400e6
 def average_table(x: np.ndarray, n: int, windows: np.ndarray, emas: np.ndarray, out: np.ndarray) -> None:
     # pragma: no cover - compiled
     """Row w of `out`: the average of length windows[w] (exponential when emas[w]) over x[:n], with the very
-    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m], taken
-    again directly at every multiple of RESTART from m on; the exponential seeded by the simple mean, alpha
-    2/(m+1)), so that crossings are bit-identical."""
+    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m]; the
+    exponential seeded by the simple mean, alpha 2/(m+1)), so that crossings are bit-identical."""
     for w in range(windows.shape[0]):
         m = windows[w]
         inv = 1.0 / m
         alpha = 2.0 / (m + 1.0)
-        ema = emas[w]
         row = out[w]
-        e = 0.0
         s = 0.0
         head = min(m, n)
         for i in range(head):  # filling the window
             s += x[i]
             row[i] = s * inv
-        if ema and head == m:
+        if emas[w] and head == m:
             e = s / m
             row[m - 1] = e
-            xs, rs = x[m:n], row[m:n]
-            for i in range(rs.shape[0]):
-                e += alpha * (xs[i] - e)
-                rs[i] = e
-        else:  # restarts as ma_cross's; views from 0: no negative-index checks in the loop
-            i = m
-            while i < n:
-                if i % RESTART == 0:
-                    s = window_sum(x, i, m)
-                    row[i] = s * inv
-                    i += 1
-                end = min(n, (i + RESTART - 1) // RESTART * RESTART)
-                xs, old, rs = x[i:end], x[i - m : end - m], row[i:end]
-                for j in range(rs.shape[0]):
-                    s += xs[j] - old[j]
-                    rs[j] = s * inv
-                i = end
+            for i in range(m, n):
+                e += alpha * (x[i] - e)
+                row[i] = e
+        else:
+            for i in range(m, n):
+                s += x[i] - x[i - m]
+                row[i] = s * inv
 
 
 @njit(cache=True)
