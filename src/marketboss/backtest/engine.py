@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss import buffers
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
@@ -127,13 +126,13 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
                                                 at_close)
     c = cfg.costs
     n = live.shape[0]  # fills: at most one per order
-    f_int, f_flt, f_buys = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
+    f_int, f_flt, f_buys = np.empty((3, n), dtype=np.int64), np.empty((3, n)), np.empty((n,), dtype=np.bool_)
     n_f = nb.simulate(
         mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status,
         cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip, f_int,
         f_flt, f_buys,
     )
-    eq = buffers.take((3, mkt.n_times))  # every element is written by mark
+    eq = np.empty((3, mkt.n_times))  # every element is written by mark
     f_row, f_s, f_buy, f_qty, f_price, f_comm = f_int[0, :n_f], f_int[2, :n_f], f_buys[:n_f], f_flt[0, :n_f], \
         f_flt[1, :n_f], f_flt[2, :n_f]
     exposed, returns = nb.mark(mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0],
@@ -141,7 +140,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     sig = rows.frame
     f_time = f_int[1, :n_f]
     m = 2 * n_f + 1  # round trips: at most two per fill, and one more
-    tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
+    tr_int, tr_flt, tr_flag = np.empty((6, m), dtype=np.int64), np.empty((6, m)), np.empty((2, m), dtype=np.bool_)
     n_tr = nb.round_trips(mkt.times, mkt.close, exec_t, f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm, tr_int,
                           tr_flt, tr_flag)
     tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
