@@ -24,7 +24,6 @@ import polars as pl
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
-from marketboss.columns import text_column
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
@@ -151,8 +150,8 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
         by_signal = [ids, sig["symbol"], sig["action"], sig["timestamp"]]
     else:
-        by_signal = [ids[f_row], text_column("symbol", mkt.symbols, f_s),
-                     text_column("side", ("SELL", "BUY"), f_buy.view(np.int8)), _ts("", np.take(rows.time, f_row))]
+        by_signal = [ids[f_row], pl.Series("symbol", mkt.symbols, dtype=pl.String).gather(f_s),
+                     pl.Series("side", ["SELL", "BUY"]).gather(f_buy.view(np.int8)), _ts("", np.take(rows.time, f_row))]
     signal_id, symbol, side, signal_ts = by_signal
     fills = pl.DataFrame([
         _ts("timestamp", f_time),
@@ -169,8 +168,8 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     if open_end.shape[0]:
         exit_ids.scatter(open_end, None)
     trades = pl.DataFrame([
-        text_column("symbol", mkt.symbols, tr_s),
-        text_column("side", ("SHORT", "LONG"), tr_long.view(np.int8)),
+        pl.Series("symbol", mkt.symbols, dtype=pl.String).gather(tr_s),
+        pl.Series("side", ["SHORT", "LONG"]).gather(tr_long.view(np.int8)),
         pl.Series("qty", tr_qty),
         _ts("entry_time", tr_time0),
         pl.Series("entry_price", tr_p0),
@@ -186,7 +185,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        text_column("status", (STATUS[nb.FILLED],) if all_filled else _STATUS_NAMES, status),
+        pl.Series("status", _STATUS_NAMES, dtype=pl.String).gather(status),
     ])
     counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
     trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)

@@ -23,7 +23,6 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketboss.columns import text_column
 from marketboss.data.market import Market, SymbolBars
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
 from marketboss.strategies.nb import bar_points, signal_sides, state_changes
@@ -208,10 +207,10 @@ def _signal_rows(
         return pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
             signal_ids(np.take(keys, s_idx), ts, codes),
             pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
-            text_column("symbol", market.symbols, s_idx),
-            text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
+            pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
+            pl.Series("action", ["SELL", "BUY"]).gather(buy.view(np.int8)),
             size[0].alias("quantity"),
-            text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
+            pl.Series("strategy", [strategy] * n, dtype=pl.String),
             pl.Series("price", price),
             size[1].alias("target_weight"),
         ])
