@@ -134,7 +134,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     eq = np.empty((3, mkt.n_times))  # every element is written by mark
     f_row, f_s, f_buy, f_qty, f_price, f_comm = f_int[0, :n_f], f_int[2, :n_f], f_buys[:n_f], f_flt[0, :n_f], \
         f_flt[1, :n_f], f_flt[2, :n_f]
-    exposed, returns = nb.mark(mkt.close, full, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0],
+    exposed, returns = nb.mark(mkt.close, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0],
                                eq[1], eq[2])
     sig = rows.frame
     f_time = f_int[1, :n_f]

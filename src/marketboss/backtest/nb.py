@@ -247,11 +247,7 @@ def simulate(
         f_price[n_f] = fp
         f_comm[n_f] = comm
         n_f += 1
-        if n_s == 1:  # its position is all there is (see _hold)
-            pos[0] = _position(pos[0], q, aq)
-            n_held = 0 if pos[0] == 0.0 else 1
-        else:
-            n_held = _hold(pos, held, slot, n_held, s, q, aq)
+        n_held = _hold(pos, held, slot, n_held, s, q, aq)
     return n_f
 
 
@@ -417,11 +413,7 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
     # pragma: no cover - compiled
     """Add q (of size aq) to symbol s's position, keeping the held set (a swap-remove set, so that wide
     universes cost what they hold): the same in simulate and in mark, so that both see the same set in the
-    same order. Returns the new number held.
-
-    A one-symbol book skips it: its set is [0] (held starts zeroed) whenever the position is not 0. The
-    set's bookkeeping, though never more than a few stores per fill, cost each kernel 0.5-0.6 ms of a
-    1M-bar, 38,750-fill backtest (~15 ns a fill, measured: the compiled loops around it got slower)."""
+    same order. Returns the new number held."""
     was = pos[s]
     pos[s] = _position(was, q, aq)
     if was == 0.0 and pos[s] != 0.0:
@@ -440,7 +432,6 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
 @njit(cache=True, nogil=True, error_model="numpy")
 def mark(
     close: np.ndarray,
-    full: np.ndarray,
     exec_t: np.ndarray,
     f_row: np.ndarray,
     f_s: np.ndarray,
@@ -456,14 +447,11 @@ def mark(
     """Mark every bar at its close, replaying simulate's fills (row, symbol, buy, qty, price, commission;
     their bars are exec_t[row]): per-bar cash, positions value and equity into the caller's arrays, every
     element written. Returns (bars with a position, the return statistics of the equity curve:
-    returns_finish). The cash costs this loop little (~0.2 ms per million bars: its bars wait on the return
-    statistics anyway), a pass of its own several times that.
+    returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
-    stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
-    missing-close test for a symbol with a bar at every time, `full`), and only wider books walk the held
-    set. A held symbol without a bar keeps its last close. The return statistics are gathered in the same
-    walk, a flat stretch in O(1)."""
+    stretches are plain stores (their return statistics in O(1)), others walk the held set. A held symbol
+    without a bar keeps its last close."""
     n_t, n_s = close.shape
     n_f = f_row.shape[0]
     cash = cash0
@@ -478,86 +466,36 @@ def mark(
     t = 0
     while t < n_t:
         while k < n_f and exec_t[f_row[k]] == t:
-            s = f_s[k]
             aq = f_qty[k]
             q = aq if f_buy[k] else -aq
             cash = cash_after(cash, q, f_price[k], f_comm[k])
-            if n_s == 1:  # its position is all there is (see _hold)
-                pos[0] = _position(pos[0], q, aq)
-                n_held = 0 if pos[0] == 0.0 else 1
-            else:
-                n_held = _hold(pos, held, slot, n_held, s, q, aq)
+            n_held = _hold(pos, held, slot, n_held, f_s[k], q, aq)
             k += 1
         end = exec_t[f_row[k]] if k < n_f else n_t  # the next fill bar: the held set is fixed until then
-        # Bars through unsigned indices: no negative-index handling in the loops below, and no slices (each
-        # one is a reference count taken and dropped through the runtime, per stretch: per fill).
-        ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
-            for u in range(ut, uend):
-                eq_cash[u] = cash
-                eq_value[u] = 0.0
-                eq_total[u] = total
+            eq_cash[t:end] = cash
+            eq_value[t:end] = 0.0
+            eq_total[t:end] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
-        elif n_held == 1:
-            j = held[0]
-            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_cash, eq_value,
-                                    eq_total, acc)
-            exposed += end - t
         else:
             for i in range(t, end):
-                bar = np.uint64(i)
                 value = 0.0
                 for h in range(n_held):
                     j = held[h]
-                    c = close[bar, np.uint64(j)]
+                    c = close[i, j]
                     if not np.isnan(c):
                         last[j] = c
                     value += pos[j] * last[j]
                 total = cash + value
-                eq_cash[bar] = cash
-                eq_value[bar] = value
-                eq_total[bar] = total
+                eq_cash[i] = cash
+                eq_value[i] = value
+                eq_total[i] = total
                 acc = returns_add(acc, total, i)
             exposed += end - t
         t = end
     return exposed, returns_finish(acc, cash0, eq_total)
-
-
-@njit(cache=True, error_model="numpy")
-def _mark_one(
-    close: np.ndarray, j: int, gapless: bool, p: float, px: float, cash: float, t: int, end: int,
-    eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
-) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
-    """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
-    stretch, the hottest loop of a backtest. Returns (last close, statistics).
-
-    The loop carries few values, so that they all stay in registers: inside a kernel that keeps a great
-    many values live, statistics threaded through the whole accumulator were spilled to the stack, and every
-    bar waited on a store and a load per statistic. So the stretch sums its returns on its own, from 0."""
-    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    sums = (0.0, 0.0, 0.0)
-    dd = (peak, peak_i, under, trough, crest, mdd, long_start, long_end)
-    uj = np.uint64(j)
-    i = t
-    for u in range(np.uint64(t), np.uint64(end)):
-        c = close[u, uj]
-        if gapless or not np.isnan(c):  # loop-invariant: compiled as two loops, one without the test
-            px = c
-        value = 0.0 + p * px
-        v = cash + value
-        eq_cash[u] = cash
-        eq_value[u] = value
-        eq_total[u] = v
-        sums = _sums_add(sums, v / prev - 1.0)
-        dd = _drawdown_add(dd, v, i)
-        prev = v
-        i += 1
-    s_total, s_sq, s_down = sums
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
-    return px, (total + s_total, sq + s_sq, down + s_down, prev, peak, peak_i, under, trough, crest, mdd,
-                long_start, long_end)  # fmt: skip
 
 
 # Closed round trips summarised as they are recorded, the same in trade_stats and the sweep kernel: (count,
@@ -607,8 +545,6 @@ def _unchanged(v: float, prev: float) -> bool:  # pragma: no cover - compiled
 #  index of the peak, underwater, trough and crest of the current spell, max drawdown, longest spell start,
 #  longest spell end); indices count `initial` as 0.
 ReturnsAcc = tuple[float, float, float, float, float, int, bool, float, float, float, int, int]
-Sums = tuple[float, float, float]
-Drawdown = tuple[float, int, bool, float, float, float, int, int]
 
 
 @njit(cache=True, inline="always")
@@ -617,21 +553,15 @@ def returns_start(initial: float) -> ReturnsAcc:  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _sums_add(sums: Sums, r: float) -> Sums:  # pragma: no cover - compiled
-    total, sq, down = sums
+def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
+    """Equity v at bar i (0-based over the equity array). A spell's drawdown is (trough - peak) / peak, a
+    monotone function of the equity, so it is computed once per spell from the trough (the crest when the
+    peak is negative), not per bar."""
+    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    r = v / prev - 1.0
     rn = r if r < 0.0 else 0.0
-    return total + r, sq + r * r, down + rn * rn
-
-
-@njit(cache=True, inline="always")
-def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cover - compiled
-    """Equity v at bar i. A spell's drawdown is (trough - peak) / peak, a monotone function of the equity,
-    so it is computed once per spell from the trough (the crest when the peak is negative), not per bar.
-    Everything else is selects: whether a bar is at a peak is a coin flip near one, and as a branch it was
-    mispredicted often enough to cost 0.1-0.4 ms of a 1M-bar backtest."""
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
     high = v >= peak
-    if high and under:  # a spell ends (once per spell): the only branch, so that bars near a peak predict well
+    if high and under:  # a spell ends
         d = ((crest if peak < 0.0 else trough) - peak) / peak
         if d < mdd:
             mdd = d
@@ -642,18 +572,7 @@ def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cov
     crest = v if starts else fmax(crest, v)
     peak = v if high else peak
     peak_i = i + 1 if high else peak_i
-    return peak, peak_i, not high, trough, crest, mdd, long_start, long_end
-
-
-@njit(cache=True, inline="always")
-def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
-    """Equity v at bar i (0-based over the equity array)."""
-    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    total, sq, down = _sums_add((total, sq, down), v / prev - 1.0)
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = _drawdown_add(
-        (peak, peak_i, under, trough, crest, mdd, long_start, long_end), v, i
-    )
-    return total, sq, down, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
+    return total + r, sq + r * r, down + rn * rn, v, peak, peak_i, not high, trough, crest, mdd, long_start, long_end
 
 
 @njit(cache=True, inline="always")

@@ -70,19 +70,10 @@ class Strategy(ABC, Generic[P]):
 
     def exposures(self, market: Market) -> np.ndarray:
         """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion."""
-        out: np.ndarray | None = None
+        out = np.full((market.n_times, market.n_symbols), np.nan)
         for s in range(market.n_symbols):
             bars = market.symbol_bars(s)
-            e = self._exposure_of(bars)
-            if market.n_symbols == 1 and market.is_full(0):
-                return e.reshape(-1, 1)
-            if out is None:
-                out = np.full((market.n_times, market.n_symbols), np.nan)
-            if market.is_full(s):
-                out[:, s] = e
-            else:
-                out[bars.rows, s] = e
-        assert out is not None
+            out[bars.rows, s] = self._exposure_of(bars)
         return out
 
     def params_json(self) -> str:
@@ -173,16 +164,12 @@ def _signal_rows(
 ) -> SignalRows:
     """The signals from each symbol's held-state changes (indices into the symbol's own bars)."""
     bars = [idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)]
-    if market.n_symbols == 1:  # already in time order: no copies
-        t, (_, before, after) = bars[0], changes[0]
-        s_idx = np.zeros(t.shape[0], dtype=np.intp)
-    else:
-        t = np.concatenate(bars)
-        s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
-        order = np.lexsort((s_idx, t))
-        t, s_idx = t[order], s_idx[order]
-        before = np.concatenate([c[1] for c in changes])[order]
-        after = np.concatenate([c[2] for c in changes])[order]
+    t = np.concatenate(bars)
+    s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
+    order = np.lexsort((s_idx, t))
+    t, s_idx = t[order], s_idx[order]
+    before = np.concatenate([c[1] for c in changes])[order]
+    after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
     buy, codes, change = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64), np.empty(n)
     signal_sides(before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"], buy, codes, change)
