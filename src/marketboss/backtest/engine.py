@@ -113,15 +113,14 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    return SignalRows(lambda: sig, lambda: ts, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source),
+    return SignalRows(sig, ts, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source),
                       (sig["action"] == "BUY").to_numpy(), qty, weight)
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
     at_close = cfg.fill == FillMode.CLOSE
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    signal_time = rows.time if at_close else rows.bar[:0]  # read only to fill at the close
-    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, signal_time, rows.bar, rows.symbol,
+    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
                                                 at_close)
     c = cfg.costs
     n = live.shape[0]  # fills: at most one per order

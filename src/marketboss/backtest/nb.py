@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from marketboss.nb import prefetch
-
 # Order status codes (engine.py names them).
 PENDING = 0
 FILLED = 1
@@ -24,7 +22,6 @@ EXPIRED = 4
 NO_BAR = 5
 
 DAY_US = 86_400e6
-AHEAD = 32  # orders whose fill price and time simulate prefetches ahead of the one it handles
 
 
 @njit(cache=True, inline="always")
@@ -180,8 +177,7 @@ def simulate(
 
     Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
     symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
-    fill bar's open (its close with `at_close`); the bars between fills are far apart in memory, so the
-    price and time of the order AHEAD places on are prefetched as each order is handled.
+    fill bar's open (its close with `at_close`).
     A quantity order trades exactly its shares; a weight order moves the position to weight x equity, the
     held positions marked at the fill bar's prices (a symbol without one at its last close). Cash may never
     go below zero: an order that would need more cash is rejected whole. `status` (per signal) is updated in
@@ -198,14 +194,7 @@ def simulate(
     f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
     n_f = 0
     prices = close if at_close else open_
-    for a in range(min(AHEAD, n)):
-        prefetch(prices, (exec_t[live[a]], o_s[live[a]]))
-        prefetch(times, exec_t[live[a]])
     for k in range(n):
-        if k + AHEAD < n:
-            a = live[k + AHEAD]
-            prefetch(prices, (exec_t[a], o_s[a]))
-            prefetch(times, exec_t[a])
         r = live[k]
         t = exec_t[r]
         s = o_s[r]

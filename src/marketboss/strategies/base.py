@@ -14,9 +14,7 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, cached_property
 from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -25,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marketboss.data.market import Market, SymbolBars
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
-from marketboss.strategies.nb import bar_points, signal_sides, state_changes
+from marketboss.strategies.nb import signal_sides, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -99,29 +97,17 @@ class Strategy(ABC, Generic[P]):
 @dataclass(frozen=True)
 class SignalRows:
     """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
-    it: the market's index of the decision bar and of the symbol, the side, the size (shares, NaN for a
-    target-weight signal, or target weight) and the signal time (epoch microseconds). A strategy has these in
-    hand; from a signals file the backtest derives them (looking up bars and symbols).
+    it: the signal time (epoch microseconds), the market's index of the decision bar and of the symbol, the
+    side, the size (shares, NaN for a target-weight signal, or target weight). A strategy has these in hand;
+    from a signals file the backtest derives them (looking up bars and symbols)."""
 
-    The frame, and a strategy's signal times (gathered from the bars: a cache miss per signal), are built
-    when first read: a backtest fills its orders without them (unless they fill at the signal bar's close),
-    on a second core while this one builds the frame."""
-
-    build: Callable[[], pl.DataFrame]
-    stamp: Callable[[], np.ndarray]
+    frame: pl.DataFrame
+    time: np.ndarray
     bar: np.ndarray
     symbol: np.ndarray
     buy: np.ndarray
     quantity: np.ndarray
     weight: np.ndarray
-
-    @cached_property
-    def time(self) -> np.ndarray:
-        return self.stamp()
-
-    @cached_property
-    def frame(self) -> pl.DataFrame:
-        return self.build()
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -179,27 +165,18 @@ def _signal_rows(
     else:
         quantity, weight = np.full(n, np.nan), after * sizing.weight
 
-    @cache
-    def points() -> tuple[np.ndarray, np.ndarray]:
-        """The time and close of each signal's bar."""
-        ts, price = np.empty(n, dtype=np.int64), np.empty(n)
-        bar_points(market.times, market.close, t, s_idx, ts, price)
-        return ts, price
-
-    def frame() -> pl.DataFrame:
-        ts, price = points()
-        nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
-        size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
-        keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-        return pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
-            signal_ids(np.take(keys, s_idx), ts, codes),
-            pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
-            pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
-            pl.Series("action", ["SELL", "BUY"]).gather(buy.view(np.int8)),
-            size[0].alias("quantity"),
-            pl.Series("strategy", [strategy] * n, dtype=pl.String),
-            pl.Series("price", price),
-            size[1].alias("target_weight"),
-        ])
-
-    return SignalRows(frame, lambda: points()[0], t, s_idx, buy, quantity, weight)
+    ts, price = market.times[t], market.close[t, s_idx]
+    nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
+    size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
+    keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
+    frame = pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
+        signal_ids(np.take(keys, s_idx), ts, codes),
+        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+        pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
+        pl.Series("action", ["SELL", "BUY"]).gather(buy.view(np.int8)),
+        size[0].alias("quantity"),
+        pl.Series("strategy", [strategy] * n, dtype=pl.String),
+        pl.Series("price", price),
+        size[1].alias("target_weight"),
+    ])
+    return SignalRows(frame, ts, t, s_idx, buy, quantity, weight)

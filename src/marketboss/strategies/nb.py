@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from marketboss.nb import prefetch
-
 
 @njit(cache=True)
 def ma_cross(x: np.ndarray, fast: int, slow: int, use_ema: bool, idx: np.ndarray) -> tuple[int, int]:
@@ -231,21 +229,3 @@ def signal_sides(
         buy[k] = up
         codes[k] = buy_code if up else sell_code
         change[k] = abs(after[k] - before[k])
-
-
-@njit(cache=True, nogil=True)
-def bar_points(
-    times: np.ndarray, close: np.ndarray, t: np.ndarray, s: np.ndarray, ts: np.ndarray, price: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """The time and close of bars t of symbols s, into the caller's arrays. One loop, so that the two
-    gathers from the market's large arrays (a cache miss each) overlap, and prefetched ahead. Without the
-    GIL: a backtest runs it while its orders are being filled on the worker thread, which needs the GIL for a
-    moment to start."""
-    n = t.shape[0]
-    for k in range(n):
-        if k + 24 < n:
-            prefetch(times, t[k + 24])
-            prefetch(close, (t[k + 24], s[k + 24]))
-        b = t[k]
-        ts[k] = times[b]
-        price[k] = close[b, s[k]]
