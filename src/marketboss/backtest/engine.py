@@ -15,6 +15,7 @@ Rules (see also marketboss.signals for what a signal means):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest import nb
-from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
@@ -113,99 +114,85 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    return SignalRows(sig, ts, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source),
+    bars = np.searchsorted(market.times, ts, side="right") - 1  # the last bar at or before each signal
+    return SignalRows(sig, ts, bars, _symbol_codes(market, sig, source),
                       (sig["action"] == "BUY").to_numpy(), qty, weight)
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
-    at_close = cfg.fill == FillMode.CLOSE
+    rules = nb.Rules.of(cfg)
+    prices = nb.Prices(mkt.times, mkt.open, mkt.close)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
     exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
-                                                at_close)
-    c = cfg.costs
-    n = live.shape[0]  # fills: at most one per order
-    f_int, f_flt, f_buys = np.empty((3, n), dtype=np.int64), np.empty((3, n)), np.empty((n,), dtype=np.bool_)
-    n_f = nb.simulate(
-        mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status,
-        cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share, c.commission_min, c.slip, f_int,
-        f_flt, f_buys,
-    )
-    eq = np.empty((3, mkt.n_times))  # every element is written by mark
-    f_row, f_s, f_buy, f_qty, f_price, f_comm = f_int[0, :n_f], f_int[2, :n_f], f_buys[:n_f], f_flt[0, :n_f], \
-        f_flt[1, :n_f], f_flt[2, :n_f]
-    exposed, returns = nb.mark(mkt.close, exec_t, f_row, f_s, f_buy, f_qty, f_price, f_comm, cfg.cash, eq[0],
-                               eq[1], eq[2])
+                                                rules.at_close)
+    fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live),
+                        rules)
+    eq, exposed, returns = nb.mark(mkt.close, exec_t, fills, cfg.cash)
+    tr = nb.round_trips(prices, exec_t, fills)
     sig = rows.frame
-    f_time = f_int[1, :n_f]
-    m = 2 * n_f + 1  # round trips: at most two per fill, and one more
-    tr_int, tr_flt, tr_flag = np.empty((6, m), dtype=np.int64), np.empty((6, m)), np.empty((2, m), dtype=np.bool_)
-    n_tr = nb.round_trips(mkt.times, mkt.close, exec_t, f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm, tr_int,
-                          tr_flt, tr_flag)
-    tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
-    tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
-    tr_long, tr_closed = tr_flag[:, :n_tr]
     ids = sig["id"]
-    all_filled = n_f == sig.height
+    all_filled = fills.row.shape[0] == sig.height
     if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
-        by_signal = [ids, sig["symbol"], sig["action"], sig["timestamp"]]
+        signal_id, symbol, side, signal_ts = ids, sig["symbol"], sig["action"], sig["timestamp"]
     else:
-        by_signal = [ids[f_row], pl.Series("symbol", mkt.symbols, dtype=pl.String).gather(f_s),
-                     pl.Series("side", ["SELL", "BUY"]).gather(f_buy.view(np.int8)), _ts("", np.take(rows.time, f_row))]
-    signal_id, symbol, side, signal_ts = by_signal
-    fills = pl.DataFrame([
-        _ts("timestamp", f_time),
+        signal_id, symbol, side = ids[fills.row], _pick(mkt.symbols, fills.symbol), _pick(("SELL", "BUY"), fills.buy)
+        signal_ts = _ts("", np.take(rows.time, fills.row))
+    fills_frame = pl.DataFrame([
+        _ts("timestamp", fills.time),
         signal_id.alias("signal_id"),
         symbol.alias("symbol"),
         side.alias("side"),
-        pl.Series("qty", f_qty),
-        pl.Series("price", f_price),
-        pl.Series("commission", f_comm),
+        pl.Series("qty", fills.qty),
+        pl.Series("price", fills.price),
+        pl.Series("commission", fills.commission),
         signal_ts.alias("signal_timestamp"),
     ])
-    exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
-    open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
+    exit_ids = ids[np.maximum(tr.exit_row, 0)].alias("exit_signal_id")
+    open_end = np.flatnonzero(tr.exit_row < 0)  # round trips still open at the end have no exit signal
     if open_end.shape[0]:
         exit_ids.scatter(open_end, None)
     trades = pl.DataFrame([
-        pl.Series("symbol", mkt.symbols, dtype=pl.String).gather(tr_s),
-        pl.Series("side", ["SHORT", "LONG"]).gather(tr_long.view(np.int8)),
-        pl.Series("qty", tr_qty),
-        _ts("entry_time", tr_time0),
-        pl.Series("entry_price", tr_p0),
-        _ts("exit_time", tr_time1),
-        pl.Series("exit_price", tr_p1),
-        pl.Series("pnl", tr_pnl),
-        pl.Series("return_pct", tr_ret),
-        ids[tr_row0].alias("entry_signal_id"),
+        _pick(mkt.symbols, tr.symbol).alias("symbol"),
+        _pick(("SHORT", "LONG"), tr.long).alias("side"),
+        pl.Series("qty", tr.qty),
+        _ts("entry_time", tr.entry_time),
+        pl.Series("entry_price", tr.entry_price),
+        _ts("exit_time", tr.exit_time),
+        pl.Series("exit_price", tr.exit_price),
+        pl.Series("pnl", tr.pnl),
+        pl.Series("return_pct", tr.return_pct),
+        ids[tr.entry_row].alias("entry_signal_id"),
         exit_ids,
-        pl.Series("duration_days", tr_days),
-        pl.Series("bars", tr_bars),
-        pl.Series("closed", tr_closed),
+        pl.Series("duration_days", tr.days),
+        pl.Series("bars", tr.bars),
+        pl.Series("closed", tr.closed),
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        pl.Series("status", _STATUS_NAMES, dtype=pl.String).gather(status),
+        _pick(_STATUS_NAMES, status).alias("status"),
     ])
-    counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
-    trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
-    buy_hold = buy_and_hold_pct(mkt)
-    eq_cash, eq_value, eq_total = eq
-    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
-                           pl.Series("equity", eq_total)])
-    metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
+    counts = np.bincount(status, minlength=len(STATUS))
+    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq.cash),
+                           pl.Series("positions_value", eq.positions_value), pl.Series("equity", eq.equity)])
+    metrics = equity_metrics(mkt.times, eq.equity, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))
     metrics.update(
         trade_metrics(
             trades,
-            fills,
+            fills_frame,
             exposure_pct=exposed / mkt.n_times * 100.0,
-            buy_hold_return_pct=buy_hold,
+            buy_hold_return_pct=buy_and_hold_pct(mkt),
             rejected_orders=int(counts[nb.REJECTED_CASH]),
             unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
-            stats=trade_acc,
+            stats=nb.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
         )
     )
-    return BacktestResult(cfg, equity, fills, trades, orders, metrics)
+    return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)
+
+
+def _pick(values: Sequence[str], codes: np.ndarray) -> pl.Series:
+    """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true)."""
+    return pl.Series(values, dtype=pl.String).gather(codes.view(np.int8) if codes.dtype == np.bool_ else codes)
 
 
 def buy_and_hold_pct(market: Market) -> float:

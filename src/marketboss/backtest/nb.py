@@ -1,17 +1,19 @@
 """The compiled per-bar portfolio simulation (numba), on dense (time x symbol) arrays.
 
-engine.py prepares the arrays and reads the results; everything that walks bars or orders one by one is here.
-The kernels write the result tables' columns directly (compact, in their final form), so the engine never
-gathers or reshapes per-order arrays with numpy: at tens of thousands of fills those passes cost more than
-the simulation itself.
+engine.py prepares the arrays and reads the results; everything that walks bars or orders one by one is here:
+schedule places the orders on their fill bars, simulate fills them, mark values every bar from the fills and
+round_trips matches them into trades. The kernels take and return named tuples of arrays (Prices, Orders,
+Rules, Fills, RoundTrips, Equity), each column in its final form for the result tables.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
+
+from marketboss.backtest.costs import BacktestConfig, FillMode
 
 # Order status codes (engine.py names them).
 PENDING = 0
@@ -22,6 +24,87 @@ EXPIRED = 4
 NO_BAR = 5
 
 DAY_US = 86_400e6
+
+
+class Prices(NamedTuple):
+    """The market as the kernels read it: bar times (epoch microseconds) and (time x symbol) opens and
+    closes, NaN where a symbol has no bar."""
+
+    times: np.ndarray
+    open: np.ndarray
+    close: np.ndarray
+
+
+class Rules(NamedTuple):
+    """A backtest's settings (BacktestConfig) as the kernels read them: the engine's and the sweep's."""
+
+    cash: float
+    rate: float  # commission, a fraction of notional
+    per_share: float  # commission per share
+    minimum: float  # commission per fill, at least
+    slip: float  # adverse price move per side, a fraction (slippage + half the spread)
+    at_close: bool  # fill at the signal bar's close, not the next bar's open
+    fractional: bool  # target-weight orders may trade fractional shares
+
+    @classmethod
+    def of(cls, config: BacktestConfig) -> Rules:
+        c = config.costs
+        return cls(config.cash, c.commission, c.commission_per_share, c.commission_min, c.slip,
+                   config.fill == FillMode.CLOSE, config.fractional)  # fmt: skip
+
+
+class Orders(NamedTuple):
+    """Per signal, in signal time order: its fill bar (-1: none, see schedule), symbol, side, quantity (NaN:
+    a target-weight order), target weight and status (simulate updates it); `live` lists the fillable ones
+    in execution order."""
+
+    bar: np.ndarray
+    symbol: np.ndarray
+    buy: np.ndarray
+    qty: np.ndarray
+    weight: np.ndarray
+    status: np.ndarray
+    live: np.ndarray
+
+
+class Fills(NamedTuple):
+    """simulate's fills, in fill order: the order's row (signal index), bar time, symbol, side, shares,
+    price and commission."""
+
+    row: np.ndarray
+    time: np.ndarray
+    symbol: np.ndarray
+    buy: np.ndarray
+    qty: np.ndarray
+    price: np.ndarray
+    commission: np.ndarray
+
+
+class RoundTrips(NamedTuple):
+    """round_trips' trades, in the order they close (those still open at the end last, exit row -1)."""
+
+    symbol: np.ndarray
+    long: np.ndarray
+    qty: np.ndarray
+    entry_time: np.ndarray
+    entry_price: np.ndarray
+    exit_time: np.ndarray
+    exit_price: np.ndarray
+    pnl: np.ndarray
+    return_pct: np.ndarray
+    entry_row: np.ndarray
+    exit_row: np.ndarray
+    days: np.ndarray
+    bars: np.ndarray
+    closed: np.ndarray
+
+
+class Equity(NamedTuple):
+    """Per bar, marked at its close."""
+
+    cash: np.ndarray
+    positions_value: np.ndarray
+    equity: np.ndarray
 
 
 @njit(cache=True, inline="always")
@@ -45,11 +128,10 @@ def fill_price(ref: float, side: float, slip: float) -> float:  # pragma: no cov
 
 
 @njit(cache=True)
-def commission(qty: float, price: float, rate: float, per_share: float, minimum: float) -> float:
-    # pragma: no cover - compiled
-    """Fraction of notional plus per share, at least `minimum` per fill."""
-    c = rate * abs(qty) * price + per_share * abs(qty)
-    return minimum if c < minimum else c
+def commission(qty: float, price: float, rules: Rules) -> float:  # pragma: no cover - compiled
+    """Fraction of notional plus per share, at least the minimum per fill."""
+    c = rules.rate * abs(qty) * price + rules.per_share * abs(qty)
+    return rules.minimum if c < rules.minimum else c
 
 
 @njit(cache=True, inline="always")
@@ -59,59 +141,14 @@ def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pr
     return cash - q * price - comm
 
 
-@njit(cache=True, inline="always")
-def _signal_bar(times: np.ndarray, x: int, lo: int) -> int:  # pragma: no cover - compiled
-    """The first index >= lo with times > x, given that every index < lo has times <= x.
-
-    Signals are usually a few bars apart: the next 64 bars are searched with a fixed sequence of six
-    selects (no branch to mispredict); further away, galloping doubles the step, then bisects."""
-    t_max = times.shape[0]
-    if lo + 64 <= t_max and times[lo + 63] > x:
-        w = times[lo : lo + 64]
-        c = 0
-        c += 32 if w[c + 31] <= x else 0
-        c += 16 if w[c + 15] <= x else 0
-        c += 8 if w[c + 7] <= x else 0
-        c += 4 if w[c + 3] <= x else 0
-        c += 2 if w[c + 1] <= x else 0
-        c += 1 if w[c] <= x else 0
-        return lo + c
-    step = 1
-    hi = lo
-    while hi < t_max and times[hi] <= x:
-        lo = hi + 1
-        hi += step
-        step *= 2
-    hi = min(hi, t_max)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def signal_bars(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """For signal times sorted ascending: the index of the last bar at or before each (-1 before the
-    first), each searched from the previous one (_signal_bar)."""
-    out = np.empty(ts.shape[0], dtype=np.int64)
-    lo = 0
-    for k in range(ts.shape[0]):
-        lo = _signal_bar(times, ts[k], lo)
-        out[k] = lo - 1
-    return out
-
-
 @njit(cache=True)
 def schedule(
     times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
     o_s: np.ndarray, at_close: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
-    """Where each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and a status
-    when it cannot), the fillable orders in execution order (by fill bar, signal order within a bar), and
-    whether that is signal order.
+    """Where each order (in signal time order; `sig_bar`: the last bar at or before the signal) fills: its
+    bar (-1 and a status when it cannot), the fillable orders in execution order (by fill bar, signal order
+    within a bar), and whether that is signal order.
 
     Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
     bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
@@ -148,79 +185,57 @@ def schedule(
     return exec_t, status, live, ordered
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def simulate(
-    times: np.ndarray,
-    open_: np.ndarray,
-    close: np.ndarray,
-    live: np.ndarray,
-    exec_t: np.ndarray,
-    o_s: np.ndarray,
-    o_buy: np.ndarray,
-    o_qty: np.ndarray,
-    o_weight: np.ndarray,
-    status: np.ndarray,
-    cash0: float,
-    at_close: bool,
-    fractional: bool,
-    rate: float,
-    per_share: float,
-    minimum: float,
-    slip: float,
-    f_int: np.ndarray,
-    f_flt: np.ndarray,
-    f_buy: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """Fill the orders, in execution order. The bars between fills are marked afterwards by `mark`, and the
-    round trips matched by `round_trips`, both from the fills (passes of their own, which can run on two
-    cores).
+@njit(cache=True, error_model="numpy")
+def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: no cover - compiled
+    """Fill the orders, in execution order (`live`); `mark` values the bars and `round_trips` matches the
+    trades afterwards, both from the fills.
 
-    Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
-    symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
-    fill bar's open (its close with `at_close`).
-    A quantity order trades exactly its shares; a weight order moves the position to weight x equity, the
-    held positions marked at the fill bar's prices (a symbol without one at its last close). Cash may never
-    go below zero: an order that would need more cash is rejected whole. `status` (per signal) is updated in
-    place; the fills' columns go into the caller's arrays, (row, time, symbol), (qty, price, commission) and
-    buy, at most one per order. Returns how many fills there are, in fill order."""
+    An order's reference price is its fill bar's open (its close with `at_close`). A quantity order trades
+    exactly its shares; a weight order moves the position to weight x equity, the held positions marked at
+    the fill bar's prices (a symbol without one at its last close). Cash may never go below zero: an order
+    that would need more cash is rejected whole. The orders' status is updated in place; at most one fill
+    per order."""
+    times, close = prices.times, prices.close
+    live, exec_t, o_s, o_buy, o_qty, o_weight, status = (orders.live, orders.bar, orders.symbol, orders.buy,
+                                                         orders.qty, orders.weight, orders.status)  # fmt: skip
     n_s = close.shape[1]
     n = live.shape[0]
-    cash = cash0
+    cash = rules.cash
     pos = np.zeros(n_s)
     held = np.zeros(n_s, dtype=np.int64)  # held symbols (see _hold); slot[s] is s's index in it, -1 when flat
     slot = np.full(n_s, -1, dtype=np.int64)
     n_held = 0
-    f_row, f_time, f_s = f_int[0], f_int[1], f_int[2]
-    f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
+    f_row, f_time, f_s = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    f_buy, f_qty, f_price, f_comm = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
     n_f = 0
-    prices = close if at_close else open_
+    refs = close if rules.at_close else prices.open
     for k in range(n):
         r = live[k]
         t = exec_t[r]
         s = o_s[r]
         now = times[t]
         side = 1.0 if o_buy[r] else -1.0
-        ref = prices[t, s]
+        ref = refs[t, s]
         if not np.isnan(o_qty[r]):
             q = o_qty[r] * side
         else:
             equity = cash
             for h in range(n_held):
                 j = held[h]
-                px = prices[t, j]
+                px = refs[t, j]
                 if np.isnan(px):
                     px = last_close(close, t, j)
                 equity += pos[j] * px
             target = o_weight[r] * equity / ref
-            if not fractional:
+            if not rules.fractional:
                 target = np.trunc(target)
             q = target - pos[s]
             if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
                 status[r] = SKIPPED
                 continue
         side = 1.0 if q > 0 else -1.0
-        fp = fill_price(ref, side, slip)
-        comm = commission(q, fp, rate, per_share, minimum)
+        fp = fill_price(ref, side, rules.slip)
+        comm = commission(q, fp, rules)
         new_cash = cash_after(cash, q, fp, comm)
         if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
             status[r] = REJECTED_CASH
@@ -237,30 +252,16 @@ def simulate(
         f_comm[n_f] = comm
         n_f += 1
         n_held = _hold(pos, held, slot, n_held, s, q, aq)
-    return n_f
+    return Fills(f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def round_trips(
-    times: np.ndarray,
-    close: np.ndarray,
-    exec_t: np.ndarray,
-    f_row: np.ndarray,
-    f_time: np.ndarray,
-    f_s: np.ndarray,
-    f_buy: np.ndarray,
-    f_qty: np.ndarray,
-    f_price: np.ndarray,
-    f_comm: np.ndarray,
-    tr_int: np.ndarray,
-    tr_flt: np.ndarray,
-    tr_flag: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """The round trips of simulate's fills (row, time, symbol, buy, qty, price, commission; their bars are
-    exec_t[row]), matched FIFO per symbol (a lot per opening fill), into the caller's arrays: (symbol, entry
-    time, exit time, entry row, exit row or -1, bars), (qty, entry price, exit price, pnl, return %, days)
-    and (long, closed), at most two per fill and one more. Returns how many, in the order they close; those
-    still open at the end come last, marked at the last close without an exit commission."""
+@njit(cache=True, error_model="numpy")
+def round_trips(prices: Prices, exec_t: np.ndarray, fills: Fills) -> RoundTrips:  # pragma: no cover - compiled
+    """The round trips of simulate's fills (their bars are exec_t[row]), matched FIFO per symbol (a lot per
+    opening fill), at most two per fill and one more: in the order they close; those still open at the end
+    come last, marked at the last close without an exit commission."""
+    times, close = prices.times, prices.close
+    f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm = fills
     n_t, n_s = close.shape
     n = f_row.shape[0]
     # FIFO lots: a singly linked list per symbol.
@@ -275,11 +276,12 @@ def round_trips(
     tail = np.full(n_s, -1, dtype=np.int64)
     n_lots = 0
     free = -1  # closed lots' slots, linked through lot_next
-    tr_s, tr_time0, tr_time1 = tr_int[0], tr_int[1], tr_int[2]
-    tr_row0, tr_row1, tr_bars = tr_int[3], tr_int[4], tr_int[5]
-    tr_qty, tr_p0, tr_p1 = tr_flt[0], tr_flt[1], tr_flt[2]
-    tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
-    tr_long, tr_closed = tr_flag[0], tr_flag[1]
+    m = 2 * n + 1
+    tr_s, tr_time0, tr_time1 = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    tr_row0, tr_row1, tr_bars = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = (np.empty(m), np.empty(m), np.empty(m), np.empty(m),
+                                                     np.empty(m), np.empty(m))  # fmt: skip
+    tr_long, tr_closed = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.bool_)
     n_tr = 0
     for k in range(n):
         r = f_row[k]
@@ -363,7 +365,9 @@ def round_trips(
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
-    return n_tr
+    k = n_tr
+    return RoundTrips(tr_s[:k], tr_long[:k], tr_qty[:k], tr_time0[:k], tr_p0[:k], tr_time1[:k], tr_p1[:k], tr_pnl[:k],
+                      tr_ret[:k], tr_row0[:k], tr_row1[:k], tr_days[:k], tr_bars[:k], tr_closed[:k])
 
 
 @njit(cache=True, inline="always")
@@ -418,31 +422,19 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
     return n_held
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def mark(
-    close: np.ndarray,
-    exec_t: np.ndarray,
-    f_row: np.ndarray,
-    f_s: np.ndarray,
-    f_buy: np.ndarray,
-    f_qty: np.ndarray,
-    f_price: np.ndarray,
-    f_comm: np.ndarray,
-    cash0: float,
-    eq_cash: np.ndarray,
-    eq_value: np.ndarray,
-    eq_total: np.ndarray,
-) -> tuple[Any, ...]:  # pragma: no cover - compiled
-    """Mark every bar at its close, replaying simulate's fills (row, symbol, buy, qty, price, commission;
-    their bars are exec_t[row]): per-bar cash, positions value and equity into the caller's arrays, every
-    element written. Returns (bars with a position, the return statistics of the equity curve:
-    returns_finish).
+@njit(cache=True, error_model="numpy")
+def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float) -> tuple[Equity, int, Any]:
+    # pragma: no cover - compiled
+    """Mark every bar at its close, replaying simulate's fills (their bars are exec_t[row]). Returns (the
+    per-bar Equity, bars with a position, the return statistics of the equity curve: returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
     stretches are plain stores (their return statistics in O(1)), others walk the held set. A held symbol
     without a bar keeps its last close."""
+    f_row, _, f_s, f_buy, f_qty, f_price, f_comm = fills
     n_t, n_s = close.shape
     n_f = f_row.shape[0]
+    eq_cash, eq_value, eq_total = np.empty(n_t), np.empty(n_t), np.empty(n_t)
     cash = cash0
     pos = np.zeros(n_s)
     last = np.full(n_s, np.nan)
@@ -484,7 +476,7 @@ def mark(
                 acc = returns_add(acc, total, i)
             exposed += end - t
         t = end
-    return exposed, returns_finish(acc, cash0, eq_total)
+    return Equity(eq_cash, eq_value, eq_total), exposed, returns_finish(acc, cash0, eq_total)
 
 
 # Closed round trips summarised as they are recorded, the same in trade_stats and the sweep kernel: (count,
