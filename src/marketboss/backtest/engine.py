@@ -1,7 +1,6 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernels into equity, fills, round-trip trades and metrics: on a second core, nb.simulate
-fills the orders and nb.mark then marks every bar, while this one builds the signals frame, matches the round
-trips (nb.round_trips) and builds the tables.
+compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.schedule places the orders
+on their fill bars, nb.simulate fills them, nb.mark values every bar and nb.round_trips matches the trades.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
