@@ -17,7 +17,9 @@ where it saves at least 20% of the wall time of one of these). The cases:
   not a command a user runs).
 
 Every tree runs the same data files, made once. The first round warms the trees up (numba's caches) and is
-not counted. The machine is shared and noisy: take the medians over several rounds.
+not counted; the trees take turns in alternating order. The machine is shared and noisy: take the medians
+over several rounds (a threaded sweep, for one, runs at one thread's speed whenever another process holds a
+core).
 
 Run: .venv/bin/python benchmarks/bench_commands.py [--tree NAME=SRC_DIR ...] [--rounds N] [--only CASE,...]
 """
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report
+from common import median_time, report
 
 HERE_SRC = Path(__file__).resolve().parents[1] / "src"
 CLI_CASES = ("demo_backtest_cli", "portfolio_backtest_cli", "demo_sweep_cli")
@@ -133,13 +135,7 @@ def child(case: str, tmp: Path, inner: int) -> float:
 
         def fn() -> Any:
             return run_strategy(one, strategy, one_config)
-    fn()
-    times = []
-    for _ in range(inner):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeat=inner, warmup=1)
 
 
 def child_case(case: str, src: Path, tmp: Path, inner: int) -> float:
@@ -173,8 +169,9 @@ def main() -> None:
         tmp = Path(tmp_dir)
         make_data(tmp, next(iter(srcs.values())))
         for r in range(args.rounds + 1):  # round 0 warms up
+            order = list(srcs.items()) if r % 2 else list(srcs.items())[::-1]  # no tree always goes first
             for case in cases:
-                for name, src in srcs.items():
+                for name, src in order:
                     out = tmp / f"out-{name}"
                     out.mkdir(exist_ok=True)
                     s = cli_case(case, src, tmp, out) if case in CLI_CASES else child_case(case, src, tmp, args.inner)
