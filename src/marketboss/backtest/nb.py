@@ -423,10 +423,11 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
 
 
 @njit(cache=True, error_model="numpy")
-def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float) -> tuple[Equity, int, Any]:
+def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float, out: Equity) -> tuple[int, Any]:
     # pragma: no cover - compiled
-    """Mark every bar at its close, replaying simulate's fills (their bars are exec_t[row]). Returns (the
-    per-bar Equity, bars with a position, the return statistics of the equity curve: returns_finish).
+    """Mark every bar at its close, replaying simulate's fills (their bars are exec_t[row]), into `out`
+    (every element written). Returns (bars with a position, the return statistics of the equity curve:
+    returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
     stretches are plain stores (their return statistics in O(1)), others walk the held set. A held symbol
@@ -434,7 +435,7 @@ def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float) -> t
     f_row, _, f_s, f_buy, f_qty, f_price, f_comm = fills
     n_t, n_s = close.shape
     n_f = f_row.shape[0]
-    eq_cash, eq_value, eq_total = np.empty(n_t), np.empty(n_t), np.empty(n_t)
+    eq_cash, eq_value, eq_total = out
     cash = cash0
     pos = np.zeros(n_s)
     last = np.full(n_s, np.nan)
@@ -476,7 +477,7 @@ def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float) -> t
                 acc = returns_add(acc, total, i)
             exposed += end - t
         t = end
-    return Equity(eq_cash, eq_value, eq_total), exposed, returns_finish(acc, cash0, eq_total)
+    return exposed, returns_finish(acc, cash0, eq_total)
 
 
 # Closed round trips summarised as they are recorded, the same in trade_stats and the sweep kernel: (count,
