@@ -6,10 +6,8 @@ already in memory, after a warm-up (numba compilation is cached on disk anyway),
 of several runs, taken in turns (a block of --repeat MarketBoss runs, then a backtesting.py run, --bt-repeat
 times) so that both span the same stretch of a shared machine's load. A MarketBoss "backtest" is the whole
 job: strategy signals (with their ids), the portfolio simulation, equity/fills/trades/orders frames and every
-metric; backtesting.py's is `Backtest.run()` (its `next()` loop, broker and statistics). MarketBoss uses a
-second core where there is one (the later half of the crossover, then the order fills and the per-bar marking
-while the frames are built), backtesting.py one: MarketBoss's median with this process pinned to a single CPU
-is printed too, with its ratio to the same backtesting.py median. backtesting.py needs ~10 s per million bars;
+metric; backtesting.py's is `Backtest.run()` (its `next()` loop, broker and statistics). Both run on one
+thread. backtesting.py needs ~10 s per million bars;
 by default it runs on the same million bars, --bt-bars N times it on a slice instead, compared by bars per
 second (a slice flatters the ratio: backtesting.py has a fixed cost per run). Both engines' trades and final
 equity are checked to agree on the bars backtesting.py ran.
@@ -28,7 +26,6 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +94,6 @@ def backtesting_py(df: pd.DataFrame) -> Any:
         return Backtest(df, SmaCross, cash=CASH, commission=COMMISSION).run()
 
 
-def on_one_core(fn: Callable[[], float]) -> float:
-    """fn() with this process allowed a single CPU (so MarketBoss's worker runs in place)."""
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cpus)})
-    try:
-        return fn()
-    finally:
-        os.sched_setaffinity(0, cpus)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bt-bars", type=int, default=N_BARS, help="bars for backtesting.py (default: all 1,000,000)")
@@ -139,7 +126,6 @@ def main() -> None:
         bt_times.append(time.perf_counter() - t0)
     ours_s = statistics.median(ours_times)
     bt_s = statistics.median(bt_times)
-    one_core_s = on_one_core(lambda: median_time(lambda: run_strategy(market, strategy, config), repeat=args.repeat))
     sub_result, _ = run_strategy(Market.from_bars(sub), strategy, config)
     closed = sub_result.trades.filter(pl.col("closed"))
     agree = (
@@ -165,8 +151,6 @@ def main() -> None:
         measured_on_full_1m=n_bt == N_BARS,
         speedup=ours_rate / bt_rate,
         target_1000x_met=ours_rate / bt_rate >= 1000,
-        marketboss_ms_one_core=one_core_s * 1e3,
-        speedup_one_core=N_BARS / one_core_s / bt_rate,
         results_agree=agree,
         market_arrays_build_ms=build_s * 1e3,
     )

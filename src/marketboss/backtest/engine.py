@@ -1,7 +1,6 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernels into equity, fills, round-trip trades and metrics: on a second core, nb.simulate
-fills the orders and nb.mark then marks every bar, while this one builds the signals frame, matches the round
-trips (nb.round_trips) and builds the tables.
+compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.schedule places the orders
+on their fill bars, nb.simulate fills them, nb.mark values every bar and nb.round_trips matches the trades.
 
 Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -15,17 +14,16 @@ Rules (see also marketboss.signals for what a signal means):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from marketboss import buffers, worker
 from marketboss.backtest import nb
-from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
-from marketboss.columns import text_column
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
@@ -115,109 +113,88 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     qty = sig["quantity"].to_numpy()  # NaN where null: a target-weight order
     # Weights are read only for orders without a quantity.
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
-    return SignalRows(lambda: sig, lambda: ts, nb.signal_bars(market.times, ts), _symbol_codes(market, sig, source),
+    bars = np.searchsorted(market.times, ts, side="right") - 1  # the last bar at or before each signal
+    return SignalRows(sig, ts, bars, _symbol_codes(market, sig, source),
                       (sig["action"] == "BUY").to_numpy(), qty, weight)
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
-    at_close = cfg.fill == FillMode.CLOSE
+    rules = nb.Rules.of(cfg)
+    prices = nb.Prices(mkt.times, mkt.open, mkt.close)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
-    signal_time = rows.time if at_close else rows.bar[:0]  # read only to fill at the close
-    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, signal_time, rows.bar, rows.symbol,
-                                                at_close)
-    c = cfg.costs
-    n = live.shape[0]  # fills: at most one per order
-    f_int, f_flt, f_buys = buffers.take((3, n), np.int64), buffers.take((3, n)), buffers.take((n,), np.bool_)
-    simulated = worker.start(
-        nb.simulate, mkt.times, mkt.open, mkt.close, live, exec_t, rows.symbol, rows.buy, rows.quantity,
-        rows.weight, status, cfg.cash, at_close, cfg.fractional, c.commission, c.commission_per_share,
-        c.commission_min, c.slip, f_int, f_flt, f_buys,
-    )
-    eq = buffers.take((3, mkt.n_times))  # every element is written by mark
-
-    def fill_columns(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The first k fills' row, symbol, side, quantity, price and commission."""
-        return f_int[0, :k], f_int[2, :k], f_buys[:k], f_flt[0, :k], f_flt[1, :k], f_flt[2, :k]
-
-    def mark() -> tuple[Any, ...]:  # queued behind the fills: it starts as they end, whatever this thread does
-        row, sym, buy, qty, price, comm = fill_columns(simulated())
-        return nb.mark(mkt.close, full, exec_t, row, sym, buy, qty, price, comm, cfg.cash, eq[0], eq[1], eq[2])
-
-    marked = worker.start(mark)
-    sig = rows.frame  # built while the orders are filled
-    n_f = simulated()
-    f_row, f_s, f_buy, f_qty, f_price, f_comm = fill_columns(n_f)
-    f_time = f_int[1, :n_f]
-    m = 2 * n_f + 1  # round trips: at most two per fill, and one more
-    tr_int, tr_flt, tr_flag = buffers.take((6, m), np.int64), buffers.take((6, m)), buffers.take((2, m), np.bool_)
-    n_tr = nb.round_trips(mkt.times, mkt.close, exec_t, f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm, tr_int,
-                          tr_flt, tr_flag)  # here, while the bars are marked on the second core
-    tr_s, tr_time0, tr_time1, tr_row0, tr_row1, tr_bars = tr_int[:, :n_tr]
-    tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = tr_flt[:, :n_tr]
-    tr_long, tr_closed = tr_flag[:, :n_tr]
+    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
+                                                rules.at_close)
+    fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live),
+                        rules)
+    # numpy's allocations of this size get huge pages, numba's do not: faulting in numba's pages cost
+    # mark 3-4x its time on 1M bars (measured)
+    eq = nb.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
+    exposed, returns = nb.mark(mkt.close, exec_t, fills, cfg.cash, eq)
+    tr = nb.round_trips(prices, exec_t, fills)
+    sig = rows.frame
     ids = sig["id"]
-    all_filled = n_f == sig.height
+    all_filled = fills.row.shape[0] == sig.height
     if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
-        by_signal = [ids, sig["symbol"], sig["action"], sig["timestamp"]]
+        signal_id, symbol, side, signal_ts = ids, sig["symbol"], sig["action"], sig["timestamp"]
     else:
-        by_signal = [ids[f_row], text_column("symbol", mkt.symbols, f_s),
-                     text_column("side", ("SELL", "BUY"), f_buy.view(np.int8)), _ts("", np.take(rows.time, f_row))]
-    signal_id, symbol, side, signal_ts = by_signal
-    fills = pl.DataFrame([
-        _ts("timestamp", f_time),
+        signal_id, symbol, side = ids[fills.row], _pick(mkt.symbols, fills.symbol), _pick(("SELL", "BUY"), fills.buy)
+        signal_ts = _ts("", np.take(rows.time, fills.row))
+    fills_frame = pl.DataFrame([
+        _ts("timestamp", fills.time),
         signal_id.alias("signal_id"),
         symbol.alias("symbol"),
         side.alias("side"),
-        pl.Series("qty", f_qty),
-        pl.Series("price", f_price),
-        pl.Series("commission", f_comm),
+        pl.Series("qty", fills.qty),
+        pl.Series("price", fills.price),
+        pl.Series("commission", fills.commission),
         signal_ts.alias("signal_timestamp"),
     ])
-    exit_ids = ids[np.maximum(tr_row1, 0)].alias("exit_signal_id")
-    open_end = np.flatnonzero(tr_row1 < 0)  # round trips still open at the end have no exit signal
+    exit_ids = ids[np.maximum(tr.exit_row, 0)].alias("exit_signal_id")
+    open_end = np.flatnonzero(tr.exit_row < 0)  # round trips still open at the end have no exit signal
     if open_end.shape[0]:
         exit_ids.scatter(open_end, None)
     trades = pl.DataFrame([
-        text_column("symbol", mkt.symbols, tr_s),
-        text_column("side", ("SHORT", "LONG"), tr_long.view(np.int8)),
-        pl.Series("qty", tr_qty),
-        _ts("entry_time", tr_time0),
-        pl.Series("entry_price", tr_p0),
-        _ts("exit_time", tr_time1),
-        pl.Series("exit_price", tr_p1),
-        pl.Series("pnl", tr_pnl),
-        pl.Series("return_pct", tr_ret),
-        ids[tr_row0].alias("entry_signal_id"),
+        _pick(mkt.symbols, tr.symbol).alias("symbol"),
+        _pick(("SHORT", "LONG"), tr.long).alias("side"),
+        pl.Series("qty", tr.qty),
+        _ts("entry_time", tr.entry_time),
+        pl.Series("entry_price", tr.entry_price),
+        _ts("exit_time", tr.exit_time),
+        pl.Series("exit_price", tr.exit_price),
+        pl.Series("pnl", tr.pnl),
+        pl.Series("return_pct", tr.return_pct),
+        ids[tr.entry_row].alias("entry_signal_id"),
         exit_ids,
-        pl.Series("duration_days", tr_days),
-        pl.Series("bars", tr_bars),
-        pl.Series("closed", tr_closed),
+        pl.Series("duration_days", tr.days),
+        pl.Series("bars", tr.bars),
+        pl.Series("closed", tr.closed),
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        text_column("status", (STATUS[nb.FILLED],) if all_filled else _STATUS_NAMES, status),
+        _pick(_STATUS_NAMES, status).alias("status"),
     ])
-    counts = np.zeros(len(STATUS), dtype=np.int64) if all_filled else np.bincount(status, minlength=len(STATUS))
-    trade_acc = nb.trade_stats(tr_pnl, tr_ret, tr_days, tr_closed)
-    buy_hold = buy_and_hold_pct(mkt)
-    exposed, returns = marked()
-    eq_cash, eq_value, eq_total = eq
-    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq_cash), pl.Series("positions_value", eq_value),
-                           pl.Series("equity", eq_total)])
-    metrics = equity_metrics(mkt.times, eq_total, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
+    counts = np.bincount(status, minlength=len(STATUS))
+    equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq.cash),
+                           pl.Series("positions_value", eq.positions_value), pl.Series("equity", eq.equity)])
+    metrics = equity_metrics(mkt.times, eq.equity, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
                              stats=ReturnStats.from_kernel(mkt.n_times, returns))
     metrics.update(
         trade_metrics(
             trades,
-            fills,
+            fills_frame,
             exposure_pct=exposed / mkt.n_times * 100.0,
-            buy_hold_return_pct=buy_hold,
+            buy_hold_return_pct=buy_and_hold_pct(mkt),
             rejected_orders=int(counts[nb.REJECTED_CASH]),
             unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
-            stats=trade_acc,
+            stats=nb.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
         )
     )
-    return BacktestResult(cfg, equity, fills, trades, orders, metrics)
+    return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)
+
+
+def _pick(values: Sequence[str], codes: np.ndarray) -> pl.Series:
+    """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true)."""
+    return pl.Series(values, dtype=pl.String).gather(codes.view(np.int8) if codes.dtype == np.bool_ else codes)
 
 
 def buy_and_hold_pct(market: Market) -> float:

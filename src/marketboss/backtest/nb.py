@@ -1,19 +1,19 @@
 """The compiled per-bar portfolio simulation (numba), on dense (time x symbol) arrays.
 
-engine.py prepares the arrays and reads the results; everything that walks bars or orders one by one is here.
-The kernels write the result tables' columns directly (compact, in their final form), so the engine never
-gathers or reshapes per-order arrays with numpy: at tens of thousands of fills those passes cost more than
-the simulation itself.
+engine.py prepares the arrays and reads the results; everything that walks bars or orders one by one is here:
+schedule places the orders on their fill bars, simulate fills them, mark values every bar from the fills and
+round_trips matches them into trades. The kernels take and return named tuples of arrays (Prices, Orders,
+Rules, Fills, RoundTrips, Equity), each column in its final form for the result tables.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
-from marketboss.nb import prefetch
+from marketboss.backtest.costs import BacktestConfig, FillMode
 
 # Order status codes (engine.py names them).
 PENDING = 0
@@ -24,7 +24,87 @@ EXPIRED = 4
 NO_BAR = 5
 
 DAY_US = 86_400e6
-AHEAD = 32  # orders whose fill price and time simulate prefetches ahead of the one it handles
+
+
+class Prices(NamedTuple):
+    """The market as the kernels read it: bar times (epoch microseconds) and (time x symbol) opens and
+    closes, NaN where a symbol has no bar."""
+
+    times: np.ndarray
+    open: np.ndarray
+    close: np.ndarray
+
+
+class Rules(NamedTuple):
+    """A backtest's settings (BacktestConfig) as the kernels read them: the engine's and the sweep's."""
+
+    cash: float
+    rate: float  # commission, a fraction of notional
+    per_share: float  # commission per share
+    minimum: float  # commission per fill, at least
+    slip: float  # adverse price move per side, a fraction (slippage + half the spread)
+    at_close: bool  # fill at the signal bar's close, not the next bar's open
+    fractional: bool  # target-weight orders may trade fractional shares
+
+    @classmethod
+    def of(cls, config: BacktestConfig) -> Rules:
+        c = config.costs
+        return cls(config.cash, c.commission, c.commission_per_share, c.commission_min, c.slip,
+                   config.fill == FillMode.CLOSE, config.fractional)  # fmt: skip
+
+
+class Orders(NamedTuple):
+    """Per signal, in signal time order: its fill bar (-1: none, see schedule), symbol, side, quantity (NaN:
+    a target-weight order), target weight and status (simulate updates it); `live` lists the fillable ones
+    in execution order."""
+
+    bar: np.ndarray
+    symbol: np.ndarray
+    buy: np.ndarray
+    qty: np.ndarray
+    weight: np.ndarray
+    status: np.ndarray
+    live: np.ndarray
+
+
+class Fills(NamedTuple):
+    """simulate's fills, in fill order: the order's row (signal index), bar time, symbol, side, shares,
+    price and commission."""
+
+    row: np.ndarray
+    time: np.ndarray
+    symbol: np.ndarray
+    buy: np.ndarray
+    qty: np.ndarray
+    price: np.ndarray
+    commission: np.ndarray
+
+
+class RoundTrips(NamedTuple):
+    """round_trips' trades, in the order they close (those still open at the end last, exit row -1)."""
+
+    symbol: np.ndarray
+    long: np.ndarray
+    qty: np.ndarray
+    entry_time: np.ndarray
+    entry_price: np.ndarray
+    exit_time: np.ndarray
+    exit_price: np.ndarray
+    pnl: np.ndarray
+    return_pct: np.ndarray
+    entry_row: np.ndarray
+    exit_row: np.ndarray
+    days: np.ndarray
+    bars: np.ndarray
+    closed: np.ndarray
+
+
+class Equity(NamedTuple):
+    """Per bar, marked at its close."""
+
+    cash: np.ndarray
+    positions_value: np.ndarray
+    equity: np.ndarray
 
 
 @njit(cache=True, inline="always")
@@ -48,11 +128,10 @@ def fill_price(ref: float, side: float, slip: float) -> float:  # pragma: no cov
 
 
 @njit(cache=True)
-def commission(qty: float, price: float, rate: float, per_share: float, minimum: float) -> float:
-    # pragma: no cover - compiled
-    """Fraction of notional plus per share, at least `minimum` per fill."""
-    c = rate * abs(qty) * price + per_share * abs(qty)
-    return minimum if c < minimum else c
+def commission(qty: float, price: float, rules: Rules) -> float:  # pragma: no cover - compiled
+    """Fraction of notional plus per share, at least the minimum per fill."""
+    c = rules.rate * abs(qty) * price + rules.per_share * abs(qty)
+    return rules.minimum if c < rules.minimum else c
 
 
 @njit(cache=True, inline="always")
@@ -62,59 +141,14 @@ def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pr
     return cash - q * price - comm
 
 
-@njit(cache=True, inline="always")
-def _signal_bar(times: np.ndarray, x: int, lo: int) -> int:  # pragma: no cover - compiled
-    """The first index >= lo with times > x, given that every index < lo has times <= x.
-
-    Signals are usually a few bars apart: the next 64 bars are searched with a fixed sequence of six
-    selects (no branch to mispredict); further away, galloping doubles the step, then bisects."""
-    t_max = times.shape[0]
-    if lo + 64 <= t_max and times[lo + 63] > x:
-        w = times[lo : lo + 64]
-        c = 0
-        c += 32 if w[c + 31] <= x else 0
-        c += 16 if w[c + 15] <= x else 0
-        c += 8 if w[c + 7] <= x else 0
-        c += 4 if w[c + 3] <= x else 0
-        c += 2 if w[c + 1] <= x else 0
-        c += 1 if w[c] <= x else 0
-        return lo + c
-    step = 1
-    hi = lo
-    while hi < t_max and times[hi] <= x:
-        lo = hi + 1
-        hi += step
-        step *= 2
-    hi = min(hi, t_max)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def signal_bars(times: np.ndarray, ts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """For signal times sorted ascending: the index of the last bar at or before each (-1 before the
-    first), each searched from the previous one (_signal_bar)."""
-    out = np.empty(ts.shape[0], dtype=np.int64)
-    lo = 0
-    for k in range(ts.shape[0]):
-        lo = _signal_bar(times, ts[k], lo)
-        out[k] = lo - 1
-    return out
-
-
 @njit(cache=True)
 def schedule(
     times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
     o_s: np.ndarray, at_close: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
-    """Where each order (in signal time order, `sig_bar` from signal_bars) fills: its bar (-1 and a status
-    when it cannot), the fillable orders in execution order (by fill bar, signal order within a bar), and
-    whether that is signal order.
+    """Where each order (in signal time order; `sig_bar`: the last bar at or before the signal) fills: its
+    bar (-1 and a status when it cannot), the fillable orders in execution order (by fill bar, signal order
+    within a bar), and whether that is signal order.
 
     Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
     bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
@@ -151,87 +185,57 @@ def schedule(
     return exec_t, status, live, ordered
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def simulate(
-    times: np.ndarray,
-    open_: np.ndarray,
-    close: np.ndarray,
-    live: np.ndarray,
-    exec_t: np.ndarray,
-    o_s: np.ndarray,
-    o_buy: np.ndarray,
-    o_qty: np.ndarray,
-    o_weight: np.ndarray,
-    status: np.ndarray,
-    cash0: float,
-    at_close: bool,
-    fractional: bool,
-    rate: float,
-    per_share: float,
-    minimum: float,
-    slip: float,
-    f_int: np.ndarray,
-    f_flt: np.ndarray,
-    f_buy: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """Fill the orders, in execution order. The bars between fills are marked afterwards by `mark`, and the
-    round trips matched by `round_trips`, both from the fills (passes of their own, which can run on two
-    cores).
+@njit(cache=True, error_model="numpy")
+def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: no cover - compiled
+    """Fill the orders, in execution order (`live`); `mark` values the bars and `round_trips` matches the
+    trades afterwards, both from the fills.
 
-    Orders are the rows `live` (in execution order) of the per-signal arrays: fill bar (from schedule),
-    symbol, side, quantity (NaN: a target-weight order) and target weight. An order's reference price is its
-    fill bar's open (its close with `at_close`); the bars between fills are far apart in memory, so the
-    price and time of the order AHEAD places on are prefetched as each order is handled.
-    A quantity order trades exactly its shares; a weight order moves the position to weight x equity, the
-    held positions marked at the fill bar's prices (a symbol without one at its last close). Cash may never
-    go below zero: an order that would need more cash is rejected whole. `status` (per signal) is updated in
-    place; the fills' columns go into the caller's arrays, (row, time, symbol), (qty, price, commission) and
-    buy, at most one per order. Returns how many fills there are, in fill order."""
+    An order's reference price is its fill bar's open (its close with `at_close`). A quantity order trades
+    exactly its shares; a weight order moves the position to weight x equity, the held positions marked at
+    the fill bar's prices (a symbol without one at its last close). Cash may never go below zero: an order
+    that would need more cash is rejected whole. The orders' status is updated in place; at most one fill
+    per order."""
+    times, close = prices.times, prices.close
+    live, exec_t, o_s, o_buy, o_qty, o_weight, status = (orders.live, orders.bar, orders.symbol, orders.buy,
+                                                         orders.qty, orders.weight, orders.status)  # fmt: skip
     n_s = close.shape[1]
     n = live.shape[0]
-    cash = cash0
+    cash = rules.cash
     pos = np.zeros(n_s)
     held = np.zeros(n_s, dtype=np.int64)  # held symbols (see _hold); slot[s] is s's index in it, -1 when flat
     slot = np.full(n_s, -1, dtype=np.int64)
     n_held = 0
-    f_row, f_time, f_s = f_int[0], f_int[1], f_int[2]
-    f_qty, f_price, f_comm = f_flt[0], f_flt[1], f_flt[2]
+    f_row, f_time, f_s = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    f_buy, f_qty, f_price, f_comm = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
     n_f = 0
-    prices = close if at_close else open_
-    for a in range(min(AHEAD, n)):
-        prefetch(prices, (exec_t[live[a]], o_s[live[a]]))
-        prefetch(times, exec_t[live[a]])
+    refs = close if rules.at_close else prices.open
     for k in range(n):
-        if k + AHEAD < n:
-            a = live[k + AHEAD]
-            prefetch(prices, (exec_t[a], o_s[a]))
-            prefetch(times, exec_t[a])
         r = live[k]
         t = exec_t[r]
         s = o_s[r]
         now = times[t]
         side = 1.0 if o_buy[r] else -1.0
-        ref = prices[t, s]
+        ref = refs[t, s]
         if not np.isnan(o_qty[r]):
             q = o_qty[r] * side
         else:
             equity = cash
             for h in range(n_held):
                 j = held[h]
-                px = prices[t, j]
+                px = refs[t, j]
                 if np.isnan(px):
                     px = last_close(close, t, j)
                 equity += pos[j] * px
             target = o_weight[r] * equity / ref
-            if not fractional:
+            if not rules.fractional:
                 target = np.trunc(target)
             q = target - pos[s]
             if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
                 status[r] = SKIPPED
                 continue
         side = 1.0 if q > 0 else -1.0
-        fp = fill_price(ref, side, slip)
-        comm = commission(q, fp, rate, per_share, minimum)
+        fp = fill_price(ref, side, rules.slip)
+        comm = commission(q, fp, rules)
         new_cash = cash_after(cash, q, fp, comm)
         if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
             status[r] = REJECTED_CASH
@@ -247,35 +251,17 @@ def simulate(
         f_price[n_f] = fp
         f_comm[n_f] = comm
         n_f += 1
-        if n_s == 1:  # its position is all there is (see _hold)
-            pos[0] = _position(pos[0], q, aq)
-            n_held = 0 if pos[0] == 0.0 else 1
-        else:
-            n_held = _hold(pos, held, slot, n_held, s, q, aq)
-    return n_f
+        n_held = _hold(pos, held, slot, n_held, s, q, aq)
+    return Fills(f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def round_trips(
-    times: np.ndarray,
-    close: np.ndarray,
-    exec_t: np.ndarray,
-    f_row: np.ndarray,
-    f_time: np.ndarray,
-    f_s: np.ndarray,
-    f_buy: np.ndarray,
-    f_qty: np.ndarray,
-    f_price: np.ndarray,
-    f_comm: np.ndarray,
-    tr_int: np.ndarray,
-    tr_flt: np.ndarray,
-    tr_flag: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """The round trips of simulate's fills (row, time, symbol, buy, qty, price, commission; their bars are
-    exec_t[row]), matched FIFO per symbol (a lot per opening fill), into the caller's arrays: (symbol, entry
-    time, exit time, entry row, exit row or -1, bars), (qty, entry price, exit price, pnl, return %, days)
-    and (long, closed), at most two per fill and one more. Returns how many, in the order they close; those
-    still open at the end come last, marked at the last close without an exit commission."""
+@njit(cache=True, error_model="numpy")
+def round_trips(prices: Prices, exec_t: np.ndarray, fills: Fills) -> RoundTrips:  # pragma: no cover - compiled
+    """The round trips of simulate's fills (their bars are exec_t[row]), matched FIFO per symbol (a lot per
+    opening fill), at most two per fill and one more: in the order they close; those still open at the end
+    come last, marked at the last close without an exit commission."""
+    times, close = prices.times, prices.close
+    f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm = fills
     n_t, n_s = close.shape
     n = f_row.shape[0]
     # FIFO lots: a singly linked list per symbol.
@@ -290,11 +276,12 @@ def round_trips(
     tail = np.full(n_s, -1, dtype=np.int64)
     n_lots = 0
     free = -1  # closed lots' slots, linked through lot_next
-    tr_s, tr_time0, tr_time1 = tr_int[0], tr_int[1], tr_int[2]
-    tr_row0, tr_row1, tr_bars = tr_int[3], tr_int[4], tr_int[5]
-    tr_qty, tr_p0, tr_p1 = tr_flt[0], tr_flt[1], tr_flt[2]
-    tr_pnl, tr_ret, tr_days = tr_flt[3], tr_flt[4], tr_flt[5]
-    tr_long, tr_closed = tr_flag[0], tr_flag[1]
+    m = 2 * n + 1
+    tr_s, tr_time0, tr_time1 = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    tr_row0, tr_row1, tr_bars = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    tr_qty, tr_p0, tr_p1, tr_pnl, tr_ret, tr_days = (np.empty(m), np.empty(m), np.empty(m), np.empty(m),
+                                                     np.empty(m), np.empty(m))  # fmt: skip
+    tr_long, tr_closed = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.bool_)
     n_tr = 0
     for k in range(n):
         r = f_row[k]
@@ -378,7 +365,9 @@ def round_trips(
             tr_closed[n_tr] = False
             n_tr += 1
             lot = lot_next[lot]
-    return n_tr
+    k = n_tr
+    return RoundTrips(tr_s[:k], tr_long[:k], tr_qty[:k], tr_time0[:k], tr_p0[:k], tr_time1[:k], tr_p1[:k], tr_pnl[:k],
+                      tr_ret[:k], tr_row0[:k], tr_row1[:k], tr_days[:k], tr_bars[:k], tr_closed[:k])
 
 
 @njit(cache=True, inline="always")
@@ -417,11 +406,7 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
     # pragma: no cover - compiled
     """Add q (of size aq) to symbol s's position, keeping the held set (a swap-remove set, so that wide
     universes cost what they hold): the same in simulate and in mark, so that both see the same set in the
-    same order. Returns the new number held.
-
-    A one-symbol book skips it: its set is [0] (held starts zeroed) whenever the position is not 0. The
-    set's bookkeeping, though never more than a few stores per fill, cost each kernel 0.5-0.6 ms of a
-    1M-bar, 38,750-fill backtest (~15 ns a fill, measured: the compiled loops around it got slower)."""
+    same order. Returns the new number held."""
     was = pos[s]
     pos[s] = _position(was, q, aq)
     if was == 0.0 and pos[s] != 0.0:
@@ -437,35 +422,20 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
     return n_held
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def mark(
-    close: np.ndarray,
-    full: np.ndarray,
-    exec_t: np.ndarray,
-    f_row: np.ndarray,
-    f_s: np.ndarray,
-    f_buy: np.ndarray,
-    f_qty: np.ndarray,
-    f_price: np.ndarray,
-    f_comm: np.ndarray,
-    cash0: float,
-    eq_cash: np.ndarray,
-    eq_value: np.ndarray,
-    eq_total: np.ndarray,
-) -> tuple[Any, ...]:  # pragma: no cover - compiled
-    """Mark every bar at its close, replaying simulate's fills (row, symbol, buy, qty, price, commission;
-    their bars are exec_t[row]): per-bar cash, positions value and equity into the caller's arrays, every
-    element written. Returns (bars with a position, the return statistics of the equity curve:
-    returns_finish). The cash costs this loop little (~0.2 ms per million bars: its bars wait on the return
-    statistics anyway), a pass of its own several times that.
+@njit(cache=True, error_model="numpy")
+def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float, out: Equity) -> tuple[int, Any]:
+    # pragma: no cover - compiled
+    """Mark every bar at its close, replaying simulate's fills (their bars are exec_t[row]), into `out`
+    (every element written). Returns (bars with a position, the return statistics of the equity curve:
+    returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
-    stretches are plain stores, one-symbol stretches keep the price and position in registers (and skip the
-    missing-close test for a symbol with a bar at every time, `full`), and only wider books walk the held
-    set. A held symbol without a bar keeps its last close. The return statistics are gathered in the same
-    walk, a flat stretch in O(1)."""
+    stretches are plain stores (their return statistics in O(1)), others walk the held set. A held symbol
+    without a bar keeps its last close."""
+    f_row, _, f_s, f_buy, f_qty, f_price, f_comm = fills
     n_t, n_s = close.shape
     n_f = f_row.shape[0]
+    eq_cash, eq_value, eq_total = out
     cash = cash0
     pos = np.zeros(n_s)
     last = np.full(n_s, np.nan)
@@ -478,86 +448,36 @@ def mark(
     t = 0
     while t < n_t:
         while k < n_f and exec_t[f_row[k]] == t:
-            s = f_s[k]
             aq = f_qty[k]
             q = aq if f_buy[k] else -aq
             cash = cash_after(cash, q, f_price[k], f_comm[k])
-            if n_s == 1:  # its position is all there is (see _hold)
-                pos[0] = _position(pos[0], q, aq)
-                n_held = 0 if pos[0] == 0.0 else 1
-            else:
-                n_held = _hold(pos, held, slot, n_held, s, q, aq)
+            n_held = _hold(pos, held, slot, n_held, f_s[k], q, aq)
             k += 1
         end = exec_t[f_row[k]] if k < n_f else n_t  # the next fill bar: the held set is fixed until then
-        # Bars through unsigned indices: no negative-index handling in the loops below, and no slices (each
-        # one is a reference count taken and dropped through the runtime, per stretch: per fill).
-        ut, uend = np.uint64(t), np.uint64(end)
         if n_held == 0:
             total = cash + 0.0
-            for u in range(ut, uend):
-                eq_cash[u] = cash
-                eq_value[u] = 0.0
-                eq_total[u] = total
+            eq_cash[t:end] = cash
+            eq_value[t:end] = 0.0
+            eq_total[t:end] = total
             acc = returns_add(acc, total, t)  # a fill's commission may have moved it
             acc = returns_hold(acc, t + 1, end)
-        elif n_held == 1:
-            j = held[0]
-            last[j], acc = _mark_one(close, j, full[j], pos[j], last[j], cash, t, end, eq_cash, eq_value,
-                                    eq_total, acc)
-            exposed += end - t
         else:
             for i in range(t, end):
-                bar = np.uint64(i)
                 value = 0.0
                 for h in range(n_held):
                     j = held[h]
-                    c = close[bar, np.uint64(j)]
+                    c = close[i, j]
                     if not np.isnan(c):
                         last[j] = c
                     value += pos[j] * last[j]
                 total = cash + value
-                eq_cash[bar] = cash
-                eq_value[bar] = value
-                eq_total[bar] = total
+                eq_cash[i] = cash
+                eq_value[i] = value
+                eq_total[i] = total
                 acc = returns_add(acc, total, i)
             exposed += end - t
         t = end
     return exposed, returns_finish(acc, cash0, eq_total)
-
-
-@njit(cache=True, error_model="numpy")
-def _mark_one(
-    close: np.ndarray, j: int, gapless: bool, p: float, px: float, cash: float, t: int, end: int,
-    eq_cash: np.ndarray, eq_value: np.ndarray, eq_total: np.ndarray, acc: ReturnsAcc,
-) -> tuple[float, ReturnsAcc]:  # pragma: no cover - compiled
-    """Bars t..end-1 holding p shares of symbol j alone (px: its last close before t): the one-symbol
-    stretch, the hottest loop of a backtest. Returns (last close, statistics).
-
-    The loop carries few values, so that they all stay in registers: inside a kernel that keeps a great
-    many values live, statistics threaded through the whole accumulator were spilled to the stack, and every
-    bar waited on a store and a load per statistic. So the stretch sums its returns on its own, from 0."""
-    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    sums = (0.0, 0.0, 0.0)
-    dd = (peak, peak_i, under, trough, crest, mdd, long_start, long_end)
-    uj = np.uint64(j)
-    i = t
-    for u in range(np.uint64(t), np.uint64(end)):
-        c = close[u, uj]
-        if gapless or not np.isnan(c):  # loop-invariant: compiled as two loops, one without the test
-            px = c
-        value = 0.0 + p * px
-        v = cash + value
-        eq_cash[u] = cash
-        eq_value[u] = value
-        eq_total[u] = v
-        sums = _sums_add(sums, v / prev - 1.0)
-        dd = _drawdown_add(dd, v, i)
-        prev = v
-        i += 1
-    s_total, s_sq, s_down = sums
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
-    return px, (total + s_total, sq + s_sq, down + s_down, prev, peak, peak_i, under, trough, crest, mdd,
-                long_start, long_end)  # fmt: skip
 
 
 # Closed round trips summarised as they are recorded, the same in trade_stats and the sweep kernel: (count,
@@ -607,8 +527,6 @@ def _unchanged(v: float, prev: float) -> bool:  # pragma: no cover - compiled
 #  index of the peak, underwater, trough and crest of the current spell, max drawdown, longest spell start,
 #  longest spell end); indices count `initial` as 0.
 ReturnsAcc = tuple[float, float, float, float, float, int, bool, float, float, float, int, int]
-Sums = tuple[float, float, float]
-Drawdown = tuple[float, int, bool, float, float, float, int, int]
 
 
 @njit(cache=True, inline="always")
@@ -617,21 +535,15 @@ def returns_start(initial: float) -> ReturnsAcc:  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _sums_add(sums: Sums, r: float) -> Sums:  # pragma: no cover - compiled
-    total, sq, down = sums
+def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
+    """Equity v at bar i (0-based over the equity array). A spell's drawdown is (trough - peak) / peak, a
+    monotone function of the equity, so it is computed once per spell from the trough (the crest when the
+    peak is negative), not per bar."""
+    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
+    r = v / prev - 1.0
     rn = r if r < 0.0 else 0.0
-    return total + r, sq + r * r, down + rn * rn
-
-
-@njit(cache=True, inline="always")
-def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cover - compiled
-    """Equity v at bar i. A spell's drawdown is (trough - peak) / peak, a monotone function of the equity,
-    so it is computed once per spell from the trough (the crest when the peak is negative), not per bar.
-    Everything else is selects: whether a bar is at a peak is a coin flip near one, and as a branch it was
-    mispredicted often enough to cost 0.1-0.4 ms of a 1M-bar backtest."""
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = dd
     high = v >= peak
-    if high and under:  # a spell ends (once per spell): the only branch, so that bars near a peak predict well
+    if high and under:  # a spell ends
         d = ((crest if peak < 0.0 else trough) - peak) / peak
         if d < mdd:
             mdd = d
@@ -642,18 +554,7 @@ def _drawdown_add(dd: Drawdown, v: float, i: int) -> Drawdown:  # pragma: no cov
     crest = v if starts else fmax(crest, v)
     peak = v if high else peak
     peak_i = i + 1 if high else peak_i
-    return peak, peak_i, not high, trough, crest, mdd, long_start, long_end
-
-
-@njit(cache=True, inline="always")
-def returns_add(acc: ReturnsAcc, v: float, i: int) -> ReturnsAcc:  # pragma: no cover - compiled
-    """Equity v at bar i (0-based over the equity array)."""
-    total, sq, down, prev, peak, peak_i, under, trough, crest, mdd, long_start, long_end = acc
-    total, sq, down = _sums_add((total, sq, down), v / prev - 1.0)
-    peak, peak_i, under, trough, crest, mdd, long_start, long_end = _drawdown_add(
-        (peak, peak_i, under, trough, crest, mdd, long_start, long_end), v, i
-    )
-    return total, sq, down, v, peak, peak_i, under, trough, crest, mdd, long_start, long_end
+    return total + r, sq + r * r, down + rn * rn, v, peak, peak_i, not high, trough, crest, mdd, long_start, long_end
 
 
 @njit(cache=True, inline="always")

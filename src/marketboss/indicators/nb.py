@@ -52,39 +52,36 @@ def ema(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cov
     return out
 
 
+@njit(cache=True, inline="always")
+def _mean_sd(x: np.ndarray, i: int, n: int) -> tuple[float, float]:  # pragma: no cover - compiled
+    """Mean and population standard deviation of the n values ending at i, two-pass for accuracy."""
+    m = 0.0
+    for j in range(i - n + 1, i + 1):
+        m += x[j]
+    m /= n
+    v = 0.0
+    for j in range(i - n + 1, i + 1):
+        d = x[j] - m
+        v += d * d
+    return m, np.sqrt(v / n)
+
+
 @njit(cache=True)
 def rolling_zscore(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """(x - mean) / std over the last n values (population std, two-pass per window for accuracy); 0 when the
-    window is flat."""
+    """(x - mean) / std over the last n values (population std); 0 when the window is flat."""
     out[: n - 1] = np.nan
     for i in range(n - 1, x.shape[0]):
-        m = 0.0
-        for j in range(i - n + 1, i + 1):
-            m += x[j]
-        m /= n
-        v = 0.0
-        for j in range(i - n + 1, i + 1):
-            d = x[j] - m
-            v += d * d
-        sd = np.sqrt(v / n)
+        m, sd = _mean_sd(x, i, n)
         out[i] = (x[i] - m) / sd if sd > 0.0 else 0.0
     return out
 
 
 @njit(cache=True)
 def rolling_std(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Population standard deviation of the last n values, two-pass per window."""
+    """Population standard deviation of the last n values."""
     out[: n - 1] = np.nan
     for i in range(n - 1, x.shape[0]):
-        m = 0.0
-        for j in range(i - n + 1, i + 1):
-            m += x[j]
-        m /= n
-        v = 0.0
-        for j in range(i - n + 1, i + 1):
-            d = x[j] - m
-            v += d * d
-        out[i] = np.sqrt(v / n)
+        out[i] = _mean_sd(x, i, n)[1]
     return out
 
 

@@ -16,11 +16,23 @@ compare every column of rows with run_backtest (equal to ~1e-15).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
-from marketboss.backtest.nb import cash_after, close_part, equity_stats, trades_add, trades_start
-from marketboss.strategies.nb import RESTART, state_changes, window_sum
+from marketboss.backtest.nb import (
+    Prices,
+    Rules,
+    cash_after,
+    close_part,
+    commission,
+    equity_stats,
+    fill_price,
+    trades_add,  # fmt: skip
+    trades_start,
+)
+from marketboss.strategies.nb import state_changes
 
 # Columns of a row of metrics, in the order of sweep.ROW_METRICS.
 (FINAL_EQUITY, PNL, TOTAL_RETURN, BUY_HOLD, CAGR, VOLATILITY, SHARPE, SORTINO, CALMAR, MAX_DD, MAX_DD_BARS,
@@ -28,52 +40,88 @@ from marketboss.strategies.nb import RESTART, state_changes, window_sum
  AVG_DURATION, OPEN_TRADES, N_FILLS, COMMISSIONS, REJECTED, UNFILLED) = range(26)  # fmt: skip
 N_METRICS = 26
 
-# Backtest settings, packed into one float array (sweep.config_array).
-CFG_CASH, CFG_RATE, CFG_PER_SHARE, CFG_MIN, CFG_SLIP, CFG_PPY, CFG_AT_CLOSE, CFG_FRACTIONAL = range(8)
-N_CFG = 8
-
 DAY_US = 86_400e6
+
+
+class Grid(NamedTuple):
+    """The combinations as the kernel reads them: the distinct averages of the table (window lengths, and
+    whether exponential), then per combination its fast and slow average (rows of the table), lowest held
+    state (0 long-only, -1 long-short), sizing by quantity (else by target weight) and the unit (shares or
+    weight)."""
+
+    windows: np.ndarray
+    emas: np.ndarray
+    fast: np.ndarray
+    slow: np.ndarray
+    lo: np.ndarray
+    qty_mode: np.ndarray
+    unit: np.ndarray
+
+
+class Layout(NamedTuple):
+    """Where each symbol's bars are in the market: symbol s's rows are rows[offsets[s]:offsets[s+1]]; the
+    window is the market's bars start..end-1."""
+
+    offsets: np.ndarray
+    rows: np.ndarray
+    start: int
+    end: int
+
+
+class Scratch(NamedTuple):
+    """One symbol's bars gathered (open, close, time), its events (bar, new held state) and open FIFO lots
+    (shares, price, commission left, bar), and `sign`, a byte per bar (rounded up to 8): room for the
+    longest symbol, reused from symbol to symbol."""
+
+    open: np.ndarray
+    close: np.ndarray
+    time: np.ndarray
+    ev_bar: np.ndarray
+    ev_state: np.ndarray
+    lot_qty: np.ndarray
+    lot_price: np.ndarray
+    lot_comm: np.ndarray
+    lot_bar: np.ndarray
+    sign: np.ndarray
+
+
+@njit(cache=True)
+def scratch(layout: Layout) -> Scratch:  # pragma: no cover - compiled
+    longest = 0
+    for s in range(layout.offsets.shape[0] - 1):
+        longest = max(longest, layout.offsets[s + 1] - layout.offsets[s])
+    return Scratch(np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64),
+                   np.empty(longest, dtype=np.int64), np.empty(longest), np.empty(longest), np.empty(longest),
+                   np.empty(longest), np.empty(longest, dtype=np.int64),
+                   np.zeros((longest + 7) // 8 * 8, dtype=np.int8))  # fmt: skip
 
 
 @njit(cache=True)
 def average_table(x: np.ndarray, n: int, windows: np.ndarray, emas: np.ndarray, out: np.ndarray) -> None:
     # pragma: no cover - compiled
     """Row w of `out`: the average of length windows[w] (exponential when emas[w]) over x[:n], with the very
-    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m], taken
-    again directly at every multiple of RESTART from m on; the exponential seeded by the simple mean, alpha
-    2/(m+1)), so that crossings are bit-identical."""
+    operations of strategies.nb.ma_cross (a running sum updated by the window's change x[i] - x[i-m]; the
+    exponential seeded by the simple mean, alpha 2/(m+1)), so that crossings are bit-identical."""
     for w in range(windows.shape[0]):
         m = windows[w]
         inv = 1.0 / m
         alpha = 2.0 / (m + 1.0)
-        ema = emas[w]
         row = out[w]
-        e = 0.0
         s = 0.0
         head = min(m, n)
         for i in range(head):  # filling the window
             s += x[i]
             row[i] = s * inv
-        if ema and head == m:
+        if emas[w] and head == m:
             e = s / m
             row[m - 1] = e
-            xs, rs = x[m:n], row[m:n]
-            for i in range(rs.shape[0]):
-                e += alpha * (xs[i] - e)
-                rs[i] = e
-        else:  # restarts as ma_cross's; views from 0: no negative-index checks in the loop
-            i = m
-            while i < n:
-                if i % RESTART == 0:
-                    s = window_sum(x, i, m)
-                    row[i] = s * inv
-                    i += 1
-                end = min(n, (i + RESTART - 1) // RESTART * RESTART)
-                xs, old, rs = x[i:end], x[i - m : end - m], row[i:end]
-                for j in range(rs.shape[0]):
-                    s += xs[j] - old[j]
-                    rs[j] = s * inv
-                i = end
+            for i in range(m, n):
+                e += alpha * (x[i] - e)
+                row[i] = e
+        else:
+            for i in range(m, n):
+                s += x[i] - x[i - m]
+                row[i] = s * inv
 
 
 @njit(cache=True)
@@ -209,38 +257,17 @@ def portfolio_metrics(eq_acc: np.ndarray, initial: float, times: np.ndarray, ppy
 
 @njit(cache=True, error_model="numpy")
 def simulate_symbol(
-    open_: np.ndarray,
-    close: np.ndarray,
-    times: np.ndarray,
-    ev_k: np.ndarray,
-    ev_x: np.ndarray,
-    n_ev: int,
-    k0: int,
-    n: int,
-    qty_mode: bool,
-    unit: float,
-    cfg: np.ndarray,
-    rows: np.ndarray,
-    start: int,
-    eq_acc: np.ndarray,
-    lot_q: np.ndarray,
-    lot_p: np.ndarray,
-    lot_c: np.ndarray,
-    lot_t: np.ndarray,
-    out: np.ndarray,
+    sc: Scratch, n_ev: int, k0: int, n: int, qty_mode: bool, unit: float, rules: Rules, ppy: float,
+    rows: np.ndarray, start: int, eq_acc: np.ndarray, out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """One symbol's own account over its bars k0..n-1, flat at k0, driven by the events of its held exposure
-    (bar ev_k[i] decides a move to state ev_x[i]; cross_events / exposure_events). Writes the metrics row
-    `out` and adds the account's equity, forward-filled on the market's time axis from `start`, into `eq_acc`
-    (when it is not empty). Between events nothing is decided: those bars are only marked."""
-    cash0 = cfg[CFG_CASH]
-    rate = cfg[CFG_RATE]
-    per_share = cfg[CFG_PER_SHARE]
-    minimum = cfg[CFG_MIN]
-    slip = cfg[CFG_SLIP]
-    ppy = cfg[CFG_PPY]
-    at_close = cfg[CFG_AT_CLOSE] != 0.0
-    fractional = cfg[CFG_FRACTIONAL] != 0.0
+    """One symbol's own account over its bars k0..n-1 (gathered in `sc`, with its market rows `rows`), flat
+    at k0, driven by the events of its held exposure (bar ev_bar[i] decides a move to state ev_state[i];
+    cross_events / exposure_events). Writes the metrics row `out` and adds the account's equity,
+    forward-filled on the market's time axis from `start`, into `eq_acc` (when it is not empty). Between
+    events nothing is decided: those bars are only marked. ppy: bars per year."""
+    open_, close, times, ev_k, ev_x = sc.open, sc.close, sc.time, sc.ev_bar, sc.ev_state
+    lot_q, lot_p, lot_c, lot_t = sc.lot_qty, sc.lot_price, sc.lot_comm, sc.lot_bar
+    cash0, at_close = rules.cash, rules.at_close
     m_len = eq_acc.shape[0]
     for i in range(out.shape[0]):
         out[i] = np.nan
@@ -331,16 +358,13 @@ def simulate_symbol(
                 if pos != 0.0:
                     equity += pos * ref
                 target = f_val * equity / ref
-                if not fractional:
+                if not rules.fractional:
                     target = np.trunc(target)
                 q = target - pos
                 skip = q * f_side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0)
             if not skip:
-                side = 1.0 if q > 0 else -1.0
-                fp = ref * (1.0 + side * slip)
-                comm = rate * abs(q) * fp + per_share * abs(q)
-                if comm < minimum:
-                    comm = minimum
+                fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
+                comm = commission(q, fp, rules)
                 new_cash = cash_after(cash, q, fp, comm)
                 if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
                     rejected += 1
@@ -454,192 +478,80 @@ def simulate_symbol(
 
 
 @njit(cache=True)
-def _window_bounds(r: np.ndarray, start: int, end: int) -> tuple[int, int]:  # pragma: no cover - compiled
-    """(bars before the window, bars before its end) among a symbol's sorted market rows."""
-    return int(np.searchsorted(r, start)), int(np.searchsorted(r, end))
-
-
-@njit(cache=True)
-def _ma_lane(
-    lane: int,
-    lanes: int,
-    o: np.ndarray,
-    c: np.ndarray,
-    t: np.ndarray,
-    r: np.ndarray,
-    k0: int,
-    n: int,
-    s: int,
-    start: int,
-    table: np.ndarray,
-    windows: np.ndarray,
-    fast_w: np.ndarray,
-    slow_w: np.ndarray,
-    lo: np.ndarray,
-    qty_mode: np.ndarray,
-    unit: np.ndarray,
-    cfg: np.ndarray,
-    eq_acc: np.ndarray,
-    scratch_i: np.ndarray,
-    scratch_f: np.ndarray,
-    sg: np.ndarray,
-    out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Combinations lane, lane + lanes, ... on symbol s, with this lane's scratch rows."""
-    ev_k, lot_t = scratch_i[0], scratch_i[1]
-    ev_x, lot_q, lot_p, lot_c = scratch_f[0], scratch_f[1], scratch_f[2], scratch_f[3]
-    for j in range(lane, fast_w.shape[0], lanes):
-        n_ev = cross_events(table[fast_w[j]], table[slow_w[j]], windows[slow_w[j]], k0, n, lo[j], sg, ev_k, ev_x)
-        simulate_symbol(o, c, t, ev_k, ev_x, n_ev, k0, n, qty_mode[j], unit[j], cfg, r, start, eq_acc[j],
-                        lot_q, lot_p, lot_c, lot_t, out[j, s])
-
-
-@njit(cache=True)
-def _symbol_bars(
-    s: int, open_: np.ndarray, close: np.ndarray, times: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
-    start: int, end: int, o: np.ndarray, c: np.ndarray, t: np.ndarray,
-) -> tuple[np.ndarray, int, int]:  # pragma: no cover - compiled
-    """Symbol s's bars before the window's end, gathered into o/c/t: (its market rows, k0, n)."""
-    r = rows[offsets[s] : offsets[s + 1]]
-    k0, n = _window_bounds(r, start, end)
+def _symbol_bars(s: int, prices: Prices, layout: Layout, sc: Scratch) -> tuple[np.ndarray, int, int]:
+    # pragma: no cover - compiled
+    """Symbol s's bars before the window's end, gathered into `sc`: (its market rows, k0, n), k0 and n the
+    numbers of its bars before the window's start and end."""
+    r = layout.rows[layout.offsets[s] : layout.offsets[s + 1]]
+    k0, n = int(np.searchsorted(r, layout.start)), int(np.searchsorted(r, layout.end))
     for k in range(n):
-        o[k] = open_[r[k], s]
-        c[k] = close[r[k], s]
-        t[k] = times[r[k]]
+        sc.open[k] = prices.open[r[k], s]
+        sc.close[k] = prices.close[r[k], s]
+        sc.time[k] = prices.times[r[k]]
     return r, k0, n
 
 
 @njit(cache=True)
-def _longest(offsets: np.ndarray) -> int:  # pragma: no cover - compiled
-    longest = 0
-    for s in range(offsets.shape[0] - 1):
-        longest = max(longest, offsets[s + 1] - offsets[s])
-    return longest
+def _ma_symbols(
+    lane: int, lanes: int, prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float,
+    eq_acc: np.ndarray, out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Combinations lane, lane + lanes, ... on every symbol, with scratch of their own: symbol by symbol, one
+    pass fills the average table, then each combination walks the symbol."""
+    sc = scratch(layout)
+    table = np.empty((grid.windows.shape[0], sc.close.shape[0]))
+    for s in range(layout.offsets.shape[0] - 1):
+        r, k0, n = _symbol_bars(s, prices, layout, sc)
+        average_table(sc.close, n, grid.windows, grid.emas, table)
+        for j in range(lane, grid.fast.shape[0], lanes):
+            n_ev = cross_events(table[grid.fast[j]], table[grid.slow[j]], grid.windows[grid.slow[j]], k0, n,
+                                grid.lo[j], sc.sign, sc.ev_bar, sc.ev_state)  # fmt: skip
+            simulate_symbol(sc, n_ev, k0, n, grid.qty_mode[j], grid.unit[j], rules, ppy, r, layout.start, eq_acc[j],
+                            out[j, s])
 
 
 @njit(cache=True)
 def ma_sweep(
-    open_: np.ndarray,
-    close: np.ndarray,
-    times: np.ndarray,
-    offsets: np.ndarray,
-    rows: np.ndarray,
-    start: int,
-    end: int,
-    windows: np.ndarray,
-    emas: np.ndarray,
-    fast_w: np.ndarray,
-    slow_w: np.ndarray,
-    lo: np.ndarray,
-    qty_mode: np.ndarray,
-    unit: np.ndarray,
-    cfg: np.ndarray,
-    eq_acc: np.ndarray,
-    out: np.ndarray,
+    prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Every MA-crossover combination (fast_w/slow_w index rows of the average table) on every symbol, on
-    one thread (safe from any caller, dask's worker threads included).
-
-    open_/close are the market's (time x symbol) arrays; symbol s's bars are rows[offsets[s]:offsets[s+1]].
-    out is (combinations x symbols x N_METRICS); eq_acc is (combinations x window bars): the symbols'
-    accounts' equity summed. Symbol by symbol, one pass fills the average table; then each combination
-    walks the symbol (_ma_lane)."""
-    longest = _longest(offsets)
-    o, c, t = np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64)
-    table = np.empty((windows.shape[0], longest))
-    sg = np.zeros((longest + 7) // 8 * 8, dtype=np.int8)
-    scratch_i = np.empty((2, longest), dtype=np.int64)
-    scratch_f = np.empty((4, longest))
-    for s in range(offsets.shape[0] - 1):
-        r, k0, n = _symbol_bars(s, open_, close, times, offsets, rows, start, end, o, c, t)
-        average_table(c, n, windows, emas, table)
-        _ma_lane(0, 1, o, c, t, r, k0, n, s, start, table, windows, fast_w, slow_w, lo, qty_mode, unit, cfg, eq_acc,
-                 scratch_i, scratch_f, sg, out)
+    """Every MA-crossover combination on every symbol, on one thread (safe from any caller, dask's worker
+    threads included). out is (combinations x symbols x N_METRICS); eq_acc is (combinations x window bars):
+    the symbols' accounts' equity summed. ppy: bars per year."""
+    _ma_symbols(0, 1, prices, layout, grid, rules, ppy, eq_acc, out)
 
 
 @njit(cache=True, parallel=True)
 def ma_sweep_threads(
-    open_: np.ndarray,
-    close: np.ndarray,
-    times: np.ndarray,
-    offsets: np.ndarray,
-    rows: np.ndarray,
-    start: int,
-    end: int,
-    windows: np.ndarray,
-    emas: np.ndarray,
-    fast_w: np.ndarray,
-    slow_w: np.ndarray,
-    lo: np.ndarray,
-    qty_mode: np.ndarray,
-    unit: np.ndarray,
-    cfg: np.ndarray,
-    eq_acc: np.ndarray,
-    out: np.ndarray,
+    prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray,
     lanes: int,
 ) -> None:  # pragma: no cover - compiled
     """ma_sweep with the combinations in `lanes` interleaved groups, one per numba thread, each walking every
     symbol with its own bars and average table: one join at the end, so a thread the OS pauses delays only
     its own share (a join per symbol would make the others spin). Only from a process's main thread: numba's
     threading layer must not be entered from two threads at once. Each combination's row and equity are its
-    own, so the results are ma_sweep's, bit for bit."""
-    longest = _longest(offsets)
-    n_sym = offsets.shape[0] - 1
+    own, so the results are ma_sweep's, bit for bit.
+
+    Kept for what it saves: on 2 cores, bench_sweep's grid (174 combinations x 100 symbols x 2,520 bars)
+    took 0.100 s against 0.135 s on one thread (26%; medians of 11 interleaved runs of
+    benchmarks/bench_commands.py, sweep_s against sweep_1_thread_s), 0.088 s against 0.142 s (38%) in
+    another set of 7; nothing when another process holds the second core."""
     for lane in prange(lanes):
-        o, c, t = np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64)
-        table = np.empty((windows.shape[0], longest))
-        sg = np.zeros((longest + 7) // 8 * 8, dtype=np.int8)
-        scratch_i = np.empty((2, longest), dtype=np.int64)
-        scratch_f = np.empty((4, longest))
-        for s in range(n_sym):
-            r, k0, n = _symbol_bars(s, open_, close, times, offsets, rows, start, end, o, c, t)
-            average_table(c, n, windows, emas, table)
-            _ma_lane(lane, lanes, o, c, t, r, k0, n, s, start, table, windows, fast_w, slow_w, lo, qty_mode, unit,
-                     cfg, eq_acc, scratch_i, scratch_f, sg, out)
+        _ma_symbols(lane, lanes, prices, layout, grid, rules, ppy, eq_acc, out)
 
 
 @njit(cache=True)
 def exposure_sweep(
-    open_: np.ndarray,
-    close: np.ndarray,
-    times: np.ndarray,
-    offsets: np.ndarray,
-    rows: np.ndarray,
-    start: int,
-    end: int,
-    exposures: np.ndarray,
-    lo: float,
-    qty_mode: bool,
-    unit: float,
-    cfg: np.ndarray,
-    eq_acc: np.ndarray,
-    out: np.ndarray,
+    prices: Prices, layout: Layout, exposures: np.ndarray, lo: float, qty_mode: bool, unit: float, rules: Rules,
+    ppy: float, eq_acc: np.ndarray, out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """One combination of any strategy, from its (time x symbol) exposures, on every symbol: out is
     (symbols x N_METRICS)."""
-    n_sym = offsets.shape[0] - 1
-    longest = 0
-    for s in range(n_sym):
-        longest = max(longest, offsets[s + 1] - offsets[s])
-    o = np.empty(longest)
-    c = np.empty(longest)
-    t = np.empty(longest, dtype=np.int64)
-    expo = np.empty(longest)
-    ev_k = np.empty(longest, dtype=np.int64)
-    ev_x = np.empty(longest)
-    before = np.empty(longest)
-    lot_q = np.empty(longest)
-    lot_p = np.empty(longest)
-    lot_c = np.empty(longest)
-    lot_t = np.empty(longest, dtype=np.int64)
-    for s in range(n_sym):
-        r = rows[offsets[s] : offsets[s + 1]]
-        k0, n = _window_bounds(r, start, end)
+    sc = scratch(layout)
+    expo = np.empty(sc.close.shape[0])
+    before = np.empty(sc.close.shape[0])
+    for s in range(layout.offsets.shape[0] - 1):
+        r, k0, n = _symbol_bars(s, prices, layout, sc)
         for k in range(n):
-            o[k] = open_[r[k], s]
-            c[k] = close[r[k], s]
-            t[k] = times[r[k]]
             expo[k] = exposures[r[k], s]
-        n_ev = exposure_events(expo, k0, n, lo, ev_k, ev_x, before) if n > k0 else 0
-        simulate_symbol(o, c, t, ev_k, ev_x, n_ev, k0, n, qty_mode, unit, cfg, r, start, eq_acc,
-                        lot_q, lot_p, lot_c, lot_t, out[s])
+        n_ev = exposure_events(expo, k0, n, lo, sc.ev_bar, sc.ev_state, before) if n > k0 else 0
+        simulate_symbol(sc, n_ev, k0, n, qty_mode, unit, rules, ppy, r, layout.start, eq_acc, out[s])

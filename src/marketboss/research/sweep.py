@@ -21,7 +21,8 @@ import numba
 import numpy as np
 import polars as pl
 
-from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
@@ -72,26 +73,12 @@ class ChunkResult:
     equity: np.ndarray | None  # (combinations, window bars): the accounts' summed equity, when asked for
 
 
-def config_array(config: BacktestConfig, periods_per_year: float) -> np.ndarray:
-    cfg = np.zeros(nb.N_CFG)
-    c = config.costs
-    cfg[nb.CFG_CASH] = config.cash
-    cfg[nb.CFG_RATE] = c.commission
-    cfg[nb.CFG_PER_SHARE] = c.commission_per_share
-    cfg[nb.CFG_MIN] = c.commission_min
-    cfg[nb.CFG_SLIP] = c.slip
-    cfg[nb.CFG_PPY] = periods_per_year
-    cfg[nb.CFG_AT_CLOSE] = config.fill == FillMode.CLOSE
-    cfg[nb.CFG_FRACTIONAL] = config.fractional
-    return cfg
-
-
-def _layout(market: Market) -> tuple[np.ndarray, np.ndarray]:
+def _layout(market: Market, window: Window) -> nb.Layout:
     """Each symbol's bar rows, concatenated, with offsets (symbol s: rows[offsets[s]:offsets[s+1]])."""
     parts = [market.rows(s).astype(np.int64) for s in range(market.n_symbols)]
     offsets = np.zeros(market.n_symbols + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([p.shape[0] for p in parts])
-    return offsets, np.concatenate(parts)
+    return nb.Layout(offsets, np.concatenate(parts), window.start, window.end)
 
 
 def _sizing(models: list[StrategyParams]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,8 +91,8 @@ def _sizing(models: list[StrategyParams]) -> tuple[np.ndarray, np.ndarray, np.nd
 def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
     """The metrics of every combination of the chunk on every symbol (runs inside a backend's worker)."""
     w = task.window
-    cfg = config_array(task.config, market.bars_per_year)
-    offsets, rows = _layout(market)
+    rules, ppy = Rules.of(task.config), market.bars_per_year
+    prices, layout = Prices(market.times, market.open, market.close), _layout(market, w)
     n_comb, n_sym = len(task.params), market.n_symbols
     out = np.empty((n_comb, n_sym, nb.N_METRICS))
     eq = np.zeros((n_comb, w.bars))
@@ -119,22 +106,19 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             assert isinstance(p, MACrossoverParams)
             fast_w[j] = index.setdefault((p.fast, p.ma == "ema"), len(index))
             slow_w[j] = index.setdefault((p.slow, p.ma == "ema"), len(index))
-        windows = np.array([k[0] for k in index], dtype=np.int64)
-        emas = np.array([k[1] for k in index], dtype=np.bool_)
-        args = (market.open, market.close, market.times, offsets, rows, w.start, w.end, windows, emas, fast_w,
-                slow_w, lo, qty, unit, cfg, eq, out)
+        grid = nb.Grid(np.array([k[0] for k in index], dtype=np.int64), np.array([k[1] for k in index], dtype=np.bool_),
+                       fast_w, slow_w, lo, qty, unit)  # fmt: skip
         threads = max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS, n_comb))  # type: ignore[attr-defined]
         if threads > 1 and threading.current_thread() is threading.main_thread():
             numba.set_num_threads(threads)
-            nb.ma_sweep_threads(*args, threads)
+            nb.ma_sweep_threads(prices, layout, grid, rules, ppy, eq, out, threads)
         else:
-            nb.ma_sweep(*args)
+            nb.ma_sweep(prices, layout, grid, rules, ppy, eq, out)
     else:
         history = time_slice(market, 0, w.end)
         for j, values in enumerate(task.params):
             expo = history_exposures(market, create(task.strategy, values), w.end, history)
-            nb.exposure_sweep(market.open, market.close, market.times, offsets, rows, w.start, w.end, expo,
-                              lo[j], bool(qty[j]), unit[j], cfg, eq[j], out[j])
+            nb.exposure_sweep(prices, layout, expo, lo[j], bool(qty[j]), unit[j], rules, ppy, eq[j], out[j])
     portfolio = np.empty((n_comb, nb.N_METRICS))
     nb.portfolio_metrics(eq, n_sym * task.config.cash, market.times[w.start : w.end], market.bars_per_year,
                          portfolio)

@@ -14,19 +14,16 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, cached_property
 from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketboss.columns import text_column
 from marketboss.data.market import Market, SymbolBars
 from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
-from marketboss.strategies.nb import bar_points, signal_sides, state_changes
+from marketboss.strategies.nb import signal_sides, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -71,19 +68,10 @@ class Strategy(ABC, Generic[P]):
 
     def exposures(self, market: Market) -> np.ndarray:
         """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion."""
-        out: np.ndarray | None = None
+        out = np.full((market.n_times, market.n_symbols), np.nan)
         for s in range(market.n_symbols):
             bars = market.symbol_bars(s)
-            e = self._exposure_of(bars)
-            if market.n_symbols == 1 and market.is_full(0):
-                return e.reshape(-1, 1)
-            if out is None:
-                out = np.full((market.n_times, market.n_symbols), np.nan)
-            if market.is_full(s):
-                out[:, s] = e
-            else:
-                out[bars.rows, s] = e
-        assert out is not None
+            out[bars.rows, s] = self._exposure_of(bars)
         return out
 
     def params_json(self) -> str:
@@ -109,29 +97,17 @@ class Strategy(ABC, Generic[P]):
 @dataclass(frozen=True)
 class SignalRows:
     """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
-    it: the market's index of the decision bar and of the symbol, the side, the size (shares, NaN for a
-    target-weight signal, or target weight) and the signal time (epoch microseconds). A strategy has these in
-    hand; from a signals file the backtest derives them (looking up bars and symbols).
+    it: the signal time (epoch microseconds), the market's index of the decision bar and of the symbol, the
+    side, the size (shares, NaN for a target-weight signal, or target weight). A strategy has these in hand;
+    from a signals file the backtest derives them (looking up bars and symbols)."""
 
-    The frame, and a strategy's signal times (gathered from the bars: a cache miss per signal), are built
-    when first read: a backtest fills its orders without them (unless they fill at the signal bar's close),
-    on a second core while this one builds the frame."""
-
-    build: Callable[[], pl.DataFrame]
-    stamp: Callable[[], np.ndarray]
+    frame: pl.DataFrame
+    time: np.ndarray
     bar: np.ndarray
     symbol: np.ndarray
     buy: np.ndarray
     quantity: np.ndarray
     weight: np.ndarray
-
-    @cached_property
-    def time(self) -> np.ndarray:
-        return self.stamp()
-
-    @cached_property
-    def frame(self) -> pl.DataFrame:
-        return self.build()
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,16 +150,12 @@ def _signal_rows(
 ) -> SignalRows:
     """The signals from each symbol's held-state changes (indices into the symbol's own bars)."""
     bars = [idx if market.is_full(s) else market.rows(s)[idx] for s, (idx, _, _) in enumerate(changes)]
-    if market.n_symbols == 1:  # already in time order: no copies
-        t, (_, before, after) = bars[0], changes[0]
-        s_idx = np.zeros(t.shape[0], dtype=np.intp)
-    else:
-        t = np.concatenate(bars)
-        s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
-        order = np.lexsort((s_idx, t))
-        t, s_idx = t[order], s_idx[order]
-        before = np.concatenate([c[1] for c in changes])[order]
-        after = np.concatenate([c[2] for c in changes])[order]
+    t = np.concatenate(bars)
+    s_idx = np.concatenate([np.full(c[0].shape[0], s, dtype=np.intp) for s, c in enumerate(changes)])
+    order = np.lexsort((s_idx, t))
+    t, s_idx = t[order], s_idx[order]
+    before = np.concatenate([c[1] for c in changes])[order]
+    after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
     buy, codes, change = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64), np.empty(n)
     signal_sides(before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"], buy, codes, change)
@@ -193,27 +165,18 @@ def _signal_rows(
     else:
         quantity, weight = np.full(n, np.nan), after * sizing.weight
 
-    @cache
-    def points() -> tuple[np.ndarray, np.ndarray]:
-        """The time and close of each signal's bar."""
-        ts, price = np.empty(n, dtype=np.int64), np.empty(n)
-        bar_points(market.times, market.close, t, s_idx, ts, price)
-        return ts, price
-
-    def frame() -> pl.DataFrame:
-        ts, price = points()
-        nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
-        size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
-        keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
-        return pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
-            signal_ids(np.take(keys, s_idx), ts, codes),
-            pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
-            text_column("symbol", market.symbols, s_idx),
-            text_column("action", ("SELL", "BUY"), buy.view(np.int8)),
-            size[0].alias("quantity"),
-            text_column("strategy", (strategy,), np.zeros(n, dtype=np.int8)),
-            pl.Series("price", price),
-            size[1].alias("target_weight"),
-        ])
-
-    return SignalRows(frame, lambda: points()[0], t, s_idx, buy, quantity, weight)
+    ts, price = market.times[t], market.close[t, s_idx]
+    nulls = pl.Series([None], dtype=pl.Float64).new_from_index(0, n)
+    size = (pl.Series(quantity), nulls) if sizing.sizing == "quantity" else (nulls, pl.Series(weight))
+    keys = np.array([id_key(strategy, params_json, sym) for sym in market.symbols], dtype=np.uint64)
+    frame = pl.DataFrame([  # already of SIGNAL_SCHEMA's types, in its order
+        signal_ids(np.take(keys, s_idx), ts, codes),
+        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+        pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
+        pl.Series("action", ["SELL", "BUY"]).gather(buy.view(np.int8)),
+        size[0].alias("quantity"),
+        pl.Series("strategy", [strategy] * n, dtype=pl.String),
+        pl.Series("price", price),
+        size[1].alias("target_weight"),
+    ])
+    return SignalRows(frame, ts, t, s_idx, buy, quantity, weight)

@@ -7,10 +7,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from marketboss import buffers, worker
 from marketboss.data.market import SymbolBars
 from marketboss.strategies.base import Strategy, StrategyParams, held_changes
-from marketboss.strategies.nb import RESTART, fill_steps, ma_cross
+from marketboss.strategies.nb import fill_steps, ma_cross
 
 
 class MACrossoverParams(StrategyParams):
@@ -44,35 +43,12 @@ class MACrossover(Strategy[MACrossoverParams]):
         return idx[j], before, after
 
     def _crosses(self, bars: SymbolBars) -> tuple[np.ndarray, np.ndarray]:
-        """(bars where the averages cross, the side each crosses to: +1 above, -1 below). A long series of
-        simple averages is split at a restart point near its middle, its later half on the second core."""
+        """(bars where the averages cross, the side each crosses to: +1 above, -1 below)."""
         p = self.params
-        x, n, ema = bars.close, len(bars), p.ma == "ema"
-        idx = buffers.take((n,), np.int64)  # room for a cross at every bar
-        mid = (n // 2 + RESTART // 2) // RESTART * RESTART if n >= 2 * RESTART else 0  # the nearest to n / 2
-        if ema or mid < p.slow:
-            k, _, first, _ = ma_cross(x, p.fast, p.slow, ema, 0, n, RESTART, idx)
-            crosses = idx[:k]
-        else:
-            later_idx = buffers.take((n - mid,), np.int64)
-            later = worker.start(ma_cross, x, p.fast, p.slow, False, mid, n, RESTART, later_idx)
-            k, _, first, last = ma_cross(x, p.fast, p.slow, False, 0, mid, RESTART, idx)
-            k_b, bar_b, first_b, _ = later()
-            crosses = join_crosses(idx[:k], last, later_idx[:k_b], bar_b, first_b)
-            first = first if first >= 0 else first_b
-        side = np.empty(crosses.shape[0])
+        idx = np.empty(len(bars), dtype=np.int64)  # room for a cross at every bar
+        k, first = ma_cross(bars.close, p.fast, p.slow, p.ma == "ema", idx)
+        side = np.empty(k)
         away = -1.0 if first == 1 else 1.0  # crosses alternate, starting away from the side first taken
         side[0::2] = away
         side[1::2] = -away
-        return crosses, side
-
-
-def join_crosses(
-    early: np.ndarray, early_last: int, later: np.ndarray, later_bar: int, later_first: int
-) -> np.ndarray:
-    """The crosses of [0, m) from those of [0, mid) and [mid, m) computed apart: the later part took its
-    side at later_bar without knowing the side before it, which is a cross when the sides differ."""
-    parts = [early]
-    if early_last >= 0 and later_first >= 0 and later_first != early_last:
-        parts.append(np.array([later_bar], dtype=np.int64))
-    return np.concatenate([*parts, later])
+        return idx[:k], side

@@ -37,13 +37,12 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marketboss.data.io import Rejected, default_rejects_path, read_jsonl_records, write_jsonl
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
-from marketboss.nb import id_text
+from marketboss.signals.nb import id_text
 
 SIGNAL_FIELDS = ("id", "timestamp", "symbol", "action", "quantity", "strategy", "price", "target_weight")
 SIGNAL_SCHEMA: dict[str, pl.DataType] = {
@@ -58,7 +57,7 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
 }
 ACTION_CODES = {"BUY": 1, "SELL": 2}
 ID_PREFIX = "sig-"
-_PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint32)[0]  # the id kernel writes exactly 4 bytes
+_PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)  # the id kernel writes exactly 4 bytes
 
 
 class Signal(BaseModel):
@@ -116,17 +115,12 @@ def id_key(strategy: str, params_json: str, symbol: str) -> int:
 
 def signal_ids(keys: np.ndarray, ts_us: np.ndarray, action_codes: np.ndarray) -> pl.Series:
     """Ids for many signals at once (keys from id_key, timestamps in epoch microseconds): the hashing and
-    the text in one compiled pass, into one Arrow buffer (no Python object per id)."""
+    the text in one compiled pass (no Python object per id)."""
     k, t, a = np.broadcast_arrays(np.asarray(keys, dtype=np.uint64), np.asarray(ts_us, dtype=np.int64),
                                   np.asarray(action_codes, dtype=np.int64))
-    n = k.shape[0]
-    slots = np.empty(3 * n, dtype=np.uint64)
-    views = np.empty((n, 4), dtype=np.int32)
-    id_text(np.ascontiguousarray(k), np.ascontiguousarray(t), np.ascontiguousarray(a), _PREFIX, slots, views)
-    arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(slots)])
-    out = pl.from_arrow(arr)
-    assert isinstance(out, pl.Series)
-    return out.alias("id")
+    text = np.empty((k.shape[0], len(ID_PREFIX) + 16), dtype=np.uint8)
+    id_text(np.ascontiguousarray(k), np.ascontiguousarray(t), np.ascontiguousarray(a), _PREFIX, text)
+    return pl.Series("id", text.view(f"S{text.shape[1]}").ravel()).cast(pl.String)
 
 
 def epoch_us(ts: datetime) -> int:
