@@ -17,7 +17,6 @@ from marketboss.config import get_settings
 from marketboss.data.calendar import NY
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
-from marketboss.ml.drift import THRESHOLD_OPTIONS
 
 log = get_logger(__name__)
 models_app = typer.Typer(help="Trained models in models/<name>/<version>/.", no_args_is_help=True)
@@ -26,7 +25,7 @@ DataOpt = typer.Option(None, "--data", help="Bars file (default: data/market_dat
 ModelsDirOpt = typer.Option(None, "--models-dir", help="Default: models (env MARKETBOSS_MODELS_DIR).")
 
 
-_OPTIONS = {**THRESHOLD_OPTIONS, "model_type": "--model", "params": "--param"}
+_OPTIONS = {"model_type": "--model", "params": "--param"}
 
 
 def _option_error(exc: ValidationError) -> MarketBossError:
@@ -36,7 +35,10 @@ def _option_error(exc: ValidationError) -> MarketBossError:
     if not err["loc"]:
         return MarketBossError(msg)
     field = str(err["loc"][0])
-    return MarketBossError(f"{_OPTIONS.get(field, '--' + field.replace('_', '-'))}: {msg}")
+    from marketboss.ml.drift import THRESHOLD_OPTIONS  # here: drift brings scipy, which --help does not need
+
+    option = {**THRESHOLD_OPTIONS, **_OPTIONS}.get(field, "--" + field.replace("_", "-"))
+    return MarketBossError(f"{option}: {msg}")
 
 
 def _day(text: str | None, opt: str) -> date | None:
