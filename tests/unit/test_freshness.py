@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marketboss.data.calendar import Timeframe
+import pytest
+
+from marketboss.data.calendar import Timeframe, infer_timeframe
+from marketboss.data.synth import synth_bars
+from marketboss.errors import MarketBossError
 from marketboss.execution.freshness import Age, Freshness, ages
 
 DAY = Timeframe.parse("1Day")
@@ -38,3 +42,11 @@ def test_intraday_signals_age_bar_by_bar_across_the_night() -> None:
     many = ages([first, last, utc(2024, 7, 8, 13, 32)], utc(2024, 7, 8, 13, 36), FIVE)
     assert [a.freshness for a in many] == [Freshness.FRESH, Freshness.FUTURE, Freshness.FRESH]
     assert ages([], utc(2024, 7, 8), FIVE) == []
+
+
+def test_the_timeframe_is_read_from_the_bars_spacing() -> None:
+    for tf in ("1Day", "1Min", "5Min", "15Min", "1Hour"):
+        bars = synth_bars(["AAPL", "MSFT"], "2024-07-01", "2024-07-05", tf, seed=3)
+        assert str(infer_timeframe(bars)) == tf
+    with pytest.raises(MarketBossError, match="no bars"):
+        infer_timeframe(synth_bars(["AAPL"], "2024-07-01", "2024-07-05", "1Day", seed=3).clear())

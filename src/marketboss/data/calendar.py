@@ -101,6 +101,25 @@ def is_session(day: date | str) -> bool:
     return bool(nyse().is_session(pd.Timestamp(day)))
 
 
+def infer_timeframe(bars: pl.DataFrame) -> Timeframe:
+    """The bars' timeframe from their spacing: 1Day when every symbol has one bar a session, else the most common
+    gap between a symbol's consecutive bars within a session (1Min, 5Min, 15Min, 1Hour ...)."""
+    if bars.is_empty():
+        raise MarketBossError("no bars to tell the timeframe from")
+    day = pl.col("timestamp").dt.convert_time_zone(NY).dt.date()
+    gaps = (
+        bars.select("symbol", "timestamp", day.alias("day"))
+        .sort("symbol", "timestamp")
+        .select(pl.col("timestamp").diff().over("symbol", "day").dt.total_minutes().alias("gap"))
+        .drop_nulls()
+        .filter(pl.col("gap") > 0)
+    )
+    if gaps.is_empty():
+        return Timeframe(1, "Day")
+    minutes = int(gaps["gap"].mode().min())  # type: ignore[arg-type]
+    return Timeframe(minutes // 60, "Hour") if minutes % 60 == 0 else Timeframe(minutes, "Min")
+
+
 def split_non_sessions(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(bars on NYSE sessions, bars on days the exchange was closed: weekends, holidays), by each bar's New York
     date. Days outside the calendar's range are kept: nothing says they were closed."""
