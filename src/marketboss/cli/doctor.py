@@ -10,6 +10,7 @@ import typer
 from marketboss.cli.common import console
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
+from marketboss.logging import redact_text
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -44,7 +45,7 @@ def doctor(
             else (WARN, "APCA_API_KEY_ID / APCA_API_SECRET_KEY not set: paper trading will use the local broker")
         ),
     )
-    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True)))
+    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True).display))
     bars_path = data or s.market_data
     check("market data", lambda: (OK, f"{bars_path}: {len(read_bars(bars_path)):,} valid bars"))
     sig_path = signals or s.signals
@@ -65,7 +66,7 @@ def doctor(
             results.append(("broker", FAIL, str(exc)))
     for name, status, detail in results:
         colour = {OK: "green", WARN: "yellow", FAIL: "red"}[status]
-        console.print(f"[{colour}]{status:>4}[/] {name:<12} {detail}")
+        console.print(f"[{colour}]{status:>4}[/] {name:<12} {redact_text(detail)}", markup=True, highlight=False)
     failed = [n for n, st, _ in results if st == FAIL]
     if failed:
         raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")
