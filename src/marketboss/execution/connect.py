@@ -17,6 +17,7 @@ from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.base import AuthError, BrokerError
 from marketboss.config import DATA_URL, LIVE_URL, PAPER_URL, Endpoint, Settings, classify_url
 from marketboss.errors import ConfigError
+from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
 from marketboss.local_broker.config import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import register_secret
 
@@ -81,10 +82,11 @@ def local_keys() -> tuple[str, str]:
     )
 
 
-def verify(conn: Connection) -> None:
-    """One authenticated call before trading, so wrong keys fail with one clear line, not mid-run."""
+def verify(conn: Connection, retry_budget: float = DEFAULT_BUDGET) -> None:
+    """One authenticated call before trading, so wrong keys fail with one clear line, not mid-run. Retried like
+    any call: a single 5xx or 429 at start-up is not a reason to give up."""
     try:
-        acct = conn.broker.account()
+        acct = Retrier(conn.broker, retry_budget)("get account", conn.broker.account)
     except AuthError as exc:
         raise ConfigError(
             f"the broker at {conn.where} refused the credentials (HTTP {exc.status}): "
@@ -105,7 +107,11 @@ def connect(
     broker_url: str | None = None,
     local_data: Path | None = None,
     local_db: Path | None = None,
+    retry_budget: float = DEFAULT_BUDGET,
+    request_timeout: float = 10.0,
 ) -> Iterator[Connection]:
+    """The broker a run talks to, verified. The endpoint is decided (and the live guard passed) before anything
+    connects; a broker started here stops when the block ends."""
     ep = check_endpoint(settings, live, confirm_live)
     register_secret(*settings.secrets())
     if settings.has_alpaca_credentials:
@@ -117,6 +123,7 @@ def connect(
             ep.url,
             data_url=data_url,
             paper=ep.kind != "live",
+            timeout=request_timeout,
         )
         if ep.kind == "other":
             data_note = "" if data_url == ep.url else f", market data from {classify_url(data_url or DATA_URL).display}"
@@ -124,15 +131,15 @@ def connect(
         else:
             note = f"Alpaca {'LIVE' if ep.kind == 'live' else 'paper'} at {ep.display}"
         conn = Connection(broker, "live" if ep.kind == "live" else "paper", note, ep.display)
-        verify(conn)
+        verify(conn, retry_budget)
         yield conn
         return
     local_url = broker_url or os.environ.get("MARKETBOSS_BROKER_URL")
     why = "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY)"
     if local_url:
         shown = classify_url(local_url, "--broker-url").display
-        conn = _local(local_url, f"{why}: paper trading on the local broker at {shown}", None)
-        verify(conn)
+        conn = _local(local_url, f"{why}: paper trading on the local broker at {shown}", None, request_timeout)
+        verify(conn, retry_budget)
         yield conn
         return
     from marketboss.local_broker.process import local_broker
@@ -143,12 +150,12 @@ def connect(
     db = local_db or data.parent / "broker.sqlite"
     key, secret = local_keys()
     with local_broker(data, db, key_id=key, secret_key=secret) as (base, _, _):
-        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data)
-        verify(conn)
+        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data, request_timeout)
+        verify(conn, retry_budget)
         yield conn
 
 
-def _local(url: str, note: str, data: Path | None) -> Connection:
+def _local(url: str, note: str, data: Path | None, timeout: float) -> Connection:
     key, secret = local_keys()
-    broker = AlpacaBroker(key, secret, url, data_url=url, is_local=True)
+    broker = AlpacaBroker(key, secret, url, data_url=url, is_local=True, timeout=timeout)
     return Connection(broker, "local", note, classify_url(url, "--broker-url").display, key, secret, data)
