@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import io
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -55,10 +58,14 @@ def file_format(path: str | Path) -> str:
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file."""
+    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file.
+
+    The temporary name carries the writer's pid, so the next write beside it removes what a killed writer
+    left (remove_stale_temps)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
@@ -71,6 +78,86 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Build a directory in a temporary sibling, then swap it into place whole (Linux renameat2 EXCHANGE):
+    at every instant `path` is the complete old directory or the complete new one, even under kill -9."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(target, "exists and is not a directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmpdir", dir=target.parent))
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_UMASK)
+        _fsync_dir(stage)
+        if target.exists():
+            _exchange(stage, target)  # the stage now holds the old directory
+        else:
+            os.rename(stage, target)
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically; where the kernel cannot, two renames (a moment with `b` missing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+    except (AttributeError, OSError):
+        pass
+    old = Path(tempfile.mkdtemp(prefix=f".{b.name}.{os.getpid()}.", suffix=".tmpdir", dir=b.parent))
+    os.rename(b, old / "old")
+    os.rename(a, b)
+    os.rename(old, a)
+
+
+_STALE_SCANNED: set[Path] = set()
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Delete the temporary siblings of `target` whose writer is dead (killed mid-write); once per directory
+    and process, so a writer of many files pays for one scan."""
+    parent = target.parent.resolve()
+    key = parent / target.name
+    if key in _STALE_SCANNED:
+        return
+    _STALE_SCANNED.add(key)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[A-Za-z0-9_]+\.(tmp|tmpdir)$")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or _alive(int(m[1])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _current_umask() -> int:
@@ -431,6 +518,7 @@ def _iter_raw(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
 __all__ = [
     "TIMESTAMP_DTYPE",
     "JsonlAppender",
+    "atomic_directory",
     "atomic_open",
     "atomic_write_bytes",
     "default_rejects_path",
