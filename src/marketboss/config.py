@@ -92,7 +92,10 @@ class Settings(BaseSettings):
         """Values that must never be printed or logged (passwords in the URLs' userinfo included)."""
         found = [s.get_secret_value() for s in (self.apca_api_key_id, self.apca_api_secret_key) if s]
         for url in (self.apca_api_base_url, self.apca_data_url):
-            password = urlsplit(url.strip()).password if url else None
+            try:
+                password = urlsplit(url.strip()).password if url else None
+            except ValueError:  # not a URL: classify_url says so when it is used
+                password = None
             if password:
                 found += [password, unquote(password)]
         return found + self.alert_url_list()

@@ -106,7 +106,7 @@ def test_a_password_in_the_base_url_is_never_printed(tmp_path: Path) -> None:
     signals, _ = make_signals(tmp_path, bars, n=1)
     env = _env(APCA_API_BASE_URL="http://trader:hunter2pass@127.0.0.1:9", APCA_API_KEY_ID="PKPAPER",
                APCA_API_SECRET_KEY=SECRET, MARKETBOSS_LOG_LEVEL="info")  # fmt: skip
-    paper = _run("loopback", tmp_path, env, "paper", "--signals", str(signals))
+    paper = _run("loopback", tmp_path, env, "paper", "--signals", str(signals), "--retry-budget", "1")
     doctor = _run("loopback", tmp_path, env, "doctor", "--signals", str(signals))
     assert paper.returncode == 2 and "cannot reach the broker at http://127.0.0.1:9" in paper.stderr
     assert doctor.returncode == 2 and "http://127.0.0.1:9" in doctor.stdout

@@ -30,6 +30,7 @@ def test_paper_other_and_invalid_urls() -> None:
     assert (other.kind, other.url, other.display, other.password) == (
         "other", "http://bob:s3cret@127.0.0.1:8765", "http://127.0.0.1:8765", "s3cret"
     )
+    assert Settings(APCA_API_BASE_URL="http://[::1").secrets() == []
     for bad in ("ftp://api.alpaca.markets", "api.alpaca.markets", "https://data.alpaca.markets", "http://[::1"):
         with pytest.raises(ConfigError):
             classify_url(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,21 +189,22 @@ def _apply(args: tuple[str, list[tuple[str, object]], bool]) -> str:
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _one_line_or_nothing(call: object, path: Path) -> None:
-    try:
-        call()  # type: ignore[operator]
-    except InputError as exc:
-        text = str(exc)
-        assert text.startswith(str(path)) and "\n" not in text and len(text) < 600, text
+def _only_one_line_errors(path: Path, text: str, *readers: Callable[[Path], object]) -> None:
+    """Each reader accepts the file or raises the one-line InputError naming it; nothing else escapes."""
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    for read in readers:
+        try:
+            read(path)
+        except InputError as exc:
+            message = str(exc)
+            assert message.startswith(str(path)) and "\n" not in message and len(message) < 600, message
 
 
 @FUZZ
 @given(lines=st.lists(_line(BAR, _bar_keys), min_size=1, max_size=6))
 def test_fuzz_the_bars_readers_find_only_one_line_errors(tmp_path: Path, lines: list[str]) -> None:
-    path = tmp_path / "fuzz.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
-    _one_line_or_nothing(lambda: read_bars(path), path)
-    _one_line_or_nothing(lambda: read_bars(path, skip_invalid=True), path)
+    _only_one_line_errors(tmp_path / "fuzz.jsonl", "\n".join(lines) + "\n", read_bars,
+                          lambda p: read_bars(p, skip_invalid=True))  # fmt: skip
 
 
 @FUZZ
@@ -210,17 +212,12 @@ def test_fuzz_the_bars_readers_find_only_one_line_errors(tmp_path: Path, lines: 
                                                   "-1", "nan", '"q"', "0001-01-01"]), min_size=5, max_size=8),
                      min_size=1, max_size=5))  # fmt: skip
 def test_fuzz_the_csv_bars_readers_find_only_one_line_errors(tmp_path: Path, rows: list[list[str]]) -> None:
-    path = tmp_path / "fuzz.csv"
-    path.write_text(CSV_HEAD + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
-    _one_line_or_nothing(lambda: read_bars(path), path)
-    _one_line_or_nothing(lambda: import_bars(path), path)
+    text = CSV_HEAD + "\n".join(",".join(r) for r in rows) + "\n"
+    _only_one_line_errors(tmp_path / "fuzz.csv", text, read_bars, import_bars)
 
 
 @FUZZ
 @given(lines=st.lists(_line(SIG, _sig_keys), min_size=1, max_size=6))
 def test_fuzz_the_signals_readers_find_only_one_line_errors(tmp_path: Path, lines: list[str]) -> None:
-    path = tmp_path / "fuzz.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
-    _one_line_or_nothing(lambda: read_signals(path), path)
-    _one_line_or_nothing(lambda: read_signals_frame(path), path)
-    _one_line_or_nothing(lambda: read_signals(path, skip_invalid=True), path)
+    _only_one_line_errors(tmp_path / "fuzz.jsonl", "\n".join(lines) + "\n", read_signals, read_signals_frame,
+                          lambda p: read_signals(p, skip_invalid=True))  # fmt: skip

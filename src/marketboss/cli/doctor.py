@@ -20,6 +20,7 @@ def doctor(
     broker_url: str = typer.Option(None, help="A running local broker to check (when no credentials are set)."),
     signals: Path = typer.Option(None, "--signals", help="Signals file to validate (default: data/signals.jsonl)."),
     data: Path = typer.Option(None, "--data", help="Bars file to validate (default: data/market_data.jsonl)."),
+    retry_budget: float = typer.Option(5.0, help="Seconds to retry an unanswered broker (a check: short)."),
 ) -> None:
     """Check credentials, endpoint, broker, account, market clock and input files; print what to fix."""
     from marketboss.data.io import read_bars
@@ -52,7 +53,8 @@ def doctor(
     check("signals", lambda: (OK, f"{sig_path}: {len(read_signals(sig_path)):,} valid signals"))
     if endpoint_ok:
         try:
-            with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path) as conn:
+            with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path,
+                         retry_budget=retry_budget) as conn:  # fmt: skip
                 acct = conn.broker.account()
                 results.append(("broker", OK, conn.note))
                 results.append(("account", OK, f"{acct.status}, equity ${acct.equity:,.2f}, buying power "
