@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marketboss.errors import ConfigError
+
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
+LIVE_HOST = "api.alpaca.markets"
+PAPER_HOST = "paper-api.alpaca.markets"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A trading URL as the live guard sees it: which venue it reaches, and how to show it without secrets."""
+
+    kind: Literal["live", "paper", "other"]
+    url: str  # what the client connects to: the canonical Alpaca URL, or the user's URL minus a trailing /
+    display: str  # the same without user name and password: the only form ever printed
+    password: str | None  # userinfo password, to register as a secret
+
+
+def classify_url(raw: str, name: str = "APCA_API_BASE_URL") -> Endpoint:
+    """The one URL classification every command uses (paper, doctor, the scheduler's paper job, data fetch).
+
+    Parses scheme, host (case and trailing dots normalised, %-escapes decoded), port and path, so that every
+    spelling that reaches Alpaca's live host is live: `https://API.alpaca.markets.:443/v2`, `http://...`,
+    surrounding spaces. Alpaca's hosts always get their canonical URL (https, no path); anything else is
+    another Alpaca-compatible broker (the local one), used as given. The error never repeats a password.
+    """
+    text = raw.strip()
+    try:
+        parts = urlsplit(text)
+        host = unquote(parts.hostname or "").rstrip(".").lower()
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} is not a URL: use e.g. {PAPER_URL}") from None
+    password = unquote(parts.password) if parts.password else None
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    display = parts._replace(netloc=netloc).geturl().rstrip("/")
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ConfigError(f"{name} '{display}' is not an http(s) URL: use e.g. {PAPER_URL}")
+    if host == LIVE_HOST:
+        return Endpoint("live", LIVE_URL, LIVE_URL, password)
+    if host == PAPER_HOST:
+        return Endpoint("paper", PAPER_URL, PAPER_URL, password)
+    if host.endswith(".alpaca.markets") or host == "alpaca.markets":
+        raise ConfigError(f"{name} '{display}' is an Alpaca host but not a trading endpoint: use {PAPER_URL}")
+    del port  # parsed to reject a malformed one; any port of a non-Alpaca host is that host's business
+    return Endpoint("other", text.rstrip("/"), display, password)
 
 
 def _env(name: str) -> AliasChoices:
@@ -43,9 +90,27 @@ class Settings(BaseSettings):
         return bool(self.apca_api_key_id and self.apca_api_secret_key)
 
     def secrets(self) -> list[str]:
-        """Values that must never be printed or logged."""
+        """Values that must never be printed or logged (passwords in the URLs' userinfo included)."""
         found = [s.get_secret_value() for s in (self.apca_api_key_id, self.apca_api_secret_key) if s]
+        for url in (self.apca_api_base_url, self.apca_data_url):
+            try:
+                password = urlsplit(url.strip()).password if url else None
+            except ValueError:  # not a URL: classify_url says so when it is used
+                password = None
+            if password:
+                found += [password, unquote(password)]
         return found + self.alert_url_list()
+
+    def data_url(self) -> str | None:
+        """Market data goes where trading goes unless APCA_API_DATA_URL says otherwise: a non-Alpaca base URL
+        (the local broker serves both) keeps the keys off Alpaca's data host. None: Alpaca's own data URL."""
+        if self.apca_data_url:
+            return self.apca_data_url.strip().rstrip("/")
+        if self.apca_api_base_url:
+            base = classify_url(self.apca_api_base_url)
+            if base.kind == "other":
+                return base.url
+        return None
 
     def alert_url_list(self) -> list[str]:
         """apprise URLs from MARKETBOSS_ALERT_URLS, separated by commas or spaces."""

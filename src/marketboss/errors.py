@@ -21,6 +21,7 @@ class InputError(MarketBossError):
         self.reason = reason
         where = self.path if line is None else f"{self.path}:{line}"
         what = f" field '{field}':" if field else ""
+        self.location = f"{where}:{what}".rstrip(":")  # file, line and field: what a page may show of bad input
         super().__init__(f"{where}:{what} {reason}")
 
 

@@ -46,9 +46,11 @@ def empty(path: Path) -> Path:
 
 
 def input_error(fn: object, *args: object) -> str:
+    """Where the reader says the input is bad (file, line, field): all the page shows of it."""
     with pytest.raises(InputError) as exc:
         fn(*args)  # type: ignore[operator]
-    return str(exc.value)
+    assert exc.value.reason not in exc.value.location
+    return exc.value.location
 
 
 def backtest_metrics(demo: Demo, signals: Path | None = None, **cfg: float) -> dict[str, object]:
@@ -130,6 +132,7 @@ def test_market_malformed_line_names_file_line_and_field(dash: Dash, demo: Demo,
     at = dash(market_data=bad)
     (error,) = messages(section(at, "market"), "error")
     assert input_error(read_bars, bad) in error and ":3: field 'close'" in error
+    assert "abc" not in error and "expected a number" not in error  # never the file's content
     assert messages(section(at, "backtest"), "error")  # the backtest needs the bars too
     assert metrics(section(at, "paper"))["Trades executed"] != display.NA
 
@@ -191,6 +194,7 @@ def test_signals_bad_file(dash: Dash, demo: Demo, tmp_path: Path, state: str) ->
     else:
         (error,) = messages(block, "error")
         assert input_error(read_signals_frame, path) in error and ":2: field 'action'" in error
+        assert "HOLD" not in error
     assert metrics(section(at, "market"))["Bars"] != display.NA
     assert charts(section(at, "paper"))
 
@@ -269,7 +273,7 @@ def test_models_bad_input(dash: Dash, demo: Demo, tmp_path: Path, state: str) ->
         assert str(models) in info and ("not found" in info if state == "missing" else "No model" in info)
     elif state == "malformed_metadata":
         (error,) = messages(block, "error")
-        assert f"{models / 'ridge_fwd5/v2/metadata.json'}:2:" in error and "invalid JSON" in error
+        assert f"Malformed input: {models / 'ridge_fwd5/v2/metadata.json'}:2 (" in error
     else:
         (error,) = messages(block, "error")
         assert ":2: field 'decision'" in error and "decisions.jsonl" in error
@@ -489,7 +493,7 @@ def test_strategy_comparison_bad_runs(dash: Dash, demo: Demo, tmp_path: Path, st
     block = section(dash(runs_dir=runs), "strategies")
     if state == "malformed":
         (error,) = messages(block, "error")
-        assert f"{runs / 'momentum/metrics.json'}:2:" in error and "invalid JSON" in error
+        assert f"Malformed input: {runs / 'momentum/metrics.json'}:2 (" in error and "oops" not in error
         assert list(block.dataframe[0].value.columns) == ["ma_crossover", "mean_reversion"]
     else:
         (info,) = messages(block, "info")

@@ -78,7 +78,7 @@ def test_faults_never_duplicate_an_order_and_every_signal_finishes(tmp_path: Pat
     data, bars = make_bars(tmp_path)
     signals_path, signals = make_signals(tmp_path, bars, n=9)
     with broker(tmp_path, data, faults=faults, rate_limit=0) as lb:
-        executor(tmp_path, lb, signals_path, data, max_retries=12).run()
+        executor(tmp_path, lb, signals_path, data, retry_budget=60).run()
         orders = broker_orders_without_faults(lb)
         assert _positions(lb) == _expected_positions(signals)
     coids = Counter(o["client_order_id"] for o in orders)

@@ -92,14 +92,14 @@ def test_the_guides_minimal_form_gets_stable_unique_ids(tmp_path: Path) -> None:
 BAD_LINES = [
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "quantity": 10}', "symbol", "missing"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "HOLD", "symbol": "AAPL", "quantity": 10}', "action", "BUY"),
-    ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL", "quantity": -5}', "quantity", "greater"),
+    ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL", "quantity": -5}', "quantity", "range"),
     ('{"timestamp": "yesterday", "action": "BUY", "symbol": "AAPL", "quantity": 5}', "timestamp", "datetime"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "aapl", "quantity": 5}', "symbol", "upper"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL"}', None, "exactly one"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL", "quantity": 1, "target_weight": 0.5}',
      None, "exactly one"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL", "target_weight": 1.5}',
-     "target_weight", "less than or equal"),
+     "target_weight", "1.5 is out of range: must be >= -1 and <= 1"),
     ('{"timestamp": "2025-01-02T14:30:00Z", "action": "BUY", "symbol": "AAPL", "quantity": 5', None, "invalid JSON"),
 ]
 

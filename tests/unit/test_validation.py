@@ -48,7 +48,7 @@ CASES = [
     (_with(0, volume=-5), 1, "volume", "volume must be >= 0"),
     (_with(2, timestamp="2024-01-03T05:00:00Z"), 3, "timestamp", "duplicate bar for AAPL"),
     (_with(2, timestamp="2024-01-01T05:00:00Z"), 3, "timestamp", "not sorted"),
-    (_with(1, symbol="aapl"), 2, "symbol", "must be upper-case"),
+    (_with(1, symbol="aapl"), 2, "symbol", "is not a symbol: upper-case letters and digits"),
     (_with(1, close=_DROP), 2, "close", "missing"),
     (_with(1, high="11.5"), 2, "high", "expected a number"),
     (_with(0, timestamp="yesterday"), 1, "timestamp", "not an ISO-8601 timestamp"),

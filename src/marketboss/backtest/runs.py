@@ -20,7 +20,7 @@ import polars as pl
 
 from marketboss.backtest.engine import BacktestResult
 from marketboss.backtest.metrics import json_safe
-from marketboss.data.io import atomic_write_bytes
+from marketboss.data.io import atomic_directory, atomic_write_bytes
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.signals import write_signals
@@ -66,17 +66,17 @@ def _jsonl_bytes(df: pl.DataFrame) -> bytes:
 def save_run(
     result: BacktestResult, out_dir: str | Path, info: dict[str, Any], signals: pl.DataFrame | None = None
 ) -> Run:
-    """Write every file of the run atomically (metrics.json last, so a complete metrics.json means a
-    complete run)."""
+    """Write the run whole: built in a temporary sibling and swapped into place, so an interrupted rewrite leaves
+    the old run intact (never old metrics beside new frames) and a reader sees one complete run or the other."""
     path = Path(out_dir)
     run = Run.from_result(result, path, info)
-    path.mkdir(parents=True, exist_ok=True)
-    for name in FRAMES:
-        atomic_write_bytes(path / f"{name}.jsonl", _jsonl_bytes(getattr(run, name)))
-    if signals is not None:
-        write_signals(path / "signals.jsonl", signals)
     text = json.dumps(run.metrics, indent=2, allow_nan=False) + "\n"
-    atomic_write_bytes(path / METRICS_FILE, text.encode())
+    with atomic_directory(path) as stage:
+        for name in FRAMES:
+            atomic_write_bytes(stage / f"{name}.jsonl", _jsonl_bytes(getattr(run, name)))
+        if signals is not None:
+            write_signals(stage / "signals.jsonl", signals)
+        atomic_write_bytes(stage / METRICS_FILE, text.encode())
     return run
 
 

@@ -7,8 +7,11 @@ executor retries itself, looking an order up by client_order_id before it ever s
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
@@ -30,6 +33,7 @@ from marketboss.broker.base import (
 )
 
 T = TypeVar("T")
+MAX_WAIT = 65.0  # seconds: no broker instruction makes us wait longer than a rate-limit window
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -91,14 +95,10 @@ class AlpacaBroker:
 
         return note
 
-    def _reset_in(self) -> float:
-        resets = [reset for _, reset in self._budgets.values()]
-        return max(0.0, min(65.0, max(resets) - time.time())) if resets else 1.0
-
     def throttle_wait(self) -> float:
         now = time.time()
         waits = [reset - now for remaining, reset in self._budgets.values() if remaining <= 2]
-        return max(0.0, min(65.0, max(waits))) if waits else 0.0
+        return max(0.0, min(MAX_WAIT, max(waits))) if waits else 0.0
 
     # ------------------------------------------------------------------------------------------ errors
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -108,8 +108,8 @@ class AlpacaBroker:
             return fn()
         except APIError as exc:
             err = _translate(what, exc)
-            if isinstance(err, TransientError) and err.status == 429:
-                err.retry_after = self._reset_in()
+            if isinstance(err, TransientError):
+                err.retry_after = retry_after(getattr(exc, "response", None))
             raise err from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{what}: no answer from the broker ({type(exc).__name__})") from None
@@ -188,6 +188,26 @@ class AlpacaBroker:
             return None
         return _order(o)
 
+    def fill_commission(self, order: Order) -> float:
+        """The commission the broker charged on an order's fills (its FILL activities; Alpaca's equities are
+        commission-free, so there the field is absent and this is 0)."""
+        params: dict[str, Any] = {"direction": "asc", "page_size": 100}
+        if order.submitted_at is not None:
+            params["after"] = (order.submitted_at - timedelta(seconds=1)).isoformat()
+        total, seen = 0.0, 0.0
+        for _ in range(100):  # at most 10,000 fills after the order: far beyond any one order's
+            page: Any = self._call(
+                f"fills of order {order.id}", lambda: self._trading.get("/account/activities/FILL", dict(params))
+            )
+            for fill in page or []:
+                if str(fill.get("order_id")) == order.id:
+                    total += _f(fill.get("commission"))
+                    seen += _f(fill.get("qty"))
+            if not page or len(page) < params["page_size"] or seen >= order.filled_qty:
+                break
+            params["page_token"] = page[-1]["id"]
+        return round(total, 6)
+
     def open_orders(self) -> list[Order]:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
@@ -220,6 +240,27 @@ class AlpacaBroker:
 
     def cancel_all_orders(self) -> None:
         self._call("cancel all orders", self._trading.cancel_orders)
+
+
+def retry_after(response: requests.Response | None) -> float:
+    """Seconds the broker asked us to wait: Retry-After (seconds or an HTTP date), else the rate-limit reset when
+    this minute's budget is spent (X-Ratelimit-Remaining 0). A 429 with budget left (a burst) says nothing: 0."""
+    if response is None:
+        return 0.0
+    headers = response.headers
+    now = time.time()
+    wait = 0.0
+    text = (headers.get("Retry-After") or "").strip()
+    if text:
+        try:
+            wait = float(text)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                wait = parsedate_to_datetime(text).timestamp() - now
+    elif headers.get("X-Ratelimit-Remaining", "").strip() == "0":
+        with contextlib.suppress(ValueError):
+            wait = float(headers.get("X-Ratelimit-Reset", "")) - now
+    return max(0.0, min(MAX_WAIT, wait)) if math.isfinite(wait) else 0.0
 
 
 def _order(o: Any) -> Order:

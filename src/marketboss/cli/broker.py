@@ -131,6 +131,12 @@ def serve(
         )  # fmt: skip
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
+    default_keys = cfg.key_id == DEFAULT_KEY_ID or cfg.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
+    if default_keys and not _loopback(cfg.host):
+        raise ConfigError(
+            f"--host {cfg.host} is not loopback and the keys are the public defaults: anyone on the network could "
+            f"trade and move the clock; set {KEY_ID_ENV} and {SECRET_KEY_ENV} to your own values first"
+        )
     sock = _listen(cfg.host, cfg.port)
     state = build_state(cfg)
     host_text = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
@@ -138,7 +144,7 @@ def serve(
     if not _loopback(cfg.host):
         err_console.print(f"[yellow]warning: {cfg.host} is not loopback: the broker is reachable from the network[/]")
     console.print(
-        f"local broker on {base_url} (key id {cfg.key_id}; {cfg.clock} clock at "
+        f"local broker on {base_url} ({cfg.clock} clock at "
         f"{state.clock.view(state.clock.now())['timestamp']}; data {cfg.data}; state {cfg.db})"
     )
     log.info("broker_listening", base_url=base_url, data=str(cfg.data), db=str(cfg.db), clock=cfg.clock)

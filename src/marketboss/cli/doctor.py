@@ -10,6 +10,7 @@ import typer
 from marketboss.cli.common import console
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
+from marketboss.logging import redact_text
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -19,6 +20,7 @@ def doctor(
     broker_url: str = typer.Option(None, help="A running local broker to check (when no credentials are set)."),
     signals: Path = typer.Option(None, "--signals", help="Signals file to validate (default: data/signals.jsonl)."),
     data: Path = typer.Option(None, "--data", help="Bars file to validate (default: data/market_data.jsonl)."),
+    retry_budget: float = typer.Option(5.0, help="Seconds to retry an unanswered broker (a check: short)."),
 ) -> None:
     """Check credentials, endpoint, broker, account, market clock and input files; print what to fix."""
     from marketboss.data.io import read_bars
@@ -44,14 +46,15 @@ def doctor(
             else (WARN, "APCA_API_KEY_ID / APCA_API_SECRET_KEY not set: paper trading will use the local broker")
         ),
     )
-    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True)))
+    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True).display))
     bars_path = data or s.market_data
     check("market data", lambda: (OK, f"{bars_path}: {len(read_bars(bars_path)):,} valid bars"))
     sig_path = signals or s.signals
     check("signals", lambda: (OK, f"{sig_path}: {len(read_signals(sig_path)):,} valid signals"))
     if endpoint_ok:
         try:
-            with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path) as conn:
+            with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path,
+                         retry_budget=retry_budget) as conn:  # fmt: skip
                 acct = conn.broker.account()
                 results.append(("broker", OK, conn.note))
                 results.append(("account", OK, f"{acct.status}, equity ${acct.equity:,.2f}, buying power "
@@ -65,7 +68,7 @@ def doctor(
             results.append(("broker", FAIL, str(exc)))
     for name, status, detail in results:
         colour = {OK: "green", WARN: "yellow", FAIL: "red"}[status]
-        console.print(f"[{colour}]{status:>4}[/] {name:<12} {detail}")
+        console.print(f"[{colour}]{status:>4}[/] {name:<12} {redact_text(detail)}", markup=True, highlight=False)
     failed = [n for n, st, _ in results if st == FAIL]
     if failed:
         raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")

@@ -9,6 +9,7 @@ import typer
 from marketboss.cli.common import console, print_table
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
+from marketboss.execution.retry import DEFAULT_BUDGET
 
 
 def paper(
@@ -47,6 +48,11 @@ def paper(
     ),
     data: Path = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl)."),
     reset_kill_switch: bool = typer.Option(False, help="Trade again today after the kill switch tripped."),
+    retry_budget: float = typer.Option(
+        DEFAULT_BUDGET, help="Seconds a broker fault (5xx, 429, timeout, dropped connection) is retried before the run "
+        "stops (rerun to finish); the broker's Retry-After is honoured."
+    ),
+    request_timeout: float = typer.Option(10.0, help="Seconds to wait for one broker answer before retrying."),
 ) -> None:
     """Execute signals as market orders, verify fills, and log trades and equity (resumable: rerun to finish)."""
     from marketboss.alerts import Alerter
@@ -78,6 +84,7 @@ def paper(
             equity_interval=equity_interval,
             fractional=fractional,
             reset_kill_switch=reset_kill_switch,
+            retry_budget=retry_budget,
             risk=risk,
         )
     except ValueError as exc:  # pydantic: name the option and the rule
@@ -85,7 +92,10 @@ def paper(
     if not cfg.signals.exists():
         raise MarketBossError(f"{cfg.signals}: file not found (generate signals first: marketboss signals generate)")
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
-    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data) as conn:
+    if not request_timeout > 0:
+        raise MarketBossError("--request-timeout: must be greater than 0")
+    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
+                 retry_budget=cfg.retry_budget, request_timeout=request_timeout) as conn:  # fmt: skip
         console.print(conn.note)
         started_here = conn.mode == "local" and not broker_url
         use_replay = conn.mode == "local" and (replay if replay is not None else started_here)

@@ -83,13 +83,13 @@ def problems(context: str = "") -> Iterator[None]:
         st.info(f"{prefix}{exc}")
     except Empty as exc:
         st.warning(f"{prefix}{exc}")
-    except InputError as exc:
-        st.error(f"{prefix}Malformed input: {exc}")
+    except InputError as exc:  # the place, never the content: the sidebar takes any path
+        st.error(f"{prefix}Malformed input: {exc.location} (`marketboss doctor` says why)")
     except MarketBossError as exc:
         st.warning(f"{prefix}{exc}")
     except Exception as exc:  # a bug must not take the page down: say so in the section, log the details
         log.exception("dashboard_section_failed", context=context)
-        st.error(f"{prefix}Unexpected error ({type(exc).__name__}): {exc}")
+        st.error(f"{prefix}Unexpected error ({type(exc).__name__}); the details are in the log")
 
 
 def render_all(inputs: Inputs) -> None:

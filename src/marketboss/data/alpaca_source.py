@@ -39,7 +39,7 @@ def fetch_bars(
     client = StockHistoricalDataClient(
         settings.apca_api_key_id.get_secret_value(),
         settings.apca_api_secret_key.get_secret_value(),
-        url_override=settings.apca_data_url,
+        url_override=settings.data_url(),
     )
     request = StockBarsRequest(
         symbol_or_symbols=symbols,

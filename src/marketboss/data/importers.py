@@ -9,6 +9,7 @@ import polars as pl
 
 from marketboss.data.calendar import NY
 from marketboss.data.io import Rejected, accept, file_format, to_rejects
+from marketboss.data.rules import check_csv_header, check_input_file
 from marketboss.data.schema import BAR_COLUMNS, LINE, PRICE_COLUMNS, parse_timestamps, validation_errors
 from marketboss.errors import InputError
 
@@ -40,8 +41,7 @@ def import_bars(
     fmt = file_format(path)
     if fmt == "jsonl":
         raise InputError(path, "import takes CSV or Parquet; JSON Lines bars are read directly")
-    if not path.exists():
-        raise InputError(path, "file not found")
+    check_input_file(path)
     try:
         raw = (
             pl.read_csv(path, infer_schema_length=0, truncate_ragged_lines=False)
@@ -50,6 +50,8 @@ def import_bars(
         )
     except Exception as exc:
         raise InputError(path, f"not a readable {fmt.upper()} file ({type(exc).__name__})") from None
+    if fmt == "csv":
+        check_csv_header(path)
     renamed: dict[str, str] = {}
     for col in raw.columns:
         target = ALIASES.get(_key(col))

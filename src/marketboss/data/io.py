@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import io
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +23,15 @@ from typing import IO, Any
 import orjson
 import polars as pl
 
+from marketboss.data.rules import (
+    DuplicateKey,
+    TextScan,
+    check_csv_header,
+    check_input_file,
+    loads,
+    number_from_text,
+    shown,
+)
 from marketboss.data.schema import (
     BAR_COLUMNS,
     LINE,
@@ -55,10 +67,14 @@ def file_format(path: str | Path) -> str:
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file."""
+    """Write to a temporary file beside `path`, fsync, then rename: readers see the old or the new file.
+
+    The temporary name carries the writer's pid, so the next write beside it removes what a killed writer
+    left (remove_stale_temps)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
@@ -71,6 +87,86 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Build a directory in a temporary sibling, then swap it into place whole (Linux renameat2 EXCHANGE):
+    at every instant `path` is the complete old directory or the complete new one, even under kill -9."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(target, "exists and is not a directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmpdir", dir=target.parent))
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_UMASK)
+        _fsync_dir(stage)
+        if target.exists():
+            _exchange(stage, target)  # the stage now holds the old directory
+        else:
+            os.rename(stage, target)
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically; where the kernel cannot, two renames (a moment with `b` missing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+    except (AttributeError, OSError):
+        pass
+    old = Path(tempfile.mkdtemp(prefix=f".{b.name}.{os.getpid()}.", suffix=".tmpdir", dir=b.parent))
+    os.rename(b, old / "old")
+    os.rename(a, b)
+    os.rename(old, a)
+
+
+_STALE_SCANNED: set[Path] = set()
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Delete the temporary siblings of `target` whose writer is dead (killed mid-write); once per directory
+    and process, so a writer of many files pays for one scan."""
+    parent = target.parent.resolve()
+    key = parent / target.name
+    if key in _STALE_SCANNED:
+        return
+    _STALE_SCANNED.add(key)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[A-Za-z0-9_]+\.(tmp|tmpdir)$")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or _alive(int(m[1])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _current_umask() -> int:
@@ -169,8 +265,7 @@ class JsonlAppender:
 def read_jsonl_records(path: str | Path, *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
     """Objects of a JSON Lines file; a bad line is an InputError naming it (a torn last line is skipped)."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "file not found")
+    check_input_file(p)
     lines = p.read_bytes().split(b"\n")
     out: list[dict[str, Any]] = []
     last = len(lines) - 1
@@ -178,11 +273,13 @@ def read_jsonl_records(path: str | Path, *, tolerate_torn_tail: bool = True) -> 
         if not raw.strip():
             continue
         try:
-            obj = orjson.loads(raw)
+            obj = loads(raw)
         except orjson.JSONDecodeError as exc:
             if tolerate_torn_tail and i == last:
                 break
             raise InputError(p, f"invalid JSON ({exc.args[0].split(':')[0]})", line=i + 1) from None
+        except DuplicateKey as exc:
+            raise InputError(p, str(exc), line=i + 1, field=exc.key[:40]) from None
         if not isinstance(obj, dict):
             raise InputError(p, "expected a JSON object", line=i + 1)
         obj[LINE] = i + 1
@@ -230,9 +327,7 @@ def read_bars(
     """
     p = Path(path)
     fmt = file_format(p)
-    if not p.exists():
-        raise InputError(p, "file not found")
-    parsed, parse_rejects = _fast_parse(p, fmt)
+    parsed, parse_rejects = _fast_parse(p, fmt, check_input_file(p))
     if parsed is None:
         parsed, parse_rejects = _slow_parse(p, fmt)
     errors = validation_errors(parsed)
@@ -320,12 +415,15 @@ def _timestamps(ts: pl.Series) -> pl.Series:
     return text.to_frame().select(parse_timestamps(pl.col(text.name))).to_series()
 
 
-def _fast_parse(path: Path, fmt: str) -> tuple[pl.DataFrame | None, list[Rejected]]:
+def _fast_parse(path: Path, fmt: str, scan: TextScan) -> tuple[pl.DataFrame | None, list[Rejected]]:
     try:
         if fmt == "jsonl":
             df = pl.read_ndjson(path, schema=_RAW_SCHEMA, ignore_errors=False)
+            if not _plain_json(scan, df):
+                return None, []  # a repeated key or a boolean: the line-by-line reader says where
             return _normalise(_with_lines(df, 1)), []
         if fmt == "csv":
+            check_csv_header(path)
             df = pl.read_csv(path, schema_overrides=_RAW_SCHEMA, infer_schema_length=0)
             return _normalise(_with_lines(df, 2)), []
         df = pl.read_parquet(path)
@@ -339,6 +437,16 @@ def _fast_parse(path: Path, fmt: str) -> tuple[pl.DataFrame | None, list[Rejecte
         if fmt == "parquet":
             raise InputError(path, "not a readable Parquet file of bars") from None
         return None, []
+
+
+def _plain_json(scan: TextScan, raw: pl.DataFrame) -> bool:
+    """No repeated key (polars keeps the first, orjson the last): every colon in the file is a key's or one
+    inside the timestamp and symbol text polars read. A line with a key more has a colon more; one with a key
+    fewer has a null, which validation refuses anyway. Escaped text (\\u003a) could hide a colon: line by line."""
+    if scan.backslash:
+        return False
+    inside = raw.select(pl.sum_horizontal(pl.col("timestamp", "symbol").str.count_matches(":").sum()))
+    return scan.colons == len(BAR_COLUMNS) * raw.height + (inside.item() or 0)
 
 
 def _lines_exact(path: Path, fmt: str, parsed: pl.DataFrame) -> bool:
@@ -362,7 +470,7 @@ def _check_record(obj: Mapping[str, Any], line: int) -> Rejected | None:
     for field in _NUMERIC:
         v = obj[field]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            return Rejected(line, field, f"expected a number, got {v!r}")
+            return Rejected(line, field, f"expected a number, got {shown(v)}")
     return None
 
 
@@ -399,9 +507,12 @@ def _iter_raw(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
             if not raw.strip():
                 continue
             try:
-                obj = orjson.loads(raw)
+                obj = loads(raw)
             except orjson.JSONDecodeError as exc:
                 yield i, None, ("", f"invalid JSON ({str(exc).split(':')[0]})")
+                continue
+            except DuplicateKey as exc:
+                yield i, None, (exc.key[:40], str(exc))
                 continue
             if not isinstance(obj, dict):
                 yield i, None, ("", "expected a JSON object")
@@ -411,6 +522,7 @@ def _iter_raw(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
+        check_csv_header(path)
         missing = [c for c in BAR_COLUMNS if c not in header]
         if missing:
             raise InputError(path, f"missing column(s) {', '.join(missing)}", line=1, field=missing[0])
@@ -421,16 +533,15 @@ def _iter_raw(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
                 v = rec.get(field)
                 if v in (None, ""):
                     continue
-                try:
-                    rec[field] = float(v)
-                except ValueError:
-                    rec[field] = v
+                number = number_from_text(v)
+                rec[field] = float(number) if number is not None else v
             yield line, rec, None
 
 
 __all__ = [
     "TIMESTAMP_DTYPE",
     "JsonlAppender",
+    "atomic_directory",
     "atomic_open",
     "atomic_write_bytes",
     "default_rejects_path",

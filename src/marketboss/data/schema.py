@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from marketboss.data.rules import (
+    MAX_PRICE,
+    MAX_SYMBOL_LENGTH,
+    MAX_TIMESTAMP,
+    MAX_VOLUME,
+    MIN_TIMESTAMP,
+    SYMBOL_PATTERN,
+)
+
 BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
@@ -42,11 +51,30 @@ _SYMBOL = pl.col("symbol")
 # symbol and timestamp) are computed once beforehand.
 RULES: list[tuple[str, pl.Expr, pl.Expr]] = [
     ("timestamp", pl.col("timestamp").is_null(), pl.lit("missing or not an ISO-8601 timestamp")),
+    (
+        "timestamp",
+        (pl.col("timestamp") < MIN_TIMESTAMP) | (pl.col("timestamp") >= MAX_TIMESTAMP),
+        pl.format(
+            "timestamp {} is out of range ({} to {})",
+            _ts(pl.col("timestamp")), pl.lit(MIN_TIMESTAMP.year), pl.lit(MAX_TIMESTAMP.year - 1),
+        ),
+    ),
     ("symbol", _SYMBOL.is_null() | (_SYMBOL == ""), pl.lit("missing")),
-    ("symbol", _SYMBOL.str.to_uppercase() != _SYMBOL, pl.format("symbol '{}' must be upper-case", _SYMBOL)),
+    (
+        "symbol",
+        (_SYMBOL.str.len_bytes() > MAX_SYMBOL_LENGTH) | ~_SYMBOL.str.contains(SYMBOL_PATTERN),
+        pl.format(
+            "symbol '{}' is not a symbol: upper-case letters and digits, parts joined by '.' or '/', at most {} "
+            "characters", _SYMBOL.str.slice(0, 24), pl.lit(MAX_SYMBOL_LENGTH),
+        ),
+    ),
     *[(c, pl.col(c).is_null(), pl.lit("missing")) for c in (*PRICE_COLUMNS, "volume")],
     *[(c, pl.col(c).is_nan(), pl.lit("not a number (NaN)")) for c in (*PRICE_COLUMNS, "volume")],
+    *[(c, pl.col(c).is_infinite(), pl.lit("not a finite number")) for c in (*PRICE_COLUMNS, "volume")],
     *[(c, pl.col(c) <= 0, pl.format("price must be > 0, got {}", _fmt(pl.col(c)))) for c in PRICE_COLUMNS],
+    *[(c, pl.col(c) > MAX_PRICE, pl.format("price must be <= {}, got {}", pl.lit(f"{MAX_PRICE:g}"), _fmt(pl.col(c))))
+      for c in PRICE_COLUMNS],
+    ("volume", pl.col("volume") > MAX_VOLUME, pl.format("volume must be <= {}", pl.lit(f"{MAX_VOLUME:g}"))),
     (
         "high",
         pl.col("high") < _MAXOC,

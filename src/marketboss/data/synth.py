@@ -14,6 +14,7 @@ import polars as pl
 
 from marketboss.data.calendar import Timeframe, bar_times
 from marketboss.data.nb import regime_log_prices
+from marketboss.data.rules import shown, symbol_error
 from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import MarketBossError
 
@@ -30,21 +31,28 @@ VOL = np.array([0.16, 0.20, 0.18, 0.45])
 KAPPA = np.array([0.0, 0.0, 25.0, 0.0])
 REGIME_P = np.array([0.3, 0.2, 0.35, 0.15])
 MEAN_REGIME_DAYS = 40
+MAX_SYMBOLS = 10_000
+MAX_BARS = 100_000_000  # symbols x bars: ~8 GB of columns; beyond that a laptop runs out of memory first
 
 
 def symbols_from(arg: str) -> list[str]:
     """`--symbols 5` (a count) or `--symbols AAPL,MSFT` (a list)."""
     text = arg.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         n = int(text)
-        if n <= 0:
-            raise MarketBossError("--symbols must be a positive count or a comma-separated list")
+        if not 0 < n <= MAX_SYMBOLS:
+            raise MarketBossError(f"--symbols must be a count from 1 to {MAX_SYMBOLS:,} or a comma-separated list")
         names = list(DEFAULT_SYMBOLS[:n])
         names += [f"SYN{i:03d}" for i in range(len(names), n)]
         return names
     names = [s.strip().upper() for s in text.split(",") if s.strip()]
-    if not names or len(set(names)) != len(names):
-        raise MarketBossError(f"--symbols '{arg}' must be a count or a list of distinct symbols")
+    if not names or len(set(names)) != len(names) or len(names) > MAX_SYMBOLS:
+        raise MarketBossError(f"--symbols {shown(arg)} must be a count or a list of distinct symbols "
+                              f"(at most {MAX_SYMBOLS:,})")  # fmt: skip
+    for name in names:
+        err = symbol_error(name)
+        if err:
+            raise MarketBossError(f"--symbols: {err}")
     return names
 
 
@@ -59,6 +67,11 @@ def synth_bars(
     times, session = bar_times(start, end, tf)
     if len(times) == 0:
         raise MarketBossError(f"no NYSE sessions between {start} and {end}")
+    if len(times) * len(symbols) > MAX_BARS:
+        raise MarketBossError(
+            f"{len(symbols):,} symbols x {len(times):,} bars is over {MAX_BARS:,} bars: fewer symbols, a shorter "
+            "range or a longer timeframe"
+        )
     n = len(times)
     new_session = np.ones(n, dtype=bool)
     new_session[1:] = session[1:] != session[:-1]

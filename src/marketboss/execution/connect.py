@@ -15,12 +15,13 @@ from pathlib import Path
 
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.base import AuthError, BrokerError
-from marketboss.config import LIVE_URL, PAPER_URL, Settings
+from marketboss.config import DATA_URL, LIVE_URL, PAPER_URL, Endpoint, Settings, classify_url
 from marketboss.errors import ConfigError
+from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
+from marketboss.local_broker.config import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, KEY_ID_ENV, SECRET_KEY_ENV
+from marketboss.logging import register_secret
 
 CONFIRM_ENV = "MARKETBOSS_CONFIRM_LIVE"
-LOCAL_KEY_ID = "mb-local-key"
-LOCAL_SECRET = "mb-local-secret"
 
 
 @dataclass(frozen=True)
@@ -28,27 +29,28 @@ class Connection:
     broker: AlpacaBroker
     mode: str  # "live", "paper" or "local"
     note: str
+    where: str  # the broker's URL as printed: never with a password
     # local broker only: its keys (for /admin/) and the bars it replays
     key_id: str = ""
     secret_key: str = ""
     local_data: Path | None = None
 
 
-def _is_live(url: str) -> bool:
-    return url.rstrip("/").lower() == LIVE_URL
-
-
-def check_endpoint(settings: Settings, live: bool, confirm_live: bool) -> str:
-    """The trading URL to use, or a ConfigError naming the variable or flag to fix."""
-    url = (settings.apca_api_base_url or (LIVE_URL if live else PAPER_URL)).rstrip("/")
-    if _is_live(url) and not live:
+def check_endpoint(settings: Settings, live: bool, confirm_live: bool) -> Endpoint:
+    """The trading endpoint to use, or a ConfigError naming the variable or flag to fix. Decided from the
+    settings alone: nothing has connected anywhere yet."""
+    raw = settings.apca_api_base_url
+    ep = classify_url(raw) if raw and raw.strip() else classify_url(LIVE_URL if live else PAPER_URL)
+    if ep.kind == "live" and not live:
         raise ConfigError(
             f"APCA_API_BASE_URL points to the live endpoint ({LIVE_URL}) but --live was not given: "
             f"use {PAPER_URL} for paper trading, or pass --live to trade real money"
         )
     if live:
-        if not _is_live(url):
-            raise ConfigError(f"--live was given but APCA_API_BASE_URL is {url}: set it to {LIVE_URL} (or unset it)")
+        if ep.kind != "live":
+            raise ConfigError(
+                f"--live was given but APCA_API_BASE_URL is {ep.display}: set it to {LIVE_URL} (or unset it)"
+            )
         confirmed = confirm_live or os.environ.get(CONFIRM_ENV, "").strip().lower() in ("yes", "true", "1")
         if not confirmed:
             raise ConfigError(
@@ -58,27 +60,42 @@ def check_endpoint(settings: Settings, live: bool, confirm_live: bool) -> str:
             raise ConfigError("--live needs APCA_API_KEY_ID and APCA_API_SECRET_KEY (your live keys)")
     if settings.has_alpaca_credentials:
         assert settings.apca_api_key_id is not None
-        key = settings.apca_api_key_id.get_secret_value()
-        if _is_live(url) and key.startswith("PK"):
+        key = settings.apca_api_key_id.get_secret_value().strip()
+        if ep.kind == "live" and key.startswith("PK"):
             raise ConfigError(f"APCA_API_KEY_ID is a paper key (PK...) but the endpoint is live ({LIVE_URL})")
-        if url == PAPER_URL and key.startswith("AK"):
+        if ep.kind == "paper" and key.startswith("AK"):
             raise ConfigError(f"APCA_API_KEY_ID is a live key (AK...) but the endpoint is paper ({PAPER_URL})")
-    return url
+        if ep.kind == "other" and key.startswith("AK"):
+            raise ConfigError(
+                f"APCA_API_KEY_ID is a live key (AK...) but the endpoint is {ep.display}, not Alpaca's: "
+                f"live keys go only to {LIVE_URL}, with --live"
+            )
+    return ep
 
 
-def verify(conn: Connection) -> None:
-    """One authenticated call before trading, so wrong keys fail with one clear line, not mid-run."""
+def local_keys() -> tuple[str, str]:
+    """The keys of a local broker: MARKETBOSS_BROKER_KEY_ID / _SECRET_KEY, else the defaults. One source for the
+    broker a run starts and the client that talks to it, so they always agree."""
+    return (
+        os.environ.get(KEY_ID_ENV) or DEFAULT_KEY_ID,
+        os.environ.get(SECRET_KEY_ENV) or DEFAULT_SECRET_KEY,
+    )
+
+
+def verify(conn: Connection, retry_budget: float = DEFAULT_BUDGET) -> None:
+    """One authenticated call before trading, so wrong keys fail with one clear line, not mid-run. Retried like
+    any call: a single 5xx or 429 at start-up is not a reason to give up."""
     try:
-        acct = conn.broker.account()
+        acct = Retrier(conn.broker, retry_budget)("get account", conn.broker.account)
     except AuthError as exc:
         raise ConfigError(
-            f"the broker at {conn.broker.base_url} refused the credentials (HTTP {exc.status}): "
+            f"the broker at {conn.where} refused the credentials (HTTP {exc.status}): "
             "check APCA_API_KEY_ID and APCA_API_SECRET_KEY, and that they belong to this endpoint (paper or live)"
         ) from None
     except BrokerError as exc:
-        raise ConfigError(f"cannot reach the broker at {conn.broker.base_url}: {exc}") from None
+        raise ConfigError(f"cannot reach the broker at {conn.where}: {exc}") from None
     if acct.status.upper() != "ACTIVE":
-        raise ConfigError(f"the account at {conn.broker.base_url} is {acct.status}, not ACTIVE")
+        raise ConfigError(f"the account at {conn.where} is {acct.status}, not ACTIVE")
 
 
 @contextmanager
@@ -90,26 +107,39 @@ def connect(
     broker_url: str | None = None,
     local_data: Path | None = None,
     local_db: Path | None = None,
+    retry_budget: float = DEFAULT_BUDGET,
+    request_timeout: float = 10.0,
 ) -> Iterator[Connection]:
-    url = check_endpoint(settings, live, confirm_live)
+    """The broker a run talks to, verified. The endpoint is decided (and the live guard passed) before anything
+    connects; a broker started here stops when the block ends."""
+    ep = check_endpoint(settings, live, confirm_live)
+    register_secret(*settings.secrets())
     if settings.has_alpaca_credentials:
         assert settings.apca_api_key_id and settings.apca_api_secret_key
+        data_url = settings.data_url()
         broker = AlpacaBroker(
-            settings.apca_api_key_id.get_secret_value(),
-            settings.apca_api_secret_key.get_secret_value(),
-            url,
-            data_url=settings.apca_data_url,
-            paper=not live,
+            settings.apca_api_key_id.get_secret_value().strip(),
+            settings.apca_api_secret_key.get_secret_value().strip(),
+            ep.url,
+            data_url=data_url,
+            paper=ep.kind != "live",
+            timeout=request_timeout,
         )
-        conn = Connection(broker, "live" if live else "paper", f"Alpaca {'LIVE' if live else 'paper'} at {url}")
-        verify(conn)
+        if ep.kind == "other":
+            data_note = "" if data_url == ep.url else f", market data from {classify_url(data_url or DATA_URL).display}"
+            note = f"paper trading on the Alpaca-compatible broker at {ep.display} (not Alpaca){data_note}"
+        else:
+            note = f"Alpaca {'LIVE' if ep.kind == 'live' else 'paper'} at {ep.display}"
+        conn = Connection(broker, "live" if ep.kind == "live" else "paper", note, ep.display)
+        verify(conn, retry_budget)
         yield conn
         return
     local_url = broker_url or os.environ.get("MARKETBOSS_BROKER_URL")
     why = "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY)"
     if local_url:
-        conn = _local(local_url, f"{why}: paper trading on the local broker at {local_url}", None)
-        verify(conn)
+        shown = classify_url(local_url, "--broker-url").display
+        conn = _local(local_url, f"{why}: paper trading on the local broker at {shown}", None, request_timeout)
+        verify(conn, retry_budget)
         yield conn
         return
     from marketboss.local_broker.process import local_broker
@@ -118,14 +148,14 @@ def connect(
     if not data.exists():
         raise ConfigError(f"{why}, and the local broker needs bars to replay: {data} not found (run make demo)")
     db = local_db or data.parent / "broker.sqlite"
-    with local_broker(data, db, key_id=LOCAL_KEY_ID, secret_key=LOCAL_SECRET) as (base, _, _):
-        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data)
-        verify(conn)
+    key, secret = local_keys()
+    with local_broker(data, db, key_id=key, secret_key=secret) as (base, _, _):
+        conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data, request_timeout)
+        verify(conn, retry_budget)
         yield conn
 
 
-def _local(url: str, note: str, data: Path | None) -> Connection:
-    key = os.environ.get("MARKETBOSS_BROKER_KEY_ID", LOCAL_KEY_ID)
-    secret = os.environ.get("MARKETBOSS_BROKER_SECRET_KEY", LOCAL_SECRET)
-    broker = AlpacaBroker(key, secret, url, data_url=url, is_local=True)
-    return Connection(broker, "local", note, key, secret, data)
+def _local(url: str, note: str, data: Path | None, timeout: float) -> Connection:
+    key, secret = local_keys()
+    broker = AlpacaBroker(key, secret, url, data_url=url, is_local=True, timeout=timeout)
+    return Connection(broker, "local", note, classify_url(url, "--broker-url").display, key, secret, data)

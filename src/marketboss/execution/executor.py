@@ -1,13 +1,16 @@
 """Signals to orders, safely: size, check risk, submit idempotently, verify the fill, log, and resume.
 
 One signal at a time, in file order. Every broker call that can fail transiently is retried with
-exponential backoff; an order is only ever re-sent after looking up its client_order_id, so a timeout or a
-5xx after the broker accepted it cannot create a duplicate.
+exponential backoff within a time budget (execution/retry.py); an order is only ever re-sent after looking up
+its client_order_id, so a timeout or a 5xx after the broker accepted it cannot create a duplicate, and an order
+found that way is adopted only when it is the intent's (symbol, side, quantity, type). A signal that cannot be
+executed (unknown symbol, no price, blocked, rejected) is recorded with its reason and the run goes on; only
+an outage longer than the budget, or the kill switch, stops it (rerun to finish). One executor per journal:
+a second one on the same files is refused (execution/lock.py).
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from marketboss.alerts import Alerter
 from marketboss.broker.base import (
     Account,
     Asset,
+    AuthError,
     Broker,
     BrokerError,
     DuplicateOrder,
@@ -37,7 +41,9 @@ from marketboss.data.calendar import NY
 from marketboss.data.io import JsonlAppender
 from marketboss.errors import MarketBossError
 from marketboss.execution.journal import Intent, Journal, journal_path
+from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
+from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
 from marketboss.execution.slippage import slippage_bps
 from marketboss.logging import get_logger
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
@@ -60,7 +66,7 @@ class ExecutorConfig(BaseModel):
     fill_timeout: float = Field(300.0, gt=0, description="seconds to wait for a terminal status")
     poll_interval: float = Field(0.5, gt=0)
     equity_interval: float = Field(60.0, gt=0, description="seconds between equity snapshots while waiting")
-    max_retries: int = Field(6, ge=0)
+    retry_budget: float = Field(DEFAULT_BUDGET, gt=0, description="seconds a transient fault is retried")
     backoff_base: float = Field(0.25, gt=0)
     backoff_max: float = Field(8.0, gt=0)
     fractional: bool = False
@@ -70,6 +76,10 @@ class ExecutorConfig(BaseModel):
 
 class KillSwitch(MarketBossError):
     exit_code = 3
+
+
+class AdoptionMismatch(OrderRejected):
+    """The broker has an order under this client_order_id, but not the one the intent describes."""
 
 
 class Replay(Protocol):
@@ -132,58 +142,33 @@ class Executor:
         self.replay = replay
         self.sleep = sleep
         self.risk = RiskEngine(config.risk)
+        self.retry = Retrier(broker, config.retry_budget, config.backoff_base, config.backoff_max, sleep)
+        self._retry = self.retry
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
         self.run_id = datetime.now(UTC).strftime("run%Y%m%dT%H%M%S%f")  # client_order_ids must be unique forever
 
     # ---------------------------------------------------------------------------------------- retries
-    def _backoff(self, attempt: int, exc: TransientError) -> float:
-        """Exponential backoff with jitter, or longer when the broker said when its rate limit resets."""
-        delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
-        return max(delay, exc.retry_after)
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        wait = self.broker.throttle_wait()
-        if wait > 0:
-            log.info("rate_limit_pause", seconds=round(wait, 2))
-            self.sleep(wait)
-        return fn()
-
-    def _retry(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt in range(self.cfg.max_retries + 1):
-            try:
-                return self._call(fn)
-            except TransientError as exc:
-                if attempt == self.cfg.max_retries:
-                    raise
-                delay = self._backoff(attempt, exc)
-                log.warning("broker_retry", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(exc))
-                self.sleep(delay)
-        raise AssertionError("unreachable")
-
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
         """Send the order at most once per client_order_id: look it up before every (re)send."""
-        for attempt in range(self.cfg.max_retries + 1):
+        started, attempt = self.retry.clock(), 0
+        while True:
             if resumed or attempt > 0:
                 existing = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
                 if existing is not None:
                     log.info("order_found_by_client_id", client_order_id=req.client_order_id, order_id=existing.id)
-                    return existing
+                    return _adopt(req, existing)
             try:
-                return self._call(lambda: self.broker.submit_order(req))
+                return self.retry.call(lambda: self.broker.submit_order(req))
             except DuplicateOrder:
                 found = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
                 if found is None:
                     raise
-                return found
+                return _adopt(req, found)
             except TransientError as exc:
-                if attempt == self.cfg.max_retries:
-                    raise
-                delay = self._backoff(attempt, exc)
-                log.warning("submit_retry", client_order_id=req.client_order_id, attempt=attempt + 1, error=str(exc))
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+                self.retry.wait_or_raise(f"submit {req.client_order_id}", attempt, started, exc)
+                attempt += 1
 
     # ---------------------------------------------------------------------------------------- logs
     def _now(self) -> datetime:
@@ -252,6 +237,11 @@ class Executor:
 
     # ---------------------------------------------------------------------------------------- run
     def run(self) -> RunSummary:
+        """Execute the pending signals; refused at once while another executor holds these files."""
+        with RunLock(lock_path(self.cfg.trades_output)):
+            return self._run()
+
+    def _run(self) -> RunSummary:
         signals = read_signals(self.cfg.signals)
         if self.cfg.max_trades is not None:
             signals = signals[: self.cfg.max_trades]
@@ -324,9 +314,27 @@ class Executor:
         raise KillSwitch(f"kill switch: {reason}; open orders canceled, no more orders today")
 
     def _execute(self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender) -> None:
+        """One signal to a terminal record. What makes this signal unexecutable (unknown symbol, no price, a
+        refusal) is recorded as rejected with its reason; a fault that outlasts the retry budget ends the run,
+        naming the signal's line (rerun to finish)."""
+        try:
+            self._execute_one(sig, journal, trades_log, equity_log)
+        except (TransientError, AuthError) as exc:
+            where = f"{self.cfg.signals}:{sig.line}" if sig.line else str(self.cfg.signals)
+            raise BrokerError(f"{where}: signal {sig.id} ({sig.symbol}): {exc}", exc.status, exc.code) from None
+        except BrokerError as exc:  # NotFound, OrderRejected, a 4xx: about this signal, not the run
+            intent = journal.state.intents.get(sig.id)
+            log.warning("signal_rejected", signal_id=sig.id, symbol=sig.symbol, error=str(exc))
+            self._record(trades_log, sig, "rejected", side=intent.side if intent else None,
+                         requested=intent.qty if intent else 0.0, reason=str(exc))  # fmt: skip
+            self.alerter.send("rejection", f"{sig.symbol} signal rejected", str(exc))
+
+    def _execute_one(
+        self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender
+    ) -> None:
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
-            self._finish(sig, intent, journal, trades_log, equity_log)
+            self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
             return
         if self.replay is not None:
             self.replay.before(sig)
@@ -336,6 +344,11 @@ class Executor:
             self._trip(breach.reason, journal)
         positions = self._retry("get positions", self.broker.positions)
         pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
+        if sig.symbol not in self._assets:
+            self._assets[sig.symbol] = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
+        asset = self._assets[sig.symbol]
+        if asset is None:
+            raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price = self._retry("latest price", lambda: self.broker.latest_price(sig.symbol))
         sized = size_order(sig, acct.equity, pos_qty, price, self.cfg.fractional)
         if sized is None:
@@ -343,9 +356,6 @@ class Executor:
             return
         side, qty = sized
         clock = self._retry("get clock", self.broker.clock)
-        if sig.symbol not in self._assets:
-            self._assets[sig.symbol] = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
-        asset = self._assets[sig.symbol]
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
@@ -355,7 +365,7 @@ class Executor:
         self._clear_stop(sig.symbol, journal)
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty)
         journal.intent(new)
-        self._finish(sig, new, journal, trades_log, equity_log, cash_before=acct.cash)
+        self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
 
     def _finish(
         self,
@@ -364,11 +374,9 @@ class Executor:
         journal: Journal,
         trades_log: JsonlAppender,
         equity_log: JsonlAppender,
-        cash_before: float | None = None,
+        resumed: bool,
     ) -> None:
-        """Submit (or find) the intent's order and see it to a terminal status. `cash_before` is None when
-        resuming after a crash: the order may have filled already, so its commission cannot be measured."""
-        resumed = cash_before is None
+        """Submit (or find, when resuming after a crash) the intent's order and see it to a terminal status."""
         req = OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id)
         try:
             order = self._submit_once(req, resumed)
@@ -383,12 +391,10 @@ class Executor:
         status = order.status
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
-        notional = order.filled_qty * (order.filled_avg_price or 0.0)
-        signed = notional if intent.side == "buy" else -notional
-        commission = 0.0
-        after = self._retry("get account", self.broker.account) if order.filled_qty > 0 else None
-        if after is not None and cash_before is not None:
-            commission = max(0.0, round(cash_before - after.cash - signed, 6))
+        commission, after = 0.0, None
+        if order.filled_qty > 0:
+            commission = self._retry("get fills", lambda: self.broker.fill_commission(order))
+            after = self._retry("get account", self.broker.account)
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
         )
@@ -468,6 +474,21 @@ class Executor:
             return
         journal.stop_placed(symbol, stop.id)
         log.info("stop_loss_placed", symbol=symbol, qty=abs(pos.qty), stop_price=stop_price, order_id=stop.id)
+
+
+def _adopt(req: OrderRequest, found: Order) -> Order:
+    """An order found under our client_order_id is ours only if it is what the intent asked for."""
+    diffs = [f"{name} {got} (intent: {want})" for name, want, got in (
+        ("symbol", req.symbol, found.symbol), ("side", req.side, found.side), ("type", req.type, found.type),
+    ) if want != got]  # fmt: skip
+    if abs(found.qty - req.qty) > 1e-9 * max(1.0, abs(req.qty)):
+        diffs.append(f"quantity {found.qty:g} (intent: {req.qty:g})")
+    if diffs:
+        raise AdoptionMismatch(
+            f"client_order_id {req.client_order_id} is already used at the broker by another order "
+            f"({'; '.join(diffs)}): not adopted (were these signal ids used by an earlier signals file?)"
+        )
+    return found
 
 
 def size_order(

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.datastructures import QueryParams
 
+from marketboss.data.rules import DuplicateKey, loads, number_from_text
 from marketboss.errors import ConfigError
 from marketboss.local_broker import errors as E
 from marketboss.local_broker.clock import parse_time
@@ -78,9 +79,11 @@ class Req:
         if not raw.strip():
             raise invalid("request body is empty: expected a JSON object")
         try:
-            return orjson.loads(raw)
+            return loads(raw)
         except orjson.JSONDecodeError:
             raise invalid("request body format is invalid: not JSON") from None
+        except DuplicateKey as exc:
+            raise invalid(f"request body format is invalid: {exc}") from None
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -181,11 +184,8 @@ def q_decimal(q: QueryParams, name: str) -> Decimal | None:
     v = q.get(name)
     if v is None or v == "":
         return None
-    try:
-        d = Decimal(v.strip())
-    except ArithmeticError:
-        raise invalid(f"invalid {name} '{v[:40]}'") from None
-    if not d.is_finite() or d <= 0 or d > 10**9:
+    d = number_from_text(v)
+    if d is None or d <= 0 or d > 10**9:
         raise invalid(f"invalid {name} '{v[:40]}'")
     return d
 

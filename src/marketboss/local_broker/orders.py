@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from marketboss.data.rules import number_from_text, symbol_error
 from marketboss.local_broker.errors import invalid
 
 SIDES = ("buy", "sell")
@@ -16,7 +17,6 @@ CLASSES = ("simple", "bracket", "oto")
 MAX_QTY = Decimal(10) ** 9
 MAX_PRICE = Decimal(10) ** 7
 MAX_CLIENT_ID = 128
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,19}$")
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,8 @@ def _decimal(body: dict[str, Any], name: str, what: str = "number") -> Decimal |
         return None
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise invalid(f"{name} must be a {what}")
-    try:
-        d = Decimal(str(v).strip())
-    except InvalidOperation:
-        raise invalid(f"invalid {name}: {str(v)[:40]!r}") from None
-    if not d.is_finite():
+    d = number_from_text(v) if isinstance(v, str) else number_from_text(repr(v)) if math.isfinite(v) else None
+    if d is None:
         raise invalid(f"invalid {name}: {str(v)[:40]!r}")
     return d
 
@@ -104,7 +101,7 @@ def parse_symbol(v: object, name: str = "symbol") -> str:
     if not isinstance(v, str) or not v.strip():
         raise invalid(f"{name} is required")
     s = v.strip().upper()
-    if not _SYMBOL.match(s):
+    if symbol_error(s):
         raise invalid(f"invalid {name} '{v[:40]}'")
     return s
 

@@ -37,9 +37,21 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from marketboss.data.io import Rejected, default_rejects_path, read_jsonl_records, write_jsonl
+from marketboss.data.rules import (
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_SYMBOL_LENGTH,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    SYMBOL_PATTERN,
+    number_error,
+    shown,
+    symbol_error,
+    timestamp_error,
+)
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.signals.nb import id_text
@@ -60,6 +72,10 @@ ID_PREFIX = "sig-"
 _PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)  # the id kernel writes exactly 4 bytes
 
 
+_NUMBER_RANGES = {"quantity": (0.0, MAX_QUANTITY, True), "price": (0.0, MAX_PRICE, True),
+                  "target_weight": (-1.0, 1.0, False)}  # fmt: skip
+
+
 class Signal(BaseModel):
     """One validated signal; `line` is where it came from (not written back)."""
 
@@ -67,7 +83,7 @@ class Signal(BaseModel):
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
     timestamp: datetime
-    symbol: str = Field(min_length=1, max_length=32)
+    symbol: str = Field(min_length=1)
     action: Literal["BUY", "SELL"]
     quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
     strategy: str | None = None
@@ -82,14 +98,37 @@ class Signal(BaseModel):
 
     @field_validator("symbol")
     @classmethod
-    def _symbol_upper(cls, v: str) -> str:
-        if v != v.strip().upper():
-            raise ValueError(f"symbol '{v}' must be upper-case without spaces")
+    def _symbol_grammar(cls, v: str) -> str:
+        err = symbol_error(v)
+        if err:
+            raise ValueError(err)
+        return v
+
+    @field_validator("quantity", "price", "target_weight", mode="before")
+    @classmethod
+    def _json_number(cls, v: Any, info: ValidationInfo) -> Any:
+        """A JSON number in range: not true (1), not text ('5', '١'), not 1e300 (pydantic alone takes all)."""
+        if v is None:
+            return v
+        low, high, low_open = _NUMBER_RANGES[info.field_name or ""]
+        err = number_error(v, low, high, low_open=low_open)
+        if err:
+            raise ValueError(err)
+        return v
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_text(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str | datetime):
+            raise ValueError(f"expected an ISO-8601 timestamp, got {shown(v)}")
         return v
 
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
+        err = timestamp_error(v)
+        if err:
+            raise ValueError(err)
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     @model_validator(mode="after")
@@ -283,11 +322,12 @@ def _valid_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
         & pl.col("id").is_unique().all()
         & (pl.col("timestamp").str.contains(_TS_RE) & ts.is_not_null()).all()
         & pl.col("action").is_in(["BUY", "SELL"]).all()
-        & (sym.str.len_chars().is_between(1, 32) & (sym == sym.str.strip_chars().str.to_uppercase())).all()
+        & (sym.str.len_bytes().is_between(1, MAX_SYMBOL_LENGTH) & sym.str.contains(SYMBOL_PATTERN)).all()
+        & ts.is_between(MIN_TIMESTAMP, MAX_TIMESTAMP, closed="left").all()
         & (qty.is_null() != tw.is_null()).all()
-        & (qty.is_null() | (qty.is_finite() & (qty > 0))).all()
+        & (qty.is_null() | (qty.is_finite() & (qty > 0) & (qty <= MAX_QUANTITY))).all()
         & (tw.is_null() | (tw.is_finite() & tw.is_between(-1, 1))).all()
-        & (price.is_null() | (price.is_finite() & (price > 0))).all()
+        & (price.is_null() | (price.is_finite() & (price > 0) & (price <= MAX_PRICE))).all()
     ).item()
     if not ok:
         return None

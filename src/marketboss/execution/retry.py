@@ -1,0 +1,63 @@
+"""Retrying transient broker faults within a time budget, the one policy for start-up checks and the run.
+
+A budget of seconds rather than a count of attempts: an outage is measured in time, and a burst of 429s
+answered with short backoffs must not use up the same allowance as a minute of 503s. The broker's own word on
+when to come back (Retry-After, or X-Ratelimit-Reset when the minute's budget is spent) is honoured, never
+shortened.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from marketboss.broker.base import Broker, TransientError
+from marketboss.logging import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BUDGET = 120.0  # seconds: a minute's outage, twice over
+
+
+@dataclass
+class Retrier:
+    broker: Broker
+    budget: float = DEFAULT_BUDGET
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def delay(self, attempt: int, exc: TransientError) -> float:
+        """Exponential backoff with jitter, or longer when the broker said when to come back."""
+        backoff = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+        return max(backoff, exc.retry_after)
+
+    def wait_or_raise(self, what: str, attempt: int, started: float, exc: TransientError) -> None:
+        """Sleep before the next attempt, or re-raise when that would overrun the budget."""
+        delay = self.delay(attempt, exc)
+        if self.clock() - started + delay > self.budget:
+            raise exc
+        log.warning("broker_retry", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(exc))
+        self.sleep(delay)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """One attempt, after any pause the rate-limit budget asks for."""
+        wait = self.broker.throttle_wait()
+        if wait > 0:
+            log.info("rate_limit_pause", seconds=round(wait, 2))
+            self.sleep(wait)
+        return fn()
+
+    def __call__(self, what: str, fn: Callable[[], T]) -> T:
+        started, attempt = self.clock(), 0
+        while True:
+            try:
+                return self.call(fn)
+            except TransientError as exc:
+                self.wait_or_raise(what, attempt, started, exc)
+                attempt += 1
