@@ -19,6 +19,9 @@ from marketboss.risk import RiskConfig
 from marketboss.signals import Signal, signal_id, write_signals
 
 SYMBOLS = ["AAPL", "MSFT", "JPM"]
+#: A broker clock in the last session of make_bars' data, market open: every make_signals signal is stale there,
+#: so a run without replay sends them only with allow_stale (the tests that are not about freshness).
+AFTER_THE_SIGNALS = "2024-03-28T15:00:00Z"
 
 
 def make_bars(tmp: Path) -> tuple[Path, pl.DataFrame]:

@@ -149,7 +149,7 @@ def test_buying_power_and_market_hours_checks(tmp_path: Path) -> None:
     other.mkdir()
     signals_path, _ = make_signals(other, bars, n=1)
     with broker(other, data, start="2024-01-06T15:00:00Z") as lb:  # a Saturday; no replay moves the clock
-        executor(other, lb, signals_path, data, replay=False).run()
+        executor(other, lb, signals_path, data, replay=False, allow_stale=True).run()  # Thursday's signal
         assert broker_orders(lb) == []
     assert read_jsonl_records(other / "trades.jsonl")[0]["reason"].startswith("market_open: market is closed")
 

@@ -25,7 +25,14 @@ from marketboss.execution.journal import Intent, Journal, journal_path
 from marketboss.local_broker.config import FaultConfig
 from marketboss.local_broker.process import LocalBroker
 from marketboss.signals import Signal, write_signals
-from tests.integration.executor_fixtures import broker, broker_orders, executor, make_bars, make_signals
+from tests.integration.executor_fixtures import (
+    AFTER_THE_SIGNALS,
+    broker,
+    broker_orders,
+    executor,
+    make_bars,
+    make_signals,
+)
 
 
 def _faults(lb: LocalBroker, **faults: object) -> dict[str, object]:
@@ -191,12 +198,12 @@ def test_two_executors_on_the_same_files_leave_one_set_of_records(tmp_path: Path
     path, sigs = make_signals(tmp_path, bars, n=8)
     trades = tmp_path / "trades.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "MARKETBOSS_"))}
-    with broker(tmp_path, data, fill_latency_ms=30.0) as lb:
+    with broker(tmp_path, data, fill_latency_ms=30.0, start=AFTER_THE_SIGNALS) as lb:
         env.update(MARKETBOSS_BROKER_KEY_ID=lb.key_id, MARKETBOSS_BROKER_SECRET_KEY=lb.secret_key,
                    MARKETBOSS_LOG_LEVEL="warning")  # fmt: skip
         cmd = [sys.executable, "-m", "marketboss", "paper", "--signals", str(path), "--broker-url", lb.base_url,
                "--trades-output", str(trades), "--equity-output", str(tmp_path / "equity.jsonl"),
-               "--order-interval", "1", "--poll-interval", "0.02"]  # fmt: skip
+               "--order-interval", "1", "--poll-interval", "0.02", "--allow-stale"]  # fmt: skip
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lock = tmp_path / "trades.lock"
         deadline = time.monotonic() + 60

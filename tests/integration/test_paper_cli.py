@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from marketboss.data.io import read_jsonl_records
-from tests.integration.executor_fixtures import broker, broker_orders, make_bars, make_signals
+from tests.integration.executor_fixtures import AFTER_THE_SIGNALS, broker, broker_orders, make_bars, make_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,11 +52,11 @@ def test_kill_9_mid_run_then_restart_places_no_order_twice(tmp_path: Path) -> No
     data, bars = make_bars(tmp_path)
     signals_path, signals = make_signals(tmp_path, bars, n=30)
     trades = tmp_path / "trades.jsonl"
-    with broker(tmp_path, data, fill_latency_ms=40.0, rate_limit=0) as lb:  # rate limits: test_executor
+    with broker(tmp_path, data, fill_latency_ms=40.0, rate_limit=0, start=AFTER_THE_SIGNALS) as lb:
         env = _env(MARKETBOSS_BROKER_KEY_ID=lb.key_id, MARKETBOSS_BROKER_SECRET_KEY=lb.secret_key)
         args = ["--signals", str(signals_path), "--broker-url", lb.base_url, "--trades-output", str(trades),
                 "--equity-output", str(tmp_path / "equity.jsonl"), "--order-interval", "0.05",
-                "--poll-interval", "0.02"]  # fmt: skip
+                "--poll-interval", "0.02", "--allow-stale"]  # fmt: skip
         killed_at = []
         for target in (6, 17):  # kill twice, at different points
             proc = subprocess.Popen(_paper(*args), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,

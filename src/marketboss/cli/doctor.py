@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -64,6 +66,7 @@ def doctor(
                     ("market", OK if clock.is_open else WARN,
                      "open now" if clock.is_open else f"closed; next open {clock.next_open.isoformat()}")
                 )  # fmt: skip
+                check("freshness", lambda: _freshness(sig_path, bars_path, clock.timestamp))
         except MarketBossError as exc:
             results.append(("broker", FAIL, str(exc)))
     for name, status, detail in results:
@@ -72,3 +75,18 @@ def doctor(
     failed = [n for n, st, _ in results if st == FAIL]
     if failed:
         raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")
+
+
+def _freshness(signals: Path, data: Path, now: datetime) -> tuple[str, str]:
+    """How many signals paper would send now, skip as stale, or refuse as not yet completed."""
+    from marketboss.execution.freshness import Freshness, ages, signals_timeframe
+    from marketboss.signals import read_signals
+
+    times = [sig.timestamp for sig in read_signals(signals)]
+    now = now.astimezone(UTC)
+    tf = signals_timeframe(data, times)
+    counts = Counter(a.freshness for a in ages(times, now, tf))
+    detail = (f"{counts[Freshness.FRESH]:,} fresh, {counts[Freshness.STALE]:,} stale (skipped by paper unless "
+              f"--allow-stale), {counts[Freshness.FUTURE]:,} after the broker's clock ({now:%Y-%m-%d %H:%M} UTC, "
+              f"{tf} bars)")  # fmt: skip
+    return (WARN if counts[Freshness.STALE] or counts[Freshness.FUTURE] else OK), detail

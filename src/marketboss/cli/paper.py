@@ -14,7 +14,12 @@ from marketboss.execution.retry import DEFAULT_BUDGET
 
 def paper(
     signals: Path = typer.Option(None, "--signals", help="Signals JSONL (default: data/signals.jsonl)."),
-    max_trades: int = typer.Option(None, "--max-trades", help="Execute at most the first N signals."),
+    max_trades: int = typer.Option(None, "--max-trades", help="Execute at most N signals this run: the first N "
+                                   "still to send, in file order (oldest first), after stale ones are skipped."),
+    allow_stale: bool = typer.Option(False, "--allow-stale", help="Also send signals whose bar is no longer the "
+                                     "latest completed one at the broker's clock (a newer bar has closed)."),
+    timeframe: str = typer.Option(None, "--timeframe", help="The signals' bars, for freshness: 1Day, 5Min, ... "
+                                  "(default: read from --data's spacing)."),
     trades_output: Path = typer.Option(None, "--trades-output", help="Default: data/paper_trading_trades.jsonl."),
     equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
     order_interval: float = typer.Option(1.0, help="Seconds between orders (rate limiting)."),
@@ -85,6 +90,8 @@ def paper(
             fractional=fractional,
             reset_kill_switch=reset_kill_switch,
             retry_budget=retry_budget,
+            allow_stale=allow_stale,
+            timeframe=timeframe or _timeframe(data or s.market_data, signals or s.signals),
             risk=risk,
         )
     except ValueError as exc:  # pydantic: name the option and the rule
@@ -113,6 +120,13 @@ def paper(
             print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
     if summary.stopped_by:
         raise MarketBossError(summary.stopped_by)
+
+
+def _timeframe(data: Path, signals: Path) -> str:
+    from marketboss.execution.freshness import signals_timeframe
+    from marketboss.signals import read_signals
+
+    return str(signals_timeframe(data, [sig.timestamp for sig in read_signals(signals)] if signals.exists() else []))
 
 
 def _first_error(exc: ValueError) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.alerts import Alerter
 from marketboss.broker.base import (
@@ -37,14 +37,15 @@ from marketboss.broker.base import (
     Side,
     TransientError,
 )
-from marketboss.data.calendar import NY
+from marketboss.data.calendar import NY, Timeframe
 from marketboss.data.io import JsonlAppender
 from marketboss.errors import MarketBossError
+from marketboss.execution.freshness import Freshness, ages
 from marketboss.execution.journal import Intent, Journal, journal_path
 from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
 from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
-from marketboss.execution.slippage import slippage_bps
+from marketboss.execution.slippage import VS_SIGNAL, slippage_bps
 from marketboss.logging import get_logger
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
 from marketboss.signals import Signal, read_signals
@@ -71,7 +72,14 @@ class ExecutorConfig(BaseModel):
     backoff_max: float = Field(8.0, gt=0)
     fractional: bool = False
     reset_kill_switch: bool = False
+    allow_stale: bool = Field(False, description="send signals whose bar is no longer the latest completed one")
+    timeframe: str = Field("1Day", description="the signals' bars (freshness is judged on this grid)")
     risk: RiskConfig = RiskConfig()
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        return str(Timeframe.parse(v))
 
 
 class KillSwitch(MarketBossError):
@@ -92,6 +100,8 @@ class Replay(Protocol):
 class RunSummary:
     signals: int = 0
     already_done: int = 0
+    stale: int = 0
+    future: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     filled_notional: float = 0.0
     commission: float = 0.0
@@ -110,10 +120,12 @@ class RunSummary:
         rows: list[tuple[str, object]] = [
             ("signals in this run", self.signals),
             ("already done earlier", self.already_done),
+            ("skipped: stale (a newer bar has completed)", self.stale),
+            ("refused: bar not completed at the broker's clock", self.future),
             *[(f"orders {k}", v) for k, v in sorted(self.statuses.items())],
             ("filled notional $", self.filled_notional),
             ("commission $", self.commission),
-            ("avg slippage bps", avg_slip),
+            (f"avg slippage bps {VS_SIGNAL}", avg_slip),
             ("equity at start $", self.start_equity),
             ("equity at end $", self.end_equity),
             ("return over run %", ret),
@@ -243,8 +255,6 @@ class Executor:
 
     def _run(self) -> RunSummary:
         signals = read_signals(self.cfg.signals)
-        if self.cfg.max_trades is not None:
-            signals = signals[: self.cfg.max_trades]
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
         self.summary.signals = len(signals)
@@ -256,6 +266,9 @@ class Executor:
         try:
             self._check_kill_switch_history(journal)
             self._snapshot(equity_log)
+            pending = self._fresh(pending, journal)
+            if self.cfg.max_trades is not None:
+                pending = pending[: self.cfg.max_trades]
             # Orders an earlier run left behind come first: finish them before deciding anything new.
             pending.sort(key=lambda sig: sig.id not in journal.state.intents)
             self._reconcile(journal, pending)
@@ -278,6 +291,31 @@ class Executor:
             equity_log.close()
             self.alerter.close()
         return self.summary
+
+    def _fresh(self, pending: list[Signal], journal: Journal) -> list[Signal]:
+        """The signals to send now: those whose bar is the latest completed bar at the broker's clock. Older ones
+        are skipped (sent with allow_stale), newer ones refused, each logged with its age and counted; a replay
+        moves the clock to each signal itself, and an order started before a crash is always finished."""
+        if self.replay is not None or not pending:
+            return pending
+        now = self._now()
+        out = []
+        for sig, age in zip(pending, ages([s.timestamp for s in pending], now, Timeframe.parse(self.cfg.timeframe)),
+                            strict=True):  # fmt: skip
+            if age.freshness is Freshness.FRESH or sig.id in journal.state.intents:
+                out.append(sig)
+            elif age.freshness is Freshness.FUTURE:
+                self.summary.future += 1
+                log.warning("signal_from_the_future", signal_id=sig.id, symbol=sig.symbol,
+                            signal_timestamp=sig.timestamp, broker_clock=now)  # fmt: skip
+            elif self.cfg.allow_stale:
+                out.append(sig)
+                log.info("signal_stale_sent", signal_id=sig.id, symbol=sig.symbol, bars_behind=age.bars_behind)
+            else:
+                self.summary.stale += 1
+                log.warning("signal_stale", signal_id=sig.id, symbol=sig.symbol, signal_timestamp=sig.timestamp,
+                            bars_behind=age.bars_behind, broker_clock=now)  # fmt: skip
+        return out
 
     def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
         """Say what an earlier run left open, and put back any protective stop a crash kept from being placed."""
@@ -420,7 +458,8 @@ class Executor:
             self.sleep(self.cfg.poll_interval)
             order = self._retry("get order", lambda: self.broker.get_order(order_id))
             if order.filled_qty > seen_filled:
-                log.info("partial_fill", order_id=order.id, filled_qty=order.filled_qty, qty=order.qty)
+                event = "fill" if order.filled_qty >= order.qty else "partial_fill"
+                log.info(event, order_id=order.id, filled_qty=order.filled_qty, qty=order.qty)
                 seen_filled = order.filled_qty
             if time.monotonic() - self._last_snapshot >= self.cfg.equity_interval:
                 self._snapshot(equity_log)

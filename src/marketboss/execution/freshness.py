@@ -10,13 +10,17 @@ session of its date.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from marketboss.data.calendar import Timeframe, bar_grid
+from marketboss.data.calendar import Timeframe, bar_grid, infer_timeframe
+from marketboss.data.io import read_bars
+from marketboss.errors import MarketBossError
 
 
 class Freshness(StrEnum):
@@ -56,3 +60,14 @@ def ages(signal_times: list[datetime], now: datetime, timeframe: Timeframe) -> l
         out.append(Age(Freshness.FUTURE, 0) if behind < 0 else Age(Freshness.FRESH if behind == 0 else Freshness.STALE,
                                                                       behind))  # fmt: skip
     return out
+
+
+def signals_timeframe(data: Path, signal_times: list[datetime]) -> Timeframe:
+    """The signals' timeframe: the bars file's spacing, or daily when every signal is stamped at a day's start
+    (midnight New York, as Alpaca stamps daily bars, or 00:00Z)."""
+    if data.exists():
+        return infer_timeframe(read_bars(data))
+    ny = ZoneInfo("America/New_York")
+    if all(t.astimezone(ny).time() == time(0) or t.time() == time(0) for t in signal_times):
+        return Timeframe(1, "Day")
+    raise MarketBossError(f"cannot tell the signals' timeframe without {data}: pass --timeframe (1Day, 5Min, ...)")
