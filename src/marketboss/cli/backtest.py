@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_table
+from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_metrics
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
@@ -49,7 +49,6 @@ def backtest(
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
     from marketboss.data.market import Market
-    from marketboss.display import metric
     from marketboss.signals import read_signals_frame
     from marketboss.strategies import create
 
@@ -93,8 +92,7 @@ def backtest(
         "config": config.model_dump(mode="json"),
     }
     run = save_run(result, out, info, signals=sig)
-    print_table(f"backtest {out.name}: {source}", ["metric", "value"],
-                [[label, metric(key, run.metrics.get(key))] for key, label in METRICS], numeric=["value"])
+    print_metrics(f"backtest {out.name}: {source}", ["value"], METRICS, [[run.metrics.get(k)] for k, _ in METRICS])
     m = result.metrics
     if m["rejected_orders"] or m["unfilled_orders"]:
         err_console.print(
@@ -122,4 +120,5 @@ def compare(
 
     loaded = [load_run(p) for p in runs]
     keys = [(k, label) for k, label in METRICS if k not in ("start", "end")]
-    print_table("backtest runs side by side", ["metric", *[r.name for r in loaded]], compare_rows(loaded, keys))
+    rows = compare_rows(loaded, keys)
+    print_metrics("backtest runs side by side", [r.name for r in loaded], keys, [row[1:] for row in rows])

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketboss.data.io import default_rejects_path, read_bars
-from marketboss.display import value
+from marketboss.display import metric, value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
 
@@ -77,3 +77,11 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*[value(v) for v in row])
     console.print(table)
+
+
+def print_metrics(title: str, columns: Sequence[str], keys: Sequence[tuple[str, str]],
+                  values: Sequence[Sequence[Any]]) -> None:  # fmt: skip
+    """A metrics table: one row a (key, label) of backtest.metrics.METRICS, one column a run, each value shown by
+    its kind (display.metric: bar times, whole-number durations)."""
+    rows = [[label, *[metric(key, v) for v in vals]] for (key, label), vals in zip(keys, values, strict=True)]
+    print_table(title, ["metric", *columns], rows, numeric=columns)

@@ -14,7 +14,7 @@ import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, key_values, load_bars, print_table
+from marketboss.cli.common import SkipInvalid, console, err_console, key_values, load_bars, print_metrics, print_table
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
@@ -328,13 +328,12 @@ def compare(
     if not ok:
         raise MarketBossError("no strategy could be run; see the reasons above")
     keys = [(k, label) for k, label in METRICS if k not in ("start", "end", "buy_hold_return_pct")]
-    rows = [[label, *[v for o in ok for v in ((o.in_sample or {}).get(k), (o.out_of_sample or {}).get(k))]]
-            for k, label in keys]
+    values = [[v for o in ok for v in ((o.in_sample or {}).get(k), (o.out_of_sample or {}).get(k))] for k, _ in keys]
     ts = market.timestamps()
-    print_table(
+    print_metrics(
         f"{len(ok)} strategies on {data_path}: in-sample {ts[0]:%Y-%m-%d}..{ts[split - 1]:%Y-%m-%d}, "
         f"out-of-sample {ts[split]:%Y-%m-%d}..{ts[-1]:%Y-%m-%d}",
-        ["metric", *[f"{o.strategy} {w}" for o in ok for w in ("IS", "OOS")]], rows,
+        [f"{o.strategy} {w}" for o in ok for w in ("IS", "OOS")], keys, values,
     )
     write_table(result.table(), table_path)
     console.print(f"wrote {table_path}")

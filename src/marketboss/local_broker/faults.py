@@ -7,6 +7,7 @@ the same order meets the same faults, whatever else is switched on.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -94,15 +95,16 @@ class RateLimiter:
         self._used = 0
 
     def hit(self, now: float) -> tuple[bool, int, int]:
-        """(allowed, remaining, reset epoch seconds)."""
+        """(allowed, remaining, reset epoch seconds). The reset is rounded up: a client that waits until it never
+        comes back a fraction of a second early into the spent window."""
         if now >= self._window + 60.0:
             self._window, self._used = now, 0
         allowed = self._used < self.limit
         if allowed:
             self._used += 1
-        return allowed, max(self.limit - self._used, 0), int(self._window + 60.0)
+        return allowed, max(self.limit - self._used, 0), math.ceil(self._window + 60.0)
 
     def peek(self, now: float) -> tuple[int, int]:
         if now >= self._window + 60.0:
-            return self.limit, int(now + 60.0)
-        return max(self.limit - self._used, 0), int(self._window + 60.0)
+            return self.limit, math.ceil(now + 60.0)
+        return max(self.limit - self._used, 0), math.ceil(self._window + 60.0)
