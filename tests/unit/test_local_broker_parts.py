@@ -103,3 +103,14 @@ def test_memory_store_copies_records_and_rolls_back_a_failed_transaction() -> No
     with s.transaction():
         s.save_order(o)
     assert s.open_orders() == [] and s.max_order_seq() == 1
+
+
+def test_the_rate_limit_reset_is_never_before_the_window_turns() -> None:
+    """X-Ratelimit-Reset is whole seconds: rounded up, a client that waits until it is never a moment early."""
+    from marketboss.local_broker.faults import RateLimiter
+
+    limiter = RateLimiter(2)
+    assert limiter.hit(100.3) == (True, 1, 161)  # the window opened at 100.3 turns at 160.3
+    assert limiter.hit(150.0) == (True, 0, 161)
+    assert limiter.hit(160.2) == (False, 0, 161)
+    assert limiter.hit(160.3)[0] and limiter.peek(160.4) == (1, 221)
