@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from marketboss.data.io import read_jsonl_records
-from tests.integration.executor_fixtures import broker, make_bars, make_signals
+from tests.integration.executor_fixtures import AFTER_THE_SIGNALS, broker, make_bars, make_signals
 from tests.integration.netguard import EXIT_CODE
 
 GUARD = str(Path(__file__).with_name("netguard.py"))
@@ -81,11 +81,11 @@ def test_a_local_broker_set_through_the_base_url_alone_serves_market_data_too(tm
     data, bars = make_bars(tmp_path)
     signals, sigs = make_signals(tmp_path, bars, n=3)
     trades = tmp_path / "trades.jsonl"
-    with broker(tmp_path, data, always_open=True) as lb:
+    with broker(tmp_path, data, always_open=True, start=AFTER_THE_SIGNALS) as lb:
         env = _env(APCA_API_BASE_URL=lb.base_url + "/", APCA_API_KEY_ID=lb.key_id, APCA_API_SECRET_KEY=lb.secret_key)
         proc = _run("loopback", tmp_path, env, "paper", "--signals", str(signals), "--trades-output", str(trades),
                     "--equity-output", str(tmp_path / "equity.jsonl"), "--order-interval", "0",
-                    "--poll-interval", "0.02")  # fmt: skip
+                    "--poll-interval", "0.02", "--allow-stale")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"paper trading on the Alpaca-compatible broker at {lb.base_url} (not Alpaca)" in proc.stdout
     assert "Alpaca paper" not in proc.stdout
