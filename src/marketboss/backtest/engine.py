@@ -134,7 +134,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     sig = rows.frame
     ids = sig["id"]
     all_filled = fills.row.shape[0] == sig.height
-    if all_filled and ordered:  # every signal filled, in signal order: fill i is signal i
+    if all_filled and ordered and bool((fills.row[1:] > fills.row[:-1]).all()):  # fill i is signal i
         signal_id, symbol, side, signal_ts = ids, sig["symbol"], sig["action"], sig["timestamp"]
     else:
         signal_id, symbol, side = ids[fills.row], _pick(mkt.symbols, fills.symbol), _pick(("SELL", "BUY"), fills.buy)

@@ -193,8 +193,9 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     An order's reference price is its fill bar's open (its close with `at_close`). A quantity order trades
     exactly its shares; a weight order moves the position to weight x equity, the held positions marked at
     the fill bar's prices (a symbol without one at its last close). Cash may never go below zero: an order
-    that would need more cash is rejected whole. The orders' status is updated in place; at most one fill
-    per order."""
+    that would need more cash is rejected whole. The orders of one fill bar are sequenced: those that reduce a
+    position (|position| falls) first, then the rest, each pass in execution order, so a rotation's sales pay
+    for its purchases on the same bar. The orders' status is updated in place; at most one fill per order."""
     times, close = prices.times, prices.close
     live, exec_t, o_s, o_buy, o_qty, o_weight, status = (orders.live, orders.bar, orders.symbol, orders.buy,
                                                          orders.qty, orders.weight, orders.status)  # fmt: skip
@@ -209,49 +210,59 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     f_buy, f_qty, f_price, f_comm = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
     n_f = 0
     refs = close if rules.at_close else prices.open
-    for k in range(n):
-        r = live[k]
-        t = exec_t[r]
-        s = o_s[r]
-        now = times[t]
-        side = 1.0 if o_buy[r] else -1.0
-        ref = refs[t, s]
-        if not np.isnan(o_qty[r]):
-            q = o_qty[r] * side
-        else:
-            equity = cash
-            for h in range(n_held):
-                j = held[h]
-                px = refs[t, j]
-                if np.isnan(px):
-                    px = last_close(close, t, j)
-                equity += pos[j] * px
-            target = o_weight[r] * equity / ref
-            if not rules.fractional:
-                target = np.trunc(target)
-            q = target - pos[s]
-            if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
-                status[r] = SKIPPED
-                continue
-        side = 1.0 if q > 0 else -1.0
-        fp = fill_price(ref, side, rules.slip)
-        comm = commission(q, fp, rules)
-        new_cash = cash_after(cash, q, fp, comm)
-        if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-            status[r] = REJECTED_CASH
-            continue
-        cash = new_cash
-        status[r] = FILLED
-        aq = abs(q)
-        f_row[n_f] = r
-        f_time[n_f] = now
-        f_s[n_f] = s
-        f_buy[n_f] = q > 0
-        f_qty[n_f] = aq
-        f_price[n_f] = fp
-        f_comm[n_f] = comm
-        n_f += 1
-        n_held = _hold(pos, held, slot, n_held, s, q, aq)
+    k0 = 0
+    while k0 < n:  # the orders of one fill bar: those that reduce a position first, so their sales pay for the rest
+        t = exec_t[live[k0]]
+        k1 = k0
+        while k1 < n and exec_t[live[k1]] == t:
+            k1 += 1
+        for increases in (False, True):
+            for k in range(k0, k1):
+                r = live[k]
+                if status[r] != PENDING:
+                    continue
+                s = o_s[r]
+                side = 1.0 if o_buy[r] else -1.0
+                ref = refs[t, s]
+                if not np.isnan(o_qty[r]):
+                    q = o_qty[r] * side
+                else:
+                    equity = cash
+                    for h in range(n_held):
+                        j = held[h]
+                        px = refs[t, j]
+                        if np.isnan(px):
+                            px = last_close(close, t, j)
+                        equity += pos[j] * px
+                    target = o_weight[r] * equity / ref
+                    if not rules.fractional:
+                        target = np.trunc(target)
+                    q = target - pos[s]
+                    if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
+                        status[r] = SKIPPED
+                        continue
+                if abs(pos[s] + q) >= abs(pos[s]) and not increases:
+                    continue  # not a reduction: the second pass
+                side = 1.0 if q > 0 else -1.0
+                fp = fill_price(ref, side, rules.slip)
+                comm = commission(q, fp, rules)
+                new_cash = cash_after(cash, q, fp, comm)
+                if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
+                    status[r] = REJECTED_CASH
+                    continue
+                cash = new_cash
+                status[r] = FILLED
+                aq = abs(q)
+                f_row[n_f] = r
+                f_time[n_f] = times[t]
+                f_s[n_f] = s
+                f_buy[n_f] = q > 0
+                f_qty[n_f] = aq
+                f_price[n_f] = fp
+                f_comm[n_f] = comm
+                n_f += 1
+                n_held = _hold(pos, held, slot, n_held, s, q, aq)
+        k0 = k1
     return Fills(f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f])
 
 
