@@ -6,6 +6,7 @@ Rules (see also marketboss.signals for what a signal means):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
   credit their proceeds to cash. An order that cash cannot cover is rejected whole, never resized.
 - market orders fill at the symbol's next bar's open (default) or at the signal bar's close (optimistic).
+- the orders filling on one bar go in two passes: those that reduce a position first, then the rest.
 - target-weight orders size against equity marked at the fill bar's open (before the fill), rounded toward
   zero to whole shares unless `fractional`; quantity orders trade exactly their quantity.
 - equity is marked to market at every bar's close (a symbol without a bar keeps its last close).
