@@ -56,9 +56,11 @@ def ages(signal_times: list[datetime], now: datetime, timeframe: Timeframe) -> l
         own = np.searchsorted(starts, ts, side="right") - 1
     out = []
     for k in own.tolist():
-        behind = completed - 1 - k
-        out.append(Age(Freshness.FUTURE, 0) if behind < 0 else Age(Freshness.FRESH if behind == 0 else Freshness.STALE,
-                                                                      behind))  # fmt: skip
+        behind = completed - 1 - k  # completed bars after the signal's own
+        if behind < 0:
+            out.append(Age(Freshness.FUTURE, 0))
+        else:
+            out.append(Age(Freshness.FRESH if behind == 0 else Freshness.STALE, behind))
     return out
 
 
