@@ -155,7 +155,6 @@ class Executor:
         self.sleep = sleep
         self.risk = RiskEngine(config.risk)
         self.retry = Retrier(broker, config.retry_budget, config.backoff_base, config.backoff_max, sleep)
-        self._retry = self.retry
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
@@ -167,14 +166,14 @@ class Executor:
         started, attempt = self.retry.clock(), 0
         while True:
             if resumed or attempt > 0:
-                existing = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
+                existing = self.retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
                 if existing is not None:
                     log.info("order_found_by_client_id", client_order_id=req.client_order_id, order_id=existing.id)
                     return _adopt(req, existing)
             try:
                 return self.retry.call(lambda: self.broker.submit_order(req))
             except DuplicateOrder:
-                found = self._retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
+                found = self.retry("look up order", lambda: self.broker.order_by_client_id(req.client_order_id))
                 if found is None:
                     raise
                 return _adopt(req, found)
@@ -185,12 +184,12 @@ class Executor:
     # ---------------------------------------------------------------------------------------- logs
     def _now(self) -> datetime:
         try:
-            return self._retry("get clock", self.broker.clock).timestamp.astimezone(UTC)
+            return self.retry("get clock", self.broker.clock).timestamp.astimezone(UTC)
         except BrokerError:
             return datetime.now(UTC)
 
     def _snapshot(self, equity_log: JsonlAppender, acct: Account | None = None, at: datetime | None = None) -> None:
-        acct = acct or self._retry("get account", self.broker.account)
+        acct = acct or self.retry("get account", self.broker.account)
         equity_log.append(
             {
                 "timestamp": at or self._now(),
@@ -320,13 +319,13 @@ class Executor:
     def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
         """Say what an earlier run left open, and put back any protective stop a crash kept from being placed."""
         resumed = [s.id for s in pending if s.id in journal.state.intents]
-        open_orders = self._retry("list open orders", self.broker.open_orders)
+        open_orders = self.retry("list open orders", self.broker.open_orders)
         ours = [o for o in open_orders if o.client_order_id.startswith(COID_PREFIX)]
         log.info("reconcile", resuming=len(resumed), open_orders=len(open_orders), open_orders_ours=len(ours))
         if self.cfg.risk.stop_loss_pct is None:
             return
         stops = {o.symbol for o in ours if o.type == "stop"}
-        for symbol, pos in self._retry("get positions", self.broker.positions).items():
+        for symbol, pos in self.retry("get positions", self.broker.positions).items():
             if pos.qty != 0 and symbol not in stops:
                 self._place_stop(symbol, f"{COID_PREFIX}{self.run_id}-{symbol}", journal)
 
@@ -345,7 +344,7 @@ class Executor:
     def _trip(self, reason: str, journal: Journal) -> None:
         log.error("kill_switch", reason=reason)
         try:
-            self._retry("cancel all orders", self.broker.cancel_all_orders)
+            self.retry("cancel all orders", self.broker.cancel_all_orders)
         finally:
             journal.kill(self._now().astimezone(NY_TZ).date(), reason)
             self.alerter.send("kill_switch", "KILL SWITCH: trading stopped", reason)
@@ -376,24 +375,24 @@ class Executor:
             return
         if self.replay is not None:
             self.replay.before(sig)
-        acct = self._retry("get account", self.broker.account)
+        acct = self.retry("get account", self.broker.account)
         breach = self.risk.daily_loss_breached(acct)
         if breach:
             self._trip(breach.reason, journal)
-        positions = self._retry("get positions", self.broker.positions)
+        positions = self.retry("get positions", self.broker.positions)
         pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
         if sig.symbol not in self._assets:
-            self._assets[sig.symbol] = self._retry("get asset", lambda: self.broker.asset(sig.symbol))
+            self._assets[sig.symbol] = self.retry("get asset", lambda: self.broker.asset(sig.symbol))
         asset = self._assets[sig.symbol]
         if asset is None:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
-        price = self._retry("latest price", lambda: self.broker.latest_price(sig.symbol))
+        price = self.retry("latest price", lambda: self.broker.latest_price(sig.symbol))
         sized = size_order(sig, acct.equity, pos_qty, price, self.cfg.fractional)
         if sized is None:
             self._record(trades_log, sig, "skipped", reason="position already at target")
             return
         side, qty = sized
-        clock = self._retry("get clock", self.broker.clock)
+        clock = self.retry("get clock", self.broker.clock)
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
@@ -431,8 +430,8 @@ class Executor:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
         commission, after = 0.0, None
         if order.filled_qty > 0:
-            commission = self._retry("get fills", lambda: self.broker.fill_commission(order))
-            after = self._retry("get account", self.broker.account)
+            commission = self.retry("get fills", lambda: self.broker.fill_commission(order))
+            after = self.retry("get account", self.broker.account)
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
         )
@@ -456,7 +455,7 @@ class Executor:
             if time.monotonic() >= deadline:
                 return self._cancel_after_timeout(order), True
             self.sleep(self.cfg.poll_interval)
-            order = self._retry("get order", lambda: self.broker.get_order(order_id))
+            order = self.retry("get order", lambda: self.broker.get_order(order_id))
             if order.filled_qty > seen_filled:
                 event = "fill" if order.filled_qty >= order.qty else "partial_fill"
                 log.info(event, order_id=order.id, filled_qty=order.filled_qty, qty=order.qty)
@@ -468,12 +467,12 @@ class Executor:
     def _cancel_after_timeout(self, order: Order) -> Order:
         log.warning("fill_timeout", order_id=order.id, timeout_s=self.cfg.fill_timeout, filled_qty=order.filled_qty)
         try:
-            self._retry("cancel order", lambda: self.broker.cancel_order(order.id))
+            self.retry("cancel order", lambda: self.broker.cancel_order(order.id))
         except (OrderRejected, NotFound) as exc:  # filled or gone in the meantime
             log.info("cancel_not_needed", order_id=order.id, error=str(exc))
         order_id = order.id
         for _ in range(20):
-            order = self._retry("get order", lambda: self.broker.get_order(order_id))
+            order = self.retry("get order", lambda: self.broker.get_order(order_id))
             if order.is_terminal:
                 break
             self.sleep(self.cfg.poll_interval)
@@ -486,9 +485,9 @@ class Executor:
         if order_id is None:
             return
         try:
-            self._retry("cancel stop", lambda: self.broker.cancel_order(order_id))
+            self.retry("cancel stop", lambda: self.broker.cancel_order(order_id))
         except (OrderRejected, NotFound):
-            stop = self._retry("get stop", lambda: self.broker.get_order(order_id))
+            stop = self.retry("get stop", lambda: self.broker.get_order(order_id))
             if stop.filled_qty > 0:
                 log.warning("stop_loss_triggered", symbol=symbol, order_id=order_id, price=stop.filled_avg_price)
         journal.stop_cleared(symbol)
@@ -497,7 +496,7 @@ class Executor:
         pct = self.cfg.risk.stop_loss_pct
         if pct is None:
             return
-        pos = self._retry("get positions", self.broker.positions).get(symbol)
+        pos = self.retry("get positions", self.broker.positions).get(symbol)
         if pos is None or pos.qty == 0:
             return
         long = pos.qty > 0
