@@ -33,6 +33,13 @@ GOOD: dict[str, list[Any]] = {
     "size": [(10, None), (2.5, None), (None, 0.5), (None, -1), (None, 1)],
     "strategy": ["ma_crossover", None, ""],
     "price": [150.5, 1, None],
+    # the order fields (prices around the 150.5 of a BUY's price: some only fit one side, so BAD need not hold
+    # every case that fails; the per-record path is the reference)
+    "orders": [{}, {"order_type": "limit", "limit_price": 149.0}, {"order_type": "stop", "stop_price": 151.0,
+               "time_in_force": "gtc"}, {"take_profit": 160.0, "stop_loss": 140.0}, {"order_type": "Limit",
+               "limit_price": 149.0}, {"order_type": "trailing_stop", "trail_percent": 5},
+               {"order_type": "stop_limit", "stop_price": 151.0, "limit_price": 152.0}, {"trail_percent": 3},
+               {"order_type": None, "time_in_force": None}],
 }
 BAD: dict[str, list[Any]] = {
     "id": [17, "bad id!", "x" * 129, ""],
@@ -43,6 +50,11 @@ BAD: dict[str, list[Any]] = {
     "size": [(0, None), (-1, None), (True, None), ("10", None), (None, None), (5, 0.5), (None, 1.5), (None, "0.1")],
     "strategy": [3],
     "price": [0, -2.0, "150", False],
+    "orders": [{"order_type": "limit"}, {"stop_price": 3.0}, {"order_type": "ioc"}, {"time_in_force": "fok"},
+               {"take_profit": 140.0, "stop_loss": 160.0}, {"order_type": "limit", "limit_price": -1},
+               {"order_type": "trailing_stop", "trail_percent": 5, "stop_loss": 140.0},
+               {"stop_loss": 140.0, "trail_percent": 2}, {"order_type": "stop_limit", "stop_price": 151.0,
+               "limit_price": 140.0}, {"order_type": "trailing_stop", "trail_percent": 0}, {"take_profit": "160"}],
 }  # fmt: skip
 
 
@@ -53,7 +65,7 @@ def _field(name: str) -> st.SearchStrategy[Any]:
 
 def _record(fields: dict[str, Any]) -> dict[str, Any]:
     quantity, target_weight = fields.pop("size")
-    return {**fields, "quantity": quantity, "target_weight": target_weight}
+    return {**fields, **fields.pop("orders"), "quantity": quantity, "target_weight": target_weight}
 
 
 def _outcome(path: Path) -> tuple[str, Any]:
@@ -123,3 +135,44 @@ def test_duplicate_ids_are_still_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(VALID) + "\n" + json.dumps(VALID) + "\n")
     with pytest.raises(InputError, match=r":2: field 'id': duplicate id 'sig-0001' \(first on line 1\)"):
         read_signals_frame(path)
+
+
+def test_order_fields_take_the_vectorised_path_and_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "signals.jsonl"
+    orders = [*GOOD["orders"][:4], {"order_type": "trailing_stop", "trail_percent": 5}]
+    path.write_text("\n".join(json.dumps({**VALID, "id": f"s{i}", **o}) for i, o in enumerate(orders)) + "\n")
+    want = signals_to_frame(read_signals(path))
+    monkeypatch.setattr(signals_mod, "read_signals", lambda *a, **k: pytest.fail("the per-record path was taken"))
+    got = read_signals_frame(path)
+    assert got.equals(want) and got["order_type"].to_list() == ["market", "limit", "stop", "market", "trailing_stop"]
+    out = tmp_path / "out.jsonl"
+    signals_mod.write_signals(out, got)
+    first, second = (json.loads(line) for line in out.read_text().splitlines()[:2])
+    assert "order_type" not in first and second["limit_price"] == 149.0  # a plain line keeps its old form
+    assert read_signals_frame(out).drop("_line").equals(got.drop("_line"))
+
+
+@pytest.mark.parametrize(("fields", "field", "reason"), [
+    ({"order_type": "limit"}, "limit_price", "a limit order needs it"),
+    ({"stop_price": 3.0}, "stop_price", "not used by a market order"),
+    ({"take_profit": 140.0}, "take_profit", "must be above its price"),
+    ({"take_profit": 170.0, "stop_loss": 160.0}, "stop_loss", "must be below its price"),
+    ({"action": "SELL", "stop_loss": 140.0}, "stop_loss", "a sell's stop_loss .* must be above"),
+    ({"order_type": "limit", "limit_price": 149.0, "stop_loss": 149.5}, "stop_loss", "below its limit_price"),
+    ({"order_type": "limit", "limit_price": -1.0}, "limit_price", "out of range"),
+    ({"order_type": "trailing_stop", "trail_percent": 5, "take_profit": 170.0}, "take_profit", "no bracket"),
+])  # fmt: skip
+def test_order_field_errors_name_line_and_field(
+    tmp_path: Path, fields: dict[str, Any], field: str, reason: str
+) -> None:
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps(VALID) + "\n" + json.dumps({**VALID, "id": "s2", **fields}) + "\n")
+    with pytest.raises(InputError, match=rf"signals.jsonl:2: field '{field}': .*{reason}"):
+        read_signals_frame(path)
+
+
+def test_default_order_fields_keep_the_plain_frame(tmp_path: Path) -> None:
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps({**VALID, "order_type": "market", "time_in_force": None}) + "\n")
+    assert read_signals_frame(path).equals(signals_to_frame(read_signals(path)))
+    assert "order_type" not in read_signals_frame(path).columns

@@ -21,6 +21,18 @@ Semantics, shared by the backtest engine and the paper executor (both must imple
   and the action by a fixed 64-bit finaliser (splitmix64), vectorised so that a million signals get their
   ids in milliseconds. Ids are unique within a file; writing a file with a duplicate id is refused.
 
+Orders (optional fields; a line without them is a market order, valid for the day, as before):
+- `order_type`: market (default) | limit | stop | stop_limit | trailing_stop. A limit order needs
+  `limit_price`, a stop order `stop_price`, a stop-limit both, a trailing stop `trail_percent` (of the best
+  price since it was placed). The fill and trigger rules are marketboss.orders'.
+- `time_in_force`: day (default: expires at the end of the session it first trades in) | gtc (stays working).
+- `take_profit` (a limit price) and `stop_loss` (a stop price), absolute: a bracket on the entry, whose two
+  exits are one-cancels-other and close the position; an order that flattens the position cancels them. A
+  buy's stop_loss lies below its take_profit and its reference price (limit, stop or `price`); a sell's
+  above.
+- `trail_percent` on an entry that is not itself a trailing stop: a trailing stop-loss leg, in place of
+  `stop_loss`.
+
 Reading also accepts the guide's minimal form `{"timestamp", "action", "symbol", "quantity"}`: a missing id
 is derived from the line's content (and its occurrence number among identical lines, so ids stay unique).
 Bad lines raise an InputError naming file, line and field (or, with skip_invalid, go to a rejects file).
@@ -67,13 +79,25 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "target_weight": pl.Float64(),
 }
+#: The optional order fields, after SIGNAL_FIELDS: a frame has them when any of its signals is not a plain
+#: market order for the day (null where a signal does not use one).
+ORDER_FIELDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit", "stop_loss")
+ORDER_SCHEMA: dict[str, pl.DataType] = {
+    "order_type": pl.String(),
+    "time_in_force": pl.String(),
+    **{f: pl.Float64() for f in ORDER_FIELDS[2:]},
+}
+ORDER_TYPE_NAMES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 ACTION_CODES = {"BUY": 1, "SELL": 2}
 ID_PREFIX = "sig-"
 _PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)  # the id kernel writes exactly 4 bytes
 
 
 _NUMBER_RANGES = {"quantity": (0.0, MAX_QUANTITY, True), "price": (0.0, MAX_PRICE, True),
-                  "target_weight": (-1.0, 1.0, False)}  # fmt: skip
+                  "target_weight": (-1.0, 1.0, False), "trail_percent": (0.0, 50.0, True),
+                  **{f: (0.0, MAX_PRICE, True) for f in ("limit_price", "stop_price", "take_profit", "stop_loss")}}
+_NEEDS = {"limit_price": ("limit", "stop_limit"), "stop_price": ("stop", "stop_limit"),
+          "trail_percent": ("trailing_stop",)}  # fmt: skip
 
 
 class Signal(BaseModel):
@@ -89,7 +113,23 @@ class Signal(BaseModel):
     strategy: str | None = None
     price: float | None = Field(None, gt=0, allow_inf_nan=False)
     target_weight: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    order_type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
+    time_in_force: Literal["day", "gtc"] = "day"
+    # validate_default: the checks below name a field the order type needs but the line lacks
+    limit_price: float | None = Field(None, validate_default=True)
+    stop_price: float | None = Field(None, validate_default=True)
+    trail_percent: float | None = Field(None, validate_default=True)
+    take_profit: float | None = None
+    stop_loss: float | None = None
     line: int | None = Field(None, exclude=True)
+
+    @field_validator("order_type", "time_in_force", mode="before")
+    @classmethod
+    def _lower_name(cls, v: Any, info: ValidationInfo) -> Any:
+        """Case and spaces aside; null is the default (a frame's row without that order field)."""
+        if v is None:
+            return "market" if info.field_name == "order_type" else "day"
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("action", mode="before")
     @classmethod
@@ -104,7 +144,8 @@ class Signal(BaseModel):
             raise ValueError(err)
         return v
 
-    @field_validator("quantity", "price", "target_weight", mode="before")
+    @field_validator("quantity", "price", "target_weight", *_NUMBER_RANGES.keys() - {"quantity", "price",
+                     "target_weight"}, mode="before")  # fmt: skip
     @classmethod
     def _json_number(cls, v: Any, info: ValidationInfo) -> Any:
         """A JSON number in range: not true (1), not text ('5', '١'), not 1e300 (pydantic alone takes all)."""
@@ -130,6 +171,53 @@ class Signal(BaseModel):
         if err:
             raise ValueError(err)
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @field_validator("limit_price", "stop_price", "trail_percent")
+    @classmethod
+    def _order_price(cls, v: float | None, info: ValidationInfo) -> float | None:
+        """Each order type's own prices: present when it needs them, absent otherwise (a trail_percent on an entry
+        is its trailing stop-loss leg)."""
+        kind = info.data.get("order_type")
+        if kind is None:  # the order type itself was invalid: that is the error to report
+            return v
+        needed = kind in _NEEDS[info.field_name or ""]
+        if needed and v is None:
+            raise ValueError(f"missing: a {kind} order needs it")
+        if not needed and v is not None and info.field_name != "trail_percent":
+            raise ValueError(f"not used by a {kind} order")
+        if info.field_name == "stop_price" and kind == "stop_limit" and v is not None:
+            limit = info.data.get("limit_price")
+            buy = info.data.get("action") == "BUY"
+            if limit is not None and (limit < v if buy else limit > v):
+                raise ValueError(f"a stop_limit {'buy' if buy else 'sell'}'s limit_price ({limit:g}) must be "
+                                 f"{'at or above' if buy else 'at or below'} its stop_price ({v:g})")
+        return v
+
+    @field_validator("take_profit", "stop_loss")
+    @classmethod
+    def _bracket(cls, v: float | None, info: ValidationInfo) -> float | None:
+        """A bracket's legs on the right sides: a buy's take-profit above, its stop-loss below its reference
+        price (the limit, the stop, else the signal's price), and its stop-loss below its take-profit; a sell's
+        mirrored."""
+        if v is None:
+            return v
+        d = info.data
+        if d.get("order_type") == "trailing_stop":
+            raise ValueError("a trailing_stop order takes no bracket")
+        if info.field_name == "stop_loss" and d.get("trail_percent") is not None:
+            raise ValueError("give one stop: stop_loss or trail_percent")
+        buy = d.get("action") == "BUY"
+        above = (info.field_name == "take_profit") == buy  # where the leg must lie from the reference
+        ref_name = next((f for f in ("limit_price", "stop_price", "price") if d.get(f) is not None), None)
+        ref = d.get(ref_name) if ref_name else None
+        if ref is not None and (v <= ref if above else v >= ref):
+            raise ValueError(f"a {'buy' if buy else 'sell'}'s {info.field_name} ({v:g}) must be "
+                             f"{'above' if above else 'below'} its {ref_name} ({ref:g})")
+        tp = d.get("take_profit")
+        if info.field_name == "stop_loss" and tp is not None and (v >= tp if buy else v <= tp):
+            raise ValueError(f"a {'buy' if buy else 'sell'}'s stop_loss ({v:g}) must be "
+                             f"{'below' if buy else 'above'} its take_profit ({tp:g})")
+        return v
 
     @model_validator(mode="after")
     def _one_size(self) -> Signal:
@@ -181,7 +269,7 @@ def signal_id(strategy: str, params: Mapping[str, Any] | str, symbol: str, times
 
 def _record(d: Mapping[str, Any]) -> dict[str, Any]:
     q = d.get("quantity")
-    return {
+    out = {
         "id": d["id"],
         "timestamp": d["timestamp"],
         "symbol": d["symbol"],
@@ -191,6 +279,17 @@ def _record(d: Mapping[str, Any]) -> dict[str, Any]:
         "price": d.get("price"),
         "target_weight": d.get("target_weight"),
     }
+    # the order fields only where they say more than a market order for the day: old files keep their form
+    out.update({f: d[f] for f in ORDER_FIELDS if d.get(f) is not None and d[f] != _ORDER_DEFAULTS.get(f)})
+    return out
+
+
+_ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
+
+
+def is_plain(sig: Signal) -> bool:
+    """A market order for the day without exits: what every signal was before the order fields."""
+    return all(getattr(sig, f) in (None, _ORDER_DEFAULTS.get(f)) for f in ORDER_FIELDS)
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -266,21 +365,28 @@ def read_signals(
 
 def _derived_id(sig: Signal, seen: dict[tuple[Any, ...], int]) -> str:
     """Minimal-form lines: id from content, plus the occurrence number so identical lines differ."""
-    content = (sig.strategy, sig.symbol, sig.timestamp, sig.action, sig.quantity, sig.target_weight)
+    orders = {} if is_plain(sig) else {f: getattr(sig, f) for f in ORDER_FIELDS}
+    content = (sig.strategy, sig.symbol, sig.timestamp, sig.action, sig.quantity, sig.target_weight,
+               *orders.values())  # fmt: skip
     n = seen.get(content, 0)
     seen[content] = n + 1
-    params = {"quantity": sig.quantity, "target_weight": sig.target_weight, "occurrence": n}
+    params = {"quantity": sig.quantity, "target_weight": sig.target_weight, "occurrence": n, **orders}
     return signal_id(sig.strategy or "", params, sig.symbol, sig.timestamp, sig.action)
 
 
 def signals_to_frame(signals: Sequence[Signal]) -> pl.DataFrame:
-    """Columnar signals (SIGNAL_SCHEMA, plus `_line` when known), as the engine consumes them."""
-    cols: dict[str, list[Any]] = {f: [] for f in (*SIGNAL_FIELDS, LINE)}
+    """Columnar signals (SIGNAL_SCHEMA, then ORDER_SCHEMA when any signal is not plain, plus `_line`), as the
+    engine consumes them."""
+    fields = SIGNAL_FIELDS if all(is_plain(s) for s in signals) else (*SIGNAL_FIELDS, *ORDER_FIELDS)
+    cols: dict[str, list[Any]] = {f: [] for f in (*fields, LINE)}
     for s in signals:
-        for f in SIGNAL_FIELDS:
+        for f in fields:
             cols[f].append(getattr(s, f))
         cols[LINE].append(s.line)
-    return pl.DataFrame(cols, schema={**SIGNAL_SCHEMA, LINE: pl.Int64()})
+    return pl.DataFrame(cols, schema={f: _FRAME_SCHEMA[f] for f in (*fields, LINE)})
+
+
+_FRAME_SCHEMA = {**SIGNAL_SCHEMA, **ORDER_SCHEMA, LINE: pl.Int64()}
 
 
 def read_signals_frame(
@@ -300,6 +406,8 @@ _STR, _NUM = frozenset({str}), frozenset({int, float})
 _FAST_TYPES = {
     "id": _STR, "timestamp": _STR, "symbol": _STR, "action": _STR, "strategy": _STR | {type(None)},
     "quantity": _NUM | {type(None)}, "price": _NUM | {type(None)}, "target_weight": _NUM | {type(None)},
+    "order_type": _STR | {type(None)}, "time_in_force": _STR | {type(None)},
+    **{f: _NUM | {type(None)} for f in ORDER_FIELDS[2:]},
 }  # fmt: skip
 _ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
 _TS_RE = r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$"  # chrono alone is more lenient
@@ -312,8 +420,9 @@ def _valid_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
     for field, allowed in _FAST_TYPES.items():
         if not {type(r.get(field)) for r in records} <= allowed:
             return None
-    raw_schema = {**{f: (pl.String if f in ("id", "timestamp") else SIGNAL_SCHEMA[f]) for f in SIGNAL_FIELDS},
-                  LINE: pl.Int64}  # fmt: skip
+    plain = not any(f in r for r in records for f in ORDER_FIELDS)
+    fields = SIGNAL_FIELDS if plain else (*SIGNAL_FIELDS, *ORDER_FIELDS)
+    raw_schema = {**{f: (pl.String if f in ("id", "timestamp") else _FRAME_SCHEMA[f]) for f in fields}, LINE: pl.Int64}
     df = pl.DataFrame(records, schema=raw_schema)
     ts = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC", strict=False)
     qty, tw, price, sym = pl.col("quantity"), pl.col("target_weight"), pl.col("price"), pl.col("symbol")
@@ -328,10 +437,38 @@ def _valid_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
         & (qty.is_null() | (qty.is_finite() & (qty > 0) & (qty <= MAX_QUANTITY))).all()
         & (tw.is_null() | (tw.is_finite() & tw.is_between(-1, 1))).all()
         & (price.is_null() | (price.is_finite() & (price > 0) & (price <= MAX_PRICE))).all()
+        & (pl.lit(True) if plain else _orders_valid().all())
     ).item()
     if not ok:
         return None
-    return df.with_columns(ts.alias("timestamp")).select(*SIGNAL_FIELDS, LINE)
+    if not plain:
+        df = df.with_columns(pl.col("order_type").fill_null("market"), pl.col("time_in_force").fill_null("day"))
+        plain = df.select(pl.all_horizontal(pl.col(f).is_null().all() for f in ORDER_FIELDS[2:])
+                          & (pl.col("order_type") == "market").all() & (pl.col("time_in_force") == "day").all()).item()
+    return df.with_columns(ts.alias("timestamp")).select(*(SIGNAL_FIELDS if plain else fields), LINE)
+
+
+def _orders_valid() -> pl.Expr:
+    """Signal's order rules, per row, in their plain form (lower-case names): true where a row passes."""
+    kind = pl.col("order_type").fill_null("market")
+    buy = pl.col("action") == "BUY"
+    ok = kind.is_in(ORDER_TYPE_NAMES) & pl.col("time_in_force").fill_null("day").is_in(["day", "gtc"])
+    for f, (low, high, _) in _NUMBER_RANGES.items():
+        if f in ORDER_FIELDS:
+            c = pl.col(f)
+            ok &= c.is_null() | (c.is_finite() & (c > low) & (c <= high))
+    for f, kinds in _NEEDS.items():
+        needed = kind.is_in(kinds)
+        ok &= pl.col(f).is_not_null() == needed if f != "trail_percent" else needed.not_() | pl.col(f).is_not_null()
+    lim, stop, tp, sl = pl.col("limit_price"), pl.col("stop_price"), pl.col("take_profit"), pl.col("stop_loss")
+    ok &= (kind != "stop_limit") | pl.when(buy).then(lim >= stop).otherwise(lim <= stop)
+    ok &= (kind != "trailing_stop") | (tp.is_null() & sl.is_null())
+    ok &= sl.is_null() | pl.col("trail_percent").is_null()
+    ref = pl.coalesce(lim, stop, pl.col("price"))
+    ok &= tp.is_null() | ref.is_null() | pl.when(buy).then(tp > ref).otherwise(tp < ref)
+    ok &= sl.is_null() | ref.is_null() | pl.when(buy).then(sl < ref).otherwise(sl > ref)
+    ok &= tp.is_null() | sl.is_null() | pl.when(buy).then(sl < tp).otherwise(sl > tp)
+    return ok.fill_null(False)
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -343,7 +480,7 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
     dup = df.filter(pl.col("id").is_duplicated())
     if dup.height:
         raise InputError(path, f"refusing to write duplicate signal id '{dup['id'][0]}'", field="id")
-    rows = df.select(SIGNAL_FIELDS).with_columns(
+    rows = df.select(*SIGNAL_FIELDS, *(f for f in ORDER_FIELDS if f in df.columns)).with_columns(
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
     )
     return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
@@ -351,12 +488,16 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
 
 __all__ = [
     "ACTION_CODES",
+    "ORDER_FIELDS",
+    "ORDER_SCHEMA",
+    "ORDER_TYPE_NAMES",
     "SIGNAL_FIELDS",
     "SIGNAL_SCHEMA",
     "Signal",
     "canonical_params",
     "epoch_us",
     "id_key",
+    "is_plain",
     "parse_signal",
     "read_signals",
     "read_signals_frame",
