@@ -1,0 +1,77 @@
+"""Exits by percentage: --stop-loss-pct, --take-profit-pct and --trail-percent turned into the signal's own
+bracket fields, once, so that the backtest and the paper executor trade the very same absolute prices.
+
+The legs go on every signal that carries none: they are a bracket on the position an order opens or increases,
+and both the backtest and the executor drop them on an order that reduces a position (a sell closing a long
+must not leave a buy-to-cover stop behind)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from marketboss.data.schema import LINE
+from marketboss.errors import InputError
+from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA
+
+#: Percent bounds: a fraction such as 0.05 (meaning 5%) is refused rather than read as a 0.05% stop.
+MIN_PCT, MAX_PCT = 0.1, 50.0
+
+
+@dataclass(frozen=True)
+class Exits:
+    """Per-entry exits in percent of the reference price (None: that leg is absent)."""
+
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    trail_percent: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stop_loss_pct", "take_profit_pct", "trail_percent"):
+            v = getattr(self, name)
+            if v is not None and not MIN_PCT <= v <= MAX_PCT:
+                raise ValueError(f"{name} is a percent in [{MIN_PCT:g}, {MAX_PCT:g}] (5 means 5%), got {v:g}")
+        if self.stop_loss_pct is not None and self.trail_percent is not None:
+            raise ValueError("give one stop: a stop-loss or a trailing stop")
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.stop_loss_pct, self.take_profit_pct, self.trail_percent))
+
+
+def tick(price: pl.Expr) -> pl.Expr:
+    """Prices on the exchange's grid as Alpaca accepts them: cents from $1, hundredths of a cent below."""
+    return pl.when(price >= 1.0).then(price.round(2)).otherwise(price.round(4))
+
+
+def with_exits(signals: pl.DataFrame, exits: Exits, source: str = "signals") -> pl.DataFrame:
+    """`signals` with the exits' legs on every signal without legs of its own, priced from its reference (the
+    limit, else the stop, else the price the strategy saw) and rounded to the tick. A trailing stop order gets
+    none. A signal without a reference price is an InputError naming its line."""
+    if not exits:
+        return signals
+    df = signals
+    for f in ORDER_FIELDS:
+        if f not in df.columns:
+            default = {"order_type": "market", "time_in_force": "day"}.get(f)
+            df = df.with_columns(pl.lit(default, dtype=ORDER_SCHEMA[f]).alias(f))
+    ref = pl.coalesce("limit_price", "stop_price", "price")
+    missing = df.select(ref.is_null().arg_max().alias("first"), ref.is_null().any().alias("any")).row(0)
+    if missing[1]:
+        line = df[LINE][missing[0]] if LINE in df.columns else None
+        raise InputError(source, "no price to place the exits from (needed by the exit percentages)", line=line,
+                         field="price")  # fmt: skip
+    up = pl.when(pl.col("action") == "BUY").then(1.0).otherwise(-1.0)
+    bare = (pl.col("order_type") != "trailing_stop") & pl.col("take_profit").is_null() & pl.col("stop_loss").is_null()
+    bare &= pl.col("trail_percent").is_null()
+    legs = []
+    if exits.take_profit_pct is not None:
+        legs.append(pl.when(bare).then(tick(ref * (1.0 + up * exits.take_profit_pct / 100.0)))
+                    .otherwise(pl.col("take_profit")).alias("take_profit"))  # fmt: skip
+    if exits.stop_loss_pct is not None:
+        legs.append(pl.when(bare).then(tick(ref * (1.0 - up * exits.stop_loss_pct / 100.0)))
+                    .otherwise(pl.col("stop_loss")).alias("stop_loss"))  # fmt: skip
+    if exits.trail_percent is not None:
+        legs.append(pl.when(bare).then(pl.lit(exits.trail_percent)).otherwise(pl.col("trail_percent"))
+                    .alias("trail_percent"))  # fmt: skip
+    return df.with_columns(legs)
