@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
 from marketboss.data.market import Market
 from marketboss.errors import InputError
-from marketboss.signals import SIGNAL_SCHEMA
+from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
 from marketboss.strategies import create
 
 T0 = np.datetime64("2024-01-02T05:00", "us")
@@ -35,14 +35,21 @@ def make_bars(
 
 
 def make_signals(rows: list[dict[str, object]]) -> pl.DataFrame:
-    """Signals at bar indices: {"t": 0, "symbol", "action", "quantity" | "target_weight"}."""
+    """Signals at bar indices: {"t": 0, "symbol", "action", "quantity" | "target_weight"}, and the order fields
+    (marketboss.signals.ORDER_FIELDS) when any row has them."""
+    orders = any(f in r for r in rows for f in ORDER_FIELDS)
+    schema = {**SIGNAL_SCHEMA, **(ORDER_SCHEMA if orders else {}), "timestamp": pl.Datetime("us")}
     out = []
     for k, r in enumerate(rows):
         out.append({"id": f"sig-{k:04d}", "timestamp": (T0 + int(r["t"]) * DAY).item(),  # type: ignore[call-overload]
                     "symbol": r["symbol"], "action": r["action"], "quantity": r.get("quantity"),
-                    "strategy": "test", "price": None, "target_weight": r.get("target_weight")})
-    df = pl.DataFrame(out, schema={k: (pl.Datetime("us") if k == "timestamp" else v) for k, v in SIGNAL_SCHEMA.items()})
+                    "strategy": "test", "price": r.get("price"), "target_weight": r.get("target_weight"),
+                    **({f: r.get(f, ORDER_DEFAULTS.get(f)) for f in ORDER_FIELDS} if orders else {})})
+    df = pl.DataFrame(out, schema=schema)
     return df.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+
+
+ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
 
 
 AAPL = [(100.0, 101.0), (102.0, 104.0), (103.0, 99.0), (98.0, 97.0), (96.0, 105.0)]
@@ -186,8 +193,37 @@ class Case:
     n_bars: int
 
 
+def order_fields(draw: st.DrawFn, buy: bool, c: float) -> dict[str, object]:
+    """A valid set of order fields (marketboss.signals.Signal checks them) around the signal bar's close c."""
+    kind = draw(st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop"]))
+    off = draw(st.floats(0.0, 0.08))
+    up, down = round(c * (1 + off), 2), round(c * (1 - off), 2)
+    f: dict[str, object] = {"order_type": kind, "time_in_force": draw(st.sampled_from(["day", "gtc"])), "price": c}
+    if kind == "limit":
+        f["limit_price"] = down if buy else up
+    elif kind == "stop":
+        f["stop_price"] = up if buy else down
+    elif kind == "stop_limit":
+        f["stop_price"] = up if buy else down
+        f["limit_price"] = round(f["stop_price"] * (1.01 if buy else 0.99), 2)  # type: ignore[operator]
+    elif kind == "trailing_stop":
+        f["trail_percent"] = draw(st.sampled_from([1.0, 3.0, 8.0]))
+    if kind != "trailing_stop" and draw(st.booleans()):
+        ref = f.get("limit_price", f.get("stop_price", c))
+        tp, sl = draw(st.floats(0.01, 0.15)), draw(st.floats(0.01, 0.15))
+        sign = 1 if buy else -1
+        f["take_profit"] = round(ref * (1 + sign * tp), 2) if draw(st.booleans()) else None  # type: ignore[operator]
+        if draw(st.booleans()):
+            f["trail_percent"] = draw(st.sampled_from([2.0, 5.0]))
+        else:
+            f["stop_loss"] = round(ref * (1 - sign * sl), 2)  # type: ignore[operator]
+    Signal.model_validate({"id": "x", "timestamp": "2024-01-02T00:00:00Z", "symbol": "S", "action": "BUY" if buy
+                           else "SELL", "quantity": 1, **f})  # the contract's own check: a valid order
+    return f
+
+
 @st.composite
-def cases(draw: st.DrawFn, weights: bool = True) -> Case:
+def cases(draw: st.DrawFn, weights: bool = True, orders: bool = False) -> Case:
     n_sym = draw(st.integers(1, 3))
     n = draw(st.integers(3, 30))
     seed = draw(st.integers(0, 2**31))
@@ -209,9 +245,16 @@ def cases(draw: st.DrawFn, weights: bool = True) -> Case:
             row["target_weight"] = w if row["action"] == "BUY" else -w * draw(st.sampled_from([0, 1]))
         else:
             row["quantity"] = draw(st.sampled_from([1, 3, 10, 2.5]))
+        if orders and draw(st.integers(0, 4)) > 0:
+            row.update(order_fields(draw, row["action"] == "BUY", prices[sym][int(row["t"])][1]))  # type: ignore[call-overload]
         sigs.append(row)
     sigs.sort(key=lambda r: r["t"])  # type: ignore[arg-type, return-value]
     return Case(make_bars(prices, missing), make_signals(sigs), n)
+
+
+def any_orders(weights: bool = True) -> st.SearchStrategy[Case]:
+    """Cases of market orders only, or of every order type (limit, stop, stop-limit, trailing stop, brackets)."""
+    return st.booleans().flatmap(lambda orders: cases(weights=weights, orders=orders))
 
 
 def _positions_value(case: Case, res_fills: pl.DataFrame) -> np.ndarray:
@@ -227,7 +270,7 @@ def _positions_value(case: Case, res_fills: pl.DataFrame) -> np.ndarray:
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=cases(), at_close=st.booleans(), commission=st.sampled_from([0.0, 0.002]))
+@given(case=any_orders(), at_close=st.booleans(), commission=st.sampled_from([0.0, 0.002]))
 def test_equity_is_cash_plus_marked_positions_at_every_bar(case: Case, at_close: bool, commission: float) -> None:
     cfg = BacktestConfig(cash=2_000, fill=FillMode.CLOSE if at_close else FillMode.NEXT_OPEN,
                          costs=Costs(commission=commission, slippage_bps=5))
@@ -244,7 +287,7 @@ def test_equity_is_cash_plus_marked_positions_at_every_bar(case: Case, at_close:
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=cases(), cut=st.floats(0, 1), seed=st.integers(0, 2**31), at_close=st.booleans())
+@given(case=any_orders(), cut=st.floats(0, 1), seed=st.integers(0, 2**31), at_close=st.booleans())
 def test_changing_bars_after_t_never_changes_equity_up_to_t(case: Case, cut: float, seed: int, at_close: bool) -> None:
     cfg = BacktestConfig(cash=2_000, fill=FillMode.CLOSE if at_close else FillMode.NEXT_OPEN,
                          costs=Costs(commission=0.001))
@@ -263,7 +306,7 @@ def test_changing_bars_after_t_never_changes_equity_up_to_t(case: Case, cut: flo
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=cases(weights=False), commission=st.floats(0, 0.01), per_share=st.floats(0, 0.05),
+@given(case=any_orders(weights=False), commission=st.floats(0, 0.01), per_share=st.floats(0, 0.05),
        minimum=st.floats(0, 2), slippage=st.floats(0, 50), spread=st.floats(0, 20), at_close=st.booleans())
 def test_adding_costs_never_improves_the_result(
     case: Case, commission: float, per_share: float, minimum: float, slippage: float, spread: float, at_close: bool
@@ -336,3 +379,41 @@ def test_a_monthly_rotation_sells_before_it_buys_on_the_same_bar() -> None:
     sold = result.orders.filter((pl.col("action") == "SELL") & (pl.col("status") == "filled"))
     assert sold.height > 10  # the rotation really happened, month after month
     assert result.metrics["rejected_orders"] == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=cases(orders=True), at_close=st.booleans())
+def test_every_order_type_fills_within_its_bar_only_where_its_price_is_reached(case: Case, at_close: bool) -> None:
+    """Without slippage a fill lies within its bar's [low, high]; a limit fills at its limit or better and a stop
+    at its stop or worse, never on a bar that does not reach them; nothing fills before the bar after its
+    signal (a market order at the close: on its signal bar); an exit fills only after its entry."""
+    assume("order_type" in case.signals.columns)
+    res = run_backtest(case.bars, case.signals, BacktestConfig(cash=1e6, fill=FillMode.CLOSE if at_close
+                                                               else FillMode.NEXT_OPEN))  # fmt: skip
+    sig = case.signals.select("id", pl.col("timestamp").alias("signal_ts"), "order_type", "limit_price",
+                              "stop_price", "take_profit", "stop_loss")  # fmt: skip
+    f = res.fills.join(sig, left_on="signal_id", right_on="id").join(case.bars, on=["timestamp", "symbol"])
+    assert f.height == res.fills.height  # every fill on a bar of its symbol
+    eps = 1e-9
+    assert ((f["price"] >= f["low"] - eps) & (f["price"] <= f["high"] + eps)).all()
+    own = f.filter(pl.col("leg").is_null())
+    at_signal_bar = (own["order_type"] == "market") & at_close
+    assert ((own["timestamp"] > own["signal_ts"]) | (at_signal_bar & (own["timestamp"] == own["signal_ts"]))).all()
+    buy = pl.col("side") == "BUY"
+
+    def holds(frame: pl.DataFrame, expr: pl.Expr) -> bool:
+        return bool(frame.select(expr.all()).item()) if frame.height else True
+
+    lim, limit = own.filter(pl.col("order_type").is_in(["limit", "stop_limit"])), pl.col("limit_price")
+    assert holds(lim, pl.when(buy).then(pl.col("price") <= limit + eps).otherwise(pl.col("price") >= limit - eps))
+    assert holds(lim, pl.when(buy).then(pl.col("low") <= limit).otherwise(pl.col("high") >= limit))
+    stops, stop = own.filter(pl.col("order_type") == "stop"), pl.col("stop_price")
+    assert holds(stops, pl.when(buy).then(pl.col("price") >= stop - eps).otherwise(pl.col("price") <= stop + eps))
+    assert holds(stops, pl.when(buy).then(pl.col("high") >= stop).otherwise(pl.col("low") <= stop))
+    legs = f.filter(pl.col("leg").is_not_null())
+    tp, sl = legs.filter(pl.col("leg") == "take_profit"), legs.filter(pl.col("leg") == "stop_loss")
+    price, tpx, slx = pl.col("price"), pl.col("take_profit"), pl.col("stop_loss")
+    assert holds(tp, pl.when(buy).then(price <= tpx + eps).otherwise(price >= tpx - eps))  # a limit: it or better
+    assert holds(sl, pl.when(buy).then(price >= slx - eps).otherwise(price <= slx + eps))  # a stop: it or worse
+    entry_time = own.select("signal_id", pl.col("timestamp").alias("entry_ts"))
+    assert legs.join(entry_time, on="signal_id").select((pl.col("timestamp") >= pl.col("entry_ts")).all()).item()

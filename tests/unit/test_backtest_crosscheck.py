@@ -108,3 +108,83 @@ def test_trades_and_equity_match_backtesting_py(data: tuple[pl.DataFrame, pd.Dat
     assert res.metrics["total_return_pct"] == pytest.approx(stats["Return [%]"], rel=1e-9)
     assert res.metrics["max_drawdown_pct"] == pytest.approx(stats["Max. Drawdown [%]"], rel=1e-9)
     assert res.metrics["win_rate_pct"] == pytest.approx(stats["Win Rate [%]"], rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ GOOG
+# backtesting.py's own example data and strategy: SmaCross(10, 20) on GOOG, cash 10,000, commission 0.2%.
+
+
+def _sma_bt(values: Any, n: int) -> np.ndarray:
+    return pd.Series(values).rolling(n).mean().to_numpy()
+
+
+class GoogSmaCross(BtStrategy):
+    """backtesting.py's README strategy: all in, long and short."""
+
+    def init(self) -> None:
+        self.a = self.I(_sma_bt, self.data.Close, 10)
+        self.b = self.I(_sma_bt, self.data.Close, 20)
+
+    def next(self) -> None:
+        if crossover(self.a, self.b):
+            self.position.close()
+            self.buy()
+        elif crossover(self.b, self.a):
+            self.position.close()
+            self.sell()
+
+
+class GoogBracket(BtStrategy):
+    """Long only, all in, a bracket on each entry: stop 5% below and take-profit 10% above the signal bar's
+    close, rounded to the cent as MarketBoss's exits are."""
+
+    def init(self) -> None:
+        self.a = self.I(_sma_bt, self.data.Close, 10)
+        self.b = self.I(_sma_bt, self.data.Close, 20)
+
+    def next(self) -> None:
+        c = self.data.Close[-1]
+        if crossover(self.a, self.b) and not self.position:
+            self.buy(sl=round(c * 0.95, 2), tp=round(c * 1.10, 2))
+        elif crossover(self.b, self.a):
+            self.position.close()
+
+
+@pytest.fixture(scope="module")
+def goog() -> tuple[pl.DataFrame, pd.DataFrame]:
+    from backtesting.test import GOOG
+
+    g = GOOG.reset_index()
+    ours = pl.DataFrame({
+        "timestamp": pl.Series(g.iloc[:, 0].to_numpy().astype("datetime64[us]")).dt.replace_time_zone("UTC"),
+        "symbol": "GOOG", "open": g["Open"].to_numpy(), "high": g["High"].to_numpy(), "low": g["Low"].to_numpy(),
+        "close": g["Close"].to_numpy(), "volume": g["Volume"].to_numpy().astype(float),
+    })  # fmt: skip
+    return ours, GOOG
+
+
+def _theirs(data: pd.DataFrame, strategy: type[BtStrategy]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Backtest(data, strategy, cash=10_000, commission=0.002).run()
+
+
+@pytest.mark.parametrize(("params", "theirs", "tolerance"), [
+    ({"long_only": False}, GoogSmaCross, 0.01),
+    ({"long_only": True, "stop_loss_pct": 5, "take_profit_pct": 10}, GoogBracket, 0.02),
+])  # fmt: skip
+def test_goog_sma_cross_all_in_matches_backtesting_py(
+    goog: tuple[pl.DataFrame, pd.DataFrame], params: dict[str, Any], theirs: type[BtStrategy], tolerance: float
+) -> None:
+    ours, data = goog
+    strat = create("ma_crossover", {"fast": 10, "slow": 20, "sizing": "weight", "weight": 1.0, **params})
+    res, _ = run_strategy(ours, strat, BacktestConfig(cash=10_000, costs=Costs(commission=0.002)))
+    want = _theirs(data, theirs)
+    assert res.metrics["n_trades"] == want["# Trades"]
+    assert res.metrics["final_equity"] == pytest.approx(want["Equity Final [$]"], rel=tolerance)
+    assert res.metrics["rejected_orders"] == 0  # all in is never rejected for its own fees
+    if "stop_loss_pct" in params:  # the brackets did their work: both legs filled, and only on entries
+        legs = res.fills["leg"].value_counts()
+        assert set(legs["leg"].drop_nulls()) == {"stop_loss", "take_profit"}
+        fills = res.fills.with_columns(pl.col("leg").is_not_null().alias("is_leg"))
+        assert fills.filter(pl.col("is_leg"))["side"].unique().to_list() == ["SELL"]

@@ -28,6 +28,8 @@ from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metri
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
+from marketboss.orders import EXIT_NAMES
+from marketboss.signals import OrderArrays, order_arrays
 from marketboss.strategies.base import SignalRows, Strategy
 
 STATUS = {
@@ -37,12 +39,16 @@ STATUS = {
     nb.SKIPPED: "skipped",
     nb.EXPIRED: "expired",
     nb.NO_BAR: "no_bar",
+    nb.DAY_ENDED: "day_ended",
+    nb.OPEN: "open",
 }
 REASONS = {
     nb.REJECTED_CASH: "insufficient cash",
     nb.SKIPPED: "nothing to trade: target already reached on the signal's side",
     nb.EXPIRED: "no later bar of the symbol to fill at",
     nb.NO_BAR: "no bar of the symbol at the signal time (needed by --fill close)",
+    nb.DAY_ENDED: "a day order: its session ended before its price was reached",
+    nb.OPEN: "a gtc order still working when the data ends",
 }
 
 
@@ -63,6 +69,9 @@ class BacktestResult:
 
 
 _STATUS_NAMES = tuple(STATUS[i] for i in range(len(STATUS)))
+_LEG_NAMES = (None, *(EXIT_NAMES[i] for i in range(1, len(EXIT_NAMES) + 1)))
+#: A plain run's order fields: none (the kernels read only `kind`, empty, for the market-only path).
+_PLAIN = OrderArrays(*(np.empty(0, dtype=d) for d in (np.int8, float, float, float, bool, float, float)))
 _REASONS_BY_STATUS = {STATUS[code]: REASONS.get(code) for code in STATUS}
 
 
@@ -116,22 +125,23 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
     weight = sig["target_weight"].fill_null(0.0).to_numpy() if np.isnan(qty).any() else qty
     bars = np.searchsorted(market.times, ts, side="right") - 1  # the last bar at or before each signal
     return SignalRows(sig, ts, bars, _symbol_codes(market, sig, source),
-                      (sig["action"] == "BUY").to_numpy(), qty, weight)
+                      (sig["action"] == "BUY").to_numpy(), qty, weight, order_arrays(sig))
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
     rules = nb.Rules.of(cfg)
-    prices = nb.Prices(mkt.times, mkt.open, mkt.close)
+    prices = nb.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
+    spec = rows.orders or _PLAIN
     exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
-                                                rules.at_close)
-    fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live),
-                        rules)
+                                                rules.at_close, spec.kind)
+    fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live,
+                                          rows.orders is None, *spec), rules)  # fmt: skip
     # numpy's allocations of this size get huge pages, numba's do not: faulting in numba's pages cost
     # mark 3-4x its time on 1M bars (measured)
     eq = nb.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
-    exposed, returns = nb.mark(mkt.close, exec_t, fills, cfg.cash, eq)
-    tr = nb.round_trips(prices, exec_t, fills)
+    exposed, returns = nb.mark(mkt.close, fills, cfg.cash, eq)
+    tr = nb.round_trips(prices, fills)
     sig = rows.frame
     ids = sig["id"]
     all_filled = fills.row.shape[0] == sig.height
@@ -149,6 +159,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
         pl.Series("price", fills.price),
         pl.Series("commission", fills.commission),
         signal_ts.alias("signal_timestamp"),
+        *([] if rows.orders is None else [_pick(_LEG_NAMES, fills.leg).alias("leg")]),
     ])
     exit_ids = ids[np.maximum(tr.exit_row, 0)].alias("exit_signal_id")
     open_end = np.flatnonzero(tr.exit_row < 0)  # round trips still open at the end have no exit signal
@@ -193,7 +204,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
     return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)
 
 
-def _pick(values: Sequence[str], codes: np.ndarray) -> pl.Series:
+def _pick(values: Sequence[str | None], codes: np.ndarray) -> pl.Series:
     """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true)."""
     return pl.Series(values, dtype=pl.String).gather(codes.view(np.int8) if codes.dtype == np.bool_ else codes)
 

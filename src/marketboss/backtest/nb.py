@@ -14,6 +14,21 @@ import numpy as np
 from numba import njit
 
 from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.orders.nb import (
+    LIMIT,
+    MARKET,
+    NO_EXIT,
+    STOP,
+    STOP_LIMIT,
+    TAKE_PROFIT,
+    TRAILING_EXIT,
+    TRAILING_STOP,
+    bracket_exit,
+    limit_fill,
+    stop_fill,
+    stop_limit_fill,
+    trailing_fill,
+)
 
 # Order status codes (engine.py names them).
 PENDING = 0
@@ -22,17 +37,22 @@ REJECTED_CASH = 2
 SKIPPED = 3
 EXPIRED = 4
 NO_BAR = 5
+DAY_ENDED = 6  # a day order whose session ended before its price was reached
+OPEN = 7  # a gtc order still working when the data ends
 
 DAY_US = 86_400e6
 
 
 class Prices(NamedTuple):
-    """The market as the kernels read it: bar times (epoch microseconds) and (time x symbol) opens and
-    closes, NaN where a symbol has no bar."""
+    """The market as the kernels read it: bar times (epoch microseconds), (time x symbol) opens, highs, lows
+    and closes, NaN where a symbol has no bar, and per bar the index of its session's last bar."""
 
     times: np.ndarray
     open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
     close: np.ndarray
+    session_end: np.ndarray
 
 
 class Rules(NamedTuple):
@@ -54,9 +74,11 @@ class Rules(NamedTuple):
 
 
 class Orders(NamedTuple):
-    """Per signal, in signal time order: its fill bar (-1: none, see schedule), symbol, side, quantity (NaN:
-    a target-weight order), target weight and status (simulate updates it); `live` lists the fillable ones
-    in execution order."""
+    """Per signal, in signal time order: its first live bar (-1: none, see schedule), symbol, side, quantity
+    (NaN: a target-weight order), target weight and status (simulate updates it); `live` lists the fillable
+    ones in execution order. Then the order fields of marketboss.signals: the type (orders.nb's codes), limit
+    and stop prices, trail percent, gtc (else day), and the bracket's take-profit and stop-loss (NaN: absent).
+    With `plain` (every signal a market order for the day without exits) those arrays may be empty."""
 
     bar: np.ndarray
     symbol: np.ndarray
@@ -65,19 +87,30 @@ class Orders(NamedTuple):
     weight: np.ndarray
     status: np.ndarray
     live: np.ndarray
+    plain: bool
+    kind: np.ndarray
+    limit: np.ndarray
+    stop: np.ndarray
+    trail: np.ndarray
+    gtc: np.ndarray
+    take_profit: np.ndarray
+    stop_loss: np.ndarray
 
 
 class Fills(NamedTuple):
-    """simulate's fills, in fill order: the order's row (signal index), bar time, symbol, side, shares,
-    price and commission."""
+    """simulate's fills, in fill order: the order's row (signal index; a leg's: its entry's), bar index and
+    time, symbol, side, shares, price, commission and leg (orders.nb's exit codes; NO_EXIT for the order
+    itself)."""
 
     row: np.ndarray
+    bar: np.ndarray
     time: np.ndarray
     symbol: np.ndarray
     buy: np.ndarray
     qty: np.ndarray
     price: np.ndarray
     commission: np.ndarray
+    leg: np.ndarray
 
 
 class RoundTrips(NamedTuple):
@@ -144,15 +177,15 @@ def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pr
 @njit(cache=True)
 def schedule(
     times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
-    o_s: np.ndarray, at_close: bool,
+    o_s: np.ndarray, at_close: bool, kind: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
-    """Where each order (in signal time order; `sig_bar`: the last bar at or before the signal) fills: its
-    bar (-1 and a status when it cannot), the fillable orders in execution order (by fill bar, signal order
-    within a bar), and whether that is signal order.
+    """Where each order (in signal time order; `sig_bar`: the last bar at or before the signal) goes live: its
+    bar (-1 and a status when it cannot), the fillable orders in execution order (by that bar, signal order
+    within a bar), and whether that is signal order. `kind`: the order types (empty: all market orders).
 
-    Next-open fills on the symbol's first bar after the signal bar (the very next bar for a symbol with a
-    bar at every time, `full`); close fills on the signal bar itself, which must be a bar of that symbol at
-    exactly the signal time."""
+    An order goes live on the symbol's first bar after the signal bar (the very next bar for a symbol with a
+    bar at every time, `full`); a market order filling at the close (`at_close`) on the signal bar itself,
+    which must be a bar of that symbol at exactly the signal time."""
     n = o_s.shape[0]
     t_max = times.shape[0]
     exec_t = np.full(n, -1, dtype=np.int64)
@@ -162,7 +195,7 @@ def schedule(
     ordered = True
     for k in range(n):
         s = o_s[k]
-        if at_close:
+        if at_close and (kind.shape[0] == 0 or kind[k] == MARKET):
             t = sig_bar[k]
             if t < 0 or times[t] != ts[k] or np.isnan(close[t, s]):
                 status[k] = NO_BAR
@@ -185,94 +218,315 @@ def schedule(
     return exec_t, status, live, ordered
 
 
+class Book(NamedTuple):
+    """simulate's state, updated in place by the order step: cash (one element), positions and the held set
+    (see _hold), counts (held symbols, fills so far, positions with exits), the fills, and per symbol its
+    position's exits: take-profit and stop-loss prices, trailing percent and mark (NaN: absent), the first
+    bar they are live and the row of the order that set them (-1: none)."""
+
+    cash: np.ndarray
+    pos: np.ndarray
+    held: np.ndarray
+    slot: np.ndarray
+    counts: np.ndarray
+    fills: Fills
+    take_profit: np.ndarray
+    stop_loss: np.ndarray
+    trail: np.ndarray
+    mark: np.ndarray
+    exit_from: np.ndarray
+    exit_row: np.ndarray
+
+
+@njit(cache=True)
+def new_book(cash: float, n_s: int, capacity: int) -> Book:  # pragma: no cover - compiled
+    m = capacity
+    fills = Fills(np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+                  np.empty(m, dtype=np.int64), np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
+                  np.empty(m, dtype=np.int8))  # fmt: skip
+    return Book(np.full(1, cash), np.zeros(n_s), np.zeros(n_s, dtype=np.int64), np.full(n_s, -1, dtype=np.int64),
+                np.zeros(3, dtype=np.int64), fills, np.full(n_s, np.nan), np.full(n_s, np.nan), np.full(n_s, np.nan),
+                np.full(n_s, np.nan), np.zeros(n_s, dtype=np.int64), np.full(n_s, -1, dtype=np.int64))  # fmt: skip
+
+
+@njit(cache=True)
+def target_shares(weight: float, equity: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
+    # pragma: no cover - compiled
+    """The position a target weight asks for: weight x equity at the reference price; when that adds to the
+    position (or flips it), no more than the position and the commission of reaching it cost together at the
+    fill price fp, so that 1.0 is all in and never rejected for its own fees. Whole shares unless fractional.
+    The one sizing rule of the backtest, the sweep and the paper executor."""
+    raw = weight * equity / ref
+    if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
+        return raw if rules.fractional else np.trunc(raw)
+    budget = abs(weight) * equity
+    per = rules.rate * fp + rules.per_share  # commission per share traded, above the minimum
+    # shares traded: |target| - |pos| adding to the position, |target| + |pos| flipping it
+    sigma = -1.0 if raw * pos > 0.0 else (1.0 if pos != 0.0 else 0.0)
+    n = fmin((budget - sigma * abs(pos) * per) / (fp + per), (budget - rules.minimum) / fp)
+    n = fmax(n, 0.0)
+    if not rules.fractional:
+        n = np.floor(n)
+    return n if weight > 0.0 else -n
+
+
+@njit(cache=True)
+def order_fill(book: Book, rules: Rules, r: int, t: int, time: int, s: int, q: float, ref: float, cap: float,
+               leg: int) -> int:  # pragma: no cover - compiled
+    """The one fill rule: q shares of symbol s (negative: a sale) at the reference price ref moved against the
+    trader by slippage, never beyond `cap` (a limit; NaN: none), commission on top. Cash may never go below
+    zero: a fill that would need more is rejected whole (REJECTED_CASH). Records the fill and moves the
+    position; returns FILLED."""
+    fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
+    if not np.isnan(cap):
+        fp = fmin(fp, cap) if q > 0 else fmax(fp, cap)
+    comm = commission(q, fp, rules)
+    cash = book.cash[0]
+    new_cash = cash_after(cash, q, fp, comm)
+    if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
+        return REJECTED_CASH
+    book.cash[0] = new_cash
+    f = book.fills
+    i = book.counts[1]
+    f.row[i] = r
+    f.bar[i] = t
+    f.time[i] = time
+    f.symbol[i] = s
+    f.buy[i] = q > 0
+    f.qty[i] = abs(q)
+    f.price[i] = fp
+    f.commission[i] = comm
+    f.leg[i] = leg
+    book.counts[1] = i + 1
+    book.counts[0] = _hold(book.pos, book.held, book.slot, book.counts[0], s, q, abs(q))
+    return FILLED
+
+
+@njit(cache=True, inline="always")
+def _clear_exits(book: Book, s: int) -> None:  # pragma: no cover - compiled
+    if book.exit_row[s] >= 0:
+        book.exit_row[s] = -1
+        book.counts[2] -= 1
+
+
+@njit(cache=True)
+def _set_exits(book: Book, orders: Orders, r: int, s: int, was: float, ref: float, live_from: int) -> None:
+    # pragma: no cover - compiled
+    """After order r filled on symbol s (position `was` before): an order that flattens or flips the position
+    cancels its exits; one that opens, adds to or flips it and carries exits sets them, for the whole position
+    (the trailing mark starts at the fill's reference price)."""
+    now = book.pos[s]
+    if now == 0.0 or now * was < 0.0:
+        _clear_exits(book, s)
+    trail = orders.trail[r] if orders.kind[r] != TRAILING_STOP else np.nan
+    tp, sl = orders.take_profit[r], orders.stop_loss[r]
+    if (abs(now) > abs(was) or now * was < 0.0) and not (np.isnan(tp) and np.isnan(sl) and np.isnan(trail)):
+        if book.exit_row[s] < 0:
+            book.counts[2] += 1
+        book.take_profit[s] = tp
+        book.stop_loss[s] = sl
+        book.trail[s] = trail
+        book.mark[s] = ref
+        book.exit_from[s] = live_from
+        book.exit_row[s] = r
+
+
+@njit(cache=True)
+def equity_at(book: Book, refs: np.ndarray, close: np.ndarray, t: int) -> float:  # pragma: no cover - compiled
+    """Cash plus the held positions marked at bar t's reference prices (a symbol without one: its last close)."""
+    equity = book.cash[0]
+    for h in range(book.counts[0]):
+        j = book.held[h]
+        px = refs[t, j]
+        if np.isnan(px):
+            px = last_close(close, t, j)
+        equity += book.pos[j] * px
+    return equity
+
+
+@njit(cache=True)
+def _execute(book: Book, orders: Orders, rules: Rules, prices: Prices, refs: np.ndarray, r: int, t: int,
+             ref: float, cap: float, increases: bool, live_from: int) -> bool:  # pragma: no cover - compiled
+    """Order r on bar t at reference price ref, in the pass for reductions (`increases` false) or for the rest:
+    sized (its quantity, or its target weight of equity marked at refs[t]), filled by order_fill, its exits set
+    or cleared. False when it waits for the second pass (it is not a reduction)."""
+    s = orders.symbol[r]
+    side = 1.0 if orders.buy[r] else -1.0
+    pos = book.pos[s]
+    if not np.isnan(orders.qty[r]):
+        q = orders.qty[r] * side
+    else:
+        fp = fill_price(ref, side, rules.slip)
+        target = target_shares(orders.weight[r], equity_at(book, refs, prices.close, t), ref, fp, pos, rules)
+        q = target - pos
+        if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
+            orders.status[r] = SKIPPED
+            return True
+    if abs(pos + q) >= abs(pos) and not increases:
+        return False
+    status = order_fill(book, rules, r, t, prices.times[t], s, q, ref, cap, NO_EXIT)
+    orders.status[r] = status
+    if status == FILLED and not orders.plain:
+        _set_exits(book, orders, r, s, pos, ref, live_from)
+    return True
+
+
+@njit(cache=True)
+def _market_orders(book: Book, orders: Orders, rules: Rules, prices: Prices, refs: np.ndarray, t: int, k0: int,
+                   k1: int, live_from: int) -> None:  # pragma: no cover - compiled
+    """The market orders live on bar t (live[k0:k1]) at refs[t]: those that reduce a position first, then the
+    rest, each pass in execution order, so that a rotation's sales pay for its purchases on the same bar."""
+    for increases in (False, True):
+        for k in range(k0, k1):
+            r = orders.live[k]
+            if orders.status[r] != PENDING or (not orders.plain and orders.kind[r] != MARKET):
+                continue
+            _execute(book, orders, rules, prices, refs, r, t, refs[t, orders.symbol[r]], np.nan, increases, live_from)
+
+
+@njit(cache=True)
+def _exits(book: Book, rules: Rules, prices: Prices, t: int, snap: np.ndarray) -> None:  # pragma: no cover
+    """The held positions' exits on bar t: the stop (trailing or fixed) first, then the take-profit (one bar
+    reaching both: the stop); a fill closes the whole position and cancels the other leg. A trailing mark
+    moves with the bar after the test."""
+    n = book.counts[0]
+    snap[:n] = book.held[:n]  # exits change the held set: walk a copy
+    for h in range(n):
+        s = snap[h]
+        if book.exit_row[s] < 0 or book.exit_from[s] > t:
+            continue
+        o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
+        if np.isnan(o):
+            continue
+        long = book.pos[s] > 0.0
+        which, px = NO_EXIT, np.nan
+        if not np.isnan(book.trail[s]):
+            px, m = trailing_fill(not long, o, hi, lo, book.mark[s], book.trail[s], np.nan)
+            if np.isnan(px):
+                book.mark[s] = m
+            else:
+                which = TRAILING_EXIT
+        if which == NO_EXIT:
+            which, px = bracket_exit(long, o, hi, lo, book.take_profit[s], book.stop_loss[s])
+        if which == NO_EXIT:
+            continue
+        cap = book.take_profit[s] if which == TAKE_PROFIT else np.nan
+        if order_fill(book, rules, book.exit_row[s], t, prices.times[t], s, -book.pos[s], px, cap, which) == FILLED:
+            _clear_exits(book, s)
+
+
+@njit(cache=True)
+def _working_price(orders: Orders, prices: Prices, r: int, t: int, mark: np.ndarray, triggered: np.ndarray
+                   ) -> tuple[float, float]:  # pragma: no cover - compiled
+    """(reference price, limit cap) at which working order r trades on bar t (NaN: it does not), by the rules of
+    marketboss.orders; moves a trailing stop's mark and a stop-limit's trigger as the bar passes."""
+    s = orders.symbol[r]
+    o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
+    if np.isnan(o):
+        return np.nan, np.nan
+    buy = orders.buy[r]
+    kind = orders.kind[r]
+    if kind == LIMIT:
+        return limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
+    if kind == STOP:
+        return stop_fill(buy, o, hi, lo, orders.stop[r]), np.nan
+    if kind == STOP_LIMIT:
+        if triggered[r]:
+            return limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
+        hit, px = stop_limit_fill(buy, o, hi, lo, orders.stop[r], orders.limit[r])
+        triggered[r] = hit
+        return px, orders.limit[r]
+    px, m = trailing_fill(buy, o, hi, lo, mark[r], orders.trail[r], np.nan)
+    if np.isnan(px):
+        mark[r] = m
+    return px, np.nan
+
+
 @njit(cache=True, error_model="numpy")
 def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: no cover - compiled
-    """Fill the orders, in execution order (`live`); `mark` values the bars and `round_trips` matches the
-    trades afterwards, both from the fills.
+    """Fill the orders bar by bar; `mark` values the bars and `round_trips` matches the trades afterwards, both
+    from the fills. The orders' status is updated in place.
 
-    An order's reference price is its fill bar's open (its close with `at_close`). A quantity order trades
-    exactly its shares; a weight order moves the position to weight x equity, the held positions marked at
-    the fill bar's prices (a symbol without one at its last close). Cash may never go below zero: an order
-    that would need more cash is rejected whole. The orders of one fill bar are sequenced: those that reduce a
-    position (|position| falls) first, then the rest, each pass in execution order, so a rotation's sales pay
-    for its purchases on the same bar. The orders' status is updated in place; at most one fill per order."""
-    times, close = prices.times, prices.close
-    live, exec_t, o_s, o_buy, o_qty, o_weight, status = (orders.live, orders.bar, orders.symbol, orders.buy,
-                                                         orders.qty, orders.weight, orders.status)  # fmt: skip
-    n_s = close.shape[1]
+    On each bar where something can trade: the market orders going live there fill at its open (at the
+    signal bar's close with `at_close`, after the rest); then the held positions' exits and the working orders
+    (limit, stop, stop-limit, trailing stop) are tested on its open, high and low by marketboss.orders' rules,
+    reductions before the rest. A day order not filled by the end of the session it went live in ends
+    (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by a market order filled
+    at the open are live on that bar; otherwise from the next bar. Bars where nothing works are skipped."""
+    close = prices.close
+    live, exec_t, status = orders.live, orders.bar, orders.status
+    n_t, n_s = close.shape
     n = live.shape[0]
-    cash = rules.cash
-    pos = np.zeros(n_s)
-    held = np.zeros(n_s, dtype=np.int64)  # held symbols (see _hold); slot[s] is s's index in it, -1 when flat
-    slot = np.full(n_s, -1, dtype=np.int64)
-    n_held = 0
-    f_row, f_time, f_s = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    f_buy, f_qty, f_price, f_comm = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
-    n_f = 0
-    refs = close if rules.at_close else prices.open
+    book = new_book(rules.cash, n_s, 2 * n)
+    at_close = rules.at_close
+    refs = close if at_close else prices.open
+    n_rows = 0 if orders.plain else status.shape[0]
+    mark = np.full(n_rows, np.nan)  # working trailing stops' marks and stop-limits' triggers, by row
+    triggered = np.zeros(n_rows, dtype=np.bool_)
+    working = np.empty(n, dtype=np.int64)
+    n_work = 0
+    w_px, w_cap = np.empty(n), np.empty(n)
+    snap = np.empty(n_s, dtype=np.int64)
     k0 = 0
-    while k0 < n:  # the orders of one fill bar: those that reduce a position first, so their sales pay for the rest
-        t = exec_t[live[k0]]
+    t = 0
+    while True:
+        if n_work == 0 and book.counts[2] == 0:  # nothing working: on to the next bar an order goes live
+            if k0 >= n:
+                break
+            t = exec_t[live[k0]]
+        if t >= n_t:
+            break
         k1 = k0
         while k1 < n and exec_t[live[k1]] == t:
             k1 += 1
-        for increases in (False, True):
+        if not orders.plain:  # the orders that start working here
             for k in range(k0, k1):
                 r = live[k]
-                if status[r] != PENDING:
-                    continue
-                s = o_s[r]
-                side = 1.0 if o_buy[r] else -1.0
-                ref = refs[t, s]
-                if not np.isnan(o_qty[r]):
-                    q = o_qty[r] * side
-                else:
-                    equity = cash
-                    for h in range(n_held):
-                        j = held[h]
-                        px = refs[t, j]
-                        if np.isnan(px):
-                            px = last_close(close, t, j)
-                        equity += pos[j] * px
-                    target = o_weight[r] * equity / ref
-                    if not rules.fractional:
-                        target = np.trunc(target)
-                    q = target - pos[s]
-                    if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
-                        status[r] = SKIPPED
-                        continue
-                if abs(pos[s] + q) >= abs(pos[s]) and not increases:
-                    continue  # not a reduction: the second pass
-                side = 1.0 if q > 0 else -1.0
-                fp = fill_price(ref, side, rules.slip)
-                comm = commission(q, fp, rules)
-                new_cash = cash_after(cash, q, fp, comm)
-                if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-                    status[r] = REJECTED_CASH
-                    continue
-                cash = new_cash
-                status[r] = FILLED
-                aq = abs(q)
-                f_row[n_f] = r
-                f_time[n_f] = times[t]
-                f_s[n_f] = s
-                f_buy[n_f] = q > 0
-                f_qty[n_f] = aq
-                f_price[n_f] = fp
-                f_comm[n_f] = comm
-                n_f += 1
-                n_held = _hold(pos, held, slot, n_held, s, q, aq)
+                if orders.kind[r] != MARKET:
+                    working[n_work] = r
+                    n_work += 1
+                    if orders.kind[r] == TRAILING_STOP:
+                        mark[r] = last_close(close, t, orders.symbol[r])
+        if not at_close:
+            _market_orders(book, orders, rules, prices, refs, t, k0, k1, t)
+        if book.counts[2] > 0:
+            _exits(book, rules, prices, t, snap)
+        if n_work > 0:
+            for w in range(n_work):
+                w_px[w], w_cap[w] = _working_price(orders, prices, working[w], t, mark, triggered)
+            for increases in (False, True):
+                for w in range(n_work):
+                    r = working[w]
+                    if status[r] == PENDING and not np.isnan(w_px[w]):
+                        _execute(book, orders, rules, prices, refs, r, t, w_px[w], w_cap[w], increases, t + 1)
+            kept = 0
+            for w in range(n_work):
+                r = working[w]
+                if status[r] == PENDING and not orders.gtc[r] and t >= prices.session_end[exec_t[r]]:
+                    status[r] = DAY_ENDED
+                if status[r] == PENDING:
+                    working[kept] = r
+                    kept += 1
+            n_work = kept
+        if at_close:
+            _market_orders(book, orders, rules, prices, refs, t, k0, k1, t + 1)
         k0 = k1
-    return Fills(f_row[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f], f_comm[:n_f])
+        t += 1
+    for w in range(n_work):
+        status[working[w]] = OPEN
+    f = book.fills
+    m = book.counts[1]
+    return Fills(f.row[:m], f.bar[:m], f.time[:m], f.symbol[:m], f.buy[:m], f.qty[:m], f.price[:m],
+                 f.commission[:m], f.leg[:m])
 
 
 @njit(cache=True, error_model="numpy")
-def round_trips(prices: Prices, exec_t: np.ndarray, fills: Fills) -> RoundTrips:  # pragma: no cover - compiled
-    """The round trips of simulate's fills (their bars are exec_t[row]), matched FIFO per symbol (a lot per
+def round_trips(prices: Prices, fills: Fills) -> RoundTrips:  # pragma: no cover - compiled
+    """The round trips of simulate's fills, matched FIFO per symbol (a lot per
     opening fill), at most two per fill and one more: in the order they close; those still open at the end
     come last, marked at the last close without an exit commission."""
     times, close = prices.times, prices.close
-    f_row, f_time, f_s, f_buy, f_qty, f_price, f_comm = fills
+    f_row, f_bar, f_time, f_s, f_buy, f_qty, f_price, f_comm = fills[:8]
     n_t, n_s = close.shape
     n = f_row.shape[0]
     # FIFO lots: a singly linked list per symbol.
@@ -296,7 +550,7 @@ def round_trips(prices: Prices, exec_t: np.ndarray, fills: Fills) -> RoundTrips:
     n_tr = 0
     for k in range(n):
         r = f_row[k]
-        t = exec_t[r]
+        t = f_bar[k]
         s = f_s[k]
         now = f_time[k]
         aq = f_qty[k]
@@ -434,16 +688,16 @@ def _hold(pos: np.ndarray, held: np.ndarray, slot: np.ndarray, n_held: int, s: i
 
 
 @njit(cache=True, error_model="numpy")
-def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float, out: Equity) -> tuple[int, Any]:
+def mark(close: np.ndarray, fills: Fills, cash0: float, out: Equity) -> tuple[int, Any]:
     # pragma: no cover - compiled
-    """Mark every bar at its close, replaying simulate's fills (their bars are exec_t[row]), into `out`
+    """Mark every bar at its close, replaying simulate's fills, into `out`
     (every element written). Returns (bars with a position, the return statistics of the equity curve:
     returns_finish).
 
     Between two fill bars the held set cannot change, so the bars are marked a stretch at a time: flat
     stretches are plain stores (their return statistics in O(1)), others walk the held set. A held symbol
     without a bar keeps its last close."""
-    f_row, _, f_s, f_buy, f_qty, f_price, f_comm = fills
+    f_row, f_bar, _, f_s, f_buy, f_qty, f_price, f_comm = fills[:8]
     n_t, n_s = close.shape
     n_f = f_row.shape[0]
     eq_cash, eq_value, eq_total = out
@@ -458,13 +712,13 @@ def mark(close: np.ndarray, exec_t: np.ndarray, fills: Fills, cash0: float, out:
     k = 0
     t = 0
     while t < n_t:
-        while k < n_f and exec_t[f_row[k]] == t:
+        while k < n_f and f_bar[k] == t:
             aq = f_qty[k]
             q = aq if f_buy[k] else -aq
             cash = cash_after(cash, q, f_price[k], f_comm[k])
             n_held = _hold(pos, held, slot, n_held, f_s[k], q, aq)
             k += 1
-        end = exec_t[f_row[k]] if k < n_f else n_t  # the next fill bar: the held set is fixed until then
+        end = f_bar[k] if k < n_f else n_t  # the next fill bar: the held set is fixed until then
         if n_held == 0:
             total = cash + 0.0
             eq_cash[t:end] = cash

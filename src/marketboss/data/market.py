@@ -128,5 +128,12 @@ class Market:
         frames can share it)."""
         return pl.Series("timestamp", self.times).cast(TIMESTAMP_DTYPE)
 
+    @cached_property
+    def session_end(self) -> np.ndarray:
+        """Per bar, the index of the last bar of its session (its New York date): where a day order placed on
+        that session expires."""
+        days = self.timestamps().dt.convert_time_zone("America/New_York").dt.date().to_physical().to_numpy()
+        return np.searchsorted(days, days, side="right") - 1
+
     def symbol_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)

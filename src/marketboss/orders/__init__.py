@@ -9,6 +9,7 @@ from marketboss.orders.nb import (
     STOP_LIMIT,
     STOP_LOSS,
     TAKE_PROFIT,
+    TRAILING_EXIT,
     TRAILING_STOP,
     bracket_exit,
     limit_fill,
@@ -18,11 +19,17 @@ from marketboss.orders.nb import (
     trailing_level,
     trailing_mark,
 )
+from marketboss.signals import ORDER_TYPE_NAMES
 
-#: Order type names as the signal contract spells them, by code.
+#: Exit (leg) names as fills spell them, by code.
+EXIT_NAMES = {TAKE_PROFIT: "take_profit", STOP_LOSS: "stop_loss", TRAILING_EXIT: "trailing_stop"}
+#: Order type names as the signal contract spells them, by code: the contract lists them in code order.
 ORDER_TYPES = {"market": MARKET, "limit": LIMIT, "stop": STOP, "stop_limit": STOP_LIMIT, "trailing_stop": TRAILING_STOP}
+if tuple(ORDER_TYPES) != ORDER_TYPE_NAMES or list(ORDER_TYPES.values()) != list(range(len(ORDER_TYPES))):
+    raise ImportError("marketboss.orders' codes no longer follow the signal contract's ORDER_TYPE_NAMES")
 
 __all__ = [
+    "EXIT_NAMES",
     "LIMIT",
     "MARKET",
     "NO_EXIT",
@@ -31,6 +38,7 @@ __all__ = [
     "STOP_LIMIT",
     "STOP_LOSS",
     "TAKE_PROFIT",
+    "TRAILING_EXIT",
     "TRAILING_STOP",
     "bracket_exit",
     "limit_fill",

@@ -29,6 +29,7 @@ from marketboss.backtest.nb import (
     commission,
     equity_stats,
     fill_price,
+    target_shares,
     trades_add,  # fmt: skip
     trades_start,
 )
@@ -357,9 +358,7 @@ def simulate_symbol(
                 equity = cash
                 if pos != 0.0:
                     equity += pos * ref
-                target = f_val * equity / ref
-                if not rules.fractional:
-                    target = np.trunc(target)
+                target = target_shares(f_val, equity, ref, fill_price(ref, f_side, rules.slip), pos, rules)
                 q = target - pos
                 skip = q * f_side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0)
             if not skip:

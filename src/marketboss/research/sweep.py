@@ -92,7 +92,8 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
     """The metrics of every combination of the chunk on every symbol (runs inside a backend's worker)."""
     w = task.window
     rules, ppy = Rules.of(task.config), market.bars_per_year
-    prices, layout = Prices(market.times, market.open, market.close), _layout(market, w)
+    prices, layout = Prices(market.times, market.open, market.high, market.low, market.close,
+                                                   market.session_end), _layout(market, w)
     n_comb, n_sym = len(task.params), market.n_symbols
     out = np.empty((n_comb, n_sym, nb.N_METRICS))
     eq = np.zeros((n_comb, w.bars))

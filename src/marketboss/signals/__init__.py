@@ -45,7 +45,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -471,6 +471,36 @@ def _orders_valid() -> pl.Expr:
     return ok.fill_null(False)
 
 
+class OrderArrays(NamedTuple):
+    """A frame's order fields as the backtest kernels read them, per row: the type (index in ORDER_TYPE_NAMES:
+    marketboss.orders' codes), limit and stop prices, trail percent, gtc (else day), take-profit and stop-loss
+    (NaN where absent)."""
+
+    kind: np.ndarray
+    limit: np.ndarray
+    stop: np.ndarray
+    trail: np.ndarray
+    gtc: np.ndarray
+    take_profit: np.ndarray
+    stop_loss: np.ndarray
+
+
+def order_arrays(frame: pl.DataFrame) -> OrderArrays | None:
+    """The order fields of a signals frame (None when it has none: every signal a plain market order)."""
+    if "order_type" not in frame.columns:
+        return None
+    kinds = frame["order_type"].fill_null("market").replace_strict(
+        ORDER_TYPE_NAMES, range(len(ORDER_TYPE_NAMES)), return_dtype=pl.Int8
+    )
+
+    def num(f: str) -> np.ndarray:
+        return frame[f].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+    return OrderArrays(kinds.to_numpy(), num("limit_price"), num("stop_price"), num("trail_percent"),
+                       (frame["time_in_force"] == "gtc").fill_null(False).to_numpy(), num("take_profit"),
+                       num("stop_loss"))  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ writing
 
 
@@ -493,11 +523,13 @@ __all__ = [
     "ORDER_TYPE_NAMES",
     "SIGNAL_FIELDS",
     "SIGNAL_SCHEMA",
+    "OrderArrays",
     "Signal",
     "canonical_params",
     "epoch_us",
     "id_key",
     "is_plain",
+    "order_arrays",
     "parse_signal",
     "read_signals",
     "read_signals_frame",

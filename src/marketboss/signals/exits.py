@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from marketboss.data.schema import LINE
@@ -44,10 +45,13 @@ def tick(price: pl.Expr) -> pl.Expr:
     return pl.when(price >= 1.0).then(price.round(2)).otherwise(price.round(4))
 
 
-def with_exits(signals: pl.DataFrame, exits: Exits, source: str = "signals") -> pl.DataFrame:
-    """`signals` with the exits' legs on every signal without legs of its own, priced from its reference (the
-    limit, else the stop, else the price the strategy saw) and rounded to the tick. A trailing stop order gets
-    none. A signal without a reference price is an InputError naming its line."""
+def with_exits(
+    signals: pl.DataFrame, exits: Exits, source: str = "signals", entries: np.ndarray | None = None
+) -> pl.DataFrame:
+    """`signals` with the exits' legs on every signal without legs of its own (only on `entries`, a mask, when
+    the caller knows which signals open or add to a position), priced from its reference (the limit, else the
+    stop, else the price the strategy saw) and rounded to the tick. A trailing stop order gets none. A signal
+    without a reference price is an InputError naming its line."""
     if not exits:
         return signals
     df = signals
@@ -64,6 +68,8 @@ def with_exits(signals: pl.DataFrame, exits: Exits, source: str = "signals") -> 
     up = pl.when(pl.col("action") == "BUY").then(1.0).otherwise(-1.0)
     bare = (pl.col("order_type") != "trailing_stop") & pl.col("take_profit").is_null() & pl.col("stop_loss").is_null()
     bare &= pl.col("trail_percent").is_null()
+    if entries is not None:
+        bare &= pl.lit(pl.Series(entries, dtype=pl.Boolean))
     legs = []
     if exits.take_profit_pct is not None:
         legs.append(pl.when(bare).then(tick(ref * (1.0 + up * exits.take_profit_pct / 100.0)))

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketboss.data.market import Market, SymbolBars
-from marketboss.signals import ACTION_CODES, SIGNAL_SCHEMA, canonical_params, id_key, signal_ids
+from marketboss.signals import (
+    ACTION_CODES,
+    SIGNAL_SCHEMA,
+    OrderArrays,
+    canonical_params,
+    id_key,
+    order_arrays,
+    signal_ids,
+)
+from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
 from marketboss.strategies.nb import signal_sides, state_changes
 
 
@@ -37,6 +46,31 @@ class StrategyParams(BaseModel):
     quantity: float = Field(10, gt=0, allow_inf_nan=False, description="shares per unit of exposure")
     weight: float = Field(0.1, gt=0, le=1, allow_inf_nan=False, description="equity fraction per unit")
     long_only: bool = Field(True, description="true: never short; false: long-short")
+    stop_loss_pct: float | None = Field(
+        None, ge=MIN_PCT, le=MAX_PCT, description="exit: stop-loss this percent from an entry's signal close"
+    )
+    take_profit_pct: float | None = Field(
+        None, ge=MIN_PCT, le=MAX_PCT, description="exit: take-profit this percent from an entry's signal close"
+    )
+    trail_percent: float | None = Field(
+        None, ge=MIN_PCT, le=MAX_PCT, description="exit: trailing stop this percent from the best price since entry"
+    )
+
+    @model_validator(mode="after")
+    def _one_stop(self) -> StrategyParams:
+        self.exits()  # raises on a stop-loss and a trailing stop together
+        return self
+
+    def exits(self) -> Exits:
+        return Exits(self.stop_loss_pct, self.take_profit_pct, self.trail_percent)
+
+    def identity(self) -> dict[str, Any]:
+        """The parameters that name the strategy's signals (their ids): unset exits are left out, so that
+        signals from before the exits existed keep their ids."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if not (k in EXIT_PARAMS and v is None)}
+
+
+EXIT_PARAMS = ("stop_loss_pct", "take_profit_pct", "trail_percent")
 
 
 P = TypeVar("P", bound=StrategyParams)
@@ -75,10 +109,10 @@ class Strategy(ABC, Generic[P]):
         return out
 
     def params_json(self) -> str:
-        return canonical_params(self.params.model_dump(mode="json"))
+        return canonical_params(self.params.identity())
 
     def describe(self) -> str:
-        return f"{self.name} " + " ".join(f"{k}={v}" for k, v in self.params.model_dump(mode="json").items())
+        return f"{self.name} " + " ".join(f"{k}={v}" for k, v in self.params.identity().items())
 
     def signals(self, market: Market) -> pl.DataFrame:
         """One signal per change of held exposure, at the bar where the change was decided, in time order."""
@@ -98,8 +132,9 @@ class Strategy(ABC, Generic[P]):
 class SignalRows:
     """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
     it: the signal time (epoch microseconds), the market's index of the decision bar and of the symbol, the
-    side, the size (shares, NaN for a target-weight signal, or target weight). A strategy has these in hand;
-    from a signals file the backtest derives them (looking up bars and symbols)."""
+    side, the size (shares, NaN for a target-weight signal, or target weight), and the order fields (None:
+    plain market orders). A strategy has these in hand; from a signals file the backtest derives them (looking
+    up bars and symbols)."""
 
     frame: pl.DataFrame
     time: np.ndarray
@@ -108,6 +143,7 @@ class SignalRows:
     buy: np.ndarray
     quantity: np.ndarray
     weight: np.ndarray
+    orders: OrderArrays | None = None
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -179,4 +215,9 @@ def _signal_rows(
         pl.Series("price", price),
         size[1].alias("target_weight"),
     ])
-    return SignalRows(frame, ts, t, s_idx, buy, quantity, weight)
+    exits = sizing.exits()
+    if not exits:
+        return SignalRows(frame, ts, t, s_idx, buy, quantity, weight)
+    entries = (np.abs(after) > np.abs(before)) | (after * before < 0)  # opens, adds to or flips a position
+    frame = with_exits(frame, exits, strategy, entries)
+    return SignalRows(frame, ts, t, s_idx, buy, quantity, weight, order_arrays(frame))
