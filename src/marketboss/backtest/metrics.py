@@ -308,6 +308,27 @@ def rolling_returns(equity: np.ndarray, initial: float, window: int) -> np.ndarr
     return out
 
 
+@dataclass(frozen=True)
+class VersusBuyAndHold:
+    """A run beside the equal-weight buy and hold of the same market, as the report, the CLI and the dashboard
+    show it: the benchmark line, yearly returns of both, and both curves' rolling one-year returns."""
+
+    benchmark: np.ndarray  # buy_and_hold_equity at every bar of the run
+    yearly: pl.DataFrame  # yearly_returns: year, strategy_pct, buy_hold_pct, difference_pct
+    window: int  # bars in the rolling window (one year of the data's bars)
+    rolling: np.ndarray  # the run's rolling return %, NaN for the first window - 1 bars
+    rolling_benchmark: np.ndarray
+
+    @classmethod
+    def of(cls, equity: pl.DataFrame, market: Market, initial: float) -> VersusBuyAndHold:
+        """`equity`: a backtest's equity frame on `market` (one row per market time), started from `initial`."""
+        values = equity["equity"].to_numpy()
+        bench = buy_and_hold_equity(market, initial)
+        window = rolling_window(market.bars_per_year)
+        return cls(bench, yearly_returns(equity["timestamp"], values, bench, initial), window,
+                   rolling_returns(values, initial, window), rolling_returns(bench, initial, window))  # fmt: skip
+
+
 def json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
     """NaN and infinities are not JSON: they become null."""
     out: dict[str, Any] = {}

@@ -19,14 +19,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from marketboss import display
-from marketboss.backtest.metrics import (
-    METRICS,
-    buy_and_hold_equity,
-    calendar_returns,
-    rolling_returns,
-    rolling_window,
-    yearly_returns,
-)
+from marketboss.backtest.metrics import METRICS, VersusBuyAndHold, calendar_returns
 from marketboss.backtest.runs import Run
 from marketboss.data.io import atomic_write_bytes
 from marketboss.data.market import Market
@@ -72,7 +65,8 @@ def _equity_figure(run: Run, benchmark: np.ndarray) -> go.Figure:
     return fig
 
 
-def _yearly_figure(yearly: pl.DataFrame) -> go.Figure:
+def yearly_figure(yearly: pl.DataFrame) -> go.Figure:
+    """Grouped bars of metrics.yearly_returns: the strategy's and the buy and hold's return per year."""
     years = [str(y) for y in yearly["year"].to_list()]
     fig = go.Figure([
         go.Bar(x=years, y=yearly["strategy_pct"].to_list(), name="strategy", marker={"color": STRATEGY_COLOR}),
@@ -83,16 +77,14 @@ def _yearly_figure(yearly: pl.DataFrame) -> go.Figure:
     return fig
 
 
-def _rolling_figure(run: Run, benchmark: np.ndarray, window: int) -> go.Figure:
-    initial = _initial(run)
+def _rolling_figure(run: Run, vs: VersusBuyAndHold) -> go.Figure:
     i = _thin(run.equity.height)
     ts = run.equity["timestamp"].to_numpy()[i]
     fig = go.Figure()
-    for name, curve, color in (("strategy", run.equity["equity"].to_numpy(), STRATEGY_COLOR),
-                               ("buy & hold", benchmark, BENCHMARK_COLOR)):  # fmt: skip
-        fig.add_trace(go.Scatter(x=ts, y=rolling_returns(curve, initial, window)[i], name=name,
-                                 line={"width": 1.3, "color": color}))  # fmt: skip
-    fig.update_layout(title=f"Rolling 1-year return % ({window:,} bars)", height=340, hovermode="x unified",
+    for name, rolling, color in (("strategy", vs.rolling, STRATEGY_COLOR),
+                                 ("buy & hold", vs.rolling_benchmark, BENCHMARK_COLOR)):  # fmt: skip
+        fig.add_trace(go.Scatter(x=ts, y=rolling[i], name=name, line={"width": 1.3, "color": color}))
+    fig.update_layout(title=f"Rolling 1-year return % ({vs.window:,} bars)", height=340, hovermode="x unified",
                       margin={"t": 50, "b": 30, "l": 60, "r": 20}, yaxis_title="%")  # fmt: skip
     return fig
 
@@ -228,22 +220,19 @@ document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventL
 
 
 def render_report(run: Run, market: Market, title: str) -> str:
-    initial = _initial(run)
-    benchmark = buy_and_hold_equity(market, initial)
-    equity = run.equity["equity"].to_numpy()
-    yearly = yearly_returns(run.equity["timestamp"], equity, benchmark, initial)
-    window = rolling_window(market.bars_per_year)
-    figures = [_equity_figure(run, benchmark), _yearly_figure(yearly), _rolling_figure(run, benchmark, window),
+    vs = VersusBuyAndHold.of(run.equity, market, _initial(run))
+    figures = [_equity_figure(run, vs.benchmark), yearly_figure(vs.yearly), _rolling_figure(run, vs),
                _price_figure(run, market), _monthly_figure(run)]  # fmt: skip
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, fig in enumerate(figures)
     ]
     info = html.escape(", ".join(f"{k}={v}" for k, v in run.info.items() if not isinstance(v, dict)))
+    bars = run.equity.height
     rolling_note = (
-        f"<p>Return over the previous {window:,} bars (one year of this data's bars) at every bar.</p>"
-        if equity.shape[0] >= window
-        else f"<p>Rolling 1-year return: the run has {equity.shape[0]:,} bars, fewer than one year ({window:,}).</p>"
+        f"<p>Return over the previous {vs.window:,} bars (one year of this data's bars) at every bar.</p>"
+        if bars >= vs.window
+        else f"<p>Rolling 1-year return: the run has {bars:,} bars, fewer than one year ({vs.window:,}).</p>"
     )
     benchmark_note = (
         f"<p>Buy &amp; hold: the starting cash split equally across the data's {market.n_symbols:,} symbol(s), each "
@@ -264,7 +253,7 @@ def render_report(run: Run, market: Market, title: str) -> str:
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><p>{info}</p>"
         f"<div class='grid'><div>{_metrics_table(run)}</div><div>{parts[0]}{benchmark_note}</div></div>"
-        f"<h2>Yearly returns</h2><div class='grid'><div>{_yearly_table(yearly)}</div><div>{parts[1]}</div></div>"
+        f"<h2>Yearly returns</h2><div class='grid'><div>{_yearly_table(vs.yearly)}</div><div>{parts[1]}</div></div>"
         f"<h2>Rolling returns</h2>{rolling_note}{parts[2]}"
         f"{parts[3]}{parts[4]}{_trade_table(run)}{_SORT_SCRIPT}</body></html>"
     )

@@ -118,9 +118,9 @@ def backtest(
 
 def _print_yearly(equity: pl.DataFrame, market: Market, cash: float) -> None:
     """The run's return per calendar year beside the equal-weight buy and hold of the same symbols."""
-    from marketboss.backtest.metrics import buy_and_hold_equity, yearly_returns
+    from marketboss.backtest.metrics import VersusBuyAndHold
 
-    yearly = yearly_returns(equity["timestamp"], equity["equity"].to_numpy(), buy_and_hold_equity(market, cash), cash)
+    yearly = VersusBuyAndHold.of(equity, market, cash).yearly
     columns = ["strategy %", "buy & hold %", "difference %"]
     rows = [[str(y), *map(pct, r)] for y, *r in yearly.select("year", "strategy_pct", "buy_hold_pct",
                                                                 "difference_pct").iter_rows()]  # fmt: skip
