@@ -2,7 +2,7 @@
 becomes a message in its own section (naming the file, and for bad data its line and field) while the other
 sections render; no traceback ever reaches the page.
 
-Every number shown comes from the shared functions (summary, run_backtest, paper_metrics,
+Every number shown comes from the shared functions (summary, run_backtest, VersusBuyAndHold, paper_metrics,
 compare_backtest_paper, load_run); this module only lays them out and formats them (marketboss.display).
 """
 
