@@ -21,7 +21,7 @@ from tests.dashboard.streamlit_process import streamlit
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-N_CHARTS = 7  # market, importance, folds, backtest, paper, comparison, strategies
+N_CHARTS = 9  # market, importance, folds, backtest (equity, yearly, rolling), paper, comparison, strategies
 RENDERED_CHARTS = (
     "Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"]'))"
     ".filter(e => e.querySelector('.js-plotly-plot .main-svg')).length"

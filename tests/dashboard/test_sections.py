@@ -297,7 +297,7 @@ def test_quick_backtest_shows_run_backtest_metrics_for_the_sidebar_settings(dash
     assert m["Trades (closed)"] == display.count(expected["n_trades"])
     shown = table(block, "metric")
     assert shown["value"].tolist() == [display.metric(k, expected.get(k)) for k, _ in METRICS]
-    (curve,) = charts(block)
+    curve = charts(block)[0]
     assert array(curve["data"][0]["y"])[-1] == pytest.approx(expected["final_equity"])
     at.sidebar.number_input(key="initial_cash").set_value(50_000.0)
     at.sidebar.number_input(key="commission").set_value(0.001)
@@ -309,6 +309,44 @@ def test_quick_backtest_shows_run_backtest_metrics_for_the_sidebar_settings(dash
     assert m["P&L"] == display.money(changed["pnl"]) != display.money(expected["pnl"])
     assert m["Commissions"] == display.money(changed["commissions"]) and changed["commissions"] > 0
     assert m["Final equity"] == display.money(changed["final_equity"])
+
+
+def test_quick_backtest_shows_buy_and_hold_yearly_and_rolling_returns_and_trades(dash: Dash, demo: Demo) -> None:
+    at = dash()
+    block = section(at, "backtest")
+    bars = read_bars(demo.market_data)
+    result = run_backtest(bars, read_signals_frame(demo.signals), BacktestConfig(cash=100_000.0))
+    # the benchmark by hand: 100,000 split over the symbols, each held from its first close to its last
+    wide = bars.pivot(on="symbol", index="timestamp", values="close").sort("timestamp").fill_null(strategy="forward")
+    closes = wide.drop("timestamp").to_numpy()
+    by_hand = 100_000.0 * (closes / closes[0]).mean(axis=1)
+    assert metrics(block)["Buy & hold"] == display.pct((by_hand[-1] / 100_000.0 - 1) * 100)
+    equity, yearly, rolling = charts(block)
+    (bench,) = [t for t in equity["data"] if t["name"] == "buy & hold (equal weight)"]
+    assert array(bench["y"]) == pytest.approx(by_hand.tolist())  # short series are not thinned
+
+    year_ends = pl.DataFrame({"t": wide["timestamp"], "s": result.equity["equity"], "b": by_hand}).group_by(
+        pl.col("t").dt.year().alias("year"), maintain_order=True).agg(pl.col("s", "b").last())
+    ends = {"s": [100_000.0, *year_ends["s"].to_list()], "b": [100_000.0, *year_ends["b"].to_list()]}
+    pct = {k: [(v[i + 1] / v[i] - 1) * 100 for i in range(len(v) - 1)] for k, v in ends.items()}
+    shown = table(block, "buy & hold %")
+    assert shown["year"].tolist() == [str(y) for y in year_ends["year"].to_list()] == ["2023", "2024"]
+    assert shown["strategy %"].tolist() == [display.pct(v) for v in pct["s"]]
+    assert shown["buy & hold %"].tolist() == [display.pct(v) for v in pct["b"]]
+    assert [array(t["y"]) for t in yearly["data"]] == [pytest.approx(pct["s"]), pytest.approx(pct["b"])]
+
+    assert rolling["layout"]["title"]["text"] == "Rolling 1-year return (252 bars)"
+    strategy = array(rolling["data"][0]["y"])
+    eq = [100_000.0, *result.equity["equity"].to_list()]
+    assert all(v is None or v != v for v in strategy[:251])  # NaN until a year of bars has passed
+    assert strategy[251:] == pytest.approx([(eq[t + 1] / eq[t + 1 - 252] - 1) * 100 for t in range(251, len(eq) - 1)])
+
+    trades = table(block, "P&L $")
+    assert len(trades) == result.trades.height > 0
+    assert trades["P&L $"].tolist() == pytest.approx(result.trades["pnl"].to_list())
+    assert trades["symbol"].tolist() == result.trades["symbol"].to_list()
+    assert set(trades["state"]) <= {"closed", "open (marked at the last close)"}
+    assert (trades["state"] == "closed").sum() == result.metrics["n_trades"]
 
 
 def test_quick_backtest_follows_a_changed_signals_file(dash: Dash, demo: Demo, tmp_path: Path) -> None:

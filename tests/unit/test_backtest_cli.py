@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ import polars as pl
 import pytest
 
 from marketboss.backtest import load_run
+from marketboss.backtest.metrics import buy_and_hold_equity, yearly_returns
 from marketboss.cli import app
 from marketboss.cli.common import run_guarded
-from marketboss.data.io import write_bars
+from marketboss.data.io import read_bars, write_bars
+from marketboss.data.market import Market
+from marketboss.display import pct
 from marketboss.signals import read_signals
 
 
@@ -52,8 +56,17 @@ def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(
     assert run.fills.columns[:7] == ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission"]
     html = (workdir / "runs" / "ma" / "report.html").read_text()
     assert "<script src=" not in html and len(html) > 1_000_000  # plotly.js is inline: opens offline
-    assert html.count("Plotly.newPlot(") == 3  # equity + drawdown, fills on price, monthly returns
-    assert "Monthly returns" in html and "fills on price" in html
+    # equity + drawdown + buy & hold, yearly returns, rolling returns, fills on price, monthly returns
+    assert html.count("Plotly.newPlot(") == 5
+    assert "Monthly returns" in html and "fills on price" in html and "Rolling 1-year return" in html
+    assert f"{run.trades.height:,} round trips" in html and html.count("<td data-v=") == run.trades.height * 11
+    market = Market.from_bars(read_bars(data))
+    bench = buy_and_hold_equity(market, 100_000.0)
+    yearly = yearly_returns(run.equity["timestamp"], run.equity["equity"].to_numpy(), bench, 100_000.0)
+    assert yearly["year"].to_list() == [2022, 2023]
+    for year, a, b, d in yearly.iter_rows():  # the printed yearly table: the shared numbers, as display shows them
+        assert re.search(rf"{year}\s*│\s*{re.escape(pct(a))}\s*│\s*{re.escape(pct(b))}\s*│\s*{re.escape(pct(d))}", out)
+        assert f"<td>{year}</td><td>{pct(a)}</td><td>{pct(b)}</td><td>{pct(d)}</td>" in html
 
 
 def data_times(path: Path) -> int:

@@ -24,7 +24,7 @@ import polars as pl
 
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.metrics import ReturnStats, equity_metrics, trade_metrics
+from marketboss.backtest.metrics import ReturnStats, buy_and_hold_pct, equity_metrics, trade_metrics
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
@@ -207,15 +207,6 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
 def _pick(values: Sequence[str | None], codes: np.ndarray) -> pl.Series:
     """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true)."""
     return pl.Series(values, dtype=pl.String).gather(codes.view(np.int8) if codes.dtype == np.bool_ else codes)
-
-
-def buy_and_hold_pct(market: Market) -> float:
-    """Equal-weight buy and hold of every symbol in the data, first close to last close."""
-    rets = []
-    for s in range(market.n_symbols):
-        r = market.rows(s)
-        rets.append(market.close[r[-1], s] / market.close[r[0], s] - 1.0)
-    return float(np.mean(rets) * 100.0)
 
 
 def run_strategy(

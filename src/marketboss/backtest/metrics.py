@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from marketboss.backtest.nb import TradeAcc, equity_stats, trade_stats
+from marketboss.data.market import Market
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.data.stats import bars_per_year
 
@@ -234,6 +235,98 @@ def trade_metrics(
         "rejected_orders": int(rejected_orders),
         "unfilled_orders": int(unfilled_orders),
     }
+
+
+# ----------------------------------------------------------------------- benchmark, calendar and rolling returns
+
+
+def buy_and_hold_equity(market: Market, cash: float, at: np.ndarray | None = None) -> np.ndarray:
+    """The equity of `cash` split equally across the market's symbols, each share bought at the symbol's first
+    close and held to its last: cash until that first close, then close / first close of it, kept at the last
+    close after the symbol's last bar. Valued at the market's time indices `at` (default: every time).
+
+    The benchmark line of the reports and the source of the scalar buy_hold_return_pct (its last value), so
+    the two always agree."""
+    n = market.n_times if at is None else int(at.shape[0])
+    growth = np.zeros(n)
+    for s in range(market.n_symbols):
+        rows = market.rows(s)
+        first = market.close[rows[0], s]
+        if rows.shape[0] == market.n_times:  # a bar at every time: the row is the time
+            close = market.close[:, s] if at is None else market.close[at, s]
+        else:
+            own = np.searchsorted(rows, np.arange(n) if at is None else at, side="right") - 1  # last bar <= t
+            close = np.where(own >= 0, market.close[rows[np.maximum(own, 0)], s], first)
+        growth += close / first
+    return growth * (float(cash) / market.n_symbols)
+
+
+def buy_and_hold_pct(market: Market) -> float:
+    """Return % of the equal-weight buy and hold of every symbol in the data, first close to last close: the
+    last value of buy_and_hold_equity."""
+    return float((buy_and_hold_equity(market, 1.0, at=np.array([market.n_times - 1]))[0] - 1.0) * 100.0)
+
+
+Period = Literal["year", "month"]
+
+
+def calendar_returns(
+    timestamps: pl.Series, curves: dict[str, np.ndarray], initial: float, every: Period = "year"
+) -> pl.DataFrame:
+    """Return % per calendar year (or month, UTC) of equity curves that start from `initial` before the first
+    timestamp: columns year (and month), then one per curve, named as in `curves`. A period's return runs from
+    the previous period's last value (the first period's from `initial`) to its own last value."""
+    keys = [pl.col("timestamp").dt.year().alias("year")]
+    if every == "month":
+        keys.append(pl.col("timestamp").dt.month().alias("month"))
+    frame = pl.DataFrame([timestamps.alias("timestamp"), *(pl.Series(k, v, pl.Float64) for k, v in curves.items())])
+    ends = frame.group_by(keys, maintain_order=True).agg(pl.col(k).last() for k in curves)
+    return ends.with_columns(
+        ((pl.col(k) / pl.col(k).shift(1).fill_null(float(initial)) - 1.0) * 100.0) for k in curves
+    )
+
+
+def yearly_returns(timestamps: pl.Series, equity: np.ndarray, benchmark: np.ndarray, initial: float) -> pl.DataFrame:
+    """Return % per calendar year of a run (strategy_pct), of its buy-and-hold benchmark (buy_hold_pct) and the
+    strategy's lead over the benchmark in percentage points (difference_pct)."""
+    out = calendar_returns(timestamps, {"strategy_pct": equity, "buy_hold_pct": benchmark}, initial)
+    return out.with_columns((pl.col("strategy_pct") - pl.col("buy_hold_pct")).alias("difference_pct"))
+
+
+def rolling_window(bars_per_year: float) -> int:
+    """Bars in a rolling one-year window: the data's bars per year (252 for daily US equities)."""
+    return max(1, round(bars_per_year))
+
+
+def rolling_returns(equity: np.ndarray, initial: float, window: int) -> np.ndarray:
+    """Return % over the last `window` bars at every bar (the start value counts as the bar before the first),
+    NaN until `window` bars have passed."""
+    values = np.concatenate(([float(initial)], np.asarray(equity, dtype=np.float64)))
+    out = np.full(values.shape[0] - 1, np.nan)
+    if window < values.shape[0]:
+        out[window - 1 :] = (values[window:] / values[:-window] - 1.0) * 100.0
+    return out
+
+
+@dataclass(frozen=True)
+class VersusBuyAndHold:
+    """A run beside the equal-weight buy and hold of the same market, as the report, the CLI and the dashboard
+    show it: the benchmark line, yearly returns of both, and both curves' rolling one-year returns."""
+
+    benchmark: np.ndarray  # buy_and_hold_equity at every bar of the run
+    yearly: pl.DataFrame  # yearly_returns: year, strategy_pct, buy_hold_pct, difference_pct
+    window: int  # bars in the rolling window (one year of the data's bars)
+    rolling: np.ndarray  # the run's rolling return %, NaN for the first window - 1 bars
+    rolling_benchmark: np.ndarray
+
+    @classmethod
+    def of(cls, equity: pl.DataFrame, market: Market, initial: float) -> VersusBuyAndHold:
+        """`equity`: a backtest's equity frame on `market` (one row per market time), started from `initial`."""
+        values = equity["equity"].to_numpy()
+        bench = buy_and_hold_equity(market, initial)
+        window = rolling_window(market.bars_per_year)
+        return cls(bench, yearly_returns(equity["timestamp"], values, bench, initial), window,
+                   rolling_returns(values, initial, window), rolling_returns(bench, initial, window))  # fmt: skip
 
 
 def json_safe(metrics: dict[str, Any]) -> dict[str, Any]:

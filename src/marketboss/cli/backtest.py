@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_metrics
+from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_metrics, print_table
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
+from marketboss.display import pct
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+
+if TYPE_CHECKING:
+    from marketboss.data.market import Market
 
 log = get_logger(__name__)
 runs_app = typer.Typer(help="Inspect and compare backtest runs (runs/<name>/).", no_args_is_help=True)
@@ -93,6 +99,7 @@ def backtest(
     }
     run = save_run(result, out, info, signals=sig)
     print_metrics(f"backtest {out.name}: {source}", ["value"], METRICS, [[run.metrics.get(k)] for k, _ in METRICS])
+    _print_yearly(result.equity, market, config.cash)
     m = result.metrics
     if m["rejected_orders"] or m["unfilled_orders"]:
         err_console.print(
@@ -107,6 +114,17 @@ def backtest(
         write_report(run, market, report, title=f"Backtest {out.name}: {source}")
         console.print(f"wrote report {report}")
     log.info("backtest_done", run=str(out), final_equity=m["final_equity"], trades=m["n_trades"])
+
+
+def _print_yearly(equity: pl.DataFrame, market: Market, cash: float) -> None:
+    """The run's return per calendar year beside the equal-weight buy and hold of the same symbols."""
+    from marketboss.backtest.metrics import VersusBuyAndHold
+
+    yearly = VersusBuyAndHold.of(equity, market, cash).yearly
+    columns = ["strategy %", "buy & hold %", "difference %"]
+    rows = [[str(y), *map(pct, r)] for y, *r in yearly.select("year", "strategy_pct", "buy_hold_pct",
+                                                                "difference_pct").iter_rows()]  # fmt: skip
+    print_table("yearly returns vs equal-weight buy & hold", ["year", *columns], rows, columns)
 
 
 @runs_app.command("compare")

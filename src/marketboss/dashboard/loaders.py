@@ -19,6 +19,7 @@ import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import BacktestResult, run_backtest
+from marketboss.backtest.metrics import VersusBuyAndHold
 from marketboss.backtest.runs import METRICS_FILE, Run, load_run
 from marketboss.dashboard.cache import FileKey, file_key, memoize, prefetch
 from marketboss.data.io import read_bars
@@ -157,6 +158,15 @@ def backtest(
 ) -> BacktestResult:
     return run_backtest(market(bars_key), signals(signals_key), backtest_config(cash, commission, slippage_bps),
                         source=signals_key.path)  # fmt: skip
+
+
+@memoize(4)
+def versus_buy_and_hold(
+    bars_key: FileKey, signals_key: FileKey, cash: float, commission: float, slippage_bps: float
+) -> VersusBuyAndHold:
+    """The quick backtest beside the equal-weight buy and hold of the same bars (benchmark, yearly, rolling)."""
+    result = backtest(bars_key, signals_key, cash, commission, slippage_bps)
+    return VersusBuyAndHold.of(result.equity, market(bars_key), cash)
 
 
 # ---------------------------------------------------------------------------------------------- paper logs

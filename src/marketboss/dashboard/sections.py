@@ -2,7 +2,7 @@
 becomes a message in its own section (naming the file, and for bad data its line and field) while the other
 sections render; no traceback ever reaches the page.
 
-Every number shown comes from the shared functions (summary, run_backtest, paper_metrics,
+Every number shown comes from the shared functions (summary, run_backtest, VersusBuyAndHold, paper_metrics,
 compare_backtest_paper, load_run); this module only lays them out and formats them (marketboss.display).
 """
 
@@ -23,6 +23,7 @@ import streamlit as st
 
 from marketboss import display
 from marketboss.backtest.metrics import METRICS
+from marketboss.backtest.report import yearly_figure
 from marketboss.backtest.runs import Run, compare
 from marketboss.dashboard import charts, loaders, models
 from marketboss.dashboard.cache import FileKey, file_key, memoize
@@ -197,7 +198,7 @@ def _date_range(picked: Any, first: date, last: date) -> tuple[date, date]:
     return (picked, picked) if isinstance(picked, date) else (first, last)
 
 
-def _paged_table(df: pl.DataFrame, key: str, what: str) -> None:
+def _paged_table(df: pl.DataFrame, key: str, what: str, column_config: dict[str, Any] | None = None) -> None:
     """Tables of any length, a page at a time: a browser never receives 100,000 rows at once."""
     pages = max(1, math.ceil(df.height / PAGE_ROWS))
     page = 1
@@ -207,7 +208,7 @@ def _paged_table(df: pl.DataFrame, key: str, what: str) -> None:
     lo = (page - 1) * PAGE_ROWS
     shown = df.slice(lo, PAGE_ROWS)
     st.caption(f"{what} {lo + 1:,}-{lo + shown.height:,} of {df.height:,}")
-    st.dataframe(shown, hide_index=True, key=f"{key}_table")
+    st.dataframe(shown, hide_index=True, key=f"{key}_table", column_config=column_config)
 
 
 # -------------------------------------------------------------------------------------------------- models
@@ -328,11 +329,24 @@ def _equity_figure(
     bars_key: FileKey, signals_key: FileKey, cash: float, commission: float, slippage_bps: float
 ) -> go.Figure:
     eq = loaders.backtest(bars_key, signals_key, cash, commission, slippage_bps).equity
+    bench = loaders.versus_buy_and_hold(bars_key, signals_key, cash, commission, slippage_bps).benchmark
     ts = charts.times(eq["timestamp"])
     return charts.lines(
-        [charts.Line("equity", ts, eq["equity"].to_numpy()), charts.Line("cash", ts, eq["cash"].to_numpy(), 1, "dot")],
-        "Equity curve (marked to market every bar)", "$",
-    )
+        [charts.Line("equity", ts, eq["equity"].to_numpy()), charts.Line("buy & hold (equal weight)", ts, bench, 1.2),
+         charts.Line("cash", ts, eq["cash"].to_numpy(), 1, "dot")],
+        "Equity curve (marked to market every bar) and buy & hold of the same symbols", "$",
+    )  # fmt: skip
+
+
+@memoize(4)
+def _rolling_figure(
+    bars_key: FileKey, signals_key: FileKey, cash: float, commission: float, slippage_bps: float
+) -> go.Figure:
+    eq = loaders.backtest(bars_key, signals_key, cash, commission, slippage_bps).equity
+    vs = loaders.versus_buy_and_hold(bars_key, signals_key, cash, commission, slippage_bps)
+    ts = charts.times(eq["timestamp"])
+    return charts.lines([charts.Line("strategy", ts, vs.rolling), charts.Line("buy & hold", ts, vs.rolling_benchmark)],
+                        f"Rolling 1-year return ({vs.window:,} bars)", "%")  # fmt: skip
 
 
 def backtest_section(inputs: Inputs) -> None:
@@ -346,22 +360,65 @@ def backtest_section(inputs: Inputs) -> None:
     c[2].metric("Sharpe", display.num(m["sharpe"]))
     c[3].metric("Max Drawdown", display.pct(m["max_drawdown_pct"]))
     c[4].metric("Win rate", display.pct(m["win_rate_pct"]))
-    d = st.columns(5)
+    d = st.columns(6)
     d[0].metric("Final equity", display.money(m["final_equity"]))
     d[1].metric("Trades (closed)", display.count(m["n_trades"]))
     d[2].metric("Fills", display.count(m["n_fills"]))
     d[3].metric("Commissions", display.money(m["commissions"]))
     d[4].metric("Exposure", display.pct(m["exposure_pct"]))
+    d[5].metric("Buy & hold", display.pct(m["buy_hold_return_pct"]))
     st.caption(
         f"`{inputs.signals}` on `{inputs.market_data}`: {display.money(inputs.initial_cash)} initial cash, commission "
-        f"{inputs.commission:.4%} of notional, slippage {inputs.slippage_bps:g} bps, fills at the next bar's open."
+        f"{inputs.commission:.4%} of notional, slippage {inputs.slippage_bps:g} bps, fills at the next bar's open. "
+        "Buy & hold: the same cash split equally across the data's symbols, each held from its first close to its "
+        "last, without costs."
     )
     if m["rejected_orders"] or m["unfilled_orders"]:
         st.caption(f"{m['rejected_orders']:,} order(s) rejected for insufficient cash, {m['unfilled_orders']:,} "
                    "left unfilled (no later bar).")  # fmt: skip
     chart(_equity_figure(*args), "backtest_chart")
+    vs = loaders.versus_buy_and_hold(*args)
+    with st.expander("Yearly and rolling returns vs buy & hold"):
+        left, right = st.columns([1, 2])
+        left.dataframe(_yearly_table(vs.yearly), hide_index=True, key="backtest_yearly")
+        with right:
+            chart(yearly_figure(vs.yearly), "backtest_yearly_chart")
+        if result.equity.height >= vs.window:
+            chart(_rolling_figure(*args), "backtest_rolling_chart")
+        else:
+            st.caption(f"Rolling 1-year return: {result.equity.height:,} bars, fewer than one year "
+                       f"({vs.window:,}).")  # fmt: skip
+    trades = result.trades
+    with st.expander(f"Trade list ({trades.height:,} round trips, {m['n_trades']:,} closed)"):
+        _paged_table(_trade_list(trades), "backtest_trades", "Round trips", TRADE_COLUMNS)
     with st.expander("All metrics"):
         st.dataframe(_metrics_table(m), hide_index=True, key="backtest_metrics")
+
+
+def _yearly_table(yearly: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame({
+        "year": [str(y) for y in yearly["year"].to_list()],
+        **{label: [display.pct(v) for v in yearly[col].to_list()] for col, label in (
+            ("strategy_pct", "strategy %"), ("buy_hold_pct", "buy & hold %"), ("difference_pct", "difference %"))},
+    })  # fmt: skip
+
+
+#: The trade list's columns as the page shows them: numbers stay numbers, so a click on a heading sorts by value.
+TRADE_COLUMNS: dict[str, Any] = {
+    "P&L $": st.column_config.NumberColumn(format="%.2f"),
+    "return %": st.column_config.NumberColumn(format="%.2f"),
+    "days": st.column_config.NumberColumn(format="%.0f"),
+}
+
+
+def _trade_list(trades: pl.DataFrame) -> pl.DataFrame:
+    """Round trips (backtest.engine's trades frame), in the order they close, with readable headings."""
+    return trades.select(
+        "symbol", "side", "qty", pl.col("entry_time").alias("entry"), "entry_price", pl.col("exit_time").alias("exit"),
+        "exit_price", pl.col("pnl").alias("P&L $"), pl.col("return_pct").alias("return %"),
+        pl.col("duration_days").alias("days"), pl.when(pl.col("closed")).then(pl.lit("closed"))
+        .otherwise(pl.lit("open (marked at the last close)")).alias("state"),
+    )  # fmt: skip
 
 
 def _metrics_table(m: dict[str, Any]) -> pl.DataFrame:
