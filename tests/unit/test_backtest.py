@@ -121,6 +121,28 @@ def test_target_weights_size_against_equity_at_the_fill_bars_open() -> None:
     assert frac.fills["qty"][0] == pytest.approx(0.5 * 10_000 / 102.0)
 
 
+def test_a_weight_purchase_is_sized_to_equity_after_costs_and_to_the_cash_left() -> None:
+    """All in with commission buys what equity pays for fees included; a second purchase gets the cash left,
+    not a rejection; with no cash left for a share it is rejected for cash."""
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(50.0, 50.0), (50.0, 51.0), (52.0, 52.0), (53.0, 53.0), (54.0, 54.0)]})
+    costs = Costs(commission=0.01, commission_min=2.0, slippage_bps=10)
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "target_weight": 1.0}])
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000, costs=costs))
+    fp = 102.0 * 1.001
+    shares = int(10_000 / (fp * 1.01))  # shares plus their 1% commission fit in equity
+    assert res.fills["qty"].to_list() == [shares] and res.fills["price"][0] == pytest.approx(fp)
+    assert 0 <= res.equity["cash"][1] < fp * 1.01  # within a share of all in
+    both = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "target_weight": 0.7},
+                         {"t": 0, "symbol": "MSFT", "action": "BUY", "target_weight": 0.7},
+                         {"t": 1, "symbol": "MSFT", "action": "BUY", "target_weight": 0.9}])
+    res = run_backtest(bars, both, BacktestConfig(cash=10_000))
+    aapl = int(0.7 * 10_000 / 102.0)
+    msft = int((10_000 - aapl * 102.0) / 50.0)  # the cash left, not 70% of equity
+    assert res.fills["qty"].to_list() == [aapl, msft]
+    assert res.orders["status"].to_list() == ["filled", "filled", "rejected"]  # no cash for one more share
+    assert res.equity["cash"].min() >= 0
+
+
 def test_short_positions_and_flips_are_matched_fifo() -> None:
     sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": 10},
                         {"t": 1, "symbol": "AAPL", "action": "BUY", "quantity": 15},

@@ -1,14 +1,22 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
 compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.schedule places the orders
-on their fill bars, nb.simulate fills them, nb.mark values every bar and nb.round_trips matches the trades.
+on the bar they go live, nb.simulate fills them bar by bar, nb.mark values every bar and nb.round_trips
+matches the trades.
 
-Rules (see also marketboss.signals for what a signal means):
+Rules (see also marketboss.signals for what a signal means, marketboss.orders for the fill rules):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
-  credit their proceeds to cash. An order that cash cannot cover is rejected whole, never resized.
-- market orders fill at the symbol's next bar's open (default) or at the signal bar's close (optimistic).
-- the orders filling on one bar go in two passes: those that reduce a position first, then the rest.
-- target-weight orders size against equity marked at the fill bar's open (before the fill), rounded toward
-  zero to whole shares unless `fractional`; quantity orders trade exactly their quantity.
+  credit their proceeds to cash. A quantity order that cash cannot cover is rejected whole, never resized.
+- market orders fill at the symbol's next bar's open (default) or at the signal bar's close (optimistic);
+  limit, stop, stop-limit and trailing-stop orders work from the next bar on, tested on each bar's open,
+  high and low; day orders end with their first session, gtc orders stay.
+- a bracket (take_profit, stop_loss, or a trailing stop-loss) set by an entry closes the whole position;
+  its legs are one-cancels-other, the stop taken when one bar reaches both; live on the entry's bar when a
+  market order entered at the open, else from the next bar.
+- the orders filling on one bar go in two passes: those that reduce a position first, then the rest; a
+  position's exits before the working orders.
+- target-weight orders size against equity marked at the fill bar's reference price (before the fill): a
+  purchase to what equity covers after commission and slippage (1.0 = all in) and to the cash left, rounded
+  toward zero to whole shares unless `fractional`; quantity orders trade exactly their quantity.
 - equity is marked to market at every bar's close (a symbol without a bar keeps its last close).
 - no price from the future: the fill bar is after the decision bar; the last bar's orders expire unfilled.
 """

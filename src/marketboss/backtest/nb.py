@@ -250,12 +250,13 @@ def new_book(cash: float, n_s: int, capacity: int) -> Book:  # pragma: no cover 
 
 
 @njit(cache=True)
-def target_shares(weight: float, equity: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
+def target_shares(weight: float, equity: float, cash: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
     # pragma: no cover - compiled
     """The position a target weight asks for: weight x equity at the reference price; when that adds to the
     position (or flips it), no more than the position and the commission of reaching it cost together at the
-    fill price fp, so that 1.0 is all in and never rejected for its own fees. Whole shares unless fractional.
-    The one sizing rule of the backtest, the sweep and the paper executor."""
+    fill price fp, so that 1.0 is all in and never rejected for its own fees, and a purchase no more than the
+    cash pays for. Whole shares unless fractional. The one sizing rule of the backtest, the sweep and the paper
+    executor."""
     raw = weight * equity / ref
     if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
         return raw if rules.fractional else np.trunc(raw)
@@ -264,10 +265,28 @@ def target_shares(weight: float, equity: float, ref: float, fp: float, pos: floa
     # shares traded: |target| - |pos| adding to the position, |target| + |pos| flipping it
     sigma = -1.0 if raw * pos > 0.0 else (1.0 if pos != 0.0 else 0.0)
     n = fmin((budget - sigma * abs(pos) * per) / (fp + per), (budget - rules.minimum) / fp)
+    if weight > 0.0:  # a purchase: the shares bought (n - pos) and their commission within the cash
+        n = fmin(n, pos + fmin(cash / (fp + per), (cash - rules.minimum) / fp))
     n = fmax(n, 0.0)
     if not rules.fractional:
         n = np.floor(n)
     return n if weight > 0.0 else -n
+
+
+@njit(cache=True)
+def weight_trade(weight: float, equity: float, cash: float, ref: float, side: float, pos: float, rules: Rules
+                 ) -> tuple[float, int]:  # pragma: no cover - compiled
+    """(shares to trade, PENDING) for a target-weight order on the `side` of its action, or (0, why not):
+    SKIPPED when the target is already reached on that side, REJECTED_CASH when a purchase of at least a
+    share (any amount when fractional) finds no cash for it. The backtest's and the sweep's one path."""
+    target = target_shares(weight, equity, cash, ref, fill_price(ref, side, rules.slip), pos, rules)
+    q = target - pos
+    if q * side > 0.0 and abs(q) > 1e-12 * (abs(target) + 1.0):
+        return q, PENDING
+    wanted = weight * equity / ref - pos
+    if side > 0.0 and (wanted > 0.0 if rules.fractional else wanted >= 1.0):
+        return 0.0, REJECTED_CASH
+    return 0.0, SKIPPED
 
 
 @njit(cache=True)
@@ -356,11 +375,10 @@ def _execute(book: Book, orders: Orders, rules: Rules, prices: Prices, refs: np.
     if not np.isnan(orders.qty[r]):
         q = orders.qty[r] * side
     else:
-        fp = fill_price(ref, side, rules.slip)
-        target = target_shares(orders.weight[r], equity_at(book, refs, prices.close, t), ref, fp, pos, rules)
-        q = target - pos
-        if q * side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0):
-            orders.status[r] = SKIPPED
+        q, why = weight_trade(orders.weight[r], equity_at(book, refs, prices.close, t), book.cash[0], ref, side, pos,
+                              rules)  # fmt: skip
+        if why != PENDING:
+            orders.status[r] = why
             return True
     if abs(pos + q) >= abs(pos) and not increases:
         return False

@@ -10,7 +10,18 @@ import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, load_bars, print_metrics, print_table
+from marketboss.cli.common import (
+    SkipInvalid,
+    StopLossOpt,
+    TakeProfitOpt,
+    TrailOpt,
+    console,
+    err_console,
+    exits_option,
+    load_bars,
+    print_metrics,
+    print_table,
+)
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.display import pct
@@ -43,6 +54,9 @@ def backtest(
     fractional: bool = typer.Option(False, "--fractional/--whole-shares", help="Target-weight sizing may buy "
                                                                               "fractional shares."),
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: runs/<strategy or signals name>."),
+    stop_loss_pct: float = StopLossOpt,
+    take_profit_pct: float = TakeProfitOpt,
+    trail_percent: float = TrailOpt,
     report: Path = typer.Option(None, "--report", help="Also write a self-contained interactive HTML report."),
     skip_invalid: bool = SkipInvalid,
 ) -> None:
@@ -56,6 +70,7 @@ def backtest(
     from marketboss.backtest.runs import save_run
     from marketboss.data.market import Market
     from marketboss.signals import read_signals_frame
+    from marketboss.signals.exits import with_exits
     from marketboss.strategies import create
 
     settings = get_settings()
@@ -75,7 +90,10 @@ def backtest(
         err = exc.errors()[0]
         opt = "--" + str(err["loc"][-1]).replace("_", "-")
         raise MarketBossError(f"{opt}: {err['msg']}") from None
-    strat = create(strategy, param) if strategy else None
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
+    exit_params = [f"{k}={v}" for k, v in (("stop_loss_pct", stop_loss_pct), ("take_profit_pct", take_profit_pct),
+                                            ("trail_percent", trail_percent)) if v is not None]  # fmt: skip
+    strat = create(strategy, [*param, *exit_params]) if strategy else None
     data_path = data or settings.market_data
     market = Market.from_bars(filter_symbols(load_bars(data_path, skip_invalid), symbols, data_path))
     if strat is not None:
@@ -86,6 +104,7 @@ def backtest(
         sig = read_signals_frame(sig_path, skip_invalid=skip_invalid)
         if symbols:
             sig = sig.filter(sig["symbol"].is_in(market.symbols))
+        sig = with_exits(sig, exits, str(sig_path))
         source, name = str(sig_path), sig_path.stem
         result = run_backtest(market, sig, config, source=source)
     out = output_dir or settings.runs_dir / name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -16,6 +16,9 @@ from marketboss.data.io import default_rejects_path, read_bars
 from marketboss.display import metric, value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
+
+if TYPE_CHECKING:
+    from marketboss.signals.exits import Exits
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -54,6 +57,24 @@ def key_values(values: list[str]) -> list[str]:
 SkipInvalid = typer.Option(
     False, "--skip-invalid", help="Drop bad rows and write each with its reason to FILE.rejected.jsonl."
 )
+
+
+StopLossOpt = typer.Option(None, "--stop-loss-pct", help="Exit: a stop-loss this percent (5 = 5%) from each "
+                           "entry's signal price, as a bracket leg.")
+TakeProfitOpt = typer.Option(None, "--take-profit-pct", help="Exit: a take-profit this percent from each entry's "
+                             "signal price, as a bracket leg.")
+TrailOpt = typer.Option(None, "--trail-percent", help="Exit: a trailing stop this percent from the best price "
+                        "since each entry (instead of --stop-loss-pct).")
+
+
+def exits_option(stop_loss_pct: float | None, take_profit_pct: float | None, trail_percent: float | None) -> Exits:
+    """The exit options as signals.exits.Exits, the one place backtest and paper turn them into prices."""
+    from marketboss.signals.exits import Exits
+
+    try:
+        return Exits(stop_loss_pct, take_profit_pct, trail_percent)
+    except ValueError as exc:
+        raise MarketBossError(f"exits: {exc}") from None
 
 
 def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:

@@ -22,6 +22,8 @@ import numpy as np
 from numba import njit, prange
 
 from marketboss.backtest.nb import (
+    PENDING,
+    REJECTED_CASH,
     Prices,
     Rules,
     cash_after,
@@ -29,9 +31,9 @@ from marketboss.backtest.nb import (
     commission,
     equity_stats,
     fill_price,
-    target_shares,
     trades_add,  # fmt: skip
     trades_start,
+    weight_trade,
 )
 from marketboss.strategies.nb import state_changes
 
@@ -358,9 +360,10 @@ def simulate_symbol(
                 equity = cash
                 if pos != 0.0:
                     equity += pos * ref
-                target = target_shares(f_val, equity, ref, fill_price(ref, f_side, rules.slip), pos, rules)
-                q = target - pos
-                skip = q * f_side <= 0.0 or abs(q) <= 1e-12 * (abs(target) + 1.0)
+                q, why = weight_trade(f_val, equity, cash, ref, f_side, pos, rules)
+                skip = why != PENDING
+                if why == REJECTED_CASH:
+                    rejected += 1
             if not skip:
                 fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
                 comm = commission(q, fp, rules)
