@@ -15,6 +15,7 @@ import polars as pl
 from marketboss.data.schema import LINE
 from marketboss.errors import InputError
 from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA
+from marketboss.signals.nb import exit_prices
 
 #: Percent bounds: a fraction such as 0.05 (meaning 5%) is refused rather than read as a 0.05% stop.
 MIN_PCT, MAX_PCT = 0.1, 50.0
@@ -40,11 +41,6 @@ class Exits:
         return any(v is not None for v in (self.stop_loss_pct, self.take_profit_pct, self.trail_percent))
 
 
-def tick(price: pl.Expr) -> pl.Expr:
-    """Prices on the exchange's grid as Alpaca accepts them: cents from $1, hundredths of a cent below."""
-    return pl.when(price >= 1.0).then(price.round(2)).otherwise(price.round(4))
-
-
 def with_exits(
     signals: pl.DataFrame, exits: Exits, source: str = "signals", entries: np.ndarray | None = None
 ) -> pl.DataFrame:
@@ -59,25 +55,25 @@ def with_exits(
         if f not in df.columns:
             default = {"order_type": "market", "time_in_force": "day"}.get(f)
             df = df.with_columns(pl.lit(default, dtype=ORDER_SCHEMA[f]).alias(f))
-    ref = pl.coalesce("limit_price", "stop_price", "price")
-    missing = df.select(ref.is_null().arg_max().alias("first"), ref.is_null().any().alias("any")).row(0)
-    if missing[1]:
-        line = df[LINE][missing[0]] if LINE in df.columns else None
+    ref = df.select(pl.coalesce("limit_price", "stop_price", "price")).to_series()
+    if ref.null_count():
+        i = int(ref.is_null().arg_max() or 0)
+        line = df[LINE][i] if LINE in df.columns else None
         raise InputError(source, "no price to place the exits from (needed by the exit percentages)", line=line,
                          field="price")  # fmt: skip
-    up = pl.when(pl.col("action") == "BUY").then(1.0).otherwise(-1.0)
-    bare = (pl.col("order_type") != "trailing_stop") & pl.col("take_profit").is_null() & pl.col("stop_loss").is_null()
-    bare &= pl.col("trail_percent").is_null()
+    bare = df.select((pl.col("order_type") != "trailing_stop") & pl.col("take_profit").is_null()
+                     & pl.col("stop_loss").is_null() & pl.col("trail_percent").is_null()).to_series().to_numpy()
     if entries is not None:
-        bare &= pl.lit(pl.Series(entries, dtype=pl.Boolean))
+        bare &= entries
+    refs = ref.to_numpy()
+    up = np.where((df["action"] == "BUY").to_numpy(), 1.0, -1.0)
     legs = []
-    if exits.take_profit_pct is not None:
-        legs.append(pl.when(bare).then(tick(ref * (1.0 + up * exits.take_profit_pct / 100.0)))
-                    .otherwise(pl.col("take_profit")).alias("take_profit"))  # fmt: skip
-    if exits.stop_loss_pct is not None:
-        legs.append(pl.when(bare).then(tick(ref * (1.0 - up * exits.stop_loss_pct / 100.0)))
-                    .otherwise(pl.col("stop_loss")).alias("stop_loss"))  # fmt: skip
+    for name, pct, sign in (("take_profit", exits.take_profit_pct, 1.0), ("stop_loss", exits.stop_loss_pct, -1.0)):
+        if pct is not None:
+            prices = np.empty(df.height)
+            exit_prices(refs, up * sign, pct, prices)
+            legs.append(pl.when(pl.Series(bare)).then(pl.Series(prices)).otherwise(pl.col(name)).alias(name))
     if exits.trail_percent is not None:
-        legs.append(pl.when(bare).then(pl.lit(exits.trail_percent)).otherwise(pl.col("trail_percent"))
+        legs.append(pl.when(pl.Series(bare)).then(pl.lit(exits.trail_percent)).otherwise(pl.col("trail_percent"))
                     .alias("trail_percent"))  # fmt: skip
     return df.with_columns(legs)

@@ -26,3 +26,23 @@ def id_text(keys: np.ndarray, ts: np.ndarray, codes: np.ndarray, prefix: np.ndar
         for j in range(16):
             d = (h >> np.uint64(60 - 4 * j)) & np.uint64(0xF)
             out[i, 4 + j] = d + (48 if d < 10 else 87)  # '0'..'9', 'a'..'f'
+
+
+@njit(cache=True)
+def tick(price: float) -> float:  # pragma: no cover - compiled
+    """A price on the grid Alpaca accepts: cents from $1, hundredths of a cent below. The one rounding of exit
+    prices, for signals/exits.py and the sweep kernel alike."""
+    return np.round(price, 2) if price >= 1.0 else np.round(price, 4)
+
+
+@njit(cache=True)
+def exit_price(ref: float, up: float, pct: float) -> float:  # pragma: no cover - compiled
+    """The exit `pct` percent from `ref`, above it (up = 1) or below it (up = -1), on the tick grid; NaN without
+    a percent."""
+    return tick(ref * (1.0 + up * pct / 100.0)) if not np.isnan(pct) else np.nan
+
+
+@njit(cache=True)
+def exit_prices(ref: np.ndarray, up: np.ndarray, pct: float, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(ref.shape[0]):
+        out[i] = exit_price(ref[i], up[i], pct)
