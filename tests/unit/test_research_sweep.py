@@ -1,5 +1,6 @@
-"""The sweep kernel: every row is a single backtest of that strategy, parameters and symbol, every metric; the
-fused MA pass finds exactly the crossover's changes; the summary is the symbols' accounts together."""
+"""The sweep kernel: every combination is the backtest of that strategy and those parameters on every symbol in
+one account, every metric; each symbol's row is its part of that account; the fused MA pass finds exactly the
+crossover's changes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketboss.backtest import BacktestConfig, Costs, FillMode, equity_metrics, run_strategy
+from marketboss.backtest import BacktestConfig, Costs, FillMode, run_strategy, trade_metrics
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
-from marketboss.research import ROW_METRICS, SUMMARY_METRICS, LocalBackend, Window, combinations, evaluate, nb, sweep
+from marketboss.research import SUMMARY_METRICS, LocalBackend, Window, combinations, evaluate, nb, sweep
+from marketboss.research.sweep import METRICS
 from marketboss.strategies import create
 from marketboss.strategies.nb import state_changes
 
@@ -31,8 +33,9 @@ def market(bars: pl.DataFrame) -> Market:
     return Market.from_bars(bars)
 
 
-def assert_metrics_equal(row: dict[str, Any], expected: dict[str, Any], where: str) -> None:
-    for key in ROW_METRICS:
+def assert_metrics_equal(row: dict[str, Any], expected: dict[str, Any], where: str, keys: tuple[str, ...] = METRICS
+                         ) -> None:  # fmt: skip
+    for key in keys:
         a, b = row[key], expected[key]
         if b is None or (isinstance(b, float) and np.isnan(b)):
             assert a is None or np.isnan(a), f"{where}: {key} {a} != {b}"
@@ -51,40 +54,63 @@ CONFIGS = {
         BacktestConfig(fractional=True, costs=Costs(slippage_bps=5)),
         {"sizing": "weight", "weight": 0.9, "ma": "ema"},
     ),
+    "all in with a bracket on each entry": (
+        BacktestConfig(costs=Costs(commission=0.002)),
+        {"sizing": "weight", "weight": 0.33, "stop_loss_pct": "4", "take_profit_pct": "8"},
+    ),
+    "trailing stop on each entry, long-short": (
+        BacktestConfig(costs=Costs(commission=0.001, slippage_bps=3)),
+        {"sizing": "weight", "weight": 0.5, "long_only": "false", "trail_percent": "3"},
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_each_row_equals_a_single_backtest_of_that_symbol(bars: pl.DataFrame, market: Market, name: str) -> None:
+def test_each_combination_is_the_backtest_of_that_strategy_on_every_symbol_in_one_account(
+    bars: pl.DataFrame, market: Market, name: str
+) -> None:
     config, fixed = CONFIGS[name]
     combos = combinations("ma_crossover", ["fast=5:20:5", "slow=10:60:25"], fixed)
     assert combos.skipped == 3  # fast 10, 15 and 20 are not below slow 10
     result = sweep(market, combos, config, backend=SERIAL)
-    assert result.rows.height == len(combos.params) * 3
-    picks = result.rows.filter(pl.col("combo").is_in([0, len(combos.params) // 2, len(combos.params) - 1]))
-    assert picks.height == 9 and picks["n_trades"].sum() > 0
-    for row in picks.iter_rows(named=True):
-        strategy = create("ma_crossover", {"fast": row["fast"], "slow": row["slow"], **fixed})
-        alone = Market.from_bars(bars.filter(pl.col("symbol") == row["symbol"]))
-        expected, _ = run_strategy(alone, strategy, config)
-        assert_metrics_equal(row, expected.metrics, f"{name} {row['symbol']} {row['fast']}/{row['slow']}")
+    assert result.summary.height == len(combos.params) and result.rows.height == len(combos.params) * 3
+    assert result.summary["n_trades"].sum() > 0
+    for summary in result.summary.iter_rows(named=True):
+        strategy = create("ma_crossover", {"fast": summary["fast"], "slow": summary["slow"], **fixed})
+        expected, _ = run_strategy(market, strategy, config)
+        where = f"{name} {summary['fast']}/{summary['slow']}"
+        assert_metrics_equal(summary, expected.metrics, where)
+        rows = result.rows.filter(pl.col("combo") == summary["combo"])
+        for row in rows.iter_rows(named=True):  # each symbol's part of the account
+            trades = expected.trades.filter(pl.col("symbol") == row["symbol"])
+            fills = expected.fills.filter(pl.col("symbol") == row["symbol"])
+            mine = trade_metrics(trades, fills, stats=None)
+            assert_metrics_equal(row, mine, f"{where} {row['symbol']}", keys=SYMBOL_TRADE_KEYS)
+            assert row["pnl"] == pytest.approx(trades["pnl"].sum(), rel=1e-9, abs=1e-9)
+        assert rows["pnl"].sum() == pytest.approx(summary["pnl"], rel=1e-9, abs=1e-6)  # the parts make the whole
+        if "stop_loss_pct" in fixed or "trail_percent" in fixed:
+            assert expected.fills["leg"].is_not_null().any()  # the exits traded
+
+
+#: A symbol row's columns that trade_metrics of its round trips and fills gives.
+SYMBOL_TRADE_KEYS = ("n_trades", "open_trades", "win_rate_pct", "profit_factor", "expectancy", "avg_trade_pct",
+                     "best_trade_pct", "worst_trade_pct", "avg_trade_duration_days", "n_fills", "commissions")
 
 
 @pytest.mark.parametrize(("strategy", "grid"), [
     ("momentum", ["lookback=10:50:20", "mode=tsmom,breakout"]),
     ("mean_reversion", ["window=10,30", "entry_z=1.5:2.5:1", "mode=zscore,rsi"]),
 ])
-def test_other_strategies_go_through_their_exposures_and_the_same_accounting(
-    bars: pl.DataFrame, market: Market, strategy: str, grid: list[str]
+def test_other_strategies_go_through_their_exposures_and_the_same_kernels(
+    market: Market, strategy: str, grid: list[str]
 ) -> None:
     config = BacktestConfig(costs=Costs(commission=0.001))
     result = sweep(market, combinations(strategy, grid), config, backend=SERIAL)
-    assert result.rows["n_fills"].sum() > 0
-    for row in result.rows.filter(pl.col("combo") % 3 == 0).iter_rows(named=True):
+    assert result.summary["n_fills"].sum() > 0
+    for row in result.summary.filter(pl.col("combo") % 3 == 0).iter_rows(named=True):
         params = {k: row[k] for k in result.combos.keys}
-        alone = Market.from_bars(bars.filter(pl.col("symbol") == row["symbol"]))
-        expected, _ = run_strategy(alone, create(strategy, params), config)
-        assert_metrics_equal(row, expected.metrics, f"{strategy} {params} {row['symbol']}")
+        expected, _ = run_strategy(market, create(strategy, params), config)
+        assert_metrics_equal(row, expected.metrics, f"{strategy} {params}")
 
 
 def test_a_window_equals_the_engine_on_that_window_with_the_strategys_state_carried_in(market: Market) -> None:
@@ -92,41 +118,31 @@ def test_a_window_equals_the_engine_on_that_window_with_the_strategys_state_carr
     held = create("ma_crossover", {"fast": 5, "slow": 30}).exposures(market)[:, 0]  # AAPL
     start = next(t for t in range(150, 300) if held[t - 1] == 1 and held[t] == 1)  # long since before the start
     window = Window(start, start + 220)
-    for strategy, grid in (("ma_crossover", ["fast=5,10", "slow=30"]), ("momentum", ["lookback=20,40"])):
+    for strategy, grid in (("ma_crossover", ["fast=5,10", "slow=30"]), ("momentum", ["lookback=20,40"]),
+                           ("ma_crossover", ["fast=5", "slow=30", "stop_loss_pct=3", "take_profit_pct=6"])):
         result = sweep(market, combinations(strategy, grid), config, window=window, backend=SERIAL)
-        for row in result.rows.iter_rows(named=True):
+        for row in result.summary.iter_rows(named=True):
             strat = create(strategy, {k: row[k] for k in result.combos.keys})
-            s = market.symbols.index(row["symbol"])
-            expected = evaluate(market, strat, window, config, symbols=[s])
-            assert_metrics_equal(row, expected.metrics, f"{strategy} {row['symbol']}")
-            if strategy == "ma_crossover" and row["fast"] == 5 and row["symbol"] == "AAPL":
-                first = expected.fills.row(0, named=True)
+            expected = evaluate(market, strat, window, config)
+            assert_metrics_equal(row, expected.metrics, f"{strategy} {grid}")
+            if strategy == "ma_crossover" and row["fast"] == 5:
+                first = expected.fills.filter(pl.col("symbol") == "AAPL").row(0, named=True)
                 assert (first["side"], first["timestamp"]) == ("BUY", market.timestamps()[start + 1])
 
 
-def test_the_summary_is_the_symbols_accounts_together(bars: pl.DataFrame, market: Market) -> None:
+def test_the_summary_counts_the_symbols_that_made_money(market: Market) -> None:
     config = BacktestConfig(costs=Costs(commission=0.001))
     result = sweep(market, combinations("ma_crossover", ["fast=5,10", "slow=40"]), config, backend=SERIAL)
     assert result.summary.columns == ["combo", "fast", "slow", *SUMMARY_METRICS]
     for summary in result.summary.iter_rows(named=True):
-        total = np.zeros(market.n_times)
-        runs = []
-        for sym in market.symbols:
-            alone = Market.from_bars(bars.filter(pl.col("symbol") == sym))
-            res, _ = run_strategy(alone, create("ma_crossover", {"fast": summary["fast"], "slow": 40}), config)
-            total += res.equity["equity"].to_numpy()
-            runs.append(res.metrics)
-        expected = equity_metrics(market.times, total, initial=3 * config.cash, periods_per_year=252.0)
-        for key in SUMMARY_METRICS[: SUMMARY_METRICS.index("n_trades")]:
-            assert summary[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9), key
-        assert summary["n_trades"] == sum(m["n_trades"] for m in runs)
-        assert summary["commissions"] == pytest.approx(sum(m["commissions"] for m in runs))
-        assert summary["symbols_profitable_pct"] == pytest.approx(100 * np.mean([m["pnl"] > 0 for m in runs]))
+        res, _ = run_strategy(market, create("ma_crossover", {"fast": summary["fast"], "slow": 40}), config)
+        by_symbol = res.trades.group_by("symbol").agg(pl.col("pnl").sum())
+        assert summary["symbols_profitable_pct"] == pytest.approx(100 * (by_symbol["pnl"] > 0).sum() / 3)
 
 
 def test_symbols_with_gaps_and_late_starts(bars: pl.DataFrame) -> None:
-    """A symbol missing bars (and starting late) is simulated on its own bars; the summary holds its last
-    equity through its gaps and its cash before its first bar."""
+    """A symbol missing bars (and starting late) trades on its own bars, in the one account; the kept equity
+    curve is the backtest's."""
     holey = bars.filter(~((pl.col("symbol") == "MSFT") & ((pl.int_range(pl.len()) % 7 == 3) |
                                                           (pl.col("timestamp").dt.year() == 2021) &
                                                           (pl.col("timestamp").dt.month() < 3))))
@@ -135,18 +151,10 @@ def test_symbols_with_gaps_and_late_starts(bars: pl.DataFrame) -> None:
     config = BacktestConfig(costs=Costs(commission=0.001))
     result = sweep(market, combinations("ma_crossover", ["fast=5", "slow=20"]), config, backend=SERIAL,
                    keep_equity=True)
-    curves = []
-    for row in result.rows.iter_rows(named=True):
-        alone = Market.from_bars(holey.filter(pl.col("symbol") == row["symbol"]))
-        res, _ = run_strategy(alone, create("ma_crossover", {"fast": 5, "slow": 20}), config)
-        assert_metrics_equal(row, res.metrics, row["symbol"])
-        s = market.symbols.index(row["symbol"])
-        curve = np.full(market.n_times, np.nan)
-        curve[market.rows(s)] = res.equity["equity"].to_numpy()
-        curve = pl.Series(curve).fill_nan(None).forward_fill().fill_null(config.cash).to_numpy()
-        curves.append(curve)
+    res, _ = run_strategy(market, create("ma_crossover", {"fast": 5, "slow": 20}), config)
+    assert_metrics_equal(result.summary.row(0, named=True), res.metrics, "holey")
     assert result.equity is not None
-    np.testing.assert_allclose(result.equity[0], np.sum(curves, axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(result.equity[0], res.equity["equity"].to_numpy())
 
 
 @settings(max_examples=60, deadline=None)

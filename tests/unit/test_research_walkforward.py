@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketboss.backtest import BacktestConfig, Costs, equity_metrics
+from marketboss.backtest import BacktestConfig, Costs, equity_metrics, run_strategy
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.errors import MarketBossError
-from marketboss.research import LocalBackend, combinations, sweep
+from marketboss.research import LocalBackend, combinations, evaluate, sweep
 from marketboss.research.dsr import (
     SharpeEstimate,
     deflated_sharpe,
@@ -24,6 +24,7 @@ from marketboss.research.dsr import (
 )
 from marketboss.research.selection import best_index
 from marketboss.research.walkforward import plan_folds, walk_forward
+from marketboss.strategies import create
 
 SERIAL = LocalBackend(workers=1)
 CONFIG = BacktestConfig(costs=Costs(commission=0.001))
@@ -100,16 +101,36 @@ def test_each_fold_chooses_on_its_training_bars_and_trades_the_next(market: Mark
         assert test.equity is not None
         oos_parts.append(test.equity[0])
     # stitched: each window's returns compounded onto the last window's end
-    level, stitched = 4 * CONFIG.cash, []
+    level, stitched = CONFIG.cash, []
     for part in oos_parts:
-        stitched.append(part * level / (4 * CONFIG.cash))
+        stitched.append(part * level / CONFIG.cash)
         level = stitched[-1][-1]
     np.testing.assert_allclose(result.equity["equity"].to_numpy(), np.concatenate(stitched), rtol=1e-12)
     assert result.equity["timestamp"].to_list() == market.timestamps()[300:].to_list()
-    expected = equity_metrics(market.times[300:], np.concatenate(stitched), initial=4 * CONFIG.cash,
+    expected = equity_metrics(market.times[300:], np.concatenate(stitched), initial=CONFIG.cash,
                               periods_per_year=252.0)
     assert result.summary["oos_sharpe"] == pytest.approx(expected["sharpe"], rel=1e-9)
     assert 0.0 <= result.summary["oos_dsr"] <= result.summary["oos_psr"] <= 1.0
+
+
+def test_backtest_sweep_and_walk_forward_in_sample_report_the_same_return(market: Market) -> None:
+    """One account everywhere: a fold's in-sample figures are the sweep's summary on its training bars, which is
+    the backtest of the chosen parameters on those bars; over all bars the sweep is `marketboss backtest`."""
+    combos = combinations("ma_crossover", ["fast=5,10", "slow=30,60"])
+    result = walk_forward(market, combos, 400, 200, CONFIG, backend=SERIAL)
+    fold = result.folds.row(0, named=True)
+    strat = create("ma_crossover", {"fast": fold["fast"], "slow": fold["slow"]})
+    train = plan_folds(market.n_times, 400, 200)[0].train
+    backtest = evaluate(market, strat, train, CONFIG).metrics
+    one = combinations("ma_crossover", [f"fast={fold['fast']}", f"slow={fold['slow']}"])
+    swept = sweep(market, one, CONFIG, window=train, backend=SERIAL).summary.row(0, named=True)
+    assert fold["is_total_return_pct"] == swept["total_return_pct"] == pytest.approx(backtest["total_return_pct"],
+                                                                                     rel=1e-12)  # fmt: skip
+    assert fold["is_sharpe"] == pytest.approx(backtest["sharpe"], rel=1e-12)
+    whole, _ = run_strategy(market, strat, CONFIG)
+    full = sweep(market, one, CONFIG, backend=SERIAL).summary.row(0, named=True)
+    assert full["total_return_pct"] == pytest.approx(whole.metrics["total_return_pct"], rel=1e-12)
+    assert full["final_equity"] == pytest.approx(whole.metrics["final_equity"], rel=1e-12)
 
 
 def test_a_folds_choice_never_sees_its_test_bars(market: Market) -> None:

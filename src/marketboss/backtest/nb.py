@@ -218,37 +218,6 @@ def schedule(
     return exec_t, status, live, ordered
 
 
-class Book(NamedTuple):
-    """simulate's state, updated in place by the order step: cash (one element), positions and the held set
-    (see _hold), counts (held symbols, fills so far, positions with exits), the fills, and per symbol its
-    position's exits: take-profit and stop-loss prices, trailing percent and mark (NaN: absent), the first
-    bar they are live and the row of the order that set them (-1: none)."""
-
-    cash: np.ndarray
-    pos: np.ndarray
-    held: np.ndarray
-    slot: np.ndarray
-    counts: np.ndarray
-    fills: Fills
-    take_profit: np.ndarray
-    stop_loss: np.ndarray
-    trail: np.ndarray
-    mark: np.ndarray
-    exit_from: np.ndarray
-    exit_row: np.ndarray
-
-
-@njit(cache=True)
-def new_book(cash: float, n_s: int, capacity: int) -> Book:  # pragma: no cover - compiled
-    m = capacity
-    fills = Fills(np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
-                  np.empty(m, dtype=np.int64), np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
-                  np.empty(m, dtype=np.int8))  # fmt: skip
-    return Book(np.full(1, cash), np.zeros(n_s), np.zeros(n_s, dtype=np.int64), np.full(n_s, -1, dtype=np.int64),
-                np.zeros(3, dtype=np.int64), fills, np.full(n_s, np.nan), np.full(n_s, np.nan), np.full(n_s, np.nan),
-                np.full(n_s, np.nan), np.zeros(n_s, dtype=np.int64), np.full(n_s, -1, dtype=np.int64))  # fmt: skip
-
-
 @njit(cache=True)
 def target_shares(weight: float, equity: float, cash: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
     # pragma: no cover - compiled
@@ -278,7 +247,7 @@ def weight_trade(weight: float, equity: float, cash: float, ref: float, side: fl
                  ) -> tuple[float, int]:  # pragma: no cover - compiled
     """(shares to trade, PENDING) for a target-weight order on the `side` of its action, or (0, why not):
     SKIPPED when the target is already reached on that side, REJECTED_CASH when a purchase of at least a
-    share (any amount when fractional) finds no cash for it. The backtest's and the sweep's one path."""
+    share (any amount when fractional) finds no cash for it."""
     target = target_shares(weight, equity, cash, ref, fill_price(ref, side, rules.slip), pos, rules)
     q = target - pos
     if q * side > 0.0 and abs(q) > 1e-12 * (abs(target) + 1.0):
@@ -290,174 +259,147 @@ def weight_trade(weight: float, equity: float, cash: float, ref: float, side: fl
 
 
 @njit(cache=True)
-def order_fill(book: Book, rules: Rules, r: int, t: int, time: int, s: int, q: float, ref: float, cap: float,
-               leg: int) -> int:  # pragma: no cover - compiled
-    """The one fill rule: q shares of symbol s (negative: a sale) at the reference price ref moved against the
-    trader by slippage, never beyond `cap` (a limit; NaN: none), commission on top. Cash may never go below
-    zero: a fill that would need more is rejected whole (REJECTED_CASH). Records the fill and moves the
-    position; returns FILLED."""
+def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules) -> tuple[float, float, float, bool]:
+    # pragma: no cover - compiled
+    """The one fill rule: q shares (negative: a sale) at the reference price ref moved against the trader by
+    slippage, never beyond `cap` (a limit; NaN: none), commission on top. Cash may never go below zero: a fill
+    that would need more is refused whole. (price, commission, cash after, whether it fills)."""
     fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
     if not np.isnan(cap):
         fp = fmin(fp, cap) if q > 0 else fmax(fp, cap)
     comm = commission(q, fp, rules)
-    cash = book.cash[0]
     new_cash = cash_after(cash, q, fp, comm)
-    if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-        return REJECTED_CASH
-    book.cash[0] = new_cash
-    f = book.fills
-    i = book.counts[1]
-    f.row[i] = r
-    f.bar[i] = t
-    f.time[i] = time
-    f.symbol[i] = s
-    f.buy[i] = q > 0
-    f.qty[i] = abs(q)
-    f.price[i] = fp
-    f.commission[i] = comm
-    f.leg[i] = leg
-    book.counts[1] = i + 1
-    book.counts[0] = _hold(book.pos, book.held, book.slot, book.counts[0], s, q, abs(q))
-    return FILLED
-
-
-@njit(cache=True, inline="always")
-def _clear_exits(book: Book, s: int) -> None:  # pragma: no cover - compiled
-    if book.exit_row[s] >= 0:
-        book.exit_row[s] = -1
-        book.counts[2] -= 1
+    return fp, comm, new_cash, not (new_cash < cash and new_cash < -1e-9 * abs(q) * fp)
 
 
 @njit(cache=True)
-def _set_exits(book: Book, orders: Orders, r: int, s: int, was: float, ref: float, live_from: int) -> None:
-    # pragma: no cover - compiled
-    """After order r filled on symbol s (position `was` before): an order that flattens or flips the position
-    cancels its exits; one that opens, adds to or flips it and carries exits sets them, for the whole position
-    (the trailing mark starts at the fill's reference price)."""
-    now = book.pos[s]
-    if now == 0.0 or now * was < 0.0:
-        _clear_exits(book, s)
-    trail = orders.trail[r] if orders.kind[r] != TRAILING_STOP else np.nan
-    tp, sl = orders.take_profit[r], orders.stop_loss[r]
-    if (abs(now) > abs(was) or now * was < 0.0) and not (np.isnan(tp) and np.isnan(sl) and np.isnan(trail)):
-        if book.exit_row[s] < 0:
-            book.counts[2] += 1
-        book.take_profit[s] = tp
-        book.stop_loss[s] = sl
-        book.trail[s] = trail
-        book.mark[s] = ref
-        book.exit_from[s] = live_from
-        book.exit_row[s] = r
-
-
-@njit(cache=True)
-def equity_at(book: Book, refs: np.ndarray, close: np.ndarray, t: int) -> float:  # pragma: no cover - compiled
+def equity_at(cash: float, pos: np.ndarray, held: np.ndarray, n_held: int, refs: np.ndarray, close: np.ndarray,
+              t: int) -> float:  # pragma: no cover - compiled
     """Cash plus the held positions marked at bar t's reference prices (a symbol without one: its last close)."""
-    equity = book.cash[0]
-    for h in range(book.counts[0]):
-        j = book.held[h]
+    equity = cash
+    for h in range(n_held):
+        j = held[h]
         px = refs[t, j]
         if np.isnan(px):
             px = last_close(close, t, j)
-        equity += book.pos[j] * px
+        equity += pos[j] * px
     return equity
 
 
-@njit(cache=True)
-def _execute(book: Book, orders: Orders, rules: Rules, prices: Prices, refs: np.ndarray, r: int, t: int,
-             ref: float, cap: float, increases: bool, live_from: int) -> bool:  # pragma: no cover - compiled
-    """Order r on bar t at reference price ref, in the pass for reductions (`increases` false) or for the rest:
-    sized (its quantity, or its target weight of equity marked at refs[t]), filled by order_fill, its exits set
-    or cleared. False when it waits for the second pass (it is not a reduction)."""
-    s = orders.symbol[r]
-    side = 1.0 if orders.buy[r] else -1.0
-    pos = book.pos[s]
-    if not np.isnan(orders.qty[r]):
-        q = orders.qty[r] * side
-    else:
-        q, why = weight_trade(orders.weight[r], equity_at(book, refs, prices.close, t), book.cash[0], ref, side, pos,
-                              rules)  # fmt: skip
-        if why != PENDING:
-            orders.status[r] = why
-            return True
-    if abs(pos + q) >= abs(pos) and not increases:
-        return False
-    status = order_fill(book, rules, r, t, prices.times[t], s, q, ref, cap, NO_EXIT)
-    orders.status[r] = status
-    if status == FILLED and not orders.plain:
-        _set_exits(book, orders, r, s, pos, ref, live_from)
-    return True
+class Exits(NamedTuple):
+    """Per symbol, its position's exits: take-profit and stop-loss prices, trailing percent and mark (NaN:
+    absent), the first bar they are live and the row of the order that set them (-1: none)."""
+
+    take_profit: np.ndarray
+    stop_loss: np.ndarray
+    trail: np.ndarray
+    mark: np.ndarray
+    live_from: np.ndarray
+    row: np.ndarray
+
+
+class Candidates(NamedTuple):
+    """The trades one phase of a bar may make, in order: the order's row (a leg's: its entry's), reference price,
+    limit cap (NaN: none) and leg (NO_EXIT: the order itself; -1 once done)."""
+
+    row: np.ndarray
+    ref: np.ndarray
+    cap: np.ndarray
+    leg: np.ndarray
 
 
 @njit(cache=True)
-def _market_orders(book: Book, orders: Orders, rules: Rules, prices: Prices, refs: np.ndarray, t: int, k0: int,
-                   k1: int, live_from: int) -> None:  # pragma: no cover - compiled
-    """The market orders live on bar t (live[k0:k1]) at refs[t]: those that reduce a position first, then the
-    rest, each pass in execution order, so that a rotation's sales pay for its purchases on the same bar."""
-    for increases in (False, True):
-        for k in range(k0, k1):
-            r = orders.live[k]
-            if orders.status[r] != PENDING or (not orders.plain and orders.kind[r] != MARKET):
-                continue
-            _execute(book, orders, rules, prices, refs, r, t, refs[t, orders.symbol[r]], np.nan, increases, live_from)
-
-
-@njit(cache=True)
-def _exits(book: Book, rules: Rules, prices: Prices, t: int, snap: np.ndarray) -> None:  # pragma: no cover
-    """The held positions' exits on bar t: the stop (trailing or fixed) first, then the take-profit (one bar
-    reaching both: the stop); a fill closes the whole position and cancels the other leg. A trailing mark
-    moves with the bar after the test."""
-    n = book.counts[0]
-    snap[:n] = book.held[:n]  # exits change the held set: walk a copy
-    for h in range(n):
-        s = snap[h]
-        if book.exit_row[s] < 0 or book.exit_from[s] > t:
+def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
+                     cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
+    """The held positions whose exits trade on bar t, appended to `cand`: the stop (trailing or fixed) first,
+    then the take-profit (one bar reaching both: the stop); each closes the whole position. A trailing mark
+    that does not trigger moves with the bar."""
+    for h in range(n_held):
+        s = held[h]
+        if ex.row[s] < 0 or ex.live_from[s] > t:
             continue
         o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
         if np.isnan(o):
             continue
-        long = book.pos[s] > 0.0
+        long = pos[s] > 0.0
         which, px = NO_EXIT, np.nan
-        if not np.isnan(book.trail[s]):
-            px, m = trailing_fill(not long, o, hi, lo, book.mark[s], book.trail[s], np.nan)
+        if not np.isnan(ex.trail[s]):
+            px, m = trailing_fill(not long, o, hi, lo, ex.mark[s], ex.trail[s], np.nan)
             if np.isnan(px):
-                book.mark[s] = m
+                ex.mark[s] = m
             else:
                 which = TRAILING_EXIT
         if which == NO_EXIT:
-            which, px = bracket_exit(long, o, hi, lo, book.take_profit[s], book.stop_loss[s])
-        if which == NO_EXIT:
-            continue
-        cap = book.take_profit[s] if which == TAKE_PROFIT else np.nan
-        if order_fill(book, rules, book.exit_row[s], t, prices.times[t], s, -book.pos[s], px, cap, which) == FILLED:
-            _clear_exits(book, s)
+            which, px = bracket_exit(long, o, hi, lo, ex.take_profit[s], ex.stop_loss[s])
+        if which != NO_EXIT:
+            cand.row[n_c] = ex.row[s]
+            cand.ref[n_c] = px
+            cand.cap[n_c] = ex.take_profit[s] if which == TAKE_PROFIT else np.nan
+            cand.leg[n_c] = which
+            n_c += 1
+    return n_c
 
 
 @njit(cache=True)
-def _working_price(orders: Orders, prices: Prices, r: int, t: int, mark: np.ndarray, triggered: np.ndarray
-                   ) -> tuple[float, float]:  # pragma: no cover - compiled
-    """(reference price, limit cap) at which working order r trades on bar t (NaN: it does not), by the rules of
-    marketboss.orders; moves a trailing stop's mark and a stop-limit's trigger as the bar passes."""
-    s = orders.symbol[r]
-    o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
-    if np.isnan(o):
-        return np.nan, np.nan
-    buy = orders.buy[r]
-    kind = orders.kind[r]
-    if kind == LIMIT:
-        return limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
-    if kind == STOP:
-        return stop_fill(buy, o, hi, lo, orders.stop[r]), np.nan
-    if kind == STOP_LIMIT:
-        if triggered[r]:
-            return limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
-        hit, px = stop_limit_fill(buy, o, hi, lo, orders.stop[r], orders.limit[r])
-        triggered[r] = hit
-        return px, orders.limit[r]
-    px, m = trailing_fill(buy, o, hi, lo, mark[r], orders.trail[r], np.nan)
-    if np.isnan(px):
-        mark[r] = m
-    return px, np.nan
+def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: np.ndarray, triggered: np.ndarray,
+                        prices: Prices, t: int, cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
+    """The working orders (limit, stop, stop-limit, trailing stop) that trade on bar t at their rule's price,
+    appended to `cand`; moves trailing stops' marks and stop-limits' triggers as the bar passes."""
+    for w in range(n_work):
+        r = working[w]
+        s = orders.symbol[r]
+        o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
+        if np.isnan(o):
+            continue
+        buy = orders.buy[r]
+        kind = orders.kind[r]
+        cap = np.nan
+        if kind == LIMIT:
+            px, cap = limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
+        elif kind == STOP:
+            px = stop_fill(buy, o, hi, lo, orders.stop[r])
+        elif kind == STOP_LIMIT:
+            cap = orders.limit[r]
+            if triggered[r]:
+                px = limit_fill(buy, o, hi, lo, cap)
+            else:
+                hit, px = stop_limit_fill(buy, o, hi, lo, orders.stop[r], cap)
+                triggered[r] = hit
+        else:
+            px, m = trailing_fill(buy, o, hi, lo, mark[r], orders.trail[r], np.nan)
+            if np.isnan(px):
+                mark[r] = m
+        if not np.isnan(px):
+            cand.row[n_c] = r
+            cand.ref[n_c] = px
+            cand.cap[n_c] = cap
+            cand.leg[n_c] = NO_EXIT
+            n_c += 1
+    return n_c
+
+
+@njit(cache=True)
+def _set_exits(ex: Exits, orders: Orders, r: int, s: int, was: float, now: float, ref: float, live_from: int
+               ) -> int:  # pragma: no cover - compiled
+    """After order r moved symbol s's position from `was` to `now`: flattening or flipping it cancels its exits;
+    opening, adding to or flipping it with exits of its own sets them for the whole position (a trailing mark
+    starts at the fill's reference price). Returns the change in the number of positions with exits."""
+    change = 0
+    if (now == 0.0 or now * was < 0.0) and ex.row[s] >= 0:
+        ex.row[s] = -1
+        change -= 1
+    trail = orders.trail[r] if orders.kind[r] != TRAILING_STOP else np.nan
+    tp, sl = orders.take_profit[r], orders.stop_loss[r]
+    if (abs(now) > abs(was) or now * was < 0.0) and not (np.isnan(tp) and np.isnan(sl) and np.isnan(trail)):
+        if ex.row[s] < 0:
+            change += 1
+        ex.take_profit[s] = tp
+        ex.stop_loss[s] = sl
+        ex.trail[s] = trail
+        ex.mark[s] = ref
+        ex.live_from[s] = live_from
+        ex.row[s] = r
+    return change
 
 
 @njit(cache=True, error_model="numpy")
@@ -465,30 +407,48 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     """Fill the orders bar by bar; `mark` values the bars and `round_trips` matches the trades afterwards, both
     from the fills. The orders' status is updated in place.
 
-    On each bar where something can trade: the market orders going live there fill at its open (at the
-    signal bar's close with `at_close`, after the rest); then the held positions' exits and the working orders
-    (limit, stop, stop-limit, trailing stop) are tested on its open, high and low by marketboss.orders' rules,
-    reductions before the rest. A day order not filled by the end of the session it went live in ends
-    (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by a market order filled
-    at the open are live on that bar; otherwise from the next bar. Bars where nothing works are skipped."""
-    close = prices.close
+    On each bar where something can trade, in two phases: the market orders going live there, at its open (at
+    the signal bar's close with `at_close`, after the other phase); and the held positions' exits and the
+    working orders (limit, stop, stop-limit, trailing stop), at the prices marketboss.orders' rules give on its
+    open, high and low. Each phase's trades go through one order step, those that reduce a position first, then
+    the rest, so that sales pay for purchases. A day order not filled by the end of the session it went live in
+    ends (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by a market order
+    filled at the open are live on that bar, others from the next bar. Bars where nothing works are skipped."""
+    times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
+    o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
+                                                orders.plain)  # fmt: skip
     n_t, n_s = close.shape
     n = live.shape[0]
-    book = new_book(rules.cash, n_s, 2 * n)
     at_close = rules.at_close
     refs = close if at_close else prices.open
-    n_rows = 0 if orders.plain else status.shape[0]
+    cash = rules.cash
+    pos = np.zeros(n_s)
+    held = np.zeros(n_s, dtype=np.int64)  # held symbols (see _hold); slot[s] is s's index in it, -1 when flat
+    slot = np.full(n_s, -1, dtype=np.int64)
+    n_held = 0
+    m = 2 * n  # an order fills once, and so may one exit it sets
+    f_row, f_bar, f_time, f_s = (np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+                                 np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64))  # fmt: skip
+    f_buy, f_qty, f_price, f_comm, f_leg = (np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
+                                            np.empty(m, dtype=np.int8))  # fmt: skip
+    n_f = 0
+    nx = 0 if plain else n_s
+    ex = Exits(np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan),
+               np.zeros(nx, dtype=np.int64), np.full(nx, -1, dtype=np.int64))  # fmt: skip
+    n_exits = 0
+    n_rows = 0 if plain else status.shape[0]
     mark = np.full(n_rows, np.nan)  # working trailing stops' marks and stop-limits' triggers, by row
     triggered = np.zeros(n_rows, dtype=np.bool_)
     working = np.empty(n, dtype=np.int64)
     n_work = 0
-    w_px, w_cap = np.empty(n), np.empty(n)
-    snap = np.empty(n_s, dtype=np.int64)
+    cand = Candidates(np.empty(n + n_s, dtype=np.int64), np.empty(n + n_s), np.empty(n + n_s),
+                      np.empty(n + n_s, dtype=np.int8))  # fmt: skip
+    c_row, c_ref, c_cap, c_leg = cand
     k0 = 0
     t = 0
     while True:
-        if n_work == 0 and book.counts[2] == 0:  # nothing working: on to the next bar an order goes live
+        if n_work == 0 and n_exits == 0:  # nothing working: on to the next bar an order goes live
             if k0 >= n:
                 break
             t = exec_t[live[k0]]
@@ -497,45 +457,97 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
         k1 = k0
         while k1 < n and exec_t[live[k1]] == t:
             k1 += 1
-        if not orders.plain:  # the orders that start working here
+        if not plain:  # the orders that start working here
             for k in range(k0, k1):
                 r = live[k]
-                if orders.kind[r] != MARKET:
+                if kind[r] != MARKET:
                     working[n_work] = r
                     n_work += 1
-                    if orders.kind[r] == TRAILING_STOP:
-                        mark[r] = last_close(close, t, orders.symbol[r])
-        if not at_close:
-            _market_orders(book, orders, rules, prices, refs, t, k0, k1, t)
-        if book.counts[2] > 0:
-            _exits(book, rules, prices, t, snap)
-        if n_work > 0:
-            for w in range(n_work):
-                w_px[w], w_cap[w] = _working_price(orders, prices, working[w], t, mark, triggered)
+                    if kind[r] == TRAILING_STOP:
+                        mark[r] = last_close(close, t, o_s[r])
+        for phase in range(2):
+            market = (phase == 0) != at_close
+            n_c = 0
+            if market:
+                for k in range(k0, k1):
+                    r = live[k]
+                    if plain or kind[r] == MARKET:
+                        c_row[n_c] = r
+                        c_ref[n_c] = refs[t, o_s[r]]
+                        c_cap[n_c] = np.nan
+                        c_leg[n_c] = NO_EXIT
+                        n_c += 1
+            else:
+                if n_exits > 0:
+                    n_c = _exit_candidates(ex, held, n_held, pos, prices, t, cand, n_c)
+                if n_work > 0:
+                    n_c = _working_candidates(orders, working, n_work, mark, triggered, prices, t, cand, n_c)
+            live_from = t if market and not at_close else t + 1
+            # The order step: each candidate sized, filled and accounted, reductions first.
             for increases in (False, True):
+                for c in range(n_c):
+                    r, leg = c_row[c], c_leg[c]
+                    if leg < 0 or (leg == NO_EXIT and status[r] != PENDING):
+                        continue
+                    s = o_s[r]
+                    p = pos[s]
+                    ref = c_ref[c]
+                    if leg != NO_EXIT:
+                        if ex.row[s] != r:  # an earlier trade this bar closed the position or replaced its exits
+                            c_leg[c] = -1
+                            continue
+                        q = -p
+                    else:
+                        side = 1.0 if o_buy[r] else -1.0
+                        if not np.isnan(o_qty[r]):
+                            q = o_qty[r] * side
+                        else:
+                            q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
+                                                  cash, ref, side, p, rules)  # fmt: skip
+                            if why != PENDING:
+                                status[r] = why
+                                continue
+                        if abs(p + q) >= abs(p) and not increases:
+                            continue  # not a reduction: the second pass
+                    c_leg[c] = -1
+                    fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules)
+                    if not fills:
+                        if leg == NO_EXIT:
+                            status[r] = REJECTED_CASH
+                        continue
+                    cash = new_cash
+                    aq = abs(q)
+                    f_row[n_f] = r
+                    f_bar[n_f] = t
+                    f_time[n_f] = times[t]
+                    f_s[n_f] = s
+                    f_buy[n_f] = q > 0
+                    f_qty[n_f] = aq
+                    f_price[n_f] = fp
+                    f_comm[n_f] = comm
+                    f_leg[n_f] = leg
+                    n_f += 1
+                    n_held = _hold(pos, held, slot, n_held, s, q, aq)
+                    if leg == NO_EXIT:
+                        status[r] = FILLED
+                    if not plain:  # a leg's fill closes the position: its exits go with it
+                        n_exits += _set_exits(ex, orders, r, s, p, pos[s], ref, live_from)
+            if not market and n_work > 0:  # the working orders that filled, ended or go on
+                kept = 0
                 for w in range(n_work):
                     r = working[w]
-                    if status[r] == PENDING and not np.isnan(w_px[w]):
-                        _execute(book, orders, rules, prices, refs, r, t, w_px[w], w_cap[w], increases, t + 1)
-            kept = 0
-            for w in range(n_work):
-                r = working[w]
-                if status[r] == PENDING and not orders.gtc[r] and t >= prices.session_end[exec_t[r]]:
-                    status[r] = DAY_ENDED
-                if status[r] == PENDING:
-                    working[kept] = r
-                    kept += 1
-            n_work = kept
-        if at_close:
-            _market_orders(book, orders, rules, prices, refs, t, k0, k1, t + 1)
+                    if status[r] == PENDING and not orders.gtc[r] and t >= prices.session_end[exec_t[r]]:
+                        status[r] = DAY_ENDED
+                    if status[r] == PENDING:
+                        working[kept] = r
+                        kept += 1
+                n_work = kept
         k0 = k1
         t += 1
     for w in range(n_work):
         status[working[w]] = OPEN
-    f = book.fills
-    m = book.counts[1]
-    return Fills(f.row[:m], f.bar[:m], f.time[:m], f.symbol[:m], f.buy[:m], f.qty[:m], f.price[:m],
-                 f.commission[:m], f.leg[:m])
+    return Fills(f_row[:n_f], f_bar[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f],
+                 f_comm[:n_f], f_leg[:n_f])
 
 
 @njit(cache=True, error_model="numpy")

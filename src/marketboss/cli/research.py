@@ -122,8 +122,9 @@ def sweep(
     fractional: bool = FractionalOpt,
     skip_invalid: bool = SkipInvalid,
 ) -> None:
-    """Every parameter combination on every symbol (each symbol in its own account); writes one row per
-    (combination, symbol) and a summary per combination (the accounts together), prints the best."""
+    """Every parameter combination on every symbol, each combination in one account as a backtest; writes a
+    summary row per combination (its backtest metrics) and a row per (combination, symbol) (that symbol's part),
+    prints the best."""
     from marketboss.research.backends import make_backend
     from marketboss.research.grid import combinations
     from marketboss.research.selection import check_metric
@@ -150,7 +151,7 @@ def sweep(
     best = result.top(metric, top)
     cols = ["combo", *combos.keys, *dict.fromkeys([metric, "sharpe", "total_return_pct", "max_drawdown_pct",
                                                     "n_trades", "symbols_profitable_pct"])]
-    print_table(f"best {best.height} of {len(combos.params)} combinations by {metric} (symbols' accounts together)",
+    print_table(f"best {best.height} of {len(combos.params)} combinations by {metric} (every symbol in one account)",
                 cols, best.select(cols).rows())
     console.print(
         f"swept {len(combos.params):,} combinations x {market.n_symbols} symbols x {market.n_times:,} bars = "
@@ -162,7 +163,7 @@ def sweep(
 
         info = (f"data {data_path}; {market.n_symbols} symbols, {market.n_times} bars; grid {' '.join(grid)}; "
                 f"{len(combos.params)} combinations{_skipped(combos.skipped, combos.skip_reason)}; "
-                f"costs {config.costs.model_dump()}; fill {config.fill.value}; cash {config.cash:,.0f} per symbol")
+                f"costs {config.costs.model_dump()}; fill {config.fill.value}; cash {config.cash:,.0f}")
         write_sweep_report(result, metric, report, f"Sweep: {strategy}", info)
         console.print(f"wrote report {report}")
     log.info("sweep_done", strategy=strategy, combinations=len(combos.params), skipped=combos.skipped,

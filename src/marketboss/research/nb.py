@@ -1,17 +1,15 @@
-"""The compiled sweep kernel (numba): many parameter combinations, every symbol, one account per symbol.
+"""The compiled sweep kernel (numba): many parameter combinations on every symbol, one cash account each.
 
 Per symbol, one pass over its bars fills a table of every distinct average the combinations need (windows x
-bars, never combinations x bars). Each combination then finds the bars where its held exposure changes (for the
-crossover: a sign byte per bar, then eight bars per 64-bit compare) and walks its account from event to event:
-orders and fills at the events, only marking in between, flat stretches in one step and held ones bar by bar
-with the return and drawdown statistics in registers. It writes a row of metrics and adds its equity into its
-combination's sum over the symbols (the summary's curve). Memory follows the data, not the grid.
+bars, never combinations x bars); each combination then finds the bars where its held exposure changes (for
+the crossover: a sign byte per bar, then eight bars per 64-bit compare), kept as its events. Per combination,
+the events of every symbol become its orders, in signal order, and the backtest's own kernels trade them in one
+account: backtest.nb.schedule, simulate (the order step: sizing, the fill rules, costs), mark and round_trips.
+So a combination's metrics are the backtest's, to the bit, and the sweep keeps no accounting of its own.
 
-Exactness: the accounting is the engine's (backtest.nb.simulate) restricted to one symbol; averages and
-crossings are strategies.nb.ma_cross's, operation for operation; the return statistics are
-backtest.nb.equity_stats' except that the standard deviation always takes the one pass (equity_stats adds a
-second one when a steady trend makes that ill-conditioned); metrics use backtest.metrics' formulas. Tests
-compare every column of rows with run_backtest (equal to ~1e-15).
+Exactness: averages and crossings are strategies.nb.ma_cross's, operation for operation; exits are priced by
+signals.nb.exit_price as signals/exits.py prices them; metrics use backtest.metrics' formulas. Tests compare
+every combination with research.windows.evaluate (run_backtest on the window).
 """
 
 from __future__ import annotations
@@ -22,22 +20,25 @@ import numpy as np
 from numba import njit, prange
 
 from marketboss.backtest.nb import (
-    PENDING,
+    EXPIRED,
+    NO_BAR,
     REJECTED_CASH,
+    Equity,
+    Orders,
     Prices,
     Rules,
-    cash_after,
-    close_part,
-    commission,
-    equity_stats,
-    fill_price,
-    trades_add,  # fmt: skip
+    mark,
+    round_trips,
+    schedule,
+    simulate,
+    trade_stats,
+    trades_add,
     trades_start,
-    weight_trade,
 )
+from marketboss.signals.nb import exit_price
 from marketboss.strategies.nb import state_changes
 
-# Columns of a row of metrics, in the order of sweep.ROW_METRICS.
+# Columns of a combination's metrics (a backtest's), in the order of sweep.METRICS.
 (FINAL_EQUITY, PNL, TOTAL_RETURN, BUY_HOLD, CAGR, VOLATILITY, SHARPE, SORTINO, CALMAR, MAX_DD, MAX_DD_BARS,
  MAX_DD_DAYS, EXPOSURE, N_TRADES, WIN_RATE, PROFIT_FACTOR, EXPECTANCY, AVG_TRADE, BEST_TRADE, WORST_TRADE,
  AVG_DURATION, OPEN_TRADES, N_FILLS, COMMISSIONS, REJECTED, UNFILLED) = range(26)  # fmt: skip
@@ -49,8 +50,8 @@ DAY_US = 86_400e6
 class Grid(NamedTuple):
     """The combinations as the kernel reads them: the distinct averages of the table (window lengths, and
     whether exponential), then per combination its fast and slow average (rows of the table), lowest held
-    state (0 long-only, -1 long-short), sizing by quantity (else by target weight) and the unit (shares or
-    weight)."""
+    state (0 long-only, -1 long-short), sizing by quantity (else by target weight), the unit (shares or
+    weight), and its exits in percent (NaN: none): take-profit, stop-loss, trailing stop."""
 
     windows: np.ndarray
     emas: np.ndarray
@@ -59,6 +60,9 @@ class Grid(NamedTuple):
     lo: np.ndarray
     qty_mode: np.ndarray
     unit: np.ndarray
+    take_profit: np.ndarray
+    stop_loss: np.ndarray
+    trail: np.ndarray
 
 
 class Layout(NamedTuple):
@@ -72,20 +76,35 @@ class Layout(NamedTuple):
 
 
 class Scratch(NamedTuple):
-    """One symbol's bars gathered (open, close, time), its events (bar, new held state) and open FIFO lots
-    (shares, price, commission left, bar), and `sign`, a byte per bar (rounded up to 8): room for the
-    longest symbol, reused from symbol to symbol."""
+    """One symbol's bars gathered (open, close, time), its events (bar, new held state) and `sign`, a byte per
+    bar (rounded up to 8): room for the longest symbol, reused from symbol to symbol."""
 
     open: np.ndarray
     close: np.ndarray
     time: np.ndarray
     ev_bar: np.ndarray
     ev_state: np.ndarray
-    lot_qty: np.ndarray
-    lot_price: np.ndarray
-    lot_comm: np.ndarray
-    lot_bar: np.ndarray
     sign: np.ndarray
+
+
+class Events(NamedTuple):
+    """Every combination's events, symbol by symbol: those of symbol s under combination j are
+    row[at[s, j] : at[s, j] + n[s, j]] (window rows, in time order) with their new held state."""
+
+    row: np.ndarray
+    state: np.ndarray
+    at: np.ndarray
+    n: np.ndarray
+
+
+class Window(NamedTuple):
+    """The window's market as the backtest kernels read it (its bars only), which symbols have a bar at every
+    one of its times, and its buy-and-hold return (the whole account's, then per symbol)."""
+
+    prices: Prices
+    full: np.ndarray
+    buy_hold: float
+    symbol_buy_hold: np.ndarray
 
 
 @njit(cache=True)
@@ -94,8 +113,7 @@ def scratch(layout: Layout) -> Scratch:  # pragma: no cover - compiled
     for s in range(layout.offsets.shape[0] - 1):
         longest = max(longest, layout.offsets[s + 1] - layout.offsets[s])
     return Scratch(np.empty(longest), np.empty(longest), np.empty(longest, dtype=np.int64),
-                   np.empty(longest, dtype=np.int64), np.empty(longest), np.empty(longest), np.empty(longest),
-                   np.empty(longest), np.empty(longest, dtype=np.int64),
+                   np.empty(longest, dtype=np.int64), np.empty(longest),
                    np.zeros((longest + 7) // 8 * 8, dtype=np.int8))  # fmt: skip
 
 
@@ -192,7 +210,7 @@ def cross_events(
 
 
 @njit(cache=True)
-def exposure_events(
+def symbol_exposure_events(
     expo: np.ndarray, k0: int, n: int, lo: float, ev_k: np.ndarray, ev_x: np.ndarray, before: np.ndarray
 ) -> int:  # pragma: no cover - compiled
     """The same events from an exposure series, by strategies.nb.state_changes over bars k0..n-1, where a
@@ -206,6 +224,126 @@ def exposure_events(
     for i in range(count):
         ev_k[i] += k0
     return count
+
+
+@njit(cache=True)
+def _store(ev: Events, used: int, s: int, j: int, sc: Scratch, n_ev: int, r: np.ndarray, start: int) -> Events:
+    # pragma: no cover - compiled
+    """Symbol s's n_ev events under combination j (symbol bars in sc.ev_bar) appended at `used`, as window rows;
+    the buffers grow by doubling."""
+    row, state = ev.row, ev.state
+    if used + n_ev > row.shape[0]:
+        cap = max(2 * row.shape[0], used + n_ev)
+        row2, state2 = np.empty(cap, dtype=np.int64), np.empty(cap)
+        row2[:used] = row[:used]
+        state2[:used] = state[:used]
+        row, state = row2, state2
+    for i in range(n_ev):
+        row[used + i] = r[sc.ev_bar[i]] - start
+        state[used + i] = sc.ev_state[i]
+    ev.at[s, j] = used
+    ev.n[s, j] = n_ev
+    return Events(row, state, ev.at, ev.n)
+
+
+@njit(cache=True)
+def _new_events(n_s: int, n_comb: int) -> Events:  # pragma: no cover - compiled
+    return Events(np.empty(16 * n_s * n_comb, dtype=np.int64), np.empty(16 * n_s * n_comb),
+                  np.zeros((n_s, n_comb), dtype=np.int64), np.zeros((n_s, n_comb), dtype=np.int64))  # fmt: skip
+
+
+@njit(cache=True)
+def ma_events(prices: Prices, layout: Layout, grid: Grid) -> Events:  # pragma: no cover - compiled
+    """Every MA-crossover combination's events on every symbol: symbol by symbol, one pass fills the average
+    table, then each combination finds its changes."""
+    n_s, n_comb = layout.offsets.shape[0] - 1, grid.fast.shape[0]
+    sc = scratch(layout)
+    table = np.empty((grid.windows.shape[0], sc.close.shape[0]))
+    ev = _new_events(n_s, n_comb)
+    used = 0
+    for s in range(n_s):
+        r, k0, n = _symbol_bars(s, prices, layout, sc)
+        average_table(sc.close, n, grid.windows, grid.emas, table)
+        for j in range(n_comb):
+            n_ev = cross_events(table[grid.fast[j]], table[grid.slow[j]], grid.windows[grid.slow[j]], k0, n,
+                                grid.lo[j], sc.sign, sc.ev_bar, sc.ev_state)  # fmt: skip
+            ev = _store(ev, used, s, j, sc, n_ev, r, layout.start)
+            used += n_ev
+    return ev
+
+
+@njit(cache=True)
+def exposure_events(prices: Prices, layout: Layout, exposures: np.ndarray, lo: float) -> Events:
+    # pragma: no cover - compiled
+    """One combination's events on every symbol from its (time x symbol) exposures (symbol_exposure_events)."""
+    n_s = layout.offsets.shape[0] - 1
+    sc = scratch(layout)
+    expo = np.empty(sc.close.shape[0])
+    before = np.empty(sc.close.shape[0])
+    ev = _new_events(n_s, 1)
+    used = 0
+    for s in range(n_s):
+        r, k0, n = _symbol_bars(s, prices, layout, sc)
+        n_ev = 0
+        if n > k0:
+            for k in range(n):
+                expo[k] = exposures[r[k], s]
+            n_ev = symbol_exposure_events(expo, k0, n, lo, sc.ev_bar, sc.ev_state, before)
+        ev = _store(ev, used, s, 0, sc, n_ev, r, layout.start)
+        used += n_ev
+    return ev
+
+
+@njit(cache=True)
+def _orders(win: Window, ev: Events, j: int, lo: float, qty_mode: bool, unit: float, take_profit: float,
+            stop_loss: float, trail: float, at_close: bool) -> tuple[Orders, np.ndarray]:  # pragma: no cover
+    """Combination j's events on every symbol as the backtest's orders, in signal order (time, then symbol), each
+    sized as strategies.base sizes a change of held state (`unit` shares per unit of change, or `unit` x the new
+    state as a target weight) with its exits on entries (signals.exits' prices, from the signal bar's close);
+    and the signal times."""
+    times, close = win.prices.times, win.prices.close
+    n_s = ev.at.shape[0]
+    n = 0
+    for s in range(n_s):
+        n += ev.n[s, j]
+    key = np.empty(n, dtype=np.int64)
+    o_row, o_s, before, after = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    i = 0
+    for s in range(n_s):
+        prev = 0.0
+        for e in range(ev.at[s, j], ev.at[s, j] + ev.n[s, j]):
+            o_row[i] = ev.row[e]
+            o_s[i] = s
+            before[i] = prev
+            after[i] = ev.state[e]
+            prev = ev.state[e]
+            key[i] = ev.row[e] * n_s + s
+            i += 1
+    order = np.argsort(key, kind="mergesort")
+    plain = np.isnan(take_profit) and np.isnan(stop_loss) and np.isnan(trail)
+    m = 0 if plain else n
+    kind, limit, stop, gtc = np.zeros(m, dtype=np.int8), np.full(m, np.nan), np.full(m, np.nan), np.zeros(m, np.bool_)
+    tp, sl, tr = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+    ts, bar, sym = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    buy, qty, weight = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n)
+    for k in range(n):
+        i = order[k]
+        b, a = before[i], after[i]
+        bar[k] = o_row[i]
+        ts[k] = times[o_row[i]]
+        sym[k] = o_s[i]
+        buy[k] = a > b
+        qty[k] = abs(a - b) * unit if qty_mode else np.nan
+        weight[k] = qty[k] if qty_mode else a * unit
+        if not plain and (abs(a) > abs(b) or a * b < 0.0):  # an entry: it opens, adds to or flips a position
+            ref = close[o_row[i], o_s[i]]
+            up = 1.0 if buy[k] else -1.0
+            tp[k] = exit_price(ref, up, take_profit)
+            if np.isnan(trail):
+                sl[k] = exit_price(ref, -up, stop_loss)
+            tr[k] = trail
+    exec_t, status, live, _ = schedule(times, close, win.full, ts, bar, sym, at_close, kind)
+    return Orders(exec_t, sym, buy, qty, weight, status, live, plain, kind, limit, stop, tr, gtc, tp, sl), ts
 
 
 @njit(cache=True, error_model="numpy")
@@ -244,225 +382,13 @@ def equity_metrics(
     out[MAX_DD_DAYS] = (times[max(dd_end - 1, 0)] - times[max(dd_start - 1, 0)]) / DAY_US
 
 
-@njit(cache=True)
-def portfolio_metrics(eq_acc: np.ndarray, initial: float, times: np.ndarray, ppy: float, out: np.ndarray) -> None:
-    # pragma: no cover - compiled
-    """Equity columns of each row of `out` for the matching row of summed equity (combinations x bars), its
-    statistics by backtest.nb.equity_stats itself."""
-    m = eq_acc.shape[1]
-    for j in range(eq_acc.shape[0]):
-        for i in range(out.shape[1]):
-            out[j, i] = np.nan
-        mean, std, downside, _, mdd, dd_start, dd_end = equity_stats(initial, eq_acc[j])
-        equity_metrics(out[j], m, mean, std, downside, eq_acc[j, m - 1], initial, mdd, dd_start, dd_end, times,
-                       ppy)
-
-
 @njit(cache=True, error_model="numpy")
-def simulate_symbol(
-    sc: Scratch, n_ev: int, k0: int, n: int, qty_mode: bool, unit: float, rules: Rules, ppy: float,
-    rows: np.ndarray, start: int, eq_acc: np.ndarray, out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """One symbol's own account over its bars k0..n-1 (gathered in `sc`, with its market rows `rows`), flat
-    at k0, driven by the events of its held exposure (bar ev_bar[i] decides a move to state ev_state[i];
-    cross_events / exposure_events). Writes the metrics row `out` and adds the account's equity,
-    forward-filled on the market's time axis from `start`, into `eq_acc` (when it is not empty). Between
-    events nothing is decided: those bars are only marked. ppy: bars per year."""
-    open_, close, times, ev_k, ev_x = sc.open, sc.close, sc.time, sc.ev_bar, sc.ev_state
-    lot_q, lot_p, lot_c, lot_t = sc.lot_qty, sc.lot_price, sc.lot_comm, sc.lot_bar
-    cash0, at_close = rules.cash, rules.at_close
-    m_len = eq_acc.shape[0]
-    for i in range(out.shape[0]):
-        out[i] = np.nan
-    m = n - k0
-    if m <= 0:  # no bar of this symbol in the window: its cash just sits there
-        for j in range(m_len):
-            eq_acc[j] += cash0
-        return
-    if m_len > 0:
-        for j in range(rows[k0] - start):
-            eq_acc[j] += cash0
-
-    cash = cash0
-    pos = 0.0
-    state = 0.0
-    pend = False
-    pend_val = 0.0
-    pend_side = 0.0
-    head = 0
-    tail = 0
-    # equity statistics, as backtest.nb.equity_stats
-    prev = cash0
-    total = 0.0
-    sq = 0.0
-    down = 0.0
-    lo_r = np.inf
-    hi_r = -np.inf
-    peak = cash0
-    peak_i = 0
-    mdd = 0.0
-    trough = cash0 * (1.0 + 1e-9)  # at or below this equity a bar may set a new maximum drawdown
-    long_start = 0
-    long_end = 0
-    under = False
-    dense = rows[n - 1] - rows[k0] == m - 1
-    acc_dense = m_len > 0 and dense
-    # trades and orders, as backtest.metrics.trade_metrics
-    exposed = 0
-    closed = trades_start()
-    n_fills = 0
-    commissions = 0.0
-    rejected = 0
-    unfilled = 0
-    v = cash0
-    ev = 0
-    k = k0
-    while k < n:
-        # Bar k has an event: a fill due, or a change of held exposure (an order decided at its close).
-        new_order = False
-        o_val = 0.0
-        o_side = 0.0
-        if ev < n_ev and ev_k[ev] == k:
-            x = ev_x[ev]
-            ev += 1
-            new_order = True
-            o_side = 1.0 if x > state else -1.0
-            o_val = abs(x - state) * unit * o_side if qty_mode else x * unit
-            state = x
-        do_fill = False
-        f_val = 0.0
-        f_side = 0.0
-        ref = 0.0
-        if at_close:
-            if new_order:
-                do_fill = True
-                f_val = o_val
-                f_side = o_side
-                ref = close[k]
-        else:
-            if pend:
-                do_fill = True
-                f_val = pend_val
-                f_side = pend_side
-                ref = open_[k]
-                pend = False
-            if new_order:
-                if k + 1 < n:
-                    pend = True
-                    pend_val = o_val
-                    pend_side = o_side
-                else:
-                    unfilled += 1
-        if do_fill:
-            q = f_val
-            skip = False
-            if not qty_mode:
-                equity = cash
-                if pos != 0.0:
-                    equity += pos * ref
-                q, why = weight_trade(f_val, equity, cash, ref, f_side, pos, rules)
-                skip = why != PENDING
-                if why == REJECTED_CASH:
-                    rejected += 1
-            if not skip:
-                fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
-                comm = commission(q, fp, rules)
-                new_cash = cash_after(cash, q, fp, comm)
-                if new_cash < cash and new_cash < -1e-9 * abs(q) * fp:
-                    rejected += 1
-                else:
-                    cash = new_cash
-                    n_fills += 1
-                    commissions += comm
-                    aq = abs(q)
-                    rem = q
-                    eps = 1e-12 * aq
-                    while abs(rem) > eps and head < tail and lot_q[head] * rem < 0.0:  # close FIFO lots
-                        lq = lot_q[head]
-                        lsign, cq, entry_c, pnl, ret = close_part(rem, lq, lot_c[head], lot_p[head], fp, comm, aq)
-                        closed = trades_add(closed, pnl, ret, (times[k] - times[lot_t[head]]) / DAY_US)
-                        lot_c[head] -= entry_c
-                        lot_q[head] = lq - lsign * cq
-                        rem += lsign * cq
-                        if abs(lot_q[head]) <= 1e-12 * cq:
-                            head += 1
-                    if abs(rem) > eps:  # open a lot with what is left
-                        lot_q[tail] = rem
-                        lot_p[tail] = fp
-                        lot_c[tail] = comm * abs(rem) / aq
-                        lot_t[tail] = k
-                        tail += 1
-                    pos += q
-                    if abs(pos) <= 1e-12 * aq:
-                        pos = 0.0
-        # Bars k..j-1 hold this position: j is the next bar with an event.
-        j = k + 1 if pend else (ev_k[ev] if ev < n_ev else n)
-        # Marked at each close; when flat, equity stands still after the first bar: returns exactly 0.
-        held = pos != 0.0
-        marked = j if held else k + 1
-        if held:
-            exposed += j - k
-        # views indexed from 0, so that numba need not check for negative indices in the loop
-        marks = close[k:marked]
-        acc = eq_acc[k - k0 : marked - k0] if acc_dense else eq_acc[:0]
-        for u in range(marks.shape[0]):
-            v = cash + pos * marks[u]  # flat: cash + 0.0, as the engine marks no position
-            r = v / prev - 1.0
-            prev = v
-            total += r
-            sq += r * r
-            rn = min(r, 0.0)  # branch-free: a return's sign is a coin flip to the branch predictor
-            down += rn * rn
-            lo_r = min(lo_r, r)
-            hi_r = max(hi_r, r)
-            i = k - k0 + u
-            if v >= peak:  # drawdown, as equity_stats
-                if under and i + 1 - peak_i > long_end - long_start:
-                    long_start = peak_i
-                    long_end = i + 1
-                under = False
-                peak = v
-                peak_i = i + 1
-                trough = peak * (1.0 + mdd) * (1.0 + 1e-9)
-            else:
-                under = True
-                if v <= trough or peak <= 0.0:  # a possible new maximum drawdown: checked exactly
-                    dd = (v - peak) / peak
-                    if dd < mdd:
-                        mdd = dd
-                        trough = peak * (1.0 + mdd) * (1.0 + 1e-9)
-            if acc_dense:
-                acc[u] += v
-        if marked < j:
-            lo_r = min(lo_r, 0.0)
-            hi_r = max(hi_r, 0.0)
-            if not under:
-                peak_i = j - k0
-            if acc_dense:  # an explicit loop: numba runs `view += v` through a slow generic ufunc call
-                flat = eq_acc[marked - k0 : j - k0]
-                for u in range(flat.shape[0]):
-                    flat[u] += v
-        if m_len > 0 and not dense:
-            for kk in range(k, j):
-                j1 = rows[kk + 1] - start if kk + 1 < n else m_len
-                for jj in range(rows[kk] - start, j1):
-                    eq_acc[jj] += cash + pos * close[kk] if held else v
-        k = j
-    if under and m - peak_i > long_end - long_start:
-        long_start = peak_i
-        long_end = m
-    mean = total / m
-    std = np.nan
-    if m >= 2 and lo_r == hi_r:
-        std = 0.0
-    elif m >= 2:  # sum of squared deviations from the mean, in one pass: returns are centred near 0
-        std = np.sqrt(max(sq - total * mean, 0.0) / (m - 1))
-    equity_metrics(out, m, mean, std, np.sqrt(down / m), v, cash0, mdd, long_start, long_end, times[k0:], ppy)
-    out[BUY_HOLD] = (close[n - 1] / close[k0] - 1.0) * 100.0
-    out[EXPOSURE] = exposed / m * 100.0
-    n_closed, n_win, sum_win, sum_neg, sum_pnl, sum_ret, best, worst, sum_dur = closed
+def trade_columns(out: np.ndarray, acc: tuple, n_trades: int) -> None:  # pragma: no cover - compiled
+    """The trade columns of a metrics row from a TradeAcc of the closed round trips (n_trades round trips in
+    all, open ones included), by backtest.metrics.trade_metrics' formulas."""
+    n_closed, n_win, sum_win, sum_neg, sum_pnl, sum_ret, best, worst, sum_dur = acc
     out[N_TRADES] = n_closed
-    out[OPEN_TRADES] = tail - head
+    out[OPEN_TRADES] = n_trades - n_closed
     if n_closed > 0:
         out[WIN_RATE] = n_win / n_closed * 100.0
         losses = abs(sum_neg)  # as trade_metrics: +0.0 without losing trades, so winners alone give +inf
@@ -473,10 +399,105 @@ def simulate_symbol(
         out[BEST_TRADE] = best
         out[WORST_TRADE] = worst
         out[AVG_DURATION] = sum_dur / n_closed
-    out[N_FILLS] = n_fills
-    out[COMMISSIONS] = commissions
-    out[REJECTED] = rejected
-    out[UNFILLED] = unfilled
+
+
+@njit(cache=True, error_model="numpy")
+def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: float, eq: Equity,
+                out: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Combination j in one account over the window: its orders through the backtest's kernels; the metrics
+    row `out` (the backtest's), each symbol's row in `rows` (its round trips, fills and orders; NaN for a
+    symbol without bars in the window) and the equity curve into `eq`."""
+    prices = win.prices
+    orders, _ = _orders(win, ev, j, grid.lo[j], grid.qty_mode[j], grid.unit[j], grid.take_profit[j],
+                        grid.stop_loss[j], grid.trail[j], rules.at_close)  # fmt: skip
+    fills = simulate(prices, orders, rules)
+    exposed, returns = mark(prices.close, fills, rules.cash, eq)
+    tr = round_trips(prices, fills)
+    m = prices.times.shape[0]
+    out[:] = np.nan
+    mean, std, down, _, mdd, dd_start, dd_end = returns
+    equity_metrics(out, m, mean, std, down, eq.equity[m - 1], rules.cash, mdd, dd_start, dd_end, prices.times, ppy)
+    out[BUY_HOLD] = win.buy_hold
+    out[EXPOSURE] = exposed / m * 100.0
+    trade_columns(out, trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed), tr.pnl.shape[0])
+    n_f = fills.row.shape[0]
+    out[N_FILLS] = n_f
+    out[COMMISSIONS] = fills.commission.sum()
+    # per symbol: its round trips (grouped by a stable sort), fills and orders
+    n_s = rows.shape[0]
+    rows[:] = np.nan
+    for s in range(n_s):
+        if not np.isnan(win.symbol_buy_hold[s]):
+            rows[s, PNL] = 0.0
+            rows[s, N_FILLS] = 0.0
+            rows[s, COMMISSIONS] = 0.0
+            rows[s, REJECTED] = 0.0
+            rows[s, UNFILLED] = 0.0
+            rows[s, BUY_HOLD] = win.symbol_buy_hold[s]
+    by = np.argsort(tr.symbol, kind="mergesort")
+    k = 0
+    while k < by.shape[0]:
+        s = tr.symbol[by[k]]
+        acc = trades_start()
+        pnl = 0.0
+        k1 = k
+        while k1 < by.shape[0] and tr.symbol[by[k1]] == s:
+            i = by[k1]
+            pnl += tr.pnl[i]
+            if tr.closed[i]:
+                acc = trades_add(acc, tr.pnl[i], tr.return_pct[i], tr.days[i])
+            k1 += 1
+        rows[s, PNL] = pnl
+        trade_columns(rows[s], acc, k1 - k)
+        k = k1
+    for i in range(n_f):
+        rows[fills.symbol[i], N_FILLS] += 1.0
+        rows[fills.symbol[i], COMMISSIONS] += fills.commission[i]
+    out[REJECTED] = 0.0
+    out[UNFILLED] = 0.0
+    for r in range(orders.status.shape[0]):
+        col = REJECTED if orders.status[r] == REJECTED_CASH else (UNFILLED if orders.status[r] in (EXPIRED, NO_BAR)
+                                                                   else -1)  # fmt: skip
+        if col >= 0:
+            rows[orders.symbol[r], col] += 1.0
+            out[col] += 1.0
+
+
+@njit(cache=True)
+def _trade_lane(lane: int, lanes: int, win: Window, ev: Events, grid: Grid, rules: Rules, ppy: float,
+                eq_acc: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Combinations lane, lane + lanes, ... with equity scratch of their own."""
+    m = win.prices.times.shape[0]
+    keep = eq_acc.shape[0] > 0
+    eq = Equity(np.empty(m), np.empty(m), np.empty(m))
+    for j in range(lane, grid.lo.shape[0], lanes):
+        trade_combo(win, ev, j, grid, rules, ppy, Equity(eq.cash, eq.positions_value, eq_acc[j] if keep
+                                                            else eq.equity), out[j], rows[j])  # fmt: skip
+
+
+@njit(cache=True)
+def trade_all(win: Window, ev: Events, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray,
+              rows: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Every combination in its own account, on one thread (safe from any caller, dask's worker threads
+    included). out: (combinations x N_METRICS); rows: (combinations x symbols x N_METRICS); eq_acc:
+    (combinations x window bars) to keep the equity curves, or empty."""
+    _trade_lane(0, 1, win, ev, grid, rules, ppy, eq_acc, out, rows)
+
+
+@njit(cache=True, parallel=True)
+def trade_all_threads(prices: Prices, full: np.ndarray, buy_hold: float, symbol_buy_hold: np.ndarray, ev: Events,
+                      grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray, rows: np.ndarray,
+                      lanes: int) -> None:  # pragma: no cover - compiled
+    """trade_all with the combinations in `lanes` interleaved groups, one per numba thread: one join at the
+    end. Only from a process's main thread (numba's threading layer must not be entered from two threads at
+    once). Each combination's results are its own, so they are trade_all's, bit for bit. The window comes in
+    its fields (a parallel kernel takes no nested tuple).
+
+    Kept for what it saves: on 2 cores, bench_sweep's grid (174 combinations x 100 symbols x 2,520 bars) took
+    0.144 s against 0.218 s on one thread (34%; medians of 9 interleaved runs of the whole `sweep`)."""
+    for lane in prange(lanes):
+        _trade_lane(lane, lanes, Window(prices, full, buy_hold, symbol_buy_hold), ev, grid, rules, ppy, eq_acc, out,
+                    rows)  # fmt: skip
 
 
 @njit(cache=True)
@@ -493,67 +514,3 @@ def _symbol_bars(s: int, prices: Prices, layout: Layout, sc: Scratch) -> tuple[n
     return r, k0, n
 
 
-@njit(cache=True)
-def _ma_symbols(
-    lane: int, lanes: int, prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float,
-    eq_acc: np.ndarray, out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Combinations lane, lane + lanes, ... on every symbol, with scratch of their own: symbol by symbol, one
-    pass fills the average table, then each combination walks the symbol."""
-    sc = scratch(layout)
-    table = np.empty((grid.windows.shape[0], sc.close.shape[0]))
-    for s in range(layout.offsets.shape[0] - 1):
-        r, k0, n = _symbol_bars(s, prices, layout, sc)
-        average_table(sc.close, n, grid.windows, grid.emas, table)
-        for j in range(lane, grid.fast.shape[0], lanes):
-            n_ev = cross_events(table[grid.fast[j]], table[grid.slow[j]], grid.windows[grid.slow[j]], k0, n,
-                                grid.lo[j], sc.sign, sc.ev_bar, sc.ev_state)  # fmt: skip
-            simulate_symbol(sc, n_ev, k0, n, grid.qty_mode[j], grid.unit[j], rules, ppy, r, layout.start, eq_acc[j],
-                            out[j, s])
-
-
-@njit(cache=True)
-def ma_sweep(
-    prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Every MA-crossover combination on every symbol, on one thread (safe from any caller, dask's worker
-    threads included). out is (combinations x symbols x N_METRICS); eq_acc is (combinations x window bars):
-    the symbols' accounts' equity summed. ppy: bars per year."""
-    _ma_symbols(0, 1, prices, layout, grid, rules, ppy, eq_acc, out)
-
-
-@njit(cache=True, parallel=True)
-def ma_sweep_threads(
-    prices: Prices, layout: Layout, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray,
-    lanes: int,
-) -> None:  # pragma: no cover - compiled
-    """ma_sweep with the combinations in `lanes` interleaved groups, one per numba thread, each walking every
-    symbol with its own bars and average table: one join at the end, so a thread the OS pauses delays only
-    its own share (a join per symbol would make the others spin). Only from a process's main thread: numba's
-    threading layer must not be entered from two threads at once. Each combination's row and equity are its
-    own, so the results are ma_sweep's, bit for bit.
-
-    Kept for what it saves: on 2 cores, bench_sweep's grid (174 combinations x 100 symbols x 2,520 bars)
-    took 0.100 s against 0.135 s on one thread (26%; medians of 11 interleaved runs of
-    benchmarks/bench_commands.py, sweep_s against sweep_1_thread_s), 0.088 s against 0.142 s (38%) in
-    another set of 7; nothing when another process holds the second core."""
-    for lane in prange(lanes):
-        _ma_symbols(lane, lanes, prices, layout, grid, rules, ppy, eq_acc, out)
-
-
-@njit(cache=True)
-def exposure_sweep(
-    prices: Prices, layout: Layout, exposures: np.ndarray, lo: float, qty_mode: bool, unit: float, rules: Rules,
-    ppy: float, eq_acc: np.ndarray, out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """One combination of any strategy, from its (time x symbol) exposures, on every symbol: out is
-    (symbols x N_METRICS)."""
-    sc = scratch(layout)
-    expo = np.empty(sc.close.shape[0])
-    before = np.empty(sc.close.shape[0])
-    for s in range(layout.offsets.shape[0] - 1):
-        r, k0, n = _symbol_bars(s, prices, layout, sc)
-        for k in range(n):
-            expo[k] = exposures[r[k], s]
-        n_ev = exposure_events(expo, k0, n, lo, sc.ev_bar, sc.ev_state, before) if n > k0 else 0
-        simulate_symbol(sc, n_ev, k0, n, qty_mode, unit, rules, ppy, r, layout.start, eq_acc, out[s])

@@ -67,16 +67,16 @@ def heatmap_figure(result: SweepResult, metric: str) -> go.Figure:
         z=z, x=[str(v) for v in xs], y=[str(v) for v in ys], colorscale="RdYlGn" if higher else "RdYlGn_r",
         colorbar={"title": metric}, hovertemplate=f"{x}=%{{x}} {y}=%{{y}}: %{{z:.4f}}<extra></extra>",
     ))
-    fig.update_layout(title=f"{metric} of the symbols' accounts together, by {x} and {y}{note}", xaxis_title=x,
+    fig.update_layout(title=f"{metric} of each combination's account, by {x} and {y}{note}", xaxis_title=x,
                       yaxis_title=y, height=560)
     return fig
 
 
 def _best_by_symbol(result: SweepResult, metric: str, combo: int) -> go.Figure:
     rows = result.rows.filter(pl.col("combo") == combo)
-    col = metric if metric in rows.columns else "sharpe"
+    col = metric if metric in rows.columns else "pnl"
     fig = go.Figure(go.Bar(x=rows["symbol"].to_list(), y=rows[col].to_list()))
-    fig.update_layout(title=f"{col} per symbol of the best combination", height=380)
+    fig.update_layout(title=f"{col} per symbol of the best combination (its part of the one account)", height=380)
     return fig
 
 

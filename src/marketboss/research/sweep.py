@@ -1,13 +1,14 @@
-"""Parameter sweeps: every combination of a grid on every symbol, each symbol traded in its own account.
+"""Parameter sweeps: every combination of a grid on every symbol, each combination trading all of them in one
+cash account, as a backtest does.
 
-A row of the result is one (combination, symbol) pair and equals `run_backtest` of that strategy and those
-parameters on that symbol's bars alone (marketboss.research.windows.evaluate). The summary has one row per
-combination: the symbols' accounts taken together (each starts with the configured cash), its equity
-statistics computed from the summed equity curve by backtest.nb.equity_stats (ReturnStats' kernel) and
-backtest.metrics' formulas; that is what rankings, the heatmap and walk-forward selection use.
+The summary has one row per combination: exactly the metrics of `run_backtest` of that strategy and those
+parameters on the window (marketboss.research.windows.evaluate), plus the share of symbols that made money;
+that is what rankings, the heatmap and walk-forward selection use. A row of `rows` is one (combination,
+symbol) pair: that symbol's part of the account (its round trips' P&L and statistics, fills, commissions,
+orders not filled) and its own buy and hold.
 
-MA crossover runs through the fused kernel (research.nb.ma_sweep); any other registered strategy through
-its own `exposures` one combination at a time and the same compiled account simulation.
+MA crossover finds its events in the fused kernel (research.nb.ma_events); any other registered strategy through
+its own `exposures` one combination at a time; both then trade through the backtest's kernels.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.metrics import buy_and_hold_pct
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
 from marketboss.research import nb
@@ -32,8 +34,8 @@ from marketboss.research.windows import Window, history_exposures, time_slice
 from marketboss.strategies import StrategyParams, create, strategies
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
 
-#: Metric columns of a sweep row, in research.nb's order; the keys are backtest.metrics.METRICS'.
-ROW_METRICS: tuple[str, ...] = (
+#: A combination's metrics (a backtest's), in research.nb's column order; the keys are backtest.metrics.METRICS'.
+METRICS: tuple[str, ...] = (
     "final_equity", "pnl", "total_return_pct", "buy_hold_return_pct", "cagr_pct", "annual_volatility_pct",
     "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration_bars", "max_drawdown_duration_days",
     "exposure_pct", "n_trades", "win_rate_pct", "profit_factor", "expectancy", "avg_trade_pct", "best_trade_pct",
@@ -43,15 +45,17 @@ ROW_METRICS: tuple[str, ...] = (
 INT_METRICS = frozenset(
     {"max_drawdown_duration_bars", "n_trades", "open_trades", "n_fills", "rejected_orders", "unfilled_orders"}
 )
-#: Columns of a summary row: the combined accounts' equity metrics, then totals and cross-symbol spreads.
-SUMMARY_METRICS: tuple[str, ...] = (
-    "final_equity", "pnl", "total_return_pct", "cagr_pct", "annual_volatility_pct", "sharpe", "sortino", "calmar",
-    "max_drawdown_pct", "max_drawdown_duration_days", "n_trades", "n_fills", "commissions", "exposure_pct",
-    "symbols_profitable_pct", "symbol_sharpe_mean",
+#: Columns of a (combination, symbol) row: the symbol's part of the combination's account.
+ROW_METRICS: tuple[str, ...] = (
+    "pnl", "buy_hold_return_pct", "n_trades", "win_rate_pct", "profit_factor", "expectancy", "avg_trade_pct",
+    "best_trade_pct", "worst_trade_pct", "avg_trade_duration_days", "open_trades", "n_fills", "commissions",
+    "rejected_orders", "unfilled_orders",
 )  # fmt: skip
-_COL = {k: i for i, k in enumerate(ROW_METRICS)}
-_N_EQUITY = SUMMARY_METRICS.index("n_trades")
-assert len(ROW_METRICS) == nb.N_METRICS
+#: Columns of a summary row: the combination's backtest metrics, then the share of its symbols that made money.
+SUMMARY_METRICS: tuple[str, ...] = (*METRICS, "symbols_profitable_pct")
+_COL = {k: i for i, k in enumerate(METRICS)}
+_ROW_COLS = [_COL[k] for k in ROW_METRICS]
+assert len(METRICS) == nb.N_METRICS
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class SweepTask:
 class ChunkResult:
     rows: np.ndarray  # (combinations, symbols, len(ROW_METRICS))
     summary: np.ndarray  # (combinations, len(SUMMARY_METRICS))
-    equity: np.ndarray | None  # (combinations, window bars): the accounts' summed equity, when asked for
+    equity: np.ndarray | None  # (combinations, window bars): each combination's account, when asked for
 
 
 def _layout(market: Market, window: Window) -> nb.Layout:
@@ -81,25 +85,46 @@ def _layout(market: Market, window: Window) -> nb.Layout:
     return nb.Layout(offsets, np.concatenate(parts), window.start, window.end)
 
 
-def _sizing(models: list[StrategyParams]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window(market: Market, w: Window) -> nb.Window:
+    """The window's market as the backtest kernels read it (what evaluate's time_slice gives the engine)."""
+    sl = slice(w.start, w.end)
+    close = market.close[sl]
+    present = ~np.isnan(close)
+    session_end = np.minimum(market.session_end[sl], w.end - 1) - w.start
+    prices = Prices(market.times[sl], market.open[sl], market.high[sl], market.low[sl], close, session_end)
+    has = present.any(axis=0)
+    first = np.where(has, present.argmax(axis=0), 0)
+    last = np.where(has, w.bars - 1 - present[::-1].argmax(axis=0), 0)
+    cols = np.arange(market.n_symbols)
+    with np.errstate(invalid="ignore"):
+        symbol_bh = np.where(has, (close[last, cols] / close[first, cols] - 1.0) * 100.0, np.nan)
+    buy_hold = buy_and_hold_pct(time_slice(market, w.start, w.end)) if has.any() else float("nan")
+    return nb.Window(prices, present.all(axis=0), buy_hold, symbol_bh)
+
+
+def _grid_params(models: list[StrategyParams]) -> tuple[np.ndarray, ...]:
+    """Per combination: lowest held state, sizing by quantity, unit, and exits in percent (NaN: none)."""
     lo = np.array([0.0 if p.long_only else -1.0 for p in models])
     qty = np.array([p.sizing == "quantity" for p in models])
     unit = np.array([p.quantity if p.sizing == "quantity" else p.weight for p in models], dtype=np.float64)
-    return lo, qty, unit
+    exits = [np.array([np.nan if getattr(p, k) is None else getattr(p, k) for p in models], dtype=np.float64)
+             for k in ("take_profit_pct", "stop_loss_pct", "trail_percent")]  # fmt: skip
+    return lo, qty, unit, *exits
 
 
 def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
-    """The metrics of every combination of the chunk on every symbol (runs inside a backend's worker)."""
+    """Every combination of the chunk in its account over the window (runs inside a backend's worker)."""
     w = task.window
     rules, ppy = Rules.of(task.config), market.bars_per_year
-    prices, layout = Prices(market.times, market.open, market.high, market.low, market.close,
-                                                   market.session_end), _layout(market, w)
+    prices = Prices(market.times, market.open, market.high, market.low, market.close, market.session_end)
+    layout, win = _layout(market, w), _window(market, w)
     n_comb, n_sym = len(task.params), market.n_symbols
-    out = np.empty((n_comb, n_sym, nb.N_METRICS))
-    eq = np.zeros((n_comb, w.bars))
+    out = np.empty((n_comb, nb.N_METRICS))
+    rows = np.empty((n_comb, n_sym, nb.N_METRICS))
+    eq = np.empty((n_comb, w.bars) if task.keep_equity else (0, 0))
     model = strategies()[task.strategy].params_model
     models = [model.model_validate(p) for p in task.params]
-    lo, qty, unit = _sizing(models)
+    lo, qty, unit, tp, sl, trail = _grid_params(models)
     if strategies()[task.strategy] is MACrossover:
         index: dict[tuple[int, bool], int] = {}
         fast_w, slow_w = np.empty(n_comb, dtype=np.int64), np.empty(n_comb, dtype=np.int64)
@@ -108,44 +133,28 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             fast_w[j] = index.setdefault((p.fast, p.ma == "ema"), len(index))
             slow_w[j] = index.setdefault((p.slow, p.ma == "ema"), len(index))
         grid = nb.Grid(np.array([k[0] for k in index], dtype=np.int64), np.array([k[1] for k in index], dtype=np.bool_),
-                       fast_w, slow_w, lo, qty, unit)  # fmt: skip
+                       fast_w, slow_w, lo, qty, unit, tp, sl, trail)  # fmt: skip
+        events = nb.ma_events(prices, layout, grid)
         threads = max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS, n_comb))  # type: ignore[attr-defined]
         if threads > 1 and threading.current_thread() is threading.main_thread():
             numba.set_num_threads(threads)
-            nb.ma_sweep_threads(prices, layout, grid, rules, ppy, eq, out, threads)
+            nb.trade_all_threads(*win, events, grid, rules, ppy, eq, out, rows, threads)
         else:
-            nb.ma_sweep(prices, layout, grid, rules, ppy, eq, out)
+            nb.trade_all(win, events, grid, rules, ppy, eq, out, rows)
     else:
         history = time_slice(market, 0, w.end)
+        none = np.zeros(0, dtype=np.int64)
         for j, values in enumerate(task.params):
             expo = history_exposures(market, create(task.strategy, values), w.end, history)
-            nb.exposure_sweep(prices, layout, expo, lo[j], bool(qty[j]), unit[j], rules, ppy, eq[j], out[j])
-    portfolio = np.empty((n_comb, nb.N_METRICS))
-    nb.portfolio_metrics(eq, n_sym * task.config.cash, market.times[w.start : w.end], market.bars_per_year,
-                         portfolio)
-    summary = np.empty((n_comb, len(SUMMARY_METRICS)))
-    summary[:, :_N_EQUITY] = portfolio[:, [_COL[k] for k in SUMMARY_METRICS[:_N_EQUITY]]]
-    summary[:, _N_EQUITY:] = _symbol_totals(out)
-    return ChunkResult(out, summary, eq if task.keep_equity else None)
-
-
-def _symbol_totals(rows: np.ndarray) -> np.ndarray:
-    """The rest of SUMMARY_METRICS from the (combinations x symbols) rows: totals and cross-symbol means over
-    the symbols with bars in the window."""
-    col = _COL
-    has = ~np.isnan(rows[:, :, col["final_equity"]])
-    n = has.sum(axis=1)
-    sharpe = rows[:, :, col["sharpe"]]
-    ok = has & ~np.isnan(sharpe)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.stack([
-            np.where(has, rows[:, :, col["n_trades"]], 0).sum(axis=1),
-            np.where(has, rows[:, :, col["n_fills"]], 0).sum(axis=1),
-            np.where(has, rows[:, :, col["commissions"]], 0).sum(axis=1),
-            np.where(has, rows[:, :, col["exposure_pct"]], 0).sum(axis=1) / n,
-            (has & (rows[:, :, col["pnl"]] > 0)).sum(axis=1) / n * 100.0,
-            np.where(ok, sharpe, 0).sum(axis=1) / ok.sum(axis=1),
-        ], axis=1)
+            events = nb.exposure_events(prices, layout, expo, lo[j])
+            one = nb.Grid(none, np.zeros(0, dtype=np.bool_), none, none, *(a[j : j + 1] for a in (lo, qty, unit, tp,
+                                                                                                  sl, trail)))
+            nb.trade_all(win, events, one, rules, ppy, eq[j : j + 1], out[j : j + 1], rows[j : j + 1])
+    has = ~np.isnan(win.symbol_buy_hold)
+    with np.errstate(invalid="ignore"):
+        profitable = (rows[:, :, _COL["pnl"]] > 0).sum(axis=1) / has.sum() * 100.0
+    summary = np.concatenate([out, profitable[:, None]], axis=1)
+    return ChunkResult(rows[:, :, _ROW_COLS], summary, eq if task.keep_equity else None)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Walk-forward optimisation: choose parameters on a training window, trade them on the next window, roll on.
 
-Each fold sweeps the grid over its training bars and picks the best combination by the chosen metric of the
-symbols' accounts together (sweep.py's summary); that combination is then run over the test bars that follow,
-which no choice has seen. The test windows are contiguous, so their equity curves stitch (by compounding their
-returns) into one out-of-sample curve. In-sample and out-of-sample metrics sit side by side per fold; the
-deflated Sharpe ratio says how much of the in-sample edge a best-of-N search would produce by luck alone.
+Each fold sweeps the grid over its training bars and picks the best combination by the chosen metric of its
+one account (sweep.py's summary: the backtest on those bars); that combination is then run over the test bars
+that follow, which no choice has seen. The test windows are contiguous, so their equity curves stitch (by
+compounding their returns) into one out-of-sample curve. In-sample and out-of-sample metrics sit side by side
+per fold; the deflated Sharpe ratio says how much of the in-sample edge a best-of-N search would produce by luck
+alone.
 """
 
 from __future__ import annotations
@@ -83,12 +84,11 @@ def walk_forward(
     cfg = config or BacktestConfig()
     be = backend or LocalBackend()
     folds = plan_folds(market.n_times, train, test, anchored)
-    n_sym = market.n_symbols
-    initial = n_sym * cfg.cash
+    initial = cfg.cash  # each combination's one account, as a backtest
     ppy = market.bars_per_year
 
     # Round 1: every fold's training sweep, all at once so that the backend stays busy.
-    plans = [plan_tasks(combos, cfg, f.train, n_sym, be) for f in folds]
+    plans = [plan_tasks(combos, cfg, f.train, market.n_symbols, be) for f in folds]
     flat = run_tasks([t for p in plans for t in p], market, be, on_progress)
     per_fold: list[np.ndarray] = []
     at = 0
@@ -170,7 +170,7 @@ def walk_forward(
         "test_bars": test,
         "anchored": anchored,
         "trials_per_fold": n_trials,
-        "symbols": n_sym,
+        "symbols": market.n_symbols,
         **{f"oos_{k}": v for k, v in equity_metrics(times, stitched, initial=initial, periods_per_year=ppy).items()},
         f"is_{metric}_mean": float(np.nanmean(is_vals)) if np.isfinite(is_vals).any() else float("nan"),
         f"oos_{metric}_mean": float(np.nanmean(oos_vals)) if np.isfinite(oos_vals).any() else float("nan"),
