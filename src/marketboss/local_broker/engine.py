@@ -1,5 +1,7 @@
 """The matching engine: admits orders and brings the book to the clock's now, coordinating the order book
-(book.py), the account (account.py) and the fill model (fills.py) inside one store transaction per change.
+(book.py), the account (account.py), the rules on bars (matching.py) and the fill model (fills.py) inside one
+store transaction per change. Working orders are tested as bars open and complete; market orders (and stops that
+triggered) trade at the price of the moment.
 
 Admission: orders that open or grow a position need buying power (account.py); orders that reduce a position
 need shares, not buying power: they may not exceed the position less what other open orders already hold (no
