@@ -10,13 +10,13 @@ from alpaca.trading.enums import OrderStatus, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest, TrailingStopOrderRequest
 
 from marketboss.local_broker.clock import iso_z
-from tests.integration.broker_replay import KEY, SECRET, OrderSpec, daily_bars, replay, serve
+from tests.integration.broker_replay import KEY, SECRET, OrderSpec, Replay, daily_bars, replay, serve
 
 FLAT = (100.0, 101.0, 99.0, 100.0)
 
 
-def fills_of(result: object) -> list[tuple[str, str | None, int, float]]:
-    return [(f.client_order_id, f.leg, f.bar, f.price) for f in result.fills]  # type: ignore[attr-defined]
+def fills_of(result: Replay) -> list[tuple[str, str | None, int, float]]:
+    return [(f.client_order_id, f.leg, f.bar, f.price) for f in result.fills]
 
 
 def test_market_fills_at_the_next_open_and_limits_at_the_better_of_open_and_limit() -> None:
