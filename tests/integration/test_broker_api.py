@@ -66,7 +66,8 @@ def test_account_parses_with_alpaca_fields_and_starting_cash(broker: LocalBroker
     assert all(isinstance(raw[k], str) for k in ("cash", "equity", "buying_power", "long_market_value"))
 
 
-def test_market_order_is_accepted_then_filled_at_the_ask(broker: LocalBroker, broker_data: Path) -> None:
+def test_market_order_is_accepted_then_filled_at_the_open_plus_half_the_spread(broker: LocalBroker,
+                                                                              broker_data: Path) -> None:  # fmt: skip
     client, data = trading_client(broker), data_client(broker)
     quote = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="AAPL"))["AAPL"]
     first_open = read_bars(broker_data).filter(pl.col("symbol") == "AAPL")["open"][0]
@@ -77,19 +78,20 @@ def test_market_order_is_accepted_then_filled_at_the_ask(broker: LocalBroker, br
     assert placed.status in (OrderStatus.ACCEPTED, OrderStatus.NEW) and placed.filled_avg_price is None
     assert placed.client_order_id == "sig-aapl-1" and placed.submitted_at == FIRST_OPEN
     filled = wait_order(client, placed.id)
-    assert Decimal(filled.filled_qty) == 10 and float(filled.filled_avg_price) == quote.ask_price
+    price = first_open * (1 + 0.0001)  # the backtest's fill price: the open moved up by half the 2 bp spread
+    assert Decimal(filled.filled_qty) == 10 and float(filled.filled_avg_price) == price
     assert filled.filled_at == FIRST_OPEN
 
     pos = client.get_open_position("AAPL")
     assert pos.side == PositionSide.LONG and Decimal(pos.qty) == 10
-    assert Decimal(pos.avg_entry_price) == Decimal(str(quote.ask_price))
+    assert Decimal(pos.avg_entry_price) == Decimal(repr(price)).quantize(Decimal("1e-6"))
     acct = client.get_account()
-    assert Decimal(acct.cash) == 100_000 - 10 * Decimal(str(quote.ask_price))
+    assert Decimal(acct.cash) == 100_000 - (10 * Decimal(repr(price))).quantize(Decimal("0.01"))
     assert Decimal(acct.equity) == Decimal(acct.cash) + Decimal(pos.market_value)
 
     fills = [TradeActivity(**a) for a in client.get("/account/activities/FILL")]
     assert [(f.symbol, f.qty, f.price, f.type.value, f.order_id) for f in fills] == [
-        ("AAPL", 10.0, quote.ask_price, "fill", filled.id)
+        ("AAPL", 10.0, price, "fill", filled.id)
     ]
 
 

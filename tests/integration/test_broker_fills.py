@@ -1,17 +1,20 @@
-"""How orders fill: at the quote of the simulated moment, only when marketable; partial fills, ioc/fok,
-brackets (OCO legs), shorts, buying power, commission, slippage."""
+"""How orders fill: market orders at the price of the moment, working orders bar by bar by the backtest's rules
+(marketboss.orders); partial fills, ioc/fok, brackets (OCO legs, the stop when a bar reaches both), shorts,
+buying power, commission, slippage."""
 
 from __future__ import annotations
 
 import threading
 import time
-from decimal import ROUND_CEILING, Decimal
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
 from alpaca.common.exceptions import APIError
-from alpaca.data.requests import StockLatestQuoteRequest
 from alpaca.trading.enums import OrderClass, OrderStatus, TimeInForce
 from alpaca.trading.models import TradeActivity
 from alpaca.trading.requests import (
@@ -27,52 +30,63 @@ from tests.integration.conftest import (
     StartBroker,
     admin_client,
     check_books,
-    data_client,
     set_clock,
     trading_client,
     wait_order,
 )
+
+NY = ZoneInfo("America/New_York")
 
 
 def opens(data: Path, symbol: str) -> list[float]:
     return read_bars(data).filter(pl.col("symbol") == symbol)["open"].to_list()
 
 
-def test_limit_fills_only_once_marketable_at_its_price_or_better(start_broker: StartBroker, broker_data: Path) -> None:
-    b = start_broker()
-    client, http, data = trading_client(b), admin_client(b), data_client(b)
-    o = opens(broker_data, "AAPL")
-    limit = round(min(o[1:6]) + 1.0, 2)  # below today's open, reached at one of the next opens
-    assert limit < o[0]
+def daily(data: Path, symbol: str) -> list[dict[str, Any]]:
+    """The symbol's bars in order: day (New York), open, high, low."""
+    df = read_bars(data).filter(pl.col("symbol") == symbol).sort("timestamp")
+    days = df["timestamp"].dt.convert_time_zone(str(NY)).dt.date().to_list()
+    return [{"day": d, "open": o, "high": h, "low": lo}
+            for d, o, h, lo in zip(days, df["open"], df["high"], df["low"], strict=True)]  # fmt: skip
+
+
+def day_of(t: datetime) -> date:
+    return t.astimezone(NY).date()
+
+
+def test_limit_fills_on_the_first_bar_whose_low_reaches_it(start_broker: StartBroker, broker_data: Path) -> None:
+    b = start_broker(spread_bps=0.0)
+    client, http = trading_client(b), admin_client(b)
+    bars = daily(broker_data, "AAPL")
+    limit = round(min(x["open"] for x in bars[1:6]) + 1.0, 2)  # below today's open, reached in the next days
+    assert limit < bars[0]["open"]
     order = client.submit_order(LimitOrderRequest(symbol="AAPL", qty=5, side="buy", limit_price=limit,
                                                   time_in_force=TimeInForce.GTC))  # fmt: skip
-    day = 0
+    hit = next(x for x in bars if x["low"] <= limit)
     while client.get_order_by_id(order.id).status != OrderStatus.FILLED:
         assert client.get_order_by_id(order.id).status == OrderStatus.NEW
         set_clock(http, advance="next_bar")
-        day += 1
-        time.sleep(0.05)
-    assert day == next(i for i in range(1, 6) if o[i] * 1.0001 <= limit)  # the first open whose ask is <= limit
     filled = client.get_order_by_id(order.id)
-    ask = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="AAPL"))["AAPL"].ask_price
-    assert float(filled.filled_avg_price) == ask <= limit
+    assert day_of(filled.filled_at) == hit["day"]  # the bar that reached it, not one before
+    assert float(filled.filled_avg_price) == min(hit["open"], limit)  # the better of its open and the limit
 
 
-def test_stop_triggers_when_the_price_crosses(start_broker: StartBroker, broker_data: Path) -> None:
-    b = start_broker()
+def test_stop_triggers_on_the_first_bar_that_reaches_it(start_broker: StartBroker, broker_data: Path) -> None:
+    b = start_broker(spread_bps=0.0)
     client, http = trading_client(b), admin_client(b)
     wait_order(client, client.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy",
                                                               time_in_force=TimeInForce.DAY)).id)  # fmt: skip
-    o = opens(broker_data, "AAPL")
-    stop = round(o[0] * 0.975, 2)
+    bars = daily(broker_data, "AAPL")
+    stop = round(bars[0]["open"] * 0.975, 2)
     order = client.submit_order(StopOrderRequest(symbol="AAPL", qty=10, side="sell", stop_price=stop,
                                                  time_in_force=TimeInForce.GTC))  # fmt: skip
-    expected_day = next(i for i in range(1, len(o)) if o[i] <= stop)
-    for _ in range(expected_day):
-        assert client.get_order_by_id(order.id).status in (OrderStatus.ACCEPTED, OrderStatus.NEW)
+    hit = next(x for x in bars if x["low"] <= stop)
+    while client.get_order_by_id(order.id).status != OrderStatus.FILLED:
+        assert client.get_order_by_id(order.id).status == OrderStatus.NEW
         set_clock(http, advance="next_bar")
-    filled = wait_order(client, order.id)
-    assert Decimal(filled.filled_avg_price) <= Decimal(str(o[expected_day]))  # sold at the bid of that open
+    filled = client.get_order_by_id(order.id)
+    assert day_of(filled.filled_at) == hit["day"]
+    assert float(filled.filled_avg_price) == min(hit["open"], stop)  # the stop, or the open of a gap through it
     assert client.get_all_positions() == []
 
 
@@ -118,7 +132,7 @@ def test_ioc_and_fok(start_broker: StartBroker) -> None:
 
 def test_bracket_legs_start_after_the_parent_fills_and_cancel_each_other(start_broker: StartBroker,
                                                                          broker_data: Path) -> None:  # fmt: skip
-    b = start_broker()
+    b = start_broker(spread_bps=0.0)
     client, http = trading_client(b), admin_client(b)
     o = opens(broker_data, "AAPL")
     take, stop = round(o[0] * 1.02, 2), round(o[0] * 0.975, 2)
@@ -133,15 +147,17 @@ def test_bracket_legs_start_after_the_parent_fills_and_cancel_each_other(start_b
     assert set(legs) == {"limit", "stop"} and all(leg.status == OrderStatus.NEW for leg in legs.values())
     assert legs["limit"].limit_price == str(take) and legs["stop"].stop_price == str(stop)
     assert all(leg.side.value == "sell" and leg.qty == "10" for leg in legs.values())
-    exit_day = next(i for i in range(1, len(o)) if o[i] <= stop or o[i] * 0.9999 >= take)
-    for _ in range(exit_day):
+    bars = daily(broker_data, "AAPL")
+    exit_bar = next(x for x in bars if x["low"] <= stop or x["high"] >= take)  # the legs work from the entry's bar
+    while client.get_all_positions():
         set_clock(http, advance="next_bar")
-    time.sleep(0.1)
     done = {leg.type.value: leg for leg in client.get_order_by_id(parent.id).legs}
-    winner = "stop" if o[exit_day] <= stop else "limit"
+    winner = "stop" if exit_bar["low"] <= stop else "limit"  # a bar that reaches both takes the stop
     loser = "limit" if winner == "stop" else "stop"
     assert done[winner].status == OrderStatus.FILLED and done[loser].status == OrderStatus.CANCELED
-    assert client.get_all_positions() == []
+    assert day_of(done[winner].filled_at) == exit_bar["day"]
+    price = min(exit_bar["open"], stop) if winner == "stop" else max(exit_bar["open"], take)
+    assert float(done[winner].filled_avg_price) == price
     nested = client.get_orders(filter=None)
     assert nested == []  # nothing left open
 
@@ -153,7 +169,7 @@ def test_short_sale_and_cover(start_broker: StartBroker) -> None:
                                                                      time_in_force=TimeInForce.DAY)).id)  # fmt: skip
     assert sold.position_intent.value == "sell_to_open"
     acct = client.get_account()
-    assert Decimal(acct.cash) == 100_000 + 5 * Decimal(sold.filled_avg_price)
+    assert Decimal(acct.cash) == 100_000 + (5 * Decimal(sold.filled_avg_price)).quantize(Decimal("0.01"))
     pos = client.get_open_position("JPM")
     assert pos.qty == "-5" and Decimal(acct.equity) == Decimal(acct.cash) + Decimal(pos.market_value)
     with pytest.raises(APIError) as flip:
@@ -197,16 +213,16 @@ def test_open_orders_reserve_buying_power_and_held_shares(start_broker: StartBro
     assert shares.value.status_code == 403 and body["available"] == "4" and body["held_for_orders"] == "6"
 
 
-def test_commission_and_slippage(start_broker: StartBroker) -> None:
+def test_commission_and_slippage(start_broker: StartBroker, broker_data: Path) -> None:
     b = start_broker(commission_bps=10, commission_per_share=0.01, slippage_bps=5)
-    client, data = trading_client(b), data_client(b)
-    ask = Decimal(str(data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="AAPL"))["AAPL"].ask_price))
+    client = trading_client(b)
     order = wait_order(client, client.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy",
                                                                       time_in_force=TimeInForce.DAY)).id)  # fmt: skip
-    price = (ask * Decimal("1.0005")).quantize(Decimal("0.01"), ROUND_CEILING)
-    commission = (10 * price * Decimal("0.001") + Decimal("0.10")).quantize(Decimal("0.01"))
-    assert Decimal(order.filled_avg_price) == price > ask
-    assert Decimal(client.get_account().cash) == 100_000 - 10 * price - commission
+    # the backtest's fill price: the open moved up by the slippage and half the (default 2 bp) spread
+    price = Decimal(repr(opens(broker_data, "AAPL")[0] * (1 + 0.0006)))
+    commission = (10 * price * Decimal("0.001") + Decimal("0.10")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert Decimal(order.filled_avg_price) == price
+    assert Decimal(client.get_account().cash) == 100_000 - (10 * price).quantize(Decimal("0.01")) - commission
     raw = admin_client(b).get(f"/v2/orders/{order.id}").json()
     fill = client.get("/account/activities/FILL")[0]
     assert Decimal(raw["commission"]) == Decimal(fill["commission"]) == commission

@@ -22,15 +22,15 @@ def test_market_buy_fills_at_the_fill_models_price_and_moves_cash_and_position()
     assert w.engine.valuation(w.clock.now()).reserved == D("1031.10")
     assert w.engine.step(0.0) == 1
     filled = w.order(o.id)
-    # ask 100.10 (2 bps spread around 100), plus 10 bps slippage = 100.2001, rounded up to the cent
-    assert (filled.status, filled.filled_qty, filled.filled_avg_price) == ("filled", D(10), D("100.21"))
+    # the backtest's fill price: 100 x (1 + (10 bps slippage + 20 bps spread / 2) / 10 000) = 100.20
+    assert (filled.status, filled.filled_qty, filled.filled_avg_price) == ("filled", D(10), D("100.2"))
     assert filled.commission == D("0.10")
-    assert w.engine.account.cash == D("98997.80")  # 100000 - 1002.10 - 0.10
+    assert w.engine.account.cash == D("98997.90")  # 100000 - 1002.00 - 0.10
     pos = w.engine.account.positions["AAPL"]
-    assert (pos.qty, pos.avg_entry_price) == (D(10), D("100.21"))
+    assert (pos.qty, pos.avg_entry_price) == (D(10), D("100.2"))
     assert w.engine.valuation(w.clock.now()).reserved == 0
-    assert w.store.meta["cash"] == "98997.80"
-    assert [(f.type, f.qty, f.price) for f in w.store.fills] == [("fill", D(10), D("100.21"))]
+    assert w.store.meta["cash"] == "98997.90"
+    assert [(f.type, f.qty, f.price) for f in w.store.fills] == [("fill", D(10), D("100.2"))]
 
 
 def test_a_limit_order_waits_until_the_price_reaches_it() -> None:
@@ -66,12 +66,15 @@ def test_a_brackets_legs_cancel_each_other() -> None:
     assert w.engine.held("AAPL", "sell") == 10  # the OCO pair claims the shares once
     w.go(1)
     assert (w.order(tp.id).status, w.order(sl.id).status) == ("new", "new")
-    w.go(2)
+    w.go(2)  # opens at 106, beyond the take-profit: the bar may still reach the stop, which would win
+    assert (w.order(tp.id).status, w.order(sl.id).status) == ("new", "new")
+    w.go(3)  # day 2 completed without reaching 95: the take-profit filled at its open
     assert (w.order(tp.id).status, w.order(tp.id).filled_avg_price) == ("filled", D(106))
+    assert w.order(tp.id).filled_at == session_open(2)
     assert w.order(sl.id).status == "canceled"
     assert w.engine.account.positions == {}
     assert w.engine.account.cash == D(100060)
-    w.go(3)  # the stop's price comes, but the stop is gone
+    w.go(4)  # day 3 reached the stop's price, but the stop is gone
     assert w.order(sl.id).filled_qty == 0
 
 

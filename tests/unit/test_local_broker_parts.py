@@ -1,8 +1,9 @@
-"""The local broker's parts on their own: the fill model's prices and quantities, the account's margin arithmetic,
-and MemoryStore's transactions."""
+"""The local broker's parts on their own: the fill model's prices and quantities, the rules on a bar, the
+account's margin arithmetic, and MemoryStore's transactions."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -11,13 +12,13 @@ import pytest
 
 from marketboss.local_broker.config import BrokerConfig
 from marketboss.local_broker.fills import FillModel
-from marketboss.local_broker.marketdata import Quote
+from marketboss.local_broker.marketdata import Bar
+from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.records import Order, Position
 from marketboss.local_broker.store import MemoryStore
 from tests.unit.local_broker_world import world
 
 D = Decimal
-QUOTE = Quote(bid=D("99.90"), ask=D("100.10"), price=D(100))
 
 
 def model(**options: float) -> FillModel:
@@ -35,24 +36,32 @@ def order(**changes: object) -> Order:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def test_fill_prices_move_against_the_order_by_the_slippage_within_the_limit() -> None:
-    m = model(slippage_bps=10)
-    assert m.price(order(), QUOTE) == D("100.21")  # 100.10 + 0.1001, up to the cent
-    assert m.price(order(side="sell"), QUOTE) == D("99.80")  # 99.90 - 0.0999, down to the cent
-    assert m.price(order(type="limit", limit_price=D("100.15")), QUOTE) == D("100.15")
-    assert m.price(order(side="sell", type="limit", limit_price=D("99.85")), QUOTE) == D("99.85")
-    assert model().price(order(), QUOTE) == D("100.10")  # no slippage: the ask
+def test_fill_prices_move_against_the_order_by_slippage_and_half_spread_within_the_limit() -> None:
+    m = model(slippage_bps=10, spread_bps=20)  # the backtest's slip: (10 + 20 / 2) / 10 000 = 0.2%
+    assert m.price(order(), 100.0) == D(repr(100.0 * 1.002))
+    assert m.price(order(side="sell"), 100.0) == D(repr(100.0 * (1 - 0.002)))
+    assert m.price(order(type="limit", limit_price=D("100.15")), 100.0) == D("100.15")  # capped at the limit
+    assert m.price(order(side="sell", type="limit", limit_price=D("99.85")), 100.0) == D("99.85")
+    assert model(spread_bps=0).price(order(), 100.25) == D("100.25")  # no costs: the rule's price itself
 
 
-def test_limits_and_stops_are_marketable_only_at_their_price() -> None:
-    m = model()
-    assert not m.marketable(order(type="limit", limit_price=D("100.09")), QUOTE)  # buy: the ask must be <= limit
-    assert m.marketable(order(type="limit", limit_price=D("100.10")), QUOTE)
-    assert not m.marketable(order(side="sell", type="limit", limit_price=D("99.91")), QUOTE)
-    stop = order(side="sell", type="stop_limit", stop_price=D(100), limit_price=D("99.95"))
-    assert not m.marketable(stop, QUOTE)  # crossed the stop (price <= 100) but the bid is below the limit
-    assert stop.triggered  # ... and stays triggered for later quotes
-    assert not m.marketable(order(side="sell", type="stop", stop_price=D("99.99")), QUOTE)
+def test_the_rules_on_a_bar_and_at_a_moment() -> None:
+    bar = Bar(start=0, end=10, open=100.0, high=104.0, low=97.0)
+    assert rule_price(order(type="limit", limit_price=D(98)), bar, moves=True) == 98.0  # low reaches it
+    assert math.isnan(rule_price(order(type="limit", limit_price=D(96)), bar, moves=True))
+    assert rule_price(order(side="sell", type="stop", stop_price=D(101)), bar, moves=True) == 100.0  # gap: the open
+    stop_limit = order(type="stop_limit", stop_price=D(103), limit_price=D(102))
+    assert math.isnan(rule_price(stop_limit, bar, moves=True))  # triggered at 103, above its limit: no fill here
+    assert stop_limit.triggered and stop_limit.live_from == 1  # ... a limit from the next bar on
+    trailing = order(side="sell", type="trailing_stop", trail_percent=D(5), hwm=100.0)
+    assert math.isnan(rule_price(trailing, Bar.moment(0, 100.0), moves=False)) and trailing.hwm == 100.0
+    assert math.isnan(rule_price(trailing, bar, moves=True)) and trailing.hwm == 104.0  # level 95 not reached
+    assert rule_price(trailing, Bar(10, 20, 99.0, 99.0, 98.0), moves=True) == 98.8  # 104 x 0.95
+    legs = [order(side="sell", type="limit", leg="take_profit", limit_price=D(103), parent_id="p"),
+            order(side="sell", type="stop", leg="stop_loss", stop_price=D(98), parent_id="p")]  # fmt: skip
+    hit = leg_to_fill(legs, bar)
+    assert hit is not None and (hit[0].leg, hit[1]) == ("stop_loss", 98.0)  # both reached: the stop
+    assert leg_to_fill(legs, Bar(0, 10, 104.0, 104.0, 104.0), stop_only=True) is None  # at the open: not the profit
 
 
 def test_quantities_partial_notional_and_commission() -> None:

@@ -96,7 +96,12 @@ class Account:
         self.store.set_meta("last_equity", str(self.last_equity))
 
     def reserve_price(self, req: OrderRequest, q: Quote) -> Decimal:
-        """What each share of an opening order holds of buying power until it fills."""
+        """What each share of an opening order holds of buying power until it fills (a trailing stop buy: as a
+        stop at its distance above the ask)."""
+        if req.type == "trailing_stop" and req.side == "buy":
+            gap = q.ask * req.trail_percent / 100 if req.trail_percent is not None else req.trail_price or ZERO
+            base = q.ask + gap
+            return (base * self.reserve).quantize(tick(base), ROUND_CEILING)
         if req.side == "buy":
             if req.type in ("limit", "stop_limit"):
                 assert req.limit_price is not None

@@ -84,9 +84,10 @@ class Book:
         now: int,
         eligible: float,
         expires: int | None,
+        mark: float | None = None,
     ) -> tuple[Order, list[Order]]:
         """An accepted order and its legs (held until it closes), written to the store (the caller opens them
-        once the transaction commits)."""
+        once the transaction commits). `mark`: a trailing stop's starting mark."""
         self.order_seq += 1
         parent = Order(
             id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=cid, parent_id=None, leg=None,
@@ -95,7 +96,8 @@ class Book:
             stop_price=req.stop_price, extended_hours=req.extended_hours, status="accepted", created_at=now,
             updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None, failed_at=None,
             expires_at=expires, triggered=False, reserve_price=reserve, commission=ZERO,
-            eligible_wall=eligible, partial_done=False,
+            eligible_wall=eligible, partial_done=False, trail_percent=req.trail_percent, trail_price=req.trail_price,
+            hwm=mark, live_from=now,
         )  # fmt: skip
         legs = self._new_legs(req, parent, now)
         for o in (parent, *legs):
@@ -155,7 +157,8 @@ class Book:
             self.recent.popitem(last=False)
 
     def parent_done(self, parent: Order, t: int, eligible: float) -> None:
-        """A parent finished: its legs start working (from wall time `eligible`) for what was filled, or go away."""
+        """A parent finished: its legs start working (from wall time `eligible`, on bars from t: the fill bar itself
+        when the parent filled at its open) for what was filled, or go away."""
         for leg in self.group(parent.id):
             if leg.status != "held":
                 continue
@@ -163,6 +166,7 @@ class Book:
                 leg.qty = parent.filled_qty
                 leg.status = "new"
                 leg.updated_at = t
+                leg.live_from = t
                 leg.eligible_wall = eligible
                 self.store.save_order(leg)
             else:

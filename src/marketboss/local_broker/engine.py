@@ -1,5 +1,7 @@
 """The matching engine: admits orders and brings the book to the clock's now, coordinating the order book
-(book.py), the account (account.py) and the fill model (fills.py) inside one store transaction per change.
+(book.py), the account (account.py), the rules on bars (matching.py) and the fill model (fills.py) inside one
+store transaction per change. Working orders are tested as bars open and complete; market orders (and stops that
+triggered) trade at the price of the moment.
 
 Admission: orders that open or grow a position need buying power (account.py); orders that reduce a position
 need shares, not buying power: they may not exceed the position less what other open orders already hold (no
@@ -9,6 +11,7 @@ flipping long to short in one order, as at Alpaca).
 from __future__ import annotations
 
 import contextlib
+import math
 import uuid
 from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
@@ -19,7 +22,8 @@ from marketboss.local_broker.clock import MarketClock, Sessions
 from marketboss.local_broker.config import BrokerConfig
 from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
 from marketboss.local_broker.fills import FillModel
-from marketboss.local_broker.marketdata import CENT, MarketData, Quote, tick
+from marketboss.local_broker.marketdata import CENT, Bar, MarketData, Quote, tick
+from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.orders import OrderRequest
 from marketboss.local_broker.records import Order, num
 from marketboss.local_broker.store import Store, stored_meta
@@ -125,9 +129,10 @@ class Engine:
         if req.order_class != "simple":
             _check_bracket(req, quote)
         expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
+        mark = self.market.last_close(sym, now) if req.type == "trailing_stop" else None
         with self._atomic():
             parent, legs = self.book.place(
-                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires
+                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark
             )
         self.book.open_all((parent, *legs))
         return parent, legs
@@ -211,59 +216,117 @@ class Engine:
         return self.book.next_deadline(wall)
 
     def _cross(self, t0: int, t1: int, wall: float) -> None:
+        """Visit every event in (t0, t1] in time order. At one instant: the bars that end there (a fill on a bar
+        comes before the close that ends it), expiries, the opens of the bars that start there, then the orders
+        that start working or trade at market then; a session's last close ends the day."""
         events: set[int] = set()
+        ends: dict[int, list[tuple[str, int]]] = {}
+        starts: dict[int, list[tuple[str, int]]] = {}
         if self.book.open:
             events.update(self.sessions.opens_between(t0, t1))
             events.update(
                 o.expires_at for o in self.book.open.values() if o.expires_at is not None and t0 < o.expires_at <= t1
             )
+            for sym in {o.symbol for o in self.book.open.values()}:
+                for i, end in self.market.bar_ends_between(sym, t0, t1):
+                    ends.setdefault(end, []).append((sym, i))
+                for i, start in self.market.bar_starts_between(sym, t0, t1):
+                    starts.setdefault(start, []).append((sym, i))
+        events.update(ends)
+        events.update(starts)
         last_close = self.sessions.last_close_between(t0, t1)
         if last_close is not None:
             events.add(last_close)
         for e in sorted(events):
+            for sym, i in ends.get(e, ()):
+                self._bar(sym, i, wall, at_open=False)
             self.book.expire(e, self.fills.eligible(wall))
+            for sym, i in starts.get(e, ()):
+                self._bar(sym, i, wall, at_open=True)
             if self.book.open:
                 self._evaluate(e, wall)
             if e == last_close:
                 self.account.close_day(e)
 
+    def _bar(self, symbol: str, i: int, wall: float, at_open: bool) -> None:
+        """Test the orders working on a bar of `symbol`, reductions first, then the bracket legs (those of an entry
+        that filled at the bar's open included). At the bar's open only its open is known: what the open goes
+        through trades there (a gap), and of the legs only the stop-loss, which wins whatever else the bar does.
+        Once the bar is complete, the rest are tested on its open, high and low."""
+        bar = self.market.bar(symbol, i)
+        seen = Bar.moment(bar.start, bar.open) if at_open else bar
+        for o in sorted(self._working(symbol, bar.start, legs=False), key=lambda o: o.opening):
+            if o.id in self.book.open:
+                self._test(o, seen, wall, moves=not at_open)
+        groups: dict[str, list[Order]] = {}
+        for o in self._working(symbol, bar.start, legs=True):
+            groups.setdefault(o.parent_id or "", []).append(o)
+        for legs in groups.values():
+            marks = [(leg.triggered, leg.live_from) for leg in legs]
+            hit = leg_to_fill(legs, seen, stop_only=at_open)
+            if hit is not None:
+                self._try_fill(hit[0], hit[1], seen.stamp(hit[1]), wall)
+            for leg, before in zip(legs, marks, strict=True):
+                if leg.is_open and (leg.triggered, leg.live_from) != before:
+                    self.store.save_order(leg)
+
+    def _working(self, symbol: str, start: int, legs: bool) -> list[Order]:
+        """Open orders of `symbol` that work on a bar starting at `start` (routed, not held, not at market)."""
+        return [
+            o for o in self.book.open.values()
+            if o.symbol == symbol and (o.parent_id is not None) == legs and o.status not in ("accepted", "held")
+            and o.live_from <= start and not o.at_market
+        ]  # fmt: skip
+
+    def _test(self, o: Order, bar: Bar, wall: float, moves: bool) -> bool:
+        """Test o on a bar (or a moment) and fill it if the rule says so; a changed trigger or mark is saved."""
+        before = (o.triggered, o.hwm, o.live_from)
+        price = rule_price(o, bar, moves)
+        if not math.isnan(price) and self._try_fill(o, price, bar.stamp(price), wall):
+            return True
+        if o.is_open and (o.triggered, o.hwm, o.live_from) != before:
+            self.store.save_order(o)
+        return False
+
     def _evaluate(self, t: int, wall: float) -> None:
+        """The moment t: orders that start working now are tested at its price, orders at market fill at it."""
         open_ = self.book.open
-        for o in list(open_.values()):
+        for o in sorted(open_.values(), key=lambda o: o.opening):  # reductions first: sales pay for purchases
             if o.status != "held" and wall >= o.eligible_wall and o.id in open_:
                 self._evaluate_order(o, t, wall)
 
     def _evaluate_order(self, o: Order, t: int, wall: float) -> None:
+        routing = o.status == "accepted"
+        if not routing and not o.at_market:
+            return  # working orders are tested bar by bar (_bar)
         if self.fills.rejects(o):
             self.book.close(o, "rejected", t)
             self.book.parent_done(o, t, self.fills.eligible(wall))
             return
         immediate = o.tif in ("ioc", "fok")
         market_open = self.clock.is_open(t) or (o.extended_hours and self.sessions.is_extended(t))
-        q = self.market.quote(o.symbol, t) if market_open else None
-        if q is None:
+        p = self.market.price(o.symbol, t) if market_open else None
+        if p is None:
             if immediate:
                 self.book.close(o, "canceled", t)
             return
-        routed, triggered = o.status == "accepted", o.triggered
-        if routed:
-            o.status = "new"
-            o.updated_at = t
-        if not self._try_fill(o, q, t, wall) and o.is_open:
+        if routing:
+            o.status, o.updated_at, o.live_from = "new", t, t
+        if not self._test(o, Bar.moment(t, p), wall, moves=False) and o.is_open:
             if immediate:
                 self.book.close(o, "canceled", t)
-            elif routed or o.triggered != triggered:
+            elif routing:
                 self.store.save_order(o)
 
-    def _try_fill(self, o: Order, q: Quote, t: int, wall: float) -> bool:
-        """Fill what is marketable at quote q (saving the order); False when nothing traded."""
-        if not self.fills.marketable(o, q):
-            return False
-        price = self.fills.price(o, q)
+    def _try_fill(self, o: Order, rule_price: float, t: int, wall: float) -> bool:
+        """Fill o at the rule's price (plus costs) at time t, saving the order; False when nothing traded."""
+        price = self.fills.price(o, rule_price)
         qty = self.fills.qty(o, price, self.account.qty(o.symbol))
         if qty <= 0:
             self.book.close(o, "canceled", t)
             return False
+        if o.type in ("stop", "trailing_stop"):
+            o.triggered = True  # what a partial fill leaves trades at market
         commission = self.fills.commission(qty, price)
         self.account.settle(o.symbol, o.side == "buy", qty, price, commission)
         self.book.fill(o, qty, price, commission, t, self.fills.eligible(wall))

@@ -1,7 +1,8 @@
-"""The fill model: when an order may trade, at what price, how much of it, and what it costs.
+"""The fill model: when an order may trade, what its fill costs, how much of it fills.
 
-Buys pay the quote's ask and sells get its bid (the spread is MarketData's), each moved against the order by
-`slippage_bps` and kept within the limit. An order trades only once its `fill_latency_ms` has passed since it
+Where on a bar an order trades is matching.py's (marketboss.orders' rules); here that price is moved against
+the order by `slippage_bps` plus half of `spread_bps`, with the backtest's formula (backtest.nb.fill_price,
+Costs.slip), and kept within the limit. An order trades only once its `fill_latency_ms` has passed since it
 was placed (or last partly filled); with `partial_fill_rate`, a whole-share order may first fill 20-80% of what
 is left. Random choices are hashes of (seed, order sequence, purpose), so a run repeats exactly.
 """
@@ -9,10 +10,12 @@ is left. Random choices are hashes of (seed, order sequence, purpose), so a run 
 from __future__ import annotations
 
 import hashlib
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
+from marketboss.backtest.costs import Costs
+from marketboss.backtest.nb import fill_price
 from marketboss.local_broker.config import BrokerConfig
-from marketboss.local_broker.marketdata import CENT, Quote, tick
+from marketboss.local_broker.marketdata import CENT
 from marketboss.local_broker.records import Order
 
 ZERO = Decimal(0)
@@ -24,7 +27,7 @@ PARTIAL_MIN, PARTIAL_SPAN = 0.2, 0.6  # a partial fill takes 20-80% of what is l
 class FillModel:
     def __init__(self, cfg: BrokerConfig):
         self.latency = cfg.fill_latency_ms / 1000.0
-        self.slippage = Decimal(repr(cfg.slippage_bps)) / BPS
+        self.slip = Costs(slippage_bps=cfg.slippage_bps, spread_bps=cfg.spread_bps).slip
         self.commission_bps = Decimal(repr(cfg.commission_bps)) / BPS
         self.commission_per_share = Decimal(repr(cfg.commission_per_share))
         self.partial_fill_rate = cfg.partial_fill_rate
@@ -44,29 +47,14 @@ class FillModel:
         """The venue turns down an order it has just accepted (the injected reject_rate fault)."""
         return o.status == "accepted" and self.reject_rate > 0 and self.draw(o.seq, "reject") < self.reject_rate
 
-    def marketable(self, o: Order, q: Quote) -> bool:
-        """Whether o trades at quote q; a stop that the price crossed stays triggered even if its limit is not met."""
+    def price(self, o: Order, rule_price: float) -> Decimal:
+        """The rule's price moved against the order by slippage and half the spread (the backtest's fill_price),
+        never beyond the order's limit."""
         buy = o.side == "buy"
-        if o.type in ("stop", "stop_limit") and not o.triggered:
-            assert o.stop_price is not None
-            if not (q.price >= o.stop_price if buy else q.price <= o.stop_price):
-                return False
-            o.triggered = True
-        if o.type in ("limit", "stop_limit"):
-            assert o.limit_price is not None
-            if not (q.ask <= o.limit_price if buy else q.bid >= o.limit_price):
-                return False
-        return True
-
-    def price(self, o: Order, q: Quote) -> Decimal:
-        """The ask (buy) or bid (sell) moved by slippage onto the tick grid, never beyond the limit."""
-        if o.side == "buy":
-            px = q.ask + q.ask * self.slippage
-            px = px.quantize(tick(px), ROUND_CEILING)
-            return min(px, o.limit_price) if o.limit_price is not None else px
-        px = q.bid - q.bid * self.slippage
-        px = max(px.quantize(tick(px), ROUND_FLOOR), tick(px))
-        return max(px, o.limit_price) if o.limit_price is not None else px
+        px = Decimal(repr(float(fill_price(rule_price, 1.0 if buy else -1.0, self.slip))))
+        if o.limit_price is None:
+            return px
+        return min(px, o.limit_price) if buy else max(px, o.limit_price)
 
     def qty(self, o: Order, price: Decimal, position_qty: Decimal) -> Decimal:
         """Shares to fill now: a notional order's worth at `price` (a sell no more than the long position), else what

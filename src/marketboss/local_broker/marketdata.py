@@ -47,6 +47,27 @@ class Quote:
     price: Decimal  # the mid ("last") price, on the tick grid
 
 
+@dataclass(frozen=True)
+class Bar:
+    """A complete bar of one symbol: [start, end) and the prices the rules look at."""
+
+    start: int
+    end: int
+    open: float
+    high: float
+    low: float
+
+    @classmethod
+    def moment(cls, t: int, price: float) -> Bar:
+        """The price of one moment as a bar."""
+        return cls(t, t + 1, price, price, price)
+
+    def stamp(self, price: float) -> int:
+        """When a fill on this bar happened: at the start if it traded at the open, else at the bar's last
+        microsecond (the path inside the bar is unknown; the fill is known once the bar is complete)."""
+        return self.start if price == self.open else self.end - 1
+
+
 @dataclass
 class Series:
     """One symbol's bars as parallel lists (bisect on plain lists beats numpy for single lookups)."""
@@ -168,6 +189,28 @@ class MarketData:
         """The price at t, or the first open when t is before the data (a stand-in for buying-power checks)."""
         p = self.price(symbol, t)
         return self.series[symbol].opens[0] if p is None else p
+
+    def bar(self, symbol: str, i: int) -> Bar:
+        s = self.series[symbol]
+        return Bar(s.starts[i], s.ends[i], s.opens[i], s.highs[i], s.lows[i])
+
+    def bar_ends_between(self, symbol: str, t0: int, t1: int) -> list[tuple[int, int]]:
+        """(index, end) of the symbol's bars that complete in (t0, t1]."""
+        ends = self.series[symbol].ends
+        lo, hi = bisect_right(ends, t0), bisect_right(ends, t1)
+        return [(i, ends[i]) for i in range(lo, hi)]
+
+    def bar_starts_between(self, symbol: str, t0: int, t1: int) -> list[tuple[int, int]]:
+        """(index, start) of the symbol's bars that start in (t0, t1]."""
+        starts = self.series[symbol].starts
+        lo, hi = bisect_right(starts, t0), bisect_right(starts, t1)
+        return [(i, starts[i]) for i in range(lo, hi)]
+
+    def last_close(self, symbol: str, t: int) -> float:
+        """The close of the last bar complete at t (the price an order placed at t is placed at, as the backtest
+        sees it), or the reference price before the first bar ends."""
+        i = self.last_complete(symbol, t)
+        return self.reference_price(symbol, t) if i is None else self.series[symbol].closes[i]
 
     def quote(self, symbol: str, t: int) -> Quote | None:
         p = self.price(symbol, t)

@@ -11,12 +11,13 @@ from marketboss.data.rules import number_from_text, symbol_error
 from marketboss.local_broker.errors import invalid
 
 SIDES = ("buy", "sell")
-TYPES = ("market", "limit", "stop", "stop_limit")
+TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIFS = ("day", "gtc", "ioc", "fok")
 CLASSES = ("simple", "bracket", "oto")
 MAX_QTY = Decimal(10) ** 9
 MAX_PRICE = Decimal(10) ** 7
 MAX_CLIENT_ID = 128
+MAX_TRAIL_PERCENT = Decimal(100)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class OrderRequest:
     take_profit: Decimal | None
     stop_loss_stop: Decimal | None
     stop_loss_limit: Decimal | None
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
 
 
 def _decimal(body: dict[str, Any], name: str, what: str = "number") -> Decimal | None:
@@ -112,8 +115,6 @@ def parse_order(body: Any) -> OrderRequest:
     symbol = parse_symbol(body.get("symbol"))
     side = _choice(body, "side", SIDES)
     kind = body.get("type", body.get("order_type"))
-    if isinstance(kind, str) and kind.lower() == "trailing_stop":
-        raise invalid("trailing_stop orders are not supported by the local broker")
     otype = _choice({"type": kind}, "type", TYPES)
     tif_raw = body.get("time_in_force")
     if isinstance(tif_raw, str) and tif_raw.lower() in ("opg", "cls"):
@@ -127,13 +128,11 @@ def parse_order(body: Any) -> OrderRequest:
         raise invalid(f"limit_price is required for {otype} orders")
     if otype in ("stop", "stop_limit") and stop_price is None:
         raise invalid(f"stop_price is required for {otype} orders")
-    if otype in ("market", "stop") and limit_price is not None:
+    if otype in ("market", "stop", "trailing_stop") and limit_price is not None:
         raise invalid(f"limit_price is not allowed for {otype} orders")
-    if otype in ("market", "limit") and stop_price is not None:
+    if otype in ("market", "limit", "trailing_stop") and stop_price is not None:
         raise invalid(f"stop_price is not allowed for {otype} orders")
-    for name in ("trail_price", "trail_percent"):
-        if body.get(name) is not None:
-            raise invalid(f"{name} is only for trailing_stop orders")
+    trail_percent, trail_price = _trail(body, otype, tif)
     ext = body.get("extended_hours", False)
     if ext is None:
         ext = False
@@ -201,4 +200,23 @@ def parse_order(body: Any) -> OrderRequest:
         take_profit=take_profit,
         stop_loss_stop=sl_stop,
         stop_loss_limit=sl_limit,
+        trail_percent=trail_percent,
+        trail_price=trail_price,
     )
+
+
+def _trail(body: dict[str, Any], otype: str, tif: str) -> tuple[Decimal | None, Decimal | None]:
+    """A trailing stop's distance, as Alpaca takes it: exactly one of trail_percent or trail_price, day or gtc."""
+    if otype != "trailing_stop":
+        for name in ("trail_price", "trail_percent"):
+            if body.get(name) is not None:
+                raise invalid(f"{name} is only for trailing_stop orders")
+        return None, None
+    percent, price = _decimal(body, "trail_percent"), price_field(body, "trail_price")
+    if (percent is None) == (price is None):
+        raise invalid("trailing_stop orders require exactly one of trail_percent or trail_price")
+    if percent is not None and not 0 < percent < MAX_TRAIL_PERCENT:
+        raise invalid("trail_percent must be > 0 and < 100")
+    if tif not in ("day", "gtc"):
+        raise invalid("trailing_stop orders must be day or gtc orders")
+    return percent, price

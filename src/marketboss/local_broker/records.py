@@ -46,6 +46,10 @@ class Order:
     commission: Decimal
     eligible_wall: float
     partial_done: bool
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
+    hwm: float | None = None  # a trailing stop's mark: the best price since it was placed
+    live_from: int = 0  # bars starting at or after this time are tested against it (set when it starts working)
 
     @property
     def is_open(self) -> bool:
@@ -54,6 +58,11 @@ class Order:
     @property
     def remaining(self) -> Decimal | None:
         return None if self.qty is None else self.qty - self.filled_qty
+
+    @property
+    def at_market(self) -> bool:
+        """Trades at the price of the moment: a market order, or a stop (trailing or not) that has triggered."""
+        return self.type == "market" or (self.triggered and self.type in ("stop", "trailing_stop"))
 
     @property
     def opening(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from marketboss.errors import ConfigError
 from marketboss.local_broker.records import OPEN_STATUSES, Fill, Order, Position
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS orders (
     extended_hours INTEGER NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL, submitted_at INTEGER NOT NULL, filled_at INTEGER, expired_at INTEGER,
     canceled_at INTEGER, failed_at INTEGER, expires_at INTEGER, triggered INTEGER NOT NULL,
-    reserve_price TEXT, commission TEXT NOT NULL, eligible_wall REAL NOT NULL, partial_done INTEGER NOT NULL
+    reserve_price TEXT, commission TEXT NOT NULL, eligible_wall REAL NOT NULL, partial_done INTEGER NOT NULL,
+    trail_percent TEXT, trail_price TEXT, hwm REAL, live_from INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (submitted_at, seq);
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
@@ -48,12 +49,18 @@ CREATE TABLE IF NOT EXISTS positions (
 ) WITHOUT ROWID;
 """
 
+#: Version 1 databases gain the trailing-stop and bar-matching columns (their open orders work from any bar).
+_MIGRATE_1 = ("ALTER TABLE orders ADD COLUMN trail_percent TEXT", "ALTER TABLE orders ADD COLUMN trail_price TEXT",
+              "ALTER TABLE orders ADD COLUMN hwm REAL",
+              "ALTER TABLE orders ADD COLUMN live_from INTEGER NOT NULL DEFAULT 0")  # fmt: skip
+
 _ORDER_FIELDS = [f.name for f in fields(Order)]
 _MUTABLE = ["qty", "filled_qty", "filled_avg_price", "status", "updated_at", "filled_at", "expired_at", "canceled_at",
-            "failed_at", "triggered", "commission", "eligible_wall", "partial_done"]  # fmt: skip
+            "failed_at", "triggered", "commission", "eligible_wall", "partial_done", "hwm", "live_from"]  # fmt: skip
 _FILL_FIELDS = [f.name for f in fields(Fill)]
 _DECIMALS = {"qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price", "reserve_price",
-             "commission", "price", "cum_qty", "leaves_qty", "avg_entry_price"}  # fmt: skip
+             "commission", "price", "cum_qty", "leaves_qty", "avg_entry_price", "trail_percent",
+             "trail_price"}  # fmt: skip
 _BOOLS = {"extended_hours", "triggered", "partial_done"}
 
 
@@ -104,12 +111,17 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             self._lock_fh.close()
             raise ConfigError(f"{path}: not a broker database ({exc})") from None
+        self._in_tx = False
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version == "1":
+            with self.transaction():
+                for sql in _MIGRATE_1:
+                    self.db.execute(sql)
+                self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise ConfigError(f"{path}: schema version {version}, this server writes {SCHEMA_VERSION}")
-        self._in_tx = False
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -7,7 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from marketboss.local_broker.clock import iso_z
+from marketboss.local_broker.marketdata import round_price
 from marketboss.local_broker.records import Fill, Order, asset_id, num
+from marketboss.orders import trailing_level
 
 EXCHANGE = "NASDAQ"
 
@@ -18,6 +20,16 @@ def opt_num(d: Decimal | None) -> str | None:
 
 def opt_ts(us: int | None) -> str | None:
     return None if us is None else iso_z(us)
+
+
+def trailing_stop_price(o: Order) -> Decimal | None:
+    """A trailing stop's level now (Alpaca reports it as stop_price), on the tick grid."""
+    if o.hwm is None:
+        return None
+    nan = float("nan")
+    pct = float(o.trail_percent) if o.trail_percent is not None else nan
+    gap = float(o.trail_price) if o.trail_price is not None else nan
+    return round_price(float(trailing_level(o.side == "buy", o.hwm, pct, gap)))
 
 
 def order_json(o: Order, legs: list[Order] | None = None) -> dict[str, Any]:
@@ -49,13 +61,13 @@ def order_json(o: Order, legs: list[Order] | None = None) -> dict[str, Any]:
         "position_intent": o.intent,
         "time_in_force": o.tif,
         "limit_price": opt_num(o.limit_price),
-        "stop_price": opt_num(o.stop_price),
+        "stop_price": opt_num(o.stop_price if o.type != "trailing_stop" else trailing_stop_price(o)),
         "status": o.status,
         "extended_hours": o.extended_hours,
         "legs": None if legs is None else [order_json(leg) for leg in legs],
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "trail_percent": opt_num(o.trail_percent),
+        "trail_price": opt_num(o.trail_price),
+        "hwm": None if o.hwm is None else num(round_price(o.hwm)),
         "commission": num(o.commission),
         "subtag": None,
         "source": None,
