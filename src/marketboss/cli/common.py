@@ -16,6 +16,7 @@ from marketboss.data.io import default_rejects_path, read_bars
 from marketboss.display import metric, value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
+from marketboss.signals.exits import Exits
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -85,3 +86,25 @@ def print_metrics(title: str, columns: Sequence[str], keys: Sequence[tuple[str, 
     its kind (display.metric: bar times, whole-number durations)."""
     rows = [[label, *[metric(key, v) for v in vals]] for (key, label), vals in zip(keys, values, strict=True)]
     print_table(title, ["metric", *columns], rows, numeric=columns)
+
+
+#: The exit options, shared by the commands that trade or re-run signals (the same words, the same rule).
+EXIT_HELP = {
+    "stop_loss_pct": "Exit: a stop-loss this PERCENT from each entry's price (5 = 5%), put on the signals as the "
+    "backtest puts it.",
+    "take_profit_pct": "Exit: a take-profit this PERCENT from each entry's price (10 = 10%).",
+    "trail_percent": "Exit: a trailing stop this PERCENT behind the best price since each entry (in place of "
+    "--stop-loss-pct).",
+}
+
+
+def exits_from_options(stop_loss_pct: float | None, take_profit_pct: float | None,
+                       trail_percent: float | None) -> Exits:  # fmt: skip
+    """The exit options, refused in one line naming the option (a fraction like 0.05 is not read as 0.05%)."""
+    try:
+        return Exits(stop_loss_pct, take_profit_pct, trail_percent)
+    except ValueError as exc:
+        msg = str(exc)
+        for name in EXIT_HELP:
+            msg = msg.replace(name, "--" + name.replace("_", "-"))
+        raise MarketBossError(msg) from None
