@@ -293,8 +293,10 @@ def _sdk_request(request: OrderRequest) -> Any:
     try:
         return cls(**fields)
     except ValidationError as exc:
-        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise OrderRejected(f"submit order {request.client_order_id}: {msg}") from None
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise OrderRejected(f"submit order {request.client_order_id}: {where + ': ' if where else ''}{msg}") from None
 
 
 def _price(v: Any) -> float | None:

@@ -63,7 +63,7 @@ def compare_backtest_paper(
         **paper_metrics(paper_trades, paper_equity),
         **equity_metrics(aligned["timestamp"], aligned["paper"].to_numpy()),
     }
-    joined = _join(bt.fills, paper_trades)
+    joined = join_fills(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
     summary = {
@@ -150,7 +150,7 @@ def _with_leg(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(leg.alias("leg"))
 
 
-def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
+def join_fills(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
     """One row per (signal id, leg): an order's fills, and each of its exits' fills, backtest beside paper."""
     bt = _with_leg(bt_fills).group_by("signal_id", "leg").agg(
         pl.col("symbol").first(),
