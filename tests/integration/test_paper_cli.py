@@ -209,11 +209,12 @@ def test_stop_loss_pct_stops_fill_in_paper_and_reconcile_joins_them_to_their_sig
 
 @pytest.mark.parametrize("flag", ["--stop-loss-pct", "--take-profit-pct", "--trail-percent"])
 def test_an_exit_given_as_a_fraction_is_refused_in_one_line(tmp_path: Path, flag: str) -> None:
+    name = flag.removeprefix("--").replace("-", "_")
     _, bars = make_bars(tmp_path)
     signals_path, _ = make_signals(tmp_path, bars, n=1)
     proc = subprocess.run(_paper("--signals", str(signals_path), flag, "0.05"), cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2
-    assert f"{flag} is a percent in [0.1, 50] (5 means 5%), got 0.05" in proc.stderr
+    assert f"{name} is a percent in [0.1, 50] (5 means 5%), got 0.05" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -16,7 +16,9 @@ from marketboss.data.io import default_rejects_path, read_bars
 from marketboss.display import metric, value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
-from marketboss.signals.exits import Exits
+
+if TYPE_CHECKING:
+    from marketboss.signals.exits import Exits
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -57,6 +59,24 @@ SkipInvalid = typer.Option(
 )
 
 
+StopLossOpt = typer.Option(None, "--stop-loss-pct", help="Exit: a stop-loss this percent (5 = 5%) from each "
+                           "entry's signal price, as a bracket leg.")
+TakeProfitOpt = typer.Option(None, "--take-profit-pct", help="Exit: a take-profit this percent from each entry's "
+                             "signal price, as a bracket leg.")
+TrailOpt = typer.Option(None, "--trail-percent", help="Exit: a trailing stop this percent from the best price "
+                        "since each entry (instead of --stop-loss-pct).")
+
+
+def exits_option(stop_loss_pct: float | None, take_profit_pct: float | None, trail_percent: float | None) -> Exits:
+    """The exit options as signals.exits.Exits, the one place backtest and paper turn them into prices."""
+    from marketboss.signals.exits import Exits
+
+    try:
+        return Exits(stop_loss_pct, take_profit_pct, trail_percent)
+    except ValueError as exc:
+        raise MarketBossError(f"exits: {exc}") from None
+
+
 def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
     rejects = default_rejects_path(path)
     rejects.unlink(missing_ok=True)
@@ -86,25 +106,3 @@ def print_metrics(title: str, columns: Sequence[str], keys: Sequence[tuple[str, 
     its kind (display.metric: bar times, whole-number durations)."""
     rows = [[label, *[metric(key, v) for v in vals]] for (key, label), vals in zip(keys, values, strict=True)]
     print_table(title, ["metric", *columns], rows, numeric=columns)
-
-
-#: The exit options, shared by the commands that trade or re-run signals (the same words, the same rule).
-EXIT_HELP = {
-    "stop_loss_pct": "Exit: a stop-loss this PERCENT from each entry's price (5 = 5%), put on the signals as the "
-    "backtest puts it.",
-    "take_profit_pct": "Exit: a take-profit this PERCENT from each entry's price (10 = 10%).",
-    "trail_percent": "Exit: a trailing stop this PERCENT behind the best price since each entry (in place of "
-    "--stop-loss-pct).",
-}
-
-
-def exits_from_options(stop_loss_pct: float | None, take_profit_pct: float | None,
-                       trail_percent: float | None) -> Exits:  # fmt: skip
-    """The exit options, refused in one line naming the option (a fraction like 0.05 is not read as 0.05%)."""
-    try:
-        return Exits(stop_loss_pct, take_profit_pct, trail_percent)
-    except ValueError as exc:
-        msg = str(exc)
-        for name in EXIT_HELP:
-            msg = msg.replace(name, "--" + name.replace("_", "-"))
-        raise MarketBossError(msg) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import EXIT_HELP, console, exits_from_options, print_table
+from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, console, exits_option, print_table
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.execution.retry import DEFAULT_BUDGET
@@ -33,9 +33,9 @@ def paper(
     max_daily_loss_pct: float = typer.Option(
         None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
     ),
-    stop_loss_pct: float = typer.Option(None, "--stop-loss-pct", help=EXIT_HELP["stop_loss_pct"]),
-    take_profit_pct: float = typer.Option(None, "--take-profit-pct", help=EXIT_HELP["take_profit_pct"]),
-    trail_percent: float = typer.Option(None, "--trail-percent", help=EXIT_HELP["trail_percent"]),
+    stop_loss_pct: float = StopLossOpt,
+    take_profit_pct: float = TakeProfitOpt,
+    trail_percent: float = TrailOpt,
     ignore_market_hours: bool = typer.Option(False, help="Send orders while the market is closed (they queue)."),
     no_buying_power_check: bool = typer.Option(False, help="Let the broker, not us, refuse unaffordable orders."),
     fractional: bool = typer.Option(False, help="Target-weight orders may use fractional shares."),
@@ -70,7 +70,7 @@ def paper(
     from marketboss.risk import RiskConfig
 
     s = get_settings()
-    exits = exits_from_options(stop_loss_pct, take_profit_pct, trail_percent)
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     try:
         risk = RiskConfig(
             require_market_open=not ignore_market_hours,

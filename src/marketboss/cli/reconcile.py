@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import EXIT_HELP, exits_from_options, load_bars, print_table
+from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, exits_option, load_bars, print_table
 from marketboss.config import get_settings
 
 
@@ -18,10 +18,9 @@ def reconcile(
     commission: float = typer.Option(0.0, help="Backtest commission, fraction of notional (Alpaca: 0)."),
     slippage_bps: float = typer.Option(0.0, help="Backtest slippage in basis points."),
     show_trades: int = typer.Option(10, help="How many joined fills to list (worst slippage first)."),
-    stop_loss_pct: float = typer.Option(None, "--stop-loss-pct", help=EXIT_HELP["stop_loss_pct"] + " Give the "
-                                        "paper run's, so the backtest trades the same exits."),
-    take_profit_pct: float = typer.Option(None, "--take-profit-pct", help=EXIT_HELP["take_profit_pct"]),
-    trail_percent: float = typer.Option(None, "--trail-percent", help=EXIT_HELP["trail_percent"]),
+    stop_loss_pct: float = StopLossOpt,  # the paper run's exits, so that the backtest trades the same ones
+    take_profit_pct: float = TakeProfitOpt,
+    trail_percent: float = TrailOpt,
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
     from marketboss.backtest.costs import BacktestConfig, Costs
@@ -31,7 +30,7 @@ def reconcile(
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
-    exits = exits_from_options(stop_loss_pct, take_profit_pct, trail_percent)
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),

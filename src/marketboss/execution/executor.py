@@ -3,10 +3,10 @@
 One signal at a time, in file order. Every broker call that can fail transiently is retried with
 exponential backoff within a time budget (execution/retry.py); an order is only ever re-sent after looking up
 its client_order_id, so a timeout or a 5xx after the broker accepted it cannot create a duplicate, and an order
-found that way is adopted only when it is the intent's (symbol, side, quantity, type). A signal that cannot be
-executed (unknown symbol, no price, blocked, rejected) is recorded with its reason and the run goes on; only
-an outage longer than the budget, or the kill switch, stops it (rerun to finish). One executor per journal:
-a second one on the same files is refused (execution/lock.py).
+found that way is adopted only when it is the intent's (symbol, side, quantity, type, class, prices). A
+signal that cannot be executed (unknown symbol, no price, blocked, rejected) is recorded with its reason and
+the run goes on; only an outage longer than the budget, or the kill switch, stops it (rerun to finish). One
+executor per journal: a second one on the same files is refused (execution/lock.py).
 
 Every order type goes as the signal says (market, limit, stop, stop_limit, trailing_stop; day or gtc). The
 signal's exits (take_profit, stop_loss: a bracket, or an OTO with one) go with an order that opens or increases
@@ -199,7 +199,6 @@ class Executor:
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
-        self.run_id = datetime.now(UTC).strftime("run%Y%m%dT%H%M%S%f")  # client_order_ids must be unique forever
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -398,8 +397,7 @@ class Executor:
         return out
 
     def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
-        """Say what an earlier run left open, record the exits that filled since, and place any trailing exit a
-        crash kept from being placed."""
+        """Say what an earlier run left open (its exits are followed next, by _follow_legs)."""
         resumed = [s.id for s in pending if s.id in journal.state.intents]
         open_orders = self.retry("list open orders", self.broker.open_orders)
         ours = [o for o in open_orders if o.client_order_id.startswith(COID_PREFIX)]
