@@ -102,8 +102,9 @@ def test_each_order_type_reaches_the_broker_as_the_signal_says(tmp_path: Path, c
         got = by_coid(lb, sig)
     assert {k: getattr(got, k) for k in want} == want
     assert (got.symbol, got.side, got.qty) == ("JPM", "buy", 10)
-    assert (got.limit_price, got.stop_price) == (orders.get("limit_price"), orders.get("stop_price"))
-    assert got.trail_percent == orders.get("trail_percent")
+    assert got.limit_price == orders.get("limit_price") and got.trail_percent == orders.get("trail_percent")
+    if want["type"] != "trailing_stop":  # a trailing stop's stop_price is the broker's current level
+        assert got.stop_price == orders.get("stop_price")
     legs = {leg.type: leg for leg in got.legs}
     expected_legs = {k: v for k, v in (("limit", orders.get("take_profit")), ("stop", orders.get("stop_loss")))
                      if v is not None}  # fmt: skip
@@ -226,3 +227,20 @@ def test_a_trailing_exit_a_crash_kept_from_being_placed_is_placed_on_restart(tmp
     assert again.already_done == 1
     assert trail is not None and (trail.type, trail.qty, trail.time_in_force) == ("trailing_stop", 10, "gtc")
     assert sorted(o["client_order_id"] for o in orders) == sorted([f"mb-{sig.id}", f"mb-{sig.id}-trail"])
+
+
+def test_a_trailing_stop_order_found_after_a_crash_is_adopted_not_refused(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    sig = signal(bars, "JPM", 2, order_type="trailing_stop", trail_percent=40.0, time_in_force="gtc")
+    path = write(tmp_path, [sig])
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data, fill_timeout=0.5)
+        crash_before_the_first_record(first)
+        with pytest.raises(KeyboardInterrupt):
+            first.run()
+        executor(tmp_path, lb, path, data, fill_timeout=0.5).run()
+        orders = broker_orders(lb)
+    assert [o["client_order_id"] for o in orders] == [f"mb-{sig.id}"]
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    # adopted as the broker has it (canceled at the fill timeout, before the crash), not refused as "rejected"
+    assert [(t["signal_id"], t["status"], t["reason"]) for t in trades] == [(sig.id, "canceled", None)]

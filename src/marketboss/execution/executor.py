@@ -644,8 +644,10 @@ def _adopt(req: OrderRequest, found: Order) -> Order:
         ("symbol", req.symbol, found.symbol), ("side", req.side, found.side), ("type", req.type, found.type),
         ("order class", req.order_class, found.order_class),
     ) if want != got]  # fmt: skip
+    # a trailing stop's stop_price is the broker's current level, not something the intent asked for
+    stop = req.stop_price, (found.stop_price if req.type != "trailing_stop" else None)
     for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", req.limit_price, found.limit_price),
-                                ("stop price", req.stop_price, found.stop_price),
+                                ("stop price", *stop),
                                 ("trail percent", req.trail_percent, found.trail_percent)):  # fmt: skip
         if want_v is None and got_v is None:
             continue
