@@ -171,34 +171,6 @@ def test_daily_loss_kill_switch_cancels_and_stops(tmp_path: Path) -> None:
     assert any(r["event"] == "kill_switch" for r in journal)
 
 
-def test_stop_loss_orders_protect_positions_and_are_replaced_on_the_next_trade(tmp_path: Path) -> None:
-    data, bars = make_bars(tmp_path)
-    signals_path, _signals = make_signals(tmp_path, bars, n=4)  # AAPL, MSFT, JPM buys, then AAPL sells 10
-    with broker(tmp_path, data) as lb:
-        executor(tmp_path, lb, signals_path, data, risk=RiskConfig(stop_loss_pct=0.05)).run()
-        orders = broker_orders(lb)
-    stops = [o for o in orders if o["type"] == "stop"]
-    open_stops = {o["symbol"]: o for o in stops if o["status"] in ("new", "accepted", "held")}
-    assert set(open_stops) == {"MSFT", "JPM"}  # AAPL is flat again: its stop was canceled
-    assert any(o["symbol"] == "AAPL" and o["status"] == "canceled" for o in stops)
-    for sym, o in open_stops.items():
-        entry = next(float(x["filled_avg_price"]) for x in orders if x["symbol"] == sym and x["type"] == "market")
-        assert float(o["stop_price"]) == pytest.approx(entry * 0.95, abs=0.01)
-        assert o["side"] == "sell" and float(o["qty"]) == 10 and o["time_in_force"] == "gtc"
-
-
-def test_a_restart_puts_back_stops_for_positions_left_unprotected(tmp_path: Path) -> None:
-    data, bars = make_bars(tmp_path)
-    signals_path, _ = make_signals(tmp_path, bars, n=3)  # three buys, no stop-loss configured yet
-    with broker(tmp_path, data) as lb:
-        executor(tmp_path, lb, signals_path, data).run()
-        assert [o for o in broker_orders(lb) if o["type"] == "stop"] == []
-        executor(tmp_path, lb, signals_path, data, risk=RiskConfig(stop_loss_pct=0.1)).run()
-        stops = [o for o in broker_orders(lb) if o["type"] == "stop"]
-    assert sorted(o["symbol"] for o in stops) == ["AAPL", "JPM", "MSFT"]
-    assert all(o["status"] in ("new", "accepted") and float(o["qty"]) == 10 for o in stops)
-
-
 def test_a_run_alerts_fills_rejections_and_its_summary_by_email_and_webhook(tmp_path: Path) -> None:
     from marketboss.alerts import Alerter
     from tests.integration.alert_servers import smtp_server, webhook_server

@@ -10,9 +10,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from marketboss.data.io import read_jsonl_records
+from marketboss.data.io import read_bars, read_jsonl_records
 from tests.integration.executor_fixtures import AFTER_THE_SIGNALS, broker, broker_orders, make_bars, make_signals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +170,51 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split()[2]
     except OSError:
         return "Z"
+
+
+def test_stop_loss_pct_stops_fill_in_paper_and_reconcile_joins_them_to_their_signals(tmp_path: Path) -> None:
+    from marketboss.execution.logs import read_paper_equity, read_paper_trades
+    from marketboss.execution.reconcile import compare_backtest_paper
+    from marketboss.signals import read_signals_frame, write_signals
+    from marketboss.signals.exits import Exits
+    from tests.integration.test_executor_orders import GAP_BAR, gap_bars
+    from tests.integration.test_executor_orders import signal as order_signal
+
+    (tmp_path / "data").mkdir()
+    data, bars = gap_bars(tmp_path / "data")
+    data.rename(tmp_path / "data/market_data.jsonl")
+    down, later = order_signal(bars, "AAPL", 5), order_signal(bars, "JPM", GAP_BAR + 3)  # AAPL gaps 15% down between
+    write_signals(tmp_path / "data/signals.jsonl", [down, later])
+    run = subprocess.run(_paper("--stop-loss-pct", "5", "--order-interval", "0", "--poll-interval", "0.05"),
+                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "exits filled: stop_loss" in run.stdout
+    trades = read_paper_trades(tmp_path / "data/paper_trading_trades.jsonl")
+    stops = trades.filter(pl.col("leg") == "stop_loss")
+    assert stops["signal_id"].to_list() == [down.id] and stops["qty"].to_list() == [10]
+    assert stops["filled_price"][0] <= round(float(down.price or 0) * 0.95, 2)
+    cmp = compare_backtest_paper(read_bars(tmp_path / "data/market_data.jsonl"),
+                                 read_signals_frame(tmp_path / "data/signals.jsonl"), trades,
+                                 read_paper_equity(tmp_path / "data/paper_trading_equity.jsonl"),
+                                 exits=Exits(stop_loss_pct=5))  # fmt: skip
+    joined = cmp.joined.filter(pl.col("leg") == "stop_loss")
+    assert joined["signal_id"].to_list() == [down.id]
+    assert joined["paper_qty"].to_list() == [10] and joined["paper_price"][0] == stops["filled_price"][0]
+    assert cmp.joined.filter(pl.col("leg").is_null())["signal_id"].sort().to_list() == sorted([down.id, later.id])
+    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--stop-loss-pct", "5"], cwd=tmp_path,
+                         env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    assert "stop_loss" in rec.stdout and down.id in rec.stdout
+
+
+@pytest.mark.parametrize("flag", ["--stop-loss-pct", "--take-profit-pct", "--trail-percent"])
+def test_an_exit_given_as_a_fraction_is_refused_in_one_line(tmp_path: Path, flag: str) -> None:
+    name = flag.removeprefix("--").replace("-", "_")
+    _, bars = make_bars(tmp_path)
+    signals_path, _ = make_signals(tmp_path, bars, n=1)
+    proc = subprocess.run(_paper("--signals", str(signals_path), flag, "0.05"), cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"{name} is a percent in [0.1, 50] (5 means 5%), got 0.05" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()

@@ -63,3 +63,25 @@ def test_reconcile_and_the_paper_log_share_one_slippage_formula(daily_bars: pl.D
     assert joined.height > 5
     for row in joined.iter_rows(named=True):
         assert row["slippage_bps"] == slippage_bps(row["bt_side"], row["bt_price"], row["paper_price"])
+
+
+def test_exit_fills_join_by_signal_and_leg_and_logs_without_legs_still_join() -> None:
+    from datetime import UTC, datetime
+
+    from marketboss.execution.reconcile import join_fills
+
+    t = datetime(2024, 1, 2, tzinfo=UTC)
+    bt = pl.DataFrame({"timestamp": [t] * 3, "signal_id": ["a", "a", "b"], "leg": [None, "stop_loss", None],
+                       "symbol": ["X", "X", "Y"], "side": ["buy", "sell", "buy"], "qty": [10.0, 10.0, 5.0],
+                       "price": [100.0, 95.0, 50.0]})  # fmt: skip
+    paper = pl.DataFrame({"signal_id": ["a", "a", "b"], "leg": [None, "stop_loss", None], "symbol": ["X", "X", "Y"],
+                          "side": ["BUY", "SELL", "BUY"], "qty": [10.0, 10.0, 5.0], "filled_price": [100.1, 94.0, 50.0],
+                          "status": ["filled"] * 3})  # fmt: skip
+    j = join_fills(bt, paper).sort("signal_id", "leg", nulls_last=False)
+    assert j.select("signal_id", "leg", "bt_price", "paper_price").rows() == [
+        ("a", None, 100.0, 100.1), ("a", "stop_loss", 95.0, 94.0), ("b", None, 50.0, 50.0)]  # fmt: skip
+    stop = j.filter(pl.col("leg") == "stop_loss")
+    assert stop["slippage_bps"][0] == pytest.approx(slippage_bps("SELL", 95.0, 94.0))
+    only_b = pl.col("signal_id") == "b"
+    old = join_fills(bt.drop("leg").filter(only_b), paper.drop("leg").filter(only_b))  # logs from before exits
+    assert old.select("signal_id", "leg", "paper_qty").rows() == [("b", None, 5.0)]

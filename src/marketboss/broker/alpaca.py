@@ -177,7 +177,11 @@ class AlpacaBroker:
         return float(bars[symbol].close)
 
     def get_order(self, order_id: str) -> Order:
-        return _order(self._call(f"get order {order_id}", lambda: self._trading.get_order_by_id(order_id)))
+        """The order with its legs (nested), so a bracket's exits can be followed."""
+        from alpaca.trading.requests import GetOrderByIdRequest
+
+        nested = GetOrderByIdRequest(nested=True)
+        return _order(self._call(f"get order {order_id}", lambda: self._trading.get_order_by_id(order_id, nested)))
 
     def order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
@@ -218,21 +222,7 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------------------------------ writes
     def submit_order(self, request: OrderRequest) -> Order:
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
-
-        common: dict[str, Any] = {
-            "symbol": request.symbol,
-            "qty": request.qty,
-            "side": OrderSide(request.side),
-            "time_in_force": TimeInForce(request.time_in_force),
-            "client_order_id": request.client_order_id,
-        }
-        req = (
-            StopOrderRequest(**common, stop_price=request.stop_price)
-            if request.type == "stop"
-            else MarketOrderRequest(**common)
-        )
+        req = _sdk_request(request)
         return _order(self._call(f"submit order {request.client_order_id}", lambda: self._trading.submit_order(req)))
 
     def cancel_order(self, order_id: str) -> None:
@@ -263,6 +253,56 @@ def retry_after(response: requests.Response | None) -> float:
     return max(0.0, min(MAX_WAIT, wait)) if math.isfinite(wait) else 0.0
 
 
+def _sdk_request(request: OrderRequest) -> Any:
+    """The alpaca-py request for an order of any type, its exits as a bracket (both) or an OTO (one). What the SDK
+    itself refuses is an OrderRejected naming the order, never a traceback."""
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        MarketOrderRequest,
+        StopLimitOrderRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+        TrailingStopOrderRequest,
+    )
+    from pydantic import ValidationError
+
+    kinds: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+        "market": (MarketOrderRequest, ()),
+        "limit": (LimitOrderRequest, ("limit_price",)),
+        "stop": (StopOrderRequest, ("stop_price",)),
+        "stop_limit": (StopLimitOrderRequest, ("stop_price", "limit_price")),
+        "trailing_stop": (TrailingStopOrderRequest, ("trail_percent",)),
+    }
+    cls, prices = kinds[request.type]
+    fields: dict[str, Any] = {
+        "symbol": request.symbol,
+        "qty": request.qty,
+        "side": OrderSide(request.side),
+        "time_in_force": TimeInForce(request.time_in_force),
+        "client_order_id": request.client_order_id,
+        **{name: getattr(request, name) for name in prices},
+    }
+    if request.order_class != "simple":
+        fields["order_class"] = OrderClass(request.order_class)
+        if request.take_profit is not None:
+            fields["take_profit"] = TakeProfitRequest(limit_price=request.take_profit)
+        if request.stop_loss is not None:
+            fields["stop_loss"] = StopLossRequest(stop_price=request.stop_loss)
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise OrderRejected(f"submit order {request.client_order_id}: {where + ': ' if where else ''}{msg}") from None
+
+
+def _price(v: Any) -> float | None:
+    return None if v in (None, "") else float(v)
+
+
 def _order(o: Any) -> Order:
     return Order(
         id=str(o.id),
@@ -276,7 +316,12 @@ def _order(o: Any) -> Order:
         type=_enum(o.type or o.order_type),
         submitted_at=o.submitted_at,
         filled_at=o.filled_at,
-        stop_price=_f(o.stop_price) if o.stop_price not in (None, "") else None,
+        stop_price=_price(o.stop_price),
+        limit_price=_price(o.limit_price),
+        trail_percent=_price(o.trail_percent),
+        time_in_force=_enum(o.time_in_force),
+        order_class=_enum(o.order_class) if o.order_class else "simple",
+        legs=tuple(_order(leg) for leg in o.legs or ()),
     )
 
 

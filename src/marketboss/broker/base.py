@@ -9,6 +9,9 @@ from typing import Literal, Protocol
 from marketboss.errors import MarketBossError
 
 Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+TimeInForce = Literal["day", "gtc"]
+OrderClass = Literal["simple", "bracket", "oto"]
 TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced", "stopped", "suspended"})
 
 
@@ -64,6 +67,11 @@ class Order:
     submitted_at: datetime | None
     filled_at: datetime | None
     stop_price: float | None = None
+    limit_price: float | None = None
+    trail_percent: float | None = None
+    time_in_force: str = "day"
+    order_class: str = "simple"
+    legs: tuple[Order, ...] = ()  # a bracket's or OTO's exit orders, as the broker reports them
 
     @property
     def is_terminal(self) -> bool:
@@ -72,13 +80,25 @@ class Order:
 
 @dataclass(frozen=True)
 class OrderRequest:
+    """One order, possibly with exits attached: `take_profit` (a limit price) and `stop_loss` (a stop price)
+    make a bracket when both are given, an OTO (one-triggers-other) when one is."""
+
     symbol: str
     qty: float
     side: Side
     client_order_id: str
-    type: Literal["market", "stop"] = "market"
-    time_in_force: Literal["day", "gtc"] = "day"
+    type: OrderType = "market"
+    time_in_force: TimeInForce = "day"
     stop_price: float | None = None
+    limit_price: float | None = None
+    trail_percent: float | None = None
+    take_profit: float | None = None
+    stop_loss: float | None = None
+
+    @property
+    def order_class(self) -> OrderClass:
+        legs = (self.take_profit is not None) + (self.stop_loss is not None)
+        return "bracket" if legs == 2 else "oto" if legs == 1 else "simple"
 
 
 class BrokerError(MarketBossError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import console, print_table
+from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, console, exits_option, print_table
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.execution.retry import DEFAULT_BUDGET
@@ -33,7 +33,9 @@ def paper(
     max_daily_loss_pct: float = typer.Option(
         None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
     ),
-    stop_loss_pct: float = typer.Option(None, help="Risk: protective stop order this fraction from entry."),
+    stop_loss_pct: float = StopLossOpt,
+    take_profit_pct: float = TakeProfitOpt,
+    trail_percent: float = TrailOpt,
     ignore_market_hours: bool = typer.Option(False, help="Send orders while the market is closed (they queue)."),
     no_buying_power_check: bool = typer.Option(False, help="Let the broker, not us, refuse unaffordable orders."),
     fractional: bool = typer.Option(False, help="Target-weight orders may use fractional shares."),
@@ -59,7 +61,8 @@ def paper(
     ),
     request_timeout: float = typer.Option(10.0, help="Seconds to wait for one broker answer before retrying."),
 ) -> None:
-    """Execute signals as market orders, verify fills, and log trades and equity (resumable: rerun to finish)."""
+    """Execute signals as the orders they describe, verify fills, follow their exits, and log trades and equity
+    (resumable: rerun to finish)."""
     from marketboss.alerts import Alerter
     from marketboss.execution.connect import connect
     from marketboss.execution.executor import Executor, ExecutorConfig
@@ -67,6 +70,7 @@ def paper(
     from marketboss.risk import RiskConfig
 
     s = get_settings()
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     try:
         risk = RiskConfig(
             require_market_open=not ignore_market_hours,
@@ -76,7 +80,6 @@ def paper(
             max_order_notional=max_order_notional,
             check_buying_power=not no_buying_power_check,
             max_daily_loss_pct=max_daily_loss_pct,
-            stop_loss_pct=stop_loss_pct,
         )
         cfg = ExecutorConfig(
             signals=signals or s.signals,
@@ -92,6 +95,7 @@ def paper(
             retry_budget=retry_budget,
             allow_stale=allow_stale,
             timeframe=timeframe or _timeframe(data or s.market_data, signals or s.signals),
+            exits=exits,
             risk=risk,
         )
     except ValueError as exc:  # pydantic: name the option and the rule

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import load_bars, print_table
+from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, exits_option, load_bars, print_table
 from marketboss.config import get_settings
 
 
@@ -18,6 +18,9 @@ def reconcile(
     commission: float = typer.Option(0.0, help="Backtest commission, fraction of notional (Alpaca: 0)."),
     slippage_bps: float = typer.Option(0.0, help="Backtest slippage in basis points."),
     show_trades: int = typer.Option(10, help="How many joined fills to list (worst slippage first)."),
+    stop_loss_pct: float = StopLossOpt,  # the paper run's exits, so that the backtest trades the same ones
+    take_profit_pct: float = TakeProfitOpt,
+    trail_percent: float = TrailOpt,
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
     from marketboss.backtest.costs import BacktestConfig, Costs
@@ -27,12 +30,14 @@ def reconcile(
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),
         read_paper_trades(trades or s.paper_trades),
         read_paper_equity(equity or s.paper_equity),
         BacktestConfig(costs=Costs(commission=commission, slippage_bps=slippage_bps)),
+        exits,
     )
     m = cmp.summary
     print_table(
@@ -53,6 +58,6 @@ def reconcile(
     )
     worst = cmp.joined.sort("slippage_usd", descending=True, nulls_last=True).head(show_trades)
     if show_trades and worst.height:
-        cols = ["signal_id", "symbol", "bt_side", "bt_qty", "bt_price", "paper_qty", "paper_price", "slippage_bps",
-                "slippage_usd", "status"]  # fmt: skip
+        cols = ["signal_id", "leg", "symbol", "bt_side", "bt_qty", "bt_price", "paper_qty", "paper_price",
+                "slippage_bps", "slippage_usd", "status"]  # fmt: skip
         print_table(f"fills, worst slippage ({VS_BACKTEST}) first", cols, worst.select(cols).rows())

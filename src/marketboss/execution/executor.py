@@ -3,10 +3,17 @@
 One signal at a time, in file order. Every broker call that can fail transiently is retried with
 exponential backoff within a time budget (execution/retry.py); an order is only ever re-sent after looking up
 its client_order_id, so a timeout or a 5xx after the broker accepted it cannot create a duplicate, and an order
-found that way is adopted only when it is the intent's (symbol, side, quantity, type). A signal that cannot be
-executed (unknown symbol, no price, blocked, rejected) is recorded with its reason and the run goes on; only
-an outage longer than the budget, or the kill switch, stops it (rerun to finish). One executor per journal:
-a second one on the same files is refused (execution/lock.py).
+found that way is adopted only when it is the intent's (symbol, side, quantity, type, class, prices). A
+signal that cannot be executed (unknown symbol, no price, blocked, rejected) is recorded with its reason and
+the run goes on; only an outage longer than the budget, or the kill switch, stops it (rerun to finish). One
+executor per journal: a second one on the same files is refused (execution/lock.py).
+
+Every order type goes as the signal says (market, limit, stop, stop_limit, trailing_stop; day or gtc). The
+signal's exits (take_profit, stop_loss: a bracket, or an OTO with one) go with an order that opens or increases
+the position and are dropped from one that reduces it, which first cancels the symbol's open exits (they hold
+its shares). A trailing exit (Alpaca brackets have none) is a gtc trailing stop placed for the filled quantity
+once the entry has filled. Exits are followed until they close; a fill is recorded under its parent's signal
+id with its `leg`, which is how reconcile joins it to the backtest's.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -39,21 +47,26 @@ from marketboss.broker.base import (
 )
 from marketboss.data.calendar import NY, Timeframe
 from marketboss.data.io import JsonlAppender
+from marketboss.data.schema import LINE
 from marketboss.errors import MarketBossError
 from marketboss.execution.freshness import Freshness, ages
-from marketboss.execution.journal import Intent, Journal, journal_path
+from marketboss.execution.journal import Intent, Journal, Leg, journal_path
 from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
 from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
 from marketboss.execution.slippage import VS_SIGNAL, slippage_bps
 from marketboss.logging import get_logger
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
-from marketboss.signals import Signal, read_signals
+from marketboss.signals import Signal, parse_signal, read_signals, signals_to_frame
+from marketboss.signals.exits import Exits, with_exits
 
 log = get_logger(__name__)
 NY_TZ = ZoneInfo(NY)
 T = TypeVar("T")
 COID_PREFIX = "mb-"
+TRAIL_SUFFIX = "-trail"
+#: What a bracket's or OTO's exit is, by the broker's order type.
+LEG_NAMES = {"limit": "take_profit", "stop": "stop_loss", "stop_limit": "stop_loss", "trailing_stop": "trailing_stop"}
 
 
 class ExecutorConfig(BaseModel):
@@ -74,6 +87,7 @@ class ExecutorConfig(BaseModel):
     reset_kill_switch: bool = False
     allow_stale: bool = Field(False, description="send signals whose bar is no longer the latest completed one")
     timeframe: str = Field("1Day", description="the signals' bars (freshness is judged on this grid)")
+    exits: Exits = Field(Exits(), description="exit percentages put on the signals, as the backtest does")
     risk: RiskConfig = RiskConfig()
 
     @field_validator("timeframe")
@@ -103,6 +117,7 @@ class RunSummary:
     stale: int = 0
     future: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    exits: Counter[str] = field(default_factory=Counter)  # leg name -> fills of that exit
     filled_notional: float = 0.0
     commission: float = 0.0
     slippage_bps: list[float] = field(default_factory=list)
@@ -123,6 +138,7 @@ class RunSummary:
             ("skipped: stale (a newer bar has completed)", self.stale),
             ("refused: bar not completed at the broker's clock", self.future),
             *[(f"orders {k}", v) for k, v in sorted(self.statuses.items())],
+            *[(f"exits filled: {k}", v) for k, v in sorted(self.exits.items())],
             ("filled notional $", self.filled_notional),
             ("commission $", self.commission),
             (f"avg slippage bps {VS_SIGNAL}", avg_slip),
@@ -137,6 +153,31 @@ class RunSummary:
 
 def client_order_id(signal_id: str) -> str:
     return f"{COID_PREFIX}{signal_id}"[:128]
+
+
+def trailing_client_order_id(parent: str) -> str:
+    return parent[: 128 - len(TRAIL_SUFFIX)] + TRAIL_SUFFIX
+
+
+def has_exits(sig: Signal) -> bool:
+    trailing_leg = sig.trail_percent is not None and sig.order_type != "trailing_stop"
+    return sig.take_profit is not None or sig.stop_loss is not None or trailing_leg
+
+
+def opens(position_qty: float, side: Side) -> bool:
+    """The order opens or increases the position (a flip reduces first: it takes no exits)."""
+    return position_qty >= 0 if side == "buy" else position_qty <= 0
+
+
+def order_request(sig: Signal, intent: Intent) -> OrderRequest:
+    """The broker order for a signal as sized: its type and prices, and its bracket exits when the intent
+    opens or increases the position. A market entry with exits goes gtc so that they, like the backtest's,
+    outlive the session (a market order fills at once either way)."""
+    tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs else (None, None)
+    tif = "gtc" if sig.order_type == "market" and (tp is not None or sl is not None) else sig.time_in_force
+    trail = sig.trail_percent if sig.order_type == "trailing_stop" else None
+    return OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id, sig.order_type, tif,
+                        sig.stop_price, sig.limit_price, trail, tp, sl)  # fmt: skip
 
 
 class Executor:
@@ -158,7 +199,6 @@ class Executor:
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
-        self.run_id = datetime.now(UTC).strftime("run%Y%m%dT%H%M%S%f")  # client_order_ids must be unique forever
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -216,30 +256,60 @@ class Executor:
         commission: float = 0.0,
         reason: str | None = None,
     ) -> None:
+        side_text = (side or ("buy" if sig.action == "BUY" else "sell")).upper()
+        self._log_trade(trades_log, status, order, sig.id, sig.symbol, side_text, sig.timestamp, sig.price,
+                        requested, commission, reason, None)  # fmt: skip
+        self.summary.statuses[status] += 1
+
+    def _record_leg(self, trades_log: JsonlAppender, leg: Leg, order: Order) -> None:
+        """An exit's fill, under its parent's signal id: expected at its own limit or stop price."""
+        commission = self.retry("get fills", lambda: self.broker.fill_commission(order))
+        self._log_trade(trades_log, order.status, order, leg.signal_id, leg.symbol, leg.side.upper(), None,
+                        leg.price, order.qty, commission, None, leg.leg)  # fmt: skip
+        self.summary.exits[leg.leg] += 1
+        log.info("exit_filled", signal_id=leg.signal_id, leg=leg.leg, symbol=leg.symbol, qty=order.filled_qty,
+                 price=order.filled_avg_price)  # fmt: skip
+        self.alerter.send("fill", f"{leg.leg} {leg.side.upper()} {order.filled_qty:g} {leg.symbol} @ "
+                          f"{order.filled_avg_price:.2f}", f"exit of signal {leg.signal_id}")  # fmt: skip
+
+    def _log_trade(
+        self,
+        trades_log: JsonlAppender,
+        status: str,
+        order: Order | None,
+        signal_id: str,
+        symbol: str,
+        side: str,
+        signal_timestamp: datetime | None,
+        expected: float | None,
+        requested: float,
+        commission: float,
+        reason: str | None,
+        leg: str | None,
+    ) -> None:
         filled = order.filled_qty if order else 0.0
         price = order.filled_avg_price if order and filled > 0 else None
-        side_text = (side or ("buy" if sig.action == "BUY" else "sell")).upper()
-        slip = slippage_bps(side_text, sig.price, price)
+        slip = slippage_bps(side, expected, price)
         trades_log.append(
             {
                 "timestamp": (order.filled_at if order and order.filled_at else self._now()),
-                "signal_timestamp": sig.timestamp,
+                "signal_timestamp": signal_timestamp,
                 "order_id": order.id if order else None,
-                "symbol": sig.symbol,
-                "side": side_text,
+                "symbol": symbol,
+                "side": side,
                 "qty": filled,
                 "filled_price": price,
                 "status": status,
-                "signal_id": sig.id,
-                "client_order_id": order.client_order_id if order else client_order_id(sig.id),
-                "expected_price": sig.price,
+                "signal_id": signal_id,
+                "client_order_id": order.client_order_id if order else client_order_id(signal_id),
+                "expected_price": expected,
                 "slippage_bps": slip,
                 "commission": round(commission, 6),
                 "requested_qty": requested,
                 "reason": reason,
+                "leg": leg,
             }
         )
-        self.summary.statuses[status] += 1
         if price is not None:
             self.summary.filled_notional += filled * price
             self.summary.commission += commission
@@ -252,8 +322,16 @@ class Executor:
         with RunLock(lock_path(self.cfg.trades_output)):
             return self._run()
 
-    def _run(self) -> RunSummary:
+    def _signals(self) -> list[Signal]:
+        """The signals file, with the exit percentages put on each signal exactly as the backtest puts them."""
         signals = read_signals(self.cfg.signals)
+        if not self.cfg.exits or not signals:
+            return signals
+        frame = with_exits(signals_to_frame(signals), self.cfg.exits, str(self.cfg.signals))
+        return [parse_signal(row, self.cfg.signals, row[LINE]) for row in frame.iter_rows(named=True)]
+
+    def _run(self) -> RunSummary:
+        signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
         self.summary.signals = len(signals)
@@ -271,10 +349,12 @@ class Executor:
             # Orders an earlier run left behind come first: finish them before deciding anything new.
             pending.sort(key=lambda sig: sig.id not in journal.state.intents)
             self._reconcile(journal, pending)
+            self._follow_legs(journal, trades_log)
             for i, sig in enumerate(pending):
                 if i and self.cfg.order_interval and sig.id not in journal.state.intents:
                     self.sleep(self.cfg.order_interval)
                 self._execute(sig, journal, trades_log, equity_log)
+            self._follow_legs(journal, trades_log)
             self._snapshot(equity_log)
         except KillSwitch as exc:
             self.summary.stopped_by = str(exc)
@@ -317,17 +397,87 @@ class Executor:
         return out
 
     def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
-        """Say what an earlier run left open, and put back any protective stop a crash kept from being placed."""
+        """Say what an earlier run left open (its exits are followed next, by _follow_legs)."""
         resumed = [s.id for s in pending if s.id in journal.state.intents]
         open_orders = self.retry("list open orders", self.broker.open_orders)
         ours = [o for o in open_orders if o.client_order_id.startswith(COID_PREFIX)]
-        log.info("reconcile", resuming=len(resumed), open_orders=len(open_orders), open_orders_ours=len(ours))
-        if self.cfg.risk.stop_loss_pct is None:
+        log.info("reconcile", resuming=len(resumed), open_orders=len(open_orders), open_orders_ours=len(ours),
+                 open_exits=len(journal.state.legs))  # fmt: skip
+
+    def _follow_legs(self, journal: Journal, trades_log: JsonlAppender) -> None:
+        """Exits that closed since last looked at (one listing of the open orders, then only those that left
+        it): a fill is recorded under its parent's signal; a trailing exit not placed yet (a crash came between
+        the entry's fill and it) is placed now."""
+        if not journal.state.legs:
             return
-        stops = {o.symbol for o in ours if o.type == "stop"}
-        for symbol, pos in self.retry("get positions", self.broker.positions).items():
-            if pos.qty != 0 and symbol not in stops:
-                self._place_stop(symbol, f"{COID_PREFIX}{self.run_id}-{symbol}", journal)
+        still_open = {o.id for o in self.retry("list open orders", self.broker.open_orders)}
+        for leg in list(journal.state.legs.values()):
+            order_id = leg.order_id
+            if order_id is None:
+                self._place_trailing(leg, journal)
+            elif order_id not in still_open:
+                order = self.retry("get order", partial(self.broker.get_order, order_id))
+                if order.is_terminal:
+                    self._close_leg(leg, order, journal, trades_log)
+
+    def _close_leg(self, leg: Leg, order: Order, journal: Journal, trades_log: JsonlAppender) -> None:
+        if order.filled_qty > 0:
+            self._record_leg(trades_log, leg, order)
+        journal.leg_closed(leg)
+
+    def _clear_legs(self, symbol: str, journal: Journal, trades_log: JsonlAppender) -> None:
+        """Before an order that reduces a position: its open exits go (they hold its shares, and a flattened
+        position keeps none), each recorded first if it traded."""
+        for leg in [g for g in journal.state.legs.values() if g.symbol == symbol]:
+            order_id = leg.order_id
+            if order_id is None:
+                journal.leg_closed(leg)
+                continue
+            try:
+                self.retry("cancel exit", partial(self.broker.cancel_order, order_id))
+            except (OrderRejected, NotFound) as exc:  # filled, or gone with its sibling
+                log.info("exit_cancel_not_needed", order_id=order_id, error=str(exc))
+            self._close_leg(leg, self.retry("get order", partial(self.broker.get_order, order_id)), journal, trades_log)
+
+    def _open_legs(self, sig: Signal, intent: Intent, order: Order, journal: Journal) -> list[Leg]:
+        """The exits of a filled entry, journaled before its record: the broker's bracket / OTO legs, and the
+        trailing exit to place (without an order id until it is)."""
+        side: Side = "sell" if intent.side == "buy" else "buy"
+        legs = [
+            Leg(sig.id, LEG_NAMES[o.type], sig.symbol, side, order.filled_qty, o.client_order_id, o.id,
+                o.limit_price if o.type == "limit" else o.stop_price)
+            for o in order.legs
+            if o.type in LEG_NAMES
+        ]  # fmt: skip
+        if sig.trail_percent is not None and sig.order_type != "trailing_stop":
+            coid = trailing_client_order_id(intent.client_order_id)
+            legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, order.filled_qty, coid, None,
+                            trail_percent=sig.trail_percent))  # fmt: skip
+        for leg in legs:
+            if leg.key not in journal.state.legs:
+                journal.leg(leg)
+        return legs
+
+    def _place_trailing(self, leg: Leg, journal: Journal) -> None:
+        """The trailing exit, gtc, for the filled quantity (at most what is still held that way)."""
+        pos = self.retry("get positions", self.broker.positions).get(leg.symbol)
+        held = 0.0 if pos is None else (pos.qty if leg.side == "sell" else -pos.qty)
+        if held <= 0:
+            log.info("trailing_exit_not_needed", signal_id=leg.signal_id, symbol=leg.symbol)
+            journal.leg_closed(leg)
+            return
+        req = OrderRequest(leg.symbol, min(leg.qty, held), leg.side, leg.client_order_id, "trailing_stop", "gtc",
+                           trail_percent=leg.trail_percent)  # fmt: skip
+        try:
+            order = self._submit_once(req, resumed=True)
+        except OrderRejected as exc:
+            log.error("trailing_exit_not_placed", signal_id=leg.signal_id, symbol=leg.symbol, error=str(exc))
+            self.alerter.send("error", f"trailing stop for {leg.symbol} not placed", str(exc))
+            journal.leg_closed(leg)
+            return
+        journal.leg(replace(leg, qty=req.qty, order_id=order.id))
+        log.info("trailing_exit_placed", signal_id=leg.signal_id, symbol=leg.symbol, qty=req.qty,
+                 trail_percent=leg.trail_percent, order_id=order.id)  # fmt: skip
 
     def _send_summary(self) -> None:
         body = "\n".join(f"{k}: {v}" for k, v in self.summary.as_rows())
@@ -375,6 +525,7 @@ class Executor:
             return
         if self.replay is not None:
             self.replay.before(sig)
+        self._follow_legs(journal, trades_log)
         acct = self.retry("get account", self.broker.account)
         breach = self.risk.daily_loss_breached(acct)
         if breach:
@@ -399,8 +550,10 @@ class Executor:
             self._record(trades_log, sig, "blocked", side=side, requested=qty, reason=f"{block.check}: {block.reason}")
             self.alerter.send("rejection", f"{sig.symbol} order blocked", f"{block.check}: {block.reason}")
             return
-        self._clear_stop(sig.symbol, journal)
-        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty)
+        entry = opens(pos_qty, side)
+        if not entry:
+            self._clear_legs(sig.symbol, journal, trades_log)
+        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig))
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
 
@@ -414,7 +567,7 @@ class Executor:
         resumed: bool,
     ) -> None:
         """Submit (or find, when resuming after a crash) the intent's order and see it to a terminal status."""
-        req = OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id)
+        req = order_request(sig, intent)
         try:
             order = self._submit_once(req, resumed)
         except OrderRejected as exc:
@@ -428,9 +581,14 @@ class Executor:
         status = order.status
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
-        commission, after = 0.0, None
+        commission, after, legs = 0.0, None, []
         if order.filled_qty > 0:
-            commission = self.retry("get fills", lambda: self.broker.fill_commission(order))
+            if intent.legs and req.order_class != "simple" and not order.legs:  # found by client id: no legs
+                order_id = order.id
+                order = self.retry("get order", lambda: self.broker.get_order(order_id))
+            legs = self._open_legs(sig, intent, order, journal) if intent.legs else []
+            filled = order
+            commission = self.retry("get fills", lambda: self.broker.fill_commission(filled))
             after = self.retry("get account", self.broker.account)
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
@@ -444,7 +602,9 @@ class Executor:
                 f"status {status}, signal {sig.id}",
             )
             self._snapshot(equity_log, after, order.filled_at)
-            self._place_stop(sig.symbol, intent.client_order_id, journal)
+            for leg in legs:
+                if leg.order_id is None:
+                    self._place_trailing(leg, journal)
         elif status in ("rejected", "canceled", "expired"):
             self.alerter.send("rejection", f"{sig.symbol} order {status}", f"signal {sig.id}")
 
@@ -478,55 +638,31 @@ class Executor:
             self.sleep(self.cfg.poll_interval)
         return order
 
-    # ---------------------------------------------------------------------------------------- stops
-    def _clear_stop(self, symbol: str, journal: Journal) -> None:
-        """Free the shares a protective stop holds before trading the symbol again."""
-        order_id = journal.state.stops.get(symbol)
-        if order_id is None:
-            return
-        try:
-            self.retry("cancel stop", lambda: self.broker.cancel_order(order_id))
-        except (OrderRejected, NotFound):
-            stop = self.retry("get stop", lambda: self.broker.get_order(order_id))
-            if stop.filled_qty > 0:
-                log.warning("stop_loss_triggered", symbol=symbol, order_id=order_id, price=stop.filled_avg_price)
-        journal.stop_cleared(symbol)
-
-    def _place_stop(self, symbol: str, parent_coid: str, journal: Journal) -> None:
-        pct = self.cfg.risk.stop_loss_pct
-        if pct is None:
-            return
-        pos = self.retry("get positions", self.broker.positions).get(symbol)
-        if pos is None or pos.qty == 0:
-            return
-        long = pos.qty > 0
-        stop_price = round(pos.avg_entry_price * (1 - pct if long else 1 + pct), 2)
-        req = OrderRequest(
-            symbol, abs(pos.qty), "sell" if long else "buy", f"{parent_coid}-sl", "stop", "gtc", stop_price
-        )
-        try:
-            stop = self._submit_once(req, resumed=True)
-        except OrderRejected as exc:
-            log.error("stop_loss_not_placed", symbol=symbol, error=str(exc))
-            self.alerter.send("error", f"stop-loss for {symbol} not placed", str(exc))
-            return
-        journal.stop_placed(symbol, stop.id)
-        log.info("stop_loss_placed", symbol=symbol, qty=abs(pos.qty), stop_price=stop_price, order_id=stop.id)
-
-
 def _adopt(req: OrderRequest, found: Order) -> Order:
     """An order found under our client_order_id is ours only if it is what the intent asked for."""
     diffs = [f"{name} {got} (intent: {want})" for name, want, got in (
         ("symbol", req.symbol, found.symbol), ("side", req.side, found.side), ("type", req.type, found.type),
+        ("order class", req.order_class, found.order_class),
     ) if want != got]  # fmt: skip
-    if abs(found.qty - req.qty) > 1e-9 * max(1.0, abs(req.qty)):
-        diffs.append(f"quantity {found.qty:g} (intent: {req.qty:g})")
+    # a trailing stop's stop_price is the broker's current level, not something the intent asked for
+    stop = req.stop_price, (found.stop_price if req.type != "trailing_stop" else None)
+    for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", req.limit_price, found.limit_price),
+                                ("stop price", *stop),
+                                ("trail percent", req.trail_percent, found.trail_percent)):  # fmt: skip
+        if want_v is None and got_v is None:
+            continue
+        if want_v is None or got_v is None or abs(got_v - want_v) > 1e-9 * max(1.0, abs(want_v)):
+            diffs.append(f"{name} {_num(got_v)} (intent: {_num(want_v)})")
     if diffs:
         raise AdoptionMismatch(
             f"client_order_id {req.client_order_id} is already used at the broker by another order "
             f"({'; '.join(diffs)}): not adopted (were these signal ids used by an earlier signals file?)"
         )
     return found
+
+
+def _num(v: float | None) -> str:
+    return "none" if v is None else f"{v:g}"
 
 
 def size_order(

@@ -5,6 +5,10 @@ record of what finished. On restart: a signal with a trade record is done; a sig
 record is reconciled by looking its client_order_id up at the broker (never sent blindly again); anything
 else has not started. Because client_order_id is derived from the signal id, even a lost journal cannot
 make the broker accept the same order twice.
+
+The exits of a filled order (its bracket or OTO legs, and a trailing stop the executor places after the fill) are
+journaled before the order's record is written, and followed until they close: a leg's fill is recorded under
+its parent's signal id, and a trailing stop a crash kept from being placed is placed on the next run.
 """
 
 from __future__ import annotations
@@ -25,14 +29,37 @@ class Intent:
     symbol: str
     side: Side
     qty: float
+    legs: bool = False  # the order opens or increases the position: the signal's exits go with it
+
+
+@dataclass(frozen=True)
+class Leg:
+    """An exit of a filled order: what it is, and the broker order that carries it (None until placed)."""
+
+    signal_id: str  # the parent's
+    leg: str  # take_profit | stop_loss | trailing_stop
+    symbol: str
+    side: Side
+    qty: float
+    client_order_id: str
+    order_id: str | None
+    price: float | None = None  # its limit or stop price: the price it is expected to fill at
+    trail_percent: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.signal_id, self.leg
 
 
 @dataclass
 class JournalState:
     intents: dict[str, Intent] = field(default_factory=dict)
     order_ids: dict[str, str] = field(default_factory=dict)  # signal_id -> broker order id
-    stops: dict[str, str] = field(default_factory=dict)  # symbol -> open protective stop order id
+    legs: dict[tuple[str, str], Leg] = field(default_factory=dict)  # (signal_id, leg) -> an exit still open
     kill_switch: dict[str, str] = field(default_factory=dict)  # session date -> reason
+
+
+_LEG_FIELDS = tuple(Leg.__dataclass_fields__)
 
 
 def journal_path(trades_output: Path) -> Path:
@@ -54,14 +81,15 @@ class Journal:
             kind = r.get("event")
             if kind == "intent":
                 st.intents[r["signal_id"]] = Intent(
-                    r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"]
+                    r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"], bool(r.get("legs"))
                 )
             elif kind == "submitted":
                 st.order_ids[r["signal_id"]] = r["order_id"]
-            elif kind == "stop_placed":
-                st.stops[r["symbol"]] = r["order_id"]
-            elif kind == "stop_cleared":
-                st.stops.pop(r["symbol"], None)
+            elif kind == "leg":
+                leg = Leg(**{f: r[f] for f in _LEG_FIELDS if f in r})
+                st.legs[leg.key] = leg
+            elif kind == "leg_closed":
+                st.legs.pop((r["signal_id"], r["leg"]), None)
             elif kind == "kill_switch":
                 st.kill_switch[r["date"]] = r["reason"]
         return st
@@ -71,20 +99,21 @@ class Journal:
 
     def intent(self, i: Intent) -> None:
         self._append(event="intent", signal_id=i.signal_id, client_order_id=i.client_order_id, symbol=i.symbol,
-                     side=i.side, qty=i.qty)  # fmt: skip
+                     side=i.side, qty=i.qty, legs=i.legs)  # fmt: skip
         self.state.intents[i.signal_id] = i
 
     def submitted(self, signal_id: str, order_id: str) -> None:
         self._append(event="submitted", signal_id=signal_id, order_id=order_id)
         self.state.order_ids[signal_id] = order_id
 
-    def stop_placed(self, symbol: str, order_id: str) -> None:
-        self._append(event="stop_placed", symbol=symbol, order_id=order_id)
-        self.state.stops[symbol] = order_id
+    def leg(self, leg: Leg) -> None:
+        """An exit to follow (again, with its order id once placed)."""
+        self._append(event="leg", **{f: getattr(leg, f) for f in _LEG_FIELDS})
+        self.state.legs[leg.key] = leg
 
-    def stop_cleared(self, symbol: str) -> None:
-        self._append(event="stop_cleared", symbol=symbol)
-        self.state.stops.pop(symbol, None)
+    def leg_closed(self, leg: Leg) -> None:
+        self._append(event="leg_closed", signal_id=leg.signal_id, leg=leg.leg)
+        self.state.legs.pop(leg.key, None)
 
     def kill(self, session: date, reason: str) -> None:
         self._append(event="kill_switch", date=session.isoformat(), reason=reason)

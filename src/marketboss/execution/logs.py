@@ -12,10 +12,12 @@ from marketboss.data.io import read_jsonl_records
 from marketboss.data.schema import LINE
 from marketboss.errors import InputError
 
-#: The guide's trade fields first, then the ones that join paper to backtest.
+#: The guide's trade fields first, then the ones that join paper to backtest. An exit's fill (a bracket leg or
+#: a trailing stop) carries its parent's signal_id and names itself in `leg` (null for the order itself).
 TRADE_FIELDS = (
     "timestamp", "signal_timestamp", "order_id", "symbol", "side", "qty", "filled_price", "status",
     "signal_id", "client_order_id", "expected_price", "slippage_bps", "commission", "requested_qty", "reason",
+    "leg",
 )  # fmt: skip
 EQUITY_FIELDS = ("timestamp", "cash", "portfolio_value", "buying_power", "equity_multiplier")
 #: Statuses that mean the signal is finished (a record with any of them is never redone).
@@ -73,7 +75,8 @@ def _frame(records: list[dict[str, Any]], fields: tuple[str, ...]) -> pl.DataFra
 
 
 def read_paper_trades(path: Path) -> pl.DataFrame:
-    """The trades log as a frame (one row per finished signal); an InputError names a bad line."""
+    """The trades log as a frame (one row per finished signal, and one per exit fill); an InputError names a bad
+    line."""
     records = read_jsonl_records(path)
     _check(
         path,

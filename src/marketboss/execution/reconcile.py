@@ -2,7 +2,9 @@
 
 The backtest is re-run over the paper run's window, on the signals the paper run handled, starting from the
 paper account's first equity: so the difference that remains is execution (slippage, partial and missed
-fills, costs), not a different period or sizing. Shared by `marketboss reconcile` and the dashboard.
+fills, costs), not a different period or sizing. Exits compare like with like: the exit percentages the paper
+run used go on the backtest's signals by the same function, and each exit's fill is joined by (signal id,
+leg), the leg's own fill beside the backtest's. Shared by `marketboss reconcile` and the dashboard.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.metrics import equity_metrics, trade_metrics
 from marketboss.errors import MarketBossError
 from marketboss.execution.slippage import bps
+from marketboss.signals.exits import Exits, with_exits
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,17 @@ def compare_backtest_paper(
     paper_trades: pl.DataFrame,
     paper_equity: pl.DataFrame,
     config: BacktestConfig | None = None,
+    exits: Exits | None = None,
 ) -> Comparison:
-    """`signals` as read_signals_frame gives them; paper frames as execution.logs reads them."""
+    """`signals` as read_signals_frame gives them; paper frames as execution.logs reads them; `exits` the exit
+    percentages the paper run was given."""
     if paper_equity.height < 1 or paper_trades.height < 1:
         raise MarketBossError("no paper trading yet: run `marketboss paper` (or scripts/run_paper_trading.py) first")
     handled = signals.filter(pl.col("id").is_in(paper_trades["signal_id"].implode()))
     if handled.is_empty():
         raise MarketBossError("the paper trades log shares no signal id with the signals file")
+    if exits:
+        handled = with_exits(handled, exits)
     start = handled["timestamp"].min()
     end = max(paper_equity["timestamp"].max(), handled["timestamp"].max())  # type: ignore[type-var]
     # the window, plus each symbol's next bar after it, so a signal on the window's last bar can still fill
@@ -56,7 +63,7 @@ def compare_backtest_paper(
         **paper_metrics(paper_trades, paper_equity),
         **equity_metrics(aligned["timestamp"], aligned["paper"].to_numpy()),
     }
-    joined = _join(bt.fills, paper_trades)
+    joined = join_fills(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
     summary = {
@@ -107,10 +114,11 @@ def paper_round_trips(filled: pl.DataFrame) -> pl.DataFrame:
     backtest win rates mean the same thing: each fill is replayed at its own price (a one-price bar at its
     timestamp, filled at that bar's close; fills of a symbol at one timestamp share their average price) with
     cash enough for all of them. Paper commissions are left out."""
-    f = filled.filter(pl.col("filled_price").is_not_null() & (pl.col("qty").cast(pl.Float64) > 0)).select(
+    f = _with_leg(filled).filter(pl.col("filled_price").is_not_null() & (pl.col("qty").cast(pl.Float64) > 0)).select(
         "timestamp", "symbol", pl.col("side").str.to_uppercase().alias("action"),
         pl.col("qty").cast(pl.Float64).alias("quantity"), pl.col("filled_price").cast(pl.Float64).alias("price"),
-        pl.coalesce(pl.col("signal_id").cast(pl.String), pl.int_range(pl.len()).cast(pl.String)).alias("id"),
+        pl.coalesce(pl.concat_str(pl.col("signal_id").cast(pl.String), "leg", separator=":"),
+                    pl.col("signal_id").cast(pl.String), pl.int_range(pl.len()).cast(pl.String)).alias("id"),
     )  # fmt: skip
     if f.is_empty():
         return pl.DataFrame()
@@ -136,22 +144,30 @@ def paper_round_trips(filled: pl.DataFrame) -> pl.DataFrame:
     return run_backtest(bars, signals, config, source="paper trades").trades
 
 
-def _join(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
-    bt = bt_fills.group_by("signal_id").agg(
+def _with_leg(df: pl.DataFrame) -> pl.DataFrame:
+    """The `leg` column (null: the order itself), also for logs and fills from before exits existed."""
+    leg = pl.col("leg").cast(pl.String) if "leg" in df.columns else pl.lit(None, pl.String)
+    return df.with_columns(leg.alias("leg"))
+
+
+def join_fills(bt_fills: pl.DataFrame, paper: pl.DataFrame) -> pl.DataFrame:
+    """One row per (signal id, leg): an order's fills, and each of its exits' fills, backtest beside paper."""
+    bt = _with_leg(bt_fills).group_by("signal_id", "leg").agg(
         pl.col("symbol").first(),
         pl.col("side").first().str.to_uppercase().alias("bt_side"),
         pl.col("qty").sum().alias("bt_qty"),
         ((pl.col("qty") * pl.col("price")).sum() / pl.col("qty").sum()).alias("bt_price"),
     )
-    pp = paper.select(
+    pp = _with_leg(paper).select(
         "signal_id",
+        "leg",
         pl.col("symbol").alias("paper_symbol"),
         pl.col("side").alias("paper_side"),
         pl.col("qty").cast(pl.Float64).alias("paper_qty"),
         pl.col("filled_price").cast(pl.Float64).alias("paper_price"),
         "status",
     )
-    j = bt.join(pp, on="signal_id", how="full", coalesce=True)
+    j = bt.join(pp, on=["signal_id", "leg"], how="full", coalesce=True, nulls_equal=True)
     sign = pl.when(pl.coalesce("bt_side", "paper_side") == "BUY").then(1.0).otherwise(-1.0)
     return j.with_columns(
         pl.coalesce("symbol", "paper_symbol").alias("symbol"),

@@ -21,7 +21,6 @@ class RiskConfig(BaseModel):
     max_order_notional: float | None = Field(None, gt=0)
     check_buying_power: bool = True
     max_daily_loss_pct: float | None = Field(None, gt=0, lt=1)
-    stop_loss_pct: float | None = Field(None, gt=0, lt=1)
 
     @field_validator("allowed_symbols", mode="before")
     @classmethod

@@ -1,0 +1,246 @@
+"""Every order type through the executor, the local broker and alpaca-py: each order as the broker reports it
+(type, prices, time in force, class, legs), exits dropped from a reducing order, exit fills logged under their
+signal, trailing exits placed after the fill and again after a crash, and idempotent resumes with exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from marketboss.broker.alpaca import AlpacaBroker
+from marketboss.broker.base import Order
+from marketboss.data.io import read_jsonl_records, write_bars
+from marketboss.data.synth import synth_bars
+from marketboss.execution.executor import Executor
+from marketboss.local_broker.process import LocalBroker
+from marketboss.signals import Signal, signal_id, write_signals
+from marketboss.signals.exits import Exits
+from tests.integration.executor_fixtures import SYMBOLS, broker, broker_orders, executor
+
+#: AAPL falls 15% and MSFT rises 15% at the open of this bar (all prices from it on), JPM stays: exits that sit
+#: 5% and 10% from the entries made just before are certain to trade, and nothing else can reach them first.
+GAP_BAR = 7
+
+
+def gap_bars(tmp: Path) -> tuple[Path, pl.DataFrame]:
+    bars = synth_bars(SYMBOLS, "2024-01-01", "2024-03-29", "1Day", seed=21)
+    cut = bars["timestamp"].unique().sort()[GAP_BAR]
+    move = pl.col("symbol").replace_strict({"AAPL": 0.85, "MSFT": 1.15}, default=1.0, return_dtype=pl.Float64)
+    factor = pl.when(pl.col("timestamp") >= cut).then(move).otherwise(1.0)
+    bars = bars.with_columns(pl.col(c) * factor for c in ("open", "high", "low", "close"))
+    path = tmp / "bars.jsonl"
+    write_bars(bars, path)
+    return path, bars
+
+
+def signal(bars: pl.DataFrame, symbol: str, bar: int, action: str = "BUY", qty: float = 10, **orders: Any) -> Signal:
+    ts = bars["timestamp"].unique().sort()[bar]
+    close = bars.filter((pl.col("symbol") == symbol) & (pl.col("timestamp") == ts))["close"][0]
+    sid = signal_id("test", {"qty": qty, **orders}, symbol, ts, action)
+    return Signal(id=sid, timestamp=ts, symbol=symbol, action=action, quantity=qty, strategy="test", price=close,
+                  **orders)  # fmt: skip
+
+
+def close_of(bars: pl.DataFrame, symbol: str, bar: int) -> float:
+    return float(signal(bars, symbol, bar).price or 0.0)
+
+
+def sdk(lb: LocalBroker) -> AlpacaBroker:
+    return AlpacaBroker(lb.key_id, lb.secret_key, lb.base_url, data_url=lb.base_url, is_local=True, timeout=5)
+
+
+def by_coid(lb: LocalBroker, sig: Signal) -> Order:
+    found = sdk(lb).order_by_client_id(f"mb-{sig.id}")
+    assert found is not None
+    return sdk(lb).get_order(found.id)  # nested: with its legs
+
+
+def write(tmp: Path, signals: list[Signal]) -> Path:
+    path = tmp / "signals.jsonl"
+    write_signals(path, signals)
+    return path
+
+
+def r2(x: float) -> float:
+    return round(x, 2)
+
+
+# each case: the signal's order fields from the signal bar's close p; what the broker must report
+CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "market_bracket": (lambda p: {"take_profit": r2(p * 1.3), "stop_loss": r2(p * 0.7)},
+                       {"type": "market", "time_in_force": "gtc", "order_class": "bracket"}),
+    "market_oto_stop_loss": (lambda p: {"stop_loss": r2(p * 0.7)},
+                             {"type": "market", "time_in_force": "gtc", "order_class": "oto"}),
+    "market_oto_take_profit": (lambda p: {"take_profit": r2(p * 1.3)},
+                               {"type": "market", "time_in_force": "gtc", "order_class": "oto"}),
+    "limit_day": (lambda p: {"order_type": "limit", "limit_price": r2(p * 0.5)},
+                  {"type": "limit", "time_in_force": "day", "order_class": "simple"}),
+    "limit_gtc_bracket": (lambda p: {"order_type": "limit", "limit_price": r2(p * 0.5), "time_in_force": "gtc",
+                                     "take_profit": r2(p * 0.6), "stop_loss": r2(p * 0.4)},
+                          {"type": "limit", "time_in_force": "gtc", "order_class": "bracket"}),
+    "stop": (lambda p: {"order_type": "stop", "stop_price": r2(p * 1.5)},
+             {"type": "stop", "time_in_force": "day", "order_class": "simple"}),
+    "stop_limit_gtc": (lambda p: {"order_type": "stop_limit", "stop_price": r2(p * 1.5), "limit_price": r2(p * 1.6),
+                                  "time_in_force": "gtc"},
+                       {"type": "stop_limit", "time_in_force": "gtc", "order_class": "simple"}),
+    "trailing_stop": (lambda p: {"order_type": "trailing_stop", "trail_percent": 40.0, "time_in_force": "gtc"},
+                      {"type": "trailing_stop", "time_in_force": "gtc", "order_class": "simple"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_order_type_reaches_the_broker_as_the_signal_says(tmp_path: Path, case: str) -> None:
+    fields, want = CASES[case]
+    data, bars = gap_bars(tmp_path)
+    orders = fields(close_of(bars, "JPM", 2))
+    sig = signal(bars, "JPM", 2, **orders)
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [sig]), data, fill_timeout=0.5).run()
+        got = by_coid(lb, sig)
+    assert {k: getattr(got, k) for k in want} == want
+    assert (got.symbol, got.side, got.qty) == ("JPM", "buy", 10)
+    assert got.limit_price == orders.get("limit_price") and got.trail_percent == orders.get("trail_percent")
+    if want["type"] != "trailing_stop":  # a trailing stop's stop_price is the broker's current level
+        assert got.stop_price == orders.get("stop_price")
+    legs = {leg.type: leg for leg in got.legs}
+    expected_legs = {k: v for k, v in (("limit", orders.get("take_profit")), ("stop", orders.get("stop_loss")))
+                     if v is not None}  # fmt: skip
+    assert {t: (leg.limit_price if t == "limit" else leg.stop_price) for t, leg in legs.items()} == expected_legs
+    assert all(leg.side == "sell" and leg.qty == 10 for leg in got.legs)
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["leg"]) for t in trades] == [(sig.id, None)]
+    if want["type"] == "market":  # filled: the legs now work for the position
+        assert got.status == "filled" and all(leg.status == "new" for leg in got.legs)
+
+
+def test_a_reducing_order_carries_no_exits_and_cancels_the_open_ones(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    p2, p3 = close_of(bars, "JPM", 2), close_of(bars, "JPM", 3)
+    buy = signal(bars, "JPM", 2, take_profit=r2(p2 * 1.3), stop_loss=r2(p2 * 0.7))
+    sell = signal(bars, "JPM", 3, "SELL", take_profit=r2(p3 * 0.7), stop_loss=r2(p3 * 1.3))  # as with_exits puts
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [buy, sell]), data).run()
+        entry, close = by_coid(lb, buy), by_coid(lb, sell)
+        assert sdk(lb).positions() == {} and sdk(lb).open_orders() == []
+    assert (close.order_class, close.legs, close.type, close.time_in_force) == ("simple", (), "market", "day")
+    assert close.status == "filled" and close.qty == 10
+    assert entry.order_class == "bracket" and {leg.status for leg in entry.legs} == {"canceled"}
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["status"], t["leg"]) for t in trades] == [(buy.id, "filled", None),
+                                                                         (sell.id, "filled", None)]  # fmt: skip
+
+
+def test_exit_fills_are_logged_under_their_signal_with_their_leg(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    down, up, later = signal(bars, "AAPL", 5), signal(bars, "MSFT", 5), signal(bars, "JPM", GAP_BAR + 3)
+    exits = Exits(stop_loss_pct=5, take_profit_pct=10)
+    with broker(tmp_path, data) as lb:
+        summary = executor(tmp_path, lb, write(tmp_path, [down, up, later]), data, exits=exits).run()
+        aapl, msft = by_coid(lb, down), by_coid(lb, up)
+        positions = sdk(lb).positions()
+    assert set(positions) == {"JPM"}  # AAPL stopped out, MSFT took its profit; JPM's exits still work
+    legs = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"]}
+    assert set(legs) == {(down.id, "stop_loss"), (up.id, "take_profit")}
+    stop, profit = legs[(down.id, "stop_loss")], legs[(up.id, "take_profit")]
+    stop_price = round(float(down.price or 0) * 0.95, 2)
+    assert stop["expected_price"] == stop_price and stop["filled_price"] <= stop_price
+    assert profit["expected_price"] == round(float(up.price or 0) * 1.10, 2)
+    assert profit["filled_price"] >= profit["expected_price"]
+    assert all(t["qty"] == 10 and t["side"] == "SELL" and t["status"] == "filled" for t in legs.values())
+    assert stop["client_order_id"] == next(g.client_order_id for g in aapl.legs if g.type == "stop")
+    assert profit["client_order_id"] == next(g.client_order_id for g in msft.legs if g.type == "limit")
+    assert {g.type: g.status for g in aapl.legs} == {"stop": "filled", "limit": "canceled"}
+    assert summary.exits == {"stop_loss": 1, "take_profit": 1}
+
+
+def test_a_crash_after_a_bracket_fill_resumes_without_a_second_order_and_follows_its_exits(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    down, later = signal(bars, "AAPL", 5), signal(bars, "JPM", GAP_BAR + 3)
+    path = write(tmp_path, [down, later])
+    exits = Exits(stop_loss_pct=5, take_profit_pct=10)
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data, exits=exits)
+        crash_before_the_first_record(first)
+        with pytest.raises(KeyboardInterrupt):
+            first.run()
+        trades_log = tmp_path / "trades.jsonl"
+        assert not trades_log.exists() or read_jsonl_records(trades_log) == []
+        executor(tmp_path, lb, path, data, exits=exits).run()
+        orders = broker_orders(lb)
+    parents = [o for o in orders if o["client_order_id"].startswith("mb-")]
+    assert sorted(o["client_order_id"] for o in parents) == sorted([f"mb-{down.id}", f"mb-{later.id}"])
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    # the resumed entry first; its stop, filled by the time the clock reached JPM's bar, before JPM's order
+    assert [(t["signal_id"], t["leg"]) for t in trades] == [(down.id, None), (down.id, "stop_loss"),
+                                                            (later.id, None)]  # fmt: skip
+
+
+def crash_before_the_first_record(ex: Executor) -> None:
+    """The process dies after the broker filled the order and before the run wrote anything about it."""
+
+    def die(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    ex._record = die  # type: ignore[method-assign]
+
+
+# ------------------------------------------------------------------------------------------------ trailing exits
+# These need the local broker to accept trailing_stop orders (branch h-broker); they hold against Alpaca as is.
+
+
+def test_a_trailing_exit_is_placed_for_the_filled_quantity_after_the_entry(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    sig = signal(bars, "JPM", 2, trail_percent=30.0)
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [sig]), data).run()
+        entry = by_coid(lb, sig)
+        trail = sdk(lb).order_by_client_id(f"mb-{sig.id}-trail")
+    assert entry.order_class == "simple" and entry.status == "filled" and entry.legs == ()
+    assert trail is not None
+    assert (trail.type, trail.side, trail.qty, trail.time_in_force, trail.trail_percent) == (
+        "trailing_stop", "sell", 10, "gtc", 30.0)  # fmt: skip
+    assert trail.status in ("new", "accepted")
+
+
+def test_a_trailing_exit_a_crash_kept_from_being_placed_is_placed_on_restart(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    sig = signal(bars, "JPM", 2, trail_percent=30.0)
+    path = write(tmp_path, [sig])
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data)
+
+        def die(*args: Any, **kwargs: Any) -> None:
+            raise KeyboardInterrupt
+
+        first._place_trailing = die  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            first.run()
+        assert sdk(lb).order_by_client_id(f"mb-{sig.id}-trail") is None
+        assert [t["signal_id"] for t in read_jsonl_records(tmp_path / "trades.jsonl")] == [sig.id]
+        again = executor(tmp_path, lb, path, data).run()
+        trail = sdk(lb).order_by_client_id(f"mb-{sig.id}-trail")
+        executor(tmp_path, lb, path, data).run()  # and once more: nothing new
+        orders = broker_orders(lb)
+    assert again.already_done == 1
+    assert trail is not None and (trail.type, trail.qty, trail.time_in_force) == ("trailing_stop", 10, "gtc")
+    assert sorted(o["client_order_id"] for o in orders) == sorted([f"mb-{sig.id}", f"mb-{sig.id}-trail"])
+
+
+def test_a_trailing_stop_order_found_after_a_crash_is_adopted_not_refused(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    sig = signal(bars, "JPM", 2, order_type="trailing_stop", trail_percent=40.0, time_in_force="gtc")
+    path = write(tmp_path, [sig])
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data, fill_timeout=0.5)
+        crash_before_the_first_record(first)
+        with pytest.raises(KeyboardInterrupt):
+            first.run()
+        executor(tmp_path, lb, path, data, fill_timeout=0.5).run()
+        orders = broker_orders(lb)
+    assert [o["client_order_id"] for o in orders] == [f"mb-{sig.id}"]
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    # adopted as the broker has it (canceled at the fill timeout, before the crash), not refused as "rejected"
+    assert [(t["signal_id"], t["status"], t["reason"]) for t in trades] == [(sig.id, "canceled", None)]
