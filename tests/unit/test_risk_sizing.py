@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from marketboss.broker.base import Account, Asset, Clock
+from marketboss.backtest.nb import Rules, weight_trade
 from marketboss.execution.executor import size_order
 from marketboss.execution.slippage import slippage_bps
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
@@ -77,14 +78,25 @@ def _sig(action: str, quantity: float | None = None, weight: float | None = None
 
 
 def test_sizing_by_quantity_and_by_target_weight() -> None:
-    assert size_order(_sig("BUY", quantity=10), 100_000, 0, 150, False) == ("buy", 10)
-    assert size_order(_sig("SELL", quantity=10), 100_000, 0, 150, False) == ("sell", 10)  # may go short
-    assert size_order(_sig("BUY", weight=0.2), 100_000, 0, 150, False) == ("buy", 133.0)  # 20,000 / 150
-    assert size_order(_sig("BUY", weight=0.2), 100_000, 0, 150, True) == ("buy", 133.333333)
-    assert size_order(_sig("BUY", weight=0.2), 100_000, 50, 150, False) == ("buy", 83.0)
-    assert size_order(_sig("SELL", weight=0.0), 100_000, 50, 150, False) == ("sell", 50.0)
-    assert size_order(_sig("BUY", weight=0.2), 100_000, 200, 150, False) is None  # never against the action
-    assert size_order(_sig("SELL", weight=-0.1), 100_000, 0, 150, False) == ("sell", 66.0)
+    assert size_order(_sig("BUY", quantity=10), 100_000, 100_000, 0, 150, False) == ("buy", 10)
+    assert size_order(_sig("SELL", quantity=10), 100_000, 100_000, 0, 150, False) == ("sell", 10)  # may go short
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 0, 150, False) == ("buy", 133.0)  # 20,000 / 150
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 0, 150, True) == ("buy", 133.333333)
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 50, 150, False) == ("buy", 83.0)
+    assert size_order(_sig("SELL", weight=0.0), 100_000, 100_000, 50, 150, False) == ("sell", 50.0)
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 200, 150, False) is None  # never against the action
+    assert size_order(_sig("SELL", weight=-0.1), 100_000, 100_000, 0, 150, False) == ("sell", 66.0)
+    assert size_order(_sig("BUY", weight=1.0), 100_000, 3_000, 600, 150, False) == ("buy", 20.0)  # the cash left
+
+
+def test_the_executor_sizes_a_weight_as_the_backtest_does() -> None:
+    """One sizing rule: the executor's order for a target weight is the backtest kernel's, fees aside."""
+    for weight, pos, cash in ((0.5, 0.0, 100_000.0), (1.0, 100.0, 85_000.0), (-0.3, 40.0, 94_000.0)):
+        equity = cash + pos * 150.0
+        q, _ = weight_trade(weight, equity, cash, 150.0, 1.0 if weight > 0 else -1.0, pos,
+                            Rules(cash, 0.0, 0.0, 0.0, 0.0, False, False))  # fmt: skip
+        sized = size_order(_sig("BUY" if weight > 0 else "SELL", weight=weight), equity, cash, pos, 150.0, False)
+        assert sized is not None and sized[1] == abs(q) and (sized[0] == "buy") == (q > 0)
 
 
 def test_slippage_sign_is_positive_when_worse() -> None:

@@ -10,8 +10,8 @@ Rules (see also marketboss.signals for what a signal means, marketboss.orders fo
   limit, stop, stop-limit and trailing-stop orders work from the next bar on, tested on each bar's open,
   high and low; day orders end with their first session, gtc orders stay.
 - a bracket (take_profit, stop_loss, or a trailing stop-loss) set by an entry closes the whole position;
-  its legs are one-cancels-other, the stop taken when one bar reaches both; live on the entry's bar when a
-  market order entered at the open, else from the next bar.
+  its legs are one-cancels-other, the stop taken when one bar reaches both; live on the entry's bar when the
+  entry filled at the bar's open, else from the next bar.
 - the orders filling on one bar go in two passes: those that reduce a position first, then the rest; a
   position's exits before the working orders.
 - target-weight orders size against equity marked at the fill bar's reference price (before the fill): a

@@ -311,9 +311,9 @@ class Candidates(NamedTuple):
 @njit(cache=True)
 def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
                      cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
-    """The held positions whose exits trade on bar t, appended to `cand`: the stop (trailing or fixed) first,
-    then the take-profit (one bar reaching both: the stop); each closes the whole position. A trailing mark
-    that does not trigger moves with the bar."""
+    """The positions (of the symbols held[:n_held]) whose exits trade on bar t, appended to `cand`: the stop
+    (trailing or fixed) first, then the take-profit (one bar reaching both: the stop); each closes the whole
+    position. A trailing mark that does not trigger moves with the bar."""
     for h in range(n_held):
         s = held[h]
         if ex.row[s] < 0 or ex.live_from[s] > t:
@@ -412,8 +412,9 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     working orders (limit, stop, stop-limit, trailing stop), at the prices marketboss.orders' rules give on its
     open, high and low. Each phase's trades go through one order step, those that reduce a position first, then
     the rest, so that sales pay for purchases. A day order not filled by the end of the session it went live in
-    ends (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by a market order
-    filled at the open are live on that bar, others from the next bar. Bars where nothing works are skipped."""
+    ends (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by an order filled at
+    the bar's open are live on that bar (the whole bar follows the fill), others from the next bar. Bars where
+    nothing works are skipped."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
@@ -445,6 +446,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     cand = Candidates(np.empty(n + n_s, dtype=np.int64), np.empty(n + n_s), np.empty(n + n_s),
                       np.empty(n + n_s, dtype=np.int8))  # fmt: skip
     c_row, c_ref, c_cap, c_leg = cand
+    fresh = np.empty(n_s, dtype=np.int64)  # symbols whose exits a working order set at this bar's open
     k0 = 0
     t = 0
     while True:
@@ -482,56 +484,67 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                     n_c = _exit_candidates(ex, held, n_held, pos, prices, t, cand, n_c)
                 if n_work > 0:
                     n_c = _working_candidates(orders, working, n_work, mark, triggered, prices, t, cand, n_c)
-            live_from = t if market and not at_close else t + 1
-            # The order step: each candidate sized, filled and accounted, reductions first.
-            for increases in (False, True):
-                for c in range(n_c):
-                    r, leg = c_row[c], c_leg[c]
-                    if leg < 0 or (leg == NO_EXIT and status[r] != PENDING):
-                        continue
-                    s = o_s[r]
-                    p = pos[s]
-                    ref = c_ref[c]
-                    if leg != NO_EXIT:
-                        if ex.row[s] != r:  # an earlier trade this bar closed the position or replaced its exits
-                            c_leg[c] = -1
+            n_fresh = 0
+            while True:
+                # The order step: each candidate sized, filled and accounted, reductions first.
+                for increases in (False, True):
+                    for c in range(n_c):
+                        r, leg = c_row[c], c_leg[c]
+                        if leg < 0 or (leg == NO_EXIT and status[r] != PENDING):
                             continue
-                        q = -p
-                    else:
-                        side = 1.0 if o_buy[r] else -1.0
-                        if not np.isnan(o_qty[r]):
-                            q = o_qty[r] * side
-                        else:
-                            q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
-                                                  cash, ref, side, p, rules)  # fmt: skip
-                            if why != PENDING:
-                                status[r] = why
+                        s = o_s[r]
+                        p = pos[s]
+                        ref = c_ref[c]
+                        if leg != NO_EXIT:
+                            if ex.row[s] != r:  # an earlier trade this bar closed the position or replaced its exits
+                                c_leg[c] = -1
                                 continue
-                        if abs(p + q) >= abs(p) and not increases:
-                            continue  # not a reduction: the second pass
-                    c_leg[c] = -1
-                    fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules)
-                    if not fills:
+                            q = -p
+                        else:
+                            side = 1.0 if o_buy[r] else -1.0
+                            if not np.isnan(o_qty[r]):
+                                q = o_qty[r] * side
+                            else:
+                                q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
+                                                      cash, ref, side, p, rules)  # fmt: skip
+                                if why != PENDING:
+                                    status[r] = why
+                                    continue
+                            if abs(p + q) >= abs(p) and not increases:
+                                continue  # not a reduction: the second pass
+                        c_leg[c] = -1
+                        fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules)
+                        if not fills:
+                            if leg == NO_EXIT:
+                                status[r] = REJECTED_CASH
+                            continue
+                        cash = new_cash
+                        aq = abs(q)
+                        f_row[n_f] = r
+                        f_bar[n_f] = t
+                        f_time[n_f] = times[t]
+                        f_s[n_f] = s
+                        f_buy[n_f] = q > 0
+                        f_qty[n_f] = aq
+                        f_price[n_f] = fp
+                        f_comm[n_f] = comm
+                        f_leg[n_f] = leg
+                        n_f += 1
+                        n_held = _hold(pos, held, slot, n_held, s, q, aq)
                         if leg == NO_EXIT:
-                            status[r] = REJECTED_CASH
-                        continue
-                    cash = new_cash
-                    aq = abs(q)
-                    f_row[n_f] = r
-                    f_bar[n_f] = t
-                    f_time[n_f] = times[t]
-                    f_s[n_f] = s
-                    f_buy[n_f] = q > 0
-                    f_qty[n_f] = aq
-                    f_price[n_f] = fp
-                    f_comm[n_f] = comm
-                    f_leg[n_f] = leg
-                    n_f += 1
-                    n_held = _hold(pos, held, slot, n_held, s, q, aq)
-                    if leg == NO_EXIT:
-                        status[r] = FILLED
-                    if not plain:  # a leg's fill closes the position: its exits go with it
-                        n_exits += _set_exits(ex, orders, r, s, p, pos[s], ref, live_from)
+                            status[r] = FILLED
+                        if not plain:  # a leg's fill closes the position: its exits go with it
+                            # exits are live on the fill's bar when it filled at the open (the whole bar follows)
+                            at_open = not at_close and (market or ref == prices.open[t, s])
+                            n_exits += _set_exits(ex, orders, r, s, p, pos[s], ref, t if at_open else t + 1)
+                            if at_open and not market and leg == NO_EXIT and ex.row[s] == r:
+                                fresh[n_fresh] = s
+                                n_fresh += 1
+                if n_fresh == 0:
+                    break
+                # exits a working order set at the open: tested on this bar too, after it
+                n_c = _exit_candidates(ex, fresh, n_fresh, pos, prices, t, cand, 0)
+                n_fresh = 0
             if not market and n_work > 0:  # the working orders that filled, ended or go on
                 kept = 0
                 for w in range(n_work):

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.alerts import Alerter
+from marketboss.backtest.nb import PENDING, Rules, weight_trade
 from marketboss.broker.base import (
     Account,
     Asset,
@@ -538,7 +539,7 @@ class Executor:
         if asset is None:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price = self.retry("latest price", lambda: self.broker.latest_price(sig.symbol))
-        sized = size_order(sig, acct.equity, pos_qty, price, self.cfg.fractional)
+        sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
         if sized is None:
             self._record(trades_log, sig, "skipped", reason="position already at target")
             return
@@ -666,9 +667,11 @@ def _num(v: float | None) -> str:
 
 
 def size_order(
-    sig: Signal, equity: float, position_qty: float, price: float, fractional: bool
+    sig: Signal, equity: float, cash: float, position_qty: float, price: float, fractional: bool
 ) -> tuple[Side, float] | None:
-    """The order a signal asks for now: its quantity, or the move to its target weight of current equity.
+    """The order a signal asks for now: its quantity, or the move to its target weight of current equity, sized
+    by the backtest's own rule (backtest.nb.weight_trade: a purchase within equity and cash, whole shares unless
+    fractional; Alpaca charges no commission).
 
     Target-weight orders never trade against the signal's action (see marketboss.signals).
     """
@@ -678,8 +681,9 @@ def size_order(
     assert sig.target_weight is not None
     if price <= 0:
         return None
-    delta = sig.target_weight * equity / price - position_qty
-    if (side == "buy" and delta <= 0) or (side == "sell" and delta >= 0):
+    rules = Rules(cash, 0.0, 0.0, 0.0, 0.0, False, fractional)
+    q, why = weight_trade(sig.target_weight, equity, cash, price, 1.0 if side == "buy" else -1.0, position_qty, rules)
+    if why != PENDING:
         return None
-    qty = round(abs(delta), 6) if fractional else float(int(abs(delta)))
+    qty = round(abs(q), 6) if fractional else float(abs(q))
     return (side, qty) if qty > 0 else None

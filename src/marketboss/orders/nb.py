@@ -14,9 +14,9 @@ costs (slippage, spread, commission) are added by the caller.
   the level from the bars before is tested first, then the mark moves with the bar: a bar cannot both raise the
   stop and hit it.
 - A bracket's two exits are one-cancels-other; when one bar reaches both, the stop is taken (the conservative
-  choice: the bar's path is unknown). Its legs are live on the entry's own bar when a market order entered at
-  the open (the whole bar follows the fill), else from the next bar, as backtesting.py does (its
-  `buy(sl=..., tp=...)` gives the same fills: tests/unit/test_backtest_crosscheck.py).
+  choice: the bar's path is unknown). Its legs are live on the entry's own bar when the entry filled at the
+  bar's open (the whole bar follows the fill), else from the next bar; backtesting.py's `buy(sl=..., tp=...)`
+  gives the same fills (tests/unit/test_backtest_crosscheck.py).
 """
 
 from __future__ import annotations

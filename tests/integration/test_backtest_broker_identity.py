@@ -1,0 +1,97 @@
+"""What you backtest is what you trade: random orders of every type on random bar paths give the same fills in the
+backtest (run_backtest of the signals) and on the local broker replaying the same bars through alpaca-py: the
+same bar, side, quantity, leg and price, to the cent's rounding.
+
+Each symbol carries one order, so that several orders run side by side on one bar clock without sharing a position
+(the broker's bracket legs cover their entry's quantity, the backtest's the position: the same when the position is
+the entry). Brackets are gtc, as the executor sends entries with exits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from marketboss.backtest import BacktestConfig, run_backtest
+from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
+from tests.integration.broker_replay import OrderSpec, daily_bars, replay_fills
+from tests.integration.test_broker_bar_rules import OHLC, bar_paths, cents
+
+SYMBOLS = ("AAA", "BBB", "CCC")
+
+
+@st.composite
+def order(draw: st.DrawFn, symbol: str, bars: list[OHLC]) -> OrderSpec:
+    """One valid order (the signal contract's rules) of any type, placed after a bar that is not the last, priced
+    around that bar's close."""
+    t0 = draw(st.integers(0, len(bars) - 2))
+    ref = bars[t0][3]
+    buy = draw(st.booleans())
+    kind = draw(st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop", "bracket"]))
+    tif = draw(st.sampled_from(["day", "gtc"]))
+    price = st.integers(-500, 500).map(lambda c: cents(ref + c / 100))
+    spec: dict[str, Any] = {"bar": t0, "symbol": symbol, "side": "buy" if buy else "sell", "time_in_force": tif,
+                            "client_order_id": f"sig-{symbol}"}  # fmt: skip
+    if kind in ("limit", "stop"):
+        spec |= {"type": kind, f"{kind}_price": draw(price)}
+    elif kind == "stop_limit":
+        stop, limit = draw(price), draw(price)
+        spec |= {"type": kind, "stop_price": stop, "limit_price": max(stop, limit) if buy else min(stop, limit)}
+    elif kind == "trailing_stop":
+        spec |= {"type": kind, "trail_percent": draw(st.integers(1, 20)) / 2}
+    elif kind == "bracket":
+        entry = draw(st.sampled_from(["market", "limit"]))
+        limit = draw(price) if entry == "limit" else None
+        base = limit if limit is not None else ref
+        up, down = draw(st.integers(1, 600)) / 100, draw(st.integers(1, 600)) / 100
+        take, stop = (cents(base + up), cents(base - down)) if buy else (cents(base - up), cents(base + down))
+        spec |= {"type": entry, "limit_price": limit, "time_in_force": "gtc"}
+        if (take > base > stop) if buy else (take < base < stop):
+            spec |= {"take_profit": take, "stop_loss": stop}
+    return OrderSpec(**spec)
+
+
+def signal(o: OrderSpec, bars: pl.DataFrame) -> dict[str, Any]:
+    """The signal that asks for the order: stamped at its bar, priced at that bar's close, validated."""
+    mine = bars.filter(pl.col("symbol") == o.symbol)
+    row: dict[str, Any] = {
+        "id": o.client_order_id, "timestamp": mine["timestamp"][o.bar], "symbol": o.symbol,
+        "action": o.side.upper(), "quantity": float(o.qty), "strategy": "identity", "price": mine["close"][o.bar],
+        "target_weight": None, "order_type": o.type, "time_in_force": o.time_in_force, "limit_price": o.limit_price,
+        "stop_price": o.stop_price, "trail_percent": o.trail_percent, "take_profit": o.take_profit,
+        "stop_loss": o.stop_loss,
+    }  # fmt: skip
+    Signal.model_validate(row)  # a signal the contract accepts
+    return row
+
+
+Fill = tuple[str, datetime, str, float, str | None, float]
+
+
+def backtest_fills(bars: pl.DataFrame, orders: list[OrderSpec]) -> list[Fill]:
+    schema = {**SIGNAL_SCHEMA, **ORDER_SCHEMA}
+    signals = pl.DataFrame([signal(o, bars) for o in orders], schema=schema).sort("timestamp", "symbol")
+    res = run_backtest(bars, signals, BacktestConfig(cash=1e9))
+    return sorted((r["symbol"], r["timestamp"], r["side"].lower(), r["qty"], r["leg"], round(r["price"], 6))
+                  for r in res.fills.iter_rows(named=True))  # fmt: skip
+
+
+def broker_fills(bars: pl.DataFrame, orders: list[OrderSpec]) -> list[Fill]:
+    return sorted((f.symbol, f.timestamp, f.side, f.qty, f.leg, round(f.price, 6)) for f in replay_fills(bars, orders))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), n=st.integers(1, len(SYMBOLS)))
+def test_the_backtest_and_the_local_broker_fill_every_order_type_the_same(data: st.DataObject, n: int) -> None:
+    frames, orders = [], []
+    length = data.draw(st.integers(3, 10))
+    for symbol in SYMBOLS[:n]:
+        path = data.draw(bar_paths().filter(lambda p: len(p) >= length).map(lambda p: p[:length]))
+        frames.append(daily_bars(symbol, path))
+        orders.append(data.draw(order(symbol, path)))
+    bars = pl.concat(frames).sort("timestamp", "symbol")
+    assert ORDER_FIELDS  # the contract's order fields are what signal() fills in
+    assert backtest_fills(bars, orders) == broker_fills(bars, orders)
