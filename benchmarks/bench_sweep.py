@@ -7,7 +7,8 @@ The same rules on both sides: long-only; buy 10 shares when the fast SMA crosses
 when it crosses below (a cross needs the fast average to have been on the other side: nothing is bought
 mid-trend at the start); fills at the signal bar's close (MarketBoss --fill close; vectorbt's default price);
 commission 0.1% of notional (fees=0.001); no slippage; every combination one account of 10,000,000 shared by its
-100 symbols (vectorbt: cash_sharing=True, grouped by combination), enough that no order ever waits for cash. vectorbt runs its documented path: MA.run for both windows,
+100 symbols (vectorbt: cash_sharing=True, grouped by combination), enough that no order ever waits for cash.
+vectorbt runs its documented path: MA.run for both windows,
 ma_crossed_above / ma_crossed_below, Portfolio.from_signals, then total return, Sharpe, max drawdown and the
 trade count per column (vectorbt runs on one thread). MarketBoss runs `research.sweep`: 26 metrics per
 (combination, symbol) row and the per-combination summary, timed twice in the same process: on one thread

@@ -78,3 +78,8 @@ def test_chunks_cover_every_item_once_in_order(n: int, per: float, workers: int,
     chunks = plan_chunks(n, per, backend)
     assert [i for c in chunks for i in c] == list(range(n))
     assert len(chunks) <= 4 * workers
+
+
+def test_a_grid_refuses_rebalancing_which_the_sweep_kernel_does_not_trade() -> None:
+    with pytest.raises(MarketBossError, match="rebalance is a backtest parameter"):
+        combinations("ma_crossover", ["fast=5,10"], {"sizing": "weight", "rebalance": "monthly"})

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from marketboss.broker.base import Account, Asset, Clock
 from marketboss.backtest.nb import Rules, weight_trade
+from marketboss.broker.base import Account, Asset, Clock
 from marketboss.execution.executor import size_order
 from marketboss.execution.slippage import slippage_bps
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine

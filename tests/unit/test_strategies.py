@@ -197,3 +197,36 @@ def test_a_strategy_can_supply_a_whole_exposure_matrix(market: Market) -> None:
     assert sig["action"].to_list()[:3] == ["BUY", "SELL", "BUY"]
     same = signals_from_exposures(market, strat.exposures(market), "alternate", strat.params_json(), strat.params)
     assert same.equals(sig)
+
+
+def test_monthly_rebalancing_restores_drifted_weights_on_each_months_first_bar(market: Market) -> None:
+    from marketboss.backtest import BacktestConfig, run_strategy
+
+    base = {"fast": 5, "slow": 30, "sizing": "weight", "weight": 0.3}
+    plain = create("ma_crossover", base).signals(market)
+    res, sig = run_strategy(market, create("ma_crossover", {**base, "rebalance": "monthly"}), BacktestConfig())
+    extra = sig.join(plain.select("timestamp", "symbol"), on=["timestamp", "symbol"], how="anti")
+    assert extra.height > 0 and plain.height + extra.height == sig.height  # the strategy's own signals unchanged
+    local = extra["timestamp"].dt.convert_time_zone("America/New_York")
+    months = market.timestamps().dt.convert_time_zone("America/New_York").dt.strftime("%Y-%m")
+    firsts = set(market.timestamps().filter(months != months.shift(1)).slice(1).to_list())
+    assert set(extra["timestamp"].to_list()) <= firsts and local.dt.day().max() <= 7  # each month's first bar
+    assert set(extra["target_weight"].to_list()) <= {0.3}  # a held target, restated
+    # after a rebalancing fill, every rebalanced position is its target weight of equity, to a share
+    fills = res.fills.join(extra.select(pl.col("id").alias("signal_id")), on="signal_id")
+    assert fills.height > 0
+    signed = pl.when(pl.col("side") == "BUY").then(pl.col("qty")).otherwise(-pl.col("qty"))
+    for when in fills["timestamp"].unique().to_list():
+        upto = res.fills.filter(pl.col("timestamp") <= when).group_by("symbol").agg(signed.sum().alias("pos"))
+        bar = market.timestamps().to_list().index(when)
+        opens = {sym: market.open[bar, market.symbol_index(sym)] for sym in market.symbols}
+        cash = res.equity["cash"][bar]
+        equity = cash + sum(p * opens[s] for s, p in upto.iter_rows())
+        for sym in fills.filter(pl.col("timestamp") == when)["symbol"].to_list():
+            pos = dict(upto.iter_rows())[sym]
+            assert abs(pos * opens[sym] - 0.3 * equity) <= opens[sym] + 1e-6, (when, sym)
+
+
+def test_rebalancing_needs_weight_sizing() -> None:
+    with pytest.raises(MarketBossError, match="needs sizing=weight"):
+        create("ma_crossover", {"rebalance": "monthly"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -32,7 +32,7 @@ from marketboss.signals import (
     signal_ids,
 )
 from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
-from marketboss.strategies.nb import signal_sides, state_changes
+from marketboss.strategies.nb import fill_steps, rebalance_points, signal_sides, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -56,9 +56,15 @@ class StrategyParams(BaseModel):
         None, ge=MIN_PCT, le=MAX_PCT, description="exit: trailing stop this percent from the best price since entry"
     )
 
+    rebalance: Literal["weekly", "monthly"] | Annotated[int, Field(ge=1)] | None = Field(
+        None, description="sizing=weight: restore drifted weights every N bars, weekly or monthly"
+    )
+
     @model_validator(mode="after")
     def _one_stop(self) -> StrategyParams:
         self.exits()  # raises on a stop-loss and a trailing stop together
+        if self.rebalance is not None and self.sizing != "weight":
+            raise ValueError("rebalance restores target weights: it needs sizing=weight")
         return self
 
     def exits(self) -> Exits:
@@ -70,7 +76,8 @@ class StrategyParams(BaseModel):
         return {k: v for k, v in self.model_dump(mode="json").items() if not (k in EXIT_PARAMS and v is None)}
 
 
-EXIT_PARAMS = ("stop_loss_pct", "take_profit_pct", "trail_percent")
+#: Parameters left out of a strategy's identity when unset (added after signals had ids).
+EXIT_PARAMS = ("stop_loss_pct", "take_profit_pct", "trail_percent", "rebalance")
 
 
 P = TypeVar("P", bound=StrategyParams)
@@ -195,6 +202,9 @@ def _signal_rows(
     n = t.shape[0]
     buy, codes, change = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64), np.empty(n)
     signal_sides(before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"], buy, codes, change)
+    if sizing.rebalance is not None:
+        t, s_idx, before, after, buy, codes = _with_rebalancing(market, t, s_idx, before, after, buy, codes, sizing)
+        n = t.shape[0]
     if sizing.sizing == "quantity":
         quantity = np.multiply(change, sizing.quantity, out=change)
         weight = quantity  # read only where the quantity is NaN: never
@@ -221,3 +231,41 @@ def _signal_rows(
     entries = (np.abs(after) > np.abs(before)) | (after * before < 0)  # opens, adds to or flips a position
     frame = with_exits(frame, exits, strategy, entries)
     return SignalRows(frame, ts, t, s_idx, buy, quantity, weight, order_arrays(frame))
+
+
+def _due(market: Market, every: str | int) -> np.ndarray:
+    """The bars that rebalance: every N bars, or the first bar of each New York week or month."""
+    if isinstance(every, int):
+        return np.arange(market.n_times) % every == 0
+    local = market.timestamps().dt.convert_time_zone("America/New_York")
+    period = (local.dt.year() * 100 + local.dt.week()) if every == "weekly" else (local.dt.year() * 100 +
+                                                                                  local.dt.month())  # fmt: skip
+    p = period.to_numpy()
+    due = np.empty(p.shape[0], dtype=np.bool_)
+    due[0] = False
+    due[1:] = p[1:] != p[:-1]
+    return due
+
+
+def _with_rebalancing(
+    market: Market, t: np.ndarray, s_idx: np.ndarray, before: np.ndarray, after: np.ndarray, buy: np.ndarray,
+    codes: np.ndarray, sizing: StrategyParams,
+) -> tuple[np.ndarray, ...]:
+    """The signals plus a rebalancing signal per drifted holding on each due bar (strategies.nb.rebalance_points:
+    the held state is unchanged, its target weight restated), in time then symbol order."""
+    assert sizing.rebalance is not None
+    state = np.empty((market.n_times, market.n_symbols))  # the held state per bar, 0 before the first signal
+    changed = np.zeros_like(state, dtype=np.bool_)
+    changed[t, s_idx] = True
+    for s in range(market.n_symbols):
+        mine = s_idx == s
+        state[:, s] = np.nan_to_num(fill_steps(t[mine], after[mine], np.empty(market.n_times)))
+    cap = market.n_times * market.n_symbols
+    rt, rs, rbuy = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.bool_)
+    k = rebalance_points(market.close, state * sizing.weight, changed, _due(market, sizing.rebalance), rt, rs,
+                         rbuy)  # fmt: skip
+    held = state[rt[:k], rs[:k]]  # restated
+    order = np.lexsort((np.concatenate([s_idx, rs[:k]]), np.concatenate([t, rt[:k]])))
+    rcodes = np.where(rbuy[:k], ACTION_CODES["BUY"], ACTION_CODES["SELL"])
+    return tuple(np.concatenate([a, b])[order] for a, b in ((t, rt[:k]), (s_idx, rs[:k]), (before, held),
+                                                              (after, held), (buy, rbuy[:k]), (codes, rcodes)))

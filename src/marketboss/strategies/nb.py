@@ -163,3 +163,43 @@ def signal_sides(
         buy[k] = up
         codes[k] = buy_code if up else sell_code
         change[k] = abs(after[k] - before[k])
+
+
+@njit(cache=True)
+def rebalance_points(close: np.ndarray, target: np.ndarray, changed: np.ndarray, due: np.ndarray,
+                     out_t: np.ndarray, out_s: np.ndarray, out_buy: np.ndarray) -> int:  # pragma: no cover
+    """The rebalancing signals of target weights (time x symbol, decided at each bar's close; `changed`: a
+    signal of its own there): on each bar `due`, every symbol held at a target weight whose weight has drifted
+    from it, buying when it fell below and selling when it rose above. The drift is that of a portfolio that
+    holds the targets since they were last set or rebalanced (values move with each symbol's close, the rest
+    sits in cash): what the strategy's own weights become, known at the bar's close. Returns how many."""
+    n_t, n_s = close.shape
+    value = np.zeros(n_s)
+    last = np.full(n_s, np.nan)
+    cash = 1.0
+    k = 0
+    for t in range(n_t):
+        total = cash
+        for s in range(n_s):
+            c = close[t, s]
+            if not np.isnan(c):
+                if not np.isnan(last[s]) and value[s] != 0.0:
+                    value[s] *= c / last[s]
+                last[s] = c
+            total += value[s]
+        if due[t]:
+            for s in range(n_s):
+                w = target[t, s]
+                if w == 0.0 or changed[t, s] or np.isnan(close[t, s]):
+                    continue
+                drift = value[s] / total - w
+                if abs(drift) > 1e-9 * abs(w):
+                    out_t[k] = t
+                    out_s[k] = s
+                    out_buy[k] = drift < 0.0
+                    k += 1
+        for s in range(n_s):  # set or rebalanced here: the targets again
+            if due[t] or changed[t, s]:
+                cash += value[s] - target[t, s] * total
+                value[s] = target[t, s] * total
+    return k
