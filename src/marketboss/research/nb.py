@@ -253,9 +253,10 @@ def _new_events(n_s: int, n_comb: int) -> Events:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def ma_events(prices: Prices, layout: Layout, grid: Grid) -> Events:  # pragma: no cover - compiled
-    """Every MA-crossover combination's events on every symbol: symbol by symbol, one pass fills the average
-    table, then each combination finds its changes."""
+def ma_events(prices: Prices, layout: Layout, grid: Grid, lane: int, lanes: int) -> Events:
+    # pragma: no cover - compiled
+    """The events of MA-crossover combinations lane, lane + lanes, ... on every symbol: symbol by symbol, one
+    pass fills the average table, then each combination finds its changes."""
     n_s, n_comb = layout.offsets.shape[0] - 1, grid.fast.shape[0]
     sc = scratch(layout)
     table = np.empty((grid.windows.shape[0], sc.close.shape[0]))
@@ -264,7 +265,7 @@ def ma_events(prices: Prices, layout: Layout, grid: Grid) -> Events:  # pragma: 
     for s in range(n_s):
         r, k0, n = _symbol_bars(s, prices, layout, sc)
         average_table(sc.close, n, grid.windows, grid.emas, table)
-        for j in range(n_comb):
+        for j in range(lane, n_comb, lanes):
             n_ev = cross_events(table[grid.fast[j]], table[grid.slow[j]], grid.windows[grid.slow[j]], k0, n,
                                 grid.lo[j], sc.sign, sc.ev_bar, sc.ev_state)  # fmt: skip
             ev = _store(ev, used, s, j, sc, n_ev, r, layout.start)
@@ -306,8 +307,15 @@ def _orders(win: Window, ev: Events, j: int, lo: float, qty_mode: bool, unit: fl
     n = 0
     for s in range(n_s):
         n += ev.n[s, j]
-    key = np.empty(n, dtype=np.int64)
     o_row, o_s, before, after = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    # a counting sort by bar, stable in symbol order: events come symbol by symbol, each in time order
+    start = np.zeros(times.shape[0] + 1, dtype=np.int64)
+    for s in range(n_s):
+        for e in range(ev.at[s, j], ev.at[s, j] + ev.n[s, j]):
+            start[ev.row[e] + 1] += 1
+    for t in range(times.shape[0]):
+        start[t + 1] += start[t]
+    order = np.empty(n, dtype=np.int64)
     i = 0
     for s in range(n_s):
         prev = 0.0
@@ -317,9 +325,9 @@ def _orders(win: Window, ev: Events, j: int, lo: float, qty_mode: bool, unit: fl
             before[i] = prev
             after[i] = ev.state[e]
             prev = ev.state[e]
-            key[i] = ev.row[e] * n_s + s
+            order[start[ev.row[e]]] = i
+            start[ev.row[e]] += 1
             i += 1
-    order = np.argsort(key, kind="mergesort")
     plain = np.isnan(take_profit) and np.isnan(stop_loss) and np.isnan(trail)
     m = 0 if plain else n
     kind, limit, stop, gtc = np.zeros(m, dtype=np.int8), np.full(m, np.nan), np.full(m, np.nan), np.zeros(m, np.bool_)
@@ -423,7 +431,7 @@ def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: 
     n_f = fills.row.shape[0]
     out[N_FILLS] = n_f
     out[COMMISSIONS] = fills.commission.sum()
-    # per symbol: its round trips (grouped by a stable sort), fills and orders
+    # per symbol: its round trips, fills and orders
     n_s = rows.shape[0]
     rows[:] = np.nan
     for s in range(n_s):
@@ -434,22 +442,30 @@ def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: 
             rows[s, REJECTED] = 0.0
             rows[s, UNFILLED] = 0.0
             rows[s, BUY_HOLD] = win.symbol_buy_hold[s]
-    by = np.argsort(tr.symbol, kind="mergesort")
-    k = 0
-    while k < by.shape[0]:
-        s = tr.symbol[by[k]]
+    # a counting sort by symbol, stable: each symbol's round trips in the order they close
+    start = np.zeros(n_s + 1, dtype=np.int64)
+    n_tr = tr.symbol.shape[0]
+    for i in range(n_tr):
+        start[tr.symbol[i] + 1] += 1
+    for s in range(n_s):
+        start[s + 1] += start[s]
+    by = np.empty(n_tr, dtype=np.int64)
+    at = start[:n_s].copy()
+    for i in range(n_tr):
+        by[at[tr.symbol[i]]] = i
+        at[tr.symbol[i]] += 1
+    for s in range(n_s):
+        if start[s + 1] == start[s]:
+            continue
         acc = trades_start()
         pnl = 0.0
-        k1 = k
-        while k1 < by.shape[0] and tr.symbol[by[k1]] == s:
-            i = by[k1]
+        for k in range(start[s], start[s + 1]):
+            i = by[k]
             pnl += tr.pnl[i]
             if tr.closed[i]:
                 acc = trades_add(acc, tr.pnl[i], tr.return_pct[i], tr.days[i])
-            k1 += 1
         rows[s, PNL] = pnl
-        trade_columns(rows[s], acc, k1 - k)
-        k = k1
+        trade_columns(rows[s], acc, start[s + 1] - start[s])
     for i in range(n_f):
         rows[fills.symbol[i], N_FILLS] += 1.0
         rows[fills.symbol[i], COMMISSIONS] += fills.commission[i]
@@ -478,25 +494,35 @@ def _trade_lane(lane: int, lanes: int, win: Window, ev: Events, grid: Grid, rule
 @njit(cache=True)
 def trade_all(win: Window, ev: Events, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray,
               rows: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Every combination in its own account, on one thread (safe from any caller, dask's worker threads
-    included). out: (combinations x N_METRICS); rows: (combinations x symbols x N_METRICS); eq_acc:
-    (combinations x window bars) to keep the equity curves, or empty."""
+    """Every combination of `ev` in its own account, on one thread. out: (combinations x N_METRICS); rows:
+    (combinations x symbols x N_METRICS); eq_acc: (combinations x window bars) to keep the equity curves, or
+    empty."""
     _trade_lane(0, 1, win, ev, grid, rules, ppy, eq_acc, out, rows)
 
 
+@njit(cache=True)
+def ma_sweep(prices: Prices, layout: Layout, win: Window, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray,
+             out: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Every MA-crossover combination: its events, then its account, on one thread (safe from any caller, dask's
+    worker threads included)."""
+    trade_all(win, ma_events(prices, layout, grid, 0, 1), grid, rules, ppy, eq_acc, out, rows)
+
+
 @njit(cache=True, parallel=True)
-def trade_all_threads(prices: Prices, full: np.ndarray, buy_hold: float, symbol_buy_hold: np.ndarray, ev: Events,
-                      grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray, out: np.ndarray, rows: np.ndarray,
-                      lanes: int) -> None:  # pragma: no cover - compiled
-    """trade_all with the combinations in `lanes` interleaved groups, one per numba thread: one join at the
-    end. Only from a process's main thread (numba's threading layer must not be entered from two threads at
-    once). Each combination's results are its own, so they are trade_all's, bit for bit. The window comes in
-    its fields (a parallel kernel takes no nested tuple).
+def ma_sweep_threads(prices: Prices, layout: Layout, window: Prices, full: np.ndarray, buy_hold: float,
+                     symbol_buy_hold: np.ndarray, grid: Grid, rules: Rules, ppy: float, eq_acc: np.ndarray,
+                     out: np.ndarray, rows: np.ndarray, lanes: int) -> None:  # pragma: no cover - compiled
+    """ma_sweep with the combinations in `lanes` interleaved groups, one per numba thread, each finding its own
+    events (its own average tables) and trading them: one join at the end, so a thread the OS pauses delays only
+    its own share. Only from a process's main thread (numba's threading layer must not be entered from two
+    threads at once). Each combination's results are its own, so they are ma_sweep's, bit for bit. The Window
+    comes in its fields (a parallel kernel takes no nested tuple).
 
     Kept for what it saves: on 2 cores, bench_sweep's grid (174 combinations x 100 symbols x 2,520 bars) took
-    0.144 s against 0.218 s on one thread (34%; medians of 9 interleaved runs of the whole `sweep`)."""
+    0.112 s against 0.166 s on one thread (32%; medians of 9 interleaved runs of the whole `sweep`)."""
     for lane in prange(lanes):
-        _trade_lane(lane, lanes, Window(prices, full, buy_hold, symbol_buy_hold), ev, grid, rules, ppy, eq_acc, out,
+        win = Window(window, full, buy_hold, symbol_buy_hold)
+        _trade_lane(lane, lanes, win, ma_events(prices, layout, grid, lane, lanes), grid, rules, ppy, eq_acc, out,
                     rows)  # fmt: skip
 
 

@@ -134,13 +134,12 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             slow_w[j] = index.setdefault((p.slow, p.ma == "ema"), len(index))
         grid = nb.Grid(np.array([k[0] for k in index], dtype=np.int64), np.array([k[1] for k in index], dtype=np.bool_),
                        fast_w, slow_w, lo, qty, unit, tp, sl, trail)  # fmt: skip
-        events = nb.ma_events(prices, layout, grid)
         threads = max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS, n_comb))  # type: ignore[attr-defined]
         if threads > 1 and threading.current_thread() is threading.main_thread():
             numba.set_num_threads(threads)
-            nb.trade_all_threads(*win, events, grid, rules, ppy, eq, out, rows, threads)
+            nb.ma_sweep_threads(prices, layout, *win, grid, rules, ppy, eq, out, rows, threads)
         else:
-            nb.trade_all(win, events, grid, rules, ppy, eq, out, rows)
+            nb.ma_sweep(prices, layout, win, grid, rules, ppy, eq, out, rows)
     else:
         history = time_slice(market, 0, w.end)
         none = np.zeros(0, dtype=np.int64)
