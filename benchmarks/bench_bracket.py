@@ -39,7 +39,11 @@ Two measures, each side in its own child process (its own peak memory):
 
 Run: .venv/bin/python benchmarks/bench_bracket.py [--repeat N] [--blocks N] [--process-runs N]
 
-Measured on a shared 2-core machine with other jobs running (load average 2-5), three full runs (defaults:
+Latest (after the backtest's order step was rewritten, quieter machine, defaults): in-process MarketBoss 0.085 s
+against vectorbt 0.298 s (3.5x), whole process 1.88 s against 8.11 s (4.3x), peak 713 MB against 1.9 GB; the
+same trade, exit and fill counts as below.
+
+Earlier, on a shared 2-core machine with other jobs running (load average 2-5), three full runs (defaults:
 30 warm runs per side in 6 interleaved blocks, 5 whole processes per side): in-process MarketBoss 0.117 /
 0.218 / 0.159 s against vectorbt 0.344 / 0.528 / 0.427 s, 2.9x / 2.4x / 2.7x faster (Market built once,
 0.56-1.5 s; first run in a process 1.1-2.3 s against vectorbt's 5.8-8.7 s); whole process MarketBoss 3.9 / 3.0 /
