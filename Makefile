@@ -29,6 +29,10 @@ demo: $(STAMP)
 	  $(MB) backtest --data data/market_data.jsonl --signals data/signals_$$s.jsonl --cash 100000 \
 	    --commission 0.001 --slippage-bps 2 --output-dir runs/$$s --report runs/$$s/report.html > /dev/null || exit 1; \
 	done
+	@echo "== 2a. Orders: the crossover all in, a bracket on each entry (stop 5% below, take-profit 10% above)"
+	$(MB) backtest --data data/market_data.jsonl --strategy ma_crossover --param sizing=weight --param weight=0.2 \
+	  --param rebalance=monthly --stop-loss-pct 5 --take-profit-pct 10 --commission 0.001 --slippage-bps 2 \
+	  --output-dir runs/ma_crossover_bracket --report runs/ma_crossover_bracket/report.html
 	@echo "== 2b. A model: LightGBM on the 5-bar forward return, purged walk-forward CV; trained to 2023, traded on 2024"
 	$(MB) train --data data/market_data.jsonl --model lightgbm --horizon 5 --folds 5 --name demo --end 2023-12-31
 	$(MB) signals generate --data data/market_data.jsonl --strategy ml --param model=demo --output data/signals_ml.jsonl
@@ -49,8 +53,8 @@ demo: $(STAMP)
 	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
 	  data/paper_trading_equity.jsonl
 	$(BIN)/python scripts/run_paper_trading.py --signals data/signals.jsonl --max-trades 50 \
-	  --order-interval 0 --poll-interval 0.05
-	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl
+	  --order-interval 0 --poll-interval 0.05 --stop-loss-pct 5
+	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl --stop-loss-pct 5
 	@echo "== Dashboard on the demo's files (the guide's default paths):"
 	@echo "   $(BIN)/streamlit run dashboard/app.py"
 
