@@ -244,3 +244,18 @@ def test_a_trailing_stop_order_found_after_a_crash_is_adopted_not_refused(tmp_pa
     trades = read_jsonl_records(tmp_path / "trades.jsonl")
     # adopted as the broker has it (canceled at the fill timeout, before the crash), not refused as "rejected"
     assert [(t["signal_id"], t["status"], t["reason"]) for t in trades] == [(sig.id, "canceled", None)]
+
+
+def test_a_sell_after_its_stop_loss_fired_is_skipped_as_in_the_backtest(tmp_path: Path) -> None:
+    """The strategy's own exit after its stop already closed the position: the stop's shares count toward it,
+    so nothing is sold (no short opens), as the backtest skips it."""
+    data, bars = gap_bars(tmp_path)
+    entry, own_exit = signal(bars, "AAPL", 5), signal(bars, "AAPL", GAP_BAR + 2, action="SELL")
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [entry, own_exit]), data, exits=Exits(stop_loss_pct=5)).run()
+        positions = sdk(lb).positions()
+    assert "AAPL" not in positions  # flat: not short
+    trades = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert trades[(entry.id, "stop_loss")]["status"] == "filled"
+    skipped = trades[(own_exit.id, None)]
+    assert skipped["status"] == "skipped" and skipped["reason"] == "its exit already traded it"

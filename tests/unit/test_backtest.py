@@ -439,3 +439,25 @@ def test_every_order_type_fills_within_its_bar_only_where_its_price_is_reached(c
     assert holds(sl, pl.when(buy).then(price >= slx - eps).otherwise(price <= slx + eps))  # a stop: it or worse
     entry_time = own.select("signal_id", pl.col("timestamp").alias("entry_ts"))
     assert legs.join(entry_time, on="signal_id").select((pl.col("timestamp") >= pl.col("entry_ts")).all()).item()
+
+
+def test_a_sell_after_its_stop_loss_fired_closes_nothing_more() -> None:
+    """Quantity signals with exits: the exit's shares count toward the next order on its side, so a long-only
+    strategy's own sell after its stop fired is skipped (no short opens), and a long-short flip sells only what
+    is left to sell."""
+    bars = make_bars({"AAPL": [(100.0, 100.0), (100.0, 101.0), (90.0, 88.0), (87.0, 86.0), (86.0, 85.0)]})
+    sig = make_signals([
+        {"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10, "price": 100.0, "order_type": "market",
+         "stop_loss": 95.0},
+        {"t": 3, "symbol": "AAPL", "action": "SELL", "quantity": 10},
+    ])  # fmt: skip
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+    assert res.fills.select("side", "qty", "leg").rows() == [("BUY", 10.0, None), ("SELL", 10.0, "stop_loss")]
+    assert res.orders["status"].to_list() == ["filled", "skipped"] and res.equity["positions_value"][-1] == 0
+    flip = make_signals([
+        {"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10, "price": 100.0, "order_type": "market",
+         "stop_loss": 95.0},
+        {"t": 3, "symbol": "AAPL", "action": "SELL", "quantity": 20},
+    ])  # fmt: skip
+    res = run_backtest(bars, flip, BacktestConfig(cash=10_000))
+    assert res.fills.select("side", "qty", "leg").rows()[-1] == ("SELL", 10.0, None)  # short 10: the intended -1

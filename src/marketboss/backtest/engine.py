@@ -52,7 +52,7 @@ STATUS = {
 }
 REASONS = {
     nb.REJECTED_CASH: "insufficient cash",
-    nb.SKIPPED: "nothing to trade: target already reached on the signal's side",
+    nb.SKIPPED: "nothing to trade: the target is already reached on the signal's side, or an exit traded it",
     nb.EXPIRED: "no later bar of the symbol to fill at",
     nb.NO_BAR: "no bar of the symbol at the signal time (needed by --fill close)",
     nb.DAY_ENDED: "a day order: its session ended before its price was reached",

@@ -413,8 +413,9 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     open, high and low. Each phase's trades go through one order step, those that reduce a position first, then
     the rest, so that sales pay for purchases. A day order not filled by the end of the session it went live in
     ends (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by an order filled at
-    the bar's open are live on that bar (the whole bar follows the fill), others from the next bar. Bars where
-    nothing works are skipped."""
+    the bar's open are live on that bar (the whole bar follows the fill), others from the next bar. The shares an
+    exit traded count toward the symbol's next quantity order on the same side (it is that much smaller, and
+    SKIPPED when nothing is left), as the paper executor does. Bars where nothing works are skipped."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
@@ -447,6 +448,9 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                       np.empty(n + n_s, dtype=np.int8))  # fmt: skip
     c_row, c_ref, c_cap, c_leg = cand
     fresh = np.empty(n_s, dtype=np.int64)  # symbols whose exits a working order set at this bar's open
+    # shares an exit traded since the symbol's last order: a later quantity order on the same side is that
+    # much smaller (a strategy's own sell after its stop-loss fired closes nothing more, and opens no short)
+    credit = np.zeros(0 if plain else n_s)
     k0 = 0
     t = 0
     while True:
@@ -504,6 +508,12 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                             side = 1.0 if o_buy[r] else -1.0
                             if not np.isnan(o_qty[r]):
                                 q = o_qty[r] * side
+                                if not plain and credit[s] * q > 0.0:  # an exit already traded part of it
+                                    q = side * fmax(abs(q) - abs(credit[s]), 0.0)
+                                    if q == 0.0:
+                                        status[r] = SKIPPED
+                                        credit[s] = 0.0
+                                        continue
                             else:
                                 q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
                                                       cash, ref, side, p, rules)  # fmt: skip
@@ -533,6 +543,8 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                         n_held = _hold(pos, held, slot, n_held, s, q, aq)
                         if leg == NO_EXIT:
                             status[r] = FILLED
+                        if not plain:
+                            credit[s] = q if leg != NO_EXIT else 0.0
                         if not plain:  # a leg's fill closes the position: its exits go with it
                             # exits are live on the fill's bar when it filled at the open (the whole bar follows)
                             at_open = not at_close and (market or ref == prices.open[t, s])

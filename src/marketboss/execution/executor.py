@@ -424,7 +424,7 @@ class Executor:
     def _close_leg(self, leg: Leg, order: Order, journal: Journal, trades_log: JsonlAppender) -> None:
         if order.filled_qty > 0:
             self._record_leg(trades_log, leg, order)
-        journal.leg_closed(leg)
+        journal.leg_closed(leg, order.filled_qty)
 
     def _clear_legs(self, symbol: str, journal: Journal, trades_log: JsonlAppender) -> None:
         """Before an order that reduces a position: its open exits go (they hold its shares, and a flattened
@@ -539,11 +539,24 @@ class Executor:
         if asset is None:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price = self.retry("latest price", lambda: self.broker.latest_price(sig.symbol))
+        if not opens(pos_qty, "buy" if sig.action == "BUY" else "sell") and any(
+            g.symbol == sig.symbol for g in journal.state.legs.values()
+        ):  # a reduction: its exits go first (what they traded counts below), then the position as it stands
+            self._clear_legs(sig.symbol, journal, trades_log)
+            positions = self.retry("get positions", self.broker.positions)
+            pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
         sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
         if sized is None:
             self._record(trades_log, sig, "skipped", reason="position already at target")
             return
         side, qty = sized
+        credit = journal.state.exit_credit.get(sig.symbol, 0.0)
+        if sig.quantity is not None and credit * (qty if side == "buy" else -qty) > 0:
+            qty = max(qty - abs(credit), 0.0)  # its exit already traded that much, as in the backtest
+            if qty == 0:
+                journal.credit_used(sig.symbol)
+                self._record(trades_log, sig, "skipped", reason="its exit already traded it")
+                return
         clock = self.retry("get clock", self.broker.clock)
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:

@@ -57,6 +57,9 @@ class JournalState:
     order_ids: dict[str, str] = field(default_factory=dict)  # signal_id -> broker order id
     legs: dict[tuple[str, str], Leg] = field(default_factory=dict)  # (signal_id, leg) -> an exit still open
     kill_switch: dict[str, str] = field(default_factory=dict)  # session date -> reason
+    # symbol -> shares its exits traded since its last order (signed: a long's stop-loss sold, so negative); the
+    # next quantity order on that side is that much smaller, as in the backtest (backtest.nb.simulate)
+    exit_credit: dict[str, float] = field(default_factory=dict)
 
 
 _LEG_FIELDS = tuple(Leg.__dataclass_fields__)
@@ -83,13 +86,18 @@ class Journal:
                 st.intents[r["signal_id"]] = Intent(
                     r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"], bool(r.get("legs"))
                 )
+                st.exit_credit.pop(r["symbol"], None)
             elif kind == "submitted":
                 st.order_ids[r["signal_id"]] = r["order_id"]
             elif kind == "leg":
                 leg = Leg(**{f: r[f] for f in _LEG_FIELDS if f in r})
                 st.legs[leg.key] = leg
             elif kind == "leg_closed":
-                st.legs.pop((r["signal_id"], r["leg"]), None)
+                gone = st.legs.pop((r["signal_id"], r["leg"]), None)
+                if gone is not None and r.get("filled"):
+                    _credit(st, gone, float(r["filled"]))
+            elif kind == "credit_used":
+                st.exit_credit.pop(r["symbol"], None)
             elif kind == "kill_switch":
                 st.kill_switch[r["date"]] = r["reason"]
         return st
@@ -101,6 +109,7 @@ class Journal:
         self._append(event="intent", signal_id=i.signal_id, client_order_id=i.client_order_id, symbol=i.symbol,
                      side=i.side, qty=i.qty, legs=i.legs)  # fmt: skip
         self.state.intents[i.signal_id] = i
+        self.state.exit_credit.pop(i.symbol, None)
 
     def submitted(self, signal_id: str, order_id: str) -> None:
         self._append(event="submitted", signal_id=signal_id, order_id=order_id)
@@ -111,9 +120,16 @@ class Journal:
         self._append(event="leg", **{f: getattr(leg, f) for f in _LEG_FIELDS})
         self.state.legs[leg.key] = leg
 
-    def leg_closed(self, leg: Leg) -> None:
-        self._append(event="leg_closed", signal_id=leg.signal_id, leg=leg.leg)
-        self.state.legs.pop(leg.key, None)
+    def leg_closed(self, leg: Leg, filled: float = 0.0) -> None:
+        """An exit that ended, having traded `filled` shares."""
+        self._append(event="leg_closed", signal_id=leg.signal_id, leg=leg.leg, filled=filled)
+        if self.state.legs.pop(leg.key, None) is not None and filled:
+            _credit(self.state, leg, filled)
+
+    def credit_used(self, symbol: str) -> None:
+        """A signal on the side of the symbol's exit credit found nothing left to trade."""
+        self._append(event="credit_used", symbol=symbol)
+        self.state.exit_credit.pop(symbol, None)
 
     def kill(self, session: date, reason: str) -> None:
         self._append(event="kill_switch", date=session.isoformat(), reason=reason)
@@ -121,3 +137,7 @@ class Journal:
 
     def close(self) -> None:
         self._log.close()
+
+
+def _credit(st: JournalState, leg: Leg, filled: float) -> None:
+    st.exit_credit[leg.symbol] = st.exit_credit.get(leg.symbol, 0.0) + (filled if leg.side == "buy" else -filled)
