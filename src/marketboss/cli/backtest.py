@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
@@ -29,6 +28,8 @@ from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from marketboss.data.market import Market
 
 log = get_logger(__name__)

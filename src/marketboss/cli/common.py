@@ -7,17 +7,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from marketboss.data.io import default_rejects_path, read_bars
 from marketboss.display import metric, value
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger, redact_text
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # heavy modules load inside the commands that use them: `--help` needs none of them
+    import polars as pl
+
     from marketboss.signals.exits import Exits
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
@@ -78,6 +78,8 @@ def exits_option(stop_loss_pct: float | None, take_profit_pct: float | None, tra
 
 
 def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
+    from marketboss.data.io import default_rejects_path, read_bars
+
     rejects = default_rejects_path(path)
     rejects.unlink(missing_ok=True)
     df = read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import typer
 
 from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
 from marketboss.config import get_settings
-from marketboss.data.calendar import NY, Timeframe, split_non_sessions
-from marketboss.data.io import accept, default_rejects_path, to_rejects, write_bars
-from marketboss.data.schema import LINE, validation_errors
-from marketboss.data.stats import bars_per_year, summary
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+
+if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
+    import polars as pl
+
 
 app = typer.Typer(help="Make, import, fetch and inspect market data (bars).", no_args_is_help=True)
 log = get_logger(__name__)
@@ -34,6 +34,8 @@ def _date(text: str, name: str) -> datetime:
 
 
 def _written(df: pl.DataFrame, path: Path, what: str) -> None:
+    from marketboss.data.io import write_bars
+
     write_bars(df, path)
     log.info("bars_written", path=str(path), bars=len(df), symbols=df["symbol"].n_unique())
     console.print(f"wrote {len(df):,} bars for {df['symbol'].n_unique()} symbol(s) to {path} ({what})")
@@ -49,6 +51,7 @@ def synth(
     output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl (.csv/.parquet too)."),
 ) -> None:
     """Seeded synthetic OHLCV on the real NYSE calendar, with trending, mean-reverting and volatile regimes."""
+    from marketboss.data.calendar import Timeframe
     from marketboss.data.synth import symbols_from, synth_bars
 
     _date(start, "--start"), _date(end, "--end")
@@ -69,7 +72,9 @@ def import_(
     skip_invalid: bool = SkipInvalid,
 ) -> None:
     """Convert a foreign bar file to the contract (validated; dates become NYSE sessions' bars)."""
+    from marketboss.data.calendar import NY, split_non_sessions
     from marketboss.data.importers import import_bars
+    from marketboss.data.io import default_rejects_path
 
     rejects = default_rejects_path(file)
     rejects.unlink(missing_ok=True)
@@ -99,7 +104,12 @@ def fetch(
 ) -> None:
     """Real bars from Alpaca's market data API (needs APCA_API_KEY_ID / APCA_API_SECRET_KEY;
     APCA_API_DATA_URL overrides the base URL)."""
+    import polars as pl
+
     from marketboss.data.alpaca_source import fetch_bars
+    from marketboss.data.calendar import Timeframe
+    from marketboss.data.io import accept, default_rejects_path, to_rejects
+    from marketboss.data.schema import LINE, validation_errors
 
     names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
     if not names:
@@ -134,6 +144,10 @@ def show(
     skip_invalid: bool = SkipInvalid,
 ) -> None:
     """Per symbol: bar count, date range, last close, mean and volatility of returns."""
+    import polars as pl
+
+    from marketboss.data.stats import bars_per_year, summary
+
     path = data or get_settings().market_data
     df = load_bars(path, skip_invalid)
     s = summary(df)

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import typer
 from pydantic import ValidationError
 
 from marketboss.cli.common import SkipInvalid, console, key_values, load_bars, print_table, run_guarded
 from marketboss.cli.signals import SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
-from marketboss.data.calendar import NY
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+
+if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
+    import polars as pl
 
 log = get_logger(__name__)
 models_app = typer.Typer(help="Trained models in models/<name>/<version>/.", no_args_is_help=True)
@@ -52,6 +53,10 @@ def _day(text: str | None, opt: str) -> date | None:
 
 def _window(bars: pl.DataFrame, start: date | None, end: date | None, path: Path) -> pl.DataFrame:
     """Bars whose New York session date is within [start, end]."""
+    import polars as pl
+
+    from marketboss.data.calendar import NY
+
     if start is None and end is None:
         return bars
     day = pl.col("timestamp").dt.convert_time_zone(NY).dt.date()

@@ -8,9 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import typer
 
 from marketboss.backtest.costs import FillMode
@@ -19,6 +18,9 @@ from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+
+if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
+    import polars as pl
 
 log = get_logger(__name__)
 
@@ -199,6 +201,8 @@ def walkforward(
 ) -> None:
     """Optimise on a training window, trade the choice on the next window, roll forward: in-sample against
     out-of-sample per fold, the stitched out-of-sample equity, and the deflated Sharpe ratio."""
+    import polars as pl
+
     from marketboss.data.io import write_jsonl
     from marketboss.research.backends import make_backend
     from marketboss.research.grid import combinations

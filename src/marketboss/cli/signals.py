@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import typer
 
 from marketboss.cli.common import SkipInvalid, console, key_values, load_bars, print_table
 from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
+
+if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
+    import polars as pl
 
 app = typer.Typer(help="Generate signals from bars with a strategy; inspect signals files.", no_args_is_help=True)
 log = get_logger(__name__)
@@ -22,6 +25,7 @@ SymbolsOpt = typer.Option(None, "--symbols", help="Only these symbols (comma-sep
 
 
 def filter_symbols(bars: pl.DataFrame, symbols: str | None, path: Path) -> pl.DataFrame:
+    import polars as pl
     if not symbols:
         return bars
     wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
@@ -68,6 +72,8 @@ def show(
     skip_invalid: bool = SkipInvalid,
 ) -> None:
     """Validate a signals file and summarise it per symbol."""
+    import polars as pl
+
     from marketboss.signals import read_signals_frame
 
     path = signals or get_settings().signals
