@@ -67,3 +67,14 @@ def test_timeframe_and_symbol_arguments_are_checked() -> None:
         symbols_from("AAPL,AAPL")
     times, _ = bar_times("2024-12-25", "2024-12-25", Timeframe.parse("1Day"))
     assert len(times) == 0
+
+
+def test_bars_per_year_is_252_sessions_of_the_median_bars_per_symbol_and_session() -> None:
+    from marketboss.data.stats import bars_per_year
+
+    for timeframe in ("1Day", "1Hour", "15Min"):
+        bars = synth_bars(["AAA", "BBB"], "2024-03-01", "2024-03-31", timeframe, seed=3)
+        local = bars["timestamp"].dt.convert_time_zone("America/New_York").dt.date()  # per row, independently
+        per = bars.with_columns(local.alias("d")).group_by("symbol", "d").len()["len"].median()
+        assert bars_per_year(bars) == 252.0 * float(per)  # type: ignore[arg-type]
+    assert bars_per_year(synth_bars(["AAA"], "2024-03-01", "2024-03-31", "1Hour", seed=3)) == 252.0 * 7

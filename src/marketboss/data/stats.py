@@ -6,15 +6,15 @@ import polars as pl
 
 
 def bars_per_year(df: pl.DataFrame) -> float:
-    """Annualisation follows the bar frequency: median bars per session times 252 sessions."""
+    """Annualisation follows the bar frequency: median bars per session times 252 sessions. Each distinct bar time
+    is converted to its New York date once, not each bar (a time-zone conversion per row cost 1.4 s on 9.7M
+    minute bars)."""
     if df.is_empty():
         return 252.0
-    per_day = (
-        df.group_by("symbol", pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("d"))
-        .len()
-        .get_column("len")
-        .median()
+    days = df.select(pl.col("timestamp").unique()).with_columns(
+        pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("d")
     )
+    per_day = df.select("symbol", "timestamp").join(days, on="timestamp").group_by("symbol", "d").len()["len"].median()
     return 252.0 * float(per_day or 1.0)  # type: ignore[arg-type]
 
 
