@@ -155,9 +155,13 @@ def fmax(a: float, b: float) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def fill_price(ref: float, side: float, slip: float) -> float:  # pragma: no cover - compiled
-    """Reference price moved against the trader by `slip` (slippage + half-spread, as a fraction)."""
-    return ref * (1.0 + side * slip)
+def fill_price(ref: float, side: float, slip: float, cap: float) -> float:  # pragma: no cover - compiled
+    """Reference price moved against the trader by `slip` (slippage + half-spread, as a fraction), never beyond
+    `cap`, a limit price (NaN: none): the price of a fill, in the backtest and the local broker alike."""
+    px = ref * (1.0 + side * slip)
+    if np.isnan(cap):
+        return px
+    return fmin(px, cap) if side > 0 else fmax(px, cap)
 
 
 @njit(cache=True)
@@ -248,7 +252,7 @@ def weight_trade(weight: float, equity: float, cash: float, ref: float, side: fl
     """(shares to trade, PENDING) for a target-weight order on the `side` of its action, or (0, why not):
     SKIPPED when the target is already reached on that side, REJECTED_CASH when a purchase of at least a
     share (any amount when fractional) finds no cash for it."""
-    target = target_shares(weight, equity, cash, ref, fill_price(ref, side, rules.slip), pos, rules)
+    target = target_shares(weight, equity, cash, ref, fill_price(ref, side, rules.slip, np.nan), pos, rules)
     q = target - pos
     if q * side > 0.0 and abs(q) > 1e-12 * (abs(target) + 1.0):
         return q, PENDING
@@ -264,9 +268,7 @@ def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules) -> t
     """The one fill rule: q shares (negative: a sale) at the reference price ref moved against the trader by
     slippage, never beyond `cap` (a limit; NaN: none), commission on top. Cash may never go below zero: a fill
     that would need more is refused whole. (price, commission, cash after, whether it fills)."""
-    fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip)
-    if not np.isnan(cap):
-        fp = fmin(fp, cap) if q > 0 else fmax(fp, cap)
+    fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip, cap)
     comm = commission(q, fp, rules)
     new_cash = cash_after(cash, q, fp, comm)
     return fp, comm, new_cash, not (new_cash < cash and new_cash < -1e-9 * abs(q) * fp)

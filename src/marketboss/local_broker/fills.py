@@ -50,11 +50,8 @@ class FillModel:
     def price(self, o: Order, rule_price: float) -> Decimal:
         """The rule's price moved against the order by slippage and half the spread (the backtest's fill_price),
         never beyond the order's limit."""
-        buy = o.side == "buy"
-        px = Decimal(repr(float(fill_price(rule_price, 1.0 if buy else -1.0, self.slip))))
-        if o.limit_price is None:
-            return px
-        return min(px, o.limit_price) if buy else max(px, o.limit_price)
+        cap = float("nan") if o.limit_price is None else float(o.limit_price)
+        return Decimal(repr(float(fill_price(rule_price, 1.0 if o.side == "buy" else -1.0, self.slip, cap))))
 
     def qty(self, o: Order, price: Decimal, position_qty: Decimal) -> Decimal:
         """Shares to fill now: a notional order's worth at `price` (a sell no more than the long position), else what
