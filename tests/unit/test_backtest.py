@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
 from marketboss.data.market import Market
 from marketboss.errors import InputError
-from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
+from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
 from marketboss.strategies import create
 
 T0 = np.datetime64("2024-01-02T05:00", "us")
@@ -48,8 +48,6 @@ def make_signals(rows: list[dict[str, object]]) -> pl.DataFrame:
     df = pl.DataFrame(out, schema=schema)
     return df.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
 
-
-ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
 
 
 AAPL = [(100.0, 101.0), (102.0, 104.0), (103.0, 99.0), (98.0, 97.0), (96.0, 105.0)]

@@ -88,6 +88,8 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     **{f: pl.Float64() for f in ORDER_FIELDS[2:]},
 }
 ORDER_TYPE_NAMES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+#: What a signal without an order field means: a market order for the day.
+ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
 ACTION_CODES = {"BUY": 1, "SELL": 2}
 ID_PREFIX = "sig-"
 _PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)  # the id kernel writes exactly 4 bytes
@@ -128,7 +130,7 @@ class Signal(BaseModel):
     def _lower_name(cls, v: Any, info: ValidationInfo) -> Any:
         """Case and spaces aside; null is the default (a frame's row without that order field)."""
         if v is None:
-            return "market" if info.field_name == "order_type" else "day"
+            return ORDER_DEFAULTS[info.field_name or ""]
         return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("action", mode="before")
@@ -280,16 +282,14 @@ def _record(d: Mapping[str, Any]) -> dict[str, Any]:
         "target_weight": d.get("target_weight"),
     }
     # the order fields only where they say more than a market order for the day: old files keep their form
-    out.update({f: d[f] for f in ORDER_FIELDS if d.get(f) is not None and d[f] != _ORDER_DEFAULTS.get(f)})
+    out.update({f: d[f] for f in ORDER_FIELDS if d.get(f) is not None and d[f] != ORDER_DEFAULTS.get(f)})
     return out
 
-
-_ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
 
 
 def is_plain(sig: Signal) -> bool:
     """A market order for the day without exits: what every signal was before the order fields."""
-    return all(getattr(sig, f) in (None, _ORDER_DEFAULTS.get(f)) for f in ORDER_FIELDS)
+    return all(getattr(sig, f) in (None, ORDER_DEFAULTS.get(f)) for f in ORDER_FIELDS)
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -518,6 +518,7 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
 
 __all__ = [
     "ACTION_CODES",
+    "ORDER_DEFAULTS",
     "ORDER_FIELDS",
     "ORDER_SCHEMA",
     "ORDER_TYPE_NAMES",

@@ -14,7 +14,7 @@ import polars as pl
 
 from marketboss.data.schema import LINE
 from marketboss.errors import InputError
-from marketboss.signals import ORDER_FIELDS, ORDER_SCHEMA
+from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA
 from marketboss.signals.nb import exit_prices
 
 #: Percent bounds: a fraction such as 0.05 (meaning 5%) is refused rather than read as a 0.05% stop.
@@ -53,8 +53,7 @@ def with_exits(
     df = signals
     for f in ORDER_FIELDS:
         if f not in df.columns:
-            default = {"order_type": "market", "time_in_force": "day"}.get(f)
-            df = df.with_columns(pl.lit(default, dtype=ORDER_SCHEMA[f]).alias(f))
+            df = df.with_columns(pl.lit(ORDER_DEFAULTS.get(f), dtype=ORDER_SCHEMA[f]).alias(f))
     ref = df.select(pl.coalesce("limit_price", "stop_price", "price")).to_series()
     if ref.null_count():
         i = int(ref.is_null().arg_max() or 0)
