@@ -10,8 +10,6 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO, cast
 
-import structlog
-
 _SECRET_KEYS = re.compile(r"(key|secret|token|password|passwd|authorization)", re.IGNORECASE)
 # user:password@ in URLs (mailto://, smtp://, https://), and query tokens.
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
@@ -80,6 +78,8 @@ def _is_terminal(stream: Any) -> bool:
 
 def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None, fmt: str = "auto") -> None:
     """fmt: "json", "console" (for people), or "auto": console when the stream is a terminal, else JSON."""
+    import structlog
+
     register_secret(*secrets)
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     human = fmt == "console" or (fmt == "auto" and _is_terminal(stream))
@@ -103,5 +103,24 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
     )
 
 
+class _Logger:
+    """A named logger that loads structlog at its first event, not at import: commands that log nothing
+    (`--help`, argument errors) never pay for it. Configuration is read at each event, as structlog's own
+    lazy proxy does."""
+
+    __slots__ = ("_bound", "_name")
+
+    def __init__(self, name: str):
+        self._name = name
+        self._bound: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._bound is None:
+            import structlog
+
+            self._bound = structlog.get_logger(self._name)
+        return getattr(self._bound, attr)
+
+
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)

@@ -25,7 +25,9 @@ def test_every_strategy_class_in_the_package_is_registered() -> None:
 
 def test_help_version_and_argument_errors_load_no_heavy_module() -> None:
     """`marketboss --help`, `--version` and a mistyped option run in a fresh interpreter without polars, pandas,
-    numpy, numba, exchange_calendars or pyarrow: each command loads what it needs when it runs."""
+    numpy, numba, exchange_calendars or pyarrow: each command loads what it needs when it runs. The bare
+    `--help` and `--version` also load neither pydantic nor structlog (the settings and logging load with the
+    first command that configures them)."""
     import subprocess
     import sys
 
@@ -37,4 +39,9 @@ def test_help_version_and_argument_errors_load_no_heavy_module() -> None:
     )
     for args in (["--help"], ["--version"], ["backtest", "--no-such-option"], ["sweep", "--help"]):
         out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=False)
+        assert out.stdout.strip().splitlines()[-1] == "[]", (args, out.stdout[-500:], out.stderr[-500:])
+    light = (*heavy, "pydantic", "structlog")
+    for args in (["--help"], ["--version"]):
+        probe_light = probe.replace(repr(heavy), repr(light))
+        out = subprocess.run([sys.executable, "-c", probe_light, *args], capture_output=True, text=True, check=False)
         assert out.stdout.strip().splitlines()[-1] == "[]", (args, out.stdout[-500:], out.stderr[-500:])

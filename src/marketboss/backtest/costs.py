@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class FillMode(StrEnum):
-    """next_open: the symbol's next bar's open (default, honest). close: the signal bar's own close, which
-    assumes the order could be placed at the very price that produced the decision: optimistic."""
-
-    NEXT_OPEN = "next_open"
-    CLOSE = "close"
+from marketboss.backtest.fill_mode import FillMode
 
 
 class Costs(BaseModel):

@@ -10,7 +10,7 @@ from marketboss import __version__
 from marketboss.cli.backtest import backtest as backtest_command
 from marketboss.cli.backtest import runs_app
 from marketboss.cli.broker import app as broker_app
-from marketboss.cli.common import run_guarded
+from marketboss.cli.common import get_settings, run_guarded
 from marketboss.cli.data import app as data_app
 from marketboss.cli.doctor import doctor
 from marketboss.cli.ml import models_app, retrain, schedule, train
@@ -19,7 +19,6 @@ from marketboss.cli.reconcile import reconcile
 from marketboss.cli.research import register as register_research
 from marketboss.cli.signals import app as signals_app
 from marketboss.cli.strategies import app as strategies_app
-from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import LOG_FORMATS, configure
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketboss.backtest.costs import FillMode
+from marketboss.backtest.fill_mode import FillMode
 from marketboss.cli.common import (
     SkipInvalid,
     StopLossOpt,
@@ -17,12 +17,12 @@ from marketboss.cli.common import (
     console,
     err_console,
     exits_option,
+    get_settings,
     load_bars,
     print_metrics,
     print_table,
 )
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
-from marketboss.config import get_settings
 from marketboss.display import pct
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger

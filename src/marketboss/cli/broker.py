@@ -7,27 +7,22 @@ import socket
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
-from marketboss.cli.common import console, err_console
-from marketboss.config import get_settings
+from marketboss.cli.common import console, err_console, get_settings
 from marketboss.errors import ConfigError
-from marketboss.local_broker.config import (
-    DEFAULT_KEY_ID,
-    DEFAULT_SECRET_KEY,
-    FAULT_FLAGS,
-    KEY_ID_ENV,
-    SECRET_KEY_ENV,
-    BrokerConfig,
-    FaultConfig,
-)
+from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, FAULT_FLAGS, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import get_logger, register_secret
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from marketboss.local_broker.config import FaultConfig
 
 app = typer.Typer(help="The local Alpaca-compatible paper broker.", no_args_is_help=True)
 log = get_logger(__name__)
-_FLAG_OF = {**{k: f"--{k.replace('_', '-')}" for k in BrokerConfig.model_fields}, **FAULT_FLAGS}
 
 
 class Clock(StrEnum):
@@ -110,8 +105,10 @@ def serve(
     MARKETBOSS_BROKER_SECRET_KEY. Admin endpoints (same keys): GET/POST /admin/clock (read or move the simulated
     time), GET/POST /admin/faults (fault injection at run time), GET /admin/state."""
     import uvicorn
+    from pydantic import ValidationError
 
     from marketboss.local_broker.app import BrokerApp
+    from marketboss.local_broker.config import BrokerConfig
     from marketboss.local_broker.state import build_state
 
     register_secret(secret_key)
@@ -165,6 +162,10 @@ def _faults(
     r500: float, r503: float, r504: float, drop: float, latency: float, jitter: float, burst: float, burst_len: int,
     reject: float, fail_after: float, fail_status: int, drop_after: float, paths: str, methods: str, seed: int | None,
 ) -> FaultConfig:
+    from pydantic import ValidationError
+
+    from marketboss.local_broker.config import FaultConfig
+
     try:
         return FaultConfig(
             error_500_rate=r500, error_503_rate=r503, error_504_rate=r504, drop_rate=drop, latency_ms=latency,
@@ -179,9 +180,12 @@ def _faults(
 
 def _first_error(exc: ValidationError, whole: str = "options") -> str:
     """Pydantic's first complaint, named by the flag the user typed."""
+    from marketboss.local_broker.config import BrokerConfig
+
+    flag_of = {**{k: f"--{k.replace('_', '-')}" for k in BrokerConfig.model_fields}, **FAULT_FLAGS}
     first = exc.errors()[0]
     loc = [str(x) for x in first["loc"]]
-    where = _FLAG_OF.get(loc[-1], loc[-1]) if loc else whole
+    where = flag_of.get(loc[-1], loc[-1]) if loc else whole
     return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 

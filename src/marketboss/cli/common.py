@@ -18,11 +18,19 @@ from marketboss.logging import get_logger, redact_text
 if TYPE_CHECKING:  # heavy modules load inside the commands that use them: `--help` needs none of them
     import polars as pl
 
+    from marketboss.config import Settings
     from marketboss.signals.exits import Exits
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def get_settings() -> Settings:
+    """The settings, loaded by the first command that reads them (pydantic-settings stays out of `--help`)."""
+    from marketboss.config import get_settings as load
+
+    return load()
 
 
 def run_guarded(fn: Callable[[], Any]) -> int:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketboss.cli.common import SkipInvalid, console, load_bars, print_table
-from marketboss.config import get_settings
+from marketboss.cli.common import SkipInvalid, console, get_settings, load_bars, print_table
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 

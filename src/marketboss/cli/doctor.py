@@ -9,8 +9,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import console
-from marketboss.config import get_settings
+from marketboss.cli.common import console, get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import redact_text
 

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 
-from marketboss.cli.common import SkipInvalid, console, key_values, load_bars, print_table, run_guarded
+from marketboss.cli.common import SkipInvalid, console, get_settings, key_values, load_bars, print_table, run_guarded
 from marketboss.cli.signals import SymbolsOpt, filter_symbols
-from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 
 if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
     import polars as pl
+    from pydantic import ValidationError
 
 log = get_logger(__name__)
 models_app = typer.Typer(help="Trained models in models/<name>/<version>/.", no_args_is_help=True)
@@ -102,6 +101,8 @@ def train(
     skip_invalid: bool = SkipInvalid,
 ) -> None:
     """Train a model on the forward return with purged walk-forward CV; save it as a new version."""
+    from pydantic import ValidationError
+
     from marketboss.ml.train import TrainConfig
     from marketboss.ml.train import train as train_model
 
@@ -209,6 +210,8 @@ def retrain(
 ) -> None:
     """Check drift (PSI, KS), decay (rolling IC) and age; retrain when needed; record the decision in
     models/<name>/decisions.jsonl. Earlier versions are kept."""
+    from pydantic import ValidationError
+
     from marketboss.ml import registry
     from marketboss.ml.drift import Thresholds
     from marketboss.ml.retrain import retrain as run_retrain

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, console, exits_option, print_table
-from marketboss.config import get_settings
+from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, console, exits_option, get_settings, print_table
 from marketboss.errors import MarketBossError
 from marketboss.execution.retry import DEFAULT_BUDGET
 

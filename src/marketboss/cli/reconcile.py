@@ -6,8 +6,15 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, exits_option, load_bars, print_table
-from marketboss.config import get_settings
+from marketboss.cli.common import (
+    StopLossOpt,
+    TakeProfitOpt,
+    TrailOpt,
+    exits_option,
+    get_settings,
+    load_bars,
+    print_table,
+)
 
 
 def reconcile(

@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from marketboss.backtest.costs import FillMode
-from marketboss.cli.common import SkipInvalid, console, err_console, key_values, load_bars, print_metrics, print_table
+from marketboss.backtest.fill_mode import FillMode
+from marketboss.cli.common import (
+    SkipInvalid,
+    console,
+    err_console,
+    get_settings,
+    key_values,
+    load_bars,
+    print_metrics,
+    print_table,
+)
 from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
-from marketboss.config import get_settings
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 

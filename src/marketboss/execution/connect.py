@@ -18,7 +18,7 @@ from marketboss.broker.base import AuthError, BrokerError
 from marketboss.config import DATA_URL, LIVE_URL, PAPER_URL, Endpoint, Settings, classify_url
 from marketboss.errors import ConfigError
 from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
-from marketboss.local_broker.config import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, KEY_ID_ENV, SECRET_KEY_ENV
+from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import register_secret
 
 CONFIRM_ENV = "MARKETBOSS_CONFIRM_LIVE"

@@ -8,10 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-DEFAULT_KEY_ID = "mb-local-key"
-DEFAULT_SECRET_KEY = "mb-local-secret"
-KEY_ID_ENV = "MARKETBOSS_BROKER_KEY_ID"
-SECRET_KEY_ENV = "MARKETBOSS_BROKER_SECRET_KEY"
+from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY
 
 ClockMode = Literal["stepped", "accelerated", "wallclock"]
 Rate = Field(0.0, ge=0.0, le=1.0)
@@ -135,22 +132,3 @@ class BrokerConfig(BaseModel):
         out["secret_key"] = "***"
         return out
 
-
-#: `marketboss broker serve` flag of each FaultConfig field (shared by the CLI and process.py).
-FAULT_FLAGS: dict[str, str] = {
-    "error_500_rate": "--fault-500-rate",
-    "error_503_rate": "--fault-503-rate",
-    "error_504_rate": "--fault-504-rate",
-    "drop_rate": "--fault-drop-rate",
-    "latency_ms": "--fault-latency-ms",
-    "latency_jitter_ms": "--fault-jitter-ms",
-    "burst_429_rate": "--fault-429-burst-rate",
-    "burst_429_length": "--fault-429-burst-len",
-    "reject_rate": "--fault-reject-rate",
-    "fail_after_commit_rate": "--fault-late-fail-rate",
-    "fail_after_commit_status": "--fault-late-status",
-    "drop_after_commit_rate": "--fault-late-drop-rate",
-    "paths": "--fault-paths",
-    "methods": "--fault-methods",
-    "seed": "--fault-seed",
-}

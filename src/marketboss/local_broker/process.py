@@ -26,15 +26,8 @@ import orjson
 from pydantic import ValidationError
 
 from marketboss.errors import ConfigError, MarketBossError
-from marketboss.local_broker.config import (
-    DEFAULT_KEY_ID,
-    DEFAULT_SECRET_KEY,
-    FAULT_FLAGS,
-    KEY_ID_ENV,
-    SECRET_KEY_ENV,
-    BrokerConfig,
-    FaultConfig,
-)
+from marketboss.local_broker.config import BrokerConfig, FaultConfig
+from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, FAULT_FLAGS, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import redact_text, register_secret
 
 _SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start"}
