@@ -13,12 +13,19 @@ from marketboss.config import get_settings
 from marketboss.data.synth import synth_bars
 
 
+@pytest.fixture(scope="session")
+def _bars_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bars-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests never see the developer's APCA_* variables or .env; settings are re-read per test."""
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, _bars_cache: Path) -> Iterator[None]:
+    """Tests never see the developer's APCA_* variables or .env; settings are re-read per test. Validated bars
+    copies go to the session's own cache directory, never the developer's."""
     for key in list(os.environ):
         if key.startswith(("APCA_", "MARKETBOSS_")):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MARKETBOSS_CACHE_DIR", str(_bars_cache))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

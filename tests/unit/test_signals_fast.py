@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import marketboss.signals as signals_mod
 from marketboss.errors import InputError
-from marketboss.signals import read_signals, read_signals_frame, signals_to_frame
+from marketboss.signals import read_signals, read_signals_frame, signals_to_frame, write_signals
 
 VALID = {
     "id": "sig-0001", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": "BUY", "quantity": 10,
@@ -176,3 +176,47 @@ def test_default_order_fields_keep_the_plain_frame(tmp_path: Path) -> None:
     path.write_text(json.dumps({**VALID, "order_type": "market", "time_in_force": None}) + "\n")
     assert read_signals_frame(path).equals(signals_to_frame(read_signals(path)))
     assert "order_type" not in read_signals_frame(path).columns
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"id": "sig-0001", "id": "sig-0002"',  # a repeated key: polars keeps one of them silently
+        '"id": 17',  # a number where text belongs: polars reads it as text
+        '"extra": {"a": 1}',  # an unknown key holding an object
+        '"strategy": {"name": "x"}',  # an object where text belongs: polars reads it as text
+    ],
+)
+def test_what_polars_would_hide_takes_the_per_record_path(tmp_path: Path, line: str) -> None:
+    """The text-level checks of the polars reader: each of these lines leaves it, and the outcome is the
+    per-record reader's (an error naming the line, or the same frame)."""
+    body = json.dumps({**VALID, "id": "sig-0000"})
+    text = body[:-1] + ", " + line + "}" if not line.startswith('"id"') else "{" + line + body[body.index(","):]
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps({**VALID, "id": "sig-0009"}) + "\n" + text + "\n")
+    assert signals_mod._ndjson_frame(path) is None
+    got, want = _outcome(path), _reference(path)
+    assert got[0] == want[0] and (got[1] == want[1] if got[0] == "error" else got[1].equals(want[1]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    quantities=st.lists(st.sampled_from([10, 2.5, None, 7, 0.25]), min_size=1, max_size=6),
+    orders=st.sampled_from([{}, {"order_type": "limit", "limit_price": 149.0}, {"time_in_force": "gtc"},
+                            {"order_type": "market", "time_in_force": "day"}]),
+)
+def test_written_text_is_the_row_by_row_form(tmp_path: Path, quantities: list[Any], orders: dict[str, Any]) -> None:
+    """write_signals writes whole frames with polars where it can: the bytes are the row-by-row writer's."""
+    from marketboss.data.io import write_jsonl
+
+    rows = [{**VALID, **orders, "id": f"s{i}", "quantity": q, "target_weight": None if q is not None else 0.5}
+            for i, q in enumerate(quantities)]  # fmt: skip
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    frame = read_signals_frame(src)
+    write_signals(tmp_path / "out.jsonl", frame)
+    text = frame.select(*(c for c in frame.columns if c != "_line")).with_columns(
+        signals_mod.pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    write_jsonl(tmp_path / "ref.jsonl", (signals_mod._record(r) for r in text.iter_rows(named=True)))
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()

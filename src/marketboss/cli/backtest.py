@@ -18,11 +18,11 @@ from marketboss.cli.common import (
     err_console,
     exits_option,
     get_settings,
-    load_bars,
+    load_market,
     print_metrics,
     print_table,
 )
-from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
+from marketboss.cli.signals import ParamOpt, SymbolsOpt
 from marketboss.display import pct
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
@@ -69,7 +69,6 @@ def backtest(
     from marketboss.backtest.engine import run_backtest, run_strategy
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
-    from marketboss.data.market import Market
     from marketboss.signals import read_signals_frame
     from marketboss.signals.exits import with_exits
     from marketboss.strategies import create
@@ -96,7 +95,7 @@ def backtest(
                                             ("trail_percent", trail_percent)) if v is not None]  # fmt: skip
     strat = create(strategy, [*param, *exit_params]) if strategy else None
     data_path = data or settings.market_data
-    market = Market.from_bars(filter_symbols(load_bars(data_path, skip_invalid), symbols, data_path))
+    market = load_market(data_path, skip_invalid, symbols)
     if strat is not None:
         result, sig = run_strategy(market, strat, config)
         source, name = f"strategy {strat.describe()}", strat.name

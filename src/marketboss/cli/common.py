@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # heavy modules load inside the commands that use them: `--he
     import polars as pl
 
     from marketboss.config import Settings
+    from marketboss.data.market import Market
     from marketboss.signals.exits import Exits
+
+T = TypeVar("T")
 
 # Wide enough for metric tables when stdout is a pipe or a file (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -86,15 +89,39 @@ def exits_option(stop_loss_pct: float | None, take_profit_pct: float | None, tra
 
 
 def load_bars(path: Path, skip_invalid: bool = False) -> pl.DataFrame:
-    from marketboss.data.io import default_rejects_path, read_bars
+    from marketboss.data.io import read_bars
+
+    return _with_rejects(path, lambda rejects: read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects))
+
+
+def load_market(path: Path, skip_invalid: bool = False, symbols: str | None = None) -> Market:
+    """The market of a bars file (its cached panel when the file was read before), of `--symbols` if given."""
+    from marketboss.data.market import read_market
+
+    market = _with_rejects(path, lambda rejects: read_market(path, skip_invalid=skip_invalid, rejects_path=rejects))
+    return market.select(wanted_symbols(symbols, market.symbols, path)) if symbols else market
+
+
+def _with_rejects(path: Path, read: Callable[[Path], T]) -> T:
+    """Read with skipped rows recorded beside the file, and say so."""
+    from marketboss.data.io import default_rejects_path
 
     rejects = default_rejects_path(path)
     rejects.unlink(missing_ok=True)
-    df = read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects)
+    out = read(rejects)
     if rejects.exists():
         n = sum(1 for _ in rejects.open("rb"))
         err_console.print(f"[yellow]skipped {n} invalid row(s) of {path}; reasons in {rejects}[/]")
-    return df
+    return out
+
+
+def wanted_symbols(symbols: str, have: Sequence[str], path: Path) -> list[str]:
+    """`--symbols A,B`: every one must be in the file."""
+    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    missing = [s for s in wanted if s not in have]
+    if missing:
+        raise MarketBossError(f"--symbols: {', '.join(missing)} not in {path} (it has {', '.join(sorted(have))})")
+    return wanted
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[str] = ()) -> None:

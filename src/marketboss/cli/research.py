@@ -19,11 +19,11 @@ from marketboss.cli.common import (
     err_console,
     get_settings,
     key_values,
-    load_bars,
+    load_market,
     print_metrics,
     print_table,
 )
-from marketboss.cli.signals import ParamOpt, SymbolsOpt, filter_symbols
+from marketboss.cli.signals import ParamOpt, SymbolsOpt
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 
@@ -72,10 +72,8 @@ def _config(cash: float | None, commission: float, per_share: float, minimum: fl
 
 
 def _market(data: Path | None, symbols: str | None, skip_invalid: bool) -> tuple[Path, Any]:
-    from marketboss.data.market import Market
-
     path = data or get_settings().market_data
-    return path, Market.from_bars(filter_symbols(load_bars(path, skip_invalid), symbols, path))
+    return path, load_market(path, skip_invalid, symbols)
 
 
 @contextmanager

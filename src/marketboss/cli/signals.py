@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketboss.cli.common import SkipInvalid, console, get_settings, key_values, load_bars, print_table
-from marketboss.errors import MarketBossError
+from marketboss.cli.common import (
+    SkipInvalid,
+    console,
+    get_settings,
+    key_values,
+    load_market,
+    print_table,
+    wanted_symbols,
+)
 from marketboss.logging import get_logger
 
 if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
@@ -27,12 +34,7 @@ def filter_symbols(bars: pl.DataFrame, symbols: str | None, path: Path) -> pl.Da
     import polars as pl
     if not symbols:
         return bars
-    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-    have = set(bars["symbol"].unique().to_list())
-    missing = [s for s in wanted if s not in have]
-    if missing:
-        raise MarketBossError(f"--symbols: {', '.join(missing)} not in {path} (it has {', '.join(sorted(have))})")
-    return bars.filter(pl.col("symbol").is_in(wanted))
+    return bars.filter(pl.col("symbol").is_in(wanted_symbols(symbols, bars["symbol"].unique().to_list(), path)))
 
 
 @app.command()
@@ -46,7 +48,6 @@ def generate(
 ) -> None:
     """Run a strategy over the bars and write one signal per change of its wanted position (atomic write).
     The same inputs always give the same signals and ids."""
-    from marketboss.data.market import Market
     from marketboss.signals import write_signals
     from marketboss.strategies import create
 
@@ -54,7 +55,7 @@ def generate(
     settings = get_settings()
     path = data or settings.market_data
     out = output or settings.signals
-    market = Market.from_bars(filter_symbols(load_bars(path, skip_invalid), symbols, path))
+    market = load_market(path, skip_invalid, symbols)
     signals = strat.signals(market)
     write_signals(out, signals)
     counts = dict(signals.group_by("action").len().iter_rows())

@@ -320,21 +320,42 @@ def read_bars(
     skip_invalid: bool = False,
     rejects_path: str | Path | None = None,
 ) -> pl.DataFrame:
-    """Validated bars sorted by time then symbol.
+    """Validated bars sorted by time then symbol (a file read before comes from its validated copy: cache.py).
 
     With `skip_invalid`, bad rows are dropped and written with their reasons to `rejects_path`
     (default: `<file>.rejected.jsonl`); otherwise the first bad row raises an InputError.
     """
+    from marketboss.data import cache
+
     p = Path(path)
     fmt = file_format(p)
-    parsed, parse_rejects = _fast_parse(p, fmt, check_input_file(p))
+    scan = check_input_file(p)
+    key = None if skip_invalid else cache.content_key(p, fmt)
+    if key is not None and (copy := cache.load(key)) is not None:
+        return copy
+    parsed, parse_rejects = _fast_parse(p, fmt, scan)
     if parsed is None:
         parsed, parse_rejects = _slow_parse(p, fmt)
     errors = validation_errors(parsed)
     if len(errors) and fmt != "parquet" and not parse_rejects and not _lines_exact(p, fmt, parsed):
         parsed, parse_rejects = _slow_parse(p, fmt)
         errors = validation_errors(parsed)
-    return accept(parsed, parse_rejects + to_rejects(errors), p, skip_invalid, rejects_path, by_row=fmt == "parquet")
+    bars = accept(parsed, parse_rejects + to_rejects(errors), p, skip_invalid, rejects_path, by_row=fmt == "parquet")
+    if key is not None and (copy_path := cache.entry(key)) is not None:
+        _keep_copy(bars, copy_path)
+    return bars
+
+
+def _keep_copy(bars: pl.DataFrame, path: Path) -> None:
+    """Best effort: a full disk or a read-only cache directory costs the next command time, nothing else."""
+    from marketboss.data import cache
+
+    try:
+        with atomic_open(path) as fh:
+            bars.write_ipc(fh, compression="uncompressed")
+        cache.evict()
+    except (OSError, pl.exceptions.PolarsError):
+        return
 
 
 def to_rejects(errors: pl.DataFrame) -> list[Rejected]:

@@ -6,14 +6,19 @@ A symbol without a bar at a time holds NaN there.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from marketboss.data import cache
+from marketboss.data.io import atomic_open, file_format, read_bars
 from marketboss.data.schema import TIMESTAMP_DTYPE
-from marketboss.data.stats import bars_per_year
+from marketboss.data.stats import sessions_bars_per_year
 from marketboss.errors import MarketBossError
 
 FIELDS = ("open", "high", "low", "close", "volume")
@@ -70,17 +75,22 @@ class Market:
             raise MarketBossError("duplicate or unsorted bars: timestamps must increase per symbol")
         tidx = np.cumsum(new) - 1
         times = ts[new]
-        shape = (times.shape[0], len(symbols))
+        n_symbols = len(symbols)
+        shape = (times.shape[0], n_symbols)
+        # Every symbol at every time (sorted by time, then symbol): the column is the panel, row by row.
+        complete = n == shape[0] * n_symbols and bool((sidx.reshape(shape) == np.arange(n_symbols)).all())
+        cells = None if complete else tidx * n_symbols + sidx
         arrays = {}
         for f in FIELDS:
+            # a copy in numpy's memory either way: writable, and large arrays get huge pages (fewer TLB misses)
             values = bars[f].cast(pl.Float64).to_numpy()
-            if len(symbols) == 1:  # a copy in numpy's memory: large arrays get huge pages (fewer TLB misses)
-                arrays[f] = np.array(values).reshape(-1, 1)
+            if complete:
+                arrays[f] = np.array(values).reshape(shape)
                 continue
             a = np.full(shape, np.nan)
-            a[tidx, sidx] = values
+            a.reshape(-1)[cells] = values
             arrays[f] = a
-        return cls(symbols, times, bars_per_year=bars_per_year(bars), **arrays)
+        return cls(symbols, times, bars_per_year=sessions_bars_per_year(times, tidx, sidx), **arrays)
 
     @property
     def n_times(self) -> int:
@@ -137,3 +147,56 @@ class Market:
 
     def symbol_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
+
+    def select(self, symbols: Sequence[str]) -> Market:
+        """The market of some of its symbols, as from_bars makes it of their bars alone: the times at which
+        any of them has a bar, their own bars per year."""
+        cols = sorted({self.symbol_index(s) for s in symbols})
+        if cols == list(range(self.n_symbols)):
+            return self
+        present = ~np.isnan(self.close[:, cols])
+        keep = present.any(axis=1)
+        tidx, sidx = np.nonzero(present[keep])
+        arrays = {f: np.ascontiguousarray(getattr(self, f)[keep][:, cols]) for f in FIELDS}
+        times = self.times[keep]
+        return Market(tuple(self.symbols[c] for c in cols), times,
+                      bars_per_year=sessions_bars_per_year(times, tidx, sidx), **arrays)  # fmt: skip
+
+
+def read_market(path: Path, *, skip_invalid: bool = False, rejects_path: Path | None = None) -> Market:
+    """The market of a bars file. A file read before comes back from its cached panel (data/cache.py): no
+    parsing, no validation, no frame in memory beside the panel."""
+    key = None if skip_invalid else cache.content_key(path, f"market {file_format(path)}")
+    if key is not None and (copy := _load_panel(key)) is not None:
+        return copy
+    market = Market.from_bars(read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
+    if key is not None and (target := cache.entry(key, ".npz")) is not None:
+        _keep_panel(market, target)
+    return market
+
+
+def _load_panel(key: str) -> Market | None:
+    path = cache.entry(key, ".npz")
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {f: npz[f] for f in FIELDS}
+            market = Market(tuple(str(s) for s in npz["symbols"]), npz["times"],
+                            bars_per_year=float(npz["bars_per_year"]), **arrays)  # fmt: skip
+        os.utime(path)  # recently used: evicted last
+    except (OSError, ValueError, KeyError):
+        return None
+    return market
+
+
+def _keep_panel(market: Market, path: Path) -> None:
+    """Best effort, as every cached copy."""
+    try:
+        with atomic_open(path) as fh:
+            panel = {f: getattr(market, f) for f in FIELDS}
+            np.savez(fh, symbols=np.array(market.symbols), times=market.times,
+                     bars_per_year=np.float64(market.bars_per_year), **panel)  # fmt: skip
+        cache.evict()
+    except OSError:
+        return

@@ -152,7 +152,9 @@ class TextScan:
     """What the size check saw on its way through a text file, so that a reader need not read it again."""
 
     colons: int = 0
+    quotes: int = 0
     backslash: bool = False
+    lines: int = 0  # newlines, plus one for a last line without its own
 
 
 def check_input_file(path: Path) -> TextScan:
@@ -167,13 +169,16 @@ def check_input_file(path: Path) -> TextScan:
         raise InputError(path, f"file is {size:,} bytes, over the {limit:,}-byte limit ({MAX_INPUT_BYTES_ENV})")
     if path.suffix.lower() == ".parquet":
         return TextScan()
-    colons, backslash, carried, offset = 0, False, 0, 0
+    colons, quotes, newlines, backslash, carried, offset, ends_line = 0, 0, 0, False, 0, 0, True
     with open(path, "rb") as fh:
         while chunk := fh.read(MAX_LINE_BYTES):
             if b"\0" in chunk:
                 _refuse(path, offset + chunk.index(b"\0"), "contains NUL bytes: not a text file")
             colons += chunk.count(b":")
+            quotes += chunk.count(b'"')
+            newlines += chunk.count(b"\n")
             backslash = backslash or b"\\" in chunk
+            ends_line = chunk.endswith(b"\n")
             last = chunk.rfind(b"\n")
             if last < 0:
                 carried += len(chunk)
@@ -184,7 +189,7 @@ def check_input_file(path: Path) -> TextScan:
             if carried > MAX_LINE_BYTES:
                 _refuse(path, offset, f"line longer than {MAX_LINE_BYTES:,} bytes")
             offset += len(chunk)
-    return TextScan(colons, backslash)
+    return TextScan(colons, quotes, backslash, newlines + (0 if ends_line else 1))
 
 
 def _refuse(path: Path, offset: int, reason: str) -> NoReturn:

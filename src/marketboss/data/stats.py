@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 
 def bars_per_year(df: pl.DataFrame) -> float:
-    """Annualisation follows the bar frequency: median bars per session times 252 sessions. Each distinct bar time
-    is converted to its New York date once, not each bar (a time-zone conversion per row cost 1.4 s on 9.7M
-    minute bars)."""
+    """Annualisation follows the bar frequency: median bars per session (per symbol and New York date) times 252
+    sessions."""
     if df.is_empty():
         return 252.0
-    days = df.select(pl.col("timestamp").unique()).with_columns(
-        pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date().alias("d")
+    ranks = df.select(
+        pl.col("timestamp").rank("dense").cast(pl.Int64) - 1, pl.col("symbol").rank("dense").cast(pl.Int64) - 1
     )
-    per_day = df.select("symbol", "timestamp").join(days, on="timestamp").group_by("symbol", "d").len()["len"].median()
-    return 252.0 * float(per_day or 1.0)  # type: ignore[arg-type]
+    times = df["timestamp"].unique().sort().dt.epoch("us").to_numpy()
+    return sessions_bars_per_year(times, ranks["timestamp"].to_numpy(), ranks["symbol"].to_numpy())
+
+
+def sessions_bars_per_year(times: np.ndarray, tidx: np.ndarray, sidx: np.ndarray) -> float:
+    """bars_per_year of bars given as indices into their distinct times (epoch microseconds, sorted) and symbols.
+    Each distinct time is converted to its New York date once, not each bar (a time-zone conversion per row
+    cost 1.4 s on 9.7M minute bars), and bars are counted per (symbol, date) with one bincount."""
+    if tidx.shape[0] == 0:
+        return 252.0
+    dates = pl.Series(times).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone("America/New_York").dt.date()
+    day = dates.rank("dense").cast(pl.Int64).to_numpy() - 1
+    n_days = int(day.max()) + 1
+    counts = np.bincount(sidx.astype(np.int64) * n_days + day[tidx])
+    return 252.0 * float(np.median(counts[counts > 0]))
 
 
 def summary(df: pl.DataFrame) -> pl.DataFrame:

@@ -41,6 +41,7 @@ Bad lines raise an InputError naming file, line and field (or, with skip_invalid
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from marketboss.data.io import Rejected, default_rejects_path, read_jsonl_records, write_jsonl
+from marketboss.data.io import Rejected, atomic_write_bytes, default_rejects_path, read_jsonl_records, write_jsonl
 from marketboss.data.rules import (
     MAX_PRICE,
     MAX_QUANTITY,
@@ -59,6 +60,7 @@ from marketboss.data.rules import (
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
     SYMBOL_PATTERN,
+    check_input_file,
     number_error,
     shown,
     symbol_error,
@@ -395,7 +397,10 @@ def read_signals_frame(
     """read_signals as a frame. Files that are plainly valid take a vectorised path (100,000 signals in a
     fraction of a second); anything else, or any doubt, goes through read_signals, which names the bad line."""
     if not skip_invalid:
-        fast = _valid_frame(read_jsonl_records(path, tolerate_torn_tail=False))
+        raw = _ndjson_frame(Path(path))
+        if raw is None:
+            raw = _records_frame(read_jsonl_records(path, tolerate_torn_tail=False))
+        fast = None if raw is None else _valid_frame(raw)
         if fast is not None:
             return fast
     return signals_to_frame(read_signals(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
@@ -413,17 +418,52 @@ _ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
 _TS_RE = r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$"  # chrono alone is more lenient
 
 
-def _valid_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
-    """The frame signals_to_frame would give, when every record passes Signal's rules in their plain form
-    (ids present, canonical UTC timestamps, upper-case actions and symbols); None when any record needs the
-    per-record path: normalising, id derivation or an error message."""
+#: A signals file's fields as read before validation: the timestamp still text.
+_RAW_SCHEMA = {
+    f: (pl.String if f in ("id", "timestamp") else _FRAME_SCHEMA[f]) for f in (*SIGNAL_FIELDS, *ORDER_FIELDS)
+}
+_TEXT_FIELDS = tuple(f for f, t in _RAW_SCHEMA.items() if t == pl.String)
+
+
+def _ndjson_frame(path: Path) -> pl.DataFrame | None:
+    """The raw frame by polars' reader, when the file's text shows that polars hid nothing: every line one
+    object with each signal field and the order fields it sets (a key more, repeated or unknown, is a colon
+    more), text only where text belongs (a number read into a text field has no quotes: the quotes fall
+    short), no escapes, no blank lines. Anything else: None, and the per-record reader decides."""
+    scan = check_input_file(path)
+    if scan.backslash or scan.lines == 0:
+        return None
+    try:
+        df = pl.read_ndjson(path, schema=_RAW_SCHEMA)
+    except Exception:  # a type polars will not read as the schema's (a boolean, a string number): per record
+        return None
+    if df.height != scan.lines:
+        return None
+    n = df.height
+    keys, texts, inner = df.select(
+        pl.sum_horizontal(pl.lit(len(SIGNAL_FIELDS) * n), *(pl.col(f).count() for f in ORDER_FIELDS)).alias("k"),
+        pl.sum_horizontal(pl.col(f).count() for f in _TEXT_FIELDS).alias("t"),
+        pl.sum_horizontal(pl.col(f).str.count_matches(":").sum() for f in _TEXT_FIELDS).alias("c"),
+    ).row(0)
+    if scan.colons != keys + inner or scan.quotes != 2 * (keys + texts):
+        return None
+    return df.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame | None:
+    """The raw frame of parsed records, when each field holds a JSON type the contract allows."""
     for field, allowed in _FAST_TYPES.items():
         if not {type(r.get(field)) for r in records} <= allowed:
             return None
-    plain = not any(f in r for r in records for f in ORDER_FIELDS)
+    return pl.DataFrame(records, schema={**_RAW_SCHEMA, LINE: pl.Int64})
+
+
+def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
+    """The frame signals_to_frame would give, when every row passes Signal's rules in their plain form
+    (ids present, canonical UTC timestamps, upper-case actions and symbols); None when any row needs the
+    per-record path: normalising, id derivation or an error message."""
+    plain = df.select(pl.all_horizontal(pl.col(f).is_null().all() for f in ORDER_FIELDS)).item()
     fields = SIGNAL_FIELDS if plain else (*SIGNAL_FIELDS, *ORDER_FIELDS)
-    raw_schema = {**{f: (pl.String if f in ("id", "timestamp") else _FRAME_SCHEMA[f]) for f in fields}, LINE: pl.Int64}
-    df = pl.DataFrame(records, schema=raw_schema)
     ts = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC", strict=False)
     qty, tw, price, sym = pl.col("quantity"), pl.col("target_weight"), pl.col("price"), pl.col("symbol")
     ok = df.select(
@@ -513,7 +553,34 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
     rows = df.select(*SIGNAL_FIELDS, *(f for f in ORDER_FIELDS if f in df.columns)).with_columns(
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
     )
+    whole = _whole_frame_form(rows)
+    if whole is not None:
+        buf = io.BytesIO()
+        whole.write_ndjson(buf)
+        atomic_write_bytes(path, buf.getvalue())
+        return whole.height
     return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
+
+
+def _whole_frame_form(rows: pl.DataFrame) -> pl.DataFrame | None:
+    """The rows as polars can write them in one go with the very text `_record` gives row by row: when each
+    order field is absent everywhere (null or its default) and the quantities are all whole (written as
+    integers) or none is. Otherwise None: the writer goes row by row."""
+    q = pl.col("quantity")
+    whole, fractional, *silent = rows.select(
+        (q.is_null() | (q == q.round())).all().alias("_whole"),
+        (q.is_null() | (q != q.round())).all().alias("_fractional"),
+        *(
+            (pl.col(f).is_null() | (pl.col(f) == ORDER_DEFAULTS[f] if f in ORDER_DEFAULTS else pl.lit(False)))
+            .all()
+            .alias(f)
+            for f in ORDER_FIELDS
+            if f in rows.columns
+        ),
+    ).row(0)
+    if not all(silent) or not (whole or fractional):
+        return None
+    return rows.select(*SIGNAL_FIELDS).with_columns(q.cast(pl.Int64) if whole else q)
 
 
 __all__ = [

@@ -1,0 +1,82 @@
+"""Validated copies of bars files, keyed by the file's content: a command that reads the same JSONL, CSV or
+Parquet file as the one before gets its validated frame (io.read_bars) or its market panel
+(market.read_market) back without parsing, validating or building it again.
+
+The key is a SHA-256 of the file's bytes, what is read of it and the reader's version (READER_VERSION: bump it
+when parsing, validation or the copies' form change), so an edited file, or a file read by another version of
+the rules, is a miss. Frames are Arrow IPC files, uncompressed (memory-mapped back: no parsing, no copy), panels
+numpy .npz files; both are written atomically by their readers (io.read_bars, market.read_market), which this
+module serves with names, look-ups and eviction (the MAX_ENTRIES most recently used stay). The cache only ever
+saves time: a copy that cannot be read or written is a miss, never an error. MARKETBOSS_CACHE_DIR moves it
+(default: $XDG_CACHE_HOME/marketboss, else ~/.cache/marketboss); MARKETBOSS_CACHE_DIR=off turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+CACHE_DIR_ENV = "MARKETBOSS_CACHE_DIR"
+READER_VERSION = 1
+MAX_ENTRIES = 8
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path | None:
+    """Where validated copies live; None when the cache is off."""
+    configured = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if configured.lower() == "off":
+        return None
+    if configured:
+        return Path(configured).expanduser() / "bars"
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "marketboss" / "bars"
+
+
+def content_key(path: Path, kind: str) -> str:
+    """The key of what `kind` (the reader's format, or what is built of the file) makes of this file's bytes."""
+    digest = hashlib.sha256(f"bars v{READER_VERSION} {kind}\n".encode())
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def entry(key: str, suffix: str = ".arrow") -> Path | None:
+    """Where the copy under `key` lives (None when the cache is off)."""
+    root = cache_dir()
+    return None if root is None else root / f"{key}{suffix}"
+
+
+def load(key: str) -> pl.DataFrame | None:
+    """The validated frame stored under `key`, or None."""
+    path = entry(key)
+    if path is None:
+        return None
+    try:
+        # Memory-mapped, zero copy: pages are read as the columns are used (polars' read_ipc copies the file).
+        # The map stays open as long as the frame's buffers refer to it (closing it here would pull the
+        # pages from under them); the file itself is only ever replaced by a rename, never rewritten.
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        frame = pl.from_arrow(table, rechunk=False)
+        os.utime(path)  # recently used: evicted last
+    except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
+        return None
+    return frame if isinstance(frame, pl.DataFrame) else None
+
+
+def evict() -> None:
+    """Keep the MAX_ENTRIES most recently used copies."""
+    root = cache_dir()
+    if root is None:
+        return
+    with contextlib.suppress(OSError):
+        entries = sorted((p for p in root.iterdir() if p.suffix in (".arrow", ".npz")),
+                         key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
+        for old in entries[MAX_ENTRIES:]:
+            old.unlink(missing_ok=True)
