@@ -9,7 +9,6 @@ not fill, with status and reason), signals.jsonl (the signals that drove the run
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import polars as pl
 
 from marketboss.backtest.engine import BacktestResult
 from marketboss.backtest.metrics import json_safe
-from marketboss.data.io import atomic_directory, atomic_write_bytes
+from marketboss.data.io import atomic_directory, atomic_open, atomic_write_bytes
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.signals import write_signals
@@ -54,13 +53,13 @@ class Run:
         return cls(path, metrics, result.equity, result.fills, result.trades, result.rejections)
 
 
-def _jsonl_bytes(df: pl.DataFrame) -> bytes:
+def _write_jsonl(df: pl.DataFrame, path: Path) -> None:
+    """Atomically, straight from polars into the file (no copy of the text in memory)."""
     out = df.with_columns(
         pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in _TIME_COLUMNS if c in df.columns
     )
-    buf = io.BytesIO()
-    out.write_ndjson(buf)
-    return buf.getvalue()
+    with atomic_open(path) as fh:
+        out.write_ndjson(fh)
 
 
 def save_run(
@@ -73,7 +72,7 @@ def save_run(
     text = json.dumps(run.metrics, indent=2, allow_nan=False) + "\n"
     with atomic_directory(path) as stage:
         for name in FRAMES:
-            atomic_write_bytes(stage / f"{name}.jsonl", _jsonl_bytes(getattr(run, name)))
+            _write_jsonl(getattr(run, name), stage / f"{name}.jsonl")
         if signals is not None:
             write_signals(stage / "signals.jsonl", signals)
         atomic_write_bytes(stage / METRICS_FILE, text.encode())

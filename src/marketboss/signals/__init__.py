@@ -41,7 +41,6 @@ Bad lines raise an InputError naming file, line and field (or, with skip_invalid
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -52,7 +51,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from marketboss.data.io import Rejected, atomic_write_bytes, default_rejects_path, read_jsonl_records, write_jsonl
+from marketboss.data.io import Rejected, atomic_open, default_rejects_path, read_jsonl_records, write_jsonl
 from marketboss.data.rules import (
     MAX_PRICE,
     MAX_QUANTITY,
@@ -555,9 +554,8 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
     )
     whole = _whole_frame_form(rows)
     if whole is not None:
-        buf = io.BytesIO()
-        whole.write_ndjson(buf)
-        atomic_write_bytes(path, buf.getvalue())
+        with atomic_open(path) as fh:
+            whole.write_ndjson(fh)
         return whole.height
     return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
 
