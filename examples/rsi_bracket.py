@@ -4,7 +4,7 @@
 import numpy as np
 from pydantic import Field
 
-from marketboss import Strategy, StrategyParams
+from marketboss import Strategy, StrategyParams, SymbolBars
 from marketboss.indicators import rsi
 
 
@@ -22,6 +22,6 @@ class RsiBracket(Strategy[RsiParams]):
     name = "rsi_bracket"
     params_model = RsiParams
 
-    def exposure(self, bars):
+    def exposure(self, bars: SymbolBars) -> np.ndarray:
         r = rsi(bars.close, self.params.period)
         return np.where(r < self.params.lower, 1.0, np.where(r > self.params.upper, 0.0, np.nan))

@@ -33,7 +33,9 @@ def test_the_pages_python_runs_top_to_bottom(
     out = capsys.readouterr().out
     assert "sharpe" in out and "lower" in out  # the sweep's best rows were printed
     strategy_class = namespace["RsiBracket"]
-    assert len((ROOT / "examples" / "rsi_bracket.py").read_text().splitlines()) < 30
+    example = (ROOT / "examples" / "rsi_bracket.py").read_text()
+    assert len(example.splitlines()) < 30
+    assert example.endswith(code[0]) and example.index(code[0]) > 0  # the page shows the file, after its docstring
     assert strategy_class.name == registry.resolve("examples/rsi_bracket.py:RsiBracket").name  # type: ignore[attr-defined]
 
 

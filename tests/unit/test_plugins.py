@@ -146,13 +146,19 @@ def test_a_broken_plugin_is_one_line_naming_its_file_and_the_problem(
     strategy, *param = spec.split(" ")
     capsys.readouterr()
     for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"],
-                    ["sweep", "--grid", "quantity=1,2", "--output", "sw.csv"]):  # fmt: skip
-        assert cli(*command, "--data", str(data), "--strategy", strategy, *param) == 2
+                    ["sweep", "--grid", "quantity=1,2", "--output", "sw.csv"], ["compare"]):  # fmt: skip
+        if command == ["compare"]:
+            if param:  # compare's parameters are checked per strategy, beside the others' results
+                continue
+            command = ["compare", "--strategies", f"ma_crossover,{strategy}", "--table", "c.csv", "-o", "c.jsonl"]
+            assert cli(*command, "--data", str(data)) == 2
+        else:
+            assert cli(*command, "--data", str(data), "--strategy", strategy, *param) == 2
         err = capsys.readouterr().err
         said = SWEEP_SAYS.get(spec, message) if command[0] == "sweep" else message
         assert err.startswith("error: " + said) and err.count("\n") == 1, (command, err)
         assert "Traceback" not in err
-    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv"))  # nothing half-written
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv", "c.csv", "c.jsonl"))
 
 
 def test_strategies_list_shows_named_plugins_with_their_parameters(
@@ -255,3 +261,18 @@ def test_schedule_generates_signals_with_a_plugin_and_refuses_a_broken_one_up_fr
 def test_plugin_errors_are_marketboss_errors() -> None:
     with pytest.raises(PluginError, match="a plug-in is given as"):
         resolve(":Flip")
+
+
+def test_worker_processes_load_a_plugin_again_by_its_form(data: Path, plugin: Path) -> None:
+    """A sweep large enough for worker processes (forced here) gets the same table: each spawned worker loads
+    the file from the same form; a class loaded from a file is found again by its absolute path."""
+    from marketboss import sweep
+    from marketboss.research import LocalBackend
+
+    grid = {"every": [5, 8, 13]}
+    inline = sweep("strats/flip.py:Flip", data, grid, backend=LocalBackend(1))
+    pool = LocalBackend(2, pool_work=0, chunk_work=1)
+    spawned = sweep(resolve("strats/flip.py:Flip"), data, grid, backend=pool)
+    assert pool.ran_in == "2 processes"
+    assert spawned.summary.equals(inline.summary) and spawned.rows.equals(inline.rows)
+    assert inline.summary["n_fills"].min() > 0

@@ -310,10 +310,12 @@ def compare(
     from marketboss.research.compare import split_index
     from marketboss.research.selection import check_metric
     from marketboss.signals import write_signals
-    from marketboss.strategies import create
+    from marketboss.strategies import create, resolve
 
     check_metric(metric)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:  # a strategy that cannot even be found or loaded is the user's to fix first
+        resolve(name)
     params = _strategy_params(param)
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)

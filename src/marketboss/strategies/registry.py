@@ -119,10 +119,11 @@ def catalogue(specs: Iterable[str] = ()) -> list[Listed]:
     out = [Listed(n, "built-in" if c.__module__.startswith("marketboss.") else c.__module__, c)
            for n, c in table.items()]  # fmt: skip
     wanted = [(n, entry_point_origin(ep)) for n, ep in plugin_entry_points().items()]
-    wanted += [(s, "plug-in") for s in specs]
+    wanted += [(s, "plug-in") for s in specs if s not in table]
     for name, origin in wanted:
-        if name in table:
-            out.append(Listed(name, origin, None, f"the name '{name}' is taken by a built-in strategy"))
+        if name in table:  # an entry point named like a built-in: the built-in wins
+            out.append(Listed(name, origin, None, f"{origin}: the name '{name}' is taken by a built-in strategy, "
+                                                  f"which --strategy {name} runs"))
             continue
         try:
             out.append(Listed(name, origin, resolve(name)))
