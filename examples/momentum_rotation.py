@@ -25,7 +25,9 @@ class RotationParams(StrategyParams):
     @classmethod
     def _equal_weight(cls, values: Any) -> Any:
         if isinstance(values, dict) and "weight" not in values:  # equal weight unless a weight is given
-            values = {**values, "weight": 1.0 / int(values.get("top_k", 2))}
+            k = str(values.get("top_k", 2))
+            if k.isdigit() and int(k) >= 1:  # else top_k's own check reports it
+                values = {**values, "weight": 1.0 / int(k)}
         return values
 
 
