@@ -178,7 +178,7 @@ def test_strategies_list_shows_named_plugins_with_their_parameters(
     assert captured.err == "error: strategy plug-in strats/bad.py, line 1: RuntimeError: boom\n"
 
 
-def _installed(site: Path, broken: bool) -> None:
+def _installed(site: Path, broken: bool, extra: str = "") -> None:
     """A package `mbplug` as pip installs it: its modules and a .dist-info with an entry_points.txt."""
     pkg = site / "mbplug"
     pkg.mkdir(parents=True)
@@ -190,7 +190,7 @@ def _installed(site: Path, broken: bool) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mbplug\nVersion: 0.1\n")
     eps = "[marketboss.strategies]\nflip = mbplug.strats:Flip\nnamed = mbplug.strats:Named\n"
-    (info / "entry_points.txt").write_text(eps + ("broken = mbplug.broken:Nope\n" if broken else ""))
+    (info / "entry_points.txt").write_text(eps + ("broken = mbplug.broken:Nope\n" if broken else "") + extra)
 
 
 def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -237,6 +237,17 @@ def test_a_broken_entry_point_is_reported_and_the_others_still_work(data: Path, 
     bad = _run(site, workdir, "backtest", "--data", str(data), "--strategy", "broken", "-o", "runs/bad")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "broken.py, line 3: SyntaxError" in bad.stderr
     assert not (workdir / "runs" / "bad").exists()
+
+
+def test_an_entry_point_may_not_take_a_built_in_name(data: Path, workdir: Path) -> None:
+    site = workdir / "site"
+    _installed(site, broken=False, extra="momentum = mbplug.strats:Flip\n")
+    listed = _run(site, workdir, "strategies", "list")
+    assert listed.returncode == 2 and "flip: Long for" in listed.stdout
+    assert listed.stderr == ("error: entry point 'momentum' of mbplug 0.1: the name 'momentum' is taken by a built-in "
+                             "strategy, which --strategy momentum runs\n")
+    _run(site, workdir, "signals", "generate", "--data", str(data), "--strategy", "momentum", "--output", "m.jsonl")
+    assert set(read_signals_frame(workdir / "m.jsonl")["strategy"]) == {"momentum"}  # the built-in ran
 
 
 def test_schedule_generates_signals_with_a_plugin_and_refuses_a_broken_one_up_front(
