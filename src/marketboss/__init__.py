@@ -34,6 +34,7 @@ _WHERE = {
 }  # fmt: skip
 _MODULES = ("indicators",)
 
+
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
         return import_module(f"marketboss.{name}")
