@@ -370,10 +370,11 @@ def test_a_one_symbol_book_is_the_same_beside_an_idle_symbol(case: Case, at_clos
     np.testing.assert_equal(same, {k: beside.metrics[k] for k in same})  # NaN (no trades) equals NaN
 
 
-def test_a_monthly_rotation_sells_before_it_buys_on_the_same_bar() -> None:
-    """Top 2 of 5 by 20-bar momentum at each month's first bar, 45% each, everything held sold first: the
-    signals list each month's buys before its sells, and still no buy is rejected, because the bar's sales pay
-    for it."""
+@pytest.mark.parametrize("weight", [0.45, 0.5])
+def test_a_monthly_rotation_sells_before_it_buys_on_the_same_bar(weight: float) -> None:
+    """Top 2 of 5 by 20-bar momentum at each month's first bar, 45% (or all in: 50%) each, everything held sold
+    first: the signals list each month's buys before its sells, and still no buy is rejected, because the bar's
+    sales pay for it (all in, no cash is left before they do)."""
     from marketboss.data.synth import synth_bars
 
     market = Market.from_bars(synth_bars(["AAA", "BBB", "CCC", "DDD", "EEE"], "2022-01-01", "2023-12-31", "1Day",
@@ -386,7 +387,7 @@ def test_a_monthly_rotation_sells_before_it_buys_on_the_same_bar() -> None:
             continue
         mom = market.close[t] / market.close[t - 20] - 1
         top = {int(s) for s in np.argsort(-mom)[:2]}
-        orders = [(s, "BUY", 0.45) for s in sorted(top)] + [(s, "SELL", 0.0) for s in sorted(held)]
+        orders = [(s, "BUY", weight) for s in sorted(top)] + [(s, "SELL", 0.0) for s in sorted(held)]
         for s, action, w in orders:
             rows.append({"id": f"sig-{k:04d}", "timestamp": stamps[t], "symbol": market.symbols[s], "action": action,
                          "quantity": None, "strategy": "rotation", "price": None, "target_weight": w})  # fmt: skip

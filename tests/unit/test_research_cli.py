@@ -68,7 +68,7 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
     (["sweep", "--grid", "fast=5", "--commission", "0.5"], "error: --commission: Input should be less than 0.1"),
     (["walkforward", "--grid", "fast=5", "--train", "2000"], "error: not enough bars for one fold"),
     (["compare", "--param", "fast=5"], "error: --param 'fast=5' must look like strategy.key=value"),
-    (["compare", "--strategies", "nope"], "error: no strategy could be run"),
+    (["compare", "--strategies", "ma_crossover,nope"], "error: unknown strategy 'nope': choose one of"),
     (["compare", "--oos-start", "soon"], "error: --oos-start 'soon': expected a date like 2024-01-02"),
 ])
 def test_mistakes_are_one_line_errors_and_write_nothing(

@@ -520,6 +520,8 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                                 q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
                                                       cash, ref, side, p, rules)  # fmt: skip
                                 if why != PENDING:
+                                    if why == REJECTED_CASH and not increases:
+                                        continue  # a purchase waits for the second pass: the bar's sales pay it
                                     status[r] = why
                                     continue
                             if abs(p + q) >= abs(p) and not increases:

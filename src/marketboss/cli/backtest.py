@@ -22,7 +22,7 @@ from marketboss.cli.common import (
     print_metrics,
     print_table,
 )
-from marketboss.cli.signals import ParamOpt, SymbolsOpt
+from marketboss.cli.signals import STRATEGY_HELP, ParamOpt, SymbolsOpt
 from marketboss.display import pct
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
@@ -41,7 +41,7 @@ def backtest(
     signals: Path = typer.Option(None, "--signals", help="Signals file (default: data/signals.jsonl, unless "
                                                           "--strategy is given)."),
     strategy: str = typer.Option(None, "--strategy", "-s", help="Generate signals in memory with this strategy "
-                                                                "instead of reading --signals."),
+                                 "instead of reading --signals: " + STRATEGY_HELP),
     param: list[str] = ParamOpt,
     symbols: str = SymbolsOpt,
     cash: float = typer.Option(None, "--cash", help="Starting cash (default 100000, env MARKETBOSS_INITIAL_CASH)."),

@@ -258,6 +258,13 @@ def schedule(
         return run_guarded(lambda: root.main(args=argv, prog_name="marketboss", standalone_mode=True))
 
     cfg = load_config(config)
+    if cfg.signals.enabled:  # a plug-in that cannot load fails now, not at the signals job hours later
+        from marketboss.strategies import resolve
+
+        try:
+            resolve(cfg.signals.strategy)
+        except MarketBossError as exc:
+            raise MarketBossError(f"{config or 'schedule'}: signals.strategy: {exc}") from None
     if once:
         failed = run_once(cfg, run)
         if failed:

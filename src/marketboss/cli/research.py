@@ -23,7 +23,7 @@ from marketboss.cli.common import (
     print_metrics,
     print_table,
 )
-from marketboss.cli.signals import ParamOpt, SymbolsOpt
+from marketboss.cli.signals import ParamOpt, StrategyOpt, SymbolsOpt
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 
@@ -106,7 +106,7 @@ def _skipped(n: int, reason: str | None) -> str:
 
 
 def sweep(
-    strategy: str = typer.Option("ma_crossover", "--strategy", "-s", help="See `marketboss strategies list`."),
+    strategy: str = StrategyOpt,
     grid: list[str] = GridOpt,
     param: list[str] = ParamOpt,
     data: Path = DataOpt,
@@ -137,13 +137,13 @@ def sweep(
     from marketboss.research.grid import combinations
     from marketboss.research.selection import check_metric
     from marketboss.research.sweep import sweep as run_sweep
-    from marketboss.strategies.registry import parse_param_pairs
+    from marketboss.strategies.registry import parse_param_pairs, resolve
 
     check_metric(metric)
     combos = combinations(strategy, grid, parse_param_pairs(param))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
-    out = output or get_settings().runs_dir / f"sweep_{strategy}.parquet"
+    out = output or get_settings().runs_dir / f"sweep_{resolve(strategy).name}.parquet"
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {out}: the table is written as .parquet or .csv")
     data_path, market = _market(data, symbols, skip_invalid)
@@ -179,7 +179,7 @@ def sweep(
 
 
 def walkforward(
-    strategy: str = typer.Option("ma_crossover", "--strategy", "-s", help="See `marketboss strategies list`."),
+    strategy: str = StrategyOpt,
     grid: list[str] = GridOpt,
     param: list[str] = ParamOpt,
     train: int = typer.Option(504, "--train", help="Training window, in bars."),
@@ -262,9 +262,9 @@ def walkforward(
 
 def _strategy_params(pairs: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for p in pairs:
-        name, dot, rest = p.partition(".")
-        key, eq, value = rest.partition("=")
+    for p in pairs:  # the key is after the last dot before "=": a plug-in's name may hold dots (file.py:Class)
+        left, eq, value = p.partition("=")
+        name, dot, key = left.rpartition(".")
         if not dot or not eq or not name.strip() or not key.strip():
             raise MarketBossError(f"--param '{p}' must look like strategy.key=value, e.g. ma_crossover.fast=20")
         out.setdefault(name.strip(), {})[key.strip()] = value.strip()
@@ -282,7 +282,8 @@ def _utc_us(text: str) -> int:
 
 def compare(
     strategies: str = typer.Option("ma_crossover,momentum,mean_reversion", "--strategies",
-                                   help="Comma-separated registered strategies, e.g. ma_crossover,momentum,ml."),
+                                   help="Comma-separated strategies: names (`marketboss strategies list`) or "
+                                   "plug-ins, e.g. ma_crossover,momentum,examples/rsi_bracket.py:RsiBracket."),
     param: list[str] = typer.Option([], "--param", "-p", help="strategy.key=value, repeatable, e.g. "
                                     "--param ma_crossover.fast=20.", callback=key_values),
     data: Path = DataOpt,
@@ -315,10 +316,12 @@ def compare(
     from marketboss.research.compare import split_index
     from marketboss.research.selection import check_metric
     from marketboss.signals import write_signals
-    from marketboss.strategies import create
+    from marketboss.strategies import create, resolve
 
     check_metric(metric)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:  # a strategy that cannot even be found or loaded is the user's to fix first
+        resolve(name)
     params = _strategy_params(param)
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs no
 app = typer.Typer(help="Generate signals from bars with a strategy; inspect signals files.", no_args_is_help=True)
 log = get_logger(__name__)
 
-StrategyOpt = typer.Option("ma_crossover", "--strategy", "-s", help="See `marketboss strategies list`.")
+STRATEGY_HELP = ("A name (see `marketboss strategies list`), a file's class (path/to/file.py:ClassName) or a "
+                 "module's (package.module:ClassName).")
+StrategyOpt = typer.Option("ma_crossover", "--strategy", "-s", help=STRATEGY_HELP)
 ParamOpt = typer.Option([], "--param", "-p", help="key=value, repeatable, e.g. --param fast=10 --param slow=30.",
                         callback=key_values)
 SymbolsOpt = typer.Option(None, "--symbols", help="Only these symbols (comma-separated); default all.")

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from marketboss.errors import MarketBossError
-from marketboss.strategies import StrategyParams, strategies
+from marketboss.strategies import StrategyParams, resolve
 
 MAX_COMBINATIONS = 1_000_000
 
@@ -82,10 +82,7 @@ def combinations(
     strategy: str, grid: Sequence[str] | Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | None = None
 ) -> Combinations:
     """Expand `--grid` specs (or a mapping of name -> values) over the strategy's parameter model."""
-    table = strategies()
-    if strategy not in table:
-        raise MarketBossError(f"unknown strategy '{strategy}': choose one of {', '.join(table)}")
-    model = table[strategy].params_model
+    model = resolve(strategy).params_model
     axes = dict(grid) if isinstance(grid, Mapping) else _axes(grid)
     fixed = dict(fixed or {})
     valid = ", ".join(model.model_fields)
@@ -112,9 +109,10 @@ def combinations(
         except ValidationError as exc:
             skipped += 1
             if reason is None:
-                reason = _reason(exc, dict(zip(names, combo, strict=True)))
+                reason = _reason(exc, {**fixed, **dict(zip(names, combo, strict=True))})
     if not kept:
-        raise MarketBossError(f"no valid parameter combination: all {skipped} were rejected ({reason})")
+        raise MarketBossError(f"strategy '{strategy}': no valid parameter combination: all {skipped} were rejected "
+                              f"({reason})")
     keys = tuple([k for k in names if len(axes[k]) > 1] + [k for k in names if len(axes[k]) <= 1])
     return Combinations(strategy, keys, tuple(kept), skipped, reason)
 

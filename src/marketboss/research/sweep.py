@@ -7,7 +7,7 @@ that is what rankings, the heatmap and walk-forward selection use. A row of `row
 symbol) pair: that symbol's part of the account (its round trips' P&L and statistics, fills, commissions,
 orders not filled) and its own buy and hold.
 
-MA crossover finds its events in the fused kernel (research.nb.ma_events); any other registered strategy through
+MA crossover finds its events in the fused kernel (research.nb.ma_events); any other strategy (plug-ins too) through
 its own `exposures` one combination at a time; both then trade through the backtest's kernels.
 """
 
@@ -31,7 +31,7 @@ from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
 from marketboss.research.windows import Window, history_exposures, time_slice
-from marketboss.strategies import StrategyParams, create, strategies
+from marketboss.strategies import StrategyParams, create, resolve
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
 
 #: A combination's metrics (a backtest's), in research.nb's column order; the keys are backtest.metrics.METRICS'.
@@ -122,10 +122,10 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
     out = np.empty((n_comb, nb.N_METRICS))
     rows = np.empty((n_comb, n_sym, nb.N_METRICS))
     eq = np.empty((n_comb, w.bars) if task.keep_equity else (0, 0))
-    model = strategies()[task.strategy].params_model
-    models = [model.model_validate(p) for p in task.params]
+    cls = resolve(task.strategy)
+    models = [cls.params_model.model_validate(p) for p in task.params]
     lo, qty, unit, tp, sl, trail = _grid_params(models)
-    if strategies()[task.strategy] is MACrossover:
+    if cls is MACrossover:
         index: dict[tuple[int, bool], int] = {}
         fast_w, slow_w = np.empty(n_comb, dtype=np.int64), np.empty(n_comb, dtype=np.int64)
         for j, p in enumerate(models):

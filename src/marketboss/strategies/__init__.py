@@ -1,14 +1,18 @@
 """Strategies: named classes with frozen, validated parameters that turn bars into signals."""
 
 from marketboss.strategies.base import Strategy, StrategyParams, signals_from_exposures
-from marketboss.strategies.registry import create, describe_params, register, strategies
+from marketboss.strategies.plugins import ENTRY_POINT_GROUP, PluginError
+from marketboss.strategies.registry import create, describe_params, register, resolve, strategies
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginError",
     "Strategy",
     "StrategyParams",
     "create",
     "describe_params",
     "register",
+    "resolve",
     "signals_from_exposures",
     "strategies",
 ]

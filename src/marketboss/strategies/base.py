@@ -83,13 +83,41 @@ EXIT_PARAMS = ("stop_loss_pct", "take_profit_pct", "trail_percent", "rebalance")
 P = TypeVar("P", bound=StrategyParams)
 
 
-class Strategy(ABC, Generic[P]):
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    params_model: ClassVar[type[StrategyParams]]
+class _ClassName:
+    """A strategy's default `name` (what its signal ids are derived from): its class name."""
 
-    def __init__(self, params: P):
-        self.params = params
+    def __get__(self, obj: object, owner: type) -> str:
+        return owner.__name__
+
+
+class _DocSummary:
+    """A strategy's default `summary`: the first line of its docstring."""
+
+    def __get__(self, obj: object, owner: type) -> str:
+        return (owner.__doc__ or "").strip().partition("\n")[0]
+
+
+class _Defaults:
+    """What a strategy class need not declare (kept off Strategy itself, whose own `name` would make it look
+    like a named strategy)."""
+
+    name: ClassVar[str] = _ClassName()  # type: ignore[assignment]
+    summary: ClassVar[str] = _DocSummary()  # type: ignore[assignment]
+
+
+class Strategy(_Defaults, ABC, Generic[P]):
+    """Subclass it, set `params_model` (a StrategyParams subclass; default: sizing and exits only) and
+    implement `exposure(bars)` or `exposures(market)`. `name` (default: the class name) names the strategy
+    and, with its parameters, its signals' ids: keep it stable."""
+
+    params_model: ClassVar[type[StrategyParams]] = StrategyParams
+
+    def __init__(self, params: P | None = None, **values: Any):
+        """`Strategy(params_model(...))`, or the parameters as keywords (`RsiBracket(stop_loss_pct=5)`),
+        or nothing for the defaults."""
+        if params is not None and values:
+            raise TypeError("give a params model or keyword parameters, not both")
+        self.params: P = params if params is not None else self.params_model.model_validate(values)  # type: ignore[assignment]
 
     def exposure(self, bars: SymbolBars) -> np.ndarray:
         """Desired exposure per bar of one symbol (causal). Override this or `exposures`."""

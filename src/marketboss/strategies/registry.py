@@ -1,8 +1,11 @@
-"""Strategies by name, with their parameters validated up front from `--param key=value` pairs."""
+"""Strategies by name (built-in, registered, or an installed package's entry point) or by plug-in form
+(`path/to/file.py:ClassName`, `package.module:ClassName`), with their parameters validated up front from
+`--param key=value` pairs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
@@ -10,12 +13,24 @@ from pydantic.fields import FieldInfo
 
 from marketboss.errors import MarketBossError
 from marketboss.strategies.base import Strategy
+from marketboss.strategies.plugins import (
+    FORMS,
+    PluginError,
+    entry_point_origin,
+    is_spec,
+    load_entry_point,
+    load_spec,
+    plugin_entry_points,
+)
 
 _REGISTRY: dict[str, type[Strategy[Any]]] = {}
 
 
-def register(cls: type[Strategy[Any]]) -> type[Strategy[Any]]:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+def register(cls: type[Strategy[Any]], replace: bool = False) -> type[Strategy[Any]]:
+    """Make `cls` findable by its name (`--strategy NAME` in this process). `replace`: a class of the same
+    name registered before gives way (a notebook cell run again), unless that is a built-in."""
+    old = _REGISTRY.get(cls.name)
+    if old is not None and old is not cls and (not replace or old in builtins()):
         raise ValueError(f"strategy name '{cls.name}' is already registered")
     _REGISTRY[cls.name] = cls
     return cls
@@ -67,12 +82,60 @@ def parse_param_pairs(pairs: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def create(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> Strategy[Any]:
-    """A strategy with validated parameters; any mistake is one line that lists the valid parameters."""
+def resolve(spec: str) -> type[Strategy[Any]]:
+    """The class a `--strategy` names: a registered name, an installed entry point's name, or a plug-in form.
+    A plug-in may not take a built-in's `name`: its signals would get that strategy's ids."""
     table = strategies()
-    if name not in table:
-        raise MarketBossError(f"unknown strategy '{name}': choose one of {', '.join(table)}")
-    cls = table[name]
+    if spec in table:
+        return table[spec]
+    if is_spec(spec):
+        cls = load_spec(spec)
+    else:
+        eps = plugin_entry_points()
+        if spec not in eps:
+            names = ", ".join([*table, *(n for n in eps if n not in table)])
+            raise MarketBossError(f"unknown strategy '{spec}': choose one of {names}, or give a plug-in as {FORMS}")
+        cls = load_entry_point(eps[spec])
+    if any(b.name == cls.name and b is not cls for b in builtins()):
+        raise PluginError(f"strategy plug-in {spec}: its name '{cls.name}' is the built-in strategy's (a subclass "
+                          "inherits it); give the class its own `name`, from which its signal ids are derived")
+    return cls
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A strategy `strategies list` shows: its class, or why it could not be loaded."""
+
+    name: str
+    origin: str
+    cls: type[Strategy[Any]] | None
+    error: str | None = None
+
+
+def catalogue(specs: Iterable[str] = ()) -> list[Listed]:
+    """The built-in and registered strategies, every installed plug-in (entry points) and the plug-ins named
+    in `specs`; a plug-in that cannot be loaded is listed with its one-line reason."""
+    table = strategies()
+    out = [Listed(n, "built-in" if c.__module__.startswith("marketboss.") else c.__module__, c)
+           for n, c in table.items()]  # fmt: skip
+    wanted = [(n, entry_point_origin(ep)) for n, ep in plugin_entry_points().items()]
+    wanted += [(s, "plug-in") for s in specs if s not in table]
+    for name, origin in wanted:
+        if name in table:  # an entry point named like a built-in: the built-in wins
+            out.append(Listed(name, origin, None, f"{origin}: the name '{name}' is taken by a built-in strategy, "
+                                                  f"which --strategy {name} runs"))
+            continue
+        try:
+            out.append(Listed(name, origin, resolve(name)))
+        except MarketBossError as exc:
+            out.append(Listed(name, origin, None, str(exc)))
+    return out
+
+
+def create(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> Strategy[Any]:
+    """A strategy with validated parameters; any mistake is one line that lists the valid parameters.
+    `name` is anything `resolve` takes."""
+    cls = resolve(name)
     values = dict(params) if isinstance(params, Mapping) else parse_param_pairs(params)
     valid = ", ".join(f"{n} ({t}, default {d})" for n, t, d, _ in describe_params(cls))
     try:

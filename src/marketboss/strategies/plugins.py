@@ -1,0 +1,171 @@
+"""Plug-in strategies: a `Strategy` subclass from a file (`path/to/file.py:ClassName`), from an importable
+module (`package.module:ClassName`) or from an installed package's entry point in the group
+`marketboss.strategies` (`name = "package.module:ClassName"`).
+
+Loading runs the plug-in's code; whatever goes wrong there (no file, a syntax error, an import failing inside
+it, no such class, a class that is not a Strategy) becomes one line naming the file (and line) and the
+problem, never a traceback. A file is loaded once per process, as a module of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import traceback
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from marketboss.errors import MarketBossError
+from marketboss.strategies.base import Strategy, StrategyParams
+
+ENTRY_POINT_GROUP = "marketboss.strategies"
+FORMS = "path/to/file.py:ClassName or package.module:ClassName"
+
+
+class PluginError(MarketBossError):
+    """A plug-in strategy that cannot be loaded: one line naming its file and the problem."""
+
+
+def is_spec(text: str) -> bool:
+    """A plug-in form (file or module, then a class) rather than a registered name."""
+    return ":" in text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "no message"
+
+
+def _problem(exc: BaseException, shown: str, own_file: Path | None) -> str:
+    """`<plug-in>[, line N]: <Error>: <message>`, at the plug-in's own line when the failure passed through
+    it, else naming the deepest file outside Python's import machinery (a module the plug-in imports)."""
+    if isinstance(exc, SyntaxError):
+        file, line, what = exc.filename, exc.lineno, f"SyntaxError: {_one_line(exc.msg or '')}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+        own = [f for f in frames if own_file is not None and Path(f.filename) == own_file]
+        last = own or frames
+        file, line = (last[-1].filename, last[-1].lineno) if last else (None, None)
+        what = f"{type(exc).__name__}: {_one_line(str(exc))}"
+    if file is None:
+        return f"strategy plug-in {shown}: {what}"
+    if own_file is not None and Path(file) == own_file:
+        return f"strategy plug-in {shown}, line {line}: {what}"
+    return f"strategy plug-in {shown}: {file}, line {line}: {what}"
+
+
+def _module_name(path: Path) -> str:
+    """A stable module name per file: its stem and a hash of its absolute path."""
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"marketboss_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def load_file(path: Path, shown: str) -> ModuleType:
+    """The module of a plug-in file (loaded once per process)."""
+    if not path.is_file():
+        raise PluginError(f"strategy plug-in {shown}: no such file")
+    full = path.resolve()
+    name = _module_name(full)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, full)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"strategy plug-in {shown}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pydantic and dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise PluginError(_problem(exc, shown, full)) from None
+    return module
+
+
+def import_module(dotted: str) -> ModuleType:
+    """An importable module of a plug-in (`package.module`)."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+            raise PluginError(f"strategy plug-in {dotted}: no module named '{exc.name}' (not installed, nor on "
+                              "PYTHONPATH; a file is given as path/to/file.py:ClassName)") from None
+        raise PluginError(_problem(exc, dotted, None)) from None
+    except Exception as exc:
+        raise PluginError(_problem(exc, dotted, None)) from None
+
+
+def _defined(module: ModuleType) -> list[str]:
+    return sorted(n for n, c in vars(module).items() if inspect.isclass(c) and issubclass(c, Strategy)
+                  and c.__module__ == module.__name__)  # fmt: skip
+
+
+def strategy_class(module: ModuleType, attr: str, shown: str) -> type[Strategy[Any]]:
+    """`attr` (a dotted path inside the module) checked to be a usable Strategy subclass."""
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            there = ", ".join(_defined(module)) or "none"
+            raise PluginError(f"strategy plug-in {shown}: no class '{attr}' (Strategy classes defined there: {there})")
+        obj = getattr(obj, part)
+    if not (inspect.isclass(obj) and issubclass(obj, Strategy)) or obj is Strategy:
+        raise PluginError(f"strategy plug-in {shown}: '{attr}' is not a subclass of marketboss.Strategy")
+    model = obj.params_model
+    if not (inspect.isclass(model) and issubclass(model, StrategyParams)):
+        raise PluginError(f"strategy plug-in {shown}: {attr}.params_model must be a subclass of "
+                          "marketboss.StrategyParams")
+    name = obj.name
+    if not isinstance(name, str) or not name.strip():
+        raise PluginError(f"strategy plug-in {shown}: {attr}.name must be a non-empty string")
+    return obj
+
+
+#: Each plug-in class loaded, with a form that finds it again from any working directory (another process's).
+_SPECS: dict[type, str] = {}
+
+
+def load_spec(spec: str) -> type[Strategy[Any]]:
+    """The class a plug-in form names: `path/to/file.py:ClassName` or `package.module:ClassName`."""
+    where, _, attr = spec.rpartition(":")
+    where, attr = where.strip(), attr.strip()
+    if not where or not attr:
+        raise PluginError(f"strategy '{spec}': a plug-in is given as {FORMS}")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        path = Path(where).expanduser()
+        cls = strategy_class(load_file(path, where), attr, where)
+        _SPECS.setdefault(cls, f"{path.resolve()}:{attr}")
+    else:
+        cls = strategy_class(import_module(where), attr, where)
+        _SPECS.setdefault(cls, f"{where}:{attr}")
+    return cls
+
+
+def spec_of(cls: type) -> str | None:
+    """The plug-in form a loaded plug-in class was found by (a file's absolute path), if it was loaded so."""
+    return _SPECS.get(cls)
+
+
+def plugin_entry_points() -> dict[str, EntryPoint]:
+    """Installed packages' strategies by entry-point name (the first of a duplicated name)."""
+    out: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        out.setdefault(ep.name, ep)
+    return out
+
+
+def entry_point_origin(ep: EntryPoint) -> str:
+    dist = ep.dist
+    return f"entry point '{ep.name}' of {dist.name} {dist.version}" if dist is not None else f"entry point '{ep.name}'"
+
+
+def load_entry_point(ep: EntryPoint) -> type[Strategy[Any]]:
+    """An entry point's class; a failure names the entry point, its package and the problem."""
+    try:
+        return load_spec(ep.value)
+    except PluginError as exc:
+        raise PluginError(f"{exc} ({entry_point_origin(ep)})") from None
