@@ -59,8 +59,13 @@ class Streams:
         await self.registry.drop_all()
         await self.feed.stop()
 
+    def view(self) -> dict[str, Any]:
+        subscribed = sum(1 for sub in self.feed.subscribers if any(sub.subs.values()))
+        return {**self.registry.view(), "listening": len(self.hub.listeners), "subscribed": subscribed,
+                "events_published": self.hub.published}  # fmt: skip
+
     async def admin_streams(self, r: Req) -> tuple[int, Any]:
-        return 200, {**self.registry.view(), "events_published": self.hub.published}
+        return 200, self.view()
 
     async def admin_set_streams(self, r: Req) -> tuple[int, Any]:
         """Body: {"drop": true} closes every stream connection now; {"refuse": true|false} refuses new ones."""
@@ -73,4 +78,4 @@ class Streams:
         if "refuse" in body:
             self.registry.refuse = body["refuse"]
         dropped = await self.registry.drop_all() if body.get("drop") else 0
-        return 200, {**self.registry.view(), "dropped_now": dropped}
+        return 200, {**self.view(), "dropped_now": dropped}
