@@ -21,6 +21,15 @@ def ws_url(b: LocalBroker, path: str) -> str:
     return b.base_url.replace("http://", "ws://") + path
 
 
+def ev(update: Any) -> str:
+    """TradeUpdate.event is TradeEvent | str in alpaca-py (pydantic keeps the plain string)."""
+    return str(getattr(update.event, "value", update.event))
+
+
+def events_of(updates: list[Any], order_id: Any) -> list[str]:
+    return [ev(u) for u in updates if u.order.id == order_id]
+
+
 class Collected:
     """Messages a handler received, with a wait for a condition on them."""
 

@@ -31,16 +31,14 @@ from tests.integration.conftest import (
     trading_client,
     wait_order,
 )
-from tests.integration.stream_clients import market_stream, streams_state, trade_updates, ws_url
-
-
-def ev(update: Any) -> str:
-    """TradeUpdate.event is TradeEvent | str in alpaca-py (pydantic keeps the plain string)."""
-    return str(getattr(update.event, "value", update.event))
-
-
-def events_of(updates: list[Any], order_id: Any) -> list[str]:
-    return [ev(u) for u in updates if u.order.id == order_id]
+from tests.integration.stream_clients import (
+    ev,
+    events_of,
+    market_stream,
+    streams_state,
+    trade_updates,
+    ws_url,
+)
 
 
 def has_event(order_id: Any, event: str) -> Any:
