@@ -235,7 +235,6 @@ class AlpacaBroker:
     def cancel_all_orders(self) -> None:
         self._call("cancel all orders", self._trading.cancel_orders)
 
-
     # ------------------------------------------------------------------------------------------ stream
     def order_updates(self) -> OrderStream:
         from marketboss.broker.stream import OrderStream, stream_url  # loads websockets only when used

@@ -169,6 +169,7 @@ class Broker(Protocol):
     def order_updates(self) -> OrderUpdates:
         """The account's order updates stream (not started yet)."""
         ...
+
     def throttle_wait(self) -> float:
         """Seconds to pause before the next request so as not to hit the rate limit (0 when there is room)."""
         ...
