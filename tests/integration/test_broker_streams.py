@@ -231,6 +231,7 @@ def test_json_clients_get_text_frames_and_alpacas_errors(start_broker: StartBrok
         assert _recv(ws) == [{"T": "success", "msg": "authenticated"}]
         with connect(url) as second:
             assert _recv(second) == [{"T": "success", "msg": "connected"}]
+            second.send(json.dumps({"action": "auth", "key": b.key_id, "secret": b.secret_key}))
             assert _recv(second) == [{"T": "error", "code": 406, "msg": "connection limit exceeded"}]
         ws.send(json.dumps({"action": "auth", "key": b.key_id, "secret": b.secret_key}))
         assert _recv(ws) == [{"T": "error", "code": 403, "msg": "already authenticated"}]

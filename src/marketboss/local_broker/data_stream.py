@@ -20,8 +20,8 @@ BACKLOG_S simulated seconds: a client catches up, it is not flooded. updatedBars
 corrections and cancelErrors are acknowledged in the subscription but never sent (the bars file has none).
 
 Errors are Alpaca's: 400 invalid syntax, 401 not authenticated, 402 auth failed, 403 already authenticated,
-404 auth timeout, 405 symbol limit exceeded, 406 connection limit exceeded (one connection per feed, as on
-Alpaca's plans), 407 slow client.
+404 auth timeout, 405 symbol limit exceeded, 406 connection limit exceeded (one authenticated connection per
+feed, as on Alpaca's plans), 407 slow client.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ MAX_SYMBOLS = 10_000  # per connection and channel
 SEND_LIMIT = 50_000  # messages a connection may fall behind before it is closed as a slow client
 FRAME_MESSAGES = 1_000  # messages per frame at most
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
-SENT = ("trades", "quotes", "bars")
 EXCHANGE, TAPE, QUOTE_SIZE = "V", "C", 1
 
 
@@ -222,16 +221,10 @@ class DataSession:
         conn.binary = conn.codec == "msgpack"
         try:
             await self._send([{"T": "success", "msg": "connected"}])
-            if self.name in self.feed.feeds:
-                await self._send(_error(406, "connection limit exceeded"))
-                return
-            self.feed.feeds[self.name] = conn
-            try:
-                await self._session()
-            finally:
-                if self.feed.feeds.get(self.name) is conn:
-                    del self.feed.feeds[self.name]
+            await self._session()
         finally:
+            if self.feed.feeds.get(self.name) is conn:
+                del self.feed.feeds[self.name]
             if self.sub is not None:
                 self.feed.leave(self.sub)
             await conn.close()
@@ -242,15 +235,22 @@ class DataSession:
             if not keys_match((key or b"").decode("latin-1"), (secret or b"").decode("latin-1"), *self._keys):
                 await self._send(_error(402, "auth failed"))
                 return
-            await self._authorized()
+            if not await self._authorized():
+                return
         reader = asyncio.create_task(self._read())
         writer = asyncio.create_task(self._write())
         await serve_until_closed(reader, writer)
 
-    async def _authorized(self) -> None:
+    async def _authorized(self) -> bool:
+        """Take the feed's one connection slot (False: another connection holds it, 406) and start the feed."""
+        if self.name in self.feed.feeds:
+            await self._send(_error(406, "connection limit exceeded"))
+            return False
+        self.feed.feeds[self.name] = self.conn
         self.sub = Subscriber(self.conn)
         self.feed.join(self.sub)
         await self._send([{"T": "success", "msg": "authenticated"}])
+        return True
 
     async def _read(self) -> None:
         deadline = time.monotonic() + AUTH_TIMEOUT_S
@@ -278,8 +278,7 @@ class DataSession:
             if not keys_match(msg.get("key"), msg.get("secret"), *self._keys):
                 await self._send(_error(402, "auth failed"))
                 return False
-            await self._authorized()
-            return True
+            return await self._authorized()
         if action in ("subscribe", "unsubscribe"):
             if self.sub is None:
                 return await self._bad(_error(401, "not authenticated"))
