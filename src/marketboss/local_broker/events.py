@@ -173,18 +173,16 @@ class WatchedStore:
         fills = p.fills.pop(o.id, ())
         if not self.hub.active:
             return
-        names: list[str] = []
-        if before in BEFORE_NEW and (fills or o.status not in (*BEFORE_NEW, *CLOSING_EVENTS)):
-            names.append("new")  # it was routed (and may have traded at once)
-        elif before is None and o.status == "new":
-            names.append("new")
+        routed = (before in BEFORE_NEW and (fills or o.status not in (*BEFORE_NEW, *CLOSING_EVENTS))) or (
+            before is None and o.status == "new"
+        )  # it went to the venue (and may have traded at once)
         closing = CLOSING_EVENTS.get(o.status) if o.status != before else None
-        if not fills and not names and closing is None:
+        if not fills and not routed and closing is None:
             return
         view = order_json(o, self.inner.legs(o.id) if o.order_class != "simple" and o.parent_id is None else None)
-        for name in names:  # the order as it was announced: routed, nothing filled yet
-            before_fill = {**view, "status": "new", "filled_qty": "0", "filled_avg_price": None, "filled_at": None}
-            p.events.append(_event(name, before_fill if fills or o.status != "new" else view, o.updated_at))
+        if routed:  # the order as it was when routed: new, nothing filled yet
+            unfilled = {**view, "status": "new", "filled_qty": "0", "filled_avg_price": None, "filled_at": None}
+            p.events.append(_event("new", view if o.status == "new" and not fills else unfilled, o.updated_at))
         for f, pos in fills:
             at_fill = view if f.order_status == o.status else {**view, "status": f.order_status}
             fill = {"execution_id": _execution_id(f.id), "price": num(f.price), "qty": num(f.qty),

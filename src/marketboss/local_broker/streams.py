@@ -12,7 +12,7 @@ from marketboss.local_broker.events import EventHub
 from marketboss.local_broker.http import Req, Router
 from marketboss.local_broker.state import BrokerState
 from marketboss.local_broker.trade_stream import TradingSession
-from marketboss.local_broker.ws import CLOSE_ERROR, Conn, Registry, not_found_body
+from marketboss.local_broker.ws import CLOSE_ERROR, Closed, Conn, Registry, not_found_body
 from marketboss.logging import get_logger
 
 log = get_logger(__name__)
@@ -42,13 +42,15 @@ class Streams:
         if self.registry.refuse:
             await conn.reject(503, {"code": 50310000, "message": "streams refused (set by /admin/streams)"})
             return
-        await conn.accept()
         self.registry.live[conn] = kind
         try:
+            await conn.accept()
             if kind == "trading":
                 await TradingSession(conn, self.hub, self._key, self._secret).run()
             else:
                 await DataSession(conn, self.feed, DATA_FEEDS[path], self._key, self._secret).run()
+        except Closed:
+            pass  # the peer left
         except Exception as exc:  # one connection's failure is logged and closes it; the server goes on
             log.error("stream_failed", path=path, error_type=type(exc).__name__, error=str(exc)[:500], exc_info=True)
             await conn.close(CLOSE_ERROR, "internal error")
