@@ -100,3 +100,24 @@ def test_nobody_listening_builds_nothing() -> None:
     w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")
     w.engine.step(0.0)
     assert hub.published == 0 and store._pending.events == [] and store._status == {}
+
+
+def test_a_replaced_order_is_announced_replaced_and_its_successor_new() -> None:
+    """What PATCH /v2/orders/{id} writes (the old order replaced, a new one routed) is said as Alpaca says it."""
+
+    async def run() -> None:
+        w, hub, store = watched({"AAPL": [100.0] * 5})
+        old = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="90", time_in_force="day")
+        w.engine.step(0.0)
+        listener = hub.listen()
+        successor = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="95", time_in_force="day")
+        replaced = w.order(old.id)
+        with store.transaction():
+            replaced.status = "replaced"
+            store.save_order(replaced)
+        w.engine.step(0.0)
+        events = drain(listener)
+        assert names(events) == [("replaced", old.id), ("new", successor.id)]
+        assert events[0]["order"]["status"] == "replaced"
+
+    asyncio.run(run())
