@@ -22,7 +22,7 @@ Codec = Literal["json", "msgpack"]
 MAX_MESSAGE = 64 * 1024  # a client message larger than this is refused (alpaca-py's are a few hundred bytes)
 AUTH_TIMEOUT_S = 10.0  # Alpaca closes a connection that has not authenticated within about 10 s
 MAX_BAD_MESSAGES = 100  # malformed messages tolerated on one connection before it is closed
-CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_GOING_AWAY, CLOSE_ERROR = 1000, 1008, 1009, 1001, 1011
+CLOSE_NORMAL, CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_ERROR = 1000, 1008, 1001, 1011
 
 
 class Closed(Exception):
