@@ -80,7 +80,9 @@ def test_an_18_second_outage_is_ridden_out_with_every_signal_terminal_and_none_d
     path, sigs = make_signals(tmp_path, bars, n=6)
     with broker(tmp_path, data) as lb:
         ex = executor(tmp_path, lb, path, data, retry_budget=60.0)
-        ex.cfg = ex.cfg.model_copy(update={"backoff_max": 1.0})
+        # half a second between orders: the run (fills arrive on the stream at once) outlasts the first fill
+        # by far more than it takes the outage to start, however loaded the machine
+        ex.cfg = ex.cfg.model_copy(update={"backoff_max": 1.0, "order_interval": 0.5})
         outage: list[float] = []
 
         def outage_after_first_fill() -> None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,6 +31,9 @@ from marketboss.broker.base import (
     Position,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from marketboss.broker.stream import OrderStream
 
 T = TypeVar("T")
 MAX_WAIT = 65.0  # seconds: no broker instruction makes us wait longer than a rate-limit window
@@ -74,6 +77,7 @@ class AlpacaBroker:
 
         self.base_url = base_url.rstrip("/")
         self.is_local = is_local
+        self._keys = (key_id, secret_key)
         self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
         self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
         # Trading and market data have separate per-minute budgets at Alpaca (one at the local broker).
@@ -230,6 +234,12 @@ class AlpacaBroker:
 
     def cancel_all_orders(self) -> None:
         self._call("cancel all orders", self._trading.cancel_orders)
+
+    # ------------------------------------------------------------------------------------------ stream
+    def order_updates(self) -> OrderStream:
+        from marketboss.broker.stream import OrderStream, stream_url  # loads websockets only when used
+
+        return OrderStream(*self._keys, stream_url(self.base_url), _order)
 
 
 def retry_after(response: requests.Response | None) -> float:

@@ -134,6 +134,20 @@ class AuthError(BrokerError):
     """401/403 on authentication: keys missing, wrong, or for the other environment (paper vs live)."""
 
 
+class OrderUpdates(Protocol):
+    """Order states pushed by the broker (its trade_updates stream); see broker/stream.py."""
+
+    live: bool  # listening now
+    generation: int  # connections made so far: a change means updates may have been missed in between
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def wait_live(self, timeout: float) -> bool: ...
+    def wait(self, order_id: str, after: int, timeout: float) -> tuple[int, Order] | None:
+        """The order's latest state if newer than update number `after`, waiting up to `timeout` seconds."""
+        ...
+
+
 class Broker(Protocol):
     """What the executor needs of a venue; AlpacaBroker implements it for Alpaca and the local broker alike."""
 
@@ -152,6 +166,10 @@ class Broker(Protocol):
     def fill_commission(self, order: Order) -> float: ...
     def cancel_order(self, order_id: str) -> None: ...
     def cancel_all_orders(self) -> None: ...
+    def order_updates(self) -> OrderUpdates:
+        """The account's order updates stream (not started yet)."""
+        ...
+
     def throttle_wait(self) -> float:
         """Seconds to pause before the next request so as not to hit the rate limit (0 when there is room)."""
         ...

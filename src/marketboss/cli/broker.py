@@ -149,7 +149,7 @@ def serve(
         uvicorn.Config(
             BrokerApp(state, ready_file, base_url), http="httptools", loop="uvloop", lifespan="on", log_level="warning",
             access_log=False, proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=75,
-            ws="none",
+            ws="websockets-sansio", ws_max_size=1 << 20, ws_ping_interval=20.0, ws_ping_timeout=20.0,
         )
     )  # fmt: skip
     try:

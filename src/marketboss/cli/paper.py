@@ -23,7 +23,9 @@ def paper(
     equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
     order_interval: float = typer.Option(1.0, help="Seconds between orders (rate limiting)."),
     fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired."),
-    poll_interval: float = typer.Option(0.5, help="Seconds between order-status polls."),
+    poll_interval: float = typer.Option(0.5, help="Seconds between order-status polls (when not streaming)."),
+    stream: bool = typer.Option(True, help="Follow orders on the broker's trade_updates websocket (polling is "
+                                "the fallback while it is down); --no-stream polls only."),
     equity_interval: float = typer.Option(60.0, help="Seconds between equity snapshots while waiting for fills."),
     max_position_shares: float = typer.Option(None, help="Risk: largest position in shares."),
     max_position_pct: float = typer.Option(None, help="Risk: largest position as a fraction of equity (0.2 = 20%)."),
@@ -88,6 +90,7 @@ def paper(
             order_interval=order_interval,
             fill_timeout=fill_timeout,
             poll_interval=poll_interval,
+            stream=stream,
             equity_interval=equity_interval,
             fractional=fractional,
             reset_kill_switch=reset_kill_switch,

@@ -14,6 +14,11 @@ the position and are dropped from one that reduces it, which first cancels the s
 its shares). A trailing exit (Alpaca brackets have none) is a gtc trailing stop placed for the filled quantity
 once the entry has filled. Exits are followed until they close; a fill is recorded under its parent's signal
 id with its `leg`, which is how reconcile joins it to the backtest's.
+
+Orders are followed on the broker's `trade_updates` stream (broker/stream.py, Alpaca's recommended way) when
+`stream` is on: each state change arrives as it happens. Polling is the fallback: while the stream is down
+(it reconnects with backoff in the background), after it reconnected (to catch what was missed), and when an
+order has had no update for `stream_poll_interval` seconds.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from marketboss.broker.base import (
     Order,
     OrderRejected,
     OrderRequest,
+    OrderUpdates,
     Side,
     TransientError,
 )
@@ -80,6 +86,11 @@ class ExecutorConfig(BaseModel):
     order_interval: float = Field(1.0, ge=0, description="seconds between orders")
     fill_timeout: float = Field(300.0, gt=0, description="seconds to wait for a terminal status")
     poll_interval: float = Field(0.5, gt=0)
+    stream: bool = Field(True, description="follow orders on the broker's trade_updates stream (polling: fallback)")
+    stream_poll_interval: float = Field(
+        10.0, gt=0, description="while the stream is up, seconds without an update before an order is looked up"
+    )
+    stream_connect_timeout: float = Field(5.0, ge=0, description="seconds to wait for the stream before the run")
     equity_interval: float = Field(60.0, gt=0, description="seconds between equity snapshots while waiting")
     retry_budget: float = Field(DEFAULT_BUDGET, gt=0, description="seconds a transient fault is retried")
     backoff_base: float = Field(0.25, gt=0)
@@ -125,6 +136,7 @@ class RunSummary:
     start_equity: float | None = None
     end_equity: float | None = None
     stopped_by: str | None = None
+    updates: Counter[str] = field(default_factory=Counter)  # order states by where they came from: stream, polled
 
     def as_rows(self) -> list[tuple[str, object]]:
         avg_slip = sum(self.slippage_bps) / len(self.slippage_bps) if self.slippage_bps else None
@@ -146,6 +158,8 @@ class RunSummary:
             ("equity at start $", self.start_equity),
             ("equity at end $", self.end_equity),
             ("return over run %", ret),
+            ("order updates from the stream", self.updates["stream"]),
+            ("order updates polled", self.updates["polled"]),
         ]
         if self.stopped_by:
             rows.append(("stopped by", self.stopped_by))
@@ -200,6 +214,7 @@ class Executor:
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
+        self.updates: OrderUpdates | None = None  # the trade_updates stream while a run follows it
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -343,6 +358,8 @@ class Executor:
         log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
         try:
             self._check_kill_switch_history(journal)
+            if pending and self.cfg.stream:
+                self._start_updates()
             self._snapshot(equity_log)
             pending = self._fresh(pending, journal)
             if self.cfg.max_trades is not None:
@@ -365,6 +382,7 @@ class Executor:
             self.alerter.send("error", "paper run stopped", str(exc))
             raise
         finally:
+            self._stop_updates()
             self._send_summary()
             journal.close()
             trades_log.close()
@@ -622,14 +640,46 @@ class Executor:
         elif status in ("rejected", "canceled", "expired"):
             self.alerter.send("rejection", f"{sig.symbol} order {status}", f"signal {sig.id}")
 
+    def _start_updates(self) -> None:
+        """Listen to the order stream before the first order (if it does not come up, polling does the work
+        while it keeps trying in the background)."""
+        self.updates = self.broker.order_updates()
+        self.updates.start()
+        if not self.updates.wait_live(self.cfg.stream_connect_timeout):
+            log.warning("order_stream_unavailable", fallback="polling", waited_s=self.cfg.stream_connect_timeout)
+
+    def _stop_updates(self) -> None:
+        if self.updates is not None:
+            self.updates.stop()
+            self.updates = None
+
+    def _next_state(self, order_id: str, seq: int, generation: int, wait: float) -> tuple[Order, int, int]:
+        """The order's next state: from the stream while it listens (looked up once it reconnected, or after
+        `wait` seconds of silence), else polled every poll_interval. Returns it with the stream's update number
+        and connection count seen."""
+        stream = self.updates
+        if stream is not None and stream.live and stream.generation == generation:
+            pushed = stream.wait(order_id, seq, wait)
+            if pushed is not None:
+                self.summary.updates["stream"] += 1
+                return pushed[1], pushed[0], generation
+        elif stream is None or not stream.live:
+            self.sleep(self.cfg.poll_interval)
+        if stream is not None:
+            generation = stream.generation
+        self.summary.updates["polled"] += 1
+        return self.retry("get order", lambda: self.broker.get_order(order_id)), seq, generation
+
     def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, bool]:
         deadline = time.monotonic() + self.cfg.fill_timeout
         seen_filled, order_id = order.filled_qty, order.id
+        seq, generation = 0, self.updates.generation if self.updates is not None else 0
         while not order.is_terminal:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return self._cancel_after_timeout(order), True
-            self.sleep(self.cfg.poll_interval)
-            order = self.retry("get order", lambda: self.broker.get_order(order_id))
+            wait = min(self.cfg.stream_poll_interval, deadline - now)
+            order, seq, generation = self._next_state(order_id, seq, generation, wait)
             if order.filled_qty > seen_filled:
                 event = "fill" if order.filled_qty >= order.qty else "partial_fill"
                 log.info(event, order_id=order.id, filled_qty=order.filled_qty, qty=order.qty)

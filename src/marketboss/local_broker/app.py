@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -20,6 +21,7 @@ from marketboss.local_broker.routes.admin import AdminRoutes
 from marketboss.local_broker.routes.market_data import MarketDataRoutes
 from marketboss.local_broker.routes.trading import TradingRoutes
 from marketboss.local_broker.state import BrokerState
+from marketboss.local_broker.streams import Streams
 from marketboss.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,10 +37,18 @@ class BrokerApp(HttpApp):
         TradingRoutes(state).register(router)
         MarketDataRoutes(state).register(router)
         AdminRoutes(state, self.requests).register(router)
+        self.streams = Streams(state, state.events)
+        self.streams.register(router)
         self.s = state
         self.ready_file = ready_file
         self.base_url = base_url
         self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await self.streams(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
     def _startup(self) -> None:
         self.s.wake = asyncio.Event()
@@ -47,6 +57,7 @@ class BrokerApp(HttpApp):
             atomic_write_bytes(self.ready_file, orjson.dumps({"base_url": self.base_url}))
 
     async def _shutdown(self) -> None:
+        await self.streams.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

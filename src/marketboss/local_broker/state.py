@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from marketboss.data.io import read_bars
 from marketboss.local_broker.clock import US, MarketClock, Sessions, week_aligned_offset
 from marketboss.local_broker.config import BrokerConfig
 from marketboss.local_broker.engine import Engine
+from marketboss.local_broker.events import EventHub, WatchedStore
 from marketboss.local_broker.faults import FaultInjector, RateLimiter
 from marketboss.local_broker.marketdata import MarketData
 from marketboss.local_broker.sqlite_store import SqliteStore
@@ -33,6 +34,7 @@ class BrokerState:
     faults: FaultInjector
     limiter: RateLimiter
     wake: asyncio.Event | None = None  # set by the running app: poke() wakes its matcher
+    events: EventHub = field(default_factory=EventHub)  # order events for the trading stream (events.py)
 
     def close(self) -> None:
         self.store.close()
@@ -73,10 +75,21 @@ def build_state(cfg: BrokerConfig) -> BrokerState:
             if known is not None and known != str(cfg.data.resolve()):
                 log.warning("broker_data_changed", previous=known, now=str(cfg.data))
             store.set_meta("data_path", str(cfg.data.resolve()))
-        engine = Engine(cfg, store, market, clock, sessions)
+        events = EventHub()
+        watched = WatchedStore(store, events)
+        engine = Engine(cfg, watched, market, clock, sessions)
+        watched.position_of = lambda symbol: engine.account.qty(symbol)
     except BaseException:
         store.close()
         raise
     return BrokerState(
-        cfg, sessions, market, store, clock, engine, FaultInjector(cfg.faults, cfg.seed), RateLimiter(cfg.rate_limit)
+        cfg,
+        sessions,
+        market,
+        store,
+        clock,
+        engine,
+        FaultInjector(cfg.faults, cfg.seed),
+        RateLimiter(cfg.rate_limit),
+        events=events,
     )
