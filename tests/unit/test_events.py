@@ -15,9 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from marketboss.backtest import BacktestConfig, Costs, run_backtest, run_strategy
+from marketboss.backtest import BacktestConfig, Costs, load_run, run_backtest, run_strategy
 from marketboss.backtest.costs import FillMode
 from marketboss.backtest.events import run_events
+from marketboss.cli import app
+from marketboss.cli.common import run_guarded
+from marketboss.data.io import write_bars
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
 from marketboss.errors import InputError, MarketBossError
@@ -30,6 +33,10 @@ from marketboss.strategies.registry import register
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
 from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
+
+def cli(*args: str) -> int:
+    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
+
 
 FILL_COLUMNS = ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission", "leg"]
 
@@ -354,3 +361,25 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
         assert mine["pnl"].sum() == pytest.approx(one.trades["pnl"].sum())
         assert mine["n_fills"].sum() == one.fills.height
     assert res.summary["final_equity"].n_unique() > 1
+
+
+def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fills(
+    daily_bars: pl.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(TimeTrailingStop)
+    data = workdir / "bars.jsonl"
+    write_bars(daily_bars, data)
+    params = ["--param", "hold_bars=5", "--param", "trail=3"]
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "time_trailing_stop", *params,
+               "--output", "sig.jsonl") == 0
+    assert cli("backtest", "--data", str(data), "--signals", "sig.jsonl", "--commission", "0.001",
+               "--output-dir", "runs/file") == 0
+    assert cli("backtest", "--data", str(data), "--strategy", "time_trailing_stop", *params, "--commission", "0.001",
+               "--output-dir", "runs/event") == 0
+    from_file, event = load_run(workdir / "runs" / "file"), load_run(workdir / "runs" / "event")
+    assert event.fills.height > 0 and from_file.fills.equals(event.fills)
+    assert from_file.metrics["final_equity"] == event.metrics["final_equity"]
+    capsys.readouterr()
+    assert cli("backtest", "--data", str(data), "--strategy", "time_trailing_stop", "--fill", "close") != 0
+    err = capsys.readouterr().err.strip()
+    assert "--fill close" in err and len(err.splitlines()) == 1 and "Traceback" not in err

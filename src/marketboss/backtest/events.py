@@ -15,7 +15,7 @@ Orders decided on bar t go live on the symbol's next bar, as scheduled for signa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -62,6 +62,8 @@ class Book:
                                 np.full(n, np.nan))  # fmt: skip
         self.decided = np.zeros(capacity, dtype=np.int64)
         self.sim = nb.sim_start(market.n_symbols, capacity, False, rules.cash)
+        self.snap = new_snap(market.n_symbols, capacity)
+        self.ran_to = np.zeros(1, dtype=np.int64)  # the kernel has run the bars before this one
 
     @property
     def capacity(self) -> int:
@@ -80,6 +82,9 @@ class Book:
         self.sim = s._replace(mark=_grown(s.mark, cap), triggered=_grown(s.triggered, cap),
                               working=_grown(s.working, cap), fills=nb.Fills(*(_grown(a, 2 * cap) for a in s.fills)),
                               cand=nb.Candidates(*(_grown(a, cap + n_s) for a in s.cand)))  # fmt: skip
+        p = self.snap
+        self.snap = p._replace(working=_grown(p.working, cap), rows=_grown(p.rows, cap), status=_grown(p.status, cap),
+                               mark=_grown(p.mark, cap), triggered=_grown(p.triggered, cap))  # fmt: skip
 
     def add(self, o: ev.PlacedOrder) -> None:
         add_order(self.orders, self.sim, self.decided, self.n_rows, self.prices.close, self.full, o.bar, o.symbol,
@@ -130,27 +135,69 @@ def cancel_symbol(orders: nb.Orders, sim: nb.Sim, n_rows: int, s: int) -> None: 
             orders.status[r] = nb.CANCELED
 
 
-class _Snapshot:
-    """The kernel state a replay restarts from: scalars, per-symbol arrays, and the rows that can still change
-    (working, or not yet live): their status, trailing mark and trigger, and the working list."""
+class Snap(NamedTuple):
+    """The kernel state a replay restarts from (see the module's docstring): the scalars, cash, the per-symbol
+    arrays and the rows that can still change (working or not yet live: status, trailing mark, trigger), the
+    working list, and in `saved` how many rows and working orders were kept."""
 
-    def __init__(self, book: Book):
-        s, o = book.sim, book.orders
-        ints = s.ints
-        self.ints, self.cash = ints.copy(), s.cash.copy()
-        self.symbols = [a.copy() for a in (s.pos, s.held, s.slot, s.credit, *s.ex)]
-        self.working = s.working[: ints[nb.I_WORK]].copy()
-        self.rows = np.concatenate([self.working, o.live[ints[nb.I_K0] : ints[nb.I_LIVE]]])
-        self.status, self.mark, self.triggered = o.status[self.rows], s.mark[self.rows], s.triggered[self.rows]
+    ints: np.ndarray
+    cash: np.ndarray
+    pos: np.ndarray
+    held: np.ndarray
+    slot: np.ndarray
+    credit: np.ndarray
+    ex: nb.Exits
+    working: np.ndarray
+    rows: np.ndarray
+    status: np.ndarray
+    mark: np.ndarray
+    triggered: np.ndarray
+    saved: np.ndarray
 
-    def restore(self, book: Book) -> None:
-        s, o = book.sim, book.orders
-        s.ints[:] = self.ints
-        s.cash[:] = self.cash
-        for dst, src in zip((s.pos, s.held, s.slot, s.credit, *s.ex), self.symbols, strict=True):
-            dst[:] = src
-        s.working[: self.working.shape[0]] = self.working
-        o.status[self.rows], s.mark[self.rows], s.triggered[self.rows] = self.status, self.mark, self.triggered
+
+def new_snap(n_s: int, capacity: int) -> Snap:
+    f, i = np.empty(n_s), np.empty(n_s, dtype=np.int64)
+    return Snap(np.empty(8, dtype=np.int64), np.empty(1), f.copy(), i.copy(), i.copy(), f.copy(),
+                nb.Exits(f.copy(), f.copy(), f.copy(), f.copy(), i.copy(), i.copy()),
+                np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
+                np.empty(capacity, dtype=np.int8), np.empty(capacity), np.empty(capacity, dtype=np.bool_),
+                np.zeros(2, dtype=np.int64))  # fmt: skip
+
+
+@njit(cache=True)
+def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cover - compiled
+    ints = sim.ints
+    snap.ints[:] = ints
+    snap.cash[0] = sim.cash[0]
+    snap.pos[:], snap.held[:], snap.slot[:], snap.credit[:] = sim.pos, sim.held, sim.slot, sim.credit
+    for a, b in ((snap.ex.take_profit, sim.ex.take_profit), (snap.ex.stop_loss, sim.ex.stop_loss),
+                 (snap.ex.trail, sim.ex.trail), (snap.ex.mark, sim.ex.mark)):  # fmt: skip
+        a[:] = b
+    snap.ex.live_from[:], snap.ex.row[:] = sim.ex.live_from, sim.ex.row
+    n_work = ints[nb.I_WORK]
+    snap.working[:n_work] = sim.working[:n_work]
+    n = 0
+    for k in range(n_work + ints[nb.I_LIVE] - ints[nb.I_K0]):
+        r = sim.working[k] if k < n_work else orders.live[ints[nb.I_K0] + k - n_work]
+        snap.rows[n], snap.status[n] = r, orders.status[r]
+        snap.mark[n], snap.triggered[n] = sim.mark[r], sim.triggered[r]
+        n += 1
+    snap.saved[0], snap.saved[1] = n, n_work
+
+
+@njit(cache=True)
+def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no cover - compiled
+    sim.ints[:] = snap.ints
+    sim.cash[0] = snap.cash[0]
+    sim.pos[:], sim.held[:], sim.slot[:], sim.credit[:] = snap.pos, snap.held, snap.slot, snap.credit
+    for a, b in ((sim.ex.take_profit, snap.ex.take_profit), (sim.ex.stop_loss, snap.ex.stop_loss),
+                 (sim.ex.trail, snap.ex.trail), (sim.ex.mark, snap.ex.mark)):  # fmt: skip
+        a[:] = b
+    sim.ex.live_from[:], sim.ex.row[:] = snap.ex.live_from, snap.ex.row
+    sim.working[: snap.saved[1]] = snap.working[: snap.saved[1]]
+    for k in range(snap.saved[0]):
+        r = snap.rows[k]
+        orders.status[r], sim.mark[r], sim.triggered[r] = snap.status[k], snap.mark[k], snap.triggered[k]
 
 
 def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
@@ -177,28 +224,41 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
     return out
 
 
+@njit(cache=True)
+def advance(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+            t: int) -> None:  # pragma: no cover - compiled
+    """Before on_bar at bar t, when the kernel has not run bar t yet: save its state, then run it ahead to the
+    first bar where something changes (or the end)."""
+    save(sim, orders, snap)
+    nb.step(prices, orders, rules, sim, prices.close.shape[0], True)
+    ran_to[0] = sim.ints[nb.I_T]
+
+
+@njit(cache=True)
+def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+           t: int) -> None:  # pragma: no cover - compiled
+    """Before the orders decided at bar t are taken: if the kernel ran past bar t without them, back to its saved
+    state and run it again up to bar t."""
+    if ran_to[0] > t + 1:
+        restore(snap, sim, orders)
+        nb.step(prices, orders, rules, sim, t + 1, False)
+        ran_to[0] = t + 1
+
+
 def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) -> None:
     """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
     n_t = book.market.n_times
-    ints = book.sim.ints
     on_bar = strategy.on_bar
-    snap: _Snapshot | None = None
-    ran_to = 0  # the kernel has run the bars before this one
+    ran_to = book.ran_to
     for t in range(n_t):
-        if ran_to <= t:
-            snap = _Snapshot(book)
-            nb.step(book.prices, book.orders, book.rules, book.sim, n_t, True)
-            ran_to = int(ints[nb.I_T])
-        if ran_to == t + 1:  # the kernel's state is the account after bar t
+        if ran_to[0] <= t:
+            advance(book.prices, book.orders, book.rules, book.sim, book.snap, ran_to, t)
+        if ran_to[0] == t + 1:  # the kernel's state is the account after bar t
             _show(book, ctx)
         ctx.t = t
         on_bar(ctx)
         if ctx.placed or ctx.canceled:
-            if ran_to > t + 1:  # the kernel ran past t without these orders: back to bar t
-                assert snap is not None
-                snap.restore(book)
-                nb.step(book.prices, book.orders, book.rules, book.sim, t + 1, False)
-                ran_to = t + 1
+            rewind(book.prices, book.orders, book.rules, book.sim, book.snap, ran_to, t)
             book.reserve(len(ctx.placed))
             for o in ctx.placed:
                 book.add(o)
@@ -220,24 +280,32 @@ def _show(book: Book, ctx: ev.Context) -> None:
 
 
 @njit(cache=True)
-def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, decided: np.ndarray,
-          n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray, on_bar: Any, args: np.ndarray, mem: np.ndarray,
-          out: np.ndarray, t0: int) -> int:  # pragma: no cover - compiled
-    """The compiled path from bar t0: per bar the kernel, then on_bar, then its orders. Returns the bar to resume
+def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+          decided: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray, on_bar: Any, args: np.ndarray,
+          mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray, view_cash: np.ndarray, t0: int) -> int:
+    # pragma: no cover - compiled
+    """The compiled path from bar t0: _run_python's loop, on_bar a compiled function. Returns the bar to resume
     at when the book has no room for another bar's orders (the number of bars when done)."""
     close = prices.close
-    n_t = close.shape[0]
-    cap = decided.shape[0]
+    n_t, n_s = close.shape
     for t in range(t0, n_t):
-        nb.step(prices, orders, rules, sim, t + 1, False)
-        if n_rows[0] + out.shape[0] > cap:
+        if n_rows[0] + out.shape[0] > decided.shape[0]:
             return t
-        ints = sim.ints
-        cash = sim.cash[0]
-        equity = nb.equity_at(cash, sim.pos, sim.held, ints[nb.I_HELD], close, close, t)
+        if ran_to[0] <= t:
+            advance(prices, orders, rules, sim, snap, ran_to, t)
+        if ran_to[0] == t + 1:
+            view_pos[:] = sim.pos
+            view_cash[0] = sim.cash[0]
+        equity = view_cash[0]
+        for s in range(n_s):
+            if view_pos[s] != 0.0:
+                px = close[t, s]
+                equity += view_pos[s] * (nb.last_close(close, t, s) if np.isnan(px) else px)
         end = t + 1
-        n = on_bar(t, prices.open[:end], prices.high[:end], prices.low[:end], close[:end], ind[:, :end], sim.pos,
-                   cash, equity, args, mem, out)
+        n = on_bar(t, prices.open[:end], prices.high[:end], prices.low[:end], close[:end], ind[:, :end], view_pos,
+                   view_cash[0], equity, args, mem, out)
+        if n > 0:
+            rewind(prices, orders, rules, sim, snap, ran_to, t)
         for i in range(n):
             s = int(out[i, ev.OUT_SYMBOL])
             kind = int(out[i, ev.OUT_KIND])
@@ -250,7 +318,7 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, de
     return n_t
 
 
-def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray]) -> None:
+def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float) -> None:
     m = book.market
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
@@ -260,11 +328,12 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     mem = np.zeros(spec.memory)
     out = np.full((spec.max_orders, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
+    view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
     t = 0
     while t < m.n_times:
         book.reserve(spec.max_orders)
-        t = _loop(book.prices, book.orders, book.rules, book.sim, book.decided, book.n_rows, book.full, ind,
-                  spec.on_bar, args, mem, out, t)  # fmt: skip
+        t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided, book.n_rows,
+                  book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t)  # fmt: skip
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False)
 
 
@@ -291,7 +360,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     if use_compiled:
         if spec is None:
             raise MarketBossError(f"{strategy.name} has no compiled on_bar")
-        _run_compiled(book, spec, indicators)
+        _run_compiled(book, spec, indicators, cfg.cash)
     else:
         strategy.start(ctx)
         _run_python(book, strategy, ctx)
