@@ -24,7 +24,6 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.events import run_events
 from marketboss.backtest.metrics import buy_and_hold_pct, trade_metrics
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
@@ -32,7 +31,7 @@ from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
-from marketboss.research.windows import Window, history_exposures, time_slice
+from marketboss.research.windows import Window, evaluate, history_exposures, time_slice
 from marketboss.strategies import Strategy, StrategyParams, create, strategies
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
@@ -165,11 +164,10 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
 
 def _event_combo(market: Market, w: Window, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
                  out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
-    """An event strategy's combination: its event run over the window's bars (flat at the window's start; its
-    indicators warm up inside the window), the summary its backtest metrics, a row per symbol its part."""
-    assert isinstance(strategy, EventStrategy)
+    """An event strategy's combination: its event run over the window's bars (research.windows.evaluate), the
+    summary its backtest metrics, a row per symbol its part."""
     sub = time_slice(market, w.start, w.end)
-    result, _ = run_events(sub, strategy, task.config)
+    result = evaluate(market, strategy, w, task.config)
     out[:] = [result.metrics[k] for k in METRICS]
     if equity is not None:
         equity[:] = result.equity["equity"].to_numpy()
