@@ -249,16 +249,19 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
     """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
     n_t = book.market.n_times
     on_bar = strategy.on_bar
-    ran_to = book.ran_to
+    ran_to = 0  # book.ran_to[0], as a Python int in the loop
+    placed, canceled = ctx.placed, ctx.canceled
     for t in range(n_t):
-        if ran_to[0] <= t:
-            advance(book.prices, book.orders, book.rules, book.sim, book.snap, ran_to, t)
-        if ran_to[0] == t + 1:  # the kernel's state is the account after bar t
+        if ran_to <= t:
+            advance(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            ran_to = int(book.ran_to[0])
+        if ran_to == t + 1:  # the kernel's state is the account after bar t
             _show(book, ctx)
         ctx.t = t
         on_bar(ctx)
-        if ctx.placed or ctx.canceled:
-            rewind(book.prices, book.orders, book.rules, book.sim, book.snap, ran_to, t)
+        if placed or canceled:
+            rewind(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            ran_to = int(book.ran_to[0])
             book.reserve(len(ctx.placed))
             for o in ctx.placed:
                 book.add(o)
@@ -272,7 +275,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
 
 def _show(book: Book, ctx: ev.Context) -> None:
     """The kernel's account into the context: positions, cash, and the open orders still open."""
-    ctx.positions_now[:] = book.sim.pos
+    ctx.positions_now = book.sim.pos.tolist()
     ctx.cash = float(book.sim.cash[0])
     if ctx.open_rows:
         status = book.orders.status
@@ -354,7 +357,8 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
          ) -> tuple[Book, SignalRows, ev.Context]:
     book = Book(market, nb.Rules.of(cfg))
     indicators = _indicators(market, strategy)
-    ctx = ev.Context(market, strategy.params, indicators, positions_now=np.zeros(market.n_symbols), cash=cfg.cash)
+    ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
+                     cash=cfg.cash)
     spec = strategy.compiled()
     use_compiled = spec is not None if compiled is None else compiled
     if use_compiled:

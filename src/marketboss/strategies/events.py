@@ -79,7 +79,7 @@ class History(NamedTuple):
     volume: np.ndarray
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Context:
     """What on_bar sees and does at bar t. The run updates the account fields before each call; everything
     read from the market is cut at t."""
@@ -88,7 +88,7 @@ class Context:
     params: EventParams
     indicators: dict[str, np.ndarray]  # name -> (time x symbol), causal
     t: int = -1
-    positions_now: np.ndarray = field(default_factory=lambda: np.zeros(0))  # shares per symbol
+    positions_now: list[float] = field(default_factory=list)  # shares per symbol (a list: read once a bar)
     cash: float = 0.0
     orders: list[PlacedOrder] = field(default_factory=list)  # every order placed, by row
     open_rows: set[int] = field(default_factory=set)  # rows still pending or working
@@ -106,6 +106,8 @@ class Context:
         return self.market.symbols
 
     def _s(self, symbol: str | int | None) -> int:
+        if type(symbol) is int:
+            return symbol
         if symbol is None:
             if self.market.n_symbols != 1:
                 raise ValueError("name the symbol: the market has several")
@@ -131,21 +133,26 @@ class Context:
 
     # ---------------------------------------------------------------- the account after bar t
     def position(self, symbol: str | int | None = None) -> float:
-        return float(self.positions_now[self._s(symbol)])
+        return self.positions_now[symbol if type(symbol) is int else self._s(symbol)]
 
     @property
     def positions(self) -> dict[str, float]:
         """Shares per held symbol."""
-        return {self.market.symbols[s]: float(self.positions_now[s]) for s in np.flatnonzero(self.positions_now)}
+        return {self.market.symbols[s]: p for s, p in enumerate(self.positions_now) if p}
 
     @property
     def equity(self) -> float:
         """Cash plus the positions at this bar's closes (a symbol without a bar here: its last close)."""
         total = self.cash
-        for s in np.flatnonzero(self.positions_now):
-            col = self.market.close[: self.t + 1, s]
-            known = col[~np.isnan(col)]
-            total += self.positions_now[s] * (known[-1] if known.shape[0] else 0.0)
+        close = self.market.close
+        for s, p in enumerate(self.positions_now):
+            if p:
+                px = close[self.t, s]
+                if np.isnan(px):  # no bar here: its last close
+                    col = close[: self.t, s]
+                    known = col[~np.isnan(col)]
+                    px = known[-1] if known.shape[0] else 0.0
+                total += p * px
         return float(total)
 
     @property
