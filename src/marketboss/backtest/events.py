@@ -6,8 +6,8 @@ more than the strategy: in plain Python it runs ahead instead, up to the first b
 can see changes (a fill, an order's status), and the strategy is shown the account as it was before that bar
 for the bars in between (nothing changed there). When the strategy places or cancels an order on a bar the
 kernel has already run past, the kernel goes back to its state before its run and replays up to that bar, then
-takes the order: what it computed past that bar did not know the order. The compiled path runs the kernel one
-bar at a time inside one compiled loop.
+takes the order: what it computed past that bar did not know the order. The compiled path does the same inside
+one compiled loop.
 
 Orders decided on bar t go live on the symbol's next bar, as scheduled for signals (nb.next_bar); `--fill close`
 (filling on the decision bar itself) is refused.
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 from numba import njit
+from pydantic import ValidationError
 
 from marketboss.backtest import nb
 from marketboss.backtest.costs import BacktestConfig, FillMode
@@ -350,7 +351,7 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
                               "does not apply")  # fmt: skip
     book, rows, _ = _run(market, strategy, cfg, compiled)
     fills = nb.sim_end(book.orders, book.sim)
-    return result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False), _traded(rows, book)
+    return result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False), _traded(rows, book).frame
 
 
 def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None
@@ -371,10 +372,15 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     return book, _signal_rows(market, strategy, book), ctx
 
 
-def _traded(rows: SignalRows, book: Book) -> pl.DataFrame:
-    """The signals frame without the orders canceled before they traded."""
+def _traded(rows: SignalRows, book: Book) -> SignalRows:
+    """The signals without the orders canceled before they traded (they traded nothing)."""
     keep = book.orders.status[: len(rows.time)] != nb.CANCELED
-    return rows.frame if keep.all() else rows.frame.filter(pl.Series(keep))
+    if keep.all():
+        return rows
+    assert rows.orders is not None
+    return SignalRows(rows.frame.filter(pl.Series(keep)), rows.time[keep], rows.bar[keep], rows.symbol[keep],
+                      rows.buy[keep], rows.quantity[keep], rows.weight[keep],
+                      OrderArrays(*(a[keep] for a in rows.orders)))  # fmt: skip
 
 
 def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) -> SignalRows:
@@ -426,9 +432,8 @@ def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
     row = frame.row(i, named=True)
     try:
         Signal.model_validate({**row, "id": "x"})
-    except Exception as exc:
-        errors = getattr(exc, "errors", None)
-        err = errors()[0] if callable(errors) else {"loc": (), "msg": str(exc)}
+    except ValidationError as exc:
+        err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
         raise InputError(f"strategy {strategy.describe()}", f"order at {row['timestamp']} ({row['symbol']} "
                          f"{row['action']}): {str(err['msg']).removeprefix('Value error, ')}", field=field) from None
@@ -437,14 +442,7 @@ def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
 def event_signal_rows(market: Market, strategy: ev.EventStrategy[Any]) -> SignalRows:
     """EventStrategy.signal_rows: the strategy run in a default account, its traded orders as signals."""
     book, rows, _ = _run(market, strategy, BacktestConfig(), None)
-    keep = book.orders.status[: len(rows.time)] != nb.CANCELED
-    if keep.all():
-        return rows
-    orders = rows.orders
-    assert orders is not None
-    return SignalRows(rows.frame.filter(pl.Series(keep)), rows.time[keep], rows.bar[keep], rows.symbol[keep],
-                      rows.buy[keep], rows.quantity[keep], rows.weight[keep],
-                      OrderArrays(*(a[keep] for a in orders)))  # fmt: skip
+    return _traded(rows, book)
 
 
 ev.set_runner(ev.Runner(event_signal_rows, run_events))
