@@ -25,14 +25,17 @@ from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
 from marketboss.errors import InputError, MarketBossError
 from marketboss.indicators import sma
+from marketboss.research.compare import CompareTask, run_compare_task
 from marketboss.research.grid import combinations
 from marketboss.research.sweep import sweep
+from marketboss.research.windows import time_slice
+from marketboss.strategies import registry
 from marketboss.strategies.events import Context, EventParams, EventStrategy, PlacedOrder
-from marketboss.strategies.registry import register
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
 from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
+
 
 def cli(*args: str) -> int:
     return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
@@ -346,8 +349,14 @@ def test_signals_and_run_strategy_take_an_event_strategy(random_bars: pl.DataFra
     assert result.fills.height > 0
 
 
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example registered by name for this test only (plug-in loading by path is another module's)."""
+    monkeypatch.setitem(registry._REGISTRY, TimeTrailingStop.name, TimeTrailingStop)
+
+
+@pytest.mark.usefixtures("registered")
 def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFrame) -> None:
-    register(TimeTrailingStop)
     m = Market.from_bars(random_bars)
     combos = combinations("time_trailing_stop", {"hold_bars": [2, 6], "trail": [2.0, 8.0]})
     res = sweep(m, combos, COSTS)
@@ -363,10 +372,10 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
     assert res.summary["final_equity"].n_unique() > 1
 
 
+@pytest.mark.usefixtures("registered")
 def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fills(
     daily_bars: pl.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    register(TimeTrailingStop)
     data = workdir / "bars.jsonl"
     write_bars(daily_bars, data)
     params = ["--param", "hold_bars=5", "--param", "trail=3"]
@@ -383,3 +392,14 @@ def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fill
     assert cli("backtest", "--data", str(data), "--strategy", "time_trailing_stop", "--fill", "close") != 0
     err = capsys.readouterr().err.strip()
     assert "--fill close" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("registered")
+def test_compare_evaluates_an_event_strategy_on_each_window(random_bars: pl.DataFrame) -> None:
+    m = Market.from_bars(random_bars)
+    params = {"hold_bars": 4, "trail": 3.0}
+    out = run_compare_task(CompareTask("time_trailing_stop", params, COSTS, 120), m)
+    assert out.error is None and out.in_sample is not None and out.out_of_sample is not None
+    oos, _ = run_events(time_slice(m, 120, m.n_times), TimeTrailingStop(TimeTrailingParams(**params)), COSTS)
+    assert out.out_of_sample["final_equity"] == oos.metrics["final_equity"]
+    assert out.in_sample["n_fills"] > 0 and out.in_sample["final_equity"] != out.out_of_sample["final_equity"]
