@@ -173,9 +173,11 @@ def test_cancel_stops_an_order_before_it_trades_and_leaves_it_out_of_the_signals
 def test_bad_orders_are_refused_with_the_bar_and_field() -> None:
     with pytest.raises(InputError, match="stop_loss"):
         run(FLAT, {2: lambda c: c.buy(1, stop_loss=120.0)})
-    with pytest.raises(TypeError, match="unknown order field"):
+    with pytest.raises(MarketBossError, match="unknown order field"):
         run(FLAT, {2: lambda c: c.buy(1, sl=90.0)})
-    with pytest.raises(ValueError, match="long_only"):
+    with pytest.raises(MarketBossError, match="time_in_force 'GTC'"):
+        run(FLAT, {2: lambda c: c.buy(1, limit_price=90.0, time_in_force="GTC")})
+    with pytest.raises(MarketBossError, match="long_only"):
         run(FLAT, {2: lambda c: c.target_weight(-0.5)})
     with pytest.raises(MarketBossError, match="fill close"):
         run(FLAT, {}, BacktestConfig(fill=FillMode.CLOSE))

@@ -319,7 +319,7 @@ class Candidates(NamedTuple):
     leg: np.ndarray
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
                      cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
     """The positions (of the symbols held[:n_held]) whose exits trade on bar t, appended to `cand`: the stop

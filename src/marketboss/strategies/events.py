@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import model_validator
 
 from marketboss.data.market import Market, SymbolBars
+from marketboss.errors import MarketBossError
 from marketboss.signals import ORDER_TYPE_NAMES
 from marketboss.signals.nb import exit_price
 from marketboss.strategies.base import SignalRows, Strategy, StrategyParams
@@ -110,9 +111,11 @@ class Context:
             return symbol
         if symbol is None:
             if self.market.n_symbols != 1:
-                raise ValueError("name the symbol: the market has several")
+                raise MarketBossError("name the symbol: the market has several")
             return 0
-        return symbol if isinstance(symbol, int) else self.market.symbol_index(symbol)
+        if isinstance(symbol, int | np.integer):
+            return int(symbol)
+        return self.market.symbol_index(symbol)
 
     def history(self, symbol: str | int | None = None) -> History:
         m, s, end = self.market, self._s(symbol), self.t + 1
@@ -176,7 +179,7 @@ class Context:
         is already there at this bar's close."""
         s = self._s(symbol)
         if self.params.long_only and weight < 0:
-            raise ValueError(f"target_weight {weight:g}: long_only strategies do not short")
+            raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
         px = self.market.close[self.t, s]
         wanted = weight * self.equity / px - self.positions_now[s]
         if not wanted or np.isnan(wanted):
@@ -218,12 +221,16 @@ class Context:
     def _place(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any]) -> PlacedOrder:
         unknown = fields.keys() - _ORDER_KEYWORDS
         if unknown:
-            raise TypeError(f"unknown order field(s) {', '.join(sorted(unknown))}; valid: {', '.join(_ORDER_KEYWORDS)}")
+            raise MarketBossError(f"unknown order field(s) {', '.join(sorted(unknown))}; valid: "
+                                  f"{', '.join(_ORDER_KEYWORDS)}")  # fmt: skip
         kind: OrderType = fields.get("order_type") or _infer_type(fields)
         if kind not in ORDER_TYPE_NAMES:
-            raise ValueError(f"order_type '{kind}': choose one of {', '.join(ORDER_TYPE_NAMES)}")
+            raise MarketBossError(f"order_type '{kind}': choose one of {', '.join(ORDER_TYPE_NAMES)}")
+        tif = fields.get("time_in_force", "day")
+        if tif not in ("day", "gtc"):
+            raise MarketBossError(f"time_in_force '{tif}': choose day or gtc")
         o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind,
-                        fields.get("time_in_force", "day") == "gtc",
+                        tif == "gtc",
                         *(_num(fields.get(f)) for f in ("limit_price", "stop_price", "trail_percent", "take_profit",
                                                         "stop_loss")))  # fmt: skip
         closing = not np.isnan(weight) and weight == 0.0
