@@ -16,15 +16,14 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, on the shared 2-core machine with other jobs running (load average 7-9, so figures move by 2x
-from run to run): 10 x 2,520 daily bars: plain Python 0.085 s (3.4 us a bar), compiled 0.009 s (0.34 us),
-backtesting.py 1.07 s (42 us): 12.5x and 125x; 187 trades against backtesting.py's 185. 1 x 1,000,000 bars
-(backtesting.py on all of them): plain Python 2.3 s, compiled 1.0 s, backtesting.py 18.3 s: 7.8x and 17.7x; 209
-trades against 208. Earlier runs of the same code on a quieter stretch: plain Python 1.1-1.3 s and compiled
-0.22-0.32 s on the million bars (about 15x and 60-80x backtesting.py's per-bar time). The goals (plain Python
-10x, compiled 200x) are met for plain Python on a quiet machine only, and not for the compiled path: its time
-is the backtest kernel's own cost per bar while a bracket is working (nb.step, ~0.1-0.25 us a bar for one
-symbol: the same kernel every backtest runs) plus the result tables, not the strategy.
+Latest, defaults, shared 2-core machine (load average 6): 10 x 2,520 daily bars: plain Python 0.030 s (1.2 us a
+bar), compiled 0.011 s (0.43 us), backtesting.py 0.387 s (15.4 us): 12.8x and 36x; 187 trades against
+backtesting.py's 185. 1 x 1,000,000 bars (backtesting.py on all of them): plain Python 0.75 s, compiled 0.23 s,
+backtesting.py 7.8 s: 10.4x and 33.6x; 209 trades against 208. Under heavier load (load average 8-9) the same
+code measured 7.8-12.5x and 18-125x. The plain-Python goal (10x) is met; the compiled goal (200x) is not: the
+compiled run's time is the backtest kernel's own cost per bar while a bracket works (nb.step, the same kernel
+every backtest runs), the indicators (computed twice: the causality check) and the result tables and metrics,
+not the strategy.
 """
 
 from __future__ import annotations
