@@ -161,3 +161,27 @@ def test_rsi_bracket_runs_through_sweep_and_compare(
     best = read_signals_frame(workdir / "out" / "best.jsonl")
     selected = table.filter(pl.col("selected"))["strategy"][0]
     assert set(best["strategy"]) == {"rsi_bracket" if selected == RSI else "ma_crossover"}
+
+
+def test_time_trailing_stop_exits_by_its_trail_or_after_its_holding_time(data: Path, workdir: Path) -> None:
+    """The event-driven example through the CLI as a file plug-in: entries only on a breakout, every position
+    left either by its trailing stop leg or by the time stop, never held much past `hold_bars`."""
+    hold = 7
+    spec = f"{EXAMPLES / 'time_trailing_stop.py'}:TimeTrailingStop"
+    assert cli("backtest", "--strategy", spec, "--param", f"hold_bars={hold}", "--param", "trail=4",
+               "--data", str(data), "--output-dir", "runs/tts") == 0  # fmt: skip
+    run = load_run(workdir / "runs" / "tts")
+    market = Market.from_bars(read_bars(data))
+    sig = read_signals_frame(workdir / "runs" / "tts" / "signals.jsonl")
+    buys = sig.filter(pl.col("action") == "BUY")
+    assert buys.height > 0 and (buys["trail_percent"] == 4).all()
+    for row in buys.iter_rows(named=True):  # a breakout: the close above the 20 closes before it
+        s = market.symbols.index(row["symbol"])
+        t = int(np.searchsorted(market.times, row["timestamp"].timestamp() * 1e6))
+        assert t >= 20 and market.close[t, s] > np.nanmax(market.close[t - 20 : t, s])
+    closed = run.trades.filter(pl.col("closed"))
+    exits = run.fills.filter(pl.col("side") == "SELL")
+    by_trail, by_time = exits.filter(pl.col("leg") == "trailing_stop").height, exits.filter(pl.col("leg").is_null())
+    assert by_trail > 0 and by_time.height > 0  # both exits were exercised on this data
+    # the time stop is decided on the hold_bars-th bar after the entry's fill and fills at the next open
+    assert (closed["bars"] <= hold + 1).all() and (closed["bars"] == hold + 1).sum() == by_time.height

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "BacktestConfig": "costs", "Costs": "costs", "FillMode": "costs",
-    "BacktestResult": "engine", "run_backtest": "engine", "run_strategy": "engine",
+    "BacktestResult": "engine", "run_backtest": "engine", "run_strategy": "engine", "run_events": "events",
     "equity_metrics": "metrics", "trade_metrics": "metrics",
     "Run": "runs", "load_run": "runs", "save_run": "runs",
 }  # fmt: skip
@@ -19,6 +19,7 @@ _WHERE = {
 if TYPE_CHECKING:
     from marketboss.backtest.costs import BacktestConfig, Costs, FillMode
     from marketboss.backtest.engine import BacktestResult, run_backtest, run_strategy
+    from marketboss.backtest.events import run_events
     from marketboss.backtest.metrics import equity_metrics, trade_metrics
     from marketboss.backtest.runs import Run, load_run, save_run
 
@@ -38,6 +39,7 @@ __all__ = [
     "equity_metrics",
     "load_run",
     "run_backtest",
+    "run_events",
     "run_strategy",
     "save_run",
     "trade_metrics",

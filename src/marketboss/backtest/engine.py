@@ -39,6 +39,7 @@ from marketboss.errors import InputError
 from marketboss.orders import EXIT_NAMES
 from marketboss.signals import OrderArrays, order_arrays
 from marketboss.strategies.base import SignalRows, Strategy
+from marketboss.strategies.events import EventStrategy
 
 STATUS = {
     nb.PENDING: "pending",
@@ -49,6 +50,7 @@ STATUS = {
     nb.NO_BAR: "no_bar",
     nb.DAY_ENDED: "day_ended",
     nb.OPEN: "open",
+    nb.CANCELED: "canceled",
 }
 REASONS = {
     nb.REJECTED_CASH: "insufficient cash",
@@ -57,6 +59,7 @@ REASONS = {
     nb.NO_BAR: "no bar of the symbol at the signal time (needed by --fill close)",
     nb.DAY_ENDED: "a day order: its session ended before its price was reached",
     nb.OPEN: "a gtc order still working when the data ends",
+    nb.CANCELED: "canceled by the strategy before it traded",
 }
 
 
@@ -145,6 +148,14 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
                                                 rules.at_close, spec.kind)
     fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live,
                                           rows.orders is None, *spec), rules)  # fmt: skip
+    return result(mkt, rows, cfg, fills, status, ordered)
+
+
+def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: nb.Fills, status: np.ndarray, ordered: bool
+           ) -> BacktestResult:
+    """The result tables and metrics of a simulation's fills and the orders' status (`ordered`: the orders went
+    live in signal order), valued bar by bar from the fills."""
+    prices = nb.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     # numpy's allocations of this size get huge pages, numba's do not: faulting in numba's pages cost
     # mark 3-4x its time on 1M bars (measured)
     eq = nb.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
@@ -221,7 +232,11 @@ def run_strategy(
     market: Market | pl.DataFrame, strategy: Strategy[Any], config: BacktestConfig | None = None
 ) -> tuple[BacktestResult, pl.DataFrame]:
     """Generate the strategy's signals and backtest them: (result, signals). The same as run_backtest of
-    those signals, without looking their bars and symbols up again."""
+    those signals, without looking their bars and symbols up again (an event strategy: its event run, whose
+    signals backtest to the same fills)."""
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
+    if isinstance(strategy, EventStrategy):  # its orders depend on its fills: the event run is its backtest
+        out: tuple[BacktestResult, pl.DataFrame] = strategy.backtest(mkt, config)
+        return out
     rows = strategy.signal_rows(mkt)
     return _backtest(mkt, rows, config or BacktestConfig()), rows.frame

@@ -39,6 +39,7 @@ EXPIRED = 4
 NO_BAR = 5
 DAY_ENDED = 6  # a day order whose session ended before its price was reached
 OPEN = 7  # a gtc order still working when the data ends
+CANCELED = 8  # canceled by an event-driven strategy before it traded
 
 DAY_US = 86_400e6
 
@@ -178,6 +179,16 @@ def cash_after(cash: float, q: float, price: float, comm: float) -> float:  # pr
     return cash - q * price - comm
 
 
+@njit(cache=True, inline="always")
+def next_bar(close: np.ndarray, full: bool, s: int, t: int) -> int:  # pragma: no cover - compiled
+    """Symbol s's first bar after bar t (the very next bar when it has a bar at every time, `full`); the number
+    of bars when there is none: where an order decided at bar t goes live."""
+    t += 1
+    while t < close.shape[0] and not full and np.isnan(close[t, s]):
+        t += 1
+    return t
+
+
 @njit(cache=True)
 def schedule(
     times: np.ndarray, close: np.ndarray, full: np.ndarray, ts: np.ndarray, sig_bar: np.ndarray,
@@ -205,9 +216,7 @@ def schedule(
                 status[k] = NO_BAR
                 continue
         else:
-            t = sig_bar[k] + 1
-            while t < t_max and not full[s] and np.isnan(close[t, s]):
-                t += 1
+            t = next_bar(close, full[s], s, sig_bar[k])
             if t == t_max:
                 status[k] = EXPIRED
                 continue
@@ -404,64 +413,123 @@ def _set_exits(ex: Exits, orders: Orders, r: int, s: int, was: float, now: float
     return change
 
 
+# simulate's scalars between calls, in Sim.ints: the next bar to run, the next entry of `live` to go live, the
+# entries of `live` in use, symbols held, fills made, working orders, positions with exits, and whether the last
+# call paused at a bar where something changed.
+I_T, I_K0, I_LIVE, I_HELD, I_FILLS, I_WORK, I_EXITS, I_PAUSED = range(8)
+
+
+class Sim(NamedTuple):
+    """simulate's state, in arrays, so that it can run a stretch of bars and resume later (the event-driven
+    mode runs it a bar or a few at a time, adding orders between calls): the scalars (I_* above), cash, per
+    symbol the position, the held set (see _hold), the exits and the credit an exit left (see step), per order
+    row a trailing mark and a stop-limit's trigger, the working orders, the fills so far and scratch space.
+    Sized for `capacity` order rows (fills: two per row); a `plain` run has no per-row or exit state."""
+
+    ints: np.ndarray
+    cash: np.ndarray
+    pos: np.ndarray
+    held: np.ndarray
+    slot: np.ndarray
+    credit: np.ndarray
+    ex: Exits
+    mark: np.ndarray
+    triggered: np.ndarray
+    working: np.ndarray
+    fills: Fills
+    cand: Candidates
+    fresh: np.ndarray
+
+
+@njit(cache=True)
+def sim_start(n_s: int, capacity: int, plain: bool, cash: float) -> Sim:  # pragma: no cover - compiled
+    """A flat account with `cash` before the first bar, room for `capacity` order rows."""
+    m = 2 * capacity  # an order fills once, and so may one exit it sets
+    nx = 0 if plain else n_s
+    n_rows = 0 if plain else capacity
+    fills = Fills(np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+                  np.empty(m, dtype=np.int64), np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
+                  np.empty(m, dtype=np.int8))  # fmt: skip
+    ex = Exits(np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan),
+               np.zeros(nx, dtype=np.int64), np.full(nx, -1, dtype=np.int64))  # fmt: skip
+    cand = Candidates(np.empty(capacity + n_s, dtype=np.int64), np.empty(capacity + n_s), np.empty(capacity + n_s),
+                      np.empty(capacity + n_s, dtype=np.int8))  # fmt: skip
+    return Sim(np.zeros(8, dtype=np.int64), np.full(1, cash), np.zeros(n_s), np.zeros(n_s, dtype=np.int64),
+               np.full(n_s, -1, dtype=np.int64), np.zeros(nx), ex, np.full(n_rows, np.nan),
+               np.zeros(n_rows, dtype=np.bool_), np.empty(capacity, dtype=np.int64), fills, cand,
+               np.empty(n_s, dtype=np.int64))  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy")
 def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: no cover - compiled
-    """Fill the orders bar by bar; `mark` values the bars and `round_trips` matches the trades afterwards, both
-    from the fills. The orders' status is updated in place.
+    """Fill the orders bar by bar, all bars in one call (see step); `mark` values the bars and `round_trips`
+    matches the trades afterwards, both from the fills. The orders' status is updated in place: a gtc order
+    still working at the end of the data is OPEN."""
+    n = orders.live.shape[0]
+    sim = sim_start(prices.close.shape[1], n, orders.plain, rules.cash)
+    sim.ints[I_LIVE] = n
+    step(prices, orders, rules, sim, prices.close.shape[0], False)
+    return sim_end(orders, sim)
+
+
+@njit(cache=True)
+def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
+    """After the last bar: the working gtc orders are OPEN; the fills made."""
+    for w in range(sim.ints[I_WORK]):
+        orders.status[sim.working[w]] = OPEN
+    n_f = sim.ints[I_FILLS]
+    f = sim.fills
+    return Fills(f.row[:n_f], f.bar[:n_f], f.time[:n_f], f.symbol[:n_f], f.buy[:n_f], f.qty[:n_f], f.price[:n_f],
+                 f.commission[:n_f], f.leg[:n_f])  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy")
+def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pause: bool) -> None:
+    # pragma: no cover - compiled
+    """Run the bars from sim's next bar up to t_stop (exclusive), or with `pause` only up to and including the
+    first bar where something a strategy can see changed (a fill, or an order's status), then record where it
+    stopped in sim. Orders are those of live[k0:n_live] (in execution order) and the working ones.
 
     On each bar where something can trade, in two phases: the market orders going live there, at its open (at
     the signal bar's close with `at_close`, after the other phase); and the held positions' exits and the
     working orders (limit, stop, stop-limit, trailing stop), at the prices marketboss.orders' rules give on its
     open, high and low. Each phase's trades go through one order step, those that reduce a position first, then
     the rest, so that sales pay for purchases. A day order not filled by the end of the session it went live in
-    ends (DAY_ENDED); a gtc order still working at the end of the data is OPEN. Exits set by an order filled at
-    the bar's open are live on that bar (the whole bar follows the fill), others from the next bar. The shares an
-    exit traded count toward the symbol's next quantity order on the same side (it is that much smaller, and
-    SKIPPED when nothing is left), as the paper executor does. Bars where nothing works are skipped."""
+    ends (DAY_ENDED). Exits set by an order filled at the bar's open are live on that bar (the whole bar follows
+    the fill), others from the next bar. The shares an exit traded count toward the symbol's next quantity order
+    on the same side (it is that much smaller, and SKIPPED when nothing is left), as the paper executor does.
+    Bars where nothing works are skipped. A CANCELED order does not trade and stops working."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
                                                 orders.plain)  # fmt: skip
-    n_t, n_s = close.shape
-    n = live.shape[0]
+    ints = sim.ints
+    t, k0, n, n_held, n_f = ints[I_T], ints[I_K0], ints[I_LIVE], ints[I_HELD], ints[I_FILLS]
+    n_work, n_exits = ints[I_WORK], ints[I_EXITS]
+    n_t = close.shape[0]
     at_close = rules.at_close
     refs = close if at_close else prices.open
-    cash = rules.cash
-    pos = np.zeros(n_s)
-    held = np.zeros(n_s, dtype=np.int64)  # held symbols (see _hold); slot[s] is s's index in it, -1 when flat
-    slot = np.full(n_s, -1, dtype=np.int64)
-    n_held = 0
-    m = 2 * n  # an order fills once, and so may one exit it sets
-    f_row, f_bar, f_time, f_s = (np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
-                                 np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64))  # fmt: skip
-    f_buy, f_qty, f_price, f_comm, f_leg = (np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
-                                            np.empty(m, dtype=np.int8))  # fmt: skip
-    n_f = 0
-    nx = 0 if plain else n_s
-    ex = Exits(np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan),
-               np.zeros(nx, dtype=np.int64), np.full(nx, -1, dtype=np.int64))  # fmt: skip
-    n_exits = 0
-    n_rows = 0 if plain else status.shape[0]
-    mark = np.full(n_rows, np.nan)  # working trailing stops' marks and stop-limits' triggers, by row
-    triggered = np.zeros(n_rows, dtype=np.bool_)
-    working = np.empty(n, dtype=np.int64)
-    n_work = 0
-    cand = Candidates(np.empty(n + n_s, dtype=np.int64), np.empty(n + n_s), np.empty(n + n_s),
-                      np.empty(n + n_s, dtype=np.int8))  # fmt: skip
+    cash = sim.cash[0]
+    pos, held, slot, credit, ex, mark, triggered, working, fresh = (sim.pos, sim.held, sim.slot, sim.credit, sim.ex,
+                                                                     sim.mark, sim.triggered, sim.working, sim.fresh)
+    f_row, f_bar, f_time, f_s, f_buy, f_qty, f_price, f_comm, f_leg = sim.fills
+    cand = sim.cand
     c_row, c_ref, c_cap, c_leg = cand
-    fresh = np.empty(n_s, dtype=np.int64)  # symbols whose exits a working order set at this bar's open
-    # shares an exit traded since the symbol's last order: a later quantity order on the same side is that
-    # much smaller (a strategy's own sell after its stop-loss fired closes nothing more, and opens no short)
-    credit = np.zeros(0 if plain else n_s)
-    k0 = 0
-    t = 0
+    paused = False
+    if t_stop > n_t:
+        t_stop = n_t
     while True:
         if n_work == 0 and n_exits == 0:  # nothing working: on to the next bar an order goes live
-            if k0 >= n:
+            nxt = exec_t[live[k0]] if k0 < n else t_stop
+            if nxt >= t_stop:
+                if t < t_stop:  # the bars before t_stop: none trades
+                    t = t_stop
                 break
-            t = exec_t[live[k0]]
-        if t >= n_t:
+            if nxt > t:
+                t = nxt
+        if t >= t_stop:
             break
+        changed = False
         k1 = k0
         while k1 < n and exec_t[live[k1]] == t:
             k1 += 1
@@ -514,6 +582,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                                     q = side * fmax(abs(q) - abs(credit[s]), 0.0)
                                     if q == 0.0:
                                         status[r] = SKIPPED
+                                        changed = True
                                         credit[s] = 0.0
                                         continue
                             else:
@@ -523,6 +592,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                                     if why == REJECTED_CASH and not increases:
                                         continue  # a purchase waits for the second pass: the bar's sales pay it
                                     status[r] = why
+                                    changed = True
                                     continue
                             if abs(p + q) >= abs(p) and not increases:
                                 continue  # not a reduction: the second pass
@@ -531,6 +601,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                         if not fills:
                             if leg == NO_EXIT:
                                 status[r] = REJECTED_CASH
+                                changed = True
                             continue
                         cash = new_cash
                         aq = abs(q)
@@ -544,6 +615,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                         f_comm[n_f] = comm
                         f_leg[n_f] = leg
                         n_f += 1
+                        changed = True
                         n_held = _hold(pos, held, slot, n_held, s, q, aq)
                         if leg == NO_EXIT:
                             status[r] = FILLED
@@ -567,16 +639,20 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
                     r = working[w]
                     if status[r] == PENDING and not orders.gtc[r] and t >= prices.session_end[exec_t[r]]:
                         status[r] = DAY_ENDED
+                        changed = True
                     if status[r] == PENDING:
                         working[kept] = r
                         kept += 1
                 n_work = kept
         k0 = k1
         t += 1
-    for w in range(n_work):
-        status[working[w]] = OPEN
-    return Fills(f_row[:n_f], f_bar[:n_f], f_time[:n_f], f_s[:n_f], f_buy[:n_f], f_qty[:n_f], f_price[:n_f],
-                 f_comm[:n_f], f_leg[:n_f])
+        if pause and changed:
+            paused = True
+            break
+    ints[I_T], ints[I_K0], ints[I_HELD], ints[I_FILLS] = t, k0, n_held, n_f
+    ints[I_WORK], ints[I_EXITS] = n_work, n_exits
+    ints[I_PAUSED] = paused
+    sim.cash[0] = cash
 
 
 @njit(cache=True, error_model="numpy")

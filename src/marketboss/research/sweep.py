@@ -8,7 +8,8 @@ symbol) pair: that symbol's part of the account (its round trips' P&L and statis
 orders not filled) and its own buy and hold.
 
 MA crossover finds its events in the fused kernel (research.nb.ma_events); any other strategy (plug-ins too) through
-its own `exposures` one combination at a time; both then trade through the backtest's kernels.
+its own `exposures` one combination at a time; both then trade through the backtest's kernels. An event-driven
+strategy runs its event backtest (backtest.events) per combination over the window's bars.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.metrics import buy_and_hold_pct
+from marketboss.backtest.metrics import buy_and_hold_pct, trade_metrics
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
-from marketboss.research.windows import Window, history_exposures, time_slice
-from marketboss.strategies import StrategyParams, create, resolve
+from marketboss.research.windows import Window, evaluate, history_exposures, time_slice
+from marketboss.strategies import Strategy, StrategyParams, create, resolve
+from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
 
 #: A combination's metrics (a backtest's), in research.nb's column order; the keys are backtest.metrics.METRICS'.
@@ -140,6 +142,10 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             nb.ma_sweep_threads(prices, layout, *win, grid, rules, ppy, eq, out, rows, threads)
         else:
             nb.ma_sweep(prices, layout, win, grid, rules, ppy, eq, out, rows)
+    elif issubclass(cls, EventStrategy):
+        for j, values in enumerate(task.params):
+            _event_combo(market, w, win, create(task.strategy, values), task, out[j], rows[j], eq[j] if
+                         task.keep_equity else None)  # fmt: skip
     else:
         history = time_slice(market, 0, w.end)
         none = np.zeros(0, dtype=np.int64)
@@ -154,6 +160,30 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
         profitable = (rows[:, :, _COL["pnl"]] > 0).sum(axis=1) / has.sum() * 100.0
     summary = np.concatenate([out, profitable[:, None]], axis=1)
     return ChunkResult(rows[:, :, _ROW_COLS], summary, eq if task.keep_equity else None)
+
+
+def _event_combo(market: Market, w: Window, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
+                 out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
+    """An event strategy's combination: its event run over the window's bars (research.windows.evaluate), the
+    summary its backtest metrics, a row per symbol its part."""
+    sub = time_slice(market, w.start, w.end)
+    result = evaluate(market, strategy, w, task.config)
+    out[:] = [result.metrics[k] for k in METRICS]
+    if equity is not None:
+        equity[:] = result.equity["equity"].to_numpy()
+    rows[:] = np.nan
+    status = result.orders.group_by("symbol", "status").len()
+    for s, sym in enumerate(market.symbols):
+        if sym not in sub.symbols:
+            continue
+        mine = status.filter(pl.col("symbol") == sym)
+        counts = dict(zip(mine["status"].to_list(), mine["len"].to_list(), strict=True))
+        trades = result.trades.filter(pl.col("symbol") == sym)
+        m = trade_metrics(trades, result.fills.filter(pl.col("symbol") == sym),
+                          buy_hold_return_pct=win.symbol_buy_hold[s], rejected_orders=counts.get("rejected", 0),
+                          unfilled_orders=counts.get("expired", 0) + counts.get("no_bar", 0))  # fmt: skip
+        m["pnl"] = float(trades["pnl"].sum())
+        rows[s, [_COL[k] for k in ROW_METRICS]] = [m[k] for k in ROW_METRICS]
 
 
 @dataclass(frozen=True)

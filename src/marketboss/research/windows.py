@@ -18,6 +18,7 @@ from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.strategies import Strategy, signals_from_exposures
+from marketboss.strategies.events import EventStrategy
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,12 @@ def evaluate(
     config: BacktestConfig | None = None,
     symbols: list[int] | None = None,
 ) -> BacktestResult:
-    """The backtest engine on a window (default: all bars), all symbols in one account or only `symbols`."""
+    """The backtest engine on a window (default: all bars), all symbols in one account or only `symbols`. An
+    event strategy runs its event backtest over the window's bars (its indicators warm up inside the window)."""
     w = window or Window(0, market.n_times)
+    if isinstance(strategy, EventStrategy):  # its event run on the window's bars, flat at its start
+        result: BacktestResult = strategy.backtest(time_slice(market, w.start, w.end, symbols), config)[0]
+        return result
     expo = window_exposures(market, strategy, w)
     sub = time_slice(market, w.start, w.end, symbols)
     cols = [market.symbols.index(s) for s in sub.symbols]

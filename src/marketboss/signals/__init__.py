@@ -510,6 +510,12 @@ def _orders_valid() -> pl.Expr:
     return ok.fill_null(False)
 
 
+def valid_orders(frame: pl.DataFrame) -> np.ndarray:
+    """Per row of a signals frame with the order fields, whether its order fields pass Signal's rules (the
+    vectorised check of read_signals_frame): a frame built in code is checked without a model per row."""
+    return frame.select(_orders_valid()).to_series().to_numpy()
+
+
 class OrderArrays(NamedTuple):
     """A frame's order fields as the backtest kernels read them, per row: the type (index in ORDER_TYPE_NAMES:
     marketboss.orders' codes), limit and stop prices, trail percent, gtc (else day), take-profit and stop-loss
@@ -602,5 +608,6 @@ __all__ = [
     "signal_id",
     "signal_ids",
     "signals_to_frame",
+    "valid_orders",
     "write_signals",
 ]

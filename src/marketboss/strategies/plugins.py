@@ -61,9 +61,27 @@ def _problem(exc: BaseException, shown: str, own_file: Path | None) -> str:
 
 
 def _module_name(path: Path) -> str:
-    """A stable module name per file: its stem and a hash of its absolute path."""
-    stem = re.sub(r"\W", "_", path.stem)
-    return f"marketboss_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+    """The name Python gives the file when its directory is on the path (its stem), unless another module has
+    that name: then the stem and a hash of the file's path. One file, one name, whichever way it is loaded:
+    numba's cache of a compiled function in it (a compiled `on_bar`) records its module's name and must find
+    it again in the next process."""
+    stem = path.stem
+    if stem.isidentifier():
+        known = sys.modules.get(stem)
+        where = getattr(known, "__file__", None) if known is not None else _origin(stem)
+        if (known is None and where is None) or (where and Path(where).resolve() == path):
+            return stem
+    safe = re.sub(r"\W", "_", stem)
+    return f"marketboss_plugin_{safe}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def _origin(name: str) -> str | None:
+    """Where a top-level module of that name would be imported from (nothing is imported to find out)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None else (spec.origin or "")
 
 
 def load_file(path: Path, shown: str) -> ModuleType:

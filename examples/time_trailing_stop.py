@@ -1,0 +1,100 @@
+"""An event-driven strategy with path-dependent exits: buy a breakout, then leave on whichever comes first of a
+trailing stop (a leg of the entry, traded by the broker) and a time stop (this strategy's own count of bars).
+
+    marketboss backtest --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10
+
+`on_bar` is plain Python; `compiled()` gives the same logic as a numba function, which runs the whole loop
+compiled (the tests check that both trade alike).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from pydantic import Field
+
+from marketboss.data.market import SymbolBars
+from marketboss.indicators import rolling_max
+from marketboss.strategies.events import (
+    OUT_GTC,
+    OUT_KIND,
+    OUT_QTY,
+    OUT_SIDE,
+    OUT_SYMBOL,
+    OUT_TRAIL,
+    OUT_WEIGHT,
+    CompiledOnBar,
+    Context,
+    EventParams,
+    EventStrategy,
+)
+
+
+class TimeTrailingParams(EventParams):
+    lookback: int = Field(20, ge=2, description="breakout: the close above the highest close of this many bars")
+    hold_bars: int = Field(10, ge=1, description="time stop: close the position after this many bars")
+    trail: float = Field(5.0, ge=0.1, le=50, description="trailing stop, percent below the best price since entry")
+
+
+class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
+    """Breakout entries with a trailing stop leg and a time stop."""
+
+    name = "time_trailing_stop"
+    summary = "breakout entry, trailing stop plus time stop (event-driven)"
+    params_model = TimeTrailingParams
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"prior_high": rolling_max(bars.close, self.params.lookback, exclude_current=True)}
+
+    def start(self, ctx: Context) -> None:
+        if len(ctx.symbols) > 64:
+            raise ValueError("time_trailing_stop keeps memory for 64 symbols")
+        self.entered = [-1] * len(ctx.symbols)  # the bar each position was first seen, -1: flat
+
+    def on_bar(self, ctx: Context) -> None:
+        p = self.params
+        for s in range(len(ctx.symbols)):
+            held = ctx.position(s)
+            if held == 0:
+                self.entered[s] = -1
+                if ctx.price(s) > ctx.value("prior_high", s) and not any(o.symbol == s for o in ctx.open_orders):
+                    ctx.buy(p.quantity, s, trail_percent=p.trail)
+            elif self.entered[s] < 0:
+                self.entered[s] = ctx.t
+            elif ctx.t - self.entered[s] >= p.hold_bars:
+                ctx.close(s)
+                self.entered[s] = ctx.t + 1_000_000  # one close order is enough
+
+    def compiled(self) -> CompiledOnBar:
+        p = self.params
+        return CompiledOnBar(_on_bar, np.array([p.quantity, p.hold_bars, p.trail]), ("prior_high",),
+                             memory=2 * 64, max_orders=64)
+
+
+@njit(cache=True)
+def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    """The same logic compiled. memory[s]: the bar + 1 a position was first seen (0: flat); memory[64 + s]: the
+    bar + 1 an entry was decided while it waits for the symbol's next bar (0: none), where the plain version
+    asks ctx.open_orders (a market day order is done at the symbol's first bar after its decision)."""
+    qty, hold, trail = args[0], args[1], args[2]
+    n = 0
+    for s in range(close.shape[1]):
+        if mem[64 + s] > 0.0 and t >= mem[64 + s] and not np.isnan(close[t, s]):
+            mem[64 + s] = 0.0
+        if position[s] == 0.0:
+            mem[s] = 0.0
+            if mem[64 + s] == 0.0 and close[t, s] > ind[0, t, s]:
+                out[n, :] = np.nan
+                out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
+                out[n, OUT_TRAIL], out[n, OUT_GTC] = trail, 0.0
+                mem[64 + s] = t + 1.0
+                n += 1
+        elif mem[s] == 0.0:
+            mem[s] = t + 1.0
+        elif t + 1.0 - mem[s] >= hold:
+            out[n, :] = np.nan
+            out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_WEIGHT], out[n, OUT_KIND] = s, -position[s], 0.0, 0.0
+            out[n, OUT_GTC] = 0.0
+            mem[s] = 1e12  # one close order is enough
+            n += 1
+    return n

@@ -1,0 +1,448 @@
+"""The event-driven run: an EventStrategy's on_bar once per bar, its orders traded by the backtest kernel itself
+(nb.step: the same fill and trigger rules, costs and sizing as every backtest), then the same result tables.
+
+The kernel runs between the strategy's calls, on its own state (nb.Sim). Calling it on every bar would cost
+more than the strategy: in plain Python it runs ahead instead, up to the first bar where something the strategy
+can see changes (a fill, an order's status), and the strategy is shown the account as it was before that bar
+for the bars in between (nothing changed there). When the strategy places or cancels an order on a bar the
+kernel has already run past, the kernel goes back to its state before its run and replays up to that bar, then
+takes the order: what it computed past that bar did not know the order. The compiled path does the same inside
+one compiled loop.
+
+Orders decided on bar t go live on the symbol's next bar, as scheduled for signals (nb.next_bar); `--fill close`
+(filling on the decision bar itself) is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+from numba import njit
+from pydantic import ValidationError
+
+from marketboss.backtest import nb
+from marketboss.backtest.costs import BacktestConfig, FillMode
+from marketboss.backtest.engine import BacktestResult, result
+from marketboss.data.market import Market
+from marketboss.errors import InputError, MarketBossError
+from marketboss.signals import (
+    ACTION_CODES,
+    ORDER_TYPE_NAMES,
+    SIGNAL_SCHEMA,
+    OrderArrays,
+    Signal,
+    id_key,
+    signal_ids,
+    valid_orders,
+)
+from marketboss.strategies import events as ev
+from marketboss.strategies.base import SignalRows
+
+_KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
+
+
+class Book:
+    """The orders placed so far, as the kernel reads them (nb.Orders, capacity-sized, rows in placement order),
+    the decision bar of each, and the kernel's state (nb.Sim); both grow together."""
+
+    def __init__(self, market: Market, rules: nb.Rules, capacity: int = 64):
+        self.market = market
+        self.rules = rules
+        self.prices = nb.Prices(market.times, market.open, market.high, market.low, market.close,
+                                market.session_end)  # fmt: skip
+        self.full = np.array([market.is_full(s) for s in range(market.n_symbols)])
+        self.n_rows = np.zeros(1, dtype=np.int64)
+        n = capacity
+        self.orders = nb.Orders(np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                                np.zeros(n, dtype=np.bool_), np.full(n, np.nan), np.zeros(n),
+                                np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int64), False,
+                                np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.full(n, np.nan),
+                                np.full(n, np.nan), np.zeros(n, dtype=np.bool_), np.full(n, np.nan),
+                                np.full(n, np.nan))  # fmt: skip
+        self.decided = np.zeros(capacity, dtype=np.int64)
+        self.sim = nb.sim_start(market.n_symbols, capacity, False, rules.cash)
+        self.snap = new_snap(market.n_symbols, capacity)
+        self.ran_to = np.zeros(1, dtype=np.int64)  # the kernel has run the bars before this one
+
+    @property
+    def capacity(self) -> int:
+        return int(self.decided.shape[0])
+
+    def reserve(self, more: int) -> None:
+        """Room for `more` rows: every per-row array doubled (copied) as needed."""
+        need = int(self.n_rows[0]) + more
+        if need <= self.capacity:
+            return
+        cap = max(need, 2 * self.capacity)
+        self.orders = nb.Orders._make(_grown(a, cap) if isinstance(a, np.ndarray) else a for a in self.orders)
+        self.decided = _grown(self.decided, cap)
+        s = self.sim
+        n_s = self.market.n_symbols
+        self.sim = s._replace(mark=_grown(s.mark, cap), triggered=_grown(s.triggered, cap),
+                              working=_grown(s.working, cap), fills=nb.Fills(*(_grown(a, 2 * cap) for a in s.fills)),
+                              cand=nb.Candidates(*(_grown(a, cap + n_s) for a in s.cand)))  # fmt: skip
+        p = self.snap
+        self.snap = p._replace(working=_grown(p.working, cap), rows=_grown(p.rows, cap), status=_grown(p.status, cap),
+                               mark=_grown(p.mark, cap), triggered=_grown(p.triggered, cap))  # fmt: skip
+
+    def add(self, o: ev.PlacedOrder) -> None:
+        add_order(self.orders, self.sim, self.decided, self.n_rows, self.prices.close, self.full, o.bar, o.symbol,
+                  1.0 if o.buy else -1.0, o.quantity, o.target_weight, _KIND[o.order_type], o.limit_price,
+                  o.stop_price, o.trail_percent, o.gtc, o.take_profit, o.stop_loss)  # fmt: skip
+
+
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.ndarray, close: np.ndarray,
+              full: np.ndarray, t: int, s: int, side: float, qty: float, weight: float, kind: int, limit: float,
+              stop: float, trail: float, gtc: bool, tp: float, sl: float) -> None:  # pragma: no cover - compiled
+    """Order row n_rows decided at bar t: live on the symbol's next bar (EXPIRED when there is none), placed
+    among the orders not yet live in execution order (by that bar, then row), as nb.schedule places signals."""
+    r = n_rows[0]
+    n_rows[0] = r + 1
+    decided[r] = t
+    orders.symbol[r], orders.buy[r], orders.qty[r], orders.weight[r] = s, side > 0, qty, weight
+    orders.kind[r], orders.limit[r], orders.stop[r], orders.trail[r] = kind, limit, stop, trail
+    orders.gtc[r], orders.take_profit[r], orders.stop_loss[r] = gtc, tp, sl
+    sim.mark[r] = np.nan
+    sim.triggered[r] = False
+    e = nb.next_bar(close, full[s], s, t)
+    orders.bar[r] = e
+    if e == close.shape[0]:
+        orders.status[r] = nb.EXPIRED
+        return
+    orders.status[r] = nb.PENDING
+    live, ints = orders.live, sim.ints
+    j = ints[nb.I_LIVE]
+    while j > ints[nb.I_K0] and orders.bar[live[j - 1]] > e:
+        live[j] = live[j - 1]
+        j -= 1
+    live[j] = r
+    ints[nb.I_LIVE] += 1
+
+
+@njit(cache=True)
+def cancel_symbol(orders: nb.Orders, sim: nb.Sim, n_rows: int, s: int) -> None:  # pragma: no cover - compiled
+    """Cancel symbol s's open orders (s < 0: all)."""
+    for r in range(n_rows):
+        if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
+            orders.status[r] = nb.CANCELED
+
+
+class Snap(NamedTuple):
+    """The kernel state a replay restarts from (see the module's docstring): the scalars, cash, the per-symbol
+    arrays and the rows that can still change (working or not yet live: status, trailing mark, trigger), the
+    working list, and in `saved` how many rows and working orders were kept."""
+
+    ints: np.ndarray
+    cash: np.ndarray
+    pos: np.ndarray
+    held: np.ndarray
+    slot: np.ndarray
+    credit: np.ndarray
+    ex: nb.Exits
+    working: np.ndarray
+    rows: np.ndarray
+    status: np.ndarray
+    mark: np.ndarray
+    triggered: np.ndarray
+    saved: np.ndarray
+
+
+def new_snap(n_s: int, capacity: int) -> Snap:
+    f, i = np.empty(n_s), np.empty(n_s, dtype=np.int64)
+    return Snap(np.empty(8, dtype=np.int64), np.empty(1), f.copy(), i.copy(), i.copy(), f.copy(),
+                nb.Exits(f.copy(), f.copy(), f.copy(), f.copy(), i.copy(), i.copy()),
+                np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
+                np.empty(capacity, dtype=np.int8), np.empty(capacity), np.empty(capacity, dtype=np.bool_),
+                np.zeros(2, dtype=np.int64))  # fmt: skip
+
+
+@njit(cache=True)
+def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cover - compiled
+    ints = sim.ints
+    snap.ints[:] = ints
+    snap.cash[0] = sim.cash[0]
+    snap.pos[:], snap.held[:], snap.slot[:], snap.credit[:] = sim.pos, sim.held, sim.slot, sim.credit
+    for a, b in ((snap.ex.take_profit, sim.ex.take_profit), (snap.ex.stop_loss, sim.ex.stop_loss),
+                 (snap.ex.trail, sim.ex.trail), (snap.ex.mark, sim.ex.mark)):  # fmt: skip
+        a[:] = b
+    snap.ex.live_from[:], snap.ex.row[:] = sim.ex.live_from, sim.ex.row
+    n_work = ints[nb.I_WORK]
+    snap.working[:n_work] = sim.working[:n_work]
+    n = 0
+    for k in range(n_work + ints[nb.I_LIVE] - ints[nb.I_K0]):
+        r = sim.working[k] if k < n_work else orders.live[ints[nb.I_K0] + k - n_work]
+        snap.rows[n], snap.status[n] = r, orders.status[r]
+        snap.mark[n], snap.triggered[n] = sim.mark[r], sim.triggered[r]
+        n += 1
+    snap.saved[0], snap.saved[1] = n, n_work
+
+
+@njit(cache=True)
+def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no cover - compiled
+    sim.ints[:] = snap.ints
+    sim.cash[0] = snap.cash[0]
+    sim.pos[:], sim.held[:], sim.slot[:], sim.credit[:] = snap.pos, snap.held, snap.slot, snap.credit
+    for a, b in ((sim.ex.take_profit, snap.ex.take_profit), (sim.ex.stop_loss, snap.ex.stop_loss),
+                 (sim.ex.trail, snap.ex.trail), (sim.ex.mark, snap.ex.mark)):  # fmt: skip
+        a[:] = b
+    sim.ex.live_from[:], sim.ex.row[:] = snap.ex.live_from, snap.ex.row
+    sim.working[: snap.saved[1]] = snap.working[: snap.saved[1]]
+    for k in range(snap.saved[0]):
+        r = snap.rows[k]
+        orders.status[r], sim.mark[r], sim.triggered[r] = snap.status[k], snap.mark[k], snap.triggered[k]
+
+
+def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
+    """The strategy's indicators as (time x symbol) matrices (NaN where a symbol has no bar), each checked to be
+    causal: computed again on the first half of the symbol's bars, it must give the same values there."""
+    out: dict[str, np.ndarray] = {}
+    for s in range(market.n_symbols):
+        bars = market.symbol_bars(s)
+        values = strategy.indicators(bars)
+        half = len(bars) // 2
+        if values and half:
+            cut = type(bars)(bars.symbol, *(a[:half] for a in (bars.rows, bars.times, bars.open, bars.high, bars.low,
+                                                                bars.close, bars.volume)))  # fmt: skip
+            early = strategy.indicators(cut)
+        for name, v in values.items():
+            arr = np.asarray(v, dtype=np.float64)
+            if arr.shape != (len(bars),):
+                raise MarketBossError(f"{strategy.name}: indicator '{name}' has shape {arr.shape}, expected "
+                                      f"({len(bars)},), one value per bar")  # fmt: skip
+            if half and not np.array_equal(np.asarray(early[name], dtype=np.float64), arr[:half], equal_nan=True):
+                raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
+                                      f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
+            out.setdefault(name, np.full((market.n_times, market.n_symbols), np.nan))[bars.rows, s] = arr
+    return out
+
+
+@njit(cache=True)
+def advance(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+            t: int) -> None:  # pragma: no cover - compiled
+    """Before on_bar at bar t, when the kernel has not run bar t yet: save its state, then run it ahead to the
+    first bar where something changes (or the end)."""
+    save(sim, orders, snap)
+    nb.step(prices, orders, rules, sim, prices.close.shape[0], True)
+    ran_to[0] = sim.ints[nb.I_T]
+
+
+@njit(cache=True)
+def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+           t: int) -> None:  # pragma: no cover - compiled
+    """Before the orders decided at bar t are taken: if the kernel ran past bar t without them, back to its saved
+    state and run it again up to bar t."""
+    if ran_to[0] > t + 1:
+        restore(snap, sim, orders)
+        nb.step(prices, orders, rules, sim, t + 1, False)
+        ran_to[0] = t + 1
+
+
+def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) -> None:
+    """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
+    n_t = book.market.n_times
+    on_bar = strategy.on_bar
+    ran_to = 0  # book.ran_to[0], as a Python int in the loop
+    placed, canceled = ctx.placed, ctx.canceled
+    for t in range(n_t):
+        if ran_to <= t:
+            advance(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            ran_to = int(book.ran_to[0])
+        if ran_to == t + 1:  # the kernel's state is the account after bar t
+            _show(book, ctx)
+        ctx.t = t
+        on_bar(ctx)
+        if placed or canceled:
+            rewind(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            ran_to = int(book.ran_to[0])
+            book.reserve(len(ctx.placed))
+            for o in ctx.placed:
+                book.add(o)
+            for o in ctx.canceled:
+                if book.orders.status[o.row] == nb.PENDING:
+                    book.orders.status[o.row] = nb.CANCELED
+            ctx.placed.clear()
+            ctx.canceled.clear()
+    nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False)
+
+
+def _show(book: Book, ctx: ev.Context) -> None:
+    """The kernel's account into the context: positions, cash, and the open orders still open."""
+    ctx.positions_now = book.sim.pos.tolist()
+    ctx.cash = float(book.sim.cash[0])
+    if ctx.open_rows:
+        status = book.orders.status
+        ctx.open_rows.difference_update([r for r in ctx.open_rows if status[r] != nb.PENDING])
+
+
+@njit(cache=True)
+def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+          decided: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray, on_bar: Any, args: np.ndarray,
+          mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray, view_cash: np.ndarray, t0: int) -> int:
+    # pragma: no cover - compiled
+    """The compiled path from bar t0: _run_python's loop, on_bar a compiled function. Returns the bar to resume
+    at when the book has no room for another bar's orders (the number of bars when done)."""
+    close = prices.close
+    n_t, n_s = close.shape
+    for t in range(t0, n_t):
+        if n_rows[0] + out.shape[0] > decided.shape[0]:
+            return t
+        if ran_to[0] <= t:
+            advance(prices, orders, rules, sim, snap, ran_to, t)
+        if ran_to[0] == t + 1:
+            view_pos[:] = sim.pos
+            view_cash[0] = sim.cash[0]
+        equity = view_cash[0]
+        for s in range(n_s):
+            if view_pos[s] != 0.0:
+                px = close[t, s]
+                equity += view_pos[s] * (nb.last_close(close, t, s) if np.isnan(px) else px)
+        end = t + 1
+        n = on_bar(t, prices.open[:end], prices.high[:end], prices.low[:end], close[:end], ind[:, :end], view_pos,
+                   view_cash[0], equity, args, mem, out)
+        if n > 0:
+            rewind(prices, orders, rules, sim, snap, ran_to, t)
+        for i in range(n):
+            s = int(out[i, ev.OUT_SYMBOL])
+            kind = int(out[i, ev.OUT_KIND])
+            if kind == ev.CANCEL:
+                cancel_symbol(orders, sim, n_rows[0], s)
+                continue
+            add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
+                      out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
+                      out[i, ev.OUT_GTC] > 0, out[i, ev.OUT_TP], out[i, ev.OUT_SL])  # fmt: skip
+    return n_t
+
+
+def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float) -> None:
+    m = book.market
+    missing = [n for n in spec.indicators if n not in indicators]
+    if missing:
+        raise MarketBossError(f"compiled on_bar asks for indicator(s) {', '.join(missing)} that indicators() lacks")
+    ind = np.stack([indicators[n] for n in spec.indicators]) if spec.indicators else np.zeros((0, m.n_times,
+                                                                                                 m.n_symbols))
+    mem = np.zeros(spec.memory)
+    out = np.full((spec.max_orders, ev.N_OUT), np.nan)
+    args = np.asarray(spec.args, dtype=np.float64)
+    view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
+    t = 0
+    while t < m.n_times:
+        book.reserve(spec.max_orders)
+        t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided, book.n_rows,
+                  book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t)  # fmt: skip
+    nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False)
+
+
+def run_events(market: Market, strategy: ev.EventStrategy[Any], config: BacktestConfig | None = None,
+               compiled: bool | None = None) -> tuple[BacktestResult, pl.DataFrame]:
+    """Run the event strategy over the market in a backtest account: (result, its signals). `compiled`: use the
+    strategy's compiled on_bar (default: when it has one)."""
+    cfg = config or BacktestConfig()
+    if cfg.fill == FillMode.CLOSE:
+        raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
+                              "does not apply")  # fmt: skip
+    book, rows, _ = _run(market, strategy, cfg, compiled)
+    fills = nb.sim_end(book.orders, book.sim)
+    return result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False), _traded(rows, book).frame
+
+
+def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None
+         ) -> tuple[Book, SignalRows, ev.Context]:
+    book = Book(market, nb.Rules.of(cfg))
+    indicators = _indicators(market, strategy)
+    ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
+                     cash=cfg.cash)
+    spec = strategy.compiled()
+    use_compiled = spec is not None if compiled is None else compiled
+    if use_compiled:
+        if spec is None:
+            raise MarketBossError(f"{strategy.name} has no compiled on_bar")
+        _run_compiled(book, spec, indicators, cfg.cash)
+    else:
+        strategy.start(ctx)
+        _run_python(book, strategy, ctx)
+    return book, _signal_rows(market, strategy, book), ctx
+
+
+def _traded(rows: SignalRows, book: Book) -> SignalRows:
+    """The signals without the orders canceled before they traded (they traded nothing)."""
+    keep = book.orders.status[: len(rows.time)] != nb.CANCELED
+    if keep.all():
+        return rows
+    assert rows.orders is not None
+    return SignalRows(rows.frame.filter(pl.Series(keep)), rows.time[keep], rows.bar[keep], rows.symbol[keep],
+                      rows.buy[keep], rows.quantity[keep], rows.weight[keep],
+                      OrderArrays(*(a[keep] for a in rows.orders)))  # fmt: skip
+
+
+def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) -> SignalRows:
+    """Every order placed, as signals (marketboss.signals' schema with the order fields), in placement order;
+    ids as an exposure strategy's, a second order of the same symbol, bar and side numbered apart."""
+    n = int(book.n_rows[0])
+    o = book.orders
+    bar, s_idx, buy = book.decided[:n].copy(), o.symbol[:n].copy(), o.buy[:n].copy()
+    qty, weight = o.qty[:n].copy(), o.weight[:n].copy()
+    ts = market.times[bar]
+    codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
+    params_json = strategy.params_json()
+    keys = np.array([id_key(strategy.name, params_json, sym) for sym in market.symbols], dtype=np.uint64)[s_idx]
+    nth = pl.DataFrame({"s": s_idx, "t": bar, "b": buy}).select(pl.int_range(pl.len()).over("s", "t", "b")).to_series()
+    for i in np.flatnonzero(nth.to_numpy()).tolist():
+        keys[i] = id_key(strategy.name, f"{params_json}#{nth[i]}", market.symbols[s_idx[i]])
+    is_qty = ~np.isnan(qty)
+
+    def num(name: str, a: np.ndarray) -> pl.Series:
+        return pl.Series(name, a[:n]).fill_nan(None)
+
+    frame = pl.DataFrame([
+        signal_ids(keys, ts, codes),
+        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+        pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
+        pl.Series("action", ["SELL", "BUY"]).gather(buy.view(np.int8)),
+        num("quantity", qty),
+        pl.Series("strategy", [strategy.name] * n, dtype=pl.String),
+        pl.Series("price", market.close[bar, s_idx]),
+        pl.Series("target_weight", np.where(is_qty, np.nan, weight)).fill_nan(None),
+        pl.Series("order_type", ORDER_TYPE_NAMES, dtype=pl.String).gather(o.kind[:n]),
+        pl.Series("time_in_force", ["day", "gtc"], dtype=pl.String).gather(o.gtc[:n].view(np.int8)),
+        num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
+        num("take_profit", o.take_profit), num("stop_loss", o.stop_loss),
+    ])  # fmt: skip
+    _check(frame, strategy)
+    orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
+                         o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
+    return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
+
+
+def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
+    """Every order must be a valid signal (it is written, paper-traded): the first that is not is an error
+    naming its bar and field."""
+    ok = valid_orders(frame)
+    if ok.all():
+        return
+    i = int(np.argmin(ok))
+    row = frame.row(i, named=True)
+    try:
+        Signal.model_validate({**row, "id": "x"})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise InputError(f"strategy {strategy.describe()}", f"order at {row['timestamp']} ({row['symbol']} "
+                         f"{row['action']}): {str(err['msg']).removeprefix('Value error, ')}", field=field) from None
+
+
+def event_signal_rows(market: Market, strategy: ev.EventStrategy[Any]) -> SignalRows:
+    """EventStrategy.signal_rows: the strategy run in a default account, its traded orders as signals."""
+    book, rows, _ = _run(market, strategy, BacktestConfig(), None)
+    return _traded(rows, book)
+
+
+ev.set_runner(ev.Runner(event_signal_rows, run_events))

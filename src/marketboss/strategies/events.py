@@ -1,0 +1,357 @@
+"""Event-driven strategies: `on_bar(ctx)` once per bar, in time order, for what an exposure array cannot say
+(stops that depend on the fill, scaling in, "hold 5 bars then exit").
+
+The strategy sees the market as of the bar: `ctx` gives the history up to and including bar t (views that end
+at t, never beyond), the account as the backtest kernel left it after bar t (positions, cash, equity, open
+orders) and actions: buy or sell a quantity, move to a target weight, close, with every order type and bracket
+of marketboss.signals' order fields, and cancel. Orders decided on bar t go live from bar t+1, exactly as
+signals do, and they are signals: `signals(market)` runs the strategy and returns its orders as a signals
+frame (deterministic ids), so `signals`, `backtest`, `paper` and `reconcile` take an event strategy unchanged.
+The run itself (the backtest kernel, a bar or a few at a time) is marketboss.backtest.events'.
+
+A strategy may also give a compiled `on_bar` (`compiled()`: a numba function of a fixed signature, see
+CompiledOnBar) and the whole loop then runs compiled.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
+
+import numpy as np
+from pydantic import model_validator
+
+from marketboss.data.market import Market, SymbolBars
+from marketboss.errors import MarketBossError
+from marketboss.signals import ORDER_TYPE_NAMES
+from marketboss.signals.nb import exit_price
+from marketboss.strategies.base import SignalRows, Strategy, StrategyParams
+
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+
+
+class EventParams(StrategyParams):
+    """An event strategy's parameters. The shared ones keep their meaning where an event strategy leaves them
+    to the framework: `sizing`/`quantity`/`weight` size a buy or sell placed without a size, the exit percents
+    put a bracket on an entry placed without one, and `long_only` cuts a sale to the position (never a short)."""
+
+    @model_validator(mode="after")
+    def _no_rebalance(self) -> EventParams:
+        if self.rebalance is not None:
+            raise ValueError("rebalance is for exposure strategies: an event strategy places its own orders")
+        return self
+
+
+P = TypeVar("P", bound=EventParams)
+
+
+@dataclass(eq=False)
+class PlacedOrder:
+    """An order an event strategy placed: its row in the run (the signal's row), the bar it was decided on,
+    and the signal fields (quantity NaN: a target-weight order)."""
+
+    row: int
+    bar: int
+    symbol: int
+    buy: bool
+    quantity: float
+    target_weight: float
+    order_type: OrderType = "market"
+    gtc: bool = False
+    limit_price: float = np.nan
+    stop_price: float = np.nan
+    trail_percent: float = np.nan
+    take_profit: float = np.nan
+    stop_loss: float = np.nan
+
+
+class History(NamedTuple):
+    """One symbol's bars up to and including the current one (views of the market's arrays, NaN where the
+    symbol had no bar): time in epoch microseconds, open, high, low, close, volume."""
+
+    times: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+@dataclass(eq=False, slots=True)
+class Context:
+    """What on_bar sees and does at bar t. The run updates the account fields before each call; everything
+    read from the market is cut at t."""
+
+    market: Market
+    params: EventParams
+    indicators: dict[str, np.ndarray]  # name -> (time x symbol), causal
+    t: int = -1
+    positions_now: list[float] = field(default_factory=list)  # shares per symbol (a list: read once a bar)
+    cash: float = 0.0
+    orders: list[PlacedOrder] = field(default_factory=list)  # every order placed, by row
+    open_rows: set[int] = field(default_factory=set)  # rows still pending or working
+    placed: list[PlacedOrder] = field(default_factory=list)  # placed at this bar (the run takes them)
+    canceled: list[PlacedOrder] = field(default_factory=list)  # canceled at this bar (the run takes them)
+
+    # ---------------------------------------------------------------- the market up to t
+    @property
+    def time(self) -> datetime:
+        us = int(self.market.times[self.t])
+        return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.market.symbols
+
+    def _s(self, symbol: str | int | None) -> int:
+        if type(symbol) is int:
+            return symbol
+        if symbol is None:
+            if self.market.n_symbols != 1:
+                raise MarketBossError("name the symbol: the market has several")
+            return 0
+        if isinstance(symbol, int | np.integer):
+            return int(symbol)
+        return self.market.symbol_index(symbol)
+
+    def history(self, symbol: str | int | None = None) -> History:
+        m, s, end = self.market, self._s(symbol), self.t + 1
+        return History(m.times[:end], m.open[:end, s], m.high[:end, s], m.low[:end, s], m.close[:end, s],
+                       m.volume[:end, s])  # fmt: skip
+
+    def price(self, symbol: str | int | None = None) -> float:
+        """The symbol's close at this bar (NaN when it has no bar here)."""
+        return float(self.market.close[self.t, self._s(symbol)])
+
+    def indicator(self, name: str, symbol: str | int | None = None) -> np.ndarray:
+        """The indicator's values up to and including this bar."""
+        return self.indicators[name][: self.t + 1, self._s(symbol)]
+
+    def value(self, name: str, symbol: str | int | None = None) -> float:
+        """The indicator's value at this bar."""
+        return float(self.indicators[name][self.t, self._s(symbol)])
+
+    # ---------------------------------------------------------------- the account after bar t
+    def position(self, symbol: str | int | None = None) -> float:
+        return self.positions_now[symbol if type(symbol) is int else self._s(symbol)]
+
+    @property
+    def positions(self) -> dict[str, float]:
+        """Shares per held symbol."""
+        return {self.market.symbols[s]: p for s, p in enumerate(self.positions_now) if p}
+
+    @property
+    def equity(self) -> float:
+        """Cash plus the positions at this bar's closes (a symbol without a bar here: its last close)."""
+        total = self.cash
+        close = self.market.close
+        for s, p in enumerate(self.positions_now):
+            if p:
+                px = close[self.t, s]
+                if np.isnan(px):  # no bar here: its last close
+                    col = close[: self.t, s]
+                    known = col[~np.isnan(col)]
+                    px = known[-1] if known.shape[0] else 0.0
+                total += p * px
+        return float(total)
+
+    @property
+    def open_orders(self) -> list[PlacedOrder]:
+        """Orders not yet filled, ended or canceled (those placed at this bar included)."""
+        return [self.orders[r] for r in sorted(self.open_rows)]
+
+    # ---------------------------------------------------------------- actions
+    def buy(self, quantity: float | None = None, symbol: str | int | None = None, **order: Any) -> PlacedOrder | None:
+        """Buy `quantity` shares (default: the parameters' sizing). Order fields as keywords: order_type,
+        time_in_force, limit_price, stop_price, trail_percent, take_profit, stop_loss."""
+        return self._sized(True, quantity, symbol, order)
+
+    def sell(self, quantity: float | None = None, symbol: str | int | None = None, **order: Any
+             ) -> PlacedOrder | None:
+        """Sell `quantity` shares (default: the parameters' sizing); long_only cuts it to the position."""
+        return self._sized(False, quantity, symbol, order)
+
+    def target_weight(self, weight: float, symbol: str | int | None = None, **order: Any) -> PlacedOrder | None:
+        """Move the position to `weight` x equity (sized at the fill, as a target-weight signal); None when it
+        is already there at this bar's close."""
+        s = self._s(symbol)
+        if self.params.long_only and weight < 0:
+            raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
+        px = self.market.close[self.t, s]
+        wanted = weight * self.equity / px - self.positions_now[s]
+        if not wanted or np.isnan(wanted):
+            return None
+        return self._place(s, bool(wanted > 0), np.nan, float(weight), order)
+
+    def close(self, symbol: str | int | None = None) -> PlacedOrder | None:
+        """Flatten the position (a target weight of 0: nothing left to trade if an exit got there first)."""
+        s = self._s(symbol)
+        p = self.positions_now[s]
+        return self._place(s, bool(p < 0), np.nan, 0.0, {}) if p else None
+
+    def cancel(self, order: PlacedOrder) -> None:
+        """Cancel an open order from the next bar on (an order already filled or ended stays as it is)."""
+        if order.row in self.open_rows:
+            self.open_rows.discard(order.row)
+            self.canceled.append(order)
+
+    def cancel_all(self, symbol: str | int | None = None) -> None:
+        s = None if symbol is None else self._s(symbol)
+        for o in self.open_orders:
+            if s is None or o.symbol == s:
+                self.cancel(o)
+
+    def _sized(self, buy: bool, quantity: float | None, symbol: str | int | None, order: dict[str, Any]
+               ) -> PlacedOrder | None:
+        s = self._s(symbol)
+        p = self.params
+        if quantity is None and p.sizing == "weight":
+            w = p.weight if buy else (0.0 if p.long_only else -p.weight)
+            return self._place(s, buy, np.nan, w, order)
+        q = float(p.quantity if quantity is None else quantity)
+        if not buy and p.long_only:
+            q = min(q, float(self.positions_now[s]))
+        if not q > 0:
+            return None
+        return self._place(s, buy, q, np.nan, order)
+
+    def _place(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any]) -> PlacedOrder:
+        unknown = fields.keys() - _ORDER_KEYWORDS
+        if unknown:
+            raise MarketBossError(f"unknown order field(s) {', '.join(sorted(unknown))}; valid: "
+                                  f"{', '.join(_ORDER_KEYWORDS)}")  # fmt: skip
+        kind: OrderType = fields.get("order_type") or _infer_type(fields)
+        if kind not in ORDER_TYPE_NAMES:
+            raise MarketBossError(f"order_type '{kind}': choose one of {', '.join(ORDER_TYPE_NAMES)}")
+        tif = fields.get("time_in_force", "day")
+        if tif not in ("day", "gtc"):
+            raise MarketBossError(f"time_in_force '{tif}': choose day or gtc")
+        o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind,
+                        tif == "gtc",
+                        *(_num(fields.get(f)) for f in ("limit_price", "stop_price", "trail_percent", "take_profit",
+                                                        "stop_loss")))  # fmt: skip
+        closing = not np.isnan(weight) and weight == 0.0
+        if not closing and kind != "trailing_stop" and not fields.keys() & _LEGS:
+            self._default_exits(o)
+        self.orders.append(o)
+        self.placed.append(o)
+        self.open_rows.add(o.row)
+        return o
+
+    def _default_exits(self, o: PlacedOrder) -> None:
+        """The parameters' exit percents as a bracket on an entry without legs of its own, priced from its
+        reference (limit, stop, else this bar's close) as signals.exits prices them. A sale under long_only
+        closes, it opens nothing: no bracket."""
+        p = self.params
+        if not o.buy and p.long_only:
+            return
+        ref = next((v for v in (o.limit_price, o.stop_price) if not np.isnan(v)), self.market.close[self.t, o.symbol])
+        up = 1.0 if o.buy else -1.0
+        o.take_profit = exit_price(ref, up, _num(p.take_profit_pct))
+        o.stop_loss = exit_price(ref, -up, _num(p.stop_loss_pct))
+        if p.trail_percent is not None:
+            o.trail_percent = p.trail_percent
+
+
+_ORDER_KEYWORDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit",
+                   "stop_loss")  # fmt: skip
+_LEGS = {"take_profit", "stop_loss", "trail_percent"}
+
+
+def _num(v: float | None) -> float:
+    return np.nan if v is None else float(v)
+
+
+def _infer_type(fields: dict[str, Any]) -> OrderType:
+    """The order type the prices given imply: limit and stop -> stop_limit, limit, stop, else market."""
+    lim, stop = fields.get("limit_price") is not None, fields.get("stop_price") is not None
+    return "stop_limit" if lim and stop else "limit" if lim else "stop" if stop else "market"
+
+
+# ------------------------------------------------------------------------------------------ compiled path
+
+#: Columns of a compiled on_bar's order buffer (one row per order): symbol index, +1 buy / -1 sell, shares (NaN:
+#: a target-weight order), target weight, order type (marketboss.orders' codes; CANCEL: cancel the symbol's
+#: open orders), limit and stop prices, trail percent, 1 for gtc, take-profit and stop-loss (NaN: absent).
+(OUT_SYMBOL, OUT_SIDE, OUT_QTY, OUT_WEIGHT, OUT_KIND, OUT_LIMIT, OUT_STOP, OUT_TRAIL, OUT_GTC, OUT_TP,
+ OUT_SL) = range(11)  # fmt: skip
+N_OUT = 11
+CANCEL = -1
+
+
+@dataclass(frozen=True)
+class CompiledOnBar:
+    """A numba-compiled on_bar and what it needs. The function is called once per bar inside the compiled loop:
+
+        n = on_bar(t, open, high, low, close, ind, position, cash, equity, args, memory, out)
+
+    with t the bar index; open..close the (t+1 x symbol) history; ind the (indicators x (t+1) x symbol)
+    indicator values (in the order of `indicators`); position the shares per symbol after bar t, cash and
+    equity; args the strategy's parameters as floats; memory a float array (`memory` long, zeros at the start)
+    the function keeps between bars; out a (max_orders x N_OUT) buffer it writes its orders to (see OUT_*),
+    returning how many it wrote."""
+
+    on_bar: Callable[..., int]
+    args: np.ndarray
+    indicators: tuple[str, ...] = ()
+    memory: int = 0
+    max_orders: int = 16
+
+
+class EventStrategy(Strategy[P]):
+    """Subclass with a params_model (EventParams or a subclass), and implement on_bar (or compiled, or both:
+    they must then trade alike). Keep per-run state in attributes set up in `start`: the same object runs many
+    times (signals, backtest, each sweep combination)."""
+
+    params_model: ClassVar[type[StrategyParams]] = EventParams
+
+    def start(self, ctx: Context) -> None:
+        """Called before the first bar of each run."""
+
+    def on_bar(self, ctx: Context) -> None:
+        raise NotImplementedError(f"{type(self).__name__} implements neither on_bar nor compiled")
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        """Indicator arrays over one symbol's bars (each aligned with them), read in on_bar through
+        ctx.value / ctx.indicator (cut at the bar). They must be causal: the run recomputes them on the first
+        half of the bars and refuses any whose values there differ (a look into the future)."""
+        return {}
+
+    def compiled(self) -> CompiledOnBar | None:
+        """The compiled on_bar, if the strategy has one."""
+        return None
+
+    def signal_rows(self, market: Market) -> SignalRows:
+        """Run the strategy over the bars (a default backtest account) and return its orders as signals:
+        those it canceled before they traded are left out (they traded nothing)."""
+        return _runner().signal_rows(market, self)
+
+    def backtest(self, market: Market, config: Any = None) -> Any:
+        """The event run in a backtest account (marketboss.backtest.events.run_events): (result, signals)."""
+        return _runner().backtest(market, self, config)
+
+
+class Runner(NamedTuple):
+    """The event run, which is the backtest's (a layer above): registered by marketboss.backtest.events."""
+
+    signal_rows: Callable[[Market, EventStrategy[Any]], SignalRows]
+    backtest: Callable[..., Any]
+
+
+def _runner() -> Runner:
+    """The registered runner; its module imported by name on first use (strategies may not import the backtest)."""
+    if _RUNNER is None:
+        importlib.import_module("marketboss.backtest.events")
+    assert _RUNNER is not None
+    return _RUNNER
+
+
+_RUNNER: Runner | None = None
+
+
+def set_runner(runner: Runner) -> None:
+    global _RUNNER
+    _RUNNER = runner

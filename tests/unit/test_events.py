@@ -1,0 +1,407 @@
+"""Event-driven strategies: ctx's actions trade as their signals do, the run never shows a bar beyond the current
+one, the compiled path trades as the plain one, and the orders backtest (as signals) to the very same fills."""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Field
+
+from marketboss.backtest import BacktestConfig, Costs, load_run, run_backtest, run_strategy
+from marketboss.backtest.costs import FillMode
+from marketboss.backtest.events import run_events
+from marketboss.cli import app
+from marketboss.cli.common import run_guarded
+from marketboss.data.io import write_bars
+from marketboss.data.market import Market, SymbolBars
+from marketboss.data.synth import synth_bars
+from marketboss.errors import InputError, MarketBossError
+from marketboss.indicators import sma
+from marketboss.research.compare import CompareTask, run_compare_task
+from marketboss.research.grid import combinations
+from marketboss.research.sweep import sweep
+from marketboss.research.windows import time_slice
+from marketboss.strategies import registry
+from marketboss.strategies.events import Context, EventParams, EventStrategy, PlacedOrder
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
+from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
+
+
+def cli(*args: str) -> int:
+    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
+
+
+FILL_COLUMNS = ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission", "leg"]
+
+
+def market_of(close: list[float], spread: float = 1.0) -> Market:
+    """Daily bars of one symbol opening at the previous close, high and low `spread` beyond open and close."""
+    c = np.array(close)
+    o = np.concatenate([[c[0]], c[:-1]])
+    start = np.datetime64("2024-01-02T05:00", "us")
+    bars = pl.DataFrame({"timestamp": start + np.arange(len(c)) * np.timedelta64(1, "D"), "symbol": "AAA",
+                         "open": o, "high": np.maximum(o, c) + spread, "low": np.minimum(o, c) - spread, "close": c,
+                         "volume": 1000.0})  # fmt: skip
+    return Market.from_bars(bars.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC")))
+
+
+class Script(EventStrategy[EventParams]):
+    """Calls ctx actions at given bars: {bar: fn(ctx)}; records what it saw."""
+
+    name: ClassVar[str] = "script"
+    summary: ClassVar[str] = "test"
+
+    def __init__(self, params: EventParams, steps: dict[int, Any]):
+        super().__init__(params)
+        self.steps = steps
+
+    def start(self, ctx: Context) -> None:
+        self.seen: list[tuple[float, float, int]] = []
+        self.placed: dict[int, PlacedOrder | None] = {}
+
+    def on_bar(self, ctx: Context) -> None:
+        self.seen.append((ctx.position(), ctx.cash, len(ctx.open_orders)))
+        if ctx.t in self.steps:
+            self.placed[ctx.t] = self.steps[ctx.t](ctx)
+
+
+def run(close: list[float], steps: dict[int, Any], cfg: BacktestConfig | None = None, spread: float = 1.0,
+        **params: Any) -> tuple[Any, pl.DataFrame, Script]:
+    """The event run, checked against the backtest of its signals: the same fills."""
+    m = market_of(close, spread)
+    strat = Script(EventParams(**params), steps)
+    result, signals = run_events(m, strat, cfg)
+    again = run_backtest(m, signals, cfg)
+    assert again.fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+    return result, signals, strat
+
+
+FLAT = [100.0] * 12
+
+
+def test_buy_and_sell_quantities_fill_at_the_next_open_and_show_in_the_account() -> None:
+    close = [100.0, 101, 102, 103, 104, 105, 106, 107]
+    result, signals, strat = run(close, {1: lambda c: c.buy(5), 4: lambda c: c.sell(2)})
+    assert result.fills["qty"].to_list() == [5, 2]
+    assert result.fills["price"].to_list() == [101.0, 104.0]  # the opens of bars 2 and 5
+    assert [p for p, _, _ in strat.seen] == [0, 0, 5, 5, 5, 3, 3, 3]
+    assert strat.seen[2][1] == pytest.approx(100_000 - 5 * 101)
+    assert strat.seen[1][2] == 0 and signals["action"].to_list() == ["BUY", "SELL"]
+
+
+def test_long_only_cuts_a_sale_to_the_position_and_long_short_goes_short() -> None:
+    result, _, _ = run(FLAT, {1: lambda c: c.buy(3), 3: lambda c: c.sell(10)})
+    assert result.fills["qty"].to_list() == [3, 3]
+    result, _, strat = run(FLAT, {1: lambda c: c.buy(3), 3: lambda c: c.sell(10)}, long_only=False)
+    assert result.fills["qty"].to_list() == [3, 10] and strat.seen[-1][0] == -7
+
+
+def test_target_weight_and_close() -> None:
+    close = [100.0, 100, 100, 100, 100, 100, 100]
+    result, signals, strat = run(close, {1: lambda c: c.target_weight(0.5), 3: lambda c: c.close()})
+    assert result.fills["qty"].to_list() == [500, 500]
+    assert signals["target_weight"].to_list() == [0.5, 0.0] and signals["quantity"].null_count() == 2
+    assert strat.seen[3][0] == 500 and strat.seen[-1][0] == 0
+
+
+def test_a_bracket_closes_the_position_at_its_stop() -> None:
+    close = [100.0, 100, 100, 99, 97, 94, 90, 90]
+    result, _, strat = run(close, {1: lambda c: c.buy(10, stop_loss=95.0, take_profit=110.0)}, spread=0.0)
+    assert result.fills["leg"].to_list() == [None, "stop_loss"]
+    assert result.fills["price"][1] == 95.0
+    assert strat.seen[-1][0] == 0
+
+
+def test_the_parameters_exit_percents_bracket_an_entry_placed_without_one() -> None:
+    close = [100.0, 100, 104, 108, 112, 112]
+    result, signals, _ = run(close, {1: lambda c: c.buy(10)}, take_profit_pct=10.0, stop_loss_pct=5.0)
+    assert signals["take_profit"].to_list() == [110.0] and signals["stop_loss"].to_list() == [95.0]
+    assert result.fills["leg"].to_list() == [None, "take_profit"] and result.fills["price"][1] == 110.0
+
+
+def test_working_order_types_fill_by_the_order_rules() -> None:
+    close = [100.0, 100, 98, 96, 99, 103, 106, 103, 100, 100]
+    steps = {
+        1: lambda c: c.buy(1, limit_price=97.0, time_in_force="gtc"),
+        2: lambda c: c.buy(2, stop_price=104.0, time_in_force="gtc"),
+        3: lambda c: c.sell(1, order_type="trailing_stop", trail_percent=2.0, time_in_force="gtc"),
+        4: lambda c: c.buy(1, stop_price=102.0, limit_price=110.0, time_in_force="gtc"),
+    }
+    result, signals, _ = run(close, steps)
+    assert signals["order_type"].to_list() == ["limit", "stop", "trailing_stop", "stop_limit"]
+    assert sorted(result.orders["status"].to_list()) == ["filled"] * 4
+    assert result.fills.filter(pl.col("qty") == 2)["price"].to_list() == [104.0]  # the stop, not the open
+
+
+def test_a_day_order_ends_with_its_session_and_leaves_the_open_orders() -> None:
+    result, _, strat = run(FLAT, {2: lambda c: c.buy(1, limit_price=50.0)})
+    assert [n for _, _, n in strat.seen[2:5]] == [0, 0, 0]  # seen before it is placed; it ends with bar 3
+    assert result.orders["status"].to_list() == ["day_ended"]
+    result, _, strat = run(FLAT, {2: lambda c: c.buy(1, limit_price=50.0, time_in_force="gtc")})
+    assert [n for _, _, n in strat.seen[2:5]] == [0, 1, 1] and result.orders["status"].to_list() == ["open"]
+
+
+def test_cancel_stops_an_order_before_it_trades_and_leaves_it_out_of_the_signals() -> None:
+    close = [100.0, 100, 100, 100, 100, 90, 90, 90]
+
+    def place(c: Context) -> None:
+        c.buy(1, limit_price=95.0, time_in_force="gtc")
+        c.buy(2, limit_price=92.0, time_in_force="gtc")
+
+    def cancel(c: Context) -> None:
+        c.cancel(c.open_orders[0])
+
+    result, signals, strat = run(close, {1: place, 3: cancel})
+    assert result.orders["status"].to_list() == ["canceled", "filled"]
+    assert result.fills["qty"].to_list() == [2]
+    assert signals.height == 1 and signals["quantity"].to_list() == [2]
+    assert [n for _, _, n in strat.seen[1:5]] == [0, 2, 2, 1]  # each bar's seen before its own orders
+    result, _, _ = run(close, {1: place, 3: lambda c: c.cancel_all()})
+    assert result.fills.height == 0 and result.orders["status"].to_list() == ["canceled", "canceled"]
+
+
+def test_bad_orders_are_refused_with_the_bar_and_field() -> None:
+    with pytest.raises(InputError, match="stop_loss"):
+        run(FLAT, {2: lambda c: c.buy(1, stop_loss=120.0)})
+    with pytest.raises(MarketBossError, match="unknown order field"):
+        run(FLAT, {2: lambda c: c.buy(1, sl=90.0)})
+    with pytest.raises(MarketBossError, match="time_in_force 'GTC'"):
+        run(FLAT, {2: lambda c: c.buy(1, limit_price=90.0, time_in_force="GTC")})
+    with pytest.raises(MarketBossError, match="long_only"):
+        run(FLAT, {2: lambda c: c.target_weight(-0.5)})
+    with pytest.raises(MarketBossError, match="fill close"):
+        run(FLAT, {}, BacktestConfig(fill=FillMode.CLOSE))
+
+
+class _Peeking(EventStrategy[EventParams]):
+    name: ClassVar[str] = "peeking"
+    summary: ClassVar[str] = "test"
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"mean": np.full(len(bars), bars.close.mean())}  # uses every bar: a look into the future
+
+    def on_bar(self, ctx: Context) -> None:
+        pass
+
+
+def test_an_indicator_that_looks_ahead_is_refused() -> None:
+    with pytest.raises(MarketBossError, match="'mean' looks ahead"):
+        run_events(market_of([100.0 + i for i in range(20)]), _Peeking(EventParams()))
+
+
+# ------------------------------------------------------------------------------------- random strategies
+
+
+class SpyParams(EventParams):
+    seed: int = Field(0, description="mixes the decisions")
+
+
+class Spy(EventStrategy[SpyParams]):
+    """Records everything it is shown and decides from it alone, with every action of ctx."""
+
+    name: ClassVar[str] = "spy"
+    summary: ClassVar[str] = "test"
+    params_model = SpyParams
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"sma": sma(bars.close, 5)}
+
+    def start(self, ctx: Context) -> None:
+        self.log: list[tuple[Any, ...]] = []
+
+    def on_bar(self, ctx: Context) -> None:
+        t = ctx.t
+        for s in range(len(ctx.symbols)):
+            h = ctx.history(s)
+            assert h.close.shape[0] == t + 1 and ctx.indicator("sma", s).shape[0] == t + 1
+            seen = (t, s, float(np.nansum(h.close)), float(np.nansum(h.high)), ctx.value("sma", s), ctx.position(s),
+                    round(ctx.cash, 6), round(ctx.equity, 6), len(ctx.open_orders))  # fmt: skip
+            self.log.append(repr(seen))
+            px = ctx.price(s)
+            if np.isnan(px):
+                continue
+            pick = (zlib.crc32(repr(seen).encode()) + self.params.seed) % 23
+            pos = ctx.position(s)
+            tif = "gtc" if pick % 2 else "day"
+            if pick == 0:
+                ctx.buy(3, s)
+            elif pick == 1 and pos:
+                ctx.sell(2, s)
+            elif pick == 2:
+                ctx.target_weight(0.2, s)
+            elif pick == 3 and pos:
+                ctx.close(s)
+            elif pick == 4:
+                ctx.buy(2, s, limit_price=round(px * 0.98, 2), time_in_force=tif)
+            elif pick == 5:
+                ctx.buy(2, s, stop_price=round(px * 1.01, 2), time_in_force=tif, stop_loss=round(px * 0.95, 2))
+            elif pick == 6 and pos > 0:
+                ctx.sell(pos, s, order_type="trailing_stop", trail_percent=3.0, time_in_force=tif)
+            elif pick == 7:
+                ctx.buy(1, s, take_profit=round(px * 1.03, 2), stop_loss=round(px * 0.97, 2))
+            elif pick == 8:
+                ctx.buy(1, s, trail_percent=2.5)
+            elif pick == 9 and ctx.open_orders:
+                ctx.cancel(ctx.open_orders[0])
+            elif pick == 10:
+                ctx.buy(1, s, stop_price=round(px * 1.005, 2), limit_price=round(px * 1.02, 2), time_in_force=tif)
+
+
+@pytest.fixture(scope="module")
+def random_bars() -> pl.DataFrame:
+    bars = synth_bars(["AAA", "BBB"], "2023-01-01", "2023-12-31", "1Day", seed=5)
+    # a sparse symbol: every third bar of CCC is missing
+    ccc = synth_bars(["CCC"], "2023-01-01", "2023-12-31", "1Day", seed=6)
+    return pl.concat([bars, ccc.filter(pl.int_range(pl.len()) % 3 != 1)]).sort("timestamp", "symbol")
+
+
+COSTS = BacktestConfig(cash=20_000, costs=Costs(commission=0.001, slippage_bps=3))
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_random_event_orders_backtest_as_signals_to_the_same_fills(random_bars: pl.DataFrame, seed: int) -> None:
+    m = Market.from_bars(random_bars)
+    result, signals = run_events(m, Spy(SpyParams(seed=seed, long_only=seed % 2 == 0)), COSTS)
+    again = run_backtest(m, signals, COSTS)
+    assert result.fills.height > 0
+    assert again.fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+    assert again.equity.equals(result.equity)
+    assert again.metrics["total_return_pct"] == result.metrics["total_return_pct"]
+
+
+def _perturbed(bars: pl.DataFrame, t: Any, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    factor = pl.Series(np.exp(rng.normal(0, 0.2, bars.height)))
+    later = bars["timestamp"] > t
+    return bars.with_columns(pl.when(later).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c)
+                             for c in ("open", "high", "low", "close"))  # fmt: skip
+
+
+def _decided_by(signals: pl.DataFrame, t: Any) -> pl.DataFrame:
+    return signals.filter(pl.col("timestamp") <= t)
+
+
+LOOKAHEAD_CASES = [
+    ("spy", lambda: Spy(SpyParams(seed=3, long_only=False)), False),
+    ("time_trailing_stop", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, trail=3.0)), False),
+    ("time_trailing_stop compiled", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4)), True),
+    ("rsi_bracket_events", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), False),
+    ("rsi_bracket_events compiled", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), True),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "compiled"), LOOKAHEAD_CASES, ids=[c[0] for c in LOOKAHEAD_CASES])
+@settings(max_examples=8, deadline=None)
+@given(cut=st.floats(min_value=0.05, max_value=0.95), seed=st.integers(0, 2**32 - 1))
+def test_an_event_strategy_never_sees_a_bar_beyond_the_current_one(
+    random_bars: pl.DataFrame, case: str, make: Any, compiled: bool, cut: float, seed: int
+) -> None:
+    """Changing every bar after time t changes nothing the strategy saw, decided or traded up to t."""
+    times = random_bars["timestamp"].unique().sort()
+    t = times[int(cut * (len(times) - 1))]
+    changed = _perturbed(random_bars, t, seed)
+    runs = []
+    for bars in (random_bars, changed):
+        strat = make()
+        result, signals = run_events(Market.from_bars(bars), strat, COSTS, compiled=compiled)
+        runs.append((strat, result, signals))
+    (a, ra, _), (b, rb, _) = runs
+    # every order decided up to t (the signals leave out those canceled later, maybe after t: not compared)
+    assert _decided_by(ra.orders.drop("status"), t).equals(_decided_by(rb.orders.drop("status"), t))
+    assert ra.fills.filter(pl.col("timestamp") <= t).equals(rb.fills.filter(pl.col("timestamp") <= t))
+    assert ra.equity.filter(pl.col("timestamp") <= t).equals(rb.equity.filter(pl.col("timestamp") <= t))
+    if isinstance(a, Spy):
+        n = 3 * int((times <= t).sum())  # three symbols a bar, in time order
+        assert a.log[:n] == b.log[:n]
+        assert a.log != b.log  # the perturbation does reach what it sees after t (the test could fail)
+
+
+@pytest.mark.parametrize("make", [
+    lambda seed: TimeTrailingStop(TimeTrailingParams(lookback=3 + seed % 7, hold_bars=1 + seed % 5, trail=2.0)),
+    lambda seed: RsiBracketEvents(RsiBracketParams(n=3 + seed % 9, oversold=35 + seed % 20, quantity=1 + seed % 4)),
+], ids=["time_trailing_stop", "rsi_bracket_events"])
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_the_compiled_path_trades_as_the_plain_one(random_bars: pl.DataFrame, make: Any, seed: int) -> None:
+    m = Market.from_bars(random_bars)
+    plain, sig_plain = run_events(m, make(seed), COSTS, compiled=False)
+    fast, sig_fast = run_events(m, make(seed), COSTS, compiled=True)
+    assert plain.fills.height > 0
+    assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain) and fast.orders.equals(plain.orders)
+    assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
+def test_signals_and_run_strategy_take_an_event_strategy(random_bars: pl.DataFrame) -> None:
+    m = Market.from_bars(random_bars)
+    strat = TimeTrailingStop(TimeTrailingParams())
+    result, sig = run_strategy(m, strat)
+    assert strat.signals(m).equals(sig)  # the default account: the same orders
+    assert sig["id"].is_unique().all() and sig["strategy"].unique().to_list() == ["time_trailing_stop"]
+    assert result.fills.height > 0
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example registered by name for this test only (plug-in loading by path is another module's)."""
+    monkeypatch.setitem(registry._REGISTRY, TimeTrailingStop.name, TimeTrailingStop)
+
+
+@pytest.mark.usefixtures("registered")
+def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFrame) -> None:
+    m = Market.from_bars(random_bars)
+    combos = combinations("time_trailing_stop", {"hold_bars": [2, 6], "trail": [2.0, 8.0]})
+    res = sweep(m, combos, COSTS)
+    assert res.summary.height == 4
+    for row in res.summary.iter_rows(named=True):
+        one, _ = run_events(m, TimeTrailingStop(TimeTrailingParams(hold_bars=row["hold_bars"], trail=row["trail"])),
+                            COSTS)  # fmt: skip
+        assert row["final_equity"] == one.metrics["final_equity"]
+        assert row["n_trades"] == one.metrics["n_trades"]
+        mine = res.rows.filter(pl.col("combo") == row["combo"])
+        assert mine["pnl"].sum() == pytest.approx(one.trades["pnl"].sum())
+        assert mine["n_fills"].sum() == one.fills.height
+    assert res.summary["final_equity"].n_unique() > 1
+
+
+@pytest.mark.usefixtures("registered")
+def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fills(
+    daily_bars: pl.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = workdir / "bars.jsonl"
+    write_bars(daily_bars, data)
+    params = ["--param", "hold_bars=5", "--param", "trail=3"]
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "time_trailing_stop", *params,
+               "--output", "sig.jsonl") == 0
+    assert cli("backtest", "--data", str(data), "--signals", "sig.jsonl", "--commission", "0.001",
+               "--output-dir", "runs/file") == 0
+    assert cli("backtest", "--data", str(data), "--strategy", "time_trailing_stop", *params, "--commission", "0.001",
+               "--output-dir", "runs/event") == 0
+    from_file, event = load_run(workdir / "runs" / "file"), load_run(workdir / "runs" / "event")
+    assert event.fills.height > 0 and from_file.fills.equals(event.fills)
+    assert from_file.metrics["final_equity"] == event.metrics["final_equity"]
+    capsys.readouterr()
+    assert cli("backtest", "--data", str(data), "--strategy", "time_trailing_stop", "--fill", "close") != 0
+    err = capsys.readouterr().err.strip()
+    assert "--fill close" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("registered")
+def test_compare_evaluates_an_event_strategy_on_each_window(random_bars: pl.DataFrame) -> None:
+    m = Market.from_bars(random_bars)
+    params = {"hold_bars": 4, "trail": 3.0}
+    out = run_compare_task(CompareTask("time_trailing_stop", params, COSTS, 120), m)
+    assert out.error is None and out.in_sample is not None and out.out_of_sample is not None
+    oos, _ = run_events(time_slice(m, 120, m.n_times), TimeTrailingStop(TimeTrailingParams(**params)), COSTS)
+    assert out.out_of_sample["final_equity"] == oos.metrics["final_equity"]
+    assert out.in_sample["n_fills"] > 0 and out.in_sample["final_equity"] != out.out_of_sample["final_equity"]
