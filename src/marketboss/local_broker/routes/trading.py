@@ -13,7 +13,7 @@ from marketboss.local_broker.account import PositionView
 from marketboss.local_broker.clock import US, iso_et, iso_z, parse_time
 from marketboss.local_broker.errors import ApiError, invalid, not_found
 from marketboss.local_broker.http import Drop, Req, Router, q_bool, q_choice, q_day, q_decimal, q_int, q_symbols, q_time
-from marketboss.local_broker.orders import parse_order
+from marketboss.local_broker.orders import parse_order, parse_replace
 from marketboss.local_broker.records import OPEN_STATUSES, Order, asset_id, num
 from marketboss.local_broker.state import BrokerState
 from marketboss.local_broker.views import EXCHANGE, asset_json, fill_json, order_json
@@ -41,6 +41,7 @@ class TradingRoutes:
         r("/v2/orders:by_client_order_id", "GET", self.order_by_client_id)
         r("/v2/orders/{order_id}", "GET", self.get_order)
         r("/v2/orders/{order_id}", "DELETE", self.cancel_order)
+        r("/v2/orders/{order_id}", "PATCH", self.replace_order)
         r("/v2/positions", "GET", self.positions)
         r("/v2/positions", "DELETE", self.close_all_positions)
         r("/v2/positions/{symbol}", "GET", self.position)
@@ -154,6 +155,12 @@ class TradingRoutes:
         o = self._order(r.params["order_id"])
         self.s.engine.cancel(o.id, self.s.clock.now(), time.time())
         return 204, None
+
+    async def replace_order(self, r: Req) -> tuple[int, Any]:
+        o = self._order(r.params["order_id"])
+        new = self.s.engine.replace(o.id, parse_replace(await r.json()), self.s.clock.now(), time.time())
+        self.s.poke()
+        return 200, order_json(new, self._legs(new))
 
     async def cancel_orders(self, r: Req) -> tuple[int, Any]:
         done = self.s.engine.cancel_all(self.s.clock.now(), time.time())
