@@ -80,7 +80,7 @@ def test_quantities_partial_notional_and_commission() -> None:
 
 
 def test_account_crosses_through_zero_and_values_a_short_with_margin() -> None:
-    w = world({"AAPL": [110.0] * 5})
+    w = world({"AAPL": [110.0] * 5}, multiplier=2)
     a = w.engine.account
     a.settle("AAPL", True, D(10), D(100), D(0))
     a.settle("AAPL", False, D(15), D(110), D(0))
@@ -90,7 +90,8 @@ def test_account_crosses_through_zero_and_values_a_short_with_margin() -> None:
     v = a.valuation(w.clock.now(), D(100))
     assert (v.short_value, v.equity, v.initial_margin) == (D(-550), D(100100), D(275))
     assert v.maintenance_margin == D(165)  # 30% of a short
-    assert v.buying_power == D(199550)  # (100100 - 275) x 2 - 100 reserved
+    assert v.buying_power == v.regt_buying_power == D(199550)  # (100100 - 275) x 2 - 100 reserved
+    assert (v.multiplier, v.daytrading_buying_power) == (2, 0)
     assert w.store.held_positions["AAPL"].qty == -5
     a.settle("AAPL", True, D(5), D(110), D(0))
     assert a.positions == {} and w.store.held_positions == {}

@@ -31,7 +31,7 @@ class BrokerApp(HttpApp):
     def __init__(self, state: BrokerState, ready_file: Path | None = None, base_url: str = ""):
         router = Router()
         secret = state.cfg.secret_key.get_secret_value()
-        super().__init__(router, state.cfg.key_id, secret, state.faults, state.limiter)
+        super().__init__(router, state.cfg.key_id, secret, state.faults, state.limiter, state.data_limiter)
         TradingRoutes(state).register(router)
         MarketDataRoutes(state).register(router)
         AdminRoutes(state, self.requests).register(router)

@@ -11,18 +11,19 @@ flipping long to short in one order, as at Alpaca).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import uuid
 from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 
-from marketboss.local_broker.account import Account, PositionView, Valuation
+from marketboss.local_broker.account import PDT_FLOOR, Account, PositionView, Valuation, ny_day
 from marketboss.local_broker.book import Book, reservation
-from marketboss.local_broker.clock import MarketClock, Sessions
+from marketboss.local_broker.clock import US, MarketClock, Sessions
 from marketboss.local_broker.config import BrokerConfig
-from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
+from marketboss.local_broker.errors import NOT_CANCELABLE, PDT_DENIED, ApiError, forbidden, invalid, not_found
 from marketboss.local_broker.fills import FillModel
-from marketboss.local_broker.marketdata import CENT, Bar, MarketData, Quote, tick
+from marketboss.local_broker.marketdata import CENT, Bar, MarketData, Quote, round_price, tick
 from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.orders import OrderRequest, ReplaceRequest
 from marketboss.local_broker.records import Order, num
@@ -92,6 +93,7 @@ class Engine:
 
     def submit(self, req: OrderRequest, now: int, wall: float) -> tuple[Order, list[Order]]:
         """Check and record an order (status accepted); the fill comes later from step()."""
+        req = collar_buy_stop(req)
         if not self.market.has(req.symbol):
             raise invalid(f'asset "{req.symbol}" not found')
         cid = req.client_order_id
@@ -117,9 +119,17 @@ class Engine:
         it: a closing order beyond the shares not yet claimed, an opening one beyond the buying power (`replacing`:
         the order being replaced, whose claim and reservation are released for the check)."""
         sym = req.symbol
-        pos_qty = self.account.qty(sym)
+        acct = self.account
+        if acct.configs["suspend_trade"]:
+            raise forbidden("new orders are rejected: trading is suspended by the account configuration")
+        if req.qty is not None and req.qty != req.qty.to_integral_value() or req.notional is not None:
+            if not acct.configs["fractional_trading"]:
+                raise forbidden("fractional trading is disabled by the account configuration")
+        pos_qty = acct.qty(sym)
         buy = req.side == "buy"
-        if pos_qty < 0 if buy else pos_qty > 0:
+        closing = pos_qty < 0 if buy else pos_qty > 0
+        self._check_pdt(sym, closing, now)
+        if closing:
             claimed = self.book.held(sym, req.side, self._reference, None if replacing is None else replacing.id)
             available = abs(pos_qty) - claimed
             wanted = req.qty if req.qty is not None else (req.notional or ZERO) / (quote.ask if buy else quote.bid)
@@ -131,17 +141,56 @@ class Engine:
                     available=num(available),
                 )  # fmt: skip
             return ("buy_to_close" if buy else "sell_to_close"), None
+        v = self.valuation(now)
         if not buy:
-            if self.account.multiplier == 1:
-                raise forbidden("account is not allowed to short (cash account)")
-            if req.qty is None or req.qty != req.qty.to_integral_value():
-                raise forbidden("fractional orders cannot be sold short")
-        reserve_price = self.account.reserve_price(req, quote)
+            self._check_short(req, v)
+        reserve_price = acct.reserve_price(req, quote)
         cost = req.notional if req.qty is None else req.qty * reserve_price
-        bp = self.valuation(now).buying_power + (ZERO if replacing is None else reservation(replacing))
+        bp = v.buying_power + (ZERO if replacing is None else reservation(replacing))
         if cost is not None and cost > bp:
             raise forbidden("insufficient buying power", buying_power=num(bp), cost_basis=num(cost.quantize(CENT)))
         return ("buy_to_open" if buy else "sell_to_open"), reserve_price
+
+    def _check_short(self, req: OrderRequest, v: Valuation) -> None:
+        """Alpaca's short sales: a margin account with at least $2,000 of equity, an easy-to-borrow asset,
+        whole shares, and shorting not switched off in the account configurations."""
+        if self.cfg.multiplier == 1:
+            raise forbidden("account is not allowed to short (cash account)")
+        if v.multiplier == 1:
+            raise forbidden("account is not allowed to short: equity is below the $2,000 margin minimum")
+        if self.account.configs["no_shorting"]:
+            raise forbidden("account is not allowed to short: no_shorting is set in the account configurations")
+        if not self.easy_to_borrow(req.symbol):
+            raise forbidden(f"asset {req.symbol} is not easy to borrow: it cannot be sold short")
+        if req.qty is None or req.qty != req.qty.to_integral_value():
+            raise forbidden("fractional orders cannot be sold short")
+
+    def easy_to_borrow(self, symbol: str) -> bool:
+        return symbol not in self.cfg.hard_to_borrow
+
+    def shortable(self, symbol: str) -> bool:
+        """What GET /v2/assets says: a margin account that may short, and an easy-to-borrow asset."""
+        return self.cfg.multiplier > 1 and not self.account.configs["no_shorting"] and self.easy_to_borrow(symbol)
+
+    def daytrade_count(self, now: int) -> int:
+        """Day trades over the last five sessions (today's included)."""
+        opens = self.sessions.opens_between(now - 10 * 86_400 * US, now)[-5:]
+        return self.account.daytrades.count([ny_day(o) for o in opens])
+
+    def _check_pdt(self, symbol: str, closing: bool, now: int) -> None:
+        """Alpaca's pattern-day-trader protection: under $25,000 at the last close, with 3 day trades in the last
+        five sessions, an order that could make a fourth is refused (403): per pdt_check, an entry (any opening
+        order) and/or an exit of shares opened today."""
+        if not self.cfg.pdt_protection or self.account.last_equity >= PDT_FLOOR:
+            return
+        check = self.account.configs["pdt_check"]
+        if closing:
+            if check == "entry" or self.account.daytrades.opened_today(symbol, ny_day(now)) <= 0:
+                return
+        elif check == "exit":
+            return
+        if self.daytrade_count(now) >= 3:
+            raise ApiError(403, PDT_DENIED, "trade denied due to pattern day trading protection")
 
     # ------------------------------------------------------------------------------------------ replace
 
@@ -379,7 +428,7 @@ class Engine:
         if o.type in ("stop", "trailing_stop"):
             o.triggered = True  # what a partial fill leaves trades at market
         commission = self.fills.commission(qty, price)
-        self.account.settle(o.symbol, o.side == "buy", qty, price, commission)
+        self.account.settle(o.symbol, o.side == "buy", qty, price, commission, t)
         self.book.fill(o, qty, price, commission, t, self.fills.eligible(wall))
         return True
 
@@ -399,6 +448,15 @@ def _check_bracket(req: OrderRequest, q: Quote) -> None:
     lim = req.stop_loss_limit
     if sl is not None and lim is not None and (lim > sl if up else lim < sl):
         raise invalid(f"stop_loss.limit_price must be {'<=' if up else '>='} stop_loss.stop_price")
+
+
+def collar_buy_stop(req: OrderRequest) -> OrderRequest:
+    """Alpaca turns a buy stop order into a stop-limit order whose limit is 4% above the stop (2.5% from a $50 stop
+    up), so a gap through the stop does not buy at any price; sell stops stay stops."""
+    if req.type != "stop" or req.side != "buy" or req.stop_price is None:
+        return req
+    collar = Decimal("1.04") if req.stop_price < 50 else Decimal("1.025")
+    return dataclasses.replace(req, type="stop_limit", limit_price=round_price(req.stop_price * collar))
 
 
 def _check_replace(old: Order, change: ReplaceRequest) -> None:

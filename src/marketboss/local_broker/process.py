@@ -37,7 +37,8 @@ from marketboss.local_broker.config import (
 )
 from marketboss.logging import redact_text, register_secret
 
-_SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start"}
+_SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start", "pdt_protection",
+         "hard_to_borrow", "data_rate_limit"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ def cli_args(cfg: BrokerConfig) -> list[str]:
         args += [f"--{name.replace('_', '-')}", str(value)]
     if cfg.always_open:
         args.append("--always-open")
+    if not cfg.pdt_protection:
+        args.append("--no-pdt-protection")
+    if cfg.hard_to_borrow:
+        args += ["--hard-to-borrow", ",".join(cfg.hard_to_borrow)]
+    if cfg.data_rate_limit is not None:
+        args += ["--data-rate-limit", str(cfg.data_rate_limit)]
     if cfg.start is not None:
         args += ["--start", cfg.start.isoformat()]
     defaults = FaultConfig()

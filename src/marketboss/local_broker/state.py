@@ -32,6 +32,7 @@ class BrokerState:
     engine: Engine
     faults: FaultInjector
     limiter: RateLimiter
+    data_limiter: RateLimiter
     wake: asyncio.Event | None = None  # set by the running app: poke() wakes its matcher
 
     def close(self) -> None:
@@ -78,5 +79,6 @@ def build_state(cfg: BrokerConfig) -> BrokerState:
         store.close()
         raise
     return BrokerState(
-        cfg, sessions, market, store, clock, engine, FaultInjector(cfg.faults, cfg.seed), RateLimiter(cfg.rate_limit)
+        cfg, sessions, market, store, clock, engine, FaultInjector(cfg.faults, cfg.seed), RateLimiter(cfg.rate_limit),
+        RateLimiter(cfg.rate_limit if cfg.data_rate_limit is None else cfg.data_rate_limit),
     )

@@ -105,7 +105,7 @@ def asset_json(symbol: str, shortable: bool) -> dict[str, Any]:
         "marginable": True,
         "maintenance_margin_requirement": 30,
         "shortable": shortable,
-        "easy_to_borrow": shortable,
+        "easy_to_borrow": shortable,  # shortable here means easy to borrow: hard-to-borrow assets cannot be shorted
         "fractionable": True,
         "attributes": [],
     }

@@ -35,6 +35,8 @@ class TradingRoutes:
     def register(self, router: Router) -> None:
         r = router.add
         r("/v2/account", "GET", self.account)
+        r("/v2/account/configurations", "GET", self.configurations)
+        r("/v2/account/configurations", "PATCH", self.set_configurations)
         r("/v2/orders", "POST", self.create_order)
         r("/v2/orders", "GET", self.list_orders)
         r("/v2/orders", "DELETE", self.cancel_orders)
@@ -55,7 +57,10 @@ class TradingRoutes:
 
     async def account(self, r: Req) -> tuple[int, Any]:
         e = self.s.engine
-        v = e.valuation(self.s.clock.now())
+        now = self.s.clock.now()
+        v = e.valuation(now)
+        count = e.daytrade_count(now)
+        configs = e.account.configs
         return 200, {
             "id": e.account.account_id,
             "account_number": e.account.account_number,
@@ -66,15 +71,16 @@ class TradingRoutes:
             "equity": num(v.equity),
             "last_equity": num(e.account.last_equity),
             "buying_power": num(v.buying_power),
-            "regt_buying_power": num(v.buying_power),
+            "regt_buying_power": num(v.regt_buying_power),
+            "daytrading_buying_power": num(v.daytrading_buying_power),
             "non_marginable_buying_power": num(v.non_marginable_buying_power),
             "long_market_value": num(v.long_value),
             "short_market_value": num(v.short_value),
             "initial_margin": num(v.initial_margin),
             "maintenance_margin": num(v.maintenance_margin),
-            "last_maintenance_margin": num(v.maintenance_margin),
+            "last_maintenance_margin": num(e.account.last_maintenance_margin),
             "sma": "0",
-            "multiplier": str(self.s.cfg.multiplier),
+            "multiplier": str(v.multiplier),
             "accrued_fees": "0",
             "pending_transfer_in": "0",
             "pending_transfer_out": "0",
@@ -82,12 +88,20 @@ class TradingRoutes:
             "trading_blocked": False,
             "transfers_blocked": False,
             "account_blocked": False,
-            "trade_suspended_by_user": False,
-            "shorting_enabled": self.s.cfg.multiplier > 1,
-            "pattern_day_trader": False,
-            "daytrade_count": 0,
+            "trade_suspended_by_user": bool(configs["suspend_trade"]),
+            "shorting_enabled": v.multiplier > 1 and not configs["no_shorting"],
+            "pattern_day_trader": count >= 4,
+            "daytrade_count": count,
             "reserved_for_open_orders": num(v.reserved),
         }
+
+    async def configurations(self, r: Req) -> tuple[int, Any]:
+        return 200, dict(self.s.engine.account.configs.values)
+
+    async def set_configurations(self, r: Req) -> tuple[int, Any]:
+        body = await r.json()
+        with self.s.store.transaction():
+            return 200, self.s.engine.account.configs.patch(body)
 
     async def create_order(self, r: Req) -> tuple[int, Any]:
         req = parse_order(await r.json())
@@ -254,14 +268,13 @@ class TradingRoutes:
         exchange = q.get("exchange")
         if status != "active" or klass != "us_equity" or (exchange and exchange.upper() != EXCHANGE):
             return 200, []
-        shortable = self.s.cfg.multiplier > 1
-        return 200, [asset_json(s, shortable) for s in self.s.market.symbols]
+        return 200, [asset_json(s, self.s.engine.shortable(s)) for s in self.s.market.symbols]
 
     async def asset(self, r: Req) -> tuple[int, Any]:
         want = r.params["symbol"]
         for s in self.s.market.symbols:
             if want.upper() == s or want == asset_id(s):
-                return 200, asset_json(s, self.s.cfg.multiplier > 1)
+                return 200, asset_json(s, self.s.engine.shortable(s))
         raise not_found(f"asset not found for {want[:40]}")
 
     async def activities(self, r: Req) -> tuple[int, Any]:
