@@ -122,9 +122,9 @@ class Engine:
         acct = self.account
         if acct.configs["suspend_trade"]:
             raise forbidden("new orders are rejected: trading is suspended by the account configuration")
-        if req.qty is not None and req.qty != req.qty.to_integral_value() or req.notional is not None:
-            if not acct.configs["fractional_trading"]:
-                raise forbidden("fractional trading is disabled by the account configuration")
+        fractional = req.notional is not None or (req.qty is not None and req.qty != req.qty.to_integral_value())
+        if fractional and not acct.configs["fractional_trading"]:
+            raise forbidden("fractional trading is disabled by the account configuration")
         pos_qty = acct.qty(sym)
         buy = req.side == "buy"
         closing = pos_qty < 0 if buy else pos_qty > 0

@@ -324,13 +324,13 @@ class MarketData:
             df = df.filter(pl.col("t") <= end)
         df = df.sort(["symbol", "t"], descending=[False, descending])
         if page_token:
-            sym, t = _decode_token(page_token)
+            sym, t = decode_token(page_token)
             after = (pl.col("symbol") > sym) | (
                 (pl.col("symbol") == sym) & ((pl.col("t") <= t) if descending else (pl.col("t") >= t))
             )
             df = df.filter(after)
         page = df.head(limit + 1)
-        nxt = _encode_token(page["symbol"][limit], int(page["t"][limit])) if page.height > limit else None
+        nxt = encode_token(page["symbol"][limit], int(page["t"][limit])) if page.height > limit else None
         out: dict[str, list[dict[str, Any]]] = {}
         for sym, t, o, h, lo, c, v in page.head(limit).select("symbol", "t", "o", "h", "l", "c", "v").iter_rows():
             out.setdefault(sym, []).append(
@@ -346,11 +346,11 @@ def _daily_stamp(t: int) -> int:
     return ny_midnight(t + day // 2) if t % day == 0 else ny_midnight(t)
 
 
-def _encode_token(symbol: str, t: int) -> str:
+def encode_token(symbol: str, t: int) -> str:
     return base64.urlsafe_b64encode(f"{symbol}|{t}".encode()).decode().rstrip("=")
 
 
-def _decode_token(token: str) -> tuple[str, int]:
+def decode_token(token: str) -> tuple[str, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         sym, t = raw.rsplit("|", 1)

@@ -35,8 +35,6 @@ class TradingRoutes:
     def register(self, router: Router) -> None:
         r = router.add
         r("/v2/account", "GET", self.account)
-        r("/v2/account/configurations", "GET", self.configurations)
-        r("/v2/account/configurations", "PATCH", self.set_configurations)
         r("/v2/orders", "POST", self.create_order)
         r("/v2/orders", "GET", self.list_orders)
         r("/v2/orders", "DELETE", self.cancel_orders)
@@ -94,14 +92,6 @@ class TradingRoutes:
             "daytrade_count": count,
             "reserved_for_open_orders": num(v.reserved),
         }
-
-    async def configurations(self, r: Req) -> tuple[int, Any]:
-        return 200, dict(self.s.engine.account.configs.values)
-
-    async def set_configurations(self, r: Req) -> tuple[int, Any]:
-        body = await r.json()
-        with self.s.store.transaction():
-            return 200, self.s.engine.account.configs.patch(body)
 
     async def create_order(self, r: Req) -> tuple[int, Any]:
         req = parse_order(await r.json())
