@@ -93,7 +93,8 @@ class Engine:
 
     def submit(self, req: OrderRequest, now: int, wall: float) -> tuple[Order, list[Order]]:
         """Check and record an order (status accepted); the fill comes later from step()."""
-        req = collar_buy_stop(req)
+        if self.cfg.buy_stop_collar:
+            req = collar_buy_stop(req)
         if not self.market.has(req.symbol):
             raise invalid(f'asset "{req.symbol}" not found')
         cid = req.client_order_id

@@ -38,7 +38,7 @@ from marketboss.local_broker.config import (
 from marketboss.logging import redact_text, register_secret
 
 _SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start", "pdt_protection",
-         "hard_to_borrow", "data_rate_limit"}  # fmt: skip
+         "hard_to_borrow", "data_rate_limit", "buy_stop_collar"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ def cli_args(cfg: BrokerConfig) -> list[str]:
         args.append("--always-open")
     if not cfg.pdt_protection:
         args.append("--no-pdt-protection")
+    if cfg.buy_stop_collar:
+        args.append("--buy-stop-collar")
     if cfg.hard_to_borrow:
         args += ["--hard-to-borrow", ",".join(cfg.hard_to_borrow)]
     if cfg.data_rate_limit is not None:
