@@ -132,7 +132,8 @@ def serve(
         )
         cfg = BrokerConfig(
             data=data or get_settings().market_data, db=db, host=host, port=port, key_id=key_id,
-            secret_key=secret_key, cash=cash, multiplier=multiplier, pdt_protection=not no_pdt_protection, buy_stop_collar=buy_stop_collar,
+            secret_key=secret_key, cash=cash, multiplier=multiplier, pdt_protection=not no_pdt_protection,
+            buy_stop_collar=buy_stop_collar,
             hard_to_borrow=tuple(s for s in hard_to_borrow.split(",") if s.strip()), data_rate_limit=data_rate_limit,
             fill_latency_ms=fill_latency_ms, partial_fill_rate=partial_fill_rate, commission_bps=commission_bps,
             commission_per_share=commission_per_share, slippage_bps=slippage_bps, spread_bps=spread_bps,
