@@ -4,6 +4,7 @@ account's margin arithmetic, and MemoryStore's transactions."""
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from marketboss.local_broker.fills import FillModel
 from marketboss.local_broker.marketdata import Bar
 from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.records import Order, Position
+from marketboss.local_broker.sqlite_store import SqliteStore
 from marketboss.local_broker.store import MemoryStore
 from tests.unit.local_broker_world import world
 
@@ -124,3 +126,27 @@ def test_the_rate_limit_reset_is_never_before_the_window_turns() -> None:
     assert limiter.hit(150.0) == (True, 0, 161)
     assert limiter.hit(160.2) == (False, 0, 161)
     assert limiter.hit(160.3)[0] and limiter.peek(160.4) == (1, 221)
+
+
+def test_a_schema_2_database_gains_the_replace_links(tmp_path: Path) -> None:
+    path = tmp_path / "broker.sqlite"
+    store = SqliteStore(path)
+    with store.transaction():
+        store.add_order(order())
+    store.close()
+    db = sqlite3.connect(path)  # back to version 2: no replace columns
+    for col in ("replaces", "replaced_by", "replaced_at"):
+        db.execute(f"ALTER TABLE orders DROP COLUMN {col}")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.get_meta("schema_version") == "3"
+        old = store.order("o1")
+        assert old is not None and (old.replaces, old.replaced_by, old.replaced_at) == (None, None, None)
+        with store.transaction():
+            store.save_order(replace(old, status="replaced", replaced_by="o2", replaced_at=5))
+        assert (store.order("o1").replaced_by, store.order("o1").replaced_at) == ("o2", 5)  # type: ignore[union-attr]
+    finally:
+        store.close()
