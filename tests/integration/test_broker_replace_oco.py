@@ -164,3 +164,20 @@ def test_an_oco_claims_the_shares_once_and_cancelling_one_cancels_both(start_bro
     assert client.get_order_by_id(oco.id).status == OrderStatus.CANCELED
     assert client.get_open_position("JPM").qty_available == "10"
     check_books(http, multiplier=4)
+
+
+def test_replacing_a_bracket_entry_carries_its_legs(start_broker: StartBroker) -> None:
+    b = start_broker()
+    client, http = trading_client(b), admin_client(b)
+    set_clock(http, timestamp=SESSION)
+    entry = client.submit_order(LimitOrderRequest(
+        symbol="AAPL", qty=10, side="buy", limit_price=2.0, time_in_force=TimeInForce.GTC,
+        order_class=OrderClass.BRACKET, take_profit=TakeProfitRequest(limit_price=3.0),
+        stop_loss=StopLossRequest(stop_price=1.0)))  # fmt: skip
+    wait_order(client, entry.id, ("new",))
+    moved = client.replace_order_by_id(entry.id, ReplaceOrderRequest(qty=4, limit_price=2.5))
+    assert moved.order_class == OrderClass.BRACKET and moved.legs is not None
+    assert {str(leg.id) for leg in moved.legs} == {str(leg.id) for leg in entry.legs or []}  # the same legs
+    assert all(leg.qty == "4" and leg.status == OrderStatus.HELD for leg in moved.legs)  # sized to the new entry
+    client.cancel_order_by_id(moved.id)
+    assert all(client.get_order_by_id(leg.id).status == OrderStatus.CANCELED for leg in moved.legs)
