@@ -161,7 +161,12 @@ def check_books(http: httpx.Client, multiplier: int) -> None:
         assert all(Decimal(p.qty) > 0 for p in positions)  # a cash account never goes short
     for p in positions:
         assert abs(Decimal(p.qty_available or "0")) <= abs(Decimal(p.qty))
+    by_id = {str(o.id): o for o in orders}
     for o in orders:
+        if o.status.value == "replaced":  # a replaced order points at its replacement, which points back
+            assert o.replaced_by is not None and o.replaced_at is not None
+            follower = by_id.get(str(o.replaced_by))
+            assert follower is None or str(follower.replaces) == str(o.id)
         filled = Decimal(o.filled_qty or "0")
         if o.qty is not None:
             assert 0 <= filled <= Decimal(str(o.qty))

@@ -61,7 +61,8 @@ def test_account_parses_with_alpaca_fields_and_starting_cash(broker: LocalBroker
     assert acct.status.value == "ACTIVE" and acct.currency == "USD" and acct.account_number.startswith("PA")
     assert isinstance(acct.id, uuid.UUID)
     assert Decimal(acct.cash) == Decimal(acct.equity) == Decimal(acct.portfolio_value) == 100_000
-    assert Decimal(acct.buying_power) == 200_000 and acct.multiplier == "2" and acct.shorting_enabled
+    assert Decimal(acct.buying_power) == 400_000 and acct.multiplier == "4" and acct.shorting_enabled  # Alpaca paper
+    assert Decimal(acct.daytrading_buying_power) == 400_000 and Decimal(acct.regt_buying_power) == 200_000
     raw = admin_client(broker).get("/v2/account").json()
     assert all(isinstance(raw[k], str) for k in ("cash", "equity", "buying_power", "long_market_value"))
 

@@ -190,7 +190,7 @@ def test_cash_account_cannot_short_and_buys_with_cash(start_broker: StartBroker)
 
 
 def test_open_orders_reserve_buying_power_and_held_shares(start_broker: StartBroker) -> None:
-    b = start_broker()
+    b = start_broker(multiplier=2)
     client = trading_client(b)
     lim = client.submit_order(LimitOrderRequest(symbol="AAPL", qty=100, side="buy", limit_price=200,
                                                 time_in_force=TimeInForce.GTC))  # fmt: skip

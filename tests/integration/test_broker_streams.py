@@ -113,6 +113,29 @@ def test_cancel_expiry_and_rejection_are_announced(start_broker: StartBroker) ->
         assert last.timestamp == rest.updated_at
 
 
+def test_a_replaced_order_is_announced_replaced_and_its_replacement_new(start_broker: StartBroker) -> None:
+    """PATCH /v2/orders/{id} through alpaca-py: the old order's `replaced` event points at the new order, which
+    is announced `new`, each as REST then shows it."""
+    from alpaca.trading.requests import ReplaceOrderRequest
+
+    b = start_broker()
+    client = trading_client(b)
+    with trade_updates(b) as got:
+        old = client.submit_order(LimitOrderRequest(symbol="JPM", qty=3, side="buy", time_in_force="gtc",
+                                                    limit_price=1.00))  # fmt: skip
+        got.wait_for(has_event(old.id, "new"))
+        new = client.replace_order_by_id(old.id, ReplaceOrderRequest(qty=5, limit_price=1.5))
+        items = got.wait_for(lambda items: "replaced" in events_of(items, old.id) and "new" in events_of(items, new.id))
+    assert events_of(items, old.id) == ["new", "replaced"]
+    (replaced,) = [u for u in items if u.order.id == old.id and ev(u) == "replaced"]
+    rest_old, rest_new = client.get_order_by_id(old.id), client.get_order_by_id(new.id)
+    assert replaced.order.status.value == rest_old.status.value == "replaced"
+    assert str(replaced.order.replaced_by) == str(rest_old.replaced_by) == str(new.id)
+    assert str(rest_new.replaces) == str(old.id) and Decimal(rest_new.qty) == 5
+    (announced,) = [u for u in items if u.order.id == new.id and ev(u) == "new"]
+    assert float(announced.order.limit_price) == 1.5
+
+
 def test_bracket_legs_are_announced_as_they_start_and_go(start_broker: StartBroker) -> None:
     b = start_broker()
     client = trading_client(b)

@@ -4,6 +4,7 @@ account's margin arithmetic, and MemoryStore's transactions."""
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from marketboss.local_broker.fills import FillModel
 from marketboss.local_broker.marketdata import Bar
 from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.records import Order, Position
+from marketboss.local_broker.sqlite_store import SqliteStore
 from marketboss.local_broker.store import MemoryStore
 from tests.unit.local_broker_world import world
 
@@ -80,7 +82,7 @@ def test_quantities_partial_notional_and_commission() -> None:
 
 
 def test_account_crosses_through_zero_and_values_a_short_with_margin() -> None:
-    w = world({"AAPL": [110.0] * 5})
+    w = world({"AAPL": [110.0] * 5}, multiplier=2)
     a = w.engine.account
     a.settle("AAPL", True, D(10), D(100), D(0))
     a.settle("AAPL", False, D(15), D(110), D(0))
@@ -90,7 +92,8 @@ def test_account_crosses_through_zero_and_values_a_short_with_margin() -> None:
     v = a.valuation(w.clock.now(), D(100))
     assert (v.short_value, v.equity, v.initial_margin) == (D(-550), D(100100), D(275))
     assert v.maintenance_margin == D(165)  # 30% of a short
-    assert v.buying_power == D(199550)  # (100100 - 275) x 2 - 100 reserved
+    assert v.buying_power == v.regt_buying_power == D(199550)  # (100100 - 275) x 2 - 100 reserved
+    assert (v.multiplier, v.daytrading_buying_power) == (2, 0)
     assert w.store.held_positions["AAPL"].qty == -5
     a.settle("AAPL", True, D(5), D(110), D(0))
     assert a.positions == {} and w.store.held_positions == {}
@@ -123,3 +126,27 @@ def test_the_rate_limit_reset_is_never_before_the_window_turns() -> None:
     assert limiter.hit(150.0) == (True, 0, 161)
     assert limiter.hit(160.2) == (False, 0, 161)
     assert limiter.hit(160.3)[0] and limiter.peek(160.4) == (1, 221)
+
+
+def test_a_schema_2_database_gains_the_replace_links(tmp_path: Path) -> None:
+    path = tmp_path / "broker.sqlite"
+    store = SqliteStore(path)
+    with store.transaction():
+        store.add_order(order())
+    store.close()
+    db = sqlite3.connect(path)  # back to version 2: no replace columns
+    for col in ("replaces", "replaced_by", "replaced_at"):
+        db.execute(f"ALTER TABLE orders DROP COLUMN {col}")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.get_meta("schema_version") == "3"
+        old = store.order("o1")
+        assert old is not None and (old.replaces, old.replaced_by, old.replaced_at) == (None, None, None)
+        with store.transaction():
+            store.save_order(replace(old, status="replaced", replaced_by="o2", replaced_at=5))
+        assert (store.order("o1").replaced_by, store.order("o1").replaced_at) == ("o2", 5)  # type: ignore[union-attr]
+    finally:
+        store.close()

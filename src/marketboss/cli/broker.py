@@ -50,7 +50,14 @@ def serve(
                                    help=f"APCA-API-SECRET-KEY that clients must send (default '{DEFAULT_SECRET_KEY}'; "
                                         f"prefer the env var: a command line is visible to other users)."),
     cash: float = typer.Option(100_000.0, help="Starting cash of a new account (an existing database keeps its own)."),
-    multiplier: int = typer.Option(2, help="Buying-power multiplier: 1 cash account (no shorting), 2 Reg T margin."),
+    multiplier: int = typer.Option(4, help="Buying-power multiplier: 1 cash account (no shorting), 2 Reg T margin, "
+                                           "4 day-trading margin (Alpaca paper; less under $25,000 of equity)."),
+    no_pdt_protection: bool = typer.Option(False, "--no-pdt-protection", help="Switch off Alpaca's pattern-day-"
+                                                                             "trader protection (under $25,000)."),
+    buy_stop_collar: bool = typer.Option(False, "--buy-stop-collar", help="Turn buy stops into stop-limits 4% above "
+                                         "the stop (2.5% from $50) as Alpaca does (the backtest does not yet)."),
+    hard_to_borrow: str = typer.Option("", "--hard-to-borrow", help="Comma-separated symbols that are not easy to "
+                                                                    "borrow: they cannot be sold short."),
     fill_latency_ms: float = typer.Option(50.0, help="Wall-clock delay between accepting an order and filling it "
                                                      "(and between a partial fill and the rest)."),
     partial_fill_rate: float = typer.Option(0.1, help="Share of orders filled in two parts (Alpaca paper: ~10%)."),
@@ -61,7 +68,9 @@ def serve(
                                                "fill at the ask, sells at the bid."),
     market_reserve_pct: float = typer.Option(3.0, help="Buying power a market buy reserves above the ask, in percent "
                                                        "(Alpaca reserves a few percent)."),
-    rate_limit: int = typer.Option(200, help="Requests per minute before 429 (0: no limit)."),
+    rate_limit: int = typer.Option(200, help="Trading API requests per minute before 429 (0: no limit)."),
+    data_rate_limit: int = typer.Option(None, "--data-rate-limit", help="Market-data requests per minute before 429, "
+                                                                        "a budget of its own (default: --rate-limit)."),
     clock: Clock = typer.Option(Clock.stepped, help="stepped: time moves only through POST /admin/clock; "
                                                     "accelerated: --speed simulated seconds per second; "
                                                     "wallclock: real time, shifted onto the data by whole weeks."),
@@ -120,7 +129,9 @@ def serve(
         )
         cfg = BrokerConfig(
             data=data or get_settings().market_data, db=db, host=host, port=port, key_id=key_id,
-            secret_key=secret_key, cash=cash, multiplier=multiplier,
+            secret_key=secret_key, cash=cash, multiplier=multiplier, pdt_protection=not no_pdt_protection,
+            buy_stop_collar=buy_stop_collar,
+            hard_to_borrow=tuple(s for s in hard_to_borrow.split(",") if s.strip()), data_rate_limit=data_rate_limit,
             fill_latency_ms=fill_latency_ms, partial_fill_rate=partial_fill_rate, commission_bps=commission_bps,
             commission_per_share=commission_per_share, slippage_bps=slippage_bps, spread_bps=spread_bps,
             market_reserve_pct=market_reserve_pct, rate_limit=rate_limit, clock=clock.value, speed=speed,

@@ -17,6 +17,7 @@ import orjson
 
 from marketboss.data.io import atomic_write_bytes
 from marketboss.local_broker.http import HttpApp, Router
+from marketboss.local_broker.routes.account_data import AccountDataRoutes
 from marketboss.local_broker.routes.admin import AdminRoutes
 from marketboss.local_broker.routes.market_data import MarketDataRoutes
 from marketboss.local_broker.routes.trading import TradingRoutes
@@ -33,8 +34,9 @@ class BrokerApp(HttpApp):
     def __init__(self, state: BrokerState, ready_file: Path | None = None, base_url: str = ""):
         router = Router()
         secret = state.cfg.secret_key.get_secret_value()
-        super().__init__(router, state.cfg.key_id, secret, state.faults, state.limiter)
+        super().__init__(router, state.cfg.key_id, secret, state.faults, state.limiter, state.data_limiter)
         TradingRoutes(state).register(router)
+        AccountDataRoutes(state).register(router)
         MarketDataRoutes(state).register(router)
         AdminRoutes(state, self.requests).register(router)
         self.streams = Streams(state, state.events)

@@ -8,6 +8,7 @@ Every change is written to the store; the caller holds the transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -21,6 +22,14 @@ from marketboss.local_broker.store import Store
 ZERO = Decimal(0)
 MICRO = Decimal("1e-6")
 RECENT = 4096  # closed orders kept in memory: polling a just-filled order needs no query
+
+
+def reservation(o: Order) -> Decimal:
+    """Buying power an open order holds back: what is left of an order that opens or grows a position."""
+    if not o.opening or o.reserve_price is None:
+        return ZERO
+    rem = o.remaining
+    return (o.notional or ZERO) if rem is None else rem * o.reserve_price
 
 
 class Book:
@@ -43,23 +52,28 @@ class Book:
         """The open legs of a parent."""
         return [o for o in self.open.values() if o.parent_id == parent_id]
 
+    def partners(self, o: Order) -> list[Order]:
+        """The open orders that go when o trades or is cancelled: a leg's siblings, and both orders of an OCO."""
+        if o.parent_id is not None:
+            out = [x for x in self.group(o.parent_id) if x.id != o.id]
+            parent = self.open.get(o.parent_id)
+            return [*out, parent] if parent is not None and parent.order_class == "oco" else out
+        return self.group(o.id) if o.order_class == "oco" else []
+
     def reserved(self) -> Decimal:
         """Buying power that open orders opening or growing a position hold back."""
-        total = ZERO
-        for o in self.open.values():
-            if o.opening and o.reserve_price is not None:
-                rem = o.remaining
-                total += (o.notional or ZERO) if rem is None else rem * o.reserve_price
-        return total
+        return sum((reservation(o) for o in self.open.values()), ZERO)
 
-    def held(self, symbol: str, side: str, reference: Callable[[str], Decimal]) -> Decimal:
+    def held(
+        self, symbol: str, side: str, reference: Callable[[str], Decimal], exclude: str | None = None
+    ) -> Decimal:
         """Shares that open closing orders on `side` already claim (an OCO pair counts once); a notional order
-        counts at `reference(symbol)`."""
+        counts at `reference(symbol)`. `exclude`: an order left out (the one being replaced)."""
         total = ZERO
         for o in self.open.values():
-            if o.symbol != symbol or o.side != side or o.opening or o.status == "held":
+            if o.symbol != symbol or o.side != side or o.opening or o.status == "held" or o.id == exclude:
                 continue
-            if o.leg == "stop_loss" and o.order_class == "bracket":
+            if o.leg == "stop_loss" and o.order_class in ("bracket", "oco"):
                 continue
             rem = o.remaining
             if rem is None:
@@ -99,7 +113,7 @@ class Book:
             eligible_wall=eligible, partial_done=False, trail_percent=req.trail_percent, trail_price=req.trail_price,
             hwm=mark, live_from=now,
         )  # fmt: skip
-        legs = self._new_legs(req, parent, now)
+        legs = self._new_legs(req, parent, now, eligible)
         for o in (parent, *legs):
             self.store.add_order(o)
         return parent, legs
@@ -109,14 +123,19 @@ class Book:
         for o in orders:
             self.open[o.id] = o
 
-    def _new_legs(self, req: OrderRequest, parent: Order, now: int) -> list[Order]:
+    def _new_legs(self, req: OrderRequest, parent: Order, now: int, eligible: float) -> list[Order]:
+        """A bracket's or OTO's exits (same size, other side, held until the parent closes); an OCO's stop-loss
+        (its parent is the take-profit, both exits working at once)."""
+        oco = req.order_class == "oco"
+        if oco:
+            parent.leg = "take_profit"
         specs: list[tuple[str, str, Decimal | None, Decimal | None]] = []
-        if req.take_profit is not None:
+        if req.take_profit is not None and not oco:
             specs.append(("take_profit", "limit", req.take_profit, None))
         if req.stop_loss_stop is not None:
             kind = "stop" if req.stop_loss_limit is None else "stop_limit"
             specs.append(("stop_loss", kind, req.stop_loss_limit, req.stop_loss_stop))
-        side = "sell" if req.side == "buy" else "buy"
+        side = req.side if oco else "sell" if req.side == "buy" else "buy"
         legs = []
         for leg, kind, limit, stop in specs:
             self.order_seq += 1
@@ -125,13 +144,41 @@ class Book:
                     id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=str(uuid.uuid4()), parent_id=parent.id,
                     leg=leg, symbol=req.symbol, side=side, type=kind, tif=req.tif, order_class=req.order_class,
                     intent=f"{side}_to_close", qty=req.qty, notional=None, filled_qty=ZERO, filled_avg_price=None,
-                    limit_price=limit, stop_price=stop, extended_hours=False, status="held", created_at=now,
-                    updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None,
-                    failed_at=None, expires_at=parent.expires_at, triggered=False, reserve_price=None,
-                    commission=ZERO, eligible_wall=float("inf"), partial_done=False,
+                    limit_price=limit, stop_price=stop, extended_hours=False, status="accepted" if oco else "held",
+                    created_at=now, updated_at=now, submitted_at=now, filled_at=None, expired_at=None,
+                    canceled_at=None, failed_at=None, expires_at=parent.expires_at, triggered=False,
+                    reserve_price=None, commission=ZERO, eligible_wall=eligible if oco else float("inf"),
+                    partial_done=False, live_from=now,
                 )
             )  # fmt: skip
         return legs
+
+    def replace(
+        self, old: Order, req: OrderRequest, cid: str, intent: str, reserve: Decimal | None, now: int,
+        eligible: float, expires: int | None,
+    ) -> Order:
+        """The order that replaces `old` (a new id, accepted, `replaces` old); old becomes "replaced" and its legs
+        follow the new order. A trailing stop keeps its mark; a stop-limit keeps its trigger if the stop stays."""
+        self.order_seq += 1
+        new = dataclasses.replace(
+            old, id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=cid, tif=req.tif, intent=intent,
+            qty=req.qty, filled_qty=ZERO, filled_avg_price=None, limit_price=req.limit_price,
+            stop_price=req.stop_price, trail_percent=req.trail_percent, trail_price=req.trail_price, status="accepted",
+            created_at=now, updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None,
+            failed_at=None, expires_at=expires, triggered=old.triggered and req.stop_price == old.stop_price,
+            reserve_price=reserve, commission=ZERO, eligible_wall=eligible, partial_done=False, live_from=now,
+            replaces=old.id, replaced_by=None, replaced_at=None,
+        )  # fmt: skip
+        self.store.add_order(new)
+        for leg in self.group(old.id):
+            leg.parent_id = new.id
+            if leg.status == "held":
+                leg.qty = new.qty
+            leg.updated_at = now
+            self.store.save_order(leg)
+        old.replaced_by, old.replaced_at = new.id, now
+        self.close(old, "replaced", now)
+        return new
 
     # ------------------------------------------------------------------------------------------ closing
 
@@ -174,9 +221,9 @@ class Book:
 
     def cancel(self, o: Order, t: int, eligible: float) -> None:
         """Cancelling a leg cancels its sibling; cancelling a parent lets its legs work for what it filled."""
-        if o.parent_id is not None:
-            for sibling in self.group(o.parent_id):
-                self.close(sibling, "canceled", t)
+        if o.grouped:
+            for partner in self.partners(o):
+                self.close(partner, "canceled", t)
             self.close(o, "canceled", t)
         else:
             self.close(o, "canceled", t)
@@ -236,9 +283,8 @@ class Book:
         self.store.save_order(o)
         if not o.is_open:
             self._retire(o)
-        if o.parent_id is not None:  # one leg traded: the other is cancelled (OCO)
-            for sibling in self.group(o.parent_id):
-                if sibling.id != o.id:
-                    self.close(sibling, "canceled", t)
+        if o.grouped:  # one leg traded: the other is cancelled (OCO)
+            for partner in self.partners(o):
+                self.close(partner, "canceled", t)
         elif not o.is_open:
             self.parent_done(o, t, eligible)

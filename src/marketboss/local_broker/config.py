@@ -88,7 +88,15 @@ class BrokerConfig(BaseModel):
     key_id: str = Field(DEFAULT_KEY_ID, min_length=1, max_length=256)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     cash: float = Field(100_000.0, gt=0, le=1e12)
-    multiplier: Literal[1, 2] = Field(2, description="1: cash account (no shorting); 2: Reg T margin")
+    multiplier: Literal[1, 2, 4] = Field(
+        4, description="1: cash account (no shorting); 2: Reg T margin; 4: day-trading margin (Alpaca paper)"
+    )
+    pdt_protection: bool = Field(True, description="Alpaca's pattern-day-trader protection (under $25,000)")
+    hard_to_borrow: tuple[str, ...] = Field((), description="symbols that are not easy to borrow: no short sales")
+    buy_stop_collar: bool = Field(
+        False, description="turn buy stops into stop-limits 4% above the stop (2.5% from $50), as Alpaca does; off by "
+        "default while the backtest fills buy stops at market (on, a gap past the collar trades differently)"
+    )
     fill_latency_ms: float = Field(50.0, ge=0.0, le=600_000.0)
     partial_fill_rate: float = Field(0.1, ge=0.0, le=1.0)
     commission_bps: float = Field(0.0, ge=0.0, le=1000.0)
@@ -96,7 +104,10 @@ class BrokerConfig(BaseModel):
     slippage_bps: float = Field(0.0, ge=0.0, le=1000.0)
     spread_bps: float = Field(2.0, ge=0.0, le=1000.0)
     market_reserve_pct: float = Field(3.0, ge=0.0, le=100.0)
-    rate_limit: int = Field(200, ge=0, description="requests per minute; 0 turns the limit off")
+    rate_limit: int = Field(200, ge=0, description="trading API requests per minute; 0 turns the limit off")
+    data_rate_limit: int | None = Field(
+        None, ge=0, description="market-data requests per minute, a budget of its own (default: rate_limit's number)"
+    )
     clock: ClockMode = "stepped"
     speed: float = Field(60.0, gt=0.0, le=1e7)
     start: datetime | None = None
@@ -110,6 +121,11 @@ class BrokerConfig(BaseModel):
         if v is None:
             return None
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @field_validator("hard_to_borrow")
+    @classmethod
+    def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s.strip().upper() for s in v if s.strip())
 
     @field_validator("key_id")
     @classmethod

@@ -11,20 +11,21 @@ flipping long to short in one order, as at Alpaca).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import uuid
 from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 
-from marketboss.local_broker.account import Account, PositionView, Valuation
-from marketboss.local_broker.book import Book
-from marketboss.local_broker.clock import MarketClock, Sessions
+from marketboss.local_broker.account import PDT_FLOOR, Account, PositionView, Valuation, ny_day
+from marketboss.local_broker.book import Book, reservation
+from marketboss.local_broker.clock import US, MarketClock, Sessions
 from marketboss.local_broker.config import BrokerConfig
-from marketboss.local_broker.errors import NOT_CANCELABLE, ApiError, forbidden, invalid, not_found
+from marketboss.local_broker.errors import NOT_CANCELABLE, PDT_DENIED, ApiError, forbidden, invalid, not_found
 from marketboss.local_broker.fills import FillModel
-from marketboss.local_broker.marketdata import CENT, Bar, MarketData, Quote, tick
+from marketboss.local_broker.marketdata import CENT, Bar, MarketData, Quote, round_price, tick
 from marketboss.local_broker.matching import leg_to_fill, rule_price
-from marketboss.local_broker.orders import OrderRequest
+from marketboss.local_broker.orders import OrderRequest, ReplaceRequest
 from marketboss.local_broker.records import Order, num
 from marketboss.local_broker.store import Store, stored_meta
 
@@ -92,19 +93,46 @@ class Engine:
 
     def submit(self, req: OrderRequest, now: int, wall: float) -> tuple[Order, list[Order]]:
         """Check and record an order (status accepted); the fill comes later from step()."""
-        sym = req.symbol
-        if not self.market.has(sym):
-            raise invalid(f'asset "{sym}" not found')
+        if self.cfg.buy_stop_collar:
+            req = collar_buy_stop(req)
+        if not self.market.has(req.symbol):
+            raise invalid(f'asset "{req.symbol}" not found')
         cid = req.client_order_id
         if cid is not None and self.store.client_id_taken(cid):
             raise invalid("client_order_id must be unique")
-        quote = self.market.quote_at(self.market.reference_price(sym, now))
-        pos_qty = self.account.qty(sym)
+        quote = self.market.quote_at(self.market.reference_price(req.symbol, now))
+        intent, reserve_price = self._admit(req, quote, now, None)
+        if req.order_class == "oco" and intent.endswith("_to_open"):
+            raise forbidden("oco orders must exit an existing position")
+        if req.order_class in ("bracket", "oto"):
+            _check_bracket(req, quote)
+        expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
+        mark = self.market.last_close(req.symbol, now) if req.type == "trailing_stop" else None
+        with self._atomic():
+            parent, legs = self.book.place(
+                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark
+            )
+        self.book.open_all((parent, *legs))
+        return parent, legs
+
+    def _admit(self, req: OrderRequest, quote: Quote, now: int, replacing: Order | None) -> tuple[str, Decimal | None]:
+        """The order's intent and the price each share reserves of buying power; raises when Alpaca would refuse
+        it: a closing order beyond the shares not yet claimed, an opening one beyond the buying power (`replacing`:
+        the order being replaced, whose claim and reservation are released for the check)."""
+        sym = req.symbol
+        acct = self.account
+        if acct.configs["suspend_trade"]:
+            raise forbidden("new orders are rejected: trading is suspended by the account configuration")
+        fractional = req.notional is not None or (req.qty is not None and req.qty != req.qty.to_integral_value())
+        if fractional and not acct.configs["fractional_trading"]:
+            raise forbidden("fractional trading is disabled by the account configuration")
+        pos_qty = acct.qty(sym)
         buy = req.side == "buy"
         closing = pos_qty < 0 if buy else pos_qty > 0
-        reserve_price: Decimal | None = None
+        self._check_pdt(sym, closing, now)
         if closing:
-            available = abs(pos_qty) - self.held(sym, req.side)
+            claimed = self.book.held(sym, req.side, self._reference, None if replacing is None else replacing.id)
+            available = abs(pos_qty) - claimed
             wanted = req.qty if req.qty is not None else (req.notional or ZERO) / (quote.ask if buy else quote.bid)
             if wanted > available:
                 raise forbidden(
@@ -113,29 +141,102 @@ class Engine:
                     symbol=sym, existing_qty=num(pos_qty), held_for_orders=num(abs(pos_qty) - available),
                     available=num(available),
                 )  # fmt: skip
-            intent = "buy_to_close" if buy else "sell_to_close"
+            return ("buy_to_close" if buy else "sell_to_close"), None
+        v = self.valuation(now)
+        if not buy:
+            self._check_short(req, v)
+        reserve_price = acct.reserve_price(req, quote)
+        cost = req.notional if req.qty is None else req.qty * reserve_price
+        bp = v.buying_power + (ZERO if replacing is None else reservation(replacing))
+        if cost is not None and cost > bp:
+            raise forbidden("insufficient buying power", buying_power=num(bp), cost_basis=num(cost.quantize(CENT)))
+        return ("buy_to_open" if buy else "sell_to_open"), reserve_price
+
+    def _check_short(self, req: OrderRequest, v: Valuation) -> None:
+        """Alpaca's short sales: a margin account with at least $2,000 of equity, an easy-to-borrow asset,
+        whole shares, and shorting not switched off in the account configurations."""
+        if self.cfg.multiplier == 1:
+            raise forbidden("account is not allowed to short (cash account)")
+        if v.multiplier == 1:
+            raise forbidden("account is not allowed to short: equity is below the $2,000 margin minimum")
+        if self.account.configs["no_shorting"]:
+            raise forbidden("account is not allowed to short: no_shorting is set in the account configurations")
+        if not self.easy_to_borrow(req.symbol):
+            raise forbidden(f"asset {req.symbol} is not easy to borrow: it cannot be sold short")
+        if req.qty is None or req.qty != req.qty.to_integral_value():
+            raise forbidden("fractional orders cannot be sold short")
+
+    def easy_to_borrow(self, symbol: str) -> bool:
+        return symbol not in self.cfg.hard_to_borrow
+
+    def shortable(self, symbol: str) -> bool:
+        """What GET /v2/assets says: a margin account that may short, and an easy-to-borrow asset."""
+        return self.cfg.multiplier > 1 and not self.account.configs["no_shorting"] and self.easy_to_borrow(symbol)
+
+    def daytrade_count(self, now: int) -> int:
+        """Day trades over the last five sessions (today's included)."""
+        opens = self.sessions.opens_between(now - 10 * 86_400 * US, now)[-5:]
+        return self.account.daytrades.count([ny_day(o) for o in opens])
+
+    def _check_pdt(self, symbol: str, closing: bool, now: int) -> None:
+        """Alpaca's pattern-day-trader protection: under $25,000 at the last close, with 3 day trades in the last
+        five sessions, an order that could make a fourth is refused (403): per pdt_check, an entry (any opening
+        order) and/or an exit of shares opened today."""
+        if not self.cfg.pdt_protection or self.account.last_equity >= PDT_FLOOR:
+            return
+        check = self.account.configs["pdt_check"]
+        if closing:
+            if check == "entry" or self.account.daytrades.opened_today(symbol, ny_day(now)) <= 0:
+                return
+        elif check == "exit":
+            return
+        if self.daytrade_count(now) >= 3:
+            raise ApiError(403, PDT_DENIED, "trade denied due to pattern day trading protection")
+
+    # ------------------------------------------------------------------------------------------ replace
+
+    def replace(self, order_id: str, change: ReplaceRequest, now: int, wall: float) -> Order:
+        """Alpaca's PATCH /v2/orders/{id}: a new order (new id, `replaces` the old) with the changed fields; the
+        old one is "replaced". Only working orders (new, partially filled) of whole shares can be replaced; a
+        partly filled order's replacement trades `qty` (default: what was left)."""
+        old = self.get_order(order_id)
+        if old is None:
+            raise not_found("order not found")
+        if old.status not in ("new", "partially_filled"):
+            raise ApiError(422, NOT_CANCELABLE, f'order is in "{old.status}" state and cannot be replaced')
+        if old.notional is not None:
+            raise invalid("notional orders cannot be replaced")
+        if change.qty is not None and old.qty is not None and old.qty != old.qty.to_integral_value():
+            raise invalid("the qty of a fractional order cannot be changed")
+        _check_replace(old, change)
+        cid = change.client_order_id
+        if cid is not None and self.store.client_id_taken(cid):
+            raise invalid("client_order_id must be unique")
+        trail_pct = change.trail if change.trail is not None and old.trail_percent is not None else old.trail_percent
+        trail_px = change.trail if change.trail is not None and old.trail_price is not None else old.trail_price
+        if trail_pct is not None and trail_pct >= 100:
+            raise invalid("trail_percent must be > 0 and < 100")
+        tif = change.tif or old.tif
+        if old.extended_hours and tif != "day":
+            raise invalid("extended hours order must be DAY limit orders")
+        req = OrderRequest(
+            symbol=old.symbol, side=old.side, type=old.type, tif=tif, qty=change.qty or old.remaining, notional=None,
+            limit_price=change.limit_price or old.limit_price, stop_price=change.stop_price or old.stop_price,
+            extended_hours=old.extended_hours, client_order_id=cid, order_class="simple", take_profit=None,
+            stop_loss_stop=None, stop_loss_limit=None, trail_percent=trail_pct, trail_price=trail_px,
+        )  # fmt: skip
+        quote = self.market.quote_at(self.market.reference_price(old.symbol, now))
+        intent, reserve_price = self._admit(req, quote, now, old)
+        if tif == old.tif:
+            expires = old.expires_at
         else:
-            if not buy:
-                if self.account.multiplier == 1:
-                    raise forbidden("account is not allowed to short (cash account)")
-                if req.qty is None or req.qty != req.qty.to_integral_value():
-                    raise forbidden("fractional orders cannot be sold short")
-            reserve_price = self.account.reserve_price(req, quote)
-            cost = req.notional if req.qty is None else req.qty * reserve_price
-            bp = self.valuation(now).buying_power
-            if cost is not None and cost > bp:
-                raise forbidden("insufficient buying power", buying_power=num(bp), cost_basis=num(cost.quantize(CENT)))
-            intent = "buy_to_open" if buy else "sell_to_open"
-        if req.order_class != "simple":
-            _check_bracket(req, quote)
-        expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
-        mark = self.market.last_close(sym, now) if req.type == "trailing_stop" else None
+            expires = self.sessions.day_order_expiry(now, old.extended_hours) if tif == "day" else None
         with self._atomic():
-            parent, legs = self.book.place(
-                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark
+            new = self.book.replace(
+                old, req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires
             )
-        self.book.open_all((parent, *legs))
-        return parent, legs
+        self.book.open_all((new,))
+        return new
 
     # ------------------------------------------------------------------------------------------ cancels
 
@@ -260,7 +361,7 @@ class Engine:
                 self._test(o, seen, wall, moves=not at_open)
         groups: dict[str, list[Order]] = {}
         for o in self._working(symbol, bar.start, legs=True):
-            groups.setdefault(o.parent_id or "", []).append(o)
+            groups.setdefault(o.parent_id or o.id, []).append(o)
         for legs in groups.values():
             marks = [(leg.triggered, leg.live_from) for leg in legs]
             hit = leg_to_fill(legs, seen, stop_only=at_open)
@@ -274,7 +375,7 @@ class Engine:
         """Open orders of `symbol` that work on a bar starting at `start` (routed, not held, not at market)."""
         return [
             o for o in self.book.open.values()
-            if o.symbol == symbol and (o.parent_id is not None) == legs and o.status not in ("accepted", "held")
+            if o.symbol == symbol and o.grouped == legs and o.status not in ("accepted", "held")
             and o.live_from <= start and not o.at_market
         ]  # fmt: skip
 
@@ -328,7 +429,7 @@ class Engine:
         if o.type in ("stop", "trailing_stop"):
             o.triggered = True  # what a partial fill leaves trades at market
         commission = self.fills.commission(qty, price)
-        self.account.settle(o.symbol, o.side == "buy", qty, price, commission)
+        self.account.settle(o.symbol, o.side == "buy", qty, price, commission, t)
         self.book.fill(o, qty, price, commission, t, self.fills.eligible(wall))
         return True
 
@@ -348,3 +449,22 @@ def _check_bracket(req: OrderRequest, q: Quote) -> None:
     lim = req.stop_loss_limit
     if sl is not None and lim is not None and (lim > sl if up else lim < sl):
         raise invalid(f"stop_loss.limit_price must be {'<=' if up else '>='} stop_loss.stop_price")
+
+
+def collar_buy_stop(req: OrderRequest) -> OrderRequest:
+    """Alpaca turns a buy stop order into a stop-limit order whose limit is 4% above the stop (2.5% from a $50 stop
+    up), so a gap through the stop does not buy at any price; sell stops stay stops."""
+    if req.type != "stop" or req.side != "buy" or req.stop_price is None:
+        return req
+    collar = Decimal("1.04") if req.stop_price < 50 else Decimal("1.025")
+    return dataclasses.replace(req, type="stop_limit", limit_price=round_price(req.stop_price * collar))
+
+
+def _check_replace(old: Order, change: ReplaceRequest) -> None:
+    """Each price may change only on the order types that have it."""
+    if change.limit_price is not None and old.type not in ("limit", "stop_limit"):
+        raise invalid(f"limit_price cannot be replaced on a {old.type} order")
+    if change.stop_price is not None and old.type not in ("stop", "stop_limit"):
+        raise invalid(f"stop_price cannot be replaced on a {old.type} order")
+    if change.trail is not None and old.type != "trailing_stop":
+        raise invalid(f"trail cannot be replaced on a {old.type} order")

@@ -213,12 +213,16 @@ class HttpApp:
     """Answers each request through the router: faults and the rate limit first (never on /admin/), then the
     keys, then the handler; errors become Alpaca's JSON, an injected drop closes the socket unanswered."""
 
-    def __init__(self, router: Router, key_id: str, secret_key: str, faults: FaultInjector, limiter: RateLimiter):
+    def __init__(
+        self, router: Router, key_id: str, secret_key: str, faults: FaultInjector, limiter: RateLimiter,
+        data_limiter: RateLimiter | None = None,
+    ):  # fmt: skip
         self.router = router
         self._key = key_id.encode()
         self._secret = secret_key.encode()
         self.faults = faults
         self.limiter = limiter
+        self.data_limiter = data_limiter or limiter  # market data (/v2/stocks/...) may have a budget of its own
         self.requests: Counter[int] = Counter()  # answers by status (0: dropped)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -233,7 +237,8 @@ class HttpApp:
             path = path.rstrip("/") or "/"
         method: str = scope["method"]
         admin = path.startswith("/admin/")
-        limited = not admin and self.limiter.limit > 0
+        limiter = self.data_limiter if path.startswith("/v2/stocks") else self.limiter
+        limited = not admin and limiter.limit > 0
         headers: list[tuple[bytes, bytes]] = []
         status, body = 500, None
         try:
@@ -262,8 +267,8 @@ class HttpApp:
                 if not self._authorized(scope):
                     raise ApiError(401, E.UNAUTHORIZED, "request is not authorized")
                 if limited:
-                    allowed, remaining, reset = self.limiter.hit(time.time())
-                    headers += rate_headers(self.limiter.limit, remaining, reset)
+                    allowed, remaining, reset = limiter.hit(time.time())
+                    headers += rate_headers(limiter.limit, remaining, reset)
                     if not allowed:
                         raise ApiError(429, E.RATE_LIMITED, "rate limit exceeded")
                 status, body = await handler(Req(scope, receive, path, params))
@@ -280,8 +285,8 @@ class HttpApp:
             drop_connection(send)
             return
         if limited and not any(k == b"x-ratelimit-limit" for k, _ in headers):
-            remaining, reset = self.limiter.peek(time.time())
-            headers += rate_headers(self.limiter.limit, remaining, reset)
+            remaining, reset = limiter.peek(time.time())
+            headers += rate_headers(limiter.limit, remaining, reset)
         self.requests[status] += 1
         if body is None:
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -1,7 +1,9 @@
 """The bars file as the simulated market: the price of any moment, quotes around it, and Alpaca's bar queries.
 
 A bar spans [start, end): intraday bars from their stamp for one bar length (cut at the session close), daily
-bars (stamped at midnight New York) over their session's open->close. Inside a bar the price moves linearly from
+bars over their session's open->close. Bars at least 20 hours apart are daily bars whatever the time of day they
+are stamped (CSVs often stamp them at the 16:00 close); they are served stamped at midnight New York, as Alpaca
+stamps them. Inside a bar the price moves linearly from
 the open to the close; between bars it stays at the last close. Only complete bars are ever served, so a client
 never sees a price from the simulated future.
 """
@@ -28,6 +30,7 @@ SUBCENT = Decimal("0.0001")
 _TF = re.compile(r"^(\d{1,3})(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
 MAX_LIMIT = 10_000
+DAILY_SPACING = 20 * 3600 * US  # bars at least this far apart are daily bars (a DST night is 23 hours)
 
 
 def tick(price: Decimal) -> Decimal:
@@ -112,9 +115,15 @@ class MarketData:
         self.sessions = sessions
         self.half_spread = Decimal(repr(spread_bps)) / Decimal(20_000)
         ts = bars["timestamp"].dt.epoch("us")
-        stamps = ts.to_list()
-        self.daily = all(ny_midnight(t) == t for t in stamps[: min(len(stamps), 2000)])
-        self.step_us = 0 if self.daily else self._step(bars.with_columns(_t=ts))
+        step = self._step(bars.with_columns(_t=ts))
+        if step is None:  # one bar per symbol: the stamp says it (daily bars are stamped at midnight New York)
+            self.daily = all(ny_midnight(t) == t for t in ts.head(2000).to_list())
+        else:  # the spacing says it, whatever the time of day the bars are stamped (16:00 ET is a daily bar too)
+            self.daily = step >= DAILY_SPACING
+        self.step_us = 0 if self.daily else step or 60 * US
+        if self.daily:  # stamped as Alpaca stamps daily bars: midnight New York of the session's day
+            midnights = {t: _daily_stamp(t) for t in ts.unique().to_list()}
+            ts = ts.replace_strict(midnights, return_dtype=pl.Int64)
         self.series: dict[str, Series] = {}
         for (sym,), g in bars.with_columns(_t=ts).sort("symbol", "_t").group_by("symbol", maintain_order=True):
             st = g["_t"].to_list()
@@ -149,10 +158,11 @@ class MarketData:
         )  # fmt: skip
 
     @staticmethod
-    def _step(df: pl.DataFrame) -> int:
+    def _step(df: pl.DataFrame) -> int | None:
+        """The smallest spacing of one symbol's bars (None: no symbol has two)."""
         diffs = df.sort("symbol", "_t").select(pl.col("_t").diff().over("symbol").alias("d")).filter(pl.col("d") > 0)
         if diffs.is_empty():
-            return 60 * US
+            return None
         return int(diffs["d"].min())  # type: ignore[arg-type]
 
     def _span(self, stamp: int) -> tuple[int, int]:
@@ -314,13 +324,13 @@ class MarketData:
             df = df.filter(pl.col("t") <= end)
         df = df.sort(["symbol", "t"], descending=[False, descending])
         if page_token:
-            sym, t = _decode_token(page_token)
+            sym, t = decode_token(page_token)
             after = (pl.col("symbol") > sym) | (
                 (pl.col("symbol") == sym) & ((pl.col("t") <= t) if descending else (pl.col("t") >= t))
             )
             df = df.filter(after)
         page = df.head(limit + 1)
-        nxt = _encode_token(page["symbol"][limit], int(page["t"][limit])) if page.height > limit else None
+        nxt = encode_token(page["symbol"][limit], int(page["t"][limit])) if page.height > limit else None
         out: dict[str, list[dict[str, Any]]] = {}
         for sym, t, o, h, lo, c, v in page.head(limit).select("symbol", "t", "o", "h", "l", "c", "v").iter_rows():
             out.setdefault(sym, []).append(
@@ -329,11 +339,18 @@ class MarketData:
         return out, nxt
 
 
-def _encode_token(symbol: str, t: int) -> str:
+def _daily_stamp(t: int) -> int:
+    """Midnight New York of a daily bar's day: the New York date of its stamp, or the UTC date of a stamp at
+    midnight UTC (a date written as a UTC timestamp, which in New York is the evening before)."""
+    day = 86_400 * US
+    return ny_midnight(t + day // 2) if t % day == 0 else ny_midnight(t)
+
+
+def encode_token(symbol: str, t: int) -> str:
     return base64.urlsafe_b64encode(f"{symbol}|{t}".encode()).decode().rstrip("=")
 
 
-def _decode_token(token: str) -> tuple[str, int]:
+def decode_token(token: str) -> tuple[str, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         sym, t = raw.rsplit("|", 1)

@@ -13,7 +13,8 @@ from marketboss.local_broker.errors import invalid
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIFS = ("day", "gtc", "ioc", "fok")
-CLASSES = ("simple", "bracket", "oto")
+CLASSES = ("simple", "bracket", "oto", "oco")
+REPLACE_TIFS = ("day", "gtc")
 MAX_QTY = Decimal(10) ** 9
 MAX_PRICE = Decimal(10) ** 7
 MAX_CLIENT_ID = 128
@@ -124,7 +125,8 @@ def parse_order(body: Any) -> OrderRequest:
     if (qty is None) == (notional is None):
         raise invalid("qty or notional is required" if qty is None else "only one of qty or notional may be given")
     limit_price, stop_price = price_field(body, "limit_price"), price_field(body, "stop_price")
-    if otype in ("limit", "stop_limit") and limit_price is None:
+    oco = isinstance(body.get("order_class"), str) and body["order_class"].lower() == "oco"
+    if otype in ("limit", "stop_limit") and limit_price is None and not oco:  # an OCO's may come in take_profit
         raise invalid(f"limit_price is required for {otype} orders")
     if otype in ("stop", "stop_limit") and stop_price is None:
         raise invalid(f"stop_price is required for {otype} orders")
@@ -140,19 +142,12 @@ def parse_order(body: Any) -> OrderRequest:
         raise invalid("extended_hours must be a boolean")
     if ext and (otype != "limit" or tif != "day"):
         raise invalid("extended hours order must be DAY limit orders")
-    cid = body.get("client_order_id")
-    if cid is not None:
-        if not isinstance(cid, str) or not cid:
-            raise invalid("client_order_id must be a non-empty string")
-        if len(cid) > MAX_CLIENT_ID:
-            raise invalid(f"client_order_id must be at most {MAX_CLIENT_ID} characters")
-        if not cid.isprintable():
-            raise invalid("client_order_id must be printable")
+    cid = _client_id(body)
     oclass_raw = body.get("order_class")
     if oclass_raw == "":
         oclass_raw = "simple"
-    if isinstance(oclass_raw, str) and oclass_raw.lower() in ("oco", "mleg"):
-        raise invalid(f"order_class {oclass_raw.lower()} is not supported by the local broker")
+    if isinstance(oclass_raw, str) and oclass_raw.lower() == "mleg":
+        raise invalid("order_class mleg is not supported by the local broker")
     oclass = _choice({"order_class": oclass_raw}, "order_class", CLASSES, "simple")
     if body.get("legs") is not None:
         raise invalid("legs are only for multi-leg option orders")
@@ -170,6 +165,8 @@ def parse_order(body: Any) -> OrderRequest:
         raise invalid("bracket orders require take_profit.limit_price and stop_loss.stop_price")
     if oclass == "oto" and (take_profit is None) == (sl_stop is None):
         raise invalid("oto orders require exactly one of take_profit or stop_loss")
+    if oclass == "oco":
+        limit_price = _oco(side, otype, limit_price, take_profit, sl_stop, sl_limit)
     if oclass != "simple":
         if otype not in ("market", "limit"):
             raise invalid(f"{oclass} orders must be market or limit orders")
@@ -203,6 +200,69 @@ def parse_order(body: Any) -> OrderRequest:
         trail_percent=trail_percent,
         trail_price=trail_price,
     )
+
+
+def _oco(
+    side: str, otype: str, limit: Decimal | None, tp: Decimal | None, stop: Decimal | None, stop_limit: Decimal | None
+) -> Decimal:
+    """An OCO exit as Alpaca takes it: a limit order whose price is take_profit.limit_price (limit_price may be left
+    out or must agree), with a stop-loss beyond it on the losing side. Returns the order's limit price."""
+    if otype != "limit":
+        raise invalid("oco orders must be limit orders")
+    if tp is None or stop is None:
+        raise invalid("oco orders require take_profit.limit_price and stop_loss.stop_price")
+    if limit is not None and limit != tp:
+        raise invalid("limit_price of an oco order must equal take_profit.limit_price")
+    sell = side == "sell"
+    if tp <= stop if sell else tp >= stop:
+        raise invalid(f"take_profit.limit_price must be {'>' if sell else '<'} stop_loss.stop_price")
+    if stop_limit is not None and (stop_limit > stop if sell else stop_limit < stop):
+        raise invalid(f"stop_loss.limit_price must be {'<=' if sell else '>='} stop_loss.stop_price")
+    return tp
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """PATCH /v2/orders/{id}: the fields to change (None: keep the old order's)."""
+
+    qty: Decimal | None
+    tif: str | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail: Decimal | None
+    client_order_id: str | None
+
+
+def parse_replace(body: Any) -> ReplaceRequest:
+    """Alpaca's replace body: qty (whole shares), time_in_force (day or gtc), limit_price, stop_price, trail,
+    client_order_id."""
+    if not isinstance(body, dict):
+        raise invalid("request body must be a JSON object")
+    unknown = sorted(set(body) - {"qty", "time_in_force", "limit_price", "stop_price", "trail", "client_order_id"})
+    if unknown:
+        raise invalid(f"unknown field {unknown[0][:40]!r}: replace takes qty, time_in_force, limit_price, "
+                      "stop_price, trail, client_order_id")  # fmt: skip
+    qty = _qty(body, "qty")
+    if qty is not None and qty != qty.to_integral_value():
+        raise invalid("qty must be a whole number of shares when replacing")
+    tif = _choice(body, "time_in_force", REPLACE_TIFS) if body.get("time_in_force") is not None else None
+    trail = _decimal(body, "trail")
+    if trail is not None and not 0 < trail < MAX_PRICE:
+        raise invalid("trail must be > 0")
+    return ReplaceRequest(qty, tif, price_field(body, "limit_price"), price_field(body, "stop_price"), trail,
+                          _client_id(body))  # fmt: skip
+
+
+def _client_id(body: dict[str, Any]) -> str | None:
+    cid = body.get("client_order_id")
+    if cid is not None:
+        if not isinstance(cid, str) or not cid:
+            raise invalid("client_order_id must be a non-empty string")
+        if len(cid) > MAX_CLIENT_ID:
+            raise invalid(f"client_order_id must be at most {MAX_CLIENT_ID} characters")
+        if not cid.isprintable():
+            raise invalid("client_order_id must be printable")
+    return cid
 
 
 def _trail(body: dict[str, Any], otype: str, tif: str) -> tuple[Decimal | None, Decimal | None]:

@@ -30,7 +30,8 @@ from marketboss.local_broker.config import BrokerConfig, FaultConfig
 from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, FAULT_FLAGS, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import redact_text, register_secret
 
-_SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start"}
+_SKIP = {"data", "db", "host", "port", "key_id", "secret_key", "faults", "always_open", "start", "pdt_protection",
+         "hard_to_borrow", "data_rate_limit", "buy_stop_collar"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ def cli_args(cfg: BrokerConfig) -> list[str]:
         args += [f"--{name.replace('_', '-')}", str(value)]
     if cfg.always_open:
         args.append("--always-open")
+    if not cfg.pdt_protection:
+        args.append("--no-pdt-protection")
+    if cfg.buy_stop_collar:
+        args.append("--buy-stop-collar")
+    if cfg.hard_to_borrow:
+        args += ["--hard-to-borrow", ",".join(cfg.hard_to_borrow)]
+    if cfg.data_rate_limit is not None:
+        args += ["--data-rate-limit", str(cfg.data_rate_limit)]
     if cfg.start is not None:
         args += ["--start", cfg.start.isoformat()]
     defaults = FaultConfig()

@@ -50,6 +50,9 @@ class Order:
     trail_price: Decimal | None = None
     hwm: float | None = None  # a trailing stop's mark: the best price since it was placed
     live_from: int = 0  # bars starting at or after this time are tested against it (set when it starts working)
+    replaces: str | None = None  # the order this one replaced (PATCH /v2/orders/{id})
+    replaced_by: str | None = None
+    replaced_at: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -63,6 +66,12 @@ class Order:
     def at_market(self) -> bool:
         """Trades at the price of the moment: a market order, or a stop (trailing or not) that has triggered."""
         return self.type == "market" or (self.triggered and self.type in ("stop", "trailing_stop"))
+
+    @property
+    def grouped(self) -> bool:
+        """Tested with the other orders of its group (one cancels the other): a bracket / OTO leg, or either
+        order of an OCO pair (the take-profit parent and its stop-loss leg)."""
+        return self.parent_id is not None or self.order_class == "oco"
 
     @property
     def opening(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from marketboss.errors import ConfigError
 from marketboss.local_broker.records import OPEN_STATUSES, Fill, Order, Position
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at INTEGER NOT NULL, submitted_at INTEGER NOT NULL, filled_at INTEGER, expired_at INTEGER,
     canceled_at INTEGER, failed_at INTEGER, expires_at INTEGER, triggered INTEGER NOT NULL,
     reserve_price TEXT, commission TEXT NOT NULL, eligible_wall REAL NOT NULL, partial_done INTEGER NOT NULL,
-    trail_percent TEXT, trail_price TEXT, hwm REAL, live_from INTEGER NOT NULL DEFAULT 0
+    trail_percent TEXT, trail_price TEXT, hwm REAL, live_from INTEGER NOT NULL DEFAULT 0,
+    replaces TEXT, replaced_by TEXT, replaced_at INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (submitted_at, seq);
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
@@ -53,10 +54,14 @@ CREATE TABLE IF NOT EXISTS positions (
 _MIGRATE_1 = ("ALTER TABLE orders ADD COLUMN trail_percent TEXT", "ALTER TABLE orders ADD COLUMN trail_price TEXT",
               "ALTER TABLE orders ADD COLUMN hwm REAL",
               "ALTER TABLE orders ADD COLUMN live_from INTEGER NOT NULL DEFAULT 0")  # fmt: skip
+#: Version 2 databases gain the replace links.
+_MIGRATE_2 = ("ALTER TABLE orders ADD COLUMN replaces TEXT", "ALTER TABLE orders ADD COLUMN replaced_by TEXT",
+              "ALTER TABLE orders ADD COLUMN replaced_at INTEGER")  # fmt: skip
 
 _ORDER_FIELDS = [f.name for f in fields(Order)]
 _MUTABLE = ["qty", "filled_qty", "filled_avg_price", "status", "updated_at", "filled_at", "expired_at", "canceled_at",
-            "failed_at", "triggered", "commission", "eligible_wall", "partial_done", "hwm", "live_from"]  # fmt: skip
+            "failed_at", "triggered", "commission", "eligible_wall", "partial_done", "hwm", "live_from", "parent_id",
+            "replaced_by", "replaced_at"]  # fmt: skip
 _FILL_FIELDS = [f.name for f in fields(Fill)]
 _DECIMALS = {"qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price", "reserve_price",
              "commission", "price", "cum_qty", "leaves_qty", "avg_entry_price", "trail_percent",
@@ -115,9 +120,9 @@ class SqliteStore:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
-        elif version == "1":
+        elif version in ("1", "2"):
             with self.transaction():
-                for sql in _MIGRATE_1:
+                for sql in (*(_MIGRATE_1 if version == "1" else ()), *_MIGRATE_2):
                     self.db.execute(sql)
                 self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:

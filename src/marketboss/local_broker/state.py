@@ -33,6 +33,7 @@ class BrokerState:
     engine: Engine
     faults: FaultInjector
     limiter: RateLimiter
+    data_limiter: RateLimiter
     wake: asyncio.Event | None = None  # set by the running app: poke() wakes its matcher
     events: EventHub = field(default_factory=EventHub)  # order events for the trading stream (events.py)
 
@@ -91,5 +92,6 @@ def build_state(cfg: BrokerConfig) -> BrokerState:
         engine,
         FaultInjector(cfg.faults, cfg.seed),
         RateLimiter(cfg.rate_limit),
+        RateLimiter(cfg.rate_limit if cfg.data_rate_limit is None else cfg.data_rate_limit),
         events=events,
     )

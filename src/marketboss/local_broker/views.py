@@ -44,9 +44,9 @@ def order_json(o: Order, legs: list[Order] | None = None) -> dict[str, Any]:
         "expires_at": opt_ts(o.expires_at),
         "canceled_at": opt_ts(o.canceled_at),
         "failed_at": opt_ts(o.failed_at),
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": opt_ts(o.replaced_at),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
         "asset_id": asset_id(o.symbol),
         "symbol": o.symbol,
         "asset_class": "us_equity",
@@ -105,7 +105,7 @@ def asset_json(symbol: str, shortable: bool) -> dict[str, Any]:
         "marginable": True,
         "maintenance_margin_requirement": 30,
         "shortable": shortable,
-        "easy_to_borrow": shortable,
+        "easy_to_borrow": shortable,  # shortable here means easy to borrow: hard-to-borrow assets cannot be shorted
         "fractionable": True,
         "attributes": [],
     }

@@ -1,4 +1,5 @@
-"""Alpaca's market-data API (/v2/stocks/...): bars, and the latest bar, quote and trade, at the simulated now."""
+"""Alpaca's market-data API (/v2/stocks/...): bars, the latest bar, quote and trade, snapshots, and historical
+trades and quotes (synthesised from the bars: ticks.py), at the simulated now."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from marketboss.local_broker.clock import US, iso_z
+from marketboss.local_broker.clock import US, iso_z, ny_midnight
 from marketboss.local_broker.errors import ApiError, bad_request, not_found
 from marketboss.local_broker.http import Req, Router, q_choice, q_int, q_symbols, q_time
-from marketboss.local_broker.marketdata import MAX_LIMIT, parse_barframe
+from marketboss.local_broker.marketdata import MAX_LIMIT, BarFrame, decode_token, encode_token, parse_barframe
 from marketboss.local_broker.orders import parse_symbol
 from marketboss.local_broker.state import BrokerState
+from marketboss.local_broker.ticks import Tick, ticks_between
 
 FEEDS = ("iex", "sip", "otc", "delayed_sip", "boats", "overnight")
 ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
@@ -30,6 +32,12 @@ class MarketDataRoutes:
         r("/v2/stocks/{symbol}/bars/latest", "GET", self.latest_bar)
         r("/v2/stocks/{symbol}/quotes/latest", "GET", self.latest_quote)
         r("/v2/stocks/{symbol}/trades/latest", "GET", self.latest_trade)
+        r("/v2/stocks/trades", "GET", self.trades)
+        r("/v2/stocks/quotes", "GET", self.quotes)
+        r("/v2/stocks/{symbol}/trades", "GET", self.trades)
+        r("/v2/stocks/{symbol}/quotes", "GET", self.quotes)
+        r("/v2/stocks/snapshots", "GET", self.snapshots)
+        r("/v2/stocks/{symbol}/snapshot", "GET", self.snapshot)
 
     def _data_params(self, q: QueryParams) -> list[str]:
         q_choice(q, "feed", FEEDS, "iex", bad_request)
@@ -109,3 +117,100 @@ class MarketDataRoutes:
 
     async def latest_trade(self, r: Req) -> tuple[int, Any]:
         return await self._latest_one(r, "trades", "trade")
+
+    # ------------------------------------------------------------------------------------------ ticks
+
+    def _ticks(self, r: Req, key: str) -> tuple[int, Any]:
+        """Historical trades or quotes (`key`), synthesised from the complete bars; paged as bars are."""
+        q = r.query
+        one = r.params.get("symbol")
+        if one is not None:
+            q_choice(q, "feed", FEEDS, "iex", bad_request)
+            symbols = [self._path_symbol(one)]
+        else:
+            symbols = self._data_params(q)
+        now = self.s.clock.now()
+        start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
+        start = ny_midnight(now) if start is None else start  # Alpaca's default: the start of the current day
+        if end is not None and end < start:
+            raise bad_request("end should not be before start")
+        end = now if end is None else min(end, now)  # a window after now is empty: only complete bars give ticks
+        limit = q_int(q, "limit", 1000, 1, MAX_LIMIT, bad_request)
+        descending = q_choice(q, "sort", ("asc", "desc"), "asc", bad_request) == "desc"
+        after = decode_token(q["page_token"]) if q.get("page_token") else None
+        rows: list[tuple[str, Tick]] = []
+        for sym in sorted(set(symbols)):
+            if (after is not None and sym < after[0]) or not self.s.market.has(sym):
+                continue
+            ticks = ticks_between(self.s.market, sym, start, end, now)
+            if descending:
+                ticks.reverse()
+            if after is not None and sym == after[0]:
+                ticks = [x for x in ticks if (x.t <= after[1] if descending else x.t >= after[1])]
+            rows += [(sym, x) for x in ticks]
+            if len(rows) > limit:
+                break
+        token = encode_token(rows[limit][0], rows[limit][1].t) if len(rows) > limit else None
+        out: dict[str, list[dict[str, Any]]] = {}
+        for sym, x in rows[:limit]:
+            out.setdefault(sym, []).append(self._trade(x) if key == "trades" else self._quote(x.t, x.price))
+        if one is not None:
+            return 200, {"symbol": symbols[0], key: out.get(symbols[0], []), "next_page_token": token}
+        return 200, {key: out, "next_page_token": token}
+
+    @staticmethod
+    def _trade(x: Tick) -> dict[str, Any]:
+        return {"t": iso_z(x.t), "x": "V", "p": x.price, "s": x.size, "c": ["@"], "i": x.id, "z": "C"}
+
+    def _quote(self, t: int, price: float) -> dict[str, Any]:
+        quote = self.s.market.quote_at(price)
+        return {"t": iso_z(t), "ax": "V", "ap": float(quote.ask), "as": 1, "bx": "V", "bp": float(quote.bid),
+                "bs": 1, "c": ["R"], "z": "C"}  # fmt: skip
+
+    def _path_symbol(self, raw: str) -> str:
+        try:
+            return parse_symbol(raw)
+        except ApiError:
+            raise bad_request(f"invalid symbol '{raw[:40]}'") from None
+
+    async def trades(self, r: Req) -> tuple[int, Any]:
+        return self._ticks(r, "trades")
+
+    async def quotes(self, r: Req) -> tuple[int, Any]:
+        return self._ticks(r, "quotes")
+
+    # ------------------------------------------------------------------------------------------ snapshots
+
+    def _snapshot(self, sym: str, q: QueryParams) -> dict[str, Any] | None:
+        """Latest trade and quote at now, the last complete native bar as the minute bar (intraday data only), the
+        last two complete daily bars (a day's bar counts once the day is complete: nothing from the future)."""
+        m, now = self.s.market, self.s.clock.now()
+        trade = self._latest(q, sym, "trades").get(sym)
+        if trade is None:
+            return None
+        minute = None
+        i = m.last_complete(sym, now)
+        if not m.daily and i is not None:
+            minute = m.bar_json(sym, i)
+        days, _ = m.bars([sym], BarFrame(1, "Day"), None, None, 2, None, True, now)
+        daily = days.get(sym, [])
+        return {"latestTrade": trade, "latestQuote": self._latest(q, sym, "quotes").get(sym), "minuteBar": minute,
+                "dailyBar": daily[0] if daily else None,
+                "prevDailyBar": daily[1] if len(daily) > 1 else None}  # fmt: skip
+
+    async def snapshots(self, r: Req) -> tuple[int, Any]:
+        out: dict[str, Any] = {}
+        for sym in self._data_params(r.query):
+            if self.s.market.has(sym):
+                snap = self._snapshot(sym, r.query)
+                if snap is not None:
+                    out[sym] = snap
+        return 200, out
+
+    async def snapshot(self, r: Req) -> tuple[int, Any]:
+        sym = self._path_symbol(r.params["symbol"])
+        q_choice(r.query, "feed", FEEDS, "iex", bad_request)
+        snap = self._snapshot(sym, r.query) if self.s.market.has(sym) else None
+        if snap is None:
+            raise not_found(f"no snapshot for {sym} at the simulated time")
+        return 200, {"symbol": sym, **snap}

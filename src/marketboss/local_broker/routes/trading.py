@@ -13,7 +13,7 @@ from marketboss.local_broker.account import PositionView
 from marketboss.local_broker.clock import US, iso_et, iso_z, parse_time
 from marketboss.local_broker.errors import ApiError, invalid, not_found
 from marketboss.local_broker.http import Drop, Req, Router, q_bool, q_choice, q_day, q_decimal, q_int, q_symbols, q_time
-from marketboss.local_broker.orders import parse_order
+from marketboss.local_broker.orders import parse_order, parse_replace
 from marketboss.local_broker.records import OPEN_STATUSES, Order, asset_id, num
 from marketboss.local_broker.state import BrokerState
 from marketboss.local_broker.views import EXCHANGE, asset_json, fill_json, order_json
@@ -41,6 +41,7 @@ class TradingRoutes:
         r("/v2/orders:by_client_order_id", "GET", self.order_by_client_id)
         r("/v2/orders/{order_id}", "GET", self.get_order)
         r("/v2/orders/{order_id}", "DELETE", self.cancel_order)
+        r("/v2/orders/{order_id}", "PATCH", self.replace_order)
         r("/v2/positions", "GET", self.positions)
         r("/v2/positions", "DELETE", self.close_all_positions)
         r("/v2/positions/{symbol}", "GET", self.position)
@@ -54,7 +55,10 @@ class TradingRoutes:
 
     async def account(self, r: Req) -> tuple[int, Any]:
         e = self.s.engine
-        v = e.valuation(self.s.clock.now())
+        now = self.s.clock.now()
+        v = e.valuation(now)
+        count = e.daytrade_count(now)
+        configs = e.account.configs
         return 200, {
             "id": e.account.account_id,
             "account_number": e.account.account_number,
@@ -65,15 +69,16 @@ class TradingRoutes:
             "equity": num(v.equity),
             "last_equity": num(e.account.last_equity),
             "buying_power": num(v.buying_power),
-            "regt_buying_power": num(v.buying_power),
+            "regt_buying_power": num(v.regt_buying_power),
+            "daytrading_buying_power": num(v.daytrading_buying_power),
             "non_marginable_buying_power": num(v.non_marginable_buying_power),
             "long_market_value": num(v.long_value),
             "short_market_value": num(v.short_value),
             "initial_margin": num(v.initial_margin),
             "maintenance_margin": num(v.maintenance_margin),
-            "last_maintenance_margin": num(v.maintenance_margin),
+            "last_maintenance_margin": num(e.account.last_maintenance_margin),
             "sma": "0",
-            "multiplier": str(self.s.cfg.multiplier),
+            "multiplier": str(v.multiplier),
             "accrued_fees": "0",
             "pending_transfer_in": "0",
             "pending_transfer_out": "0",
@@ -81,10 +86,10 @@ class TradingRoutes:
             "trading_blocked": False,
             "transfers_blocked": False,
             "account_blocked": False,
-            "trade_suspended_by_user": False,
-            "shorting_enabled": self.s.cfg.multiplier > 1,
-            "pattern_day_trader": False,
-            "daytrade_count": 0,
+            "trade_suspended_by_user": bool(configs["suspend_trade"]),
+            "shorting_enabled": v.multiplier > 1 and not configs["no_shorting"],
+            "pattern_day_trader": count >= 4,
+            "daytrade_count": count,
             "reserved_for_open_orders": num(v.reserved),
         }
 
@@ -154,6 +159,12 @@ class TradingRoutes:
         o = self._order(r.params["order_id"])
         self.s.engine.cancel(o.id, self.s.clock.now(), time.time())
         return 204, None
+
+    async def replace_order(self, r: Req) -> tuple[int, Any]:
+        o = self._order(r.params["order_id"])
+        new = self.s.engine.replace(o.id, parse_replace(await r.json()), self.s.clock.now(), time.time())
+        self.s.poke()
+        return 200, order_json(new, self._legs(new))
 
     async def cancel_orders(self, r: Req) -> tuple[int, Any]:
         done = self.s.engine.cancel_all(self.s.clock.now(), time.time())
@@ -247,14 +258,13 @@ class TradingRoutes:
         exchange = q.get("exchange")
         if status != "active" or klass != "us_equity" or (exchange and exchange.upper() != EXCHANGE):
             return 200, []
-        shortable = self.s.cfg.multiplier > 1
-        return 200, [asset_json(s, shortable) for s in self.s.market.symbols]
+        return 200, [asset_json(s, self.s.engine.shortable(s)) for s in self.s.market.symbols]
 
     async def asset(self, r: Req) -> tuple[int, Any]:
         want = r.params["symbol"]
         for s in self.s.market.symbols:
             if want.upper() == s or want == asset_id(s):
-                return 200, asset_json(s, self.s.cfg.multiplier > 1)
+                return 200, asset_json(s, self.s.engine.shortable(s))
         raise not_found(f"asset not found for {want[:40]}")
 
     async def activities(self, r: Req) -> tuple[int, Any]:
