@@ -279,6 +279,8 @@ class HttpApp:
             self.requests[0] += 1
             drop_connection(send)
             return
+        if not await self._settled():
+            status, body = 500, {"code": E.SERVER_ERROR, "message": "internal error: the change could not be saved"}
         if limited and not any(k == b"x-ratelimit-limit" for k, _ in headers):
             remaining, reset = self.limiter.peek(time.time())
             headers += rate_headers(self.limiter.limit, remaining, reset)
@@ -323,6 +325,11 @@ class HttpApp:
 
     def _startup(self) -> None:
         """Runs when the server starts, before the first request (a subclass's)."""
+
+    async def _settled(self) -> bool:
+        """Waits, before each answer, until what the answer reports is durable; False: it could not be made so
+        (the answer becomes a 500). A subclass's; here everything is."""
+        return True
 
     async def _shutdown(self) -> None:
         """Runs when the server stops, after the last request (a subclass's)."""

@@ -4,7 +4,10 @@ The Store the server runs on (store.py has the interface and the in-memory one t
 queries the HTTP routes page through.
 
 One server owns a database (an exclusive lock file says so); every change happens inside one transaction, so
-a crash leaves the state before or after a request, never half of it.
+a crash leaves the state before or after a request, never half of it. The server groups its changes (group
+commit, `batch_commits`): the changes made while one batch of requests is handled share one write transaction,
+each change a savepoint of it, so a failed change is undone alone and the batch costs one commit; the server
+answers none of those requests before that commit (commits.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
@@ -111,7 +114,9 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             self._lock_fh.close()
             raise ConfigError(f"{path}: not a broker database ({exc})") from None
-        self._in_tx = False
+        self._in_change = False
+        self._batch_open = False  # a batch's BEGIN was issued and its COMMIT not yet
+        self._on_batch: Callable[[], None] | None = None
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -125,27 +130,65 @@ class SqliteStore:
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
+            self.commit()
+        with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
         self._lock_fh.close()  # the lock file stays: deleting it could let two servers lock two different files
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing; nested uses join the outer transaction."""
-        if self._in_tx:
+        """One change, all-or-nothing; nested uses join the outer change. Committed at its end, or with its batch
+        when commits are batched."""
+        if self._in_change:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._in_tx = True
+        undo: tuple[str, ...]
+        if self._on_batch is None:
+            begin, done, undo = "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)
+        else:
+            if not self._batch_open:
+                self.db.execute("BEGIN IMMEDIATE")
+                self._batch_open = True
+                self._on_batch()
+            begin, done, undo = "SAVEPOINT change", "RELEASE change", ("ROLLBACK TO change", "RELEASE change")
+        self.db.execute(begin)
+        self._in_change = True
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            for sql in undo:
+                self.db.execute(sql)
             raise
         else:
-            self.db.execute("COMMIT")
+            self.db.execute(done)
         finally:
-            self._in_tx = False
+            self._in_change = False
+
+    def batch_commits(self, on_batch: Callable[[], None] | None) -> None:
+        """Group commit: from now on changes join one open write transaction until `commit()`; `on_batch` is called
+        when a change opens a new one (it arranges that commit). None: back to one commit per change (a batch
+        still open is committed first)."""
+        if on_batch is None:
+            self.commit()
+        self._on_batch = on_batch
+
+    @property
+    def uncommitted(self) -> bool:
+        """A batch holds changes not yet committed."""
+        return self._batch_open
+
+    def commit(self) -> None:
+        """Commit the open batch, if any; if that fails it is rolled back (the error is raised)."""
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------------------------------------ meta
 
