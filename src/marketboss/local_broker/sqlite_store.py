@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ from marketboss.errors import ConfigError
 from marketboss.local_broker.records import OPEN_STATUSES, Fill, Order, Position
 
 SCHEMA_VERSION = "2"
+
+#: Open orders, as SQL: the index of them holds only these (an order leaves it as it closes, so it stays small
+#: and a fill changes one small page, not a page of an index over every order ever placed).
+_OPEN = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +45,8 @@ CREATE TABLE IF NOT EXISTS orders (
     trail_percent TEXT, trail_price TEXT, hwm REAL, live_from INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (submitted_at, seq);
-CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+DROP INDEX IF EXISTS orders_by_status;
+CREATE INDEX IF NOT EXISTS orders_open ON orders (status) WHERE {OPEN};
 CREATE TABLE IF NOT EXISTS fills (
     id TEXT NOT NULL UNIQUE, seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
     side TEXT NOT NULL, type TEXT NOT NULL, qty TEXT NOT NULL, price TEXT NOT NULL, cum_qty TEXT NOT NULL,
@@ -50,7 +56,7 @@ CREATE INDEX IF NOT EXISTS fills_by_time ON fills (transaction_time, seq);
 CREATE TABLE IF NOT EXISTS positions (
     symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL
 ) WITHOUT ROWID;
-"""
+""".replace("{OPEN}", _OPEN)
 
 #: Version 1 databases gain the trailing-stop and bar-matching columns (their open orders work from any bar).
 _MIGRATE_1 = ("ALTER TABLE orders ADD COLUMN trail_percent TEXT", "ALTER TABLE orders ADD COLUMN trail_price TEXT",
@@ -67,12 +73,20 @@ _DECIMALS = {"qty", "notional", "filled_qty", "filled_avg_price", "limit_price",
 _BOOLS = {"extended_hours", "triggered", "partial_done"}
 
 
-def _to_db(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, bool):
-        return int(v)
-    return v
+def _writer(names: Sequence[str]) -> Callable[[Any], list[Any]]:
+    """A record's `names` as SQLite takes them: Decimals as text (bools bind as integers already). Built once per
+    statement: this runs for every order written."""
+    get = attrgetter(*names)
+    decimals = [i for i, name in enumerate(names) if name in _DECIMALS]
+
+    def values(record: Any) -> list[Any]:
+        out = list(get(record))
+        for i in decimals:
+            if out[i] is not None:
+                out[i] = str(out[i])
+        return out
+
+    return values
 
 
 def _row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
@@ -205,15 +219,17 @@ class SqliteStore:
         f"INSERT INTO orders ({', '.join(_ORDER_FIELDS)}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
     )
     _ORDER_COLS = ", ".join(_ORDER_FIELDS)
+    _order_values = staticmethod(_writer(_ORDER_FIELDS))
 
     def add_order(self, order: Order) -> None:
-        self.db.execute(self._ORDER_SQL, [_to_db(getattr(order, name)) for name in _ORDER_FIELDS])
+        self.db.execute(self._ORDER_SQL, self._order_values(order))
 
     _UPDATE_SQL = f"UPDATE orders SET {', '.join(f'{n} = ?' for n in _MUTABLE)} WHERE id = ?"
+    _update_values = staticmethod(_writer([*_MUTABLE, "id"]))
 
     def save_order(self, order: Order) -> None:
         """Write what can change after creation (unchanged indexed columns leave their indexes alone)."""
-        self.db.execute(self._UPDATE_SQL, [*(_to_db(getattr(order, n)) for n in _MUTABLE), order.id])
+        self.db.execute(self._UPDATE_SQL, self._update_values(order))
 
     def _orders(self, sql: str, args: Sequence[Any] = ()) -> list[Order]:
         return [Order(**_row(_ORDER_FIELDS, r)) for r in self.db.execute(sql, args)]
@@ -234,9 +250,7 @@ class SqliteStore:
         return self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE parent_id = ? ORDER BY seq", (parent_id,))
 
     def open_orders(self) -> list[Order]:
-        marks = ", ".join("?" * len(OPEN_STATUSES))
-        sql = f"SELECT {self._ORDER_COLS} FROM orders WHERE status IN ({marks}) ORDER BY seq"
-        return self._orders(sql, OPEN_STATUSES)
+        return self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE {_OPEN} ORDER BY seq")
 
     def query_orders(
         self,
@@ -253,7 +267,9 @@ class SqliteStore:
     ) -> list[Order]:
         where: list[str] = []
         args: list[Any] = []
-        if statuses is not None:
+        if statuses is not None and tuple(statuses) == OPEN_STATUSES:
+            where.append(_OPEN)  # as written, so the index of open orders serves it
+        elif statuses is not None:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             args += list(statuses)
         if exclude_statuses is not None:
@@ -288,8 +304,10 @@ class SqliteStore:
 
     _FILL_SQL = f"INSERT INTO fills ({', '.join(_FILL_FIELDS)}) VALUES ({', '.join('?' * len(_FILL_FIELDS))})"
 
+    _fill_values = staticmethod(_writer(_FILL_FIELDS))
+
     def add_fill(self, fill: Fill) -> None:
-        self.db.execute(self._FILL_SQL, [_to_db(getattr(fill, name)) for name in _FILL_FIELDS])
+        self.db.execute(self._FILL_SQL, self._fill_values(fill))
 
     def max_fill_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
