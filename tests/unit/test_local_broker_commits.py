@@ -18,6 +18,10 @@ def test_a_batch_commits_its_changes_once_and_a_failed_change_alone_is_undone(tm
     store = SqliteStore(path)
     opened: list[int] = []
     store.batch_commits(lambda: opened.append(1))
+    with pytest.raises(RuntimeError), store.transaction():  # the batch's first change fails: nothing is left open
+        store.set_meta("z", "0")
+        raise RuntimeError("this change fails")
+    assert opened == [1] and not store.uncommitted
     with store.transaction():
         store.set_meta("a", "1")
     with pytest.raises(RuntimeError), store.transaction():
@@ -27,18 +31,18 @@ def test_a_batch_commits_its_changes_once_and_a_failed_change_alone_is_undone(tm
         store.set_meta("c", "3")
         with store.transaction():  # nested: joins the change
             store.set_meta("d", "4")
-    assert opened == [1] and store.uncommitted  # three changes, one batch, not committed yet
+    assert opened == [1, 1] and store.uncommitted  # three changes, one batch, not committed yet
     assert (store.get_meta("a"), store.get_meta("b"), store.get_meta("c")) == ("1", None, "3")
     store.commit()
     assert not store.uncommitted
     with store.transaction():
         store.set_meta("e", "5")
-    assert opened == [1, 1]  # a new batch
+    assert opened == [1, 1, 1]  # a new batch
     store.batch_commits(None)  # back to a commit per change: what is open is committed first
     assert not store.uncommitted
     store.close()
     again = SqliteStore(path)
-    assert [again.get_meta(k) for k in "abcde"] == ["1", None, "3", "4", "5"]
+    assert [again.get_meta(k) for k in "zabcde"] == [None, "1", None, "3", "4", "5"]
     again.close()
 
 
@@ -61,6 +65,13 @@ def test_an_answer_waits_for_its_batch_and_a_failed_commit_leaves_nothing(tmp_pa
         await asyncio.sleep(0)
         unanswered = not waiting.done() and store.uncommitted  # the commit comes a loop turn or two later
         first = await waiting
+        with pytest.raises(RuntimeError), store.transaction():  # a batch whose first change fails ...
+            store.set_meta("undone", "yes")
+            raise RuntimeError("this change fails")
+        failed_first = asyncio.ensure_future(commits.settled())
+        with store.transaction():  # ... and whose next change opens it again: one commit answers both
+            store.set_meta("joined", "yes")
+        assert await failed_first and await commits.settled()
         with store.transaction():
             store.set_meta("lost", "yes")
             store.db.execute("INSERT INTO child (p) VALUES (42)")  # no parent 42: COMMIT will fail
@@ -76,7 +87,8 @@ def test_an_answer_waits_for_its_batch_and_a_failed_commit_leaves_nothing(tmp_pa
     assert reloads == [1]
     store.close()
     again = SqliteStore(path)
-    assert [again.get_meta(k) for k in ("kept", "lost", "after")] == ["yes", None, "yes"]
+    got = [again.get_meta(k) for k in ("kept", "undone", "joined", "lost", "after")]
+    assert got == ["yes", None, "yes", None, "yes"]
     assert again.db.execute("SELECT COUNT(*) FROM child").fetchone()[0] == 0
     again.close()
 

@@ -112,6 +112,7 @@ def serve(
     import uvicorn
 
     from marketboss.local_broker.app import BrokerApp
+    from marketboss.local_broker.http import HttpProtocol
     from marketboss.local_broker.state import build_state
 
     register_secret(secret_key)
@@ -150,9 +151,9 @@ def serve(
     log.info("broker_listening", base_url=base_url, data=str(cfg.data), db=str(cfg.db), clock=cfg.clock)
     server = uvicorn.Server(
         uvicorn.Config(
-            BrokerApp(state, ready_file, base_url), http="httptools", loop="uvloop", lifespan="on", log_level="warning",
-            access_log=False, proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=75,
-            ws="none",
+            BrokerApp(state, ready_file, base_url), http=HttpProtocol, loop="uvloop", lifespan="on",
+            log_level="warning", access_log=False, proxy_headers=False, server_header=False, date_header=False,
+            timeout_keep_alive=75, ws="none",
         )
     )  # fmt: skip
     try:

@@ -39,8 +39,9 @@ class GroupCommit:
 
     def _opened(self) -> None:
         assert self._loop is not None
-        self._done = self._loop.create_future()
-        self._loop.call_soon(self._loop.call_soon, self._commit)
+        if self._done is None:  # else the batch's first change failed and was rolled back: its commit is due
+            self._done = self._loop.create_future()
+            self._loop.call_soon(self._loop.call_soon, self._commit)
 
     def _commit(self) -> None:
         done, self._done = self._done, None

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import QueryParams
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from marketboss.data.rules import DuplicateKey, loads, number_from_text
 from marketboss.errors import ConfigError
@@ -293,6 +294,9 @@ class HttpApp:
         headers += [JSON, (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if isinstance(transport, CorkedTransport):
+            transport.flush()  # head and body leave together, now
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         key = secret = None
@@ -341,6 +345,61 @@ def rate_headers(limit: int, remaining: int, reset: int) -> list[tuple[bytes, by
         (b"x-ratelimit-remaining", str(remaining).encode()),
         (b"x-ratelimit-reset", str(reset).encode()),
     ]
+
+
+class CorkedTransport:
+    """A connection's transport whose writes leave together: uvicorn writes a response's head and its body
+    separately, and each write is a system call, a TCP segment and a wake-up of the client. Writes wait until
+    `flush()` (HttpApp calls it once an answer is complete) or the end of the event loop's turn, whichever is first.
+    """
+
+    __slots__ = ("_loop", "_parts", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self.flush)
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._parts.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._parts))
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol on a CorkedTransport (`uvicorn.Config(http=HttpProtocol)`)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
 
 
 def drop_connection(send: Any) -> None:

@@ -128,6 +128,7 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             self._lock_fh.close()
             raise ConfigError(f"{path}: not a broker database ({exc})") from None
+        self._run = self.db.cursor().execute  # writes: one cursor, not a new one per statement
         self._in_change = False
         self._batch_open = False  # a batch's BEGIN was issued and its COMMIT not yet
         self._on_batch: Callable[[], None] | None = None
@@ -157,25 +158,31 @@ class SqliteStore:
         if self._in_change:
             yield
             return
-        undo: tuple[str, ...]
-        if self._on_batch is None:
-            begin, done, undo = "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)
-        else:
-            if not self._batch_open:
-                self.db.execute("BEGIN IMMEDIATE")
+        batched = self._on_batch is not None
+        first = not (batched and self._batch_open)  # begins a transaction (else: a savepoint in the batch's)
+        if first:
+            self._run("BEGIN IMMEDIATE")
+            if self._on_batch is not None:
                 self._batch_open = True
                 self._on_batch()
-            begin, done, undo = "SAVEPOINT change", "RELEASE change", ("ROLLBACK TO change", "RELEASE change")
-        self.db.execute(begin)
+        else:
+            self._run("SAVEPOINT change")
         self._in_change = True
         try:
             yield
         except BaseException:
-            for sql in undo:
-                self.db.execute(sql)
+            if first:
+                self._batch_open = False
+                self._run("ROLLBACK")
+            else:
+                self._run("ROLLBACK TO change")
+                self._run("RELEASE change")
             raise
         else:
-            self.db.execute(done)
+            if not batched:
+                self._run("COMMIT")
+            elif not first:
+                self._run("RELEASE change")
         finally:
             self._in_change = False
 
@@ -198,10 +205,10 @@ class SqliteStore:
             return
         self._batch_open = False
         try:
-            self.db.execute("COMMIT")
+            self._run("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+                self._run("ROLLBACK")
             raise
 
     # ------------------------------------------------------------------------------------------ meta
@@ -211,7 +218,7 @@ class SqliteStore:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # ------------------------------------------------------------------------------------------ orders
 
@@ -222,14 +229,14 @@ class SqliteStore:
     _order_values = staticmethod(_writer(_ORDER_FIELDS))
 
     def add_order(self, order: Order) -> None:
-        self.db.execute(self._ORDER_SQL, self._order_values(order))
+        self._run(self._ORDER_SQL, self._order_values(order))
 
     _UPDATE_SQL = f"UPDATE orders SET {', '.join(f'{n} = ?' for n in _MUTABLE)} WHERE id = ?"
     _update_values = staticmethod(_writer([*_MUTABLE, "id"]))
 
     def save_order(self, order: Order) -> None:
         """Write what can change after creation (unchanged indexed columns leave their indexes alone)."""
-        self.db.execute(self._UPDATE_SQL, self._update_values(order))
+        self._run(self._UPDATE_SQL, self._update_values(order))
 
     def _orders(self, sql: str, args: Sequence[Any] = ()) -> list[Order]:
         return [Order(**_row(_ORDER_FIELDS, r)) for r in self.db.execute(sql, args)]
@@ -243,7 +250,7 @@ class SqliteStore:
         return got[0] if got else None
 
     def client_id_taken(self, client_order_id: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        row = self._run("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
         return row is not None
 
     def legs(self, parent_id: str) -> list[Order]:
@@ -307,7 +314,7 @@ class SqliteStore:
     _fill_values = staticmethod(_writer(_FILL_FIELDS))
 
     def add_fill(self, fill: Fill) -> None:
-        self.db.execute(self._FILL_SQL, self._fill_values(fill))
+        self._run(self._FILL_SQL, self._fill_values(fill))
 
     def max_fill_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
@@ -347,9 +354,9 @@ class SqliteStore:
 
     def save_position(self, p: Position) -> None:
         if p.qty == 0:
-            self.db.execute("DELETE FROM positions WHERE symbol = ?", (p.symbol,))
+            self._run("DELETE FROM positions WHERE symbol = ?", (p.symbol,))
         else:
-            self.db.execute(
+            self._run(
                 "INSERT OR REPLACE INTO positions (symbol, qty, avg_entry_price) VALUES (?, ?, ?)",
                 (p.symbol, str(p.qty), str(p.avg_entry_price)),
             )
