@@ -391,6 +391,10 @@ class CorkedTransport:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(map(len, self._parts))
 
+    @property
+    def raw(self) -> asyncio.Transport:
+        return self._transport
+
     def __getattr__(self, name: str) -> Any:  # everything else is the transport's
         return getattr(self._transport, name)
 
@@ -400,6 +404,13 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def handle_websocket_upgrade(self) -> None:
+        """A websocket gets the plain transport: its frames are not HTTP answers (and HttpApp does not flush them)."""
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+            self.transport = self.transport.raw
+        super().handle_websocket_upgrade()
 
 
 def drop_connection(send: Any) -> None:

@@ -250,7 +250,7 @@ class SqliteStore:
         return got[0] if got else None
 
     def client_id_taken(self, client_order_id: str) -> bool:
-        row = self._run("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        row = self.db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
         return row is not None
 
     def legs(self, parent_id: str) -> list[Order]:
