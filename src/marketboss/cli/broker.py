@@ -118,6 +118,7 @@ def serve(
 
     from marketboss.local_broker.app import BrokerApp
     from marketboss.local_broker.config import BrokerConfig
+    from marketboss.local_broker.http import HttpProtocol
     from marketboss.local_broker.state import build_state
 
     register_secret(secret_key)
@@ -158,9 +159,10 @@ def serve(
     log.info("broker_listening", base_url=base_url, data=str(cfg.data), db=str(cfg.db), clock=cfg.clock)
     server = uvicorn.Server(
         uvicorn.Config(
-            BrokerApp(state, ready_file, base_url), http="httptools", loop="uvloop", lifespan="on", log_level="warning",
-            access_log=False, proxy_headers=False, server_header=False, date_header=False, timeout_keep_alive=75,
-            ws="websockets-sansio", ws_max_size=1 << 20, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+            BrokerApp(state, ready_file, base_url), http=HttpProtocol, loop="uvloop", lifespan="on",
+            log_level="warning", access_log=False, proxy_headers=False, server_header=False, date_header=False,
+            timeout_keep_alive=75, ws="websockets-sansio", ws_max_size=1 << 20, ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
         )
     )  # fmt: skip
     try:

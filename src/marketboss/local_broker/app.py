@@ -2,7 +2,8 @@
 the matcher task that fills orders in the background.
 
 Handlers run on the event loop thread and do their SQLite work without awaiting in between, so requests never
-interleave inside a change: one writer, one transaction each.
+interleave inside a change: one writer. Changes are committed in batches (commits.py): each answer waits for the
+commit of what it reports.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from marketboss.data.io import atomic_write_bytes
+from marketboss.local_broker.commits import GroupCommit
 from marketboss.local_broker.http import HttpApp, Router
 from marketboss.local_broker.routes.account_data import AccountDataRoutes
 from marketboss.local_broker.routes.admin import AdminRoutes
@@ -45,6 +47,7 @@ class BrokerApp(HttpApp):
         self.ready_file = ready_file
         self.base_url = base_url
         self._task: asyncio.Task[None] | None = None
+        self.commits = GroupCommit(state.store, state.engine.reload)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
@@ -53,6 +56,7 @@ class BrokerApp(HttpApp):
             await super().__call__(scope, receive, send)
 
     def _startup(self) -> None:
+        self.commits.start()
         self.s.wake = asyncio.Event()
         self._task = asyncio.create_task(self._matcher())
         if self.ready_file is not None:
@@ -65,12 +69,17 @@ class BrokerApp(HttpApp):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.s.save_clock()
+        self.commits.stop()
         self.s.close()
+
+    async def _settled(self) -> bool:
+        return await self.commits.settled()
 
     async def _matcher(self) -> None:
         """Fills happen here, after the configured latency, never inside the request that placed the order."""
         wake = self.s.wake
         assert wake is not None
+        loop = asyncio.get_running_loop()
         last_save = time.time()
         moving = self.s.clock.mode != "stepped"
         # Deadlines count from the wall time the last step ran at, not from now: a step that outlasts the
@@ -83,8 +92,12 @@ class BrokerApp(HttpApp):
             timeout = None if deadline is None else max(0.0, deadline - now) + 0.0005
             if moving:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+            # A timer that sets the event, not wait_for: woken by a request, the step runs on the next loop turn,
+            # in time to join that request's commit batch.
+            timer = None if timeout is None else loop.call_later(timeout, wake.set)
+            await wake.wait()
+            if timer is not None:
+                timer.cancel()
             wake.clear()
             try:
                 stepped_at = time.time()

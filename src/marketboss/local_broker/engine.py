@@ -51,6 +51,10 @@ class Engine:
             self.processed = int(stored_meta(self.store, "processed_us", lambda: str(self.clock.now())))
         self.book = Book(self.store)
 
+    def reload(self) -> None:
+        """Memory back to what the store holds (after the server's batch commit failed: commits.py)."""
+        self._load()
+
     @contextlib.contextmanager
     def _atomic(self) -> Iterator[None]:
         """One transaction; if anything fails inside, the store rolls back and memory is reloaded from it."""

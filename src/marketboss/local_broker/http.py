@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import QueryParams
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from marketboss.data.rules import DuplicateKey, loads, number_from_text
 from marketboss.errors import ConfigError
@@ -284,6 +285,8 @@ class HttpApp:
             self.requests[0] += 1
             drop_connection(send)
             return
+        if not await self._settled():
+            status, body = 500, {"code": E.SERVER_ERROR, "message": "internal error: the change could not be saved"}
         if limited and not any(k == b"x-ratelimit-limit" for k, _ in headers):
             remaining, reset = limiter.peek(time.time())
             headers += rate_headers(limiter.limit, remaining, reset)
@@ -296,6 +299,9 @@ class HttpApp:
         headers += [JSON, (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if isinstance(transport, CorkedTransport):
+            transport.flush()  # head and body leave together, now
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         key = secret = None
@@ -329,6 +335,11 @@ class HttpApp:
     def _startup(self) -> None:
         """Runs when the server starts, before the first request (a subclass's)."""
 
+    async def _settled(self) -> bool:
+        """Waits, before each answer, until what the answer reports is durable; False: it could not be made so
+        (the answer becomes a 500). A subclass's; here everything is."""
+        return True
+
     async def _shutdown(self) -> None:
         """Runs when the server stops, after the last request (a subclass's)."""
 
@@ -339,6 +350,72 @@ def rate_headers(limit: int, remaining: int, reset: int) -> list[tuple[bytes, by
         (b"x-ratelimit-remaining", str(remaining).encode()),
         (b"x-ratelimit-reset", str(reset).encode()),
     ]
+
+
+class CorkedTransport:
+    """A connection's transport whose writes leave together: uvicorn writes a response's head and its body
+    separately, and each write is a system call, a TCP segment and a wake-up of the client. Writes wait until
+    `flush()` (HttpApp calls it once an answer is complete) or the end of the event loop's turn, whichever is first.
+    """
+
+    __slots__ = ("_loop", "_parts", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self.flush)
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._parts.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._parts))
+
+    @property
+    def raw(self) -> asyncio.Transport:
+        return self._transport
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol on a CorkedTransport (`uvicorn.Config(http=HttpProtocol)`)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def handle_websocket_upgrade(self) -> None:
+        """A websocket gets the plain transport: its frames are not HTTP answers (and HttpApp does not flush them)."""
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+            self.transport = self.transport.raw
+        super().handle_websocket_upgrade()
 
 
 def drop_connection(send: Any) -> None:

@@ -4,7 +4,10 @@ The Store the server runs on (store.py has the interface and the in-memory one t
 queries the HTTP routes page through.
 
 One server owns a database (an exclusive lock file says so); every change happens inside one transaction, so
-a crash leaves the state before or after a request, never half of it.
+a crash leaves the state before or after a request, never half of it. The server groups its changes (group
+commit, `batch_commits`): the changes made while one batch of requests is handled share one write transaction,
+each change a savepoint of it, so a failed change is undone alone and the batch costs one commit; the server
+answers none of those requests before that commit (commits.py).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,10 @@ from marketboss.errors import ConfigError
 from marketboss.local_broker.records import OPEN_STATUSES, Fill, Order, Position
 
 SCHEMA_VERSION = "3"
+
+#: Open orders, as SQL: the index of them holds only these (an order leaves it as it closes, so it stays small
+#: and a fill changes one small page, not a page of an index over every order ever placed).
+_OPEN = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,7 +46,8 @@ CREATE TABLE IF NOT EXISTS orders (
     replaces TEXT, replaced_by TEXT, replaced_at INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (submitted_at, seq);
-CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+DROP INDEX IF EXISTS orders_by_status;
+CREATE INDEX IF NOT EXISTS orders_open ON orders (status) WHERE {OPEN};
 CREATE TABLE IF NOT EXISTS fills (
     id TEXT NOT NULL UNIQUE, seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
     side TEXT NOT NULL, type TEXT NOT NULL, qty TEXT NOT NULL, price TEXT NOT NULL, cum_qty TEXT NOT NULL,
@@ -48,7 +57,7 @@ CREATE INDEX IF NOT EXISTS fills_by_time ON fills (transaction_time, seq);
 CREATE TABLE IF NOT EXISTS positions (
     symbol TEXT PRIMARY KEY, qty TEXT NOT NULL, avg_entry_price TEXT NOT NULL
 ) WITHOUT ROWID;
-"""
+""".replace("{OPEN}", _OPEN)
 
 #: Version 1 databases gain the trailing-stop and bar-matching columns (their open orders work from any bar).
 _MIGRATE_1 = ("ALTER TABLE orders ADD COLUMN trail_percent TEXT", "ALTER TABLE orders ADD COLUMN trail_price TEXT",
@@ -69,12 +78,20 @@ _DECIMALS = {"qty", "notional", "filled_qty", "filled_avg_price", "limit_price",
 _BOOLS = {"extended_hours", "triggered", "partial_done"}
 
 
-def _to_db(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, bool):
-        return int(v)
-    return v
+def _writer(names: Sequence[str]) -> Callable[[Any], list[Any]]:
+    """A record's `names` as SQLite takes them: Decimals as text (bools bind as integers already). Built once per
+    statement: this runs for every order written."""
+    get = attrgetter(*names)
+    decimals = [i for i, name in enumerate(names) if name in _DECIMALS]
+
+    def values(record: Any) -> list[Any]:
+        out = list(get(record))
+        for i in decimals:
+            if out[i] is not None:
+                out[i] = str(out[i])
+        return out
+
+    return values
 
 
 def _row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
@@ -116,7 +133,10 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             self._lock_fh.close()
             raise ConfigError(f"{path}: not a broker database ({exc})") from None
-        self._in_tx = False
+        self._run = self.db.cursor().execute  # writes: one cursor, not a new one per statement
+        self._in_change = False
+        self._batch_open = False  # a batch's BEGIN was issued and its COMMIT not yet
+        self._on_batch: Callable[[], None] | None = None
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -130,27 +150,71 @@ class SqliteStore:
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
+            self.commit()
+        with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
         self._lock_fh.close()  # the lock file stays: deleting it could let two servers lock two different files
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing; nested uses join the outer transaction."""
-        if self._in_tx:
+        """One change, all-or-nothing; nested uses join the outer change. Committed at its end, or with its batch
+        when commits are batched."""
+        if self._in_change:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._in_tx = True
+        batched = self._on_batch is not None
+        first = not (batched and self._batch_open)  # begins a transaction (else: a savepoint in the batch's)
+        if first:
+            self._run("BEGIN IMMEDIATE")
+            if self._on_batch is not None:
+                self._batch_open = True
+                self._on_batch()
+        else:
+            self._run("SAVEPOINT change")
+        self._in_change = True
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if first:
+                self._batch_open = False
+                self._run("ROLLBACK")
+            else:
+                self._run("ROLLBACK TO change")
+                self._run("RELEASE change")
             raise
         else:
-            self.db.execute("COMMIT")
+            if not batched:
+                self._run("COMMIT")
+            elif not first:
+                self._run("RELEASE change")
         finally:
-            self._in_tx = False
+            self._in_change = False
+
+    def batch_commits(self, on_batch: Callable[[], None] | None) -> None:
+        """Group commit: from now on changes join one open write transaction until `commit()`; `on_batch` is called
+        when a change opens a new one (it arranges that commit). None: back to one commit per change (a batch
+        still open is committed first)."""
+        if on_batch is None:
+            self.commit()
+        self._on_batch = on_batch
+
+    @property
+    def uncommitted(self) -> bool:
+        """A batch holds changes not yet committed."""
+        return self._batch_open
+
+    def commit(self) -> None:
+        """Commit the open batch, if any; if that fails it is rolled back (the error is raised)."""
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            self._run("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self._run("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------------------------------------ meta
 
@@ -159,7 +223,7 @@ class SqliteStore:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # ------------------------------------------------------------------------------------------ orders
 
@@ -167,15 +231,17 @@ class SqliteStore:
         f"INSERT INTO orders ({', '.join(_ORDER_FIELDS)}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
     )
     _ORDER_COLS = ", ".join(_ORDER_FIELDS)
+    _order_values = staticmethod(_writer(_ORDER_FIELDS))
 
     def add_order(self, order: Order) -> None:
-        self.db.execute(self._ORDER_SQL, [_to_db(getattr(order, name)) for name in _ORDER_FIELDS])
+        self._run(self._ORDER_SQL, self._order_values(order))
 
     _UPDATE_SQL = f"UPDATE orders SET {', '.join(f'{n} = ?' for n in _MUTABLE)} WHERE id = ?"
+    _update_values = staticmethod(_writer([*_MUTABLE, "id"]))
 
     def save_order(self, order: Order) -> None:
         """Write what can change after creation (unchanged indexed columns leave their indexes alone)."""
-        self.db.execute(self._UPDATE_SQL, [*(_to_db(getattr(order, n)) for n in _MUTABLE), order.id])
+        self._run(self._UPDATE_SQL, self._update_values(order))
 
     def _orders(self, sql: str, args: Sequence[Any] = ()) -> list[Order]:
         return [Order(**_row(_ORDER_FIELDS, r)) for r in self.db.execute(sql, args)]
@@ -196,9 +262,7 @@ class SqliteStore:
         return self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE parent_id = ? ORDER BY seq", (parent_id,))
 
     def open_orders(self) -> list[Order]:
-        marks = ", ".join("?" * len(OPEN_STATUSES))
-        sql = f"SELECT {self._ORDER_COLS} FROM orders WHERE status IN ({marks}) ORDER BY seq"
-        return self._orders(sql, OPEN_STATUSES)
+        return self._orders(f"SELECT {self._ORDER_COLS} FROM orders WHERE {_OPEN} ORDER BY seq")
 
     def query_orders(
         self,
@@ -215,7 +279,9 @@ class SqliteStore:
     ) -> list[Order]:
         where: list[str] = []
         args: list[Any] = []
-        if statuses is not None:
+        if statuses is not None and tuple(statuses) == OPEN_STATUSES:
+            where.append(_OPEN)  # as written, so the index of open orders serves it
+        elif statuses is not None:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             args += list(statuses)
         if exclude_statuses is not None:
@@ -250,8 +316,10 @@ class SqliteStore:
 
     _FILL_SQL = f"INSERT INTO fills ({', '.join(_FILL_FIELDS)}) VALUES ({', '.join('?' * len(_FILL_FIELDS))})"
 
+    _fill_values = staticmethod(_writer(_FILL_FIELDS))
+
     def add_fill(self, fill: Fill) -> None:
-        self.db.execute(self._FILL_SQL, [_to_db(getattr(fill, name)) for name in _FILL_FIELDS])
+        self._run(self._FILL_SQL, self._fill_values(fill))
 
     def max_fill_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
@@ -291,9 +359,9 @@ class SqliteStore:
 
     def save_position(self, p: Position) -> None:
         if p.qty == 0:
-            self.db.execute("DELETE FROM positions WHERE symbol = ?", (p.symbol,))
+            self._run("DELETE FROM positions WHERE symbol = ?", (p.symbol,))
         else:
-            self.db.execute(
+            self._run(
                 "INSERT OR REPLACE INTO positions (symbol, qty, avg_entry_price) VALUES (?, ?, ?)",
                 (p.symbol, str(p.qty), str(p.avg_entry_price)),
             )
