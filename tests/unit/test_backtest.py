@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -460,3 +461,45 @@ def test_a_sell_after_its_stop_loss_fired_closes_nothing_more() -> None:
     ])  # fmt: skip
     res = run_backtest(bars, flip, BacktestConfig(cash=10_000))
     assert res.fills.select("side", "qty", "leg").rows()[-1] == ("SELL", 10.0, None)  # short 10: the intended -1
+
+
+def test_the_kernel_stays_inside_its_arrays(tmp_path: Path) -> None:
+    """With numba's bounds checks on, in a process of its own (its own kernel cache): orders that never go live
+    (market orders filled at the close, signalled between bars) ahead of working trailing-stop and stop-limit
+    orders, whose per-order state is indexed by their row. A kernel that sized that state by the live orders
+    only read and wrote past its end, and its results then depended on whatever memory lay there."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from marketboss.data.io import write_bars
+    from marketboss.data.synth import synth_bars
+
+    bars = synth_bars(["AAA"], "2023-01-02", "2023-03-31", "1Day", seed=3)
+    write_bars(bars, tmp_path / "bars.parquet")
+    times = bars["timestamp"].to_list()
+    rows = [{"id": f"m{i}", "timestamp": times[3 + i].replace(hour=12).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "symbol": "AAA", "action": "BUY", "quantity": 1} for i in range(5)]  # fmt: skip
+    at = times[10].strftime("%Y-%m-%dT%H:%M:%SZ")
+    price = float(bars["close"][10])
+    rows += [{"id": "trail", "timestamp": at, "symbol": "AAA", "action": "BUY", "quantity": 1,
+              "order_type": "trailing_stop", "trail_percent": 2.0, "time_in_force": "gtc"},
+             {"id": "stoplimit", "timestamp": at, "symbol": "AAA", "action": "BUY", "quantity": 1,
+              "order_type": "stop_limit", "stop_price": round(price * 1.01, 2), "limit_price": round(price * 1.03, 2),
+              "time_in_force": "gtc"}]  # fmt: skip
+    (tmp_path / "signals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = """
+import sys
+from marketboss.backtest import BacktestConfig, FillMode, run_backtest
+from marketboss.data.io import read_bars
+from marketboss.signals import read_signals_frame
+r = run_backtest(read_bars(sys.argv[1]), read_signals_frame(sys.argv[2]), BacktestConfig(fill=FillMode.CLOSE))
+print("statuses", sorted(r.orders["status"].to_list()))
+"""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+           "MARKETBOSS_CACHE_DIR": "off"}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bars.parquet"), str(tmp_path / "signals.jsonl")],
+                         env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("no_bar") == 5, out.stdout

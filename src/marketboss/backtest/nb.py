@@ -466,7 +466,8 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     matches the trades afterwards, both from the fills. The orders' status is updated in place: a gtc order
     still working at the end of the data is OPEN."""
     n = orders.live.shape[0]
-    sim = sim_start(prices.close.shape[1], n, orders.plain, rules.cash)
+    # room for every order row, not only the live ones: the per-row state (mark, triggered) is indexed by row
+    sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
     sim.ints[I_LIVE] = n
     step(prices, orders, rules, sim, prices.close.shape[0], False)
     return sim_end(orders, sim)
