@@ -14,23 +14,11 @@ import pytest
 
 from marketboss.backtest import load_run
 from marketboss.backtest.metrics import buy_and_hold_equity, yearly_returns
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
-from marketboss.data.io import read_bars, write_bars
+from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.display import pct
 from marketboss.signals import read_signals
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
-
-
-@pytest.fixture
-def data(daily_bars: pl.DataFrame, workdir: Path) -> Path:
-    path = workdir / "data" / "market_data.jsonl"
-    write_bars(daily_bars, path)
-    return path
+from tests.unit.cli_app import cli
 
 
 def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(

@@ -18,8 +18,6 @@ from pydantic import Field
 from marketboss.backtest import BacktestConfig, Costs, load_run, run_backtest, run_strategy
 from marketboss.backtest.costs import FillMode
 from marketboss.backtest.events import run_events
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
 from marketboss.data.io import write_bars
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
@@ -31,15 +29,11 @@ from marketboss.research.sweep import sweep
 from marketboss.research.windows import time_slice
 from marketboss.strategies import registry
 from marketboss.strategies.events import Context, EventParams, EventStrategy, PlacedOrder
+from tests.unit.cli_app import cli
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
 from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
-
 
 FILL_COLUMNS = ["timestamp", "signal_id", "symbol", "side", "qty", "price", "commission", "leg"]
 

@@ -12,13 +12,12 @@ import pytest
 
 from marketboss.backtest import load_run
 from marketboss.backtest.metrics import buy_and_hold_equity
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
 from marketboss.data.io import read_bars, write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.indicators import bollinger, rsi
 from marketboss.signals import read_signals_frame
+from tests.unit.cli_app import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RSI = f"{EXAMPLES / 'rsi_bracket.py'}:RsiBracket"
@@ -26,10 +25,6 @@ ROTATION = f"{EXAMPLES / 'momentum_rotation.py'}:MomentumRotation"
 BUY_HOLD = f"{EXAMPLES / 'buy_and_hold.py'}:BuyAndHold"
 BOLLINGER = f"{EXAMPLES / 'bollinger_reversion.py'}:BollingerReversion"
 SYMBOLS = ["AAPL", "MSFT", "JPM", "XOM", "KO"]
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
+from tests.unit.cli_app import cli
 
 FAST = ["--param", "num_boost_round=20", "--param", "min_data_in_leaf=20"]
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
 
 
 @pytest.fixture

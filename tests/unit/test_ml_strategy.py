@@ -14,8 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
 from marketboss.data.io import write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
@@ -23,12 +21,9 @@ from marketboss.errors import MarketBossError
 from marketboss.ml.train import TrainConfig, train
 from marketboss.signals import read_signals_frame
 from marketboss.strategies import create, strategies
+from tests.unit.cli_app import cli
 
 TRAIN_END = datetime(2022, 6, 30, 23, tzinfo=UTC)
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
-from marketboss.data.io import read_bars, write_bars
+from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.signals import read_signals_frame
 from marketboss.strategies import PluginError, create, resolve
+from tests.unit.cli_app import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,17 +39,6 @@ class Flip(Strategy[FlipParams]):
     def exposure(self, bars):
         return ((np.arange(len(bars)) // self.params.every) % 2 == 0).astype(float)
 '''
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
-
-
-@pytest.fixture
-def data(daily_bars: pl.DataFrame, workdir: Path) -> Path:
-    path = workdir / "data" / "market_data.jsonl"
-    write_bars(daily_bars, path)
-    return path
 
 
 @pytest.fixture

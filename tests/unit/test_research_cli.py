@@ -9,24 +9,12 @@ import polars as pl
 import pytest
 
 from marketboss.backtest import BacktestConfig, Costs
-from marketboss.cli import app
-from marketboss.cli.common import run_guarded
-from marketboss.data.io import read_bars, read_jsonl_records, write_bars
+from marketboss.data.io import read_bars, read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.research import LocalBackend, combinations, sweep
 from marketboss.signals import read_signals_frame
 from marketboss.strategies import create
-
-
-def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
-
-
-@pytest.fixture
-def data(daily_bars: pl.DataFrame, workdir: Path) -> Path:
-    path = workdir / "data" / "market_data.jsonl"
-    write_bars(daily_bars, path)
-    return path
+from tests.unit.cli_app import cli
 
 
 def test_sweep_writes_rows_summary_and_a_heatmap_report(
