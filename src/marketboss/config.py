@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     paper_trades: Path = Field(Path("data/paper_trading_trades.jsonl"), validation_alias=_env("paper_trades"))
     paper_equity: Path = Field(Path("data/paper_trading_equity.jsonl"), validation_alias=_env("paper_equity"))
     runs_dir: Path = Field(Path("runs"), validation_alias=_env("runs_dir"))
+    live_signals: Path = Field(Path("data/live_signals.jsonl"), validation_alias=_env("live_signals"))
+    live_status: Path = Field(Path("data/live_status.json"), validation_alias=_env("live_status"))
     initial_cash: float = Field(100_000.0, gt=0, validation_alias=_env("initial_cash"))
     log_level: str = Field("info", validation_alias=_env("log_level"))
     log_format: str = Field("auto", validation_alias=_env("log_format"))
