@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +33,11 @@ from marketboss.broker.base import (
 )
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from marketboss.broker.bars import BarStream
     from marketboss.broker.stream import OrderStream
+    from marketboss.data.calendar import Timeframe
 
 T = TypeVar("T")
 MAX_WAIT = 65.0  # seconds: no broker instruction makes us wait longer than a rate-limit window
@@ -80,6 +84,7 @@ class AlpacaBroker:
         self._keys = (key_id, secret_key)
         self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
         self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)
+        self.data_url = data_url
         # Trading and market data have separate per-minute budgets at Alpaca (one at the local broker).
         self._budgets: dict[str, tuple[int, float]] = {}
         for name, client in (("trading", self._trading), ("data", self._data)):
@@ -235,11 +240,26 @@ class AlpacaBroker:
     def cancel_all_orders(self) -> None:
         self._call("cancel all orders", self._trading.cancel_orders)
 
+    def bars(self, symbols: list[str], start: datetime, end: datetime | None, timeframe: Timeframe,
+             feed: str = "iex") -> pl.DataFrame:  # fmt: skip
+        """Historical bars starting in [start, end] (complete ones only: the broker serves no others)."""
+        from marketboss.data.alpaca_source import bars_request, barset_frame
+
+        req = bars_request(symbols, start, end, timeframe, feed)
+        return barset_frame(self._call(f"bars {','.join(symbols)[:60]}", lambda: self._data.get_stock_bars(req)))
+
     # ------------------------------------------------------------------------------------------ stream
     def order_updates(self) -> OrderStream:
         from marketboss.broker.stream import OrderStream, stream_url  # loads websockets only when used
 
         return OrderStream(*self._keys, stream_url(self.base_url), _order)
+
+    def bar_stream(self, symbols: list[str], feed: str = "iex") -> BarStream:
+        """Closed bars of these symbols on the market-data stream (Alpaca's, or the local broker's own)."""
+        from marketboss.broker.bars import BarStream, data_stream_url
+
+        url = data_stream_url(self.data_url or self.base_url, feed) if self.is_local or self.data_url else None
+        return BarStream(*self._keys, url, feed, symbols)
 
 
 def retry_after(response: requests.Response | None) -> float:

@@ -139,6 +139,7 @@ class OrderUpdates(Protocol):
 
     live: bool  # listening now
     generation: int  # connections made so far: a change means updates may have been missed in between
+    first_fill: dict[str, float]  # client_order_id -> time.perf_counter() when its first fill was heard
 
     def start(self) -> None: ...
     def stop(self) -> None: ...

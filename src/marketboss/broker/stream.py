@@ -70,6 +70,7 @@ class OrderStream:
         self.live = False
         self.generation = 0  # connections made so far
         self.events = 0
+        self.first_fill: dict[str, float] = {}  # client_order_id -> perf_counter of its first fill (oldest first)
         self._thread: threading.Thread | None = None
         self._stream = _Stream(key_id, secret_key, url, self)
         self._stream.subscribe_trade_updates(self._on_update)
@@ -136,4 +137,8 @@ class OrderStream:
             self._orders.move_to_end(order.id)
             if len(self._orders) > KEEP:
                 self._orders.popitem(last=False)
+            if order.filled_qty > 0 and order.client_order_id not in self.first_fill:
+                self.first_fill[order.client_order_id] = time.perf_counter()
+                if len(self.first_fill) > KEEP:
+                    del self.first_fill[next(iter(self.first_fill))]
             self._cond.notify_all()

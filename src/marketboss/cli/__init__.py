@@ -13,6 +13,7 @@ from marketboss.cli.broker import app as broker_app
 from marketboss.cli.common import get_settings, run_guarded
 from marketboss.cli.data import app as data_app
 from marketboss.cli.doctor import doctor
+from marketboss.cli.live import live
 from marketboss.cli.ml import models_app, retrain, schedule, train
 from marketboss.cli.paper import paper
 from marketboss.cli.reconcile import reconcile
@@ -36,6 +37,7 @@ app.add_typer(signals_app, name="signals")
 app.command("backtest")(backtest_command)
 app.add_typer(runs_app, name="runs")
 app.command("paper")(paper)
+app.command("live")(live)
 app.command("doctor")(doctor)
 app.command("reconcile")(reconcile)
 register_research(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -25,30 +26,19 @@ def fetch_bars(
     adjustment: str = "raw",
 ) -> pl.DataFrame:
     from alpaca.common.exceptions import APIError
-    from alpaca.data.enums import Adjustment, DataFeed
     from alpaca.data.historical import StockHistoricalDataClient
-    from alpaca.data.requests import StockBarsRequest
-    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
     if not settings.has_alpaca_credentials:
         raise ConfigError(
             "data fetch needs Alpaca credentials: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (or put them in .env)"
         )
     assert settings.apca_api_key_id and settings.apca_api_secret_key
-    unit = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day}[timeframe.unit]
     client = StockHistoricalDataClient(
         settings.apca_api_key_id.get_secret_value(),
         settings.apca_api_secret_key.get_secret_value(),
         url_override=settings.data_url(),
     )
-    request = StockBarsRequest(
-        symbol_or_symbols=symbols,
-        timeframe=TimeFrame(timeframe.amount, unit),
-        start=start,
-        end=end,
-        feed=DataFeed(feed.lower()),
-        adjustment=Adjustment(adjustment.lower()),
-    )
+    request = bars_request(symbols, start, end, timeframe, feed, adjustment)
     log.info("alpaca_fetch", symbols=symbols, start=str(start), end=str(end), timeframe=str(timeframe), feed=feed)
     try:
         barset = client.get_stock_bars(request)
@@ -58,15 +48,40 @@ def fetch_bars(
         raise MarketBossError(f"Alpaca market data refused the request: HTTP {status}{hint}") from None
     except Exception as exc:
         raise MarketBossError(f"could not reach Alpaca market data: {type(exc).__name__}") from None
+    missing = sorted(set(symbols) - set(barset if isinstance(barset, dict) else barset.data))
+    if missing:
+        log.warning("alpaca_fetch_no_bars", symbols=missing)
+    return barset_frame(barset)
+
+
+def bars_request(
+    symbols: list[str], start: datetime, end: datetime | None, timeframe: Timeframe, feed: str = "iex",
+    adjustment: str = "raw",
+) -> Any:
+    """alpaca-py's StockBarsRequest for these bars (start and end are bar start times, both included)."""
+    from alpaca.data.enums import Adjustment, DataFeed
+    from alpaca.data.requests import StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    unit = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day}[timeframe.unit]
+    return StockBarsRequest(
+        symbol_or_symbols=symbols,
+        timeframe=TimeFrame(timeframe.amount, unit),
+        start=start,
+        end=end,
+        feed=DataFeed(feed.lower()),
+        adjustment=Adjustment(adjustment.lower()),
+    )
+
+
+def barset_frame(barset: Any) -> pl.DataFrame:
+    """alpaca-py's BarSet (or its dict) as bars in the schema's types, sorted by time then symbol."""
     data = barset if isinstance(barset, dict) else barset.data
     rows = [
         (bar.timestamp, sym, bar.open, bar.high, bar.low, bar.close, bar.volume)
         for sym, bars in data.items()
         for bar in bars
     ]
-    missing = sorted(set(symbols) - set(data))
-    if missing:
-        log.warning("alpaca_fetch_no_bars", symbols=missing)
     df = pl.DataFrame(rows, schema=list(BAR_DTYPES), orient="row")
     return (
         df.with_columns(

@@ -85,6 +85,10 @@ class ExecutorConfig(BaseModel):
     max_trades: int | None = Field(None, gt=0)
     order_interval: float = Field(1.0, ge=0, description="seconds between orders")
     fill_timeout: float = Field(300.0, gt=0, description="seconds to wait for a terminal status")
+    park_after: float | None = Field(
+        None, gt=0, description="live loop: seconds to wait for a terminal status before the order is left working "
+        "and followed on later bars (never canceled for its wait); None: wait, then cancel after fill_timeout"
+    )
     poll_interval: float = Field(0.5, gt=0)
     stream: bool = Field(True, description="follow orders on the broker's trade_updates stream (polling: fallback)")
     stream_poll_interval: float = Field(
@@ -120,6 +124,16 @@ class Replay(Protocol):
     """Local broker only: move its simulated clock to where a signal's order would be filled."""
 
     def before(self, signal: Signal) -> None: ...
+
+
+@dataclass(frozen=True)
+class Working:
+    """An order left working (park_after): recorded once it reaches a terminal status."""
+
+    sig: Signal
+    intent: Intent
+    request: OrderRequest
+    generation: int  # the order stream's connection when it was parked (a reconnect means: look it up)
 
 
 @dataclass
@@ -215,6 +229,10 @@ class Executor:
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
         self.updates: OrderUpdates | None = None  # the trade_updates stream while a run follows it
+        self.working: dict[str, Working] = {}  # order id -> an order left working (park_after)
+        self.submitted: dict[str, float] = {}  # signal id -> time.perf_counter() when its order was accepted
+        self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
+        self._lock: RunLock | None = None
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -390,6 +408,101 @@ class Executor:
             self.alerter.close()
         return self.summary
 
+    # ---------------------------------------------------------------------------------------- live session
+    def open_session(self) -> None:
+        """Take these files (refused while another executor holds them), open the journal and logs, listen to the
+        order stream: for a caller that hands signals in as they come (the live loop), bar after bar."""
+        self._lock = RunLock(lock_path(self.cfg.trades_output))
+        self._lock.__enter__()
+        try:
+            journal = Journal(journal_path(self.cfg.trades_output))
+            self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
+            self._check_kill_switch_history(journal)
+            if self.cfg.stream:
+                self._start_updates()
+            self._reconcile(journal, [])
+        except BaseException:
+            self.close_session()
+            raise
+
+    def execute(self, signals: list[Signal]) -> None:
+        """Send these signals (those not already recorded, or started before a crash: finished, never re-decided);
+        an order that does not finish within park_after is left working and recorded by a later `follow`."""
+        journal, trades_log, equity_log = self._open()
+        done = done_signal_ids(self.cfg.trades_output)
+        for sig in signals:
+            if sig.id not in done and not any(w.sig.id == sig.id for w in self.working.values()):
+                self._execute(sig, journal, trades_log, equity_log)
+
+    def follow(self) -> None:
+        """Record the working orders and exits that finished since last looked at."""
+        journal, trades_log, equity_log = self._open()
+        self._follow_working(journal, trades_log, equity_log)
+        self._follow_legs(journal, trades_log)
+
+    def skip(self, sig: Signal, reason: str) -> None:
+        """Record a signal that will not be sent (a stale one), so no later run sends it either."""
+        self._record(self._open()[1], sig, "skipped", reason=reason)
+
+    def snapshot(self, at: datetime | None = None) -> Account:
+        acct = self.retry("get account", self.broker.account)
+        self._snapshot(self._open()[2], acct, at)
+        return acct
+
+    def cancel_working(self, exits_too: bool) -> None:
+        """Cancel the working entry orders (and the open exits with exits_too) and record how they ended."""
+        journal, trades_log, equity_log = self._open()
+        for order_id in list(self.working):
+            try:
+                self.retry("cancel order", partial(self.broker.cancel_order, order_id))
+            except (OrderRejected, NotFound) as exc:  # filled or gone meanwhile
+                log.info("cancel_not_needed", order_id=order_id, error=str(exc))
+        if exits_too:
+            for symbol in sorted({g.symbol for g in journal.state.legs.values()}):
+                self._clear_legs(symbol, journal, trades_log)
+        deadline = time.monotonic() + self.cfg.fill_timeout
+        while self.working and time.monotonic() < deadline:
+            self._follow_working(journal, trades_log, equity_log, poll=True)
+            if self.working:
+                self.sleep(self.cfg.poll_interval)
+
+    def close_session(self) -> None:
+        self._stop_updates()
+        if self._session is not None:
+            for part in self._session:
+                part.close()
+            self._session = None
+        self.alerter.close()
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+
+    def _open(self) -> tuple[Journal, JsonlAppender, JsonlAppender]:
+        if self._session is None:
+            raise RuntimeError("open_session() first")
+        return self._session
+
+    def _follow_working(
+        self, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender, poll: bool = False
+    ) -> None:
+        stream = self.updates
+        for order_id, w in list(self.working.items()):
+            order: Order | None = None
+            if not poll and stream is not None and stream.live and stream.generation == w.generation:
+                pushed = stream.wait(order_id, 0, 0.0)  # its latest state, if the stream has said anything
+                order = pushed[1] if pushed is not None else None
+                if order is not None:
+                    self.summary.updates["stream"] += 1
+            else:
+                order = self.retry("get order", partial(self.broker.get_order, order_id))
+                self.summary.updates["polled"] += 1
+                if stream is not None and stream.live:
+                    self.working[order_id] = replace(w, generation=stream.generation)
+            if order is not None and order.is_terminal:
+                del self.working[order_id]
+                self._conclude(w.sig, w.intent, w.request, order, False, journal, trades_log, equity_log)
+
+    # ---------------------------------------------------------------------------------------- freshness
     def _fresh(self, pending: list[Signal], journal: Journal) -> list[Signal]:
         """The signals to send now: those whose bar is the latest completed bar at the broker's clock. Older ones
         are skipped (sent with allow_stale), newer ones refused, each logged with its age and counted; a replay
@@ -609,7 +722,27 @@ class Executor:
             return
         if sig.id not in journal.state.order_ids:
             journal.submitted(sig.id, order.id)
-        order, timed_out = self._await_terminal(order, equity_log)
+        self.submitted.setdefault(sig.id, time.perf_counter())
+        order, outcome = self._await_terminal(order, equity_log)
+        if outcome == "parked":
+            generation = self.updates.generation if self.updates is not None else 0
+            self.working[order.id] = Working(sig, intent, req, generation)
+            log.info("order_working", signal_id=sig.id, order_id=order.id, status=order.status)
+            return
+        self._conclude(sig, intent, req, order, outcome == "timed_out", journal, trades_log, equity_log)
+
+    def _conclude(
+        self,
+        sig: Signal,
+        intent: Intent,
+        req: OrderRequest,
+        order: Order,
+        timed_out: bool,
+        journal: Journal,
+        trades_log: JsonlAppender,
+        equity_log: JsonlAppender,
+    ) -> None:
+        """Record an order that reached its end: its fill, exits, commission, equity and alerts."""
         status = order.status
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
@@ -670,14 +803,19 @@ class Executor:
         self.summary.updates["polled"] += 1
         return self.retry("get order", lambda: self.broker.get_order(order_id)), seq, generation
 
-    def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, bool]:
-        deadline = time.monotonic() + self.cfg.fill_timeout
+    def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, str]:
+        """The order once terminal ("done"), canceled after fill_timeout ("timed_out"), or still working after
+        park_after ("parked")."""
+        park = self.cfg.park_after
+        deadline = time.monotonic() + (park if park is not None else self.cfg.fill_timeout)
         seen_filled, order_id = order.filled_qty, order.id
         seq, generation = 0, self.updates.generation if self.updates is not None else 0
         while not order.is_terminal:
             now = time.monotonic()
             if now >= deadline:
-                return self._cancel_after_timeout(order), True
+                if park is not None:
+                    return order, "parked"
+                return self._cancel_after_timeout(order), "timed_out"
             wait = min(self.cfg.stream_poll_interval, deadline - now)
             order, seq, generation = self._next_state(order_id, seq, generation, wait)
             if order.filled_qty > seen_filled:
@@ -686,7 +824,7 @@ class Executor:
                 seen_filled = order.filled_qty
             if time.monotonic() - self._last_snapshot >= self.cfg.equity_interval:
                 self._snapshot(equity_log)
-        return order, False
+        return order, "done"
 
     def _cancel_after_timeout(self, order: Order) -> Order:
         log.warning("fill_timeout", order_id=order.id, timeout_s=self.cfg.fill_timeout, filled_qty=order.filled_qty)

@@ -60,4 +60,4 @@ def read_status(path: Path) -> LiveStatus | None:
         raw["stream"] = StreamHealth(**raw.get("stream", {}))
         return LiveStatus(**raw)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"{path}: not a live status file ({str(exc)[:120]})") from None
+        raise InputError(path, f"not a live status file ({str(exc)[:120]})") from None

@@ -4,14 +4,19 @@ only by what execution adds (spread, slippage, partial fills, latency), which is
 
 from __future__ import annotations
 
+import time
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import polars as pl
 
 from marketboss.broker.alpaca import AlpacaBroker
+from marketboss.data.calendar import schedule
 from marketboss.data.io import read_bars
+from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 from marketboss.signals import Signal
 
@@ -52,3 +57,64 @@ class LocalReplay:
 
     def close(self) -> None:
         self._http.close()
+
+
+class ReplayClock:
+    """The live loop's replay on the local broker: the broker's stepped clock moved bar by bar by the loop itself
+    (`step`), paced at `speed` simulated seconds per wall second (0: as fast as the loop goes), so history goes
+    through the live code path (stream, decisions, orders) exactly as a session would."""
+
+    def __init__(self, base_url: str, key_id: str, secret_key: str, speed: float = 0.0):
+        self._http = httpx.Client(
+            base_url=base_url, headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}, timeout=10.0
+        )
+        self.speed = speed
+        self._last_wall: float | None = None
+        view = self._view("GET")
+        if view.get("mode") != "stepped":
+            raise MarketBossError(f"replay needs the local broker's stepped clock (it runs {view.get('mode')})")
+        self.data_end_us = _us(view["data_end"])
+
+    def _view(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = self._http.request(method, "/admin/clock", json=body)
+        if r.status_code != 200:
+            raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
+        out: dict[str, Any] = r.json()
+        return out
+
+    def begin(self, day: str) -> None:
+        """Put the clock at the open of the first session on or after `day` (unless it is past it already)."""
+        try:
+            first = date.fromisoformat(day)
+        except ValueError:
+            raise MarketBossError(f"--replay-from: '{day}' is not a date (YYYY-MM-DD)") from None
+        opens = schedule(first, first + timedelta(days=10))["open"]
+        if opens.empty:
+            raise MarketBossError(f"--replay-from: no NYSE session in the 10 days from {day}")
+        t = int(opens.iloc[0].value // 1000)
+        if t > self.data_end_us:
+            raise MarketBossError(f"--replay-from: {day} is after the broker's data ends")
+        self.step(t, 0)
+
+    def now_us(self) -> int:
+        return _us(self._view("GET")["timestamp"])
+
+    def step(self, t_us: int, simulated_us: int) -> bool:
+        """Move the clock to t, first waiting out the pace of `simulated_us` of market time; False when the clock
+        was there already (it never moves backwards)."""
+        if self.speed > 0 and self._last_wall is not None:
+            wait = simulated_us / 1e6 / self.speed - (time.monotonic() - self._last_wall)
+            if wait > 0:
+                time.sleep(wait)
+        self._last_wall = time.monotonic()
+        if t_us <= self.now_us():
+            return False
+        self._view("POST", {"timestamp": np.datetime64(t_us, "us").astype(str) + "Z"})
+        return True
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _us(text: str) -> int:
+    return int(np.datetime64(text.replace("Z", ""), "us").astype(np.int64))

@@ -8,7 +8,8 @@ connects with `Content-Type: application/msgpack`) or JSON (text frames, anyone 
     <- [{"T": "subscription", "trades": ["AAPL"], "quotes": ["AAPL"], "bars": ["*"], ...}]
     <- [{"T": "b", "S": "AAPL", "o": ..., "t": ...}, {"T": "t", ...}, {"T": "q", ...}]
 
-What is sent, as the broker's clock passes it (the same clock orders fill on; checked every FEED_INTERVAL_S):
+What is sent, as the broker's clock passes it (the same clock orders fill on; checked every FEED_INTERVAL_S, and
+at once when the clock is set):
 - bars ("b"): the bars file's own bars, each once it is complete (at its end), stamped at its start, as the
   REST bars are;
 - trades ("t") and quotes ("q"): SYNTHESISED, not recorded. Every SAMPLE_S simulated seconds while a bar is in
@@ -142,9 +143,10 @@ class Subscriber:
 class MarketFeed:
     """Sends each subscriber what the clock passed since the last look; runs only while someone subscribes."""
 
-    def __init__(self, market: MarketData, clock: MarketClock):
+    def __init__(self, market: MarketData, clock: MarketClock, wake: asyncio.Event | None = None):
         self.market = market
         self.clock = clock
+        self.wake = wake  # set when the clock is set (admin): look at once
         self.subscribers: set[Subscriber] = set()
         self.feeds: dict[str, Conn] = {}  # one connection per feed (iex, sip)
         self._task: asyncio.Task[None] | None = None
@@ -167,7 +169,12 @@ class MarketFeed:
 
     async def _run(self) -> None:
         while self.subscribers:
-            await asyncio.sleep(FEED_INTERVAL_S)
+            if self.wake is None:
+                await asyncio.sleep(FEED_INTERVAL_S)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), FEED_INTERVAL_S)
+                self.wake.clear()
             try:
                 self.step(self.clock.now())
             except Exception as exc:  # keep the feed alive; the error is logged

@@ -36,6 +36,7 @@ class BrokerState:
     data_limiter: RateLimiter
     wake: asyncio.Event | None = None  # set by the running app: poke() wakes its matcher
     events: EventHub = field(default_factory=EventHub)  # order events for the trading stream (events.py)
+    feed_wake: asyncio.Event | None = None  # set by the market-data feed: a clock set sends its bars at once
 
     def close(self) -> None:
         self.store.close()
@@ -44,6 +45,11 @@ class BrokerState:
         """Something may fill now (an order came, the clock moved): the matcher should look without waiting."""
         if self.wake is not None:
             self.wake.set()
+
+    def clock_set(self) -> None:
+        """The clock was set: the market-data stream sends what it passed now, not at its next look."""
+        if self.feed_wake is not None:
+            self.feed_wake.set()
 
     def save_clock(self) -> None:
         """Where the clock is, so a restart resumes there (best effort: a failure here must not fail a request)."""

@@ -4,6 +4,7 @@ client's fallback when its stream goes away can be tested against the real serve
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from marketboss.local_broker.data_stream import DataSession, MarketFeed
@@ -23,7 +24,8 @@ DATA_FEEDS = {"/v2/iex": "iex", "/v2/sip": "sip"}
 class Streams:
     def __init__(self, state: BrokerState, hub: EventHub):
         self.hub = hub
-        self.feed = MarketFeed(state.market, state.clock)
+        state.feed_wake = asyncio.Event()
+        self.feed = MarketFeed(state.market, state.clock, state.feed_wake)
         self.registry = Registry()
         self._key = state.cfg.key_id.encode()
         self._secret = state.cfg.secret_key.get_secret_value().encode()

@@ -555,15 +555,24 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
     dup = df.filter(pl.col("id").is_duplicated())
     if dup.height:
         raise InputError(path, f"refusing to write duplicate signal id '{dup['id'][0]}'", field="id")
-    rows = df.select(*SIGNAL_FIELDS, *(f for f in ORDER_FIELDS if f in df.columns)).with_columns(
-        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
-    )
+    rows = _file_rows(df)
     whole = _whole_frame_form(rows)
     if whole is not None:
         with atomic_open(path) as fh:
             whole.write_ndjson(fh)
         return whole.height
     return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
+
+
+def signal_records(df: pl.DataFrame) -> list[dict[str, Any]]:
+    """Signals as the objects a signals file holds, line by line (for a log appended as signals come)."""
+    return [_record(r) for r in _file_rows(df).iter_rows(named=True)]
+
+
+def _file_rows(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(*SIGNAL_FIELDS, *(f for f in ORDER_FIELDS if f in df.columns)).with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
+    )
 
 
 def _whole_frame_form(rows: pl.DataFrame) -> pl.DataFrame | None:

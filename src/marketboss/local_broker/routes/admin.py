@@ -84,6 +84,7 @@ class AdminRoutes:
         self.s.save_clock()
         fills = e.step(time.time())
         self.s.poke()
+        self.s.clock_set()
         return 200, {**self._clock_view(), "fills": fills}
 
     def _clock_target(self, kind: str, value: Any, now: int) -> int:

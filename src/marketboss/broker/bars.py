@@ -1,0 +1,136 @@
+"""Bars as they close: alpaca-py's StockDataStream (`bars` channel) in a background thread, for Alpaca and the
+local broker alike. Each bar is queued as it arrives; the live loop takes them from `get`. The stream says whether
+it is connected (`live`) and counts its connections (`generation`), so bars missed while it was down are fetched
+from REST by the caller. Reconnection, with exponential backoff and jitter (1 s to 30 s), is alpaca-py's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.live.stock import StockDataStream
+
+from marketboss.logging import get_logger
+
+log = get_logger(__name__)
+STOP_TIMEOUT = 5.0
+
+
+class LiveBar(NamedTuple):
+    symbol: str
+    start_us: int  # the bar's start (its stamp), epoch microseconds UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    received: float  # time.perf_counter() when it arrived (latency measurements)
+
+
+def data_stream_url(data_url: str, feed: str) -> str:
+    """The market-data stream of a REST data URL: http://127.0.0.1:8765 -> ws://127.0.0.1:8765/v2/iex."""
+    return re.sub(r"^http", "ws", data_url.rstrip("/")) + f"/v2/{feed}"
+
+
+def epoch_us(t: datetime) -> int:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1_000_000)
+
+
+class _Stream(StockDataStream):
+    """StockDataStream that reports when it is connected (alpaca-py's own says nothing)."""
+
+    def __init__(self, key_id: str, secret_key: str, url: str | None, feed: str, owner: BarStream):
+        params = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "open_timeout": 5}
+        super().__init__(key_id, secret_key, feed=DataFeed(feed), url_override=url, websocket_params=params)
+        self._owner = owner
+
+    async def _auth(self) -> None:
+        await super()._auth()  # raises unless authenticated
+        self._owner._set_live(True)
+
+    async def close(self) -> None:
+        self._owner._set_live(False)
+        await super().close()
+
+    async def halt(self) -> None:
+        await self.stop_ws()
+        await self.close()
+
+
+class BarStream:
+    """The closed bars of some symbols, in arrival order."""
+
+    def __init__(self, key_id: str, secret_key: str, url: str | None, feed: str, symbols: list[str]):
+        self.url = url or f"alpaca {feed}"
+        self.bars: queue.Queue[LiveBar] = queue.Queue()
+        self.live = False
+        self.generation = 0  # connections made so far
+        self.received = 0
+        self.last_received: float | None = None  # wall clock
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stream = _Stream(key_id, secret_key, url, feed, self)
+        self._stream.subscribe_bars(self._on_bar, *symbols)
+        # alpaca-py logs every reconnect with a traceback; the state changes are logged here instead
+        logging.getLogger("alpaca.data.live.websocket").setLevel(logging.CRITICAL + 1)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._stream.run, name="bar-stream", daemon=True)
+        self._thread.start()
+
+    def wait_live(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.live, timeout)
+
+    def get(self, timeout: float) -> LiveBar | None:
+        try:
+            return self.bars.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self._stream._loop is None and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loop = self._stream._loop
+        if loop is not None and loop.is_running():
+            with contextlib.suppress(Exception):  # the loop ended meanwhile: nothing to stop
+                asyncio.run_coroutine_threadsafe(self._stream.halt(), loop).result(STOP_TIMEOUT)
+        thread.join(max(0.1, deadline - time.monotonic()))
+        self._thread = None
+        self._set_live(False)
+
+    def _set_live(self, live: bool) -> None:
+        with self._cond:
+            if live == self.live:
+                return
+            self.live = live
+            if live:
+                self.generation += 1
+            self._cond.notify_all()
+        log.info("bar_stream_connected" if live else "bar_stream_down", url=self.url, generation=self.generation)
+
+    async def _on_bar(self, bar: Any) -> None:
+        try:
+            b = LiveBar(str(bar.symbol), epoch_us(bar.timestamp), float(bar.open), float(bar.high), float(bar.low),
+                        float(bar.close), float(bar.volume), time.perf_counter())  # fmt: skip
+        except Exception as exc:  # one odd message must not end the stream
+            log.warning("bar_stream_bad_bar", error_type=type(exc).__name__, error=str(exc)[:200])
+            return
+        self.received += 1
+        self.last_received = time.time()
+        self.bars.put(b)

@@ -1,0 +1,503 @@
+"""The live loop (`marketboss live`): a strategy run on bars as they close, each bar's decisions traded at once.
+
+One bar after another on the NYSE grid of the timeframe (data.calendar.bar_grid, the grid the data files use):
+1. wait for the bar to close: at the broker's clock, or, replaying on the local broker, by stepping its clock;
+2. collect the bar of every symbol from the market-data stream (broker/bars.py; minute bars are aggregated into
+   longer ones); a symbol the stream did not deliver (it dropped, or was late) is fetched from REST and logged
+   as a gap;
+3. run the strategy (vectorised or event-driven, unchanged) on the history up to and including that bar and take
+   the signals it makes on that bar: their ids are the backtest's (same strategy, parameters, symbol, time, side);
+4. append them to the signals log (fsynced), then hand them to the executor (risk checks, journal, alerts), which
+   sends them at once and follows their fills on `trade_updates`; an order still working is followed on later
+   bars;
+5. snapshot equity to the guide's equity log and rewrite the status file (execution/live_status.py).
+
+A bar whose decision comes late (a newer bar has already closed: a catch-up after a restart or a long outage) is
+decided and logged but not traded: a stale signal is never sent. A restart resumes after the last bar the status
+file records, finishes orders the journal says were started, and sends nothing twice (client order ids are the
+signal ids). SIGINT/SIGTERM end the bar in progress, then apply the open-orders policy (`on_stop`).
+
+Its clock is the broker's: against the local broker with a stepped clock the loop replays any past window at any
+speed through exactly this code path (execution/replay.py: ReplayClock), which is how it is tested against the
+backtest of the same strategy and window.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from marketboss.broker.alpaca import AlpacaBroker
+from marketboss.broker.bars import BarStream, LiveBar
+from marketboss.data.calendar import Timeframe, bar_grid, schedule
+from marketboss.data.io import JsonlAppender
+from marketboss.data.market import Market
+from marketboss.data.schema import BAR_DTYPES
+from marketboss.errors import MarketBossError
+from marketboss.execution.executor import Executor, client_order_id
+from marketboss.execution.live_status import LiveStatus, StreamHealth, read_status, write_status
+from marketboss.execution.replay import ReplayClock
+from marketboss.logging import get_logger
+from marketboss.signals import parse_signal, read_signals, signal_records
+from marketboss.strategies.base import Strategy
+
+log = get_logger(__name__)
+US = 1_000_000
+OnStop = Literal["keep", "cancel", "cancel-all"]
+
+
+class LiveConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...] = Field(min_length=1)
+    timeframe: str = "1Min"
+    feed: str = Field("iex", pattern="^(iex|sip)$")
+    warmup_bars: int = Field(500, ge=1, description="bars of history per symbol fetched before the first bar")
+    signals_output: Path
+    status_output: Path
+    on_stop: OnStop = Field(
+        "cancel",
+        description="keep: leave open orders working; cancel: cancel the entries still working, keep the exits; "
+        "cancel-all: cancel every open order of the run",
+    )
+    until: datetime | Literal["close"] | None = Field(
+        None, description="stop after the last bar that closes at or before this ('close': the session's close)"
+    )
+    max_bars: int | None = Field(None, gt=0, description="stop after this many bars")
+    settle: float = Field(0.5, ge=0, description="seconds to wait for the other symbols once a bar has come")
+    grace: float = Field(10.0, gt=0, description="seconds after a bar's close before missing bars come from REST")
+    stream_connect_timeout: float = Field(5.0, ge=0)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        return str(Timeframe.parse(v))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One bar of the grid: [start, end) in epoch microseconds (UTC)."""
+
+    start: int
+    end: int
+
+    @property
+    def stamp(self) -> datetime:
+        return datetime.fromtimestamp(self.start / US, UTC)
+
+
+@dataclass
+class LiveSummary:
+    bars: int = 0
+    signals: int = 0
+    stale: int = 0
+    gaps: int = 0
+    bars_backfilled: int = 0
+    to_submit_ms: list[float] = field(default_factory=list)  # bar close -> order accepted
+    to_fill_ms: list[float] = field(default_factory=list)  # bar close -> first fill heard on the stream
+    stopped_by: str | None = None
+
+    def as_rows(self) -> list[tuple[str, object]]:
+        def p50_p99(xs: list[float]) -> str:
+            return " / ".join(f"{np.percentile(xs, q):.2f}" for q in (50, 99)) if xs else "-"
+
+        return [
+            ("bars", self.bars),
+            ("signals", self.signals),
+            ("signals stale (not sent)", self.stale),
+            ("stream gaps back-filled", self.gaps),
+            ("bars back-filled", self.bars_backfilled),
+            ("bar close -> order accepted p50 / p99 ms", p50_p99(self.to_submit_ms)),
+            ("bar close -> fill event p50 / p99 ms", p50_p99(self.to_fill_ms)),
+        ]
+
+
+def _iso(us: int | None) -> str | None:
+    return None if us is None else datetime.fromtimestamp(us / US, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp() * US)
+
+
+class LiveLoop:
+    def __init__(
+        self,
+        config: LiveConfig,
+        strategy: Strategy[Any],
+        broker: AlpacaBroker,
+        executor: Executor,
+        *,
+        mode: str,
+        broker_display: str,
+        replay: ReplayClock | None = None,
+    ):
+        self.cfg = config
+        self.strategy = strategy
+        self.broker = broker
+        self.executor = executor
+        self.replay = replay
+        self.tf = Timeframe.parse(config.timeframe)
+        self.symbols = sorted(config.symbols)
+        self.summary = LiveSummary()
+        self.stop_requested: str | None = None
+        self._wake = threading.Event()
+        self._history = pl.DataFrame(schema=BAR_DTYPES)
+        self._buffer: list[LiveBar] = []
+        self._grid: list[Slot] = []
+        self._logged: set[str] = set()
+        self._stream: BarStream | None = None
+        self._signals_log: JsonlAppender | None = None
+        self._signal_lines = 0
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self.status = LiveStatus(strategy=strategy.describe(), symbols=self.symbols, timeframe=str(self.tf),
+                                 broker=broker_display, mode=mode, pid=os.getpid(), started_at=now,
+                                 updated_at=now)  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> LiveSummary:
+        previous = read_status(self.cfg.status_output)
+        self._install_signal_handlers()
+        self.executor.open_session()
+        try:
+            self._signals_log = self._open_signals_log()
+            now = self._now_us()
+            last_done = self._resume_point(previous, now)
+            self._warm_up(now)
+            self._write_status("warming_up")
+            self._stream = self.broker.bar_stream(self.symbols, self.cfg.feed)
+            self._stream.start()
+            if not self._stream.wait_live(self.cfg.stream_connect_timeout):
+                log.warning("bar_stream_unavailable", fallback="REST after each bar's grace")
+            self._finish_started()
+            self._loop(last_done if last_done is not None else self._last_history_bar())
+        except MarketBossError as exc:
+            self.summary.stopped_by = str(exc)
+            self._write_status("failed", str(exc))
+            raise
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def _loop(self, after: int) -> None:
+        until = self._until()
+        replay_end = self.replay.data_end_us if self.replay is not None else None
+        slot = self._next_slot(after)
+        while self.stop_requested is None:
+            if (until is not None and slot.end > until) or (replay_end is not None and slot.end > replay_end):
+                self.stop_requested = "reached the end of the window"
+                break
+            closed = self._close(slot)
+            if closed is None:
+                break  # asked to stop while waiting
+            closed_at, caught_up = closed
+            bars = self._collect(slot, closed_at, wait=not caught_up)
+            nxt = self._next_slot(slot.start)
+            fresh = self.replay is not None or self._now_us() < nxt.end
+            self._decide(slot, bars, closed_at, fresh)
+            if self.cfg.max_bars is not None and self.summary.bars >= self.cfg.max_bars:
+                self.stop_requested = f"{self.cfg.max_bars} bars done"
+            slot = nxt
+
+    def _until(self) -> int | None:
+        """When to stop: the configured time, or the close of the session in progress (or the next) at the
+        broker's clock."""
+        if self.cfg.until is None:
+            return None
+        if self.cfg.until != "close":
+            return _us(self.cfg.until)
+        now = self._now_us()
+        day = date.fromtimestamp(now / US)
+        closes = schedule(day - timedelta(days=1), day + timedelta(days=10))["close"]
+        return next(c for c in (_us(c.to_pydatetime()) for c in closes) if c > now)
+
+    # ------------------------------------------------------------------------------------------ bars
+    def _next_slot(self, after: int) -> Slot:
+        """The first bar of the grid that starts after `after` (epoch us)."""
+        while not self._grid or self._grid[-1].start <= after:
+            first = date.fromtimestamp(max(after, self._grid[-1].start if self._grid else after) / US)
+            starts, ends = bar_grid(first - timedelta(days=1), first + timedelta(days=30), self.tf)
+            have = self._grid[-1].start if self._grid else -1
+            self._grid += [Slot(int(s), int(e)) for s, e in zip(starts.astype(np.int64), ends.astype(np.int64),
+                                                                strict=True) if int(s) > have]  # fmt: skip
+        i = next(i for i, s in enumerate(self._grid) if s.start > after)
+        del self._grid[:i]
+        return self._grid[0]
+
+    def _close(self, slot: Slot) -> tuple[float, bool] | None:
+        """Wait until the bar has closed (replay: step the clock to its end). Returns when it closed (perf_counter)
+        and whether it had closed before the wait began (a catch-up: the stream sent it, if at all, earlier)."""
+        if self.replay is not None:
+            moved = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
+            return time.perf_counter(), not moved
+        if self._now_us() >= slot.end:
+            return time.perf_counter(), True
+        next_check = time.monotonic() + 1.0
+        while self.stop_requested is None:
+            if time.monotonic() >= next_check:
+                if self._now_us() >= slot.end:
+                    return time.perf_counter(), False
+                next_check = time.monotonic() + 1.0
+            b = self._take(0.25)
+            if b is not None and b.start_us >= slot.start:  # the stream has a bar of it: it has closed
+                return b.received, False
+        return None
+
+    def _take(self, timeout: float) -> LiveBar | None:
+        """The next streamed bar (kept in the buffer), waiting up to timeout."""
+        assert self._stream is not None
+        b = self._stream.get(timeout)
+        if b is not None:
+            self._buffer.append(b)
+            self.status.stream.last_message_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        return b
+
+    def _collect(self, slot: Slot, closed_at: float, wait: bool) -> pl.DataFrame:
+        """Every symbol's bar of the slot: from the stream (minute bars aggregated), else from REST (at once for a
+        bar that closed before the wait for it began)."""
+        stream = self._stream
+        assert stream is not None
+        want = set(self.symbols)
+        deadline = closed_at + self.cfg.grace
+        first_seen: float | None = None
+        while True:
+            mine = [b for b in self._buffer if slot.start <= b.start_us < slot.end]
+            done = {b.symbol for b in mine if b.received >= closed_at or not wait}  # sent once the bar had closed
+            if done >= want or any(b.start_us >= slot.end for b in self._buffer):
+                break
+            if mine and first_seen is None:
+                first_seen = time.perf_counter()
+            now = time.perf_counter()
+            limit = deadline if first_seen is None else min(deadline, first_seen + self.cfg.settle)
+            if not wait or now >= limit or not stream.live or self.stop_requested is not None:
+                break
+            self._take(min(0.25, limit - now))
+        self._buffer = [b for b in self._buffer if b.start_us >= slot.end]
+        got = _aggregate(mine, slot)
+        missing = sorted(want - set(got["symbol"].to_list()))
+        if missing:
+            fetched = self._fetch(missing, slot.start, slot.start)
+            if fetched.height:
+                self.summary.gaps += 1
+                self.summary.bars_backfilled += fetched.height
+                log.warning("bars_backfilled", bar=_iso(slot.start), symbols=fetched["symbol"].to_list(),
+                            stream_live=stream.live)  # fmt: skip
+                got = pl.concat([got, fetched]).sort("symbol")
+        return got
+
+    def _fetch(self, symbols: list[str], start_us: int, end_us: int) -> pl.DataFrame:
+        start = datetime.fromtimestamp(start_us / US, UTC)
+        end = datetime.fromtimestamp(end_us / US, UTC)
+        return self.executor.retry("get bars", lambda: self.broker.bars(symbols, start, end, self.tf, self.cfg.feed))
+
+    def _warm_up(self, now: int) -> None:
+        """The last warmup_bars closed bars of each symbol (REST), the history the first decision sees."""
+        per_day = 1 if self.tf.is_daily else max(1, 390 // self.tf.minutes)
+        days = int(self.cfg.warmup_bars / per_day * 7 / 5) + 5
+        start = now - days * 86_400 * US
+        bars = self._fetch(self.symbols, start, now)
+        bars = bars.filter(pl.col("timestamp").dt.epoch("us") < self._next_slot(now - 1).start)
+        self._history = bars.group_by("symbol", maintain_order=True).tail(self.cfg.warmup_bars).sort(
+            "timestamp", "symbol")  # fmt: skip
+        log.info("live_warm_up", bars=self._history.height, symbols=self.symbols, start=_iso(start), now=_iso(now))
+
+    def _last_history_bar(self) -> int:
+        if self._history.is_empty():
+            return self._now_us()
+        return int(self._history["timestamp"].dt.epoch("us").max())  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------------------------------ decisions
+    def _decide(self, slot: Slot, bars: pl.DataFrame, closed_at: float, fresh: bool) -> None:
+        if bars.height:
+            self._history = pl.concat([self._history.filter(pl.col("timestamp").dt.epoch("us") < slot.start),
+                                       bars.select(BAR_DTYPES.names())])  # fmt: skip
+        signals = []
+        if not self._history.is_empty() and bars.height:
+            frame = self.strategy.signals(Market.from_bars(self._history))
+            frame = frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start)
+            signals = self._log_signals(frame)
+        self.summary.bars += 1
+        self.status.bars_seen += 1
+        self.status.last_bar = _iso(slot.start)
+        if signals:
+            self.summary.signals += len(signals)
+            self.status.signals_today += len(signals)
+            if fresh:
+                self.executor.execute(signals)
+            else:
+                for sig in signals:
+                    self.summary.stale += 1
+                    self.executor.skip(sig, f"stale: decided on bar {_iso(slot.start)} after a newer bar closed")
+        self._measure(signals, closed_at)
+        self.executor.follow()
+        acct = self.executor.snapshot(datetime.fromtimestamp(slot.end / US, UTC))
+        self.status.account = {"equity": acct.equity, "cash": acct.cash, "buying_power": acct.buying_power}
+        self._write_status("running")
+
+    def _log_signals(self, frame: pl.DataFrame) -> list[Any]:
+        """The bar's signals, appended to the signals log (each once, whatever restarts came between)."""
+        assert self._signals_log is not None
+        out = []
+        for row, record in zip(frame.iter_rows(named=True), signal_records(frame), strict=True):
+            self._signal_lines += row["id"] not in self._logged
+            sig = parse_signal(row, self.cfg.signals_output, self._signal_lines)
+            if sig.id not in self._logged:
+                self._signals_log.append(record)
+                self._logged.add(sig.id)
+            out.append(sig)
+        return out
+
+    def _measure(self, signals: list[Any], closed_at: float) -> None:
+        sent = self.executor.submitted
+        for sig in signals:
+            if sig.id in sent:
+                self.summary.to_submit_ms.append((sent[sig.id] - closed_at) * 1000)
+        updates = self.executor.updates
+        if updates is None:
+            return
+        for sig in signals:  # fills heard while the bar's orders were sent; later ones are not this bar's latency
+            heard = updates.first_fill.get(client_order_id(sig.id))
+            if heard is not None:
+                self.summary.to_fill_ms.append((heard - closed_at) * 1000)
+
+    # ------------------------------------------------------------------------------------------ resume
+    def _open_signals_log(self) -> JsonlAppender:
+        path = self.cfg.signals_output
+        if path.exists():
+            earlier = read_signals(path)
+            self._logged = {s.id for s in earlier}
+            self._signal_lines = len(earlier)
+        return JsonlAppender(path)
+
+    def _resume_point(self, previous: LiveStatus | None, now: int) -> int | None:
+        """The start of the last bar an earlier run of this same session decided (None: start afresh at now)."""
+        if previous is None or previous.last_bar is None:
+            return None
+        same = (previous.strategy, previous.symbols, previous.timeframe) == (self.status.strategy, self.symbols,
+                                                                             self.status.timeframe)  # fmt: skip
+        if not same:
+            return None
+        t = _us(datetime.fromisoformat(previous.last_bar.replace("Z", "+00:00")))
+        if t > now:
+            return None
+        self.status.bars_seen = previous.bars_seen
+        self.status.stream.connections = previous.stream.connections
+        log.info("live_resume", after_bar=previous.last_bar)
+        return t
+
+    def _finish_started(self) -> None:
+        """Orders an earlier run started (journaled, not recorded) are finished before anything new."""
+        journal = self.executor._open()[0]
+        pending = [s for s in read_signals(self.cfg.signals_output) if s.id in journal.state.intents] \
+            if self.cfg.signals_output.exists() else []  # fmt: skip
+        if pending:
+            log.info("live_finish_started", orders=len(pending))
+            self.executor.execute(pending)
+
+    # ------------------------------------------------------------------------------------------ stop
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stop_requested = signal.Signals(signum).name
+            log.info("live_stop_requested", signal=self.stop_requested)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    def _shutdown(self) -> None:
+        """Apply the open-orders policy, take a last snapshot, say why it stopped."""
+        try:
+            self._write_status("stopping")
+            if self.cfg.on_stop != "keep":
+                self.executor.cancel_working(exits_too=self.cfg.on_stop == "cancel-all")
+            self.executor.follow()
+            self.executor.snapshot()
+        except Exception as exc:  # the stop must finish; what failed is said
+            log.error("live_shutdown_incomplete", error_type=type(exc).__name__, error=str(exc)[:300])
+        finally:
+            if self._stream is not None:
+                self._stream.stop()
+            if self._signals_log is not None:
+                self._signals_log.close()
+            self.summary.stopped_by = self.summary.stopped_by or self.stop_requested
+            if self.status.state != "failed":
+                self._write_status("stopped", self.summary.stopped_by)
+            self.executor.close_session()
+            if self.replay is not None:
+                self.replay.close()
+
+    # ------------------------------------------------------------------------------------------ status
+    def _now_us(self) -> int:
+        if self.replay is not None:
+            return self.replay.now_us()
+        return _us(self.executor._now())
+
+    def _write_status(self, state: Any, stopped_by: str | None = None) -> None:
+        st = self.status
+        st.state = state
+        st.stopped_by = stopped_by
+        st.updated_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        st.orders_submitted = len(self.executor.submitted)
+        stream = self._stream
+        if stream is not None:
+            connections = max(st.stream.connections, stream.generation)
+            st.stream = StreamHealth(stream.live, connections, self.summary.gaps, self.summary.bars_backfilled,
+                                     st.stream.last_message_at)  # fmt: skip
+        try:
+            positions = self.executor.retry("get positions", self.broker.positions)
+            orders = self.executor.retry("list open orders", self.broker.open_orders)
+        except MarketBossError as exc:  # the status says what it could; the run goes on
+            log.warning("live_status_partial", error=str(exc)[:200])
+        else:
+            st.positions = [{"symbol": p.symbol, "qty": p.qty, "avg_entry_price": p.avg_entry_price,
+                             "market_value": p.market_value} for p in positions.values()]  # fmt: skip
+            st.open_orders = [{"id": o.id, "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side,
+                               "type": o.type, "qty": o.qty, "filled_qty": o.filled_qty, "limit_price": o.limit_price,
+                               "stop_price": o.stop_price, "status": o.status} for o in orders]  # fmt: skip
+        write_status(self.cfg.status_output, st)
+
+
+def _aggregate(bars: list[LiveBar], slot: Slot) -> pl.DataFrame:
+    """One bar per symbol over the slot (its minute bars in time order: first open, max high, min low, last
+    close, summed volume), stamped at the slot's start."""
+    if not bars:
+        return pl.DataFrame(schema=BAR_DTYPES)
+    df = pl.DataFrame([b._asdict() for b in bars]).unique(["symbol", "start_us"], keep="last")
+    return (
+        df.sort("start_us")
+        .group_by("symbol")
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+        )
+        .with_columns(
+            pl.lit(slot.start).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp"),
+            pl.col("volume").round(0).cast(pl.Int64),
+        )
+        .select(BAR_DTYPES.names())
+        .cast(BAR_DTYPES)
+        .sort("symbol")
+    )
+
+
+def check_symbols(symbols: str) -> tuple[str, ...]:
+    out = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+    if not out:
+        raise MarketBossError("--symbols: give at least one symbol, e.g. --symbols AAPL,MSFT")
+    return out
