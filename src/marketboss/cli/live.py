@@ -108,8 +108,9 @@ def live(
     if speed < 0:
         raise MarketBossError("--speed: must be 0 or more")
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
+    # a broker started here replays as fast as asked: no requests-per-wall-minute limit to wait out
     with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
-                 retry_budget=retry_budget) as conn:  # fmt: skip
+                 retry_budget=retry_budget, local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
         replay = None
         if conn.mode == "local" and (replay_from or not broker_url):

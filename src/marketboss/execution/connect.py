@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.base import AuthError, BrokerError
@@ -109,6 +110,7 @@ def connect(
     local_db: Path | None = None,
     retry_budget: float = DEFAULT_BUDGET,
     request_timeout: float = 10.0,
+    local_options: dict[str, Any] | None = None,
 ) -> Iterator[Connection]:
     """The broker a run talks to, verified. The endpoint is decided (and the live guard passed) before anything
     connects; a broker started here stops when the block ends."""
@@ -149,7 +151,7 @@ def connect(
         raise ConfigError(f"{why}, and the local broker needs bars to replay: {data} not found (run make demo)")
     db = local_db or data.parent / "broker.sqlite"
     key, secret = local_keys()
-    with local_broker(data, db, key_id=key, secret_key=secret) as (base, _, _):
+    with local_broker(data, db, key_id=key, secret_key=secret, **(local_options or {})) as (base, _, _):
         conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data, request_timeout)
         verify(conn, retry_budget)
         yield conn

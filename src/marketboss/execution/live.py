@@ -225,22 +225,21 @@ class LiveLoop:
     # ------------------------------------------------------------------------------------------ bars
     def _next_slot(self, after: int) -> Slot:
         """The first bar of the grid that starts after `after` (epoch us)."""
-        while not self._grid or self._grid[-1].start <= after:
-            first = date.fromtimestamp(max(after, self._grid[-1].start if self._grid else after) / US)
+        if not self._grid or not self._grid[0].start <= after < self._grid[-1].start:
+            first = date.fromtimestamp(after / US)
             starts, ends = bar_grid(first - timedelta(days=1), first + timedelta(days=30), self.tf)
-            have = self._grid[-1].start if self._grid else -1
-            self._grid += [Slot(int(s), int(e)) for s, e in zip(starts.astype(np.int64), ends.astype(np.int64),
-                                                                strict=True) if int(s) > have]  # fmt: skip
+            self._grid = [Slot(int(s), int(e)) for s, e in zip(starts.astype(np.int64), ends.astype(np.int64),
+                                                               strict=True)]  # fmt: skip
         i = next(i for i, s in enumerate(self._grid) if s.start > after)
-        del self._grid[:i]
-        return self._grid[0]
+        del self._grid[: max(0, i - 1)]  # keep the bar before: the next question is about it or later
+        return self._grid[i - max(0, i - 1)]
 
     def _close(self, slot: Slot) -> tuple[float, bool] | None:
         """Wait until the bar has closed (replay: step the clock to its end). Returns when it closed (perf_counter)
         and whether it had closed before the wait began (a catch-up: the stream sent it, if at all, earlier)."""
         if self.replay is not None:
-            moved = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
-            return time.perf_counter(), not moved
+            asked = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
+            return (asked, False) if asked is not None else (time.perf_counter(), True)
         if self._now_us() >= slot.end:
             return time.perf_counter(), True
         next_check = time.monotonic() + 1.0
@@ -308,8 +307,8 @@ class LiveLoop:
         start = now - days * 86_400 * US
         bars = self._fetch(self.symbols, start, now)
         bars = bars.filter(pl.col("timestamp").dt.epoch("us") < self._next_slot(now - 1).start)
-        self._history = bars.group_by("symbol", maintain_order=True).tail(self.cfg.warmup_bars).sort(
-            "timestamp", "symbol")  # fmt: skip
+        recent = bars.group_by("symbol", maintain_order=True).tail(self.cfg.warmup_bars)
+        self._history = recent.select(BAR_DTYPES.names()).sort("timestamp", "symbol")
         log.info("live_warm_up", bars=self._history.height, symbols=self.symbols, start=_iso(start), now=_iso(now))
 
     def _last_history_bar(self) -> int:

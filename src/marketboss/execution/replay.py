@@ -99,18 +99,19 @@ class ReplayClock:
     def now_us(self) -> int:
         return _us(self._view("GET")["timestamp"])
 
-    def step(self, t_us: int, simulated_us: int) -> bool:
-        """Move the clock to t, first waiting out the pace of `simulated_us` of market time; False when the clock
-        was there already (it never moves backwards)."""
+    def step(self, t_us: int, simulated_us: int) -> float | None:
+        """Move the clock to t, first waiting out the pace of `simulated_us` of market time. Returns the moment
+        (time.perf_counter) it was asked to move, None when the clock was there already (it never moves back)."""
         if self.speed > 0 and self._last_wall is not None:
             wait = simulated_us / 1e6 / self.speed - (time.monotonic() - self._last_wall)
             if wait > 0:
                 time.sleep(wait)
         self._last_wall = time.monotonic()
         if t_us <= self.now_us():
-            return False
+            return None
+        asked = time.perf_counter()
         self._view("POST", {"timestamp": np.datetime64(t_us, "us").astype(str) + "Z"})
-        return True
+        return asked
 
     def close(self) -> None:
         self._http.close()
