@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import time as clock
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from marketboss.errors import InputError
 from marketboss.logging import configure
 from marketboss.scheduler import (
     LiveTrigger,
+    Outcome,
     ScheduleConfig,
     Supervision,
     build_scheduler,
@@ -156,6 +158,15 @@ def test_live_config_and_its_mistakes(tmp_path: Path) -> None:
         assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_the_readmes_live_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n[live]\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "schedule.toml").write_text("[live]\n" + example)
+    cfg = load_config(tmp_path / "schedule.toml")
+    assert cfg.live.enabled and cfg.live.symbols == ["AAPL", "MSFT"] and cfg.live.timeframe == "5Min"
+    assert live_command(cfg, Settings())[-2:] == ["--until", "close"]
+
+
 def test_schedule_on_the_command_line_plans_live_and_checks_its_strategy(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,10 +229,10 @@ while True:
 def stand_in(tmp_path: Path, mode: str, **times: object) -> tuple[Supervision, Path]:
     script, log = tmp_path / "live_stand_in.py", tmp_path / f"{mode}-{len(list(tmp_path.glob('*.log')))}.log"
     script.write_text(STAND_IN)
-    now = datetime.now(UTC)
-    kw: dict[str, object] = {"restart_until": now + timedelta(hours=1), "stop_at": now + timedelta(hours=1),
-                             "kill_after_seconds": 30.0, "backoff_seconds": 0.05, **times}  # fmt: skip
-    return Supervision([sys.executable, str(script), str(log), mode], **kw), log  # type: ignore[arg-type]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    sup = Supervision([sys.executable, str(script), str(log), mode], restart_until=later, stop_at=later,
+                      kill_after_seconds=30.0, backoff_seconds=0.05)  # fmt: skip
+    return replace(sup, **times), log  # type: ignore[arg-type]
 
 
 def lines(log: Path) -> list[str]:
@@ -259,7 +270,7 @@ def test_a_child_still_running_at_the_stop_time_gets_sigterm_and_stops_cleanly(t
 def test_a_child_that_ignores_sigterm_is_killed_when_the_scheduler_stops(tmp_path: Path) -> None:
     sup, log = stand_in(tmp_path, "ignore_term", kill_after_seconds=0.5)
     stop = threading.Event()
-    result: list[object] = []
+    result: list[Outcome] = []
     runner = threading.Thread(target=lambda: result.append(supervise(sup, stop)))
     runner.start()
     deadline = clock.monotonic() + 60
@@ -269,14 +280,14 @@ def test_a_child_that_ignores_sigterm_is_killed_when_the_scheduler_stops(tmp_pat
     runner.join(60)
     assert not runner.is_alive()
     (out,) = result
-    assert out.ended == "killed" and not out.ok and out.exit_codes == [-9]  # type: ignore[attr-defined]
+    assert out.ended == "killed" and not out.ok and out.exit_codes == [-9]
     assert lines(log) == ["started"]
 
 
 def test_stopping_the_scheduler_stops_a_well_behaved_child_with_sigterm_and_no_restart(tmp_path: Path) -> None:
     sup, log = stand_in(tmp_path, "run")
     stop = threading.Event()
-    result: list[object] = []
+    result: list[Outcome] = []
     runner = threading.Thread(target=lambda: result.append(supervise(sup, stop)))
     runner.start()
     deadline = clock.monotonic() + 60
@@ -285,5 +296,5 @@ def test_stopping_the_scheduler_stops_a_well_behaved_child_with_sigterm_and_no_r
     stop.set()
     runner.join(60)
     (out,) = result
-    assert out.ended == "terminated" and out.exit_codes == [0]  # type: ignore[attr-defined]
+    assert out.ended == "terminated" and out.exit_codes == [0]
     assert lines(log) == ["started", "sigterm"]

@@ -37,7 +37,7 @@
     kill_grace_seconds = 60
     restart = true                     # a crash (non-zero exit) before the close is restarted, with backoff,
     max_restarts = 3                   # at most this many times a session
-    args = ["--broker", "local"]       # extra `marketboss live` options (not --until: the scheduler sets it)
+    args = []                          # extra `marketboss live` options (not --until: the scheduler sets it)
 
 Top-level paths data_file, signals_file and models_dir default to the settings (MARKETBOSS_* environment, .env).
 """
