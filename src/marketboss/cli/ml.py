@@ -264,15 +264,15 @@ def schedule(
         for line in plan_lines(cfg, datetime.now(cfg.tz)):
             print(line)
         return
-    # a plug-in that cannot load fails now, not at the job hours later
-    for job, enabled in (("live", cfg.live.enabled), ("signals", cfg.signals.enabled and not cfg.live.enabled)):
-        if enabled:
-            from marketboss.strategies import resolve
+    # a plug-in that cannot load fails now, not at the job hours later ([live] replaces the signals job)
+    job = "live" if cfg.live.enabled else "signals" if cfg.signals.enabled else None
+    if job:
+        from marketboss.strategies import resolve
 
-            try:
-                resolve(getattr(cfg, job).strategy)
-            except MarketBossError as exc:
-                raise MarketBossError(f"{config or 'schedule'}: {job}.strategy: {exc}") from None
+        try:
+            resolve(cfg.live.strategy if job == "live" else cfg.signals.strategy)
+        except MarketBossError as exc:
+            raise MarketBossError(f"{config or 'schedule'}: {job}.strategy: {exc}") from None
     if once:
         failed = run_once(cfg, run)
         if failed:

@@ -84,6 +84,8 @@ def supervise(sup: Supervision, stop: threading.Event | None = None) -> Outcome:
         delay = min(sup.backoff_seconds * 2**restarts, MAX_BACKOFF_SECONDS)
         log.warning("child_restarting", job=sup.name, exit_code=code, in_seconds=delay, restart=restarts + 1)
         if stop.wait(delay) or datetime.now(UTC) >= sup.restart_until:
+            log.error("child_failed", job=sup.name, exit_code=code, restarted=False,
+                      reason="stopping" if stop.is_set() else "the session closed during the backoff")  # fmt: skip
             return out
 
 
