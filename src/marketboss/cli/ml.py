@@ -3,7 +3,7 @@ marketboss.scheduler."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,9 +248,11 @@ def schedule(
     ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Run the day's jobs now, in order, and exit."),
     config: Path = typer.Option(None, "--config", help="TOML job settings (see marketboss.scheduler.config)."),
+    show_plan: bool = typer.Option(False, "--plan", help="Print when each job runs next (live: start, stop) and exit."),
 ) -> None:
-    """Run the daily jobs on every NYSE session: refresh data, retrain if needed, generate signals, paper trade."""
-    from marketboss.scheduler import load_config, run_forever, run_once
+    """Run the daily jobs on every NYSE session: refresh data, retrain if needed, generate signals, paper trade;
+    with [live] in the config, `marketboss live` from before each open to after its close instead of the last two."""
+    from marketboss.scheduler import load_config, plan_lines, run_forever, run_once
 
     root = ctx.find_root().command
 
@@ -258,13 +260,19 @@ def schedule(
         return run_guarded(lambda: root.main(args=argv, prog_name="marketboss", standalone_mode=True))
 
     cfg = load_config(config)
-    if cfg.signals.enabled:  # a plug-in that cannot load fails now, not at the signals job hours later
+    if show_plan:
+        for line in plan_lines(cfg, datetime.now(cfg.tz)):
+            print(line)
+        return
+    # a plug-in that cannot load fails now, not at the job hours later ([live] replaces the signals job)
+    job = "live" if cfg.live.enabled else "signals" if cfg.signals.enabled else None
+    if job:
         from marketboss.strategies import resolve
 
         try:
-            resolve(cfg.signals.strategy)
+            resolve(cfg.live.strategy if job == "live" else cfg.signals.strategy)
         except MarketBossError as exc:
-            raise MarketBossError(f"{config or 'schedule'}: signals.strategy: {exc}") from None
+            raise MarketBossError(f"{config or 'schedule'}: {job}.strategy: {exc}") from None
     if once:
         failed = run_once(cfg, run)
         if failed:

@@ -25,6 +25,20 @@
     at = "09:31"
     args = ["--max-trades", "50"]      # extra `marketboss paper` options
 
+    [live]                             # `marketboss live ... --until close` on every session, off by default;
+    enabled = true                     # when on, it replaces the signals and paper jobs (refresh/retrain still run)
+    strategy = "ma_crossover"
+    params = ["fast=10", "slow=30"]    # ml gets model=<retrain.model> unless given, as for [signals]
+    symbols = ["AAPL", "MSFT"]         # or "AAPL,MSFT"
+    timeframe = "5Min"                 # 1Min | 5Min | 15Min | 1Hour | 1Day
+    warmup_minutes = 30                # started this long before the open (09:00 for 09:30)
+    stop_grace_minutes = 10            # after the close (13:00 on early-close days) it stops itself; still
+                                       # running this long after it: SIGTERM, then SIGKILL kill_grace_seconds later
+    kill_grace_seconds = 60
+    restart = true                     # a crash (non-zero exit) before the close is restarted, with backoff,
+    max_restarts = 3                   # at most this many times a session
+    args = []                          # extra `marketboss live` options (not --until: the scheduler sets it)
+
 Top-level paths data_file, signals_file and models_dir default to the settings (MARKETBOSS_* environment, .env).
 """
 
@@ -35,8 +49,9 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from marketboss.data.rules import symbol_error
 from marketboss.errors import InputError
 from marketboss.ml.drift import Thresholds
 
@@ -80,6 +95,75 @@ class PaperJob(_Job):
     timeout_seconds: float = Field(6 * 3600, gt=0)
 
 
+LIVE_TIMEFRAMES = ("1Min", "5Min", "15Min", "1Hour", "1Day")
+
+
+class LiveJob(BaseModel):
+    """The live loop on each session: started warmup_minutes before the open, stopped after the close."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    strategy: str = Field("", validate_default=True)
+    params: list[str] = Field(default_factory=list)
+    symbols: list[str] = Field(default_factory=list, validate_default=True)
+    timeframe: str = "1Min"
+    warmup_minutes: float = Field(30, ge=0, le=24 * 60)
+    stop_grace_minutes: float = Field(10, ge=0, le=24 * 60)
+    kill_grace_seconds: float = Field(60, gt=0)
+    restart: bool = True
+    max_restarts: int = Field(3, ge=0)
+    args: list[str] = Field(default_factory=list)
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("enabled") and not v.strip():
+            raise ValueError("a strategy is required when [live] is enabled")
+        return v.strip()
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: list[str]) -> list[str]:
+        for p in v:
+            key, sep, _ = p.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"'{p}' must look like key=value")
+        return v
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, v: object, info: ValidationInfo) -> object:
+        if isinstance(v, str):
+            v = [s for s in v.split(",") if s.strip()]
+        if not isinstance(v, list):
+            return v  # pydantic names the type it wanted
+        names = [s.strip().upper() if isinstance(s, str) else s for s in v]
+        for name in names:
+            err = symbol_error(name)
+            if err:
+                raise ValueError(err)
+        if len(set(names)) != len(names):
+            raise ValueError("symbols must be distinct")
+        if info.data.get("enabled") and not names:
+            raise ValueError('symbols are required when [live] is enabled, e.g. symbols = ["AAPL", "MSFT"]')
+        return names
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        if v not in LIVE_TIMEFRAMES:
+            raise ValueError(f"'{v}' is not one of {', '.join(LIVE_TIMEFRAMES)}")
+        return v
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v: list[str]) -> list[str]:
+        if any(a == "--until" or a.startswith("--until=") for a in v):
+            raise ValueError("--until is the scheduler's: it passes --until close itself")
+        return v
+
+
 class ScheduleConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -91,6 +175,7 @@ class ScheduleConfig(BaseModel):
     retrain: RetrainJob = RetrainJob()
     signals: SignalsJob = SignalsJob()
     paper: PaperJob = PaperJob()
+    live: LiveJob = LiveJob()
 
     @field_validator("timezone")
     @classmethod

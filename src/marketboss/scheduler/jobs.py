@@ -1,8 +1,8 @@
 """The day's jobs, each a `marketboss` command line: refresh data, retrain if needed, generate signals,
-paper trade. So a job does exactly what the command does by hand (and the log shows the command to rerun
-it). The first three run in this process through the `Runner` the `schedule` command hands in (the scheduler
-imports no CLI); paper trading runs as a child process, so a long or crashing session cannot take the
-scheduler down with it.
+paper trade, or instead of the last two the live loop. So a job does exactly what the command does by hand (and
+the log shows the command to rerun it). The first three run in this process through the `Runner` the `schedule`
+command hands in (the scheduler imports no CLI); paper trading and the live loop run as child processes
+(`child_command`), so a long or crashing session cannot take the scheduler down with it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from marketboss.scheduler.config import ScheduleConfig
 log = get_logger(__name__)
 
 JOBS = ("refresh", "retrain", "signals", "paper")
+#: The batch jobs the live loop replaces when [live] is enabled: it makes and sends each bar's signals itself.
+REPLACED_BY_LIVE = ("signals", "paper")
 
 #: Runs a `marketboss` command line (without the program name) in this process; returns its exit code.
 Runner = Callable[[list[str]], int]
@@ -31,6 +33,31 @@ def refresh_source(cfg: ScheduleConfig, settings: Settings) -> str:
     if src == "auto":
         return "alpaca" if settings.has_alpaca_credentials else "synth"
     return src
+
+
+def child_command(argv: list[str]) -> list[str]:
+    """A `marketboss` command line as a child process of this very interpreter (its environment, its venv)."""
+    return [sys.executable, "-m", "marketboss", *argv]
+
+
+def _strategy_params(strategy: str, params: list[str], cfg: ScheduleConfig, models: str) -> list[str]:
+    """The --param options; the ml strategy gets the retrain job's model (and models_dir) unless given."""
+    params = list(params)
+    if strategy == "ml":
+        given = {p.partition("=")[0].strip() for p in params}
+        if cfg.retrain.model and "model" not in given:
+            params.append(f"model={cfg.retrain.model}")
+        if cfg.models_dir and "models_dir" not in given:
+            params.append(f"models_dir={models}")
+    return [a for p in params for a in ("--param", p)]
+
+
+def live_command(cfg: ScheduleConfig, settings: Settings) -> list[str]:
+    """The live loop's `marketboss` arguments: it stops by itself after the close of the session in progress."""
+    lv = cfg.live
+    models = str(cfg.models_dir or settings.models_dir)
+    return ["live", "--strategy", lv.strategy, *_strategy_params(lv.strategy, lv.params, cfg, models),
+            "--symbols", ",".join(lv.symbols), "--timeframe", lv.timeframe, "--until", "close", *lv.args]  # fmt: skip
 
 
 def command(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> list[str] | None:
@@ -62,17 +89,8 @@ def command(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> l
         return argv
     if job == "signals":
         s = cfg.signals
-        params = list(s.params)
-        if s.strategy == "ml":
-            given = {p.partition("=")[0].strip() for p in params}
-            if cfg.retrain.model and "model" not in given:
-                params.append(f"model={cfg.retrain.model}")
-            if cfg.models_dir and "models_dir" not in given:
-                params.append(f"models_dir={models}")
-        argv = ["signals", "generate", "--data", data, "--strategy", s.strategy, "--output", signals]
-        for p in params:
-            argv += ["--param", p]
-        return argv
+        return ["signals", "generate", "--data", data, "--strategy", s.strategy, "--output", signals,
+                *_strategy_params(s.strategy, s.params, cfg, models)]  # fmt: skip
     if job == "paper":
         return ["paper", "--signals", signals, "--data", data, *cfg.paper.args]
     raise ValueError(f"unknown job {job!r}")
@@ -87,8 +105,7 @@ def run_job(job: str, cfg: ScheduleConfig, settings: Settings, today: date, run:
     log.info("job_start", job=job, session=today.isoformat(), command=shlex.join(["marketboss", *argv]))
     try:
         if job == "paper":
-            rc = subprocess.run([sys.executable, "-m", "marketboss", *argv], timeout=cfg.paper.timeout_seconds,
-                                check=False).returncode  # fmt: skip
+            rc = subprocess.run(child_command(argv), timeout=cfg.paper.timeout_seconds, check=False).returncode
         else:
             rc = run(argv)
     except subprocess.TimeoutExpired:
