@@ -175,3 +175,37 @@ def test_a_dropped_stream_is_recovered_and_its_gap_back_filled(tmp_path: Path) -
     window, _ = _backtest_window(data)
     logged = [s["id"] for s in read_jsonl_records(tmp_path / "live_signals.jsonl")]
     assert logged == window["id"].to_list()  # no decision lost to the drop
+
+
+def test_the_schedulers_live_job_runs_the_real_command_and_stops_it_with_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's [live] job as it runs it (scheduler.jobs.live_command under scheduler.supervise): the child
+    trades the replayed session until its stop time, then SIGTERM ends it cleanly (exit 0, open entries canceled,
+    status 'stopped')."""
+    from datetime import UTC, datetime, timedelta
+
+    from marketboss.config import Settings
+    from marketboss.scheduler.config import ScheduleConfig
+    from marketboss.scheduler.jobs import child_command, live_command
+    from marketboss.scheduler.supervise import Supervision, supervise
+
+    data = _bars(tmp_path)
+    status_path = tmp_path / "status.json"
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        extra = _live(tmp_path, lb, "--speed", "300")[_live(tmp_path, lb).index("--broker-url"):]
+        extra = [a for i, a in enumerate(extra) if a != "--until" and (i == 0 or extra[i - 1] != "--until")]
+        cfg = ScheduleConfig.model_validate({"live": {"enabled": True, "strategy": "ma_crossover", "params": PARAMS,
+                                                      "symbols": SYMBOLS, "timeframe": "1Min", "args": extra}})  # fmt: skip
+        argv = child_command(live_command(cfg, Settings()))
+        assert argv[argv.index("--until") + 1] == "close"
+        for k in [k for k in os.environ if k.startswith(("APCA_", "MARKETBOSS_"))]:
+            monkeypatch.delenv(k)
+        for k, v in _env(lb).items():
+            monkeypatch.setenv(k, v)
+        stop_at = datetime.now(UTC) + timedelta(seconds=8)
+        outcome = supervise(Supervision(argv, restart_until=stop_at, stop_at=stop_at, kill_after_seconds=30))
+    assert outcome.ended == "terminated" and outcome.exit_codes == [0]
+    status = read_status(status_path)
+    assert status is not None and status.state == "stopped" and status.stopped_by == "SIGTERM"
+    assert 0 < status.bars_seen < 390 and status.open_orders == []
