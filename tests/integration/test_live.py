@@ -195,8 +195,8 @@ def test_the_schedulers_live_job_runs_the_real_command_and_stops_it_with_sigterm
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
         extra = _live(tmp_path, lb, "--speed", "300")[_live(tmp_path, lb).index("--broker-url"):]
         extra = [a for i, a in enumerate(extra) if a != "--until" and (i == 0 or extra[i - 1] != "--until")]
-        cfg = ScheduleConfig.model_validate({"live": {"enabled": True, "strategy": "ma_crossover", "params": PARAMS,
-                                                      "symbols": SYMBOLS, "timeframe": "1Min", "args": extra}})  # fmt: skip
+        table = {"enabled": True, "strategy": "ma_crossover", "params": PARAMS, "symbols": SYMBOLS, "args": extra}
+        cfg = ScheduleConfig.model_validate({"live": table})
         argv = child_command(live_command(cfg, Settings()))
         assert argv[argv.index("--until") + 1] == "close"
         for k in [k for k in os.environ if k.startswith(("APCA_", "MARKETBOSS_"))]:
