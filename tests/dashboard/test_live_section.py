@@ -105,12 +105,13 @@ def test_a_running_session_that_stopped_writing_is_flagged(dash: Dash, demo: Dem
 
 
 @pytest.mark.parametrize(("state", "kind", "said"), [("stopped", "info", "Stopped by SIGTERM"),
+                                                     ("stopping", "info", "Stopping (SIGTERM): the session is closing"),
                                                      ("failed", "error", "Failed (stream: auth failed)")])  # fmt: skip
 def test_stopped_and_failed_sessions_say_why(
     dash: Dash, demo: Demo, tmp_path: Path, state: str, kind: str, said: str
 ) -> None:
     path = tmp_path / "status.json"
-    why = "SIGTERM" if state == "stopped" else "stream: auth failed"
+    why = "stream: auth failed" if state == "failed" else "SIGTERM"
     write_status(path, demo_status(demo, state=state, stopped_by=why, updated_at=ago(hours=5)))
     block = section(dash(live_status=path), "live")
     (shown,) = messages(block, kind)

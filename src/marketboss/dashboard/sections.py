@@ -675,7 +675,8 @@ def _live_state(status: LiveStatus, age: float | None) -> None:
     elif status.state == "warming_up":
         st.info("Warming up: loading recent bars before the first streamed one.")
     else:
-        st.info(f"{status.state.capitalize()} (asked by {status.stopped_by or 'an unknown cause'}).")
+        why = f" ({status.stopped_by})" if status.stopped_by else ""
+        st.info(f"{status.state.capitalize()}{why}: the session is closing.")
 
 
 def _stale_after(timeframe: str) -> float:
