@@ -1,8 +1,9 @@
 """MarketBoss dashboard: `streamlit run dashboard/app.py` from the repository root (the guide's command).
 
 The sidebar is the guide's (market data, signals, models dir, paper equity log, initial cash) plus the paper
-trades log, the runs directory and the backtest's costs; defaults come from the settings (the guide's paths,
-overridable with MARKETBOSS_* variables or .env). The sections live in marketboss.dashboard.sections.
+trades log, the runs directory, the live session's status file and signals log, and the backtest's costs;
+defaults come from the settings (the guide's paths, overridable with MARKETBOSS_* variables or .env). The sections
+live in marketboss.dashboard.sections.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def sidebar() -> Inputs:
                                        format="%.2f", key="initial_cash")  # fmt: skip
         paper_trades = st.text_input("Paper trades log", str(s.paper_trades), key="paper_trades")
         runs_dir = st.text_input("Runs dir", str(s.runs_dir), key="runs_dir")
+        live_status = st.text_input("Live status file", str(s.live_status), key="live_status")
+        live_signals = st.text_input("Live signals log", str(s.live_signals), key="live_signals")
         st.subheader("Backtest costs")
         commission = st.number_input("Commission (fraction of notional)", min_value=0.0, max_value=0.0999,
                                      value=0.0, step=0.0005, format="%.4f", key="commission")  # fmt: skip
@@ -45,11 +48,13 @@ def sidebar() -> Inputs:
         commission=float(commission),
         slippage_bps=float(slippage),
         refresh_seconds=float(refresh),
+        live_status=live_status,
+        live_signals=live_signals,
     )
 
 
 st.set_page_config(page_title="MarketBoss", page_icon="📈", layout="wide")
 st.title("MarketBoss")
-st.caption("Market data, signals, models, backtests and paper trading, read from the files in the sidebar "
-           "(the page follows their changes; it never writes them).")  # fmt: skip
+st.caption("Market data, signals, models, backtests, paper trading and the live session, read from the files in "
+           "the sidebar (the page follows their changes; it never writes them).")  # fmt: skip
 render_all(sidebar())

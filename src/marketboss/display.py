@@ -87,6 +87,20 @@ def stamp(v: Any) -> str:
     return ny.date().isoformat() if (ny.hour, ny.minute, ny.second) == (0, 0, 0) else t.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def duration(seconds: Any) -> str:
+    """An elapsed time as a person says it: "45 s", "12 min", "2 h 5 min", "3 d 4 h"."""
+    if _bad(seconds):
+        return NA
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172_800:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
 def metric(key: str, v: Any) -> str:
     """A metric by its kind: start and end as bar times, durations (in days or bars) as whole numbers, the rest as
     any value."""

@@ -25,6 +25,8 @@ ENV = {
     "paper_equity": "MARKETBOSS_PAPER_EQUITY",
     "paper_trades": "MARKETBOSS_PAPER_TRADES",
     "runs_dir": "MARKETBOSS_RUNS_DIR",
+    "live_status": "MARKETBOSS_LIVE_STATUS",
+    "live_signals": "MARKETBOSS_LIVE_SIGNALS",
 }
 
 Dash = Callable[..., AppTest]

@@ -1,4 +1,5 @@
-"""Demo-like files for the dashboard tests: bars, signals, three backtest runs, paper logs and a model registry.
+"""Demo-like files for the dashboard tests: bars, signals, three backtest runs, paper logs, a model registry and a
+running live session (its status file and signals log; its equity goes to the paper equity log, as the loop's does).
 
 The paper logs are what the executor writes (the guide's fields plus signal_id, slippage and commission): its
 first signals filled a few basis points worse than the backtest, and the account's snapshots along the way.
@@ -7,7 +8,9 @@ first signals filled a few basis points worse than the backtest, and the account
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -18,6 +21,7 @@ from marketboss.backtest.runs import save_run
 from marketboss.data.io import format_ts, write_bars, write_jsonl
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
+from marketboss.execution.live_status import LiveStatus, StreamHealth, write_status
 from marketboss.signals import write_signals
 from marketboss.strategies import create
 
@@ -33,6 +37,8 @@ class Demo:
     paper_equity: Path
     paper_trades: Path
     runs_dir: Path
+    live_status: Path
+    live_signals: Path
 
     def env(self) -> dict[str, str]:
         """MARKETBOSS_* variables that make these files the dashboard's defaults."""
@@ -43,13 +49,16 @@ class Demo:
             "MARKETBOSS_PAPER_EQUITY": str(self.paper_equity),
             "MARKETBOSS_PAPER_TRADES": str(self.paper_trades),
             "MARKETBOSS_RUNS_DIR": str(self.runs_dir),
+            "MARKETBOSS_LIVE_STATUS": str(self.live_status),
+            "MARKETBOSS_LIVE_SIGNALS": str(self.live_signals),
         }
 
 
 def build_demo(root: Path, *, symbols: tuple[str, ...] = ("AAPL", "MSFT", "JPM"), paper_signals: int = 40) -> Demo:
     data = root / "data"
     d = Demo(root, data / "market_data.jsonl", data / "signals.jsonl", root / "models",
-             data / "paper_trading_equity.jsonl", data / "paper_trading_trades.jsonl", root / "runs")  # fmt: skip
+             data / "paper_trading_equity.jsonl", data / "paper_trading_trades.jsonl", root / "runs",
+             data / "live_status.json", data / "live_signals.jsonl")  # fmt: skip
     bars = synth_bars(list(symbols), "2023-01-01", "2024-12-31", "1Day", seed=7)
     write_bars(bars, d.market_data)
     market = Market.from_bars(bars)
@@ -60,7 +69,27 @@ def build_demo(root: Path, *, symbols: tuple[str, ...] = ("AAPL", "MSFT", "JPM")
         save_run(result, d.runs_dir / name, {"name": name, "strategies": [name]}, signals=sig)
     write_paper_logs(bars, signals.head(paper_signals), d.paper_trades, d.paper_equity)
     write_models(d.models_dir)
+    write_live_session(d.live_status, d.live_signals, signals.tail(12), list(symbols))
     return d
+
+
+def write_live_session(status_path: Path, signals_path: Path, signals: pl.DataFrame, symbols: list[str]) -> LiveStatus:
+    """A session running on these symbols whose last bar is the last signal's: its signals log and status file."""
+    write_signals(signals_path, signals)
+    now = format_ts(datetime.now(UTC))
+    status = LiveStatus(
+        strategy="ma_crossover", symbols=symbols, timeframe="1Day", broker="local", mode="local", pid=os.getpid(),
+        started_at=format_ts(signals["timestamp"][0]), updated_at=now, state="running",
+        last_bar=format_ts(signals["timestamp"][-1]), bars_seen=len(symbols) * signals.height, signals_today=1,
+        orders_submitted=signals.height, stream=StreamHealth(True, 2, 1, 3, now),
+        account={"equity": 101_234.5, "cash": 40_000.0, "buying_power": 80_000.0},
+        positions=[{"symbol": symbols[0], "qty": 10.0, "avg_entry_price": 101.5, "market_value": 1050.0},
+                   {"symbol": symbols[1], "qty": 3.0, "avg_entry_price": 250.25, "market_value": 748.5}],
+        open_orders=[{"id": "ord-live-1", "client_order_id": "mb-live-1", "symbol": symbols[1], "side": "buy",
+                      "type": "limit", "qty": 5.0, "limit_price": 99.0, "status": "new"}],
+    )  # fmt: skip
+    write_status(status_path, status)
+    return status
 
 
 def write_paper_logs(bars: pl.DataFrame, signals: pl.DataFrame, trades_path: Path, equity_path: Path) -> None:

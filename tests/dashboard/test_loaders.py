@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from marketboss.backtest.runs import load_run
-from marketboss.dashboard import models
+from marketboss.dashboard import loaders, models
 from marketboss.dashboard.cache import file_key, memoize
 from marketboss.dashboard.downsample import minmax_indices
 from marketboss.errors import InputError
 from marketboss.ml import registry
+from marketboss.signals import Signal, write_signals
 from tests.dashboard.demo import DECISIONS, Demo, metadata
 
 # ---------------------------------------------------------------------------------------------- downsample
@@ -203,3 +205,26 @@ def test_load_run_reads_only_the_frames_asked_for(demo: Demo) -> None:
     assert light.metrics == full.metrics and light.equity.equals(full.equity)
     assert light.fills.is_empty() and light.fills.schema == full.fills.schema and full.fills.height > 0
     assert light.trades.is_empty() and light.trades.schema == full.trades.schema
+
+
+# -------------------------------------------------------------------------------------------- live session
+
+
+def test_signals_on_a_day_are_those_of_its_new_york_date_newest_first(tmp_path: Path) -> None:
+    path = tmp_path / "live_signals.jsonl"
+    stamps = ["2024-03-04T20:59:00Z", "2024-03-05T01:00:00Z", "2024-03-05T14:30:00Z", "2024-03-05T14:31:00Z",
+              "2024-03-05T14:31:00Z", "2024-03-06T05:00:00Z"]  # fmt: skip
+    write_signals(path, [Signal(id=f"s{i}", timestamp=t, symbol="AAPL", action="BUY", quantity=1)
+                         for i, t in enumerate(stamps)])
+    key = file_key(path)
+    assert loaders.signals_on(key, date(2024, 3, 4))["id"].to_list() == ["s1", "s0"]  # 01:00Z is 20:00 in New York
+    assert loaders.signals_on(key, date(2024, 3, 5))["id"].to_list() == ["s4", "s3", "s2"]  # ties: later line first
+    assert loaders.signals_on(key, date(2024, 3, 7)).is_empty()
+
+
+def test_a_damaged_live_status_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "live_status.json"
+    path.write_text('{"strategy": "ma_crossover", "symbols": ["AAPL"]}')
+    with pytest.raises(InputError) as exc:
+        loaders.live_status(file_key(path))
+    assert exc.value.location == str(path) and "not a live status file" in exc.value.reason

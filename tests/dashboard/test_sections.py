@@ -81,6 +81,7 @@ def test_sections_in_the_guides_order_and_sidebar_defaults_as_the_guide(
     assert side["Initial cash"] == 100_000.0
     assert side["Paper trades log"] == "data/paper_trading_trades.jsonl"
     assert side["Runs dir"] == "runs"
+    assert side["Live status file"] == "data/live_status.json" and side["Live signals log"] == "data/live_signals.jsonl"
     assert side["Commission (fraction of notional)"] == 0.0 and side["Slippage (bps)"] == 0.0
     for key, _ in SECTIONS:
         shown = messages(section(at, key), "info")

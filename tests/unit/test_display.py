@@ -23,3 +23,11 @@ def test_metrics_read_by_their_kind() -> None:
     assert display.metric("sharpe", 1.23456) == "1.2346" and display.metric("final_equity", 98917.8) == "98,917.80"
     assert display.value(float("inf")) == display.NA and display.value(None) == display.NA
     assert display.value(datetime(2024, 1, 2)) == "2024-01-02" and display.value(True) == "True"
+
+
+def test_durations_read_in_the_largest_sensible_units() -> None:
+    assert display.duration(0) == "0 s" and display.duration(119.9) == "119 s"
+    assert display.duration(120) == "2 min" and display.duration(7199) == "119 min"
+    assert display.duration(2 * 3600 + 5 * 60 + 59) == "2 h 5 min"
+    assert display.duration(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
+    assert display.duration(-5) == "0 s" and display.duration(None) == display.NA

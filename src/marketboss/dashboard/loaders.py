@@ -22,10 +22,12 @@ from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.metrics import VersusBuyAndHold
 from marketboss.backtest.runs import METRICS_FILE, Run, load_run
 from marketboss.dashboard.cache import FileKey, file_key, memoize, prefetch
+from marketboss.data.calendar import NY
 from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.data.stats import summary
 from marketboss.errors import InputError, MarketBossError
+from marketboss.execution.live_status import LiveStatus, read_status
 from marketboss.execution.logs import TRADE_FIELDS, read_paper_equity, read_paper_trades
 from marketboss.execution.reconcile import Comparison, compare_backtest_paper, paper_metrics
 from marketboss.ml import registry
@@ -49,6 +51,9 @@ HINTS = {
     "Paper trades log": "start paper trading with `python scripts/run_paper_trading.py --signals data/signals.jsonl`",
     "Runs directory": "write runs with `marketboss backtest --strategy ma_crossover --output-dir runs/ma_crossover`",
     "Models directory": "train a model with `marketboss train`",
+    "Live status file": "start a live session with `marketboss live --strategy ma_crossover --symbols AAPL,MSFT "
+    "--timeframe 1Min`",
+    "Live signals log": "a live session appends each bar's signals there as the bars close",
 }
 
 
@@ -205,6 +210,34 @@ def comparison(
     cfg = backtest_config(1.0, commission, slippage_bps)  # cash: compare_backtest_paper starts from paper's
     return compare_backtest_paper(bars(bars_key), signals(signals_key), paper_trades(trades_key),
                                   paper_equity(equity_key), cfg)  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- live session
+
+
+@memoize(4)
+def live_status(key: FileKey) -> LiveStatus:
+    """The status file the running `marketboss live` rewrites (atomically) after every bar."""
+    require(key, "Live status file")
+    status = read_status(Path(key.path))
+    if status is None:  # removed between the stat and the read: the next rerun's key says so
+        raise NotFound(f"Live status file `{key.path}` not found: {HINTS['Live status file']}.")
+    return status
+
+
+@memoize(2)
+def live_signals(key: FileKey) -> pl.DataFrame:
+    require(key, "Live signals log")
+    return read_signals_frame(key.path)
+
+
+@memoize(4)
+def signals_on(key: FileKey, day: date) -> pl.DataFrame:
+    """The log's signals whose timestamp falls on this New York date, newest first, without the line column."""
+    df = live_signals(key)
+    on_day = pl.col("timestamp").dt.convert_time_zone(NY).dt.date() == day
+    newest_first = df.filter(on_day).drop("_line", strict=False).reverse()
+    return newest_first.sort("timestamp", descending=True, maintain_order=True)
 
 
 # ---------------------------------------------------------------------------------------------------- runs

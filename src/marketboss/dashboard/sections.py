@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,14 +29,16 @@ from marketboss.backtest.runs import Run, compare
 from marketboss.dashboard import charts, loaders, models
 from marketboss.dashboard.cache import FileKey, file_key, memoize
 from marketboss.dashboard.loaders import Empty, NotFound
+from marketboss.data.calendar import NY, Timeframe
 from marketboss.errors import InputError, MarketBossError
+from marketboss.execution.live_status import LiveStatus
 from marketboss.execution.slippage import VS_BACKTEST, VS_SIGNAL
 from marketboss.logging import get_logger
 from marketboss.ml import registry
 
 log = get_logger(__name__)
 
-#: (container key, heading) in page order: the guide's six sections and the strategy comparison.
+#: (container key, heading) in page order: the guide's six sections, the strategy comparison and the live session.
 SECTIONS = (
     ("market", "Market Data Overview"),
     ("signals", "Signals Inspection"),
@@ -44,7 +47,10 @@ SECTIONS = (
     ("paper", "Paper Trading"),
     ("comparison", "Backtest vs Paper Trading Comparison"),
     ("strategies", "Strategy Comparison"),
+    ("live", "Live session"),
 )
+#: Sections that follow a running process: each is a fragment re-reading its files every `refresh_seconds`.
+LIVE = ("paper", "live")
 PAGE_ROWS = 500
 #: Metrics a "best" run can be chosen by; for each, higher is better (drawdowns are negative percentages).
 RANK_BY = (
@@ -60,7 +66,8 @@ BEST_STYLE = {"background-color": "rgba(39, 174, 96, 0.22)", "font-weight": "600
 
 @dataclass(frozen=True)
 class Inputs:
-    """The sidebar: the guide's five settings plus the paper trades log, the runs directory and the costs."""
+    """The sidebar: the guide's five settings plus the paper trades log, the runs directory, the costs and the live
+    session's files."""
 
     market_data: str
     signals: str
@@ -72,6 +79,8 @@ class Inputs:
     commission: float
     slippage_bps: float
     refresh_seconds: float
+    live_status: str
+    live_signals: str
 
 
 @contextmanager
@@ -103,11 +112,12 @@ def render_all(inputs: Inputs) -> None:
         "paper": paper_section,
         "comparison": comparison_section,
         "strategies": strategies_section,
+        "live": live_section,
     }
     for key, title in SECTIONS:
         with st.container(key=f"section-{key}"):
             st.header(title, anchor=key)
-            if key == "paper":  # the live section reruns on its own while the executor appends to the logs
+            if key in LIVE:  # these rerun on their own (only they: a fragment) while a process appends to their files
                 st.fragment(run_every=inputs.refresh_seconds)(_guarded)(body[key], inputs)
             else:
                 _guarded(body[key], inputs)
@@ -604,3 +614,112 @@ def strategies_section(inputs: Inputs) -> None:
 def _cell(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
+
+# -------------------------------------------------------------------------------------------- live session
+
+#: A running session whose status is older than this many bars (and STALE_MIN_SECONDS) may have died.
+STALE_BARS = 3
+STALE_MIN_SECONDS = 120.0
+
+
+def live_section(inputs: Inputs) -> None:
+    status = loaders.live_status(file_key(inputs.live_status))
+    age = _age_seconds(status.updated_at)
+    _live_state(status, age)
+    c = st.columns(4)
+    c[0].metric("State", status.state.replace("_", " "))
+    c[1].metric("Last bar", display.stamp(status.last_bar), help=display.when(status.last_bar))
+    c[2].metric("Bars seen", display.count(status.bars_seen))
+    c[3].metric("Orders submitted", display.count(status.orders_submitted))
+    st.caption(f"**{status.strategy}** on {', '.join(status.symbols)}, {status.timeframe} bars, broker {status.broker} "
+               f"({status.mode}), pid {status.pid}, started {display.when(status.started_at)}. `{inputs.live_status}` "
+               f"updated {_ago(age)} ({display.when(status.updated_at)}); re-read every {inputs.refresh_seconds:g} s "
+               f"(last checked {datetime.now(UTC).strftime('%H:%M:%S')} UTC).")  # fmt: skip
+    stream = status.stream
+    st.subheader("Stream")
+    d = st.columns(5)
+    d[0].metric("Connected", "yes" if stream.connected else "no", help=f"last bar received "
+                f"{display.when(stream.last_message_at)}")  # fmt: skip
+    d[1].metric("Connections", display.count(stream.connections))
+    d[2].metric("Reconnects", display.count(max(0, stream.connections - 1)))
+    d[3].metric("Gaps back-filled", display.count(stream.gaps_backfilled))
+    d[4].metric("Bars back-filled", display.count(stream.bars_backfilled))
+    st.subheader("Account")
+    a = st.columns(3)
+    for col, (field, label) in zip(a, (("equity", "Equity"), ("cash", "Cash"), ("buying_power", "Buying power")),
+                                   strict=True):  # fmt: skip
+        col.metric(label, display.money(status.account.get(field)))
+    st.subheader(f"Positions ({len(status.positions):,})")
+    _records(status.positions, "live_positions", "No open position.")
+    st.subheader(f"Open orders ({len(status.open_orders):,})")
+    _records(status.open_orders, "live_orders", "No open order.")
+    st.subheader("Today's signals")
+    with problems():
+        _todays_signals(inputs, status.last_bar)
+    st.subheader("Equity curve")
+    with problems():
+        chart(_paper_figure(file_key(inputs.paper_equity)), "live_chart")
+
+
+def _live_state(status: LiveStatus, age: float | None) -> None:
+    """One line on what the session is doing; a running one that stopped writing its status is flagged."""
+    if status.state == "running":
+        if age is not None and age > _stale_after(status.timeframe):
+            st.warning(f"No update for {display.duration(age)}: is the process still running (pid {status.pid})?")
+        else:
+            st.success(f"Running: trading each closed {status.timeframe} bar.")
+    elif status.state == "failed":
+        st.error(f"Failed ({status.stopped_by or 'no reason recorded'}) at {display.when(status.updated_at)}.")
+    elif status.state == "stopped":
+        st.info(f"Stopped by {status.stopped_by or 'an unknown cause'} at {display.when(status.updated_at)}.")
+    elif status.state == "warming_up":
+        st.info("Warming up: loading recent bars before the first streamed one.")
+    else:
+        why = f" ({status.stopped_by})" if status.stopped_by else ""
+        st.info(f"{status.state.capitalize()}{why}: the session is closing.")
+
+
+def _stale_after(timeframe: str) -> float:
+    try:
+        tf = Timeframe.parse(timeframe)
+    except MarketBossError:
+        return STALE_MIN_SECONDS
+    return max(STALE_BARS * (86_400 if tf.is_daily else tf.minutes * 60), STALE_MIN_SECONDS)
+
+
+def _age_seconds(stamp: str | None) -> float | None:
+    """Seconds since a wall-clock RFC 3339 time (None when it is not one)."""
+    try:
+        t = datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        return None
+    if t is None:
+        return None
+    return (datetime.now(UTC) - (t if t.tzinfo else t.replace(tzinfo=UTC))).total_seconds()
+
+
+def _ago(age: float | None) -> str:
+    return display.NA if age is None else f"{display.duration(age)} ago"
+
+
+def _records(rows: list[dict[str, Any]], key: str, none: str) -> None:
+    if not rows:
+        st.caption(none)
+        return
+    st.dataframe(pl.DataFrame(rows, infer_schema_length=None, strict=False), hide_index=True, key=f"{key}_table")
+
+
+def _todays_signals(inputs: Inputs, last_bar: str | None) -> None:
+    """The live log's signals on the last bar's New York date, newest first."""
+    try:
+        day = datetime.fromisoformat(last_bar).astimezone(ZoneInfo(NY)).date() if last_bar else None
+    except ValueError:
+        day = None
+    if day is None:
+        st.info("No bar seen yet: the day's signals appear from the first closed bar.")
+        return
+    df = loaders.signals_on(file_key(inputs.live_signals), day)
+    st.metric("Signals today", display.count(df.height), help=f"in `{inputs.live_signals}`, dated {day} in New York "
+              "(the last bar's day)")  # fmt: skip
+    if df.height:
+        _paged_table(df, "live_signals", "signals")
