@@ -59,5 +59,5 @@ def read_status(path: Path) -> LiveStatus | None:
         raw = json.loads(path.read_text())
         raw["stream"] = StreamHealth(**raw.get("stream", {}))
         return LiveStatus(**raw)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # not JSON, not an object, or not its fields
         raise InputError(path, f"not a live status file ({str(exc)[:120]})") from None
