@@ -67,6 +67,15 @@ demo: $(KERNELS)
 	$(BIN)/python scripts/run_paper_trading.py --signals data/signals.jsonl --max-trades 50 \
 	  --order-interval 0 --poll-interval 0.05 --stop-loss-pct 5
 	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl --stop-loss-pct 5
+	@echo "== 4. Live: the crossover on each closed daily bar of the market-data stream, the second half of 2024 replayed"
+	@echo "   through the live loop on the local broker (stream, decisions, orders, fills), then reconciled with its backtest"
+	@rm -f data/broker_live.sqlite* data/live_signals.jsonl data/live_status.json data/live_trades.jsonl \
+	  data/live_trades.journal.jsonl data/live_equity.jsonl
+	$(MB) live --strategy ma_crossover --param sizing=weight --param weight=0.2 \
+	  --symbols AAPL,AMZN,GOOGL,META,MSFT --timeframe 1Day --replay-from 2024-07-01 --broker-db data/broker_live.sqlite \
+	  --trades-output data/live_trades.jsonl --equity-output data/live_equity.jsonl
+	$(MB) reconcile --data data/market_data.jsonl --signals data/live_signals.jsonl --trades data/live_trades.jsonl \
+	  --equity data/live_equity.jsonl --show-trades 5
 	@echo "== Dashboard on the demo's files (the guide's default paths):"
 	@echo "   $(BIN)/streamlit run dashboard/app.py"
 

@@ -57,6 +57,8 @@ def live(
     ),
     broker_url: str = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765."),
     data: Path = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl)."),
+    broker_db: Path = typer.Option(None, help="The local broker's state when this run starts it (default: "
+                                   "broker.sqlite beside --data)."),
     retry_budget: float = typer.Option(DEFAULT_BUDGET, help="Seconds a broker fault is retried before the run stops."),
 ) -> None:
     """Run a strategy on each closed bar of the market-data stream and trade its decisions at once: warm-up from
@@ -93,7 +95,7 @@ def live(
             trades_output=trades_output or s.paper_trades,
             equity_output=equity_output or s.paper_equity,
             order_interval=0.0,
-            park_after=2.0,
+            park_after=0.5,
             fractional=fractional,
             retry_budget=retry_budget,
             timeframe=timeframe,
@@ -110,7 +112,7 @@ def live(
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
     # a broker started here replays as fast as asked: no requests-per-wall-minute limit to wait out
     with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
-                 retry_budget=retry_budget, local_options={"rate_limit": 0}) as conn:  # fmt: skip
+                 local_db=broker_db, retry_budget=retry_budget, local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
         replay = None
         if conn.mode == "local" and (replay_from or not broker_url):
@@ -127,8 +129,9 @@ def live(
         try:
             summary = loop.run()
         finally:
-            print_table(f"live session ({conn.mode}): {exe_cfg.trades_output}", ["", "value"],
-                        loop.summary.as_rows() + loop.executor.summary.as_rows())  # fmt: skip
+            if loop.summary.bars or loop.executor.summary.statuses:  # it ran: what it did (a refusal: only why)
+                print_table(f"live session ({conn.mode}): {exe_cfg.trades_output}", ["", "value"],
+                            loop.summary.as_rows() + loop.executor.summary.as_rows())  # fmt: skip
     console.print(f"stopped: {summary.stopped_by}")
 
 

@@ -658,7 +658,8 @@ def live_section(inputs: Inputs) -> None:
         _todays_signals(inputs, status.last_bar)
     st.subheader("Equity curve")
     with problems():
-        chart(_paper_figure(file_key(inputs.paper_equity)), "live_chart")
+        chart(_paper_figure(file_key(Path(status.equity_log) if status.equity_log else inputs.paper_equity)),
+              "live_chart")  # fmt: skip
 
 
 def _live_state(status: LiveStatus, age: float | None) -> None:

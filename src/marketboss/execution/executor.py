@@ -233,6 +233,7 @@ class Executor:
         self.submitted: dict[str, float] = {}  # signal id -> time.perf_counter() when its order was accepted
         self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
         self._lock: RunLock | None = None
+        self._park = config.park_after
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -425,14 +426,19 @@ class Executor:
             self.close_session()
             raise
 
-    def execute(self, signals: list[Signal]) -> None:
+    def execute(self, signals: list[Signal], park_after: float | None = None) -> None:
         """Send these signals (those not already recorded, or started before a crash: finished, never re-decided);
-        an order that does not finish within park_after is left working and recorded by a later `follow`."""
+        an order that does not finish within park_after (default: the config's) is left working and recorded by a
+        later `follow` (0: at once, e.g. while the market is closed and nothing can fill)."""
         journal, trades_log, equity_log = self._open()
         done = done_signal_ids(self.cfg.trades_output)
-        for sig in signals:
-            if sig.id not in done and not any(w.sig.id == sig.id for w in self.working.values()):
-                self._execute(sig, journal, trades_log, equity_log)
+        self._park = park_after if park_after is not None else self.cfg.park_after
+        try:
+            for sig in signals:
+                if sig.id not in done and not any(w.sig.id == sig.id for w in self.working.values()):
+                    self._execute(sig, journal, trades_log, equity_log)
+        finally:
+            self._park = self.cfg.park_after
 
     def follow(self) -> None:
         """Record the working orders and exits that finished since last looked at."""
@@ -806,7 +812,7 @@ class Executor:
     def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, str]:
         """The order once terminal ("done"), canceled after fill_timeout ("timed_out"), or still working after
         park_after ("parked")."""
-        park = self.cfg.park_after
+        park = self._park
         deadline = time.monotonic() + (park if park is not None else self.cfg.fill_timeout)
         seen_filled, order_id = order.filled_qty, order.id
         seq, generation = 0, self.updates.generation if self.updates is not None else 0

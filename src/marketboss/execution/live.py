@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -162,8 +163,8 @@ class LiveLoop:
         self._signal_lines = 0
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.status = LiveStatus(strategy=strategy.describe(), symbols=self.symbols, timeframe=str(self.tf),
-                                 broker=broker_display, mode=mode, pid=os.getpid(), started_at=now,
-                                 updated_at=now)  # fmt: skip
+                                 broker=broker_display, mode=mode, pid=os.getpid(), started_at=now, updated_at=now,
+                                 equity_log=str(executor.cfg.equity_output))  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> LiveSummary:
@@ -171,6 +172,7 @@ class LiveLoop:
         self._install_signal_handlers()
         self.executor.open_session()
         try:
+            self._check_symbols()
             self._signals_log = self._open_signals_log()
             now = self._now_us()
             last_done = self._resume_point(previous, now)
@@ -190,6 +192,11 @@ class LiveLoop:
             self._shutdown()
         return self.summary
 
+    def _check_symbols(self) -> None:
+        unknown = [s for s in self.symbols if self.executor.retry("get asset", partial(self.broker.asset, s)) is None]
+        if unknown:
+            raise MarketBossError(f"--symbols: the broker has no asset {', '.join(unknown)}")
+
     def _loop(self, after: int) -> None:
         until = self._until()
         replay_end = self.replay.data_end_us if self.replay is not None else None
@@ -205,7 +212,7 @@ class LiveLoop:
             bars = self._collect(slot, closed_at, wait=not caught_up)
             nxt = self._next_slot(slot.start)
             fresh = self.replay is not None or self._now_us() < nxt.end
-            self._decide(slot, bars, closed_at, fresh)
+            self._decide(slot, bars, closed_at, fresh, market_closes=nxt.start > slot.end)
             if self.cfg.max_bars is not None and self.summary.bars >= self.cfg.max_bars:
                 self.stop_requested = f"{self.cfg.max_bars} bars done"
             slot = nxt
@@ -317,7 +324,9 @@ class LiveLoop:
         return int(self._history["timestamp"].dt.epoch("us").max())  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------------------------------ decisions
-    def _decide(self, slot: Slot, bars: pl.DataFrame, closed_at: float, fresh: bool) -> None:
+    def _decide(self, slot: Slot, bars: pl.DataFrame, closed_at: float, fresh: bool, market_closes: bool) -> None:
+        """Run the strategy on the history with this bar, log and send its signals on this bar (orders placed at the
+        close wait for the next open: they are left working at once), follow fills, snapshot, write the status."""
         if bars.height:
             self._history = pl.concat([self._history.filter(pl.col("timestamp").dt.epoch("us") < slot.start),
                                        bars.select(BAR_DTYPES.names())])  # fmt: skip
@@ -333,7 +342,7 @@ class LiveLoop:
             self.summary.signals += len(signals)
             self.status.signals_today += len(signals)
             if fresh:
-                self.executor.execute(signals)
+                self.executor.execute(signals, park_after=0.0 if market_closes else None)
             else:
                 for sig in signals:
                     self.summary.stale += 1

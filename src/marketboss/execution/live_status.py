@@ -45,6 +45,7 @@ class LiveStatus:
     positions: list[dict[str, Any]] = field(default_factory=list)  # symbol, qty, avg_entry_price, market_value
     open_orders: list[dict[str, Any]] = field(default_factory=list)  # id, client_order_id, symbol, side, type, ...
     stopped_by: str | None = None
+    equity_log: str | None = None  # where this session snapshots equity (the dashboard draws its curve from it)
 
 
 def write_status(path: Path, status: LiveStatus) -> None:
