@@ -47,19 +47,20 @@ def _bars(tmp: Path) -> Path:
     return path
 
 
-def _live(tmp: Path, lb: Any, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "marketboss", "live", "--strategy", "ma_crossover",
-            *(a for p in PARAMS for a in ("--param", p)), "--symbols", ",".join(SYMBOLS), "--timeframe", "1Min",
+def _live(tmp: Path, lb: Any, *extra: str, strategy: str = "ma_crossover", params: list[str] = PARAMS) -> list[str]:
+    return [sys.executable, "-m", "marketboss", "live", "--strategy", strategy,
+            *(a for p in params for a in ("--param", p)), "--symbols", ",".join(SYMBOLS), "--timeframe", "1Min",
             "--broker-url", lb.base_url, "--replay-from", WINDOW[0][:10], "--until", WINDOW[1],
             "--signals-output", str(tmp / "live_signals.jsonl"), "--trades-output", str(tmp / "trades.jsonl"),
             "--equity-output", str(tmp / "equity.jsonl"), "--status-output", str(tmp / "status.json"),
             "--grace", "2", *extra]  # fmt: skip
 
 
-def _backtest_window(data: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _backtest_window(data: Path, strategy: str = "ma_crossover", params: list[str] = PARAMS
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     """The backtest of the same strategy over the same window: its signals there, and their fills."""
     bars = read_bars(data)
-    signals = create("ma_crossover", PARAMS).signals(Market.from_bars(bars))
+    signals = create(strategy, params).signals(Market.from_bars(bars))
     lo, hi = (pl.lit(t).str.to_datetime(time_zone="UTC") for t in WINDOW)
     window = signals.filter((pl.col("timestamp") >= lo) & (pl.col("timestamp") < hi))
     return window, run_backtest(bars, window).fills
@@ -111,6 +112,29 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
             (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
     assert rows["fills"] == [str(bt_fills.height), str(bt_fills.height), "0"]  # joined fill by fill on their ids
     assert rows["missed in paper"][1] == "0"
+
+
+def test_an_event_driven_strategy_runs_unchanged_and_decides_as_in_its_backtest(tmp_path: Path) -> None:
+    """on_bar with a trailing-stop leg and a time stop: the live loop's decisions are its backtest's, bar by bar
+    (the warm-up covers the whole history before the window, so its simulated account starts where the
+    backtest's is)."""
+    data = _bars(tmp_path)
+    spec = str(Path(__file__).resolve().parents[2] / "examples/time_trailing_stop.py") + ":TimeTrailingStop"
+    params = ["hold_bars=10", "trail=1"]
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        proc = subprocess.run(_live(tmp_path, lb, "--until", "2024-03-05T15:00:00Z", strategy=spec, params=params),
+                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    window, _ = _backtest_window(data, spec, params)
+    window = window.filter(pl.col("timestamp") < pl.lit("2024-03-05T15:00:00Z").str.to_datetime(time_zone="UTC"))
+    logged = read_jsonl_records(tmp_path / "live_signals.jsonl")
+    assert window.height >= 2 and [s["id"] for s in logged] == window["id"].to_list()
+    assert any(s.get("trail_percent") for s in logged)  # its entries carry their trailing-stop leg
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert {t["signal_id"] for t in trades} == set(window["id"])
+    # each order filled, but a close of a position the backtest opened before the window (the session starts flat)
+    assert all(t["status"] == "filled" or t["reason"] == "position already at target" for t in trades)
+    assert sum(t["status"] == "filled" for t in trades if t["leg"] is None) >= 2
 
 
 def test_kill_9_mid_session_then_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:

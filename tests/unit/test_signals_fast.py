@@ -220,3 +220,14 @@ def test_written_text_is_the_row_by_row_form(tmp_path: Path, quantities: list[An
     )
     write_jsonl(tmp_path / "ref.jsonl", (signals_mod._record(r) for r in text.iter_rows(named=True)))
     assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+
+
+def test_an_unknown_key_standing_in_for_a_missing_id_still_gets_the_derived_id(tmp_path: Path) -> None:
+    """The fast reader counts colons and quotes to know polars hid nothing: a line without "id" but with an
+    unknown key ({"orders": {}}) has the counts of a complete line, and must still take the per-record path."""
+    path = tmp_path / "signals.jsonl"
+    path.write_text('{"timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": "BUY", "strategy": "x", '
+                    '"price": 150.5, "orders": {}, "quantity": 10, "target_weight": null}\n')  # fmt: skip
+    got, want = _outcome(path), _reference(path)
+    assert got[0] == want[0] == "ok" and got[1]["id"].to_list() == want[1]["id"].to_list()
+    assert got[1]["id"][0].startswith("sig-")

@@ -466,7 +466,10 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
     ts = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC", strict=False)
     qty, tw, price, sym = pl.col("quantity"), pl.col("target_weight"), pl.col("price"), pl.col("symbol")
     ok = df.select(
-        pl.col("id").str.contains(_ID_RE).all()
+        # required fields present: polars' all() passes nulls, and an unknown key can stand in for a missing one
+        # in _ndjson_frame's colon and quote counts ({"orders": {}} in place of "id")
+        pl.all_horizontal(pl.col(f).is_not_null().all() for f in ("id", "timestamp", "symbol", "action"))
+        & pl.col("id").str.contains(_ID_RE).all()
         & pl.col("id").is_unique().all()
         & (pl.col("timestamp").str.contains(_TS_RE) & ts.is_not_null()).all()
         & pl.col("action").is_in(["BUY", "SELL"]).all()
