@@ -257,7 +257,8 @@ class Executor:
                 attempt += 1
 
     # ---------------------------------------------------------------------------------------- logs
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The broker's clock (UTC); the machine's when the broker does not answer."""
         try:
             return self.retry("get clock", self.broker.clock).timestamp.astimezone(UTC)
         except BrokerError:
@@ -267,7 +268,7 @@ class Executor:
         acct = acct or self.retry("get account", self.broker.account)
         equity_log.append(
             {
-                "timestamp": at or self._now(),
+                "timestamp": at or self.now(),
                 "cash": acct.cash,
                 "portfolio_value": acct.portfolio_value,
                 "buying_power": acct.buying_power,
@@ -327,7 +328,7 @@ class Executor:
         slip = slippage_bps(side, expected, price)
         trades_log.append(
             {
-                "timestamp": (order.filled_at if order and order.filled_at else self._now()),
+                "timestamp": (order.filled_at if order and order.filled_at else self.now()),
                 "signal_timestamp": signal_timestamp,
                 "order_id": order.id if order else None,
                 "symbol": symbol,
@@ -446,6 +447,10 @@ class Executor:
         self._follow_working(journal, trades_log, equity_log)
         self._follow_legs(journal, trades_log)
 
+    def started(self) -> set[str]:
+        """Signal ids whose order an earlier run journaled (it may have been sent): finish these, never re-decide."""
+        return set(self._open()[0].state.intents)
+
     def skip(self, sig: Signal, reason: str) -> None:
         """Record a signal that will not be sent (a stale one), so no later run sends it either."""
         self._record(self._open()[1], sig, "skipped", reason=reason)
@@ -515,7 +520,7 @@ class Executor:
         moves the clock to each signal itself, and an order started before a crash is always finished."""
         if self.replay is not None or not pending:
             return pending
-        now = self._now()
+        now = self.now()
         out = []
         for sig, age in zip(pending, ages([s.timestamp for s in pending], now, Timeframe.parse(self.cfg.timeframe)),
                             strict=True):  # fmt: skip
@@ -622,7 +627,7 @@ class Executor:
         self.alerter.send("summary", "paper run summary", body)
 
     def _check_kill_switch_history(self, journal: Journal) -> None:
-        today = self._now().astimezone(NY_TZ).date().isoformat()
+        today = self.now().astimezone(NY_TZ).date().isoformat()
         if today in journal.state.kill_switch and not self.cfg.reset_kill_switch:
             raise KillSwitch(
                 f"the kill switch tripped earlier today ({journal.state.kill_switch[today]}); "
@@ -634,7 +639,7 @@ class Executor:
         try:
             self.retry("cancel all orders", self.broker.cancel_all_orders)
         finally:
-            journal.kill(self._now().astimezone(NY_TZ).date(), reason)
+            journal.kill(self.now().astimezone(NY_TZ).date(), reason)
             self.alerter.send("kill_switch", "KILL SWITCH: trading stopped", reason)
         raise KillSwitch(f"kill switch: {reason}; open orders canceled, no more orders today")
 

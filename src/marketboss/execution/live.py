@@ -55,6 +55,7 @@ from marketboss.strategies.base import Strategy
 
 log = get_logger(__name__)
 US = 1_000_000
+MINUTE_US = 60 * US  # the stream's bars are minute bars (Alpaca's `bars` channel)
 OnStop = Literal["keep", "cancel", "cancel-all"]
 
 
@@ -132,6 +133,10 @@ def _us(t: datetime) -> int:
     return int(t.timestamp() * US)
 
 
+def _utc_date(us: int) -> date:
+    return datetime.fromtimestamp(us / US, UTC).date()
+
+
 class LiveLoop:
     def __init__(
         self,
@@ -153,7 +158,6 @@ class LiveLoop:
         self.symbols = sorted(config.symbols)
         self.summary = LiveSummary()
         self.stop_requested: str | None = None
-        self._wake = threading.Event()
         self._history = pl.DataFrame(schema=BAR_DTYPES)
         self._buffer: list[LiveBar] = []
         self._grid: list[Slot] = []
@@ -225,7 +229,7 @@ class LiveLoop:
         if self.cfg.until != "close":
             return _us(self.cfg.until)
         now = self._now_us()
-        day = date.fromtimestamp(now / US)
+        day = _utc_date(now)
         closes = schedule(day - timedelta(days=1), day + timedelta(days=10))["close"]
         return next(c for c in (_us(c.to_pydatetime()) for c in closes) if c > now)
 
@@ -233,7 +237,7 @@ class LiveLoop:
     def _next_slot(self, after: int) -> Slot:
         """The first bar of the grid that starts after `after` (epoch us)."""
         if not self._grid or not self._grid[0].start <= after < self._grid[-1].start:
-            first = date.fromtimestamp(after / US)
+            first = _utc_date(after)
             starts, ends = bar_grid(first - timedelta(days=1), first + timedelta(days=30), self.tf)
             self._grid = [Slot(int(s), int(e)) for s, e in zip(starts.astype(np.int64), ends.astype(np.int64),
                                                                strict=True)]  # fmt: skip
@@ -256,7 +260,7 @@ class LiveLoop:
                     return time.perf_counter(), False
                 next_check = time.monotonic() + 1.0
             b = self._take(0.25)
-            if b is not None and b.start_us >= slot.start:  # the stream has a bar of it: it has closed
+            if b is not None and b.start_us >= slot.end - MINUTE_US:  # its last minute came: it has closed
                 return b.received, False
         return None
 
@@ -406,9 +410,9 @@ class LiveLoop:
 
     def _finish_started(self) -> None:
         """Orders an earlier run started (journaled, not recorded) are finished before anything new."""
-        journal = self.executor._open()[0]
-        pending = [s for s in read_signals(self.cfg.signals_output) if s.id in journal.state.intents] \
-            if self.cfg.signals_output.exists() else []  # fmt: skip
+        started = self.executor.started()
+        logged = read_signals(self.cfg.signals_output) if self.cfg.signals_output.exists() and started else []
+        pending = [s for s in logged if s.id in started]
         if pending:
             log.info("live_finish_started", orders=len(pending))
             self.executor.execute(pending)
@@ -451,7 +455,7 @@ class LiveLoop:
     def _now_us(self) -> int:
         if self.replay is not None:
             return self.replay.now_us()
-        return _us(self.executor._now())
+        return _us(self.executor.now())
 
     def _write_status(self, state: Any, stopped_by: str | None = None) -> None:
         st = self.status
