@@ -180,3 +180,20 @@ def test_a_restarted_engine_continues_from_the_store() -> None:
     assert again.engine.account.positions["AAPL"].qty == 10
     assert list(again.engine.book.open) == [waiting.id]
     assert again.engine.book.order_seq == 2
+
+
+def test_an_order_queued_at_the_close_fills_at_the_next_open_when_the_stepped_clock_jumps_past_its_latency() -> None:
+    """The live loop's daily replay: an order placed at a session's close, then the clock set straight to the next
+    close within the order's (wall-clock) latency. Simulated time has passed the latency many times over: the
+    order trades at the next open, as the backtest fills it, instead of staying queued until it expires."""
+    w = world({"AAPL": [100.0, 104.0, 104.0, 104.0, 104.0]}, fill_latency_ms=5_000)
+    close0 = sessions().next_close(session_open(0))
+    w.clock.set(close0)
+    w.engine.step(0.0)
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day", wall=0.0)
+    w.clock.set(sessions().next_close(session_open(1)))
+    assert w.engine.step(0.001) == 1  # 1 ms of wall time: the order's latency has not passed on the wall clock
+    filled = w.order(o.id)
+    assert (filled.status, filled.filled_at, filled.filled_avg_price) == ("filled", session_open(1), D(104))
+    late = w.submit(symbol="AAPL", side="sell", qty="10", type="market", time_in_force="day", wall=0.001)
+    assert w.engine.step(0.002) == 0 and w.order(late.id).status == "accepted"  # no simulated time has passed

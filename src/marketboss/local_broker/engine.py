@@ -396,8 +396,12 @@ class Engine:
     def _evaluate(self, t: int, wall: float) -> None:
         """The moment t: orders that start working now are tested at its price, orders at market fill at it."""
         open_ = self.book.open
+        latency_us = int(self.fills.latency * 1_000_000)
         for o in sorted(open_.values(), key=lambda o: o.opening):  # reductions first: sales pay for purchases
-            if o.status != "held" and wall >= o.eligible_wall and o.id in open_:
+            # its latency has run out in wall time, or in simulated time: a stepped clock moved past it (a clock
+            # set from the close to the next close must not leave an order queued overnight behind at the open)
+            ready = wall >= o.eligible_wall or (o.eligible_wall != float("inf") and t >= o.updated_at + latency_us)
+            if o.status != "held" and ready and o.id in open_:
                 self._evaluate_order(o, t, wall)
 
     def _evaluate_order(self, o: Order, t: int, wall: float) -> None:
