@@ -258,8 +258,8 @@ class AlpacaBroker:
         """Closed bars of these symbols on the market-data stream (Alpaca's, or the local broker's own)."""
         from marketboss.broker.bars import BarStream, data_stream_url
 
-        url = data_stream_url(self.data_url or self.base_url, feed) if self.is_local or self.data_url else None
-        return BarStream(*self._keys, url, feed, symbols)
+        return BarStream(*self._keys, data_stream_url(self.data_url or self.base_url, feed, self.is_local), feed,
+                         symbols)  # fmt: skip
 
 
 def retry_after(response: requests.Response | None) -> float:

@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
@@ -36,8 +37,13 @@ class LiveBar(NamedTuple):
     received: float  # time.perf_counter() when it arrived (latency measurements)
 
 
-def data_stream_url(data_url: str, feed: str) -> str:
-    """The market-data stream of a REST data URL: http://127.0.0.1:8765 -> ws://127.0.0.1:8765/v2/iex."""
+def data_stream_url(data_url: str | None, feed: str, is_local: bool = False) -> str | None:
+    """The market-data stream beside a REST data URL: http://127.0.0.1:8765 -> ws://127.0.0.1:8765/v2/iex (the
+    local broker, or another Alpaca-compatible server); None for Alpaca's own data host, whose stream lives on
+    another host (stream.data.alpaca.markets: alpaca-py's default)."""
+    host = urlsplit(data_url or "").hostname or ""
+    if data_url is None or (not is_local and (host == "alpaca.markets" or host.endswith(".alpaca.markets"))):
+        return None
     return re.sub(r"^http", "ws", data_url.rstrip("/")) + f"/v2/{feed}"
 
 
