@@ -87,6 +87,9 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         orders = broker_orders(lb)
+        no_replay = [a for a in _live(tmp_path / "again", lb) if a not in ("--replay-from", WINDOW[0][:10])]
+        refused = subprocess.run(no_replay, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "has a stepped clock" in refused.stderr and refused.stderr.count("\n") == 1
     window, bt_fills = _backtest_window(data)
     logged = read_jsonl_records(tmp_path / "live_signals.jsonl")
     assert window.height >= 6  # the window holds decisions to compare
@@ -233,3 +236,22 @@ def test_the_schedulers_live_job_runs_the_real_command_and_stops_it_with_sigterm
     status = read_status(status_path)
     assert status is not None and status.state == "stopped" and status.stopped_by == "SIGTERM"
     assert 0 < status.bars_seen < 390 and status.open_orders == []
+
+
+def test_in_real_time_it_trades_each_bar_the_stream_closes(tmp_path: Path) -> None:
+    """No replay: the broker's clock runs by itself (accelerated, a minute bar every half second, as Alpaca's
+    runs at one a minute) and the loop follows it, each bar closed by the stream's bar of its last minute."""
+    data = _bars(tmp_path)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS, clock="accelerated", speed=120,
+                start="2024-03-05T15:00:00Z") as lb:  # fmt: skip
+        cmd = [a for a in _live(tmp_path, lb, "--max-bars", "8") if a not in ("--replay-from", WINDOW[0][:10])]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.state == "stopped" and status.bars_seen == 8
+    assert status.stream.connections == 1 and status.stream.gaps_backfilled == 0  # every bar came on the stream
+    assert status.last_bar is not None and "2024-03-05T15:00:00Z" < status.last_bar < "2024-03-05T17:00:00Z"
+    window, _ = _backtest_window(data)
+    logged = {s["id"] for s in read_jsonl_records(tmp_path / "live_signals.jsonl")} if (
+        tmp_path / "live_signals.jsonl").exists() else set()  # fmt: skip
+    assert logged <= set(window["id"])  # what it decided, the backtest decided on the same bars

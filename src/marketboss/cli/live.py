@@ -69,7 +69,7 @@ def live(
     from marketboss.execution.connect import connect
     from marketboss.execution.executor import Executor, ExecutorConfig
     from marketboss.execution.live import LiveConfig, LiveLoop, check_symbols
-    from marketboss.execution.replay import ReplayClock
+    from marketboss.execution.replay import ReplayClock, clock_mode
     from marketboss.risk import RiskConfig
     from marketboss.strategies.registry import create
 
@@ -122,6 +122,10 @@ def live(
         elif replay_from:
             raise MarketBossError("--replay-from: only the local broker replays history (no Alpaca credentials, "
                                   "or --broker-url)")  # fmt: skip
+        elif conn.mode == "local" and clock_mode(conn.broker.base_url, conn.key_id, conn.secret_key) == "stepped":
+            raise MarketBossError(f"the local broker at {conn.where} has a stepped clock, which only moves when set: "
+                                  "pass --replay-from DATE to replay, or serve it with --clock wallclock or "
+                                  "accelerated")  # fmt: skip
         loop = LiveLoop(cfg, strat, conn.broker, Executor(exe_cfg, conn.broker, alerter), mode=conn.mode,
                         broker_display=conn.where, replay=replay)  # fmt: skip
         console.print(f"live: {strat.describe()} on {', '.join(loop.symbols)} ({loop.tf} bars); status in "

@@ -104,8 +104,8 @@ class LiveSummary:
     bars: int = 0
     signals: int = 0
     stale: int = 0
-    gaps: int = 0
-    bars_backfilled: int = 0
+    gaps: int = 0  # bars the stream was waited for and did not deliver in time (it dropped, or was late)
+    bars_backfilled: int = 0  # bars fetched over REST: those gaps, and bars that closed before the loop got to them
     to_submit_ms: list[float] = field(default_factory=list)  # bar close -> order accepted
     to_fill_ms: list[float] = field(default_factory=list)  # bar close -> first fill heard on the stream
     stopped_by: str | None = None
@@ -299,7 +299,7 @@ class LiveLoop:
         if missing:
             fetched = self._fetch(missing, slot.start, slot.start)
             if fetched.height:
-                self.summary.gaps += 1
+                self.summary.gaps += wait  # the stream was waited for and missed them (not a catch-up)
                 self.summary.bars_backfilled += fetched.height
                 log.warning("bars_backfilled", bar=_iso(slot.start), symbols=fetched["symbol"].to_list(),
                             stream_live=stream.live)  # fmt: skip

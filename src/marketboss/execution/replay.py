@@ -59,6 +59,15 @@ class LocalReplay:
         self._http.close()
 
 
+def clock_mode(base_url: str, key_id: str, secret_key: str) -> str:
+    """The local broker's clock mode: stepped, accelerated or wallclock."""
+    r = httpx.get(f"{base_url}/admin/clock", headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key},
+                  timeout=10.0)  # fmt: skip
+    if r.status_code != 200:
+        raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
+    return str(r.json().get("mode"))
+
+
 class ReplayClock:
     """The live loop's replay on the local broker: the broker's stepped clock moved bar by bar by the loop itself
     (`step`), paced at `speed` simulated seconds per wall second (0: as fast as the loop goes), so history goes
