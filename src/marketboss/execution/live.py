@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -41,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.bars import BarStream, LiveBar
-from marketboss.data.calendar import Timeframe, bar_grid, schedule
+from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule
 from marketboss.data.io import JsonlAppender
 from marketboss.data.market import Market
 from marketboss.data.schema import BAR_DTYPES
@@ -55,6 +56,7 @@ from marketboss.strategies.base import Strategy
 
 log = get_logger(__name__)
 US = 1_000_000
+NY_TZ = ZoneInfo(NY)
 MINUTE_US = 60 * US  # the stream's bars are minute bars (Alpaca's `bars` channel)
 OnStop = Literal["keep", "cancel", "cancel-all"]
 
@@ -341,6 +343,9 @@ class LiveLoop:
             signals = self._log_signals(frame)
         self.summary.bars += 1
         self.status.bars_seen += 1
+        day = datetime.fromtimestamp(slot.start / US, NY_TZ).date()
+        if self.status.last_bar is None or datetime.fromisoformat(self.status.last_bar).astimezone(NY_TZ).date() != day:
+            self.status.signals_today = 0  # a new session
         self.status.last_bar = _iso(slot.start)
         if signals:
             self.summary.signals += len(signals)
