@@ -106,3 +106,44 @@ def test_without_batching_every_change_commits_at_once(tmp_path: Path) -> None:
     again = SqliteStore(path)
     assert (again.get_meta("a"), again.get_meta("b")) == ("1", None)
     again.close()
+
+
+def test_a_batchs_trade_updates_leave_with_its_commit_and_a_failed_commits_never_leave(tmp_path: Path) -> None:
+    """The trading stream tells what the database holds: events announced inside a batch wait for its commit, and
+    those of a batch that could not be committed (its changes are gone) are never sent."""
+    from marketboss.local_broker.events import EventHub
+
+    store = SqliteStore(tmp_path / "b.sqlite")
+    store.db.execute("PRAGMA foreign_keys = ON")
+    store.db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    store.db.execute("CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    hub = EventHub()
+
+    async def run() -> tuple[list[str], list[str], list[str]]:
+        listener = hub.listen()
+        commits = GroupCommit(store, lambda: None, hub)
+        commits.start()
+
+        def sent() -> list[str]:
+            out = []
+            while not listener.queue.empty():
+                out.append(listener.queue.get_nowait()["event"])
+            return out
+
+        with store.transaction():
+            store.set_meta("kept", "yes")
+            hub.publish([{"event": "new"}])
+        before = sent()  # announced, not committed yet
+        assert await commits.settled()
+        after = sent()
+        with store.transaction():
+            store.set_meta("lost", "yes")
+            store.db.execute("INSERT INTO child (p) VALUES (42)")  # COMMIT fails
+            hub.publish([{"event": "fill"}])
+        assert not await commits.settled()
+        return before, after, sent()
+
+    before, after, failed = asyncio.run(run())
+    assert (before, after, failed) == ([], ["new"], [])
+    assert hub.published == 1
+    store.close()

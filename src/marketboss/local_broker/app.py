@@ -47,7 +47,7 @@ class BrokerApp(HttpApp):
         self.ready_file = ready_file
         self.base_url = base_url
         self._task: asyncio.Task[None] | None = None
-        self.commits = GroupCommit(state.store, state.engine.reload)
+        self.commits = GroupCommit(state.store, state.engine.reload, state.events)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":

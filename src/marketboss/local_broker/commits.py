@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from marketboss.local_broker.events import EventHub
 from marketboss.local_broker.sqlite_store import SqliteStore
 from marketboss.logging import get_logger
 
@@ -22,9 +23,10 @@ log = get_logger(__name__)
 class GroupCommit:
     """Batches a store's commits on the running event loop; `settled()` is what an answer waits for."""
 
-    def __init__(self, store: SqliteStore, reload: Callable[[], None]):
+    def __init__(self, store: SqliteStore, reload: Callable[[], None], hub: EventHub | None = None):
         self.store = store
         self.reload = reload  # brings the engine's memory back to the database after a failed commit
+        self.hub = hub  # the trade-updates hub: a batch's events leave with its commit, not before
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[bool] | None = None
 
@@ -40,6 +42,8 @@ class GroupCommit:
     def _opened(self) -> None:
         assert self._loop is not None
         if self._done is None:  # else the batch's first change failed and was rolled back: its commit is due
+            if self.hub is not None:
+                self.hub.hold()
             self._done = self._loop.create_future()
             self._loop.call_soon(self._loop.call_soon, self._commit)
 
@@ -52,6 +56,8 @@ class GroupCommit:
             ok = False
             log.error("broker_commit_failed", error_type=type(exc).__name__, error=str(exc)[:500])
             self.reload()
+        if self.hub is not None:
+            self.hub.release(ok)
         if done is not None and not done.done():
             done.set_result(ok)
 

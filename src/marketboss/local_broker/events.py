@@ -50,6 +50,7 @@ class EventHub:
     loop: asyncio.AbstractEventLoop | None = None
     loop_thread: int = 0
     published: int = 0
+    held: list[dict[str, Any]] | None = None  # a group commit is open: its events wait for it (commits.py)
 
     @property
     def active(self) -> bool:
@@ -75,7 +76,21 @@ class EventHub:
             return
         self._deliver(events)
 
+    def hold(self) -> None:
+        """A batch of changes opened: what it announces is sent once it is committed (`release`)."""
+        if self.held is None:
+            self.held = []
+
+    def release(self, committed: bool) -> None:
+        """The batch was committed (send its events) or rolled back (its changes never happened: drop them)."""
+        held, self.held = self.held, None
+        if held and committed:
+            self._deliver(held)
+
     def _deliver(self, events: list[dict[str, Any]]) -> None:
+        if self.held is not None:
+            self.held.extend(events)
+            return
         self.published += len(events)
         for listener in list(self.listeners):
             if listener.overflowed:
