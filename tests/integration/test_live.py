@@ -183,7 +183,7 @@ def test_a_dropped_stream_is_recovered_and_its_gap_back_filled(tmp_path: Path) -
     data = _bars(tmp_path)
     status_path = tmp_path / "status.json"
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        proc = subprocess.Popen(_live(tmp_path, lb, "--speed", "1200"), cwd=tmp_path, env=_env(lb),
+        proc = subprocess.Popen(_live(tmp_path, lb, "--speed", "600"), cwd=tmp_path, env=_env(lb),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -191,8 +191,12 @@ def test_a_dropped_stream_is_recovered_and_its_gap_back_filled(tmp_path: Path) -
             if st is not None and st.bars_seen >= 20:
                 break
             time.sleep(0.01)
-        r = httpx.post(f"{lb.base_url}/admin/streams", json={"drop": True}, headers=lb.headers, timeout=10)
+        # dropped, and kept out for a second (ten bars at this speed): bars are certainly missed meanwhile
+        r = httpx.post(f"{lb.base_url}/admin/streams", json={"drop": True, "refuse": True}, headers=lb.headers,
+                       timeout=10)  # fmt: skip
         assert r.status_code == 200
+        time.sleep(1.0)
+        httpx.post(f"{lb.base_url}/admin/streams", json={"refuse": False}, headers=lb.headers, timeout=10)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
     status = read_status(status_path)
