@@ -26,8 +26,6 @@ from marketboss.execution.live_status import read_status
 from marketboss.strategies.registry import create
 from tests.integration.executor_fixtures import broker, broker_orders
 
-pytestmark = pytest.mark.xdist_group("live")
-
 SYMBOLS = ["AAPL", "JPM", "MSFT"]
 PARAMS = ["fast=5", "slow=20"]
 WINDOW = ("2024-03-05T14:30:00Z", "2024-03-05T16:00:00Z")  # the replayed 90 minutes of the second session
