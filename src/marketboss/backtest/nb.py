@@ -13,10 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from marketboss.backtest.arrays import (  # the kernels' inputs and outputs, re-exported
-    CANCELED as CANCELED,
-)
-from marketboss.backtest.arrays import (
+from marketboss.backtest.arrays import (  # the kernels' inputs and outputs (nb.Prices, ... read them here too)
     DAY_ENDED,
     DAY_US,
     EXPIRED,
@@ -791,8 +788,6 @@ def mark(close: np.ndarray, fills: Fills, cash0: float, out: Equity) -> tuple[in
             exposed += end - t
         t = end
     return exposed, returns_finish(acc, cash0, eq_total)
-
-
 
 
 @njit(cache=True, inline="always")
