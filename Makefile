@@ -102,4 +102,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) data runs models reports
+	rm -rf $(VENV) data runs models reports src/marketboss/backtest/_aot_*
