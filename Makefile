@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# numba compiles each kernel once into its cache beside the sources; doing it here spares the first command.
+# numba compiles each kernel once into its cache beside the sources; doing it here spares the first command. Then
+# the backtest kernels are compiled ahead of time (backtest/kernels.py): a command loads them without numba.
 KERNELS := $(VENV)/.kernels
-$(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py)
+$(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py) src/marketboss/backtest/kernels.py \
+  src/marketboss/backtest/arrays.py src/marketboss/orders/codes.py
 	$(BIN)/python scripts/compile_kernels.py
 	@touch $(KERNELS)
 
@@ -100,4 +102,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) data runs models reports
+	rm -rf $(VENV) data runs models reports src/marketboss/backtest/_aot_*

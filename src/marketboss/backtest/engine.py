@@ -1,7 +1,7 @@
 """The backtest: bars plus signals (the very file the paper executor trades), or a strategy, through the
-compiled portfolio kernels into equity, fills, round-trip trades and metrics: nb.schedule places the orders
-on the bar they go live, nb.simulate fills them bar by bar, nb.mark values every bar and nb.round_trips
-matches the trades.
+compiled portfolio kernels (nb.py, called through kernels.py) into equity, fills, round-trip trades and
+metrics: schedule places the orders on the bar they go live, simulate fills them bar by bar, mark values every
+bar and round_trips matches the trades.
 
 Rules (see also marketboss.signals for what a signal means, marketboss.orders for the fill rules):
 - one shared cash account for every symbol; cash may never go negative (no margin borrowing); short sales
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from marketboss.backtest import nb
+from marketboss.backtest import arrays, kernels
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import ReturnStats, buy_and_hold_pct, equity_metrics, trade_metrics
 from marketboss.data.market import Market
@@ -42,24 +42,24 @@ from marketboss.strategies.base import SignalRows, Strategy
 from marketboss.strategies.events import EventStrategy
 
 STATUS = {
-    nb.PENDING: "pending",
-    nb.FILLED: "filled",
-    nb.REJECTED_CASH: "rejected",
-    nb.SKIPPED: "skipped",
-    nb.EXPIRED: "expired",
-    nb.NO_BAR: "no_bar",
-    nb.DAY_ENDED: "day_ended",
-    nb.OPEN: "open",
-    nb.CANCELED: "canceled",
+    arrays.PENDING: "pending",
+    arrays.FILLED: "filled",
+    arrays.REJECTED_CASH: "rejected",
+    arrays.SKIPPED: "skipped",
+    arrays.EXPIRED: "expired",
+    arrays.NO_BAR: "no_bar",
+    arrays.DAY_ENDED: "day_ended",
+    arrays.OPEN: "open",
+    arrays.CANCELED: "canceled",
 }
 REASONS = {
-    nb.REJECTED_CASH: "insufficient cash",
-    nb.SKIPPED: "nothing to trade: the target is already reached on the signal's side, or an exit traded it",
-    nb.EXPIRED: "no later bar of the symbol to fill at",
-    nb.NO_BAR: "no bar of the symbol at the signal time (needed by --fill close)",
-    nb.DAY_ENDED: "a day order: its session ended before its price was reached",
-    nb.OPEN: "a gtc order still working when the data ends",
-    nb.CANCELED: "canceled by the strategy before it traded",
+    arrays.REJECTED_CASH: "insufficient cash",
+    arrays.SKIPPED: "nothing to trade: the target is already reached on the signal's side, or an exit traded it",
+    arrays.EXPIRED: "no later bar of the symbol to fill at",
+    arrays.NO_BAR: "no bar of the symbol at the signal time (needed by --fill close)",
+    arrays.DAY_ENDED: "a day order: its session ended before its price was reached",
+    arrays.OPEN: "a gtc order still working when the data ends",
+    arrays.CANCELED: "canceled by the strategy before it traded",
 }
 
 
@@ -140,27 +140,28 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
-    rules = nb.Rules.of(cfg)
-    prices = nb.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
+    rules = arrays.Rules.of(cfg)
+    prices = arrays.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
     spec = rows.orders or _PLAIN
-    exec_t, status, live, ordered = nb.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
-                                                rules.at_close, spec.kind)
-    fills = nb.simulate(prices, nb.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live,
-                                          rows.orders is None, *spec), rules)  # fmt: skip
+    exec_t, status, live, ordered = kernels.schedule(mkt.times, mkt.close, full, rows.time, rows.bar, rows.symbol,
+                                                     rules.at_close, spec.kind)
+    orders = arrays.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live, rows.orders is None,
+                           *spec)  # fmt: skip
+    fills = kernels.simulate(prices, orders, rules)
     return result(mkt, rows, cfg, fills, status, ordered)
 
 
-def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: nb.Fills, status: np.ndarray, ordered: bool
+def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fills, status: np.ndarray, ordered: bool
            ) -> BacktestResult:
     """The result tables and metrics of a simulation's fills and the orders' status (`ordered`: the orders went
     live in signal order), valued bar by bar from the fills."""
-    prices = nb.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
+    prices = arrays.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     # numpy's allocations of this size get huge pages, numba's do not: faulting in numba's pages cost
     # mark 3-4x its time on 1M bars (measured)
-    eq = nb.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
-    exposed, returns = nb.mark(mkt.close, fills, cfg.cash, eq)
-    tr = nb.round_trips(prices, fills)
+    eq = arrays.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
+    exposed, returns = kernels.mark(mkt.close, fills, cfg.cash, eq)
+    tr = kernels.round_trips(prices, fills)
     sig = rows.frame
     ids = sig["id"]
     all_filled = fills.row.shape[0] == sig.height
@@ -215,9 +216,9 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: nb.Fills, 
             fills_frame,
             exposure_pct=exposed / mkt.n_times * 100.0,
             buy_hold_return_pct=buy_and_hold_pct(mkt),
-            rejected_orders=int(counts[nb.REJECTED_CASH]),
-            unfilled_orders=int(counts[nb.EXPIRED] + counts[nb.NO_BAR]),
-            stats=nb.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
+            rejected_orders=int(counts[arrays.REJECTED_CASH]),
+            unfilled_orders=int(counts[arrays.EXPIRED] + counts[arrays.NO_BAR]),
+            stats=kernels.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
         )
     )
     return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)

@@ -23,6 +23,7 @@ from numba import njit
 from pydantic import ValidationError
 
 from marketboss.backtest import nb
+from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, result
 from marketboss.data.market import Market
@@ -133,7 +134,7 @@ def cancel_symbol(orders: nb.Orders, sim: nb.Sim, n_rows: int, s: int) -> None: 
     """Cancel symbol s's open orders (s < 0: all)."""
     for r in range(n_rows):
         if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
-            orders.status[r] = nb.CANCELED
+            orders.status[r] = CANCELED
 
 
 class Snap(NamedTuple):
@@ -268,7 +269,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
                 book.add(o)
             for o in ctx.canceled:
                 if book.orders.status[o.row] == nb.PENDING:
-                    book.orders.status[o.row] = nb.CANCELED
+                    book.orders.status[o.row] = CANCELED
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False)
@@ -374,7 +375,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
 
 def _traded(rows: SignalRows, book: Book) -> SignalRows:
     """The signals without the orders canceled before they traded (they traded nothing)."""
-    keep = book.orders.status[: len(rows.time)] != nb.CANCELED
+    keep = book.orders.status[: len(rows.time)] != CANCELED
     if keep.all():
         return rows
     assert rows.orders is not None

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from marketboss.backtest.nb import TradeAcc, equity_stats, trade_stats
+from marketboss.backtest.arrays import TradeAcc
+from marketboss.backtest.kernels import equity_stats, trade_stats
 from marketboss.data.market import Market
 from marketboss.data.schema import TIMESTAMP_DTYPE
 from marketboss.data.stats import bars_per_year

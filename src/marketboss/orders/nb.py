@@ -24,17 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-MARKET = 0
-LIMIT = 1
-STOP = 2
-STOP_LIMIT = 3
-TRAILING_STOP = 4
-
-# A position's exits (a bracket's legs, or its trailing stop-loss leg), as fills name them.
-NO_EXIT = 0
-TAKE_PROFIT = 1
-STOP_LOSS = 2
-TRAILING_EXIT = 3
+from marketboss.orders.codes import NO_EXIT, STOP_LOSS, TAKE_PROFIT
 
 
 @njit(cache=True)

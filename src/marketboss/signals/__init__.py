@@ -67,7 +67,6 @@ from marketboss.data.rules import (
 )
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
-from marketboss.signals.nb import id_text
 
 SIGNAL_FIELDS = ("id", "timestamp", "symbol", "action", "quantity", "strategy", "price", "target_weight")
 SIGNAL_SCHEMA: dict[str, pl.DataType] = {
@@ -246,6 +245,8 @@ def id_key(strategy: str, params_json: str, symbol: str) -> int:
 def signal_ids(keys: np.ndarray, ts_us: np.ndarray, action_codes: np.ndarray) -> pl.Series:
     """Ids for many signals at once (keys from id_key, timestamps in epoch microseconds): the hashing and
     the text in one compiled pass (no Python object per id)."""
+    from marketboss.signals.nb import id_text  # numba: loaded by the commands that make ids, not those reading
+
     k, t, a = np.broadcast_arrays(np.asarray(keys, dtype=np.uint64), np.asarray(ts_us, dtype=np.int64),
                                   np.asarray(action_codes, dtype=np.int64))
     text = np.empty((k.shape[0], len(ID_PREFIX) + 16), dtype=np.uint8)

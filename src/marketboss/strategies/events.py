@@ -27,7 +27,6 @@ from pydantic import model_validator
 from marketboss.data.market import Market, SymbolBars
 from marketboss.errors import MarketBossError
 from marketboss.signals import ORDER_TYPE_NAMES
-from marketboss.signals.nb import exit_price
 from marketboss.strategies.base import SignalRows, Strategy, StrategyParams
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
@@ -245,6 +244,8 @@ class Context:
         """The parameters' exit percents as a bracket on an entry without legs of its own, priced from its
         reference (limit, stop, else this bar's close) as signals.exits prices them. A sale under long_only
         closes, it opens nothing: no bracket."""
+        from marketboss.signals.nb import exit_price  # numba: loaded by the strategies that place orders
+
         p = self.params
         if not o.buy and p.long_only:
             return
