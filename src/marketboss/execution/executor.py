@@ -877,13 +877,18 @@ class Executor:
 
 def _adopt(req: OrderRequest, found: Order) -> Order:
     """An order found under our client_order_id is ours only if it is what the intent asked for."""
+    # a buy stop comes back a stop-limit: the broker's collar (Alpaca's, orders.nb.buy_stop_limit), its limit the
+    # broker's own
+    collared = req.type == "stop" and req.side == "buy" and found.type == "stop_limit"
     diffs = [f"{name} {got} (intent: {want})" for name, want, got in (
-        ("symbol", req.symbol, found.symbol), ("side", req.side, found.side), ("type", req.type, found.type),
+        ("symbol", req.symbol, found.symbol), ("side", req.side, found.side),
+        ("type", "stop_limit" if collared else req.type, found.type),
         ("order class", req.order_class, found.order_class),
     ) if want != got]  # fmt: skip
     # a trailing stop's stop_price is the broker's current level, not something the intent asked for
     stop = req.stop_price, (found.stop_price if req.type != "trailing_stop" else None)
-    for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", req.limit_price, found.limit_price),
+    limit = (found.limit_price if collared else req.limit_price), found.limit_price
+    for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", *limit),
                                 ("stop price", *stop),
                                 ("trail percent", req.trail_percent, found.trail_percent)):  # fmt: skip
         if want_v is None and got_v is None:
