@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,16 +72,17 @@ def signal(o: OrderSpec, bars: pl.DataFrame) -> dict[str, Any]:
 Fill = tuple[str, datetime, str, float, str | None, float]
 
 
-def backtest_fills(bars: pl.DataFrame, orders: list[OrderSpec]) -> list[Fill]:
+def backtest_fills(bars: pl.DataFrame, orders: list[OrderSpec], buy_stop_collar: bool = True) -> list[Fill]:
     schema = {**SIGNAL_SCHEMA, **ORDER_SCHEMA}
     signals = pl.DataFrame([signal(o, bars) for o in orders], schema=schema).sort("timestamp", "symbol")
-    res = run_backtest(bars, signals, BacktestConfig(cash=1e9))
+    res = run_backtest(bars, signals, BacktestConfig(cash=1e9, buy_stop_collar=buy_stop_collar))
     return sorted((r["symbol"], r["timestamp"], r["side"].lower(), r["qty"], r["leg"], round(r["price"], 6))
                   for r in res.fills.iter_rows(named=True))  # fmt: skip
 
 
-def broker_fills(bars: pl.DataFrame, orders: list[OrderSpec]) -> list[Fill]:
-    return sorted((f.symbol, f.timestamp, f.side, f.qty, f.leg, round(f.price, 6)) for f in replay_fills(bars, orders))
+def broker_fills(bars: pl.DataFrame, orders: list[OrderSpec], buy_stop_collar: bool = True) -> list[Fill]:
+    return sorted((f.symbol, f.timestamp, f.side, f.qty, f.leg, round(f.price, 6))
+                  for f in replay_fills(bars, orders, buy_stop_collar=buy_stop_collar))  # fmt: skip
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -94,3 +96,16 @@ def test_the_backtest_and_the_local_broker_fill_every_order_type_the_same(data: 
         orders.append(data.draw(order(symbol, path)))
     bars = pl.concat(frames).sort("timestamp", "symbol")
     assert backtest_fills(bars, orders) == broker_fills(bars, orders)
+
+
+@pytest.mark.parametrize("collar", [True, False])
+def test_a_buy_stop_gapping_past_its_collar_waits_in_the_backtest_as_on_the_broker(collar: bool) -> None:
+    """Alpaca's collar (on by default in both): bar 1 gaps to 110, beyond the stop 100.40's collar 102.91, so
+    nothing is bought there and the order waits as a limit that bar 2 reaches; switched off in both, the stop
+    buys at bar 1's open."""
+    bars = daily_bars("AAA", [(100.0, 101.0, 99.0, 100.0), (110.0, 112.0, 109.0, 111.0),
+                              (104.0, 105.0, 102.5, 103.0)])  # fmt: skip
+    stop = OrderSpec(bar=0, symbol="AAA", type="stop", stop_price=100.4, time_in_force="gtc", client_order_id="s")
+    bar, price = (2, 102.91) if collar else (1, 110.0)
+    expected = [("AAA", bars["timestamp"][bar], "buy", 10.0, None, price)]
+    assert backtest_fills(bars, [stop], collar) == broker_fills(bars, [stop], collar) == expected

@@ -1,9 +1,10 @@
 """Property: on random bar paths, a random order of every type fills on the local broker (through alpaca-py) on the
 bar and at the price that a plain walk over the bars with marketboss.orders' rules gives (the rules the backtest
 applies, as written in /docs: an order placed after bar t's close works from bar t+1, market orders at the open,
-stop-limits a limit from the bar after their trigger, trailing marks from the placement close, bracket legs from
-the entry's bar when it filled at the open, the stop when a bar reaches both, day orders for one session). Prices on a
-cent grid, no costs. Fills lie within their bar; a limit or stop never fills on a bar that does not reach it."""
+stop-limits a limit from the bar after their trigger, buy stops collared into stop-limits as Alpaca does, trailing
+marks from the placement close, bracket legs from the entry's bar when it filled at the open, the stop when a bar
+reaches both, day orders for one session). Prices on a cent grid, no costs. Fills lie within their bar; a limit or
+stop never fills on a bar that does not reach it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from marketboss.orders import (
     NO_EXIT,
     STOP_LOSS,
     bracket_exit,
+    buy_stop_limit,
     limit_fill,
     stop_fill,
     stop_limit_fill,
@@ -92,6 +94,10 @@ class Expected:
 def reference(bars: list[OHLC], o: OrderSpec) -> list[Expected]:
     """The rules walked over the bars by hand: where the order (and then its legs) fill, if anywhere."""
     buy = o.side == "buy"
+    kind, limit_price = o.type, o.limit_price
+    if kind == "stop" and buy:  # collared (the broker's default, as Alpaca's): a stop-limit
+        assert o.stop_price is not None
+        kind, limit_price = "stop_limit", buy_stop_limit(o.stop_price)
     nan = math.nan
     mark = bars[o.bar][3]
     triggered = False
@@ -101,14 +107,14 @@ def reference(bars: list[OHLC], o: OrderSpec) -> list[Expected]:
     entry: Expected | None = None
     for k in range(o.bar + 1, last + 1):
         op, hi, lo, _ = bars[k]
-        if o.type == "market":
+        if kind == "market":
             px = op
-        elif o.type == "limit" or (o.type == "stop_limit" and triggered):
-            px = limit_fill(buy, op, hi, lo, o.limit_price)
-        elif o.type == "stop":
+        elif kind == "limit" or (kind == "stop_limit" and triggered):
+            px = limit_fill(buy, op, hi, lo, limit_price)
+        elif kind == "stop":
             px = stop_fill(buy, op, hi, lo, o.stop_price)
-        elif o.type == "stop_limit":
-            triggered, px = stop_limit_fill(buy, op, hi, lo, o.stop_price, o.limit_price)
+        elif kind == "stop_limit":
+            triggered, px = stop_limit_fill(buy, op, hi, lo, o.stop_price, limit_price)
         else:
             px, mark = trailing_fill(buy, op, hi, lo, mark, pct, gap)
         if not math.isnan(px):
@@ -136,6 +142,9 @@ def reaches(o: OrderSpec, leg: str | None, bar: OHLC) -> bool:
         limit = o.take_profit if leg else o.limit_price
         assert limit is not None
         return lo <= limit if buy else hi >= limit
+    if leg is None and o.type == "stop" and buy:  # collared: a limit once triggered
+        assert o.stop_price is not None
+        return lo <= buy_stop_limit(o.stop_price)
     if leg == "stop_loss" or (leg is None and o.type == "stop"):
         stop = o.stop_loss if leg else o.stop_price
         assert stop is not None

@@ -154,12 +154,12 @@ def test_account_configurations_suspend_trading_and_shorting(start_broker: Start
 
 
 def test_a_buy_stop_becomes_a_stop_limit_collared_above_the_stop(start_broker: StartBroker) -> None:
-    plain = start_broker()
+    plain = start_broker(buy_stop_collar=False)
     set_clock(admin_client(plain), timestamp=SESSION)
     as_is = trading_client(plain).submit_order(StopOrderRequest(symbol="AAPL", qty=1, side="buy", stop_price=5000.0,
                                                                 time_in_force=TimeInForce.GTC))  # fmt: skip
-    assert as_is.type == OrderType.STOP  # off by default: the backtest fills buy stops at market
-    b = start_broker(buy_stop_collar=True)
+    assert as_is.type == OrderType.STOP  # switched off (the backtest's --no-buy-stop-collar): a plain stop
+    b = start_broker()  # on by default, as the backtest's
     client, http = trading_client(b), admin_client(b)
     set_clock(http, timestamp=SESSION)
     high = client.submit_order(StopOrderRequest(symbol="AAPL", qty=1, side="buy", stop_price=5000.0,
@@ -177,7 +177,7 @@ def test_a_buy_stop_gapped_through_its_collar_waits_for_the_limit() -> None:
     bars = daily_bars("AAPL", [(100.0, 101.0, 99.0, 100.0), (110.0, 112.0, 109.0, 111.0),
                                (104.0, 105.0, 102.5, 103.0)])  # fmt: skip
     result = replay(bars, [OrderSpec(bar=0, symbol="AAPL", type="stop", stop_price=100.4, time_in_force="gtc",
-                                     client_order_id="buy-stop")], buy_stop_collar=True)  # fmt: skip
+                                     client_order_id="buy-stop")])  # fmt: skip
     # bar 1 gaps to 110, beyond the collar 100.4 x 1.025 = 102.91: no fill there (a plain stop would buy at 110);
     # bar 2's low reaches the limit: filled at 102.91
     assert [(f.bar, f.price) for f in result.fills] == [(2, 102.91)]

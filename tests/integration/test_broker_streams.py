@@ -5,14 +5,19 @@ Alpaca's fields, and bars, trades and quotes as the broker's clock passes them, 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
-from alpaca.data.requests import StockBarsRequest, StockLatestTradeRequest
+from alpaca.data.requests import (
+    StockBarsRequest,
+    StockLatestTradeRequest,
+    StockQuotesRequest,
+    StockTradesRequest,
+)
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, StopLossRequest, TakeProfitRequest
@@ -196,34 +201,45 @@ def minute_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_stock_data_stream_gets_bars_trades_and_quotes_as_the_clock_passes_them(
     start_broker: StartBroker, minute_data: Path
 ) -> None:
+    """Replayed in steps (a bar, two bars at once, then half a bar): the stream's bars, trades and quotes are
+    exactly what GET bars, trades and quotes give for the same stretch (one rule for synthetic ticks, ticks.py),
+    and nothing of the bar still in progress is sent."""
     b = start_broker(data=minute_data)
     http = admin_client(b)
     start = http.get("/admin/clock").json()["timestamp"]
     with market_stream(b, bars=("AAPL",), trades=("AAPL",), quotes=("AAPL",)) as got:
-        end = set_clock(http, seconds=300)["timestamp"]
+        for step in (60, 120, 60, 60, 30):
+            end = set_clock(http, seconds=step)["timestamp"]
         items = got.wait_for(lambda items: sum(type(x).__name__ == "Bar" for x in items) == 5
-                             and max(x.timestamp for x in items).isoformat().startswith(end[:16]))  # fmt: skip
+                             and sum(type(x).__name__ == "Trade" for x in items) == 20
+                             and sum(type(x).__name__ == "Quote" for x in items) == 20)  # fmt: skip
     bars = [x for x in items if type(x).__name__ == "Bar"]
     trades = [x for x in items if type(x).__name__ == "Trade"]
     quotes = [x for x in items if type(x).__name__ == "Quote"]
     assert {x.symbol for x in items} == {"AAPL"}
     t0, t1 = _dt(start), _dt(end)
-    rest = data_client(b).get_stock_bars(
-        StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Minute, start=t0, end=t1)
-    )["AAPL"]
+    market = data_client(b)
+    window = {"symbol_or_symbols": "AAPL", "start": t0, "end": t1}
+    rest = market.get_stock_bars(StockBarsRequest(timeframe=TimeFrame.Minute, **window))["AAPL"]
     assert [(x.timestamp, x.open, x.high, x.low, x.close, x.volume) for x in bars] == [
         (x.timestamp, x.open, x.high, x.low, x.close, x.volume) for x in rest
     ]
-    assert len(trades) == len(quotes) == 300 // 15
-    assert all(t0 < x.timestamp <= t1 and x.timestamp.second % 15 == 0 for x in trades)
-    by_minute = {x.timestamp.replace(second=0): x for x in rest}
-    for trade, quote in zip(trades, quotes, strict=True):
-        assert quote.timestamp == trade.timestamp and quote.bid_price <= trade.price <= quote.ask_price
-        bar = by_minute.get(trade.timestamp.replace(second=0))
-        if bar is None:  # the last one: the open of the bar starting at t1, not complete yet
-            assert trade.timestamp == t1
-            continue
-        assert bar.low - 0.01 <= trade.price <= bar.high + 0.01
+    rest_trades = market.get_stock_trades(StockTradesRequest(**window))["AAPL"]
+    rest_quotes = market.get_stock_quotes(StockQuotesRequest(**window))["AAPL"]
+    assert len(rest_trades) == 4 * len(rest) == 20  # the half bar at the end gives none yet
+    assert [(x.id, x.timestamp, x.price, x.size, x.exchange, x.conditions, x.tape) for x in trades] == [
+        (x.id, x.timestamp, x.price, x.size, x.exchange, x.conditions, x.tape) for x in rest_trades
+    ]
+    assert [(x.timestamp, x.bid_price, x.bid_size, x.ask_price, x.ask_size) for x in quotes] == [
+        (x.timestamp, x.bid_price, x.bid_size, x.ask_price, x.ask_size) for x in rest_quotes
+    ]
+    for i, bar in enumerate(bars):  # each bar's four trades rebuild it, inside its minute
+        four = trades[4 * i : 4 * i + 4]
+        assert all(bar.timestamp <= x.timestamp < bar.timestamp + timedelta(minutes=1) for x in four)
+        assert (four[0].price, four[-1].price) == pytest.approx((bar.open, bar.close), abs=0.005)
+        assert max(x.price for x in four) == pytest.approx(bar.high, abs=0.005)
+        assert min(x.price for x in four) == pytest.approx(bar.low, abs=0.005)
+    assert all(q.bid_price <= t.price <= q.ask_price for q, t in zip(quotes, trades, strict=True))
 
 
 def _dt(text: str) -> datetime:

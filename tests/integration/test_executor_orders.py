@@ -16,6 +16,7 @@ from marketboss.data.io import read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
 from marketboss.execution.executor import Executor
 from marketboss.local_broker.process import LocalBroker
+from marketboss.orders import buy_stop_limit
 from marketboss.signals import Signal, signal_id, write_signals
 from marketboss.signals.exits import Exits
 from tests.integration.executor_fixtures import SYMBOLS, broker, broker_orders, executor
@@ -81,8 +82,8 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "limit_gtc_bracket": (lambda p: {"order_type": "limit", "limit_price": r2(p * 0.5), "time_in_force": "gtc",
                                      "take_profit": r2(p * 0.6), "stop_loss": r2(p * 0.4)},
                           {"type": "limit", "time_in_force": "gtc", "order_class": "bracket"}),
-    "stop": (lambda p: {"order_type": "stop", "stop_price": r2(p * 1.5)},
-             {"type": "stop", "time_in_force": "day", "order_class": "simple"}),
+    "stop": (lambda p: {"order_type": "stop", "stop_price": r2(p * 1.5)},  # a buy stop: collared, as at Alpaca
+             {"type": "stop_limit", "time_in_force": "day", "order_class": "simple"}),
     "stop_limit_gtc": (lambda p: {"order_type": "stop_limit", "stop_price": r2(p * 1.5), "limit_price": r2(p * 1.6),
                                   "time_in_force": "gtc"},
                        {"type": "stop_limit", "time_in_force": "gtc", "order_class": "simple"}),
@@ -102,7 +103,8 @@ def test_each_order_type_reaches_the_broker_as_the_signal_says(tmp_path: Path, c
         got = by_coid(lb, sig)
     assert {k: getattr(got, k) for k in want} == want
     assert (got.symbol, got.side, got.qty) == ("JPM", "buy", 10)
-    assert got.limit_price == orders.get("limit_price") and got.trail_percent == orders.get("trail_percent")
+    collar = buy_stop_limit(orders["stop_price"]) if case == "stop" else None  # orders.nb's rule, the broker's
+    assert got.limit_price == orders.get("limit_price", collar) and got.trail_percent == orders.get("trail_percent")
     if want["type"] != "trailing_stop":  # a trailing stop's stop_price is the broker's current level
         assert got.stop_price == orders.get("stop_price")
     legs = {leg.type: leg for leg in got.legs}
@@ -229,9 +231,15 @@ def test_a_trailing_exit_a_crash_kept_from_being_placed_is_placed_on_restart(tmp
     assert sorted(o["client_order_id"] for o in orders) == sorted([f"mb-{sig.id}", f"mb-{sig.id}-trail"])
 
 
-def test_a_trailing_stop_order_found_after_a_crash_is_adopted_not_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["trailing_stop", "stop"])
+def test_a_trailing_stop_or_collared_buy_stop_found_after_a_crash_is_adopted_not_refused(tmp_path: Path,
+                                                                                         kind: str) -> None:
+    """A trailing stop's stop_price is the broker's level; a buy stop comes back a stop-limit (the broker's
+    collar, as Alpaca's): both are the intent's order."""
     data, bars = gap_bars(tmp_path)
-    sig = signal(bars, "JPM", 2, order_type="trailing_stop", trail_percent=40.0, time_in_force="gtc")
+    fields = ({"trail_percent": 40.0} if kind == "trailing_stop"
+              else {"stop_price": r2(close_of(bars, "JPM", 2) * 1.5)})  # fmt: skip
+    sig = signal(bars, "JPM", 2, order_type=kind, time_in_force="gtc", **fields)
     path = write(tmp_path, [sig])
     with broker(tmp_path, data) as lb:
         first = executor(tmp_path, lb, path, data, fill_timeout=0.5)

@@ -1,10 +1,12 @@
 """The executor follows its orders on the broker's trade_updates stream, and falls back to polling when the
-stream goes away (the local broker's /admin/streams drops and refuses it, as a network fault would)."""
+stream goes away (the local broker's /admin/streams drops and refuses it, as a network fault would); exits too."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -14,8 +16,10 @@ from marketboss.data.io import read_jsonl_records
 from marketboss.execution.replay import LocalReplay
 from marketboss.local_broker.process import LocalBroker
 from marketboss.signals import Signal
+from marketboss.signals.exits import Exits
 from tests.integration.executor_fixtures import broker, executor, make_bars, make_signals
 from tests.integration.stream_clients import streams_state
+from tests.integration.test_executor_orders import GAP_BAR, gap_bars, signal, write
 
 
 def _streams(lb: LocalBroker, **body: bool) -> None:
@@ -87,3 +91,43 @@ def test_the_order_stream_reconnects_and_resumes_after_a_drop(tmp_path: Path) ->
         finally:
             stream.stop()
         assert not stream.live
+
+
+def _stop_leg_followed(tmp_path: Path, drop: bool) -> tuple[Counter[str], list[dict[str, Any]], str]:
+    """A bracketed AAPL entry, then the clock moved to the bar where AAPL gaps 15% down: its stop leg fills and
+    its take-profit is canceled. Returns what `follow` counted (stream / polled), the trades and the entry id."""
+    data, bars = gap_bars(tmp_path)
+    entry = signal(bars, "AAPL", 5)
+    with broker(tmp_path, data) as lb:
+        ex = executor(tmp_path, lb, write(tmp_path, [entry]), data, exits=Exits(stop_loss_pct=5, take_profit_pct=10),
+                      stream_poll_interval=120.0)  # fmt: skip
+        assert isinstance(ex.replay, LocalReplay)
+        ex.open_session()
+        try:
+            ex.execute(ex._signals())
+            if drop:
+                _streams(lb, refuse=True, drop=True)
+                while ex.updates is not None and ex.updates.live:  # the client hears the close
+                    time.sleep(0.01)
+            before = Counter(ex.summary.updates)
+            ex.replay.before(signal(bars, "AAPL", GAP_BAR - 1))  # the clock to the gap's open
+            ex.follow()
+            counted = Counter(ex.summary.updates)
+            counted.subtract(before)
+        finally:
+            ex.close_session()
+    return counted, read_jsonl_records(tmp_path / "trades.jsonl"), entry.id
+
+
+def test_an_exit_fill_is_followed_on_the_stream(tmp_path: Path) -> None:
+    counted, trades, entry_id = _stop_leg_followed(tmp_path, drop=False)
+    assert [(t["signal_id"], t["leg"], t["status"]) for t in trades] == [
+        (entry_id, None, "filled"), (entry_id, "stop_loss", "filled")]  # fmt: skip
+    assert counted["stream"] == 2 and counted["polled"] == 0  # the stop's fill and the take-profit's cancel
+
+
+def test_an_exit_fill_is_polled_when_the_stream_is_down(tmp_path: Path) -> None:
+    counted, trades, entry_id = _stop_leg_followed(tmp_path, drop=True)
+    assert [(t["signal_id"], t["leg"], t["status"]) for t in trades] == [
+        (entry_id, None, "filled"), (entry_id, "stop_loss", "filled")]  # fmt: skip
+    assert counted["polled"] == 2 and counted["stream"] == 0

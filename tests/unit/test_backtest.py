@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
 from marketboss.data.market import Market
 from marketboss.errors import InputError
+from marketboss.orders import buy_stop_limit
 from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
 from marketboss.strategies import create
 
@@ -430,8 +431,12 @@ def test_every_order_type_fills_within_its_bar_only_where_its_price_is_reached(c
     assert holds(lim, pl.when(buy).then(pl.col("price") <= limit + eps).otherwise(pl.col("price") >= limit - eps))
     assert holds(lim, pl.when(buy).then(pl.col("low") <= limit).otherwise(pl.col("high") >= limit))
     stops, stop = own.filter(pl.col("order_type") == "stop"), pl.col("stop_price")
-    assert holds(stops, pl.when(buy).then(pl.col("price") >= stop - eps).otherwise(pl.col("price") <= stop + eps))
-    assert holds(stops, pl.when(buy).then(pl.col("high") >= stop).otherwise(pl.col("low") <= stop))
+    sells = stops.filter(~buy)  # a sell stop: at its stop or worse, on a bar that reaches it
+    assert holds(sells, (pl.col("price") <= stop + eps) & (pl.col("low") <= stop))
+    # a buy stop is collared as Alpaca collars it (orders.nb.buy_stop_limit): triggered, it buys at the collar or
+    # better, on a bar that reaches it
+    buys = stops.filter(buy).with_columns(collar=stop.map_elements(buy_stop_limit, return_dtype=pl.Float64))
+    assert holds(buys, (pl.col("price") <= pl.col("collar") + eps) & (pl.col("low") <= pl.col("collar")))
     legs = f.filter(pl.col("leg").is_not_null())
     tp, sl = legs.filter(pl.col("leg") == "take_profit"), legs.filter(pl.col("leg") == "stop_loss")
     price, tpx, slx = pl.col("price"), pl.col("take_profit"), pl.col("stop_loss")

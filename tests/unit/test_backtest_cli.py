@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -14,10 +15,10 @@ import pytest
 
 from marketboss.backtest import load_run
 from marketboss.backtest.metrics import buy_and_hold_equity, yearly_returns
-from marketboss.data.io import read_bars
+from marketboss.data.io import read_bars, write_bars
 from marketboss.data.market import Market
 from marketboss.display import pct
-from marketboss.signals import read_signals
+from marketboss.signals import Signal, read_signals, write_signals
 from tests.unit.cli_app import cli
 
 
@@ -116,3 +117,22 @@ def test_strategies_list_shows_names_params_and_defaults(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     for text in ("ma_crossover", "momentum", "mean_reversion", "fast", "slow", "sma|ema", "lookback", "rsi_period"):
         assert text in out
+
+
+def test_buy_stops_are_collared_unless_no_buy_stop_collar(workdir: Path) -> None:
+    """A buy stop at 100.40 under a gap to 110 (beyond its collar 102.91): by default it waits and buys at the
+    collar on the next bar, as the local broker does; --no-buy-stop-collar buys at the gap's open."""
+    t0 = datetime(2024, 1, 2, 5, tzinfo=UTC)
+    ohlc = [(100.0, 101.0, 99.0, 100.0), (110.0, 112.0, 109.0, 111.0), (104.0, 105.0, 102.5, 103.0)]
+    write_bars(pl.DataFrame({"timestamp": [t0 + timedelta(days=i) for i in range(3)], "symbol": ["AAA"] * 3,
+                             **{k: [b[i] for b in ohlc] for i, k in enumerate(("open", "high", "low", "close"))},
+                             "volume": [1000] * 3}), workdir / "bars.jsonl")  # fmt: skip
+    write_signals(workdir / "signals.jsonl", [Signal(id="s1", timestamp=t0, symbol="AAA", action="BUY", quantity=10,
+                                                     strategy="t", price=100.0, order_type="stop", stop_price=100.4,
+                                                     time_in_force="gtc")])  # fmt: skip
+    prices = {}
+    for name, flags in (("default", ()), ("plain", ("--no-buy-stop-collar",))):
+        assert cli("backtest", "--data", "bars.jsonl", "--signals", "signals.jsonl", *flags,
+                   "--output-dir", f"runs/{name}") == 0  # fmt: skip
+        prices[name] = load_run(workdir / "runs" / name).fills["price"].to_list()
+    assert prices == {"default": [102.91], "plain": [110.0]}

@@ -1,25 +1,31 @@
 """The fill and trigger rules on bars (marketboss.orders): every fill lies within its bar's [low, high], an order
 never fills on a bar that does not reach it, gaps fill at the open, trailing stops only move in the position's
-favour, and a bar that reaches both legs of a bracket takes the stop."""
+favour, a bar that reaches both legs of a bracket takes the stop, and a buy stop is collared as Alpaca collars it
+(a stop-limit just above the stop: a gap beyond the collar waits, in the backtest as at the broker)."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketboss.backtest import BacktestConfig, run_backtest
 from marketboss.orders import (
     NO_EXIT,
     STOP_LOSS,
     TAKE_PROFIT,
     bracket_exit,
+    buy_stop_limit,
     limit_fill,
     stop_fill,
     stop_limit_fill,
     trailing_fill,
     trailing_level,
 )
+from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA
 
 price = st.floats(1.0, 200.0, allow_nan=False)
 
@@ -99,3 +105,57 @@ def test_a_bar_reaching_both_legs_of_a_bracket_takes_the_stop() -> None:
     code, p = bracket_exit(True, 100.0, 101.0, 99.0, 110.0, 95.0)
     assert code == NO_EXIT and math.isnan(p)
     assert bracket_exit(True, 100.0, 111.0, 94.0, 110.0, math.nan) == (TAKE_PROFIT, 110.0)  # one leg absent
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(0.01, 10_000.0))
+def test_a_buy_stops_collar_is_4_percent_above_it_under_50_dollars_and_2_5_percent_from_50(stop: float) -> None:
+    limit = buy_stop_limit(stop)
+    exact = stop * (1.04 if stop < 50 else 1.025)
+    grid = 0.01 if exact >= 1 else 0.0001
+    assert abs(limit - exact) <= grid / 2 + 1e-9  # the nearest price on the grid
+    assert abs(limit / grid - round(limit / grid)) < 1e-6
+    assert limit >= stop
+
+
+T0 = datetime(2024, 1, 2, 5, tzinfo=UTC)  # midnight New York: daily bars
+
+
+def _buy_stop_fills(stop: float, gap: float, later_open: float, later_low: float, collar: bool) -> list[tuple]:
+    """A gtc buy stop placed after bar 0; bar 1 opens `gap` above the stop, bar 2 at `later_open` with its low at
+    `later_low`: the backtest's fills as (bar, price)."""
+    o1 = round(stop * (1 + gap), 2)
+    ohlc = [(stop - 1, stop - 0.5, stop - 2, stop - 1), (o1, o1 + 1, o1, o1 + 0.5),
+            (later_open, later_open + 1, min(later_low, later_open), later_open)]  # fmt: skip
+    bars = pl.DataFrame({
+        "timestamp": [T0 + timedelta(days=i) for i in range(3)], "symbol": ["AAA"] * 3,
+        "open": [b[0] for b in ohlc], "high": [b[1] for b in ohlc], "low": [b[2] for b in ohlc],
+        "close": [b[3] for b in ohlc], "volume": [1000] * 3,
+    })  # fmt: skip
+    signals = pl.DataFrame([{
+        "id": "s1", "timestamp": T0, "symbol": "AAA", "action": "BUY", "quantity": 10.0, "strategy": "t",
+        "price": stop - 1, "target_weight": None, "order_type": "stop", "time_in_force": "gtc", "limit_price": None,
+        "stop_price": stop, "trail_percent": None, "take_profit": None, "stop_loss": None,
+    }], schema={**SIGNAL_SCHEMA, **ORDER_SCHEMA})  # fmt: skip
+    res = run_backtest(bars, signals, BacktestConfig(cash=1e7, buy_stop_collar=collar))
+    days = {T0 + timedelta(days=i): i for i in range(3)}
+    return [(days[r["timestamp"]], r["price"]) for r in res.fills.iter_rows(named=True)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(500, 20_000).map(lambda c: c / 100), st.floats(0.0, 0.1), st.floats(-0.1, 0.1),
+       st.floats(-0.1, 0.1), st.booleans())  # fmt: skip
+def test_a_buy_stop_gapping_past_its_collar_does_not_fill_and_waits_as_a_limit(
+    stop: float, gap: float, later: float, dip: float, collar: bool
+) -> None:
+    limit = buy_stop_limit(stop)
+    later_open = round(limit * (1 + later), 2)
+    later_low = round(limit * (1 + dip), 2)
+    fills = _buy_stop_fills(stop, gap, later_open, later_low, collar)
+    o1 = round(stop * (1 + gap), 2)
+    if not collar or o1 <= limit:  # a plain stop, or a gap within the collar: bought at bar 1's open
+        assert fills == [(1, o1)]
+    elif min(later_low, later_open) <= limit:  # beyond the collar: no fill there; a limit order from bar 2 on
+        assert fills == [(2, min(later_open, limit))]
+    else:
+        assert fills == []

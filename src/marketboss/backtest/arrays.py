@@ -46,12 +46,13 @@ class Rules(NamedTuple):
     slip: float  # adverse price move per side, a fraction (slippage + half the spread)
     at_close: bool  # fill at the signal bar's close, not the next bar's open
     fractional: bool  # target-weight orders may trade fractional shares
+    buy_stop_collar: bool = True  # a buy stop is a stop-limit at orders.nb.buy_stop_limit, as Alpaca makes it
 
     @classmethod
     def of(cls, config: BacktestConfig) -> Rules:
         c = config.costs
         return cls(config.cash, c.commission, c.commission_per_share, c.commission_min, c.slip,
-                   config.fill == FillMode.CLOSE, config.fractional)  # fmt: skip
+                   config.fill == FillMode.CLOSE, config.fractional, config.buy_stop_collar)  # fmt: skip
 
 
 class Orders(NamedTuple):

@@ -33,3 +33,7 @@ class BacktestConfig(BaseModel):
     costs: Costs = Costs()
     fill: FillMode = FillMode.NEXT_OPEN
     fractional: bool = Field(False, description="target-weight sizing may buy fractional shares")
+    buy_stop_collar: bool = Field(
+        True, description="a buy stop is a stop-limit 4% above the stop (2.5% from $50), as Alpaca makes it "
+        "(orders.nb.buy_stop_limit; the local broker's buy_stop_collar, on by default too): a gap beyond it waits"
+    )

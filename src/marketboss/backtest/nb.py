@@ -43,6 +43,7 @@ from marketboss.orders.codes import (
 )
 from marketboss.orders.nb import (
     bracket_exit,
+    buy_stop_limit,
     limit_fill,
     stop_fill,
     stop_limit_fill,
@@ -262,9 +263,11 @@ def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, 
 
 @njit(cache=True)
 def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: np.ndarray, triggered: np.ndarray,
-                        prices: Prices, t: int, cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
+                        prices: Prices, t: int, cand: Candidates, n_c: int, collar: bool
+                        ) -> int:  # pragma: no cover - compiled
     """The working orders (limit, stop, stop-limit, trailing stop) that trade on bar t at their rule's price,
-    appended to `cand`; moves trailing stops' marks and stop-limits' triggers as the bar passes."""
+    appended to `cand`; moves trailing stops' marks and stop-limits' triggers as the bar passes. With `collar` a
+    buy stop is the stop-limit Alpaca makes of it (its limit: buy_stop_limit)."""
     for w in range(n_work):
         r = working[w]
         s = orders.symbol[r]
@@ -276,10 +279,10 @@ def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: 
         cap = np.nan
         if kind == LIMIT:
             px, cap = limit_fill(buy, o, hi, lo, orders.limit[r]), orders.limit[r]
-        elif kind == STOP:
+        elif kind == STOP and not (collar and buy):
             px = stop_fill(buy, o, hi, lo, orders.stop[r])
-        elif kind == STOP_LIMIT:
-            cap = orders.limit[r]
+        elif kind in (STOP, STOP_LIMIT):  # a stop-limit, or a buy stop collared into one
+            cap = orders.limit[r] if kind == STOP_LIMIT else buy_stop_limit(orders.stop[r])
             if triggered[r]:
                 px = limit_fill(buy, o, hi, lo, cap)
             else:
@@ -467,7 +470,8 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                 if n_exits > 0:
                     n_c = _exit_candidates(ex, held, n_held, pos, prices, t, cand, n_c)
                 if n_work > 0:
-                    n_c = _working_candidates(orders, working, n_work, mark, triggered, prices, t, cand, n_c)
+                    n_c = _working_candidates(orders, working, n_work, mark, triggered, prices, t, cand, n_c,
+                                              rules.buy_stop_collar)
             n_fresh = 0
             while True:
                 # The order step: each candidate sized, filled and accounted, reductions first.

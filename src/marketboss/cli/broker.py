@@ -54,8 +54,9 @@ def serve(
                                            "4 day-trading margin (Alpaca paper; less under $25,000 of equity)."),
     no_pdt_protection: bool = typer.Option(False, "--no-pdt-protection", help="Switch off Alpaca's pattern-day-"
                                                                              "trader protection (under $25,000)."),
-    buy_stop_collar: bool = typer.Option(False, "--buy-stop-collar", help="Turn buy stops into stop-limits 4% above "
-                                         "the stop (2.5% from $50) as Alpaca does (the backtest does not yet)."),
+    buy_stop_collar: bool = typer.Option(True, "--buy-stop-collar/--no-buy-stop-collar", help="Turn buy stops into "
+                                         "stop-limits 4% above the stop (2.5% from $50), as Alpaca does and the "
+                                         "backtest does by default (backtest --no-buy-stop-collar to match)."),
     hard_to_borrow: str = typer.Option("", "--hard-to-borrow", help="Comma-separated symbols that are not easy to "
                                                                     "borrow: they cannot be sold short."),
     fill_latency_ms: float = typer.Option(50.0, help="Wall-clock delay between accepting an order and filling it "

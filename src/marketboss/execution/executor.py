@@ -15,10 +15,10 @@ its shares). A trailing exit (Alpaca brackets have none) is a gtc trailing stop 
 once the entry has filled. Exits are followed until they close; a fill is recorded under its parent's signal
 id with its `leg`, which is how reconcile joins it to the backtest's.
 
-Orders are followed on the broker's `trade_updates` stream (broker/stream.py, Alpaca's recommended way) when
-`stream` is on: each state change arrives as it happens. Polling is the fallback: while the stream is down
-(it reconnects with backoff in the background), after it reconnected (to catch what was missed), and when an
-order has had no update for `stream_poll_interval` seconds.
+Orders, and their exits, are followed on the broker's `trade_updates` stream (broker/stream.py, Alpaca's
+recommended way) when `stream` is on: each state change arrives as it happens. Polling is the fallback: while
+the stream is down (it reconnects with backoff in the background), after it reconnected (to catch what was
+missed), and when an order has had no update for `stream_poll_interval` seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ NY_TZ = ZoneInfo(NY)
 T = TypeVar("T")
 COID_PREFIX = "mb-"
 TRAIL_SUFFIX = "-trail"
+#: Seconds an exit that left the open orders is waited for on the stream (its last update is on its way).
+LEG_EVENT_WAIT = 1.0
 #: What a bracket's or OTO's exit is, by the broker's order type.
 LEG_NAMES = {"limit": "take_profit", "stop": "stop_loss", "stop_limit": "stop_loss", "trailing_stop": "trailing_stop"}
 
@@ -230,6 +232,7 @@ class Executor:
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
         self.updates: OrderUpdates | None = None  # the trade_updates stream while a run follows it
         self.working: dict[str, Working] = {}  # order id -> an order left working (park_after)
+        self._leg_generation: dict[str, int] = {}  # exit order id -> the stream's connection when it became known
         self.submitted: dict[str, float] = {}  # signal id -> time.perf_counter() when its order was accepted
         self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
         self._lock: RunLock | None = None
@@ -548,9 +551,11 @@ class Executor:
                  open_exits=len(journal.state.legs))  # fmt: skip
 
     def _follow_legs(self, journal: Journal, trades_log: JsonlAppender) -> None:
-        """Exits that closed since last looked at (one listing of the open orders, then only those that left
-        it): a fill is recorded under its parent's signal; a trailing exit not placed yet (a crash came between
-        the entry's fill and it) is placed now."""
+        """Exits that closed since last looked at: a fill is recorded under its parent's signal; a trailing exit
+        not placed yet (a crash came between the entry's fill and it) is placed now. One listing of the open
+        orders says which exits left it (the barrier that keeps an update still on its way from being missed
+        before the next order is sized); each one's final state comes from the trade_updates stream, or is polled
+        when the stream cannot vouch for it (_leg_state)."""
         if not journal.state.legs:
             return
         still_open = {o.id for o in self.retry("list open orders", self.broker.open_orders)}
@@ -559,9 +564,30 @@ class Executor:
             if order_id is None:
                 self._place_trailing(leg, journal)
             elif order_id not in still_open:
-                order = self.retry("get order", partial(self.broker.get_order, order_id))
+                order = self._leg_state(order_id)
                 if order.is_terminal:
                     self._close_leg(leg, order, journal, trades_log)
+
+    def _leg_state(self, order_id: str) -> Order:
+        """An exit's state once it left the open orders: as the stream pushed it when the stream has listened
+        without a break since the exit was known (waiting up to LEG_EVENT_WAIT for an update still on its way),
+        else polled: the stream is down, reconnected since (it may have missed it), or the exit is an earlier
+        run's."""
+        stream = self.updates
+        if stream is not None and stream.live and self._leg_generation.get(order_id) == stream.generation:
+            seq, deadline = 0, time.monotonic() + min(LEG_EVENT_WAIT, self.cfg.stream_poll_interval)
+            while (pushed := stream.wait(order_id, seq, max(0.0, deadline - time.monotonic()))) is not None:
+                seq, order = pushed
+                if order.is_terminal:
+                    self.summary.updates["stream"] += 1
+                    return order
+        self.summary.updates["polled"] += 1
+        return self.retry("get order", partial(self.broker.get_order, order_id))
+
+    def _heard(self, order_id: str) -> None:
+        """An exit known from now on: the stream (if listening) has heard all of it, unless it reconnects."""
+        if self.updates is not None and self.updates.live:
+            self._leg_generation[order_id] = self.updates.generation
 
     def _close_leg(self, leg: Leg, order: Order, journal: Journal, trades_log: JsonlAppender) -> None:
         if order.filled_qty > 0:
@@ -599,6 +625,8 @@ class Executor:
         for leg in legs:
             if leg.key not in journal.state.legs:
                 journal.leg(leg)
+            if leg.order_id is not None:
+                self._heard(leg.order_id)
         return legs
 
     def _place_trailing(self, leg: Leg, journal: Journal) -> None:
@@ -619,6 +647,7 @@ class Executor:
             journal.leg_closed(leg)
             return
         journal.leg(replace(leg, qty=req.qty, order_id=order.id))
+        self._heard(order.id)
         log.info("trailing_exit_placed", signal_id=leg.signal_id, symbol=leg.symbol, qty=req.qty,
                  trail_percent=leg.trail_percent, order_id=order.id)  # fmt: skip
 
@@ -853,13 +882,18 @@ class Executor:
 
 def _adopt(req: OrderRequest, found: Order) -> Order:
     """An order found under our client_order_id is ours only if it is what the intent asked for."""
+    # a buy stop comes back a stop-limit: the broker's collar (Alpaca's, orders.nb.buy_stop_limit), its limit the
+    # broker's own
+    collared = req.type == "stop" and req.side == "buy" and found.type == "stop_limit"
     diffs = [f"{name} {got} (intent: {want})" for name, want, got in (
-        ("symbol", req.symbol, found.symbol), ("side", req.side, found.side), ("type", req.type, found.type),
+        ("symbol", req.symbol, found.symbol), ("side", req.side, found.side),
+        ("type", "stop_limit" if collared else req.type, found.type),
         ("order class", req.order_class, found.order_class),
     ) if want != got]  # fmt: skip
     # a trailing stop's stop_price is the broker's current level, not something the intent asked for
     stop = req.stop_price, (found.stop_price if req.type != "trailing_stop" else None)
-    for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", req.limit_price, found.limit_price),
+    limit = (found.limit_price if collared else req.limit_price), found.limit_price
+    for name, want_v, got_v in (("quantity", req.qty, found.qty), ("limit price", *limit),
                                 ("stop price", *stop),
                                 ("trail percent", req.trail_percent, found.trail_percent)):  # fmt: skip
         if want_v is None and got_v is None:

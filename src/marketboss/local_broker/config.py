@@ -94,8 +94,8 @@ class BrokerConfig(BaseModel):
     pdt_protection: bool = Field(True, description="Alpaca's pattern-day-trader protection (under $25,000)")
     hard_to_borrow: tuple[str, ...] = Field((), description="symbols that are not easy to borrow: no short sales")
     buy_stop_collar: bool = Field(
-        False, description="turn buy stops into stop-limits 4% above the stop (2.5% from $50), as Alpaca does; off by "
-        "default while the backtest fills buy stops at market (on, a gap past the collar trades differently)"
+        True, description="turn buy stops into stop-limits 4% above the stop (2.5% from $50), as Alpaca does "
+        "(orders.nb.buy_stop_limit; the backtest's buy_stop_collar is the same rule, on by default too)"
     )
     fill_latency_ms: float = Field(50.0, ge=0.0, le=600_000.0)
     partial_fill_rate: float = Field(0.1, ge=0.0, le=1.0)

@@ -12,13 +12,14 @@ What is sent, as the broker's clock passes it (the same clock orders fill on; ch
 at once when the clock is set):
 - bars ("b"): the bars file's own bars, each once it is complete (at its end), stamped at its start, as the
   REST bars are;
-- trades ("t") and quotes ("q"): SYNTHESISED, not recorded. Every SAMPLE_S simulated seconds while a bar is in
-  progress, one trade at the price of the broker's price path (marketdata.py: linear from the bar's open to its
-  close) with the bar's volume spread evenly over its samples, and one quote around it at the broker's spread
-  (the bid and ask orders fill at). Between bars (nights, gaps) nothing trades.
-A clock jump sends at most MAX_BACKLOG_BARS bars per symbol and the trades and quotes of the last
-BACKLOG_S simulated seconds: a client catches up, it is not flooded. updatedBars, dailyBars, statuses, lulds,
-corrections and cancelErrors are acknowledged in the subscription but never sent (the bars file has none).
+- trades ("t") and quotes ("q"): SYNTHESISED, not recorded, by the one rule of ticks.py that GET
+  /v2/stocks/{symbol}/trades and /quotes follow too (four trades a bar along open, low/high, close, each with a
+  quote at the broker's spread): a bar's ticks are sent when the bar completes, with it, stamped at their own
+  moments inside it, so the stream's trades of a bar are REST's (ids, prices, sizes, times) and none is sent
+  before the clock has passed the whole bar (its path depends on the bar's low, high and close).
+A clock jump sends at most MAX_BACKLOG_BARS bars per symbol, with their ticks: a client catches up, it is not
+flooded. updatedBars, dailyBars, statuses, lulds, corrections and cancelErrors are acknowledged in the
+subscription but never sent (the bars file has none).
 
 Errors are Alpaca's: 400 invalid syntax, 401 not authenticated, 402 auth failed, 403 already authenticated,
 404 auth timeout, 405 symbol limit exceeded, 406 connection limit exceeded (one authenticated connection per
@@ -31,16 +32,16 @@ import asyncio
 import contextlib
 import time
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
-from marketboss.local_broker.clock import US, MarketClock, iso_z
+from marketboss.local_broker.clock import MarketClock, iso_z
 from marketboss.local_broker.errors import ApiError
 from marketboss.local_broker.marketdata import MarketData
 from marketboss.local_broker.orders import parse_symbol
+from marketboss.local_broker.ticks import bar_ticks, quote_fields, trade_fields
 from marketboss.local_broker.ws import (
     AUTH_TIMEOUT_S,
     CLOSE_POLICY,
@@ -54,29 +55,16 @@ from marketboss.logging import get_logger
 
 log = get_logger(__name__)
 
-SAMPLE_S = 15  # simulated seconds between synthesised trades (and quotes)
-SAMPLE_US = SAMPLE_S * US
-BACKLOG_S = 600  # after a clock jump: trades and quotes of the last 10 simulated minutes only
 MAX_BACKLOG_BARS = 100
 FEED_INTERVAL_S = 0.05
 MAX_SYMBOLS = 10_000  # per connection and channel
 SEND_LIMIT = 50_000  # messages a connection may fall behind before it is closed as a slow client
 FRAME_MESSAGES = 1_000  # messages per frame at most
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
-EXCHANGE, TAPE, QUOTE_SIZE = "V", "C", 1
 
 
 def _error(code: int, msg: str) -> list[dict[str, Any]]:
     return [{"T": "error", "code": code, "msg": msg}]
-
-
-@dataclass(frozen=True)
-class Tick:
-    """One synthesised moment of a symbol: a trade at the path's price and the quote around it."""
-
-    t: int
-    price: float
-    size: int
 
 
 def bars_between(market: MarketData, symbol: str, t0: int, t1: int) -> list[int]:
@@ -86,28 +74,6 @@ def bars_between(market: MarketData, symbol: str, t0: int, t1: int) -> list[int]
         return []
     lo, hi = bisect_right(s.ends, t0), bisect_right(s.ends, t1)
     return list(range(max(lo, hi - MAX_BACKLOG_BARS), hi))
-
-
-def ticks_between(market: MarketData, symbol: str, t0: int, t1: int) -> Iterator[Tick]:
-    """The synthesised moments in (t0, t1] (only the last BACKLOG_S of them): every SAMPLE_S from each bar's
-    start while the bar is in progress."""
-    s = market.series.get(symbol)
-    if s is None or t1 <= t0:
-        return
-    t0 = max(t0, t1 - BACKLOG_S * US)
-    i = max(0, bisect_right(s.ends, t0))
-    while i < len(s.starts) and s.starts[i] <= t1:
-        start, end = s.starts[i], s.ends[i]
-        samples = max(1, -(-(end - start) // SAMPLE_US))
-        size = max(1, int(s.volumes[i]) // samples)
-        k = 0 if t0 < start else (t0 - start) // SAMPLE_US + 1
-        t = start + k * SAMPLE_US
-        while t < end and t <= t1:
-            price = market.price(symbol, t)
-            if price is not None:
-                yield Tick(t, price, size)
-            t += SAMPLE_US
-        i += 1
 
 
 @dataclass(eq=False)
@@ -199,16 +165,12 @@ class MarketFeed:
                                            "vw": None}))  # fmt: skip
         trades, quotes = set(sub.symbols("trades", m)), set(sub.symbols("quotes", m))
         for sym in sorted(trades | quotes):
-            for tick in ticks_between(m, sym, t0, t1):
-                if sym in quotes:
-                    q = m.quote_at(tick.price)
-                    out.append((tick.t, 1, {"T": "q", "S": sym, "bx": EXCHANGE, "bp": float(q.bid), "bs": QUOTE_SIZE,
-                                            "ax": EXCHANGE, "ap": float(q.ask), "as": QUOTE_SIZE, "t": tick.t,
-                                            "c": ["R"], "z": TAPE}))  # fmt: skip
-                if sym in trades:
-                    out.append((tick.t, 2, {"T": "t", "S": sym, "i": tick.t // SAMPLE_US, "x": EXCHANGE,
-                                            "p": float(m.quote_at(tick.price).price), "s": tick.size, "t": tick.t,
-                                            "c": ["@"], "z": TAPE}))  # fmt: skip
+            for i in bars_between(m, sym, t0, t1):
+                for tick in bar_ticks(m, sym, i):
+                    if sym in quotes:
+                        out.append((tick.t, 1, {"T": "q", "S": sym, "t": tick.t, **quote_fields(m, tick)}))
+                    if sym in trades:
+                        out.append((tick.t, 2, {"T": "t", "S": sym, "t": tick.t, **trade_fields(tick)}))
         out.sort(key=lambda x: (x[0], x[1]))
         return [msg for _, _, msg in out]
 

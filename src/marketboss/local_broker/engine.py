@@ -28,6 +28,7 @@ from marketboss.local_broker.matching import leg_to_fill, rule_price
 from marketboss.local_broker.orders import OrderRequest, ReplaceRequest
 from marketboss.local_broker.records import Order, num
 from marketboss.local_broker.store import Store, stored_meta
+from marketboss.orders import buy_stop_limit
 
 ZERO = Decimal(0)
 NANO = Decimal("1e-9")
@@ -460,12 +461,11 @@ def _check_bracket(req: OrderRequest, q: Quote) -> None:
 
 
 def collar_buy_stop(req: OrderRequest) -> OrderRequest:
-    """Alpaca turns a buy stop order into a stop-limit order whose limit is 4% above the stop (2.5% from a $50 stop
-    up), so a gap through the stop does not buy at any price; sell stops stay stops."""
+    """Alpaca turns a buy stop order into a stop-limit order (the limit: orders.nb.buy_stop_limit, the backtest's
+    rule too), so a gap through the stop does not buy at any price; sell stops stay stops."""
     if req.type != "stop" or req.side != "buy" or req.stop_price is None:
         return req
-    collar = Decimal("1.04") if req.stop_price < 50 else Decimal("1.025")
-    return dataclasses.replace(req, type="stop_limit", limit_price=round_price(req.stop_price * collar))
+    return dataclasses.replace(req, type="stop_limit", limit_price=round_price(buy_stop_limit(float(req.stop_price))))
 
 
 def _check_replace(old: Order, change: ReplaceRequest) -> None:

@@ -62,8 +62,8 @@ def cli_args(cfg: BrokerConfig) -> list[str]:
         args.append("--always-open")
     if not cfg.pdt_protection:
         args.append("--no-pdt-protection")
-    if cfg.buy_stop_collar:
-        args.append("--buy-stop-collar")
+    if not cfg.buy_stop_collar:
+        args.append("--no-buy-stop-collar")
     if cfg.hard_to_borrow:
         args += ["--hard-to-borrow", ",".join(cfg.hard_to_borrow)]
     if cfg.data_rate_limit is not None:

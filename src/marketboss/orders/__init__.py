@@ -27,12 +27,13 @@ if tuple(ORDER_TYPES) != ORDER_TYPE_NAMES or list(ORDER_TYPES.values()) != list(
     raise ImportError("marketboss.orders' codes no longer follow the signal contract's ORDER_TYPE_NAMES")
 
 #: The rules load nb.py (numba) on first use (PEP 562): reading the codes above needs none.
-_RULES = ("bracket_exit", "limit_fill", "stop_fill", "stop_limit_fill", "trailing_fill", "trailing_level",
-          "trailing_mark")  # fmt: skip
+_RULES = ("bracket_exit", "buy_stop_limit", "limit_fill", "stop_fill", "stop_limit_fill", "trailing_fill",
+          "trailing_level", "trailing_mark")  # fmt: skip
 
 if TYPE_CHECKING:
     from marketboss.orders.nb import (
         bracket_exit,
+        buy_stop_limit,
         limit_fill,
         stop_fill,
         stop_limit_fill,
@@ -60,6 +61,7 @@ __all__ = [
     "TRAILING_EXIT",
     "TRAILING_STOP",
     "bracket_exit",
+    "buy_stop_limit",
     "limit_fill",
     "stop_fill",
     "stop_limit_fill",

@@ -9,6 +9,11 @@ costs (slippage, spread, commission) are added by the caller.
   stop fills at the open (a sell stop: the low, the lower of the two).
 - A stop-limit triggers as a stop; on the trigger bar it fills only if the trigger price is within its limit
   (no guess at the bar's path after the trigger), and from the next bar on it is a limit order.
+- A buy stop is collared as Alpaca collars it: a stop-limit whose limit is 4% above a stop under $50, 2.5% above
+  one of $50 or more (buy_stop_limit), so a gap beyond the collar does not buy at any price: the order waits, as
+  a limit order, for the price to come back. On by default in the backtest (BacktestConfig.buy_stop_collar) and
+  the local broker (BrokerConfig.buy_stop_collar), switched off by the same flag in both; sell stops, trailing
+  stops and a bracket's stop-loss leg stay stops.
 - A trailing stop's level follows the best price since it was placed (the high-water mark for a sell protecting
   a long, the low-water mark for a buy covering a short) and only moves in the position's favour. Within a bar
   the level from the bars before is tested first, then the mark moves with the bar: a bar cannot both raise the
@@ -39,6 +44,15 @@ def stop_fill(buy: bool, open_: float, high: float, low: float, stop: float) -> 
     if buy:
         return max(open_, stop) if high >= stop else np.nan
     return min(open_, stop) if low <= stop else np.nan
+
+
+@njit(cache=True)
+def buy_stop_limit(stop: float) -> float:  # pragma: no cover - compiled
+    """The limit Alpaca gives a buy stop order (it becomes a stop-limit): 4% above a stop under $50, 2.5% above
+    one of $50 or more, rounded to the price grid (whole cents from $1, hundredths of a cent below)."""
+    limit = stop * (1.04 if stop < 50.0 else 1.025)
+    grid = 100.0 if limit >= 1.0 else 10_000.0
+    return np.floor(limit * grid + 0.5) / grid
 
 
 @njit(cache=True)

@@ -13,7 +13,7 @@ from marketboss.local_broker.http import Req, Router, q_choice, q_int, q_symbols
 from marketboss.local_broker.marketdata import MAX_LIMIT, BarFrame, decode_token, encode_token, parse_barframe
 from marketboss.local_broker.orders import parse_symbol
 from marketboss.local_broker.state import BrokerState
-from marketboss.local_broker.ticks import Tick, ticks_between
+from marketboss.local_broker.ticks import Tick, quote_fields, ticks_between, trade_fields
 
 FEEDS = ("iex", "sip", "otc", "delayed_sip", "boats", "overnight")
 ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
@@ -153,19 +153,11 @@ class MarketDataRoutes:
         token = encode_token(rows[limit][0], rows[limit][1].t) if len(rows) > limit else None
         out: dict[str, list[dict[str, Any]]] = {}
         for sym, x in rows[:limit]:
-            out.setdefault(sym, []).append(self._trade(x) if key == "trades" else self._quote(x.t, x.price))
+            fields = trade_fields(x) if key == "trades" else quote_fields(self.s.market, x)
+            out.setdefault(sym, []).append({"t": iso_z(x.t), **fields})
         if one is not None:
             return 200, {"symbol": symbols[0], key: out.get(symbols[0], []), "next_page_token": token}
         return 200, {key: out, "next_page_token": token}
-
-    @staticmethod
-    def _trade(x: Tick) -> dict[str, Any]:
-        return {"t": iso_z(x.t), "x": "V", "p": x.price, "s": x.size, "c": ["@"], "i": x.id, "z": "C"}
-
-    def _quote(self, t: int, price: float) -> dict[str, Any]:
-        quote = self.s.market.quote_at(price)
-        return {"t": iso_z(t), "ax": "V", "ap": float(quote.ask), "as": 1, "bx": "V", "bp": float(quote.bid),
-                "bs": 1, "c": ["R"], "z": "C"}  # fmt: skip
 
     def _path_symbol(self, raw: str) -> str:
         try:
