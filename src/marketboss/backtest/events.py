@@ -15,11 +15,14 @@ Orders decided on bar t go live on the symbol's next bar, as scheduled for signa
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from pydantic import ValidationError
 
 from marketboss.backtest import nb
@@ -218,11 +221,19 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
             if arr.shape != (len(bars),):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' has shape {arr.shape}, expected "
                                       f"({len(bars)},), one value per bar")  # fmt: skip
-            if half and not np.array_equal(np.asarray(early[name], dtype=np.float64), arr[:half], equal_nan=True):
+            if half and not _same(np.asarray(early[name], dtype=np.float64), arr[:half]):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
                                       f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
-            out.setdefault(name, np.full((market.n_times, market.n_symbols), np.nan))[bars.rows, s] = arr
+            into = out.setdefault(name, np.full((market.n_times, market.n_symbols), np.nan))
+            into[slice(None) if len(bars) == market.n_times else bars.rows, s] = arr  # every bar: no gather
     return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, NaN where NaN; bit for bit first (what a deterministic indicator gives, and cheap)."""
+    if a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True))
 
 
 @njit(cache=True)
@@ -283,6 +294,29 @@ def _show(book: Book, ctx: ev.Context) -> None:
         ctx.open_rows.difference_update([r for r in ctx.open_rows if status[r] != nb.PENDING])
 
 
+@intrinsic
+def _upto_view(typingctx: Any, arr: Any, end: Any) -> Any:  # pragma: no cover - compiled
+    """arr[:end] (a 3-d array: arr[:, :end], its time axis) as a view that does not count references: a compiled
+    on_bar is given six such views a bar, and numba's slices (a reference count each) cost more than the rest
+    of the loop. The views live only during the call, while the arrays they view are held by the loop."""
+    axis = arr.ndim - 2
+    view = arr if axis == 0 and arr.layout == "C" else arr.copy(layout="A")  # a C array cut on axis 0 stays C
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        src = context.make_array(sig.args[0])(context, builder, value=args[0])
+        out = context.make_array(sig.return_type)(context, builder)
+        shape = cgutils.unpack_tuple(builder, src.shape)
+        shape[axis] = args[1]
+        context.populate_array(out, data=src.data, shape=cgutils.pack_array(builder, shape), strides=src.strides,
+                               itemsize=src.itemsize, meminfo=None, parent=None)  # fmt: skip
+        return out._getvalue()
+
+    return view(arr, types.intp), codegen
+
+
+_upto = cast(Callable[[np.ndarray, int], np.ndarray], _upto_view)
+
+
 @njit(cache=True)
 def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
           decided: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray, on_bar: Any, args: np.ndarray,
@@ -306,8 +340,8 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
                 px = close[t, s]
                 equity += view_pos[s] * (nb.last_close(close, t, s) if np.isnan(px) else px)
         end = t + 1
-        n = on_bar(t, prices.open[:end], prices.high[:end], prices.low[:end], close[:end], ind[:, :end], view_pos,
-                   view_cash[0], equity, args, mem, out)
+        n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
+                   _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
         if n > 0:
             rewind(prices, orders, rules, sim, snap, ran_to, t)
         for i in range(n):
@@ -327,8 +361,12 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
         raise MarketBossError(f"compiled on_bar asks for indicator(s) {', '.join(missing)} that indicators() lacks")
-    ind = np.stack([indicators[n] for n in spec.indicators]) if spec.indicators else np.zeros((0, m.n_times,
-                                                                                                 m.n_symbols))
+    if len(spec.indicators) == 1:  # a view: no copy of a (time x symbol) matrix
+        ind = indicators[spec.indicators[0]][np.newaxis]
+    elif spec.indicators:
+        ind = np.stack([indicators[n] for n in spec.indicators])
+    else:
+        ind = np.zeros((0, m.n_times, m.n_symbols))
     mem = np.zeros(spec.memory)
     out = np.full((spec.max_orders, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
@@ -394,13 +432,13 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
     params_json = strategy.params_json()
     keys = np.array([id_key(strategy.name, params_json, sym) for sym in market.symbols], dtype=np.uint64)[s_idx]
-    nth = pl.DataFrame({"s": s_idx, "t": bar, "b": buy}).select(pl.int_range(pl.len()).over("s", "t", "b")).to_series()
-    for i in np.flatnonzero(nth.to_numpy()).tolist():
+    nth = _nth((s_idx * market.n_times + bar) * 2 + buy)
+    for i in np.flatnonzero(nth).tolist():
         keys[i] = id_key(strategy.name, f"{params_json}#{nth[i]}", market.symbols[s_idx[i]])
     is_qty = ~np.isnan(qty)
 
     def num(name: str, a: np.ndarray) -> pl.Series:
-        return pl.Series(name, a[:n]).fill_nan(None)
+        return pl.Series(name, a[:n], nan_to_null=True)
 
     frame = pl.DataFrame([
         signal_ids(keys, ts, codes),
@@ -410,7 +448,7 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
         num("quantity", qty),
         pl.Series("strategy", [strategy.name] * n, dtype=pl.String),
         pl.Series("price", market.close[bar, s_idx]),
-        pl.Series("target_weight", np.where(is_qty, np.nan, weight)).fill_nan(None),
+        num("target_weight", np.where(is_qty, np.nan, weight)),
         pl.Series("order_type", ORDER_TYPE_NAMES, dtype=pl.String).gather(o.kind[:n]),
         pl.Series("time_in_force", ["day", "gtc"], dtype=pl.String).gather(o.gtc[:n].view(np.int8)),
         num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
@@ -420,6 +458,17 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
                          o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
     return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
+
+
+def _nth(key: np.ndarray) -> np.ndarray:
+    """Per row, how many rows before it have the same key."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    i = np.arange(k.shape[0])
+    first = np.maximum.accumulate(np.where(np.r_[True, k[1:] != k[:-1]], i, 0)) if k.shape[0] else i
+    out = np.empty_like(i)
+    out[order] = i - first
+    return out
 
 
 def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:

@@ -319,7 +319,7 @@ class Candidates(NamedTuple):
     leg: np.ndarray
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
                      cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
     """The positions (of the symbols held[:n_held]) whose exits trade on bar t, appended to `cand`: the stop
@@ -351,7 +351,32 @@ def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, 
     return n_c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _quiet_until(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int, end: int
+                 ) -> int:  # pragma: no cover - compiled
+    """The first bar from t (before `end`) where a held position's exits may trade: the bars before it change
+    nothing (no exit reaches its price) and step skips them. A trailing exit moves its mark on every bar, so
+    with one the answer is t (those bars take the full path)."""
+    for h in range(n_held):
+        if ex.row[held[h]] >= 0 and not np.isnan(ex.trail[held[h]]):
+            return t
+    while t < end:
+        for h in range(n_held):
+            s = held[h]
+            if ex.row[s] < 0 or ex.live_from[s] > t:
+                continue
+            o = prices.open[t, s]
+            if np.isnan(o):
+                continue
+            which, _ = bracket_exit(pos[s] > 0.0, o, prices.high[t, s], prices.low[t, s], ex.take_profit[s],
+                                    ex.stop_loss[s])  # fmt: skip
+            if which != NO_EXIT:
+                return t
+        t += 1
+    return t
+
+
+@njit(cache=True, inline="always")
 def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: np.ndarray, triggered: np.ndarray,
                         prices: Prices, t: int, cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
     """The working orders (limit, stop, stop-limit, trailing stop) that trade on bar t at their rule's price,
@@ -528,6 +553,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                 break
             if nxt > t:
                 t = nxt
+        elif n_work == 0:  # only exits working: on to the first bar one may trade (or an order goes live)
+            nxt = exec_t[live[k0]] if k0 < n else t_stop
+            t = _quiet_until(ex, held, n_held, pos, prices, t, nxt if nxt < t_stop else t_stop)
         if t >= t_stop:
             break
         changed = False
