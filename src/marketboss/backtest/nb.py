@@ -498,6 +498,21 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     return sim_end(orders, sim)
 
 
+@njit(cache=True, error_model="numpy")
+def simulate_canceling(prices: Prices, orders: Orders, rules: Rules, rows: np.ndarray, bars: np.ndarray) -> Fills:
+    # pragma: no cover - compiled
+    """simulate, with order rows[i] CANCELED after bar bars[i] (bars ascending) when it is still open then: a
+    signals file's cancels, as the event run applies them."""
+    sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
+    sim.ints[I_LIVE] = orders.live.shape[0]
+    for i in range(rows.shape[0]):
+        step(prices, orders, rules, sim, bars[i] + 1, False)
+        if orders.status[rows[i]] == PENDING:
+            orders.status[rows[i]] = CANCELED
+    step(prices, orders, rules, sim, prices.close.shape[0], False)
+    return sim_end(orders, sim)
+
+
 @njit(cache=True)
 def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
     """After the last bar: the working gtc orders are OPEN; the fills made."""
