@@ -18,14 +18,15 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine (load average 5-6, other sessions running), this code against the one
-before it in back-to-back runs: 1 x 1,000,000 bars: compiled 0.053 s (before 0.179 s), backtesting.py 7.4-7.7 s:
-146x (before 41x); plain Python 0.58 s (before 0.66 s), 13.2x. 10 x 2,520 daily bars: compiled 0.008 s,
-backtesting.py 0.33-0.38 s: 42-45x (unchanged); plain Python 0.035-0.041 s, 9.3-9.4x. 209 trades against
-backtesting.py's 208, and 187 against 185. Under that load the timings move by 2x from one run to the next;
-alone on the machine the compiled 1M-bar run takes 0.028 s (indicators 9.5 ms: RSI on the bars and again on
-their first half, the causality check; the loop and kernel 9.8 ms; result tables and metrics 5.2 ms; the
-signals frame 2.9 ms), 250-270x backtesting.py's 7.4-7.7 s.
+Latest, defaults, shared 2-core machine (load average 5-9, other sessions running), this code against the one
+before it in back-to-back runs (two pairs): 1 x 1,000,000 bars: compiled 0.053-0.058 s (before 0.179-0.219 s),
+backtesting.py 7.4-7.7 s: 132-146x (before 34-41x); plain Python 0.57-0.58 s (before 0.66-0.72 s), 13.2-13.5x.
+10 x 2,520 daily bars: compiled 0.008-0.012 s, backtesting.py 0.33-0.39 s: 33-45x (before 32-45x: unchanged);
+plain Python 0.035-0.041 s, 9.4-9.7x (before 9.0-9.3x). 209 trades against backtesting.py's 208, and 187
+against 185. Under that load the timings move by 2x from one run to the next; at load average 4 the compiled
+1M-bar run takes 0.028-0.030 s (indicators 9.9 ms: RSI on the bars and again on their first half, the
+causality check; the loop and kernel 10.8 ms; result tables and metrics 5.5 ms; the signals frame 2.9 ms),
+250-270x backtesting.py's 7.5-7.7 s, and the daily run 5.9 ms, 65x.
 
 The compiled goal (200x) is met on the million bars only when the machine is quiet, and not on the daily job:
 there backtesting.py takes 13-15 us a bar, 0.33-0.38 s for the 25,200 bars, so 200x would be 1.7-1.9 ms for
