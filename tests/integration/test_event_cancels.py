@@ -4,6 +4,7 @@ the cancel's id, and a restart does neither twice."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -51,7 +52,10 @@ def test_a_cancel_decided_two_bars_later_cancels_the_sent_order_at_the_broker(tm
             ex.follow()
             assert client.get_order_by_client_id(f"mb-{buy.id}").status in (OrderStatus.NEW, OrderStatus.ACCEPTED)
             ex.execute([cancel], park_after=0.0)
-            ex.follow()
+            deadline = time.monotonic() + 60
+            while ex.working and time.monotonic() < deadline:  # its end reaches follow by the stream, soon
+                ex.follow()
+                time.sleep(0.05)
         finally:
             ex.close_session()
         assert client.get_order_by_client_id(f"mb-{buy.id}").status == OrderStatus.CANCELED
@@ -84,7 +88,7 @@ def test_a_cancel_of_an_order_that_already_filled_is_recorded_skipped(tmp_path: 
     write_signals(path, signals)
     buy, cancel = read_signals(path)
     with broker(tmp_path, data) as lb:
-        ex = executor(tmp_path, lb, path, data, park_after=5.0)
+        ex = executor(tmp_path, lb, path, data, park_after=60.0)
         ex.open_session()
         try:
             ex.execute([buy])
