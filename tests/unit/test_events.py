@@ -3,6 +3,7 @@ one, the compiled path trades as the plain one, and the orders backtest (as sign
 
 from __future__ import annotations
 
+import json
 import sys
 import zlib
 from pathlib import Path
@@ -27,6 +28,7 @@ from marketboss.research.compare import CompareTask, run_compare_task
 from marketboss.research.grid import combinations
 from marketboss.research.sweep import sweep
 from marketboss.research.windows import time_slice
+from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
 from marketboss.strategies.events import Context, EventParams, EventStrategy, PlacedOrder
 from tests.unit.cli_app import cli
@@ -145,7 +147,7 @@ def test_a_day_order_ends_with_its_session_and_leaves_the_open_orders() -> None:
     assert [n for _, _, n in strat.seen[2:5]] == [0, 1, 1] and result.orders["status"].to_list() == ["open"]
 
 
-def test_cancel_stops_an_order_before_it_trades_and_leaves_it_out_of_the_signals() -> None:
+def test_cancel_stops_an_order_before_it_trades_and_the_signals_say_so_at_its_bar() -> None:
     close = [100.0, 100, 100, 100, 100, 90, 90, 90]
 
     def place(c: Context) -> None:
@@ -155,13 +157,84 @@ def test_cancel_stops_an_order_before_it_trades_and_leaves_it_out_of_the_signals
     def cancel(c: Context) -> None:
         c.cancel(c.open_orders[0])
 
+    # run() checks that the signals backtest to the same fills: without its cancel the 95 limit would fill
     result, signals, strat = run(close, {1: place, 3: cancel})
     assert result.orders["status"].to_list() == ["canceled", "filled"]
     assert result.fills["qty"].to_list() == [2]
-    assert signals.height == 1 and signals["quantity"].to_list() == [2]
+    assert signals["action"].to_list() == ["BUY", "BUY", "CANCEL"]
+    assert signals["cancels"].to_list() == [None, None, signals["id"][0]]
+    assert signals["timestamp"][2] == market_of(close).timestamps()[3]  # the bar it was decided on
     assert [n for _, _, n in strat.seen[1:5]] == [0, 2, 2, 1]  # each bar's seen before its own orders
-    result, _, _ = run(close, {1: place, 3: lambda c: c.cancel_all()})
+    result, signals, _ = run(close, {1: place, 3: lambda c: c.cancel_all()})
     assert result.fills.height == 0 and result.orders["status"].to_list() == ["canceled", "canceled"]
+    assert signals["action"].to_list() == ["BUY", "BUY", "CANCEL", "CANCEL"]
+    assert signals["id"].n_unique() == 4  # two cancels of one symbol on one bar: ids apart
+
+
+def test_an_order_canceled_on_its_own_bar_was_never_sent_and_is_left_out() -> None:
+    result, signals, _ = run(FLAT, {2: lambda c: c.cancel(c.buy(1, limit_price=99.0)), 4: lambda c: c.buy(1)})
+    assert result.orders["status"].to_list() == ["canceled", "filled"]
+    assert signals["action"].to_list() == ["BUY"] and "cancels" not in signals.columns
+
+
+def test_a_limit_canceled_two_bars_later_writes_both_lines_and_the_file_backtests_to_the_event_run(
+    tmp_path: Path,
+) -> None:
+    close = [100.0, 100, 100, 100, 100, 90, 90, 90]
+    m = market_of(close)
+    strat = Script(EventParams(), {1: lambda c: c.buy(1, limit_price=95.0, time_in_force="gtc"),
+                                   3: lambda c: c.cancel(c.open_orders[0]), 4: lambda c: c.buy(1)})  # fmt: skip
+    result, signals = run_events(m, strat)
+    path = tmp_path / "signals.jsonl"
+    write_signals(path, signals)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [(x["action"], x.get("cancels")) for x in lines] == [("BUY", None), ("CANCEL", lines[0]["id"]),
+                                                                ("BUY", None)]  # fmt: skip
+    assert "quantity" in lines[1] and lines[1]["quantity"] is None and "order_type" not in lines[1]
+    again = run_backtest(m, read_signals_frame(path), source=str(path))
+    assert again.fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+    assert again.equity.equals(result.equity) and again.orders.equals(result.orders)
+    assert again.orders["status"].to_list() == ["canceled", "filled"]
+    # the cancel is what keeps the limit from filling at bar 5 (low 89): without it the file trades it
+    without = run_backtest(m, read_signals_frame(path).filter(pl.col("action") != "CANCEL").drop("cancels"))
+    assert without.fills.height == 2
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"quantity": 1}, "quantity", "a CANCEL trades nothing"),
+    ({"limit_price": 90.0, "order_type": "limit"}, "order_type", "a CANCEL trades nothing"),
+    ({"cancels": None}, "cancels", "missing"),
+    ({"cancels": "sig-nosuchorder"}, "cancels", "no order on an earlier line"),
+    ({"symbol": "BBB"}, "cancels", "of AAA, not BBB"),
+    ({"action": "BUY", "quantity": 1}, "cancels", "only a CANCEL cancels"),
+])
+def test_a_bad_cancel_line_is_refused_naming_file_line_and_field(tmp_path: Path, change: dict[str, Any],
+                                                                 field: str, reason: str) -> None:
+    order = {"id": "sig-a1", "timestamp": "2024-01-03T05:00:00Z", "symbol": "AAA", "action": "BUY",
+             "quantity": 1, "strategy": "s", "price": 100.0, "target_weight": None, "order_type": "limit",
+             "limit_price": 95.0}  # fmt: skip
+    cancel = {"id": "sig-c1", "timestamp": "2024-01-05T05:00:00Z", "symbol": "AAA", "action": "CANCEL",
+              "quantity": None, "strategy": "s", "price": None, "target_weight": None, "cancels": "sig-a1"}
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in (order, {**cancel, **change})) + "\n")
+    for read in (read_signals, read_signals_frame):
+        with pytest.raises(InputError, match=reason) as exc:
+            read(path)
+        assert exc.value.line == 2 and exc.value.field is not None and exc.value.field.startswith(field)
+        assert str(path) in str(exc.value)
+
+
+def test_a_frame_whose_cancel_names_no_order_is_refused_by_the_backtest() -> None:
+    m = market_of(FLAT)
+    ts = m.timestamps()
+    frame = pl.DataFrame({"id": ["sig-c1"], "timestamp": [ts[3]], "symbol": ["AAA"], "action": ["CANCEL"],
+                          "quantity": [None], "strategy": ["s"], "price": [None], "target_weight": [None],
+                          "cancels": ["sig-gone"]},
+                         schema_overrides={"quantity": pl.Float64, "price": pl.Float64,
+                                           "target_weight": pl.Float64})  # fmt: skip
+    with pytest.raises(InputError, match="no such order") as exc:
+        run_backtest(m, frame, source="f.jsonl")
+    assert exc.value.field == "cancels"
 
 
 def test_bad_orders_are_refused_with_the_bar_and_field() -> None:

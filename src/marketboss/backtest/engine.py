@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -37,7 +37,7 @@ from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.orders import EXIT_NAMES
-from marketboss.signals import OrderArrays, order_arrays
+from marketboss.signals import CANCELS, OrderArrays, order_arrays
 from marketboss.strategies.base import SignalRows, Strategy
 from marketboss.strategies.events import EventStrategy
 
@@ -118,9 +118,34 @@ def run_backtest(
 ) -> BacktestResult:
     """Simulate `signals` (marketboss.signals' frame: read_signals_frame or Strategy.signals) on `market`.
 
-    `source` names the signals in error messages (the file path)."""
+    `source` names the signals in error messages (the file path). CANCEL lines cancel their order after
+    their bar, if it is still open then."""
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
-    return _backtest(mkt, _rows(mkt, signals, source), config or BacktestConfig())
+    if CANCELS not in signals.columns:
+        return _backtest(mkt, _rows(mkt, signals, source), config or BacktestConfig())
+    is_cancel = signals["action"] == "CANCEL"
+    rows = _rows(mkt, signals.filter(~is_cancel).drop(CANCELS), source)
+    return _backtest(mkt, rows, config or BacktestConfig(), _cancels(mkt, rows, signals.filter(is_cancel), source))
+
+
+class Cancels(NamedTuple):
+    """A signals file's cancels, in time order: the order row each cancels and the bar after which it does."""
+
+    row: np.ndarray
+    bar: np.ndarray
+
+
+def _cancels(market: Market, rows: SignalRows, cancels: pl.DataFrame, source: str) -> Cancels:
+    index = {sid: i for i, sid in enumerate(rows.frame["id"].to_list())}
+    targets = [index.get(c) for c in cancels[CANCELS].to_list()]
+    if None in targets:
+        i = targets.index(None)
+        line = int(cancels[LINE][i]) if LINE in cancels.columns and cancels[LINE][i] is not None else None
+        raise InputError(source, f"CANCEL of '{cancels[CANCELS][i]}': no such order in the signals", line=line,
+                         field=CANCELS)  # fmt: skip
+    bars = np.searchsorted(market.times, _epoch_us(cancels["timestamp"]), side="right") - 1
+    order = np.argsort(bars, kind="stable")
+    return Cancels(np.asarray(targets, dtype=np.int64)[order], bars[order])
 
 
 def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
@@ -139,7 +164,7 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
                       (sig["action"] == "BUY").to_numpy(), qty, weight, order_arrays(sig))
 
 
-def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestResult:
+def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig, cancels: Cancels | None = None) -> BacktestResult:
     rules = arrays.Rules.of(cfg)
     prices = arrays.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
@@ -148,7 +173,12 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig) -> BacktestRes
                                                      rules.at_close, spec.kind)
     orders = arrays.Orders(exec_t, rows.symbol, rows.buy, rows.quantity, rows.weight, status, live, rows.orders is None,
                            *spec)  # fmt: skip
-    fills = kernels.simulate(prices, orders, rules)
+    if cancels is None:
+        fills = kernels.simulate(prices, orders, rules)
+    else:  # a signals file with cancels (an event strategy's): numba's kernel, loaded only then
+        from marketboss.backtest import nb
+
+        fills = nb.simulate_canceling(prices, orders, rules, cancels.row, cancels.bar)
     return result(mkt, rows, cfg, fills, status, ordered)
 
 

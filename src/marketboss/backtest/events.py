@@ -15,11 +15,14 @@ Orders decided on bar t go live on the symbol's next bar, as scheduled for signa
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from pydantic import ValidationError
 
 from marketboss.backtest import nb
@@ -30,6 +33,7 @@ from marketboss.data.market import Market
 from marketboss.errors import InputError, MarketBossError
 from marketboss.signals import (
     ACTION_CODES,
+    CANCELS,
     ORDER_TYPE_NAMES,
     SIGNAL_SCHEMA,
     OrderArrays,
@@ -63,6 +67,7 @@ class Book:
                                 np.full(n, np.nan), np.zeros(n, dtype=np.bool_), np.full(n, np.nan),
                                 np.full(n, np.nan))  # fmt: skip
         self.decided = np.zeros(capacity, dtype=np.int64)
+        self.canceled_at = np.full(capacity, -1, dtype=np.int64)  # the bar an order was canceled on (-1: not)
         self.sim = nb.sim_start(market.n_symbols, capacity, False, rules.cash)
         self.snap = new_snap(market.n_symbols, capacity)
         self.ran_to = np.zeros(1, dtype=np.int64)  # the kernel has run the bars before this one
@@ -79,6 +84,7 @@ class Book:
         cap = max(need, 2 * self.capacity)
         self.orders = nb.Orders._make(_grown(a, cap) if isinstance(a, np.ndarray) else a for a in self.orders)
         self.decided = _grown(self.decided, cap)
+        self.canceled_at = np.concatenate([self.canceled_at, np.full(cap - self.canceled_at.shape[0], -1)])
         s = self.sim
         n_s = self.market.n_symbols
         self.sim = s._replace(mark=_grown(s.mark, cap), triggered=_grown(s.triggered, cap),
@@ -130,11 +136,13 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
 
 
 @njit(cache=True)
-def cancel_symbol(orders: nb.Orders, sim: nb.Sim, n_rows: int, s: int) -> None:  # pragma: no cover - compiled
-    """Cancel symbol s's open orders (s < 0: all)."""
+def cancel_symbol(orders: nb.Orders, canceled_at: np.ndarray, n_rows: int, s: int, t: int) -> None:
+    # pragma: no cover - compiled
+    """Cancel symbol s's open orders (s < 0: all) at bar t."""
     for r in range(n_rows):
         if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
             orders.status[r] = CANCELED
+            canceled_at[r] = t
 
 
 class Snap(NamedTuple):
@@ -219,11 +227,19 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
             if arr.shape != (len(bars),):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' has shape {arr.shape}, expected "
                                       f"({len(bars)},), one value per bar")  # fmt: skip
-            if half and not np.array_equal(np.asarray(early[name], dtype=np.float64), arr[:half], equal_nan=True):
+            if half and not _same(np.asarray(early[name], dtype=np.float64), arr[:half]):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
                                       f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
-            out.setdefault(name, np.full((market.n_times, market.n_symbols), np.nan))[bars.rows, s] = arr
+            into = out.setdefault(name, np.full((market.n_times, market.n_symbols), np.nan))
+            into[slice(None) if len(bars) == market.n_times else bars.rows, s] = arr  # every bar: no gather
     return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, NaN where NaN; bit for bit first (what a deterministic indicator gives, and cheap)."""
+    if a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True))
 
 
 @njit(cache=True)
@@ -270,6 +286,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
             for o in ctx.canceled:
                 if book.orders.status[o.row] == nb.PENDING:
                     book.orders.status[o.row] = CANCELED
+                    book.canceled_at[o.row] = t
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False)
@@ -284,10 +301,34 @@ def _show(book: Book, ctx: ev.Context) -> None:
         ctx.open_rows.difference_update([r for r in ctx.open_rows if status[r] != nb.PENDING])
 
 
+@intrinsic
+def _upto_view(typingctx: Any, arr: Any, end: Any) -> Any:  # pragma: no cover - compiled
+    """arr[:end] (a 3-d array: arr[:, :end], its time axis) as a view that does not count references: a compiled
+    on_bar is given six such views a bar, and numba's slices (a reference count each) cost more than the rest
+    of the loop. The views live only during the call, while the arrays they view are held by the loop."""
+    axis = arr.ndim - 2
+    view = arr if axis == 0 and arr.layout == "C" else arr.copy(layout="A")  # a C array cut on axis 0 stays C
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        src = context.make_array(sig.args[0])(context, builder, value=args[0])
+        out = context.make_array(sig.return_type)(context, builder)
+        shape = cgutils.unpack_tuple(builder, src.shape)
+        shape[axis] = args[1]
+        context.populate_array(out, data=src.data, shape=cgutils.pack_array(builder, shape), strides=src.strides,
+                               itemsize=src.itemsize, meminfo=None, parent=None)  # fmt: skip
+        return out._getvalue()
+
+    return view(arr, types.intp), codegen
+
+
+_upto = cast(Callable[[np.ndarray, int], np.ndarray], _upto_view)
+
+
 @njit(cache=True)
 def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-          decided: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray, on_bar: Any, args: np.ndarray,
-          mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray, view_cash: np.ndarray, t0: int) -> int:
+          decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray,
+          on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray,
+          view_cash: np.ndarray, t0: int) -> int:
     # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function. Returns the bar to resume
     at when the book has no room for another bar's orders (the number of bars when done)."""
@@ -307,15 +348,15 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
                 px = close[t, s]
                 equity += view_pos[s] * (nb.last_close(close, t, s) if np.isnan(px) else px)
         end = t + 1
-        n = on_bar(t, prices.open[:end], prices.high[:end], prices.low[:end], close[:end], ind[:, :end], view_pos,
-                   view_cash[0], equity, args, mem, out)
+        n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
+                   _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
         if n > 0:
             rewind(prices, orders, rules, sim, snap, ran_to, t)
         for i in range(n):
             s = int(out[i, ev.OUT_SYMBOL])
             kind = int(out[i, ev.OUT_KIND])
             if kind == ev.CANCEL:
-                cancel_symbol(orders, sim, n_rows[0], s)
+                cancel_symbol(orders, canceled_at, n_rows[0], s, t)
                 continue
             add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
                       out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
@@ -328,8 +369,12 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
         raise MarketBossError(f"compiled on_bar asks for indicator(s) {', '.join(missing)} that indicators() lacks")
-    ind = np.stack([indicators[n] for n in spec.indicators]) if spec.indicators else np.zeros((0, m.n_times,
-                                                                                                 m.n_symbols))
+    if len(spec.indicators) == 1:  # a view: no copy of a (time x symbol) matrix
+        ind = indicators[spec.indicators[0]][np.newaxis]
+    elif spec.indicators:
+        ind = np.stack([indicators[n] for n in spec.indicators])
+    else:
+        ind = np.zeros((0, m.n_times, m.n_symbols))
     mem = np.zeros(spec.memory)
     out = np.full((spec.max_orders, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
@@ -337,8 +382,9 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     t = 0
     while t < m.n_times:
         book.reserve(spec.max_orders)
-        t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided, book.n_rows,
-                  book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t)  # fmt: skip
+        t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
+                  book.canceled_at, book.n_rows, book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash,
+                  t)  # fmt: skip
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False)
 
 
@@ -352,7 +398,8 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
                               "does not apply")  # fmt: skip
     book, rows, _ = _run(market, strategy, cfg, compiled)
     fills = nb.sim_end(book.orders, book.sim)
-    return result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False), _traded(rows, book).frame
+    return (result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False),
+            _with_cancels(market, strategy, rows, book))
 
 
 def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None
@@ -373,9 +420,11 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     return book, _signal_rows(market, strategy, book), ctx
 
 
-def _traded(rows: SignalRows, book: Book) -> SignalRows:
-    """The signals without the orders canceled before they traded (they traded nothing)."""
-    keep = book.orders.status[: len(rows.time)] != CANCELED
+def _sent(rows: SignalRows, book: Book) -> SignalRows:
+    """The orders sent: all but those canceled on the bar they were placed on (nobody saw them; they traded
+    nothing)."""
+    n = len(rows.time)
+    keep = book.canceled_at[:n] != book.decided[:n]
     if keep.all():
         return rows
     assert rows.orders is not None
@@ -384,24 +433,55 @@ def _traded(rows: SignalRows, book: Book) -> SignalRows:
                       OrderArrays(*(a[keep] for a in rows.orders)))  # fmt: skip
 
 
+def _with_cancels(market: Market, strategy: ev.EventStrategy[Any], rows: SignalRows, book: Book) -> pl.DataFrame:
+    """The signals: the orders sent and, for each one canceled on a later bar, a CANCEL line at that bar
+    (before the bar's orders), naming its id. Without cancels: the orders' frame as it is."""
+    n = len(rows.time)
+    late = np.flatnonzero(book.canceled_at[:n] > book.decided[:n])
+    sent_rows = _sent(rows, book)
+    sent = sent_rows.frame
+    if not late.shape[0]:
+        return sent
+    bar, s_idx = book.canceled_at[late], book.orders.symbol[late]
+    ts = market.times[bar]
+    keys = _keys(market, strategy, s_idx, bar, np.full(late.shape[0], 2))
+    cancels = pl.DataFrame([
+        signal_ids(keys, ts, np.full(late.shape[0], ACTION_CODES["CANCEL"])),
+        pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
+        pl.Series("symbol", market.symbols, dtype=pl.String).gather(s_idx),
+        pl.Series("action", ["CANCEL"] * late.shape[0], dtype=pl.String),
+        pl.Series("strategy", [strategy.name] * late.shape[0], dtype=pl.String),
+        rows.frame["id"].gather(late).alias(CANCELS),
+    ])  # fmt: skip
+    both = pl.concat([sent.with_columns(pl.lit(None, pl.String).alias(CANCELS)), cancels], how="diagonal_relaxed")
+    order = np.lexsort((np.r_[np.ones(sent.height), np.zeros(late.shape[0])], np.r_[sent_rows.time, ts]))
+    return both[order].select([*sent.columns, CANCELS])
+
+
+def _keys(market: Market, strategy: ev.EventStrategy[Any], s_idx: np.ndarray, bar: np.ndarray, side: np.ndarray
+          ) -> np.ndarray:
+    """Id keys as an exposure strategy's; a second signal of the same symbol, bar and side numbered apart."""
+    params_json = strategy.params_json()
+    keys = np.array([id_key(strategy.name, params_json, sym) for sym in market.symbols], dtype=np.uint64)[s_idx]
+    nth = _nth((s_idx * market.n_times + bar) * 3 + side)
+    for i in np.flatnonzero(nth).tolist():
+        keys[i] = id_key(strategy.name, f"{params_json}#{nth[i]}", market.symbols[s_idx[i]])
+    return keys
+
+
 def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) -> SignalRows:
-    """Every order placed, as signals (marketboss.signals' schema with the order fields), in placement order;
-    ids as an exposure strategy's, a second order of the same symbol, bar and side numbered apart."""
+    """Every order placed, as signals (marketboss.signals' schema with the order fields), in placement order."""
     n = int(book.n_rows[0])
     o = book.orders
     bar, s_idx, buy = book.decided[:n].copy(), o.symbol[:n].copy(), o.buy[:n].copy()
     qty, weight = o.qty[:n].copy(), o.weight[:n].copy()
     ts = market.times[bar]
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
-    params_json = strategy.params_json()
-    keys = np.array([id_key(strategy.name, params_json, sym) for sym in market.symbols], dtype=np.uint64)[s_idx]
-    nth = pl.DataFrame({"s": s_idx, "t": bar, "b": buy}).select(pl.int_range(pl.len()).over("s", "t", "b")).to_series()
-    for i in np.flatnonzero(nth.to_numpy()).tolist():
-        keys[i] = id_key(strategy.name, f"{params_json}#{nth[i]}", market.symbols[s_idx[i]])
+    keys = _keys(market, strategy, s_idx, bar, buy.astype(np.int64))
     is_qty = ~np.isnan(qty)
 
     def num(name: str, a: np.ndarray) -> pl.Series:
-        return pl.Series(name, a[:n]).fill_nan(None)
+        return pl.Series(name, a[:n], nan_to_null=True)
 
     frame = pl.DataFrame([
         signal_ids(keys, ts, codes),
@@ -411,7 +491,7 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
         num("quantity", qty),
         pl.Series("strategy", [strategy.name] * n, dtype=pl.String),
         pl.Series("price", market.close[bar, s_idx]),
-        pl.Series("target_weight", np.where(is_qty, np.nan, weight)).fill_nan(None),
+        num("target_weight", np.where(is_qty, np.nan, weight)),
         pl.Series("order_type", ORDER_TYPE_NAMES, dtype=pl.String).gather(o.kind[:n]),
         pl.Series("time_in_force", ["day", "gtc"], dtype=pl.String).gather(o.gtc[:n].view(np.int8)),
         num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
@@ -421,6 +501,17 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
                          o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
     return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
+
+
+def _nth(key: np.ndarray) -> np.ndarray:
+    """Per row, how many rows before it have the same key."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    i = np.arange(k.shape[0])
+    first = np.maximum.accumulate(np.where(np.r_[True, k[1:] != k[:-1]], i, 0)) if k.shape[0] else i
+    out = np.empty_like(i)
+    out[order] = i - first
+    return out
 
 
 def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
@@ -441,9 +532,15 @@ def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
 
 
 def event_signal_rows(market: Market, strategy: ev.EventStrategy[Any]) -> SignalRows:
-    """EventStrategy.signal_rows: the strategy run in a default account, its traded orders as signals."""
+    """EventStrategy.signal_rows: the strategy run in a default account, the orders it sent as signals."""
     book, rows, _ = _run(market, strategy, BacktestConfig(), None)
-    return _traded(rows, book)
+    return _sent(rows, book)
 
 
-ev.set_runner(ev.Runner(event_signal_rows, run_events))
+def event_signals(market: Market, strategy: ev.EventStrategy[Any]) -> pl.DataFrame:
+    """EventStrategy.signals: the orders it sent and its cancels, in a default account."""
+    book, rows, _ = _run(market, strategy, BacktestConfig(), None)
+    return _with_cancels(market, strategy, rows, book)
+
+
+ev.set_runner(ev.Runner(event_signal_rows, run_events, event_signals))

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from marketboss.backtest.arrays import (  # the kernels' inputs and outputs (nb.Prices, ... read them here too)
+    CANCELED,
     DAY_ENDED,
     DAY_US,
     EXPIRED,
@@ -229,7 +230,7 @@ class Candidates(NamedTuple):
     leg: np.ndarray
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
                      cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
     """The positions (of the symbols held[:n_held]) whose exits trade on bar t, appended to `cand`: the stop
@@ -261,7 +262,32 @@ def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, 
     return n_c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _quiet_until(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int, end: int
+                 ) -> int:  # pragma: no cover - compiled
+    """The first bar from t (before `end`) where a held position's exits may trade: the bars before it change
+    nothing (no exit reaches its price) and step skips them. A trailing exit moves its mark on every bar, so
+    with one the answer is t (those bars take the full path)."""
+    for h in range(n_held):
+        if ex.row[held[h]] >= 0 and not np.isnan(ex.trail[held[h]]):
+            return t
+    while t < end:
+        for h in range(n_held):
+            s = held[h]
+            if ex.row[s] < 0 or ex.live_from[s] > t:
+                continue
+            o = prices.open[t, s]
+            if np.isnan(o):
+                continue
+            which, _ = bracket_exit(pos[s] > 0.0, o, prices.high[t, s], prices.low[t, s], ex.take_profit[s],
+                                    ex.stop_loss[s])  # fmt: skip
+            if which != NO_EXIT:
+                return t
+        t += 1
+    return t
+
+
+@njit(cache=True, inline="always")
 def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: np.ndarray, triggered: np.ndarray,
                         prices: Prices, t: int, cand: Candidates, n_c: int, collar: bool
                         ) -> int:  # pragma: no cover - compiled
@@ -385,6 +411,21 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     return sim_end(orders, sim)
 
 
+@njit(cache=True, error_model="numpy")
+def simulate_canceling(prices: Prices, orders: Orders, rules: Rules, rows: np.ndarray, bars: np.ndarray) -> Fills:
+    # pragma: no cover - compiled
+    """simulate, with order rows[i] CANCELED after bar bars[i] (bars ascending) when it is still open then: a
+    signals file's cancels, as the event run applies them."""
+    sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
+    sim.ints[I_LIVE] = orders.live.shape[0]
+    for i in range(rows.shape[0]):
+        step(prices, orders, rules, sim, bars[i] + 1, False)
+        if orders.status[rows[i]] == PENDING:
+            orders.status[rows[i]] = CANCELED
+    step(prices, orders, rules, sim, prices.close.shape[0], False)
+    return sim_end(orders, sim)
+
+
 @njit(cache=True)
 def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
     """After the last bar: the working gtc orders are OPEN; the fills made."""
@@ -440,6 +481,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                 break
             if nxt > t:
                 t = nxt
+        elif n_work == 0:  # only exits working: on to the first bar one may trade (or an order goes live)
+            nxt = exec_t[live[k0]] if k0 < n else t_stop
+            t = _quiet_until(ex, held, n_held, pos, prices, t, nxt if nxt < t_stop else t_stop)
         if t >= t_stop:
             break
         changed = False

@@ -295,7 +295,7 @@ class Executor:
         commission: float = 0.0,
         reason: str | None = None,
     ) -> None:
-        side_text = (side or ("buy" if sig.action == "BUY" else "sell")).upper()
+        side_text = side.upper() if side else sig.action
         self._log_trade(trades_log, status, order, sig.id, sig.symbol, side_text, sig.timestamp, sig.price,
                         requested, commission, reason, None)  # fmt: skip
         self.summary.statuses[status] += 1
@@ -691,6 +691,9 @@ class Executor:
     def _execute_one(
         self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender
     ) -> None:
+        if sig.action == "CANCEL":
+            self._cancel(sig, trades_log)
+            return
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
             self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
@@ -741,6 +744,29 @@ class Executor:
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig))
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
+
+    def _cancel(self, sig: Signal, trades_log: JsonlAppender) -> None:
+        """A CANCEL signal: cancel the order its `cancels` signal sent (client_order_id mb-<cancels>) if it is
+        still open, and record the outcome under the cancel's id (a rerun finds it recorded and skips it; a
+        crash before the record finds the order already canceled). The order's own end is recorded where it
+        is followed (a working order: by `follow`)."""
+        assert sig.cancels is not None
+        coid = client_order_id(sig.cancels)
+        order = self.retry("find order", partial(self.broker.order_by_client_id, coid))
+        if order is None:
+            self._record(trades_log, sig, "skipped", reason=f"no order {coid} at the broker")
+            return
+        if not order.is_terminal:
+            try:
+                self.retry("cancel order", partial(self.broker.cancel_order, order.id))
+            except (OrderRejected, NotFound) as exc:  # filled or gone meanwhile
+                log.info("cancel_not_needed", order_id=order.id, error=str(exc))
+            order = self.retry("get order", partial(self.broker.get_order, order.id))
+            if order.status in ("canceled", "pending_cancel"):
+                log.info("order_canceled", signal_id=sig.cancels, order_id=order.id, by=sig.id)
+                self._record(trades_log, sig, "canceled", order=order, reason=f"canceled {coid}")
+                return
+        self._record(trades_log, sig, "skipped", order=order, reason=f"{coid} already {order.status}")
 
     def _finish(
         self,

@@ -33,6 +33,14 @@ Orders (optional fields; a line without them is a market order, valid for the da
 - `trail_percent` on an entry that is not itself a trailing stop: a trailing stop-loss leg, in place of
   `stop_loss`.
 
+Cancels: an event strategy may cancel an order it placed on an earlier bar. The cancel is a line of its own, at
+the bar it was decided on: `"action": "CANCEL"` with `"cancels": "<the order's signal id>"`, the order's
+symbol, no quantity, target_weight or order field (its id is deterministic like any other). The order may trade
+up to and including that bar, never after (the backtest, reading a file, cancels it there; the paper executor
+cancels the broker order with client_order_id mb-<cancels>). A file without cancels has no `cancels` field
+anywhere: old files read and write exactly as before. A cancel of an order the file does not hold, or not
+after it, is an error naming its line.
+
 Reading also accepts the guide's minimal form `{"timestamp", "action", "symbol", "quantity"}`: a missing id
 is derived from the line's content (and its occurrence number among identical lines, so ids stay unique).
 Bad lines raise an InputError naming file, line and field (or, with skip_invalid, go to a rejects file).
@@ -88,9 +96,11 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     **{f: pl.Float64() for f in ORDER_FIELDS[2:]},
 }
 ORDER_TYPE_NAMES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+#: A cancel's field (see the module's docstring), after the order fields: in a frame only when it has a cancel.
+CANCELS = "cancels"
 #: What a signal without an order field means: a market order for the day.
 ORDER_DEFAULTS = {"order_type": "market", "time_in_force": "day"}
-ACTION_CODES = {"BUY": 1, "SELL": 2}
+ACTION_CODES = {"BUY": 1, "SELL": 2, "CANCEL": 3}
 ID_PREFIX = "sig-"
 _PREFIX = np.frombuffer(ID_PREFIX.encode(), dtype=np.uint8)  # the id kernel writes exactly 4 bytes
 
@@ -110,7 +120,7 @@ class Signal(BaseModel):
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
     timestamp: datetime
     symbol: str = Field(min_length=1)
-    action: Literal["BUY", "SELL"]
+    action: Literal["BUY", "SELL", "CANCEL"]
     quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
     strategy: str | None = None
     price: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -123,6 +133,8 @@ class Signal(BaseModel):
     trail_percent: float | None = Field(None, validate_default=True)
     take_profit: float | None = None
     stop_loss: float | None = None
+    cancels: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+                                validate_default=True)
     line: int | None = Field(None, exclude=True)
 
     @field_validator("order_type", "time_in_force", mode="before")
@@ -221,8 +233,28 @@ class Signal(BaseModel):
                              f"{'below' if buy else 'above'} its take_profit ({tp:g})")
         return v
 
+    @field_validator("quantity", "target_weight", *ORDER_FIELDS)
+    @classmethod
+    def _nothing_to_trade(cls, v: Any, info: ValidationInfo) -> Any:
+        """A cancel trades nothing: no size, no order field (each default is its absence)."""
+        if info.data.get("action") == "CANCEL" and v not in (None, ORDER_DEFAULTS.get(info.field_name or "")):
+            raise ValueError(f"a CANCEL trades nothing: no {info.field_name}")
+        return v
+
+    @field_validator("cancels")
+    @classmethod
+    def _cancels_an_order(cls, v: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if action == "CANCEL" and v is None:
+            raise ValueError("missing: a CANCEL names the signal id of the order it cancels")
+        if action in ("BUY", "SELL") and v is not None:
+            raise ValueError("only a CANCEL cancels: a BUY or SELL has no cancels field")
+        return v
+
     @model_validator(mode="after")
     def _one_size(self) -> Signal:
+        if self.action == "CANCEL":
+            return self
         if (self.quantity is None) == (self.target_weight is None):
             raise ValueError("give exactly one of quantity (shares) or target_weight (fraction of equity)")
         return self
@@ -285,6 +317,8 @@ def _record(d: Mapping[str, Any]) -> dict[str, Any]:
     }
     # the order fields only where they say more than a market order for the day: old files keep their form
     out.update({f: d[f] for f in ORDER_FIELDS if d.get(f) is not None and d[f] != ORDER_DEFAULTS.get(f)})
+    if d.get(CANCELS) is not None:
+        out[CANCELS] = d[CANCELS]
     return out
 
 
@@ -337,6 +371,7 @@ def read_signals(
     rejects: list[Rejected] = []
     seen: dict[tuple[Any, ...], int] = {}
     ids: dict[str, int] = {}
+    by_id: dict[str, Signal] = {}
     for obj in read_jsonl_records(p, tolerate_torn_tail=False):
         line = int(obj[LINE])
         try:
@@ -345,12 +380,15 @@ def read_signals(
                 sig = sig.model_copy(update={"id": _derived_id(sig, seen)})
             if sig.id in ids:
                 raise InputError(p, f"duplicate id '{sig.id}' (first on line {ids[sig.id]})", line=line, field="id")
+            if sig.cancels is not None:
+                _check_cancel(p, sig, by_id.get(sig.cancels))
         except InputError as exc:
             if not skip_invalid:
                 raise
             rejects.append(Rejected(line, exc.field or "", exc.reason))
             continue
         ids[sig.id] = line
+        by_id[sig.id] = sig
         out.append(sig)
     if rejects:
         raw = p.read_bytes().split(b"\n")
@@ -365,9 +403,20 @@ def read_signals(
     return out
 
 
+def _check_cancel(path: Path, sig: Signal, target: Signal | None) -> None:
+    """A cancel names an order of an earlier line, of its symbol, decided no later than the cancel."""
+    why = ("cancels no order on an earlier line" if target is None or target.action == "CANCEL"
+           else f"cancels an order of {target.symbol}, not {sig.symbol}" if target.symbol != sig.symbol
+           else "is before the order it cancels" if sig.timestamp < target.timestamp else None)  # fmt: skip
+    if why:
+        raise InputError(path, f"CANCEL {why} ('{sig.cancels}')", line=sig.line, field=CANCELS)
+
+
 def _derived_id(sig: Signal, seen: dict[tuple[Any, ...], int]) -> str:
     """Minimal-form lines: id from content, plus the occurrence number so identical lines differ."""
     orders = {} if is_plain(sig) else {f: getattr(sig, f) for f in ORDER_FIELDS}
+    if sig.cancels is not None:
+        orders[CANCELS] = sig.cancels
     content = (sig.strategy, sig.symbol, sig.timestamp, sig.action, sig.quantity, sig.target_weight,
                *orders.values())  # fmt: skip
     n = seen.get(content, 0)
@@ -379,7 +428,9 @@ def _derived_id(sig: Signal, seen: dict[tuple[Any, ...], int]) -> str:
 def signals_to_frame(signals: Sequence[Signal]) -> pl.DataFrame:
     """Columnar signals (SIGNAL_SCHEMA, then ORDER_SCHEMA when any signal is not plain, plus `_line`), as the
     engine consumes them."""
-    fields = SIGNAL_FIELDS if all(is_plain(s) for s in signals) else (*SIGNAL_FIELDS, *ORDER_FIELDS)
+    fields: tuple[str, ...] = SIGNAL_FIELDS if all(is_plain(s) for s in signals) else (*SIGNAL_FIELDS, *ORDER_FIELDS)
+    if any(s.cancels is not None for s in signals):
+        fields = (*fields, CANCELS)
     cols: dict[str, list[Any]] = {f: [] for f in (*fields, LINE)}
     for s in signals:
         for f in fields:
@@ -388,7 +439,7 @@ def signals_to_frame(signals: Sequence[Signal]) -> pl.DataFrame:
     return pl.DataFrame(cols, schema={f: _FRAME_SCHEMA[f] for f in (*fields, LINE)})
 
 
-_FRAME_SCHEMA = {**SIGNAL_SCHEMA, **ORDER_SCHEMA, LINE: pl.Int64()}
+_FRAME_SCHEMA = {**SIGNAL_SCHEMA, **ORDER_SCHEMA, CANCELS: pl.String(), LINE: pl.Int64()}
 
 
 def read_signals_frame(
@@ -413,6 +464,7 @@ _FAST_TYPES = {
     "quantity": _NUM | {type(None)}, "price": _NUM | {type(None)}, "target_weight": _NUM | {type(None)},
     "order_type": _STR | {type(None)}, "time_in_force": _STR | {type(None)},
     **{f: _NUM | {type(None)} for f in ORDER_FIELDS[2:]},
+    CANCELS: frozenset({type(None)}),  # a cancel: the per-record path (it checks what it cancels)
 }  # fmt: skip
 _ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
 _TS_RE = r"^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$"  # chrono alone is more lenient
@@ -574,7 +626,7 @@ def signal_records(df: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _file_rows(df: pl.DataFrame) -> pl.DataFrame:
-    return df.select(*SIGNAL_FIELDS, *(f for f in ORDER_FIELDS if f in df.columns)).with_columns(
+    return df.select(*SIGNAL_FIELDS, *(f for f in (*ORDER_FIELDS, CANCELS) if f in df.columns)).with_columns(
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").str.replace(r"\.0+Z$", "Z")
     )
 
@@ -595,13 +647,15 @@ def _whole_frame_form(rows: pl.DataFrame) -> pl.DataFrame | None:
             if f in rows.columns
         ),
     ).row(0)
-    if not all(silent) or not (whole or fractional):
+    if not all(silent) or not (whole or fractional) or (CANCELS in rows.columns and rows[CANCELS].null_count() <
+                                                            rows.height):  # fmt: skip
         return None
     return rows.select(*SIGNAL_FIELDS).with_columns(q.cast(pl.Int64) if whole else q)
 
 
 __all__ = [
     "ACTION_CODES",
+    "CANCELS",
     "ORDER_DEFAULTS",
     "ORDER_FIELDS",
     "ORDER_SCHEMA",

@@ -54,13 +54,15 @@ def with_exits(
         if f not in df.columns:
             df = df.with_columns(pl.lit(ORDER_DEFAULTS.get(f), dtype=ORDER_SCHEMA[f]).alias(f))
     ref = df.select(pl.coalesce("limit_price", "stop_price", "price")).to_series()
-    if ref.null_count():
-        i = int(ref.is_null().arg_max() or 0)
+    orders = df["action"] != "CANCEL"  # a cancel trades nothing: no exits
+    if (ref.is_null() & orders).any():
+        i = int((ref.is_null() & orders).arg_max() or 0)
         line = df[LINE][i] if LINE in df.columns else None
         raise InputError(source, "no price to place the exits from (needed by the exit percentages)", line=line,
                          field="price")  # fmt: skip
     bare = df.select((pl.col("order_type") != "trailing_stop") & pl.col("take_profit").is_null()
                      & pl.col("stop_loss").is_null() & pl.col("trail_percent").is_null()).to_series().to_numpy()
+    bare &= orders.to_numpy()
     if entries is not None:
         bare &= entries
     refs = ref.to_numpy()

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import numpy as np
+import polars as pl
 from pydantic import model_validator
 
 from marketboss.data.market import Market, SymbolBars
@@ -325,9 +326,14 @@ class EventStrategy(Strategy[P]):
         """The compiled on_bar, if the strategy has one."""
         return None
 
+    def signals(self, market: Market) -> pl.DataFrame:
+        """Run the strategy over the bars (a default backtest account) and return its signals: the orders it
+        sent and, for each it canceled on a later bar, a CANCEL line at that bar (marketboss.signals)."""
+        return _runner().signals(market, self)
+
     def signal_rows(self, market: Market) -> SignalRows:
-        """Run the strategy over the bars (a default backtest account) and return its orders as signals:
-        those it canceled before they traded are left out (they traded nothing)."""
+        """The orders it sent, as signals (no cancels: see `signals`); an order canceled on the bar it was
+        placed on was never sent and is left out."""
         return _runner().signal_rows(market, self)
 
     def backtest(self, market: Market, config: Any = None) -> Any:
@@ -340,6 +346,7 @@ class Runner(NamedTuple):
 
     signal_rows: Callable[[Market, EventStrategy[Any]], SignalRows]
     backtest: Callable[..., Any]
+    signals: Callable[[Market, EventStrategy[Any]], pl.DataFrame]
 
 
 def _runner() -> Runner:
