@@ -54,9 +54,9 @@ def backtest(
                                                                      "close: the signal bar's close (optimistic)."),
     fractional: bool = typer.Option(False, "--fractional/--whole-shares", help="Target-weight sizing may buy "
                                                                               "fractional shares."),
-    buy_stop_collar: bool = typer.Option(True, "--buy-stop-collar/--no-buy-stop-collar", help="Buy stops are "
-                                         "stop-limits 4% above the stop (2.5% from $50), as Alpaca makes them "
-                                         "(the local broker: the same flag)."),
+    no_buy_stop_collar: bool = typer.Option(False, "--no-buy-stop-collar", help="Buy stops fill at market "
+                                            "through a gap, instead of as the stop-limits 4% above the stop (2.5% "
+                                            "from $50) Alpaca makes them (the local broker: the same flag)."),
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Default: runs/<strategy or signals name>."),
     stop_loss_pct: float = StopLossOpt,
     take_profit_pct: float = TakeProfitOpt,
@@ -88,7 +88,7 @@ def backtest(
                         commission_min=commission_min, slippage_bps=slippage_bps, spread_bps=spread_bps),
             fill=fill,
             fractional=fractional,
-            buy_stop_collar=buy_stop_collar,
+            buy_stop_collar=not no_buy_stop_collar,
         )
     except ValidationError as exc:
         err = exc.errors()[0]

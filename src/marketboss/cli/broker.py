@@ -54,9 +54,10 @@ def serve(
                                            "4 day-trading margin (Alpaca paper; less under $25,000 of equity)."),
     no_pdt_protection: bool = typer.Option(False, "--no-pdt-protection", help="Switch off Alpaca's pattern-day-"
                                                                              "trader protection (under $25,000)."),
-    buy_stop_collar: bool = typer.Option(True, "--buy-stop-collar/--no-buy-stop-collar", help="Turn buy stops into "
-                                         "stop-limits 4% above the stop (2.5% from $50), as Alpaca does and the "
-                                         "backtest does by default (backtest --no-buy-stop-collar to match)."),
+    no_buy_stop_collar: bool = typer.Option(False, "--no-buy-stop-collar", help="Fill buy stops at market "
+                                            "through a gap, instead of turning them into stop-limits 4% above the "
+                                            "stop (2.5% from $50) as Alpaca does and the backtest does (backtest "
+                                            "--no-buy-stop-collar to match)."),
     hard_to_borrow: str = typer.Option("", "--hard-to-borrow", help="Comma-separated symbols that are not easy to "
                                                                     "borrow: they cannot be sold short."),
     fill_latency_ms: float = typer.Option(50.0, help="Wall-clock delay between accepting an order and filling it "
@@ -132,7 +133,7 @@ def serve(
         cfg = BrokerConfig(
             data=data or get_settings().market_data, db=db, host=host, port=port, key_id=key_id,
             secret_key=secret_key, cash=cash, multiplier=multiplier, pdt_protection=not no_pdt_protection,
-            buy_stop_collar=buy_stop_collar,
+            buy_stop_collar=not no_buy_stop_collar,
             hard_to_borrow=tuple(s for s in hard_to_borrow.split(",") if s.strip()), data_rate_limit=data_rate_limit,
             fill_latency_ms=fill_latency_ms, partial_fill_rate=partial_fill_rate, commission_bps=commission_bps,
             commission_per_share=commission_per_share, slippage_bps=slippage_bps, spread_bps=spread_bps,
