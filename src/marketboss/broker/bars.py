@@ -6,12 +6,9 @@ from REST by the caller. Reconnection, with exponential backoff and jitter (1 s 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import queue
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -20,6 +17,7 @@ from urllib.parse import urlsplit
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
 
+from marketboss.broker.stream import StreamThread
 from marketboss.logging import get_logger
 
 log = get_logger(__name__)
@@ -74,61 +72,24 @@ class _Stream(StockDataStream):
         await self.close()
 
 
-class BarStream:
+class BarStream(StreamThread):
     """The closed bars of some symbols, in arrival order."""
 
     def __init__(self, key_id: str, secret_key: str, url: str | None, feed: str, symbols: list[str]):
-        self.url = url or f"alpaca {feed}"
+        super().__init__(_Stream(key_id, secret_key, url, feed, self), url or f"alpaca {feed}", "bar-stream",
+                         ("bar_stream_connected", "bar_stream_down"))  # fmt: skip
         self.bars: queue.Queue[LiveBar] = queue.Queue()
-        self.live = False
-        self.generation = 0  # connections made so far
         self.received = 0
         self.last_received: float | None = None  # wall clock
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stream = _Stream(key_id, secret_key, url, feed, self)
-        self._stream.subscribe_bars(self._on_bar, *symbols)
+        self._client.subscribe_bars(self._on_bar, *symbols)
         # alpaca-py logs every reconnect with a traceback; the state changes are logged here instead
         logging.getLogger("alpaca.data.live.websocket").setLevel(logging.CRITICAL + 1)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._stream.run, name="bar-stream", daemon=True)
-        self._thread.start()
-
-    def wait_live(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.live, timeout)
 
     def get(self, timeout: float) -> LiveBar | None:
         try:
             return self.bars.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return None
-
-    def stop(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while self._stream._loop is None and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        loop = self._stream._loop
-        if loop is not None and loop.is_running():
-            with contextlib.suppress(Exception):  # the loop ended meanwhile: nothing to stop
-                asyncio.run_coroutine_threadsafe(self._stream.halt(), loop).result(STOP_TIMEOUT)
-        thread.join(max(0.1, deadline - time.monotonic()))
-        self._thread = None
-        self._set_live(False)
-
-    def _set_live(self, live: bool) -> None:
-        with self._cond:
-            if live == self.live:
-                return
-            self.live = live
-            if live:
-                self.generation += 1
-            self._cond.notify_all()
-        log.info("bar_stream_connected" if live else "bar_stream_down", url=self.url, generation=self.generation)
 
     async def _on_bar(self, bar: Any) -> None:
         try:

@@ -58,27 +58,23 @@ class _Stream(TradingStream):
         await self.close()
 
 
-class OrderStream:
-    """The account's trade updates, as the broker port's Orders (`convert` turns alpaca-py's into them)."""
+class StreamThread:
+    """An alpaca-py stream client (`client`: its `run` blocks, its `halt` coroutine ends it) in a background
+    thread: started, stopped at once, saying whether it is connected (`live`) and counting its connections
+    (`generation`). The order stream and the bar stream (bars.py) are two of these."""
 
-    def __init__(self, key_id: str, secret_key: str, url: str, convert: Callable[[Any], Order]):
+    def __init__(self, client: Any, url: str, name: str, events: tuple[str, str]):
         self.url = url
-        self._convert = convert
-        self._cond = threading.Condition()
-        self._orders: OrderedDict[str, tuple[int, Order]] = OrderedDict()
-        self._seq = 0
         self.live = False
         self.generation = 0  # connections made so far
-        self.events = 0
-        self.first_fill: dict[str, float] = {}  # client_order_id -> perf_counter of its first fill (oldest first)
+        self._cond = threading.Condition()
+        self._client = client
+        self._name = name
+        self._events = events  # the log events for "connected" and "down"
         self._thread: threading.Thread | None = None
-        self._stream = _Stream(key_id, secret_key, url, self)
-        self._stream.subscribe_trade_updates(self._on_update)
-        # alpaca-py logs every reconnect with a traceback; the state changes are logged here instead
-        logging.getLogger("alpaca.trading.stream").setLevel(logging.CRITICAL + 1)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._stream.run, name="trade-updates", daemon=True)
+        self._thread = threading.Thread(target=self._client.run, name=self._name, daemon=True)
         self._thread.start()
 
     def wait_live(self, timeout: float) -> bool:
@@ -90,15 +86,41 @@ class OrderStream:
         if thread is None:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
-        while self._stream._loop is None and thread.is_alive() and time.monotonic() < deadline:
+        while self._client._loop is None and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
-        loop = self._stream._loop
+        loop = self._client._loop
         if loop is not None and loop.is_running():
             with contextlib.suppress(Exception):  # the loop ended meanwhile: nothing to stop
-                asyncio.run_coroutine_threadsafe(self._stream.halt(), loop).result(STOP_TIMEOUT)
+                asyncio.run_coroutine_threadsafe(self._client.halt(), loop).result(STOP_TIMEOUT)
         thread.join(max(0.1, deadline - time.monotonic()))
         self._thread = None
         self._set_live(False)
+
+    def _set_live(self, live: bool) -> None:
+        with self._cond:
+            if live == self.live:
+                return
+            self.live = live
+            if live:
+                self.generation += 1
+            self._cond.notify_all()
+        log.info(self._events[0] if live else self._events[1], url=self.url, generation=self.generation)
+
+
+class OrderStream(StreamThread):
+    """The account's trade updates, as the broker port's Orders (`convert` turns alpaca-py's into them)."""
+
+    def __init__(self, key_id: str, secret_key: str, url: str, convert: Callable[[Any], Order]):
+        super().__init__(_Stream(key_id, secret_key, url, self), url, "trade-updates",
+                         ("order_stream_listening", "order_stream_down"))  # fmt: skip
+        self._convert = convert
+        self._orders: OrderedDict[str, tuple[int, Order]] = OrderedDict()
+        self._seq = 0
+        self.events = 0
+        self.first_fill: dict[str, float] = {}  # client_order_id -> perf_counter of its first fill (oldest first)
+        self._client.subscribe_trade_updates(self._on_update)
+        # alpaca-py logs every reconnect with a traceback; the state changes are logged here instead
+        logging.getLogger("alpaca.trading.stream").setLevel(logging.CRITICAL + 1)
 
     def wait(self, order_id: str, after: int, timeout: float) -> tuple[int, Order] | None:
         """The order's latest state if it is newer than update number `after` (waiting up to `timeout`); None
@@ -114,15 +136,6 @@ class OrderStream:
                     return None
                 self._cond.wait(remaining)
 
-    def _set_live(self, live: bool) -> None:
-        with self._cond:
-            if live == self.live:
-                return
-            self.live = live
-            if live:
-                self.generation += 1
-            self._cond.notify_all()
-        log.info("order_stream_listening" if live else "order_stream_down", url=self.url, generation=self.generation)
 
     async def _on_update(self, update: Any) -> None:
         try:

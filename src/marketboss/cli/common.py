@@ -78,6 +78,23 @@ TrailOpt = typer.Option(None, "--trail-percent", help="Exit: a trailing stop thi
                         "since each entry (instead of --stop-loss-pct).")
 
 
+# Options `paper` and `live` share: the same words for the same thing.
+MaxPositionPctOpt = typer.Option(None, help="Risk: largest position as a fraction of equity (0.2 = 20%).")
+MaxOrderNotionalOpt = typer.Option(None, help="Risk: largest order value in dollars.")
+MaxDailyLossOpt = typer.Option(
+    None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
+)
+FractionalOpt = typer.Option(False, help="Target-weight orders may use fractional shares.")
+AlertOpt = typer.Option(
+    None, "--alert", help="apprise URL (Slack, mailto, tgram, json webhook); repeatable. Env MARKETBOSS_ALERT_URLS."
+)
+AlertEventsOpt = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert.")
+LiveOpt = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live.")
+ConfirmLiveOpt = typer.Option(False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes).")
+BrokerUrlOpt = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765.")
+LocalDataOpt = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl).")
+
+
 def exits_option(stop_loss_pct: float | None, take_profit_pct: float | None, trail_percent: float | None) -> Exits:
     """The exit options as signals.exits.Exits, the one place backtest and paper turn them into prices."""
     from marketboss.signals.exits import Exits

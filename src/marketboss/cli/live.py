@@ -7,7 +7,21 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import console, get_settings, print_table
+from marketboss.cli.common import (
+    AlertEventsOpt,
+    AlertOpt,
+    BrokerUrlOpt,
+    ConfirmLiveOpt,
+    FractionalOpt,
+    LiveOpt,
+    LocalDataOpt,
+    MaxDailyLossOpt,
+    MaxOrderNotionalOpt,
+    MaxPositionPctOpt,
+    console,
+    get_settings,
+    print_table,
+)
 from marketboss.cli.signals import ParamOpt, StrategyOpt
 from marketboss.errors import MarketBossError
 from marketboss.execution.retry import DEFAULT_BUDGET
@@ -41,22 +55,16 @@ def live(
                                        "data/live_status.json)."),
     grace: float = typer.Option(10.0, help="Seconds after a bar's close before bars the stream has not delivered "
                                 "are fetched from REST."),
-    max_position_pct: float = typer.Option(None, help="Risk: largest position as a fraction of equity (0.2 = 20%)."),
-    max_order_notional: float = typer.Option(None, help="Risk: largest order value in dollars."),
-    max_daily_loss_pct: float = typer.Option(
-        None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
-    ),
-    fractional: bool = typer.Option(False, help="Target-weight orders may use fractional shares."),
-    alert: list[str] = typer.Option(
-        None, "--alert", help="apprise URL (Slack, mailto, tgram, json webhook); repeatable. Env MARKETBOSS_ALERT_URLS."
-    ),
-    alert_events: str = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert."),
-    live: bool = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live."),
-    confirm_live: bool = typer.Option(
-        False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes)."
-    ),
-    broker_url: str = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765."),
-    data: Path = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl)."),
+    max_position_pct: float = MaxPositionPctOpt,
+    max_order_notional: float = MaxOrderNotionalOpt,
+    max_daily_loss_pct: float = MaxDailyLossOpt,
+    fractional: bool = FractionalOpt,
+    alert: list[str] = AlertOpt,
+    alert_events: str = AlertEventsOpt,
+    live: bool = LiveOpt,
+    confirm_live: bool = ConfirmLiveOpt,
+    broker_url: str = BrokerUrlOpt,
+    data: Path = LocalDataOpt,
     broker_db: Path = typer.Option(None, help="The local broker's state when this run starts it (default: "
                                    "broker.sqlite beside --data)."),
     retry_budget: float = typer.Option(DEFAULT_BUDGET, help="Seconds a broker fault is retried before the run stops."),

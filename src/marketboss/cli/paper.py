@@ -6,7 +6,25 @@ from pathlib import Path
 
 import typer
 
-from marketboss.cli.common import StopLossOpt, TakeProfitOpt, TrailOpt, console, exits_option, get_settings, print_table
+from marketboss.cli.common import (
+    AlertEventsOpt,
+    AlertOpt,
+    BrokerUrlOpt,
+    ConfirmLiveOpt,
+    FractionalOpt,
+    LiveOpt,
+    LocalDataOpt,
+    MaxDailyLossOpt,
+    MaxOrderNotionalOpt,
+    MaxPositionPctOpt,
+    StopLossOpt,
+    TakeProfitOpt,
+    TrailOpt,
+    console,
+    exits_option,
+    get_settings,
+    print_table,
+)
 from marketboss.errors import MarketBossError
 from marketboss.execution.retry import DEFAULT_BUDGET
 
@@ -28,33 +46,27 @@ def paper(
                                 "the fallback while it is down); --no-stream polls only."),
     equity_interval: float = typer.Option(60.0, help="Seconds between equity snapshots while waiting for fills."),
     max_position_shares: float = typer.Option(None, help="Risk: largest position in shares."),
-    max_position_pct: float = typer.Option(None, help="Risk: largest position as a fraction of equity (0.2 = 20%)."),
-    max_order_notional: float = typer.Option(None, help="Risk: largest order value in dollars."),
+    max_position_pct: float = MaxPositionPctOpt,
+    max_order_notional: float = MaxOrderNotionalOpt,
     allowed_symbols: str = typer.Option(None, help="Risk: comma-separated allow-list of symbols."),
-    max_daily_loss_pct: float = typer.Option(
-        None, help="Risk: kill switch when equity falls this fraction below the previous close (0.03 = 3%)."
-    ),
+    max_daily_loss_pct: float = MaxDailyLossOpt,
     stop_loss_pct: float = StopLossOpt,
     take_profit_pct: float = TakeProfitOpt,
     trail_percent: float = TrailOpt,
     ignore_market_hours: bool = typer.Option(False, help="Send orders while the market is closed (they queue)."),
     no_buying_power_check: bool = typer.Option(False, help="Let the broker, not us, refuse unaffordable orders."),
-    fractional: bool = typer.Option(False, help="Target-weight orders may use fractional shares."),
-    alert: list[str] = typer.Option(
-        None, "--alert", help="apprise URL (Slack, mailto, tgram, json webhook); repeatable. Env MARKETBOSS_ALERT_URLS."
-    ),
-    alert_events: str = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert."),
-    live: bool = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live."),
-    confirm_live: bool = typer.Option(
-        False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes)."
-    ),
-    broker_url: str = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765."),
+    fractional: bool = FractionalOpt,
+    alert: list[str] = AlertOpt,
+    alert_events: str = AlertEventsOpt,
+    live: bool = LiveOpt,
+    confirm_live: bool = ConfirmLiveOpt,
+    broker_url: str = BrokerUrlOpt,
     replay: bool = typer.Option(
         None,
         help="Local broker only: move its clock to each signal's next bar, so fills meet the backtest's prices "
         "(default: on for a broker started by this run, off for --broker-url).",
     ),
-    data: Path = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl)."),
+    data: Path = LocalDataOpt,
     reset_kill_switch: bool = typer.Option(False, help="Trade again today after the kill switch tripped."),
     retry_budget: float = typer.Option(
         DEFAULT_BUDGET, help="Seconds a broker fault (5xx, 429, timeout, dropped connection) is retried before the run "
