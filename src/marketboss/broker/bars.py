@@ -79,8 +79,6 @@ class BarStream(StreamThread):
         super().__init__(_Stream(key_id, secret_key, url, feed, self), url or f"alpaca {feed}", "bar-stream",
                          ("bar_stream_connected", "bar_stream_down"))  # fmt: skip
         self.bars: queue.Queue[LiveBar] = queue.Queue()
-        self.received = 0
-        self.last_received: float | None = None  # wall clock
         self._client.subscribe_bars(self._on_bar, *symbols)
         # alpaca-py logs every reconnect with a traceback; the state changes are logged here instead
         logging.getLogger("alpaca.data.live.websocket").setLevel(logging.CRITICAL + 1)
@@ -98,6 +96,4 @@ class BarStream(StreamThread):
         except Exception as exc:  # one odd message must not end the stream
             log.warning("bar_stream_bad_bar", error_type=type(exc).__name__, error=str(exc)[:200])
             return
-        self.received += 1
-        self.last_received = time.time()
         self.bars.put(b)
