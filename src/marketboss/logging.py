@@ -76,37 +76,64 @@ def _is_terminal(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
+#: configure()'s choice, applied to structlog at the first event that passes the level (None: applied, or never
+#: given, structlog's own defaults then), and that level: an event below it is dropped before structlog loads.
+_pending: dict[str, Any] | None = None
+_min_level = logging.NOTSET
+_LEVEL_METHODS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+                  "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL,
+                  "fatal": logging.CRITICAL}  # fmt: skip
+
+
 def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None, fmt: str = "auto") -> None:
-    """fmt: "json", "console" (for people), or "auto": console when the stream is a terminal, else JSON."""
+    """fmt: "json", "console" (for people), or "auto": console when the stream is a terminal, else JSON.
+    structlog is loaded at the first event at or above the level, not here: a command that logs nothing at its
+    level (most, at warning) never pays for it."""
+    global _pending, _min_level
+    register_secret(*secrets)
+    _min_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _pending = {"level": _min_level, "stream": stream, "fmt": fmt}
+
+
+def _structlog() -> Any:
+    """structlog, configured as configure() last asked."""
+    global _pending
     import structlog
 
-    register_secret(*secrets)
-    lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    human = fmt == "console" or (fmt == "auto" and _is_terminal(stream))
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=_is_terminal(stream), exception_formatter=structlog.dev.plain_traceback)
-        if human
-        else structlog.processors.JSONRenderer()
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _redact_processor,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _Stderr())),
-        cache_logger_on_first_use=False,
-    )
+    if _pending is not None:
+        lvl, stream, fmt = _pending["level"], _pending["stream"], _pending["fmt"]
+        _pending = None
+        human = fmt == "console" or (fmt == "auto" and _is_terminal(stream))
+        renderer: Any = (
+            structlog.dev.ConsoleRenderer(colors=_is_terminal(stream),
+                                          exception_formatter=structlog.dev.plain_traceback)
+            if human
+            else structlog.processors.JSONRenderer()
+        )  # fmt: skip
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                _redact_processor,
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(lvl),
+            logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _Stderr())),
+            cache_logger_on_first_use=False,
+        )
+    return structlog
+
+
+def _dropped(*_: Any, **__: Any) -> None:
+    return None
 
 
 class _Logger:
-    """A named logger that loads structlog at its first event, not at import: commands that log nothing
-    (`--help`, argument errors) never pay for it. Configuration is read at each event, as structlog's own
-    lazy proxy does."""
+    """A named logger that loads structlog at its first event that passes the level, not at import: commands
+    that log nothing (`--help`, argument errors, a command run at warning) never pay for it. Configuration is
+    read at each event, as structlog's own lazy proxy does."""
 
     __slots__ = ("_bound", "_name")
 
@@ -115,9 +142,10 @@ class _Logger:
         self._bound: Any = None
 
     def __getattr__(self, attr: str) -> Any:
+        if _LEVEL_METHODS.get(attr, logging.CRITICAL + 1) < _min_level:
+            return _dropped
+        structlog = _structlog()
         if self._bound is None:
-            import structlog
-
             self._bound = structlog.get_logger(self._name)
         return getattr(self._bound, attr)
 

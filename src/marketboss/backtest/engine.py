@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -37,9 +37,10 @@ from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
 from marketboss.orders import EXIT_NAMES
-from marketboss.signals import CANCELS, OrderArrays, order_arrays
-from marketboss.strategies.base import SignalRows, Strategy
-from marketboss.strategies.events import EventStrategy
+from marketboss.signals import CANCELS, OrderArrays, SignalRows, order_arrays
+
+if TYPE_CHECKING:  # a backtest of a signals file loads no strategy code
+    from marketboss.strategies.base import Strategy
 
 STATUS = {
     arrays.PENDING: "pending",
@@ -265,6 +266,8 @@ def run_strategy(
     """Generate the strategy's signals and backtest them: (result, signals). The same as run_backtest of
     those signals, without looking their bars and symbols up again (an event strategy: its event run, whose
     signals backtest to the same fills)."""
+    from marketboss.strategies.events import EventStrategy
+
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
     if isinstance(strategy, EventStrategy):  # its orders depend on its fills: the event run is its backtest
         out: tuple[BacktestResult, pl.DataFrame] = strategy.backtest(mkt, config)

@@ -38,12 +38,12 @@ from marketboss.signals import (
     SIGNAL_SCHEMA,
     OrderArrays,
     Signal,
+    SignalRows,
     id_key,
     signal_ids,
     valid_orders,
 )
 from marketboss.strategies import events as ev
-from marketboss.strategies.base import SignalRows
 
 _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
 

@@ -364,9 +364,3 @@ def compare(
                   soft_wrap=True)
     log.info("compare_done", strategies=names, best=best.strategy, metric=metric, value=value,
              signals=str(signals_path))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the research commands to the top-level app."""
-    for command in (sweep, walkforward, compare):
-        app.command(command.__name__)(command)

@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -584,6 +585,24 @@ class OrderArrays(NamedTuple):
     gtc: np.ndarray
     take_profit: np.ndarray
     stop_loss: np.ndarray
+
+
+@dataclass(frozen=True)
+class SignalRows:
+    """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
+    it: the signal time (epoch microseconds), the market's index of the decision bar and of the symbol, the
+    side, the size (shares, NaN for a target-weight signal, or target weight), and the order fields (None:
+    plain market orders). A strategy has these in hand; from a signals file the backtest derives them (looking
+    up bars and symbols)."""
+
+    frame: pl.DataFrame
+    time: np.ndarray
+    bar: np.ndarray
+    symbol: np.ndarray
+    buy: np.ndarray
+    quantity: np.ndarray
+    weight: np.ndarray
+    orders: OrderArrays | None = None
 
 
 def order_arrays(frame: pl.DataFrame) -> OrderArrays | None:

@@ -14,7 +14,6 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -25,7 +24,7 @@ from marketboss.data.market import Market, SymbolBars
 from marketboss.signals import (
     ACTION_CODES,
     SIGNAL_SCHEMA,
-    OrderArrays,
+    SignalRows,
     canonical_params,
     id_key,
     order_arrays,
@@ -160,24 +159,6 @@ class Strategy(_Defaults, ABC, Generic[P]):
         lo = _low(self.params)
         changes = [self.changes(market.symbol_bars(s), lo, 1.0) for s in range(market.n_symbols)]
         return _signal_rows(market, changes, self.name, self.params_json(), self.params)
-
-
-@dataclass(frozen=True)
-class SignalRows:
-    """A signals frame (marketboss.signals' schema, in time order) and, per row, what a backtest reads from
-    it: the signal time (epoch microseconds), the market's index of the decision bar and of the symbol, the
-    side, the size (shares, NaN for a target-weight signal, or target weight), and the order fields (None:
-    plain market orders). A strategy has these in hand; from a signals file the backtest derives them (looking
-    up bars and symbols)."""
-
-    frame: pl.DataFrame
-    time: np.ndarray
-    bar: np.ndarray
-    symbol: np.ndarray
-    buy: np.ndarray
-    quantity: np.ndarray
-    weight: np.ndarray
-    orders: OrderArrays | None = None
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,8 +27,8 @@ from pydantic import model_validator
 
 from marketboss.data.market import Market, SymbolBars
 from marketboss.errors import MarketBossError
-from marketboss.signals import ORDER_TYPE_NAMES
-from marketboss.strategies.base import SignalRows, Strategy, StrategyParams
+from marketboss.signals import ORDER_TYPE_NAMES, SignalRows
+from marketboss.strategies.base import Strategy, StrategyParams
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 
