@@ -1,5 +1,5 @@
-"""The validated copies of a bars file (its frame, its market panel): the same result without parsing again,
-never a stale or wrong one."""
+"""The validated copies of a bars file (its frame, its market panel) and of the backtest's signals file: the same
+result without parsing again, never a stale or wrong one."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 
 import marketboss.data.io as io_mod
 import marketboss.data.market as market_mod
+import marketboss.signals as signals_mod
 from marketboss.data import cache
 from marketboss.data.io import read_bars, write_bars
 from marketboss.data.market import FIELDS, Market, read_market
 from marketboss.errors import InputError
+from marketboss.signals import read_signals_frame, write_signals
+from marketboss.strategies import create
 
 
 def _no_parsing(*args: object, **kwargs: object) -> None:
@@ -115,3 +118,32 @@ def test_a_market_read_before_comes_back_equal_from_its_panel(
     for f in ("times", *FIELDS):
         assert np.array_equal(getattr(again, f), getattr(first, f), equal_nan=True)
     assert all(getattr(again, f).flags.writeable for f in FIELDS)
+
+
+@pytest.mark.parametrize("orders", [False, True], ids=["market orders", "brackets"])
+def test_a_signals_file_kept_comes_back_equal_without_parsing(
+    tmp_path: Path, daily_bars: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, orders: bool
+) -> None:
+    params = ["stop_loss_pct=5", "take_profit_pct=10"] if orders else []
+    path = tmp_path / "signals.jsonl"
+    write_signals(path, create("ma_crossover", params).signals(Market.from_bars(daily_bars)))
+    first = read_signals_frame(path, keep_copy=True)
+    assert first.height > 10
+    monkeypatch.setattr(signals_mod, "_ndjson_frame", _no_parsing)
+    monkeypatch.setattr(signals_mod, "read_jsonl_records", _no_parsing)
+    again = read_signals_frame(path, keep_copy=True)
+    assert again.schema == first.schema and again.equals(first)
+    with pytest.raises(AssertionError, match="parsed again"):  # without keep_copy: no copy taken
+        read_signals_frame(path)
+
+
+def test_an_edited_signals_file_is_validated_again(tmp_path: Path, daily_bars: pl.DataFrame) -> None:
+    path = tmp_path / "signals.jsonl"
+    write_signals(path, create("ma_crossover").signals(Market.from_bars(daily_bars)))
+    read_signals_frame(path, keep_copy=True)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"action":"', b'"action":"X', 1)
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(InputError) as err:
+        read_signals_frame(path, keep_copy=True)
+    assert "signals.jsonl:3: field 'action'" in str(err.value)

@@ -105,7 +105,7 @@ def backtest(
         source, name = f"strategy {strat.describe()}", strat.name
     else:
         sig_path = signals or settings.signals
-        sig = read_signals_frame(sig_path, skip_invalid=skip_invalid)
+        sig = read_signals_frame(sig_path, skip_invalid=skip_invalid, keep_copy=True)
         if symbols:
             sig = sig.filter(sig["symbol"].is_in(market.symbols))
         sig = with_exits(sig, exits, str(sig_path))

@@ -1,6 +1,7 @@
-"""Validated copies of bars files, keyed by the file's content: a command that reads the same JSONL, CSV or
-Parquet file as the one before gets its validated frame (io.read_bars) or its market panel
-(market.read_market) back without parsing, validating or building it again.
+"""Validated copies of input files, keyed by the file's content: a command that reads the same bars file (JSONL,
+CSV or Parquet) or signals file (the backtest command's) as the one before gets its validated frame (io.read_bars,
+signals.read_signals_frame) or its market panel (market.read_market) back without parsing, validating or
+building it again.
 
 The key is a 128-bit xxHash (XXH3) of the file's bytes, what is read of it and the reader's version
 (READER_VERSION: bump it when parsing, validation or the copies' form change), so an edited file, or a file
@@ -55,11 +56,20 @@ def entry(key: str, suffix: str = ".arrow") -> Path | None:
     return None if root is None else root / f"{key}{suffix}"
 
 
-def load(key: str) -> pl.DataFrame | None:
-    """The validated frame stored under `key`, or None."""
+def load(key: str, mapped: bool = True) -> pl.DataFrame | None:
+    """The validated frame stored under `key`, or None. `mapped`: memory-mapped through pyarrow (bars: no copy
+    of a large frame); else read whole by polars (a signals frame: small, and pyarrow's import would cost more
+    than the copy)."""
     path = entry(key)
     if path is None:
         return None
+    if not mapped:
+        try:
+            whole = pl.read_ipc(path)
+            os.utime(path)
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+        return whole
     import pyarrow as pa  # here: a command that reads only a panel (.npz) never loads it
 
     try:
@@ -72,6 +82,22 @@ def load(key: str) -> pl.DataFrame | None:
     except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
         return None
     return frame if isinstance(frame, pl.DataFrame) else None
+
+
+def keep(key: str, frame: pl.DataFrame) -> None:
+    """Store the validated frame under `key`. Best effort: a full disk or a read-only cache directory costs the
+    next command time, nothing else."""
+    from marketboss.data.io import atomic_open
+
+    path = entry(key)
+    if path is None:
+        return
+    try:
+        with atomic_open(path) as fh:
+            frame.write_ipc(fh, compression="uncompressed")
+        evict()
+    except (OSError, pl.exceptions.PolarsError):
+        return
 
 
 def evict() -> None:

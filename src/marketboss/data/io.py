@@ -341,21 +341,9 @@ def read_bars(
         parsed, parse_rejects = _slow_parse(p, fmt)
         errors = validation_errors(parsed)
     bars = accept(parsed, parse_rejects + to_rejects(errors), p, skip_invalid, rejects_path, by_row=fmt == "parquet")
-    if key is not None and (copy_path := cache.entry(key)) is not None:
-        _keep_copy(bars, copy_path)
+    if key is not None:
+        cache.keep(key, bars)
     return bars
-
-
-def _keep_copy(bars: pl.DataFrame, path: Path) -> None:
-    """Best effort: a full disk or a read-only cache directory costs the next command time, nothing else."""
-    from marketboss.data import cache
-
-    try:
-        with atomic_open(path) as fh:
-            bars.write_ipc(fh, compression="uncompressed")
-        cache.evict()
-    except (OSError, pl.exceptions.PolarsError):
-        return
 
 
 def to_rejects(errors: pl.DataFrame) -> list[Rejected]:

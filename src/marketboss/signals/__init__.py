@@ -60,6 +60,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from marketboss.data import cache
 from marketboss.data.io import Rejected, atomic_open, default_rejects_path, read_jsonl_records, write_jsonl
 from marketboss.data.rules import (
     MAX_PRICE,
@@ -444,18 +445,28 @@ _FRAME_SCHEMA = {**SIGNAL_SCHEMA, **ORDER_SCHEMA, CANCELS: pl.String(), LINE: pl
 
 
 def read_signals_frame(
-    path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None
+    path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None, keep_copy: bool = False
 ) -> pl.DataFrame:
     """read_signals as a frame. Files that are plainly valid take a vectorised path (100,000 signals in a
-    fraction of a second); anything else, or any doubt, goes through read_signals, which names the bad line."""
-    if not skip_invalid:
-        raw = _ndjson_frame(Path(path))
-        if raw is None:
-            raw = _records_frame(read_jsonl_records(path, tolerate_torn_tail=False))
-        fast = None if raw is None else _valid_frame(raw)
-        if fast is not None:
-            return fast
-    return signals_to_frame(read_signals(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
+    fraction of a second); anything else, or any doubt, goes through read_signals, which names the bad line.
+    `keep_copy`: keep a validated copy of the file (data/cache.py), and take the copy when the file was read
+    so before: no parsing, no validation (for a file read again and again: the backtest command's signals;
+    not for a log that grows, whose every version would push a bars file's copy out of the cache)."""
+    if skip_invalid:
+        return signals_to_frame(read_signals(path, skip_invalid=True, rejects_path=rejects_path))
+    p = Path(path)
+    key = cache.content_key(p, "signals") if keep_copy and p.is_file() else None
+    if key is not None and (copy := cache.load(key, mapped=False)) is not None:
+        return copy
+    raw = _ndjson_frame(p)
+    if raw is None:
+        raw = _records_frame(read_jsonl_records(p, tolerate_torn_tail=False))
+    frame = None if raw is None else _valid_frame(raw)
+    if frame is None:
+        frame = signals_to_frame(read_signals(p))
+    if key is not None:
+        cache.keep(key, frame)
+    return frame
 
 
 _STR, _NUM = frozenset({str}), frozenset({int, float})
