@@ -74,7 +74,6 @@ def backtest(
     from marketboss.backtest.runs import save_run
     from marketboss.signals import read_signals_frame
     from marketboss.signals.exits import with_exits
-    from marketboss.strategies import create
 
     settings = get_settings()
     if strategy and signals:
@@ -97,7 +96,11 @@ def backtest(
     exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     exit_params = [f"{k}={v}" for k, v in (("stop_loss_pct", stop_loss_pct), ("take_profit_pct", take_profit_pct),
                                             ("trail_percent", trail_percent)) if v is not None]  # fmt: skip
-    strat = create(strategy, [*param, *exit_params]) if strategy else None
+    strat = None
+    if strategy:
+        from marketboss.strategies import create  # a signals file's backtest loads no strategy code
+
+        strat = create(strategy, [*param, *exit_params])
     data_path = data or settings.market_data
     market = load_market(data_path, skip_invalid, symbols)
     if strat is not None:
