@@ -7,10 +7,10 @@ The key is a 128-bit xxHash (XXH3) of the file's bytes, what is read of it and t
 (READER_VERSION: bump it when parsing, validation or the copies' form change), so an edited file, or a file
 read by another version of the rules, is a miss. XXH3 hashes at memory speed (a 165 MB file in about 0.01 s,
 where SHA-256 took 0.1 s of a 1 s command); nobody chooses these files to collide. Frames are Arrow IPC files,
-uncompressed (memory-mapped back: no parsing, no copy), panels numpy .npz files; both are written atomically by
-their readers (io.read_bars, market.read_market), which this module serves with names, look-ups and eviction
-(the MAX_ENTRIES most recently used stay). The cache only ever saves time: a copy that cannot be read or
-written is a miss, never an error. MARKETBOSS_CACHE_DIR moves it (default: $XDG_CACHE_HOME/marketboss, else
+uncompressed (bars memory-mapped back: no parsing, no copy), panels numpy .npz files; both are written atomically
+(io.store_copy, market.read_market), and this module serves them with names, look-ups and eviction (the
+MAX_ENTRIES most recently used stay). The cache only ever saves time: a copy that cannot be read or written is
+a miss, never an error. MARKETBOSS_CACHE_DIR moves it (default: $XDG_CACHE_HOME/marketboss, else
 ~/.cache/marketboss); MARKETBOSS_CACHE_DIR=off turns it off.
 """
 
@@ -82,22 +82,6 @@ def load(key: str, mapped: bool = True) -> pl.DataFrame | None:
     except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
         return None
     return frame if isinstance(frame, pl.DataFrame) else None
-
-
-def keep(key: str, frame: pl.DataFrame) -> None:
-    """Store the validated frame under `key`. Best effort: a full disk or a read-only cache directory costs the
-    next command time, nothing else."""
-    from marketboss.data.io import atomic_open
-
-    path = entry(key)
-    if path is None:
-        return
-    try:
-        with atomic_open(path) as fh:
-            frame.write_ipc(fh, compression="uncompressed")
-        evict()
-    except (OSError, pl.exceptions.PolarsError):
-        return
 
 
 def evict() -> None:

@@ -342,8 +342,24 @@ def read_bars(
         errors = validation_errors(parsed)
     bars = accept(parsed, parse_rejects + to_rejects(errors), p, skip_invalid, rejects_path, by_row=fmt == "parquet")
     if key is not None:
-        cache.keep(key, bars)
+        store_copy(key, bars)
     return bars
+
+
+def store_copy(key: str, frame: pl.DataFrame) -> None:
+    """Store a validated frame under `key` in the cache (cache.py). Best effort: a full disk or a read-only
+    cache directory costs the next command time, nothing else."""
+    from marketboss.data import cache
+
+    path = cache.entry(key)
+    if path is None:
+        return
+    try:
+        with atomic_open(path) as fh:
+            frame.write_ipc(fh, compression="uncompressed")
+        cache.evict()
+    except (OSError, pl.exceptions.PolarsError):
+        return
 
 
 def to_rejects(errors: pl.DataFrame) -> list[Rejected]:

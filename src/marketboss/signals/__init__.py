@@ -61,7 +61,14 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from marketboss.data import cache
-from marketboss.data.io import Rejected, atomic_open, default_rejects_path, read_jsonl_records, write_jsonl
+from marketboss.data.io import (
+    Rejected,
+    atomic_open,
+    default_rejects_path,
+    read_jsonl_records,
+    store_copy,
+    write_jsonl,
+)
 from marketboss.data.rules import (
     MAX_PRICE,
     MAX_QUANTITY,
@@ -465,7 +472,7 @@ def read_signals_frame(
     if frame is None:
         frame = signals_to_frame(read_signals(p))
     if key is not None:
-        cache.keep(key, frame)
+        store_copy(key, frame)
     return frame
 
 
