@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO, cast
+from typing import Any, NamedTuple, TextIO, cast
 
 _SECRET_KEYS = re.compile(r"(key|secret|token|password|passwd|authorization)", re.IGNORECASE)
 # user:password@ in URLs (mailto://, smtp://, https://), and query tokens.
@@ -76,9 +76,15 @@ def _is_terminal(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
+class _Choice(NamedTuple):
+    level: int
+    stream: Any
+    fmt: str
+
+
 #: configure()'s choice, applied to structlog at the first event that passes the level (None: applied, or never
 #: given, structlog's own defaults then), and that level: an event below it is dropped before structlog loads.
-_pending: dict[str, Any] | None = None
+_pending: _Choice | None = None
 _min_level = logging.NOTSET
 _LEVEL_METHODS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
                   "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL,
@@ -92,7 +98,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
     global _pending, _min_level
     register_secret(*secrets)
     _min_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    _pending = {"level": _min_level, "stream": stream, "fmt": fmt}
+    _pending = _Choice(_min_level, stream, fmt)
 
 
 def _structlog() -> Any:
@@ -101,7 +107,7 @@ def _structlog() -> Any:
     import structlog
 
     if _pending is not None:
-        lvl, stream, fmt = _pending["level"], _pending["stream"], _pending["fmt"]
+        lvl, stream, fmt = _pending
         _pending = None
         human = fmt == "console" or (fmt == "auto" and _is_terminal(stream))
         renderer: Any = (

@@ -45,3 +45,31 @@ def test_help_version_and_argument_errors_load_no_heavy_module() -> None:
         probe_light = probe.replace(repr(heavy), repr(light))
         out = subprocess.run([sys.executable, "-c", probe_light, *args], capture_output=True, text=True, check=False)
         assert out.stdout.strip().splitlines()[-1] == "[]", (args, out.stdout[-500:], out.stderr[-500:])
+
+
+def test_a_command_loads_only_its_own_module_and_help_lists_every_command() -> None:
+    """main() builds the app of the one command the arguments name (its module alone imported, Typer converting
+    it alone); the root's help, a typo or no command get every command."""
+    import subprocess
+    import sys
+
+    from marketboss.cli import COMMANDS, named_command
+
+    assert named_command(["backtest", "--data", "x"]) == ("backtest",)
+    assert named_command(["--log-level", "debug", "--log-format=json", "signals", "generate"]) == ("signals",)
+    for args in ([], ["--help"], ["--help", "backtest"], ["bakctest"], ["--version"]):
+        assert named_command(args) == tuple(COMMANDS), args
+    probe = (
+        "import sys\nfrom marketboss.cli import main\nsys.argv = ['marketboss', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('marketboss.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, "backtest", "--no-such-option"], capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    loaded = out.stdout.strip().splitlines()[-1]
+    assert "'marketboss.cli.backtest'" in loaded, out.stderr[-500:]
+    for other in ("live", "broker", "paper", "ml", "research", "data", "doctor"):
+        assert f"'marketboss.cli.{other}'" not in loaded
+    listed = subprocess.run([sys.executable, "-m", "marketboss", "--help"], capture_output=True, text=True,
+                            check=True).stdout  # fmt: skip
+    assert all(f" {name} " in listed for name in COMMANDS)

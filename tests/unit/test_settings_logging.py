@@ -120,3 +120,22 @@ def test_an_unknown_log_format_is_one_line_error() -> None:
     out = subprocess.run([sys.executable, "-m", "marketboss", "--log-format", "xml", "strategies", "list"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert out.returncode == 2 and out.stderr.strip() == "error: --log-format 'xml' must be one of auto, json, console"
+
+
+def test_events_below_the_level_never_load_structlog_and_the_rest_are_logged() -> None:
+    code = """
+import io, sys
+from marketboss.logging import configure, get_logger
+out = io.StringIO()
+configure("warning", stream=out, fmt="json")
+log = get_logger("t")
+log.debug("quiet"); log.info("quiet")
+print("structlog" in sys.modules, repr(out.getvalue()))
+log.warning("loud", n=1)
+print("structlog" in sys.modules, out.getvalue().strip())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "False ''"
+    loaded, line = out[1].split(" ", 1)
+    record = orjson.loads(line)
+    assert loaded == "True" and record["event"] == "loud" and record["level"] == "warning" and record["n"] == 1
