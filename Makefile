@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # numba compiles each kernel once into its cache beside the sources; doing it here spares the first command. Then
-# the backtest kernels are compiled ahead of time (backtest/kernels.py): a command loads them without numba.
+# the kernels of signal generation and the backtest are compiled ahead of time (marketboss/aot.py, each package's
+# kernels.py): a command loads them without numba.
 KERNELS := $(VENV)/.kernels
-$(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py) src/marketboss/backtest/kernels.py \
-  src/marketboss/backtest/arrays.py src/marketboss/orders/codes.py
+$(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py) $(wildcard src/marketboss/*/kernels.py) \
+  src/marketboss/aot.py src/marketboss/backtest/arrays.py src/marketboss/orders/codes.py
 	$(BIN)/python scripts/compile_kernels.py
 	@touch $(KERNELS)
 
@@ -102,4 +103,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) data runs models reports src/marketboss/backtest/_aot_*
+	rm -rf $(VENV) data runs models reports src/marketboss/*/_aot_*

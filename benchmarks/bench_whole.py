@@ -11,6 +11,8 @@ peer's, ours, ...; medians). Issue 19's figures:
   a vectorbt script doing the same job (read the same two files, pivot, each signal one order of 10 shares at the
   next bar's open with the same slippage and fees, one cash account: `Portfolio.from_orders(cash_sharing=True)`),
   the final equities compared to the cent. Target: at least 10x faster.
+- signals: `marketboss signals generate` of the demo's data (ma_crossover): the built-ins' kernels compiled ahead
+  of time, no numba imported (no peer: the demo's peer script makes its own signals inside its backtest).
 - minute: `marketboss backtest` of 100 symbols x 1 year of 1-minute bars (9.7M bars, Parquet) and its 375,808
   ma_crossover signals. Target: under 5 s and 1.2 GB peak. No peer script is run (vectorbt's pivot alone of this
   set needs several GB).
@@ -20,7 +22,7 @@ validated copies) and warm (the next commands on the same file: the copies, data
 against the targets. Each process runs under a small parent that reports its wall time and peak RSS
 (getrusage of its one child), so the peers' and ours are measured alike.
 
-Run: .venv/bin/python benchmarks/bench_whole.py [--runs N] [--only help,demo,portfolio,minute]
+Run: .venv/bin/python benchmarks/bench_whole.py [--runs N] [--only help,demo,signals,portfolio,minute]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from common import report
 
-CASES = ("help", "demo", "portfolio", "minute")
+CASES = ("help", "demo", "signals", "portfolio", "minute")
 #: Runs a command, then prints its wall time and its peak RSS (this parent's only child).
 MEASURE = """
 import json, resource, subprocess, sys, time
@@ -120,7 +122,7 @@ def make_data(tmp: Path, env: dict[str, str], cases: list[str]) -> None:
     def run(*args: str) -> None:
         subprocess.run([*mb, *args], env=env, cwd=tmp, check=True, capture_output=True)
 
-    if "demo" in cases:
+    if "demo" in cases or "signals" in cases:
         run("data", "synth", "--symbols", "5", "--start", "2020-01-01", "--end", "2024-12-31", "--seed", "7",
             "--output", "demo.jsonl")  # fmt: skip
         run("signals", "generate", "--data", "demo.jsonl", "--strategy", "ma_crossover", "--output", "demo_sig.jsonl")
@@ -148,6 +150,9 @@ def ours(case: str, out: str) -> list[str]:
     mb = [sys.executable, "-m", "marketboss"]
     if case == "help":
         return [*mb, "--help"]
+    if case == "signals":
+        return [*mb, "signals", "generate", "--data", "demo.jsonl", "--strategy", "ma_crossover", "--output",
+                f"{out}.jsonl"]  # fmt: skip
     data = {"demo": "demo.jsonl", "portfolio": "portfolio.jsonl", "minute": "minute.parquet"}[case]
     sig = {"demo": "demo_sig.jsonl", "portfolio": "portfolio_sig.jsonl", "minute": "minute_sig.jsonl"}[case]
     cash = "100000" if case == "demo" else "10000000"

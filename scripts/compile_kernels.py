@@ -1,8 +1,9 @@
 """Compile the numba kernels ahead of the first command (`make` runs this): the commands a user starts with run
 once on a tiny synthetic data set in a temporary directory, so their kernels land in numba's cache beside the
 sources and the user's first `marketboss backtest` loads them instead of compiling for half a minute. Then the
-backtest kernels are compiled ahead of time into a module beside them (marketboss.backtest.kernels.build), which a
-command loads in milliseconds without numba; without a C compiler that step is skipped (numba's cache serves).
+kernels the everyday commands run (signal generation's and the backtest's, each package's `kernels.py`) are
+compiled ahead of time into a module beside each nb.py (marketboss.aot), which a command loads in milliseconds
+without numba; without a C compiler that step is skipped (numba's cache serves).
 
 Run: .venv/bin/python scripts/compile_kernels.py
 """
@@ -56,18 +57,23 @@ def main() -> int:
     return build_ahead_of_time()
 
 
-def build_ahead_of_time() -> int:
-    from marketboss.backtest import kernels
+#: The packages whose kernels are compiled ahead of time (each one's `kernels.py`: its KERNELS).
+AHEAD_OF_TIME = ("marketboss.indicators", "marketboss.signals", "marketboss.strategies", "marketboss.backtest")
 
-    start = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the C compiler's command lines
-            path = kernels.build()
-    except Exception as exc:  # no compiler, no headers: the commands still run through numba
-        print(f"compile_kernels: the backtest kernels were not compiled ahead of time ({exc}); numba's cache "
-              "serves them", file=sys.stderr)  # fmt: skip
-        return 0
-    print(f"compiled the backtest kernels ahead of time in {time.perf_counter() - start:.0f} s ({path.name})")
+
+def build_ahead_of_time() -> int:
+    from importlib import import_module
+
+    for package in AHEAD_OF_TIME:
+        start = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the C compiler's command lines
+                path = import_module(f"{package}.kernels").KERNELS.build()
+        except Exception as exc:  # no compiler, no headers: the commands still run through numba
+            print(f"compile_kernels: {package}'s kernels were not compiled ahead of time ({exc}); numba's cache "
+                  "serves them", file=sys.stderr)  # fmt: skip
+            continue
+        print(f"compiled {package}'s kernels ahead of time in {time.perf_counter() - start:.0f} s ({path.name})")
     return 0
 
 

@@ -1,13 +1,15 @@
-"""The backtest kernels compiled ahead of time (backtest/kernels.py): the same results as nb.py's through numba,
-arguments of other types sent to numba, the module ignored once a source changes, and a backtest command that
-never imports numba."""
+"""The kernels compiled ahead of time (marketboss.aot; each package's kernels.py): the same results as nb.py's
+through numba, arguments of other types sent to numba, a module ignored once a source changes, and the commands of
+the built-in strategies (signals and backtests) that never import numba."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -16,29 +18,46 @@ import numpy as np
 import polars as pl
 import pytest
 
+from marketboss.aot import Arr, fits
 from marketboss.backtest import BacktestConfig, Costs, FillMode, kernels, nb, run_backtest, run_strategy
 from marketboss.backtest.engine import BacktestResult
 from marketboss.data.market import Market
 from marketboss.signals import write_signals
 from marketboss.strategies import create
 
-pytestmark = pytest.mark.xdist_group("aot")  # one build of the module at a time
+pytestmark = pytest.mark.xdist_group("aot")  # one build of the modules at a time
+
+REPO = Path(__file__).parents[2]
+#: Every package's kernels compiled ahead of time, as scripts/compile_kernels.py (which `make` runs) lists them.
+PACKAGES = ast.literal_eval(next(line.partition("=")[2].strip() for line in
+                                 (REPO / "scripts" / "compile_kernels.py").read_text().splitlines()
+                                 if line.startswith("AHEAD_OF_TIME")))  # fmt: skip
+ALL = {p: import_module(f"{p}.kernels").KERNELS for p in PACKAGES}
 
 
 @pytest.fixture(scope="module")
-def aot() -> Iterator[ModuleType]:
-    """The module for the current sources, built here (as `make` does) when it is missing or stale."""
-    kernels.compiled.cache_clear()
-    if kernels.compiled() is None:
-        kernels.build()
-        kernels.compiled.cache_clear()
-    module = kernels.compiled()
-    assert module is not None
-    yield module
-    kernels.compiled.cache_clear()
+def built() -> Iterator[dict[str, ModuleType]]:
+    """Each package's module for the current sources, built here (as `make` does) when missing or stale."""
+    modules = {}
+    for package, k in ALL.items():
+        k.forget()
+        if k.compiled() is None:
+            k.build()
+        module = k.compiled()
+        assert module is not None, package
+        modules[package] = module
+    yield modules
+    for k in ALL.values():
+        k.forget()
 
 
-def _calls(module: ModuleType, counts: dict[str, int]) -> SimpleNamespace:
+@pytest.fixture(scope="module")
+def aot(built: dict[str, ModuleType]) -> ModuleType:
+    """The backtest's module."""
+    return built["marketboss.backtest"]
+
+
+def _calls(module: ModuleType, counts: dict[str, int], names: Any = kernels.SIGNATURES) -> SimpleNamespace:
     """The module's kernels, each counting its calls."""
 
     def counted(name: str) -> Any:
@@ -48,7 +67,7 @@ def _calls(module: ModuleType, counts: dict[str, int]) -> SimpleNamespace:
 
         return call
 
-    return SimpleNamespace(**{name: counted(name) for name in kernels.SIGNATURES})
+    return SimpleNamespace(**{name: counted(name) for name in names})
 
 
 def _same(a: BacktestResult, b: BacktestResult) -> None:
@@ -76,11 +95,11 @@ def test_the_compiled_module_gives_numbas_results(
     market = Market.from_bars(daily_bars)
     signals = create(strategy, params).signals(market)
     counts: dict[str, int] = {}
-    monkeypatch.setattr(kernels, "compiled", lambda: _calls(aot, counts))
+    monkeypatch.setattr(kernels.KERNELS, "compiled", lambda: _calls(aot, counts))
     compiled_run = run_backtest(market, signals, config)
     compiled_strategy, _ = run_strategy(market, create(strategy, params), config)
     assert counts["simulate"] == counts["mark"] == counts["round_trips"] == counts["trade_stats"] == 2
-    monkeypatch.setattr(kernels, "compiled", lambda: None)
+    monkeypatch.setattr(kernels.KERNELS, "compiled", lambda: None)
     numba_run = run_backtest(market, signals, config)
     assert numba_run.fills.height > 0
     _same(compiled_run, numba_run)
@@ -96,59 +115,138 @@ def test_arguments_of_other_types_go_to_numba(aot: ModuleType, monkeypatch: pyte
     pnl, ret, days = np.array([5.0, -2.0, 1.0]), np.array([1.0, -0.5, 0.2]), np.array([3.0, 1.0, 2.0])
     closed = np.array([True, True, False])
     counts: dict[str, int] = {}
-    monkeypatch.setattr(kernels, "compiled", lambda: _calls(aot, counts))
+    monkeypatch.setattr(kernels.KERNELS, "compiled", lambda: _calls(aot, counts))
     expected = nb.trade_stats(pnl, ret, days, closed)
     assert kernels.trade_stats(pnl, ret, days, closed) == expected and counts == {"trade_stats": 1}
     # float32, a strided view, integers where floats go: what the compiled code would misread
     for odd in (pnl.astype(np.float32), np.repeat(pnl, 2)[::2], pnl.astype(np.int64)):
-        assert not kernels._fits(kernels.Arr("float64", 1), odd)
+        assert not fits(Arr("float64", 1), odd)
         kernels.trade_stats(odd, ret, days, closed)
     assert counts == {"trade_stats": 1}
     close = np.asfortranarray(np.arange(12.0).reshape(4, 3))
-    assert not kernels._fits(kernels.Arr("float64", 2), close) and kernels._fits(kernels.Arr("float64", 2), close.T)
-    assert not kernels._fits("float64", 1) and not kernels._fits("int64", True) and kernels._fits("bool", np.True_)
+    assert not fits(Arr("float64", 2), close) and fits(Arr("float64", 2), close.T)
+    assert not fits("float64", 1) and not fits("int64", True) and fits("bool", np.True_)
 
 
-def test_a_change_to_any_source_leaves_the_module_unused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_change_to_any_source_leaves_the_module_unused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         package: str) -> None:  # fmt: skip
+    k = ALL[package]
+    assert {p.name for p in k.sources} >= {"nb.py", "kernels.py", "aot.py"}
     copies = []
-    for i, path in enumerate(kernels.SOURCES):
+    for i, path in enumerate(k.sources):
         copy = tmp_path / f"{i}_{path.name}"
         copy.write_bytes(path.read_bytes())
         copies.append(copy)
-    monkeypatch.setattr(kernels, "SOURCES", tuple(copies))
-    name = kernels.module_name()
-    assert name == kernels.module_name() and name.startswith("_aot_")
+    monkeypatch.setattr(k, "sources", tuple(copies))
+    name = k.module_name()
+    assert name == k.module_name() and name.startswith("_aot_")
     for copy in copies:
         text = copy.read_bytes()
         copy.write_bytes(text + b"\n")
-        assert kernels.module_name() != name, copy.name
+        assert k.module_name() != name, copy.name
         copy.write_bytes(text)
-    assert kernels.module_name() == name
+    assert k.module_name() == name
 
 
-def test_switching_the_module_off_sends_every_call_to_numba(aot: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    kernels.compiled.cache_clear()
+def test_every_package_with_kernels_is_compiled_ahead_of_time() -> None:
+    declared = {f"marketboss.{p.parent.name}" for p in (REPO / "src" / "marketboss").glob("*/kernels.py")}
+    assert declared == set(PACKAGES)
+
+
+def test_switching_the_module_off_sends_every_call_to_numba(built: dict[str, ModuleType],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("MARKETBOSS_AOT", "off")
-    assert kernels.compiled() is None
+    for k in ALL.values():
+        k.forget()
+        assert k.compiled() is None
     monkeypatch.delenv("MARKETBOSS_AOT")
-    kernels.compiled.cache_clear()
-    assert kernels.compiled() is aot
+    for package, k in ALL.items():
+        k.forget()
+        assert k.compiled() is built[package]
 
 
-def test_a_backtest_command_runs_without_importing_numba(
-    aot: ModuleType, daily_bars: pl.DataFrame, data: Path, workdir: Path
-) -> None:
-    write_signals(workdir / "signals.jsonl", create("ma_crossover").signals(Market.from_bars(daily_bars)))
+#: Built-in strategies' parameters reaching every strategies, indicators and signals kernel a command runs.
+SIGNAL_CASES = [
+    ("ma_crossover", {}),
+    ("ma_crossover", {"ma": "ema", "fast": 5, "slow": 20, "sizing": "weight", "rebalance": "monthly"}),
+    ("momentum", {"mode": "breakout", "lookback": 30, "long_only": False, "stop_loss_pct": 5,
+                  "take_profit_pct": 9}),
+    ("momentum", {"trail_percent": 4, "rebalance": 7}),
+    ("mean_reversion", {"mode": "rsi", "rsi_lower": 25, "rsi_upper": 75, "long_only": False}),
+    ("mean_reversion", {"window": 15, "take_profit_pct": 6}),
+]  # fmt: skip
+
+
+def test_the_compiled_modules_make_numbas_signals(built: dict[str, ModuleType], daily_bars: pl.DataFrame,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Bit for bit, and every kernel these commands run went through its compiled module."""
+    market = Market.from_bars(daily_bars)
+    counts: dict[str, int] = {}
+    for package, k in ALL.items():
+        if package != "marketboss.backtest":
+            monkeypatch.setattr(k, "compiled", lambda m=built[package], k=k: _calls(m, counts, k.signatures))
+    compiled = [create(name, params).signals(market) for name, params in SIGNAL_CASES]
+    wanted = {name for package, k in ALL.items() if package != "marketboss.backtest" for name in k.signatures}
+    assert set(counts) == wanted - {"ema", "sma", "rolling_std", "atr"}  # the indicators no built-in uses
+    for k in ALL.values():
+        monkeypatch.setattr(k, "compiled", lambda: None)
+    for (name, params), signals in zip(SIGNAL_CASES, compiled, strict=True):
+        numba_signals = create(name, params).signals(market)
+        assert numba_signals.height > 10 and signals.equals(numba_signals), (name, params)
+
+
+def test_the_indicators_compiled_are_numbas(built: dict[str, ModuleType], daily_bars: pl.DataFrame) -> None:
+    from marketboss.indicators import nb as indicators_nb
+
+    module = built["marketboss.indicators"]
+    close = daily_bars.filter(pl.col("symbol") == "AAPL")["close"].to_numpy()
+    high, low = close * 1.01, close * 0.99
+    for name, args in (("sma", (close, 7)), ("ema", (close, 7)), ("rsi", (close, 14)), ("rolling_std", (close, 9)),
+                       ("rolling_zscore", (close, 9)), ("rolling_extreme", (close, 9, False, 1)),
+                       ("atr", (high, low, close, 14))):  # fmt: skip
+        np.testing.assert_array_equal(getattr(module, name)(*args, np.empty_like(close)),
+                                      getattr(indicators_nb, name)(*args, np.empty_like(close)), err_msg=name)
+
+
+def _imports_numba(args: list[str], cwd: Path, **env: str) -> bool:
+    """Whether `marketboss *args` (run in a fresh process, as a user does, with `env` added) imported numba."""
     code = (
         "import runpy, sys\n"
-        "sys.argv = ['marketboss', 'backtest', '--data', sys.argv[1], '--signals', 'signals.jsonl', "
-        "'--output-dir', 'runs/aot']\n"
+        "sys.argv = ['marketboss', *sys.argv[1:]]\n"
         "try:\n    runpy.run_module('marketboss', run_name='__main__')\n"
         "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
         "print('numba imported:', 'numba' in sys.modules)\n"
     )
-    env = {**os.environ, "MARKETBOSS_LOG_LEVEL": "warning"}
-    out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, env=env,
-                         cwd=workdir, timeout=300, check=True).stdout  # fmt: skip
-    assert out.strip().endswith("numba imported: False")
+    environ = {**os.environ, "MARKETBOSS_LOG_LEVEL": "warning", **env}
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ, cwd=cwd,
+                         timeout=300, check=True).stdout  # fmt: skip
+    return out.strip().endswith("numba imported: True")
+
+
+def test_a_backtest_command_runs_without_importing_numba(
+    built: dict[str, ModuleType], daily_bars: pl.DataFrame, data: Path, workdir: Path
+) -> None:
+    write_signals(workdir / "signals.jsonl", create("ma_crossover").signals(Market.from_bars(daily_bars)))
+    assert not _imports_numba(["backtest", "--data", str(data), "--signals", "signals.jsonl", "--stop-loss-pct", "5",
+                               "--output-dir", "runs/aot"], workdir)  # fmt: skip
     assert (workdir / "runs" / "aot" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(("strategy", "params"), [
+    ("ma_crossover", ["--param", "sizing=weight", "--param", "rebalance=monthly", "--param", "stop_loss_pct=5"]),
+    ("momentum", ["--param", "mode=breakout"]),
+    ("mean_reversion", ["--param", "mode=rsi", "--param", "trail_percent=3"]),
+])  # fmt: skip
+def test_the_built_in_strategies_make_signals_and_backtests_without_importing_numba(
+    built: dict[str, ModuleType], data: Path, workdir: Path, strategy: str, params: list[str]
+) -> None:
+    assert not _imports_numba(["signals", "generate", "--data", str(data), "--strategy", strategy, *params,
+                               "--output", "signals.jsonl"], workdir)  # fmt: skip
+    assert (workdir / "signals.jsonl").stat().st_size > 0
+    assert not _imports_numba(["backtest", "--data", str(data), "--strategy", strategy, *params, "--output-dir",
+                               "runs/aot"], workdir)  # fmt: skip
+    assert (workdir / "runs" / "aot" / "metrics.json").exists()
+    assert _imports_numba(["signals", "generate", "--data", str(data), "--strategy", strategy, *params, "--output",
+                           "numba.jsonl"], workdir, MARKETBOSS_AOT="off")  # fmt: skip
+    assert (workdir / "numba.jsonl").read_bytes() == (workdir / "signals.jsonl").read_bytes()

@@ -1,5 +1,5 @@
 """Technical indicators for strategies, models and notebooks: causal (the value at bar t uses bars up to t
-only), compiled (numba loops in nb.py), and NaN until their window is full.
+only), compiled (numba loops in nb.py, through kernels.py), and NaN until their window is full.
 
 Each takes a numpy array, a list or a polars Series of floats and returns the same kind: a Series in gives a
 Series out (same name), anything else a float64 numpy array. Wilder's RSI and ATR follow his smoothing;
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import polars as pl
 
-from marketboss.indicators import nb
+from marketboss.indicators import kernels
 
 __all__ = [
     "Bands",
@@ -57,38 +57,38 @@ def _window(n: int, name: str = "n") -> int:
 def sma(x: V, n: int) -> V:
     """Simple moving average of the last n values."""
     a = _array(x)
-    return _like(x, nb.sma(a, _window(n), np.empty_like(a)))
+    return _like(x, kernels.sma(a, _window(n), np.empty_like(a)))
 
 
 def ema(x: V, n: int) -> V:
     """Exponential moving average, alpha = 2 / (n + 1), seeded by the simple mean of the first n values."""
     a = _array(x)
-    return _like(x, nb.ema(a, _window(n), np.empty_like(a)))
+    return _like(x, kernels.ema(a, _window(n), np.empty_like(a)))
 
 
 def rsi(x: V, n: int = 14) -> V:
     """Wilder's relative strength index (0-100) over n changes; the first value is at bar n."""
     a = _array(x)
-    return _like(x, nb.rsi(a, _window(n), np.empty_like(a)))
+    return _like(x, kernels.rsi(a, _window(n), np.empty_like(a)))
 
 
 def zscore(x: V, n: int) -> V:
     """(x - mean) / std over the last n values (population std); 0 where the window is flat."""
     a = _array(x)
-    return _like(x, nb.rolling_zscore(a, _window(n), np.empty_like(a)))
+    return _like(x, kernels.rolling_zscore(a, _window(n), np.empty_like(a)))
 
 
 def rolling_max(x: V, n: int, exclude_current: bool = False) -> V:
     """Highest of the last n values; with exclude_current, of the n values before this bar (a breakout level
     the bar itself can cross)."""
     a = _array(x)
-    return _like(x, nb.rolling_extreme(a, _window(n), True, int(exclude_current), np.empty_like(a)))
+    return _like(x, kernels.rolling_extreme(a, _window(n), True, int(exclude_current), np.empty_like(a)))
 
 
 def rolling_min(x: V, n: int, exclude_current: bool = False) -> V:
     """Lowest of the last n values; with exclude_current, of the n values before this bar."""
     a = _array(x)
-    return _like(x, nb.rolling_extreme(a, _window(n), False, int(exclude_current), np.empty_like(a)))
+    return _like(x, kernels.rolling_extreme(a, _window(n), False, int(exclude_current), np.empty_like(a)))
 
 
 def atr(high: V, low: V, close: V, n: int = 14) -> V:
@@ -96,7 +96,7 @@ def atr(high: V, low: V, close: V, n: int = 14) -> V:
     h, lo, c = _array(high), _array(low), _array(close)
     if not h.shape == lo.shape == c.shape:
         raise ValueError(f"high, low and close differ in length: {h.shape[0]}, {lo.shape[0]}, {c.shape[0]}")
-    return _like(close, nb.atr(h, lo, c, _window(n), np.empty_like(c)))
+    return _like(close, kernels.atr(h, lo, c, _window(n), np.empty_like(c)))
 
 
 class Bands(NamedTuple):
@@ -111,8 +111,8 @@ def bollinger(x: Values, n: int = 20, k: float = 2.0) -> Bands:
     """Bollinger bands over the last n values, k standard deviations wide."""
     a = _array(x)
     n = _window(n)
-    mid = nb.sma(a, n, np.empty_like(a))
-    sd = nb.rolling_std(a, n, np.empty_like(a))
+    mid = kernels.sma(a, n, np.empty_like(a))
+    sd = kernels.rolling_std(a, n, np.empty_like(a))
     return Bands(_like(x, mid), _like(x, mid + k * sd), _like(x, mid - k * sd))
 
 

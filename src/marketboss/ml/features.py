@@ -14,24 +14,24 @@ import numpy as np
 
 from marketboss.data.market import Market
 from marketboss.indicators import rsi, zscore
-from marketboss.ml import nb
+from marketboss.ml import lookbacks as lb
 
 FEATURE_VERSION = 1
 PRICE_FEATURES = (
-    *(f"ret_{h}" for h in nb.RETURN_LAGS),
-    f"ma_ratio_{nb.MA_FAST}",
-    f"ma_ratio_{nb.MA_SLOW}",
-    f"ma_ratio_{nb.MA_FAST}_{nb.MA_SLOW}",
-    f"vol_{nb.VOL_SHORT}",
-    f"vol_{nb.VOL_LONG}",
+    *(f"ret_{h}" for h in lb.RETURN_LAGS),
+    f"ma_ratio_{lb.MA_FAST}",
+    f"ma_ratio_{lb.MA_SLOW}",
+    f"ma_ratio_{lb.MA_FAST}_{lb.MA_SLOW}",
+    f"vol_{lb.VOL_SHORT}",
+    f"vol_{lb.VOL_LONG}",
     "range_1",
-    f"range_{nb.RANGE_WINDOW}",
+    f"range_{lb.RANGE_WINDOW}",
 )
 RSI_PERIOD = 14
 VOLUME_WINDOW = 20
 FEATURES: tuple[str, ...] = (*PRICE_FEATURES, f"rsi_{RSI_PERIOD}", f"volume_z_{VOLUME_WINDOW}")
 #: Bars of history before every feature is defined.
-WARMUP = max(nb.RETURN_LAGS[-1], nb.VOL_LONG, nb.MA_SLOW)
+WARMUP = max(lb.RETURN_LAGS[-1], lb.VOL_LONG, lb.MA_SLOW)
 
 
 def target_name(horizon: int) -> str:
@@ -43,6 +43,8 @@ def symbol_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume
     n = close.shape[0]
     out = np.empty((n, len(FEATURES)))
     k = len(PRICE_FEATURES)
+    from marketboss.ml import nb  # numba: loaded by the commands that compute features
+
     nb.price_features(high, low, close, out[:, :k])
     out[:, k] = rsi(close, RSI_PERIOD)
     if n >= VOLUME_WINDOW:
@@ -66,6 +68,8 @@ def market_targets(market: Market, horizon: int) -> tuple[np.ndarray, np.ndarray
     rows [t, end], end being the row of the symbol's h-th next bar; -1 where the label is not known yet."""
     y = np.full((market.n_times, market.n_symbols), np.nan)
     end = np.full((market.n_times, market.n_symbols), -1, dtype=np.int64)
+    from marketboss.ml import nb  # numba: see symbol_features
+
     for s in range(market.n_symbols):
         rows = market.rows(s)
         c = market.close[rows, s]

@@ -9,11 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Lookbacks of the price kernel's columns, in order (see features.PRICE_FEATURES).
-RETURN_LAGS = (1, 5, 10, 20, 60)
-MA_FAST, MA_SLOW = 10, 50
-VOL_SHORT, VOL_LONG = 20, 60
-RANGE_WINDOW = 20
+from marketboss.ml.lookbacks import MA_FAST, MA_SLOW, RANGE_WINDOW, RETURN_LAGS, VOL_LONG, VOL_SHORT
 
 
 @njit(cache=True)

@@ -286,7 +286,7 @@ def id_key(strategy: str, params_json: str, symbol: str) -> int:
 def signal_ids(keys: np.ndarray, ts_us: np.ndarray, action_codes: np.ndarray) -> pl.Series:
     """Ids for many signals at once (keys from id_key, timestamps in epoch microseconds): the hashing and
     the text in one compiled pass (no Python object per id)."""
-    from marketboss.signals.nb import id_text  # numba: loaded by the commands that make ids, not those reading
+    from marketboss.signals.kernels import id_text  # compiled ahead of time, else numba: see marketboss.aot
 
     k, t, a = np.broadcast_arrays(np.asarray(keys, dtype=np.uint64), np.asarray(ts_us, dtype=np.int64),
                                   np.asarray(action_codes, dtype=np.int64))

@@ -15,6 +15,7 @@ import polars as pl
 from marketboss.data.schema import LINE
 from marketboss.errors import InputError
 from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA
+from marketboss.signals.kernels import exit_prices
 
 #: Percent bounds: a fraction such as 0.05 (meaning 5%) is refused rather than read as a 0.05% stop.
 MIN_PCT, MAX_PCT = 0.1, 50.0
@@ -67,8 +68,6 @@ def with_exits(
         bare &= entries
     refs = ref.to_numpy()
     up = np.where((df["action"] == "BUY").to_numpy(), 1.0, -1.0)
-    from marketboss.signals.nb import exit_prices  # numba: loaded by the commands that price exits
-
     legs = []
     for name, pct, sign in (("take_profit", exits.take_profit_pct, 1.0), ("stop_loss", exits.stop_loss_pct, -1.0)):
         if pct is not None:

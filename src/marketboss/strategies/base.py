@@ -31,6 +31,7 @@ from marketboss.signals import (
     signal_ids,
 )
 from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
+from marketboss.strategies.kernels import fill_steps, rebalance_points, signal_sides, state_changes
 
 
 class StrategyParams(BaseModel):
@@ -164,8 +165,6 @@ class Strategy(_Defaults, ABC, Generic[P]):
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bar index, previous state, new state) where the held state changes: NaN keeps the previous state
     (start flat), values are clipped to [lo, hi]."""
-    from marketboss.strategies.nb import state_changes  # numba: loaded when signals are made, not read
-
     m = exposure.shape[0]
     idx, before, after = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m)
     k = state_changes(np.ascontiguousarray(exposure), lo, hi, idx, before, after)
@@ -211,8 +210,6 @@ def _signal_rows(
     after = np.concatenate([c[2] for c in changes])[order]
     n = t.shape[0]
     buy, codes, change = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64), np.empty(n)
-    from marketboss.strategies.nb import signal_sides  # numba: see held_changes
-
     signal_sides(before, after, ACTION_CODES["BUY"], ACTION_CODES["SELL"], buy, codes, change)
     if sizing.rebalance is not None:
         t, s_idx, before, after, buy, codes = _with_rebalancing(market, t, s_idx, before, after, buy, codes, sizing)
@@ -263,10 +260,8 @@ def _with_rebalancing(
     market: Market, t: np.ndarray, s_idx: np.ndarray, before: np.ndarray, after: np.ndarray, buy: np.ndarray,
     codes: np.ndarray, sizing: StrategyParams,
 ) -> tuple[np.ndarray, ...]:
-    """The signals plus a rebalancing signal per drifted holding on each due bar (strategies.nb.rebalance_points:
+    """The signals plus a rebalancing signal per drifted holding on each due bar (strategies.kernels.rebalance_points:
     the held state is unchanged, its target weight restated), in time then symbol order."""
-    from marketboss.strategies.nb import fill_steps, rebalance_points  # numba: see held_changes
-
     assert sizing.rebalance is not None
     state = np.empty((market.n_times, market.n_symbols))  # the held state per bar, 0 before the first signal
     changed = np.zeros_like(state, dtype=np.bool_)

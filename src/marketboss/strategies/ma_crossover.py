@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from marketboss.data.market import SymbolBars
 from marketboss.strategies.base import Strategy, StrategyParams, held_changes
-from marketboss.strategies.nb import fill_steps, ma_cross
+from marketboss.strategies.kernels import fill_steps, ma_cross
 
 
 class MACrossoverParams(StrategyParams):

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from marketboss.data.market import SymbolBars
 from marketboss.indicators import rsi, zscore
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.nb import band_state
+from marketboss.strategies.kernels import band_state
 
 
 class MeanReversionParams(StrategyParams):

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from marketboss.data.market import SymbolBars
 from marketboss.indicators import rolling_max, rolling_min
 from marketboss.strategies.base import Strategy, StrategyParams
-from marketboss.strategies.nb import breakout_state
+from marketboss.strategies.kernels import breakout_state
 
 
 class MomentumParams(StrategyParams):
