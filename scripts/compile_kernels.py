@@ -45,14 +45,19 @@ def main() -> int:
     os.environ["MARKETBOSS_CACHE_DIR"] = "off"  # nothing of the throw-away data stays in the user's cache
     os.environ["MARKETBOSS_AOT"] = "off"  # numba's cache first: the fallback whenever the module cannot serve
     start = time.perf_counter()
+    home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="marketboss-compile-") as tmp:
         os.chdir(tmp)
-        for args in COMMANDS:
-            with contextlib.redirect_stdout(io.StringIO()):  # the commands' tables are not the point here
-                code = run_guarded(lambda args=args: app(["--log-level", "warning", *args], prog_name="marketboss"))
-            if code:
-                print(f"compile_kernels: `marketboss {' '.join(args)}` failed ({code})", file=sys.stderr)
-                return code
+        try:
+            for args in COMMANDS:
+                with contextlib.redirect_stdout(io.StringIO()):  # the commands' tables are not the point here
+                    code = run_guarded(lambda args=args: app(["--log-level", "warning", *args],
+                                                             prog_name="marketboss"))  # fmt: skip
+                if code:
+                    print(f"compile_kernels: `marketboss {' '.join(args)}` failed ({code})", file=sys.stderr)
+                    return code
+        finally:
+            os.chdir(home)  # out of the directory about to go: the C compiler needs a working directory
     print(f"compiled kernels in {time.perf_counter() - start:.0f} s (numba's cache, beside the sources)")
     return build_ahead_of_time()
 
