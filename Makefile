@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # numba compiles each kernel once into its cache beside the sources; doing it here spares the first command. Then
-# the kernels of signal generation and the backtest are compiled ahead of time (marketboss/aot.py, each package's
+# the kernels of data synth, signal generation and the backtest are compiled ahead of time (marketboss/aot.py, each package's
 # kernels.py): a command loads them without numba.
 KERNELS := $(VENV)/.kernels
 $(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py) $(wildcard src/marketboss/*/kernels.py) \

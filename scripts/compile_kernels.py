@@ -63,7 +63,9 @@ def main() -> int:
 
 
 #: The packages whose kernels are compiled ahead of time (each one's `kernels.py`: its KERNELS).
-AHEAD_OF_TIME = ("marketboss.indicators", "marketboss.signals", "marketboss.strategies", "marketboss.backtest")
+AHEAD_OF_TIME = (
+    "marketboss.data", "marketboss.indicators", "marketboss.signals", "marketboss.strategies", "marketboss.backtest",
+)
 
 
 def build_ahead_of_time() -> int:

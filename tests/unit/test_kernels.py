@@ -29,9 +29,9 @@ pytestmark = pytest.mark.xdist_group("aot")  # one build of the modules at a tim
 
 REPO = Path(__file__).parents[2]
 #: Every package's kernels compiled ahead of time, as scripts/compile_kernels.py (which `make` runs) lists them.
-PACKAGES = ast.literal_eval(next(line.partition("=")[2].strip() for line in
-                                 (REPO / "scripts" / "compile_kernels.py").read_text().splitlines()
-                                 if line.startswith("AHEAD_OF_TIME")))  # fmt: skip
+_SCRIPT = ast.parse((REPO / "scripts" / "compile_kernels.py").read_text())
+PACKAGES = next(ast.literal_eval(node.value) for node in _SCRIPT.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "AHEAD_OF_TIME")
 ALL = {p: import_module(f"{p}.kernels").KERNELS for p in PACKAGES}
 
 
@@ -183,17 +183,31 @@ def test_the_compiled_modules_make_numbas_signals(built: dict[str, ModuleType], 
     """Bit for bit, and every kernel these commands run went through its compiled module."""
     market = Market.from_bars(daily_bars)
     counts: dict[str, int] = {}
-    for package, k in ALL.items():
-        if package != "marketboss.backtest":
-            monkeypatch.setattr(k, "compiled", lambda m=built[package], k=k: _calls(m, counts, k.signatures))
+    making_signals = {p: k for p, k in ALL.items() if p not in ("marketboss.backtest", "marketboss.data")}
+    for package, k in making_signals.items():
+        monkeypatch.setattr(k, "compiled", lambda m=built[package], k=k: _calls(m, counts, k.signatures))
     compiled = [create(name, params).signals(market) for name, params in SIGNAL_CASES]
-    wanted = {name for package, k in ALL.items() if package != "marketboss.backtest" for name in k.signatures}
+    wanted = {name for k in making_signals.values() for name in k.signatures}
     assert set(counts) == wanted - {"ema", "sma", "rolling_std", "atr"}  # the indicators no built-in uses
     for k in ALL.values():
         monkeypatch.setattr(k, "compiled", lambda: None)
     for (name, params), signals in zip(SIGNAL_CASES, compiled, strict=True):
         numba_signals = create(name, params).signals(market)
         assert numba_signals.height > 10 and signals.equals(numba_signals), (name, params)
+
+
+def test_synthetic_bars_through_the_compiled_module_are_numbas(built: dict[str, ModuleType],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from marketboss.data.synth import synth_bars
+
+    k = ALL["marketboss.data"]
+    counts: dict[str, int] = {}
+    monkeypatch.setattr(k, "compiled", lambda: _calls(built["marketboss.data"], counts, k.signatures))
+    compiled = synth_bars(["AAA", "BBB"], "2021-01-01", "2021-12-31", "1Day", seed=5)
+    assert counts == {"regime_log_prices": 2}
+    monkeypatch.setattr(k, "compiled", lambda: None)
+    assert compiled.height > 400 and compiled.equals(synth_bars(["AAA", "BBB"], "2021-01-01", "2021-12-31", "1Day",
+                                                                seed=5))  # fmt: skip
 
 
 def test_the_indicators_compiled_are_numbas(built: dict[str, ModuleType], daily_bars: pl.DataFrame) -> None:
@@ -231,6 +245,14 @@ def test_a_backtest_command_runs_without_importing_numba(
     assert not _imports_numba(["backtest", "--data", str(data), "--signals", "signals.jsonl", "--stop-loss-pct", "5",
                                "--output-dir", "runs/aot"], workdir)  # fmt: skip
     assert (workdir / "runs" / "aot" / "metrics.json").exists()
+
+
+def test_data_synth_runs_without_importing_numba(built: dict[str, ModuleType], workdir: Path) -> None:
+    args = ["data", "synth", "--symbols", "2", "--start", "2022-01-01", "--end", "2022-06-30", "--seed", "3"]
+    assert not _imports_numba([*args, "--output", "aot.jsonl"], workdir)
+    assert _imports_numba([*args, "--output", "numba.jsonl"], workdir, MARKETBOSS_AOT="off")
+    assert (workdir / "aot.jsonl").stat().st_size > 0
+    assert (workdir / "aot.jsonl").read_bytes() == (workdir / "numba.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize(("strategy", "params"), [

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.data.calendar import Timeframe, bar_times
-from marketboss.data.nb import regime_log_prices
+from marketboss.data.kernels import regime_log_prices
 from marketboss.data.rules import shown, symbol_error
 from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import MarketBossError
