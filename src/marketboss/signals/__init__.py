@@ -48,6 +48,7 @@ Bad lines raise an InputError naming file, line and field (or, with skip_invalid
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -543,8 +544,10 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
     return df.with_columns(ts.alias("timestamp")).select(*(SIGNAL_FIELDS if plain else fields), LINE)
 
 
+@functools.cache
 def _orders_valid() -> pl.Expr:
-    """Signal's order rules, per row, in their plain form (lower-case names): true where a row passes."""
+    """Signal's order rules, per row, in their plain form (lower-case names): true where a row passes. Built
+    once (expressions are immutable): building it took a fifth of checking an event run's 188 orders."""
     kind = pl.col("order_type").fill_null("market")
     buy = pl.col("action") == "BUY"
     ok = kind.is_in(ORDER_TYPE_NAMES) & pl.col("time_in_force").fill_null("day").is_in(["day", "gtc"])
