@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from marketboss.backtest import BacktestConfig, Costs, load_run, run_backtest, run_strategy
+from marketboss.backtest import BacktestConfig, Costs, events, load_run, run_backtest, run_strategy
 from marketboss.backtest.costs import FillMode
-from marketboss.backtest import events
 from marketboss.backtest.events import run_events
 from marketboss.data.io import write_bars
 from marketboss.data.market import Market, SymbolBars
