@@ -100,11 +100,6 @@ class Book:
         self.snap = p._replace(working=_grown(p.working, cap), rows=_grown(p.rows, cap), status=_grown(p.status, cap),
                                mark=_grown(p.mark, cap), triggered=_grown(p.triggered, cap))  # fmt: skip
 
-    def add(self, o: ev.PlacedOrder) -> None:
-        add_order(self.orders, self.sim, self.decided, self.n_rows, self.prices.close, self.full, o.bar, o.symbol,
-                  1.0 if o.buy else -1.0, o.quantity, o.target_weight, _KIND[o.order_type], o.limit_price,
-                  o.stop_price, o.trail_percent, o.gtc, o.take_profit, o.stop_loss)  # fmt: skip
-
 
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
     out = np.empty(n, dtype=a.dtype)
@@ -271,6 +266,49 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
         ran_to[0] = t + 1
 
 
+@njit(cache=True)
+def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray,
+             close: np.ndarray, full: np.ndarray, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover
+    """The orders decided at bar t, out[:n] (a compiled on_bar's rows, ev.OUT_*), into the book (after the
+    rewind): both paths take a bar's orders here."""
+    for i in range(n):
+        s = int(out[i, ev.OUT_SYMBOL])
+        kind = int(out[i, ev.OUT_KIND])
+        if kind == ev.CANCEL:
+            cancel_symbol(orders, canceled_at, n_rows[0], s, t)
+            continue
+        add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
+                  out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
+                  out[i, ev.OUT_GTC] > 0, out[i, ev.OUT_TP], out[i, ev.OUT_SL])  # fmt: skip
+
+
+@njit(cache=True)
+def take(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+         decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray, n: int,
+         t: int) -> None:  # pragma: no cover - compiled
+    """The rewind and add_rows: the plain path takes a bar's orders in one call, as the compiled loop does."""
+    rewind(prices, orders, rules, sim, snap, ran_to, t)
+    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, out, n, t)
+
+
+def _rows(placed: list[ev.PlacedOrder]) -> np.ndarray:
+    """Orders placed from Python as a compiled on_bar writes them (ev.OUT_* columns)."""
+    out = np.empty((len(placed), ev.N_OUT))
+    for row, o in zip(out, placed, strict=True):
+        row[ev.OUT_SYMBOL] = o.symbol
+        row[ev.OUT_SIDE] = 1.0 if o.buy else -1.0
+        row[ev.OUT_QTY] = o.quantity
+        row[ev.OUT_WEIGHT] = o.target_weight
+        row[ev.OUT_KIND] = _KIND[o.order_type]
+        row[ev.OUT_LIMIT] = o.limit_price
+        row[ev.OUT_STOP] = o.stop_price
+        row[ev.OUT_TRAIL] = o.trail_percent
+        row[ev.OUT_GTC] = 1.0 if o.gtc else 0.0
+        row[ev.OUT_TP] = o.take_profit
+        row[ev.OUT_SL] = o.stop_loss
+    return out
+
+
 def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) -> None:
     """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
     n_t = book.market.n_times
@@ -286,11 +324,10 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
         ctx.t = t
         on_bar(ctx)
         if placed or canceled:
-            rewind(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            book.reserve(len(placed))
+            take(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
+                 book.canceled_at, book.n_rows, book.full, _rows(placed), len(placed), t)  # fmt: skip
             ran_to = int(book.ran_to[0])
-            book.reserve(len(ctx.placed))
-            for o in ctx.placed:
-                book.add(o)
             for o in ctx.canceled:
                 if book.orders.status[o.row] == nb.PENDING:
                     book.orders.status[o.row] = CANCELED
@@ -360,15 +397,7 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
                    _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
         if n > 0:
             rewind(prices, orders, rules, sim, snap, ran_to, t)
-        for i in range(n):
-            s = int(out[i, ev.OUT_SYMBOL])
-            kind = int(out[i, ev.OUT_KIND])
-            if kind == ev.CANCEL:
-                cancel_symbol(orders, canceled_at, n_rows[0], s, t)
-                continue
-            add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
-                      out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
-                      out[i, ev.OUT_GTC] > 0, out[i, ev.OUT_TP], out[i, ev.OUT_SL])  # fmt: skip
+            add_rows(orders, sim, decided, canceled_at, n_rows, close, full, out, n, t)
     return n_t
 
 
