@@ -48,8 +48,8 @@ from marketboss.strategies.base import SignalRows
 _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
 
 
-#: Order rows a Book starts with (doubled as needed): room for a run's few hundred orders, where growing from 64
-#: took a tenth of a compiled 188-order run.
+#: Order rows a Book starts with (doubled as needed): room for a run's few hundred orders (growing from 64 took
+#: 0.16 ms of a compiled 188-order run's 1.4 ms loop).
 START_ROWS = 256
 
 
