@@ -18,22 +18,30 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine (load average 5-9, other sessions running), this code against the one
-before it in back-to-back runs (two pairs): 1 x 1,000,000 bars: compiled 0.053-0.058 s (before 0.179-0.219 s),
-backtesting.py 7.4-7.7 s: 132-146x (before 34-41x); plain Python 0.57-0.58 s (before 0.66-0.72 s), 13.2-13.5x.
-10 x 2,520 daily bars: compiled 0.008-0.012 s, backtesting.py 0.33-0.39 s: 33-45x (before 32-45x: unchanged);
-plain Python 0.035-0.041 s, 9.4-9.7x (before 9.0-9.3x). 209 trades against backtesting.py's 208, and 187
-against 185. Under that load the timings move by 2x from one run to the next; at load average 4 the compiled
-1M-bar run takes 0.028-0.030 s (indicators 9.9 ms: RSI on the bars and again on their first half, the
-causality check; the loop and kernel 10.8 ms; result tables and metrics 5.5 ms; the signals frame 2.9 ms),
-250-270x backtesting.py's 7.5-7.7 s, and the daily run 5.9 ms, 65x.
+Latest, defaults, shared 2-core machine (load average 2.0-2.5, other sessions running), two runs, against the
+code before it (main at 2c45727) in back-to-back runs at load 2.2-3.8: 10 x 2,520 daily bars: compiled
+4.4-4.5 ms (before 5.9-6.1 ms), backtesting.py 0.25-0.26 s: 57-58x (before 41-43x); plain Python 0.024 s
+(before 0.027 s), 10.6-10.9x (before 9.3-9.4x). 1 x 1,000,000 bars: compiled 0.033-0.034 s (before 0.038 s),
+backtesting.py 5.1-5.2 s: 151-155x (before 131-137x); plain Python 0.39 s, 13.2-13.3x. 187 trades against
+backtesting.py's 185, and 209 against 208. The same runs repeated alone in one process (no other job between
+them) take 3.9-4.2 ms daily and 0.027 s on the million bars (190x).
 
-The compiled goal (200x) is met on the million bars only when the machine is quiet, and not on the daily job:
-there backtesting.py takes 13-15 us a bar, 0.33-0.38 s for the 25,200 bars, so 200x would be 1.7-1.9 ms for
-the whole run, while the fixed costs of a run alone take more: building the result tables and metrics (4 polars
-frames, the equity marked bar by bar) 1.4 ms, the signals frame with ids and its validity check 2-3 ms, the
-indicators and their check 0.9 ms; the compiled loop itself is 1.2-1.5 ms (188 orders, each a save, replay and
-resume of the kernel).
+The compiled goal (200x) is not met on either job. Daily, backtesting.py takes 10 us a bar, 0.25 s for the
+25,200 bars, so 200x is 1.25 ms for the whole run; the fixed costs of a run take 3 times that (alone, at load
+2): the loop 1.3 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is the
+kernel started 532 times (it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a
+bar where orders were placed), each start with a save or a restore of its state, ~2 us each, most of it
+numba's reference counting of the ~40 arrays of that state (a step call that does nothing takes 0.55 us, 0.08
+us compiled without reference counting); the signals frame 1.26 ms, of which checking every
+order against Signal's rules 0.75 ms (polars evaluates the ~80 nodes of the rule expression at 5-9 us each,
+whatever the number of rows) and building the 16 columns with ids 0.5 ms; the result tables and metrics 0.68
+ms (4 polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and their causality
+check 0.62 ms (RSI on every symbol and again on its first half, 0.26 ms; copying each symbol's columns). On the
+million bars, 200x of 5.1 s is 25.5 ms: the indicators take 9.4 ms (RSI on 1.5 million bars, at 5.7 ns a bar
+bound by its four dependent divisions), the loop 10.4 ms (the kernel alone 5.4 ms; calling on_bar with its six
+history views 3 ms a million bars), the result 4.7 ms (marking the equity on every bar 3.6 ms, bound by memory),
+the signals frame 1.3-2 ms; between backtesting.py's and the plain runs in the benchmark the same run takes
+a quarter longer than alone.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from marketboss.backtest import BacktestConfig, Costs, load_run, run_backtest, run_strategy
+from marketboss.backtest import BacktestConfig, Costs, events, load_run, run_backtest, run_strategy
 from marketboss.backtest.costs import FillMode
 from marketboss.backtest.events import run_events
 from marketboss.data.io import write_bars
@@ -407,6 +407,22 @@ def test_the_compiled_path_trades_as_the_plain_one(random_bars: pl.DataFrame, ma
     assert plain.fills.height > 0
     assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain) and fast.orders.equals(plain.orders)
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_book_that_grows_row_by_row_trades_as_one_with_room(random_bars: pl.DataFrame, compiled: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    m = Market.from_bars(random_bars)
+
+    def run() -> tuple[Any, pl.DataFrame]:
+        make = RsiBracketEvents(RsiBracketParams(n=5, oversold=45)) if compiled else Spy(SpyParams(seed=7))
+        return run_events(m, make, COSTS, compiled=compiled)
+
+    roomy, sig_roomy = run()
+    monkeypatch.setattr(events, "START_ROWS", 1)
+    grown, sig_grown = run()
+    assert roomy.orders.height > 10
+    assert grown.fills.equals(roomy.fills) and grown.orders.equals(roomy.orders) and sig_grown.equals(sig_roomy)
 
 
 def test_signals_and_run_strategy_take_an_event_strategy(random_bars: pl.DataFrame) -> None:

@@ -199,7 +199,7 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
     if all_filled and ordered and bool((fills.row[1:] > fills.row[:-1]).all()):  # fill i is signal i
         signal_id, symbol, side, signal_ts = ids, sig["symbol"], sig["action"], sig["timestamp"]
     else:
-        signal_id, symbol, side = ids[fills.row], _pick(mkt.symbols, fills.symbol), _pick(("SELL", "BUY"), fills.buy)
+        signal_id, symbol, side = ids[fills.row], pick(mkt.symbols, fills.symbol), pick(("SELL", "BUY"), fills.buy)
         signal_ts = _ts("", np.take(rows.time, fills.row))
     fills_frame = pl.DataFrame([
         _ts("timestamp", fills.time),
@@ -210,15 +210,15 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
         pl.Series("price", fills.price),
         pl.Series("commission", fills.commission),
         signal_ts.alias("signal_timestamp"),
-        *([] if rows.orders is None else [_pick(_LEG_NAMES, fills.leg).alias("leg")]),
+        *([] if rows.orders is None else [pick(_LEG_NAMES, fills.leg).alias("leg")]),
     ])
     exit_ids = ids[np.maximum(tr.exit_row, 0)].alias("exit_signal_id")
     open_end = np.flatnonzero(tr.exit_row < 0)  # round trips still open at the end have no exit signal
     if open_end.shape[0]:
         exit_ids.scatter(open_end, None)
     trades = pl.DataFrame([
-        _pick(mkt.symbols, tr.symbol).alias("symbol"),
-        _pick(("SHORT", "LONG"), tr.long).alias("side"),
+        pick(mkt.symbols, tr.symbol).alias("symbol"),
+        pick(("SHORT", "LONG"), tr.long).alias("side"),
         pl.Series("qty", tr.qty),
         _ts("entry_time", tr.entry_time),
         pl.Series("entry_price", tr.entry_price),
@@ -234,7 +234,7 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
     ])  # the kernel records round trips in the order they close; those still open come last
     orders = pl.DataFrame([
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
-        _pick(_STATUS_NAMES, status).alias("status"),
+        pick(_STATUS_NAMES, status).alias("status"),
     ])
     counts = np.bincount(status, minlength=len(STATUS))
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq.cash),
@@ -255,9 +255,10 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
     return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)
 
 
-def _pick(values: Sequence[str | None], codes: np.ndarray) -> pl.Series:
-    """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true)."""
-    return pl.Series(values, dtype=pl.String).gather(codes.view(np.int8) if codes.dtype == np.bool_ else codes)
+def pick(values: Sequence[str | None], codes: np.ndarray) -> pl.Series:
+    """values[codes[i]] for every i (codes: integers, or booleans picking values[1] when true). Indexing with the
+    numpy array: Series.gather goes through a query per call, 3x slower on a few hundred rows (also on 100,000)."""
+    return pl.Series(values, dtype=pl.String)[codes.view(np.int8) if codes.dtype == np.bool_ else codes]
 
 
 def run_strategy(

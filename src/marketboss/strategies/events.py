@@ -124,15 +124,16 @@ class Context:
 
     def price(self, symbol: str | int | None = None) -> float:
         """The symbol's close at this bar (NaN when it has no bar here)."""
-        return float(self.market.close[self.t, self._s(symbol)])
+        return self.market.close.item(self.t, symbol if type(symbol) is int else self._s(symbol))
 
     def indicator(self, name: str, symbol: str | int | None = None) -> np.ndarray:
         """The indicator's values up to and including this bar."""
         return self.indicators[name][: self.t + 1, self._s(symbol)]
 
     def value(self, name: str, symbol: str | int | None = None) -> float:
-        """The indicator's value at this bar."""
-        return float(self.indicators[name][self.t, self._s(symbol)])
+        """The indicator's value at this bar (a plain float: item() takes half the time of float(a[t, s]), and
+        on_bar reads a value per symbol and bar)."""
+        return self.indicators[name].item(self.t, symbol if type(symbol) is int else self._s(symbol))
 
     # ---------------------------------------------------------------- the account after bar t
     def position(self, symbol: str | int | None = None) -> float:
