@@ -335,6 +335,33 @@ def random_bars() -> pl.DataFrame:
 COSTS = BacktestConfig(cash=20_000, costs=Costs(commission=0.001, slippage_bps=3))
 
 
+class GapBuyer(EventStrategy[EventParams]):
+    """Buys CCC with a bracket on the first bar where CCC has none (a sparse symbol)."""
+
+    name: ClassVar[str] = "gap_buyer"
+    summary: ClassVar[str] = "test"
+
+    def start(self, ctx: Context) -> None:
+        self.done = False
+
+    def on_bar(self, ctx: Context) -> None:
+        if not self.done and ctx.t > 5 and np.isnan(ctx.price("CCC")):
+            self.done = True
+            ctx.buy(1, "CCC", take_profit=1e6, stop_loss=1.0)
+
+
+def test_an_order_on_a_bar_its_symbol_lacks_is_sent_without_a_price(random_bars: pl.DataFrame) -> None:
+    """Its signal carries no price (null: a NaN price made the run refuse its own order as not finite) and it
+    fills at the symbol's next bar's open."""
+    market = Market.from_bars(random_bars)
+    result, signals = run_events(market, GapBuyer(EventParams()), COSTS)
+    assert signals.height == 1 and signals["price"].null_count() == 1 and signals["take_profit"].item() == 1e6
+    ccc = market.symbol_index("CCC")
+    decided = int(np.searchsorted(market.times, signals["timestamp"].cast(pl.Int64).item()))
+    fill_bar = decided + 1 + int(np.argmax(~np.isnan(market.close[decided + 1 :, ccc])))
+    assert result.fills["price"].to_list()[:1] == [pytest.approx(market.open[fill_bar, ccc], rel=1e-3)]
+
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_random_event_orders_backtest_as_signals_to_the_same_fills(random_bars: pl.DataFrame, seed: int) -> None:

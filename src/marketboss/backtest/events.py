@@ -527,7 +527,7 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
         pick(("SELL", "BUY"), buy).alias("action"),
         num("quantity", qty),
         pl.Series("strategy", [strategy.name] * n, dtype=pl.String),
-        pl.Series("price", market.close[bar, s_idx]),
+        pl.Series("price", market.close[bar, s_idx], nan_to_null=True),  # no bar of the symbol here: no price
         num("target_weight", np.where(is_qty, np.nan, weight)),
         pick(ORDER_TYPE_NAMES, o.kind[:n]).alias("order_type"),
         pick(("day", "gtc"), o.gtc[:n]).alias("time_in_force"),
