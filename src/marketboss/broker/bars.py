@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
 
-from marketboss.broker.stream import StreamThread
+from marketboss.broker.stream import WEBSOCKET_PARAMS, StreamThread
 from marketboss.logging import get_logger
 
 log = get_logger(__name__)
@@ -55,8 +55,8 @@ class _Stream(StockDataStream):
     """StockDataStream that reports when it is connected (alpaca-py's own says nothing)."""
 
     def __init__(self, key_id: str, secret_key: str, url: str | None, feed: str, owner: BarStream):
-        params = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "open_timeout": 5}
-        super().__init__(key_id, secret_key, feed=DataFeed(feed), url_override=url, websocket_params=params)
+        super().__init__(key_id, secret_key, feed=DataFeed(feed), url_override=url,
+                         websocket_params=WEBSOCKET_PARAMS)
         self._owner = owner
 
     async def _auth(self) -> None:

@@ -27,6 +27,9 @@ from marketboss.logging import get_logger
 log = get_logger(__name__)
 KEEP = 10_000  # orders whose latest state is kept
 STOP_TIMEOUT = 5.0
+#: alpaca-py's websocket options for both streams (orders here, bars in bars.py): a dead connection is noticed
+#: within half a minute, a slow reader holds at most this many messages.
+WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "open_timeout": 5}
 
 
 def stream_url(base_url: str) -> str:
@@ -38,8 +41,7 @@ class _Stream(TradingStream):
     """TradingStream that reports when it starts and stops listening (alpaca-py's own says nothing)."""
 
     def __init__(self, key_id: str, secret_key: str, url: str, owner: OrderStream):
-        params = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "open_timeout": 5}
-        super().__init__(key_id, secret_key, url_override=url, websocket_params=params)
+        super().__init__(key_id, secret_key, url_override=url, websocket_params=WEBSOCKET_PARAMS)
         self._owner = owner
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
