@@ -231,6 +231,9 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
             if half and not _same(np.asarray(early[name], dtype=np.float64), arr[:half]):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
                                       f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
+            if market.n_symbols == 1 and len(bars) == market.n_times:  # the matrix already: a view, no copy
+                out[name] = arr[:, np.newaxis]
+                continue
             into = out.get(name)
             if into is None:  # not setdefault: that allocates a (time x symbol) matrix per symbol
                 into = out[name] = np.full((market.n_times, market.n_symbols), np.nan)

@@ -125,12 +125,13 @@ def rsi(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cov
             loss -= d
     gain /= n
     loss /= n
-    out[n] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    out[n] = 100.0 if loss == 0.0 else 100.0 * gain / (gain + loss)  # 100 - 100 / (1 + gain / loss)
+    keep, w = (n - 1) / n, 1.0 / n  # (a * (n - 1) + v) / n as a * keep + v * w: no division on the carried chain
     for i in range(n + 1, m):
         d = x[i] - x[i - 1]
-        gain = (gain * (n - 1) + (d if d > 0 else 0.0)) / n
-        loss = (loss * (n - 1) + (-d if d < 0 else 0.0)) / n
-        out[i] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+        gain = gain * keep + (d if d > 0 else 0.0) * w
+        loss = loss * keep + (-d if d < 0 else 0.0) * w
+        out[i] = 100.0 if loss == 0.0 else 100.0 * gain / (gain + loss)
     return out
 
 
@@ -142,6 +143,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.nd
     m = close.shape[0]
     out[: min(n - 1, m)] = np.nan
     a = 0.0
+    keep, w = (n - 1) / n, 1.0 / n  # as in rsi
     for i in range(m):
         tr = high[i] - low[i]
         if i > 0:
@@ -152,6 +154,6 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.nd
                 a /= n
                 out[i] = a
         else:
-            a = (a * (n - 1) + tr) / n
+            a = a * keep + tr * w
             out[i] = a
     return out
