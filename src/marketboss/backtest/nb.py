@@ -290,8 +290,8 @@ def _quiet_until(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, pric
 def _first_exit(long: bool, prices: Prices, s: int, tp: float, sl: float, start: int, end: int) -> int:
     # pragma: no cover - compiled
     """The first bar in [start, end) where a long (or short) position's bracket may trade (`end`: none). Its own
-    function, called with `long` a constant: compiled for each side, the scan takes 2.5x less time than inside
-    step's loop with the side read at run time (1M minute bars: 2.1 ms against 5.3 ms)."""
+    function, called with `long` a constant, so compiled once for each side: on 1M minute bars the whole kernel
+    takes 2.1 ms, 3.7 ms with the side read at run time, 5.3 ms scanning bar by bar within step's loop."""
     for i in range(start, end):
         o = prices.open[i, s]
         if not np.isnan(o) and bracket_exit(long, o, prices.high[i, s], prices.low[i, s], tp, sl)[0] != NO_EXIT:
