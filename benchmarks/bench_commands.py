@@ -11,6 +11,9 @@ where it saves at least 20% of the wall time of one of these). The cases:
 - portfolio_backtest_s: `run_backtest` of those bars and signals in-process, data in memory (median of
   --inner runs after a warm-up, in a child process of its own).
 - demo_sweep_cli: `marketboss sweep --grid fast=5:50:5 --grid slow=20:200:10` on the demo data, whole process.
+- event_backtest_cli: `marketboss backtest --strategy examples/rsi_bracket_events.py:RsiBracketEvents` (the
+  tree's own example, its compiled on_bar) on the demo data, whole process: numba compiles the event loop for
+  the strategy's function in every process.
 - sweep_s / sweep_1_thread_s: `research.sweep` of bench_sweep.py's grid (174 combinations x 100 symbols x
   2,520 daily bars) in-process, as the local backend runs it (numba threads, one per core), and on one thread.
 - backtest_1m_bars_s: bench_backtest.py's 1,000,000-bar one-symbol `run_strategy` in-process (for reference:
@@ -42,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import median_time, report
 
 HERE_SRC = Path(__file__).resolve().parents[1] / "src"
-CLI_CASES = ("demo_backtest_cli", "portfolio_backtest_cli", "demo_sweep_cli")
+CLI_CASES = ("demo_backtest_cli", "portfolio_backtest_cli", "demo_sweep_cli", "event_backtest_cli")
 CHILD_CASES = ("portfolio_backtest_s", "sweep_s", "sweep_1_thread_s", "backtest_1m_bars_s")
 CASES = (*CLI_CASES, *CHILD_CASES)
 PORTFOLIO_CASH = "1000000"
@@ -91,9 +94,13 @@ def cli_case(case: str, src: Path, tmp: Path, out: Path) -> float:
     elif case == "portfolio_backtest_cli":
         args = ["backtest", "--data", str(tmp / "portfolio.jsonl"), "--signals", str(tmp / "portfolio_signals.jsonl"),
                 "--cash", PORTFOLIO_CASH, *costs, "--output-dir", str(out / "run")]  # fmt: skip
-    else:
+    elif case == "demo_sweep_cli":
         args = ["sweep", "--data", str(tmp / "demo.jsonl"), "--grid", "fast=5:50:5", "--grid", "slow=20:200:10",
                 "--output", str(out / "rows.parquet")]  # fmt: skip
+    else:
+        example = src.parent / "examples" / "rsi_bracket_events.py"
+        args = ["backtest", "--data", str(tmp / "demo.jsonl"), "--strategy", f"{example}:RsiBracketEvents",
+                "--output-dir", str(out / "run")]  # fmt: skip
     t0 = time.perf_counter()
     _cli(src, *args, cwd=out)
     return time.perf_counter() - t0

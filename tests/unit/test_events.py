@@ -3,7 +3,9 @@ one, the compiled path trades as the plain one, and the orders backtest (as sign
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -450,6 +452,28 @@ def test_a_book_that_grows_row_by_row_trades_as_one_with_room(random_bars: pl.Da
     grown, sig_grown = run()
     assert roomy.orders.height > 10
     assert grown.fills.equals(roomy.fills) and grown.orders.equals(roomy.orders) and sig_grown.equals(sig_roomy)
+
+
+def test_a_compiled_run_leaves_no_cache_file_for_its_loop(random_bars: pl.DataFrame) -> None:
+    """numba cannot find a loop compiled for one on_bar function again in another process (the function's type
+    is not the same there): cached, every process and strategy added a file that was never read."""
+    from numba import njit
+
+    cache_dirs = [Path(events.__file__).parent / "__pycache__", *[Path(d) for d in
+                  [os.environ.get("NUMBA_CACHE_DIR")] if d]]  # fmt: skip
+
+    def loop_files() -> set[Path]:
+        return {f for d in cache_dirs if d.exists() for f in d.rglob("*events._loop-*")}
+
+    before = loop_files()
+    strat = RsiBracketEvents(RsiBracketParams(n=5, oversold=45))
+    spec = strat.compiled()
+    assert spec is not None
+    fresh = njit(spec.on_bar.py_func)  # a function this process has not compiled a loop for
+    strat.compiled = lambda: dataclasses.replace(spec, on_bar=fresh)
+    result, _ = run_events(Market.from_bars(random_bars), strat, COSTS, compiled=True)
+    assert result.fills.height > 0
+    assert loop_files() == before
 
 
 def test_signals_and_run_strategy_take_an_event_strategy(random_bars: pl.DataFrame) -> None:

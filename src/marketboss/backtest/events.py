@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
-from numba import njit, types
+from numba import cfunc, njit, typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from pydantic import ValidationError
@@ -61,8 +61,8 @@ class Book:
         capacity = capacity or START_ROWS
         self.market = market
         self.rules = rules
-        self.prices = nb.Prices(market.times, market.open, market.high, market.low, market.close,
-                                market.session_end)  # fmt: skip
+        self.prices = nb.Prices(*map(np.ascontiguousarray, (market.times, market.open, market.high, market.low,
+                                                            market.close, market.session_end)))  # see KernelCalls
         self.full = np.array([market.is_full(s) for s in range(market.n_symbols)])
         self.n_rows = np.zeros(1, dtype=np.int64)
         n = capacity
@@ -175,18 +175,39 @@ def new_snap(n_s: int, capacity: int) -> Snap:
                 np.zeros(2, dtype=np.int64))  # fmt: skip
 
 
+@njit(cache=True, inline="always")
+def _copy(dst: np.ndarray, src: np.ndarray, n: int) -> None:  # pragma: no cover - compiled
+    """dst[:n] = src[:n], as a loop: with numba's slice copies a save took 0.50 us (0.35 us so), and each
+    function using one compiles the copy's error path anew (3 s of the compiled loop's compilation)."""
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@njit(cache=True, inline="always")
+def _copy_account(dst: Any, src: Any) -> None:  # pragma: no cover - compiled
+    """The scalars, cash and per-symbol arrays a Sim and a Snap both have, from src to dst (either way)."""
+    _copy(dst.ints, src.ints, src.ints.shape[0])
+    dst.cash[0] = src.cash[0]
+    n_s, n_x = src.pos.shape[0], min(src.credit.shape[0], dst.credit.shape[0])  # n_x: 0 in a plain Sim
+    _copy(dst.pos, src.pos, n_s)
+    _copy(dst.held, src.held, n_s)
+    _copy(dst.slot, src.slot, n_s)
+    _copy(dst.credit, src.credit, n_x)
+    d, e = dst.ex, src.ex
+    _copy(d.take_profit, e.take_profit, n_x)
+    _copy(d.stop_loss, e.stop_loss, n_x)
+    _copy(d.trail, e.trail, n_x)
+    _copy(d.mark, e.mark, n_x)
+    _copy(d.live_from, e.live_from, n_x)
+    _copy(d.row, e.row, n_x)
+
+
 @njit(cache=True)
 def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cover - compiled
+    _copy_account(snap, sim)
     ints = sim.ints
-    snap.ints[:] = ints
-    snap.cash[0] = sim.cash[0]
-    snap.pos[:], snap.held[:], snap.slot[:], snap.credit[:] = sim.pos, sim.held, sim.slot, sim.credit
-    for a, b in ((snap.ex.take_profit, sim.ex.take_profit), (snap.ex.stop_loss, sim.ex.stop_loss),
-                 (snap.ex.trail, sim.ex.trail), (snap.ex.mark, sim.ex.mark)):  # fmt: skip
-        a[:] = b
-    snap.ex.live_from[:], snap.ex.row[:] = sim.ex.live_from, sim.ex.row
     n_work = ints[nb.I_WORK]
-    snap.working[:n_work] = sim.working[:n_work]
+    _copy(snap.working, sim.working, n_work)
     n = 0
     for k in range(n_work + ints[nb.I_LIVE] - ints[nb.I_K0]):
         r = sim.working[k] if k < n_work else orders.live[ints[nb.I_K0] + k - n_work]
@@ -198,14 +219,8 @@ def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cove
 
 @njit(cache=True)
 def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no cover - compiled
-    sim.ints[:] = snap.ints
-    sim.cash[0] = snap.cash[0]
-    sim.pos[:], sim.held[:], sim.slot[:], sim.credit[:] = snap.pos, snap.held, snap.slot, snap.credit
-    for a, b in ((sim.ex.take_profit, snap.ex.take_profit), (sim.ex.stop_loss, snap.ex.stop_loss),
-                 (sim.ex.trail, snap.ex.trail), (sim.ex.mark, snap.ex.mark)):  # fmt: skip
-        a[:] = b
-    sim.ex.live_from[:], sim.ex.row[:] = snap.ex.live_from, snap.ex.row
-    sim.working[: snap.saved[1]] = snap.working[: snap.saved[1]]
+    _copy_account(sim, snap)
+    _copy(sim.working, snap.working, snap.saved[1])
     for k in range(snap.saved[0]):
         r = snap.rows[k]
         orders.status[r], sim.mark[r], sim.triggered[r] = snap.status[k], snap.mark[k], snap.triggered[k]
@@ -289,7 +304,8 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
 def take(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
          decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray, n: int,
          t: int) -> None:  # pragma: no cover - compiled
-    """The rewind and add_rows: the plain path takes a bar's orders in one call, as the compiled loop does."""
+    """The rewind and add_rows: both paths take a bar's orders in this one call (the compiled loop through
+    KernelCalls)."""
     rewind(prices, orders, rules, sim, snap, ran_to, t)
     add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, out, n, t)
 
@@ -372,23 +388,65 @@ def _upto_view(typingctx: Any, arr: Any, end: Any) -> Any:  # pragma: no cover -
 _upto = cast(Callable[[np.ndarray, int], np.ndarray], _upto_view)
 
 
-@njit(cache=True)
+def _advance_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+                  t: int) -> None:  # pragma: no cover - compiled
+    advance(prices, orders, rules, sim, snap, ran_to, t)
+
+
+def _take_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+               decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray,
+               n: int, t: int) -> None:  # pragma: no cover - compiled
+    take(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, n, t)
+
+
+class KernelCalls(NamedTuple):
+    """advance and take as C callbacks (numba.cfunc, kept in numba's disk cache): the compiled loop calls the
+    kernel through their addresses. A loop calling them directly links the whole kernel, step included, and
+    every strategy's on_bar makes a new loop (compiled in each process: a function argument's type is not the
+    same in the next one), so a strategy's first run in a process spent 2.5-5 s compiling; through the
+    callbacks it is about 1 s. Their argument types are those of every Book (it makes its arrays, C-contiguous
+    and of fixed dtypes), so they are made once a process, at the first compiled run (typing a Book's arrays
+    takes 0.5 ms, too long to do per run)."""
+
+    advance: Any
+    take: Any
+
+
+_KERNEL_CALLS: dict[str, KernelCalls] = {}  # the process's KernelCalls, made at its first compiled run
+
+
+def _kernel_calls(book: Book, out: np.ndarray) -> KernelCalls:
+    calls = _KERNEL_CALLS.get("calls")
+    if calls is None:
+        b = book
+        prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = map(typeof, (
+            b.prices, b.orders, b.rules, b.sim, b.snap, b.ran_to, b.decided, b.canceled_at, b.n_rows, b.full))
+        head = (prices, orders, rules, sim, snap, ran_to)
+        calls = _KERNEL_CALLS["calls"] = KernelCalls(
+            cfunc(types.void(*head, types.int64), cache=True)(_advance_call),
+            cfunc(types.void(*head, decided, canceled_at, n_rows, full, typeof(out), types.int64, types.int64),
+                  cache=True)(_take_call))  # fmt: skip
+    return calls
+
+
+@njit
 def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
           decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray,
           on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray,
-          view_cash: np.ndarray, t0: int) -> int:
+          view_cash: np.ndarray, t0: int, advance_call: Any, take_call: Any) -> int:
     # pragma: no cover - compiled
-    """The compiled path from bar t0: _run_python's loop, on_bar a compiled function. Returns the bar to resume
-    at when the book has no room for another bar's orders (the number of bars when done)."""
+    """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
+    KernelCalls. Returns the bar to resume at when the book has no room for another bar's orders (the number of
+    bars when done). Not cached: compiled for one on_bar, it could not be found again in another process."""
     close = prices.close
     n_t, n_s = close.shape
     for t in range(t0, n_t):
         if n_rows[0] + out.shape[0] > decided.shape[0]:
             return t
         if ran_to[0] <= t:
-            advance(prices, orders, rules, sim, snap, ran_to, t)
+            advance_call(prices, orders, rules, sim, snap, ran_to, t)
         if ran_to[0] == t + 1:
-            view_pos[:] = sim.pos
+            _copy(view_pos, sim.pos, n_s)  # not view_pos[:] = sim.pos: compiling its error path took 3 s
             view_cash[0] = sim.cash[0]
         equity = view_cash[0]
         for s in range(n_s):
@@ -399,8 +457,7 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
         n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
                    _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
         if n > 0:
-            rewind(prices, orders, rules, sim, snap, ran_to, t)
-            add_rows(orders, sim, decided, canceled_at, n_rows, close, full, out, n, t)
+            take_call(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, np.int64(n), t)
     return n_t
 
 
@@ -419,12 +476,13 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     out = np.full((spec.max_orders, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
     view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
+    calls = _kernel_calls(book, out)
     t = 0
     while t < m.n_times:
         book.reserve(spec.max_orders)
         t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
                   book.canceled_at, book.n_rows, book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash,
-                  t)  # fmt: skip
+                  t, calls.advance, calls.take)  # fmt: skip
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False)
 
 
