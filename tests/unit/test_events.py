@@ -476,6 +476,19 @@ def test_a_compiled_run_leaves_no_cache_file_for_its_loop(random_bars: pl.DataFr
     assert loop_files() == before
 
 
+def test_a_market_of_read_only_arrays_runs_compiled_as_a_writable_one(random_bars: pl.DataFrame) -> None:
+    """The compiled loop's kernel callbacks are typed for the prices they get (read-only arrays: another type)."""
+    m = Market.from_bars(random_bars)
+    fields = ("times", "open", "high", "low", "close", "volume")
+    frozen = {f: getattr(m, f).copy() for f in fields}
+    for a in frozen.values():
+        a.flags.writeable = False
+    strat = RsiBracketEvents(RsiBracketParams(n=5, oversold=45))
+    writable, _ = run_events(m, strat, COSTS, compiled=True)
+    read_only, _ = run_events(dataclasses.replace(m, **frozen), strat, COSTS, compiled=True)
+    assert writable.fills.height > 0 and read_only.fills.equals(writable.fills)
+
+
 def test_signals_and_run_strategy_take_an_event_strategy(random_bars: pl.DataFrame) -> None:
     m = Market.from_bars(random_bars)
     strat = TimeTrailingStop(TimeTrailingParams())

@@ -404,25 +404,27 @@ class KernelCalls(NamedTuple):
     kernel through their addresses. A loop calling them directly links the whole kernel, step included, and
     every strategy's on_bar makes a new loop (compiled in each process: a function argument's type is not the
     same in the next one), so a strategy's first run in a process spent 2.5-5 s compiling; through the
-    callbacks it is about 1 s. Their argument types are those of every Book (it makes its arrays, C-contiguous
-    and of fixed dtypes), so they are made once a process, at the first compiled run (typing a Book's arrays
-    takes 0.5 ms, too long to do per run)."""
+    callbacks it is about 1 s. Their argument types are those of the Book: it makes its arrays, C-contiguous and
+    of fixed dtypes, but for the market's prices, so they are made once a process for each kind of prices
+    (dtypes, read-only or not) at the first compiled run with them (typing a Book's arrays takes 0.5 ms, too
+    long to do per run)."""
 
     advance: Any
     take: Any
 
 
-_KERNEL_CALLS: dict[str, KernelCalls] = {}  # the process's KernelCalls, made at its first compiled run
+_KERNEL_CALLS: dict[tuple[tuple[str, bool], ...], KernelCalls] = {}  # by the kind of the Book's prices
 
 
 def _kernel_calls(book: Book, out: np.ndarray) -> KernelCalls:
-    calls = _KERNEL_CALLS.get("calls")
+    kind = tuple((a.dtype.str, bool(a.flags.writeable)) for a in book.prices)
+    calls = _KERNEL_CALLS.get(kind)
     if calls is None:
         b = book
         prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = map(typeof, (
             b.prices, b.orders, b.rules, b.sim, b.snap, b.ran_to, b.decided, b.canceled_at, b.n_rows, b.full))
         head = (prices, orders, rules, sim, snap, ran_to)
-        calls = _KERNEL_CALLS["calls"] = KernelCalls(
+        calls = _KERNEL_CALLS[kind] = KernelCalls(
             cfunc(types.void(*head, types.int64), cache=True)(_advance_call),
             cfunc(types.void(*head, decided, canceled_at, n_rows, full, typeof(out), types.int64, types.int64),
                   cache=True)(_take_call))  # fmt: skip
