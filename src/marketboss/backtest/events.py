@@ -390,12 +390,14 @@ _upto = cast(Callable[[np.ndarray, int], np.ndarray], _upto_view)
 
 def _advance_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
                   t: int) -> None:  # pragma: no cover - compiled
+    """advance, for KernelCalls (a function of its own: numba caches a C callback apart from a jit function)."""
     advance(prices, orders, rules, sim, snap, ran_to, t)
 
 
 def _take_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
                decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray,
                n: int, t: int) -> None:  # pragma: no cover - compiled
+    """take, for KernelCalls (as _advance_call)."""
     take(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, n, t)
 
 
