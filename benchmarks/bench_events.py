@@ -18,31 +18,32 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine (load average 0.6-1.0), three runs: 10 x 2,520 daily bars: compiled
-4.7-4.9 ms, backtesting.py 0.24-0.26 s: 49-53x; plain Python 0.023 s, 10.2-11.0x. 1 x 1,000,000 bars: compiled
-0.025-0.026 s, backtesting.py 5.1-5.3 s: 199-209x; plain Python 0.39 s, 13.1-13.5x. 187 trades against
-backtesting.py's 185, and 209 against 208. The same runs repeated alone in one process (no other job between
-them) take 4.5 ms daily and 0.018 s on the million bars (285x). Against the code before this session's changes
-(main at 76ace4c, two runs alternating with the same code before the C callbacks, at load 0.7-1.0): compiled
-0.034-0.036 s on the million bars (142-151x), 4.6-5.0 ms daily (52-55x). The compiled loop reaches the kernel
-through C callbacks since (backtest/events.py KernelCalls: a strategy's first compiled run in a process takes
-about 1 s to compile instead of 2.5-5 s); each of a run's few hundred kernel calls costs 0.55 us more that way,
-0.3 ms of the daily run.
+Latest, defaults, shared 2-core machine: at load 1.0, alternating with the same code but for one change, two runs
+each: 1 x 1,000,000 bars compiled 0.027-0.028 s, 178-196x (backtesting.py 5.0-5.3 s); at load 1.7-2.2, two runs:
+compiled 0.026-0.028 s, 195-196x; daily (10 x 2,520) compiled 5.3-5.6 ms, backtesting.py 0.25-0.26 s, 44-47x;
+plain Python 0.023-0.024 s daily (10.5-11.0x) and 0.38-0.40 s on the million bars (13.1-13.9x). 187 trades
+against backtesting.py's 185, and 209 against 208. Before this session's changes (main at 76ace4c, alternating
+runs at load 0.7-1.0): compiled 0.034-0.036 s on the million bars (142-151x), 4.6-5.0 ms daily (52-55x). The
+compiled loop reaches the kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first
+compiled run in a process takes about 1 s to compile instead of 2.5-5 s); each of a run's few hundred kernel
+calls costs 0.55 us more that way, 0.3 ms of the daily run. Compiling the bracket scan once per side (the
+position's side a constant) made the million-bar run 7% faster (0.025-0.026 s, 199-209x): under the 20% a
+speed trick must save to stay, so it went.
 
-The compiled goal (200x) is met on the million bars, narrowly, and not on the daily job. Daily, backtesting.py takes
-10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run; the fixed costs of a run take 3 times
-that (alone): the loop 1.4-1.7 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is
-the kernel started 532 times (it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a
-bar where orders were placed), each start with a save or a restore of its state, ~2.5 us each (through the
-callback), most of it numba's reference counting of the ~50 arrays of that state (a step call that does nothing
-takes 0.5 us, 0.08 us compiled without reference counting); the signals frame 1.4 ms, of which checking every order
-against Signal's rules 0.7 ms (polars evaluates the ~80 nodes of the rule expression at 5-9 us each, whatever the
-number of rows; without query optimisation it is no faster) and building the 16 columns with ids 0.5 ms; the result
-tables and metrics 0.74 ms (4 polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and
-their causality check 0.55 ms. The polars frames alone (2.1 ms) are more than the goal allows. On the million bars
-(0.018 s alone): the indicators 3.5 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison),
-the loop 6 ms (the kernel 2.1 ms; calling on_bar with its six history views 1.5 ms), the result 4.5 ms (marking the
-equity on every bar 3.6 ms), the signals frame 1.9 ms. In the benchmark the same run takes 0.025 s: after
+The compiled goal (200x) is not met: 178-196x on the million bars, 44-53x daily. Daily, backtesting.py takes 10 us a
+bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run; the fixed costs of a run take 3 times that
+(alone): the loop 1.4-1.7 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is the
+kernel started 532 times (it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar
+where orders were placed), each start with a save or a restore of its state, ~2.5 us each (through the callback),
+most of it numba's reference counting of the ~50 arrays of that state (a step call that does nothing takes 0.5 us,
+0.08 us compiled without reference counting); the signals frame 1.4 ms, of which checking every order against
+Signal's rules 0.7 ms (polars evaluates the ~80 nodes of the rule expression at 5-9 us each, whatever the number of
+rows; without query optimisation it is no faster) and building the 16 columns with ids 0.5 ms; the result tables and
+metrics 0.74 ms (4 polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and their
+causality check 0.55 ms. The polars frames alone (2.1 ms) are more than the goal allows. On the million bars (0.019
+s alone): the indicators 3.5 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop
+7.5 ms (the kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.5 ms (marking the equity
+on every bar 3.6 ms), the signals frame 1.9 ms. In the benchmark the same run takes 0.026-0.028 s: after
 backtesting.py's run, glibc trims the top of the heap (brk) when a run frees its arrays, so every run faults its ~10
 MB of new arrays in again (2,700 page faults, 7-9 ms; alone: none).
 """
