@@ -2,9 +2,9 @@
 backtest (run_backtest of the signals) and on the local broker replaying the same bars through alpaca-py: the
 same bar, side, quantity, leg and price, to the cent's rounding.
 
-Each symbol carries one order, so that several orders run side by side on one bar clock without sharing a position
-(the broker's bracket legs cover their entry's quantity, the backtest's the position: the same when the position is
-the entry). Brackets are gtc, as the executor sends entries with exits."""
+In the first test each symbol carries one order, so that several orders run side by side on one bar clock; the
+second scales into one position with several entries on the same side, brackets among them: each bracket's legs
+cover their own entry's shares, on both. Brackets are gtc, as the executor sends entries with exits."""
 
 from __future__ import annotations
 
@@ -22,20 +22,22 @@ from tests.integration.broker_replay import OrderSpec, daily_bars, replay_fills
 from tests.integration.test_broker_bar_rules import OHLC, bar_paths, cents
 
 SYMBOLS = ("AAA", "BBB", "CCC")
+KINDS = ("market", "limit", "stop", "stop_limit", "trailing_stop", "bracket")
 
 
 @st.composite
-def order(draw: st.DrawFn, symbol: str, bars: list[OHLC]) -> OrderSpec:
-    """One valid order (the signal contract's rules) of any type, placed after a bar that is not the last, priced
-    around that bar's close."""
+def order(draw: st.DrawFn, symbol: str, bars: list[OHLC], buy: bool | None = None, kinds: tuple[str, ...] = KINDS,
+          name: str = "") -> OrderSpec:
+    """One valid order (the signal contract's rules) of one of `kinds` (buying or selling: `buy`, else drawn),
+    placed after a bar that is not the last, priced around that bar's close."""
     t0 = draw(st.integers(0, len(bars) - 2))
     ref = bars[t0][3]
-    buy = draw(st.booleans())
-    kind = draw(st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop", "bracket"]))
+    buy = draw(st.booleans()) if buy is None else buy
+    kind = draw(st.sampled_from(kinds))
     tif = draw(st.sampled_from(["day", "gtc"]))
     price = st.integers(-500, 500).map(lambda c: cents(ref + c / 100))
     spec: dict[str, Any] = {"bar": t0, "symbol": symbol, "side": "buy" if buy else "sell", "time_in_force": tif,
-                            "client_order_id": f"sig-{symbol}"}  # fmt: skip
+                            "client_order_id": f"sig-{symbol}{name}", "qty": draw(st.integers(1, 20))}  # fmt: skip
     if kind in ("limit", "stop"):
         spec |= {"type": kind, f"{kind}_price": draw(price)}
     elif kind == "stop_limit":
@@ -96,6 +98,36 @@ def test_the_backtest_and_the_local_broker_fill_every_order_type_the_same(data: 
         orders.append(data.draw(order(symbol, path)))
     bars = pl.concat(frames).sort("timestamp", "symbol")
     assert backtest_fills(bars, orders) == broker_fills(bars, orders)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), n=st.integers(2, 4), buy=st.booleans())
+def test_scaling_in_with_brackets_fills_the_same_in_the_backtest_and_on_the_local_broker(
+    data: st.DataObject, n: int, buy: bool
+) -> None:
+    """Entries on one side of one symbol (market, limit or bracketed), whichever bars they fill on: each bracket's
+    legs trade its own entry's shares, those of the other entries untouched."""
+    path = data.draw(bar_paths().filter(lambda p: len(p) >= 4))
+    bars = daily_bars("AAA", path)
+    orders = [data.draw(order("AAA", path, buy, ("market", "limit", "bracket"), f"-{i}")) for i in range(n)]
+    orders.sort(key=lambda o: o.bar)  # signals in time order, as a strategy writes them
+    assert backtest_fills(bars, orders) == broker_fills(bars, orders)
+
+
+def test_two_brackets_on_one_position_each_close_their_own_entry() -> None:
+    """10 shares with a take-profit at 110, then 5 with one at 106: bar 3 reaches 106 and sells the 5, bar 4
+    reaches 110 and sells the 10 (the position's exits were once the last entry's, selling all 15 at 106)."""
+    bars = daily_bars("AAA", [(100.0, 100.5, 99.5, 100.0), (100.0, 100.5, 99.5, 100.0), (101.0, 101.5, 100.5, 101.0),
+                              (104.0, 107.0, 103.0, 105.0), (108.0, 111.0, 107.0, 109.0)])  # fmt: skip
+    first = OrderSpec(bar=0, symbol="AAA", qty=10, take_profit=110.0, stop_loss=95.0, time_in_force="gtc",
+                      client_order_id="a")  # fmt: skip
+    second = OrderSpec(bar=1, symbol="AAA", qty=5, take_profit=106.0, stop_loss=97.0, time_in_force="gtc",
+                       client_order_id="b")  # fmt: skip
+    ts = bars["timestamp"]
+    expected = sorted([("AAA", ts[1], "buy", 10.0, None, 100.0), ("AAA", ts[2], "buy", 5.0, None, 101.0),
+                       ("AAA", ts[3], "sell", 5.0, "take_profit", 106.0),
+                       ("AAA", ts[4], "sell", 10.0, "take_profit", 110.0)])  # fmt: skip
+    assert backtest_fills(bars, [first, second]) == broker_fills(bars, [first, second]) == expected
 
 
 @pytest.mark.parametrize("collar", [True, False])

@@ -468,6 +468,40 @@ def test_a_sell_after_its_stop_loss_fired_closes_nothing_more() -> None:
     assert res.fills.select("side", "qty", "leg").rows()[-1] == ("SELL", 10.0, None)  # short 10: the intended -1
 
 
+def test_each_bracket_closes_its_own_entry_and_a_trim_ends_them() -> None:
+    """Alpaca's bracket legs are the entry's own orders for its own shares, and the paper executor cancels a
+    position's exits before an order that reduces it: AAA adds 5 plain shares to a bracketed 10, and the
+    take-profit sells the 10; BBB trims 4 of its bracketed 10, and the 6 left have no exits; CCC's two brackets
+    each stop out their own 10, and the sale of 20 after them finds nothing left (skipped); DDD, short, covers
+    the second entry's 5 at its own take-profit and keeps the first's 10."""
+    flat = [(100.0, 100.0)] * 3
+    bars = make_bars({"AAA": [*flat, (108.0, 112.0), (111.0, 111.0)], "BBB": [*flat, (108.0, 112.0), (111.0, 111.0)],
+                      "CCC": [*flat, (90.0, 89.0), (89.0, 89.0)], "DDD": [*flat, (96.0, 93.0), (94.0, 94.0)]})
+
+    def buy(t: int, sym: str, qty: float, **exits: float) -> dict[str, object]:
+        return {"t": t, "symbol": sym, "action": "BUY", "quantity": qty, "price": 100.0, **exits}
+
+    def sell(t: int, sym: str, qty: float, **exits: float) -> dict[str, object]:
+        return {**buy(t, sym, qty, **exits), "action": "SELL"}
+
+    sig = make_signals([
+        buy(0, "AAA", 10, take_profit=110.0, stop_loss=90.0), buy(1, "AAA", 5),
+        buy(0, "BBB", 10, take_profit=110.0, stop_loss=90.0), sell(1, "BBB", 4),
+        buy(0, "CCC", 10, stop_loss=95.0), buy(1, "CCC", 10, stop_loss=93.0), sell(3, "CCC", 20),
+        sell(0, "DDD", 10, take_profit=90.0, stop_loss=110.0), sell(1, "DDD", 5, take_profit=95.0, stop_loss=108.0),
+    ])  # fmt: skip
+    res = run_backtest(bars, sig, BacktestConfig(cash=100_000))
+    exits = res.fills.filter(pl.col("leg").is_not_null()).sort("symbol", "signal_id")
+    by_id = dict(zip(sig["id"], sig["symbol"] + ":" + sig["quantity"].cast(pl.Int64).cast(pl.String), strict=True))
+    rows = [(by_id[r["signal_id"]], r["side"], r["qty"], r["leg"], r["price"]) for r in exits.iter_rows(named=True)]
+    assert rows == [("AAA:10", "SELL", 10.0, "take_profit", 110.0),
+                    ("CCC:10", "SELL", 10.0, "stop_loss", 90.0), ("CCC:10", "SELL", 10.0, "stop_loss", 90.0),
+                    ("DDD:5", "BUY", 5.0, "take_profit", 95.0)]  # fmt: skip
+    held = res.trades.filter(~pl.col("closed")).group_by("symbol").agg(pl.col("qty").sum()).sort("symbol").rows()
+    assert held == [("AAA", 5.0), ("BBB", 6.0), ("DDD", 10.0)]
+    assert res.orders.filter(pl.col("symbol") == "CCC")["status"].to_list() == ["filled", "filled", "skipped"]
+
+
 def test_the_kernel_stays_inside_its_arrays(tmp_path: Path) -> None:
     """With numba's bounds checks on, in a process of its own (its own kernel cache): orders that never go live
     (market orders filled at the close, signalled between bars) ahead of working trailing-stop and stop-limit
@@ -493,6 +527,14 @@ def test_the_kernel_stays_inside_its_arrays(tmp_path: Path) -> None:
              {"id": "stoplimit", "timestamp": at, "symbol": "AAA", "action": "BUY", "quantity": 1,
               "order_type": "stop_limit", "stop_price": round(price * 1.01, 2), "limit_price": round(price * 1.03, 2),
               "time_in_force": "gtc"}]  # fmt: skip
+    # scaling in with exits (each entry's own, per row) and a trim ending them
+    rows += [{"id": f"b{i}", "timestamp": times[12 + i].strftime("%Y-%m-%dT%H:%M:%SZ"), "symbol": "AAA",
+              "action": "BUY", "quantity": 1, "take_profit": round(price * 1.2, 2), "stop_loss": round(price * 0.8, 2)}
+             for i in range(3)]  # fmt: skip
+    rows += [{"id": "t", "timestamp": times[16].strftime("%Y-%m-%dT%H:%M:%SZ"), "symbol": "AAA", "action": "BUY",
+              "quantity": 1, "trail_percent": 3.0},
+             {"id": "s", "timestamp": times[18].strftime("%Y-%m-%dT%H:%M:%SZ"), "symbol": "AAA", "action": "SELL",
+              "quantity": 1}]  # fmt: skip
     (tmp_path / "signals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     code = """
 import sys

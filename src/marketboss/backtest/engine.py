@@ -9,11 +9,13 @@ Rules (see also marketboss.signals for what a signal means, marketboss.orders fo
 - market orders fill at the symbol's next bar's open (default) or at the signal bar's close (optimistic);
   limit, stop, stop-limit and trailing-stop orders work from the next bar on, tested on each bar's open,
   high and low; day orders end with their first session, gtc orders stay.
-- a bracket (take_profit, stop_loss, or a trailing stop-loss) set by an entry closes the whole position;
-  its legs are one-cancels-other, the stop taken when one bar reaches both; live on the entry's bar when the
+- a bracket (take_profit, stop_loss, or a trailing stop-loss) set by an entry (an order opening or adding to
+  a position) trades that entry's shares, as Alpaca's legs do, so entries scaling in keep one each; an order
+  that reduces or flips the position ends them all, as the paper executor cancels them before sending it.
+  Its legs are one-cancels-other, the stop taken when one bar reaches both; live on the entry's bar when the
   entry filled at the bar's open, else from the next bar.
-- the orders filling on one bar go in two passes: those that reduce a position first, then the rest; a
-  position's exits before the working orders.
+- the orders filling on one bar go in two passes: those that reduce a position first, then the rest; the
+  exits before the working orders.
 - target-weight orders size against equity marked at the fill bar's reference price (before the fill): a
   purchase to what equity covers after commission and slippage (1.0 = all in) and to the cash left, rounded
   toward zero to whole shares unless `fractional`; quantity orders trade exactly their quantity.

@@ -92,13 +92,12 @@ class Book:
         self.decided = _grown(self.decided, cap)
         self.canceled_at = np.concatenate([self.canceled_at, np.full(cap - self.canceled_at.shape[0], -1)])
         s = self.sim
-        n_s = self.market.n_symbols
         self.sim = s._replace(mark=_grown(s.mark, cap), triggered=_grown(s.triggered, cap),
                               working=_grown(s.working, cap), fills=nb.Fills(*(_grown(a, 2 * cap) for a in s.fills)),
-                              cand=nb.Candidates(*(_grown(a, cap + n_s) for a in s.cand)))  # fmt: skip
+                              ex=nb.Exits(*(_grown(a, cap) for a in s.ex)), fresh=_grown(s.fresh, cap),
+                              cand=nb.Candidates(*(_grown(a, 2 * cap) for a in s.cand)))  # fmt: skip
         p = self.snap
-        self.snap = p._replace(working=_grown(p.working, cap), rows=_grown(p.rows, cap), status=_grown(p.status, cap),
-                               mark=_grown(p.mark, cap), triggered=_grown(p.triggered, cap))  # fmt: skip
+        self.snap = p._replace(**{f: _grown(getattr(p, f), cap) for f in Snap._fields[6:-1]})
 
 
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
@@ -121,6 +120,7 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
     orders.gtc[r], orders.take_profit[r], orders.stop_loss[r] = gtc, tp, sl
     sim.mark[r] = np.nan
     sim.triggered[r] = False
+    sim.ex.qty[r] = 0.0  # no exits (yet)
     e = nb.next_bar(close, full[s], s, t)
     orders.bar[r] = e
     if e == close.shape[0]:
@@ -148,8 +148,9 @@ def cancel_symbol(orders: nb.Orders, canceled_at: np.ndarray, n_rows: int, s: in
 
 class Snap(NamedTuple):
     """The kernel state a replay restarts from (see the module's docstring): the scalars, cash, the per-symbol
-    arrays and the rows that can still change (working or not yet live: status, trailing mark, trigger), the
-    working list, and in `saved` how many rows and working orders were kept."""
+    arrays, the working orders and working exits, and the rows that can still change (working, with exits
+    working, or not yet live): their status, trailing mark, trigger and exits; in `saved` how many rows, working
+    orders and working exits were kept."""
 
     ints: np.ndarray
     cash: np.ndarray
@@ -157,22 +158,24 @@ class Snap(NamedTuple):
     held: np.ndarray
     slot: np.ndarray
     credit: np.ndarray
-    ex: nb.Exits
     working: np.ndarray
+    exits: np.ndarray
     rows: np.ndarray
     status: np.ndarray
     mark: np.ndarray
     triggered: np.ndarray
+    ex_qty: np.ndarray
+    ex_mark: np.ndarray
+    ex_from: np.ndarray
     saved: np.ndarray
 
 
 def new_snap(n_s: int, capacity: int) -> Snap:
-    f, i = np.empty(n_s), np.empty(n_s, dtype=np.int64)
+    f, i, n = np.empty(n_s), np.empty(n_s, dtype=np.int64), capacity
     return Snap(np.empty(8, dtype=np.int64), np.empty(1), f.copy(), i.copy(), i.copy(), f.copy(),
-                nb.Exits(f.copy(), f.copy(), f.copy(), f.copy(), i.copy(), i.copy()),
-                np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
-                np.empty(capacity, dtype=np.int8), np.empty(capacity), np.empty(capacity, dtype=np.bool_),
-                np.zeros(2, dtype=np.int64))  # fmt: skip
+                np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
+                np.empty(n, dtype=np.int8), np.empty(n), np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n),
+                np.empty(n, dtype=np.int64), np.zeros(3, dtype=np.int64))  # fmt: skip
 
 
 @njit(cache=True, inline="always")
@@ -193,37 +196,43 @@ def _copy_account(dst: Any, src: Any) -> None:  # pragma: no cover - compiled
     _copy(dst.held, src.held, n_s)
     _copy(dst.slot, src.slot, n_s)
     _copy(dst.credit, src.credit, n_x)
-    d, e = dst.ex, src.ex
-    _copy(d.take_profit, e.take_profit, n_x)
-    _copy(d.stop_loss, e.stop_loss, n_x)
-    _copy(d.trail, e.trail, n_x)
-    _copy(d.mark, e.mark, n_x)
-    _copy(d.live_from, e.live_from, n_x)
-    _copy(d.row, e.row, n_x)
+
+
+@njit(cache=True, inline="always")
+def _save_row(snap: Snap, n: int, r: int, sim: nb.Sim, orders: nb.Orders) -> int:  # pragma: no cover - compiled
+    snap.rows[n], snap.status[n] = r, orders.status[r]
+    snap.mark[n], snap.triggered[n] = sim.mark[r], sim.triggered[r]
+    snap.ex_qty[n], snap.ex_mark[n], snap.ex_from[n] = sim.ex.qty[r], sim.ex.mark[r], sim.ex.live_from[r]
+    return n + 1
 
 
 @njit(cache=True)
 def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cover - compiled
     _copy_account(snap, sim)
     ints = sim.ints
-    n_work = ints[nb.I_WORK]
+    n_work, n_exits = ints[nb.I_WORK], ints[nb.I_EXITS]
     _copy(snap.working, sim.working, n_work)
+    _copy(snap.exits, sim.ex.rows, n_exits)
     n = 0
-    for k in range(n_work + ints[nb.I_LIVE] - ints[nb.I_K0]):
-        r = sim.working[k] if k < n_work else orders.live[ints[nb.I_K0] + k - n_work]
-        snap.rows[n], snap.status[n] = r, orders.status[r]
-        snap.mark[n], snap.triggered[n] = sim.mark[r], sim.triggered[r]
-        n += 1
-    snap.saved[0], snap.saved[1] = n, n_work
+    for k in range(n_work):
+        n = _save_row(snap, n, sim.working[k], sim, orders)
+    for k in range(n_exits):
+        n = _save_row(snap, n, sim.ex.rows[k], sim, orders)
+    for k in range(ints[nb.I_K0], ints[nb.I_LIVE]):
+        n = _save_row(snap, n, orders.live[k], sim, orders)
+    snap.saved[0], snap.saved[1], snap.saved[2] = n, n_work, n_exits
 
 
 @njit(cache=True)
 def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no cover - compiled
     _copy_account(sim, snap)
     _copy(sim.working, snap.working, snap.saved[1])
+    _copy(sim.ex.rows, snap.exits, snap.saved[2])
+    ex = sim.ex
     for k in range(snap.saved[0]):
         r = snap.rows[k]
         orders.status[r], sim.mark[r], sim.triggered[r] = snap.status[k], snap.mark[k], snap.triggered[k]
+        ex.qty[r], ex.mark[r], ex.live_from[r] = snap.ex_qty[k], snap.ex_mark[k], snap.ex_from[k]
 
 
 def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:

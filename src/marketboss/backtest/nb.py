@@ -209,15 +209,15 @@ def equity_at(cash: float, pos: np.ndarray, held: np.ndarray, n_held: int, refs:
 
 
 class Exits(NamedTuple):
-    """Per symbol, its position's exits: take-profit and stop-loss prices, trailing percent and mark (NaN:
-    absent), the first bar they are live and the row of the order that set them (-1: none)."""
+    """Per order row, the exits its fill opened, as Alpaca's bracket legs are the entry's own orders for its own
+    shares: how many shares they still cover (0: none working), a trailing exit's mark and the first bar they are
+    live; `rows`: the rows whose exits work, in the order they were set (Sim.ints[I_EXITS] of them). Their
+    prices are the order's (take_profit, stop_loss, trail: exit_trail)."""
 
-    take_profit: np.ndarray
-    stop_loss: np.ndarray
-    trail: np.ndarray
+    qty: np.ndarray
     mark: np.ndarray
     live_from: np.ndarray
-    row: np.ndarray
+    rows: np.ndarray
 
 
 class Candidates(NamedTuple):
@@ -231,54 +231,61 @@ class Candidates(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def _exit_candidates(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int,
+def exit_trail(orders: Orders, r: int) -> float:  # pragma: no cover - compiled
+    """Row r's trailing stop-loss percent (NaN: none): a trailing-stop order's trail is its own, not an exit."""
+    return orders.trail[r] if orders.kind[r] != TRAILING_STOP else np.nan
+
+
+@njit(cache=True, inline="always")
+def _exit_candidates(ex: Exits, orders: Orders, rows: np.ndarray, n_rows: int, prices: Prices, t: int,
                      cand: Candidates, n_c: int) -> int:  # pragma: no cover - compiled
-    """The positions (of the symbols held[:n_held]) whose exits trade on bar t, appended to `cand`: the stop
-    (trailing or fixed) first, then the take-profit (one bar reaching both: the stop); each closes the whole
-    position. A trailing mark that does not trigger moves with the bar."""
-    for h in range(n_held):
-        s = held[h]
-        if ex.row[s] < 0 or ex.live_from[s] > t:
+    """The entries (of rows[:n_rows]) whose exits trade on bar t, appended to `cand`: the stop (trailing or
+    fixed) first, then the take-profit (one bar reaching both: the stop); each closes its entry's shares. A
+    trailing mark that does not trigger moves with the bar."""
+    for h in range(n_rows):
+        r = rows[h]
+        if ex.live_from[r] > t:
             continue
+        s = orders.symbol[r]
         o, hi, lo = prices.open[t, s], prices.high[t, s], prices.low[t, s]
         if np.isnan(o):
             continue
-        long = pos[s] > 0.0
+        long = orders.buy[r]
         which, px = NO_EXIT, np.nan
-        if not np.isnan(ex.trail[s]):
-            px, m = trailing_fill(not long, o, hi, lo, ex.mark[s], ex.trail[s], np.nan)
+        trail = exit_trail(orders, r)
+        if not np.isnan(trail):
+            px, m = trailing_fill(not long, o, hi, lo, ex.mark[r], trail, np.nan)
             if np.isnan(px):
-                ex.mark[s] = m
+                ex.mark[r] = m
             else:
                 which = TRAILING_EXIT
         if which == NO_EXIT:
-            which, px = bracket_exit(long, o, hi, lo, ex.take_profit[s], ex.stop_loss[s])
+            which, px = bracket_exit(long, o, hi, lo, orders.take_profit[r], orders.stop_loss[r])
         if which != NO_EXIT:
-            cand.row[n_c] = ex.row[s]
+            cand.row[n_c] = r
             cand.ref[n_c] = px
-            cand.cap[n_c] = ex.take_profit[s] if which == TAKE_PROFIT else np.nan
+            cand.cap[n_c] = orders.take_profit[r] if which == TAKE_PROFIT else np.nan
             cand.leg[n_c] = which
             n_c += 1
     return n_c
 
 
 @njit(cache=True, inline="always")
-def _quiet_until(ex: Exits, held: np.ndarray, n_held: int, pos: np.ndarray, prices: Prices, t: int, end: int
+def _quiet_until(ex: Exits, orders: Orders, n_exits: int, prices: Prices, t: int, end: int
                  ) -> int:  # pragma: no cover - compiled
-    """The first bar from t (before `end`) where a held position's exits may trade: the bars before it change
-    nothing (no exit reaches its price) and step skips them. A trailing exit moves its mark on every bar, so
-    with one the answer is t (those bars take the full path). Position by position, each a scan of its own
-    (_first_exit)."""
-    for h in range(n_held):
-        if ex.row[held[h]] >= 0 and not np.isnan(ex.trail[held[h]]):
+    """The first bar from t (before `end`) where a working exit may trade: the bars before it change nothing (no
+    exit reaches its price) and step skips them. A trailing exit moves its mark on every bar, so with one the
+    answer is t (those bars take the full path). Entry by entry, each a scan of its own (_first_exit)."""
+    rows = ex.rows
+    for h in range(n_exits):
+        if not np.isnan(exit_trail(orders, rows[h])):
             return t
     if end <= t:
         return t
-    for h in range(n_held):
-        s = held[h]
-        if ex.row[s] < 0:
-            continue
-        end = _first_exit(pos[s] > 0.0, prices, s, ex.take_profit[s], ex.stop_loss[s], max(t, ex.live_from[s]), end)
+    for h in range(n_exits):
+        r = rows[h]
+        end = _first_exit(orders.buy[r], prices, orders.symbol[r], orders.take_profit[r], orders.stop_loss[r],
+                          max(t, ex.live_from[r]), end)  # fmt: skip
     return end
 
 
@@ -337,27 +344,39 @@ def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: 
 
 
 @njit(cache=True)
-def _set_exits(ex: Exits, orders: Orders, r: int, s: int, was: float, now: float, ref: float, live_from: int
-               ) -> int:  # pragma: no cover - compiled
-    """After order r moved symbol s's position from `was` to `now`: flattening or flipping it cancels its exits;
-    opening, adding to or flipping it with exits of its own sets them for the whole position (a trailing mark
-    starts at the fill's reference price). Returns the change in the number of positions with exits."""
-    change = 0
-    if (now == 0.0 or now * was < 0.0) and ex.row[s] >= 0:
-        ex.row[s] = -1
-        change -= 1
-    trail = orders.trail[r] if orders.kind[r] != TRAILING_STOP else np.nan
-    tp, sl = orders.take_profit[r], orders.stop_loss[r]
-    if (abs(now) > abs(was) or now * was < 0.0) and not (np.isnan(tp) and np.isnan(sl) and np.isnan(trail)):
-        if ex.row[s] < 0:
-            change += 1
-        ex.take_profit[s] = tp
-        ex.stop_loss[s] = sl
-        ex.trail[s] = trail
-        ex.mark[s] = ref
-        ex.live_from[s] = live_from
-        ex.row[s] = r
-    return change
+def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, now: float, ref: float,
+               live_from: int, n: int) -> int:  # pragma: no cover - compiled
+    """The working exits after order r (`leg`: its exit's fill) moved symbol s's position from `was` to `now`,
+    as the paper executor keeps them at the broker: a leg's fill ends its entry's exits, and all of the
+    symbol's when it flattens the position; an order that reduces or flips the position ends all of the
+    symbol's (the executor cancels them before sending it); one that opens or adds to it with exits of its
+    own sets them for the shares it bought (a trailing mark starting at the fill's reference price). n: the
+    rows with exits working, before and (returned) after."""
+    if leg != NO_EXIT:
+        return _end_exits(ex, orders, n, r, s if now == 0.0 else -1)
+    if was != 0.0 and (now - was) * was < 0.0:
+        return _end_exits(ex, orders, n, -1, s)
+    if np.isnan(orders.take_profit[r]) and np.isnan(orders.stop_loss[r]) and np.isnan(exit_trail(orders, r)):
+        return n
+    ex.qty[r] = abs(now - was)
+    ex.mark[r] = ref
+    ex.live_from[r] = live_from
+    ex.rows[n] = r
+    return n + 1
+
+
+@njit(cache=True)
+def _end_exits(ex: Exits, orders: Orders, n: int, row: int, s: int) -> int:  # pragma: no cover - compiled
+    """The exits of row `row` and of every row of symbol s end (-1: none); the rest keep their order."""
+    kept = 0
+    for h in range(n):
+        r = ex.rows[h]
+        if r == row or orders.symbol[r] == s:
+            ex.qty[r] = 0.0
+        else:
+            ex.rows[kept] = r
+            kept += 1
+    return kept
 
 
 # simulate's scalars between calls, in Sim.ints: the next bar to run, the next entry of `live` to go live, the
@@ -369,9 +388,10 @@ I_T, I_K0, I_LIVE, I_HELD, I_FILLS, I_WORK, I_EXITS, I_PAUSED = range(8)
 class Sim(NamedTuple):
     """simulate's state, in arrays, so that it can run a stretch of bars and resume later (the event-driven
     mode runs it a bar or a few at a time, adding orders between calls): the scalars (I_* above), cash, per
-    symbol the position, the held set (see _hold), the exits and the credit an exit left (see step), per order
-    row a trailing mark and a stop-limit's trigger, the working orders, the fills so far and scratch space.
-    Sized for `capacity` order rows (fills: two per row); a `plain` run has no per-row or exit state."""
+    symbol the position, the held set (see _hold) and the credit its exits left (see step), per order row the
+    exits its fill opened, a trailing mark and a stop-limit's trigger, the working orders, the fills so far and
+    scratch space. Sized for `capacity` order rows (fills: two per row); a `plain` run has no per-row or exit
+    state."""
 
     ints: np.ndarray
     cash: np.ndarray
@@ -397,14 +417,14 @@ def sim_start(n_s: int, capacity: int, plain: bool, cash: float) -> Sim:  # prag
     fills = Fills(np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
                   np.empty(m, dtype=np.int64), np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m), np.empty(m),
                   np.empty(m, dtype=np.int8))  # fmt: skip
-    ex = Exits(np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan), np.full(nx, np.nan),
-               np.zeros(nx, dtype=np.int64), np.full(nx, -1, dtype=np.int64))  # fmt: skip
-    cand = Candidates(np.empty(capacity + n_s, dtype=np.int64), np.empty(capacity + n_s), np.empty(capacity + n_s),
-                      np.empty(capacity + n_s, dtype=np.int8))  # fmt: skip
+    ex = Exits(np.zeros(n_rows), np.full(n_rows, np.nan), np.zeros(n_rows, dtype=np.int64),
+               np.empty(n_rows, dtype=np.int64))
+    c = 2 * capacity  # a row trades once as an order, once as an exit
+    cand = Candidates(np.empty(c, dtype=np.int64), np.empty(c), np.empty(c), np.empty(c, dtype=np.int8))
     return Sim(np.zeros(8, dtype=np.int64), np.full(1, cash), np.zeros(n_s), np.zeros(n_s, dtype=np.int64),
                np.full(n_s, -1, dtype=np.int64), np.zeros(nx), ex, np.full(n_rows, np.nan),
                np.zeros(n_rows, dtype=np.bool_), np.empty(capacity, dtype=np.int64), fills, cand,
-               np.empty(n_s, dtype=np.int64))  # fmt: skip
+               np.empty(n_rows, dtype=np.int64))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -453,15 +473,15 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     first bar where something a strategy can see changed (a fill, or an order's status), then record where it
     stopped in sim. Orders are those of live[k0:n_live] (in execution order) and the working ones.
 
-    On each bar where something can trade, in two phases: the market orders going live there, at its open (at
-    the signal bar's close with `at_close`, after the other phase); and the held positions' exits and the
-    working orders (limit, stop, stop-limit, trailing stop), at the prices marketboss.orders' rules give on its
-    open, high and low. Each phase's trades go through one order step, those that reduce a position first, then
-    the rest, so that sales pay for purchases. A day order not filled by the end of the session it went live in
-    ends (DAY_ENDED). Exits set by an order filled at the bar's open are live on that bar (the whole bar follows
-    the fill), others from the next bar. The shares an exit traded count toward the symbol's next quantity order
-    on the same side (it is that much smaller, and SKIPPED when nothing is left), as the paper executor does.
-    Bars where nothing works are skipped. A CANCELED order does not trade and stops working."""
+    On each bar where something can trade, in two phases: the market orders going live there, at its open (at the
+    signal bar's close with `at_close`, after the other phase); and the working exits (each entry's own, for its
+    shares: _set_exits) and the working orders (limit, stop, stop-limit, trailing stop), at the prices
+    marketboss.orders' rules give on its open, high and low. Each phase's trades go through one order step, those
+    that reduce a position first, then the rest, so that sales pay for purchases. A day order not filled by the end
+    of the session it went live in ends (DAY_ENDED). Exits set by an order filled at the bar's open are live on that
+    bar (the whole bar follows the fill), others from the next bar. The shares an exit traded count toward the
+    symbol's next quantity order on the same side (it is that much smaller, and SKIPPED when nothing is left), as
+    the paper executor does. Bars where nothing works are skipped. A CANCELED order does not trade and stops working."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
@@ -492,7 +512,7 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                 t = nxt
         elif n_work == 0:  # only exits working: on to the first bar one may trade (or an order goes live)
             nxt = exec_t[live[k0]] if k0 < n else t_stop
-            t = _quiet_until(ex, held, n_held, pos, prices, t, nxt if nxt < t_stop else t_stop)
+            t = _quiet_until(ex, orders, n_exits, prices, t, nxt if nxt < t_stop else t_stop)
         if t >= t_stop:
             break
         changed = False
@@ -521,7 +541,7 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                         n_c += 1
             else:
                 if n_exits > 0:
-                    n_c = _exit_candidates(ex, held, n_held, pos, prices, t, cand, n_c)
+                    n_c = _exit_candidates(ex, orders, ex.rows, n_exits, prices, t, cand, n_c)
                 if n_work > 0:
                     n_c = _working_candidates(orders, working, n_work, mark, triggered, prices, t, cand, n_c,
                                               rules.buy_stop_collar)
@@ -537,10 +557,12 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                         p = pos[s]
                         ref = c_ref[c]
                         if leg != NO_EXIT:
-                            if ex.row[s] != r:  # an earlier trade this bar closed the position or replaced its exits
+                            if ex.qty[r] == 0.0:  # an earlier trade this bar ended its exits
                                 c_leg[c] = -1
                                 continue
-                            q = -p
+                            q = fmin(ex.qty[r], abs(p))  # its entry's shares (all of them while it works)
+                            if o_buy[r]:
+                                q = -q
                         else:
                             side = 1.0 if o_buy[r] else -1.0
                             if not np.isnan(o_qty[r]):
@@ -587,18 +609,18 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                         if leg == NO_EXIT:
                             status[r] = FILLED
                         if not plain:
-                            credit[s] = q if leg != NO_EXIT else 0.0
-                        if not plain:  # a leg's fill closes the position: its exits go with it
+                            credit[s] = credit[s] + q if leg != NO_EXIT else 0.0
                             # exits are live on the fill's bar when it filled at the open (the whole bar follows)
                             at_open = not at_close and (market or ref == prices.open[t, s])
-                            n_exits += _set_exits(ex, orders, r, s, p, pos[s], ref, t if at_open else t + 1)
-                            if at_open and not market and leg == NO_EXIT and ex.row[s] == r:
-                                fresh[n_fresh] = s
+                            n_exits = _set_exits(ex, orders, r, s, leg, p, pos[s], ref, t if at_open else t + 1,
+                                                 n_exits)  # fmt: skip
+                            if at_open and not market and leg == NO_EXIT and ex.qty[r] > 0.0:
+                                fresh[n_fresh] = r
                                 n_fresh += 1
                 if n_fresh == 0:
                     break
                 # exits a working order set at the open: tested on this bar too, after it
-                n_c = _exit_candidates(ex, fresh, n_fresh, pos, prices, t, cand, 0)
+                n_c = _exit_candidates(ex, orders, fresh, n_fresh, prices, t, cand, 0)
                 n_fresh = 0
             if not market and n_work > 0:  # the working orders that filled, ended or go on
                 kept = 0

@@ -26,10 +26,12 @@ Orders (optional fields; a line without them is a market order, valid for the da
   `limit_price`, a stop order `stop_price`, a stop-limit both, a trailing stop `trail_percent` (of the best
   price since it was placed). The fill and trigger rules are marketboss.orders'.
 - `time_in_force`: day (default: expires at the end of the session it first trades in) | gtc (stays working).
-- `take_profit` (a limit price) and `stop_loss` (a stop price), absolute: a bracket on the entry, whose two
-  exits are one-cancels-other and close the position; an order that flattens the position cancels them. A
-  buy's stop_loss lies below its take_profit and its reference price (limit, stop or `price`); a sell's
-  above.
+- `take_profit` (a limit price) and `stop_loss` (a stop price), absolute: a bracket on an entry (an order
+  that opens or adds to a position), whose two exits are one-cancels-other and sell (or buy back) that
+  entry's shares, as Alpaca's bracket legs do: entries scaling into a position keep a bracket each. An order
+  that reduces or flips the position cancels all of them (the paper executor cancels them before sending
+  it). A buy's stop_loss lies below its take_profit and its reference price (limit, stop or `price`); a
+  sell's above.
 - `trail_percent` on an entry that is not itself a trailing stop: a trailing stop-loss leg, in place of
   `stop_loss`.
 

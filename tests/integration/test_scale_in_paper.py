@@ -1,0 +1,72 @@
+"""Scaling in with brackets, then trimming: an event strategy (a plug-in file, as a user writes one) adds 10
+shares with a bracket of its own every third bar until it holds 30, then sells 5. Paper-traded on the local broker
+(`marketboss paper`) and backtested, the same orders fill: each bracket's legs for their own entry's 10 shares,
+none left after a trim (the executor cancels a position's exits before a sale; the backtest ends them), the sales
+an exit already made skipped in both. (On these bars the local broker's partial-fill draw, deterministic, splits
+none of the orders: a split fill ends on a later bar, which reconcile measures, not this test.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketboss.data.io import read_jsonl_records, write_bars
+from marketboss.data.synth import synth_bars
+from tests.integration.test_examples_paper import _marketboss
+
+STRATEGY = '''
+from marketboss.strategies.events import Context, EventParams, EventStrategy
+
+
+class ScaleIn(EventStrategy[EventParams]):
+    name = "scale_in"
+    params_model = EventParams
+
+    def start(self, ctx: Context) -> None:
+        self.bars = 0
+
+    def on_bar(self, ctx: Context) -> None:
+        self.bars += 1
+        if self.bars % 3:
+            return
+        for s in range(len(ctx.symbols)):
+            px = ctx.price(s)
+            if ctx.position(s) < 30:
+                ctx.buy(10, s, take_profit=round(px * 1.03, 2), stop_loss=round(px * 0.98, 2))
+            else:
+                ctx.sell(5, s)
+'''
+
+
+def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -> None:
+    write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-03-28", "1Day", seed=7),
+               tmp_path / "data" / "market_data.jsonl")  # fmt: skip
+    (tmp_path / "scale_in.py").write_text(STRATEGY)
+    _marketboss(tmp_path, "signals", "generate", "--strategy", "scale_in.py:ScaleIn", "--data",
+                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
+    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
+                "--poll-interval", "0.05")  # fmt: skip
+    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
+                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
+
+    trades = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
+    traded = trades.filter(pl.col("status") == "filled")
+    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+
+    def book(df: pl.DataFrame, price: str) -> pl.DataFrame:
+        ny = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York")
+        return df.select("signal_id", "symbol", "side", "qty", pl.col("leg").fill_null("entry"),
+                         ny.dt.date().alias("day"), pl.col(price).alias("price")).sort("signal_id", "leg")  # fmt: skip
+
+    paper_book, backtest_book = book(traded, "filled_price"), book(fills, "price")
+    legs = backtest_book.filter(pl.col("leg") != "entry")
+    assert set(legs["leg"]) == {"stop_loss", "take_profit"} and set(legs["qty"]) == {10.0}  # each its entry's
+    sells = backtest_book.filter((pl.col("leg") == "entry") & (pl.col("side") == "SELL"))
+    assert sells.height > 0 and set(sells["qty"]) <= {5.0}  # trims happened (some partly done by an exit)
+    assert paper_book.drop("price").equals(backtest_book.drop("price"))  # same orders, legs, sizes and days
+    assert paper_book["price"].to_list() == pytest.approx(backtest_book["price"].to_list(), rel=1e-9)
+    skipped = trades.filter(pl.col("status") != "filled")["signal_id"].to_list()
+    rejected = read_jsonl_records(tmp_path / "runs" / "bt" / "rejections.jsonl")
+    assert sorted(skipped) == sorted(r["signal_id"] for r in rejected)
