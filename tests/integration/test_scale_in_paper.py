@@ -7,6 +7,9 @@ none of the orders: a split fill ends on a later bar, which reconcile measures, 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -70,3 +73,24 @@ def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -
     skipped = trades.filter(pl.col("status") != "filled")["signal_id"].to_list()
     rejected = read_jsonl_records(tmp_path / "runs" / "bt" / "rejections.jsonl")
     assert sorted(skipped) == sorted(r["signal_id"] for r in rejected)
+
+
+def test_paper_on_the_local_broker_it_starts_replays_without_waiting_out_a_rate_limit(tmp_path: Path) -> None:
+    """Eight months of the strategy on two symbols, ~90 signals and several hundred requests: more than the 200 a
+    minute Alpaca allows (and a broker served with its defaults enforces). The broker `paper` starts for a replay
+    has no wall-clock limit, as the live loop's: nothing pauses, every signal is traded."""
+    write_bars(synth_bars(["AAPL", "MSFT"], "2022-01-01", "2022-08-31", "1Day", seed=3),
+               tmp_path / "data" / "market_data.jsonl")  # fmt: skip
+    (tmp_path / "scale_in.py").write_text(STRATEGY)
+    _marketboss(tmp_path, "signals", "generate", "--strategy", "scale_in.py:ScaleIn", "--data",
+                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
+    n_signals = len(read_jsonl_records(tmp_path / "data" / "signals.jsonl"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "MARKETBOSS_"))}
+    env["MARKETBOSS_LOG_LEVEL"] = "info"
+    proc = subprocess.run([sys.executable, "-m", "marketboss", "paper", "--signals", "data/signals.jsonl",
+                           "--order-interval", "0", "--poll-interval", "0.05"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "started the local broker" in proc.stdout and "rate_limit_pause" not in proc.stderr
+    entries = [t for t in read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl") if not t.get("leg")]
+    assert n_signals > 80 and len({t["signal_id"] for t in entries}) == n_signals

@@ -119,8 +119,11 @@ def paper(
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
     if not request_timeout > 0:
         raise MarketBossError("--request-timeout: must be greater than 0")
+    # a broker started here replays as fast as asked (as the live loop's): no requests-per-wall-minute limit to
+    # wait out, which held a year of a strategy's signals up for minutes
     with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
-                 retry_budget=cfg.retry_budget, request_timeout=request_timeout) as conn:  # fmt: skip
+                 retry_budget=cfg.retry_budget, request_timeout=request_timeout,
+                 local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
         started_here = conn.mode == "local" and not broker_url
         use_replay = conn.mode == "local" and (replay if replay is not None else started_here)
