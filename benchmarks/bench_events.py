@@ -18,19 +18,20 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine: at load 1.0, alternating with the same code but for one change, two runs
-each: 1 x 1,000,000 bars compiled 0.027-0.028 s, 178-196x (backtesting.py 5.0-5.3 s); at load 1.7-2.2, two runs:
-compiled 0.026-0.028 s, 195-196x; daily (10 x 2,520) compiled 5.3-5.6 ms, backtesting.py 0.25-0.26 s, 44-47x;
-plain Python 0.023-0.024 s daily (10.5-11.0x) and 0.38-0.40 s on the million bars (13.1-13.9x). 187 trades
-against backtesting.py's 185, and 209 against 208. Before this session's changes (main at 76ace4c, alternating
-runs at load 0.7-1.0): compiled 0.034-0.036 s on the million bars (142-151x), 4.6-5.0 ms daily (52-55x). The
+Latest, defaults, shared 2-core machine, five runs at load 0.4-1.0 (exits kept per entry, as Alpaca's bracket
+legs): 1 x 1,000,000 bars compiled 0.025-0.026 s, 198-207x (backtesting.py 5.0-5.2 s); daily (10 x 2,520)
+compiled 4.4-5.0 ms, backtesting.py 0.24-0.27 s, 52-54x; plain Python 0.022-0.023 s daily (10.8-12.1x) and
+0.38 s on the million bars (13.3-13.7x). 187 trades against backtesting.py's 185, and 209 against 208. Alone
+in a process, against the per-symbol exits before (alternating): the million bars 17.2-17.4 ms (18.0-18.1 ms
+before), daily 4.43-4.45 ms (4.58-4.63 ms): a replay's save and restore copy the working exits only. The
 compiled loop reaches the kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first
 compiled run in a process takes about 1 s to compile instead of 2.5-5 s); each of a run's few hundred kernel
 calls costs 0.55 us more that way, 0.3 ms of the daily run. Compiling the bracket scan once per side (the
 position's side a constant) made the million-bar run 7% faster (0.025-0.026 s, 199-209x): under the 20% a
 speed trick must save to stay, so it went.
 
-The compiled goal (200x) is not met: 178-196x on the million bars, 44-53x daily. Daily, backtesting.py takes 10 us a
+The compiled goal (200x) is not met: 198-207x on the million bars (at the edge: it moves with the load), 52-54x
+daily. Daily, backtesting.py takes 10 us a
 bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run; the fixed costs of a run take 3 times that
 (alone): the loop 1.4-1.7 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is the
 kernel started 532 times (it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar
@@ -40,12 +41,12 @@ most of it numba's reference counting of the ~50 arrays of that state (a step ca
 Signal's rules 0.7 ms (polars evaluates the ~80 nodes of the rule expression at 5-9 us each, whatever the number of
 rows; without query optimisation it is no faster) and building the 16 columns with ids 0.5 ms; the result tables and
 metrics 0.74 ms (4 polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and their
-causality check 0.55 ms. The polars frames alone (2.1 ms) are more than the goal allows. On the million bars (0.019
-s alone): the indicators 3.5 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop
-7.5 ms (the kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.5 ms (marking the equity
-on every bar 3.6 ms), the signals frame 1.9 ms. In the benchmark the same run takes 0.026-0.028 s: after
-backtesting.py's run, glibc trims the top of the heap (brk) when a run frees its arrays, so every run faults its ~10
-MB of new arrays in again (2,700 page faults, 7-9 ms; alone: none).
+causality check 0.55 ms. The polars frames alone (2.1 ms) are more than the goal allows. On the million bars (0.017
+s alone): the indicators 3.3 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop
+6.8 ms (the kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.7 ms (marking the equity
+on every bar 3.6 ms), the signals frame 2.2 ms. In the benchmark the same run takes 0.025-0.026 s: once
+backtesting.py has run in the process, every run faults ~3,200 pages of its new arrays in (the indicators 1,365,
+the result tables 1,818: 3-6 ms more each; alone: none), as glibc no longer keeps the freed memory between runs.
 """
 
 from __future__ import annotations

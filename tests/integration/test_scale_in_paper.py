@@ -1,8 +1,8 @@
 """Scaling in with brackets, then trimming: an event strategy (a plug-in file, as a user writes one) adds 10
 shares with a bracket of its own every third bar until it holds 30, then sells 5. Paper-traded on the local broker
 (`marketboss paper`) and backtested, the same orders fill: each bracket's legs for their own entry's 10 shares,
-none left after a trim (the executor cancels a position's exits before a sale; the backtest ends them), the sales
-an exit already made skipped in both. (On these bars the local broker's partial-fill draw, deterministic, splits
+none left after a trim (the executor cancels a position's exits before a sale; the backtest ends them), and what
+one skips the other skips. (On these bars the local broker's partial-fill draw, deterministic, splits
 none of the orders: a split fill ends on a later bar, which reconcile measures, not this test.)"""
 
 from __future__ import annotations

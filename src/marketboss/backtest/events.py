@@ -97,7 +97,7 @@ class Book:
                               ex=nb.Exits(*(_grown(a, cap) for a in s.ex)), fresh=_grown(s.fresh, cap),
                               cand=nb.Candidates(*(_grown(a, 2 * cap) for a in s.cand)))  # fmt: skip
         p = self.snap
-        self.snap = p._replace(**{f: _grown(getattr(p, f), cap) for f in Snap._fields[6:-1]})
+        self.snap = p._replace(**{f: _grown(getattr(p, f), cap) for f in Snap._fields[6:-1]})  # the per-row ones
 
 
 def _grown(a: np.ndarray, n: int) -> np.ndarray:
@@ -200,6 +200,7 @@ def _copy_account(dst: Any, src: Any) -> None:  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def _save_row(snap: Snap, n: int, r: int, sim: nb.Sim, orders: nb.Orders) -> int:  # pragma: no cover - compiled
+    """Row r's state that can still change, into the snapshot's n-th place; the next place."""
     snap.rows[n], snap.status[n] = r, orders.status[r]
     snap.mark[n], snap.triggered[n] = sim.mark[r], sim.triggered[r]
     snap.ex_qty[n], snap.ex_mark[n], snap.ex_from[n] = sim.ex.qty[r], sim.ex.mark[r], sim.ex.live_from[r]
