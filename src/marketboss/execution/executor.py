@@ -72,6 +72,7 @@ NY_TZ = ZoneInfo(NY)
 T = TypeVar("T")
 COID_PREFIX = "mb-"
 TRAIL_SUFFIX = "-trail"
+CLOSE_SUFFIX = "-close"
 #: Seconds an exit that left the open orders is waited for on the stream (its last update is on its way).
 LEG_EVENT_WAIT = 1.0
 #: What a bracket's or OTO's exit is, by the broker's order type.
@@ -136,6 +137,7 @@ class Working:
     intent: Intent
     request: OrderRequest
     generation: int  # the order stream's connection when it was parked (a reconnect means: look it up)
+    first: Order | None = None  # a flip's closing order, filled (Intent.closes)
 
 
 @dataclass
@@ -190,6 +192,11 @@ def trailing_client_order_id(parent: str) -> str:
     return parent[: 128 - len(TRAIL_SUFFIX)] + TRAIL_SUFFIX
 
 
+def closing_client_order_id(parent: str) -> str:
+    """A flip's first order, the one closing the position (Intent.closes)."""
+    return parent[: 128 - len(CLOSE_SUFFIX)] + CLOSE_SUFFIX
+
+
 def has_exits(sig: Signal) -> bool:
     trailing_leg = sig.trail_percent is not None and sig.order_type != "trailing_stop"
     return sig.take_profit is not None or sig.stop_loss is not None or trailing_leg
@@ -207,8 +214,8 @@ def order_request(sig: Signal, intent: Intent) -> OrderRequest:
     tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs else (None, None)
     tif = "gtc" if sig.order_type == "market" and (tp is not None or sl is not None) else sig.time_in_force
     trail = sig.trail_percent if sig.order_type == "trailing_stop" else None
-    return OrderRequest(intent.symbol, intent.qty, intent.side, intent.client_order_id, sig.order_type, tif,
-                        sig.stop_price, sig.limit_price, trail, tp, sl)  # fmt: skip
+    return OrderRequest(intent.symbol, intent.qty - intent.closes, intent.side, intent.client_order_id,
+                        sig.order_type, tif, sig.stop_price, sig.limit_price, trail, tp, sl)  # fmt: skip
 
 
 class Executor:
@@ -514,7 +521,7 @@ class Executor:
                     self.working[order_id] = replace(w, generation=stream.generation)
             if order is not None and order.is_terminal:
                 del self.working[order_id]
-                self._conclude(w.sig, w.intent, w.request, order, False, journal, trades_log, equity_log)
+                self._conclude(w.sig, w.intent, w.request, order, False, journal, trades_log, equity_log, w.first)
 
     # ---------------------------------------------------------------------------------------- freshness
     def _fresh(self, pending: list[Signal], journal: Journal) -> list[Signal]:
@@ -741,7 +748,11 @@ class Executor:
         entry = opens(pos_qty, side)
         if not entry:
             self._clear_legs(sig.symbol, journal, trades_log)
-        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig))
+        # Alpaca refuses one order through zero (long 10, sell 20): a flip goes as two, the close first, when the
+        # run waits for it (an order left working at the close cannot be followed by the rest: sent whole)
+        closes = abs(pos_qty) if not entry and qty > abs(pos_qty) and self._park is None else 0.0
+        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig),
+                     closes=closes)  # fmt: skip
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
 
@@ -777,14 +788,18 @@ class Executor:
         equity_log: JsonlAppender,
         resumed: bool,
     ) -> None:
-        """Submit (or find, when resuming after a crash) the intent's order and see it to a terminal status."""
+        """Submit (or find, when resuming after a crash) the intent's order and see it to a terminal status; a flip's
+        close first (Intent.closes), the rest once it has filled whole."""
+        first = None
+        if intent.closes:
+            first = self._close_first(sig, intent, trades_log, equity_log, resumed)
+            if first is None:
+                return
         req = order_request(sig, intent)
         try:
             order = self._submit_once(req, resumed)
         except OrderRejected as exc:
-            log.warning("order_rejected", signal_id=sig.id, error=str(exc))
-            self._record(trades_log, sig, "rejected", side=intent.side, requested=intent.qty, reason=str(exc))
-            self.alerter.send("rejection", f"{sig.symbol} order rejected", str(exc))
+            self._refused(sig, intent, trades_log, exc, first)
             return
         if sig.id not in journal.state.order_ids:
             journal.submitted(sig.id, order.id)
@@ -792,10 +807,46 @@ class Executor:
         order, outcome = self._await_terminal(order, equity_log)
         if outcome == "parked":
             generation = self.updates.generation if self.updates is not None else 0
-            self.working[order.id] = Working(sig, intent, req, generation)
+            self.working[order.id] = Working(sig, intent, req, generation, first)
             log.info("order_working", signal_id=sig.id, order_id=order.id, status=order.status)
             return
-        self._conclude(sig, intent, req, order, outcome == "timed_out", journal, trades_log, equity_log)
+        self._conclude(sig, intent, req, order, outcome == "timed_out", journal, trades_log, equity_log, first)
+
+    def _close_first(
+        self, sig: Signal, intent: Intent, trades_log: JsonlAppender, equity_log: JsonlAppender, resumed: bool
+    ) -> Order | None:
+        """A flip's first order: the position's shares, as the signal asks (its type and prices), under its own
+        client order id. The order once it filled whole; else None, the signal recorded with what it did."""
+        req = replace(order_request(sig, intent), qty=intent.closes,
+                      client_order_id=closing_client_order_id(intent.client_order_id))  # fmt: skip
+        try:
+            order = self._submit_once(req, resumed)
+        except OrderRejected as exc:
+            self._refused(sig, intent, trades_log, exc)
+            return None
+        order, outcome = self._await_terminal(order, equity_log, may_park=False)  # the rest waits for it
+        if order.filled_qty >= req.qty:
+            return order
+        unfilled = order.status if outcome == "done" else "expired"  # timed out: canceled by us
+        status = "partially_filled" if order.filled_qty > 0 else unfilled
+        self._record(trades_log, sig, status, order=order, side=intent.side, requested=intent.qty,
+                     commission=self._commission(order), reason="the flip's closing order did not fill whole")
+        return None
+
+    def _refused(self, sig: Signal, intent: Intent, trades_log: JsonlAppender, exc: OrderRejected,
+                 first: Order | None = None) -> None:  # fmt: skip
+        """The broker refused the signal's order (after `first`, a flip's filled close: the position closed, not
+        reopened)."""
+        log.warning("order_rejected", signal_id=sig.id, error=str(exc))
+        status = "rejected" if first is None else "partially_filled"
+        self._record(trades_log, sig, status, order=first, side=intent.side, requested=intent.qty,
+                     commission=self._commission(first), reason=str(exc))  # fmt: skip
+        self.alerter.send("rejection", f"{sig.symbol} order rejected", str(exc))
+
+    def _commission(self, order: Order | None) -> float:
+        if order is None or order.filled_qty <= 0:
+            return 0.0
+        return self.retry("get fills", lambda: self.broker.fill_commission(order))
 
     def _conclude(
         self,
@@ -807,19 +858,25 @@ class Executor:
         journal: Journal,
         trades_log: JsonlAppender,
         equity_log: JsonlAppender,
+        first: Order | None = None,
     ) -> None:
-        """Record an order that reached its end: its fill, exits, commission, equity and alerts."""
+        """Record an order that reached its end: its fill, exits, commission, equity and alerts (a flip's two
+        orders as one: `first` closed the position)."""
         status = order.status
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
         commission, after, legs = 0.0, None, []
+        if first is not None:  # a flip: its closing order and the rest, one record
+            commission = self._commission(first) + self._commission(order)
+            order = _both(first, order)
+            status = "filled" if order.filled_qty >= intent.qty else "partially_filled"
         if order.filled_qty > 0:
             if intent.legs and req.order_class != "simple" and not order.legs:  # found by client id: no legs
                 order_id = order.id
                 order = self.retry("get order", lambda: self.broker.get_order(order_id))
             legs = self._open_legs(sig, intent, order, journal) if intent.legs else []
-            filled = order
-            commission = self.retry("get fills", lambda: self.broker.fill_commission(filled))
+            if first is None:
+                commission = self._commission(order)
             after = self.retry("get account", self.broker.account)
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
@@ -869,10 +926,10 @@ class Executor:
         self.summary.updates["polled"] += 1
         return self.retry("get order", lambda: self.broker.get_order(order_id)), seq, generation
 
-    def _await_terminal(self, order: Order, equity_log: JsonlAppender) -> tuple[Order, str]:
+    def _await_terminal(self, order: Order, equity_log: JsonlAppender, may_park: bool = True) -> tuple[Order, str]:
         """The order once terminal ("done"), canceled after fill_timeout ("timed_out"), or still working after
-        park_after ("parked")."""
-        park = self._park
+        park_after ("parked"; not when `may_park` is false)."""
+        park = self._park if may_park else None
         deadline = time.monotonic() + (park if park is not None else self.cfg.fill_timeout)
         seen_filled, order_id = order.filled_qty, order.id
         seq, generation = 0, self.updates.generation if self.updates is not None else 0
@@ -905,6 +962,16 @@ class Executor:
                 break
             self.sleep(self.cfg.poll_interval)
         return order
+
+
+def _both(first: Order, rest: Order) -> Order:
+    """A flip's two orders as the one the signal asked for: the rest's order, the quantities added up, the price
+    their average."""
+    qty = first.filled_qty + rest.filled_qty
+    value = first.filled_qty * (first.filled_avg_price or 0.0) + rest.filled_qty * (rest.filled_avg_price or 0.0)
+    return replace(rest, qty=first.qty + rest.qty, filled_qty=qty, filled_avg_price=value / qty if qty else None,
+                   filled_at=rest.filled_at or first.filled_at)  # fmt: skip
+
 
 def _adopt(req: OrderRequest, found: Order) -> Order:
     """An order found under our client_order_id is ours only if it is what the intent asked for."""

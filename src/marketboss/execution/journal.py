@@ -30,6 +30,7 @@ class Intent:
     side: Side
     qty: float
     legs: bool = False  # the order opens or increases the position: the signal's exits go with it
+    closes: float = 0.0  # a flip: this many of qty close the position first, an order of their own (executor)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class Journal:
             kind = r.get("event")
             if kind == "intent":
                 st.intents[r["signal_id"]] = Intent(
-                    r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"], bool(r.get("legs"))
+                    r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"], bool(r.get("legs")),
+                    float(r.get("closes", 0.0)),
                 )
                 st.exit_credit.pop(r["symbol"], None)
             elif kind == "submitted":
@@ -107,7 +109,7 @@ class Journal:
 
     def intent(self, i: Intent) -> None:
         self._append(event="intent", signal_id=i.signal_id, client_order_id=i.client_order_id, symbol=i.symbol,
-                     side=i.side, qty=i.qty, legs=i.legs)  # fmt: skip
+                     side=i.side, qty=i.qty, legs=i.legs, closes=i.closes)  # fmt: skip
         self.state.intents[i.signal_id] = i
         self.state.exit_credit.pop(i.symbol, None)
 

@@ -1,0 +1,89 @@
+"""An order that takes a position through zero (long 10, sell 20), which Alpaca refuses as one order ("insufficient
+qty available") and the backtest fills: the executor sends it as two, the position's shares first and the rest
+once they filled, and records them as the one order the signal asked for. A crash between the two sends only the
+rest on the rerun. A long-short strategy paper-trades as it backtests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from marketboss.broker.base import OrderRequest
+from marketboss.data.io import read_jsonl_records, write_bars
+from marketboss.data.synth import synth_bars
+from marketboss.execution.executor import Executor
+from tests.integration.executor_fixtures import broker, broker_orders, executor
+from tests.integration.test_examples_paper import _marketboss
+from tests.integration.test_executor_orders import gap_bars, sdk, signal, write
+
+
+def test_a_flip_goes_as_the_close_then_the_rest_and_is_recorded_as_one_order(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    buy, flip = signal(bars, "JPM", 2, qty=10), signal(bars, "JPM", 4, "SELL", qty=25)
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [buy, flip]), data).run()
+        positions = sdk(lb).positions()
+        orders = {o["client_order_id"]: o for o in broker_orders(lb)}
+    assert positions["JPM"].qty == -15
+    close, rest = orders[f"mb-{flip.id}-close"], orders[f"mb-{flip.id}"]
+    assert (close["side"], float(close["qty"]), close["status"]) == ("sell", 10.0, "filled")
+    assert (rest["side"], float(rest["qty"]), rest["status"]) == ("sell", 15.0, "filled")
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["side"], t["qty"], t["status"]) for t in trades] == [
+        (buy.id, "BUY", 10.0, "filled"), (flip.id, "SELL", 25.0, "filled")]  # fmt: skip
+    average = (10 * float(close["filled_avg_price"]) + 15 * float(rest["filled_avg_price"])) / 25
+    assert trades[1]["filled_price"] == pytest.approx(average, rel=1e-12)
+
+
+def test_a_crash_between_a_flips_two_orders_sends_only_the_rest_on_the_rerun(tmp_path: Path) -> None:
+    data, bars = gap_bars(tmp_path)
+    buy, flip = signal(bars, "JPM", 2, qty=10), signal(bars, "JPM", 4, "SELL", qty=25)
+    path = write(tmp_path, [buy, flip])
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data)
+        crash_before_sending(first, f"mb-{flip.id}")
+        with pytest.raises(KeyboardInterrupt):
+            first.run()
+        assert sdk(lb).positions() == {}  # the close filled, the rest was never sent
+        executor(tmp_path, lb, path, data).run()
+        positions = sdk(lb).positions()
+        ours = [o for o in broker_orders(lb) if flip.id in o["client_order_id"]]
+    assert positions["JPM"].qty == -15
+    assert sorted((o["client_order_id"], float(o["qty"])) for o in ours) == [
+        (f"mb-{flip.id}", 15.0), (f"mb-{flip.id}-close", 10.0)]  # fmt: skip
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["qty"], t["status"]) for t in trades][-1] == (flip.id, 25.0, "filled")
+
+
+def crash_before_sending(ex: Executor, client_order_id: str) -> None:
+    """The process dies just before it sends the order with this client order id."""
+    submit = ex._submit_once
+
+    def dying(req: OrderRequest, resumed: bool) -> Any:
+        if req.client_order_id == client_order_id:
+            raise KeyboardInterrupt
+        return submit(req, resumed)
+
+    ex._submit_once = dying  # type: ignore[method-assign]
+
+
+def test_a_long_short_strategy_paper_trades_its_flips_as_it_backtests(tmp_path: Path) -> None:
+    write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-06-30", "1Day", seed=3),
+               tmp_path / "data" / "market_data.jsonl")  # fmt: skip
+    _marketboss(tmp_path, "signals", "generate", "--strategy", "ma_crossover", "--param", "long_only=false",
+                "--param", "fast=5", "--param", "slow=15", "--data", "data/market_data.jsonl", "--output",
+                "data/signals.jsonl")  # fmt: skip
+    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
+                "--poll-interval", "0.05")  # fmt: skip
+    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
+                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
+    paper = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
+    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+    assert (fills["qty"] == 20).sum() >= 5  # flips: short 10 to long 10 and back
+    assert paper["status"].to_list() == ["filled"] * fills.height
+    cols = ["signal_id", "side", "qty"]
+    assert paper.select(cols).equals(fills.select(cols))
+    assert paper["filled_price"].to_list() == pytest.approx(fills["price"].to_list(), rel=1e-9)
