@@ -82,6 +82,8 @@ def barset_frame(barset: Any) -> pl.DataFrame:
         for sym, bars in data.items()
         for bar in bars
     ]
+    if not rows:  # no bar in the window (a replay from the data's first day, a new listing): columns of no type
+        return pl.DataFrame(schema=BAR_DTYPES)
     df = pl.DataFrame(rows, schema=list(BAR_DTYPES), orient="row")
     return (
         df.with_columns(
