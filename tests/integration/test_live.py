@@ -257,3 +257,33 @@ def test_in_real_time_it_trades_each_bar_the_stream_closes(tmp_path: Path) -> No
     logged = {s["id"] for s in read_jsonl_records(tmp_path / "live_signals.jsonl")} if (
         tmp_path / "live_signals.jsonl").exists() else set()  # fmt: skip
     assert logged <= set(window["id"])  # what it decided, the backtest decided on the same bars
+
+
+def test_a_long_short_strategys_flips_trade_in_the_live_loop_as_in_its_backtest(tmp_path: Path) -> None:
+    """Long-short from the first session's open (no position yet): entries of 10, then every crossing a flip
+    (long 10 to short 10: one order of 20 in the backtest), which Alpaca refuses as one order: the loop's executor
+    sends the position's shares, then the rest, and records the one order the backtest filled."""
+    data = _bars(tmp_path)
+    params = [*PARAMS, "long_only=false"]
+    start, until = "2024-03-04T14:30:00Z", "2024-03-04T17:00:00Z"
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        cmd = _live(tmp_path, lb, params=params)
+        cmd[cmd.index("--replay-from") + 1], cmd[cmd.index("--until") + 1] = start[:10], until
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        positions = _positions(lb)
+        orders = {o["client_order_id"]: o for o in broker_orders(lb)}
+    bars = read_bars(data)
+    signals = create("ma_crossover", params).signals(Market.from_bars(bars))
+    signals = signals.filter(pl.col("timestamp") < pl.lit(until).str.to_datetime(time_zone="UTC"))
+    bt_fills = run_backtest(bars, signals).fills
+    flips = bt_fills.filter(pl.col("qty") == 20)["signal_id"].to_list()
+    assert len(flips) >= 3 and (bt_fills["qty"] == 10).sum() >= 1  # entries, then flips
+    assert all(float(orders[f"mb-{i}-close"]["qty"]) == 10 for i in flips)  # each flip: its close, then the rest
+    trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert set(trades) == set(bt_fills["signal_id"])
+    for f in bt_fills.iter_rows(named=True):
+        t = trades[f["signal_id"]]
+        assert (t["status"], t["qty"]) == ("filled", f["qty"])
+        assert abs(t["filled_price"] / f["price"] - 1) * 1e4 <= SPREAD_BPS / 2 + 0.5
+    assert positions == _net_fills(list(trades.values()))

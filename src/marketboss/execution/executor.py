@@ -748,9 +748,11 @@ class Executor:
         entry = opens(pos_qty, side)
         if not entry:
             self._clear_legs(sig.symbol, journal, trades_log)
-        # Alpaca refuses one order through zero (long 10, sell 20): a flip goes as two, the close first, when the
-        # run waits for it (an order left working at the close cannot be followed by the rest: sent whole)
-        closes = abs(pos_qty) if not entry and qty > abs(pos_qty) and self._park is None else 0.0
+        # Alpaca refuses one order through zero (long 10, sell 20): a market flip goes as two, the close first,
+        # while the market can fill it (one at the close, parked at once, could not be followed by the rest in
+        # time, nor can a limit's: those go whole)
+        flip = not entry and qty > abs(pos_qty) and sig.order_type == "market" and self._park != 0.0
+        closes = abs(pos_qty) if flip else 0.0
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig),
                      closes=closes)  # fmt: skip
         journal.intent(new)
