@@ -31,6 +31,13 @@ def _marketboss(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def book(df: pl.DataFrame, price: str) -> pl.DataFrame:
+    """Fills (paper's trades or the backtest's) by signal and leg, with their New York day and price."""
+    ny = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York")
+    return df.select("signal_id", "symbol", "side", "qty", pl.col("leg").fill_null("entry"),
+                     ny.dt.date().alias("day"), pl.col(price).alias("price")).sort("signal_id", "leg")  # fmt: skip
+
+
 def test_rsi_bracket_example_paper_trades_on_the_local_broker_as_it_backtests(tmp_path: Path) -> None:
     write_bars(synth_bars(["AAPL", "MSFT", "JPM"], "2021-01-01", "2023-12-31", "1Day", seed=7),
                tmp_path / "data" / "market_data.jsonl")  # fmt: skip
@@ -49,11 +56,6 @@ def test_rsi_bracket_example_paper_trades_on_the_local_broker_as_it_backtests(tm
     traded = trades.filter(pl.col("status") == "filled")
     fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
     assert set(traded["leg"].drop_nulls()) == {"stop_loss", "take_profit"}  # both legs fired on this data
-
-    def book(df: pl.DataFrame, price: str) -> pl.DataFrame:
-        ny = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York")
-        return df.select("signal_id", "symbol", "side", "qty", pl.col("leg").fill_null("entry"),
-                         ny.dt.date().alias("day"), pl.col(price).alias("price")).sort("signal_id", "leg")  # fmt: skip
 
     paper_book, backtest_book = book(traded, "filled_price"), book(fills, "price")
     assert paper_book.drop("price").equals(backtest_book.drop("price"))  # same orders, legs, sizes and days

@@ -17,7 +17,7 @@ import pytest
 
 from marketboss.data.io import read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
-from tests.integration.test_examples_paper import _marketboss
+from tests.integration.test_examples_paper import _marketboss, book
 
 STRATEGY = '''
 from marketboss.strategies.events import Context, EventParams, EventStrategy
@@ -57,11 +57,6 @@ def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -
     trades = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
     traded = trades.filter(pl.col("status") == "filled")
     fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
-
-    def book(df: pl.DataFrame, price: str) -> pl.DataFrame:
-        ny = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York")
-        return df.select("signal_id", "symbol", "side", "qty", pl.col("leg").fill_null("entry"),
-                         ny.dt.date().alias("day"), pl.col(price).alias("price")).sort("signal_id", "leg")  # fmt: skip
 
     paper_book, backtest_book = book(traded, "filled_price"), book(fills, "price")
     legs = backtest_book.filter(pl.col("leg") != "entry")
