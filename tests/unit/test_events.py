@@ -454,6 +454,30 @@ def test_a_book_that_grows_row_by_row_trades_as_one_with_room(random_bars: pl.Da
     assert grown.fills.equals(roomy.fills) and grown.orders.equals(roomy.orders) and sig_grown.equals(sig_roomy)
 
 
+def test_the_kernel_runs_ahead_of_a_strategy_trading_often_in_bounded_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A strategy placing an order every few bars while its trailing stops work: each run ahead of it is thrown
+    away at its next order. Unbounded, the kernel ran to the end of the data each time: the bars it ran ahead
+    grew with the data times the orders (157, then 370 times the bars on 1,560 and 3,510 minute bars)."""
+    advance = events.advance
+    busy_bars = [0]
+
+    def counting(prices: Any, orders: Any, rules: Any, sim: Any, snap: Any, ran_to: np.ndarray, t: int) -> None:
+        busy = sim.ints[events.nb.I_WORK] + sim.ints[events.nb.I_EXITS] > 0
+        advance(prices, orders, rules, sim, snap, ran_to, t)
+        busy_bars[0] += int(ran_to[0]) - t if busy else 0
+
+    monkeypatch.setattr(events, "advance", counting)
+    per_bar = []
+    for end in ("2024-01-05", "2024-01-12"):
+        m = Market.from_bars(synth_bars([f"S{i}" for i in range(10)], "2024-01-02", end, "1Min", seed=3))
+        busy_bars[0] = 0
+        result, signals = run_events(m, TimeTrailingStop(TimeTrailingParams()), COSTS, compiled=False)
+        assert signals.height > m.n_times / 2  # an order every other bar
+        assert run_backtest(m, signals, COSTS).fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+        per_bar.append(busy_bars[0] / m.n_times)
+    assert max(per_bar) < 32 and per_bar[1] < 1.25 * per_bar[0], per_bar
+
+
 def test_a_compiled_run_leaves_no_cache_file_for_its_loop(random_bars: pl.DataFrame) -> None:
     """numba cannot find a loop compiled for one on_bar function again in another process (the function's type
     is not the same there): cached, every process and strategy added a file that was never read."""

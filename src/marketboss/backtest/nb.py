@@ -436,7 +436,7 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
     # room for every order row, not only the live ones: the per-row state (mark, triggered) is indexed by row
     sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
     sim.ints[I_LIVE] = n
-    step(prices, orders, rules, sim, prices.close.shape[0], False)
+    step(prices, orders, rules, sim, prices.close.shape[0], False, 0)
     return sim_end(orders, sim)
 
 
@@ -448,10 +448,10 @@ def simulate_canceling(prices: Prices, orders: Orders, rules: Rules, rows: np.nd
     sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
     sim.ints[I_LIVE] = orders.live.shape[0]
     for i in range(rows.shape[0]):
-        step(prices, orders, rules, sim, bars[i] + 1, False)
+        step(prices, orders, rules, sim, bars[i] + 1, False, 0)
         if orders.status[rows[i]] == PENDING:
             orders.status[rows[i]] = CANCELED
-    step(prices, orders, rules, sim, prices.close.shape[0], False)
+    step(prices, orders, rules, sim, prices.close.shape[0], False, 0)
     return sim_end(orders, sim)
 
 
@@ -467,11 +467,12 @@ def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pause: bool) -> None:
+def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pause: bool, budget: int) -> None:
     # pragma: no cover - compiled
     """Run the bars from sim's next bar up to t_stop (exclusive), or with `pause` only up to and including the
-    first bar where something a strategy can see changed (a fill, or an order's status), then record where it
-    stopped in sim. Orders are those of live[k0:n_live] (in execution order) and the working ones.
+    first bar where something a strategy can see changed (a fill, or an order's status) or `budget` bars (> 0)
+    after it started, not counting the bars skipped while nothing works; then record where it stopped in sim.
+    Orders are those of live[k0:n_live] (in execution order) and the working ones.
 
     On each bar where something can trade, in two phases: the market orders going live there, at its open (at the
     signal bar's close with `at_close`, after the other phase); and the working exits (each entry's own, for its
@@ -501,6 +502,8 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     paused = False
     if t_stop > n_t:
         t_stop = n_t
+    worked = 0  # the bars counted against the budget
+    limit = budget if pause and budget > 0 else n_t + 1
     while True:
         if n_work == 0 and n_exits == 0:  # nothing working: on to the next bar an order goes live
             nxt = exec_t[live[k0]] if k0 < n else t_stop
@@ -512,7 +515,12 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                 t = nxt
         elif n_work == 0:  # only exits working: on to the first bar one may trade (or an order goes live)
             nxt = exec_t[live[k0]] if k0 < n else t_stop
-            t = _quiet_until(ex, orders, n_exits, prices, t, nxt if nxt < t_stop else t_stop)
+            end = nxt if nxt < t_stop else t_stop
+            if limit - worked < end - t:  # the bars the budget has left
+                end = t + (limit - worked)
+            t_was = t
+            t = _quiet_until(ex, orders, n_exits, prices, t, end)
+            worked += t - t_was
         if t >= t_stop:
             break
         changed = False
@@ -637,6 +645,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
         t += 1
         if pause and changed:
             paused = True
+            break
+        worked += 1
+        if worked >= limit:
             break
     ints[I_T], ints[I_K0], ints[I_HELD], ints[I_FILLS] = t, k0, n_held, n_f
     ints[I_WORK], ints[I_EXITS] = n_work, n_exits
