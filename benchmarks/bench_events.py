@@ -7,6 +7,10 @@ The strategy (examples/rsi_bracket_events.py): when flat and RSI(14) is below 30
 
 Two jobs: 10 symbols x 2,520 daily bars (seeded synthetic data; backtesting.py runs one symbol per Backtest, ten
 runs; MarketBoss runs the ten in one account, one run) and 1 symbol x 1,000,000 minute bars (a random walk).
+A third, without the goals (they are the RSI strategy's): a strategy that trades often, examples/
+time_trailing_stop.py (a breakout buy with a 5% trailing stop leg, closed after 10 bars: an order every 1.5
+bars) on 10 symbols x 7,020 synthetic minute bars; backtesting.py's version raises each trade's stop-loss to 5%
+under each close (it has no trailing order) and closes a trade after 10 bars.
 A run is the whole job on data already in memory, after a warm-up: MarketBoss's `run_events` (indicators, the
 bar loop, the kernel, the result frames and every metric), backtesting.py's `Backtest.run()` (its `next()`
 loop, broker and statistics). Each figure is a median over --repeat rounds, each round timing the three
@@ -67,13 +71,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
+from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
 
 from common import interleaved, report
 from marketboss.backtest import BacktestConfig, Costs
 from marketboss.backtest.events import run_events
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
-from marketboss.indicators import rsi
+from marketboss.indicators import rolling_max, rsi
+from marketboss.strategies.events import EventStrategy
 
 CASH, COMMISSION, QTY = 1_000_000.0, 0.001, 10
 CONFIG = BacktestConfig(cash=CASH, costs=Costs(commission=COMMISSION))
@@ -99,7 +105,7 @@ def _frame(bars: pl.DataFrame) -> pd.DataFrame:
                         index=pd.DatetimeIndex(bars["timestamp"].dt.replace_time_zone(None).to_numpy()))  # fmt: skip
 
 
-def _bt_strategy() -> type:
+def _bt_rsi_bracket() -> type:
     from backtesting import Strategy
 
     class RsiBracket(Strategy):  # type: ignore[misc]
@@ -114,7 +120,30 @@ def _bt_strategy() -> type:
     return RsiBracket
 
 
-def _bt_run(frames: list[pd.DataFrame]) -> int:
+def _bt_time_trailing() -> type:
+    """examples/time_trailing_stop.py's defaults in backtesting.py: its stop-loss raised to 5% under each close
+    (it has no trailing order: backtesting.lib's TrailingStrategy does the same from the ATR)."""
+    from backtesting import Strategy
+
+    class TimeTrailing(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.prior = self.I(lambda c: rolling_max(np.asarray(c, dtype=np.float64), 20, exclude_current=True),
+                                self.data.Close)  # fmt: skip
+
+        def next(self) -> None:
+            price = self.data.Close[-1]
+            for trade in self.trades:
+                if len(self.data) - 1 - trade.entry_bar >= 10:
+                    trade.close()
+                else:
+                    trade.sl = max(trade.sl or 0.0, price * 0.95)
+            if not self.position and price > self.prior[-1]:
+                self.buy(size=QTY, sl=price * 0.95)
+
+    return TimeTrailing
+
+
+def _bt_run(frames: list[pd.DataFrame], strategy: type) -> int:
     """backtesting.py on each frame: the number of trades."""
     from backtesting import Backtest
 
@@ -122,38 +151,36 @@ def _bt_run(frames: list[pd.DataFrame]) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for df in frames:
-            stats = Backtest(df, _bt_strategy(), cash=CASH, commission=COMMISSION).run()
+            stats = Backtest(df, strategy, cash=CASH, commission=COMMISSION).run()
             n += int(stats["# Trades"])
     return n
 
 
-def _mb_run(market: Market, compiled: bool) -> int:
-    result, _ = run_events(market, RsiBracketEvents(RsiBracketParams(quantity=QTY)), CONFIG, compiled=compiled)
-    return int(result.trades.height)
-
-
-def _job(name: str, bars: pl.DataFrame, bt_bars: pl.DataFrame, repeat: int) -> None:
+def _job(name: str, bars: pl.DataFrame, bt_bars: pl.DataFrame, repeat: int, mb_strategy: EventStrategy[Any],
+         bt_strategy: type, goals: bool = True) -> None:  # fmt: skip
     market = Market.from_bars(bars)
     frames = [_frame(bt_bars.filter(pl.col("symbol") == s)) for s in bt_bars["symbol"].unique().sort()]
     n_bars, bt_n = bars.height, bt_bars.height
     trades: dict[str, Any] = {}
 
     def mb(compiled: bool) -> None:
-        trades["compiled" if compiled else "python"] = _mb_run(market, compiled)
+        result, _ = run_events(market, mb_strategy, CONFIG, compiled=compiled)
+        trades["compiled" if compiled else "python"] = result.trades.height
 
     def bt() -> None:
-        trades["bt"] = _bt_run(frames)
+        trades["bt"] = _bt_run(frames, bt_strategy)
 
     python_s, compiled_s, bt_s = interleaved([lambda: mb(False), lambda: mb(True), bt], repeat, runs=[3, 9, 1])
     per_bar = bt_s / bt_n
     sliced = bt_n < n_bars
+    speedups = per_bar * n_bars / python_s, per_bar * n_bars / compiled_s
+    goal_met = {"python_goal_10x": speedups[0] >= 10, "compiled_goal_200x": speedups[1] >= 200} if goals else {}
     report(name, bars=n_bars, symbols=market.n_symbols, python_s=python_s, compiled_s=compiled_s,
            backtesting_py_s=bt_s, backtesting_py_bars=bt_n,
            backtesting_py_measured_on=f"{bt_n}_of_{n_bars}_bars_ratio_per_bar" if sliced else "all_bars",
            python_us_per_bar=python_s / n_bars * 1e6, compiled_us_per_bar=compiled_s / n_bars * 1e6,
            backtesting_py_us_per_bar=per_bar * 1e6,
-           python_speedup=per_bar * n_bars / python_s, compiled_speedup=per_bar * n_bars / compiled_s,
-           python_goal_10x=per_bar * n_bars / python_s >= 10, compiled_goal_200x=per_bar * n_bars / compiled_s >= 200,
+           python_speedup=speedups[0], compiled_speedup=speedups[1], **goal_met,
            trades_python=trades["python"], trades_compiled=trades["compiled"],
            trades_backtesting_py=trades["bt"] if not sliced else f"{trades['bt']}_on_the_slice")  # fmt: skip
 
@@ -166,9 +193,14 @@ def main() -> None:
     t0 = time.perf_counter()
     daily = synth_bars([f"S{i:02d}" for i in range(10)], "2010-01-01", "2020-12-31", "1Day", seed=3)
     daily = daily.filter(pl.col("timestamp") < daily["timestamp"].unique().sort()[2520])
-    _job("events_10x2520_daily", daily, daily, args.repeat)
+    rsi_bracket = RsiBracketEvents(RsiBracketParams(quantity=QTY))
+    _job("events_10x2520_daily", daily, daily, args.repeat, rsi_bracket, _bt_rsi_bracket())
     minute = _minute_bars(1_000_000)
-    _job("events_1x1m_minute", minute, minute.head(args.bt_bars), max(1, (args.repeat + 1) // 2))
+    _job("events_1x1m_minute", minute, minute.head(args.bt_bars), max(1, (args.repeat + 1) // 2), rsi_bracket,
+         _bt_rsi_bracket())  # fmt: skip
+    often = synth_bars([f"S{i:02d}" for i in range(10)], "2024-01-02", "2024-01-26", "1Min", seed=3)
+    _job("time_trailing_10x7020_minute", often, often, args.repeat,
+         TimeTrailingStop(TimeTrailingParams(quantity=QTY)), _bt_time_trailing(), goals=False)  # fmt: skip
     print(f"total {time.perf_counter() - t0:.1f} s", flush=True)
 
 

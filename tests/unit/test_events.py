@@ -458,15 +458,20 @@ def test_the_kernel_runs_ahead_of_a_strategy_trading_often_in_bounded_steps(monk
     """A strategy placing an order every few bars while its trailing stops work: each run ahead of it is thrown
     away at its next order. Unbounded, the kernel ran to the end of the data each time: the bars it ran ahead
     grew with the data times the orders (157, then 370 times the bars on 1,560 and 3,510 minute bars)."""
-    advance = events.advance
+    entry_points = events._entry_points
     busy_bars = [0]
 
-    def counting(prices: Any, orders: Any, rules: Any, sim: Any, snap: Any, ran_to: np.ndarray, t: int) -> None:
-        busy = sim.ints[events.nb.I_WORK] + sim.ints[events.nb.I_EXITS] > 0
-        advance(prices, orders, rules, sim, snap, ran_to, t)
-        busy_bars[0] += int(ran_to[0]) - t if busy else 0
+    def counting(book: events.Book) -> events.KernelCalls:
+        calls = entry_points(book)
 
-    monkeypatch.setattr(events, "advance", counting)
+        def advance(prices: Any, orders: Any, rules: Any, sim: Any, snap: Any, ran_to: np.ndarray, t: int) -> None:
+            busy = sim.ints[events.nb.I_WORK] + sim.ints[events.nb.I_EXITS] > 0
+            calls.advance(prices, orders, rules, sim, snap, ran_to, t)
+            busy_bars[0] += int(ran_to[0]) - t if busy else 0
+
+        return calls._replace(advance=advance)
+
+    monkeypatch.setattr(events, "_entry_points", counting)
     per_bar = []
     for end in ("2024-01-05", "2024-01-12"):
         m = Market.from_bars(synth_bars([f"S{i}" for i in range(10)], "2024-01-02", end, "1Min", seed=3))

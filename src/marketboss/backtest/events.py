@@ -51,9 +51,10 @@ _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
 #: The budget of a run ahead (advance), in bars passed while orders work, at its least and at the start: what the
 #: kernel ran past the bar where the strategy next places an order is thrown away and run again. Unbounded, a
 #: strategy placing an order every few bars while its trailing stops worked ran the kernel to the end of the data
-#: each time: 10 symbols x 7,020 minute bars took 1.47 s, 0.048 s so. A run stopped by its budget doubles it, a
-#: rewind halves it: long quiet stretches are run in a few calls, a strategy trading often wastes little.
-MIN_RUN_AHEAD = 64
+#: each time: 10 symbols x 7,020 minute bars (benchmarks/bench_events.py) took 1.47 s compiled. A run stopped by its
+#: budget doubles it, a rewind halves it: long quiet stretches are run in a few calls, a strategy trading often
+#: wastes little (that run: 0.049 s with 64 bars at least, 0.031 s with 8, the same with 2; the others alike).
+MIN_RUN_AHEAD = 8
 
 
 #: Order rows a Book starts with (doubled as needed): room for a run's few hundred orders (growing from 64 took
@@ -354,11 +355,12 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
     """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
     n_t = book.market.n_times
     on_bar = strategy.on_bar
+    kernel = _entry_points(book)
     ran_to = 0  # book.ran_to[0], as a Python int in the loop
     placed, canceled = ctx.placed, ctx.canceled
     for t in range(n_t):
         if ran_to <= t:
-            advance(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            kernel.advance(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
             ran_to = int(book.ran_to[0])
         if ran_to == t + 1:  # the kernel's state is the account after bar t
             _show(book, ctx)
@@ -366,8 +368,8 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
         on_bar(ctx)
         if placed or canceled:
             book.reserve(len(placed))
-            take(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
-                 book.canceled_at, book.n_rows, book.full, _rows(placed), len(placed), t)  # fmt: skip
+            kernel.take(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
+                        book.canceled_at, book.n_rows, book.full, _rows(placed), len(placed), t)  # fmt: skip
             ran_to = int(book.ran_to[0])
             for o in ctx.canceled:
                 if book.orders.status[o.row] == nb.PENDING:
@@ -424,34 +426,57 @@ def _take_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Si
 
 
 class KernelCalls(NamedTuple):
-    """advance and take as C callbacks (numba.cfunc, kept in numba's disk cache): the compiled loop calls the
-    kernel through their addresses. A loop calling them directly links the whole kernel, step included, and
-    every strategy's on_bar makes a new loop (compiled in each process: a function argument's type is not the
-    same in the next one), so a strategy's first run in a process spent 2.5-5 s compiling; through the
-    callbacks it is about 1 s. Their argument types are those of the Book: it makes its arrays, C-contiguous and
-    of fixed dtypes, but for the market's prices, so they are made once a process for each kind of prices
-    (dtypes, read-only or not) at the first compiled run with them (typing a Book's arrays takes 0.5 ms, too
-    long to do per run)."""
+    """advance and take as a loop calls them: for the plain loop, numba's entry points (_entry_points); for the
+    compiled loop, C callbacks (numba.cfunc, kept in numba's disk cache), whose addresses it calls. A compiled
+    loop calling them directly links the whole kernel, step included, and every strategy's on_bar makes a new
+    loop (compiled in each process: a function argument's type is not the same in the next one), so a
+    strategy's first run in a process spent 2.5-5 s compiling; through the callbacks it is about 1 s. Their
+    argument types are those of the Book: it makes its arrays, C-contiguous and of fixed dtypes, but for the
+    market's prices, so they are made once a process for each kind of prices (dtypes, read-only or not) at the
+    first run with them (typing a Book's arrays takes 0.5 ms, too long to do per run)."""
 
     advance: Any
     take: Any
 
 
-_KERNEL_CALLS: dict[tuple[tuple[str, bool], ...], KernelCalls] = {}  # by the kind of the Book's prices
+_Kind = tuple[tuple[str, bool], ...]  # the kind of a Book's prices: each array's dtype and whether writable
+_KERNEL_CALLS: dict[_Kind, KernelCalls] = {}
+_ENTRY_POINTS: dict[_Kind, KernelCalls] = {}
 
 
-def _kernel_calls(book: Book, out: np.ndarray) -> KernelCalls:
-    kind = tuple((a.dtype.str, bool(a.flags.writeable)) for a in book.prices)
+def _prices_kind(book: Book) -> _Kind:
+    return tuple((a.dtype.str, bool(a.flags.writeable)) for a in book.prices)
+
+
+def _signatures(book: Book) -> tuple[Any, Any]:
+    """advance's and take's argument types for the Book's arrays (and an ev.N_OUT-column `out`)."""
+    b = book
+    prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = map(typeof, (
+        b.prices, b.orders, b.rules, b.sim, b.snap, b.ran_to, b.decided, b.canceled_at, b.n_rows, b.full))
+    head = (prices, orders, rules, sim, snap, ran_to)
+    return (types.void(*head, types.int64),
+            types.void(*head, decided, canceled_at, n_rows, full, types.float64[:, ::1], types.int64, types.int64))
+
+
+def _kernel_calls(book: Book) -> KernelCalls:
+    kind = _prices_kind(book)
     calls = _KERNEL_CALLS.get(kind)
     if calls is None:
-        b = book
-        prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = map(typeof, (
-            b.prices, b.orders, b.rules, b.sim, b.snap, b.ran_to, b.decided, b.canceled_at, b.n_rows, b.full))
-        head = (prices, orders, rules, sim, snap, ran_to)
-        calls = _KERNEL_CALLS[kind] = KernelCalls(
-            cfunc(types.void(*head, types.int64), cache=True)(_advance_call),
-            cfunc(types.void(*head, decided, canceled_at, n_rows, full, typeof(out), types.int64, types.int64),
-                  cache=True)(_take_call))  # fmt: skip
+        advance_sig, take_sig = _signatures(book)
+        calls = _KERNEL_CALLS[kind] = KernelCalls(cfunc(advance_sig, cache=True)(_advance_call),
+                                                  cfunc(take_sig, cache=True)(_take_call))  # fmt: skip
+    return calls
+
+
+def _entry_points(book: Book) -> KernelCalls:
+    """advance and take as the plain loop calls them: numba's compiled functions for the Book's argument types,
+    called without its dispatch, which types every call's ~60 arrays (6 us a call: a quarter of a plain run
+    placing an order every other bar)."""
+    kind = _prices_kind(book)
+    calls = _ENTRY_POINTS.get(kind)
+    if calls is None:
+        advance_sig, take_sig = _signatures(book)
+        calls = _ENTRY_POINTS[kind] = KernelCalls(advance.compile(advance_sig.args), take.compile(take_sig.args))
     return calls
 
 
@@ -502,7 +527,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     out = np.full((spec.max_orders, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
     view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
-    calls = _kernel_calls(book, out)
+    calls = _kernel_calls(book)
     t = 0
     while t < m.n_times:
         book.reserve(spec.max_orders)
