@@ -22,10 +22,17 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine, five runs at load 0.4-1.0 (exits kept per entry, as Alpaca's bracket
-legs): 1 x 1,000,000 bars compiled 0.025-0.026 s, 198-207x (backtesting.py 5.0-5.2 s); daily (10 x 2,520)
-compiled 4.4-5.0 ms, backtesting.py 0.24-0.27 s, 52-54x; plain Python 0.022-0.023 s daily (10.8-12.1x) and
-0.38 s on the million bars (13.3-13.7x). 187 trades against backtesting.py's 185, and 209 against 208. Alone
+Latest, defaults, shared 2-core machine, two runs at load 1.0-1.3, alternating with the code before the run
+ahead's budget and the plain loop's entry points (backtest/events.py MIN_RUN_AHEAD, _entry_points):
+- 1 x 1,000,000 bars: compiled 0.025 s, 199-206x (backtesting.py 5.0-5.1 s); plain Python 0.36-0.37 s, 13.6-13.7x
+  (before: the same, 199-204x and 13.4x).
+- daily (10 x 2,520): compiled 4.4-4.7 ms, 50-52x (backtesting.py 0.23 s); plain Python 0.016 s, 13.9-14.7x (before:
+  47-49x and 10.7x, 0.022 s: numba's dispatch typed the kernel's ~60 arrays at each of the run's 620 calls).
+- time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.031-0.032 s, 21-22x; plain Python
+  0.124-0.126 s, 5.5x (backtesting.py 0.69 s). Before: 1.47 s and 1.67 s, 0.47x and 0.41x: each run ahead of the
+  strategy went on to the end of the data and was thrown away at its next order, a bar or two later.
+187 trades against backtesting.py's 185, 209 against 208, and 2,352 against 2,349. Earlier, five runs at load
+0.4-1.0: 198-207x and 52-54x compiled, 10.8-12.1x and 13.3-13.7x plain. Alone
 in a process, against the per-symbol exits before (alternating): the million bars 17.2-17.4 ms (18.0-18.1 ms
 before), daily 4.43-4.45 ms (4.58-4.63 ms): a replay's save and restore copy the working exits only. The
 compiled loop reaches the kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first
@@ -34,7 +41,7 @@ calls costs 0.55 us more that way, 0.3 ms of the daily run. Compiling the bracke
 position's side a constant) made the million-bar run 7% faster (0.025-0.026 s, 199-209x): under the 20% a
 speed trick must save to stay, so it went.
 
-The compiled goal (200x) is not met: 198-207x on the million bars (at the edge: it moves with the load), 52-54x
+The compiled goal (200x) is not met: 198-207x on the million bars (at the edge: it moves with the load), 50-54x
 daily. Daily, backtesting.py takes 10 us a
 bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run; the fixed costs of a run take 3 times that
 (alone): the loop 1.4-1.7 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is the
