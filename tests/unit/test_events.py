@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 from pydantic import Field
 
 from marketboss.backtest import BacktestConfig, Costs, events, load_run, run_backtest, run_strategy
@@ -32,7 +33,20 @@ from marketboss.research.sweep import sweep
 from marketboss.research.windows import time_slice
 from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
-from marketboss.strategies.events import Context, EventParams, EventStrategy, PlacedOrder
+from marketboss.strategies.events import (
+    CANCEL,
+    OUT_GTC,
+    OUT_KIND,
+    OUT_LIMIT,
+    OUT_QTY,
+    OUT_SIDE,
+    OUT_SYMBOL,
+    CompiledOnBar,
+    Context,
+    EventParams,
+    EventStrategy,
+    PlacedOrder,
+)
 from tests.unit.cli_app import cli
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
@@ -362,6 +376,61 @@ def test_an_order_on_a_bar_its_symbol_lacks_is_sent_without_a_price(random_bars:
     decided = int(np.searchsorted(market.times, signals["timestamp"].cast(pl.Int64).item()))
     fill_bar = decided + 1 + int(np.argmax(~np.isnan(market.close[decided + 1 :, ccc])))
     assert result.fills["price"].to_list()[:1] == [pytest.approx(market.open[fill_bar, ccc], rel=1e-3)]
+
+
+class Chase(EventStrategy[EventParams]):
+    """At each bar: cancel symbol t % 3's open orders (every one every 7th bar), then a gtc limit buy under the close
+    for each flat symbol, and a sale of a held one every 5 bars; plain and compiled alike."""
+
+    name: ClassVar[str] = "chase"
+    summary: ClassVar[str] = "test"
+
+    def on_bar(self, ctx: Context) -> None:
+        ctx.cancel_all(None if ctx.t % 7 == 0 else ctx.t % len(ctx.symbols))
+        for s in range(len(ctx.symbols)):
+            px = ctx.price(s)
+            if np.isnan(px):
+                continue
+            if ctx.position(s) == 0:
+                ctx.buy(1, s, limit_price=px * 0.99, time_in_force="gtc")
+            elif ctx.t % 5 == 0:
+                ctx.sell(ctx.position(s), s)
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_chase_on_bar, np.zeros(1), max_orders=8)
+
+
+@njit(cache=True)
+def _chase_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    n_s = close.shape[1]
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_KIND] = -1.0 if t % 7 == 0 else t % n_s, CANCEL
+    n = 1
+    for s in range(n_s):
+        if np.isnan(close[t, s]):
+            continue
+        if position[s] == 0.0 or t % 5 == 0:
+            out[n, :] = np.nan
+            out[n, OUT_SYMBOL], out[n, OUT_KIND], out[n, OUT_GTC] = s, 0.0, 0.0
+            if position[s] == 0.0:
+                out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = 1.0, 1.0, 1.0
+                out[n, OUT_LIMIT], out[n, OUT_GTC] = close[t, s] * 0.99, 1.0
+            else:
+                out[n, OUT_SIDE], out[n, OUT_QTY] = -1.0, position[s]
+            n += 1
+    return n
+
+
+def test_a_compiled_cancel_cancels_as_the_plain_one(random_bars: pl.DataFrame) -> None:
+    """A compiled on_bar's CANCEL row (one symbol's open orders, or all) trades as ctx.cancel_all: the same
+    orders, cancels and fills, and the signals backtest to them."""
+    m = Market.from_bars(random_bars)
+    plain, sig_plain = run_events(m, Chase(EventParams()), COSTS, compiled=False)
+    fast, sig_fast = run_events(m, Chase(EventParams()), COSTS, compiled=True)
+    cancels = sig_plain.filter(pl.col("action") == "CANCEL")
+    assert cancels["symbol"].n_unique() == 3 and plain.fills.height > 20
+    assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
+    assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
 
 
 @settings(max_examples=12, deadline=None)

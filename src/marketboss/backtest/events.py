@@ -146,13 +146,23 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
 
 
 @njit(cache=True)
-def cancel_symbol(orders: nb.Orders, canceled_at: np.ndarray, n_rows: int, s: int, t: int) -> None:
+def cancel_symbol(orders: nb.Orders, sim: nb.Sim, canceled_at: np.ndarray, s: int, t: int) -> None:
     # pragma: no cover - compiled
-    """Cancel symbol s's open orders (s < 0: all) at bar t."""
-    for r in range(n_rows):
-        if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
-            orders.status[r] = CANCELED
-            canceled_at[r] = t
+    """Cancel symbol s's open orders (s < 0: all) at bar t, the kernel having run bar t: the orders not yet live
+    and the working ones, the only ones still open then (not every row: a strategy canceling at each bar made
+    the run quadratic in its orders)."""
+    ints = sim.ints
+    for k in range(ints[nb.I_K0], ints[nb.I_LIVE]):
+        _cancel(orders, canceled_at, orders.live[k], s, t)
+    for w in range(ints[nb.I_WORK]):
+        _cancel(orders, canceled_at, sim.working[w], s, t)
+
+
+@njit(cache=True, inline="always")
+def _cancel(orders: nb.Orders, canceled_at: np.ndarray, r: int, s: int, t: int) -> None:  # pragma: no cover
+    if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
+        orders.status[r] = CANCELED
+        canceled_at[r] = t
 
 
 class Snap(NamedTuple):
@@ -316,7 +326,7 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
         s = int(out[i, ev.OUT_SYMBOL])
         kind = int(out[i, ev.OUT_KIND])
         if kind == ev.CANCEL:
-            cancel_symbol(orders, canceled_at, n_rows[0], s, t)
+            cancel_symbol(orders, sim, canceled_at, s, t)
             continue
         add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
                   out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
