@@ -433,6 +433,46 @@ def test_a_compiled_cancel_cancels_as_the_plain_one(random_bars: pl.DataFrame) -
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
 
 
+def test_a_compiled_run_has_room_for_an_order_per_symbol_in_one_bar() -> None:
+    """out's rows default to two per symbol: the RSI example's compiled on_bar, which writes an order for each
+    oversold symbol, wrote past the 16 rows it used to have on 40 symbols (a crash: "double free or
+    corruption")."""
+    m = Market.from_bars(synth_bars([f"S{i:02d}" for i in range(40)], "2023-01-01", "2023-06-30", "1Day", seed=4))
+    strategy = RsiBracketEvents(RsiBracketParams(n=3, oversold=70))
+    fast, sig_fast = run_events(m, strategy, COSTS, compiled=True)
+    plain, sig_plain = run_events(m, strategy, COSTS, compiled=False)
+    assert sig_fast["timestamp"].value_counts()["count"].max() > 16
+    assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills)
+
+
+@njit(cache=True)
+def _overflowing_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    return out.shape[0] + 1 if t == 3 else 0
+
+
+class Overflowing(EventStrategy[EventParams]):
+    name: ClassVar[str] = "overflowing"
+    summary: ClassVar[str] = "test"
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_overflowing_on_bar, np.zeros(1), max_orders=4)
+
+
+def test_a_compiled_on_bar_returning_more_orders_than_out_holds_is_refused(random_bars: pl.DataFrame) -> None:
+    with pytest.raises(MarketBossError, match=r"returned more orders than out holds \(4\) at bar 3: set "
+                                              r"CompiledOnBar.max_orders"):  # fmt: skip
+        run_events(Market.from_bars(random_bars), Overflowing(EventParams()), COSTS)
+
+
+def test_the_compiled_path_calls_start_too() -> None:
+    """time_trailing_stop keeps memory for 64 symbols: its start refuses more, plain or compiled (compiled, its
+    function wrote past its memory)."""
+    m = Market.from_bars(synth_bars([f"S{i:02d}" for i in range(65)], "2023-01-01", "2023-02-28", "1Day", seed=4))
+    for compiled in (False, True):
+        with pytest.raises(ValueError, match="64 symbols"):
+            run_events(m, TimeTrailingStop(TimeTrailingParams()), COSTS, compiled=compiled)
+
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_random_event_orders_backtest_as_signals_to_the_same_fills(random_bars: pl.DataFrame, seed: int) -> None:

@@ -498,7 +498,8 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
     # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls. Returns the bar to resume at when the book has no room for another bar's orders (the number of
-    bars when done). Not cached: compiled for one on_bar, it could not be found again in another process."""
+    bars when done; -1 - t when on_bar returned more orders at bar t than out holds). Not cached: compiled for
+    one on_bar, it could not be found again in another process."""
     close = prices.close
     n_t, n_s = close.shape
     for t in range(t0, n_t):
@@ -517,12 +518,15 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
         end = t + 1
         n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
                    _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
+        if n > out.shape[0]:
+            return -1 - t  # more orders than out holds
         if n > 0:
             take_call(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, np.int64(n), t)
     return n_t
 
 
-def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float) -> None:
+def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float, name: str
+                  ) -> None:
     m = book.market
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
@@ -534,16 +538,20 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     else:
         ind = np.zeros((0, m.n_times, m.n_symbols))
     mem = np.zeros(spec.memory)
-    out = np.full((spec.max_orders, ev.N_OUT), np.nan)
+    rows = spec.rows(m.n_symbols)
+    out = np.full((rows, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
     view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
     calls = _kernel_calls(book)
     t = 0
     while t < m.n_times:
-        book.reserve(spec.max_orders)
+        book.reserve(rows)
         t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
                   book.canceled_at, book.n_rows, book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash,
                   t, calls.advance, calls.take)  # fmt: skip
+        if t < 0:
+            raise MarketBossError(f"{name}: compiled on_bar returned more orders than out holds ({rows}) at bar "
+                                  f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts memory)")
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
@@ -569,12 +577,12 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
                      cash=cfg.cash)
     spec = strategy.compiled()
     use_compiled = spec is not None if compiled is None else compiled
-    if use_compiled:
-        if spec is None:
-            raise MarketBossError(f"{strategy.name} has no compiled on_bar")
-        _run_compiled(book, spec, indicators, cfg.cash)
+    if use_compiled and spec is None:
+        raise MarketBossError(f"{strategy.name} has no compiled on_bar")
+    strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
+    if spec is not None and use_compiled:
+        _run_compiled(book, spec, indicators, cfg.cash, strategy.name)
     else:
-        strategy.start(ctx)
         _run_python(book, strategy, ctx)
     return book, _signal_rows(market, strategy, book), ctx
 

@@ -294,14 +294,20 @@ class CompiledOnBar:
     with t the bar index; open..close the (t+1 x symbol) history; ind the (indicators x (t+1) x symbol)
     indicator values (in the order of `indicators`); position the shares per symbol after bar t, cash and
     equity; args the strategy's parameters as floats; memory a float array (`memory` long, zeros at the start)
-    the function keeps between bars; out a (max_orders x N_OUT) buffer it writes its orders to (see OUT_*),
-    returning how many it wrote."""
+    the function keeps between bars; out a (rows x N_OUT) buffer it writes its orders to (see OUT_*),
+    returning how many it wrote. `max_orders`: out's rows (default: two per symbol, at least 16). numba does
+    not check indexes: a function writing past out's rows or memory corrupts the process's memory (stop at
+    out.shape[0]); returning more orders than out holds is an error."""
 
     on_bar: Callable[..., int]
     args: np.ndarray
     indicators: tuple[str, ...] = ()
     memory: int = 0
-    max_orders: int = 16
+    max_orders: int | None = None
+
+    def rows(self, n_symbols: int) -> int:
+        """out's rows for a market of n_symbols."""
+        return self.max_orders if self.max_orders is not None else max(16, 2 * n_symbols)
 
 
 class EventStrategy(Strategy[P]):
