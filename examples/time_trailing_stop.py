@@ -14,6 +14,7 @@ from numba import njit
 from pydantic import Field
 
 from marketboss.data.market import SymbolBars
+from marketboss.errors import MarketBossError
 from marketboss.indicators import rolling_max
 from marketboss.strategies.events import (
     OUT_GTC,
@@ -48,7 +49,8 @@ class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
 
     def start(self, ctx: Context) -> None:
         if len(ctx.symbols) > 64:
-            raise ValueError("time_trailing_stop keeps memory for 64 symbols")
+            raise MarketBossError(f"time_trailing_stop keeps memory for 64 symbols, not {len(ctx.symbols)}: "
+                                  "choose some with --symbols")
         self.entered = [-1] * len(ctx.symbols)  # the bar each position was first seen, -1: flat
 
     def on_bar(self, ctx: Context) -> None:

@@ -469,7 +469,7 @@ def test_the_compiled_path_calls_start_too() -> None:
     function wrote past its memory)."""
     m = Market.from_bars(synth_bars([f"S{i:02d}" for i in range(65)], "2023-01-01", "2023-02-28", "1Day", seed=4))
     for compiled in (False, True):
-        with pytest.raises(ValueError, match="64 symbols"):
+        with pytest.raises(MarketBossError, match="64 symbols, not 65"):
             run_events(m, TimeTrailingStop(TimeTrailingParams()), COSTS, compiled=compiled)
 
 
