@@ -26,8 +26,8 @@ Latest, defaults, shared 2-core machine, two runs at load 1.0-1.3, alternating w
 ahead's budget and the plain loop's entry points (backtest/events.py MIN_RUN_AHEAD, _entry_points):
 - 1 x 1,000,000 bars: compiled 0.025 s, 199-206x (backtesting.py 5.0-5.1 s); plain Python 0.36-0.37 s, 13.6-13.7x
   (before: the same, 199-204x and 13.4x).
-- daily (10 x 2,520): compiled 4.4-4.7 ms, 48-52x (backtesting.py 0.22-0.23 s); plain Python 0.016 s, 13.9-14.7x (before:
-  47-49x and 10.7x, 0.022 s: numba's dispatch typed the kernel's ~60 arrays at each of the run's 620 calls).
+- daily (10 x 2,520): compiled 4.4-4.7 ms, 48-52x (backtesting.py 0.22-0.23 s); plain Python 0.016 s, 13.9-14.7x
+  (before: 47-49x and 10.7x, 0.022 s: numba's dispatch typed the kernel's ~60 arrays at each of the run's 620 calls).
 - time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.031-0.032 s, 21-22x; plain Python
   0.124-0.126 s, 5.5x (backtesting.py 0.69 s). Before: 1.47 s and 1.67 s, 0.47x and 0.41x: each run ahead of the
   strategy went on to the end of the data and was thrown away at its next order, a bar or two later.
