@@ -22,37 +22,32 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine, two runs at load 1.0-1.3, alternating with the code before the run
-ahead's budget and the plain loop's entry points (backtest/events.py MIN_RUN_AHEAD, _entry_points):
-- 1 x 1,000,000 bars: compiled 0.025 s, 199-206x (backtesting.py 5.0-5.1 s); plain Python 0.36-0.37 s, 13.6-13.7x
-  (before: the same, 199-204x and 13.4x).
-- daily (10 x 2,520): compiled 4.4-4.7 ms, 48-52x (backtesting.py 0.22-0.23 s); plain Python 0.016 s, 13.9-14.7x
-  (before: 47-49x and 10.7x, 0.022 s: numba's dispatch typed the kernel's ~60 arrays at each of the run's 620 calls).
-- time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.031-0.032 s, 21-22x; plain Python
-  0.124-0.126 s, 5.5x (backtesting.py 0.69 s). Before: 1.47 s and 1.67 s, 0.47x and 0.41x: each run ahead of the
-  strategy went on to the end of the data and was thrown away at its next order, a bar or two later.
-187 trades against backtesting.py's 185, 209 against 208, and 2,352 against 2,349. Earlier, five runs at load
-0.4-1.0: 198-207x and 52-54x compiled, 10.8-12.1x and 13.3-13.7x plain. Alone
-in a process, against the per-symbol exits before (alternating): the million bars 17.2-17.4 ms (18.0-18.1 ms
-before), daily 4.43-4.45 ms (4.58-4.63 ms): a replay's save and restore copy the working exits only. The
-compiled loop reaches the kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first
-compiled run in a process takes about 1 s to compile instead of 2.5-5 s); each of a run's few hundred kernel
-calls costs 0.55 us more that way, 0.3 ms of the daily run. Compiling the bracket scan once per side (the
-position's side a constant) made the million-bar run 7% faster (0.025-0.026 s, 199-209x): under the 20% a
-speed trick must save to stay, so it went.
+Latest, defaults, shared 2-core machine, two runs at load 0.8-1.0, alternating with the code before the kernel's
+calls were compiled without reference counting (backtest/nb.py NO_REFCOUNTS):
+- 1 x 1,000,000 bars: compiled 0.024-0.025 s, 203-207x (backtesting.py 5.0 s); plain Python 0.36 s, 13.8-13.9x
+  (before: the same, 202x and 13.8-14.0x).
+- daily (10 x 2,520): compiled 3.6 ms, 64-66x (backtesting.py 0.24 s); plain Python 0.014 s, 17.2-17.8x (before:
+  4.5-4.8 ms, 51-54x, and 0.016-0.017 s, 14.6-14.7x).
+- time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.014-0.015 s, 47-49x; plain Python 0.085 s,
+  8.2x (backtesting.py 0.69-0.70 s). Before: 0.031-0.033 s, 22x, and 0.126-0.127 s, 5.4-5.6x; before the run
+  ahead's budget (MIN_RUN_AHEAD), 1.47 s and 1.67 s: each run ahead of the strategy went on to the end of the data
+  and was thrown away at its next order, a bar or two later.
+187 trades against backtesting.py's 185, 209 against 208, and 2,352 against 2,349. The compiled loop reaches the
+kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first compiled run in a process takes
+about 1 s to compile instead of 2.5-5 s). Compiling the bracket scan once per side (the position's side a
+constant) made the million-bar run 7% faster (0.025-0.026 s, 199-209x): under the 20% a speed trick must save to
+stay, so it went.
 
-The compiled goal (200x) is not met: 198-207x on the million bars (at the edge: it moves with the load), 48-54x
-daily. Daily, backtesting.py takes 10 us a
-bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run; the fixed costs of a run take 3 times that
-(alone): the loop 1.4-1.7 ms, of which the kernel's own work is 0.15 ms and calling on_bar 0.13 ms; the rest is the
-kernel started 532 times (it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar
-where orders were placed), each start with a save or a restore of its state, ~2.5 us each (through the callback),
-most of it numba's reference counting of the ~50 arrays of that state (a step call that does nothing takes 0.5 us,
-0.08 us compiled without reference counting); the signals frame 1.4 ms, of which checking every order against
-Signal's rules 0.7 ms (polars evaluates the ~80 nodes of the rule expression at 5-9 us each, whatever the number of
-rows; without query optimisation it is no faster) and building the 16 columns with ids 0.5 ms; the result tables and
-metrics 0.74 ms (4 polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and their
-causality check 0.55 ms. The polars frames alone (2.1 ms) are more than the goal allows. On the million bars (0.017
+The compiled goal (200x) is not met: 202-207x on the million bars (at the edge: it moves with the load), 64-66x
+daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run;
+the fixed costs of a run take 3 times that (3.5 ms alone): the loop 0.55 ms (the kernel started 532 times: it
+pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar where orders were placed;
+counting the references of the ~50 arrays of its state, each start took ~2.5 us, 1.4-1.7 ms in all); the signals
+frame 1.2-1.3 ms, of which checking every order against Signal's rules 0.7 ms (polars evaluates the ~80 nodes of
+the rule expression at 5-9 us each, whatever the number of rows; without query optimisation it is no faster) and
+building the 16 columns with ids 0.5 ms; the result tables and metrics 1.1 ms (4 polars frames: ~30 us a frame
+and ~4 us a column, and the metrics); the indicators and their causality check 0.5 ms. The polars frames alone
+(2.4 ms) are twice what the goal allows. On the million bars (0.017
 s alone): the indicators 3.3 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop
 6.8 ms (the kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.7 ms (marking the equity
 on every bar 3.6 ms), the signals frame 2.2 ms. In the benchmark the same run takes 0.025-0.026 s: once

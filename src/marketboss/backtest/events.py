@@ -115,7 +115,7 @@ def _grown(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.ndarray, close: np.ndarray,
               full: np.ndarray, t: int, s: int, side: float, qty: float, weight: float, kind: int, limit: float,
               stop: float, trail: float, gtc: bool, tp: float, sl: float) -> None:  # pragma: no cover - compiled
@@ -145,7 +145,7 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
     ints[nb.I_LIVE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def cancel_symbol(orders: nb.Orders, sim: nb.Sim, canceled_at: np.ndarray, s: int, t: int) -> None:
     # pragma: no cover - compiled
     """Cancel symbol s's open orders (s < 0: all) at bar t, the kernel having run bar t: the orders not yet live
@@ -226,7 +226,7 @@ def _save_row(snap: Snap, n: int, r: int, sim: nb.Sim, orders: nb.Orders) -> int
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cover - compiled
     _copy_account(snap, sim)
     ints = sim.ints
@@ -243,7 +243,7 @@ def save(sim: nb.Sim, orders: nb.Orders, snap: Snap) -> None:  # pragma: no cove
     snap.saved[0], snap.saved[1], snap.saved[2] = n, n_work, n_exits
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no cover - compiled
     _copy_account(sim, snap)
     _copy(sim.working, snap.working, snap.saved[1])
@@ -292,7 +292,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True))
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def advance(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
             t: int) -> None:  # pragma: no cover - compiled
     """Before on_bar at bar t, when the kernel has not run bar t yet: save its state, then run it ahead to the
@@ -305,7 +305,7 @@ def advance(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, 
         ran_to[1] *= 2
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
            t: int) -> None:  # pragma: no cover - compiled
     """Before the orders decided at bar t are taken: if the kernel ran past bar t without them, back to its saved
@@ -317,7 +317,7 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
         ran_to[0] = t + 1
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray,
              close: np.ndarray, full: np.ndarray, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover
     """The orders decided at bar t, out[:n] (a compiled on_bar's rows, ev.OUT_*), into the book (after the
@@ -333,7 +333,7 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
                   out[i, ev.OUT_GTC] > 0, out[i, ev.OUT_TP], out[i, ev.OUT_SL])  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, **nb.NO_REFCOUNTS)
 def take(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
          decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray, n: int,
          t: int) -> None:  # pragma: no cover - compiled
@@ -473,8 +473,9 @@ def _kernel_calls(book: Book) -> KernelCalls:
     calls = _KERNEL_CALLS.get(kind)
     if calls is None:
         advance_sig, take_sig = _signatures(book)
-        calls = _KERNEL_CALLS[kind] = KernelCalls(cfunc(advance_sig, cache=True)(_advance_call),
-                                                  cfunc(take_sig, cache=True)(_take_call))  # fmt: skip
+        options = {"cache": True, **nb.NO_REFCOUNTS}
+        calls = _KERNEL_CALLS[kind] = KernelCalls(cfunc(advance_sig, **options)(_advance_call),
+                                                  cfunc(take_sig, **options)(_take_call))  # fmt: skip
     return calls
 
 

@@ -51,6 +51,14 @@ from marketboss.orders.nb import (
     trailing_fill,
 )
 
+#: numba's options for the kernels that run on state they are given (step, what it calls with arrays, and the
+#: event loop's calls in events.py): no reference counting (numba's NRT). A call passes some 50 arrays in named
+#: tuples, and counting their references cost more than a short call's work: the event-driven run of a strategy
+#: trading every few bars (benchmarks/bench_events.py, time_trailing_stop) took 30.4 ms compiled, 124 ms in plain
+#: Python; without, 14.6 ms and 85 ms. Safe because numba refuses to compile an allocation in such a function: it
+#: only reads and writes arrays its caller holds.
+NO_REFCOUNTS: dict[str, Any] = {"_nrt": False}
+
 
 @njit(cache=True, inline="always")
 def fmin(a: float, b: float) -> float:  # pragma: no cover - compiled
@@ -194,7 +202,7 @@ def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules) -> t
     return fp, comm, new_cash, not (new_cash < cash and new_cash < -1e-9 * abs(q) * fp)
 
 
-@njit(cache=True)
+@njit(cache=True, **NO_REFCOUNTS)
 def equity_at(cash: float, pos: np.ndarray, held: np.ndarray, n_held: int, refs: np.ndarray, close: np.ndarray,
               t: int) -> float:  # pragma: no cover - compiled
     """Cash plus the held positions marked at bar t's reference prices (a symbol without one: its last close)."""
@@ -289,7 +297,7 @@ def _quiet_until(ex: Exits, orders: Orders, n_exits: int, prices: Prices, t: int
     return end
 
 
-@njit(cache=True)
+@njit(cache=True, **NO_REFCOUNTS)
 def _first_exit(long: bool, prices: Prices, s: int, tp: float, sl: float, start: int, end: int) -> int:
     # pragma: no cover - compiled
     """The first bar in [start, end) where a long (or short) position's bracket may trade (`end`: none). A
@@ -343,7 +351,7 @@ def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: 
     return n_c
 
 
-@njit(cache=True)
+@njit(cache=True, **NO_REFCOUNTS)
 def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, now: float, ref: float,
                live_from: int, n: int) -> int:  # pragma: no cover - compiled
     """The working exits after order r (`leg`: its exit's fill) moved symbol s's position from `was` to `now`,
@@ -365,7 +373,7 @@ def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, 
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, **NO_REFCOUNTS)
 def _end_exits(ex: Exits, orders: Orders, n: int, row: int, s: int) -> int:  # pragma: no cover - compiled
     """The exits of row `row` and of every row of symbol s end (-1: none); the rest keep their order."""
     kept = 0
@@ -466,7 +474,7 @@ def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
                  f.commission[:n_f], f.leg[:n_f])  # fmt: skip
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", **NO_REFCOUNTS)
 def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pause: bool, budget: int) -> None:
     # pragma: no cover - compiled
     """Run the bars from sim's next bar up to t_stop (exclusive), or with `pause` only up to and including the
