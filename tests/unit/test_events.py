@@ -573,10 +573,11 @@ def test_the_kernel_runs_ahead_of_a_strategy_trading_often_in_bounded_steps(monk
     def counting(book: events.Book) -> events.KernelCalls:
         calls = entry_points(book)
 
-        def advance(prices: Any, orders: Any, rules: Any, sim: Any, snap: Any, ran_to: np.ndarray, t: int) -> None:
-            busy = sim.ints[events.nb.I_WORK] + sim.ints[events.nb.I_EXITS] > 0
-            calls.advance(prices, orders, rules, sim, snap, ran_to, t)
-            busy_bars[0] += int(ran_to[0]) - t if busy else 0
+        def advance(state: events.KernelState, t: int) -> None:
+            ints = book.sim.ints
+            busy = ints[events.nb.I_WORK] + ints[events.nb.I_EXITS] > 0
+            calls.advance(state, t)
+            busy_bars[0] += int(book.ran_to[0]) - t if busy else 0
 
         return calls._replace(advance=advance)
 

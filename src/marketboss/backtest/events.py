@@ -21,7 +21,9 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import polars as pl
 from numba import cfunc, njit, typeof, types
-from numba.core import cgutils
+from numba.core import cgutils, imputils
+from numba.core.runtime.nrtdynmod import _meminfo_struct_type
+from numba.experimental import structref
 from numba.extending import intrinsic
 from pydantic import ValidationError
 
@@ -62,6 +64,61 @@ MIN_RUN_AHEAD = 8
 START_ROWS = 256
 
 
+@structref.register
+class _KernelStateType(types.StructRef):
+    def preprocess_fields(self, fields: Any) -> Any:
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class KernelState(structref.StructRefProxy):
+    """A Book's arrays as one argument of the kernel's calls (advance, take): a pointer. Passed as ~60 arrays,
+    each plain-loop call unboxed them all from Python, and the compiled loop spent ~1 s of its compilation, in
+    every process, on taking and passing them."""
+
+    prices: nb.Prices
+    sim: nb.Sim
+    ran_to: np.ndarray
+    decided: np.ndarray
+    n_rows: np.ndarray
+
+
+_STATE_FIELDS = ("prices", "orders", "rules", "sim", "snap", "ran_to", "decided", "canceled_at", "n_rows", "full")
+structref.define_proxy(KernelState, _KernelStateType, list(_STATE_FIELDS))
+
+
+@njit(cache=True)
+def kernel_state(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
+                 decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray
+                 ) -> KernelState:  # pragma: no cover - compiled
+    return KernelState(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full)
+
+
+@intrinsic
+def _fields_of(typingctx: Any, state: Any) -> Any:  # pragma: no cover - compiled
+    """A KernelState's fields as a tuple (in _STATE_FIELDS' order). A structref's attributes need numba's
+    reference counting, which the kernel's calls go without (nb.NO_REFCOUNTS): read here from the payload's
+    address, as numba's NRT_MemInfo_data_fast does, and counted only where references are counted."""
+    names = [name for name, _ in state._fields]
+    out = types.Tuple([t for _, t in state._fields])
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ref = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0])
+        meminfo = builder.bitcast(ref.meminfo, _meminfo_struct_type.as_pointer())
+        data = builder.load(cgutils.gep(builder, meminfo, 0, 3))  # MemInfo's data pointer
+        payload = sig.args[0].get_data_type()
+        ptr = builder.bitcast(data, context.data_model_manager[payload].get_value_type().as_pointer())
+        fields = cgutils.create_struct_proxy(payload)(context, builder, ref=ptr)
+        tup = context.make_tuple(builder, sig.return_type, [getattr(fields, n) for n in names])
+        return imputils.impl_ret_borrowed(context, builder, sig.return_type, tup)  # a reference of its own
+
+    return out(state), codegen
+
+
+_StateFields = tuple[nb.Prices, nb.Orders, nb.Rules, nb.Sim, "Snap", np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                     np.ndarray]
+_fields = cast(Callable[[KernelState], _StateFields], _fields_of)
+
+
 class Book:
     """The orders placed so far, as the kernel reads them (nb.Orders, capacity-sized, rows in placement order),
     the decision bar of each, and the kernel's state (nb.Sim); both grow together."""
@@ -86,6 +143,15 @@ class Book:
         self.sim = nb.sim_start(market.n_symbols, capacity, False, rules.cash)
         self.snap = new_snap(market.n_symbols, capacity)
         self.ran_to = np.array([0, MIN_RUN_AHEAD], dtype=np.int64)  # the kernel ran the bars before [0]; [1]: budget
+        self._state: KernelState | None = None
+
+    @property
+    def state(self) -> KernelState:
+        """The arrays as the kernel's calls take them (made again when reserve grows them)."""
+        if self._state is None:
+            self._state = kernel_state(self.prices, self.orders, self.rules, self.sim, self.snap, self.ran_to,
+                                       self.decided, self.canceled_at, self.n_rows, self.full)  # fmt: skip
+        return self._state
 
     @property
     def capacity(self) -> int:
@@ -97,6 +163,7 @@ class Book:
         if need <= self.capacity:
             return
         cap = max(need, 2 * self.capacity)
+        self._state = None
         self.orders = nb.Orders._make(_grown(a, cap) if isinstance(a, np.ndarray) else a for a in self.orders)
         self.decided = _grown(self.decided, cap)
         self.canceled_at = np.concatenate([self.canceled_at, np.full(cap - self.canceled_at.shape[0], -1)])
@@ -293,10 +360,10 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
-def advance(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-            t: int) -> None:  # pragma: no cover - compiled
+def advance(state: KernelState, t: int) -> None:  # pragma: no cover - compiled
     """Before on_bar at bar t, when the kernel has not run bar t yet: save its state, then run it ahead to the
     first bar where something changes (or the end), or for its budget (ran_to[1], see MIN_RUN_AHEAD)."""
+    prices, orders, rules, sim, snap, ran_to, _, _, _, _ = _fields(state)
     save(sim, orders, snap)
     n_t = prices.close.shape[0]
     nb.step(prices, orders, rules, sim, n_t, True, ran_to[1])
@@ -334,11 +401,10 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
-def take(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-         decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray, n: int,
-         t: int) -> None:  # pragma: no cover - compiled
+def take(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover - compiled
     """The rewind and add_rows: both paths take a bar's orders in this one call (the compiled loop through
     KernelCalls)."""
+    prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = _fields(state)
     rewind(prices, orders, rules, sim, snap, ran_to, t)
     add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, out, n, t)
 
@@ -370,7 +436,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
     placed, canceled = ctx.placed, ctx.canceled
     for t in range(n_t):
         if ran_to <= t:
-            kernel.advance(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, t)
+            kernel.advance(book.state, t)
             ran_to = int(book.ran_to[0])
         if ran_to == t + 1:  # the kernel's state is the account after bar t
             _show(book, ctx)
@@ -378,8 +444,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
         on_bar(ctx)
         if placed or canceled:
             book.reserve(len(placed))
-            kernel.take(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
-                        book.canceled_at, book.n_rows, book.full, _rows(placed), len(placed), t)  # fmt: skip
+            kernel.take(book.state, _rows(placed), len(placed), t)
             ran_to = int(book.ran_to[0])
             for o in ctx.canceled:
                 if book.orders.status[o.row] == nb.PENDING:
@@ -422,17 +487,15 @@ def _upto_view(typingctx: Any, arr: Any, end: Any) -> Any:  # pragma: no cover -
 _upto = cast(Callable[[np.ndarray, int], np.ndarray], _upto_view)
 
 
-def _advance_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-                  t: int) -> None:  # pragma: no cover - compiled
-    """advance, for KernelCalls (a function of its own: numba caches a C callback apart from a jit function)."""
-    advance(prices, orders, rules, sim, snap, ran_to, t)
+def _advance_call(state: KernelState, t: int) -> None:  # pragma: no cover - compiled
+    """advance, for KernelCalls (a function of its own: numba caches a C callback apart from a jit function, and
+    the two sharing a function would read each other's cache)."""
+    advance(state, t)
 
 
-def _take_call(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-               decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, out: np.ndarray,
-               n: int, t: int) -> None:  # pragma: no cover - compiled
+def _take_call(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover - compiled
     """take, for KernelCalls (as _advance_call)."""
-    take(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, n, t)
+    take(state, out, n, t)
 
 
 class KernelCalls(NamedTuple):
@@ -440,10 +503,11 @@ class KernelCalls(NamedTuple):
     compiled loop, C callbacks (numba.cfunc, kept in numba's disk cache), whose addresses it calls. A compiled
     loop calling them directly links the whole kernel, step included, and every strategy's on_bar makes a new
     loop (compiled in each process: a function argument's type is not the same in the next one), so a
-    strategy's first run in a process spent 2.5-5 s compiling; through the callbacks it is about 1 s. Their
-    argument types are those of the Book: it makes its arrays, C-contiguous and of fixed dtypes, but for the
-    market's prices, so they are made once a process for each kind of prices (dtypes, read-only or not) at the
-    first run with them (typing a Book's arrays takes 0.5 ms, too long to do per run)."""
+    strategy's first run in a process spent 2.5-5 s compiling; through the callbacks it is about 0.5 s (1.3 s
+    when they took the Book's ~60 arrays instead of its KernelState). Their argument types are those of the
+    Book: it makes its arrays, C-contiguous and of fixed dtypes, but for the market's prices, so they are made
+    once a process for each kind of prices (dtypes, read-only or not) at the first run with them (typing a
+    Book's arrays takes 0.5 ms, too long to do per run)."""
 
     advance: Any
     take: Any
@@ -459,13 +523,9 @@ def _prices_kind(book: Book) -> _Kind:
 
 
 def _signatures(book: Book) -> tuple[Any, Any]:
-    """advance's and take's argument types for the Book's arrays (and an ev.N_OUT-column `out`)."""
-    b = book
-    prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = map(typeof, (
-        b.prices, b.orders, b.rules, b.sim, b.snap, b.ran_to, b.decided, b.canceled_at, b.n_rows, b.full))
-    head = (prices, orders, rules, sim, snap, ran_to)
-    return (types.void(*head, types.int64),
-            types.void(*head, decided, canceled_at, n_rows, full, types.float64[:, ::1], types.int64, types.int64))
+    """advance's and take's argument types for the Book's state (and an ev.N_OUT-column `out`)."""
+    state = typeof(book.state)
+    return types.void(state, types.int64), types.void(state, types.float64[:, ::1], types.int64, types.int64)
 
 
 def _kernel_calls(book: Book) -> KernelCalls:
@@ -480,9 +540,9 @@ def _kernel_calls(book: Book) -> KernelCalls:
 
 
 def _entry_points(book: Book) -> KernelCalls:
-    """advance and take as the plain loop calls them: numba's compiled functions for the Book's argument types,
-    called without its dispatch, which types every call's ~60 arrays (6 us a call: a quarter of a plain run
-    placing an order every other bar)."""
+    """advance and take as the plain loop calls them: numba's compiled functions for the Book's state, called
+    without its dispatch (which typed every call's arrays: 6 us a call, a quarter of a plain run placing an order
+    every other bar, when they were ~60 arrays)."""
     kind = _prices_kind(book)
     calls = _ENTRY_POINTS.get(kind)
     if calls is None:
@@ -492,22 +552,21 @@ def _entry_points(book: Book) -> KernelCalls:
 
 
 @njit
-def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-          decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray, ind: np.ndarray,
-          on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray, view_pos: np.ndarray,
-          view_cash: np.ndarray, t0: int, advance_call: Any, take_call: Any) -> int:
+def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray,
+          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, advance_call: Any, take_call: Any) -> int:
     # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls. Returns the bar to resume at when the book has no room for another bar's orders (the number of
     bars when done; -1 - t when on_bar returned more orders at bar t than out holds). Not cached: compiled for
     one on_bar, it could not be found again in another process."""
+    prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
     close = prices.close
     n_t, n_s = close.shape
     for t in range(t0, n_t):
         if n_rows[0] + out.shape[0] > decided.shape[0]:
             return t
         if ran_to[0] <= t:
-            advance_call(prices, orders, rules, sim, snap, ran_to, t)
+            advance_call(state, t)
         if ran_to[0] == t + 1:
             _copy(view_pos, sim.pos, n_s)  # not view_pos[:] = sim.pos: compiling its error path took 3 s
             view_cash[0] = sim.cash[0]
@@ -522,7 +581,7 @@ def _loop(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, sn
         if n > out.shape[0]:
             return -1 - t  # more orders than out holds
         if n > 0:
-            take_call(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, out, np.int64(n), t)
+            take_call(state, out, np.int64(n), t)
     return n_t
 
 
@@ -547,9 +606,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     t = 0
     while t < m.n_times:
         book.reserve(rows)
-        t = _loop(book.prices, book.orders, book.rules, book.sim, book.snap, book.ran_to, book.decided,
-                  book.canceled_at, book.n_rows, book.full, ind, spec.on_bar, args, mem, out, view_pos, view_cash,
-                  t, calls.advance, calls.take)  # fmt: skip
+        t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, calls.advance, calls.take)
         if t < 0:
             raise MarketBossError(f"{name}: compiled on_bar returned more orders than out holds ({rows}) at bar "
                                   f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts memory)")
