@@ -22,14 +22,15 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine, two runs at load 0.8-1.0, alternating with the code before the kernel's
-calls were compiled without reference counting (backtest/nb.py NO_REFCOUNTS):
-- 1 x 1,000,000 bars: compiled 0.024-0.025 s, 203-207x (backtesting.py 5.0 s); plain Python 0.36 s, 13.8-13.9x
-  (before: the same, 202x and 13.8-14.0x).
-- daily (10 x 2,520): compiled 3.6 ms, 64-66x (backtesting.py 0.24 s); plain Python 0.014 s, 17.2-17.8x (before:
-  4.5-4.8 ms, 51-54x, and 0.016-0.017 s, 14.6-14.7x).
-- time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.014-0.015 s, 47-49x; plain Python 0.085 s,
-  8.2x (backtesting.py 0.69-0.70 s). Before: 0.031-0.033 s, 22x, and 0.126-0.127 s, 5.4-5.6x; before the run
+Latest, defaults, shared 2-core machine, two runs at load 0.6-1.0, alternating with the code before the kernel's
+calls were compiled without reference counting (backtest/nb.py NO_REFCOUNTS) and took the run's arrays as one
+pointer (backtest/events.py KernelState):
+- 1 x 1,000,000 bars: compiled 0.025 s, 198x (backtesting.py 4.9-5.0 s); plain Python 0.36 s, 13.8-13.9x (before:
+  the same, 197-202x and 13.6-13.7x).
+- daily (10 x 2,520): compiled 3.4-3.9 ms, 67-69x (backtesting.py 0.24-0.26 s); plain Python 0.013-0.014 s,
+  18.3-18.8x (before: 4.4-5.2 ms, 49-52x, and 0.016-0.017 s, 14.2-15.1x).
+- time_trailing_stop (10 x 7,020 minute bars, 4,704 orders): compiled 0.013 s, 52x; plain Python 0.075-0.076 s,
+  8.9-9.2x (backtesting.py 0.68-0.69 s). Before: 0.032 s, 21-22x, and 0.125-0.127 s, 5.5x; before the run
   ahead's budget (MIN_RUN_AHEAD), 1.47 s and 1.67 s: each run ahead of the strategy went on to the end of the data
   and was thrown away at its next order, a bar or two later.
 187 trades against backtesting.py's 185, 209 against 208, and 2,352 against 2,349. The compiled loop reaches the
@@ -38,9 +39,9 @@ about 0.5 s to compile instead of 2.5-5 s, given the run's state as one pointer,
 bracket scan once per side (the position's side a constant) made the million-bar run 7% faster (0.025-0.026 s,
 199-209x): under the 20% a speed trick must save to stay, so it went.
 
-The compiled goal (200x) is not met: 202-207x on the million bars (at the edge: it moves with the load), 64-66x
+The compiled goal (200x) is not met: 197-207x on the million bars (at the edge: it moves with the load), 64-69x
 daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run;
-the fixed costs of a run take 3 times that (3.5 ms alone): the loop 0.55 ms (the kernel started 532 times: it
+the fixed costs of a run take 3 times that (3.3-3.5 ms alone): the loop 0.45-0.55 ms (the kernel started 532 times: it
 pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar where orders were placed;
 counting the references of the ~50 arrays of its state, each start took ~2.5 us, 1.4-1.7 ms in all); the signals
 frame 1.2-1.3 ms, of which checking every order against Signal's rules 0.7 ms (polars evaluates the ~80 nodes of
