@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# numba compiles each kernel once into its cache beside the sources; doing it here spares the first command. Then
-# the kernels of data synth, signal generation and the backtest are compiled ahead of time (marketboss/aot.py, each package's
-# kernels.py): a command loads them without numba.
+# numba compiles each kernel once into its cache beside the sources (the event loop's too); doing it here spares the
+# first command. Then the kernels of data synth, signal generation and the backtest are compiled ahead of time
+# (marketboss/aot.py, each package's kernels.py): a command loads them without numba.
 KERNELS := $(VENV)/.kernels
 $(KERNELS): $(STAMP) $(wildcard src/marketboss/*/nb.py) $(wildcard src/marketboss/*/kernels.py) \
-  src/marketboss/aot.py src/marketboss/backtest/arrays.py src/marketboss/orders/codes.py
+  src/marketboss/aot.py src/marketboss/backtest/arrays.py src/marketboss/orders/codes.py \
+  src/marketboss/backtest/events.py scripts/compile_kernels.py
 	$(BIN)/python scripts/compile_kernels.py
 	@touch $(KERNELS)
 
