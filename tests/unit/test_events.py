@@ -657,6 +657,10 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
         mine = res.rows.filter(pl.col("combo") == row["combo"])
         assert mine["pnl"].sum() == pytest.approx(one.trades["pnl"].sum())
         assert mine["n_fills"].sum() == one.fills.height
+        for sym in m.symbols:  # each symbol's row is its own trades' and fills'
+            got = mine.filter(pl.col("symbol") == sym).row(0, named=True)
+            assert got["pnl"] == pytest.approx(one.trades.filter(pl.col("symbol") == sym)["pnl"].sum())
+            assert got["n_fills"] == one.fills.filter(pl.col("symbol") == sym).height
     assert res.summary["final_equity"].n_unique() > 1
 
 

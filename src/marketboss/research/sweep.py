@@ -172,18 +172,30 @@ def _event_combo(market: Market, w: Window, win: nb.Window, strategy: Strategy[A
     if equity is not None:
         equity[:] = result.equity["equity"].to_numpy()
     rows[:] = np.nan
-    status = result.orders.group_by("symbol", "status").len()
+    counts = {(sym, st): n for sym, st, n in result.orders.group_by("symbol", "status").len().iter_rows()}
+    trades, fills = _by_symbol(result.trades), _by_symbol(result.fills)
+    no_trades, no_fills = result.trades.clear(), result.fills.clear()
+    in_window = set(sub.symbols)
     for s, sym in enumerate(market.symbols):
-        if sym not in sub.symbols:
+        if sym not in in_window:
             continue
-        mine = status.filter(pl.col("symbol") == sym)
-        counts = dict(zip(mine["status"].to_list(), mine["len"].to_list(), strict=True))
-        trades = result.trades.filter(pl.col("symbol") == sym)
-        m = trade_metrics(trades, result.fills.filter(pl.col("symbol") == sym),
-                          buy_hold_return_pct=win.symbol_buy_hold[s], rejected_orders=counts.get("rejected", 0),
-                          unfilled_orders=counts.get("expired", 0) + counts.get("no_bar", 0))  # fmt: skip
-        m["pnl"] = float(trades["pnl"].sum())
+        mine = trades.get(sym, no_trades)
+        m = trade_metrics(mine, fills.get(sym, no_fills), buy_hold_return_pct=win.symbol_buy_hold[s],
+                          rejected_orders=counts.get((sym, "rejected"), 0),
+                          unfilled_orders=counts.get((sym, "expired"), 0) + counts.get((sym, "no_bar"), 0))  # fmt: skip
+        m["pnl"] = float(mine["pnl"].sum())
         rows[s, [_COL[k] for k in ROW_METRICS]] = [m[k] for k in ROW_METRICS]
+
+
+def _by_symbol(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Each symbol's rows of a frame, as slices of it sorted by symbol: filtering the frame per symbol took 0.6 ms
+    a symbol (26 ms of a 50-symbol combination's 38 ms)."""
+    ordered = frame.sort("symbol", maintain_order=True)
+    runs = ordered["symbol"].rle()
+    lengths = runs.struct.field("len").to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    return {sym: ordered.slice(int(start), int(n)) for sym, start, n in
+            zip(runs.struct.field("value").to_list(), starts, lengths, strict=True)}  # fmt: skip
 
 
 @dataclass(frozen=True)
