@@ -90,6 +90,7 @@ structref.define_proxy(KernelState, _KernelStateType, list(_STATE_FIELDS))
 def kernel_state(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
                  decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray
                  ) -> KernelState:  # pragma: no cover - compiled
+    """A Book's KernelState (compiled and cached for each kind of prices, as the kernel's calls)."""
     return KernelState(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full)
 
 
