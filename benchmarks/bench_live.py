@@ -3,8 +3,10 @@ own loop (execution/live.py: stream bars, strategy, signals log, executor, trade
   - bar close -> order accepted: from the moment the bar closes (the broker's clock is set to its end) to the
     broker's answer accepting the order decided on it;
   - bar close -> fill event: to the order's fill arriving on the trade_updates websocket;
-p50 and p99. The broker fills after --fill-latency-ms (0: what the loop and the broker add, nothing simulated).
-Run: .venv/bin/python benchmarks/bench_live.py (--symbols N, --bars N, --fill-latency-ms X).
+p50 and p99. The broker fills after --fill-latency-ms (0: what the loop and the broker add, nothing simulated), and
+answers each request (but the replay clock's) after --request-latency-ms (0: loopback; a round trip to Alpaca is
+tens of ms).
+Run: .venv/bin/python benchmarks/bench_live.py (--symbols N, --bars N, --fill-latency-ms X, --request-latency-ms X).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=10)
     ap.add_argument("--bars", type=int, default=390)
     ap.add_argument("--fill-latency-ms", type=float, default=0.0)
+    ap.add_argument("--request-latency-ms", type=float, default=0.0)
     args = ap.parse_args()
     logging.getLogger().setLevel(logging.WARNING)
     symbols = symbols_from(str(args.symbols))
@@ -44,7 +47,8 @@ def main() -> None:
         t = Path(tmp)
         write_bars(synth_bars(symbols, "2024-03-04", "2024-03-06", "1Min", seed=3), t / "bars.jsonl")
         with local_broker(t / "bars.jsonl", t / "broker.sqlite", rate_limit=0, partial_fill_rate=0.0,
-                          fill_latency_ms=args.fill_latency_ms) as lb:  # fmt: skip
+                          fill_latency_ms=args.fill_latency_ms,
+                          faults={"latency_ms": args.request_latency_ms}) as lb:  # fmt: skip
             broker = AlpacaBroker(lb.key_id, lb.secret_key, lb.base_url, data_url=lb.base_url, is_local=True)
             replay = ReplayClock(lb.base_url, lb.key_id, lb.secret_key)
             replay.begin("2024-03-06")
@@ -63,7 +67,8 @@ def main() -> None:
     report("live bar close -> order accepted (ms)", orders=len(sub), p50=float(np.percentile(sub, 50)),
            p99=float(np.percentile(sub, 99)))  # fmt: skip
     report("live bar close -> fill event (ms)", fills=len(fill), p50=float(np.percentile(fill, 50)),
-           p99=float(np.percentile(fill, 99)), broker_fill_latency_ms=args.fill_latency_ms)  # fmt: skip
+           p99=float(np.percentile(fill, 99)), broker_fill_latency_ms=args.fill_latency_ms,
+           request_latency_ms=args.request_latency_ms)  # fmt: skip
     report("live session", symbols=len(symbols), bars=s.bars, signals=s.signals, seconds=wall,
            ms_per_bar=wall / max(1, s.bars) * 1000)  # fmt: skip
 

@@ -13,7 +13,14 @@ from marketboss.data.io import read_jsonl_records
 from marketboss.execution.logs import TRADE_FIELDS
 from marketboss.local_broker.config import FaultConfig
 from marketboss.risk import RiskConfig
-from tests.integration.executor_fixtures import broker, broker_orders, executor, make_bars, make_signals
+from tests.integration.executor_fixtures import (
+    AFTER_THE_SIGNALS,
+    broker,
+    broker_orders,
+    executor,
+    make_bars,
+    make_signals,
+)
 
 
 def _positions(lb: object) -> dict[str, float]:
@@ -152,6 +159,39 @@ def test_buying_power_and_market_hours_checks(tmp_path: Path) -> None:
         executor(other, lb, signals_path, data, replay=False, allow_stale=True).run()  # Thursday's signal
         assert broker_orders(lb) == []
     assert read_jsonl_records(other / "trades.jsonl")[0]["reason"].startswith("market_open: market is closed")
+
+
+def test_an_unknown_symbol_is_rejected_for_its_asset_and_the_run_goes_on(tmp_path: Path) -> None:
+    """The reads before an order go together (ReadsAtOnce): the unknown symbol's price read fails too, but the
+    reason recorded is the first check's, the asset's, as when they went one after another."""
+    from marketboss.signals import Signal, signal_id, write_signals
+
+    data, bars = make_bars(tmp_path)
+    _, signals = make_signals(tmp_path, bars, n=2)
+    ts = signals[0].timestamp
+    ghost = Signal(id=signal_id("test", {}, "ZZZZ", ts, "BUY"), timestamp=ts, symbol="ZZZZ", action="BUY",
+                   quantity=10, strategy="test", price=10.0)  # fmt: skip
+    path = tmp_path / "with_ghost.jsonl"
+    write_signals(path, [signals[0], ghost, signals[1]])
+    with broker(tmp_path, data, start=AFTER_THE_SIGNALS) as lb:
+        summary = executor(tmp_path, lb, path, data, replay=False, allow_stale=True).run()
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["symbol"], t["status"]) for t in trades] == [(signals[0].symbol, "filled"), ("ZZZZ", "rejected"),
+                                                            (signals[1].symbol, "filled")]  # fmt: skip
+    assert trades[1]["reason"] == "unknown symbol ZZZZ: the broker has no such asset"
+    assert summary.statuses == {"filled": 2, "rejected": 1}
+
+
+def test_slow_answers_size_every_order_from_its_own_reads(tmp_path: Path) -> None:
+    """With every answer delayed (reads overlapping in flight), each order is still sized from the account and
+    position as they stood before it: a round trip of buys and sells ends flat where the signals do."""
+    data, bars = make_bars(tmp_path)
+    signals_path, signals = make_signals(tmp_path, bars, n=6)
+    with broker(tmp_path, data, faults=FaultConfig(latency_ms=15, latency_jitter_ms=30, seed=7)) as lb:
+        executor(tmp_path, lb, signals_path, data).run()
+        assert _positions(lb) == _expected_positions(signals)
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["status"], t["qty"]) for t in trades] == [(s.id, "filled", 10) for s in signals]
 
 
 def test_daily_loss_kill_switch_cancels_and_stops(tmp_path: Path) -> None:

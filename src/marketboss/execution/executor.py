@@ -1,6 +1,7 @@
 """Signals to orders, safely: size, check risk, submit idempotently, verify the fill, log, and resume.
 
-One signal at a time, in file order. Every broker call that can fail transiently is retried with
+One signal at a time, in file order (the reads before its order, account, positions, price and clock, sent
+together: execution/retry.py ReadsAtOnce). Every broker call that can fail transiently is retried with
 exponential backoff within a time budget (execution/retry.py); an order is only ever re-sent after looking up
 its client_order_id, so a timeout or a 5xx after the broker accepted it cannot create a duplicate, and an order
 found that way is adopted only when it is the intent's (symbol, side, quantity, type, class, prices). A
@@ -60,7 +61,7 @@ from marketboss.execution.freshness import Freshness, ages
 from marketboss.execution.journal import Intent, Journal, Leg, journal_path
 from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
-from marketboss.execution.retry import DEFAULT_BUDGET, Retrier
+from marketboss.execution.retry import DEFAULT_BUDGET, ReadsAtOnce, Retrier
 from marketboss.execution.slippage import VS_SIGNAL, slippage_bps
 from marketboss.logging import get_logger
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
@@ -234,6 +235,7 @@ class Executor:
         self.sleep = sleep
         self.risk = RiskEngine(config.risk)
         self.retry = Retrier(broker, config.retry_budget, config.backoff_base, config.backoff_max, sleep)
+        self.reads = ReadsAtOnce(self.retry)
         self.summary = RunSummary()
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
@@ -489,6 +491,7 @@ class Executor:
 
     def close_session(self) -> None:
         self._stop_updates()
+        self.reads.close()
         if self._session is not None:
             for part in self._session:
                 part.close()
@@ -708,18 +711,23 @@ class Executor:
         if self.replay is not None:
             self.replay.before(sig)
         self._follow_legs(journal, trades_log)
-        acct = self.retry("get account", self.broker.account)
+        reads, b = self.reads, self.broker  # sent together, taken in the order of the checks below
+        acct_r, positions_r = reads.start("get account", b.account), reads.start("get positions", b.positions)
+        asset_r = None if sig.symbol in self._assets else reads.start("get asset", partial(b.asset, sig.symbol))
+        price_r = reads.start("latest price", partial(b.latest_price, sig.symbol))
+        clock_r = reads.start("get clock", b.clock)
+        acct = reads.result(acct_r)
         breach = self.risk.daily_loss_breached(acct)
         if breach:
             self._trip(breach.reason, journal)
-        positions = self.retry("get positions", self.broker.positions)
+        positions = reads.result(positions_r)
         pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
-        if sig.symbol not in self._assets:
-            self._assets[sig.symbol] = self.retry("get asset", lambda: self.broker.asset(sig.symbol))
+        if asset_r is not None:
+            self._assets[sig.symbol] = reads.result(asset_r)
         asset = self._assets[sig.symbol]
         if asset is None:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
-        price = self.retry("latest price", lambda: self.broker.latest_price(sig.symbol))
+        price = reads.result(price_r)
         if not opens(pos_qty, "buy" if sig.action == "BUY" else "sell") and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
         ):  # a reduction: its exits go first (what they traded counts below), then the position as it stands
@@ -738,7 +746,7 @@ class Executor:
                 journal.credit_used(sig.symbol)
                 self._record(trades_log, sig, "skipped", reason="its exit already traded it")
                 return
-        clock = self.retry("get clock", self.broker.clock)
+        clock = reads.result(clock_r)
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
@@ -877,9 +885,10 @@ class Executor:
                 order_id = order.id
                 order = self.retry("get order", lambda: self.broker.get_order(order_id))
             legs = self._open_legs(sig, intent, order, journal) if intent.legs else []
+            after_r = self.reads.start("get account", self.broker.account)
             if first is None:
                 commission = self._commission(order)
-            after = self.retry("get account", self.broker.account)
+            after = self.reads.result(after_r)
         self._record(
             trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
         )
