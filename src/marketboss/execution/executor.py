@@ -243,6 +243,7 @@ class Executor:
         self.working: dict[str, Working] = {}  # order id -> an order left working (park_after)
         self._leg_generation: dict[str, int] = {}  # exit order id -> the stream's connection when it became known
         self.submitted: dict[str, float] = {}  # signal id -> time.perf_counter() when its order was accepted
+        self._done: set[str] = set()  # a session's signal ids the trades log has (read at its start, then added)
         self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
         self._lock: RunLock | None = None
         self._park = config.park_after
@@ -303,10 +304,12 @@ class Executor:
         requested: float = 0.0,
         commission: float = 0.0,
         reason: str | None = None,
+        at: datetime | None = None,
     ) -> None:
+        """`at`: the broker's time, when the caller has it (else read) for a record without a fill."""
         side_text = side.upper() if side else sig.action
         self._log_trade(trades_log, status, order, sig.id, sig.symbol, side_text, sig.timestamp, sig.price,
-                        requested, commission, reason, None)  # fmt: skip
+                        requested, commission, reason, None, at)  # fmt: skip
         self.summary.statuses[status] += 1
 
     def _record_leg(self, trades_log: JsonlAppender, leg: Leg, order: Order) -> None:
@@ -334,13 +337,14 @@ class Executor:
         commission: float,
         reason: str | None,
         leg: str | None,
+        at: datetime | None = None,
     ) -> None:
         filled = order.filled_qty if order else 0.0
         price = order.filled_avg_price if order and filled > 0 else None
         slip = slippage_bps(side, expected, price)
         trades_log.append(
             {
-                "timestamp": (order.filled_at if order and order.filled_at else self.now()),
+                "timestamp": order.filled_at if order and order.filled_at else at or self.now(),
                 "signal_timestamp": signal_timestamp,
                 "order_id": order.id if order else None,
                 "symbol": symbol,
@@ -358,6 +362,7 @@ class Executor:
                 "leg": leg,
             }
         )
+        self._done.add(signal_id)
         if price is not None:
             self.summary.filled_notional += filled * price
             self.summary.commission += commission
@@ -431,6 +436,7 @@ class Executor:
         try:
             journal = Journal(journal_path(self.cfg.trades_output))
             self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
+            self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
             self._check_kill_switch_history(journal)
             if self.cfg.stream:
                 self._start_updates()
@@ -444,11 +450,10 @@ class Executor:
         an order that does not finish within park_after (default: the config's) is left working and recorded by a
         later `follow` (0: at once, e.g. while the market is closed and nothing can fill)."""
         journal, trades_log, equity_log = self._open()
-        done = done_signal_ids(self.cfg.trades_output)
         self._park = park_after if park_after is not None else self.cfg.park_after
         try:
             for sig in signals:
-                if sig.id not in done and not any(w.sig.id == sig.id for w in self.working.values()):
+                if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)
         finally:
             self._park = self.cfg.park_after
@@ -727,7 +732,8 @@ class Executor:
         asset = self._assets[sig.symbol]
         if asset is None:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
-        price = reads.result(price_r)
+        price, clock = reads.result(price_r), reads.result(clock_r)
+        at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
         if not opens(pos_qty, "buy" if sig.action == "BUY" else "sell") and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
         ):  # a reduction: its exits go first (what they traded counts below), then the position as it stands
@@ -736,7 +742,7 @@ class Executor:
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
         sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
         if sized is None:
-            self._record(trades_log, sig, "skipped", reason="position already at target")
+            self._record(trades_log, sig, "skipped", reason="position already at target", at=at)
             return
         side, qty = sized
         credit = journal.state.exit_credit.get(sig.symbol, 0.0)
@@ -744,13 +750,13 @@ class Executor:
             qty = max(qty - abs(credit), 0.0)  # its exit already traded that much, as in the backtest
             if qty == 0:
                 journal.credit_used(sig.symbol)
-                self._record(trades_log, sig, "skipped", reason="its exit already traded it")
+                self._record(trades_log, sig, "skipped", reason="its exit already traded it", at=at)
                 return
-        clock = reads.result(clock_r)
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)
-            self._record(trades_log, sig, "blocked", side=side, requested=qty, reason=f"{block.check}: {block.reason}")
+            self._record(trades_log, sig, "blocked", side=side, requested=qty, reason=f"{block.check}: {block.reason}",
+                         at=at)  # fmt: skip
             self.alerter.send("rejection", f"{sig.symbol} order blocked", f"{block.check}: {block.reason}")
             return
         entry = opens(pos_qty, side)
