@@ -420,6 +420,7 @@ class Executor:
             raise
         finally:
             self._stop_updates()
+            self.reads.close()
             self._send_summary()
             journal.close()
             trades_log.close()
