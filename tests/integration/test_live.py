@@ -158,6 +158,9 @@ def test_kill_9_mid_session_then_restart_loses_and_doubles_nothing(tmp_path: Pat
         done = subprocess.run(_live(tmp_path, lb), cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
+        # the rerun's --replay-from is behind the clock the killed run moved: said, and resumed from there
+        said = f"--replay-from {WINDOW[0][:10]}: the local broker's clock (its database) is at 2024-03-05 "
+        assert said in done.stdout
         orders = broker_orders(lb)
         positions = _positions(lb)
     logged = [s["id"] for s in read_jsonl_records(signals_log)]

@@ -49,6 +49,34 @@ def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Pat
     assert "orders filled" in proc.stdout and "Traceback" not in proc.stderr
 
 
+def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """A second replay on the broker database an earlier run moved on: its signals would fill at the later
+    clock's prices (stale), so the run is refused in one line, nothing sent; a fresh --broker-db replays them."""
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    make_signals(tmp_path / "data", bars, n=6)
+    first = subprocess.run(_paper("--signals", "data/signals.jsonl", "--order-interval", "0"), cwd=tmp_path,
+                           env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    earlier, signals = make_signals(tmp_path / "data" / "other", bars, n=2, qty=5)  # before the clock now
+    trades = (tmp_path / "data/paper_trading_trades.jsonl").read_bytes()
+    again = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0"), cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert again.returncode == 2
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: {earlier}:1: signal {signals[0].id} ({signals[0].symbol}, ")
+    assert "cannot be replayed" in line and "--broker-db" in line and "Traceback" not in again.stderr
+    assert "signals in this run" not in again.stdout
+    assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades
+    fresh = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
+                                  "data/fresh.sqlite"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                           timeout=180)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    records = read_jsonl_records(tmp_path / "data/paper_trading_trades.jsonl")
+    assert [(t["signal_id"], t["status"]) for t in records[-2:]] == [(s.id, "filled") for s in signals]
+
+
 def test_kill_9_mid_run_then_restart_places_no_order_twice(tmp_path: Path) -> None:
     data, bars = make_bars(tmp_path)
     signals_path, signals = make_signals(tmp_path, bars, n=30)

@@ -125,8 +125,12 @@ def live(
         replay = None
         if conn.mode == "local" and (replay_from or not broker_url):
             replay = ReplayClock(conn.broker.base_url, conn.key_id, conn.secret_key, speed)
-            if replay_from:
-                replay.begin(replay_from)
+            past = replay.begin(replay_from) if replay_from else None
+            if past is not None:
+                console.print(f"--replay-from {replay_from}: the local broker's clock (its database) is at "
+                              f"{datetime.fromtimestamp(past / 1e6, UTC):%Y-%m-%d %H:%M} UTC already and never goes "
+                              "back: the replay goes on from there (a fresh --broker-db starts it at "
+                              f"{replay_from})")  # fmt: skip
         elif replay_from:
             raise MarketBossError("--replay-from: only the local broker replays history (no Alpaca credentials, "
                                   "or --broker-url)")  # fmt: skip

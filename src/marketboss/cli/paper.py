@@ -67,6 +67,8 @@ def paper(
         "(default: on for a broker started by this run, off for --broker-url).",
     ),
     data: Path = LocalDataOpt,
+    broker_db: Path = typer.Option(None, help="The local broker's state when this run starts it (default: "
+                                   "broker.sqlite beside --data); a replay needs one its clock is not past."),
     reset_kill_switch: bool = typer.Option(False, help="Trade again today after the kill switch tripped."),
     retry_budget: float = typer.Option(
         DEFAULT_BUDGET, help="Seconds a broker fault (5xx, 429, timeout, dropped connection) is retried before the run "
@@ -121,7 +123,7 @@ def paper(
         raise MarketBossError("--request-timeout: must be greater than 0")
     # a broker started here replays as fast as asked (as the live loop's): no requests-per-wall-minute limit to
     # wait out, which held a year of a strategy's signals up for minutes
-    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
+    with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data, local_db=broker_db,
                  retry_budget=cfg.retry_budget, request_timeout=request_timeout,
                  local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
@@ -138,7 +140,8 @@ def paper(
         finally:
             if rep is not None:
                 rep.close()
-            print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
+            if executor.summary.signals:  # it ran (a refusal before the first signal: only why)
+                print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
     if summary.stopped_by:
         raise MarketBossError(summary.stopped_by)
 

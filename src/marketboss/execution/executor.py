@@ -127,6 +127,9 @@ class AdoptionMismatch(OrderRejected):
 class Replay(Protocol):
     """Local broker only: move its simulated clock to where a signal's order would be filled."""
 
+    def check(self, signals: list[Signal], where: Path) -> None:
+        """Refuse, before anything is sent, signals the clock is already past (they would fill late)."""
+
     def before(self, signal: Signal) -> None: ...
 
 
@@ -387,6 +390,9 @@ class Executor:
         signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
+        if self.replay is not None and not self.cfg.allow_stale:  # an order started before a crash is finished
+            started = Journal.load(journal_path(self.cfg.trades_output)).intents
+            self.replay.check([s for s in pending if s.id not in started], self.cfg.signals)
         self.summary.signals = len(signals)
         self.summary.already_done = len(signals) - len(pending)
         journal = Journal(journal_path(self.cfg.trades_output))

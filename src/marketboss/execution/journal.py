@@ -73,11 +73,12 @@ def journal_path(trades_output: Path) -> Path:
 class Journal:
     def __init__(self, path: Path):
         self.path = path
-        self.state = self._load(path)
+        self.state = self.load(path)
         self._log = JsonlAppender(path)
 
     @staticmethod
-    def _load(path: Path) -> JournalState:
+    def load(path: Path) -> JournalState:
+        """The journal's state, read without opening it for writing."""
         st = JournalState()
         if not path.exists():
             return st

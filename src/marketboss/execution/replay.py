@@ -5,7 +5,7 @@ only by what execution adds (spread, slippage, partial fills, latency), which is
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +36,40 @@ class LocalReplay:
         )
         self._now_us = 0
 
-    def before(self, signal: Signal) -> None:
+    def _next_bar(self, signal: Signal) -> int | None:
+        """The start of the signal's symbol's next bar (epoch us), where the backtest fills it; None without one."""
         stamps = self._stamps.get(signal.symbol)
         if stamps is None:
+            return None
+        i = int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+        return int(stamps[i]) if i < len(stamps) else None
+
+    def check(self, signals: list[Signal], where: Path) -> None:
+        """Refuse a replay the broker's clock is already past (a database an earlier run moved on): its signals
+        would fill at that later time's prices, stale, and the clock never goes back. Nothing is sent then."""
+        r = self._http.get("/admin/clock")
+        if r.status_code != 200:
+            raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
+        now = _us(r.json()["timestamp"])
+        for sig in signals:
+            nxt = self._next_bar(sig)
+            if nxt is not None and nxt < now:
+                raise MarketBossError(
+                    f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
+                    f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on "
+                    f"({_minute(nxt)}), and never goes back: replay on a fresh broker database (--broker-db, or "
+                    "remove broker.sqlite beside --data), or send them at the broker's time with --allow-stale"
+                )  # fmt: skip
+
+    def before(self, signal: Signal) -> None:
+        nxt = self._next_bar(signal)
+        if nxt is None:
+            if signal.symbol in self._stamps:
+                log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
             return
-        t = int(signal.timestamp.timestamp() * 1_000_000)
-        i = int(np.searchsorted(stamps, t, side="right"))
-        if i >= len(stamps):
-            log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
-            return
-        nxt = int(stamps[i])
         if nxt <= self._now_us:
             return  # the clock only moves forward; an earlier bar is already in the past
-        stamp = np.datetime64(nxt, "us").astype(str) + "Z"
-        r = self._http.post("/admin/clock", json={"bar": stamp})
+        r = self._http.post("/admin/clock", json={"bar": _iso(nxt)})
         if r.status_code != 200:
             log.warning("replay_clock_not_set", signal_id=signal.id, status=r.status_code, body=r.text[:200])
             return
@@ -91,8 +111,9 @@ class ReplayClock:
         out: dict[str, Any] = r.json()
         return out
 
-    def begin(self, day: str) -> None:
-        """Put the clock at the open of the first session on or after `day` (unless it is past it already)."""
+    def begin(self, day: str) -> int | None:
+        """Put the clock at the open of the first session on or after `day`, unless it is past it already (a
+        replay resumed, or an earlier run's database): then the clock's time (epoch us), else None."""
         try:
             first = date.fromisoformat(day)
         except ValueError:
@@ -103,7 +124,11 @@ class ReplayClock:
         t = int(opens.iloc[0].value // 1000)
         if t > self.data_end_us:
             raise MarketBossError(f"--replay-from: {day} is after the broker's data ends")
+        now = self.now_us()
+        if now > t:
+            return now
         self.step(t, 0)
+        return None
 
     def now_us(self) -> int:
         return _us(self._view("GET")["timestamp"])
@@ -128,3 +153,13 @@ class ReplayClock:
 
 def _us(text: str) -> int:
     return int(np.datetime64(text.replace("Z", ""), "us").astype(np.int64))
+
+
+def _iso(us: int) -> str:
+    return str(np.datetime64(us, "us").astype(str)) + "Z"
+
+
+def _minute(t: int | datetime) -> str:
+    """A time (epoch us, or aware) as UTC to the minute, for a message."""
+    at = t if isinstance(t, datetime) else datetime.fromtimestamp(t / 1e6, UTC)
+    return f"{at.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
