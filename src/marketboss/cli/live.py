@@ -109,7 +109,8 @@ def live(
             timeframe=timeframe,
             # a bar's decision at the close goes as the backtest's does: to the next open (orders queue until then)
             risk=RiskConfig(require_market_open=False, max_position_pct=max_position_pct,
-                            max_order_notional=max_order_notional, max_daily_loss_pct=max_daily_loss_pct),
+                            max_order_notional=max_order_notional, max_daily_loss_pct=max_daily_loss_pct,
+                            long_only=bool(getattr(strat.params, "long_only", False))),
         )
     except ValueError as exc:
         from marketboss.cli.paper import _first_error

@@ -759,6 +759,12 @@ class Executor:
                 journal.credit_used(sig.symbol)
                 self._record(trades_log, sig, "skipped", reason="its exit already traded it", at=at)
                 return
+        if self.cfg.risk.long_only and side == "sell" and qty > pos_qty:
+            qty = max(pos_qty, 0.0)
+            if qty == 0:
+                self._record(trades_log, sig, "skipped", reason="long_only: no shares held to sell (never a short)",
+                             at=at)  # fmt: skip
+                return
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)

@@ -21,6 +21,9 @@ class RiskConfig(BaseModel):
     max_order_notional: float | None = Field(None, gt=0)
     check_buying_power: bool = True
     max_daily_loss_pct: float | None = Field(None, gt=0, lt=1)
+    # a sale is cut to the shares held, so no order opens a short: the live loop sets it for a long-only strategy,
+    # whose state from the warm-up may hold a position the account does not (its sale would open a short)
+    long_only: bool = False
 
     @field_validator("allowed_symbols", mode="before")
     @classmethod
