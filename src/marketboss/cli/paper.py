@@ -39,7 +39,8 @@ def paper(
                                   "(default: read from --data's spacing)."),
     trades_output: Path = typer.Option(None, "--trades-output", help="Default: data/paper_trading_trades.jsonl."),
     equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
-    order_interval: float = typer.Option(1.0, help="Seconds between orders (rate limiting)."),
+    order_interval: float = typer.Option(None, help="Seconds between orders (rate limiting; default 1, and 0 on "
+                                         "a local broker this run starts, which has no rate limit)."),
     fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired."),
     poll_interval: float = typer.Option(0.5, help="Seconds between order-status polls (when not streaming)."),
     stream: bool = typer.Option(True, help="Follow orders on the broker's trade_updates websocket (polling is "
@@ -101,7 +102,7 @@ def paper(
             trades_output=trades_output or s.paper_trades,
             equity_output=equity_output or s.paper_equity,
             max_trades=max_trades,
-            order_interval=order_interval,
+            order_interval=1.0 if order_interval is None else order_interval,
             fill_timeout=fill_timeout,
             poll_interval=poll_interval,
             stream=stream,
@@ -128,6 +129,8 @@ def paper(
                  local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
         started_here = conn.mode == "local" and not broker_url
+        if started_here and order_interval is None:
+            cfg = cfg.model_copy(update={"order_interval": 0.0})
         use_replay = conn.mode == "local" and (replay if replay is not None else started_here)
         rep = (
             LocalReplay(conn.broker, data or conn.local_data or s.market_data, conn.key_id, conn.secret_key)
