@@ -78,11 +78,12 @@ def _market(data: Path | None, symbols: str | None, skip_invalid: bool) -> tuple
 
 @contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (results stay alone on stdout)."""
+    """A progress bar on stderr (results stay alone on stdout), on a terminal only: elsewhere (a pipe, a log file)
+    it drew nothing but left a blank line before an error's one line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(label, total=total)
         yield lambda k: bar.advance(task, k)
 
