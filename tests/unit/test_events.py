@@ -266,6 +266,42 @@ def test_bad_orders_are_refused_with_the_bar_and_field() -> None:
         run(FLAT, {}, BacktestConfig(fill=FillMode.CLOSE))
 
 
+def test_ctx_names_what_is_valid_when_given_an_unknown_symbol_or_indicator() -> None:
+    """Every ctx method taking a symbol (a name or an index) or an indicator's name refuses an unknown one alike."""
+    market = Market.from_bars(synth_bars(["AAPL", "MSFT"], "2024-01-01", "2024-02-01", "1Day", seed=1))
+    ctx = Context(market, EventParams(), {"rsi": np.full((market.n_times, 2), 50.0)}, t=3, positions_now=[5.0, 0.0],
+                  cash=1000.0)  # fmt: skip
+    assert ctx.value("rsi", "MSFT") == ctx.value("rsi", 1) == ctx.value("rsi", np.int64(1)) == 50.0
+    assert ctx.position("AAPL") == ctx.position(0) == 5.0 and ctx.price(1) == market.close[3, 1]
+    unknown = "unknown symbol 'TSLA' (the data has AAPL, MSFT)"
+    out_of_range = "symbol index {} out of range: the data has 2 symbol(s), 0 to 1 (AAPL, MSFT)"
+    calls = [lambda s: ctx.price(s), lambda s: ctx.position(s), lambda s: ctx.history(s), lambda s: ctx.value("rsi", s),
+             lambda s: ctx.indicator("rsi", s), lambda s: ctx.buy(1, s), lambda s: ctx.sell(1, s),
+             lambda s: ctx.target_weight(0.1, s), lambda s: ctx.close(s), lambda s: ctx.cancel_all(s)]  # fmt: skip
+    for i, call in enumerate(calls):
+        for symbol, said in (("TSLA", unknown), (2, out_of_range.format(2)), (-1, out_of_range.format(-1)),
+                             (np.int64(7), out_of_range.format(7)), (True, "unknown symbol True (the data has "
+                                                                           "AAPL, MSFT)")):  # fmt: skip
+            with pytest.raises(MarketBossError) as caught:
+                call(symbol)
+            assert str(caught.value) == said, (i, symbol)
+    for read in (lambda: ctx.value("nope", 0), lambda: ctx.value("nope", "AAPL"), lambda: ctx.indicator("nope", 0)):
+        with pytest.raises(MarketBossError) as caught:
+            read()
+        assert str(caught.value) == "no indicator 'nope' (indicators() returned: rsi)"
+    with pytest.raises(MarketBossError, match=r"^name the symbol: the data has several \(AAPL, MSFT\)$"):
+        ctx.price()
+    assert ctx.placed == []  # nothing was placed by a refused call
+    bare = Context(market, EventParams(), {}, t=3, positions_now=[0.0, 0.0])
+    with pytest.raises(MarketBossError, match=r"^no indicator 'rsi' \(indicators\(\) returned: none\)$"):
+        bare.value("rsi", 0)
+    names = [f"S{i:02d}" for i in range(12)]
+    wide = Market.from_bars(synth_bars(names, "2024-01-01", "2024-01-10", "1Day", seed=1))
+    with pytest.raises(MarketBossError) as caught:
+        Context(wide, EventParams(), {}, t=0, positions_now=[0.0] * 12).buy(1, "TSLA")
+    assert str(caught.value) == f"unknown symbol 'TSLA' (the data has {', '.join(names[:10])}, ... (12 in all))"
+
+
 class _Peeking(EventStrategy[EventParams]):
     name: ClassVar[str] = "peeking"
     summary: ClassVar[str] = "test"

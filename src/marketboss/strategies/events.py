@@ -107,15 +107,41 @@ class Context:
         return self.market.symbols
 
     def _s(self, symbol: str | int | None) -> int:
-        if type(symbol) is int:
+        if type(symbol) is int and 0 <= symbol < self.market.n_symbols:
             return symbol
         if symbol is None:
             if self.market.n_symbols != 1:
-                raise MarketBossError("name the symbol: the market has several")
+                raise MarketBossError(f"name the symbol: the data has several ({_listed(self.market.symbols)})")
             return 0
-        if isinstance(symbol, int | np.integer):
-            return int(symbol)
-        return self.market.symbol_index(symbol)
+        if isinstance(symbol, int | np.integer) and not isinstance(symbol, bool):
+            if 0 <= symbol < self.market.n_symbols:
+                return int(symbol)
+            raise MarketBossError(f"symbol index {symbol} out of range: the data has {self.market.n_symbols} "
+                                  f"symbol(s), 0 to {self.market.n_symbols - 1} ({_listed(self.market.symbols)})")
+        try:
+            return self.market.symbol_index(symbol)  # type: ignore[arg-type]  # a bool, anything: not a name
+        except ValueError:
+            pass
+        raise MarketBossError(f"unknown symbol {symbol!r} (the data has {_listed(self.market.symbols)})")
+
+    def _ind(self, name: str) -> np.ndarray:
+        try:
+            return self.indicators[name]
+        except (KeyError, TypeError):  # TypeError: an unhashable name
+            raise self._no_indicator(name) from None
+
+    def _no_indicator(self, name: Any) -> MarketBossError:
+        return MarketBossError(f"no indicator {name!r} (indicators() returned: {_listed(tuple(self.indicators))})")
+
+    def _lookup_error(self, name: str | None, symbol: Any) -> MarketBossError | None:
+        """Why a fast read (an int index, unchecked) failed: the indicator's name or the symbol (None: neither)."""
+        try:
+            if name is not None:
+                self._ind(name)
+            self._s(symbol)
+        except MarketBossError as exc:
+            return exc
+        return None
 
     def history(self, symbol: str | int | None = None) -> History:
         m, s, end = self.market, self._s(symbol), self.t + 1
@@ -124,20 +150,30 @@ class Context:
 
     def price(self, symbol: str | int | None = None) -> float:
         """The symbol's close at this bar (NaN when it has no bar here)."""
-        return self.market.close.item(self.t, symbol if type(symbol) is int else self._s(symbol))
+        try:
+            return self.market.close.item(self.t, symbol if type(symbol) is int and symbol >= 0 else self._s(symbol))
+        except IndexError as exc:
+            raise self._lookup_error(None, symbol) or exc from None
 
     def indicator(self, name: str, symbol: str | int | None = None) -> np.ndarray:
         """The indicator's values up to and including this bar."""
-        return self.indicators[name][: self.t + 1, self._s(symbol)]
+        return self._ind(name)[: self.t + 1, self._s(symbol)]
 
     def value(self, name: str, symbol: str | int | None = None) -> float:
         """The indicator's value at this bar (a plain float: item() takes half the time of float(a[t, s]), and
-        on_bar reads a value per symbol and bar)."""
-        return self.indicators[name].item(self.t, symbol if type(symbol) is int else self._s(symbol))
+        on_bar reads a value per symbol and bar: an int index is checked only when the read fails)."""
+        try:
+            return self.indicators[name].item(self.t, symbol if type(symbol) is int and symbol >= 0
+                                              else self._s(symbol))  # fmt: skip
+        except (KeyError, IndexError, TypeError) as exc:
+            raise self._lookup_error(name, symbol) or exc from None
 
     # ---------------------------------------------------------------- the account after bar t
     def position(self, symbol: str | int | None = None) -> float:
-        return self.positions_now[symbol if type(symbol) is int else self._s(symbol)]
+        try:
+            return self.positions_now[symbol if type(symbol) is int and symbol >= 0 else self._s(symbol)]
+        except IndexError as exc:
+            raise self._lookup_error(None, symbol) or exc from None
 
     @property
     def positions(self) -> dict[str, float]:
@@ -262,6 +298,14 @@ class Context:
 _ORDER_KEYWORDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit",
                    "stop_loss")  # fmt: skip
 _LEGS = {"take_profit", "stop_loss", "trail_percent"}
+
+
+def _listed(names: tuple[str, ...], most: int = 10) -> str:
+    """Names for an error message: all of a few, the first `most` of many."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
 
 
 def _num(v: float | None) -> float:
