@@ -16,6 +16,7 @@ from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.signals import read_signals_frame
 from marketboss.strategies import PluginError, create, resolve
+from marketboss.strategies.plugins import PluginFailure
 from tests.unit.cli_app import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,3 +276,110 @@ def test_worker_processes_load_a_plugin_again_by_its_form(data: Path, plugin: Pa
     assert pool.ran_in == "2 processes"
     assert spawned.summary.equals(inline.summary) and spawned.rows.equals(inline.rows)
     assert inline.summary["n_fills"].min() > 0
+
+
+# ------------------------------------------------------------------------------------- a plug-in failing at run time
+
+EVENT_PLUGIN = '''
+from marketboss.indicators import rsi
+from marketboss.strategies.events import EventStrategy
+
+
+class Dip(EventStrategy):
+    """Buys a symbol whose RSI is under 30."""
+
+    def indicators(self, bars):
+        return {"rsi": rsi(bars.close, 14)}
+
+    def on_bar(self, ctx):
+        pass  # the line a test changes
+        for s in ctx.symbols:
+            if ctx.position(s) == 0 and ctx.value("rsi", s) < 30:
+                ctx.buy(10, s)
+'''
+
+
+def _changed(source: str, old: str, new: str, path: Path) -> int:
+    """The source with its one line `old` replaced by `new`, written to path; that line's number."""
+    assert source.count(old) == 1
+    path.write_text(source.replace(old, new))
+    return source[: source.index(old)].count("\n") + 1
+
+
+def test_a_plugin_raising_at_run_time_is_one_line_naming_its_file_and_line(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _changed((ROOT / "examples" / "rsi_bracket.py").read_text(), "        return np.where(",
+                    "        raise ValueError('boom'); np.where(", workdir / "runtime.py")  # fmt: skip
+    capsys.readouterr()
+    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"],
+                    ["sweep", "--grid", "period=5,10", "--output", "sw.csv"]):  # fmt: skip
+        assert cli(*command, "--data", str(data), "--strategy", "runtime.py:RsiBracket") == 2, command
+        assert capsys.readouterr().err == ("error: strategy runtime.py:RsiBracket raised ValueError: boom (runtime.py, "
+                                           f"line {line}, in exposure)\n"), command
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv"))
+    assert cli("compare", "--data", str(data), "--strategies", "momentum,runtime.py:RsiBracket", "--table", "c.csv",
+               "-o", "c.jsonl") == 0  # the others are still compared
+    status = dict(pl.read_csv(workdir / "c.csv").select("strategy", "status").iter_rows())
+    assert status == {"momentum": "ok",
+                      "runtime.py:RsiBracket": f"raised ValueError: boom (runtime.py, line {line}, in exposure)"}
+
+
+EVENT_FAILURES = [
+    ("raise KeyError('boom')", "raised KeyError: 'boom'"),
+    ("ctx.buy(10, 'TSLA')", "unknown symbol 'TSLA' (the data has AAPL, JPM, MSFT)"),
+    ("ctx.value('nope', 0)", "no indicator 'nope' (indicators() returned: rsi)"),
+    ("ctx.position(3)", "symbol index 3 out of range: the data has 3 symbol(s), 0 to 2 (AAPL, JPM, MSFT)"),
+    ("ctx.price()", "name the symbol: the data has several (AAPL, JPM, MSFT)"),
+]
+
+
+@pytest.mark.parametrize(("code", "said"), EVENT_FAILURES)
+def test_an_event_plugins_error_in_on_bar_names_its_line(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], code: str, said: str
+) -> None:
+    line = _changed(EVENT_PLUGIN, "        pass  # the line a test changes", f"        {code}", workdir / "dip.py")
+    capsys.readouterr()
+    assert cli("backtest", "--data", str(data), "--strategy", "dip.py:Dip", "-o", "runs/x") == 2
+    sep = "" if said.startswith("raised") else ":"
+    assert capsys.readouterr().err == f"error: strategy dip.py:Dip{sep} {said} (dip.py, line {line}, in on_bar)\n"
+    assert not (workdir / "runs" / "x").exists()
+
+
+def test_an_event_plugins_error_in_indicators_names_its_line(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _changed(EVENT_PLUGIN, '        return {"rsi": rsi(bars.close, 14)}', "        return {'rsi': 1 / 0}",
+                    workdir / "dip.py")  # fmt: skip
+    capsys.readouterr()
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "dip.py:Dip", "--output", "s.jsonl") == 2
+    assert capsys.readouterr().err == ("error: strategy dip.py:Dip raised ZeroDivisionError: division by zero (dip.py, "
+                                       f"line {line}, in indicators)\n")
+    assert not (workdir / "s.jsonl").exists()
+
+
+def test_a_failure_past_the_plugins_code_is_not_blamed_on_it(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """exposure() returned; what MarketBoss then did with its value failed, in MarketBoss's code: as before."""
+    _changed((ROOT / "examples" / "rsi_bracket.py").read_text(), "        return np.where(",
+             "        return 'x' or np.where(", workdir / "odd.py")  # fmt: skip
+    capsys.readouterr()
+    assert cli("backtest", "--data", str(data), "--strategy", "odd.py:RsiBracket", "-o", "runs/x") == 1
+    err = capsys.readouterr().err
+    assert err.endswith("error: unexpected ValueError: could not convert string to float: 'x'\n")
+    assert "odd.py" not in err
+
+
+def test_a_plugin_failing_in_a_worker_process_names_its_line(data: Path, workdir: Path) -> None:
+    """In a sweep's worker process the traceback is there, not in the exception sent back: the line is named there."""
+    from marketboss import sweep
+    from marketboss.research import LocalBackend
+
+    line = _changed((ROOT / "examples" / "rsi_bracket.py").read_text(), "        return np.where(",
+                    "        assert self.params.period != 13, 'no 13'; return np.where(", workdir / "late.py")
+    with pytest.raises(PluginFailure) as caught:
+        sweep(resolve("late.py:RsiBracket"), data, {"period": [5, 13, 21]},
+              backend=LocalBackend(2, pool_work=0, chunk_work=1))  # fmt: skip
+    assert str(caught.value) == (f"strategy {workdir / 'late.py'}:RsiBracket raised AssertionError: no 13 (late.py, "
+                                 f"line {line}, in exposure)")

@@ -43,16 +43,31 @@ def run_guarded(fn: Callable[[], Any]) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MarketBossError as exc:
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        shown = _in_plugin(exc) or exc
+        print(f"error: {redact_text(str(shown))}", file=sys.stderr)
+        return shown.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the last line of defence: still one line, still redacted
+        failed = _in_plugin(exc)
+        if failed is not None:  # the user's strategy code at fault: where, not a traceback
+            print(f"error: {redact_text(str(failed))}", file=sys.stderr)
+            return failed.exit_code
         get_logger("marketboss").error("unexpected_error", error_type=type(exc).__name__, error=str(exc))
         print(f"error: unexpected {type(exc).__name__}: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _in_plugin(exc: Exception) -> MarketBossError | None:
+    """The error as a plug-in strategy's own when its code raised it (strategies.plugins.failure), the traceback
+    in the debug log; None when no plug-in was loaded (its module not even imported) or none was running."""
+    plugins = sys.modules.get("marketboss.strategies.plugins")
+    failed: MarketBossError | None = None if plugins is None else plugins.failure(exc)
+    if failed is not None:
+        get_logger("marketboss").debug("strategy_failed", error=str(failed), exc_info=exc)
+    return failed
 
 
 def key_values(values: list[str]) -> list[str]:

@@ -84,8 +84,18 @@ def _install(market: Market) -> None:
 
 
 def _call(fn: Callable[[Any, Market], Any], task: Any) -> Any:
+    """fn in a worker process; a plug-in strategy's own failure is made its one line here, where its traceback
+    is (the exception sent back to the parent has lost it)."""
     assert _MARKET is not None
-    return fn(task, _MARKET)
+    try:
+        return fn(task, _MARKET)
+    except Exception as exc:
+        from marketboss.strategies.plugins import failure
+
+        failed = failure(exc)
+        if failed is None:
+            raise
+        raise failed from None
 
 
 class LocalBackend(Backend):

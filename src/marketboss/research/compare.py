@@ -26,6 +26,7 @@ from marketboss.research.backends import Backend, LocalBackend
 from marketboss.research.selection import best_index, check_metric
 from marketboss.research.windows import Window, evaluate
 from marketboss.strategies import create
+from marketboss.strategies.plugins import failure
 
 #: The metrics of each window in the table (every number backtest.metrics computes, dates aside).
 TABLE_METRICS: tuple[str, ...] = tuple(k for k, _ in METRICS if k not in ("start", "end"))
@@ -54,9 +55,10 @@ def run_compare_task(task: CompareTask, market: Market) -> Outcome:
         strat = create(task.strategy, task.params)
         ins = evaluate(market, strat, Window(0, task.split), task.config)
         oos = evaluate(market, strat, Window(task.split, market.n_times), task.config)
-    except MarketBossError as exc:
-        return Outcome(task.strategy, None, None, None, str(exc))
     except Exception as exc:  # a strategy's own failure (e.g. a model that cannot load) must not end the rest
+        failed = failure(exc)  # a plug-in's: at its line
+        if failed is not None or isinstance(exc, MarketBossError):
+            return Outcome(task.strategy, None, None, None, str(exc) if failed is None else failed.detail)
         text = " ".join(str(exc).split()) or "no message"
         return Outcome(task.strategy, None, None, None, f"{type(exc).__name__}: {text}")
     return Outcome(task.strategy, strat.params.model_dump(mode="json"), ins.metrics, oos.metrics, None)

@@ -4,7 +4,8 @@ module (`package.module:ClassName`) or from an installed package's entry point i
 
 Loading runs the plug-in's code; whatever goes wrong there (no file, a syntax error, an import failing inside
 it, no such class, a class that is not a Strategy) becomes one line naming the file (and line) and the
-problem, never a traceback. A file is loaded once per process, as a module of its own.
+problem, never a traceback. A file is loaded once per process, as a module of its own. An error its code raises
+later, as it runs, is one line too (`failure`): the strategy, the error and the plug-in's line it came through.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import traceback
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from marketboss.errors import MarketBossError
@@ -31,6 +32,19 @@ FORMS = "path/to/file.py:ClassName or package.module:ClassName"
 
 class PluginError(MarketBossError):
     """A plug-in strategy that cannot be loaded: one line naming its file and the problem."""
+
+
+class PluginFailure(MarketBossError):
+    """A plug-in strategy's own code failed while it ran: one line naming the strategy, the error and the plug-in's
+    line it came through (the user's code is at fault, not MarketBoss: the exit of bad input)."""
+
+    def __init__(self, message: str, detail: str, exit_code: int = MarketBossError.exit_code):
+        super().__init__(message)
+        self.detail = detail  # the message without the strategy's name (compare's table has a column of it)
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[Any, ...]:  # from a worker process: its three arguments
+        return (type(self), (str(self), self.detail, self.exit_code))
 
 
 def is_spec(text: str) -> bool:
@@ -145,6 +159,61 @@ def strategy_class(module: ModuleType, attr: str, shown: str) -> type[Strategy[A
 
 #: Each plug-in class loaded, with a form that finds it again from any working directory (another process's).
 _SPECS: dict[type, str] = {}
+#: The file each plug-in class was defined in (its real path) -> the classes loaded from it, as they were named.
+_FILES: dict[str, dict[type, str]] = {}
+
+
+_OWN_CODE = os.path.realpath(Path(__file__).parents[1]) + os.sep
+
+
+def _remember(cls: type, spec: str, found_by: str) -> None:
+    """The class's form, and its file as a plug-in's (MarketBoss's own strategies named as plug-ins are not)."""
+    _SPECS.setdefault(cls, found_by)
+    try:
+        file = os.path.realpath(inspect.getfile(cls))
+    except (TypeError, OSError):
+        return
+    if not file.startswith(_OWN_CODE):
+        _FILES.setdefault(file, {}).setdefault(cls, spec)
+
+
+def failure(exc: BaseException) -> PluginFailure | None:
+    """The error as a plug-in's own when it was raised inside a loaded plug-in's code (a frame of its traceback
+    lies in the file a plug-in class was defined in), naming the strategy, the error and the innermost such frame;
+    None when no plug-in code was running (MarketBoss's own failure)."""
+    if not _FILES or isinstance(exc, PluginError | PluginFailure):
+        return None
+    own = []  # (frame, line, the classes of its file), innermost last
+    tb = exc.__traceback__
+    while tb is not None:
+        classes = _FILES.get(os.path.realpath(tb.tb_frame.f_code.co_filename))
+        if classes is not None:
+            own.append((tb.tb_frame, tb.tb_lineno, classes))
+        tb = tb.tb_next
+    if not own:
+        return None
+    frame, line, classes = own[-1]
+    where = f"{Path(frame.f_code.co_filename).name}, line {line}, in {frame.f_code.co_name}"
+    who = _strategy(own)
+    if isinstance(exc, MarketBossError):  # already says what is wrong (ctx given an unknown symbol, ...)
+        detail = f"{_one_line(str(exc))} ({where})"
+        return PluginFailure(f"{who}: {detail}", detail, exc.exit_code)
+    detail = f"raised {type(exc).__name__}: {_one_line(str(exc))} ({where})"
+    return PluginFailure(f"{who} {detail}", detail)
+
+
+def _strategy(own: list[tuple[FrameType, int, dict[type, str]]]) -> str:
+    """`strategy <spec>` of the innermost plug-in method's object, else of the only class loaded from the file,
+    else `strategy plug-in <file>`."""
+    for frame, _, classes in reversed(own):
+        obj = frame.f_locals.get("self")
+        for cls in type(obj).__mro__:
+            if cls in classes:
+                return f"strategy {classes[cls]}"
+    frame, _, classes = own[-1]
+    if len(classes) == 1:
+        return f"strategy {next(iter(classes.values()))}"
+    return f"strategy plug-in {Path(frame.f_code.co_filename).name}"
 
 
 def load_spec(spec: str) -> type[Strategy[Any]]:
@@ -156,10 +225,10 @@ def load_spec(spec: str) -> type[Strategy[Any]]:
     if where.endswith(".py") or "/" in where or os.sep in where:
         path = Path(where).expanduser()
         cls = strategy_class(load_file(path, where), attr, where)
-        _SPECS.setdefault(cls, f"{path.resolve()}:{attr}")
+        _remember(cls, f"{where}:{attr}", f"{path.resolve()}:{attr}")
     else:
         cls = strategy_class(import_module(where), attr, where)
-        _SPECS.setdefault(cls, f"{where}:{attr}")
+        _remember(cls, f"{where}:{attr}", f"{where}:{attr}")
     return cls
 
 
