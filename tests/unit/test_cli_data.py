@@ -6,11 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from marketboss.data.io import read_bars
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _mb(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MARKETBOSS_LOG_LEVEL": "warning"}
+    # this tree's sources, not whichever marketboss the interpreter has installed
+    env = {"PATH": "/usr/bin:/bin", "MARKETBOSS_LOG_LEVEL": "warning", "PYTHONPATH": str(SRC),
+           "MARKETBOSS_CACHE_DIR": str(workdir / ".cache")}
     cmd = [sys.executable, "-m", "marketboss", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=120)
 
@@ -60,3 +66,22 @@ def test_import_drops_and_reports_bars_on_days_the_exchange_was_closed(workdir: 
     assert "dropped 2 bar(s) on 2 day(s) the NYSE was closed: 2024-07-04 Thu, 2024-07-06 Sat" in out.stdout
     bars = read_bars(workdir / "data/market_data.jsonl")
     assert bars["close"].to_list() == [10.5, 11.0, 11.3]
+
+
+@pytest.mark.parametrize("args", [
+    ["backtest", "--strategy", "ma_crossover"],
+    ["backtest", "--signals", "data/nope_signals.jsonl"],
+    ["signals", "generate", "--strategy", "ma_crossover"],
+    ["sweep", "--strategy", "ma_crossover", "--grid", "fast=5,10"],
+    ["walkforward", "--strategy", "ma_crossover", "--grid", "fast=5,10"],
+    ["compare", "--strategies", "ma_crossover,momentum"],
+    ["data", "show"],
+    ["train"],
+    ["reconcile"],
+])
+def test_a_missing_data_file_is_one_line_and_exit_2_for_every_command(workdir: Path, args: list[str]) -> None:
+    """Each command reads --data its own way (a cached market panel, bars, a signals file beside); the user
+    sees the same line from each, not an unexpected OSError and a log record."""
+    out = _mb(workdir, *args, "--data", "data/nope.jsonl")
+    assert (out.returncode, out.stderr) == (2, "error: data/nope.jsonl: file not found\n"), out.stderr
+    assert [p.name for p in workdir.iterdir() if p.name != ".cache"] == []  # no run, no signals, no data dir

@@ -24,6 +24,8 @@ from pathlib import Path
 import polars as pl
 import xxhash
 
+from marketboss.errors import InputError
+
 CACHE_DIR_ENV = "MARKETBOSS_CACHE_DIR"
 READER_VERSION = 2  # 2: keys by XXH3
 MAX_ENTRIES = 8
@@ -41,9 +43,15 @@ def cache_dir() -> Path | None:
 
 
 def content_key(path: Path, kind: str) -> str:
-    """The key of what `kind` (the reader's format, or what is built of the file) makes of this file's bytes."""
+    """The key of what `kind` (the reader's format, or what is built of the file) makes of this file's bytes.
+    It is the first read of the file on a cached path (market.read_market), so a missing file is the readers'
+    one-line InputError here, not an OSError for the error boundary."""
     digest = xxhash.xxh3_128(f"bars v{READER_VERSION} {kind}\n".encode())
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    with fh:
         if os.fstat(fh.fileno()).st_size:  # mapped: hashed where the page cache holds it, no copy
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
                 digest.update(view)
