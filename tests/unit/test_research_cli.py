@@ -96,6 +96,7 @@ def test_compare_selects_the_best_and_writes_its_signals_for_paper_trading(
     captured = capsys.readouterr()
     err_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 1 and err_lines[0].startswith("error: strategy 'ml': ")
+    assert "strategy 'ml': strategy 'ml'" not in err_lines[0]
     table = pl.read_csv(workdir / "runs" / "compare.csv")
     best = table.filter(pl.col("selected"))
     assert best.height == 1 and best["oos_sharpe"][0] == table.filter(pl.col("status") == "ok")["oos_sharpe"].max()
@@ -106,3 +107,50 @@ def test_compare_selects_the_best_and_writes_its_signals_for_paper_trading(
     expected = create(name, params).signals(Market.from_bars(daily_bars))
     assert written["id"].to_list() == expected["id"].to_list() and written.height > 0
     assert set(written["strategy"]) == {name}
+
+
+MOMENTUM_LOOKBACK_X = "error: strategy 'momentum': invalid parameter lookback='x': Input should be a valid integer"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compare", "--strategies", "ma_crossover,momentum", "--param", "momentum.lookback=x"], MOMENTUM_LOOKBACK_X),
+    (["compare", "--strategies", "ma_crossover,momentum", "--param", "ma_crossover.fastt=3"],
+     "error: strategy 'ma_crossover' has no parameter 'fastt'; valid: sizing (quantity|weight, default quantity)"),
+    (["compare", "--strategies", "ma_crossover,ml", "--param", "ml.threshold=x"],  # before the model is looked for
+     "error: strategy 'ml': invalid parameter threshold='x': Input should be a valid number"),
+    (["compare", "--strategies", "ma_crossover", "--param", "momentum.lookback=5"],
+     "error: --param for 'momentum', which is not in --strategies"),
+    (["backtest", "--strategy", "momentum", "--param", "lookback=x"], MOMENTUM_LOOKBACK_X),
+    (["backtest", "--strategy", "momentum", "--param", "rebalance=daily"],
+     "error: strategy 'momentum': invalid parameter rebalance='daily': Input should be 'weekly' or 'monthly'"),
+    (["signals", "generate", "--strategy", "momentum", "--param", "lookback=x"], MOMENTUM_LOOKBACK_X),
+    (["sweep", "--strategy", "momentum", "--param", "lookback=x", "--grid", "threshold=0,0.1"], MOMENTUM_LOOKBACK_X),
+    (["sweep", "--strategy", "momentum", "--param", "lookback=1", "--grid", "threshold=0,0.1"],
+     "error: strategy 'momentum': invalid parameter lookback='1': Input should be greater than or equal to 2"),
+    (["walkforward", "--strategy", "momentum", "--param", "lookback=x", "--grid", "threshold=0,0.1"],
+     MOMENTUM_LOOKBACK_X),
+])
+def test_a_bad_parameter_stops_the_command_before_anything_runs(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """One line naming the strategy and the parameter (compare once printed it with the strategy named twice,
+    ran the other strategies and exited 0), and no file written."""
+    before = set(workdir.rglob("*"))
+    out = {"backtest": ["--output-dir", "out/run"], "sweep": ["--output", "out/s.csv"],
+           "walkforward": ["--output", "out/wf.csv"]}.get(args[0], ["--output", "out/signals.jsonl"])
+    assert cli(*args, "--data", str(data), *out) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(message), err
+    assert set(workdir.rglob("*")) == before
+
+
+def test_schedule_refuses_a_bad_signals_parameter_before_any_job(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = workdir / "schedule.toml"
+    cfg.write_text('[refresh]\nsource = "synth"\nsymbols = "2"\nstart = "2025-01-01"\n[retrain]\nenabled = false\n'
+                   '[paper]\nenabled = false\n[signals]\nstrategy = "momentum"\nparams = ["lookback=x"]\n')
+    assert cli("schedule", "--once", "--config", str(cfg)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cfg}: signals.params: {MOMENTUM_LOOKBACK_X[7:]}"), err
+    assert not (workdir / "data").exists()  # the refresh job did not run

@@ -264,15 +264,22 @@ def schedule(
         for line in plan_lines(cfg, datetime.now(cfg.tz)):
             print(line)
         return
-    # a plug-in that cannot load fails now, not at the job hours later ([live] replaces the signals job)
-    job = "live" if cfg.live.enabled else "signals" if cfg.signals.enabled else None
-    if job:
+    # a plug-in that cannot load, or a bad parameter, fails now, not at the job hours later ([live] replaces the
+    # signals job)
+    job = cfg.live if cfg.live.enabled else cfg.signals if cfg.signals.enabled else None
+    if job is not None:
         from marketboss.strategies import resolve
+        from marketboss.strategies.registry import check_params
 
+        where = f"{config or 'schedule'}: {'live' if job is cfg.live else 'signals'}"
         try:
-            resolve(cfg.live.strategy if job == "live" else cfg.signals.strategy)
+            resolve(job.strategy)
         except MarketBossError as exc:
-            raise MarketBossError(f"{config or 'schedule'}: {job}.strategy: {exc}") from None
+            raise MarketBossError(f"{where}.strategy: {exc}") from None
+        try:
+            check_params(job.strategy, job.params)
+        except MarketBossError as exc:
+            raise MarketBossError(f"{where}.params: {exc}") from None
     if once:
         failed = run_once(cfg, run)
         if failed:

@@ -317,13 +317,17 @@ def compare(
     from marketboss.research.compare import split_index
     from marketboss.research.selection import check_metric
     from marketboss.signals import write_signals
-    from marketboss.strategies import create, resolve
+    from marketboss.strategies import create
+    from marketboss.strategies.registry import check_params
 
     check_metric(metric)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
-    for name in names:  # a strategy that cannot even be found or loaded is the user's to fix first
-        resolve(name)
     params = _strategy_params(param)
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise MarketBossError(f"--param for '{unknown[0]}', which is not in --strategies")
+    for name in names:  # a strategy not found, not loadable or given a bad --param is the user's to fix first
+        check_params(name, params.get(name, {}))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
     settings = get_settings()
@@ -336,9 +340,9 @@ def compare(
     with make_backend(backend, scheduler, workers) as be:
         result = run_compare(market, names, params, config, metric, split, be)
     for o in result.outcomes:
-        if o.error is not None:
-            err_console.print(f"error: strategy '{o.strategy}': {o.error}", markup=False, highlight=False,
-                              soft_wrap=True)
+        if o.error is not None:  # a strategy's own error names it already
+            text = o.error if o.error.startswith(f"strategy '{o.strategy}'") else f"strategy '{o.strategy}': {o.error}"
+            err_console.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
     ok = [o for o in result.outcomes if o.error is None]
     if not ok:
         raise MarketBossError("no strategy could be run; see the reasons above")

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from marketboss.errors import MarketBossError
-from marketboss.strategies import StrategyParams, resolve
+from marketboss.strategies import Strategy, StrategyParams, resolve
+from marketboss.strategies.registry import params_error
 
 MAX_COMBINATIONS = 1_000_000
 
@@ -82,7 +83,8 @@ def combinations(
     strategy: str, grid: Sequence[str] | Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | None = None
 ) -> Combinations:
     """Expand `--grid` specs (or a mapping of name -> values) over the strategy's parameter model."""
-    model = resolve(strategy).params_model
+    cls = resolve(strategy)
+    model = cls.params_model
     axes = dict(grid) if isinstance(grid, Mapping) else _axes(grid)
     fixed = dict(fixed or {})
     valid = ", ".join(model.model_fields)
@@ -94,6 +96,7 @@ def combinations(
     both = sorted(set(axes) & set(fixed))
     if both:
         raise MarketBossError(f"parameter '{both[0]}' is given both as --grid and as --param")
+    _check_fixed(strategy, cls, fixed)
     total = 1
     for values in axes.values():
         total *= max(len(values), 1)
@@ -115,6 +118,17 @@ def combinations(
                               f"({reason})")
     keys = tuple([k for k in names if len(axes[k]) > 1] + [k for k in names if len(axes[k]) <= 1])
     return Combinations(strategy, keys, tuple(kept), skipped, reason)
+
+
+def _check_fixed(strategy: str, cls: type[Strategy[Any]], fixed: Mapping[str, Any]) -> None:
+    """A --param value that is wrong in itself (not a number, out of its range) would reject every combination:
+    refused as `create` refuses it. One wrong only beside other values (fast >= slow) is left to each combination."""
+    try:
+        cls.params_model.model_validate(fixed)
+    except ValidationError as exc:
+        own = [e for e in exc.errors() if e["loc"] and e["loc"][0] in fixed]
+        if own:
+            raise params_error(strategy, cls, own[0], fixed) from None
 
 
 def _axes(specs: Iterable[str]) -> dict[str, list[Any]]:

@@ -10,9 +10,10 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from marketboss.errors import MarketBossError
-from marketboss.strategies.base import Strategy
+from marketboss.strategies.base import Strategy, StrategyParams
 from marketboss.strategies.plugins import (
     FORMS,
     PluginError,
@@ -136,16 +137,31 @@ def create(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> Strateg
     """A strategy with validated parameters; any mistake is one line that lists the valid parameters.
     `name` is anything `resolve` takes."""
     cls = resolve(name)
+    return cls(_validated(name, cls, params))
+
+
+def check_params(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> StrategyParams:
+    """The strategy's validated parameters, without making the strategy (which may load a model): for a command
+    to refuse a bad --param before it runs anything, in create's words."""
+    return _validated(name, resolve(name), params)
+
+
+def _validated(name: str, cls: type[Strategy[Any]], params: Mapping[str, Any] | Iterable[str]) -> StrategyParams:
     values = dict(params) if isinstance(params, Mapping) else parse_param_pairs(params)
-    valid = ", ".join(f"{n} ({t}, default {d})" for n, t, d, _ in describe_params(cls))
     try:
-        model = cls.params_model.model_validate(values)
+        return cls.params_model.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise MarketBossError(f"strategy '{name}' has no parameter '{field}'; valid: {valid}") from None
-        shown = f" {field}={values[field]!r}" if field in values else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        raise MarketBossError(f"strategy '{name}': invalid parameter{shown}: {msg}; valid: {valid}") from None
-    return cls(model)
+        raise params_error(name, cls, exc.errors()[0], values) from None
+
+
+def params_error(name: str, cls: type[Strategy[Any]], err: ErrorDetails, values: Mapping[str, Any]
+                 ) -> MarketBossError:  # fmt: skip
+    """A parameter model's error as one line naming the strategy and the parameter (a union's error is
+    located inside it, e.g. ('rebalance', 'literal[...]'): the parameter is the first part)."""
+    valid = ", ".join(f"{n} ({t}, default {d})" for n, t, d, _ in describe_params(cls))
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if err["type"] == "extra_forbidden":
+        return MarketBossError(f"strategy '{name}' has no parameter '{field}'; valid: {valid}")
+    shown = f" {field}={values[field]!r}" if field in values else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return MarketBossError(f"strategy '{name}': invalid parameter{shown}: {msg}; valid: {valid}")
