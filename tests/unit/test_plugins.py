@@ -119,6 +119,17 @@ BROKEN = [
      "strategy 'flip.py:Flip': invalid parameter every='1': Input should be greater than or equal to 2; valid:"),
     ("flip.py", PLUGIN, "flip.py:Flip --param evry=3", "strategy 'flip.py:Flip' has no parameter 'evry'; valid:"),
     (None, "", "nope", "unknown strategy 'nope': choose one of ma_crossover, mean_reversion, ml, momentum"),
+    (None, "", "ma_crosover", "unknown strategy 'ma_crosover' (did you mean ma_crossover?): choose one of "
+     "ma_crossover, mean_reversion, ml, momentum, or give a plug-in as path/to/file.py:ClassName"),
+    ("flip.py", PLUGIN, "flip.py", "strategy 'flip.py': name the class, as flip.py:ClassName (classes there: Flip)\n"),
+    ("classes.py", "from marketboss.strategies.events import EventStrategy\nclass B(EventStrategy):\n    pass\n"
+     "class C:\n    pass\nclass D(B):\n    pass\n", "classes.py",
+     "strategy 'classes.py': name the class, as classes.py:ClassName (classes there: B, D)\n"),
+    ("plain.py", "X = 1\n", "plain.py",
+     "strategy 'plain.py': name the class, as plain.py:ClassName (no Strategy class is defined there)\n"),
+    ("imports.py", "import numpy\nimport not_a_module_anywhere\n", "imports.py",
+     "strategy plug-in imports.py, line 2: ModuleNotFoundError: No module named 'not_a_module_anywhere'\n"),
+    (None, "", "strats/missing.py", "strategy plug-in strats/missing.py: no such file\n"),
 ]  # fmt: skip
 @pytest.mark.parametrize(("file", "source", "spec", "message"), BROKEN)
 def test_a_broken_plugin_is_one_line_naming_its_file_and_the_problem(

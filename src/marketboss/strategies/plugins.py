@@ -222,7 +222,7 @@ def load_spec(spec: str) -> type[Strategy[Any]]:
     where, attr = where.strip(), attr.strip()
     if not where or not attr:
         raise PluginError(f"strategy '{spec}': a plug-in is given as {FORMS}")
-    if where.endswith(".py") or "/" in where or os.sep in where:
+    if looks_like_file(where):
         path = Path(where).expanduser()
         cls = strategy_class(load_file(path, where), attr, where)
         _remember(cls, f"{where}:{attr}", f"{path.resolve()}:{attr}")
@@ -230,6 +230,19 @@ def load_spec(spec: str) -> type[Strategy[Any]]:
         cls = strategy_class(import_module(where), attr, where)
         _remember(cls, f"{where}:{attr}", f"{where}:{attr}")
     return cls
+
+
+def looks_like_file(text: str) -> bool:
+    """A path to a plug-in file given without its `:ClassName`."""
+    return text.endswith(".py") or "/" in text or os.sep in text
+
+
+def name_the_class(where: str) -> PluginError:
+    """What to say of a plug-in file given without its class: its Strategy classes, read by loading it (a
+    failure there is the loader's one line, as the class's own form would get it)."""
+    there = ", ".join(_defined(load_file(Path(where).expanduser(), where)))
+    return PluginError(f"strategy '{where}': name the class, as {where}:ClassName "
+                       + (f"(classes there: {there})" if there else "(no Strategy class is defined there)"))
 
 
 def spec_of(cls: type) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from marketboss.strategies.plugins import (
     is_spec,
     load_entry_point,
     load_spec,
+    looks_like_file,
+    name_the_class,
     plugin_entry_points,
 )
 
@@ -91,11 +94,16 @@ def resolve(spec: str) -> type[Strategy[Any]]:
         return table[spec]
     if is_spec(spec):
         cls = load_spec(spec)
+    elif looks_like_file(spec):
+        raise name_the_class(spec)
     else:
         eps = plugin_entry_points()
         if spec not in eps:
-            names = ", ".join([*table, *(n for n in eps if n not in table)])
-            raise MarketBossError(f"unknown strategy '{spec}': choose one of {names}, or give a plug-in as {FORMS}")
+            known = [*table, *(n for n in eps if n not in table)]
+            close = get_close_matches(spec, known, n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise MarketBossError(f"unknown strategy '{spec}'{hint}: choose one of {', '.join(known)}, or give a "
+                                  f"plug-in as {FORMS}")
         cls = load_entry_point(eps[spec])
     if any(b.name == cls.name and b is not cls for b in builtins()):
         raise PluginError(f"strategy plug-in {spec}: its name '{cls.name}' is the built-in strategy's (a subclass "
