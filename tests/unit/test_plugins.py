@@ -171,6 +171,50 @@ def test_strategies_list_shows_named_plugins_with_their_parameters(
     assert captured.err == "error: strategy plug-in strats/bad.py, line 1: RuntimeError: boom\n"
 
 
+TYPED = """
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from marketboss import Strategy, StrategyParams
+
+
+class Side(Enum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class TypedParams(StrategyParams):
+    side: Side = Field(Side.LONG, description="the enum")
+    lean: Side | None = Field(None, description="an optional enum")
+    pick: Literal["a", "b"] | Annotated[int, Field(ge=1)] = Field("a", description="choices or a count")
+    windows: list[int] = Field(default_factory=lambda: [5], description="a list")
+
+
+class Typed(Strategy[TypedParams]):
+    params_model = TypedParams
+"""
+
+
+def test_strategies_list_and_parameter_errors_show_readable_types(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A union's type is its alternatives (a typing.Union's own name is only "Union"), choices are their values."""
+    (workdir / "typed.py").write_text(TYPED)
+    assert cli("strategies", "list", "typed.py:Typed") == 0
+    rows = {cells[0]: cells[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("│")
+            for cells in [[c.strip() for c in line.strip("│").split("│")]]}  # fmt: skip
+    assert rows["rebalance"] == ["weekly | monthly | int | None", "n/a"]  # a built-in's, listed with the plug-in's
+    assert (rows["sizing"], rows["stop_loss_pct"]) == (["quantity|weight", "quantity"], ["float | None", "n/a"])
+    assert (rows["side"], rows["lean"], rows["pick"], rows["windows"]) == (
+        ["long|short", "long"], ["long | short | None", "n/a"], ["a | b | int", "a"], ["list[int]", "[5]"])
+    assert "Union" not in str(rows)
+    assert cli("signals", "generate", "--strategy", "momentum", "--param", "lookback=x", "-o", "s.jsonl") == 2
+    err = capsys.readouterr().err
+    assert "rebalance (weekly | monthly | int | None, default None)" in err and "Union" not in err
+
+
 def _installed(site: Path, broken: bool, extra: str = "") -> None:
     """A package `mbplug` as pip installs it: its modules and a .dist-info with an entry_points.txt."""
     pkg = site / "mbplug"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from marketboss.display import metric, value
@@ -164,8 +165,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         values = [r[i] for r in rows if i < len(r) and r[i] is not None]
         numbers = bool(values) and sum(isinstance(v, int | float) for v in values) * 2 > len(values)
         table.add_column(c, justify="right" if numbers or c in numeric else "left")
-    for row in rows:
-        table.add_row(*[value(v) for v in row])
+    for row in rows:  # cells are data, not markup: `list[int]` or a path with [brackets] stay as they are
+        table.add_row(*[escape(value(v)) for v in row])
     console.print(table)
 
 

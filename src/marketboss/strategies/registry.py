@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Any, Literal, get_args, get_origin
+from enum import Enum
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
@@ -62,18 +65,50 @@ def strategies() -> dict[str, type[Strategy[Any]]]:
 
 
 def param_type(info: FieldInfo) -> str:
-    ann = info.annotation
+    """The parameter's type as a user writes it: `sma|ema` for choices, `float | None`, `weekly | monthly | int |
+    None` for a union of choices, a number and None (a typing.Union's own name is only "Union")."""
+    return _type_text(info.annotation)
+
+
+def _type_text(ann: Any) -> str:
+    origin = get_origin(ann)
+    if origin is Annotated:  # constraints (Field(ge=1)) are the error messages' to tell
+        return _type_text(get_args(ann)[0])
+    if (choices := _choices(ann)) is not None:
+        return "|".join(choices)
+    if origin is Union or origin is UnionType:
+        return " | ".join(c for a in get_args(ann) for c in (_choices(a) or [_type_text(a)]))
+    if ann is None or ann is type(None):
+        return "None"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_text(a) for a in get_args(ann))}]"
+    return getattr(ann, "__name__", None) or str(ann)
+
+
+def _choices(ann: Any) -> list[str] | None:
+    """A Literal's values or an Enum's, or None."""
     if get_origin(ann) is Literal:
-        return "|".join(str(a) for a in get_args(ann))
-    return (getattr(ann, "__name__", None) or str(ann)).replace("NoneType", "None")
+        return [str(a) for a in get_args(ann)]
+    if inspect.isclass(ann) and issubclass(ann, Enum):
+        return [str(m.value) for m in ann]
+    return None
 
 
 def describe_params(cls: type[Strategy[Any]]) -> list[tuple[str, str, Any, str]]:
     """(name, type, default, description) of each parameter."""
     return [
-        (name, param_type(info), info.default, info.description or "")
+        (name, param_type(info), _default(info), info.description or "")
         for name, info in cls.params_model.model_fields.items()
     ]
+
+
+def _default(info: FieldInfo) -> Any:
+    """The default as --param would give it: an enum's value, a default_factory's product."""
+    try:
+        default = info.get_default(call_default_factory=True, validated_data={})
+    except Exception:  # a factory of the other fields' values: nothing to show before they are known
+        return "computed"
+    return default.value if isinstance(default, Enum) else default
 
 
 def parse_param_pairs(pairs: Iterable[str]) -> dict[str, str]:
