@@ -431,3 +431,36 @@ def test_a_plugin_failing_in_a_worker_process_names_its_line(data: Path, workdir
               backend=LocalBackend(2, pool_work=0, chunk_work=1))  # fmt: skip
     assert str(caught.value) == (f"strategy {workdir / 'late.py'}:RsiBracket raised AssertionError: no 13 (late.py, "
                                  f"line {line}, in exposure)")
+
+
+PEEKING = '''
+import numpy as np
+
+from marketboss import Strategy
+
+
+class Peek(Strategy):
+    """Long when the next close is higher: exposure[t] reads close[t + %d]."""
+
+    def exposure(self, bars):
+        c = bars.close
+        return np.where(np.append(c[%d:], [np.nan] * %d) > c, 1.0, 0.0)
+'''
+
+
+@pytest.mark.parametrize("ahead", [1, 5])
+def test_a_plugin_whose_exposure_looks_ahead_is_refused(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], ahead: int
+) -> None:
+    """As an event strategy's indicators are: a vectorised plug-in's exposure, computed again on the first part of
+    a symbol's bars, must not change there; a peek ahead does at the cut (one line, nothing written)."""
+    (workdir / "peek.py").write_text(PEEKING % (ahead, ahead, ahead))
+    for args in (["backtest", "--output-dir", "out"], ["signals", "generate", "--output", "sig.jsonl"]):
+        assert cli(*args, "--data", str(data), "--strategy", "peek.py:Peek") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: Peek: exposure looks ahead: its values on the first ") and "\n" not in err
+        assert err.endswith("change when later bars are added (exposure[t] may use bars up to t only)")
+    assert not (workdir / "out").exists() and not (workdir / "sig.jsonl").exists()
+    causal = PEEKING.replace("np.append(c[%d:], [np.nan] * %d) > c", "c > np.append([np.nan] * %d, c[:-%d])")
+    (workdir / "causal.py").write_text(causal % (ahead, ahead, ahead))  # the same, a bar behind: accepted
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "causal.py:Peek", "--output", "ok.jsonl") == 0

@@ -46,6 +46,7 @@ from marketboss.signals import (
     valid_orders,
 )
 from marketboss.strategies import events as ev
+from marketboss.strategies.causal import head, same_values
 
 _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
 
@@ -332,15 +333,13 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
         values = strategy.indicators(bars)
         half = len(bars) // 2
         if values and half:
-            cut = type(bars)(bars.symbol, *(a[:half] for a in (bars.rows, bars.times, bars.open, bars.high, bars.low,
-                                                                bars.close, bars.volume)))  # fmt: skip
-            early = strategy.indicators(cut)
+            early = strategy.indicators(head(bars, half))
         for name, v in values.items():
             arr = np.asarray(v, dtype=np.float64)
             if arr.shape != (len(bars),):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' has shape {arr.shape}, expected "
                                       f"({len(bars)},), one value per bar")  # fmt: skip
-            if half and not _same(np.asarray(early[name], dtype=np.float64), arr[:half]):
+            if half and not same_values(np.asarray(early[name], dtype=np.float64), arr[:half]):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
                                       f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
             if market.n_symbols == 1 and len(bars) == market.n_times:  # the matrix already: a view, no copy
@@ -351,13 +350,6 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
                 into = out[name] = np.full((market.n_times, market.n_symbols), np.nan)
             into[slice(None) if len(bars) == market.n_times else bars.rows, s] = arr  # every bar: no gather
     return out
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal values, NaN where NaN; bit for bit first (what a deterministic indicator gives, and cheap)."""
-    if a.shape != b.shape:
-        return False
-    return bool(np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True))
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)

@@ -21,6 +21,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketboss.data.market import Market, SymbolBars
+from marketboss.errors import MarketBossError
 from marketboss.signals import (
     ACTION_CODES,
     SIGNAL_SCHEMA,
@@ -31,6 +32,7 @@ from marketboss.signals import (
     signal_ids,
 )
 from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
+from marketboss.strategies.causal import head, same_values
 from marketboss.strategies.kernels import fill_steps, rebalance_points, signal_sides, state_changes
 
 
@@ -158,8 +160,23 @@ class Strategy(_Defaults, ABC, Generic[P]):
             return _signal_rows(market, _matrix_changes(market, self.exposures(market), self.params), self.name,
                                 self.params_json(), self.params)
         lo = _low(self.params)
+        if type(self).changes is Strategy.changes:  # exposure is the source: it may use bars up to t only
+            self._check_causal(market)
         changes = [self.changes(market.symbol_bars(s), lo, 1.0) for s in range(market.n_symbols)]
         return _signal_rows(market, changes, self.name, self.params_json(), self.params)
+
+    def _check_causal(self, market: Market) -> None:
+        """exposure on the first half and three quarters of a symbol's bars must give what it gives on them with
+        every bar (on two symbols: a peek a bar ahead shows at a cut when that bar moves the exposure, so a few
+        cuts make it near certain, for 2-3 exposure computations of one symbol more per run)."""
+        for s in range(min(2, market.n_symbols)):
+            bars = market.symbol_bars(s)
+            full = self._exposure_of(bars)
+            for n in sorted({len(bars) // 2, len(bars) * 3 // 4} - {0}):
+                if not same_values(self._exposure_of(head(bars, n)), full[:n]):
+                    raise MarketBossError(f"{self.name}: exposure looks ahead: its values on the first {n} "
+                                          f"bars of {bars.symbol} change when later bars are added (exposure[t] "
+                                          "may use bars up to t only)")  # fmt: skip
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
