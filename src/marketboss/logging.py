@@ -101,6 +101,12 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
     _pending = _Choice(_min_level, stream, fmt)
 
 
+def _json_default(value: Any) -> str:
+    """A value JSON has no type for: a time as ISO 8601 (not its Python repr), anything else as its repr."""
+    iso = getattr(value, "isoformat", None)
+    return iso() if callable(iso) else repr(value)
+
+
 def _structlog() -> Any:
     """structlog, configured as configure() last asked."""
     global _pending
@@ -114,7 +120,7 @@ def _structlog() -> Any:
             structlog.dev.ConsoleRenderer(colors=_is_terminal(stream),
                                           exception_formatter=structlog.dev.plain_traceback)
             if human
-            else structlog.processors.JSONRenderer()
+            else structlog.processors.JSONRenderer(default=_json_default)
         )  # fmt: skip
         structlog.configure(
             processors=[

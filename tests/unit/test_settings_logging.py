@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -105,12 +106,14 @@ def test_logs_read_as_text_on_a_terminal_and_as_json_elsewhere() -> None:
         tty, pipe, forced = _Terminal(), io.StringIO(), _Terminal()
         for stream, fmt in ((tty, "auto"), (pipe, "auto"), (forced, "json")):
             configure("info", secrets=[SECRET], stream=stream, fmt=fmt)
-            get_logger("t").info("order_sent", symbol="AAPL", url=f"https://u:{SECRET}@host/x")
+            get_logger("t").info("order_sent", symbol="AAPL", url=f"https://u:{SECRET}@host/x",
+                                 at=datetime(2020, 4, 30, 14, 30, tzinfo=UTC))  # fmt: skip
         human = tty.getvalue()
         assert "order_sent" in human and "symbol" in human and "AAPL" in human and not human.lstrip().startswith("{")
         for line in (pipe.getvalue(), forced.getvalue()):
             rec = orjson.loads(line)
             assert rec["event"] == "order_sent" and rec["symbol"] == "AAPL"
+            assert rec["at"] == "2020-04-30T14:30:00+00:00"  # a time as ISO 8601, not its Python repr
         assert SECRET not in human + pipe.getvalue() + forced.getvalue()
     finally:
         configure("warning")
