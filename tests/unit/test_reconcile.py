@@ -48,6 +48,29 @@ def test_join_measures_the_slippage_put_in_and_the_missed_fill(daily_bars: pl.Da
     assert s["return_difference_pct"] == pytest.approx(s["paper_return_pct"] - s["backtest_return_pct"])
 
 
+def test_a_sparse_equity_log_is_valued_bar_by_bar_from_the_paper_fills(daily_bars: pl.DataFrame) -> None:
+    """A replay snapshots equity only at its start and its fills: the paper account is valued at every bar from
+    its fills instead, as the backtest values its own, so paper filled exactly as the backtest has its Sharpe and
+    drawdown (the snapshots alone, carried over the days between, made a flat curve without drawdowns). A record
+    of another run's signal in the log does not count."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    bt = run_backtest(daily_bars, signals)
+    trades = bt.fills.select(
+        "timestamp", "signal_id", "symbol", pl.col("side").str.to_uppercase(), "qty",
+        pl.col("price").alias("filled_price"), pl.lit("filled").alias("status"), "commission",
+    )  # fmt: skip
+    other = trades.head(1).with_columns(pl.lit("sig-of-another-run").alias("signal_id"), pl.lit(1e6).alias("qty"))
+    start = bt.equity.head(1).select("timestamp", "cash", pl.col("equity").alias("portfolio_value"))
+    cmp = compare_backtest_paper(daily_bars, signals, pl.concat([other, trades]), start)
+    s = cmp.summary
+    assert s["backtest_max_drawdown_pct"] < -0.5  # a curve with drawdowns to compare
+    assert s["paper_max_drawdown_pct"] == pytest.approx(s["backtest_max_drawdown_pct"], rel=1e-9)
+    assert s["paper_sharpe"] == pytest.approx(s["backtest_sharpe"], rel=1e-9)
+    assert s["paper_return_pct"] == pytest.approx(s["backtest_return_pct"], rel=1e-9)
+    assert s["daily_return_correlation"] == pytest.approx(1.0, abs=1e-12)
+    assert s["paper_fills"] == s["backtest_fills"] == trades.height
+
+
 def test_no_shared_signal_is_a_clear_error(daily_bars: pl.DataFrame) -> None:
     signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
     trades, equity = _paper_from_backtest(daily_bars, signals, drop=0)

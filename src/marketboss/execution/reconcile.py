@@ -15,11 +15,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from marketboss.backtest import kernels
+from marketboss.backtest.arrays import Equity, Fills
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.metrics import equity_metrics, trade_metrics
+from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.execution.slippage import bps
+from marketboss.orders.codes import NO_EXIT
 from marketboss.signals.exits import Exits, with_exits
 
 
@@ -46,6 +50,8 @@ def compare_backtest_paper(
     handled = signals.filter(pl.col("id").is_in(paper_trades["signal_id"].implode()))
     if handled.is_empty():
         raise MarketBossError("the paper trades log shares no signal id with the signals file")
+    # the log's records of these signals only (it is append-only: other runs', other files' are in it too)
+    paper_trades = paper_trades.filter(pl.col("signal_id").is_in(handled["id"].implode()))
     if exits:
         handled = with_exits(handled, exits)
     start = handled["timestamp"].min()
@@ -56,13 +62,18 @@ def compare_backtest_paper(
     window = window.sort("timestamp", "symbol")
     start_equity = float(paper_equity["portfolio_value"][0])
     cfg = (config or BacktestConfig()).model_copy(update={"cash": start_equity})
-    bt = run_backtest(window, handled, cfg)
-    aligned = _align_daily(bt.equity, paper_equity)
-    # Equity metrics on the backtest's days, so that Sharpe and drawdown compare like for like.
-    paper = {
-        **paper_metrics(paper_trades, paper_equity),
-        **equity_metrics(aligned["timestamp"], aligned["paper"].to_numpy()),
-    }
+    mkt = Market.from_bars(window)
+    bt = run_backtest(mkt, handled, cfg)
+    marked = _marked(mkt, paper_trades, paper_equity)
+    if marked is not None:  # the paper account valued as the backtest's, bar by bar, from its own fills
+        aligned = pl.DataFrame({"timestamp": bt.equity["timestamp"], "bt": bt.equity["equity"], "paper": marked,
+                                "snapshot": True})  # fmt: skip
+        curve = equity_metrics(mkt.times, marked, initial=start_equity, periods_per_year=mkt.bars_per_year)
+    else:  # the equity log's snapshots, each session's last carried over the days without one
+        aligned = _align_daily(bt.equity, paper_equity)
+        curve = equity_metrics(aligned["timestamp"], aligned["paper"].to_numpy())
+    # Equity metrics on the backtest's bars (or days), so that Sharpe and drawdown compare like for like.
+    paper = {**paper_metrics(paper_trades, paper_equity), **curve}
     joined = join_fills(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     bt_ret = float(bt.metrics["total_return_pct"])
@@ -91,6 +102,34 @@ def compare_backtest_paper(
         "status": "✅ Positive" if paper["pnl"] >= 0 else "⚠️ Below Initial",
     }
     return Comparison(bt, paper, joined, summary)
+
+
+def _marked(mkt: Market, trades: pl.DataFrame, equity: pl.DataFrame) -> np.ndarray | None:
+    """The paper account's equity at each bar's close, valued as the backtest values its own (backtest.nb.mark:
+    cash from each fill's price and commission, positions at the close) from the first snapshot's cash: its equity
+    log is sparse (a replay snapshots it at fills), and a curve flat between snapshots hides drawdowns. None when
+    that account did not start flat (what it held is not in the logs) or traded a symbol the bars lack."""
+    if "cash" not in equity.columns or equity["cash"][0] is None:
+        return None
+    cash0, value0 = float(equity["cash"][0]), float(equity["portfolio_value"][0])
+    if abs(value0 - cash0) > 1e-6 * max(abs(value0), 1.0):
+        return None
+    f = trades.filter(pl.col("filled_price").is_not_null() & (pl.col("qty").cast(pl.Float64) > 0))
+    index = {sym: i for i, sym in enumerate(mkt.symbols)}
+    if not set(f["symbol"].to_list()) <= set(index):
+        return None
+    f = f.sort("timestamp", maintain_order=True)
+    times = f["timestamp"].dt.epoch("us").to_numpy()
+    bar = np.maximum(np.searchsorted(mkt.times, times, side="right") - 1, 0)  # the bar it filled in
+    n = f.height
+    fills = Fills(np.arange(n, dtype=np.int64), bar.astype(np.int64), times.astype(np.int64),
+                  np.array([index[s] for s in f["symbol"].to_list()], dtype=np.int64),
+                  (f["side"].str.to_uppercase() == "BUY").to_numpy(),
+                  f["qty"].cast(pl.Float64).to_numpy(), f["filled_price"].cast(pl.Float64).to_numpy(),
+                  f["commission"].cast(pl.Float64).fill_null(0.0).to_numpy(), np.full(n, NO_EXIT, dtype=np.int8))
+    out = Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
+    kernels.mark(mkt.close, fills, cash0, out)
+    return out.equity
 
 
 def paper_metrics(trades: pl.DataFrame, equity: pl.DataFrame) -> dict[str, Any]:
