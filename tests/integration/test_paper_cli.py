@@ -69,6 +69,9 @@ def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(t
     assert "cannot be replayed" in line and "--broker-db" in line and "Traceback" not in again.stderr
     assert "signals in this run" not in again.stdout
     assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades
+    doctor = subprocess.run([sys.executable, "-m", "marketboss", "doctor", "--signals", str(earlier)], cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert "2 of 2 signals are before the local broker's clock" in " ".join(doctor.stdout.split()), doctor.stdout
     fresh = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
                                   "data/fresh.sqlite"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
                            timeout=180)  # fmt: skip

@@ -65,7 +65,9 @@ def doctor(
                     ("market", OK if clock.is_open else WARN,
                      "open now" if clock.is_open else f"closed; next open {clock.next_open.isoformat()}")
                 )  # fmt: skip
-                check("freshness", lambda: _freshness(sig_path, bars_path, clock.timestamp))
+                replays = conn.mode == "local" and not broker_url  # as paper would: it replays the signals
+                check("freshness", lambda: (_replayable if replays else _freshness)(sig_path, bars_path,
+                                                                                      clock.timestamp))  # fmt: skip
         except MarketBossError as exc:
             results.append(("broker", FAIL, str(exc)))
     for name, status, detail in results:
@@ -74,6 +76,21 @@ def doctor(
     failed = [n for n, st, _ in results if st == FAIL]
     if failed:
         raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")
+
+
+def _replayable(signals: Path, data: Path, now: datetime) -> tuple[str, str]:
+    """What paper's replay on the local broker it starts would make of the signals: each sent at its next bar,
+    unless the broker's clock (its database) is already past it."""
+    from marketboss.execution.replay import ReplayBars
+    from marketboss.signals import read_signals
+
+    sigs = read_signals(signals)
+    behind = ReplayBars(data).behind(sigs, int(now.timestamp() * 1_000_000))
+    if not behind:
+        return OK, f"{len(sigs):,} to replay, each at its next bar (the local broker paper starts)"
+    at = now.astimezone(UTC)
+    return WARN, (f"{len(behind):,} of {len(sigs):,} signals are before the local broker's clock ({at:%Y-%m-%d %H:%M} "
+                  "UTC, its database): paper refuses to replay them; --broker-db starts a fresh one")
 
 
 def _freshness(signals: Path, data: Path, now: datetime) -> tuple[str, str]:

@@ -23,26 +23,42 @@ from marketboss.signals import Signal
 log = get_logger(__name__)
 
 
-class LocalReplay:
-    def __init__(self, broker: AlpacaBroker, bars: Path, key_id: str, secret_key: str):
+class ReplayBars:
+    """Each symbol's bar starts (epoch us): where a replay moves the clock for a signal, its next bar."""
+
+    def __init__(self, bars: Path):
         df = read_bars(bars).select("symbol", pl.col("timestamp").dt.epoch("us"))
-        self._stamps = {
+        self.stamps = {
             sym: np.sort(g["timestamp"].to_numpy()) for (sym,), g in df.group_by("symbol", maintain_order=True)
         }
+
+    def next_bar(self, signal: Signal) -> int | None:
+        """The start of the signal's symbol's next bar (epoch us), where the backtest fills it; None without one."""
+        stamps = self.stamps.get(signal.symbol)
+        if stamps is None:
+            return None
+        i = int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+        return int(stamps[i]) if i < len(stamps) else None
+
+    def behind(self, signals: list[Signal], now_us: int) -> list[tuple[Signal, int]]:
+        """The signals (with their next bar) a clock at now_us is already past: a replay cannot fill them there."""
+        out = []
+        for sig in signals:
+            nxt = self.next_bar(sig)
+            if nxt is not None and nxt < now_us:
+                out.append((sig, nxt))
+        return out
+
+
+class LocalReplay:
+    def __init__(self, broker: AlpacaBroker, bars: Path, key_id: str, secret_key: str):
+        self._bars = ReplayBars(bars)
         self._http = httpx.Client(
             base_url=broker.base_url,
             headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key},
             timeout=10.0,
         )
         self._now_us = 0
-
-    def _next_bar(self, signal: Signal) -> int | None:
-        """The start of the signal's symbol's next bar (epoch us), where the backtest fills it; None without one."""
-        stamps = self._stamps.get(signal.symbol)
-        if stamps is None:
-            return None
-        i = int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
-        return int(stamps[i]) if i < len(stamps) else None
 
     def check(self, signals: list[Signal], where: Path) -> None:
         """Refuse a replay the broker's clock is already past (a database an earlier run moved on): its signals
@@ -51,20 +67,18 @@ class LocalReplay:
         if r.status_code != 200:
             raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
         now = _us(r.json()["timestamp"])
-        for sig in signals:
-            nxt = self._next_bar(sig)
-            if nxt is not None and nxt < now:
-                raise MarketBossError(
-                    f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
-                    f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on "
-                    f"({_minute(nxt)}), and never goes back: replay on a fresh broker database (--broker-db, or "
-                    "remove broker.sqlite beside --data), or send them at the broker's time with --allow-stale"
-                )  # fmt: skip
+        for sig, nxt in self._bars.behind(signals, now)[:1]:
+            raise MarketBossError(
+                f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
+                f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on ({_minute(nxt)}), "
+                "and never goes back: replay on a fresh broker database (--broker-db, or remove broker.sqlite beside "
+                "--data), or send them at the broker's time with --allow-stale"
+            )  # fmt: skip
 
     def before(self, signal: Signal) -> None:
-        nxt = self._next_bar(signal)
+        nxt = self._bars.next_bar(signal)
         if nxt is None:
-            if signal.symbol in self._stamps:
+            if signal.symbol in self._bars.stamps:
                 log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
             return
         if nxt <= self._now_us:
