@@ -47,6 +47,9 @@ class DropStreamsAfter:
     def __init__(self, replay: LocalReplay, lb: LocalBroker, n: int):
         self.replay, self.lb, self.n, self.seen = replay, lb, n, 0
 
+    def check(self, signals: list[Signal], where: Path) -> None:
+        self.replay.check(signals, where)
+
     def before(self, signal: Signal) -> None:
         self.replay.before(signal)
         self.seen += 1

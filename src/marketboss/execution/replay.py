@@ -41,12 +41,16 @@ class ReplayBars:
         return int(stamps[i]) if i < len(stamps) else None
 
     def behind(self, signals: list[Signal], now_us: int) -> list[tuple[Signal, int]]:
-        """The signals (with their next bar) a clock at now_us is already past: a replay cannot fill them there."""
+        """The signals (with their next bar) whose fill bar a clock at now_us has already left (it is at or after
+        the bar after it): a replay cannot fill them there. A clock inside the bar still can (a rerun's)."""
         out = []
         for sig in signals:
-            nxt = self.next_bar(sig)
-            if nxt is not None and nxt < now_us:
-                out.append((sig, nxt))
+            stamps = self.stamps.get(sig.symbol)
+            if stamps is None:
+                continue
+            i = int(np.searchsorted(stamps, int(sig.timestamp.timestamp() * 1_000_000), side="right"))
+            if i + 1 < len(stamps) and stamps[i + 1] <= now_us:
+                out.append((sig, int(stamps[i])))
         return out
 
 
