@@ -267,3 +267,34 @@ def test_a_sell_after_its_stop_loss_fired_is_skipped_as_in_the_backtest(tmp_path
     assert trades[(entry.id, "stop_loss")]["status"] == "filled"
     skipped = trades[(own_exit.id, None)]
     assert skipped["status"] == "skipped" and skipped["reason"] == "its exit already traded it"
+
+
+def test_a_stop_loss_partly_filled_inside_a_daily_bar_fills_its_rest_that_day(tmp_path: Path) -> None:
+    """Partial fills on: the stop-loss that a daily bar reaches inside it (not at its open) fills at the bar's last
+    microsecond, so its rest, after the fill latency, fell past the close: it traded at the next open, at another
+    price. The rest fills that day, at the stop's price, as the backtest fills the whole."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    bars = synth_bars(SYMBOLS, "2024-01-01", "2024-03-29", "1Day", seed=21)
+    stamps = bars["timestamp"].unique().sort()
+    dip = pl.col("timestamp") == stamps[6]
+    bars = bars.with_columns(pl.when(dip & (pl.col("symbol") == "AAPL")).then(pl.col("open") * 0.8)
+                             .otherwise(pl.col("low")).alias("low"))  # fmt: skip
+    data = tmp_path / "bars.jsonl"
+    write_bars(bars, data)
+    stop = round(close_of(bars, "AAPL", 2) * 0.9, 2)
+    aapl = bars.filter(pl.col("symbol") == "AAPL")
+    assert aapl["low"][3:6].min() > stop and aapl["open"][6] > stop > aapl["low"][6]  # reached inside bar 6 only
+    entry, later = signal(bars, "AAPL", 2, stop_loss=stop), signal(bars, "JPM", 8)
+    with broker(tmp_path, data, partial_fill_rate=1.0, fill_latency_ms=50.0) as lb:
+        executor(tmp_path, lb, write(tmp_path, [entry, later]), data).run()
+        fills = [f for f in sdk(lb)._trading.get("/account/activities/FILL", {"direction": "asc"})
+                 if f["symbol"] == "AAPL" and f["side"] == "sell"]  # fmt: skip
+    assert len(fills) == 2 and sum(float(f["qty"]) for f in fills) == 10  # partly, then the rest
+    ny = ZoneInfo("America/New_York")
+    day = stamps[6].astimezone(ny).date()
+    assert {datetime.fromisoformat(f["transaction_time"]).astimezone(ny).date() for f in fills} == {day}
+    assert len({f["price"] for f in fills}) == 1
+    leg = next(t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"] == "stop_loss")
+    assert (leg["qty"], leg["status"]) == (10, "filled")

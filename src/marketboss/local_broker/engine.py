@@ -371,7 +371,7 @@ class Engine:
             marks = [(leg.triggered, leg.live_from) for leg in legs]
             hit = leg_to_fill(legs, seen, stop_only=at_open)
             if hit is not None:
-                self._try_fill(hit[0], hit[1], seen.stamp(hit[1]), wall)
+                self._fill_on_bar(hit[0], hit[1], seen.stamp(hit[1]), wall)
             for leg, before in zip(legs, marks, strict=True):
                 if leg.is_open and (leg.triggered, leg.live_from) != before:
                     self.store.save_order(leg)
@@ -388,7 +388,7 @@ class Engine:
         """Test o on a bar (or a moment) and fill it if the rule says so; a changed trigger or mark is saved."""
         before = (o.triggered, o.hwm, o.live_from)
         price = rule_price(o, bar, moves)
-        if not math.isnan(price) and self._try_fill(o, price, bar.stamp(price), wall):
+        if not math.isnan(price) and self._fill_on_bar(o, price, bar.stamp(price), wall):
             return True
         if o.is_open and (o.triggered, o.hwm, o.live_from) != before:
             self.store.save_order(o)
@@ -427,6 +427,16 @@ class Engine:
                 self.book.close(o, "canceled", t)
             elif routing:
                 self.store.save_order(o)
+
+    def _fill_on_bar(self, o: Order, rule_price: float, t: int, wall: float) -> bool:
+        """_try_fill, and a partial fill's rest at once when no moment of the session is left for it after the fill
+        latency: a fill inside a bar is stamped at its last microsecond (the path is unknown), so on a session's
+        last bar (a daily bar's) the rest waited for the next open, at its price, where it trades that session."""
+        if not self._try_fill(o, rule_price, t, wall):
+            return False
+        if o.is_open and o.filled_qty > 0 and not self.clock.is_open(t + int(self.fills.latency * 1_000_000)):
+            self._try_fill(o, rule_price, t, wall)
+        return True
 
     def _try_fill(self, o: Order, rule_price: float, t: int, wall: float) -> bool:
         """Fill o at the rule's price (plus costs) at time t, saving the order; False when nothing traded."""
