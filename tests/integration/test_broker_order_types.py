@@ -143,3 +143,20 @@ def test_trailing_stop_requests_are_checked_as_alpaca_checks_them(body: dict[str
         order = {"symbol": "AAPL", "qty": 1, "side": "sell", "type": "trailing_stop", "time_in_force": "gtc", **body}
         r = httpx.post(f"{url}/v2/orders", json=order, headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
         assert r.status_code == 422 and message in r.json()["message"], r.text
+
+
+def test_partial_fills_fill_their_rest_on_the_same_bar_when_the_clock_jumps_close_to_close() -> None:
+    """Partial fills on, the clock set from one daily close to the next (a live replay's): the entry's rest, due
+    a fill latency after its partial fill at the open, trades then (it waited for the next event, the close, when
+    the market had shut, and expired); the stop-loss reached inside bar 3 fills at the bar's last microsecond, and
+    its rest, with no moment of the session left after the latency, at once (it traded at the next open)."""
+    bars = daily_bars("AAA", [(100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 99, 100), (99, 99.5, 90, 92),
+                              (85, 86, 84, 85)])  # fmt: skip
+    result = replay(bars, [OrderSpec(0, "AAA", stop_loss=95.0, time_in_force="gtc", client_order_id="e")],
+                    partial_fill_rate=1.0, fill_latency_ms=50.0)  # fmt: skip
+    entry = [(f.bar, f.price, f.qty) for f in result.fills if f.leg is None]
+    stop = [(f.bar, f.price, f.qty) for f in result.fills if f.leg == "stop_loss"]
+    assert len(entry) == 2 and {b for b, _, _ in entry} == {1} and sum(q for _, _, q in entry) == 10
+    assert len(stop) == 2 and {b for b, _, _ in stop} == {3} and sum(q for _, _, q in stop) == 10
+    assert len({p for _, p, _ in stop}) == 1
+    assert result.status == {"e": "filled", "e:stop_loss": "filled"}

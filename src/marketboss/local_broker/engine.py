@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import math
 import uuid
 from collections.abc import Iterator
@@ -343,7 +344,9 @@ class Engine:
         last_close = self.sessions.last_close_between(t0, t1)
         if last_close is not None:
             events.add(last_close)
-        for e in sorted(events):
+        queue = sorted(events)
+        while queue:
+            e = heapq.heappop(queue)
             for sym, i in ends.get(e, ()):
                 self._bar(sym, i, wall, at_open=False)
             self.book.expire(e, self.fills.eligible(wall))
@@ -351,8 +354,18 @@ class Engine:
                 self._bar(sym, i, wall, at_open=True)
             if self.book.open:
                 self._evaluate(e, wall)
+                for r in self._ready_between(e, t1):  # a partial fill's rest: traded when its latency has run
+                    if r not in events:  # out, not at the next event (a jump from close to close: the market shut)
+                        events.add(r)
+                        heapq.heappush(queue, r)
             if e == last_close:
                 self.account.close_day(e)
+
+    def _ready_between(self, t0: int, t1: int) -> list[int]:
+        """When the open orders that may not trade yet at t0 (their fill latency runs) may, within (t0, t1]."""
+        latency_us = int(self.fills.latency * 1_000_000)
+        ready = (o.updated_at + latency_us for o in self.book.open.values() if o.status != "held")
+        return [r for r in ready if t0 < r <= t1]
 
     def _bar(self, symbol: str, i: int, wall: float, at_open: bool) -> None:
         """Test the orders working on a bar of `symbol`, reductions first, then the bracket legs (those of an entry

@@ -4,7 +4,8 @@ Where on a bar an order trades is matching.py's (marketboss.orders' rules); here
 the order by `slippage_bps` plus half of `spread_bps`, with the backtest's formula (backtest.nb.fill_price,
 Costs.slip), and kept within the limit. An order trades only once its `fill_latency_ms` has passed since it
 was placed (or last partly filled); with `partial_fill_rate`, a whole-share order may first fill 20-80% of what
-is left (the rest after the latency, or at once when the session has no moment left for it: engine._fill_on_bar). Random choices are hashes of (seed, order sequence, purpose), so a run repeats exactly.
+is left (the rest after the latency, or at once when the session has no moment left for it: engine._fill_on_bar).
+Random choices are hashes of (seed, order sequence, purpose), so a run repeats exactly.
 """
 
 from __future__ import annotations
