@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from marketboss.data.importers import import_bars
@@ -202,6 +202,8 @@ def _only_one_line_errors(path: Path, text: str, *readers: Callable[[Path], obje
 
 @FUZZ
 @given(lines=st.lists(_line(BAR, _bar_keys), min_size=1, max_size=6))
+@example(lines=['{"timestamp": "2024-01-02T05:00:00Z", "symbol": "\\n", "open": 1, "high": 2, "low": 0.5, '
+                '"close": 1.5, "volume": 100}'])  # a line break in the symbol: shown escaped, still one line
 def test_fuzz_the_bars_readers_find_only_one_line_errors(tmp_path: Path, lines: list[str]) -> None:
     _only_one_line_errors(tmp_path / "fuzz.jsonl", "\n".join(lines) + "\n", read_bars,
                           lambda p: read_bars(p, skip_invalid=True))  # fmt: skip

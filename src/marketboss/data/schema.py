@@ -46,6 +46,16 @@ def _ts(e: pl.Expr) -> pl.Expr:
 _MAXOC = pl.max_horizontal("open", "close")
 _MINOC = pl.min_horizontal("open", "close")
 _SYMBOL = pl.col("symbol")
+
+
+def _one_line(text: pl.Expr) -> pl.Expr:
+    """A value shown in a one-line error: its line breaks and tabs escaped as repr writes them, other control
+    characters as '?'."""
+    for raw, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        text = text.str.replace_all(raw, escaped, literal=True)
+    return text.str.replace_all(r"[\x00-\x1f\x7f]", "?")
+
+
 # (field, broken-when mask, reason). Masks are cheap and run on every row; reasons are formatted only for
 # rows that break a rule. `_prev_ts` (previous bar of the symbol) and `_dup` (a later bar with the same
 # symbol and timestamp) are computed once beforehand.
@@ -65,7 +75,7 @@ RULES: list[tuple[str, pl.Expr, pl.Expr]] = [
         (_SYMBOL.str.len_bytes() > MAX_SYMBOL_LENGTH) | ~_SYMBOL.str.contains(SYMBOL_PATTERN),
         pl.format(
             "symbol '{}' is not a symbol: upper-case letters and digits, parts joined by '.' or '/', at most {} "
-            "characters", _SYMBOL.str.slice(0, 24), pl.lit(MAX_SYMBOL_LENGTH),
+            "characters", _one_line(_SYMBOL.str.slice(0, 24)), pl.lit(MAX_SYMBOL_LENGTH),
         ),
     ),
     *[(c, pl.col(c).is_null(), pl.lit("missing")) for c in (*PRICE_COLUMNS, "volume")],
