@@ -21,6 +21,7 @@ from marketboss.logging import get_logger
 from marketboss.signals import Signal
 
 log = get_logger(__name__)
+_NONE = np.empty(0, dtype=np.int64)
 
 
 class ReplayBars:
@@ -32,12 +33,14 @@ class ReplayBars:
             sym: np.sort(g["timestamp"].to_numpy()) for (sym,), g in df.group_by("symbol", maintain_order=True)
         }
 
+    def _after(self, signal: Signal) -> tuple[np.ndarray, int]:
+        """The symbol's bar starts (empty when the data has none) and the index of the first after the signal's."""
+        stamps = self.stamps.get(signal.symbol, _NONE)
+        return stamps, int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+
     def next_bar(self, signal: Signal) -> int | None:
         """The start of the signal's symbol's next bar (epoch us), where the backtest fills it; None without one."""
-        stamps = self.stamps.get(signal.symbol)
-        if stamps is None:
-            return None
-        i = int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+        stamps, i = self._after(signal)
         return int(stamps[i]) if i < len(stamps) else None
 
     def behind(self, signals: list[Signal], now_us: int) -> list[tuple[Signal, int]]:
@@ -45,10 +48,7 @@ class ReplayBars:
         the bar after it): a replay cannot fill them there. A clock inside the bar still can (a rerun's)."""
         out = []
         for sig in signals:
-            stamps = self.stamps.get(sig.symbol)
-            if stamps is None:
-                continue
-            i = int(np.searchsorted(stamps, int(sig.timestamp.timestamp() * 1_000_000), side="right"))
+            stamps, i = self._after(sig)
             if i + 1 < len(stamps) and stamps[i + 1] <= now_us:
                 out.append((sig, int(stamps[i])))
         return out
@@ -71,7 +71,9 @@ class LocalReplay:
         if r.status_code != 200:
             raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
         now = _us(r.json()["timestamp"])
-        for sig, nxt in self._bars.behind(signals, now)[:1]:
+        behind = self._bars.behind(signals, now)
+        if behind:
+            sig, nxt = behind[0]
             raise MarketBossError(
                 f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
                 f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on ({_minute(nxt)}), "
@@ -162,7 +164,7 @@ class ReplayClock:
         if t_us <= self.now_us():
             return None
         asked = time.perf_counter()
-        self._view("POST", {"timestamp": np.datetime64(t_us, "us").astype(str) + "Z"})
+        self._view("POST", {"timestamp": _iso(t_us)})
         return asked
 
     def close(self) -> None:

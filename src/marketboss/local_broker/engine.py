@@ -363,8 +363,7 @@ class Engine:
 
     def _ready_between(self, t0: int, t1: int) -> list[int]:
         """When the open orders that may not trade yet at t0 (their fill latency runs) may, within (t0, t1]."""
-        latency_us = int(self.fills.latency * 1_000_000)
-        ready = (o.updated_at + latency_us for o in self.book.open.values() if o.status != "held")
+        ready = (o.updated_at + self.fills.latency_us for o in self.book.open.values() if o.status != "held")
         return [r for r in ready if t0 < r <= t1]
 
     def _bar(self, symbol: str, i: int, wall: float, at_open: bool) -> None:
@@ -410,7 +409,7 @@ class Engine:
     def _evaluate(self, t: int, wall: float) -> None:
         """The moment t: orders that start working now are tested at its price, orders at market fill at it."""
         open_ = self.book.open
-        latency_us = int(self.fills.latency * 1_000_000)
+        latency_us = self.fills.latency_us
         for o in sorted(open_.values(), key=lambda o: o.opening):  # reductions first: sales pay for purchases
             # its latency has run out in wall time, or in simulated time: a stepped clock moved past it (a clock
             # set from the close to the next close must not leave an order queued overnight behind at the open)
@@ -447,7 +446,7 @@ class Engine:
         last bar (a daily bar's) the rest waited for the next open, at its price, where it trades that session."""
         if not self._try_fill(o, rule_price, t, wall):
             return False
-        if o.is_open and o.filled_qty > 0 and not self.clock.is_open(t + int(self.fills.latency * 1_000_000)):
+        if o.is_open and o.filled_qty > 0 and not self.clock.is_open(t + self.fills.latency_us):
             self._try_fill(o, rule_price, t, wall)
         return True
 

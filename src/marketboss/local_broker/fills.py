@@ -28,6 +28,7 @@ PARTIAL_MIN, PARTIAL_SPAN = 0.2, 0.6  # a partial fill takes 20-80% of what is l
 class FillModel:
     def __init__(self, cfg: BrokerConfig):
         self.latency = cfg.fill_latency_ms / 1000.0
+        self.latency_us = int(self.latency * 1_000_000)  # the same, on the simulated clock
         self.slip = Costs(slippage_bps=cfg.slippage_bps, spread_bps=cfg.spread_bps).slip
         self.commission_bps = Decimal(repr(cfg.commission_bps)) / BPS
         self.commission_per_share = Decimal(repr(cfg.commission_per_share))
