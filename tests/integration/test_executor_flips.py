@@ -87,3 +87,27 @@ def test_a_long_short_strategy_paper_trades_its_flips_as_it_backtests(tmp_path: 
     cols = ["signal_id", "side", "qty"]
     assert paper.select(cols).equals(fills.select(cols))
     assert paper["filled_price"].to_list() == pytest.approx(fills["price"].to_list(), rel=1e-9)
+
+
+def test_an_order_is_cut_to_the_strategys_position_after_it_and_skipped_when_the_account_is_there(
+    tmp_path: Path,
+) -> None:
+    """The live loop's bounds (execution/intended.py): the strategy's warm-up left it short 10 of JPM and long 10
+    of MSFT, the account flat. Its flip of JPM (buy 20, to long 10) buys 10; its sale of MSFT (to flat) sells
+    nothing; an order without a bound goes whole."""
+    data, bars = gap_bars(tmp_path)
+    flip, close, plain = (signal(bars, "JPM", 2, qty=20), signal(bars, "MSFT", 2, "SELL", qty=10),
+                          signal(bars, "AAPL", 2, qty=5))  # fmt: skip
+    path = write(tmp_path, [flip, close, plain])
+    with broker(tmp_path, data) as lb:
+        ex = executor(tmp_path, lb, path, data, replay=False)
+        ex.open_session()
+        try:
+            ex.execute([flip, close, plain], park_after=0.0, bounds={flip.id: 10.0, close.id: 0.0})
+        finally:
+            ex.close_session()
+        orders = {o["client_order_id"]: o for o in broker_orders(lb)}
+    assert float(orders[f"mb-{flip.id}"]["qty"]) == 10 and orders[f"mb-{flip.id}"]["side"] == "buy"
+    assert f"mb-{close.id}" not in orders and float(orders[f"mb-{plain.id}"]["qty"]) == 5
+    trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert trades[close.id]["status"] == "skipped" and "the strategy 0 once this fills" in trades[close.id]["reason"]

@@ -301,3 +301,31 @@ def test_a_long_short_strategys_flips_trade_in_the_live_loop_as_in_its_backtest(
         assert (t["status"], t["qty"]) == ("filled", f["qty"])
         assert abs(t["filled_price"] / f["price"] - 1) * 1e4 <= SPREAD_BPS / 2 + 0.5
     assert positions == _net_fills(list(trades.values()))
+
+
+def test_a_position_the_strategy_took_in_its_warm_up_is_not_traded_as_the_accounts(tmp_path: Path) -> None:
+    """Long-short, starting on the second session: the warm-up (the first) left the strategy long or short 10 in
+    each symbol, the account flat. Its first flip of a symbol (20 shares in the backtest) trades 10, to the
+    strategy's position, not 20 past it; every later one trades whole. The account ends where the strategy is."""
+    data = _bars(tmp_path)
+    params = [*PARAMS, "long_only=false"]
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        proc = subprocess.run(_live(tmp_path, lb, params=params), cwd=tmp_path, env=_env(lb), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        positions = _positions(lb)
+    bars = read_bars(data)
+    window, _ = _backtest_window(data, params=params)
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [t["signal_id"] for t in trades] == window["id"].to_list()  # each decision traded, in order
+    first = {}
+    for t in trades:
+        first.setdefault(t["symbol"], t)
+    assert len(first) == 3 and all((t["status"], t["qty"]) == ("filled", 10) for t in first.values())
+    assert all((t["status"], t["qty"]) == ("filled", 20) for t in trades if t not in first.values())
+    until = pl.lit(WINDOW[1]).str.to_datetime(time_zone="UTC")
+    everything = create("ma_crossover", params).signals(Market.from_bars(bars))
+    strategy_holds = _net_fills([{"symbol": f["symbol"], "side": f["side"], "qty": f["qty"]} for f in
+                                 run_backtest(bars, everything.filter(pl.col("timestamp") < until)).fills.iter_rows(
+                                     named=True)])  # fmt: skip
+    assert positions == strategy_holds == _net_fills(trades)

@@ -7,10 +7,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from marketboss.broker.bars import LiveBar, data_stream_url
 from marketboss.errors import InputError
+from marketboss.execution.intended import net_positions, order_bounds
 from marketboss.execution.live import US, LiveLoop, Slot, _aggregate
 from marketboss.execution.live_status import LiveStatus, read_status, write_status
 
@@ -99,3 +101,33 @@ def test_a_live_config_names_its_mistake() -> None:
 
     with pytest.raises(MarketBossError, match="timeframe '2Minutes' is not valid"):
         LiveConfig(symbols=("AAPL",), timeframe="2Minutes", signals_output=Path("s"), status_output=Path("t"))
+
+
+def _signals(*rows: tuple[str, str, str, float | None, float | None]) -> pl.DataFrame:
+    """(id, time, symbol and action, quantity, target weight) -> a signals frame's columns the bounds read."""
+    return pl.DataFrame(
+        [{"id": i, "timestamp": datetime.fromisoformat(t).replace(tzinfo=UTC), "symbol": sa.split()[0],
+          "action": sa.split()[1], "quantity": q, "target_weight": w} for i, t, sa, q, w in rows]
+    )  # fmt: skip
+
+
+def test_each_orders_bound_is_the_strategys_position_once_it_and_the_bars_orders_before_it_fill() -> None:
+    t0, t1 = "2024-03-05T14:30", "2024-03-05T14:31"
+    signals = _signals(
+        ("a", t0, "AAA SELL", 10, None),  # the warm-up: short 10
+        ("b", t0, "BBB BUY", 10, None),
+        ("c", t1, "AAA BUY", 20, None),  # the flip: long 10 after it
+        ("d", t1, "BBB BUY", 5, None), ("e", t1, "BBB BUY", 5, None),  # scaling in: 15, then 20
+        ("f", t1, "CCC BUY", None, 0.5), ("g", t1, "CCC SELL", 3, None),  # a weight on the bar: no bound
+    )
+    bounds = order_bounds(signals, _us(t1 + ":00Z"))
+    assert bounds == {"c": 10.0, "d": 15.0, "e": 20.0}
+    assert order_bounds(signals, _us("2024-03-05T14:32:00Z")) == {}
+    # an event strategy's holdings come from its run (its exits sold what its orders bought)
+    assert order_bounds(signals, _us(t1 + ":00Z"), {"AAA": 0.0})["c"] == 20.0
+    assert order_bounds(signals, _us(t1 + ":00Z"), {})["d"] == 5.0
+
+
+def test_net_positions_sum_a_backtests_fills_by_side() -> None:
+    fills = pl.DataFrame({"symbol": ["A", "A", "B"], "side": ["BUY", "SELL", "SELL"], "qty": [10.0, 4.0, 2.0]})
+    assert net_positions(fills) == {"A": 6.0, "B": -2.0}

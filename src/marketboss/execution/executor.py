@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -250,6 +250,7 @@ class Executor:
         self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
         self._lock: RunLock | None = None
         self._park = config.park_after
+        self._bounds: Mapping[str, float] = {}  # the signals being executed: id -> the strategy's position after it
 
     # ---------------------------------------------------------------------------------------- retries
     def _submit_once(self, req: OrderRequest, resumed: bool) -> Order:
@@ -452,18 +453,21 @@ class Executor:
             self.close_session()
             raise
 
-    def execute(self, signals: list[Signal], park_after: float | None = None) -> None:
+    def execute(self, signals: list[Signal], park_after: float | None = None,
+                bounds: Mapping[str, float] | None = None) -> None:
         """Send these signals (those not already recorded, or started before a crash: finished, never re-decided);
         an order that does not finish within park_after (default: the config's) is left working and recorded by a
-        later `follow` (0: at once, e.g. while the market is closed and nothing can fill)."""
+        later `follow` (0: at once, e.g. while the market is closed and nothing can fill). `bounds`: per signal id,
+        the strategy's position after it (execution/intended.py), past which its order does not carry the account."""
         journal, trades_log, equity_log = self._open()
         self._park = park_after if park_after is not None else self.cfg.park_after
+        self._bounds = bounds or {}
         try:
             for sig in signals:
                 if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)
         finally:
-            self._park = self.cfg.park_after
+            self._park, self._bounds = self.cfg.park_after, {}
 
     def follow(self) -> None:
         """Record the working orders and exits that finished since last looked at."""
@@ -765,6 +769,17 @@ class Executor:
                 self._record(trades_log, sig, "skipped", reason="long_only: no shares held to sell (never a short)",
                              at=at)  # fmt: skip
                 return
+        bound = self._bounds.get(sig.id)
+        if bound is not None:
+            room = bound - pos_qty if side == "buy" else pos_qty - bound
+            if room < 1e-9:
+                self._record(trades_log, sig, "skipped", at=at, reason=f"the account holds {pos_qty:g} shares, the "
+                             f"strategy {bound:g} once this fills (it holds what its warm-up bought, the account not)")
+                return
+            if qty > room:
+                log.info("order_cut_to_strategy_position", signal_id=sig.id, symbol=sig.symbol, requested=qty,
+                         qty=room, account=pos_qty, strategy=bound)  # fmt: skip
+                qty = room
         block = self.risk.pre_trade(OrderIntent(sig.symbol, side, qty, price), RiskContext(acct, clock, asset, pos_qty))
         if block is not None:
             log.warning("risk_blocked", signal_id=sig.id, symbol=sig.symbol, check=block.check, reason=block.reason)

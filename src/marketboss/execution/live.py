@@ -48,11 +48,13 @@ from marketboss.data.market import Market
 from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import MarketBossError
 from marketboss.execution.executor import Executor, client_order_id
+from marketboss.execution.intended import net_positions, order_bounds
 from marketboss.execution.live_status import LiveStatus, StreamHealth, read_status, write_status
 from marketboss.execution.replay import ReplayClock
 from marketboss.logging import get_logger
 from marketboss.signals import parse_signal, read_signals, signal_records
 from marketboss.strategies.base import Strategy
+from marketboss.strategies.events import EventStrategy
 
 log = get_logger(__name__)
 US = 1_000_000
@@ -336,11 +338,11 @@ class LiveLoop:
         if bars.height:
             self._history = pl.concat([self._history.filter(pl.col("timestamp").dt.epoch("us") < slot.start),
                                        bars.select(BAR_DTYPES.names())])  # fmt: skip
-        signals = []
+        signals, bounds = [], {}
         if not self._history.is_empty() and bars.height:
-            frame = self.strategy.signals(Market.from_bars(self._history))
-            frame = frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start)
-            signals = self._log_signals(frame)
+            frame, held = self._run_strategy(Market.from_bars(self._history))
+            signals = self._log_signals(frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start))
+            bounds = order_bounds(frame, slot.start, held)
         self.summary.bars += 1
         self.status.bars_seen += 1
         day = datetime.fromtimestamp(slot.start / US, NY_TZ).date()
@@ -351,7 +353,7 @@ class LiveLoop:
             self.summary.signals += len(signals)
             self.status.signals_today += len(signals)
             if fresh:
-                self.executor.execute(signals, park_after=0.0 if market_closes else None)
+                self.executor.execute(signals, park_after=0.0 if market_closes else None, bounds=bounds)
             else:
                 for sig in signals:
                     self.summary.stale += 1
@@ -361,6 +363,14 @@ class LiveLoop:
         acct = self.executor.snapshot(datetime.fromtimestamp(slot.end / US, UTC))
         self.status.account = {"equity": acct.equity, "cash": acct.cash, "buying_power": acct.buying_power}
         self._write_status("running")
+
+    def _run_strategy(self, market: Market) -> tuple[pl.DataFrame, dict[str, float] | None]:
+        """The strategy's signals over the history and, for an event strategy, what its run holds at the end (an
+        exposure strategy's holdings are the sum of its signals: execution/intended.py)."""
+        if isinstance(self.strategy, EventStrategy):
+            result, frame = self.strategy.backtest(market)
+            return frame, net_positions(result.fills)
+        return self.strategy.signals(market), None
 
     def _log_signals(self, frame: pl.DataFrame) -> list[Any]:
         """The bar's signals, appended to the signals log (each once, whatever restarts came between)."""
