@@ -329,3 +329,40 @@ def test_a_position_the_strategy_took_in_its_warm_up_is_not_traded_as_the_accoun
                                  run_backtest(bars, everything.filter(pl.col("timestamp") < until)).fills.iter_rows(
                                      named=True)])  # fmt: skip
     assert positions == strategy_holds == _net_fills(trades)
+
+
+def test_a_sale_the_day_after_a_bracketed_entry_clears_the_entrys_exits_first(tmp_path: Path) -> None:
+    """Daily bars: an entry decided at a close fills at the next open while the loop waits; the next close's sale
+    finds its shares held by the entry's stop and target. The loop records the filled entry (and so knows its
+    exits) before sending anything new; before, the sale was refused ("insufficient qty available") and the
+    account held what the strategy had sold. Seeded data where that happens (AMZN, 2024-08-27/28)."""
+    symbols = ["AAPL", "AMZN", "GOOGL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2020-01-01", "2024-12-31", "1Day", seed=7), data)
+    params = ["stop_loss_pct=4", "take_profit_pct=6", "sizing=weight"]
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "mean_reversion",
+               *(a for p in params for a in ("--param", p)), "--symbols", ",".join(symbols), "--timeframe", "1Day",
+               "--broker-url", lb.base_url, "--replay-from", "2024-08-01", "--until", "2024-09-30",
+               "--signals-output", str(tmp_path / "live_signals.jsonl"), "--trades-output", str(tmp_path / "t.jsonl"),
+               "--equity-output", str(tmp_path / "equity.jsonl"), "--status-output", str(tmp_path / "status.json")]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    amzn = [(t["signal_timestamp"][:10], t["side"], t["status"]) for t in trades
+            if t["symbol"] == "AMZN" and t["leg"] is None]  # fmt: skip
+    assert ("2024-08-27", "BUY", "filled") in amzn and ("2024-08-28", "SELL", "filled") in amzn
+    assert not [t for t in trades if t["status"] == "rejected"]
+
+
+@pytest.mark.parametrize(("day", "says"), [("2031-07-01", "is after the broker's data ends"),  # past the calendar
+                                           ("2024-03-09", "is after the broker's data ends"),
+                                           ("2024-3-4x", "is not a date (YYYY-MM-DD)")])  # fmt: skip
+def test_a_replay_day_the_broker_cannot_replay_is_one_line(tmp_path: Path, day: str, says: str) -> None:
+    data = _bars(tmp_path)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        cmd = _live(tmp_path, lb)
+        cmd[cmd.index("--replay-from") + 1] = day
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == f"error: --replay-from: {day} {says}\n".replace(
+        f"{day} is not", f"'{day}' is not")  # fmt: skip

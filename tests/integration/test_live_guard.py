@@ -146,3 +146,29 @@ def test_broker_serve_does_not_print_its_key_id(tmp_path: Path) -> None:
     log = (tmp_path / "serve.log").read_text()
     assert "local broker on http://127.0.0.1:" in log
     assert "PRIVATE-KEY-ID-77" not in log and "private-secret-77" not in log
+
+
+def test_a_broker_url_given_wins_over_alpaca_keys_in_the_environment_and_never_goes_with_live(tmp_path: Path) -> None:
+    """With Alpaca paper keys set, `--broker-url` still trades the local broker it names (before, the keys won and
+    the run went to Alpaca's paper account); the netguard fails the run if anything leaves this machine."""
+    data, bars = make_bars(tmp_path)
+    signals, sigs = make_signals(tmp_path, bars, n=2)
+    trades = tmp_path / "trades.jsonl"
+    with broker(tmp_path, data, always_open=True, start=AFTER_THE_SIGNALS) as lb:
+        env = _env(APCA_API_KEY_ID="PKPAPER", APCA_API_SECRET_KEY=SECRET, MARKETBOSS_BROKER_KEY_ID=lb.key_id,
+                   MARKETBOSS_BROKER_SECRET_KEY=lb.secret_key)  # fmt: skip
+        proc = _run("loopback", tmp_path, env, "paper", "--broker-url", lb.base_url, "--signals", str(signals),
+                    "--trades-output", str(trades), "--equity-output", str(tmp_path / "equity.jsonl"),
+                    "--order-interval", "0", "--poll-interval", "0.02", "--allow-stale")  # fmt: skip
+        live = _run("loopback", tmp_path, env, "paper", "--live", "--confirm-live", "--broker-url", lb.base_url,
+                    "--signals", str(signals))  # fmt: skip
+        doctor = _run("loopback", tmp_path, env, "doctor", "--broker-url", lb.base_url, "--signals", str(signals),
+                      "--data", str(data))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"paper trading on the local broker at {lb.base_url} (the Alpaca credentials set are not used)" in (
+        proc.stdout.replace("\n", " "))  # fmt: skip
+    assert [(r["signal_id"], r["status"]) for r in read_jsonl_records(trades)] == [(s.id, "filled") for s in sigs]
+    assert live.returncode == 2 and "--broker-url (a local broker) does not go with it" in live.stderr
+    assert live.stderr.count("\n") == 1
+    assert f"{lb.base_url} (the local broker --broker-url names)" in doctor.stdout
+    assert "paper-api.alpaca.markets" not in doctor.stdout

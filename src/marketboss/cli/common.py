@@ -107,7 +107,8 @@ AlertOpt = typer.Option(
 AlertEventsOpt = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert.")
 LiveOpt = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live.")
 ConfirmLiveOpt = typer.Option(False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes).")
-BrokerUrlOpt = typer.Option(None, help="A running local broker (no credentials): e.g. http://127.0.0.1:8765.")
+BrokerUrlOpt = typer.Option(None, help="A running local broker, e.g. http://127.0.0.1:8765 (chosen over Alpaca "
+                                       "credentials; its keys: MARKETBOSS_BROKER_KEY_ID/_SECRET_KEY).")
 LocalDataOpt = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl).")
 
 

@@ -18,12 +18,13 @@ OK, WARN, FAIL = "ok", "warn", "FAIL"
 
 def doctor(
     live: bool = typer.Option(False, "--live", help="Check the live set-up instead of paper."),
-    broker_url: str = typer.Option(None, help="A running local broker to check (when no credentials are set)."),
+    broker_url: str = typer.Option(None, help="A running local broker to check (chosen over Alpaca credentials)."),
     signals: Path = typer.Option(None, "--signals", help="Signals file to validate (default: data/signals.jsonl)."),
     data: Path = typer.Option(None, "--data", help="Bars file to validate (default: data/market_data.jsonl)."),
     retry_budget: float = typer.Option(5.0, help="Seconds to retry an unanswered broker (a check: short)."),
 ) -> None:
     """Check credentials, endpoint, broker, account, market clock and input files; print what to fix."""
+    from marketboss.config import classify_url
     from marketboss.data.io import read_bars
     from marketboss.execution.connect import check_endpoint, connect
     from marketboss.signals import read_signals
@@ -44,10 +45,13 @@ def doctor(
         lambda: (
             (OK, "APCA_API_KEY_ID and APCA_API_SECRET_KEY are set")
             if s.has_alpaca_credentials
+            else (FAIL, "--live needs APCA_API_KEY_ID and APCA_API_SECRET_KEY (your live keys)") if live
             else (WARN, "APCA_API_KEY_ID / APCA_API_SECRET_KEY not set: paper trading will use the local broker")
         ),
     )
-    endpoint_ok = check("endpoint", lambda: (OK, check_endpoint(s, live, confirm_live=True).display))
+    endpoint_ok = check("endpoint", lambda: (
+        (OK, f"{classify_url(broker_url, '--broker-url').display} (the local broker --broker-url names)")
+        if broker_url and not live else (OK, check_endpoint(s, live, confirm_live=True).display)))
     bars_path = data or s.market_data
     check("market data", lambda: (OK, f"{bars_path}: {len(read_bars(bars_path)):,} valid bars"))
     sig_path = signals or s.signals

@@ -89,10 +89,9 @@ def verify(conn: Connection, retry_budget: float = DEFAULT_BUDGET) -> None:
     try:
         acct = Retrier(conn.broker, retry_budget)("get account", conn.broker.account)
     except AuthError as exc:
-        raise ConfigError(
-            f"the broker at {conn.where} refused the credentials (HTTP {exc.status}): "
-            "check APCA_API_KEY_ID and APCA_API_SECRET_KEY, and that they belong to this endpoint (paper or live)"
-        ) from None
+        keys = (f"check {KEY_ID_ENV} and {SECRET_KEY_ENV} (the local broker's keys)" if conn.mode == "local" else
+                "check APCA_API_KEY_ID and APCA_API_SECRET_KEY, and that they belong to this endpoint (paper or live)")
+        raise ConfigError(f"the broker at {conn.where} refused the credentials (HTTP {exc.status}): {keys}") from None
     except BrokerError as exc:
         raise ConfigError(f"cannot reach the broker at {conn.where}: {exc}") from None
     if acct.status.upper() != "ACTIVE":
@@ -114,8 +113,17 @@ def connect(
 ) -> Iterator[Connection]:
     """The broker a run talks to, verified. The endpoint is decided (and the live guard passed) before anything
     connects; a broker started here stops when the block ends."""
-    ep = check_endpoint(settings, live, confirm_live)
     register_secret(*settings.secrets())
+    if broker_url:  # asked for by name: that broker, whatever credentials the environment holds
+        if live:
+            raise ConfigError("--live trades Alpaca's live account: --broker-url (a local broker) does not go with it")
+        shown = classify_url(broker_url, "--broker-url").display
+        unused = " (the Alpaca credentials set are not used)" if settings.has_alpaca_credentials else ""
+        conn = _local(broker_url, f"paper trading on the local broker at {shown}{unused}", None, request_timeout)
+        verify(conn, retry_budget)
+        yield conn
+        return
+    ep = check_endpoint(settings, live, confirm_live)
     if settings.has_alpaca_credentials:
         assert settings.apca_api_key_id and settings.apca_api_secret_key
         data_url = settings.data_url()
@@ -136,7 +144,7 @@ def connect(
         verify(conn, retry_budget)
         yield conn
         return
-    local_url = broker_url or os.environ.get("MARKETBOSS_BROKER_URL")
+    local_url = os.environ.get("MARKETBOSS_BROKER_URL")
     why = "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY)"
     if local_url:
         shown = classify_url(local_url, "--broker-url").display

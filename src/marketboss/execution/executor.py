@@ -463,6 +463,9 @@ class Executor:
         self._park = park_after if park_after is not None else self.cfg.park_after
         self._bounds = bounds or {}
         try:
+            # orders left working that have ended since: recorded first, so that a filled entry's exits are known
+            # (a sale that does not clear them first finds its shares held by them, and is refused)
+            self._follow_working(journal, trades_log, equity_log)
             for sig in signals:
                 if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)

@@ -138,12 +138,15 @@ class ReplayClock:
             first = date.fromisoformat(day)
         except ValueError:
             raise MarketBossError(f"--replay-from: '{day}' is not a date (YYYY-MM-DD)") from None
+        past_the_data = MarketBossError(f"--replay-from: {day} is after the broker's data ends")
+        if datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1e6 > self.data_end_us:
+            raise past_the_data  # (the calendar may end before that day)
         opens = schedule(first, first + timedelta(days=10))["open"]
         if opens.empty:
             raise MarketBossError(f"--replay-from: no NYSE session in the 10 days from {day}")
         t = int(opens.iloc[0].value // 1000)
         if t > self.data_end_us:
-            raise MarketBossError(f"--replay-from: {day} is after the broker's data ends")
+            raise past_the_data
         now = self.now_us()
         if now > t:
             return now
