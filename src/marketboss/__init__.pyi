@@ -31,6 +31,7 @@ from marketboss.strategies import (
     register,
     resolve,
 )
+from marketboss.strategies.events import CompiledOnBar, Context, EventParams, EventStrategy
 
 __version__: str
 
@@ -42,7 +43,11 @@ __all__ = [
     "ORDER_TYPE_NAMES",
     "BacktestConfig",
     "BacktestResult",
+    "CompiledOnBar",
+    "Context",
     "Costs",
+    "EventParams",
+    "EventStrategy",
     "Exits",
     "FillMode",
     "Market",

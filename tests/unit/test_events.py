@@ -731,3 +731,26 @@ def test_compare_evaluates_an_event_strategy_on_each_window(random_bars: pl.Data
     oos, _ = run_events(time_slice(m, 120, m.n_times), TimeTrailingStop(TimeTrailingParams(**params)), COSTS)
     assert out.out_of_sample["final_equity"] == oos.metrics["final_equity"]
     assert out.in_sample["n_fills"] > 0 and out.in_sample["final_equity"] != out.out_of_sample["final_equity"]
+
+
+def test_what_a_strategy_reads_of_the_market_it_cannot_write_to() -> None:
+    """`c /= c[-20]`, meant as `c = c / c[-20]`: refused (numpy: read-only), where it changed the run's prices and
+    the Market's for every later run. exposure()'s bars of a one-symbol market are views of it too."""
+    market = Market.from_bars(synth_bars(["AAA"], "2022-01-03", "2022-06-30", "1Day", seed=3))
+    before = market.close.copy()
+
+    class Scales(EventStrategy[EventParams]):
+        name = "scales"
+
+        def on_bar(self, ctx: Context) -> None:
+            if ctx.t > 30:
+                c = ctx.history(0).close
+                c /= c[-20]
+
+    with pytest.raises(ValueError, match="read-only"):
+        run_events(market, Scales())
+    bars = market.symbol_bars(0)
+    for a in (bars.times, bars.close, bars.open):
+        with pytest.raises(ValueError, match="read-only"):
+            a *= 2
+    assert np.array_equal(market.close, before)

@@ -367,7 +367,9 @@ def test_a_plugin_raising_at_run_time_is_one_line_naming_its_file_and_line(
                                            f"line {line}, in exposure)\n"), command
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv"))
     assert cli("compare", "--data", str(data), "--strategies", "momentum,runtime.py:RsiBracket", "--table", "c.csv",
-               "-o", "c.jsonl") == 0  # the others are still compared
+               "-o", "c.jsonl") == 2  # the others are still compared, and the exit says one was not
+    assert capsys.readouterr().err.endswith("error: 1 of 2 strategies could not be run (above): the comparison and "
+                                            "the selection are of the others\n")
     status = dict(pl.read_csv(workdir / "c.csv").select("strategy", "status").iter_rows())
     assert status == {"momentum": "ok",
                       "runtime.py:RsiBracket": f"raised ValueError: boom (runtime.py, line {line}, in exposure)"}
@@ -455,12 +457,14 @@ def test_a_plugin_whose_exposure_looks_ahead_is_refused(
     """As an event strategy's indicators are: a vectorised plug-in's exposure, computed again on the first part of
     a symbol's bars, must not change there; a peek ahead does at the cut (one line, nothing written)."""
     (workdir / "peek.py").write_text(PEEKING % (ahead, ahead, ahead))
-    for args in (["backtest", "--output-dir", "out"], ["signals", "generate", "--output", "sig.jsonl"]):
+    for args in (["backtest", "--output-dir", "out"], ["signals", "generate", "--output", "sig.jsonl"],
+                 ["sweep", "--grid", "quantity=1,2", "--output", "out.csv"],  # before, these two ran it
+                 ["walkforward", "--grid", "quantity=1,2", "--train", "60", "--test", "30", "--output", "out.csv"]):
         assert cli(*args, "--data", str(data), "--strategy", "peek.py:Peek") == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: Peek: exposure looks ahead: its values on the first ") and "\n" not in err
         assert err.endswith("change when later bars are added (exposure[t] may use bars up to t only)")
-    assert not (workdir / "out").exists() and not (workdir / "sig.jsonl").exists()
+    assert not [p for p in ("out", "sig.jsonl", "out.csv") if (workdir / p).exists()]
     causal = PEEKING.replace("np.append(c[%d:], [np.nan] * %d) > c", "c > np.append([np.nan] * %d, c[:-%d])")
     (workdir / "causal.py").write_text(causal % (ahead, ahead, ahead))  # the same, a bar behind: accepted
     assert cli("signals", "generate", "--data", str(data), "--strategy", "causal.py:Peek", "--output", "ok.jsonl") == 0

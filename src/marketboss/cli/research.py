@@ -369,3 +369,6 @@ def compare(
                   soft_wrap=True)
     log.info("compare_done", strategies=names, best=best.strategy, metric=metric, value=value,
              signals=str(signals_path))
+    if len(ok) < len(result.outcomes):  # compared and selected among the others, but not what was asked: say so
+        raise MarketBossError(f"{len(result.outcomes) - len(ok)} of {len(result.outcomes)} strategies could not be "
+                              "run (above): the comparison and the selection are of the others")

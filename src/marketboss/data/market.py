@@ -41,6 +41,14 @@ class SymbolBars:
         return int(self.rows.shape[0])
 
 
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A view a strategy cannot write through: `c /= c[-1]` meant as `c = c / c[-1]` would change the market's
+    prices for the rest of the run (and for every later run on the same Market)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 @dataclass(frozen=True, eq=False)
 class Market:
     symbols: tuple[str, ...]
@@ -117,11 +125,11 @@ class Market:
 
         def col(a: np.ndarray) -> np.ndarray:
             if full:  # a view when there is one symbol, else one contiguous copy
-                return np.ascontiguousarray(a[:, s])
+                return read_only(np.ascontiguousarray(a[:, s]))
             return a[r, s]
 
         return SymbolBars(
-            self.symbols[s], r, self.times if full else self.times[r], col(self.open), col(self.high),
+            self.symbols[s], r, read_only(self.times) if full else self.times[r], col(self.open), col(self.high),
             col(self.low), col(self.close), col(self.volume),
         )
 

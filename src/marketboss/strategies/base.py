@@ -137,11 +137,15 @@ class Strategy(_Defaults, ABC, Generic[P]):
         return e
 
     def exposures(self, market: Market) -> np.ndarray:
-        """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion."""
+        """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion. Checked to be causal
+        (what sweep and walkforward run: signal_rows checks its own)."""
         out = np.full((market.n_times, market.n_symbols), np.nan)
+        computed = []
         for s in range(market.n_symbols):
             bars = market.symbol_bars(s)
-            out[bars.rows, s] = self._exposure_of(bars)
+            computed.append(self._exposure_of(bars))
+            out[bars.rows, s] = computed[-1]
+        self._check_causal(market, computed)
         return out
 
     def params_json(self) -> str:
@@ -165,13 +169,14 @@ class Strategy(_Defaults, ABC, Generic[P]):
         changes = [self.changes(market.symbol_bars(s), lo, 1.0) for s in range(market.n_symbols)]
         return _signal_rows(market, changes, self.name, self.params_json(), self.params)
 
-    def _check_causal(self, market: Market) -> None:
+    def _check_causal(self, market: Market, computed: list[np.ndarray] | None = None) -> None:
         """exposure on the first half and three quarters of a symbol's bars must give what it gives on them with
         every bar (on two symbols: a peek a bar ahead shows at a cut when that bar moves the exposure, so a few
-        cuts make it near certain, for 2-3 exposure computations of one symbol more per run)."""
+        cuts make it near certain, for 2-3 exposure computations of one symbol more per run). `computed`: each
+        symbol's exposure on all its bars, when in hand."""
         for s in range(min(2, market.n_symbols)):
             bars = market.symbol_bars(s)
-            full = self._exposure_of(bars)
+            full = computed[s] if computed is not None else self._exposure_of(bars)
             for n in sorted({len(bars) // 2, len(bars) * 3 // 4} - {0}):
                 if not same_values(self._exposure_of(head(bars, n)), full[:n]):
                     raise MarketBossError(f"{self.name}: exposure looks ahead: its values on the first {n} "

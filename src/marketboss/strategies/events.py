@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 from pydantic import model_validator
 
-from marketboss.data.market import Market, SymbolBars
+from marketboss.data.market import Market, SymbolBars, read_only
 from marketboss.errors import MarketBossError
 from marketboss.signals import ORDER_TYPE_NAMES, SignalRows
 from marketboss.strategies.base import Strategy, StrategyParams
@@ -69,8 +69,8 @@ class PlacedOrder:
 
 
 class History(NamedTuple):
-    """One symbol's bars up to and including the current one (views of the market's arrays, NaN where the
-    symbol had no bar): time in epoch microseconds, open, high, low, close, volume."""
+    """One symbol's bars up to and including the current one (read-only views of the market's arrays, NaN where
+    the symbol had no bar): time in epoch microseconds, open, high, low, close, volume."""
 
     times: np.ndarray
     open: np.ndarray
@@ -145,8 +145,8 @@ class Context:
 
     def history(self, symbol: str | int | None = None) -> History:
         m, s, end = self.market, self._s(symbol), self.t + 1
-        return History(m.times[:end], m.open[:end, s], m.high[:end, s], m.low[:end, s], m.close[:end, s],
-                       m.volume[:end, s])  # fmt: skip
+        return History(*(read_only(a) for a in (m.times[:end], m.open[:end, s], m.high[:end, s], m.low[:end, s],
+                                                 m.close[:end, s], m.volume[:end, s])))  # fmt: skip
 
     def price(self, symbol: str | int | None = None) -> float:
         """The symbol's close at this bar (NaN when it has no bar here)."""
