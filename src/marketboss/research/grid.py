@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from marketboss.errors import MarketBossError
 from marketboss.strategies import Strategy, StrategyParams, resolve
-from marketboss.strategies.registry import params_error
+from marketboss.strategies.registry import params_error, with_nones
 
 MAX_COMBINATIONS = 1_000_000
 
@@ -85,8 +85,9 @@ def combinations(
     """Expand `--grid` specs (or a mapping of name -> values) over the strategy's parameter model."""
     cls = resolve(strategy)
     model = cls.params_model
-    axes = dict(grid) if isinstance(grid, Mapping) else _axes(grid)
-    fixed = dict(fixed or {})
+    axes = {k: [with_nones(model, {k: v})[k] for v in vs]
+            for k, vs in (dict(grid) if isinstance(grid, Mapping) else _axes(grid)).items()}
+    fixed = with_nones(model, fixed or {})
     valid = ", ".join(model.model_fields)
     for name in (*axes, *fixed):
         if name not in model.model_fields:

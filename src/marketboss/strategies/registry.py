@@ -189,8 +189,24 @@ def check_params(name: str, params: Mapping[str, Any] | Iterable[str] = ()) -> S
     return _validated(name, resolve(name), params)
 
 
+def with_nones(model: type[StrategyParams], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`none` (or `null`, any case) for a parameter that may be None is None: `--param stop_loss_pct=none` unsets
+    a default stop, `--grid trail_percent=2,none` sweeps with and without."""
+    fields = model.model_fields
+    return {k: None if isinstance(v, str) and v.strip().lower() in ("none", "null") and k in fields
+            and _accepts_none(fields[k].annotation) else v for k, v in values.items()}  # fmt: skip
+
+
+def _accepts_none(ann: Any) -> bool:
+    if get_origin(ann) is Annotated:
+        return _accepts_none(get_args(ann)[0])
+    if get_origin(ann) is Union or get_origin(ann) is UnionType:
+        return any(_accepts_none(a) for a in get_args(ann))
+    return ann is None or ann is type(None)
+
+
 def _validated(name: str, cls: type[Strategy[Any]], params: Mapping[str, Any] | Iterable[str]) -> StrategyParams:
-    values = dict(params) if isinstance(params, Mapping) else parse_param_pairs(params)
+    values = with_nones(cls.params_model, dict(params) if isinstance(params, Mapping) else parse_param_pairs(params))
     try:
         return cls.params_model.model_validate(values)
     except ValidationError as exc:
