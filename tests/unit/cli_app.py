@@ -8,4 +8,4 @@ from marketboss.cli.common import run_guarded
 
 
 def cli(*args: str) -> int:
-    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=True))
+    return run_guarded(lambda: app(list(args), prog_name="marketboss", standalone_mode=False))

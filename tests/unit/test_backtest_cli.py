@@ -136,3 +136,16 @@ def test_buy_stops_are_collared_unless_no_buy_stop_collar(workdir: Path) -> None
                    "--output-dir", f"runs/{name}") == 0  # fmt: skip
         prices[name] = load_run(workdir / "runs" / name).fills["price"].to_list()
     assert prices == {"default": [102.91], "plain": [110.0]}
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["backtest", "--fill", "open"], "error: Invalid value for '--fill': Value error, 'open' is not one of "
+                                     "'next_open', 'close'. (see marketboss backtest --help)"),
+    (["backtest", "--nope"], "error: No such option: --nope (see marketboss backtest --help)"),
+    (["nosuch"], "error: No such command 'nosuch'. (see marketboss --help)"),
+])  # fmt: skip
+def test_a_mistyped_option_or_command_is_one_line(args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+                                                  ) -> None:  # fmt: skip
+    """click's own errors as ours: one line and exit 2 (before: a usage line, a hint and a box of four lines)."""
+    assert cli(*args) == 2
+    assert capsys.readouterr().err == line + "\n"

@@ -118,4 +118,4 @@ def main() -> None:
     # pydantic looks for third-party plugins (entry points of every installed distribution, ~5 ms) at its first
     # model; the command uses none. Set the variable (even empty) to have them loaded.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    sys.exit(run_guarded(lambda: build_app(named_command(sys.argv[1:]))(prog_name="marketboss", standalone_mode=True)))
+    sys.exit(run_guarded(lambda: build_app(named_command(sys.argv[1:]))(prog_name="marketboss", standalone_mode=False)))

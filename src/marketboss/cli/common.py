@@ -38,11 +38,24 @@ def get_settings() -> Settings:
 
 
 def run_guarded(fn: Callable[[], Any]) -> int:
-    """Run the CLI: user errors become one redacted line and a non-zero exit, never a traceback."""
+    """Run the CLI (the app called with standalone_mode=False): user errors become one redacted line and a
+    non-zero exit, never a traceback; a mistyped option too, where click would draw a box and a usage line."""
+    import typer
+
     try:
-        fn()
+        code = fn()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except typer.TyperException as exc:  # click's errors (typer's copy of click): a bad option, a typo
+        message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+        ctx = getattr(exc, "ctx", None)
+        if message:  # (a group called alone has printed its help: nothing to add)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            print(f"error: {redact_text(message)}{where}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
     except MarketBossError as exc:
         shown = _in_plugin(exc) or exc
         print(f"error: {redact_text(str(shown))}", file=sys.stderr)
@@ -58,7 +71,7 @@ def run_guarded(fn: Callable[[], Any]) -> int:
         get_logger("marketboss").error("unexpected_error", error_type=type(exc).__name__, error=str(exc))
         print(f"error: unexpected {type(exc).__name__}: {redact_text(str(exc))}", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _in_plugin(exc: Exception) -> MarketBossError | None:

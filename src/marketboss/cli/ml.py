@@ -251,7 +251,8 @@ def schedule(
     show_plan: bool = typer.Option(False, "--plan", help="Print when each job runs next (live: start, stop) and exit."),
 ) -> None:
     """Run the daily jobs on every NYSE session: refresh data, retrain if needed, generate signals, paper trade;
-    with [live] in the config, `marketboss live` from before each open to after its close instead of the last two."""
+    with a \\[live] table in the config, `marketboss live` from before each open to after its close instead of
+    the last two."""
     from marketboss.scheduler import load_config, plan_lines, run_forever, run_once
 
     root = ctx.find_root().command

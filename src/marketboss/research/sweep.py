@@ -27,6 +27,7 @@ from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.metrics import buy_and_hold_pct, trade_metrics
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
+from marketboss.errors import MarketBossError
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
@@ -208,8 +209,10 @@ class SweepResult:
     equity: np.ndarray | None  # (combinations, window bars) when kept
     bar_steps: int  # combinations x symbols x bars in the window
 
-    def top(self, metric: str, n: int) -> pl.DataFrame:
+    def top(self, metric: str = "sharpe", n: int = 10) -> pl.DataFrame:
         """The n best combinations by a summary metric (undefined values last, grid order on ties)."""
+        if metric not in SUMMARY_METRICS:
+            raise MarketBossError(f"unknown metric '{metric}': choose one of {', '.join(SUMMARY_METRICS)}")
         order = ranking(self.summary[metric].to_numpy(), metric)[:n]
         return self.summary[order]
 
