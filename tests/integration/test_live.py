@@ -126,6 +126,34 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     assert rows["fills"] == [str(n), str(n - 1), str(-1)] and rows["missed in paper"][1] == "1"
 
 
+@pytest.mark.parametrize("data_bars", ["1Min", "5Min"])
+def test_a_5min_replay_decides_on_the_whole_5_minutes_as_the_backtest_does(tmp_path: Path, data_bars: str) -> None:
+    """5-minute bars in the live loop: aggregated from the stream's minute bars (the replay publishes a bar's five
+    minutes at once), or the data's own 5-minute bars. Either way each decision is the backtest's on the 5-minute
+    bars of the same minutes (ids and prices): made on the whole bar, not on its first minute."""
+    minutes = synth_bars(SYMBOLS, "2024-03-04", "2024-03-05", "1Min", seed=5)
+    five = (minutes.sort("timestamp").group_by_dynamic("timestamp", every="5m", group_by="symbol")
+            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
+                 pl.col("volume").sum())
+            .select(minutes.columns).sort("timestamp", "symbol"))  # fmt: skip
+    data = tmp_path / "bars.jsonl"
+    write_bars(minutes if data_bars == "1Min" else five, data)
+    until = "2024-03-05T17:30:00Z"
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        cmd = _live(tmp_path, lb, "--speed", "0")
+        cmd[cmd.index("--timeframe") + 1], cmd[cmd.index("--until") + 1] = "5Min", until
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    signals = create("ma_crossover", PARAMS).signals(Market.from_bars(five))
+    lo, hi = (pl.lit(t).str.to_datetime(time_zone="UTC") for t in (WINDOW[0], until))
+    window = signals.filter((pl.col("timestamp") >= lo) & (pl.col("timestamp") < hi))
+    logged = read_jsonl_records(tmp_path / "live_signals.jsonl")
+    assert window.height >= 4  # the window holds decisions to compare
+    assert [(s["id"], s["price"]) for s in logged] == list(zip(window["id"], window["price"], strict=True))
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.bars_seen == 36 and status.stream.bars_backfilled == 0  # all streamed
+
+
 def test_an_event_driven_strategy_runs_unchanged_and_decides_as_in_its_backtest(tmp_path: Path) -> None:
     """on_bar with a trailing-stop leg and a time stop: the live loop's decisions are its backtest's, bar by bar
     (the warm-up covers the whole history before the window, so its simulated account starts where the

@@ -4,16 +4,20 @@ its market-data stream is, and its status file."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import polars as pl
 import pytest
 
 from marketboss.broker.bars import LiveBar, data_stream_url
+from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import InputError
 from marketboss.execution.intended import net_positions, order_bounds
-from marketboss.execution.live import US, LiveLoop, Slot, _aggregate
+from marketboss.execution.live import US, LiveConfig, LiveLoop, Slot, _aggregate
 from marketboss.execution.live_status import LiveStatus, read_status, write_status
 
 
@@ -71,6 +75,59 @@ def test_minute_bars_aggregate_into_the_slots_bar() -> None:
     assert rows["MSFT"]["volume"] == 500 and rows["AAPL"]["volume"] == 7
     assert got["timestamp"].to_list() == [datetime(2024, 3, 5, 14, 30, tzinfo=UTC)] * 2
     assert _aggregate([], slot).schema == got.schema
+
+
+class _Stream:
+    """A market-data stream that delivers bars at given delays (seconds after it starts), as Alpaca's does."""
+
+    live = True
+
+    def __init__(self, arrivals: list[tuple[float, LiveBar]]):
+        self.t0 = time.perf_counter()
+        self.arrivals = sorted(arrivals, key=lambda a: a[0])
+
+    def get(self, timeout: float) -> LiveBar | None:
+        if not self.arrivals:
+            time.sleep(max(0.0, timeout))
+            return None
+        wait = self.t0 + self.arrivals[0][0] - time.perf_counter()
+        if wait > timeout:
+            time.sleep(max(0.0, timeout))
+            return None
+        time.sleep(max(0.0, wait))
+        at, bar = self.arrivals.pop(0)
+        return bar._replace(received=self.t0 + at)
+
+
+def test_a_5min_bar_waits_for_each_symbols_last_minute_and_fetches_a_symbol_without_one() -> None:
+    """In real time the slot's last minute comes a moment after it closes, its earlier minutes long before: the
+    bar is every minute of it, not the four the stream had at the close. A symbol with no trade in the last minute
+    comes from REST once the others are complete (--settle), long before --grace."""
+    slot = Slot(_us("2024-03-05T14:30:00Z"), _us("2024-03-05T14:35:00Z"))
+
+    def minute(sym: str, i: int) -> LiveBar:
+        return LiveBar(sym, slot.start + i * 60 * US, 10 + i, 11 + i, 9 + i, 10.5 + i, 100, 0.0)
+
+    loop = LiveLoop(LiveConfig(symbols=("AAPL", "MSFT", "JPM"), timeframe="5Min", signals_output=Path("s"),
+                               status_output=Path("t"), grace=5.0, settle=0.3),
+                    cast(Any, SimpleNamespace(describe=lambda: "s")), cast(Any, None),
+                    cast(Any, SimpleNamespace(cfg=SimpleNamespace(equity_output=Path("e")))), mode="local",
+                    broker_display="x")  # fmt: skip
+    loop._buffer = [minute(s, i) for s in ("AAPL", "MSFT", "JPM") for i in range(4)]  # came before the close
+    stream = _Stream([(0.6, minute("AAPL", 4)), (0.65, minute("MSFT", 4))])
+    loop._stream = cast(Any, stream)
+    fetched: list[list[str]] = []
+    rest = pl.DataFrame({"timestamp": [datetime(2024, 3, 5, 14, 30, tzinfo=UTC)], "symbol": ["JPM"], "open": [1.0],
+                         "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1]}).cast(BAR_DTYPES)  # fmt: skip
+    loop._fetch = lambda symbols, start, end: fetched.append(symbols) or rest  # type: ignore[method-assign]
+    got = loop._collect(slot, stream.t0, wait=True)
+    waited = time.perf_counter() - stream.t0
+    rows = {r["symbol"]: r for r in got.iter_rows(named=True)}
+    assert (rows["AAPL"]["open"], rows["AAPL"]["close"], rows["AAPL"]["volume"]) == (10, 14.5, 500)
+    assert (rows["MSFT"]["high"], rows["MSFT"]["close"]) == (15, 14.5)
+    assert fetched == [["JPM"]] and rows["JPM"]["close"] == 1.0 and loop.summary.gaps == 1
+    assert 0.9 <= waited < 2.0  # the last minutes, then --settle for JPM's, not --grace
+    assert loop._buffer == []
 
 
 def test_the_data_stream_is_beside_the_data_url_except_alpacas_own() -> None:

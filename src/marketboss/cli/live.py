@@ -74,10 +74,11 @@ def live(
     stream, equity snapshotted every bar. Restartable: it resumes after the last bar it decided, sending nothing
     twice."""
     from marketboss.alerts import Alerter
+    from marketboss.data.calendar import Timeframe
     from marketboss.execution.connect import connect
     from marketboss.execution.executor import Executor, ExecutorConfig
     from marketboss.execution.live import LiveConfig, LiveLoop, check_symbols
-    from marketboss.execution.replay import ReplayClock, clock_mode
+    from marketboss.execution.replay import ReplayClock, clock_view
     from marketboss.risk import RiskConfig
     from marketboss.strategies.registry import create
 
@@ -124,6 +125,9 @@ def live(
                  local_db=broker_db, retry_budget=retry_budget, local_options={"rate_limit": 0}) as conn:  # fmt: skip
         console.print(conn.note)
         replay = None
+        # the stream's bars: Alpaca's are minute bars, the local broker's its data's own
+        view = clock_view(conn.broker.base_url, conn.key_id, conn.secret_key) if conn.mode == "local" else {}
+        stream_bars = Timeframe.parse(view.get("data_timeframe", "1Min"))
         if conn.mode == "local" and (replay_from or not broker_url):
             replay = ReplayClock(conn.broker.base_url, conn.key_id, conn.secret_key, speed)
             past = replay.begin(replay_from) if replay_from else None
@@ -135,12 +139,12 @@ def live(
         elif replay_from:
             raise MarketBossError("--replay-from: only the local broker replays history (no Alpaca credentials, "
                                   "or --broker-url)")  # fmt: skip
-        elif conn.mode == "local" and clock_mode(conn.broker.base_url, conn.key_id, conn.secret_key) == "stepped":
+        elif view.get("mode") == "stepped":
             raise MarketBossError(f"the local broker at {conn.where} has a stepped clock, which only moves when set: "
                                   "pass --replay-from DATE to replay, or serve it with --clock wallclock or "
                                   "accelerated")  # fmt: skip
         loop = LiveLoop(cfg, strat, conn.broker, Executor(exe_cfg, conn.broker, alerter), mode=conn.mode,
-                        broker_display=conn.where, replay=replay)  # fmt: skip
+                        broker_display=conn.where, replay=replay, stream_bars=stream_bars)  # fmt: skip
         console.print(f"live: {strat.describe()} on {', '.join(loop.symbols)} ({loop.tf} bars); status in "
                       f"{cfg.status_output}; stop with Ctrl-C")  # fmt: skip
         try:

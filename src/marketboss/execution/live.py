@@ -3,8 +3,9 @@
 One bar after another on the NYSE grid of the timeframe (data.calendar.bar_grid, the grid the data files use):
 1. wait for the bar to close: at the broker's clock, or, replaying on the local broker, by stepping its clock;
 2. collect the bar of every symbol from the market-data stream (broker/bars.py; minute bars are aggregated into
-   longer ones); a symbol the stream did not deliver (it dropped, or was late) is fetched from REST and logged
-   as a gap;
+   longer ones): a symbol's bar is complete once the stream's bar of the slot's last minute has come (the local
+   broker's stream sends its data's own bars: then the last of those); a symbol the stream did not complete (it
+   dropped, or was late, or the symbol had no trade in that minute) is fetched from REST and logged as a gap;
 3. run the strategy (vectorised or event-driven, unchanged) on the history up to and including that bar and take
    the signals it makes on that bar: their ids are the backtest's (same strategy, parameters, symbol, time, side);
 4. append them to the signals log (fsynced), then hand them to the executor (risk checks, journal, alerts), which
@@ -59,7 +60,8 @@ from marketboss.strategies.events import EventStrategy
 log = get_logger(__name__)
 US = 1_000_000
 NY_TZ = ZoneInfo(NY)
-MINUTE_US = 60 * US  # the stream's bars are minute bars (Alpaca's `bars` channel)
+MINUTE_US = 60 * US
+MINUTE = Timeframe(1, "Min")  # the stream's bars on Alpaca (its `bars` channel)
 OnStop = Literal["keep", "cancel", "cancel-all"]
 
 
@@ -81,7 +83,7 @@ class LiveConfig(BaseModel):
         None, description="stop after the last bar that closes at or before this ('close': the session's close)"
     )
     max_bars: int | None = Field(None, gt=0, description="stop after this many bars")
-    settle: float = Field(0.5, ge=0, description="seconds to wait for the other symbols once a bar has come")
+    settle: float = Field(0.5, ge=0, description="seconds to wait for the other symbols once one's bar is complete")
     grace: float = Field(10.0, gt=0, description="seconds after a bar's close before missing bars come from REST")
     stream_connect_timeout: float = Field(5.0, ge=0)
 
@@ -152,6 +154,7 @@ class LiveLoop:
         mode: str,
         broker_display: str,
         replay: ReplayClock | None = None,
+        stream_bars: Timeframe = MINUTE,
     ):
         self.cfg = config
         self.strategy = strategy
@@ -159,6 +162,7 @@ class LiveLoop:
         self.executor = executor
         self.replay = replay
         self.tf = Timeframe.parse(config.timeframe)
+        self.stream_bars = stream_bars  # Alpaca's are minute bars; the local broker's its data's own
         self.symbols = sorted(config.symbols)
         self.summary = LiveSummary()
         self.stop_requested: str | None = None
@@ -264,7 +268,7 @@ class LiveLoop:
                     return time.perf_counter(), False
                 next_check = time.monotonic() + 1.0
             b = self._take(0.25)
-            if b is not None and b.start_us >= slot.end - MINUTE_US:  # its last minute came: it has closed
+            if b is not None and b.start_us >= self._last_part(slot):  # its last minute came: it has closed
                 return b.received, False
         return None
 
@@ -277,28 +281,34 @@ class LiveLoop:
             self.status.stream.last_message_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return b
 
+    def _last_part(self, slot: Slot) -> int:
+        """Where the stream's last bar of the slot starts (its last minute; a daily bar covers its whole slot)."""
+        if self.stream_bars.is_daily:
+            return slot.start
+        return max(slot.start, slot.end - self.stream_bars.minutes * MINUTE_US)
+
     def _collect(self, slot: Slot, closed_at: float, wait: bool) -> pl.DataFrame:
-        """Every symbol's bar of the slot: from the stream (minute bars aggregated), else from REST (at once for a
-        bar that closed before the wait for it began)."""
+        """Every symbol's bar of the slot: from the stream (minute bars aggregated) once its last minute has come,
+        else from REST (at once for a bar that closed before the wait for it began)."""
         stream = self._stream
         assert stream is not None
         want = set(self.symbols)
         deadline = closed_at + self.cfg.grace
-        first_seen: float | None = None
+        first_done: float | None = None
         while True:
             mine = [b for b in self._buffer if slot.start <= b.start_us < slot.end]
-            done = {b.symbol for b in mine if b.received >= closed_at or not wait}  # sent once the bar had closed
+            done = {b.symbol for b in mine if b.start_us >= self._last_part(slot)}  # every minute of it came
             if done >= want or any(b.start_us >= slot.end for b in self._buffer):
                 break
-            if mine and first_seen is None:
-                first_seen = time.perf_counter()
+            if done and first_done is None:
+                first_done = time.perf_counter()
             now = time.perf_counter()
-            limit = deadline if first_seen is None else min(deadline, first_seen + self.cfg.settle)
+            limit = deadline if first_done is None else min(deadline, first_done + self.cfg.settle)
             if not wait or now >= limit or not stream.live or self.stop_requested is not None:
                 break
             self._take(min(0.25, limit - now))
         self._buffer = [b for b in self._buffer if b.start_us >= slot.end]
-        got = _aggregate(mine, slot)
+        got = _aggregate([b for b in mine if b.symbol in done], slot)
         missing = sorted(want - set(got["symbol"].to_list()))
         if missing:
             fetched = self._fetch(missing, slot.start, slot.start)

@@ -99,13 +99,15 @@ class LocalReplay:
         self._http.close()
 
 
-def clock_mode(base_url: str, key_id: str, secret_key: str) -> str:
-    """The local broker's clock mode: stepped, accelerated or wallclock."""
+def clock_view(base_url: str, key_id: str, secret_key: str) -> dict[str, Any]:
+    """The local broker's clock (GET /admin/clock): its mode (stepped, accelerated or wallclock), its time, and
+    its data's span and timeframe (the bars its market-data stream sends)."""
     r = httpx.get(f"{base_url}/admin/clock", headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key},
                   timeout=10.0)  # fmt: skip
     if r.status_code != 200:
         raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
-    return str(r.json().get("mode"))
+    out: dict[str, Any] = r.json()
+    return out
 
 
 class ReplayClock:

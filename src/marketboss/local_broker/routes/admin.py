@@ -47,6 +47,7 @@ class AdminRoutes:
             "next_bar": None if nxt is None else iso_z(nxt),
             "data_start": iso_z(m.first_start),
             "data_end": iso_z(m.last_end),
+            "data_timeframe": str(m.native),  # the length of the bars the market-data stream sends
         }
 
     async def admin_clock(self, r: Req) -> tuple[int, Any]:
