@@ -394,3 +394,44 @@ def test_a_replay_day_the_broker_cannot_replay_is_one_line(tmp_path: Path, day: 
         proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr == f"error: --replay-from: {day} {says}\n".replace(
         f"{day} is not", f"'{day}' is not")  # fmt: skip
+
+
+def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_against_the_strategy(
+    tmp_path: Path,
+) -> None:
+    """Daily bars, long-short by 15 shares: every flip is decided at a close, where Alpaca takes no order through
+    zero. Its close goes (filled at the open), its rest with the next bar's orders, unless the strategy decided
+    again on that symbol then (the close recorded alone). Before, the flip was refused whole: 46 of 95 signals,
+    the account long where the strategy was short, for weeks. The account never holds more than 15 shares of
+    a symbol and ends where the strategy's backtest ends."""
+    symbols = ["AAPL", "AMZN", "GOOGL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    bars = synth_bars(symbols, "2020-01-01", "2024-12-31", "1Day", seed=7)
+    write_bars(bars, data)
+    params = ["long_only=false", "sizing=quantity", "quantity=15"]
+    until = "2024-07-01T00:00:00Z"
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "momentum",
+               *(a for p in params for a in ("--param", p)), "--symbols", ",".join(symbols), "--timeframe", "1Day",
+               "--broker-url", lb.base_url, "--replay-from", "2024-01-02", "--until", until,
+               "--signals-output", str(tmp_path / "live_signals.jsonl"), "--trades-output", str(tmp_path / "t.jsonl"),
+               "--equity-output", str(tmp_path / "equity.jsonl"), "--status-output", str(tmp_path / "status.json")]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        positions = _positions(lb)
+    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    kinds = Counter((t["status"], t["qty"]) for t in trades)
+    assert kinds[("filled", 30.0)] >= 5 and kinds[("partially_filled", 15.0)] >= 1
+    last = max(t["signal_timestamp"] for t in trades)  # its orders still working at the stop: canceled by it
+    assert {t["status"] for t in trades if t["signal_timestamp"] != last} <= {"filled", "partially_filled"}
+    assert all("decided again" in t["reason"] for t in trades if t["status"] == "partially_filled")
+    held: Counter[str] = Counter()
+    for t in sorted(trades, key=lambda t: t["timestamp"]):
+        held[t["symbol"]] += t["qty"] if t["side"] == "BUY" else -t["qty"]
+        assert abs(held[t["symbol"]]) <= 15
+    history = bars.filter(pl.col("timestamp") < pl.lit(until).str.to_datetime(time_zone="UTC"))
+    strategy = _net_fills(list(run_backtest(history, create("momentum", params).signals(Market.from_bars(history)))
+                               .fills.iter_rows(named=True)))  # fmt: skip
+    moved_last = {t["symbol"] for t in trades if t["signal_timestamp"] == last}  # its order canceled at the stop
+    assert {s: q for s, q in positions.items() if s not in moved_last} == {
+        s: q for s, q in strategy.items() if s not in moved_last} and len(moved_last) < len(symbols)  # fmt: skip

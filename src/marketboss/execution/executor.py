@@ -142,6 +142,7 @@ class Working:
     request: OrderRequest
     generation: int  # the order stream's connection when it was parked (a reconnect means: look it up)
     first: Order | None = None  # a flip's closing order, filled (Intent.closes)
+    closing: bool = False  # a flip's closing order decided at the close: its rest waits for it (_close_first)
 
 
 @dataclass
@@ -465,7 +466,7 @@ class Executor:
         try:
             # orders left working that have ended since: recorded first, so that a filled entry's exits are known
             # (a sale that does not clear them first finds its shares held by them, and is refused)
-            self._follow_working(journal, trades_log, equity_log)
+            self._follow_working(journal, trades_log, equity_log, redecided={s.symbol for s in signals})
             for sig in signals:
                 if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)
@@ -526,8 +527,12 @@ class Executor:
         return self._session
 
     def _follow_working(
-        self, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender, poll: bool = False
+        self, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender, poll: bool = False,
+        redecided: set[str] | None = None,
     ) -> None:
+        """Record the working orders that have ended. A flip's close that filled whole sends its rest when
+        `redecided` (the symbols the strategy has new signals for, about to be executed) leaves its symbol out;
+        otherwise (the strategy decided again, or no signals are being executed) it is recorded alone."""
         stream = self.updates
         for order_id, w in list(self.working.items()):
             order: Order | None = None
@@ -543,7 +548,12 @@ class Executor:
                     self.working[order_id] = replace(w, generation=stream.generation)
             if order is not None and order.is_terminal:
                 del self.working[order_id]
-                self._conclude(w.sig, w.intent, w.request, order, False, journal, trades_log, equity_log, w.first)
+                if w.closing and redecided is not None and w.sig.symbol not in redecided and (
+                        order.filled_qty >= w.request.qty):  # fmt: skip
+                    self._send_rest(w.sig, w.intent, journal, trades_log, equity_log, False, order)
+                    continue
+                self._conclude(w.sig, w.intent, w.request, order, False, journal, trades_log, equity_log, w.first,
+                               w.closing)  # fmt: skip
 
     # ---------------------------------------------------------------------------------------- freshness
     def _fresh(self, pending: list[Signal], journal: Journal) -> list[Signal]:
@@ -793,10 +803,10 @@ class Executor:
         entry = opens(pos_qty, side)
         if not entry:
             self._clear_legs(sig.symbol, journal, trades_log)
-        # Alpaca refuses one order through zero (long 10, sell 20): a market flip goes as two, the close first,
-        # while the market can fill it (one at the close, parked at once, could not be followed by the rest in
-        # time, nor can a limit's: those go whole)
-        flip = not entry and qty > abs(pos_qty) and sig.order_type == "market" and self._park != 0.0
+        # Alpaca refuses one order through zero (long 10, sell 20): a market flip goes as two, the close first
+        # (decided at the close: the close alone, see _close_first; a limit's could not be followed in time: those
+        # go whole)
+        flip = not entry and qty > abs(pos_qty) and sig.order_type == "market"
         closes = abs(pos_qty) if flip else 0.0
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig),
                      closes=closes)  # fmt: skip
@@ -842,6 +852,11 @@ class Executor:
             first = self._close_first(sig, intent, trades_log, equity_log, resumed)
             if first is None:
                 return
+        self._send_rest(sig, intent, journal, trades_log, equity_log, resumed, first)
+
+    def _send_rest(self, sig: Signal, intent: Intent, journal: Journal, trades_log: JsonlAppender,
+                   equity_log: JsonlAppender, resumed: bool, first: Order | None) -> None:  # fmt: skip
+        """The intent's order (a flip's: the rest, after `first`, its filled close), to its end or left working."""
         req = order_request(sig, intent)
         try:
             order = self._submit_once(req, resumed)
@@ -870,6 +885,13 @@ class Executor:
             order = self._submit_once(req, resumed)
         except OrderRejected as exc:
             self._refused(sig, intent, trades_log, exc)
+            return None
+        if self._park == 0.0:
+            # decided at the close, it fills at the open; the rest goes when the next bar's signals are executed,
+            # unless the strategy decided again on that symbol (execute), a bar late but never against it
+            generation = self.updates.generation if self.updates is not None else 0
+            self.working[order.id] = Working(sig, intent, req, generation, closing=True)
+            log.info("order_working", signal_id=sig.id, order_id=order.id, status=order.status, flip_close=True)
             return None
         order, outcome = self._await_terminal(order, equity_log, may_park=False)  # the rest waits for it
         if order.filled_qty >= req.qty:
@@ -906,12 +928,18 @@ class Executor:
         trades_log: JsonlAppender,
         equity_log: JsonlAppender,
         first: Order | None = None,
+        closing_only: bool = False,
     ) -> None:
         """Record an order that reached its end: its fill, exits, commission, equity and alerts (a flip's two
-        orders as one: `first` closed the position)."""
-        status = order.status
+        orders as one: `first` closed the position; `closing_only`: the flip's close was all that was sent)."""
+        status, reason = order.status, None
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
+        if closing_only and order.filled_qty > 0:
+            status = "partially_filled"
+            reason = (f"a flip decided at the close: its close ({order.filled_qty:g}) alone (Alpaca takes no order "
+                      f"through zero), its rest ({intent.qty - intent.closes:g}) not sent: the strategy decided "
+                      "again, or the run stopped, before it could go")
         commission, after, legs = 0.0, None, []
         if first is not None:  # a flip: its closing order and the rest, one record
             commission = self._commission(first) + self._commission(order)
@@ -926,9 +954,8 @@ class Executor:
             if first is None:
                 commission = self._commission(order)
             after = self.reads.result(after_r)
-        self._record(
-            trades_log, sig, status, order=order, side=intent.side, requested=intent.qty, commission=commission
-        )
+        self._record(trades_log, sig, status, order=order, side=intent.side, requested=intent.qty,
+                     commission=commission, reason=reason)  # fmt: skip
         if order.filled_qty > 0:
             log.info("order_filled", signal_id=sig.id, symbol=sig.symbol, qty=order.filled_qty,
                      price=order.filled_avg_price, status=status)  # fmt: skip

@@ -359,15 +359,14 @@ class LiveLoop:
         if self.status.last_bar is None or datetime.fromisoformat(self.status.last_bar).astimezone(NY_TZ).date() != day:
             self.status.signals_today = 0  # a new session
         self.status.last_bar = _iso(slot.start)
-        if signals:
-            self.summary.signals += len(signals)
-            self.status.signals_today += len(signals)
-            if fresh:
-                self.executor.execute(signals, park_after=0.0 if market_closes else None, bounds=bounds)
-            else:
-                for sig in signals:
-                    self.summary.stale += 1
-                    self.executor.skip(sig, f"stale: decided on bar {_iso(slot.start)} after a newer bar closed")
+        self.summary.signals += len(signals)
+        self.status.signals_today += len(signals)
+        if fresh:  # no signals too: a flip's rest waits for the bar after its close (Executor._close_first)
+            self.executor.execute(signals, park_after=0.0 if market_closes else None, bounds=bounds)
+        else:
+            for sig in signals:
+                self.summary.stale += 1
+                self.executor.skip(sig, f"stale: decided on bar {_iso(slot.start)} after a newer bar closed")
         self._measure(signals, closed_at)
         self.executor.follow()
         acct = self.executor.snapshot(datetime.fromtimestamp(slot.end / US, UTC))
