@@ -435,3 +435,16 @@ def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_again
     moved_last = {t["symbol"] for t in trades if t["signal_timestamp"] == last}  # its order canceled at the stop
     assert {s: q for s, q in positions.items() if s not in moved_last} == {
         s: q for s, q in strategy.items() if s not in moved_last} and len(moved_last) < len(symbols)  # fmt: skip
+
+
+def test_a_start_that_fails_writes_nothing(tmp_path: Path) -> None:
+    """An unknown symbol (or a warm-up the broker refuses) is found before any file is opened (before: empty
+    signals, trades and journal files, a status file, and an equity snapshot in the paper log)."""
+    data = _bars(tmp_path)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        cmd = _live(tmp_path / "out", lb)
+        cmd[cmd.index("--symbols") + 1] = "AAPL,ZZZZ"
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == "error: --symbols: the broker has no asset ZZZZ\n"
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bars.jsonl", "broker.sqlite", "broker.sqlite.lock"]  # fmt: skip

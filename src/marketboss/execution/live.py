@@ -181,14 +181,14 @@ class LiveLoop:
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> LiveSummary:
         previous = read_status(self.cfg.status_output)
+        now = self._now_us()
+        self._check_symbols()  # reads only, before any file is opened: a start that fails writes nothing
+        self._warm_up(now)
         self._install_signal_handlers()
         self.executor.open_session()
         try:
-            self._check_symbols()
             self._signals_log = self._open_signals_log()
-            now = self._now_us()
             last_done = self._resume_point(previous, now)
-            self._warm_up(now)
             self._write_status("warming_up")
             self._stream = self.broker.bar_stream(self.symbols, self.cfg.feed)
             self._stream.start()
