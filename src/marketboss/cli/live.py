@@ -152,7 +152,7 @@ def live(
         finally:
             if loop.summary.bars or loop.executor.summary.statuses:  # it ran: what it did (a refusal: only why)
                 print_table(f"live session ({conn.mode}): {exe_cfg.trades_output}", ["", "value"],
-                            loop.summary.as_rows() + loop.executor.summary.as_rows())  # fmt: skip
+                            loop.summary.as_rows() + loop.executor.summary.as_rows(signals_file=False))  # fmt: skip
     console.print(f"stopped: {summary.stopped_by}")
 
 

@@ -161,18 +161,23 @@ class RunSummary:
     stopped_by: str | None = None
     updates: Counter[str] = field(default_factory=Counter)  # order states by where they came from: stream, polled
 
-    def as_rows(self) -> list[tuple[str, object]]:
+    def as_rows(self, signals_file: bool = True) -> list[tuple[str, object]]:
+        """The run's figures; `signals_file` false (the live loop, which counts its own signals): without the
+        signals file's counts."""
         avg_slip = sum(self.slippage_bps) / len(self.slippage_bps) if self.slippage_bps else None
         ret = (
             (self.end_equity / self.start_equity - 1) * 100
             if self.start_equity and self.end_equity is not None
             else None
         )
-        rows: list[tuple[str, object]] = [
+        file_rows: list[tuple[str, object]] = [
             ("signals in this run", self.signals),
             ("already done earlier", self.already_done),
             ("skipped: stale (a newer bar has completed)", self.stale),
             ("refused: bar not completed at the broker's clock", self.future),
+        ]
+        rows: list[tuple[str, object]] = [
+            *(file_rows if signals_file else []),
             *[(f"orders {k}", v) for k, v in sorted(self.statuses.items())],
             *[(f"exits filled: {k}", v) for k, v in sorted(self.exits.items())],
             ("filled notional $", self.filled_notional),

@@ -127,7 +127,7 @@ class LiveSummary:
             ("stream gaps back-filled", self.gaps),
             ("bars back-filled", self.bars_backfilled),
             ("bar close -> order accepted p50 / p99 ms", p50_p99(self.to_submit_ms)),
-            ("bar close -> fill event p50 / p99 ms", p50_p99(self.to_fill_ms)),
+            ("bar close -> fill event, within the bar, p50 / p99 ms", p50_p99(self.to_fill_ms)),
         ]
 
 
