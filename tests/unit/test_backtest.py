@@ -11,12 +11,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import marketboss
 from marketboss.backtest import BacktestConfig, Costs, FillMode, run_backtest, run_strategy
-from marketboss.data.market import Market
+from marketboss.data.market import Market, SymbolBars
 from marketboss.errors import InputError
 from marketboss.orders import buy_stop_limit
 from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
-from marketboss.strategies import create
+from marketboss.strategies import Strategy, create
 
 T0 = np.datetime64("2024-01-02T05:00", "us")
 DAY = np.timedelta64(1, "D")
@@ -466,6 +467,60 @@ def test_a_sell_after_its_stop_loss_fired_closes_nothing_more() -> None:
     ])  # fmt: skip
     res = run_backtest(bars, flip, BacktestConfig(cash=10_000))
     assert res.fills.select("side", "qty", "leg").rows()[-1] == ("SELL", 10.0, None)  # short 10: the intended -1
+
+
+class LongBars1To4(Strategy):
+    """Long one unit from bar 1 to bar 4, flat otherwise (10 shares a unit: the default sizing)."""
+
+    def exposure(self, bars: SymbolBars) -> np.ndarray:
+        out = np.zeros(bars.close.shape[0])
+        out[1:5] = 1.0
+        return out
+
+
+def test_a_long_only_strategys_sale_with_no_shares_held_does_not_trade_nor_open_a_short() -> None:
+    """The cash (500) cannot pay for the BUY of 10 at 100: rejected. The strategy's SELL of those 10 finds no
+    shares held when it fills: a long-only strategy (the default) never shorts, so it does not trade (status
+    long_only, said in the rejections), as the paper executor skips it. A long-short one shorts as before, and so
+    do the same signals run as a file (no strategy), unless the config says long_only."""
+    bars = make_bars({"AAA": [(100.0, 100.0)] * 8})
+    res = marketboss.run(LongBars1To4, bars, cash=500)
+    assert res.orders.select("action", "status").rows() == [("BUY", "rejected"), ("SELL", "long_only")]
+    assert res.rejections["reason"].to_list() == ["insufficient cash",
+                                                  "long_only: no shares held to sell (never a short)"]
+    assert res.fills.height == 0 and res.trades.height == 0 and res.config.long_only
+    assert res.equity["equity"].to_list() == [500.0] * 8
+    assert (res.metrics["rejected_orders"], res.metrics["unfilled_orders"], res.metrics["final_equity"]) == (1, 0, 500)
+    short = marketboss.run(LongBars1To4, bars, {"long_only": False}, cash=500)  # exposure >= 0: the same signals
+    assert short.orders["status"].to_list() == ["rejected", "filled"] and not short.config.long_only
+    assert short.trades["side"].to_list() == ["SHORT"]
+    _, sig = run_strategy(Market.from_bars(bars), LongBars1To4(), BacktestConfig(cash=500))
+    as_file = run_backtest(bars, sig, BacktestConfig(cash=500))  # a signals file trades its sales whole
+    assert as_file.trades["side"].to_list() == ["SHORT"] and not as_file.config.long_only
+    cut = run_backtest(bars, sig, BacktestConfig(cash=500, long_only=True))
+    assert cut.orders["status"].equals(res.orders["status"]) and cut.trades.height == 0
+
+
+def test_a_long_only_sale_is_cut_to_the_shares_held_when_it_fills() -> None:
+    """Under long_only a sale sells what is held at its fill, never through zero: a quantity sale of 10 holding 4
+    sells 4 (filled, its fill says 4); a target weight below zero closes the position; a sale after the position
+    is gone does not trade. Purchases are untouched; without long_only the same signals go short."""
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 4},
+                        {"t": 1, "symbol": "AAPL", "action": "SELL", "quantity": 10},
+                        {"t": 2, "symbol": "AAPL", "action": "BUY", "quantity": 3},
+                        {"t": 3, "symbol": "AAPL", "action": "SELL", "target_weight": -0.5}])
+    bars = make_bars({"AAPL": AAPL})
+    res = run_backtest(bars, sig, BacktestConfig(cash=1_000, long_only=True))
+    assert res.orders["status"].to_list() == ["filled"] * 4
+    assert res.fills.select("side", "qty").rows() == [("BUY", 4.0), ("SELL", 4.0), ("BUY", 3.0), ("SELL", 3.0)]
+    assert res.trades["side"].to_list() == ["LONG", "LONG"] and res.equity["positions_value"][-1] == 0
+    both = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": 5},
+                         {"t": 1, "symbol": "AAPL", "action": "SELL", "target_weight": -0.5}])
+    res = run_backtest(bars, both, BacktestConfig(cash=1_000, long_only=True))
+    assert res.orders["status"].to_list() == ["long_only", "long_only"] and res.fills.height == 0
+    res = run_backtest(bars, sig, BacktestConfig(cash=1_000))
+    assert res.fills.select("side", "qty").rows()[:2] == [("BUY", 4.0), ("SELL", 10.0)]
+    assert "SHORT" in res.trades["side"].to_list()
 
 
 def test_each_bracket_closes_its_own_entry_and_a_trim_ends_them() -> None:

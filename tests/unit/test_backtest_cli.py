@@ -73,6 +73,35 @@ def test_strategy_runs_compare_side_by_side(data: Path, workdir: Path, capsys: p
     assert {s.strategy for s in signals} == {"momentum"}
 
 
+def test_a_long_only_strategy_short_of_cash_never_goes_short(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's case: ma_crossover (long-only by default) buying 100 shares a signal with $20,000. The buys cash
+    cannot pay for are rejected; the sales of those shares used to fill anyway and open shorts (8 SHORT trades on
+    these bars, 48 and equity $1,787 on `data synth`'s). Now a sale is cut to the shares held: none held, it does not
+    trade and is listed (long_only). The same parameters long-short still go short."""
+    assert cli("backtest", "--data", str(data), "--strategy", "ma_crossover", "--param", "quantity=100",
+               "--cash", "20000", "--output-dir", "runs/lo") == 0
+    err = capsys.readouterr().err
+    run = load_run(workdir / "runs" / "lo")
+    assert run.trades.height > 10 and set(run.trades["side"]) == {"LONG"}
+    assert run.metrics["run"]["config"]["long_only"] is True
+    assert run.equity["equity"].min() >= 0 and run.equity["cash"].min() >= 0
+    assert run.metrics["max_drawdown_pct"] > -100
+    cut = run.rejections.filter(pl.col("status") == "long_only")
+    assert cut.height > 0 and set(cut["action"]) == {"SELL"}
+    assert set(cut["reason"]) == {"long_only: no shares held to sell (never a short)"}
+    assert f"{cut.height} sale(s) with no shares held not traded (long_only)" in " ".join(err.split())
+    signed = pl.when(pl.col("side") == "BUY").then(pl.col("qty")).otherwise(-pl.col("qty"))
+    held = run.fills.select(signed.cum_sum().over("symbol"))  # fills in fill order: each symbol's position after each
+    assert held.to_series().min() == 0  # every sale sells at most what is held
+    assert cli("backtest", "--data", str(data), "--strategy", "ma_crossover", "--param", "quantity=100",
+               "--param", "long_only=false", "--cash", "20000", "--output-dir", "runs/ls") == 0
+    long_short = load_run(workdir / "runs" / "ls")
+    assert "SHORT" in set(long_short.trades["side"]) and long_short.metrics["run"]["config"]["long_only"] is False
+    assert "long_only" not in set(long_short.rejections["status"])
+
+
 def test_bad_input_is_one_line_and_writes_nothing(
     data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -118,6 +118,26 @@ def test_long_only_cuts_a_sale_to_the_position_and_long_short_goes_short() -> No
     assert result.fills["qty"].to_list() == [3, 10] and strat.seen[-1][0] == -7
 
 
+def test_a_long_only_sale_that_finds_nothing_held_when_it_triggers_opens_no_short() -> None:
+    """A gtc limit sale placed while holding 5 (ctx.sell cuts to the position when placed), the position closed
+    before its price comes: when it triggers nothing is held, so a long-only strategy's run does not trade it
+    (status long_only), where it used to open a short; as its signals trade in a long-only account (as a file,
+    without a strategy, they trade whole). Long-short, it shorts."""
+    close = [100.0, 100, 100, 100, 100, 100, 100, 110, 110, 110]
+    steps = {1: lambda c: c.buy(5), 3: lambda c: c.sell(5, limit_price=108.0, time_in_force="gtc"),
+             4: lambda c: c.close()}
+    m = market_of(close)
+    result, signals = run_events(m, Script(EventParams(), steps))
+    assert result.orders["status"].to_list() == ["filled", "long_only", "filled"] and result.config.long_only
+    assert result.fills.select("side", "qty", "price").rows() == [("BUY", 5, 100.0), ("SELL", 5, 100.0)]
+    assert set(result.trades["side"]) == {"LONG"} and result.equity["positions_value"][-1] == 0
+    again = run_backtest(m, signals, BacktestConfig(long_only=True))
+    assert again.fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+    assert run_backtest(m, signals).trades["side"].to_list() == ["LONG", "SHORT"]  # a signals file: whole
+    result, _, strat = run(close, steps, long_only=False)
+    assert result.fills.select("side", "qty", "price").rows()[-1] == ("SELL", 5, 108.0) and strat.seen[-1][0] == -5
+
+
 def test_target_weight_and_close() -> None:
     close = [100.0, 100, 100, 100, 100, 100, 100]
     result, signals, strat = run(close, {1: lambda c: c.target_weight(0.5), 3: lambda c: c.close()})

@@ -130,6 +130,35 @@ def test_a_window_equals_the_engine_on_that_window_with_the_strategys_state_carr
                 assert (first["side"], first["timestamp"]) == ("BUY", market.timestamps()[start + 1])
 
 
+def test_a_long_only_combination_short_of_cash_is_its_backtest_and_never_goes_short(market: Market) -> None:
+    """100 shares a signal with $20,000: buys cash cannot pay for are rejected, and a long-only combination's sales
+    of those shares do not trade (its backtest: a sale is cut to the shares held), where they used to open shorts.
+    Each combination, long-only or not, is the backtest of its own parameters (the crossover's fused pass, another
+    strategy's exposures, a window's evaluate alike); long-short ones still short."""
+    config = BacktestConfig(cash=20_000, costs=Costs(commission=0.001))
+    window = Window(100, market.n_times)
+    for strategy, grid in (("ma_crossover", ["fast=5,10", "slow=30"]), ("momentum", ["lookback=10,30"])):
+        fixed = {"sizing": "quantity", "quantity": 100}
+        combos = combinations(strategy, [*grid, "long_only=true,false"], fixed)
+        result = sweep(market, combos, config, backend=SERIAL, keep_equity=True)
+        in_window = sweep(market, combos, config, window=window, backend=SERIAL)
+        assert result.equity is not None
+        for summary, windowed in zip(result.summary.iter_rows(named=True), in_window.summary.iter_rows(named=True),
+                                     strict=True):  # fmt: skip
+            strat = create(strategy, {k: summary[k] for k in combos.keys} | fixed)
+            expected, _ = run_strategy(market, strat, config)
+            where = f"{strategy} {strat.describe()}"
+            assert_metrics_equal(summary, expected.metrics, where)
+            assert_metrics_equal(windowed, evaluate(market, strat, window, config).metrics, f"{where} in {window}")
+            assert expected.metrics["rejected_orders"] > 0
+            statuses, sides = set(expected.orders["status"]), set(expected.trades["side"])
+            if summary["long_only"]:
+                assert sides == {"LONG"} and "long_only" in statuses, where
+                assert result.equity[summary["combo"]].min() >= 0 and summary["max_drawdown_pct"] > -100
+            else:
+                assert "SHORT" in sides and "long_only" not in statuses, where
+
+
 def test_the_summary_counts_the_symbols_that_made_money(market: Market) -> None:
     config = BacktestConfig(costs=Costs(commission=0.001))
     result = sweep(market, combinations("ma_crossover", ["fast=5,10", "slow=40"]), config, backend=SERIAL)

@@ -20,6 +20,7 @@ NO_BAR = 5
 DAY_ENDED = 6  # a day order whose session ended before its price was reached
 OPEN = 7  # a gtc order still working when the data ends
 CANCELED = 8  # canceled by an event-driven strategy before it traded
+LONG_ONLY = 9  # a sale under Rules.long_only with no shares held at its fill: it does not trade (never a short)
 
 DAY_US = 86_400e6
 
@@ -47,12 +48,14 @@ class Rules(NamedTuple):
     at_close: bool  # fill at the signal bar's close, not the next bar's open
     fractional: bool  # target-weight orders may trade fractional shares
     buy_stop_collar: bool = True  # a buy stop is a stop-limit at orders.nb.buy_stop_limit, as Alpaca makes it
+    long_only: bool = False  # a sale is cut to the shares held at its fill, never through zero (nb.held_sale)
 
     @classmethod
     def of(cls, config: BacktestConfig) -> Rules:
         c = config.costs
         return cls(config.cash, c.commission, c.commission_per_share, c.commission_min, c.slip,
-                   config.fill == FillMode.CLOSE, config.fractional, config.buy_stop_collar)  # fmt: skip
+                   config.fill == FillMode.CLOSE, config.fractional, config.buy_stop_collar,
+                   config.long_only)  # fmt: skip
 
 
 class Orders(NamedTuple):

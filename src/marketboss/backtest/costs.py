@@ -37,3 +37,7 @@ class BacktestConfig(BaseModel):
         True, description="a buy stop is a stop-limit 4% above the stop (2.5% from $50), as Alpaca makes it "
         "(orders.nb.buy_stop_limit; the local broker's buy_stop_collar, on by default too): a gap beyond it waits"
     )
+    long_only: bool = Field(
+        False, description="a sale is cut to the shares held at its fill, never through zero to a short (none "
+        "held: it does not trade, status long_only): a long-only strategy's run sets it (engine.strategy_config)"
+    )

@@ -16,6 +16,9 @@ Rules (see also marketboss.signals for what a signal means, marketboss.orders fo
   entry filled at the bar's open, else from the next bar.
 - the orders filling on one bar go in two passes: those that reduce a position first, then the rest; the
   exits before the working orders.
+- a long-only strategy's run (BacktestConfig.long_only, set from its parameters: strategy_config) never shorts: a
+  sale is cut to the shares held when it fills, and one that finds none does not trade (status long_only), as the
+  paper executor and an event strategy's ctx.sell cut it. A signals file's run trades its sales whole.
 - target-weight orders size against equity marked at the fill bar's reference price (before the fill): a
   purchase to what equity covers after commission and slippage (1.0 = all in) and to the cash left, rounded
   toward zero to whole shares unless `fractional`; quantity orders trade exactly their quantity.
@@ -54,6 +57,7 @@ STATUS = {
     arrays.DAY_ENDED: "day_ended",
     arrays.OPEN: "open",
     arrays.CANCELED: "canceled",
+    arrays.LONG_ONLY: "long_only",
 }
 REASONS = {
     arrays.REJECTED_CASH: "insufficient cash",
@@ -63,6 +67,7 @@ REASONS = {
     arrays.DAY_ENDED: "a day order: its session ended before its price was reached",
     arrays.OPEN: "a gtc order still working when the data ends",
     arrays.CANCELED: "canceled by the strategy before it traded",
+    arrays.LONG_ONLY: "long_only: no shares held to sell (never a short)",
 }
 
 
@@ -72,7 +77,7 @@ class BacktestResult:
     equity: pl.DataFrame  # timestamp, cash, positions_value, equity
     fills: pl.DataFrame  # timestamp, signal_id, symbol, side, qty, price, commission, signal_timestamp
     trades: pl.DataFrame  # round trips, FIFO per symbol; closed = false for those open at the end
-    orders: pl.DataFrame  # every signal with its status (filled/rejected/skipped/expired/no_bar)
+    orders: pl.DataFrame  # every signal with its status (filled/rejected/skipped/expired/no_bar/long_only/...)
     metrics: dict[str, Any]
 
     @property
@@ -272,8 +277,19 @@ def run_strategy(
     from marketboss.strategies.events import EventStrategy
 
     mkt = market if isinstance(market, Market) else Market.from_bars(market)
+    cfg = strategy_config(config, strategy)
     if isinstance(strategy, EventStrategy):  # its orders depend on its fills: the event run is its backtest
-        out: tuple[BacktestResult, pl.DataFrame] = strategy.backtest(mkt, config)
+        out: tuple[BacktestResult, pl.DataFrame] = strategy.backtest(mkt, cfg)
         return out
     rows = strategy.signal_rows(mkt)
-    return _backtest(mkt, rows, config or BacktestConfig()), rows.frame
+    return _backtest(mkt, rows, cfg), rows.frame
+
+
+def strategy_config(config: BacktestConfig | None, strategy: Strategy[Any]) -> BacktestConfig:
+    """The config of a strategy's run: long_only when its parameters are (its sales never go through zero),
+    whatever else `config` says. Every run of a strategy (run_strategy, research.windows.evaluate, the event run;
+    the sweep's kernel from each combination's own parameters) goes through here."""
+    cfg = config or BacktestConfig()
+    if cfg.long_only or not getattr(strategy.params, "long_only", False):
+        return cfg
+    return cfg.model_copy(update={"long_only": True})

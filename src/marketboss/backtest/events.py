@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from marketboss.backtest import nb
 from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
-from marketboss.backtest.engine import BacktestResult, pick, result
+from marketboss.backtest.engine import BacktestResult, pick, result, strategy_config
 from marketboss.data.market import Market
 from marketboss.errors import InputError, MarketBossError
 from marketboss.signals import (
@@ -610,7 +610,7 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
                compiled: bool | None = None) -> tuple[BacktestResult, pl.DataFrame]:
     """Run the event strategy over the market in a backtest account: (result, its signals). `compiled`: use the
     strategy's compiled on_bar (default: when it has one)."""
-    cfg = config or BacktestConfig()
+    cfg = strategy_config(config, strategy)
     if cfg.fill == FillMode.CLOSE:
         raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
                               "does not apply")  # fmt: skip
@@ -622,7 +622,7 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
 
 def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None
          ) -> tuple[Book, SignalRows, ev.Context]:
-    book = Book(market, nb.Rules.of(cfg))
+    book = Book(market, nb.Rules.of(strategy_config(cfg, strategy)))  # its signals as its backtest makes them
     indicators = _indicators(market, strategy)
     ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
                      cash=cfg.cash)

@@ -15,7 +15,7 @@ from marketboss.backtest.arrays import Equity, Fills, Orders, Prices, RoundTrips
 _I, _F, _B, _K, _F2 = Arr("int64", 1), Arr("float64", 1), Arr("bool", 1), Arr("int8", 1), Arr("float64", 2)
 _PRICES = Prices._make((_I, _F2, _F2, _F2, _F2, _I))
 _ORDERS = Orders._make((_I, _I, _B, _F, _F, _K, _I, "bool", _K, _F, _F, _F, _B, _F, _F))
-_RULES = Rules._make(("float64",) * 5 + ("bool",) * 3)
+_RULES = Rules._make(("float64",) * 5 + ("bool",) * 4)
 _FILLS = Fills._make((_I, _I, _I, _I, _B, _F, _F, _F, _K))
 
 #: Each compiled kernel's argument types: those engine.py calls it with.

@@ -19,6 +19,7 @@ from marketboss.backtest.arrays import (  # the kernels' inputs and outputs (nb.
     DAY_US,
     EXPIRED,
     FILLED,
+    LONG_ONLY,
     NO_BAR,
     OPEN,
     PENDING,
@@ -188,6 +189,15 @@ def weight_trade(weight: float, equity: float, cash: float, ref: float, side: fl
     if side > 0.0 and (wanted > 0.0 if rules.fractional else wanted >= 1.0):
         return 0.0, REJECTED_CASH
     return 0.0, SKIPPED
+
+
+@njit(cache=True, inline="always")
+def held_sale(q: float, pos: float) -> float:  # pragma: no cover - compiled
+    """A long-only account's trade of q shares (negative: a sale) at a position of `pos`: a sale no more than the
+    shares held, never through zero to a short (0 when none are held); a purchase as it is. The one long-only
+    rule of the backtest and the sweep (step applies it under Rules.long_only), as the event strategy's
+    ctx.sell and the paper executor cut a long-only sale."""
+    return -fmin(-q, fmax(pos, 0.0)) if q < 0.0 else q
 
 
 @njit(cache=True)
@@ -490,7 +500,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     of the session it went live in ends (DAY_ENDED). Exits set by an order filled at the bar's open are live on that
     bar (the whole bar follows the fill), others from the next bar. The shares an exit traded count toward the
     symbol's next quantity order on the same side (it is that much smaller, and SKIPPED when nothing is left), as
-    the paper executor does. Bars where nothing works are skipped. A CANCELED order does not trade and stops working."""
+    the paper executor does. Under `rules.long_only` an order's sale is cut to the shares held when it fills (held_sale:
+    never a short), and one that finds none does not trade (LONG_ONLY). Bars where nothing works are skipped. A
+    CANCELED order does not trade and stops working."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
@@ -597,6 +609,12 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                                     if why == REJECTED_CASH and not increases:
                                         continue  # a purchase waits for the second pass: the bar's sales pay it
                                     status[r] = why
+                                    changed = True
+                                    continue
+                            if rules.long_only and q < 0.0:  # a sale of at most the shares held now
+                                q = held_sale(q, p)
+                                if q == 0.0:
+                                    status[r] = LONG_ONLY
                                     changed = True
                                     continue
                             if abs(p + q) >= abs(p) and not increases:

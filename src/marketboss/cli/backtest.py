@@ -68,8 +68,9 @@ def backtest(
     writes metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl and signals.jsonl."""
     from pydantic import ValidationError
 
+    from marketboss.backtest.arrays import LONG_ONLY
     from marketboss.backtest.costs import BacktestConfig, Costs
-    from marketboss.backtest.engine import run_backtest, run_strategy
+    from marketboss.backtest.engine import STATUS, run_backtest, run_strategy
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
     from marketboss.signals import read_signals_frame
@@ -121,16 +122,18 @@ def backtest(
         "data": str(data_path),
         "signals": source,
         "strategies": sorted(s for s in sig["strategy"].unique().to_list() if s),
-        "config": config.model_dump(mode="json"),
+        "config": result.config.model_dump(mode="json"),  # a long-only strategy's: long_only
     }
     run = save_run(result, out, info, signals=sig)
     print_metrics(f"backtest {out.name}: {source}", ["value"], METRICS, [[run.metrics.get(k)] for k, _ in METRICS])
     _print_yearly(result.equity, market, config.cash)
     m = result.metrics
-    if m["rejected_orders"] or m["unfilled_orders"]:
+    no_shares = int((result.orders["status"] == STATUS[LONG_ONLY]).sum())
+    if m["rejected_orders"] or m["unfilled_orders"] or no_shares:
+        held = f", {no_shares} sale(s) with no shares held not traded (long_only)" if no_shares else ""
         err_console.print(
             f"[yellow]{m['rejected_orders']} order(s) rejected for insufficient cash, {m['unfilled_orders']} "
-            f"unfilled; each is listed with its reason in {out / 'rejections.jsonl'}[/]"
+            f"unfilled{held}; each is listed with its reason in {out / 'rejections.jsonl'}[/]"
         )
     written = "metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl, signals.jsonl"
     console.print(f"wrote {out}/{{{written}}}")

@@ -409,16 +409,24 @@ def trade_columns(out: np.ndarray, acc: tuple, n_trades: int) -> None:  # pragma
         out[AVG_DURATION] = sum_dur / n_closed
 
 
+@njit(cache=True, inline="always")
+def combo_rules(rules: Rules, lo: float) -> Rules:  # pragma: no cover - compiled
+    """The backtest's rules for a combination whose lowest held state is `lo`: a long-only one (lo 0) trades in a
+    long-only account (Rules.long_only, as engine.strategy_config makes a long-only strategy's backtest)."""
+    return Rules(rules.cash, rules.rate, rules.per_share, rules.minimum, rules.slip, rules.at_close, rules.fractional,
+                 rules.buy_stop_collar, rules.long_only or lo >= 0.0)  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy")
 def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: float, eq: Equity,
                 out: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Combination j in one account over the window: its orders through the backtest's kernels; the metrics
-    row `out` (the backtest's), each symbol's row in `rows` (its round trips, fills and orders; NaN for a
-    symbol without bars in the window) and the equity curve into `eq`."""
+    """Combination j in one account over the window (long-only when the combination is: combo_rules): its orders
+    through the backtest's kernels; the metrics row `out` (the backtest's), each symbol's row in `rows` (its round
+    trips, fills and orders; NaN for a symbol without bars in the window) and the equity curve into `eq`."""
     prices = win.prices
     orders, _ = _orders(win, ev, j, grid.lo[j], grid.qty_mode[j], grid.unit[j], grid.take_profit[j],
                         grid.stop_loss[j], grid.trail[j], rules.at_close)  # fmt: skip
-    fills = simulate(prices, orders, rules)
+    fills = simulate(prices, orders, combo_rules(rules, grid.lo[j]))
     exposed, returns = mark(prices.close, fills, rules.cash, eq)
     tr = round_trips(prices, fills)
     m = prices.times.shape[0]

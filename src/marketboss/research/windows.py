@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.engine import BacktestResult, run_backtest
+from marketboss.backtest.engine import BacktestResult, run_backtest, strategy_config
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.strategies import Strategy, signals_from_exposures
@@ -90,9 +90,11 @@ def evaluate(
     config: BacktestConfig | None = None,
     symbols: list[int] | None = None,
 ) -> BacktestResult:
-    """The backtest engine on a window (default: all bars), all symbols in one account or only `symbols`. An
-    event strategy runs its event backtest over the window's bars (its indicators warm up inside the window)."""
+    """The backtest engine on a window (default: all bars), all symbols in one account or only `symbols`, long-only
+    when the strategy is (engine.strategy_config). An event strategy runs its event backtest over the window's bars
+    (its indicators warm up inside the window)."""
     w = window or Window(0, market.n_times)
+    config = strategy_config(config, strategy)
     if isinstance(strategy, EventStrategy):  # its event run on the window's bars, flat at its start
         result: BacktestResult = strategy.backtest(time_slice(market, w.start, w.end, symbols), config)[0]
         return result
