@@ -774,3 +774,19 @@ def test_what_a_strategy_reads_of_the_market_it_cannot_write_to() -> None:
         with pytest.raises(ValueError, match="read-only"):
             a *= 2
     assert np.array_equal(market.close, before)
+
+
+def test_orders_that_never_traded_count_as_unfilled() -> None:
+    """A day limit whose session ended and a gtc one still working at the end are unfilled orders (before: only
+    expired and no-bar ones, so `Unfilled orders 0` beside a list of day_ended rejections)."""
+    market = Market.from_bars(synth_bars(["AAA", "BBB"], "2022-01-03", "2022-03-31", "1Day", seed=3))
+
+    class Lowball(EventStrategy[EventParams]):
+        name = "lowball"
+
+        def on_bar(self, ctx: Context) -> None:
+            if ctx.t in (5, 6):
+                ctx.buy(10, 0, limit_price=round(ctx.price(0) * 0.5, 2), time_in_force="gtc" if ctx.t == 6 else "day")
+
+    result, _ = run_events(market, Lowball())
+    assert result.orders["status"].to_list() == ["day_ended", "open"] and result.metrics["unfilled_orders"] == 2

@@ -255,7 +255,7 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
             exposure_pct=exposed / mkt.n_times * 100.0,
             buy_hold_return_pct=buy_and_hold_pct(mkt),
             rejected_orders=int(counts[arrays.REJECTED_CASH]),
-            unfilled_orders=int(counts[arrays.EXPIRED] + counts[arrays.NO_BAR]),
+            unfilled_orders=int(counts[list(arrays.UNFILLED_STATUSES)].sum()),
             stats=kernels.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
         )
     )

@@ -19,9 +19,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from marketboss.backtest.arrays import UNFILLED_STATUSES
 from marketboss.backtest.nb import (
-    EXPIRED,
-    NO_BAR,
     REJECTED_CASH,
     Equity,
     Orders,
@@ -480,8 +479,8 @@ def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: 
     out[REJECTED] = 0.0
     out[UNFILLED] = 0.0
     for r in range(orders.status.shape[0]):
-        col = REJECTED if orders.status[r] == REJECTED_CASH else (UNFILLED if orders.status[r] in (EXPIRED, NO_BAR)
-                                                                   else -1)  # fmt: skip
+        col = REJECTED if orders.status[r] == REJECTED_CASH else (UNFILLED if orders.status[r] in
+                                                                   UNFILLED_STATUSES else -1)  # fmt: skip
         if col >= 0:
             rows[orders.symbol[r], col] += 1.0
             out[col] += 1.0

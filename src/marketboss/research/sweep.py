@@ -23,7 +23,9 @@ import numba
 import numpy as np
 import polars as pl
 
+from marketboss.backtest.arrays import UNFILLED_STATUSES
 from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.engine import STATUS
 from marketboss.backtest.metrics import buy_and_hold_pct, trade_metrics
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
@@ -183,7 +185,7 @@ def _event_combo(market: Market, w: Window, win: nb.Window, strategy: Strategy[A
         mine = trades.get(sym, no_trades)
         m = trade_metrics(mine, fills.get(sym, no_fills), buy_hold_return_pct=win.symbol_buy_hold[s],
                           rejected_orders=counts.get((sym, "rejected"), 0),
-                          unfilled_orders=counts.get((sym, "expired"), 0) + counts.get((sym, "no_bar"), 0))  # fmt: skip
+                          unfilled_orders=sum(counts.get((sym, STATUS[c]), 0) for c in UNFILLED_STATUSES))  # fmt: skip
         m["pnl"] = float(mine["pnl"].sum())
         rows[s, [_COL[k] for k in ROW_METRICS]] = [m[k] for k in ROW_METRICS]
 
