@@ -4,12 +4,15 @@ same bar, side, quantity, leg and price, to the cent's rounding.
 
 In the first test each symbol carries one order, so that several orders run side by side on one bar clock; the
 second scales into one position with several entries on the same side, brackets among them: each bracket's legs
-cover their own entry's shares, on both. Brackets are gtc, as the executor sends entries with exits."""
+cover their own entry's shares, on both. Brackets are gtc, as the executor sends entries with exits. A trailing exit
+(no leg at Alpaca: the executor places it once its entry filled) is checked through the executor's replay itself."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -17,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketboss.backtest import BacktestConfig, run_backtest
-from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA, Signal
+from marketboss.data.io import read_jsonl_records, write_bars
+from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA, Signal, read_signals_frame, signal_id, write_signals
 from tests.integration.broker_replay import OrderSpec, daily_bars, replay_fills
+from tests.integration.executor_fixtures import broker, executor
 from tests.integration.test_broker_bar_rules import OHLC, bar_paths, cents
 
 SYMBOLS = ("AAA", "BBB", "CCC")
@@ -141,3 +146,51 @@ def test_a_buy_stop_gapping_past_its_collar_waits_in_the_backtest_as_on_the_brok
     bar, price = (2, 102.91) if collar else (1, 110.0)
     expected = [("AAA", bars["timestamp"][bar], "buy", 10.0, None, price)]
     assert backtest_fills(bars, [stop], collar) == broker_fills(bars, [stop], collar) == expected
+
+
+def test_a_trailing_exit_trails_from_its_entrys_open_on_the_entry_bar_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """`--trail-percent` (3%) on market entries, paper-traded by the executor on the local broker's replay with a
+    fill latency: the trailing stop it places once the entry filled at the bar's open works on that bar, its mark
+    starting at the open and moved by the bar's high, as the backtest's exit does. AAA gaps up to 104: out at
+    100.88 on the entry bar (from the last close, 100, it would trail at 97 and never trade); BBB's entry bar
+    takes the mark to 110, the next bar trades 106.70; CCC gaps down to 95 and holds (from the last close it
+    would sell at the open). The trailing stop was once working only from the next bar, marked at the last close."""
+    flat = (100.0, 100.5, 99.5, 100.0)
+    paths = {
+        "AAA": [flat, flat, (104.0, 104.5, 100.5, 101.0), *[(101.0, 101.5, 100.5, 101.0)] * 7],
+        "BBB": [*[flat] * 4, (100.0, 110.0, 99.0, 109.0), (108.0, 108.5, 105.0, 106.0),
+                *[(106.0, 106.5, 105.5, 106.0)] * 4],
+        "CCC": [*[flat] * 6, (95.0, 95.5, 94.0, 95.0), *[(95.0, 95.5, 94.5, 95.0)] * 3],
+        "ZZZ": [flat] * 10,
+    }  # fmt: skip
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    data = tmp_path / "bars.jsonl"
+    write_bars(bars, data)
+    days = bars["timestamp"].unique().sort()
+
+    def buy(symbol: str, bar: int, **exits: Any) -> Signal:
+        ts = days[bar]
+        return Signal(id=signal_id("trail", exits, symbol, ts, "BUY"), timestamp=ts, symbol=symbol, action="BUY",
+                      quantity=10, strategy="trail", price=paths[symbol][bar][3], **exits)  # fmt: skip
+
+    # each entry's trailing stop is placed just before the replay moves the clock on (ZZZ's moves it past the rest)
+    signals = tmp_path / "signals.jsonl"
+    write_signals(signals, [buy("AAA", 1, trail_percent=3.0), buy("BBB", 3, trail_percent=3.0),
+                            buy("CCC", 5, trail_percent=3.0), buy("ZZZ", 8)])  # fmt: skip
+    ny = ZoneInfo("America/New_York")
+    res = run_backtest(bars, read_signals_frame(signals), BacktestConfig(cash=1e6))
+    backtest = sorted((r["symbol"], r["timestamp"].astimezone(ny).date(), r["side"], r["qty"], r["leg"],
+                       round(r["price"], 6)) for r in res.fills.iter_rows(named=True))  # fmt: skip
+    with broker(tmp_path, data, spread_bps=0.0, fill_latency_ms=500.0) as lb:
+        executor(tmp_path, lb, signals, data).run()
+    paper = sorted((t["symbol"], datetime.fromisoformat(t["timestamp"]).astimezone(ny).date(), t["side"], t["qty"],
+                    t["leg"], round(t["filled_price"], 6))
+                   for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["status"] == "filled")  # fmt: skip
+    day = [d.astimezone(ny).date() for d in days]
+    assert backtest == paper == sorted([
+        ("AAA", day[2], "BUY", 10.0, None, 104.0), ("AAA", day[2], "SELL", 10.0, "trailing_stop", 100.88),
+        ("BBB", day[4], "BUY", 10.0, None, 100.0), ("BBB", day[5], "SELL", 10.0, "trailing_stop", 106.7),
+        ("CCC", day[6], "BUY", 10.0, None, 95.0), ("ZZZ", day[9], "BUY", 10.0, None, 100.0),
+    ])  # fmt: skip

@@ -113,13 +113,23 @@ class Engine:
         if req.order_class in ("bracket", "oto"):
             _check_bracket(req, quote)
         expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
-        mark = self.market.last_close(req.symbol, now) if req.type == "trailing_stop" else None
+        mark = self._trailing_mark(req.symbol, now) if req.type == "trailing_stop" else None
         with self._atomic():
             parent, legs = self.book.place(
                 req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark
             )
         self.book.open_all((parent, *legs))
         return parent, legs
+
+    def _trailing_mark(self, symbol: str, now: int) -> float:
+        """Where a trailing stop placed at `now` starts its mark: at the price it is placed at, as the backtest places
+        it. Right after the account traded the symbol at this very moment (the trailing exit the executor places
+        once its entry filled, at a bar's open in a replay), that moment's price: the backtest starts an exit's mark
+        at its entry's fill, before costs. Otherwise the last close: the backtest places a signal's order after its
+        bar's close, where a replay sends it at the next bar's open."""
+        if self.store.traded_at(symbol, now):
+            return self.market.reference_price(symbol, now)
+        return self.market.last_close(symbol, now)
 
     def _admit(self, req: OrderRequest, quote: Quote, now: int, replacing: Order | None) -> tuple[str, Decimal | None]:
         """The order's intent and the price each share reserves of buying power; raises when Alpaca would refuse
@@ -323,13 +333,15 @@ class Engine:
         return self.book.next_deadline(wall)
 
     def _cross(self, t0: int, t1: int, wall: float) -> None:
-        """Visit every event in (t0, t1] in time order. At one instant: the bars that end there (a fill on a bar
-        comes before the close that ends it), expiries, the opens of the bars that start there, then the orders
-        that start working or trade at market then; a session's last close ends the day."""
+        """Visit every event in (t0, t1] in time order, an order's fill latency running out among them (one placed
+        at t0 is routed then, before its bar ends). At one instant: the bars that end there (a fill on a bar comes
+        before the close that ends it), expiries, the opens of the bars that start there, then the orders that
+        start working or trade at market then; a session's last close ends the day."""
         events: set[int] = set()
         ends: dict[int, list[tuple[str, int]]] = {}
         starts: dict[int, list[tuple[str, int]]] = {}
         if self.book.open:
+            events.update(self._ready_between(t0, t1))  # an order placed at t0 is routed when its latency runs out
             events.update(self.sessions.opens_between(t0, t1))
             events.update(
                 o.expires_at for o in self.book.open.values() if o.expires_at is not None and t0 < o.expires_at <= t1
@@ -432,8 +444,8 @@ class Engine:
             if immediate:
                 self.book.close(o, "canceled", t)
             return
-        if routing:
-            o.status, o.updated_at, o.live_from = "new", t, t
+        if routing:  # it works on bars from its placement (live_from), as a bracket's legs do from their release:
+            o.status, o.updated_at = "new", t  # its latency delays its first test, not the bar it starts on
         if not self._test(o, Bar.moment(t, p), wall, moves=False) and o.is_open:
             if immediate:
                 self.book.close(o, "canceled", t)

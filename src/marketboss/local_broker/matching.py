@@ -1,10 +1,12 @@
 """When an order trades on a bar, and at what price before costs: marketboss.orders' rules (the backtest's), applied
 to the broker's orders. Costs and the limit cap are fills.py's.
 
-An order is tested on every complete bar that starts at or after its `live_from`, with the bar's open, high and
-low; when it starts working inside a session it is also tested once against the price of that moment (a bar of
-one price), so that a marketable order trades at once, as at Alpaca. At a bar's start that moment is the open,
-and the two tests give what the one test on the whole bar gives. Bracket legs are tested on whole bars only, the
+An order is tested on every complete bar that starts at or after its `live_from` (when it was placed, whatever its
+fill latency: an order placed at a bar's open, as the executor places a trailing exit once its entry filled there,
+works on that bar, one placed later inside it from the next), with the bar's open, high and low; when it starts
+working inside a session it is also tested once against the price of that moment (a bar of one price), so that a
+marketable order trades at once, as at Alpaca. At a bar's start that moment is the open, and the two tests give
+what the one test on the whole bar gives. Bracket legs are tested on whole bars only, the
 two together: when one bar reaches both, the stop wins (bracket_exit).
 """
 

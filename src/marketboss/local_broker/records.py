@@ -49,7 +49,7 @@ class Order:
     trail_percent: Decimal | None = None
     trail_price: Decimal | None = None
     hwm: float | None = None  # a trailing stop's mark: the best price since it was placed
-    live_from: int = 0  # bars starting at or after this time are tested against it (set when it starts working)
+    live_from: int = 0  # bars starting at or after this time are tested against it (its placement, a leg's release)
     replaces: str | None = None  # the order this one replaced (PATCH /v2/orders/{id})
     replaced_by: str | None = None
     replaced_at: int | None = None

@@ -325,6 +325,10 @@ class SqliteStore:
         row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
         return int(row[0] or 0)
 
+    def traded_at(self, symbol: str, t: int) -> bool:
+        sql = "SELECT 1 FROM fills WHERE transaction_time = ? AND symbol = ? LIMIT 1"  # by fills_by_time
+        return self.db.execute(sql, (t, symbol)).fetchone() is not None
+
     def query_fills(
         self, *, after: int | None, until: int | None, descending: bool, page_after: tuple[int, int] | None, limit: int
     ) -> list[Fill]:

@@ -34,6 +34,10 @@ class Store(Protocol):
     def max_order_seq(self) -> int: ...
     def add_fill(self, fill: Fill) -> None: ...
     def max_fill_seq(self) -> int: ...
+    def traded_at(self, symbol: str, t: int) -> bool:
+        """Whether a fill of `symbol` is stamped at t."""
+        ...
+
     def positions(self) -> list[Position]: ...
     def save_position(self, p: Position) -> None: ...
 
@@ -106,6 +110,9 @@ class MemoryStore:
 
     def max_fill_seq(self) -> int:
         return max((f.seq for f in self.fills), default=0)
+
+    def traded_at(self, symbol: str, t: int) -> bool:
+        return any(f.transaction_time == t and f.symbol == symbol for f in self.fills)
 
     def positions(self) -> list[Position]:
         return [copy.copy(p) for _, p in sorted(self.held_positions.items())]
