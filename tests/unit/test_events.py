@@ -33,6 +33,7 @@ from marketboss.research.sweep import sweep
 from marketboss.research.windows import time_slice
 from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
+from marketboss.strategies.base import StrategyError
 from marketboss.strategies.events import (
     CANCEL,
     OUT_GTC,
@@ -286,6 +287,42 @@ def test_bad_orders_are_refused_with_the_bar_and_field() -> None:
         run(FLAT, {}, BacktestConfig(fill=FillMode.CLOSE))
 
 
+@pytest.mark.parametrize(("step", "field", "said"), [
+    (lambda c: c.buy(1e12), "quantity", "(AAA BUY): 1e+12 is out of range: must be > 0 and <= 1e+09"),
+    (lambda c: c.sell(2e9), "quantity", "(AAA SELL): 2e+09 is out of range: must be > 0 and <= 1e+09"),
+    (lambda c: c.target_weight(5.0), "target_weight", "(AAA BUY): 5 is out of range: must be >= -1 and <= 1"),
+])  # fmt: skip
+def test_an_order_past_the_signal_files_limits_is_refused_as_its_reader_would(step: Any, field: str, said: str
+                                                                             ) -> None:
+    """The run's signals are written and read back: an order the reader would refuse is refused at the run, naming
+    the bar and the field (the reader's own rules: signals.valid_orders)."""
+    with pytest.raises(InputError) as caught:
+        run(FLAT, {2: lambda c: c.buy(5), 3: step}, long_only=False)
+    assert caught.value.field == field
+    assert str(caught.value).endswith(f"order at 2024-01-05 05:00:00+00:00 {said}")
+
+
+@pytest.mark.parametrize(("step", "said"), [
+    (lambda c: c.buy(float("nan")), "quantity nan: buy takes a positive, finite number of shares"),
+    (lambda c: c.buy(-10), "quantity -10: buy takes a positive, finite number of shares"),
+    (lambda c: c.sell(0), "quantity 0: sell takes a positive, finite number of shares"),
+    (lambda c: c.sell(np.inf), "quantity inf: sell takes a positive, finite number of shares"),
+    (lambda c: c.target_weight(np.nan), "target_weight nan: a weight is a finite number (a fraction of equity)"),
+    (lambda c: c.cancel("x"), "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
+                              "ctx.open_orders), not 'x'"),
+    (lambda c: c.cancel(None), "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
+                               "ctx.open_orders), not None"),
+])  # fmt: skip
+def test_an_action_given_no_size_or_order_is_an_error_naming_the_value(step: Any, said: str) -> None:
+    """They placed nothing and said nothing (ctx.buy(nan), ctx.buy(-10)), or failed in ctx's code (cancel('x'):
+    AttributeError: 'str' object has no attribute 'row')."""
+    with pytest.raises(MarketBossError) as caught:
+        run(FLAT, {2: lambda c: c.buy(5), 3: step})
+    assert str(caught.value) == said
+    result, _, _ = run(FLAT, {2: lambda c: c.buy(5), 3: lambda c: c.sell(5), 5: lambda c: c.sell(1)})
+    assert result.fills["qty"].to_list() == [5, 5]  # a sale cut to a flat position is nothing to do: no error
+
+
 def test_ctx_names_what_is_valid_when_given_an_unknown_symbol_or_indicator() -> None:
     """Every ctx method taking a symbol (a name or an index) or an indicator's name refuses an unknown one alike."""
     market = Market.from_bars(synth_bars(["AAPL", "MSFT"], "2024-01-01", "2024-02-01", "1Day", seed=1))
@@ -518,6 +555,52 @@ def test_a_compiled_on_bar_returning_more_orders_than_out_holds_is_refused(rando
     with pytest.raises(MarketBossError, match=r"returned more orders than out holds \(4\) at bar 3: set "
                                               r"CompiledOnBar.max_orders"):  # fmt: skip
         run_events(Market.from_bars(random_bars), Overflowing(EventParams()), COSTS)
+
+
+@njit(cache=True)
+def _row_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t != 3:
+        return 0
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = args[0], 1.0, 1.0, \
+        args[1], 0.0
+    return 1
+
+
+class RowWriter(EventStrategy[EventParams]):
+    """Writes one order row at bar 3: its symbol and kind from `row`."""
+
+    name: ClassVar[str] = "row_writer"
+    summary: ClassVar[str] = "test"
+    row: ClassVar[tuple[float, float]] = (0.0, 0.0)
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_row_on_bar, np.array(self.row))
+
+
+@pytest.mark.parametrize(("row", "said"), [
+    ((-1.0, 0.0), "OUT_SYMBOL -1 is not a symbol's index (0 to 0; -1 with CANCEL: every symbol's)"),
+    ((0.5, 0.0), "OUT_SYMBOL 0.5 is not a symbol's index"),
+    ((np.nan, CANCEL), "OUT_SYMBOL nan is not a symbol's index"),
+    ((-3.0, CANCEL), "OUT_SYMBOL -3 is not a symbol's index"),
+    ((0.0, 5.0), "OUT_KIND 5 is not an order type (0 market, 1 limit, 2 stop, 3 stop_limit, 4 trailing_stop) nor "
+                 "CANCEL (-1)"),
+    ((0.0, np.nan), "OUT_KIND nan is not an order type"),
+    ((0.0, 1.5), "OUT_KIND 1.5 is not an order type"),
+])  # fmt: skip
+def test_a_compiled_order_row_the_kernel_cannot_take_is_refused_naming_the_bar_and_column(
+    row: tuple[float, float], said: str
+) -> None:
+    """Taken as they were, a symbol index past the data's was read out of bounds (an IndexError, or a crash for a
+    negative one), a kind that is no order type failed in polars, a fractional one was cut to an integer."""
+    strategy = RowWriter(EventParams())
+    strategy.row = row
+    with pytest.raises(StrategyError) as caught:
+        run_events(market_of(FLAT), strategy, compiled=True)
+    assert str(caught.value).startswith(f"row_writer: order row 0 of compiled on_bar at bar 3 (2024-01-05 "
+                                        f"05:00:00+00:00): {said}")
+    strategy.row = (-1.0, CANCEL)  # a CANCEL of symbol -1: every symbol's open orders
+    assert run_events(market_of(FLAT), strategy, compiled=True)[1].height == 0
 
 
 def test_the_compiled_path_calls_start_too() -> None:

@@ -381,6 +381,11 @@ EVENT_FAILURES = [
     ("ctx.value('nope', 0)", "no indicator 'nope' (indicators() returned: rsi)"),
     ("ctx.position(3)", "symbol index 3 out of range: the data has 3 symbol(s), 0 to 2 (AAPL, JPM, MSFT)"),
     ("ctx.price()", "name the symbol: the data has several (AAPL, JPM, MSFT)"),
+    ("ctx.buy(float('nan'), 0)", "quantity nan: buy takes a positive, finite number of shares"),
+    ("ctx.sell(-10, 0)", "quantity -10: sell takes a positive, finite number of shares"),
+    ("ctx.target_weight(float('inf'), 0)", "target_weight inf: a weight is a finite number (a fraction of equity)"),
+    ("ctx.cancel('x')", "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
+                        "ctx.open_orders), not 'x'"),
 ]
 
 
@@ -468,3 +473,129 @@ def test_a_plugin_whose_exposure_looks_ahead_is_refused(
     causal = PEEKING.replace("np.append(c[%d:], [np.nan] * %d) > c", "c > np.append([np.nan] * %d, c[:-%d])")
     (workdir / "causal.py").write_text(causal % (ahead, ahead, ahead))  # the same, a bar behind: accepted
     assert cli("signals", "generate", "--data", str(data), "--strategy", "causal.py:Peek", "--output", "ok.jsonl") == 0
+
+
+@pytest.mark.parametrize(("code", "field", "said"), [
+    ("ctx.buy(1e12, 0)", "quantity", "1e+12 is out of range: must be > 0 and <= 1e+09"),
+    ("ctx.target_weight(5.0, 0)", "target_weight", "5 is out of range: must be >= -1 and <= 1"),
+])
+def test_an_event_order_past_the_signal_files_limits_is_refused_as_its_reader_would(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], code: str, field: str, said: str
+) -> None:
+    """`signals generate` wrote such orders to a file that `backtest --signals` then refused: the run refuses them
+    by the reader's rules, naming the strategy, the bar and the field, and writes nothing."""
+    _changed(EVENT_PLUGIN, "        pass  # the line a test changes", f"        {code}", workdir / "big.py")
+    capsys.readouterr()
+    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"]):
+        assert cli(*command, "--data", str(data), "--strategy", "big.py:Dip") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: strategy Dip ") and err.count("\n") == 1, err
+        assert f": field '{field}': order at 2022-01-03 " in err and err.endswith(f"(AAPL BUY): {said}\n"), err
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
+
+
+SHAPELESS = '''
+import numpy as np
+
+from marketboss import Strategy
+
+
+class Shapeless(Strategy):
+    """exposure returns one value too few, or None."""
+
+    def exposure(self, bars):
+        return np.ones(len(bars) - 1)
+'''
+
+
+@pytest.mark.parametrize(("returned", "said"), [("np.ones(len(bars) - 1)", "shape (500,)"), ("None", "None")])
+def test_an_exposure_of_the_wrong_shape_is_one_line_naming_the_plugin(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], returned: str, said: str
+) -> None:
+    """It was `unexpected ValueError: Shapeless.exposure returned shape (500,)...`, exit 1, naming no file."""
+    _changed(SHAPELESS, "np.ones(len(bars) - 1)", returned, workdir / "shapeless.py")
+    capsys.readouterr()
+    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"]):
+        assert cli(*command, "--data", str(data), "--strategy", "shapeless.py:Shapeless") == 2
+        assert capsys.readouterr().err == (f"error: strategy shapeless.py:Shapeless: exposure returned {said} for "
+                                           "AAPL's 501 bars: it must return an array of one value per bar\n")
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
+
+
+COMPILED_PLUGIN = '''
+import numpy as np
+from numba import njit
+
+from marketboss.strategies.events import (OUT_GTC, OUT_KIND, OUT_QTY, OUT_SIDE, OUT_SYMBOL, OUT_WEIGHT,
+                                          CompiledOnBar, EventStrategy)
+
+
+@njit
+def on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):
+    if t != 30:
+        return 0
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = 1, 1.0, 10, 0, 0
+    return 1  # the line a test changes
+
+
+class Fast(EventStrategy):
+    """A compiled on_bar buying 10 JPM at bar 30."""
+
+    def compiled(self):
+        return CompiledOnBar(on_bar, np.zeros(1))
+'''
+
+#: (the line changed, what it becomes, what the error says after `error: strategy fast.py:Fast: `)
+COMPILED_FAILURES = [
+    ("    return 1  # the line a test changes", "    return n_orders",
+     "compiled on_bar does not compile: NameError: name 'n_orders' is not defined (fast.py, in on_bar)"),
+    ("    return 1  # the line a test changes", "    return 1 + 'a'",
+     "compiled on_bar does not compile: No implementation of function Function(<built-in function add>) found for "
+     "signature: add(Literal[int](1), Literal[str](a)) (fast.py, line {line})"),
+    ("    return 1  # the line a test changes", "    return int(1 / (t - 30))",
+     "compiled on_bar raised ZeroDivisionError: division by zero (fast.py, in on_bar)"),
+    ("@njit\n", "\n", "compiled on_bar must be a numba @njit function, not the function on_bar"),
+    ("        return CompiledOnBar(on_bar, np.zeros(1))", "        return on_bar",
+     "compiled() must return a CompiledOnBar (or None), not a CPUDispatcher"),
+    ("    return 1  # the line a test changes", "    out[0, OUT_SYMBOL] = 99; return 1",
+     "order row 0 of compiled on_bar at bar 30 (2022-02-15 05:00:00+00:00): OUT_SYMBOL 99 is not a symbol's index "
+     "(0 to 2; -1 with CANCEL: every symbol's)"),
+    ("    return 1  # the line a test changes", "    out[0, OUT_KIND] = 7; return 1",
+     "order row 0 of compiled on_bar at bar 30 (2022-02-15 05:00:00+00:00): OUT_KIND 7 is not an order type "
+     "(0 market, 1 limit, 2 stop, 3 stop_limit, 4 trailing_stop) nor CANCEL (-1)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "said"), COMPILED_FAILURES)
+def test_a_compiled_on_bar_that_breaks_its_contract_is_one_line_naming_the_plugin(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, said: str
+) -> None:
+    """numba's 40-line TypingError, a plain function's TypingError inside MarketBoss, `unexpected IndexError` (an
+    order for a symbol index the data lacks, read out of bounds) and `unexpected OutOfBoundsError` (an order type
+    that is none) were each a traceback's worth or an unexpected error, exit 1."""
+    line = _changed(COMPILED_PLUGIN, old, new, workdir / "fast.py")
+    capsys.readouterr()
+    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"]):
+        assert cli(*command, "--data", str(data), "--strategy", "fast.py:Fast") == 2
+        assert capsys.readouterr().err == f"error: strategy fast.py:Fast: {said.format(line=line)}\n"
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
+
+
+def test_a_compiled_order_without_a_size_is_refused_as_its_reader_would(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OUT_QTY NaN (a target-weight order) with OUT_WEIGHT NaN: the file `signals generate` wrote had a line with
+    neither, which its reader refused; ctx.buy(nan) is an error too."""
+    _changed(COMPILED_PLUGIN, "    return 1  # the line a test changes", "    out[0, OUT_QTY] = np.nan; return 1",
+             workdir / "fast.py")  # fmt: skip
+    capsys.readouterr()
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "fast.py:Fast", "--output", "s.jsonl") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: strategy Fast ") and err.endswith(": order at 2022-02-15 05:00:00+00:00 (JPM BUY): "
+                                                                    "give exactly one of quantity (shares) or "
+                                                                    "target_weight (fraction of equity)\n"), err
+    assert not (workdir / "s.jsonl").exists()
+    _changed(COMPILED_PLUGIN, "    return 1  # the line a test changes", "    return 1", workdir / "good.py")
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "good.py:Fast", "--output", "s.jsonl") == 0
+    assert cli("backtest", "--data", str(data), "--signals", "s.jsonl", "-o", "runs/x") == 0  # its reader takes it

@@ -15,13 +15,18 @@ Orders decided on bar t go live on the symbol's next bar, as scheduled for signa
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
 from numba import cfunc, njit, typeof, types
 from numba.core import cgutils, imputils
+from numba.core.dispatcher import Dispatcher
+from numba.core.errors import NumbaError
 from numba.core.runtime.nrtdynmod import _meminfo_struct_type
 from numba.experimental import structref
 from numba.extending import intrinsic
@@ -32,6 +37,7 @@ from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, pick, result, strategy_config
 from marketboss.data.market import Market
+from marketboss.data.rules import shown
 from marketboss.errors import InputError, MarketBossError
 from marketboss.signals import (
     ACTION_CODES,
@@ -46,7 +52,9 @@ from marketboss.signals import (
     valid_orders,
 )
 from marketboss.strategies import events as ev
+from marketboss.strategies.base import StrategyError
 from marketboss.strategies.causal import head, same_values
+from marketboss.strategies.plugins import OWN_CODE
 
 _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
 
@@ -81,18 +89,20 @@ class KernelState(structref.StructRefProxy):
     ran_to: np.ndarray
     decided: np.ndarray
     n_rows: np.ndarray
+    fault: np.ndarray
 
 
-_STATE_FIELDS = ("prices", "orders", "rules", "sim", "snap", "ran_to", "decided", "canceled_at", "n_rows", "full")
+_STATE_FIELDS = ("prices", "orders", "rules", "sim", "snap", "ran_to", "decided", "canceled_at", "n_rows", "full",
+                 "fault")
 structref.define_proxy(KernelState, _KernelStateType, list(_STATE_FIELDS))
 
 
 @njit(cache=True)
 def kernel_state(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, snap: Snap, ran_to: np.ndarray,
-                 decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray
-                 ) -> KernelState:  # pragma: no cover - compiled
+                 decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray, full: np.ndarray,
+                 fault: np.ndarray) -> KernelState:  # pragma: no cover - compiled
     """A Book's KernelState (compiled and cached for each kind of prices, as the kernel's calls)."""
-    return KernelState(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full)
+    return KernelState(prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, fault)
 
 
 @intrinsic
@@ -117,7 +127,7 @@ def _fields_of(typingctx: Any, state: Any) -> Any:  # pragma: no cover - compile
 
 
 _StateFields = tuple[nb.Prices, nb.Orders, nb.Rules, nb.Sim, "Snap", np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                     np.ndarray]
+                     np.ndarray, np.ndarray]
 _fields = cast(Callable[[KernelState], _StateFields], _fields_of)
 
 
@@ -145,6 +155,7 @@ class Book:
         self.sim = nb.sim_start(market.n_symbols, capacity, False, rules.cash)
         self.snap = new_snap(market.n_symbols, capacity)
         self.ran_to = np.array([0, MIN_RUN_AHEAD], dtype=np.int64)  # the kernel ran the bars before [0]; [1]: budget
+        self.fault = np.full(3, -1, dtype=np.int64)  # an order row add_rows refused: its bar, row in out, column
         self._state: KernelState | None = None
 
     @property
@@ -152,7 +163,7 @@ class Book:
         """The arrays as the kernel's calls take them (made again when reserve grows them)."""
         if self._state is None:
             self._state = kernel_state(self.prices, self.orders, self.rules, self.sim, self.snap, self.ran_to,
-                                       self.decided, self.canceled_at, self.n_rows, self.full)  # fmt: skip
+                                       self.decided, self.canceled_at, self.n_rows, self.full, self.fault)  # fmt: skip
         return self._state
 
     @property
@@ -337,8 +348,8 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
         for name, v in values.items():
             arr = np.asarray(v, dtype=np.float64)
             if arr.shape != (len(bars),):
-                raise MarketBossError(f"{strategy.name}: indicator '{name}' has shape {arr.shape}, expected "
-                                      f"({len(bars)},), one value per bar")  # fmt: skip
+                raise StrategyError(strategy, f"indicator '{name}' has shape {arr.shape}, expected ({len(bars)},), "
+                                              "one value per bar")  # fmt: skip
             if half and not same_values(np.asarray(early[name], dtype=np.float64), arr[:half]):
                 raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
                                       f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
@@ -356,7 +367,7 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
 def advance(state: KernelState, t: int) -> None:  # pragma: no cover - compiled
     """Before on_bar at bar t, when the kernel has not run bar t yet: save its state, then run it ahead to the
     first bar where something changes (or the end), or for its budget (ran_to[1], see MIN_RUN_AHEAD)."""
-    prices, orders, rules, sim, snap, ran_to, _, _, _, _ = _fields(state)
+    prices, orders, rules, sim, snap, ran_to, _, _, _, _, _ = _fields(state)
     save(sim, orders, snap)
     n_t = prices.close.shape[0]
     nb.step(prices, orders, rules, sim, n_t, True, ran_to[1])
@@ -377,12 +388,32 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
         ran_to[0] = t + 1
 
 
+@njit(cache=True, inline="always")
+def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover - compiled
+    """The column of out's row i that add_rows cannot take (-1: none): an OUT_KIND that is not an order type or
+    CANCEL, an OUT_SYMBOL that is not a symbol's index (-1 too with CANCEL: every symbol's). Anything else a row
+    says is the signal contract's to judge (_check)."""
+    kind = out[i, ev.OUT_KIND]
+    if not (ev.CANCEL <= kind < len(ORDER_TYPE_NAMES) and kind == np.floor(kind)):  # NaN fails both
+        return ev.OUT_KIND
+    s = out[i, ev.OUT_SYMBOL]
+    if not ((ev.CANCEL if kind == ev.CANCEL else 0) <= s < n_s and s == np.floor(s)):
+        return ev.OUT_SYMBOL
+    return -1
+
+
 @njit(cache=True, **nb.NO_REFCOUNTS)
 def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray,
-             close: np.ndarray, full: np.ndarray, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover
+             close: np.ndarray, full: np.ndarray, fault: np.ndarray, out: np.ndarray, n: int, t: int) -> None:
+    # pragma: no cover - compiled
     """The orders decided at bar t, out[:n] (a compiled on_bar's rows, ev.OUT_*), into the book (after the
-    rewind): both paths take a bar's orders here."""
+    rewind): both paths take a bar's orders here. A row it cannot take (_bad_column) stops it there, noted in
+    `fault` (bar, row, column): the run ends with its error (_run_compiled)."""
     for i in range(n):
+        col = _bad_column(out, i, close.shape[1])
+        if col >= 0:
+            fault[0], fault[1], fault[2] = t, i, col
+            return
         s = int(out[i, ev.OUT_SYMBOL])
         kind = int(out[i, ev.OUT_KIND])
         if kind == ev.CANCEL:
@@ -397,9 +428,9 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
 def take(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  # pragma: no cover - compiled
     """The rewind and add_rows: both paths take a bar's orders in this one call (the compiled loop through
     KernelCalls)."""
-    prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full = _fields(state)
+    prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, fault = _fields(state)
     rewind(prices, orders, rules, sim, snap, ran_to, t)
-    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, out, n, t)
+    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t)
 
 
 def _rows(placed: list[ev.PlacedOrder]) -> np.ndarray:
@@ -550,9 +581,10 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls. Returns the bar to resume at when the book has no room for another bar's orders (the number of
-    bars when done; -1 - t when on_bar returned more orders at bar t than out holds). Not cached: compiled for
-    one on_bar, it could not be found again in another process."""
+    bars when done; -1 - t when on_bar returned more orders at bar t than out holds, or a row add_rows refused:
+    state.fault). Not cached: compiled for one on_bar, it could not be found again in another process."""
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
+    fault = state.fault
     close = prices.close
     n_t, n_s = close.shape
     for t in range(t0, n_t):
@@ -575,15 +607,24 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
             return -1 - t  # more orders than out holds
         if n > 0:
             take_call(state, out, np.int64(n), t)
+            if fault[0] >= 0:
+                return -1 - t
     return n_t
 
 
-def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float, name: str
-                  ) -> None:
+def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float,
+                  strategy: ev.EventStrategy[Any]) -> None:
     m = book.market
+    if not isinstance(spec, ev.CompiledOnBar):
+        raise StrategyError(strategy, f"compiled() must return a CompiledOnBar (or None), not a {type(spec).__name__}")
+    if not isinstance(spec.on_bar, Dispatcher):
+        fn = spec.on_bar
+        what = f"{type(fn).__name__} {fn.__qualname__}" if hasattr(fn, "__qualname__") else shown(fn)
+        raise StrategyError(strategy, f"compiled on_bar must be a numba @njit function, not the {what}")
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
-        raise MarketBossError(f"compiled on_bar asks for indicator(s) {', '.join(missing)} that indicators() lacks")
+        raise StrategyError(strategy, f"compiled on_bar asks for indicator(s) {', '.join(missing)} that "
+                                      "indicators() lacks")  # fmt: skip
     if len(spec.indicators) == 1:  # a view: no copy of a (time x symbol) matrix
         ind = indicators[spec.indicators[0]][np.newaxis]
     elif spec.indicators:
@@ -599,11 +640,65 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     t = 0
     while t < m.n_times:
         book.reserve(rows)
-        t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, calls.advance, calls.take)
+        try:
+            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, calls.advance,
+                      calls.take)  # fmt: skip
+        except NumbaError as exc:  # compiling it with its on_bar: the strategy's function does not compile
+            raise StrategyError(strategy, f"compiled on_bar does not compile: {_numba_message(exc, spec.on_bar)}"
+                                ) from None
+        except Exception as exc:  # raised as it ran, by on_bar: the loop's own code raises nothing
+            code = spec.on_bar.py_func.__code__
+            raise StrategyError(strategy, f"compiled on_bar raised {type(exc).__name__}: {' '.join(str(exc).split())} "
+                                          f"({Path(code.co_filename).name}, in {code.co_name})") from None
+        if t < 0 and book.fault[0] < 0:
+            raise StrategyError(strategy, f"compiled on_bar returned more orders than out holds ({rows}) at bar "
+                                          f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts "
+                                          "memory)")  # fmt: skip
         if t < 0:
-            raise MarketBossError(f"{name}: compiled on_bar returned more orders than out holds ({rows}) at bar "
-                                  f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts memory)")
+            raise StrategyError(strategy, _refused_row(m, out, book.fault))
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
+
+
+_OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND"}
+
+
+def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
+    """What add_rows refused (fault: bar, row, column): the bar, the row, the column and its value."""
+    t, i, col = (int(x) for x in fault)
+    value = float(out[i, col])
+    if col == ev.OUT_KIND:
+        valid = ", ".join(f"{k} {n}" for k, n in enumerate(ORDER_TYPE_NAMES))
+        why = f"not an order type ({valid}) nor CANCEL ({ev.CANCEL})"
+    else:
+        why = f"not a symbol's index (0 to {market.n_symbols - 1}; {ev.CANCEL} with CANCEL: every symbol's)"
+    return (f"order row {i} of compiled on_bar at bar {t} ({market.timestamps()[t]}): {_OUT_NAMES[col]} {value:g} "
+            f"is {why}")
+
+
+#: Where numba's message points: `File "<path, relative to the working directory>", line N:`.
+_NUMBA_PLACE = re.compile(r'File "([^"\n]+)", line (\d+):')
+_NUMBA_BIND = re.compile(r"^Cannot bind .* to signature '(.*)' due to \"(?:TypeError: )?(.*)\"")
+
+
+def _numba_message(exc: NumbaError, on_bar: Any) -> str:
+    """numba's message in short: its first line after the pipeline's `Failed in ...` (with the next when it ends in
+    a colon: the signature it found no implementation for), and the first place it names in on_bar's file (else
+    outside MarketBoss), as (file, line N)."""
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip() and not x.startswith("Failed in ")]
+    head = lines[0] if lines else type(exc).__name__
+    if head.endswith(":") and len(lines) > 1:
+        head = f"{head} {lines[1].removeprefix('>>> ')}"
+    code = getattr(on_bar, "py_func", on_bar).__code__
+    bind = _NUMBA_BIND.search(head)
+    if bind:  # its parameters are not on_bar's: numba lists every argument's type
+        head = (f"its parameters {bind[1]} are not on_bar's (t, open_, high, low, close, ind, position, cash, equity, "
+                f"args, memory, out): {bind[2]}")
+    own = os.path.realpath(code.co_filename)
+    places = [(os.path.realpath(f), n) for f, n in _NUMBA_PLACE.findall(str(exc))]
+    where = next((p for p in places if p[0] == own), None) or next(
+        (p for p in places if not p[0].startswith(OWN_CODE)), None)
+    at = f"{Path(where[0]).name}, line {where[1]}" if where else f"{Path(own).name}, in {code.co_name}"
+    return f"{head} ({at})"
 
 
 def run_events(market: Market, strategy: ev.EventStrategy[Any], config: BacktestConfig | None = None,
@@ -632,7 +727,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
         raise MarketBossError(f"{strategy.name} has no compiled on_bar")
     strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
     if spec is not None and use_compiled:
-        _run_compiled(book, spec, indicators, cfg.cash, strategy.name)
+        _run_compiled(book, spec, indicators, cfg.cash, strategy)
     else:
         _run_python(book, strategy, ctx)
     return book, _signal_rows(market, strategy, book), ctx

@@ -539,7 +539,7 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
     plain = df.select(pl.all_horizontal(pl.col(f).is_null().all() for f in ORDER_FIELDS)).item()
     fields = SIGNAL_FIELDS if plain else (*SIGNAL_FIELDS, *ORDER_FIELDS)
     ts = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", time_zone="UTC", strict=False)
-    qty, tw, price, sym = pl.col("quantity"), pl.col("target_weight"), pl.col("price"), pl.col("symbol")
+    sym = pl.col("symbol")
     ok = df.select(
         # required fields present: polars' all() passes nulls, and an unknown key can stand in for a missing one
         # in _ndjson_frame's colon and quote counts ({"orders": {}} in place of "id")
@@ -550,10 +550,8 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
         & pl.col("action").is_in(["BUY", "SELL"]).all()
         & (sym.str.len_bytes().is_between(1, MAX_SYMBOL_LENGTH) & sym.str.contains(SYMBOL_PATTERN)).all()
         & ts.is_between(MIN_TIMESTAMP, MAX_TIMESTAMP, closed="left").all()
-        & (qty.is_null() != tw.is_null()).all()
-        & (qty.is_null() | (qty.is_finite() & (qty > 0) & (qty <= MAX_QUANTITY))).all()
-        & (tw.is_null() | (tw.is_finite() & tw.is_between(-1, 1))).all()
-        & (price.is_null() | (price.is_finite() & (price > 0) & (price <= MAX_PRICE))).all()
+        & _sizes_valid().all()
+        & _in_range("price").all()
         & (pl.lit(True) if plain else _orders_valid().all())
     ).item()
     if not ok:
@@ -565,6 +563,21 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
     return df.with_columns(ts.alias("timestamp")).select(*(SIGNAL_FIELDS if plain else fields), LINE)
 
 
+def _in_range(f: str) -> pl.Expr:
+    """Field f absent (null) or a finite number in its range (_NUMBER_RANGES, as Signal's _json_number checks): NaN
+    and infinities lie outside every finite range (polars orders NaN above every number). One is_between, not
+    is_finite and two comparisons: the expression is evaluated node by node on every event run's orders."""
+    low, high, low_open = _NUMBER_RANGES[f]
+    return pl.col(f).is_between(low, high, closed="right" if low_open else "both").fill_null(True)
+
+
+@functools.cache
+def _sizes_valid() -> pl.Expr:
+    """Signal's size rules, per row, for a BUY or SELL: exactly one of quantity and target_weight, in its range."""
+    one = pl.col("quantity").is_null() != pl.col("target_weight").is_null()
+    return pl.all_horizontal(one, _in_range("quantity"), _in_range("target_weight")).fill_null(False)
+
+
 @functools.cache
 def _orders_valid() -> pl.Expr:
     """Signal's order rules, per row, in their plain form (lower-case names): true where a row passes (a rule
@@ -574,10 +587,7 @@ def _orders_valid() -> pl.Expr:
     kind = pl.col("order_type").fill_null("market")
     buy = pl.col("action") == "BUY"
     ok = [kind.is_in(ORDER_TYPE_NAMES), pl.col("time_in_force").fill_null("day").is_in(["day", "gtc"])]
-    for f, (low, high, _) in _NUMBER_RANGES.items():
-        if f in ORDER_FIELDS:
-            c = pl.col(f)
-            ok.append(c.is_null() | (c.is_finite() & (c > low) & (c <= high)))
+    ok.extend(_in_range(f) for f in _NUMBER_RANGES if f in ORDER_FIELDS)
     for f, kinds in _NEEDS.items():
         needed, given = kind.is_in(kinds), pl.col(f).is_not_null()
         ok.append(given == needed if f != "trail_percent" else needed.not_() | given)
@@ -592,10 +602,16 @@ def _orders_valid() -> pl.Expr:
     return pl.all_horizontal(ok).fill_null(False)
 
 
+@functools.cache
+def _trades_valid() -> pl.Expr:
+    return pl.all_horizontal(_sizes_valid(), _orders_valid())
+
+
 def valid_orders(frame: pl.DataFrame) -> np.ndarray:
-    """Per row of a signals frame with the order fields, whether its order fields pass Signal's rules (the
-    vectorised check of read_signals_frame): a frame built in code is checked without a model per row."""
-    return frame.select(_orders_valid()).to_series().to_numpy()
+    """Per row of a signals frame of BUYs and SELLs with the order fields, whether its size (quantity or
+    target_weight) and its order fields pass Signal's rules (the vectorised check of read_signals_frame, the
+    same expressions): a frame built in code is checked without a model per row."""
+    return frame.select(_trades_valid()).to_series().to_numpy()
 
 
 class OrderArrays(NamedTuple):

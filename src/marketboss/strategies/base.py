@@ -77,6 +77,20 @@ class StrategyParams(BaseModel):
         return {k: v for k, v in self.model_dump(mode="json").items() if not (k in EXIT_PARAMS and v is None)}
 
 
+class StrategyError(MarketBossError):
+    """A strategy's code broke the contract MarketBoss runs it by (what exposure returned, a compiled on_bar that
+    does not compile, an order row it cannot take): one line, `<name>: <detail>`. A plug-in's is named by its
+    form at the CLI's error boundary (strategies.plugins.failure), where its file is known."""
+
+    def __init__(self, strategy: Strategy[Any], detail: str):
+        super().__init__(f"{strategy.name}: {detail}")
+        self.strategy = strategy
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:  # from a worker process: its line (a plug-in's made there by failure)
+        return (MarketBossError, (str(self),))
+
+
 #: Parameters left out of a strategy's identity when unset (added after signals had ids).
 EXIT_PARAMS = ("stop_loss_pct", "take_profit_pct", "trail_percent", "rebalance")
 
@@ -131,9 +145,12 @@ class Strategy(_Defaults, ABC, Generic[P]):
         return held_changes(self._exposure_of(bars), lo, hi)
 
     def _exposure_of(self, bars: SymbolBars) -> np.ndarray:
-        e = np.asarray(self.exposure(bars), dtype=np.float64)
+        got = self.exposure(bars)
+        e = np.asarray(got, dtype=np.float64)
         if e.shape != bars.close.shape:
-            raise ValueError(f"{self.name}.exposure returned shape {e.shape}, expected {bars.close.shape}")
+            what = "None" if got is None else f"shape {e.shape}"
+            raise StrategyError(self, f"exposure returned {what} for {bars.symbol}'s {len(bars)} bars: it must return "
+                                      "an array of one value per bar")  # fmt: skip
         return e
 
     def exposures(self, market: Market) -> np.ndarray:

@@ -16,6 +16,7 @@ CompiledOnBar) and the whole loop then runs compiled.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import polars as pl
 from pydantic import model_validator
 
 from marketboss.data.market import Market, SymbolBars, read_only
+from marketboss.data.rules import shown
 from marketboss.errors import MarketBossError
 from marketboss.signals import ORDER_TYPE_NAMES, SignalRows
 from marketboss.strategies.base import Strategy, StrategyParams
@@ -215,6 +217,8 @@ class Context:
         """Move the position to `weight` x equity (sized at the fill, as a target-weight signal); None when it
         is already there at this bar's close."""
         s = self._s(symbol)
+        if not math.isfinite(weight):
+            raise MarketBossError(f"target_weight {weight:g}: a weight is a finite number (a fraction of equity)")
         if self.params.long_only and weight < 0:
             raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
         px = self.market.close[self.t, s]
@@ -231,6 +235,9 @@ class Context:
 
     def cancel(self, order: PlacedOrder) -> None:
         """Cancel an open order from the next bar on (an order already filled or ended stays as it is)."""
+        if not isinstance(order, PlacedOrder):
+            raise MarketBossError(f"cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
+                                  f"ctx.open_orders), not {shown(order)}")  # fmt: skip
         if order.row in self.open_rows:
             self.open_rows.discard(order.row)
             self.canceled.append(order)
@@ -249,6 +256,9 @@ class Context:
             w = p.weight if buy else (0.0 if p.long_only else -p.weight)
             return self._place(s, buy, np.nan, w, order)
         q = float(p.quantity if quantity is None else quantity)
+        if not 0 < q < math.inf:  # NaN too
+            raise MarketBossError(f"quantity {q:g}: {'buy' if buy else 'sell'} takes a positive, finite number of "
+                                  "shares")  # fmt: skip
         if not buy and p.long_only:
             q = min(q, float(self.positions_now[s]))
         if not q > 0:
@@ -304,8 +314,8 @@ def _listed(names: tuple[str, ...], most: int = 10) -> str:
     """Names for an error message: all of a few, the first `most` of many."""
     if not names:
         return "none"
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
+    text = ", ".join(names[:most])
+    return text if len(names) <= most else f"{text}, ... ({len(names)} in all)"
 
 
 def _num(v: float | None) -> float:

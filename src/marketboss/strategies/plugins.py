@@ -5,7 +5,9 @@ module (`package.module:ClassName`) or from an installed package's entry point i
 Loading runs the plug-in's code; whatever goes wrong there (no file, a syntax error, an import failing inside
 it, no such class, a class that is not a Strategy) becomes one line naming the file (and line) and the
 problem, never a traceback. A file is loaded once per process, as a module of its own. An error its code raises
-later, as it runs, is one line too (`failure`): the strategy, the error and the plug-in's line it came through.
+later, as it runs, is one line too (`failure`): the strategy, the error and the plug-in's line it came through;
+so is what its code gives that breaks the contract (a StrategyError: an exposure of the wrong shape, a compiled
+on_bar that does not compile), naming the strategy by its form.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from marketboss.errors import MarketBossError
-from marketboss.strategies.base import Strategy, StrategyParams
+from marketboss.strategies.base import Strategy, StrategyError, StrategyParams
 
 ENTRY_POINT_GROUP = "marketboss.strategies"
 FORMS = "path/to/file.py:ClassName or package.module:ClassName"
@@ -163,7 +165,8 @@ _SPECS: dict[type, str] = {}
 _FILES: dict[str, dict[type, str]] = {}
 
 
-_OWN_CODE = os.path.realpath(Path(__file__).parents[1]) + os.sep
+#: MarketBoss's own source directory (with a separator): a file under it is not a plug-in's.
+OWN_CODE = os.path.realpath(Path(__file__).parents[1]) + os.sep
 
 
 def _remember(cls: type, spec: str, found_by: str) -> None:
@@ -173,16 +176,20 @@ def _remember(cls: type, spec: str, found_by: str) -> None:
         file = os.path.realpath(inspect.getfile(cls))
     except (TypeError, OSError):
         return
-    if not file.startswith(_OWN_CODE):
+    if not file.startswith(OWN_CODE):
         _FILES.setdefault(file, {}).setdefault(cls, spec)
 
 
 def failure(exc: BaseException) -> PluginFailure | None:
     """The error as a plug-in's own when it was raised inside a loaded plug-in's code (a frame of its traceback
     lies in the file a plug-in class was defined in), naming the strategy, the error and the innermost such frame;
-    None when no plug-in code was running (MarketBoss's own failure)."""
+    a StrategyError of a plug-in's strategy, naming it by its form; None when no plug-in code was running
+    (MarketBoss's own failure)."""
     if not _FILES or isinstance(exc, PluginError | PluginFailure):
         return None
+    if isinstance(exc, StrategyError):  # what its code gave broke the contract: the strategy named by its form
+        form = _form(type(exc.strategy))
+        return None if form is None else PluginFailure(f"strategy {form}: {exc.detail}", exc.detail, exc.exit_code)
     own = []  # (frame, line, the classes of its file), innermost last
     tb = exc.__traceback__
     while tb is not None:
@@ -200,6 +207,15 @@ def failure(exc: BaseException) -> PluginFailure | None:
         return PluginFailure(f"{who}: {detail}", detail, exc.exit_code)
     detail = f"raised {type(exc).__name__}: {_one_line(str(exc))} ({where})"
     return PluginFailure(f"{who} {detail}", detail)
+
+
+def _form(cls: type) -> str | None:
+    """The form the plug-in class (or the plug-in class it derives from) was named by; None: not a plug-in's."""
+    for c in cls.__mro__:
+        for classes in _FILES.values():
+            if c in classes:
+                return classes[c]
+    return None
 
 
 def _strategy(own: list[tuple[FrameType, int, dict[type, str]]]) -> str:
