@@ -305,7 +305,7 @@ def test_an_order_past_the_signal_files_limits_is_refused_as_its_reader_would(st
 @pytest.mark.parametrize(("step", "said"), [
     (lambda c: c.buy(float("nan")), "quantity nan: buy takes a positive, finite number of shares"),
     (lambda c: c.buy(-10), "quantity -10: buy takes a positive, finite number of shares"),
-    (lambda c: c.sell(0), "quantity 0: sell takes a positive, finite number of shares"),
+    (lambda c: c.sell(-0.5), "quantity -0.5: sell takes a positive, finite number of shares"),
     (lambda c: c.sell(np.inf), "quantity inf: sell takes a positive, finite number of shares"),
     (lambda c: c.target_weight(np.nan), "target_weight nan: a weight is a finite number (a fraction of equity)"),
     (lambda c: c.cancel("x"), "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
@@ -319,8 +319,9 @@ def test_an_action_given_no_size_or_order_is_an_error_naming_the_value(step: Any
     with pytest.raises(MarketBossError) as caught:
         run(FLAT, {2: lambda c: c.buy(5), 3: step})
     assert str(caught.value) == said
-    result, _, _ = run(FLAT, {2: lambda c: c.buy(5), 3: lambda c: c.sell(5), 5: lambda c: c.sell(1)})
-    assert result.fills["qty"].to_list() == [5, 5]  # a sale cut to a flat position is nothing to do: no error
+    result, _, _ = run(FLAT, {2: lambda c: c.buy(5), 3: lambda c: c.sell(5), 5: lambda c: c.sell(1),
+                              6: lambda c: c.sell(c.position(0))})  # fmt: skip
+    assert result.fills["qty"].to_list() == [5, 5]  # a sale cut to a flat position, or of 0, is nothing to do
 
 
 def test_ctx_names_what_is_valid_when_given_an_unknown_symbol_or_indicator() -> None:

@@ -256,7 +256,7 @@ class Context:
             w = p.weight if buy else (0.0 if p.long_only else -p.weight)
             return self._place(s, buy, np.nan, w, order)
         q = float(p.quantity if quantity is None else quantity)
-        if not 0 < q < math.inf:  # NaN too
+        if not 0 <= q < math.inf:  # NaN too; 0 (`ctx.sell(ctx.position(s))` of a flat symbol) is nothing to do
             raise MarketBossError(f"quantity {q:g}: {'buy' if buy else 'sell'} takes a positive, finite number of "
                                   "shares")  # fmt: skip
         if not buy and p.long_only:
