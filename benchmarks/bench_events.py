@@ -22,7 +22,11 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest, defaults, shared 2-core machine, two runs at load 0.6-1.0, alternating with the code before the kernel's
+Latest (session 16, after the long-only cut in the kernel and the event orders' size check), defaults, two runs
+at load 1.2-1.6: 1 x 1,000,000 bars compiled 0.022-0.023 s, 222x (backtesting.py 4.9-5.0 s), plain Python
+0.37 s, 13.5-13.6x; daily compiled 3.3 ms, 66.5-67.6x (backtesting.py 0.22-0.23 s), plain 0.012-0.013 s,
+17.5-18.1x; time_trailing_stop compiled 0.012 s, 56-57x, plain 0.076-0.077 s, 8.9x.
+Before, shared 2-core machine, two runs at load 0.6-1.0, alternating with the code before the kernel's
 calls were compiled without reference counting (backtest/nb.py NO_REFCOUNTS) and took the run's arrays as one
 pointer (backtest/events.py KernelState):
 - 1 x 1,000,000 bars: compiled 0.025 s, 198x (backtesting.py 4.9-5.0 s); plain Python 0.36 s, 13.8-13.9x (before:
