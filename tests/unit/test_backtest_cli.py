@@ -100,6 +100,12 @@ def test_a_long_only_strategy_short_of_cash_never_goes_short(
     long_short = load_run(workdir / "runs" / "ls")
     assert "SHORT" in set(long_short.trades["side"]) and long_short.metrics["run"]["config"]["long_only"] is False
     assert "long_only" not in set(long_short.rejections["status"])
+    # the long-only run's signals as a file: it does not say long-only, so the sales short, unless --long-only
+    for flag, out in (([], "file"), (["--long-only"], "file_lo")):
+        assert cli("backtest", "--data", str(data), "--signals", str(workdir / "runs/lo/signals.jsonl"), "--cash",
+                   "20000", *flag, "--output-dir", f"runs/{out}") == 0  # fmt: skip
+    assert "SHORT" in set(load_run(workdir / "runs/file").trades["side"])
+    assert load_run(workdir / "runs/file_lo").fills.equals(run.fills)
 
 
 def test_bad_input_is_one_line_and_writes_nothing(

@@ -58,6 +58,10 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
     (["compare", "--param", "fast=5"], "error: --param 'fast=5' must look like strategy.key=value"),
     (["compare", "--strategies", "ma_crossover,nope"], "error: unknown strategy 'nope': choose one of"),
     (["compare", "--oos-start", "soon"], "error: --oos-start 'soon': expected a date like 2024-01-02"),
+    (["compare", "--param", "ma_crossover.fast=5", "--param", "ma_crossover.fast=8"],
+     "error: --param ma_crossover.fast is given twice (5 and 8)"),  # before: the last, without a word
+    (["sweep", "--grid", "slow=40", "--param", "fast=5", "--param", "fast=8"],
+     "error: --param fast is given twice (5 and 8)"),
 ])
 def test_mistakes_are_one_line_errors_and_write_nothing(
     data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str

@@ -10,6 +10,7 @@ import typer
 
 from marketboss.backtest.fill_mode import FillMode
 from marketboss.cli.common import (
+    LongOnlyOpt,
     SkipInvalid,
     StopLossOpt,
     TakeProfitOpt,
@@ -63,6 +64,7 @@ def backtest(
     trail_percent: float = TrailOpt,
     report: Path = typer.Option(None, "--report", help="Also write a self-contained interactive HTML report."),
     skip_invalid: bool = SkipInvalid,
+    long_only: bool = LongOnlyOpt,
 ) -> None:
     """Backtest a signals file (the one the paper executor trades) or a strategy: prints the metrics and
     writes metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl and signals.jsonl."""
@@ -89,6 +91,7 @@ def backtest(
             fill=fill,
             fractional=fractional,
             buy_stop_collar=not no_buy_stop_collar,
+            long_only=long_only,  # a long-only strategy's run sets it itself
         )
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -120,6 +120,9 @@ AlertOpt = typer.Option(
 AlertEventsOpt = typer.Option("fill,rejection,kill_switch,error,summary", help="Which events alert.")
 LiveOpt = typer.Option(False, "--live", help="Trade the LIVE account (real money). Needs --confirm-live.")
 ConfirmLiveOpt = typer.Option(False, "--confirm-live", help="Confirm live trading (or MARKETBOSS_CONFIRM_LIVE=yes).")
+LongOnlyOpt = typer.Option(False, "--long-only", help="Cut each sale to the shares held, never a short, as a "
+                                                     "long-only strategy's own run does (a signals file does not "
+                                                     "say it).")
 BrokerUrlOpt = typer.Option(None, help="A running local broker, e.g. http://127.0.0.1:8765 (chosen over Alpaca "
                                        "credentials; its keys: MARKETBOSS_BROKER_KEY_ID/_SECRET_KEY).")
 LocalDataOpt = typer.Option(None, "--data", help="Bars the local broker replays (default: data/market_data.jsonl).")

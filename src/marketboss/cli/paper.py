@@ -14,6 +14,7 @@ from marketboss.cli.common import (
     FractionalOpt,
     LiveOpt,
     LocalDataOpt,
+    LongOnlyOpt,
     MaxDailyLossOpt,
     MaxOrderNotionalOpt,
     MaxPositionPctOpt,
@@ -57,6 +58,7 @@ def paper(
     ignore_market_hours: bool = typer.Option(False, help="Send orders while the market is closed (they queue)."),
     no_buying_power_check: bool = typer.Option(False, "--no-buying-power-check",
                                                help="Let the broker, not us, refuse unaffordable orders."),
+    long_only: bool = LongOnlyOpt,
     fractional: bool = FractionalOpt,
     alert: list[str] = AlertOpt,
     alert_events: str = AlertEventsOpt,
@@ -96,6 +98,7 @@ def paper(
             max_position_pct=max_position_pct,
             max_order_notional=max_order_notional,
             check_buying_power=not no_buying_power_check,
+            long_only=long_only,
             max_daily_loss_pct=max_daily_loss_pct,
         )
         cfg = ExecutorConfig(

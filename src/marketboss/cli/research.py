@@ -268,7 +268,10 @@ def _strategy_params(pairs: list[str]) -> dict[str, dict[str, str]]:
         name, dot, key = left.rpartition(".")
         if not dot or not eq or not name.strip() or not key.strip():
             raise MarketBossError(f"--param '{p}' must look like strategy.key=value, e.g. ma_crossover.fast=20")
-        out.setdefault(name.strip(), {})[key.strip()] = value.strip()
+        mine = out.setdefault(name.strip(), {})
+        if key.strip() in mine:  # one would be dropped without a word
+            raise MarketBossError(f"--param {left.strip()} is given twice ({mine[key.strip()]} and {value.strip()})")
+        mine[key.strip()] = value.strip()
     return out
 
 

@@ -117,6 +117,8 @@ def parse_param_pairs(pairs: Iterable[str]) -> dict[str, str]:
         key, sep, value = p.partition("=")
         if not sep or not key.strip():
             raise MarketBossError(f"--param '{p}' must look like key=value")
+        if key.strip() in out:  # one would be dropped without a word
+            raise MarketBossError(f"--param {key.strip()} is given twice ({out[key.strip()]} and {value.strip()})")
         out[key.strip()] = value.strip()
     return out
 
