@@ -249,3 +249,30 @@ def test_an_exit_given_as_a_fraction_is_refused_in_one_line(tmp_path: Path, flag
     assert f"{name} is a percent in [0.1, 50] (5 means 5%), got 0.05" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()
+
+
+def test_paper_long_only_cuts_a_sale_to_the_shares_held(tmp_path: Path) -> None:
+    """A signals file does not say its strategy was long-only: `--long-only` does, and a sale of shares the
+    account does not hold is skipped (without it, the sales open shorts)."""
+    from marketboss.signals import write_signals
+
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    _, signals = make_signals(tmp_path, bars, n=6)
+    sales = [s for s in signals if s.action == "SELL"]
+    assert len(sales) == 3
+    for flag, db in ((["--long-only"], "lo.sqlite"), ([], "ls.sqlite")):
+        write_signals(tmp_path / "data/sales.jsonl", sales)
+        trades = tmp_path / f"data/{db}.trades.jsonl"
+        proc = subprocess.run(_paper("--signals", "data/sales.jsonl", *flag, "--broker-db", f"data/{db}",
+                                     "--trades-output", str(trades), "--equity-output", str(trades) + ".eq",
+                                     "--poll-interval", "0.05"), cwd=tmp_path, env=_env(), capture_output=True,
+                              text=True, timeout=180)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        records = read_jsonl_records(trades)
+        if flag:
+            assert {(t["status"], t["reason"]) for t in records} == {
+                ("skipped", "long_only: no shares held to sell (never a short)")}  # fmt: skip
+        else:
+            assert {t["status"] for t in records} == {"filled"} and len(records) == 3
