@@ -231,3 +231,66 @@ def test_an_unknown_key_standing_in_for_a_missing_id_still_gets_the_derived_id(t
     got, want = _outcome(path), _reference(path)
     assert got[0] == want[0] == "ok" and got[1]["id"].to_list() == want[1]["id"].to_list()
     assert got[1]["id"][0].startswith("sig-")
+
+
+_PRICE = st.sampled_from([None, 100.0, 99.0, 101.0, 0.0, -1.0, 1e300, float("nan")])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    action=st.sampled_from(["BUY", "SELL"]),
+    size=st.sampled_from([(10.0, None), (None, 0.5), (None, -1.0), (0.0, None), (None, None), (5.0, 0.5),
+                          (float("nan"), None), (None, 1.5), (float("inf"), None)]),
+    order_type=st.sampled_from([None, *signals_mod.ORDER_TYPE_NAMES, "ioc"]),
+    tif=st.sampled_from([None, "day", "gtc", "fok"]),
+    price=_PRICE, limit=_PRICE, stop=_PRICE, tp=_PRICE, sl=_PRICE,
+    trail=st.sampled_from([None, 5.0, 0.0, 50.0, 51.0]),
+)  # fmt: skip
+def test_the_rules_kernel_passes_exactly_what_the_model_accepts(
+    action: str, size: tuple[Any, Any], order_type: str | None, tif: str | None, price: float | None,
+    limit: float | None, stop: float | None, tp: float | None, sl: float | None, trail: float | None
+) -> None:  # fmt: skip
+    """signals.valid_orders (the compiled rules_pass) on one row of a frame against Signal on the same row."""
+    import polars as pl
+    from pydantic import ValidationError
+
+    row = {"id": "x", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": action, "quantity": size[0],
+           "target_weight": size[1], "price": price, "order_type": order_type, "time_in_force": tif,
+           "limit_price": limit, "stop_price": stop, "trail_percent": trail, "take_profit": tp, "stop_loss": sl}  # fmt: skip
+    try:
+        signals_mod.Signal.model_validate(row)
+        model = True
+    except ValidationError:
+        model = False
+    schema = {**signals_mod.SIGNAL_SCHEMA, **signals_mod.ORDER_SCHEMA, "timestamp": pl.String}
+    frame = pl.DataFrame([row], schema=schema)
+    assert bool(signals_mod.valid_orders(frame)[0]) == model, row
+
+
+def test_the_rules_kernel_agrees_with_the_model_on_every_combination_of_prices() -> None:
+    """Every side, order type and trail with each of limit, stop, take-profit, stop-loss and the signal's price
+    absent, below, at or above 100: the order rules' comparisons, each edge included, row by row."""
+    import itertools
+
+    import polars as pl
+    from pydantic import ValidationError
+
+    levels = (None, 99.0, 100.0, 101.0)
+    rows = [{"id": "x", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": action, "quantity": 10.0,
+             "target_weight": None, "price": price, "order_type": kind, "time_in_force": "gtc", "limit_price": limit,
+             "stop_price": stop, "trail_percent": trail, "take_profit": tp, "stop_loss": sl}
+            for action, kind, trail, price, limit, stop, tp, sl in itertools.product(
+                ("BUY", "SELL"), signals_mod.ORDER_TYPE_NAMES, (None, 5.0), *[levels] * 5)]  # fmt: skip
+
+    def model(row: dict[str, Any]) -> bool:
+        try:
+            signals_mod.Signal.model_validate(row)
+        except ValidationError:
+            return False
+        return True
+
+    want = [model(r) for r in rows]
+    schema = {**signals_mod.SIGNAL_SCHEMA, **signals_mod.ORDER_SCHEMA, "timestamp": pl.String}
+    got = signals_mod.valid_orders(pl.DataFrame(rows, schema=schema)).tolist()
+    assert sum(want) > 500 and len(want) - sum(want) > 500  # both outcomes, many times
+    assert got == want, next(r for r, g, w in zip(rows, got, want, strict=True) if g != w)

@@ -48,8 +48,8 @@ from marketboss.signals import (
     Signal,
     SignalRows,
     id_key,
+    rules_pass,
     signal_ids,
-    valid_orders,
 )
 from marketboss.strategies import events as ev
 from marketboss.strategies.base import StrategyError
@@ -788,7 +788,7 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     o = book.orders
     bar, s_idx, buy = book.decided[:n].copy(), o.symbol[:n].copy(), o.buy[:n].copy()
     qty, weight = o.qty[:n].copy(), o.weight[:n].copy()
-    ts = market.times[bar]
+    ts, price = market.times[bar], market.close[bar, s_idx]
     codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
     keys = _keys(market, strategy, s_idx, bar, buy.astype(np.int64))
     is_qty = ~np.isnan(qty)
@@ -803,14 +803,16 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
         pick(("SELL", "BUY"), buy).alias("action"),
         num("quantity", qty),
         pl.Series("strategy", [strategy.name] * n, dtype=pl.String),
-        pl.Series("price", market.close[bar, s_idx], nan_to_null=True),  # no bar of the symbol here: no price
+        pl.Series("price", price, nan_to_null=True),  # no bar of the symbol here: no price
         num("target_weight", np.where(is_qty, np.nan, weight)),
         pick(ORDER_TYPE_NAMES, o.kind[:n]).alias("order_type"),
         pick(("day", "gtc"), o.gtc[:n]).alias("time_in_force"),
         num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
         num("take_profit", o.take_profit), num("stop_loss", o.stop_loss),
     ])  # fmt: skip
-    _check(frame, strategy)
+    _check(frame, strategy, rules_pass(buy, o.kind[:n], o.gtc[:n], np.column_stack([
+        qty, np.where(is_qty, np.nan, weight), price, *(a[:n] for a in (o.limit, o.stop, o.trail, o.take_profit,
+                                                                        o.stop_loss))])))  # fmt: skip
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
                          o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
     return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
@@ -827,10 +829,9 @@ def _nth(key: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any]) -> None:
-    """Every order must be a valid signal (it is written, paper-traded): the first that is not is an error
-    naming its bar and field."""
-    ok = valid_orders(frame)
+def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any], ok: np.ndarray) -> None:
+    """Every order must be a valid signal (it is written, paper-traded): the first that is not (ok false: its
+    row of the frame, from signals.rules_pass) is an error naming its bar and field."""
     if ok.all():
         return
     i = int(np.argmin(ok))

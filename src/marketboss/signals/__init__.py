@@ -550,11 +550,8 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
         & pl.col("action").is_in(["BUY", "SELL"]).all()
         & (sym.str.len_bytes().is_between(1, MAX_SYMBOL_LENGTH) & sym.str.contains(SYMBOL_PATTERN)).all()
         & ts.is_between(MIN_TIMESTAMP, MAX_TIMESTAMP, closed="left").all()
-        & _sizes_valid().all()
-        & _in_range("price").all()
-        & (pl.lit(True) if plain else _orders_valid().all())
     ).item()
-    if not ok:
+    if not ok or not valid_orders(df).all():
         return None
     if not plain:
         df = df.with_columns(pl.col("order_type").fill_null("market"), pl.col("time_in_force").fill_null("day"))
@@ -563,55 +560,51 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
     return df.with_columns(ts.alias("timestamp")).select(*(SIGNAL_FIELDS if plain else fields), LINE)
 
 
-def _in_range(f: str) -> pl.Expr:
-    """Field f absent (null) or a finite number in its range (_NUMBER_RANGES, as Signal's _json_number checks): NaN
-    and infinities lie outside every finite range (polars orders NaN above every number). One is_between, not
-    is_finite and two comparisons: the expression is evaluated node by node on every event run's orders."""
-    low, high, low_open = _NUMBER_RANGES[f]
-    return pl.col(f).is_between(low, high, closed="right" if low_open else "both").fill_null(True)
-
-
 @functools.cache
-def _sizes_valid() -> pl.Expr:
-    """Signal's size rules, per row, for a BUY or SELL: exactly one of quantity and target_weight, in its range."""
-    one = pl.col("quantity").is_null() != pl.col("target_weight").is_null()
-    return pl.all_horizontal(one, _in_range("quantity"), _in_range("target_weight")).fill_null(False)
+def _rule_tables() -> tuple[np.ndarray, np.ndarray]:
+    """rules_pass's ranges (per RULE_FIELDS column: low, high, low open; as Signal's _json_number checks them) and
+    needs (per order type: does it need a limit price, a stop price, a trail percent; Signal's _needed_by_type)."""
+    from marketboss.signals.kernels import RULE_FIELDS
+
+    ranges = np.array([_NUMBER_RANGES[f] for f in RULE_FIELDS], dtype=np.float64)
+    needs = np.array([[k in _NEEDS[f] for f in ("limit_price", "stop_price", "trail_percent")]
+                      for k in ORDER_TYPE_NAMES])  # fmt: skip
+    return ranges, needs
 
 
-@functools.cache
-def _orders_valid() -> pl.Expr:
-    """Signal's order rules, per row, in their plain form (lower-case names): true where a row passes (a rule
-    that is null, comparing a missing value, fails it). Built once (expressions are immutable), the rules side
-    by side in one all_horizontal: building it per call and chaining the rules with & took 1.2 ms on an event
-    run's 188 orders, this 0.75 ms."""
-    kind = pl.col("order_type").fill_null("market")
-    buy = pl.col("action") == "BUY"
-    ok = [kind.is_in(ORDER_TYPE_NAMES), pl.col("time_in_force").fill_null("day").is_in(["day", "gtc"])]
-    ok.extend(_in_range(f) for f in _NUMBER_RANGES if f in ORDER_FIELDS)
-    for f, kinds in _NEEDS.items():
-        needed, given = kind.is_in(kinds), pl.col(f).is_not_null()
-        ok.append(given == needed if f != "trail_percent" else needed.not_() | given)
-    lim, stop, tp, sl = pl.col("limit_price"), pl.col("stop_price"), pl.col("take_profit"), pl.col("stop_loss")
-    ok.append((kind != "stop_limit") | pl.when(buy).then(lim >= stop).otherwise(lim <= stop))
-    ok.append((kind != "trailing_stop") | (tp.is_null() & sl.is_null()))
-    ok.append(sl.is_null() | pl.col("trail_percent").is_null())
-    ref = pl.coalesce(lim, stop, pl.col("price"))
-    ok.append(tp.is_null() | ref.is_null() | pl.when(buy).then(tp > ref).otherwise(tp < ref))
-    ok.append(sl.is_null() | ref.is_null() | pl.when(buy).then(sl < ref).otherwise(sl > ref))
-    ok.append(tp.is_null() | sl.is_null() | pl.when(buy).then(sl < tp).otherwise(sl > tp))
-    return pl.all_horizontal(ok).fill_null(False)
+def rules_pass(buy: np.ndarray, kind: np.ndarray, gtc: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per BUY or SELL, whether its size and order fields pass Signal's rules: the check of many rows at once (a
+    frame read from a file, an event run's orders), a compiled kernel, where the model checks one. kind:
+    ORDER_TYPE_NAMES' index (-1: not one), gtc: 1 gtc, 0 day, -1 neither; values: the columns of
+    signals.kernels.RULE_FIELDS, NaN where absent (a NaN given as a value: an infinity, out of every range)."""
+    from marketboss.signals.kernels import rules_pass as kernel
 
-
-@functools.cache
-def _trades_valid() -> pl.Expr:
-    return pl.all_horizontal(_sizes_valid(), _orders_valid())
+    ranges, needs = _rule_tables()
+    return kernel(np.ascontiguousarray(buy, dtype=np.bool_), np.ascontiguousarray(kind, dtype=np.int8),
+                  np.ascontiguousarray(gtc, dtype=np.int8), np.ascontiguousarray(values, dtype=np.float64), ranges,
+                  needs)  # fmt: skip
 
 
 def valid_orders(frame: pl.DataFrame) -> np.ndarray:
-    """Per row of a signals frame of BUYs and SELLs with the order fields, whether its size (quantity or
-    target_weight) and its order fields pass Signal's rules (the vectorised check of read_signals_frame, the
-    same expressions): a frame built in code is checked without a model per row."""
-    return frame.select(_trades_valid()).to_series().to_numpy()
+    """Per row of a signals frame of BUYs and SELLs (the order fields optional: absent, a plain market order for
+    the day), whether its size and order fields pass Signal's rules (rules_pass): a frame built in code or read
+    from a file is checked without a model per row."""
+    from marketboss.signals.kernels import RULE_FIELDS
+
+    n, cols = frame.height, frame.columns
+
+    def code(f: str, names: Sequence[str]) -> np.ndarray:
+        if f not in cols:
+            return np.zeros(n, dtype=np.int8)
+        col = frame[f].fill_null(ORDER_DEFAULTS[f])
+        return col.replace_strict(names, range(len(names)), default=-1, return_dtype=pl.Int8).to_numpy()
+
+    def num(f: str) -> np.ndarray:
+        return frame[f].cast(pl.Float64).fill_nan(np.inf).to_numpy() if f in cols else np.full(n, np.nan)
+
+    buy = (frame["action"] == "BUY").fill_null(False).to_numpy()
+    values = np.column_stack([num(f) for f in RULE_FIELDS]) if n else np.empty((0, len(RULE_FIELDS)))
+    return rules_pass(buy, code("order_type", ORDER_TYPE_NAMES), code("time_in_force", ("day", "gtc")), values)
 
 
 class OrderArrays(NamedTuple):

@@ -1,4 +1,5 @@
-"""The signal ids' compiled kernel (numba): splitmix hashing of (strategy-symbol key, bar time, action)."""
+"""The signals' compiled kernels (numba): ids (splitmix hashing of strategy-symbol key, bar time and action),
+exit prices on the tick grid, and Signal's rules over many rows at once."""
 
 from __future__ import annotations
 
@@ -46,3 +47,44 @@ def exit_price(ref: float, up: float, pct: float) -> float:  # pragma: no cover 
 def exit_prices(ref: np.ndarray, up: np.ndarray, pct: float, out: np.ndarray) -> None:  # pragma: no cover
     for i in range(ref.shape[0]):
         out[i] = exit_price(ref[i], up[i], pct)
+
+
+@njit(cache=True)
+def _in_range(v: float, low: float, high: float, low_open: float) -> bool:  # pragma: no cover - compiled
+    """Absent (NaN) or in [low, high] ((low, high] when low_open); a present NaN reaches here as an infinity."""
+    return np.isnan(v) or ((v > low if low_open else v >= low) and v <= high)
+
+
+@njit(cache=True)
+def _sides(buy: bool, lower: float, upper: float) -> bool:  # pragma: no cover - compiled
+    """lower < upper for a buy, lower > upper for a sell."""
+    return lower < upper if buy else lower > upper
+
+
+@njit(cache=True)
+def rules_pass(buy: np.ndarray, kind: np.ndarray, tif: np.ndarray, values: np.ndarray, ranges: np.ndarray,
+               needs: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Signal's size and order rules per BUY or SELL, as its validators check them: out[i] true where row i passes.
+    kind: ORDER_TYPE_NAMES' index (-1 not one; an absent one is a market order); tif: 0 day, 1 gtc, -1 neither;
+    values: the columns of kernels.RULE_FIELDS (NaN absent), ranges: per column (low, high, low open), needs:
+    per kind, whether it needs a limit price, a stop price, a trail percent."""
+    for i in range(buy.shape[0]):
+        v, b, k = values[i], buy[i], kind[i]
+        ok = (np.isnan(v[0]) != np.isnan(v[1])) and k >= 0 and tif[i] >= 0  # one size; known type and tif
+        for c in range(v.shape[0]):
+            ok = ok and _in_range(v[c], ranges[c, 0], ranges[c, 1], ranges[c, 2])
+        if not ok:
+            out[i] = False
+            continue
+        lim, stop, trail, tp, sl = v[3], v[4], v[5], v[6], v[7]
+        ok = (not np.isnan(lim)) == needs[k, 0] and (not np.isnan(stop)) == needs[k, 1]
+        ok = ok and (not needs[k, 2] or not np.isnan(trail))  # another type may carry a trail percent
+        if needs[k, 0] and needs[k, 1]:  # stop_limit: the limit at or beyond the stop, on the side of the trade
+            ok = ok and (lim >= stop if b else lim <= stop)
+        if needs[k, 2]:  # a trailing stop has no bracket
+            ok = ok and np.isnan(tp) and np.isnan(sl)
+        ok = ok and (np.isnan(sl) or np.isnan(trail))
+        ref = lim if not np.isnan(lim) else (stop if not np.isnan(stop) else v[2])
+        if not np.isnan(ref):
+            ok = ok and (np.isnan(tp) or _sides(b, ref, tp)) and (np.isnan(sl) or _sides(b, sl, ref))
+        out[i] = ok and (np.isnan(tp) or np.isnan(sl) or _sides(b, sl, tp))
