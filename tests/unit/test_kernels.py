@@ -22,7 +22,7 @@ from marketboss.aot import Arr, fits
 from marketboss.backtest import BacktestConfig, Costs, FillMode, kernels, nb, run_backtest, run_strategy
 from marketboss.backtest.engine import BacktestResult
 from marketboss.data.market import Market
-from marketboss.signals import write_signals
+from marketboss.signals import valid_orders, write_signals
 from marketboss.strategies import create
 
 pytestmark = pytest.mark.xdist_group("aot")  # one build of the modules at a time
@@ -187,6 +187,10 @@ def test_the_compiled_modules_make_numbas_signals(built: dict[str, ModuleType], 
     for package, k in making_signals.items():
         monkeypatch.setattr(k, "compiled", lambda m=built[package], k=k: _calls(m, counts, k.signatures))
     compiled = [create(name, params).signals(market) for name, params in SIGNAL_CASES]
+    # what a signals file's reader checks them with, also with every other row's price made negative (invalid)
+    tampered = [s.with_columns(pl.when(pl.int_range(pl.len()) % 2 == 1).then(-pl.col("price")).otherwise("price")
+                               .alias("price")) for s in compiled]  # fmt: skip
+    passed = [valid_orders(s) for s in compiled + tampered]
     wanted = {name for k in making_signals.values() for name in k.signatures}
     assert set(counts) == wanted - {"ema", "sma", "rolling_std", "atr"}  # the indicators no built-in uses
     for k in ALL.values():
@@ -194,6 +198,8 @@ def test_the_compiled_modules_make_numbas_signals(built: dict[str, ModuleType], 
     for (name, params), signals in zip(SIGNAL_CASES, compiled, strict=True):
         numba_signals = create(name, params).signals(market)
         assert numba_signals.height > 10 and signals.equals(numba_signals), (name, params)
+    assert [p.tolist() for p in passed] == [valid_orders(s).tolist() for s in compiled + tampered]
+    assert all(p.all() for p in passed[: len(compiled)]) and not any(p[1::2].any() for p in passed[len(compiled) :])
 
 
 def test_synthetic_bars_through_the_compiled_module_are_numbas(built: dict[str, ModuleType],
