@@ -256,7 +256,7 @@ def test_the_rules_kernel_passes_exactly_what_the_model_accepts(
 
     row = {"id": "x", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAPL", "action": action, "quantity": size[0],
            "target_weight": size[1], "price": price, "order_type": order_type, "time_in_force": tif,
-           "limit_price": limit, "stop_price": stop, "trail_percent": trail, "take_profit": tp, "stop_loss": sl}  # fmt: skip
+           "limit_price": limit, "stop_price": stop, "trail_percent": trail, "take_profit": tp, "stop_loss": sl}
     try:
         signals_mod.Signal.model_validate(row)
         model = True
