@@ -22,6 +22,7 @@ from pydantic import Field
 from marketboss.backtest import BacktestConfig, Costs, events, load_run, run_backtest, run_strategy
 from marketboss.backtest.costs import FillMode
 from marketboss.backtest.events import run_events
+from marketboss.backtest.metrics import trade_metrics
 from marketboss.data.io import write_bars
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
@@ -799,8 +800,12 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
         assert mine["n_fills"].sum() == one.fills.height
         for sym in m.symbols:  # each symbol's row is its own trades' and fills'
             got = mine.filter(pl.col("symbol") == sym).row(0, named=True)
-            assert got["pnl"] == pytest.approx(one.trades.filter(pl.col("symbol") == sym)["pnl"].sum())
-            assert got["n_fills"] == one.fills.filter(pl.col("symbol") == sym).height
+            trades, fills = (f.filter(pl.col("symbol") == sym) for f in (one.trades, one.fills))
+            assert got["pnl"] == pytest.approx(trades["pnl"].sum())
+            want = trade_metrics(trades, fills)
+            for key in ("n_trades", "open_trades", "win_rate_pct", "profit_factor", "expectancy", "avg_trade_pct",
+                        "best_trade_pct", "worst_trade_pct", "avg_trade_duration_days", "n_fills", "commissions"):
+                assert got[key] == pytest.approx(want[key], rel=1e-12, nan_ok=True), (sym, key)
     assert res.summary["final_equity"].n_unique() > 1
 
 

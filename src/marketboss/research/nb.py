@@ -438,52 +438,72 @@ def trade_combo(win: Window, ev: Events, j: int, grid: Grid, rules: Rules, ppy: 
     n_f = fills.row.shape[0]
     out[N_FILLS] = n_f
     out[COMMISSIONS] = fills.commission.sum()
-    # per symbol: its round trips, fills and orders
+    symbol_rows(win.symbol_buy_hold, tr.symbol, tr.pnl, tr.return_pct, tr.days, tr.closed, fills.symbol,
+                fills.commission, orders.symbol, orders.status, rows)  # fmt: skip
+    out[REJECTED] = 0.0
+    out[UNFILLED] = 0.0
+    for r in range(orders.status.shape[0]):
+        col = _count_column(orders.status[r])
+        if col >= 0:
+            out[col] += 1.0
+
+
+@njit(cache=True, inline="always")
+def _count_column(status: int) -> int:  # pragma: no cover - compiled
+    """The column an order of this status counts in: REJECTED, UNFILLED, or none (-1)."""
+    return REJECTED if status == REJECTED_CASH else (UNFILLED if status in UNFILLED_STATUSES else -1)
+
+
+@njit(cache=True)
+def symbol_rows(symbol_buy_hold: np.ndarray, trade_symbol: np.ndarray, pnl: np.ndarray, ret: np.ndarray,
+                days: np.ndarray, closed: np.ndarray, fill_symbol: np.ndarray, commission: np.ndarray,
+                order_symbol: np.ndarray, status: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover
+    """Each symbol's row of a combination (its part of the account: its round trips, in the order they close, its
+    fills and its orders by status); NaN for a symbol without bars in the window (symbol_buy_hold NaN). The
+    combinations of the sweep's kernel and the event strategies' runs alike."""
     n_s = rows.shape[0]
     rows[:] = np.nan
     for s in range(n_s):
-        if not np.isnan(win.symbol_buy_hold[s]):
+        if not np.isnan(symbol_buy_hold[s]):
             rows[s, PNL] = 0.0
+            rows[s, N_TRADES] = 0.0  # as trade_metrics of none (the rest of its trade columns: undefined)
+            rows[s, OPEN_TRADES] = 0.0
             rows[s, N_FILLS] = 0.0
             rows[s, COMMISSIONS] = 0.0
             rows[s, REJECTED] = 0.0
             rows[s, UNFILLED] = 0.0
-            rows[s, BUY_HOLD] = win.symbol_buy_hold[s]
+            rows[s, BUY_HOLD] = symbol_buy_hold[s]
     # a counting sort by symbol, stable: each symbol's round trips in the order they close
     start = np.zeros(n_s + 1, dtype=np.int64)
-    n_tr = tr.symbol.shape[0]
+    n_tr = trade_symbol.shape[0]
     for i in range(n_tr):
-        start[tr.symbol[i] + 1] += 1
+        start[trade_symbol[i] + 1] += 1
     for s in range(n_s):
         start[s + 1] += start[s]
     by = np.empty(n_tr, dtype=np.int64)
     at = start[:n_s].copy()
     for i in range(n_tr):
-        by[at[tr.symbol[i]]] = i
-        at[tr.symbol[i]] += 1
+        by[at[trade_symbol[i]]] = i
+        at[trade_symbol[i]] += 1
     for s in range(n_s):
         if start[s + 1] == start[s]:
             continue
         acc = trades_start()
-        pnl = 0.0
+        total = 0.0
         for k in range(start[s], start[s + 1]):
             i = by[k]
-            pnl += tr.pnl[i]
-            if tr.closed[i]:
-                acc = trades_add(acc, tr.pnl[i], tr.return_pct[i], tr.days[i])
-        rows[s, PNL] = pnl
+            total += pnl[i]
+            if closed[i]:
+                acc = trades_add(acc, pnl[i], ret[i], days[i])
+        rows[s, PNL] = total
         trade_columns(rows[s], acc, start[s + 1] - start[s])
-    for i in range(n_f):
-        rows[fills.symbol[i], N_FILLS] += 1.0
-        rows[fills.symbol[i], COMMISSIONS] += fills.commission[i]
-    out[REJECTED] = 0.0
-    out[UNFILLED] = 0.0
-    for r in range(orders.status.shape[0]):
-        col = REJECTED if orders.status[r] == REJECTED_CASH else (UNFILLED if orders.status[r] in
-                                                                   UNFILLED_STATUSES else -1)  # fmt: skip
+    for i in range(fill_symbol.shape[0]):
+        rows[fill_symbol[i], N_FILLS] += 1.0
+        rows[fill_symbol[i], COMMISSIONS] += commission[i]
+    for r in range(status.shape[0]):
+        col = _count_column(status[r])
         if col >= 0:
-            rows[orders.symbol[r], col] += 1.0
-            out[col] += 1.0
+            rows[order_symbol[r], col] += 1.0
 
 
 @njit(cache=True)
