@@ -22,10 +22,12 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest (session 16, after the long-only cut in the kernel and the event orders' size check), defaults, two runs
-at load 1.2-1.6: 1 x 1,000,000 bars compiled 0.022-0.023 s, 222x (backtesting.py 4.9-5.0 s), plain Python
-0.37 s, 13.5-13.6x; daily compiled 3.3 ms, 66.5-67.6x (backtesting.py 0.22-0.23 s), plain 0.012-0.013 s,
-17.5-18.1x; time_trailing_stop compiled 0.012 s, 56-57x, plain 0.076-0.077 s, 8.9x.
+Latest (session 17, after Signal's rules over an event run's orders became one compiled kernel,
+signals.nb.rules_pass, in place of a polars expression of ~80 nodes), defaults, two runs at load 1.1-1.4:
+1 x 1,000,000 bars compiled 0.021 s, 234-242x (backtesting.py 5.0-5.2 s), plain Python 0.36-0.37 s, 13.7-14.4x;
+daily compiled 2.5 ms, 99.0-100.5x (backtesting.py 0.248 s), plain 0.012 s, 20.3-20.4x; time_trailing_stop
+compiled 0.011 s, 62-63x, plain 0.075-0.076 s, 9.1x. Session 16 (the rule expression in polars), at load
+1.2-1.6: 222x and 13.5-13.6x; daily 3.3 ms, 66.5-67.6x, and 17.5-18.1x; time_trailing_stop 56-57x and 8.9x.
 Before, shared 2-core machine, two runs at load 0.6-1.0, alternating with the code before the kernel's
 calls were compiled without reference counting (backtest/nb.py NO_REFCOUNTS) and took the run's arrays as one
 pointer (backtest/events.py KernelState):
@@ -43,8 +45,11 @@ about 0.5 s to compile instead of 2.5-5 s, given the run's state as one pointer,
 bracket scan once per side (the position's side a constant) made the million-bar run 7% faster (0.025-0.026 s,
 199-209x): under the 20% a speed trick must save to stay, so it went.
 
-The compiled goal (200x) is not met: 197-207x on the million bars (at the edge: it moves with the load), 64-69x
-daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run;
+The compiled goal (200x) is not met daily (99-100.5x in session 17; the paragraph below is session 16's
+analysis, at 64-69x, when the rule check below still took 0.7 ms: it now takes ~0.01 ms, and the daily run 2.3-2.5 ms
+of which the indicators and their causality check 0.5 ms, the loop 0.45 ms, the signals frame 0.33 ms and the
+result tables and metrics 0.57 ms; the rest is the arrays' first touch). Session 16: 197-207x on the million bars
+(at the edge: it moves with the load), 64-69x daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run;
 the fixed costs of a run take 3 times that (3.3-3.5 ms alone): the loop 0.45-0.55 ms (the kernel started 532 times: it
 pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar where orders were placed;
 counting the references of the ~50 arrays of its state, each start took ~2.5 us, 1.4-1.7 ms in all); the signals
