@@ -45,25 +45,24 @@ about 0.5 s to compile instead of 2.5-5 s, given the run's state as one pointer,
 bracket scan once per side (the position's side a constant) made the million-bar run 7% faster (0.025-0.026 s,
 199-209x): under the 20% a speed trick must save to stay, so it went.
 
-The compiled goal (200x) is not met daily (99-100.5x in session 17; the paragraph below is session 16's
-analysis, at 64-69x, when the rule check below still took 0.7 ms: it now takes ~0.01 ms, and the daily run 2.3-2.5 ms
-of which the indicators and their causality check 0.5 ms, the loop 0.45 ms, the signals frame 0.33 ms and the
-result tables and metrics 0.57 ms; the rest is the arrays' first touch). Session 16: 197-207x on the million bars
-(at the edge: it moves with the load), 64-69x daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x is 1.2 ms for the whole run;
-the fixed costs of a run take 3 times that (3.3-3.5 ms alone): the loop 0.45-0.55 ms (the kernel started 532 times: it
-pauses at each of the run's 434 changes, and goes back 98 times to replay up to a bar where orders were placed;
-counting the references of the ~50 arrays of its state, each start took ~2.5 us, 1.4-1.7 ms in all); the signals
-frame 1.2-1.3 ms, of which checking every order against Signal's rules 0.7 ms (polars evaluates the ~80 nodes of
-the rule expression at 5-9 us each, whatever the number of rows; without query optimisation it is no faster) and
-building the 16 columns with ids 0.5 ms; the result tables and metrics 1.1 ms (4 polars frames: ~30 us a frame
-and ~4 us a column, and the metrics); the indicators and their causality check 0.5 ms. The polars frames alone
-(2.4 ms) are twice what the goal allows. On the million bars (0.017
-s alone): the indicators 3.3 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop
-6.8 ms (the kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.7 ms (marking the equity
-on every bar 3.6 ms), the signals frame 2.2 ms. In the benchmark the same run takes 0.025-0.026 s: once
-backtesting.py has run in the process, every run faults ~3,200 pages of its new arrays in (the indicators 1,365,
-the result tables 1,818: 3-6 ms more each; alone: none), as glibc no longer keeps the freed memory between runs.
-"""
+The compiled goal (200x) is not met daily (99-100.5x in session 17; what follows is session 16's analysis, at
+64-69x, when the rule check below still took 0.7 ms: it now takes ~0.01 ms, and the daily run 2.3-2.5 ms, of which
+the indicators and their causality check 0.5 ms, the loop 0.45 ms, the signals frame 0.33 ms and the result tables
+and metrics 0.57 ms; the rest is the arrays' first touch). Session 16: 197-207x on the million bars (at the edge:
+it moves with the load), 64-69x daily. Daily, backtesting.py takes 10 us a bar, 0.24 s for the 25,200 bars, so 200x
+is 1.2 ms for the whole run; the fixed costs of a run take 3 times that (3.3-3.5 ms alone): the loop 0.45-0.55 ms
+(the kernel started 532 times: it pauses at each of the run's 434 changes, and goes back 98 times to replay up to a
+bar where orders were placed; counting the references of the ~50 arrays of its state, each start took ~2.5 us,
+1.4-1.7 ms in all); the signals frame 1.2-1.3 ms, of which checking every order against Signal's rules 0.7 ms
+(polars evaluates the ~80 nodes of the rule expression at 5-9 us each, whatever the number of rows; without query
+optimisation it is no faster) and building the 16 columns with ids 0.5 ms; the result tables and metrics 1.1 ms (4
+polars frames: ~30 us a frame and ~4 us a column, and the metrics); the indicators and their causality check 0.5
+ms. The polars frames alone (2.4 ms) are twice what the goal allows. On the million bars (0.017 s alone): the
+indicators 3.3 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's comparison), the loop 6.8 ms (the
+kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.7 ms (marking the equity on every
+bar 3.6 ms), the signals frame 2.2 ms. In the benchmark the same run takes 0.025-0.026 s: once backtesting.py has
+run in the process, every run faults ~3,200 pages of its new arrays in (the indicators 1,365, the result tables
+1,818: 3-6 ms more each; alone: none), as glibc no longer keeps the freed memory between runs. """
 
 from __future__ import annotations
 

@@ -4,21 +4,26 @@ signal, trailing exits placed after the fill and again after a crash, and idempo
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from marketboss.backtest import run_backtest
+from marketboss.backtest.arrays import SKIPPED
+from marketboss.backtest.engine import REASONS
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.base import Order
 from marketboss.data.io import read_jsonl_records, write_bars
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.execution.executor import Executor
 from marketboss.local_broker.process import LocalBroker
 from marketboss.orders import buy_stop_limit
-from marketboss.signals import Signal, signal_id, write_signals
-from marketboss.signals.exits import Exits
+from marketboss.signals import Signal, signal_id, signals_to_frame, write_signals
+from marketboss.signals.exits import Exits, with_exits
 from tests.integration.executor_fixtures import SYMBOLS, broker, broker_orders, executor
 
 #: AAPL falls 15% and MSFT rises 15% at the open of this bar (all prices from it on), JPM stays: exits that sit
@@ -143,9 +148,13 @@ def test_exit_fills_are_logged_under_their_signal_with_their_leg(tmp_path: Path)
         summary = executor(tmp_path, lb, write(tmp_path, [down, up, later]), data, exits=exits).run()
         aapl, msft = by_coid(lb, down), by_coid(lb, up)
         positions = sdk(lb).positions()
-    assert set(positions) == {"JPM"}  # AAPL stopped out, MSFT took its profit; JPM's exits still work
+    # AAPL stopped out, MSFT took its profit; JPM's stop-loss filled after its signal, the last: the replay ran on
+    # to the end of the data, as the backtest does
+    assert not positions
     legs = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"]}
-    assert set(legs) == {(down.id, "stop_loss"), (up.id, "take_profit")}
+    backtest = run_backtest(Market.from_bars(bars), with_exits(signals_to_frame([down, up, later]), exits)).fills
+    assert set(legs) == {(down.id, "stop_loss"), (up.id, "take_profit"), (later.id, "stop_loss")} == {
+        (f["signal_id"], f["leg"]) for f in backtest.filter(pl.col("leg").is_not_null()).iter_rows(named=True)}
     stop, profit = legs[(down.id, "stop_loss")], legs[(up.id, "take_profit")]
     stop_price = round(float(down.price or 0) * 0.95, 2)
     assert stop["expected_price"] == stop_price and stop["filled_price"] <= stop_price
@@ -155,7 +164,7 @@ def test_exit_fills_are_logged_under_their_signal_with_their_leg(tmp_path: Path)
     assert stop["client_order_id"] == next(g.client_order_id for g in aapl.legs if g.type == "stop")
     assert profit["client_order_id"] == next(g.client_order_id for g in msft.legs if g.type == "limit")
     assert {g.type: g.status for g in aapl.legs} == {"stop": "filled", "limit": "canceled"}
-    assert summary.exits == {"stop_loss": 1, "take_profit": 1}
+    assert summary.exits == {"stop_loss": 2, "take_profit": 1}
 
 
 def test_a_crash_after_a_bracket_fill_resumes_without_a_second_order_and_follows_its_exits(tmp_path: Path) -> None:
@@ -177,7 +186,7 @@ def test_a_crash_after_a_bracket_fill_resumes_without_a_second_order_and_follows
     trades = read_jsonl_records(tmp_path / "trades.jsonl")
     # the resumed entry first; its stop, filled by the time the clock reached JPM's bar, before JPM's order
     assert [(t["signal_id"], t["leg"]) for t in trades] == [(down.id, None), (down.id, "stop_loss"),
-                                                            (later.id, None)]  # fmt: skip
+                                                            (later.id, None), (later.id, "stop_loss")]  # fmt: skip
 
 
 def crash_before_the_first_record(ex: Executor) -> None:
@@ -298,3 +307,84 @@ def test_a_stop_loss_partly_filled_inside_a_daily_bar_fills_its_rest_that_day(tm
     assert len({f["price"] for f in fills}) == 1
     leg = next(t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"] == "stop_loss")
     assert (leg["qty"], leg["status"]) == (10, "filled")
+
+
+def _extreme(bars: pl.DataFrame, symbol: str, first: int, last: int, col: str) -> float:
+    """The lowest low or highest high of the symbol's bars first..last (bar indices)."""
+    stamps = bars["timestamp"].unique().sort()
+    rows = bars.filter((pl.col("symbol") == symbol) & pl.col("timestamp").is_between(stamps[first], stamps[last]))
+    return float(rows[col].min() if col == "low" else rows[col].max())  # type: ignore[arg-type]
+
+
+def test_orders_working_past_their_first_bar_fill_in_a_replay_where_the_backtest_fills_them(tmp_path: Path) -> None:
+    """A replay's clock moves on through the bars its working orders need: a gtc limit or stop that its next
+    three bars do not reach fills at the later bar the backtest fills it on (before: the clock stood at the
+    signal's next open, the order waited out --fill-timeout and was canceled, and nothing after the last signal
+    ever traded); a day limit its bar does not reach expires; a gtc order nothing reaches is canceled when the
+    data ends, saying so. Fill for fill the backtest's."""
+    data, bars = gap_bars(tmp_path)
+    limit = r2(_extreme(bars, "JPM", 3, 5, "low") * 0.995)  # below the lows of the 3 bars after the signal's
+    stop = r2(_extreme(bars, "JPM", 16, 18, "low") * 0.995)  # a sale of those shares, below the next 3 bars' lows
+    sigs = [
+        signal(bars, "JPM", 2, order_type="limit", limit_price=limit, time_in_force="gtc"),
+        signal(bars, "MSFT", 2, order_type="limit", limit_price=r2(close_of(bars, "MSFT", 2) * 0.5),
+               time_in_force="gtc"),  # never reached
+        signal(bars, "JPM", 15, action="SELL", order_type="stop", stop_price=stop, time_in_force="gtc"),
+        signal(bars, "AAPL", 20, order_type="limit", limit_price=r2(_extreme(bars, "AAPL", 21, 21, "low") * 0.99)),
+    ]  # fmt: skip
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, sigs), data, fill_timeout=5).run()
+    paper = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    bt = run_backtest(Market.from_bars(bars), signals_to_frame(sigs), source="signals.jsonl")
+    bt_fills = {f["signal_id"]: f for f in bt.fills.iter_rows(named=True)}
+    stamps = bars["timestamp"].unique().sort().to_list()
+    assert {s.id for s in sigs[::2]} == set(bt_fills)  # the JPM limit and stop filled in the backtest...
+    for s in sigs[::2]:  # ... each at least 4 bars after its signal, and so in paper, on the same bar
+        assert bt_fills[s.id]["timestamp"] >= stamps[stamps.index(s.timestamp) + 4]
+        assert paper[s.id]["status"] == "filled" and paper[s.id]["qty"] == bt_fills[s.id]["qty"] == 10
+        assert paper[s.id]["timestamp"][:10] == bt_fills[s.id]["timestamp"].astimezone(UTC).date().isoformat()
+        assert paper[s.id]["filled_price"] == pytest.approx(bt_fills[s.id]["price"], rel=2e-3)
+    assert bt.orders.filter(pl.col("signal_id") == sigs[1].id)["status"].to_list() == ["open"]
+    assert (paper[sigs[1].id]["status"], paper[sigs[1].id]["qty"]) == ("expired", 0)
+    assert paper[sigs[1].id]["reason"].startswith("still working when the replay's data ended")
+    assert bt.orders.filter(pl.col("signal_id") == sigs[3].id)["status"].to_list() == ["day_ended"]
+    assert (paper[sigs[3].id]["status"], paper[sigs[3].id]["qty"]) == ("expired", 0)
+
+
+def _weight(bars: pl.DataFrame, symbol: str, bar: int, action: str, weight: float, **orders: Any) -> Signal:
+    ts = bars["timestamp"].unique().sort()[bar]
+    sid = signal_id("test", {"w": weight, **orders}, symbol, ts, action)
+    return Signal(id=sid, timestamp=ts, symbol=symbol, action=action, target_weight=weight, strategy="test",
+                  price=close_of(bars, symbol, bar), **orders)  # fmt: skip
+
+
+def test_a_bars_sales_go_before_its_purchases_as_in_the_backtest(tmp_path: Path) -> None:
+    """A rotation written purchase first: the sale of MSFT pays for the AAPL purchase on the same bar, as the
+    backtest fills reductions first (before: the purchase went first, sized from the 10% of cash left)."""
+    data, bars = gap_bars(tmp_path)
+    sigs = [_weight(bars, "MSFT", 2, "BUY", 0.9), _weight(bars, "AAPL", 4, "BUY", 0.8),
+            _weight(bars, "MSFT", 4, "SELL", 0.0)]  # fmt: skip
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, sigs), data).run()
+    paper = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    bt = {f["signal_id"]: f for f in run_backtest(Market.from_bars(bars), signals_to_frame(sigs)).fills.iter_rows(
+        named=True)}  # fmt: skip
+    assert {t["status"] for t in paper.values()} == {"filled"} and set(paper) == set(bt)
+    for s in sigs:  # sized at the quote, not the open: a share or two apart at most
+        assert paper[s.id]["qty"] == pytest.approx(bt[s.id]["qty"], abs=2), s.symbol
+    assert bt[sigs[1].id]["qty"] * close_of(bars, "AAPL", 4) > 0.7 * 1_000_000 / 10  # the purchase was paid for
+
+
+def test_a_sale_that_trades_nothing_leaves_the_exits_working(tmp_path: Path) -> None:
+    """A target-weight sale the position is already under (nothing to sell) is skipped and its bracket keeps
+    working, as in the backtest, where only a sale that trades ends the exits (before: they were canceled first)."""
+    data, bars = gap_bars(tmp_path)
+    p = close_of(bars, "JPM", 2)
+    entry = _weight(bars, "JPM", 2, "BUY", 0.3, take_profit=r2(p * 1.5), stop_loss=r2(p * 0.5))
+    sigs = [entry, _weight(bars, "JPM", 6, "SELL", 0.5)]
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, sigs), data).run()
+        legs = by_coid(lb, entry).legs
+    assert [leg.status for leg in legs] == ["new", "new"]  # both still working (before: canceled)
+    records = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["status"], t["reason"]) for t in records][1] == ("skipped", REASONS[SKIPPED])

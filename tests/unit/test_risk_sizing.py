@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
+from marketboss.backtest.engine import REASONS
 from marketboss.backtest.nb import Rules, weight_trade
 from marketboss.broker.base import Account, Asset, Clock
 from marketboss.execution.executor import size_order
@@ -84,8 +86,9 @@ def test_sizing_by_quantity_and_by_target_weight() -> None:
     assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 0, 150, True) == ("buy", 133.333333)
     assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 50, 150, False) == ("buy", 83.0)
     assert size_order(_sig("SELL", weight=0.0), 100_000, 100_000, 50, 150, False) == ("sell", 50.0)
-    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 200, 150, False) is None  # never against the action
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100_000, 200, 150, False) == REASONS[SKIPPED]
     assert size_order(_sig("SELL", weight=-0.1), 100_000, 100_000, 0, 150, False) == ("sell", 66.0)
+    assert size_order(_sig("BUY", weight=0.2), 100_000, 100, 0, 150, False) == REASONS[REJECTED_CASH]  # 100 cash
     assert size_order(_sig("BUY", weight=1.0), 100_000, 3_000, 600, 150, False) == ("buy", 20.0)  # the cash left
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +37,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.alerts import Alerter
+from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
+from marketboss.backtest.engine import REASONS
 from marketboss.backtest.nb import PENDING, Rules, weight_trade
 from marketboss.broker.base import (
     Account,
@@ -50,6 +52,7 @@ from marketboss.broker.base import (
     OrderRejected,
     OrderRequest,
     OrderUpdates,
+    Position,
     Side,
     TransientError,
 )
@@ -131,6 +134,11 @@ class Replay(Protocol):
         """Refuse, before anything is sent, signals the clock is already past (they would fill late)."""
 
     def before(self, signal: Signal) -> None: ...
+
+    def finish(self, upto: Signal | None) -> bool:
+        """Move the clock on to the next bar of `upto` (the first signal left for a later run), else to the end of
+        the data: True when there."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -412,16 +420,23 @@ class Executor:
                 self._start_updates()
             self._snapshot(equity_log)
             pending = self._fresh(pending, journal)
+            left: Signal | None = None  # the first signal left for a later run
             if self.cfg.max_trades is not None:
+                left = pending[self.cfg.max_trades] if len(pending) > self.cfg.max_trades else None
                 pending = pending[: self.cfg.max_trades]
             # Orders an earlier run left behind come first: finish them before deciding anything new.
             pending.sort(key=lambda sig: sig.id not in journal.state.intents)
             self._reconcile(journal, pending)
             self._follow_legs(journal, trades_log)
-            for i, sig in enumerate(pending):
-                if i and self.cfg.order_interval and sig.id not in journal.state.intents:
-                    self.sleep(self.cfg.order_interval)
-                self._execute(sig, journal, trades_log, equity_log)
+            sent = 0
+            for group in _by_bar(pending):
+                for sig in self._reductions_first(group, journal):
+                    if sent and self.cfg.order_interval and sig.id not in journal.state.intents:
+                        self.sleep(self.cfg.order_interval)
+                    self._execute(sig, journal, trades_log, equity_log)
+                    sent += 1
+            if self.replay is not None and (self.working or journal.state.legs):
+                self._finish_replay(left, journal, trades_log, equity_log)
             self._follow_legs(journal, trades_log)
             self._snapshot(equity_log)
         except KillSwitch as exc:
@@ -440,6 +455,40 @@ class Executor:
             equity_log.close()
             self.alerter.close()
         return self.summary
+
+    def _reductions_first(self, group: list[Signal], journal: Journal) -> list[Signal]:
+        """A bar's signals as the backtest fills them: cancels, then what reduces a position (its sale pays for the
+        bar's purchases), then the rest, each in file order. One signal, or orders an earlier run started: as
+        they are."""
+        if len(group) < 2 or any(s.id in journal.state.intents for s in group):
+            return group
+        if self.replay is not None:
+            self.replay.before(group[0])  # the positions as the bar opens: what the clock's move filled counts
+        held = self.retry("get positions", self.broker.positions)
+        return sorted(group, key=lambda s: 0 if s.action == "CANCEL" else (1 if _reduces(s, held) else 2))
+
+    def _finish_replay(self, left: Signal | None, journal: Journal, trades_log: JsonlAppender,
+                       equity_log: JsonlAppender) -> None:  # fmt: skip
+        """A replay with orders or exits still working: the clock on to where a later run starts (`left`'s bar),
+        else to the end of the data, so that they trade as in the backtest (which works them to its end). What
+        is still working at the end of the data can fill no more: canceled and recorded (the backtest counts it
+        unfilled)."""
+        assert self.replay is not None
+        at_end = self.replay.finish(left)
+        self._follow_working(journal, trades_log, equity_log, poll=True)
+        if not at_end:
+            return
+        for order_id, w in list(self.working.items()):
+            try:
+                self.retry("cancel order", partial(self.broker.cancel_order, order_id))
+            except (OrderRejected, NotFound) as exc:  # filled or gone meanwhile
+                log.info("cancel_not_needed", order_id=order_id, error=str(exc))
+            order = self.retry("get order", partial(self.broker.get_order, order_id))
+            del self.working[order_id]
+            ended = order.status == "canceled"
+            self._conclude(w.sig, w.intent, w.request, order, ended, journal, trades_log, equity_log, w.first,
+                           reason="still working when the replay's data ended: nothing can fill it (the backtest "
+                                  "counts it unfilled)" if ended else None)  # fmt: skip
 
     # ---------------------------------------------------------------------------------------- live session
     def open_session(self) -> None:
@@ -744,6 +793,8 @@ class Executor:
             return
         if self.replay is not None:
             self.replay.before(sig)
+            if self.working:  # what the clock's move ended is recorded first, and counts in the account
+                self._follow_working(journal, trades_log, equity_log, poll=True)
         self._follow_legs(journal, trades_log)
         reads, b = self.reads, self.broker  # sent together, taken in the order of the checks below
         acct_r, positions_r = reads.start("get account", b.account), reads.start("get positions", b.positions)
@@ -763,15 +814,17 @@ class Executor:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price, clock = reads.result(price_r), reads.result(clock_r)
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
-        if not opens(pos_qty, "buy" if sig.action == "BUY" else "sell") and any(
+        sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
+        if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
-        ):  # a reduction: its exits go first (what they traded counts below), then the position as it stands
+        ):  # a reduction that trades: its exits go first (what they traded counts below), then the position as it
+            # stands (one that trades nothing leaves them working, as in the backtest)
             self._clear_legs(sig.symbol, journal, trades_log)
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
-        sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
-        if sized is None:
-            self._record(trades_log, sig, "skipped", reason="position already at target", at=at)
+            sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
+        if isinstance(sized, str):
+            self._record(trades_log, sig, "skipped", reason=sized, at=at)
             return
         side, qty = sized
         credit = journal.state.exit_credit.get(sig.symbol, 0.0)
@@ -934,12 +987,15 @@ class Executor:
         equity_log: JsonlAppender,
         first: Order | None = None,
         closing_only: bool = False,
+        reason: str | None = None,
     ) -> None:
         """Record an order that reached its end: its fill, exits, commission, equity and alerts (a flip's two
-        orders as one: `first` closed the position; `closing_only`: the flip's close was all that was sent)."""
-        status, reason = order.status, None
+        orders as one: `first` closed the position; `closing_only`: the flip's close was all that was sent;
+        `timed_out`: canceled by us, `reason` why)."""
+        status = order.status
         if timed_out:
             status = "partially_filled" if order.filled_qty > 0 else "expired"
+            reason = reason or f"not filled within --fill-timeout ({self.cfg.fill_timeout:g} s): canceled"
         if closing_only and order.filled_qty > 0:
             status = "partially_filled"
             reason = (f"a flip decided at the close: its close ({order.filled_qty:g}) alone (Alpaca takes no order "
@@ -1014,6 +1070,8 @@ class Executor:
         seen_filled, order_id = order.filled_qty, order.id
         seq, generation = 0, self.updates.generation if self.updates is not None else 0
         while not order.is_terminal:
+            if may_park and self.replay is not None and _waits_for_the_clock(order):
+                return order, "parked"  # it works on the bars the replay's clock moves through next
             now = time.monotonic()
             if now >= deadline:
                 if park is not None:
@@ -1087,10 +1145,10 @@ def _num(v: float | None) -> str:
 
 def size_order(
     sig: Signal, equity: float, cash: float, position_qty: float, price: float, fractional: bool
-) -> tuple[Side, float] | None:
+) -> tuple[Side, float] | str:
     """The order a signal asks for now: its quantity, or the move to its target weight of current equity, sized
     by the backtest's own rule (backtest.nb.weight_trade: a purchase within equity and cash, whole shares unless
-    fractional; Alpaca charges no commission).
+    fractional; Alpaca charges no commission); else why nothing is sent, in the backtest's words for it.
 
     Target-weight orders never trade against the signal's action (see marketboss.signals).
     """
@@ -1099,10 +1157,34 @@ def size_order(
         return side, sig.quantity
     assert sig.target_weight is not None
     if price <= 0:
-        return None
+        return "no price for the symbol to size the target weight at"
     rules = Rules(cash, 0.0, 0.0, 0.0, 0.0, False, fractional)
     q, why = weight_trade(sig.target_weight, equity, cash, price, 1.0 if side == "buy" else -1.0, position_qty, rules)
     if why != PENDING:
-        return None
+        return REASONS[REJECTED_CASH] if why == REJECTED_CASH else REASONS[SKIPPED]
     qty = round(abs(q), 6) if fractional else float(abs(q))
-    return (side, qty) if qty > 0 else None
+    return (side, qty) if qty > 0 else REASONS[SKIPPED]
+
+
+def _waits_for_the_clock(order: Order) -> bool:
+    """In a replay: an order working on the bars to come (routed, not at market), which nothing moves but the
+    clock."""
+    return order.status in ("new", "partially_filled") and order.type != "market"
+
+
+def _reduces(sig: Signal, held: Mapping[str, Position]) -> bool:
+    """The signal's side reduces the position held (a sale of a long, a purchase of a short)."""
+    qty = held[sig.symbol].qty if sig.symbol in held else 0.0
+    return (sig.action == "SELL" and qty > 0) or (sig.action == "BUY" and qty < 0)
+
+
+def _by_bar(signals: list[Signal]) -> Iterator[list[Signal]]:
+    """Runs of consecutive signals of the same time (a bar's, in a file in time order)."""
+    run: list[Signal] = []
+    for sig in signals:
+        if run and sig.timestamp != run[0].timestamp:
+            yield run
+            run = []
+        run.append(sig)
+    if run:
+        yield run

@@ -1,6 +1,8 @@
 """Replay on the local broker: before each signal, move the broker's simulated clock to the start of the
-symbol's next bar, where the backtest fills it (its open). The paper fill then differs from the backtest's
-only by what execution adds (spread, slippage, partial fills, latency), which is what reconcile measures."""
+symbol's next bar, where the backtest fills it (its open); an order working beyond it (a limit, a stop, an exit)
+trades on the bars the clock crosses on its way to the next signal, and after the last one (`finish`). The paper
+fill then differs from the backtest's only by what execution adds (spread, slippage, partial fills, latency),
+which is what reconcile measures."""
 
 from __future__ import annotations
 
@@ -87,13 +89,31 @@ class LocalReplay:
             if signal.symbol in self._bars.stamps:
                 log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
             return
-        if nxt <= self._now_us:
-            return  # the clock only moves forward; an earlier bar is already in the past
-        r = self._http.post("/admin/clock", json={"bar": _iso(nxt)})
+        self._move({"bar": _iso(nxt)}, nxt, signal.id)
+
+    def finish(self, upto: Signal | None) -> bool:
+        """Move the clock on past this run's last signal, so that the orders and exits it left working trade on the
+        bars after it, as in the backtest: to the next bar of `upto` (the first signal left for a later run, which
+        starts there), else to the end of the data (True)."""
+        nxt = self._bars.next_bar(upto) if upto is not None else None
+        if nxt is not None:
+            self._move({"bar": _iso(nxt)}, nxt, upto.id if upto is not None else None)
+            return False
+        r = self._http.get("/admin/clock")
         if r.status_code != 200:
-            log.warning("replay_clock_not_set", signal_id=signal.id, status=r.status_code, body=r.text[:200])
+            raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
+        end = _us(r.json()["data_end"])
+        self._move({"timestamp": _iso(end)}, end, None)
+        return True
+
+    def _move(self, body: dict[str, str], t: int, signal_id: str | None) -> None:
+        if t <= self._now_us:
+            return  # the clock only moves forward; an earlier bar is already in the past
+        r = self._http.post("/admin/clock", json=body)
+        if r.status_code != 200:
+            log.warning("replay_clock_not_set", signal_id=signal_id, status=r.status_code, body=r.text[:200])
             return
-        self._now_us = nxt
+        self._now_us = t
 
     def close(self) -> None:
         self._http.close()
