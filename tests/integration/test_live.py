@@ -18,7 +18,8 @@ import httpx
 import polars as pl
 import pytest
 
-from marketboss.backtest.engine import run_backtest
+from marketboss.backtest.arrays import SKIPPED
+from marketboss.backtest.engine import REASONS, run_backtest
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
@@ -174,7 +175,7 @@ def test_an_event_driven_strategy_runs_unchanged_and_decides_as_in_its_backtest(
     trades = read_jsonl_records(tmp_path / "trades.jsonl")
     assert {t["signal_id"] for t in trades} == set(window["id"])
     # each order filled, but a close of a position the backtest opened before the window (the session starts flat)
-    assert all(t["status"] == "filled" or t["reason"] == "position already at target" for t in trades)
+    assert all(t["status"] == "filled" or t["reason"] == REASONS[SKIPPED] for t in trades)
     assert sum(t["status"] == "filled" for t in trades if t["leg"] is None) >= 2
 
 

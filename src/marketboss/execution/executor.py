@@ -458,8 +458,8 @@ class Executor:
 
     def _reductions_first(self, group: list[Signal], journal: Journal) -> list[Signal]:
         """A bar's signals as the backtest fills them: cancels, then what reduces a position (its sale pays for the
-        bar's purchases), then the rest, each in file order. One signal, or orders an earlier run started: as
-        they are."""
+        bar's purchases), then the rest, each in the order given. One signal, or orders an earlier run started:
+        as they are."""
         if len(group) < 2 or any(s.id in journal.state.intents for s in group):
             return group
         if self.replay is not None:
@@ -521,7 +521,7 @@ class Executor:
             # orders left working that have ended since: recorded first, so that a filled entry's exits are known
             # (a sale that does not clear them first finds its shares held by them, and is refused)
             self._follow_working(journal, trades_log, equity_log, redecided={s.symbol for s in signals})
-            for sig in signals:
+            for sig in self._reductions_first(signals, journal):
                 if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)
         finally:
@@ -823,8 +823,9 @@ class Executor:
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
             sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
-        if isinstance(sized, str):
-            self._record(trades_log, sig, "skipped", reason=sized, at=at)
+        if isinstance(sized, str):  # no cash for a share is the backtest's rejection, else there is nothing to do
+            self._record(trades_log, sig, "rejected" if sized == REASONS[REJECTED_CASH] else "skipped", reason=sized,
+                         at=at)  # fmt: skip
             return
         side, qty = sized
         credit = journal.state.exit_credit.get(sig.symbol, 0.0)
