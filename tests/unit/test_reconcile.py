@@ -39,7 +39,7 @@ def test_join_measures_the_slippage_put_in_and_the_missed_fill(daily_bars: pl.Da
     cmp = compare_backtest_paper(daily_bars, signals, trades, equity)
     s = cmp.summary
     assert s["avg_slippage_bps"] == pytest.approx(SLIP_BPS, rel=1e-6)
-    assert s["missed_in_paper"] == 1
+    assert s["missed_in_paper"] == 1 and s["filled_in_paper_only"] == 0
     assert s["paper_fills"] == trades.height - 1 == s["backtest_fills"] - 1
     filled = cmp.joined.filter(pl.col("status") == "filled")
     expected_usd = (filled["bt_price"] * SLIP_BPS / 1e4 * filled["paper_qty"]).sum()
@@ -108,3 +108,18 @@ def test_exit_fills_join_by_signal_and_leg_and_logs_without_legs_still_join() ->
     only_b = pl.col("signal_id") == "b"
     old = join_fills(bt.drop("leg").filter(only_b), paper.drop("leg").filter(only_b))  # logs from before exits
     assert old.select("signal_id", "leg", "paper_qty").rows() == [("b", None, 5.0)]
+
+
+def test_a_fill_the_backtest_refused_is_counted_as_filled_in_paper_only(daily_bars: pl.DataFrame) -> None:
+    """A purchase beyond the backtest's cash (the paper account's margin took it) shows as a fill of paper's alone."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    big = signals.filter(pl.col("action") == "BUY").head(1).with_columns(
+        pl.lit("sig-big").alias("id"), pl.lit(1_000_000.0).alias("quantity"))  # fmt: skip
+    both = pl.concat([signals, big]).sort("timestamp", maintain_order=True)
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=-1)
+    trades = pl.concat([trades, trades.head(1).with_columns(pl.lit("sig-big").alias("signal_id"),
+                                                            pl.lit(1_000_000.0).alias("qty"))])  # fmt: skip
+    cmp = compare_backtest_paper(daily_bars, both, trades, equity)
+    assert cmp.summary["filled_in_paper_only"] == 1 and cmp.summary["missed_in_paper"] == 0
+    big_row = cmp.joined.filter(pl.col("signal_id") == "sig-big")  # refused for cash in the backtest
+    assert big_row["bt_qty"].to_list() == [None] and big_row["paper_qty"].to_list() == [1_000_000.0]

@@ -59,6 +59,7 @@ def reconcile(
             (f"avg slippage bps {VS_BACKTEST}", None, m["avg_slippage_bps"], None),
             (f"slippage $ {VS_BACKTEST}", None, m["slippage_usd"], None),
             ("missed in paper", None, m["missed_in_paper"], None),
+            ("filled in paper only", None, m["filled_in_paper_only"], None),
             ("daily return corr.", None, m["daily_return_correlation"], None),
             ("status", None, m["status"], None),
         ],

@@ -94,6 +94,8 @@ def compare_backtest_paper(
         "missed_in_paper": joined.filter(
             pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)
         ).height,
+        # what the backtest did not fill (refused for cash: the paper account has margin, the backtest's not)
+        "filled_in_paper_only": joined.filter(pl.col("bt_qty").is_null() & (pl.col("paper_qty") > 0)).height,
         "avg_slippage_bps": float(slip["slippage_bps"].mean()) if slip.height else float("nan"),  # type: ignore[arg-type]
         "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
         "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
