@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -429,8 +430,8 @@ class Executor:
             self._reconcile(journal, pending)
             self._follow_legs(journal, trades_log)
             sent = 0
-            for group in _by_bar(pending):
-                for sig in self._reductions_first(group, journal):
+            for _, bar in groupby(pending, key=lambda sig: sig.timestamp):  # a bar's signals (a file in time order)
+                for sig in self._reductions_first(list(bar), journal):
                     if sent and self.cfg.order_interval and sig.id not in journal.state.intents:
                         self.sleep(self.cfg.order_interval)
                     self._execute(sig, journal, trades_log, equity_log)
@@ -1178,14 +1179,3 @@ def _reduces(sig: Signal, held: Mapping[str, Position]) -> bool:
     qty = held[sig.symbol].qty if sig.symbol in held else 0.0
     return (sig.action == "SELL" and qty > 0) or (sig.action == "BUY" and qty < 0)
 
-
-def _by_bar(signals: list[Signal]) -> Iterator[list[Signal]]:
-    """Runs of consecutive signals of the same time (a bar's, in a file in time order)."""
-    run: list[Signal] = []
-    for sig in signals:
-        if run and sig.timestamp != run[0].timestamp:
-            yield run
-            run = []
-        run.append(sig)
-    if run:
-        yield run
