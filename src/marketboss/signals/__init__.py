@@ -563,7 +563,7 @@ def _valid_frame(df: pl.DataFrame) -> pl.DataFrame | None:
 @functools.cache
 def _rule_tables() -> tuple[np.ndarray, np.ndarray]:
     """rules_pass's ranges (per RULE_FIELDS column: low, high, low open; as Signal's _json_number checks them) and
-    needs (per order type: does it need a limit price, a stop price, a trail percent; Signal's _needed_by_type)."""
+    needs (per order type: does it need a limit price, a stop price, a trail percent; Signal's _order_price)."""
     from marketboss.signals.kernels import RULE_FIELDS
 
     ranges = np.array([_NUMBER_RANGES[f] for f in RULE_FIELDS], dtype=np.float64)
