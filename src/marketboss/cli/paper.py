@@ -42,7 +42,8 @@ def paper(
     equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
     order_interval: float = typer.Option(None, help="Seconds between orders (rate limiting; default 1, and 0 on "
                                          "a local broker this run starts, which has no rate limit)."),
-    fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired."),
+    fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired (a "
+                                       "replay's order working on later bars waits for the clock instead)."),
     poll_interval: float = typer.Option(0.5, help="Seconds between order-status polls (when not streaming)."),
     stream: bool = typer.Option(True, help="Follow orders on the broker's trade_updates websocket (polling is "
                                 "the fallback while it is down); --no-stream polls only."),
@@ -67,7 +68,8 @@ def paper(
     broker_url: str = BrokerUrlOpt,
     replay: bool = typer.Option(
         None,
-        help="Local broker only: move its clock to each signal's next bar, so fills meet the backtest's prices "
+        help="Local broker only: move its clock to each signal's next bar, and on through the bars while orders or "
+        "exits work (after the last signal: to the end of the data), so fills meet the backtest's bars and prices "
         "(default: on for a broker started by this run, off for --broker-url).",
     ),
     data: Path = LocalDataOpt,
