@@ -388,3 +388,26 @@ def test_a_sale_that_trades_nothing_leaves_the_exits_working(tmp_path: Path) -> 
     assert [leg.status for leg in legs] == ["new", "new"]  # both still working (before: canceled)
     records = read_jsonl_records(tmp_path / "trades.jsonl")
     assert [(t["status"], t["reason"]) for t in records][1] == ("skipped", REASONS[SKIPPED])
+
+
+def test_an_entry_filled_bars_after_its_signal_gets_its_trailing_exit_from_the_bar_after_its_fill(
+    tmp_path: Path,
+) -> None:
+    """A gtc limit entry with a trailing exit fills while the replay's clock goes to a later signal: the clock
+    stops at each of the entry's bars, so the executor places the exit at the bar after the fill and it trails
+    from there, as in the backtest (before: placed where the clock was going, many bars later)."""
+    data, bars = gap_bars(tmp_path)
+    limit = r2(_extreme(bars, "JPM", 3, 5, "low") * 0.995)
+    entry = signal(bars, "JPM", 2, order_type="limit", limit_price=limit, time_in_force="gtc", trail_percent=3.0)
+    sigs = [entry, signal(bars, "AAPL", 40)]
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, sigs), data).run()
+    paper = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    bt = {(f["signal_id"], f["leg"]): f for f in run_backtest(Market.from_bars(bars), signals_to_frame(sigs)).fills
+          .iter_rows(named=True)}  # fmt: skip
+    stamps = bars["timestamp"].unique().sort().to_list()
+    exit_ = (entry.id, "trailing_stop")
+    assert stamps.index(bt[exit_]["timestamp"]) < 40 - 1  # it trails out before the clock's next stop
+    for key in ((entry.id, None), exit_):
+        assert paper[key]["timestamp"][:10] == bt[key]["timestamp"].astimezone(UTC).date().isoformat(), key
+        assert paper[key]["qty"] == bt[key]["qty"] == 10

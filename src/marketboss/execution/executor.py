@@ -141,6 +141,9 @@ class Replay(Protocol):
         the data: True when there."""
         ...
 
+    def stop_at_bars(self, symbols: Callable[[], set[str]], step: Callable[[], None]) -> None:
+        """Stop the clock at each bar of `symbols()` on its way, running `step` there."""
+
 
 @dataclass(frozen=True)
 class Working:
@@ -415,6 +418,10 @@ class Executor:
         trades_log = JsonlAppender(self.cfg.trades_output)
         equity_log = JsonlAppender(self.cfg.equity_output)
         log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
+        if self.replay is not None:  # an entry left working gets its trailing exit at the bar after its fill
+            self.replay.stop_at_bars(
+                lambda: {w.sig.symbol for w in self.working.values() if w.intent.legs and w.sig.trail_percent},
+                lambda: self._follow_working(journal, trades_log, equity_log, poll=True))  # fmt: skip
         try:
             self._check_kill_switch_history(journal)
             if pending and self.cfg.stream:

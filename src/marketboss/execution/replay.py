@@ -7,6 +7,7 @@ which is what reconcile measures."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,16 @@ class ReplayBars:
         stamps, i = self._after(signal)
         return int(stamps[i]) if i < len(stamps) else None
 
+    def first_start(self, symbols: set[str], after: int, before: int) -> int | None:
+        """The earliest bar start of these symbols in (after, before); None without one."""
+        starts = []
+        for sym in symbols:
+            stamps = self.stamps.get(sym, _NONE)
+            i = int(np.searchsorted(stamps, after, side="right"))
+            if i < len(stamps) and stamps[i] < before:
+                starts.append(int(stamps[i]))
+        return min(starts, default=None)
+
     def behind(self, signals: list[Signal], now_us: int) -> list[tuple[Signal, int]]:
         """The signals (with their next bar) whose fill bar a clock at now_us has already left (it is at or after
         the bar after it): a replay cannot fill them there. A clock inside the bar still can (a rerun's)."""
@@ -65,6 +76,14 @@ class LocalReplay:
             timeout=10.0,
         )
         self._now_us = 0
+        self._watch: Callable[[], set[str]] = set
+        self._step: Callable[[], None] = lambda: None
+
+    def stop_at_bars(self, symbols: Callable[[], set[str]], step: Callable[[], None]) -> None:
+        """While `symbols()` names any, the clock stops at each of their bars on its way (`step` runs at each):
+        an entry whose trailing exit the executor places once it filled gets it from the bar after its fill, as
+        in the backtest, not bars later where the clock was going."""
+        self._watch, self._step = symbols, step
 
     def check(self, signals: list[Signal], where: Path) -> None:
         """Refuse a replay the broker's clock is already past (a database an earlier run moved on): its signals
@@ -109,11 +128,20 @@ class LocalReplay:
     def _move(self, body: dict[str, str], t: int, signal_id: str | None) -> None:
         if t <= self._now_us:
             return  # the clock only moves forward; an earlier bar is already in the past
+        # (not on this run's first move: where the clock was before it is not known here)
+        while self._now_us and (stop := self._bars.first_start(self._watch(), self._now_us, t)) is not None:
+            if not self._post({"bar": _iso(stop)}, stop, signal_id):
+                return
+            self._step()
+        self._post(body, t, signal_id)
+
+    def _post(self, body: dict[str, str], t: int, signal_id: str | None) -> bool:
         r = self._http.post("/admin/clock", json=body)
         if r.status_code != 200:
             log.warning("replay_clock_not_set", signal_id=signal_id, status=r.status_code, body=r.text[:200])
-            return
+            return False
         self._now_us = t
+        return True
 
     def close(self) -> None:
         self._http.close()
