@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ class DropStreamsAfter:
         self.seen += 1
         if self.seen == self.n + 1:
             _streams(self.lb, refuse=True, drop=True)
+
+    def finish(self, upto: Signal | None) -> bool:
+        return self.replay.finish(upto)
+
+    def stop_at_bars(self, symbols: Callable[[], set[str]], step: Callable[[], None]) -> None:
+        self.replay.stop_at_bars(symbols, step)
 
 
 def test_when_the_stream_drops_polling_takes_over(tmp_path: Path) -> None:
