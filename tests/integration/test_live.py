@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import httpx
 import polars as pl
 import pytest
 
-from marketboss.backtest.arrays import SKIPPED
-from marketboss.backtest.engine import REASONS, run_backtest
+from marketboss.backtest.engine import run_backtest
+from marketboss.backtest.events import run_events
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
@@ -156,27 +157,35 @@ def test_a_5min_replay_decides_on_the_whole_5_minutes_as_the_backtest_does(tmp_p
     assert status is not None and status.bars_seen == 36 and status.stream.bars_backfilled == 0  # all streamed
 
 
-def test_an_event_driven_strategy_runs_unchanged_and_decides_as_in_its_backtest(tmp_path: Path) -> None:
-    """on_bar with a trailing-stop leg and a time stop: the live loop's decisions are its backtest's, bar by bar
-    (the warm-up covers the whole history before the window, so its simulated account starts where the
-    backtest's is)."""
+def test_an_event_driven_strategy_starts_flat_and_decides_as_its_backtest_from_the_sessions_start(
+    tmp_path: Path,
+) -> None:
+    """on_bar with a trailing-stop leg and a time stop, stopped after 15 bars and restarted: the live loop's
+    decisions are those of its run from the session's first bar (run_events' trade_from, kept by the restart), bar
+    by bar; its warm-up's orders were never the account's, so every order fills (before, the warm-up's positions
+    left the strategy waiting, and its closes were skipped: the account had nothing to sell)."""
     data = _bars(tmp_path)
     spec = str(Path(__file__).resolve().parents[2] / "examples/time_trailing_stop.py") + ":TimeTrailingStop"
     params = ["hold_bars=10", "trail=1"]
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        proc = subprocess.run(_live(tmp_path, lb, "--until", "2024-03-05T15:00:00Z", strategy=spec, params=params),
-                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    window, _ = _backtest_window(data, spec, params)
-    window = window.filter(pl.col("timestamp") < pl.lit("2024-03-05T15:00:00Z").str.to_datetime(time_zone="UTC"))
+        for until in ("2024-03-05T14:45:00Z", "2024-03-05T15:00:00Z"):
+            proc = subprocess.run(_live(tmp_path, lb, "--until", until, strategy=spec, params=params), cwd=tmp_path,
+                                  env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from == WINDOW[0] and status.bars_seen == 30
+    end = pl.lit("2024-03-05T15:00:00Z").str.to_datetime(time_zone="UTC")
+    bars = read_bars(data).filter(pl.col("timestamp") < end)
+    start = datetime.fromisoformat(WINDOW[0])
+    _, expected = run_events(Market.from_bars(bars), create(spec, params), trade_from=start)
     logged = read_jsonl_records(tmp_path / "live_signals.jsonl")
-    assert window.height >= 2 and [s["id"] for s in logged] == window["id"].to_list()
+    assert expected.height >= 4 and [s["id"] for s in logged] == expected["id"].to_list()
     assert any(s.get("trail_percent") for s in logged)  # its entries carry their trailing-stop leg
+    whole, _ = _backtest_window(data, spec, params)  # the run from the warm-up's start decides otherwise
+    assert whole.filter(pl.col("timestamp") < end)["id"].to_list() != expected["id"].to_list()
     trades = read_jsonl_records(tmp_path / "trades.jsonl")
-    assert {t["signal_id"] for t in trades} == set(window["id"])
-    # each order filled, but a close of a position the backtest opened before the window (the session starts flat)
-    assert all(t["status"] == "filled" or t["reason"] == REASONS[SKIPPED] for t in trades)
-    assert sum(t["status"] == "filled" for t in trades if t["leg"] is None) >= 2
+    assert {t["signal_id"] for t in trades} == set(expected["id"])
+    assert all(t["status"] == "filled" for t in trades if t["leg"] is None)
 
 
 def test_kill_9_mid_session_then_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -879,3 +880,81 @@ def test_orders_that_never_traded_count_as_unfilled() -> None:
 
     result, _ = run_events(market, Lowball())
     assert result.orders["status"].to_list() == ["day_ended", "open"] and result.metrics["unfilled_orders"] == 2
+
+
+class DipParams(EventParams):
+    dip: float = Field(3.0, gt=0, lt=50)
+    hold_bars: int = Field(5, ge=1)
+
+
+class GtcDip(EventStrategy[DipParams]):
+    """A gtc limit buy `dip`% under the close when flat and without an open order, a close after `hold_bars`:
+    its decisions read only the bar's close and its own account (a run from any bar starts where it would)."""
+
+    name: ClassVar[str] = "gtc_dip"
+    summary: ClassVar[str] = "test"
+    params_model = DipParams
+
+    def start(self, ctx: Context) -> None:
+        self.entered = [-1] * len(ctx.symbols)
+
+    def on_bar(self, ctx: Context) -> None:
+        for s in range(len(ctx.symbols)):
+            if np.isnan(ctx.price(s)):
+                continue
+            if ctx.position(s) == 0:
+                self.entered[s] = -1
+                if not any(o.symbol == s for o in ctx.open_orders):
+                    ctx.buy(10, s, limit_price=round(ctx.price(s) * (1 - self.params.dip / 100), 2),
+                            time_in_force="gtc")  # fmt: skip
+            elif self.entered[s] < 0:
+                self.entered[s] = ctx.t
+            elif ctx.t - self.entered[s] == self.params.hold_bars:
+                ctx.close(s)
+
+
+def _utc(market: Market, bar: int) -> datetime:
+    return datetime.fromtimestamp(int(market.times[bar]) / 1e6, UTC)
+
+
+def test_trade_from_runs_the_bars_before_as_a_warm_up_whose_orders_are_never_sent() -> None:
+    """The live loop's start (trade_from): the strategy runs on every bar, but the orders it places before that bar
+    are canceled as placed, so it reaches it flat and without working orders, as the account does. Its gtc orders
+    of the warm-up, which the whole run still has working there, are gone; from that bar on it trades as a run
+    on the market cut there (its decisions read only the bar and its account)."""
+    m = Market.from_bars(synth_bars(["AAA", "BBB", "CCC"], "2023-01-01", "2023-12-31", "1Day", seed=4))
+    k = 120
+    strategy = GtcDip(DipParams())
+    result, signals = run_events(m, strategy, trade_from=_utc(m, k))
+    cut, cut_signals = run_events(time_slice(m, k, m.n_times), strategy)
+    assert signals.height >= 10 and signals.equals(cut_signals)
+    assert result.fills.equals(cut.fills) and result.trades.equals(cut.trades)
+    assert result.equity["equity"][:k].to_list() == [result.config.cash] * k  # nothing traded before it
+    whole = run_events(m, strategy)[1].filter(pl.col("timestamp") >= _utc(m, k))
+    assert whole["id"].to_list() != signals["id"].to_list()  # the whole run's warm-up orders change what follows
+    assert set(result.orders["status"][: len(result.orders) - signals.height]) == {"canceled"}
+
+
+def test_a_warm_up_order_is_returned_and_never_open() -> None:
+    """ctx.buy before trade_from returns its order (a strategy may keep it, cancel it: nothing happens), not among
+    the open orders at the next bar; the same order at trade_from is sent and works."""
+    m = market_of(FLAT)
+    steps = {1: lambda c: c.buy(1, limit_price=101.0, time_in_force="gtc"), 2: lambda c: c.cancel(c.orders[0]),
+             3: lambda c: c.buy(2, limit_price=90.0, time_in_force="gtc")}  # fmt: skip
+    strategy = Script(EventParams(), steps)
+    result, signals = run_events(m, strategy, trade_from=_utc(m, 3))
+    assert isinstance(strategy.placed[1], PlacedOrder) and [n for _, _, n in strategy.seen[:5]] == [0, 0, 0, 0, 1]
+    assert signals["quantity"].to_list() == [2] and result.orders["status"].to_list() == ["canceled", "open"]
+
+
+@pytest.mark.parametrize("make", [lambda: Chase(EventParams()), lambda: RsiBracketEvents(RsiBracketParams()),
+                                  lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4))])
+def test_trade_from_the_compiled_path_trades_as_the_plain_one(random_bars: pl.DataFrame, make: Any) -> None:
+    m = Market.from_bars(random_bars)
+    start = _utc(m, m.n_times // 2)
+    plain, sig_plain = run_events(m, make(), COSTS, compiled=False, trade_from=start)
+    fast, sig_fast = run_events(m, make(), COSTS, compiled=True, trade_from=start)
+    assert sig_plain.height and sig_plain["timestamp"].min() >= start  # type: ignore[operator]
+    assert run_events(m, make(), COSTS)[1]["timestamp"].min() < start  # type: ignore[operator]
+    assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
+    assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -47,6 +48,7 @@ from marketboss.signals import (
     OrderArrays,
     Signal,
     SignalRows,
+    epoch_us,
     id_key,
     rules_pass,
     signal_ids,
@@ -85,9 +87,11 @@ class KernelState(structref.StructRefProxy):
     every process, on taking and passing them."""
 
     prices: nb.Prices
+    orders: nb.Orders
     sim: nb.Sim
     ran_to: np.ndarray
     decided: np.ndarray
+    canceled_at: np.ndarray
     n_rows: np.ndarray
     fault: np.ndarray
 
@@ -577,14 +581,15 @@ def _entry_points(book: Book) -> KernelCalls:
 
 @njit
 def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray,
-          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, advance_call: Any, take_call: Any) -> int:
-    # pragma: no cover - compiled
+          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, trade_from: int, advance_call: Any, take_call: Any
+          ) -> int:  # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
-    KernelCalls. Returns the bar to resume at when the book has no room for another bar's orders (the number of
-    bars when done; -1 - t when on_bar returned more orders at bar t than out holds, or a row add_rows refused:
-    state.fault). Not cached: compiled for one on_bar, it could not be found again in another process."""
+    KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
+    the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned more
+    orders at bar t than out holds, or a row add_rows refused: state.fault). Not cached: compiled for one on_bar,
+    it could not be found again in another process."""
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
-    fault = state.fault
+    fault, orders, canceled_at = state.fault, state.orders, state.canceled_at
     close = prices.close
     n_t, n_s = close.shape
     for t in range(t0, n_t):
@@ -606,14 +611,18 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
         if n > out.shape[0]:
             return -1 - t  # more orders than out holds
         if n > 0:
+            first = n_rows[0]
             take_call(state, out, np.int64(n), t)
             if fault[0] >= 0:
                 return -1 - t
+            if t < trade_from:
+                for r in range(first, n_rows[0]):
+                    _cancel(orders, canceled_at, r, -1, t)
     return n_t
 
 
 def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float,
-                  strategy: ev.EventStrategy[Any]) -> None:
+                  strategy: ev.EventStrategy[Any], trade_from: int) -> None:
     m = book.market
     if not isinstance(spec, ev.CompiledOnBar):
         raise StrategyError(strategy, f"compiled() must return a CompiledOnBar (or None), not a {type(spec).__name__}")
@@ -641,8 +650,8 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     while t < m.n_times:
         book.reserve(rows)
         try:
-            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, calls.advance,
-                      calls.take)  # fmt: skip
+            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, trade_from,
+                      calls.advance, calls.take)  # fmt: skip
         except NumbaError as exc:  # compiling it with its on_bar: the strategy's function does not compile
             raise StrategyError(strategy, f"compiled on_bar does not compile: {_numba_message(exc, spec.on_bar)}"
                                 ) from None
@@ -702,32 +711,37 @@ def _numba_message(exc: NumbaError, on_bar: Any) -> str:
 
 
 def run_events(market: Market, strategy: ev.EventStrategy[Any], config: BacktestConfig | None = None,
-               compiled: bool | None = None) -> tuple[BacktestResult, pl.DataFrame]:
+               compiled: bool | None = None, *, trade_from: datetime | None = None
+               ) -> tuple[BacktestResult, pl.DataFrame]:  # fmt: skip
     """Run the event strategy over the market in a backtest account: (result, its signals). `compiled`: use the
-    strategy's compiled on_bar (default: when it has one)."""
+    strategy's compiled on_bar (default: when it has one). `trade_from`: the strategy trades from the first bar
+    at or after it; on the bars before, its warm-up, it runs with every order canceled as placed (never sent:
+    not in the signals), so it reaches that bar flat and without orders, with the history before it (the live
+    loop's start: what its account has)."""
     cfg = strategy_config(config, strategy)
     if cfg.fill == FillMode.CLOSE:
         raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
                               "does not apply")  # fmt: skip
-    book, rows, _ = _run(market, strategy, cfg, compiled)
+    first = 0 if trade_from is None else int(np.searchsorted(market.times, epoch_us(trade_from)))
+    book, rows, _ = _run(market, strategy, cfg, compiled, first)
     fills = nb.sim_end(book.orders, book.sim)
     return (result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False),
             _with_cancels(market, strategy, rows, book))
 
 
-def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None
-         ) -> tuple[Book, SignalRows, ev.Context]:
+def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None,
+         trade_from: int = 0) -> tuple[Book, SignalRows, ev.Context]:
     book = Book(market, nb.Rules.of(strategy_config(cfg, strategy)))  # its signals as its backtest makes them
     indicators = _indicators(market, strategy)
     ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
-                     cash=cfg.cash)
+                     cash=cfg.cash, trade_from=trade_from)  # fmt: skip
     spec = strategy.compiled()
     use_compiled = spec is not None if compiled is None else compiled
     if use_compiled and spec is None:
         raise MarketBossError(f"{strategy.name} has no compiled on_bar")
     strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
     if spec is not None and use_compiled:
-        _run_compiled(book, spec, indicators, cfg.cash, strategy)
+        _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from)
     else:
         _run_python(book, strategy, ctx)
     return book, _signal_rows(market, strategy, book), ctx

@@ -1,8 +1,10 @@
 """What a strategy means to hold after each of a bar's orders: the bound a live order may not carry the account
 past.
 
-The live loop runs the strategy from flat at the start of its warm-up history, long before the session starts,
-so the strategy may hold what the account never bought: a short it took in the warm-up. Its next flip, 20 shares
+The live loop runs an exposure strategy from flat at the start of its warm-up history, long before the session
+starts, so the strategy may hold what the account never bought: a short it took in the warm-up. (An event
+strategy trades from the session's first bar, its warm-up's orders canceled as placed; a restart whose history
+no longer reaches that bar is the same case.) Its next flip, 20 shares
 from short 10 to long 10, would put a flat account long 20, twice what the strategy holds. Each order sized in
 shares is cut to what brings the account to the strategy's position after it (executor: `bounds`), and skipped
 when the account is there already. A long-only strategy's sale of a warm-up position is the same case.

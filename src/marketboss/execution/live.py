@@ -8,6 +8,8 @@ One bar after another on the NYSE grid of the timeframe (data.calendar.bar_grid,
    dropped, or was late, or the symbol had no trade in that minute) is fetched from REST and logged as a gap;
 3. run the strategy (vectorised or event-driven, unchanged) on the history up to and including that bar and take
    the signals it makes on that bar: their ids are the backtest's (same strategy, parameters, symbol, time, side);
+   an event strategy trades from the session's first bar (its warm-up's orders canceled as placed), so its run's
+   positions and working orders are the account's;
 4. append them to the signals log (fsynced), then hand them to the executor (risk checks, journal, alerts), which
    sends them at once and follows their fills on `trade_updates`; an order still working is followed on later
    bars;
@@ -349,6 +351,8 @@ class LiveLoop:
             self._history = pl.concat([self._history.filter(pl.col("timestamp").dt.epoch("us") < slot.start),
                                        bars.select(BAR_DTYPES.names())])  # fmt: skip
         signals, bounds = [], {}
+        if self.status.trading_from is None:
+            self.status.trading_from = _iso(slot.start)
         if not self._history.is_empty() and bars.height:
             frame, held = self._run_strategy(Market.from_bars(self._history))
             signals = self._log_signals(frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start))
@@ -375,9 +379,13 @@ class LiveLoop:
 
     def _run_strategy(self, market: Market) -> tuple[pl.DataFrame, dict[str, float] | None]:
         """The strategy's signals over the history and, for an event strategy, what its run holds at the end (an
-        exposure strategy's holdings are the sum of its signals: execution/intended.py)."""
+        exposure strategy's holdings are the sum of its signals: execution/intended.py). An event strategy
+        trades from the session's first bar: its warm-up's orders are canceled as placed, so it starts flat and
+        without working orders, as the account does (its decisions depend on its own positions and orders)."""
         if isinstance(self.strategy, EventStrategy):
-            result, frame = self.strategy.backtest(market)
+            assert self.status.trading_from is not None
+            start = datetime.fromisoformat(self.status.trading_from.replace("Z", "+00:00"))
+            result, frame = self.strategy.backtest(market, trade_from=start)
             return frame, net_positions(result.fills)
         return self.strategy.signals(market), None
 
@@ -428,6 +436,7 @@ class LiveLoop:
         if t > now:
             return None
         self.status.bars_seen = previous.bars_seen
+        self.status.trading_from = previous.trading_from
         self.status.stream.connections = previous.stream.connections
         log.info("live_resume", after_bar=previous.last_bar)
         return t

@@ -37,6 +37,7 @@ class LiveStatus:
     updated_at: str
     state: State = "warming_up"
     last_bar: str | None = None  # start of the last closed bar the strategy ran on
+    trading_from: str | None = None  # the session's first bar (kept by a restart): an event strategy trades from it
     bars_seen: int = 0
     signals_today: int = 0
     orders_submitted: int = 0

@@ -97,6 +97,7 @@ class Context:
     open_rows: set[int] = field(default_factory=set)  # rows still pending or working
     placed: list[PlacedOrder] = field(default_factory=list)  # placed at this bar (the run takes them)
     canceled: list[PlacedOrder] = field(default_factory=list)  # canceled at this bar (the run takes them)
+    trade_from: int = 0  # the first bar whose orders are sent; before it, each is canceled as placed (a warm-up)
 
     # ---------------------------------------------------------------- the market up to t
     @property
@@ -285,7 +286,10 @@ class Context:
             self._default_exits(o)
         self.orders.append(o)
         self.placed.append(o)
-        self.open_rows.add(o.row)
+        if self.t < self.trade_from:  # the warm-up: the account does not trade it (backtest.events: trade_from)
+            self.canceled.append(o)
+        else:
+            self.open_rows.add(o.row)
         return o
 
     def _default_exits(self, o: PlacedOrder) -> None:
@@ -397,9 +401,9 @@ class EventStrategy(Strategy[P]):
         placed on was never sent and is left out."""
         return _runner().signal_rows(market, self)
 
-    def backtest(self, market: Market, config: Any = None) -> Any:
+    def backtest(self, market: Market, config: Any = None, *, trade_from: datetime | None = None) -> Any:
         """The event run in a backtest account (marketboss.backtest.events.run_events): (result, signals)."""
-        return _runner().backtest(market, self, config)
+        return _runner().backtest(market, self, config, trade_from=trade_from)
 
 
 class Runner(NamedTuple):
