@@ -44,6 +44,7 @@ from marketboss.strategies.events import (
     OUT_QTY,
     OUT_SIDE,
     OUT_SYMBOL,
+    OUT_WEIGHT,
     CompiledOnBar,
     Context,
     EventParams,
@@ -565,17 +566,17 @@ def _row_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, m
     if t != 3:
         return 0
     out[0, :] = np.nan
-    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = args[0], 1.0, 1.0, \
-        args[1], 0.0
-    return 1
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = args[0], args[2], \
+        1.0, args[1], args[3]
+    return 1 if args.shape[0] == 4 else int(args[4])
 
 
 class RowWriter(EventStrategy[EventParams]):
-    """Writes one order row at bar 3: its symbol and kind from `row`."""
+    """Writes one order row at bar 3: its symbol, kind, side and gtc from `row` (and the count it returns)."""
 
     name: ClassVar[str] = "row_writer"
     summary: ClassVar[str] = "test"
-    row: ClassVar[tuple[float, float]] = (0.0, 0.0)
+    row: ClassVar[tuple[float, ...]] = (0.0, 0.0, 1.0, 0.0)
 
     def compiled(self) -> CompiledOnBar:
         return CompiledOnBar(_row_on_bar, np.array(self.row))
@@ -590,20 +591,69 @@ class RowWriter(EventStrategy[EventParams]):
                  "CANCEL (-1)"),
     ((0.0, np.nan), "OUT_KIND nan is not an order type"),
     ((0.0, 1.5), "OUT_KIND 1.5 is not an order type"),
+    ((0.0, 0.0, np.nan, 0.0), "OUT_SIDE nan is not +1 (buy) nor -1 (sell)"),  # before: a sale
+    ((0.0, 0.0, 2.0, 0.0), "OUT_SIDE 2 is not +1 (buy) nor -1 (sell)"),  # before: a buy
+    ((0.0, 0.0, 1.0, 2.0), "OUT_GTC 2 is not 1 (gtc) nor 0 (day)"),  # before: gtc
 ])  # fmt: skip
 def test_a_compiled_order_row_the_kernel_cannot_take_is_refused_naming_the_bar_and_column(
-    row: tuple[float, float], said: str
+    row: tuple[float, ...], said: str
 ) -> None:
     """Taken as they were, a symbol index past the data's was read out of bounds (an IndexError, or a crash for a
     negative one), a kind that is no order type failed in polars, a fractional one was cut to an integer."""
     strategy = RowWriter(EventParams())
-    strategy.row = row
+    strategy.row = row if len(row) == 4 else (*row, 1.0, 0.0)
     with pytest.raises(StrategyError) as caught:
         run_events(market_of(FLAT), strategy, compiled=True)
     assert str(caught.value).startswith(f"row_writer: order row 0 of compiled on_bar at bar 3 (2024-01-05 "
                                         f"05:00:00+00:00): {said}")
-    strategy.row = (-1.0, CANCEL)  # a CANCEL of symbol -1: every symbol's open orders
+    strategy.row = (-1.0, CANCEL, np.nan, np.nan)  # a CANCEL of symbol -1: every symbol's open orders
     assert run_events(market_of(FLAT), strategy, compiled=True)[1].height == 0
+    strategy.row = (0.0, 0.0, 1.0, np.nan)  # NaN gtc: a day order
+    assert run_events(market_of(FLAT), strategy, compiled=True)[1]["time_in_force"].to_list() == ["day"]
+
+
+def test_a_compiled_on_bar_returning_a_negative_count_is_refused() -> None:
+    strategy = RowWriter(EventParams())
+    strategy.row = (0.0, 0.0, 1.0, 0.0, -1.0)  # before: taken as no order
+    with pytest.raises(StrategyError, match=r"^row_writer: compiled on_bar returned -1 at bar 3: it returns the "
+                                            r"number of orders it wrote to out \(0 for none\)$"):  # fmt: skip
+        run_events(market_of(FLAT), strategy, compiled=True)
+
+
+class Weights(EventStrategy[EventParams]):
+    """Every 4th bar, AAA to a target weight of 0 (flat already: no order), 0.6, 0.2 and 0 in turn; compiled, its
+    rows say OUT_SIDE +1 whatever the move."""
+
+    name: ClassVar[str] = "weights"
+    summary: ClassVar[str] = "test"
+
+    def on_bar(self, ctx: Context) -> None:
+        if ctx.t % 4 == 0:
+            ctx.target_weight((0.0, 0.6, 0.2, 0.0)[ctx.t // 4 % 4], 0)
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_weights_on_bar, np.zeros(1))
+
+
+@njit(cache=True)
+def _weights_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t % 4 != 0:
+        return 0
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_KIND], out[0, OUT_GTC] = 0.0, 1.0, 0.0, 0.0
+    out[0, OUT_WEIGHT] = (0.0, 0.6, 0.2, 0.0)[t // 4 % 4]
+    return 1
+
+
+def test_a_compiled_target_weight_row_trades_the_move_to_its_target_as_ctx_target_weight() -> None:
+    """Its side is the move's, whatever OUT_SIDE says, and a row at its target places nothing. Before, the sales
+    (OUT_SIDE +1 where the move was down) were skipped: the compiled run never sold."""
+    m = market_of([100.0 + (t % 7) for t in range(40)])
+    plain, sig_plain = run_events(m, Weights(EventParams()), compiled=False)
+    fast, sig_fast = run_events(m, Weights(EventParams()), compiled=True)
+    assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills)
+    assert set(plain.fills["side"]) == {"BUY", "SELL"} and set(plain.orders["status"]) == {"filled"}
+    assert sig_plain.height == 7  # 10 rows, 3 of them at bars where AAA is flat already
 
 
 def test_the_compiled_path_calls_start_too() -> None:

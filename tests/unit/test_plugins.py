@@ -467,12 +467,81 @@ def test_a_plugin_whose_exposure_looks_ahead_is_refused(
                  ["walkforward", "--grid", "quantity=1,2", "--train", "60", "--test", "30", "--output", "out.csv"]):
         assert cli(*args, "--data", str(data), "--strategy", "peek.py:Peek") == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("error: Peek: exposure looks ahead: its values on the first ") and "\n" not in err
+        assert err.startswith("error: strategy peek.py:Peek: exposure looks ahead: its values on the first ")
+        assert "\n" not in err
         assert err.endswith("change when later bars are added (exposure[t] may use bars up to t only)")
     assert not [p for p in ("out", "sig.jsonl", "out.csv") if (workdir / p).exists()]
     causal = PEEKING.replace("np.append(c[%d:], [np.nan] * %d) > c", "c > np.append([np.nan] * %d, c[:-%d])")
     (workdir / "causal.py").write_text(causal % (ahead, ahead, ahead))  # the same, a bar behind: accepted
     assert cli("signals", "generate", "--data", str(data), "--strategy", "causal.py:Peek", "--output", "ok.jsonl") == 0
+
+
+WHOLE_MARKET = '''
+import numpy as np
+
+from marketboss import Strategy
+
+
+class Model(Strategy):
+    """A whole-market model: long where the close rose over the last bar."""
+
+    def exposures(self, market):
+        c = market.close
+        %s
+'''
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("d = np.diff(c, axis=0)\n        return np.vstack([np.where(d > 0, 1.0, 0.0), np.zeros((1, c.shape[1]))])",
+     "exposures looks ahead: its values on the first 250 bars change when later bars are added (exposures[t] may "
+     "use bars up to t only)"),  # np.diff is a row short: padded at the end, row t holds t+1's move
+    ("return np.ones((c.shape[0] - 1, c.shape[1]))",
+     "exposures returned shape (500, 3) for 501 bars x 3 symbols: it must return a (time x symbol) array of "
+     "numbers, one per bar and symbol"),
+    ("return None", "exposures returned None for 501 bars x 3 symbols"),
+    ("c /= c[0]\n        return np.ones(c.shape)", "raised ValueError: output array is read-only (model.py, line 12, "
+                                                      "in exposures)"),  # fmt: skip  (the plug-in error's form)
+])
+def test_a_whole_market_models_exposures_are_checked_as_an_exposures_are(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], body: str, said: str
+) -> None:
+    """exposures(market) of an override: its shape, its causality (computed on the market's first half and three
+    quarters), and the market it is given read-only. Before, each ran: np.diff's one-bar look-ahead made a Sharpe of
+    16; a wrong shape or None failed later, or not at all; `c /= c[0]` changed the prices of the rest of the run."""
+    (workdir / "model.py").write_text(WHOLE_MARKET % body)
+    for args in (["backtest", "--output-dir", "out"], ["sweep", "--grid", "quantity=1,2", "--output", "out.csv"]):
+        assert cli(*args, "--data", str(data), "--strategy", "model.py:Model") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: strategy model.py:Model{' ' if said.startswith('raised') else ': '}{said}")
+        assert "\n" not in err
+    assert not [p for p in ("out", "out.csv") if (workdir / p).exists()]
+    causal = WHOLE_MARKET % ("d = np.diff(c, axis=0)\n        return np.vstack([np.zeros((1, c.shape[1])), "
+                             "np.where(d > 0, 1.0, 0.0)])")  # fmt: skip
+    (workdir / "causal.py").write_text(causal)  # the same, the padding first: accepted
+    assert cli("backtest", "--data", str(data), "--strategy", "causal.py:Model", "--output-dir", "ok") == 0
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    ("class Typo(Strategy):\n    def exposur(self, bars):\n        return bars.close * 0\n",
+     "implements neither exposure(bars) nor exposures(market): a strategy overrides one of them"),
+    ("class Typo(EventStrategy):\n    def on_bars(self, ctx):\n        pass\n",
+     "implements neither on_bar(ctx) nor compiled(): an event strategy overrides one of them"),
+    ("class Typo(EventStrategy):\n    def indicators(self, bars):\n        return bars.close\n"
+     "    def on_bar(self, ctx):\n        pass\n",
+     "indicators returned array(["),
+    ("class Typo(EventStrategy):\n    def indicators(self, bars):\n        return {'x': ['a'] * len(bars)}\n"
+     "    def on_bar(self, ctx):\n        pass\n",
+     "indicator 'x' is a list of no numbers: give an array of one number per bar"),
+])
+def test_a_strategy_missing_its_method_or_giving_no_indicators_is_one_line(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], code: str, said: str
+) -> None:
+    """Before: `error: unexpected NotImplementedError: ` (an empty message, exit 1), or numpy's own error."""
+    (workdir / "typo.py").write_text(f"from marketboss import EventStrategy, Strategy\n\n\n{code}")
+    assert cli("backtest", "--data", str(data), "--strategy", "typo.py:Typo", "--output-dir", "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: strategy typo.py:Typo: {said}") and "\n" not in err
+    assert not (workdir / "out").exists()
 
 
 @pytest.mark.parametrize(("code", "field", "said"), [

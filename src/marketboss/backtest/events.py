@@ -37,7 +37,7 @@ from marketboss.backtest import nb
 from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, pick, result, strategy_config
-from marketboss.data.market import Market
+from marketboss.data.market import Market, SymbolBars
 from marketboss.data.rules import shown
 from marketboss.errors import InputError, MarketBossError
 from marketboss.signals import (
@@ -345,18 +345,22 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
     out: dict[str, np.ndarray] = {}
     for s in range(market.n_symbols):
         bars = market.symbol_bars(s)
-        values = strategy.indicators(bars)
+        values = _indicators_of(strategy, bars)
         half = len(bars) // 2
         if values and half:
-            early = strategy.indicators(head(bars, half))
+            early = _indicators_of(strategy, head(bars, half))
         for name, v in values.items():
-            arr = np.asarray(v, dtype=np.float64)
+            try:
+                arr = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise StrategyError(strategy, f"indicator '{name}' is a {type(v).__name__} of no numbers: give an "
+                                              "array of one number per bar") from None  # fmt: skip
             if arr.shape != (len(bars),):
                 raise StrategyError(strategy, f"indicator '{name}' has shape {arr.shape}, expected ({len(bars)},), "
                                               "one value per bar")  # fmt: skip
-            if half and not same_values(np.asarray(early[name], dtype=np.float64), arr[:half]):
-                raise MarketBossError(f"{strategy.name}: indicator '{name}' looks ahead: its values on the first "
-                                      f"{half} bars of {bars.symbol} change when later bars are added")  # fmt: skip
+            if half and not same_values(np.asarray(early.get(name, np.nan), dtype=np.float64), arr[:half]):
+                raise StrategyError(strategy, f"indicator '{name}' looks ahead: its values on the first {half} bars "
+                                              f"of {bars.symbol} change when later bars are added")  # fmt: skip
             if market.n_symbols == 1 and len(bars) == market.n_times:  # the matrix already: a view, no copy
                 out[name] = arr[:, np.newaxis]
                 continue
@@ -365,6 +369,14 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
                 into = out[name] = np.full((market.n_times, market.n_symbols), np.nan)
             into[slice(None) if len(bars) == market.n_times else bars.rows, s] = arr  # every bar: no gather
     return out
+
+
+def _indicators_of(strategy: ev.EventStrategy[Any], bars: SymbolBars) -> dict[str, Any]:
+    got = strategy.indicators(bars)
+    if not isinstance(got, dict):
+        raise StrategyError(strategy, f"indicators returned {shown(got)}: it returns a dict of name -> array (one "
+                                      "value per bar), {} for none")  # fmt: skip
+    return got
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
@@ -395,15 +407,47 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
 @njit(cache=True, inline="always")
 def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover - compiled
     """The column of out's row i that add_rows cannot take (-1: none): an OUT_KIND that is not an order type or
-    CANCEL, an OUT_SYMBOL that is not a symbol's index (-1 too with CANCEL: every symbol's). Anything else a row
-    says is the signal contract's to judge (_check)."""
+    CANCEL, an OUT_SYMBOL that is not a symbol's index (-1 too with CANCEL: every symbol's), an order's OUT_SIDE
+    that is not +1 or -1, an OUT_GTC that is not 1 (gtc), 0 or NaN (day). Anything else a row says is the signal
+    contract's to judge (_check)."""
     kind = out[i, ev.OUT_KIND]
     if not (ev.CANCEL <= kind < len(ORDER_TYPE_NAMES) and kind == np.floor(kind)):  # NaN fails both
         return ev.OUT_KIND
     s = out[i, ev.OUT_SYMBOL]
     if not ((ev.CANCEL if kind == ev.CANCEL else 0) <= s < n_s and s == np.floor(s)):
         return ev.OUT_SYMBOL
+    if kind == ev.CANCEL:
+        return -1
+    if out[i, ev.OUT_SIDE] != 1.0 and out[i, ev.OUT_SIDE] != -1.0:
+        return ev.OUT_SIDE
+    gtc = out[i, ev.OUT_GTC]
+    if gtc != 1.0 and gtc != 0.0 and not np.isnan(gtc):
+        return ev.OUT_GTC
     return -1
+
+
+@njit(cache=True)
+def _to_targets(out: np.ndarray, n: int, close: np.ndarray, t: int, position: np.ndarray, equity: float) -> int:
+    # pragma: no cover - compiled
+    """A compiled on_bar's target-weight rows (OUT_QTY NaN, a finite OUT_WEIGHT) as ctx.target_weight places
+    them: the side of the move to the target at bar t's close (OUT_SIDE as written is not read), and none when
+    there is no move (at the target, or no price at t); a weight of 0 as ctx.close: flat, with or without a
+    price. Returns the rows kept, moved up in out."""
+    k = 0
+    n_s = close.shape[1]
+    for i in range(n):
+        s, w = out[i, ev.OUT_SYMBOL], out[i, ev.OUT_WEIGHT]
+        if (out[i, ev.OUT_KIND] != ev.CANCEL and np.isnan(out[i, ev.OUT_QTY]) and np.isfinite(w)
+                and 0 <= s < n_s and s == np.floor(s)):  # a bad symbol: add_rows refuses the row
+            held = position[int(s)]
+            wanted = -held if w == 0.0 else w * equity / close[t, int(s)] - held
+            if not wanted or np.isnan(wanted):
+                continue
+            out[i, ev.OUT_SIDE] = 1.0 if wanted > 0 else -1.0
+        if k != i:
+            out[k, :] = out[i, :]
+        k += 1
+    return k
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
@@ -585,8 +629,9 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
           ) -> int:  # pragma: no cover - compiled
     """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
-    the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned more
-    orders at bar t than out holds, or a row add_rows refused: state.fault). Not cached: compiled for one on_bar,
+    the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned a
+    count at bar t out of out's rows, or a row add_rows refused: state.fault, (bar, count, N_OUT) or (bar, row,
+    column)). Not cached: compiled for one on_bar,
     it could not be found again in another process."""
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
     fault, orders, canceled_at = state.fault, state.orders, state.canceled_at
@@ -608,8 +653,10 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
         end = t + 1
         n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
                    _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
-        if n > out.shape[0]:
-            return -1 - t  # more orders than out holds
+        if n < 0 or n > out.shape[0]:  # more orders than out holds, or no count
+            fault[0], fault[1], fault[2] = t, n, ev.N_OUT
+            return -1 - t
+        n = _to_targets(out, n, close, t, view_pos, equity)
         if n > 0:
             first = n_rows[0]
             take_call(state, out, np.int64(n), t)
@@ -659,16 +706,19 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
             code = spec.on_bar.py_func.__code__
             raise StrategyError(strategy, f"compiled on_bar raised {type(exc).__name__}: {' '.join(str(exc).split())} "
                                           f"({Path(code.co_filename).name}, in {code.co_name})") from None
-        if t < 0 and book.fault[0] < 0:
+        if t < 0 and book.fault[2] == ev.N_OUT and book.fault[1] > 0:
             raise StrategyError(strategy, f"compiled on_bar returned more orders than out holds ({rows}) at bar "
                                           f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts "
                                           "memory)")  # fmt: skip
+        if t < 0 and book.fault[2] == ev.N_OUT:
+            raise StrategyError(strategy, f"compiled on_bar returned {book.fault[1]} at bar {-1 - t}: it returns the "
+                                          "number of orders it wrote to out (0 for none)")  # fmt: skip
         if t < 0:
             raise StrategyError(strategy, _refused_row(m, out, book.fault))
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
-_OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND"}
+_OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND", ev.OUT_SIDE: "OUT_SIDE", ev.OUT_GTC: "OUT_GTC"}
 
 
 def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
@@ -678,6 +728,10 @@ def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
     if col == ev.OUT_KIND:
         valid = ", ".join(f"{k} {n}" for k, n in enumerate(ORDER_TYPE_NAMES))
         why = f"not an order type ({valid}) nor CANCEL ({ev.CANCEL})"
+    elif col == ev.OUT_SIDE:
+        why = "not +1 (buy) nor -1 (sell)"
+    elif col == ev.OUT_GTC:
+        why = "not 1 (gtc) nor 0 (day)"
     else:
         why = f"not a symbol's index (0 to {market.n_symbols - 1}; {ev.CANCEL} with CANCEL: every symbol's)"
     return (f"order row {i} of compiled on_bar at bar {t} ({market.timestamps()[t]}): {_OUT_NAMES[col]} {value:g} "

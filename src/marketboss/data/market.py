@@ -7,7 +7,7 @@ A symbol without a bar at a time holds NaN there.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -132,6 +132,20 @@ class Market:
             self.symbols[s], r, read_only(self.times) if full else self.times[r], col(self.open), col(self.high),
             col(self.low), col(self.close), col(self.volume),
         )
+
+    def head(self, n: int) -> Market:
+        """Its first n times (views), every symbol kept (NaN where one has no bar yet), its annualisation kept: the
+        market as it was at bar n - 1."""
+        return self._with(lambda a: a[:n])
+
+    def read_only(self) -> Market:
+        """The same market through read-only views: what a strategy's own code is given (see read_only)."""
+        return self._with(read_only)
+
+    def _with(self, view: Callable[[np.ndarray], np.ndarray]) -> Market:
+        """The market of view(a) of each of its arrays (times too): its symbols and annualisation kept."""
+        return Market(self.symbols, view(self.times), view(self.open), view(self.high), view(self.low),
+                      view(self.close), view(self.volume), self.bars_per_year)  # fmt: skip
 
     def is_full(self, s: int) -> bool:
         """True when the symbol has a bar at every time of the market."""

@@ -2,8 +2,9 @@
 only), compiled (numba loops in nb.py, through kernels.py), and NaN until their window is full.
 
 Each takes a numpy array, a list or a polars Series of floats and returns the same kind: a Series in gives a
-Series out (same name), anything else a float64 numpy array. Wilder's RSI and ATR follow his smoothing;
-standard deviations are population ones (ddof 0), as Bollinger defined his bands.
+Series out (same name), anything else a float64 numpy array. A (time x symbol) matrix (a Market's `close`, in a
+whole-market strategy's `exposures`) gives the matrix of each column's values. Wilder's RSI and ATR follow his
+smoothing; standard deviations are population ones (ddof 0), as Bollinger defined his bands.
 
     >>> from marketboss.indicators import sma, rsi
     >>> sma([1.0, 2.0, 3.0, 4.0], 2)
@@ -12,7 +13,7 @@ standard deviations are population ones (ddof 0), as Bollinger defined his bands
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -39,6 +40,8 @@ V = TypeVar("V", np.ndarray, pl.Series)
 
 def _array(x: Values) -> np.ndarray:
     a = x.to_numpy() if isinstance(x, pl.Series) else np.asarray(x)
+    if a.ndim not in (1, 2):
+        raise ValueError(f"a series (1-D) or a (time x symbol) matrix, not an array of shape {a.shape}")
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
@@ -46,6 +49,18 @@ def _like(x: Values, out: np.ndarray) -> Any:
     """`out` as the kind of x: a Series (x's name) for a Series, else the array."""
     # NaN stays NaN (not null) in the Series: what the arrays hold, and what polars' own rolling means do
     return pl.Series(x.name, out, dtype=pl.Float64, nan_to_null=False) if isinstance(x, pl.Series) else out
+
+
+def _per_column(kernel: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], *args: Any) -> np.ndarray:
+    """kernel(*arrays, *args, out) of series (1-D); of (time x symbol) matrices, of each column alone."""
+    first = arrays[0]
+    if first.ndim == 1:
+        return kernel(*arrays, *args, np.empty_like(first))
+    out = np.empty_like(first)
+    for j in range(first.shape[1]):
+        cols = [np.ascontiguousarray(a[:, j]) for a in arrays]
+        out[:, j] = kernel(*cols, *args, np.empty_like(cols[0]))
+    return out
 
 
 def _window(n: int, name: str = "n") -> int:
@@ -57,38 +72,38 @@ def _window(n: int, name: str = "n") -> int:
 def sma(x: V, n: int) -> V:
     """Simple moving average of the last n values."""
     a = _array(x)
-    return _like(x, kernels.sma(a, _window(n), np.empty_like(a)))
+    return _like(x, _per_column(kernels.sma, [a], _window(n)))
 
 
 def ema(x: V, n: int) -> V:
     """Exponential moving average, alpha = 2 / (n + 1), seeded by the simple mean of the first n values."""
     a = _array(x)
-    return _like(x, kernels.ema(a, _window(n), np.empty_like(a)))
+    return _like(x, _per_column(kernels.ema, [a], _window(n)))
 
 
 def rsi(x: V, n: int = 14) -> V:
     """Wilder's relative strength index (0-100) over n changes; the first value is at bar n."""
     a = _array(x)
-    return _like(x, kernels.rsi(a, _window(n), np.empty_like(a)))
+    return _like(x, _per_column(kernels.rsi, [a], _window(n)))
 
 
 def zscore(x: V, n: int) -> V:
     """(x - mean) / std over the last n values (population std); 0 where the window is flat."""
     a = _array(x)
-    return _like(x, kernels.rolling_zscore(a, _window(n), np.empty_like(a)))
+    return _like(x, _per_column(kernels.rolling_zscore, [a], _window(n)))
 
 
 def rolling_max(x: V, n: int, exclude_current: bool = False) -> V:
     """Highest of the last n values; with exclude_current, of the n values before this bar (a breakout level
     the bar itself can cross)."""
     a = _array(x)
-    return _like(x, kernels.rolling_extreme(a, _window(n), True, int(exclude_current), np.empty_like(a)))
+    return _like(x, _per_column(kernels.rolling_extreme, [a], _window(n), True, int(exclude_current)))
 
 
 def rolling_min(x: V, n: int, exclude_current: bool = False) -> V:
     """Lowest of the last n values; with exclude_current, of the n values before this bar."""
     a = _array(x)
-    return _like(x, kernels.rolling_extreme(a, _window(n), False, int(exclude_current), np.empty_like(a)))
+    return _like(x, _per_column(kernels.rolling_extreme, [a], _window(n), False, int(exclude_current)))
 
 
 def atr(high: V, low: V, close: V, n: int = 14) -> V:
@@ -96,7 +111,7 @@ def atr(high: V, low: V, close: V, n: int = 14) -> V:
     h, lo, c = _array(high), _array(low), _array(close)
     if not h.shape == lo.shape == c.shape:
         raise ValueError(f"high, low and close differ in length: {h.shape[0]}, {lo.shape[0]}, {c.shape[0]}")
-    return _like(close, kernels.atr(h, lo, c, _window(n), np.empty_like(c)))
+    return _like(close, _per_column(kernels.atr, [h, lo, c], _window(n)))
 
 
 class Bands(NamedTuple):
@@ -111,8 +126,8 @@ def bollinger(x: Values, n: int = 20, k: float = 2.0) -> Bands:
     """Bollinger bands over the last n values, k standard deviations wide."""
     a = _array(x)
     n = _window(n)
-    mid = kernels.sma(a, n, np.empty_like(a))
-    sd = kernels.rolling_std(a, n, np.empty_like(a))
+    mid = _per_column(kernels.sma, [a], n)
+    sd = _per_column(kernels.rolling_std, [a], n)
     return Bands(_like(x, mid), _like(x, mid + k * sd), _like(x, mid - k * sd))
 
 

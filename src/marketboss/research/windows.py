@@ -61,7 +61,7 @@ def history_exposures(
     NaN for symbols without a bar there."""
     hist = history or time_slice(market, 0, end)
     full = np.full((end, market.n_symbols), np.nan)
-    full[:, [market.symbols.index(s) for s in hist.symbols]] = strategy.exposures(hist)
+    full[:, [market.symbols.index(s) for s in hist.symbols]] = strategy.checked_exposures(hist)
     return full
 
 

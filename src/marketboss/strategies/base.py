@@ -134,9 +134,15 @@ class Strategy(_Defaults, ABC, Generic[P]):
             raise TypeError("give a params model or keyword parameters, not both")
         self.params: P = params if params is not None else self.params_model.model_validate(values)  # type: ignore[assignment]
 
+    #: Whether the framework checks a whole-market model's `exposures` for look-ahead (checked_exposures). Off only
+    #: for a model causal by construction whose run on the market's first half cannot be asked (the ML strategy:
+    #: trading out of sample, a cut before its training end has no bar to trade).
+    check_exposures: ClassVar[bool] = True
+
     def exposure(self, bars: SymbolBars) -> np.ndarray:
         """Desired exposure per bar of one symbol (causal). Override this or `exposures`."""
-        raise NotImplementedError
+        raise StrategyError(self, "implements neither exposure(bars) nor exposures(market): a strategy overrides "
+                                  "one of them")  # fmt: skip
 
     def changes(self, bars: SymbolBars, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bar index, held state before, held state after) at each change of one symbol's held exposure,
@@ -165,6 +171,35 @@ class Strategy(_Defaults, ABC, Generic[P]):
         self._check_causal(market, computed)
         return out
 
+    def checked_exposures(self, market: Market) -> np.ndarray:
+        """`exposures` as every run takes it. A whole-market model (an override of `exposures`) is given the market
+        through read-only views, must return its (time x symbol) shape, and must be causal: computed on the
+        market's first half and three quarters of its bars, the same values there (check_exposures)."""
+        if type(self).exposures is Strategy.exposures:
+            return self.exposures(market)  # each symbol's exposure, checked there
+        view = market.read_only()
+        full = self._matrix(view)
+        if not self.check_exposures:
+            return full
+        for n in sorted({market.n_times // 2, market.n_times * 3 // 4} - {0}):
+            if not same_values(self._matrix(view.head(n)), full[:n]):
+                raise StrategyError(self, f"exposures looks ahead: its values on the first {n} bars change when later "
+                                          "bars are added (exposures[t] may use bars up to t only)")  # fmt: skip
+        return full
+
+    def _matrix(self, market: Market) -> np.ndarray:
+        got = self.exposures(market)
+        try:
+            e = np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            e = None
+        if e is None or e.shape != (market.n_times, market.n_symbols):
+            what = "None" if got is None else f"shape {e.shape}" if e is not None else f"a {type(got).__name__}"
+            raise StrategyError(self, f"exposures returned {what} for {market.n_times} bars x {market.n_symbols} "
+                                      "symbols: it must return a (time x symbol) array of numbers, one per bar and "
+                                      "symbol")  # fmt: skip
+        return e
+
     def params_json(self) -> str:
         return canonical_params(self.params.identity())
 
@@ -178,8 +213,8 @@ class Strategy(_Defaults, ABC, Generic[P]):
     def signal_rows(self, market: Market) -> SignalRows:
         """`signals` with the arrays the frame was built from, which a backtest of them reads."""
         if type(self).exposures is not Strategy.exposures:  # a whole-market model: its matrix is the source
-            return _signal_rows(market, _matrix_changes(market, self.exposures(market), self.params), self.name,
-                                self.params_json(), self.params)
+            return _signal_rows(market, _matrix_changes(market, self.checked_exposures(market), self.params),
+                                self.name, self.params_json(), self.params)  # fmt: skip
         lo = _low(self.params)
         if type(self).changes is Strategy.changes:  # exposure is the source: it may use bars up to t only
             self._check_causal(market)
@@ -196,9 +231,9 @@ class Strategy(_Defaults, ABC, Generic[P]):
             full = computed[s] if computed is not None else self._exposure_of(bars)
             for n in sorted({len(bars) // 2, len(bars) * 3 // 4} - {0}):
                 if not same_values(self._exposure_of(head(bars, n)), full[:n]):
-                    raise MarketBossError(f"{self.name}: exposure looks ahead: its values on the first {n} "
-                                          f"bars of {bars.symbol} change when later bars are added (exposure[t] "
-                                          "may use bars up to t only)")  # fmt: skip
+                    raise StrategyError(self, f"exposure looks ahead: its values on the first {n} bars of "
+                                              f"{bars.symbol} change when later bars are added (exposure[t] may use "
+                                              "bars up to t only)")  # fmt: skip
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

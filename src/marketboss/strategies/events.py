@@ -30,7 +30,7 @@ from marketboss.data.market import Market, SymbolBars, read_only
 from marketboss.data.rules import shown
 from marketboss.errors import MarketBossError
 from marketboss.signals import ORDER_TYPE_NAMES, SignalRows
-from marketboss.strategies.base import Strategy, StrategyParams
+from marketboss.strategies.base import Strategy, StrategyError, StrategyParams
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 
@@ -334,9 +334,10 @@ def _infer_type(fields: dict[str, Any]) -> OrderType:
 
 # ------------------------------------------------------------------------------------------ compiled path
 
-#: Columns of a compiled on_bar's order buffer (one row per order): symbol index, +1 buy / -1 sell, shares (NaN:
-#: a target-weight order), target weight, order type (marketboss.orders' codes; CANCEL: cancel the symbol's
-#: open orders), limit and stop prices, trail percent, 1 for gtc, take-profit and stop-loss (NaN: absent).
+#: Columns of a compiled on_bar's order buffer (one row per order): symbol index, +1 buy / -1 sell (a
+#: target-weight order's: the move to its target, not read), shares (NaN: a target-weight order), target weight,
+#: order type (marketboss.orders' codes; CANCEL: cancel the symbol's open orders), limit and stop prices, trail
+#: percent, 1 for gtc (0 or NaN: day), take-profit and stop-loss (NaN: absent).
 (OUT_SYMBOL, OUT_SIDE, OUT_QTY, OUT_WEIGHT, OUT_KIND, OUT_LIMIT, OUT_STOP, OUT_TRAIL, OUT_GTC, OUT_TP,
  OUT_SL) = range(11)  # fmt: skip
 N_OUT = 11
@@ -379,7 +380,8 @@ class EventStrategy(Strategy[P]):
         """Called before the first bar of each run."""
 
     def on_bar(self, ctx: Context) -> None:
-        raise NotImplementedError(f"{type(self).__name__} implements neither on_bar nor compiled")
+        raise StrategyError(self, "implements neither on_bar(ctx) nor compiled(): an event strategy overrides one "
+                                  "of them")  # fmt: skip
 
     def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
         """Indicator arrays over one symbol's bars (each aligned with them), read in on_bar through

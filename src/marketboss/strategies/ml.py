@@ -40,6 +40,7 @@ class ML(Strategy[MLParams]):
     name = "ml"
     summary = "a trained model's forward-return forecast (marketboss train), by threshold or rank"
     params_model = MLParams
+    check_exposures = False  # causal by construction (tests/unit/test_ml_strategy.py: it never looks ahead)
 
     def __init__(self, params: MLParams):
         super().__init__(params)
