@@ -238,6 +238,24 @@ def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)  # fmt: skip
 
 
+def test_a_compiled_plugin_runs_through_every_form_whichever_wrote_numbas_cache(data: Path, workdir: Path) -> None:
+    """numba's cache beside the file is one for all forms, and records the module name of the run that wrote it:
+    a compiled on_bar cached by `pkg.fast:Class` then run as `pkg/fast.py:Class`, or from another directory,
+    failed with `No module named ...` until the cache was deleted (and the other way round)."""
+    (workdir / "pkg").mkdir()
+    shutil.copy(ROOT / "examples" / "rsi_bracket_events.py", workdir / "pkg" / "fast.py")
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    runs = [(workdir, "pkg.fast:RsiBracketEvents"), (workdir, "pkg/fast.py:RsiBracketEvents"),
+            (elsewhere, f"{workdir / 'pkg' / 'fast.py'}:RsiBracketEvents")]  # fmt: skip
+    for order in (runs, runs[::-1]):
+        shutil.rmtree(workdir / "pkg" / "__pycache__", ignore_errors=True)
+        for cwd, form in order:
+            proc = _run(workdir, cwd, "backtest", "--data", str(data), "--strategy", form, "-o", str(workdir / "o"))
+            assert proc.returncode == 0, (form, proc.stderr)
+        assert list((workdir / "pkg" / "__pycache__").glob("fast._on_bar-*.nbi"))  # a cache was written, and read
+
+
 def test_an_installed_package_registers_strategies_by_entry_point(data: Path, workdir: Path) -> None:
     site = workdir / "site"
     _installed(site, broken=False)
@@ -368,8 +386,9 @@ def test_a_plugin_raising_at_run_time_is_one_line_naming_its_file_and_line(
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv"))
     assert cli("compare", "--data", str(data), "--strategies", "momentum,runtime.py:RsiBracket", "--table", "c.csv",
                "-o", "c.jsonl") == 2  # the others are still compared, and the exit says one was not
-    assert capsys.readouterr().err.endswith("error: 1 of 2 strategies could not be run (above): the comparison and "
-                                            "the selection are of the others\n")
+    assert capsys.readouterr().err.endswith("error: 1 of 2 strategies could not be run (above): the comparison is "
+                                            "of the others, and no signals were written to c.jsonl\n")
+    assert not (workdir / "c.jsonl").exists()  # before: momentum's, selected among the one that ran
     status = dict(pl.read_csv(workdir / "c.csv").select("strategy", "status").iter_rows())
     assert status == {"momentum": "ok",
                       "runtime.py:RsiBracket": f"raised ValueError: boom (runtime.py, line {line}, in exposure)"}

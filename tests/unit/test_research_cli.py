@@ -100,8 +100,15 @@ def test_compare_selects_the_best_and_writes_its_signals_for_paper_trading(
     captured = capsys.readouterr()  # ml has no model here: the others are compared, and the exit says so
     err_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 2 and err_lines[0].startswith("error: strategy 'ml': ")
-    assert err_lines[1].startswith("error: 1 of 4 strategies could not be run (above)")
+    assert err_lines[1].startswith("error: 1 of 4 strategies could not be run (above): the comparison is of the "
+                                   "others, and no signals were written to data/signals.jsonl")
     assert "strategy 'ml': strategy 'ml'" not in err_lines[0]
+    table = pl.read_csv(workdir / "runs" / "compare.csv")  # each one's status: why ml could not run
+    assert not table["selected"].any() and not (workdir / "data" / "signals.jsonl").exists()
+    assert table.filter(pl.col("strategy") == "ml")["status"][0].startswith("no model")
+    assert cli("compare", "--data", str(data), "--strategies", "ma_crossover,momentum,mean_reversion",
+               "--param", "ma_crossover.fast=5", "--param", "ma_crossover.slow=20", "--commission", "0.001") == 0
+    captured = capsys.readouterr()
     table = pl.read_csv(workdir / "runs" / "compare.csv")
     best = table.filter(pl.col("selected"))
     assert best.height == 1 and best["oos_sharpe"][0] == table.filter(pl.col("status") == "ok")["oos_sharpe"].max()

@@ -357,8 +357,12 @@ def compare(
         f"out-of-sample {ts[split]:%Y-%m-%d}..{ts[-1]:%Y-%m-%d}",
         [f"{o.strategy} {w}" for o in ok for w in ("IS", "OOS")], keys, values,
     )
-    write_table(result.table(), table_path)
+    write_table(result.table(), table_path)  # each strategy's status too: why one could not run
     console.print(f"wrote {table_path}")
+    if len(ok) < len(result.outcomes):  # a selection among the others is not what was asked: none for paper
+        raise MarketBossError(f"{len(result.outcomes) - len(ok)} of {len(result.outcomes)} strategies could not be "
+                              f"run (above): the comparison is of the others, and no signals were written to "
+                              f"{signals_path}")  # fmt: skip
     if result.best is None:
         raise MarketBossError(f"no strategy has a defined out-of-sample {metric}: nothing selected, no signals "
                               "written")
@@ -372,6 +376,3 @@ def compare(
                   soft_wrap=True)
     log.info("compare_done", strategies=names, best=best.strategy, metric=metric, value=value,
              signals=str(signals_path))
-    if len(ok) < len(result.outcomes):  # compared and selected among the others, but not what was asked: say so
-        raise MarketBossError(f"{len(result.outcomes) - len(ok)} of {len(result.outcomes)} strategies could not be "
-                              "run (above): the comparison and the selection are of the others")

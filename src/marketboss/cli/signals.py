@@ -62,9 +62,11 @@ def generate(
     write_signals(out, signals)
     counts = dict(signals.group_by("action").len().iter_rows())
     log.info("signals_written", path=str(out), signals=signals.height, strategy=strat.describe())
+    cancels = f", {counts['CANCEL']:,} CANCEL" if counts.get("CANCEL") else ""  # an event strategy's
     console.print(
-        f"wrote {signals.height:,} signals ({counts.get('BUY', 0):,} BUY, {counts.get('SELL', 0):,} SELL) for "
-        f"{signals['symbol'].n_unique()} of {market.n_symbols} symbol(s) to {out}\n  strategy: {strat.describe()}"
+        f"wrote {signals.height:,} signals ({counts.get('BUY', 0):,} BUY, {counts.get('SELL', 0):,} SELL{cancels}) "
+        f"for {signals['symbol'].n_unique()} of {market.n_symbols} symbol(s) to {out}\n  strategy: "
+        f"{strat.describe()}"
     )
 
 

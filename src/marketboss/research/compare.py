@@ -122,7 +122,8 @@ def compare(
     split: int | None = None,
     backend: Backend | None = None,
 ) -> Comparison:
-    """Every strategy on the same bars; the best is the one with the best out-of-sample `metric`."""
+    """Every strategy on the same bars; the best is the one with the best out-of-sample `metric` (none when one
+    could not run: a selection among the others is not what was asked)."""
     check_metric(metric)
     if not strategies or len(set(strategies)) != len(strategies):
         raise MarketBossError("--strategies must list distinct strategy names")
@@ -136,5 +137,5 @@ def compare(
     be = backend or LocalBackend()
     outcomes = be.map(run_compare_task, tasks, market, work=float(len(tasks) * market.n_times * market.n_symbols))
     values = np.array([_metric(o.out_of_sample, metric) for o in outcomes])
-    i = best_index(values, metric)
+    i = None if any(o.error is not None for o in outcomes) else best_index(values, metric)
     return Comparison(outcomes, metric, None if i is None else outcomes[i], int(market.times[at]))

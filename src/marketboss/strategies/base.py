@@ -40,6 +40,8 @@ class StrategyParams(BaseModel):
     """Sizing and direction, shared by every strategy; subclasses add their own parameters."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    #: Parameters a kind of strategy refuses (left out of its listing: `strategies list`, a bad --param's).
+    unused: ClassVar[frozenset[str]] = frozenset()
 
     sizing: Literal["quantity", "weight"] = Field(
         "quantity", description="quantity: fixed shares per signal; weight: target fraction of equity"

@@ -40,6 +40,8 @@ class EventParams(StrategyParams):
     to the framework: `sizing`/`quantity`/`weight` size a buy or sell placed without a size, the exit percents
     put a bracket on an entry placed without one, and `long_only` cuts a sale to the position (never a short)."""
 
+    unused: ClassVar[frozenset[str]] = frozenset({"rebalance"})
+
     @model_validator(mode="after")
     def _no_rebalance(self) -> EventParams:
         if self.rebalance is not None:

@@ -80,7 +80,7 @@ def _module_name(path: Path) -> str:
     """The name Python gives the file when its directory is on the path (its stem), unless another module has
     that name: then the stem and a hash of the file's path. One file, one name, whichever way it is loaded:
     numba's cache of a compiled function in it (a compiled `on_bar`) records its module's name and must find
-    it again in the next process."""
+    it again in the next process (and _alias gives it the names of the other forms)."""
     stem = path.stem
     if stem.isidentifier():
         known = sys.modules.get(stem)
@@ -89,6 +89,18 @@ def _module_name(path: Path) -> str:
             return stem
     safe = re.sub(r"\W", "_", stem)
     return f"marketboss_plugin_{safe}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def _alias(module: ModuleType, path: Path) -> None:
+    """The module also under each name the file could be imported by (its path's last parts: `x`, `examples.x`,
+    ...; those free): numba's cache beside the file is one for every form, and records the module name of the run
+    that wrote it, which a run through another form, or from another directory, must find (before: `No module
+    named 'x'` until the cache was deleted)."""
+    parts = path.with_suffix("").parts
+    for k in range(1, len(parts)):
+        if not parts[-k].isidentifier():
+            break
+        sys.modules.setdefault(".".join(parts[-k:]), module)
 
 
 def _origin(name: str) -> str | None:
@@ -118,13 +130,14 @@ def load_file(path: Path, shown: str) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise PluginError(_problem(exc, shown, full)) from None
+    _alias(module, full)
     return module
 
 
 def import_module(dotted: str) -> ModuleType:
-    """An importable module of a plug-in (`package.module`)."""
+    """An importable module of a plug-in (`package.module`), also under its file's other names (_alias)."""
     try:
-        return importlib.import_module(dotted)
+        module = importlib.import_module(dotted)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (dotted == exc.name or dotted.startswith(exc.name + ".")):
             raise PluginError(f"strategy plug-in {dotted}: no module named '{exc.name}' (not installed, nor on "
@@ -132,6 +145,10 @@ def import_module(dotted: str) -> ModuleType:
         raise PluginError(_problem(exc, dotted, None)) from None
     except Exception as exc:
         raise PluginError(_problem(exc, dotted, None)) from None
+    file = getattr(module, "__file__", None)
+    if file:
+        _alias(module, Path(file).resolve())
+    return module
 
 
 def _defined(module: ModuleType) -> list[str]:

@@ -99,6 +99,7 @@ def describe_params(cls: type[Strategy[Any]]) -> list[tuple[str, str, Any, str]]
     return [
         (name, param_type(info), _default(info), info.description or "")
         for name, info in cls.params_model.model_fields.items()
+        if name not in cls.params_model.unused
     ]
 
 
