@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import zlib
 from datetime import UTC, datetime
@@ -288,6 +289,15 @@ def test_bad_orders_are_refused_with_the_bar_and_field() -> None:
         run(FLAT, {2: lambda c: c.target_weight(-0.5)})
     with pytest.raises(MarketBossError, match="fill close"):
         run(FLAT, {}, BacktestConfig(fill=FillMode.CLOSE))
+    # before: a bool bought 1 share, a text was read as a number, a NaN leg meant none (and dropped the defaults)
+    for step, said in [(lambda c: c.buy(True), "quantity True: buy takes a number of shares"),
+                       (lambda c: c.sell("10"), "quantity '10': sell takes a number of shares"),
+                       (lambda c: c.buy(1, stop_loss=float("nan")), "stop_loss nan: a finite number, or leave it out"),
+                       (lambda c: c.buy(1, limit_price="90"), "limit_price '90': a finite number")]:  # fmt: skip
+        with pytest.raises(MarketBossError, match=f"^{re.escape(said)}"):
+            run(FLAT, {2: step})
+    result, _, _ = run(FLAT, {2: lambda c: c.buy(np.int64(2), stop_loss=np.float64(90.0))}, stop_loss_pct=5.0)
+    assert result.fills["qty"].to_list() == [2]  # numpy's numbers are numbers
 
 
 @pytest.mark.parametrize(("step", "field", "said"), [

@@ -89,9 +89,9 @@ class Context:
     """What on_bar sees and does at bar t. The run updates the account fields before each call; everything
     read from the market is cut at t."""
 
-    market: Market
+    _market: Market  # the whole market: read through the methods, which cut it at t
     params: EventParams
-    indicators: dict[str, np.ndarray]  # name -> (time x symbol), causal
+    _indicators: dict[str, np.ndarray]  # name -> (time x symbol), causal: read through value/indicator
     t: int = -1
     positions_now: list[float] = field(default_factory=list)  # shares per symbol (a list: read once a bar)
     cash: float = 0.0
@@ -104,39 +104,39 @@ class Context:
     # ---------------------------------------------------------------- the market up to t
     @property
     def time(self) -> datetime:
-        us = int(self.market.times[self.t])
+        us = int(self._market.times[self.t])
         return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
     @property
     def symbols(self) -> tuple[str, ...]:
-        return self.market.symbols
+        return self._market.symbols
 
     def _s(self, symbol: str | int | None) -> int:
-        if type(symbol) is int and 0 <= symbol < self.market.n_symbols:
+        if type(symbol) is int and 0 <= symbol < self._market.n_symbols:
             return symbol
         if symbol is None:
-            if self.market.n_symbols != 1:
-                raise MarketBossError(f"name the symbol: the data has several ({_listed(self.market.symbols)})")
+            if self._market.n_symbols != 1:
+                raise MarketBossError(f"name the symbol: the data has several ({_listed(self._market.symbols)})")
             return 0
         if isinstance(symbol, int | np.integer) and not isinstance(symbol, bool):
-            if 0 <= symbol < self.market.n_symbols:
+            if 0 <= symbol < self._market.n_symbols:
                 return int(symbol)
-            raise MarketBossError(f"symbol index {symbol} out of range: the data has {self.market.n_symbols} "
-                                  f"symbol(s), 0 to {self.market.n_symbols - 1} ({_listed(self.market.symbols)})")
+            raise MarketBossError(f"symbol index {symbol} out of range: the data has {self._market.n_symbols} "
+                                  f"symbol(s), 0 to {self._market.n_symbols - 1} ({_listed(self._market.symbols)})")
         try:
-            return self.market.symbol_index(symbol)  # type: ignore[arg-type]  # a bool, anything: not a name
+            return self._market.symbol_index(symbol)  # type: ignore[arg-type]  # a bool, anything: not a name
         except ValueError:
             pass
-        raise MarketBossError(f"unknown symbol {symbol!r} (the data has {_listed(self.market.symbols)})")
+        raise MarketBossError(f"unknown symbol {symbol!r} (the data has {_listed(self._market.symbols)})")
 
     def _ind(self, name: str) -> np.ndarray:
         try:
-            return self.indicators[name]
+            return self._indicators[name]
         except (KeyError, TypeError):  # TypeError: an unhashable name
             raise self._no_indicator(name) from None
 
     def _no_indicator(self, name: Any) -> MarketBossError:
-        return MarketBossError(f"no indicator {name!r} (indicators() returned: {_listed(tuple(self.indicators))})")
+        return MarketBossError(f"no indicator {name!r} (indicators() returned: {_listed(tuple(self._indicators))})")
 
     def _lookup_error(self, name: str | None, symbol: Any) -> MarketBossError | None:
         """Why a fast read (an int index, unchecked) failed: the indicator's name or the symbol (None: neither)."""
@@ -149,14 +149,14 @@ class Context:
         return None
 
     def history(self, symbol: str | int | None = None) -> History:
-        m, s, end = self.market, self._s(symbol), self.t + 1
+        m, s, end = self._market, self._s(symbol), self.t + 1
         return History(*(read_only(a) for a in (m.times[:end], m.open[:end, s], m.high[:end, s], m.low[:end, s],
                                                  m.close[:end, s], m.volume[:end, s])))  # fmt: skip
 
     def price(self, symbol: str | int | None = None) -> float:
         """The symbol's close at this bar (NaN when it has no bar here)."""
         try:
-            return self.market.close.item(self.t, symbol if type(symbol) is int and symbol >= 0 else self._s(symbol))
+            return self._market.close.item(self.t, symbol if type(symbol) is int and symbol >= 0 else self._s(symbol))
         except IndexError as exc:
             raise self._lookup_error(None, symbol) or exc from None
 
@@ -168,7 +168,7 @@ class Context:
         """The indicator's value at this bar (a plain float: item() takes half the time of float(a[t, s]), and
         on_bar reads a value per symbol and bar: an int index is checked only when the read fails)."""
         try:
-            return self.indicators[name].item(self.t, symbol if type(symbol) is int and symbol >= 0
+            return self._indicators[name].item(self.t, symbol if type(symbol) is int and symbol >= 0
                                               else self._s(symbol))  # fmt: skip
         except (KeyError, IndexError, TypeError) as exc:
             raise self._lookup_error(name, symbol) or exc from None
@@ -183,13 +183,13 @@ class Context:
     @property
     def positions(self) -> dict[str, float]:
         """Shares per held symbol."""
-        return {self.market.symbols[s]: p for s, p in enumerate(self.positions_now) if p}
+        return {self._market.symbols[s]: p for s, p in enumerate(self.positions_now) if p}
 
     @property
     def equity(self) -> float:
         """Cash plus the positions at this bar's closes (a symbol without a bar here: its last close)."""
         total = self.cash
-        close = self.market.close
+        close = self._market.close
         for s, p in enumerate(self.positions_now):
             if p:
                 px = close[self.t, s]
@@ -224,7 +224,7 @@ class Context:
             raise MarketBossError(f"target_weight {weight:g}: a weight is a finite number (a fraction of equity)")
         if self.params.long_only and weight < 0:
             raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
-        px = self.market.close[self.t, s]
+        px = self._market.close[self.t, s]
         wanted = weight * self.equity / px - self.positions_now[s]
         if not wanted or np.isnan(wanted):
             return None
@@ -258,6 +258,8 @@ class Context:
         if quantity is None and p.sizing == "weight":
             w = p.weight if buy else (0.0 if p.long_only else -p.weight)
             return self._place(s, buy, np.nan, w, order)
+        if quantity is not None and not _is_number(quantity):
+            raise MarketBossError(f"quantity {shown(quantity)}: {'buy' if buy else 'sell'} takes a number of shares")
         q = float(p.quantity if quantity is None else quantity)
         if not 0 <= q < math.inf:  # NaN too; 0 (`ctx.sell(ctx.position(s))` of a flat symbol) is nothing to do
             raise MarketBossError(f"quantity {q:g}: {'buy' if buy else 'sell'} takes a positive, finite number of "
@@ -276,13 +278,17 @@ class Context:
         kind: OrderType = fields.get("order_type") or _infer_type(fields)
         if kind not in ORDER_TYPE_NAMES:
             raise MarketBossError(f"order_type '{kind}': choose one of {', '.join(ORDER_TYPE_NAMES)}")
+        for f in _PRICES:
+            v = fields.get(f)
+            if v is not None and not (_is_number(v) and math.isfinite(v)):
+                raise MarketBossError(f"{f} {shown(v)}: a finite number, or leave it out (None: none, not even the "
+                                      "parameters')")  # fmt: skip
         tif = fields.get("time_in_force", "day")
         if tif not in ("day", "gtc"):
             raise MarketBossError(f"time_in_force '{tif}': choose day or gtc")
         o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind,
                         tif == "gtc",
-                        *(_num(fields.get(f)) for f in ("limit_price", "stop_price", "trail_percent", "take_profit",
-                                                        "stop_loss")))  # fmt: skip
+                        *(_num(fields.get(f)) for f in _PRICES))
         closing = not np.isnan(weight) and weight == 0.0
         if not closing and kind != "trailing_stop" and not fields.keys() & _LEGS:
             self._default_exits(o)
@@ -303,7 +309,7 @@ class Context:
         p = self.params
         if not o.buy and p.long_only:
             return
-        ref = next((v for v in (o.limit_price, o.stop_price) if not np.isnan(v)), self.market.close[self.t, o.symbol])
+        ref = next((v for v in (o.limit_price, o.stop_price) if not np.isnan(v)), self._market.close[self.t, o.symbol])
         up = 1.0 if o.buy else -1.0
         o.take_profit = exit_price(ref, up, _num(p.take_profit_pct))
         o.stop_loss = exit_price(ref, -up, _num(p.stop_loss_pct))
@@ -314,6 +320,12 @@ class Context:
 _ORDER_KEYWORDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit",
                    "stop_loss")  # fmt: skip
 _LEGS = {"take_profit", "stop_loss", "trail_percent"}
+_PRICES = ("limit_price", "stop_price", "trail_percent", "take_profit", "stop_loss")  # PlacedOrder's order
+
+
+def _is_number(v: Any) -> bool:
+    """A real number, not a bool (`ctx.buy(True)`) nor a text (`ctx.buy("10")`)."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
 
 
 def _listed(names: tuple[str, ...], most: int = 10) -> str:
