@@ -160,23 +160,28 @@ def test_a_5min_replay_decides_on_the_whole_5_minutes_as_the_backtest_does(tmp_p
 def test_an_event_driven_strategy_starts_flat_and_decides_as_its_backtest_from_the_sessions_start(
     tmp_path: Path,
 ) -> None:
-    """on_bar with a trailing-stop leg and a time stop, stopped after 15 bars and restarted: the live loop's
-    decisions are those of its run from the session's first bar (run_events' trade_from, kept by the restart), bar
-    by bar; its warm-up's orders were never the account's, so every order fills (before, the warm-up's positions
-    left the strategy waiting, and its closes were skipped: the account had nothing to sell)."""
+    """on_bar with a trailing-stop leg and a time stop, 10 warm-up bars, stopped after 15 bars and restarted: the
+    live loop's decisions are those of its run from the session's first bar (run_events' trade_from) on the
+    warm-up's bars and the session's, bar by bar. The restart keeps that first bar and fetches the same warm-up
+    (before: the 10 bars before the restart, so its run began elsewhere, its trade_from fell before it, and it
+    sent orders the session's run never made). Its warm-up's orders were never the account's, so every order
+    fills (before: the warm-up's positions left the strategy waiting, and its closes were skipped)."""
     data = _bars(tmp_path)
     spec = str(Path(__file__).resolve().parents[2] / "examples/time_trailing_stop.py") + ":TimeTrailingStop"
-    params = ["hold_bars=10", "trail=1"]
+    params = ["hold_bars=10", "trail=1", "lookback=5"]
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
         for until in ("2024-03-05T14:45:00Z", "2024-03-05T15:00:00Z"):
-            proc = subprocess.run(_live(tmp_path, lb, "--until", until, strategy=spec, params=params), cwd=tmp_path,
-                                  env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+            proc = subprocess.run(_live(tmp_path, lb, "--until", until, "--warmup-bars", "10", strategy=spec,
+                                        params=params), cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
             assert proc.returncode == 0, proc.stderr[-2000:]
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.trading_from == WINDOW[0] and status.bars_seen == 30
     end = pl.lit("2024-03-05T15:00:00Z").str.to_datetime(time_zone="UTC")
-    bars = read_bars(data).filter(pl.col("timestamp") < end)
     start = datetime.fromisoformat(WINDOW[0])
+    everything = read_bars(data)
+    warm_up = everything.filter(pl.col("timestamp") < start).group_by("symbol").tail(10).select(everything.columns)
+    bars = pl.concat([warm_up, everything.filter(pl.col("timestamp").is_between(start, end, closed="left"))])
     _, expected = run_events(Market.from_bars(bars), create(spec, params), trade_from=start)
     logged = read_jsonl_records(tmp_path / "live_signals.jsonl")
     assert expected.height >= 4 and [s["id"] for s in logged] == expected["id"].to_list()
@@ -459,3 +464,33 @@ def test_a_start_that_fails_writes_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr == "error: --symbols: the broker has no asset ZZZZ\n"
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
         "bars.jsonl", "broker.sqlite", "broker.sqlite.lock"]  # fmt: skip
+
+
+BREAKS = """
+from marketboss import EventStrategy
+
+
+class Breaks(EventStrategy):
+    def on_bar(self, ctx):
+        if ctx.time.minute == 40 and ctx.time.day == 5:
+            raise {error}
+"""
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    ("ValueError('boom')", "ValueError: boom (breaks.py, line 8, in on_bar)"),
+    ("ZeroDivisionError", "ZeroDivisionError: no message (breaks.py, line 8, in on_bar)"),
+])  # fmt: skip
+def test_a_session_whose_strategy_fails_ends_failed_saying_why(tmp_path: Path, error: str, said: str) -> None:
+    """The status file a dashboard reads says `failed` and why (before: `stopped`, and for an error of the
+    strategy's own code, no reason), and the command's one line names it."""
+    data = _bars(tmp_path)
+    (tmp_path / "breaks.py").write_text(BREAKS.format(error=error))
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        proc = subprocess.run(_live(tmp_path, lb, strategy="breaks.py:Breaks", params=[]), cwd=tmp_path,
+                              env=_env(lb), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: strategy breaks.py:Breaks raised ") and said in proc.stderr
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.state == "failed" and status.last_bar == "2024-03-05T14:39:00Z"
+    assert status.stopped_by == f"strategy breaks.py:Breaks raised {said}"

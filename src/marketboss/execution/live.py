@@ -58,6 +58,7 @@ from marketboss.logging import get_logger
 from marketboss.signals import parse_signal, read_signals, signal_records
 from marketboss.strategies.base import Strategy
 from marketboss.strategies.events import EventStrategy
+from marketboss.strategies.plugins import failure
 
 log = get_logger(__name__)
 US = 1_000_000
@@ -141,6 +142,16 @@ def _us(t: datetime) -> int:
     return int(t.timestamp() * US)
 
 
+#: A restart fetches the session's bars since its first one, up to this many times warmup_bars (a session run for
+#: longer, e.g. by the scheduler day after day, begins again: its strategy trades from the restart's first bar).
+RESUMED_BARS = 4
+
+
+def _us_of(iso: str | None) -> int | None:
+    """An RFC 3339 time of the status file in epoch microseconds."""
+    return None if iso is None else _us(datetime.fromisoformat(iso.replace("Z", "+00:00")))
+
+
 def _utc_date(us: int) -> date:
     return datetime.fromtimestamp(us / US, UTC).date()
 
@@ -175,6 +186,7 @@ class LiveLoop:
         self._stream: BarStream | None = None
         self._signals_log: JsonlAppender | None = None
         self._signal_lines = 0
+        self._failed: str | None = None  # why the run failed, if it did
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.status = LiveStatus(strategy=strategy.describe(), symbols=self.symbols, timeframe=str(self.tf),
                                  broker=broker_display, mode=mode, pid=os.getpid(), started_at=now, updated_at=now,
@@ -185,12 +197,12 @@ class LiveLoop:
         previous = read_status(self.cfg.status_output)
         now = self._now_us()
         self._check_symbols()  # reads only, before any file is opened: a start that fails writes nothing
-        self._warm_up(now)
+        last_done = self._resume_point(previous, now)  # and the session's first bar (status.trading_from)
+        self._warm_up(now, _us_of(self.status.trading_from))
         self._install_signal_handlers()
         self.executor.open_session()
         try:
             self._signals_log = self._open_signals_log()
-            last_done = self._resume_point(previous, now)
             self._write_status("warming_up")
             self._stream = self.broker.bar_stream(self.symbols, self.cfg.feed)
             self._stream.start()
@@ -198,9 +210,11 @@ class LiveLoop:
                 log.warning("bar_stream_unavailable", fallback="REST after each bar's grace")
             self._finish_started()
             self._loop(last_done if last_done is not None else self._last_history_bar())
-        except MarketBossError as exc:
-            self.summary.stopped_by = str(exc)
-            self._write_status("failed", str(exc))
+        except Exception as exc:  # the status says it failed, and why (the CLI prints the error)
+            failed = failure(exc)  # a plug-in's own error: as the CLI says it
+            self._failed = (str(failed) if failed is not None else str(exc) if isinstance(exc, MarketBossError)
+                            else f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}")  # fmt: skip
+            self.summary.stopped_by = self._failed
             raise
         finally:
             self._shutdown()
@@ -327,15 +341,24 @@ class LiveLoop:
         end = datetime.fromtimestamp(end_us / US, UTC)
         return self.executor.retry("get bars", lambda: self.broker.bars(symbols, start, end, self.tf, self.cfg.feed))
 
-    def _warm_up(self, now: int) -> None:
-        """The last warmup_bars closed bars of each symbol (REST), the history the first decision sees."""
+    def _warm_up(self, now: int, since: int | None = None) -> None:
+        """The history the first decision sees (REST): the last warmup_bars closed bars of each symbol before the
+        session's first bar, and, resuming a session that began at `since`, every bar from there on. A restart
+        thus runs the strategy on the very history the session's first run had, grown: the same decisions (an
+        event strategy trades from `since`; `ctx.t` counts from the same bar)."""
         per_day = 1 if self.tf.is_daily else max(1, 390 // self.tf.minutes)
+        if since is not None and (now - since) / (86_400 * US) * 5 / 7 * per_day > RESUMED_BARS * self.cfg.warmup_bars:
+            log.info("live_session_restarted", began=_iso(since), why="longer than the history a restart fetches")
+            since = self.status.trading_from = None  # it trades from this run's first bar (intended.py's case)
+        first = now if since is None else min(since, now)
         days = int(self.cfg.warmup_bars / per_day * 7 / 5) + 5
-        start = now - days * 86_400 * US
+        start = first - days * 86_400 * US
         bars = self._fetch(self.symbols, start, now)
-        bars = bars.filter(pl.col("timestamp").dt.epoch("us") < self._next_slot(now - 1).start)
-        recent = bars.group_by("symbol", maintain_order=True).tail(self.cfg.warmup_bars)
-        self._history = recent.select(BAR_DTYPES.names()).sort("timestamp", "symbol")
+        us = pl.col("timestamp").dt.epoch("us")
+        bars = bars.filter(us < self._next_slot(now - 1).start)
+        before = bars.filter(us < first).group_by("symbol", maintain_order=True).tail(self.cfg.warmup_bars)
+        recent = pl.concat([b.select(BAR_DTYPES.names()) for b in (before, bars.filter(us >= first))])
+        self._history = recent.sort("timestamp", "symbol")
         log.info("live_warm_up", bars=self._history.height, symbols=self.symbols, start=_iso(start), now=_iso(now))
 
     def _last_history_bar(self) -> int:
@@ -383,9 +406,9 @@ class LiveLoop:
         trades from the session's first bar: its warm-up's orders are canceled as placed, so it starts flat and
         without working orders, as the account does (its decisions depend on its own positions and orders)."""
         if isinstance(self.strategy, EventStrategy):
-            assert self.status.trading_from is not None
-            start = datetime.fromisoformat(self.status.trading_from.replace("Z", "+00:00"))
-            result, frame = self.strategy.backtest(market, trade_from=start)
+            start = _us_of(self.status.trading_from)
+            assert start is not None
+            result, frame = self.strategy.backtest(market, trade_from=datetime.fromtimestamp(start / US, UTC))
             return frame, net_positions(result.fills)
         return self.strategy.signals(market), None
 
@@ -424,16 +447,17 @@ class LiveLoop:
             self._signal_lines = len(earlier)
         return JsonlAppender(path)
 
+    def _same_session(self, previous: LiveStatus | None) -> bool:
+        """An earlier run of this session (same strategy, symbols and timeframe): a restart resumes it."""
+        return previous is not None and (previous.strategy, previous.symbols, previous.timeframe) == (
+            self.status.strategy, self.symbols, self.status.timeframe)  # fmt: skip
+
     def _resume_point(self, previous: LiveStatus | None, now: int) -> int | None:
         """The start of the last bar an earlier run of this same session decided (None: start afresh at now)."""
-        if previous is None or previous.last_bar is None:
+        if previous is None or previous.last_bar is None or not self._same_session(previous):
             return None
-        same = (previous.strategy, previous.symbols, previous.timeframe) == (self.status.strategy, self.symbols,
-                                                                             self.status.timeframe)  # fmt: skip
-        if not same:
-            return None
-        t = _us(datetime.fromisoformat(previous.last_bar.replace("Z", "+00:00")))
-        if t > now:
+        t = _us_of(previous.last_bar)
+        if t is None or t > now:
             return None
         self.status.bars_seen = previous.bars_seen
         self.status.trading_from = previous.trading_from
@@ -478,8 +502,7 @@ class LiveLoop:
             if self._signals_log is not None:
                 self._signals_log.close()
             self.summary.stopped_by = self.summary.stopped_by or self.stop_requested
-            if self.status.state != "failed":
-                self._write_status("stopped", self.summary.stopped_by)
+            self._write_status("failed" if self._failed is not None else "stopped", self.summary.stopped_by)
             self.executor.close_session()
             if self.replay is not None:
                 self.replay.close()
