@@ -494,3 +494,66 @@ def test_a_session_whose_strategy_fails_ends_failed_saying_why(tmp_path: Path, e
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.state == "failed" and status.last_bar == "2024-03-05T14:39:00Z"
     assert status.stopped_by == f"strategy breaks.py:Breaks raised {said}"
+
+
+ROTATION = """
+from datetime import UTC, datetime
+
+import numpy as np
+
+from marketboss import EventStrategy
+
+
+def week(us):
+    return datetime.fromtimestamp(us / 1e6, UTC).isocalendar()[1]
+
+
+class Rotation(EventStrategy):
+    \"\"\"On each week's first bar: the two best 5-bar returns to 45% of equity each, the other sold.\"\"\"
+
+    def on_bar(self, ctx):
+        times = ctx.history(0).times
+        if ctx.t < 5 or week(times[-1]) == week(times[-2]):
+            return
+        rets = [ctx.history(s).close[-1] / ctx.history(s).close[-6] - 1 for s in range(len(ctx.symbols))]
+        best = set(np.argsort(rets)[-2:].tolist())
+        for s in range(len(ctx.symbols)):
+            if s not in best and ctx.position(s):
+                ctx.target_weight(0.0, s)
+        for s in sorted(best):
+            ctx.target_weight(0.45, s)
+"""
+
+
+def test_a_rotations_purchases_count_the_sales_queued_with_them(tmp_path: Path) -> None:
+    """Daily bars: a week's rotation decided at a close sells one symbol and buys another, both queued for the next
+    open. The purchase is sized from the cash the sale will add, as the backtest fills the bar's sales, then its
+    purchases (before: from the cash before the sale: 185 shares where the backtest bought 828)."""
+    symbols = ["AAPL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "rotation.py").write_text(ROTATION)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "rotation.py:Rotation", "--symbols",
+               ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from", "2024-06-03",
+               "--until", "2024-09-01T00:00:00Z", "--signals-output", str(tmp_path / "live_signals.jsonl"),
+               "--trades-output", str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "equity.jsonl"),
+               "--status-output", str(tmp_path / "status.json")]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        positions = _positions(lb)
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-09-01").str.to_datetime(time_zone="UTC"))
+    result, signals = run_events(Market.from_bars(bars), create(f"{tmp_path / 'rotation.py'}:Rotation", []),
+                                 trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["leg"] is None}
+    assert set(trades) == set(signals["id"]) and len(trades) >= 10
+    buys = result.fills.filter(pl.col("side") == "BUY")
+    big = buys.filter(pl.col("qty") >= 100)  # the rotations' purchases (the rest: a few shares of drift)
+    assert big.height >= 3
+    for f in big.iter_rows(named=True):  # sized alike: the price moved from the close to the open, and the spread
+        assert trades[f["signal_id"]]["qty"] == pytest.approx(f["qty"], rel=0.02), f
+    held = _net_fills([{"symbol": f["symbol"], "side": f["side"], "qty": f["qty"]} for f in
+                       result.fills.iter_rows(named=True)])  # fmt: skip
+    assert positions.keys() == held.keys() and all(positions[s] == pytest.approx(held[s], rel=0.02) for s in held)

@@ -475,6 +475,19 @@ class Executor:
         held = self.retry("get positions", self.broker.positions)
         return sorted(group, key=lambda s: 0 if s.action == "CANCEL" else (1 if _reduces(s, held) else 2))
 
+    def _queued_cash(self) -> float:
+        """What the market orders left working (queued for the next open: the live loop's, decided at the close)
+        add to cash once they fill, at their signals' prices: the sales' proceeds less the purchases' cost. A
+        purchase sized after them counts them, as the backtest fills a bar's sales, then its purchases one after
+        the other, each from the cash then (before: sized from the cash before the sales, a rotation's buy was a
+        fifth of the backtest's). Orders working at a price are not counted: the backtest reserves nothing for
+        them either."""
+        total = 0.0
+        for w in self.working.values():
+            if w.request.type == "market" and w.sig.price is not None:
+                total += (w.request.qty if w.request.side == "sell" else -w.request.qty) * w.sig.price
+        return total
+
     def _finish_replay(self, left: Signal | None, journal: Journal, trades_log: JsonlAppender,
                        equity_log: JsonlAppender) -> None:  # fmt: skip
         """A replay with orders or exits still working: the clock on to where a later run starts (`left`'s bar),
@@ -822,7 +835,8 @@ class Executor:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price, clock = reads.result(price_r), reads.result(clock_r)
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
-        sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
+        cash = acct.cash + self._queued_cash()
+        sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional)
         if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
         ):  # a reduction that trades: its exits go first (what they traded counts below), then the position as it
@@ -830,7 +844,7 @@ class Executor:
             self._clear_legs(sig.symbol, journal, trades_log)
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
-            sized = size_order(sig, acct.equity, acct.cash, pos_qty, price, self.cfg.fractional)
+            sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional)
         if isinstance(sized, str):  # no cash for a share is the backtest's rejection, else there is nothing to do
             self._record(trades_log, sig, "rejected" if sized == REASONS[REJECTED_CASH] else "skipped", reason=sized,
                          at=at)  # fmt: skip
