@@ -557,3 +557,51 @@ def test_a_rotations_purchases_count_the_sales_queued_with_them(tmp_path: Path) 
     held = _net_fills([{"symbol": f["symbol"], "side": f["side"], "qty": f["qty"]} for f in
                        result.fills.iter_rows(named=True)])  # fmt: skip
     assert positions.keys() == held.keys() and all(positions[s] == pytest.approx(held[s], rel=0.02) for s in held)
+
+
+TRAILING = """
+from marketboss import EventStrategy
+from marketboss.indicators import rsi
+
+
+class Trailing(EventStrategy):
+    \"\"\"RSI under 45: buy 10 with a 3% trailing stop leg.\"\"\"
+
+    def indicators(self, bars):
+        return {"rsi": rsi(bars.close, 14)}
+
+    def on_bar(self, ctx):
+        for s in range(len(ctx.symbols)):
+            if not ctx.position(s) and not ctx.open_orders and ctx.value("rsi", s) < 45:
+                ctx.buy(10, s, trail_percent=3.0)
+"""
+
+
+def test_a_trailing_exit_works_from_its_entrys_fill_bar_as_in_the_backtest(tmp_path: Path) -> None:
+    """Daily bars: an entry decided at a close fills at the next open; its trailing exit (placed once it fills:
+    Alpaca's brackets have none) is placed then, at the open, and trails that bar, as the backtest's leg does.
+    Before, the loop saw the fill at the bar's close: the exit started a day late (06-10's high missed, the exit
+    a week later, the next entry skipped)."""
+    symbols = ["AAPL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "trailing.py").write_text(TRAILING)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "trailing.py:Trailing", "--symbols",
+               ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from", "2024-06-03",
+               "--until", "2024-09-01T00:00:00Z", "--signals-output", str(tmp_path / "live_signals.jsonl"),
+               "--trades-output", str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "equity.jsonl"),
+               "--status-output", str(tmp_path / "status.json")]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-09-01").str.to_datetime(time_zone="UTC"))
+    result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'trailing.py'}:Trailing", []),
+                           trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    exits = result.fills.filter(pl.col("leg") == "trailing_stop")
+    assert exits.height >= 5
+    live = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "t.jsonl")}
+    assert len(live) == result.fills.height and {t["status"] for t in live.values()} == {"filled"}
+    for f in exits.iter_rows(named=True):  # each exit on the backtest's day
+        assert live[(f["signal_id"], "trailing_stop")]["timestamp"][:10] == f"{f['timestamp']:%Y-%m-%d}", f

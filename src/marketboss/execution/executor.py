@@ -419,9 +419,8 @@ class Executor:
         equity_log = JsonlAppender(self.cfg.equity_output)
         log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
         if self.replay is not None:  # an entry left working gets its trailing exit at the bar after its fill
-            self.replay.stop_at_bars(
-                lambda: {w.sig.symbol for w in self.working.values() if w.intent.legs and w.sig.trail_percent},
-                lambda: self._follow_working(journal, trades_log, equity_log, poll=True))  # fmt: skip
+            self.replay.stop_at_bars(self.awaiting_exits,
+                                     lambda: self._follow_working(journal, trades_log, equity_log, poll=True))
         try:
             self._check_kill_switch_history(journal)
             if pending and self.cfg.stream:
@@ -548,10 +547,18 @@ class Executor:
         finally:
             self._park, self._bounds = self.cfg.park_after, {}
 
-    def follow(self) -> None:
-        """Record the working orders and exits that finished since last looked at."""
+    def awaiting_exits(self) -> set[str]:
+        """The symbols of entries left working whose exit the executor places once they fill (a trailing leg:
+        Alpaca's brackets have none): their fill is to be followed as soon as it comes, so that the exit works
+        from the fill's bar, as in the backtest (paper's replay stops the clock at their bars; the live loop
+        follows them at the session's open)."""
+        return {w.sig.symbol for w in self.working.values() if w.intent.legs and w.sig.trail_percent}
+
+    def follow(self, poll: bool = False) -> None:
+        """Record the working orders and exits that finished since last looked at (`poll`: each working order
+        asked of the broker, not taken from the order stream, which may not have said it yet)."""
         journal, trades_log, equity_log = self._open()
-        self._follow_working(journal, trades_log, equity_log)
+        self._follow_working(journal, trades_log, equity_log, poll=poll)
         self._follow_legs(journal, trades_log)
 
     def started(self) -> set[str]:

@@ -147,6 +147,14 @@ def _us(t: datetime) -> int:
 RESUMED_BARS = 4
 
 
+def _session_open(slot: Slot) -> int:
+    """The open of the slot's session (epoch us), or its start if later: where orders queued at the close before
+    it fill."""
+    day = datetime.fromtimestamp(slot.start / US, NY_TZ).date()
+    opens = schedule(day, day)["open"]
+    return max(slot.start, int(opens.iloc[0].value // 1000)) if not opens.empty else slot.start
+
+
 def _us_of(iso: str | None) -> int | None:
     """An RFC 3339 time of the status file in epoch microseconds."""
     return None if iso is None else _us(datetime.fromisoformat(iso.replace("Z", "+00:00")))
@@ -273,6 +281,10 @@ class LiveLoop:
         """Wait until the bar has closed (replay: step the clock to its end). Returns when it closed (perf_counter)
         and whether it had closed before the wait began (a catch-up: the stream sent it, if at all, earlier)."""
         if self.replay is not None:
+            if self.executor.awaiting_exits():  # the orders queued at the last close fill at the open: exits then
+                opens = _session_open(slot)
+                if self.replay.step(opens, 0) is not None:
+                    self.executor.follow(poll=True)  # the stream may not have told the fills yet
             asked = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
             return (asked, False) if asked is not None else (time.perf_counter(), True)
         if self._now_us() >= slot.end:
@@ -282,6 +294,8 @@ class LiveLoop:
             if time.monotonic() >= next_check:
                 if self._now_us() >= slot.end:
                     return time.perf_counter(), False
+                if self.executor.awaiting_exits():  # an entry filled meanwhile gets its exit now, not at the close
+                    self.executor.follow()
                 next_check = time.monotonic() + 1.0
             b = self._take(0.25)
             if b is not None and b.start_us >= self._last_part(slot):  # its last minute came: it has closed
