@@ -226,7 +226,7 @@ def test_a_trailing_exit_a_crash_kept_from_being_placed_is_placed_on_restart(tmp
         def die(*args: Any, **kwargs: Any) -> None:
             raise KeyboardInterrupt
 
-        first._place_trailing = die  # type: ignore[method-assign]
+        first._place_exit = die  # type: ignore[method-assign]
         with pytest.raises(KeyboardInterrupt):
             first.run()
         assert sdk(lb).order_by_client_id(f"mb-{sig.id}-trail") is None
@@ -411,3 +411,32 @@ def test_an_entry_filled_bars_after_its_signal_gets_its_trailing_exit_from_the_b
     for key in ((entry.id, None), exit_):
         assert paper[key]["timestamp"][:10] == bt[key]["timestamp"].astimezone(UTC).date().isoformat(), key
         assert paper[key]["qty"] == bt[key]["qty"] == 10
+
+
+def test_a_stop_entrys_take_profit_and_stop_loss_go_as_an_oco_once_it_fills(tmp_path: Path) -> None:
+    """Alpaca takes a bracket on a market or limit entry only: a stop entry with a bracket was refused whole (HTTP
+    422 "bracket orders must be market or limit orders", in paper and live) where the backtest traded it. The stop
+    entry goes alone; once it fills, its exits go as one OCO, and trade where the backtest's legs do."""
+    data, bars = gap_bars(tmp_path)
+    entry = r2(_extreme(bars, "JPM", 3, 3, "high") * 0.999)  # reached inside the bar after the signal's
+    floor = r2(_extreme(bars, "JPM", 3, 3, "low") - 1.0)  # below that bar's low: reached bars later
+    sig = signal(bars, "JPM", 2, order_type="stop", stop_price=entry, time_in_force="gtc",
+                 take_profit=r2(entry * 1.5), stop_loss=floor)  # fmt: skip
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [sig]), data).run()
+        placed = by_coid(lb, sig)
+        exits = sdk(lb).order_by_client_id(f"mb-{sig.id}-exits")
+        assert exits is not None
+        oco = sdk(lb).get_order(exits.id)
+    paper = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    bt = run_backtest(Market.from_bars(bars), signals_to_frame([sig])).fills
+    assert {(f["signal_id"], f["leg"]) for f in bt.iter_rows(named=True)} == set(paper) == {
+        (sig.id, None), (sig.id, "stop_loss")}  # fmt: skip
+    for f in bt.iter_rows(named=True):  # on the backtest's days, at its prices
+        t = paper[(f["signal_id"], f["leg"])]
+        assert (t["status"], t["qty"]) == ("filled", 10)
+        assert t["timestamp"][:10] == f["timestamp"].astimezone(UTC).date().isoformat()
+        assert t["filled_price"] == pytest.approx(f["price"], rel=2e-3)
+    assert placed.order_class == "simple" and not placed.legs
+    assert (oco.order_class, oco.type, oco.limit_price, oco.status) == ("oco", "limit", r2(entry * 1.5), "canceled")
+    assert [(g.type, g.stop_price, g.status) for g in oco.legs] == [("stop", floor, "filled")]

@@ -11,7 +11,7 @@ from marketboss.errors import MarketBossError
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 TimeInForce = Literal["day", "gtc"]
-OrderClass = Literal["simple", "bracket", "oto"]
+OrderClass = Literal["simple", "bracket", "oto", "oco"]
 TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced", "stopped", "suspended"})
 
 
@@ -81,7 +81,8 @@ class Order:
 @dataclass(frozen=True)
 class OrderRequest:
     """One order, possibly with exits attached: `take_profit` (a limit price) and `stop_loss` (a stop price)
-    make a bracket when both are given, an OTO (one-triggers-other) when one is."""
+    make a bracket when both are given, an OTO (one-triggers-other) when one is; with `oco`, the two exits of a
+    position held already (a limit order at take_profit, one-cancels-other with a stop at stop_loss)."""
 
     symbol: str
     qty: float
@@ -94,11 +95,12 @@ class OrderRequest:
     trail_percent: float | None = None
     take_profit: float | None = None
     stop_loss: float | None = None
+    oco: bool = False
 
     @property
     def order_class(self) -> OrderClass:
         legs = (self.take_profit is not None) + (self.stop_loss is not None)
-        return "bracket" if legs == 2 else "oto" if legs == 1 else "simple"
+        return "oco" if self.oco else "bracket" if legs == 2 else "oto" if legs == 1 else "simple"
 
 
 class BrokerError(MarketBossError):

@@ -77,6 +77,9 @@ NY_TZ = ZoneInfo(NY)
 T = TypeVar("T")
 COID_PREFIX = "mb-"
 TRAIL_SUFFIX = "-trail"
+EXITS_SUFFIX = "-exits"
+#: The entries Alpaca takes a bracket (or OTO) on: a stop or stop-limit entry's exits are placed once it fills.
+BRACKET_ENTRIES = ("market", "limit")
 CLOSE_SUFFIX = "-close"
 #: Seconds an exit that left the open orders is waited for on the stream (its last update is on its way).
 LEG_EVENT_WAIT = 1.0
@@ -214,6 +217,20 @@ def trailing_client_order_id(parent: str) -> str:
     return parent[: 128 - len(TRAIL_SUFFIX)] + TRAIL_SUFFIX
 
 
+def exits_client_order_id(parent: str) -> str:
+    """The exits placed after a stop entry filled (an OCO of the two, or the one)."""
+    return parent[: 128 - len(EXITS_SUFFIX)] + EXITS_SUFFIX
+
+
+def placed_after_fill(sig: Signal) -> bool:
+    """Whether the executor places the signal's exits once its entry fills, rather than with it: a trailing leg
+    (Alpaca's brackets have none), or a take-profit or stop-loss on a stop or stop-limit entry (Alpaca's brackets
+    take market or limit entries only; they go as an OCO of the two)."""
+    trailing_leg = sig.trail_percent is not None and sig.order_type != "trailing_stop"
+    legs = sig.take_profit is not None or sig.stop_loss is not None
+    return trailing_leg or (legs and sig.order_type not in BRACKET_ENTRIES)
+
+
 def closing_client_order_id(parent: str) -> str:
     """A flip's first order, the one closing the position (Intent.closes)."""
     return parent[: 128 - len(CLOSE_SUFFIX)] + CLOSE_SUFFIX
@@ -233,7 +250,7 @@ def order_request(sig: Signal, intent: Intent) -> OrderRequest:
     """The broker order for a signal as sized: its type and prices, and its bracket exits when the intent
     opens or increases the position. A market entry with exits goes gtc so that they, like the backtest's,
     outlive the session (a market order fills at once either way)."""
-    tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs else (None, None)
+    tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs and sig.order_type in BRACKET_ENTRIES else (None, None)
     tif = "gtc" if sig.order_type == "market" and (tp is not None or sl is not None) else sig.time_in_force
     trail = sig.trail_percent if sig.order_type == "trailing_stop" else None
     return OrderRequest(intent.symbol, intent.qty - intent.closes, intent.side, intent.client_order_id,
@@ -548,11 +565,11 @@ class Executor:
             self._park, self._bounds = self.cfg.park_after, {}
 
     def awaiting_exits(self) -> set[str]:
-        """The symbols of entries left working whose exit the executor places once they fill (a trailing leg:
-        Alpaca's brackets have none): their fill is to be followed as soon as it comes, so that the exit works
+        """The symbols of entries left working whose exits the executor places once they fill
+        (placed_after_fill): their fill is to be followed as soon as it comes, so that the exit works
         from the fill's bar, as in the backtest (paper's replay stops the clock at their bars; the live loop
         follows them at the session's open)."""
-        return {w.sig.symbol for w in self.working.values() if w.intent.legs and w.sig.trail_percent}
+        return {w.sig.symbol for w in self.working.values() if w.intent.legs and placed_after_fill(w.sig)}
 
     def follow(self, poll: bool = False) -> None:
         """Record the working orders and exits that finished since last looked at (`poll`: each working order
@@ -680,10 +697,13 @@ class Executor:
         if not journal.state.legs:
             return
         still_open = {o.id for o in self.retry("list open orders", self.broker.open_orders)}
-        for leg in list(journal.state.legs.values()):
+        for key in list(journal.state.legs):
+            leg = journal.state.legs.get(key)  # an OCO placed for its sibling has its order now
+            if leg is None:
+                continue
             order_id = leg.order_id
             if order_id is None:
-                self._place_trailing(leg, journal)
+                self._place_exit(leg, journal)
             elif order_id not in still_open:
                 order = self._leg_state(order_id)
                 if order.is_terminal:
@@ -743,6 +763,10 @@ class Executor:
             coid = trailing_client_order_id(intent.client_order_id)
             legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, order.filled_qty, coid, None,
                             trail_percent=sig.trail_percent))  # fmt: skip
+        if sig.order_type not in BRACKET_ENTRIES:  # its take-profit and stop-loss, to place (one OCO for both)
+            coid = exits_client_order_id(intent.client_order_id)
+            legs += [Leg(sig.id, name, sig.symbol, side, order.filled_qty, coid, None, price) for name, price in
+                     (("take_profit", sig.take_profit), ("stop_loss", sig.stop_loss)) if price is not None]  # fmt: skip
         for leg in legs:
             if leg.key not in journal.state.legs:
                 journal.leg(leg)
@@ -750,27 +774,50 @@ class Executor:
                 self._heard(leg.order_id)
         return legs
 
-    def _place_trailing(self, leg: Leg, journal: Journal) -> None:
-        """The trailing exit, gtc, for the filled quantity (at most what is still held that way)."""
+    def _place_exit(self, leg: Leg, journal: Journal) -> None:
+        """An exit placed once its entry filled (placed_after_fill), gtc, for the filled quantity (at most what
+        is still held that way): the trailing stop; a take-profit and a stop-loss together as an OCO, or the one
+        given alone."""
+        legs = [leg] if leg.leg == "trailing_stop" else [
+            g for g in journal.state.legs.values() if g.signal_id == leg.signal_id and g.order_id is None
+            and g.leg in ("take_profit", "stop_loss")]  # fmt: skip
         pos = self.retry("get positions", self.broker.positions).get(leg.symbol)
         held = 0.0 if pos is None else (pos.qty if leg.side == "sell" else -pos.qty)
         if held <= 0:
-            log.info("trailing_exit_not_needed", signal_id=leg.signal_id, symbol=leg.symbol)
-            journal.leg_closed(leg)
+            log.info("exit_not_needed", signal_id=leg.signal_id, symbol=leg.symbol, exits=[g.leg for g in legs])
+            for g in legs:
+                journal.leg_closed(g)
             return
-        req = OrderRequest(leg.symbol, min(leg.qty, held), leg.side, leg.client_order_id, "trailing_stop", "gtc",
-                           trail_percent=leg.trail_percent)  # fmt: skip
+        qty = min(leg.qty, held)
+        by = {g.leg: g for g in legs}
+        tp, sl = by.get("take_profit"), by.get("stop_loss")
+        if leg.leg == "trailing_stop":
+            req = OrderRequest(leg.symbol, qty, leg.side, leg.client_order_id, "trailing_stop", "gtc",
+                               trail_percent=leg.trail_percent)  # fmt: skip
+        elif tp is not None:
+            req = OrderRequest(leg.symbol, qty, leg.side, tp.client_order_id, "limit", "gtc", limit_price=tp.price,
+                               take_profit=tp.price if sl is not None else None,
+                               stop_loss=sl.price if sl is not None else None, oco=sl is not None)  # fmt: skip
+        else:
+            assert sl is not None
+            req = OrderRequest(leg.symbol, qty, leg.side, sl.client_order_id, "stop", "gtc", stop_price=sl.price)
         try:
             order = self._submit_once(req, resumed=True)
         except OrderRejected as exc:
-            log.error("trailing_exit_not_placed", signal_id=leg.signal_id, symbol=leg.symbol, error=str(exc))
-            self.alerter.send("error", f"trailing stop for {leg.symbol} not placed", str(exc))
-            journal.leg_closed(leg)
+            log.error("exit_not_placed", signal_id=leg.signal_id, symbol=leg.symbol, error=str(exc))
+            self.alerter.send("error", f"{' and '.join(by)} for {leg.symbol} not placed", str(exc))
+            for g in legs:
+                journal.leg_closed(g)
             return
-        journal.leg(replace(leg, qty=req.qty, order_id=order.id))
-        self._heard(order.id)
-        log.info("trailing_exit_placed", signal_id=leg.signal_id, symbol=leg.symbol, qty=req.qty,
-                 trail_percent=leg.trail_percent, order_id=order.id)  # fmt: skip
+        ids = {"stop_loss" if tp is None else "take_profit": order.id, "trailing_stop": order.id}
+        for o in order.legs:  # an OCO's other order: its stop
+            if o.type in ("stop", "stop_limit"):
+                ids["stop_loss"] = o.id
+        for g in legs:
+            journal.leg(replace(g, qty=qty, order_id=ids[g.leg]))
+            self._heard(ids[g.leg])
+        log.info("exit_placed", signal_id=leg.signal_id, symbol=leg.symbol, qty=qty, exits=list(by),
+                 order_id=order.id)  # fmt: skip
 
     def _send_summary(self) -> None:
         body = "\n".join(f"{k}: {v}" for k, v in self.summary.as_rows())
@@ -1057,8 +1104,9 @@ class Executor:
             )
             self._snapshot(equity_log, after, order.filled_at)
             for leg in legs:
-                if leg.order_id is None:
-                    self._place_trailing(leg, journal)
+                now = journal.state.legs.get(leg.key)  # an OCO placed for its sibling has its order now
+                if now is not None and now.order_id is None:
+                    self._place_exit(now, journal)
         elif status in ("rejected", "canceled", "expired"):
             self.alerter.send("rejection", f"{sig.symbol} order {status}", f"signal {sig.id}")
 
