@@ -605,3 +605,54 @@ def test_a_trailing_exit_works_from_its_entrys_fill_bar_as_in_the_backtest(tmp_p
     assert len(live) == result.fills.height and {t["status"] for t in live.values()} == {"filled"}
     for f in exits.iter_rows(named=True):  # each exit on the backtest's day
         assert live[(f["signal_id"], "trailing_stop")]["timestamp"][:10] == f"{f['timestamp']:%Y-%m-%d}", f
+
+
+DIP = """
+from marketboss import EventStrategy
+
+
+class Dip(EventStrategy):
+    \"\"\"Flat and nothing working: a gtc limit buy 2% under the close, with a 4% stop and a 2% target.\"\"\"
+
+    def on_bar(self, ctx):
+        for s in range(len(ctx.symbols)):
+            if not ctx.position(s) and not any(o.symbol == s for o in ctx.open_orders):
+                limit = round(ctx.price(s) * 0.98, 2)
+                ctx.buy(10, s, limit_price=limit, time_in_force="gtc", stop_loss=round(limit * 0.96, 2),
+                        take_profit=round(limit * 1.02, 2))
+"""
+
+
+def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_reconciles(tmp_path: Path) -> None:
+    """Stopped with gtc entries working (--on-stop cancel, the default, cancels them), then restarted: the
+    strategy's run cancels them where the stop did, so it places them again at the restart's first bar and trades
+    on; the signals log gets their CANCEL lines, so its backtest is the account's, fill for fill. Before, its run
+    kept them working: it waited for fills the account could not have, and reconcile counted them missed."""
+    symbols = ["AAPL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "dip.py").write_text(DIP)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        for until in ("2024-06-15T00:00:00Z", "2024-08-01T00:00:00Z"):
+            cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "dip.py:Dip", "--symbols",
+                   ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from",
+                   "2024-06-03", "--until", until, "--signals-output", str(tmp_path / "s.jsonl"), "--trades-output",
+                   str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "e.jsonl"), "--status-output",
+                   str(tmp_path / "status.json")]  # fmt: skip
+            proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    stopped = {t["signal_id"]: t for t in trades if t["status"] == "canceled" and t["timestamp"] < "2024-06-15"}
+    assert stopped  # entries the first run's stop canceled
+    logged = read_jsonl_records(tmp_path / "s.jsonl")
+    assert {s["cancels"] for s in logged if s["action"] == "CANCEL"} >= set(stopped)
+    again = [s for s in logged if s["timestamp"].startswith("2024-06-17") and s["action"] == "BUY"]
+    assert {s["symbol"] for s in again} == {t["symbol"] for t in stopped.values()}  # placed again at once
+    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
+                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
+                          str(tmp_path / "e.jsonl")], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0"

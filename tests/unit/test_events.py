@@ -1018,3 +1018,28 @@ def test_trade_from_the_compiled_path_trades_as_the_plain_one(random_bars: pl.Da
     assert run_events(m, make(), COSTS)[1]["timestamp"].min() < start  # type: ignore[operator]
     assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
+def test_orders_canceled_from_outside_are_canceled_at_their_bar_and_the_strategy_decides_again() -> None:
+    """The live loop's restart after its stop canceled the working orders (run_events' `canceled`): the run cancels
+    them after the last bar begun by then, as if the strategy had, so it places what it would (a gtc dip buyer: a
+    new limit at the next bar). Before, its run kept them working, and it waited on orders the account no longer
+    had. A cancel is a no-op for an order filled by then; the plain and compiled paths agree."""
+    m = Market.from_bars(synth_bars(["AAA", "BBB"], "2023-01-01", "2023-12-31", "1Day", seed=4))
+    strategy = GtcDip(DipParams(dip=8.0))  # far: its limits work for days
+    _, signals = run_events(m, strategy)
+    k = 40
+    working = signals.filter(pl.col("timestamp") < _utc(m, k))
+    stop = _utc(m, k) + (_utc(m, k + 1) - _utc(m, k)) / 2  # between bars k and k + 1, as a stop after bar k
+    result, again = run_events(m, strategy, canceled={i: stop for i in working["id"]})
+    status = dict(result.orders.select("signal_id", "status").iter_rows())
+    lost = [i for i in working["id"] if status[i] == "canceled"]
+    assert lost  # those still working at k
+    new = again.filter(pl.col("timestamp") == _utc(m, k + 1))
+    assert new.height == len(lost) and set(new["action"]) == {"BUY"}  # placed again at once
+    assert again.filter(pl.col("timestamp") < _utc(m, k))["id"].to_list() == working["id"].to_list()
+    cancels = {i: stop for i in sorted(Chase(EventParams()).signals(m)["id"])[::3]}
+    fast, sig_fast = run_events(m, Chase(EventParams()), COSTS, compiled=True, canceled=cancels)
+    plain, sig_plain = run_events(m, Chase(EventParams()), COSTS, compiled=False, canceled=cancels)
+    assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders)
+    assert not sig_plain.equals(run_events(m, Chase(EventParams()), COSTS)[1])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -499,7 +499,8 @@ def _rows(placed: list[ev.PlacedOrder]) -> np.ndarray:
     return out
 
 
-def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) -> None:
+def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context, outside: Mapping[int, set[str]]
+                ) -> None:  # fmt: skip
     """on_bar on every bar, the kernel running ahead of it between the bars where the account changes."""
     n_t = book.market.n_times
     on_bar = strategy.on_bar
@@ -514,17 +515,29 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context) ->
             _show(book, ctx)
         ctx.t = t
         on_bar(ctx)
-        if placed or canceled:
+        if placed or canceled or t in outside:
             book.reserve(len(placed))
             kernel.take(book.state, _rows(placed), len(placed), t)
             ran_to = int(book.ran_to[0])
-            for o in ctx.canceled:
-                if book.orders.status[o.row] == nb.PENDING:
-                    book.orders.status[o.row] = CANCELED
-                    book.canceled_at[o.row] = t
+            rows = [o.row for o in ctx.canceled] + _rows_of(book, strategy, outside.get(t, set()))
+            for r in rows:
+                if book.orders.status[r] == nb.PENDING:
+                    book.orders.status[r] = CANCELED
+                    book.canceled_at[r] = t
+                    ctx.open_rows.discard(r)
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False, 0)
+
+
+def _rows_of(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list[int]:
+    """The rows placed so far whose signal ids are these."""
+    n = int(book.n_rows[0])
+    if not ids or not n:
+        return []
+    o = book.orders
+    own = _ids(book.market, strategy, book.decided[:n], o.symbol[:n], o.buy[:n])
+    return np.flatnonzero(own.is_in(list(ids)).to_numpy()).tolist()
 
 
 def _show(book: Book, ctx: ev.Context) -> None:
@@ -625,9 +638,9 @@ def _entry_points(book: Book) -> KernelCalls:
 
 @njit
 def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray,
-          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, trade_from: int, advance_call: Any, take_call: Any
-          ) -> int:  # pragma: no cover - compiled
-    """The compiled path from bar t0: _run_python's loop, on_bar a compiled function, the kernel through
+          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, t_end: int, trade_from: int, advance_call: Any,
+          take_call: Any) -> int:  # pragma: no cover - compiled
+    """The compiled path from bar t0 to t_end: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
     the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned a
     count at bar t out of out's rows, or a row add_rows refused: state.fault, (bar, count, N_OUT) or (bar, row,
@@ -636,8 +649,8 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
     fault, orders, canceled_at = state.fault, state.orders, state.canceled_at
     close = prices.close
-    n_t, n_s = close.shape
-    for t in range(t0, n_t):
+    n_s = close.shape[1]
+    for t in range(t0, t_end):
         if n_rows[0] + out.shape[0] > decided.shape[0]:
             return t
         if ran_to[0] <= t:
@@ -665,11 +678,11 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
             if t < trade_from:
                 for r in range(first, n_rows[0]):
                     _cancel(orders, canceled_at, r, -1, t)
-    return n_t
+    return t_end
 
 
 def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float,
-                  strategy: ev.EventStrategy[Any], trade_from: int) -> None:
+                  strategy: ev.EventStrategy[Any], trade_from: int, outside: Mapping[int, set[str]]) -> None:
     m = book.market
     if not isinstance(spec, ev.CompiledOnBar):
         raise StrategyError(strategy, f"compiled() must return a CompiledOnBar (or None), not a {type(spec).__name__}")
@@ -693,11 +706,12 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     args = np.asarray(spec.args, dtype=np.float64)
     view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
     calls = _kernel_calls(book)
-    t = 0
+    t, stops = 0, sorted(outside)
     while t < m.n_times:
         book.reserve(rows)
+        end = next((b + 1 for b in stops if b >= t), m.n_times)  # the loop pauses after a bar with cancels
         try:
-            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, trade_from,
+            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, end, trade_from,
                       calls.advance, calls.take)  # fmt: skip
         except NumbaError as exc:  # compiling it with its on_bar: the strategy's function does not compile
             raise StrategyError(strategy, f"compiled on_bar does not compile: {_numba_message(exc, spec.on_bar)}"
@@ -715,6 +729,10 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
                                           "number of orders it wrote to out (0 for none)")  # fmt: skip
         if t < 0:
             raise StrategyError(strategy, _refused_row(m, out, book.fault))
+        if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
+            _entry_points(book).take(book.state, out, 0, t - 1)
+            for r in _rows_of(book, strategy, outside[t - 1]):
+                _cancel(book.orders, book.canceled_at, r, -1, t - 1)
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
@@ -765,26 +783,31 @@ def _numba_message(exc: NumbaError, on_bar: Any) -> str:
 
 
 def run_events(market: Market, strategy: ev.EventStrategy[Any], config: BacktestConfig | None = None,
-               compiled: bool | None = None, *, trade_from: datetime | None = None
-               ) -> tuple[BacktestResult, pl.DataFrame]:  # fmt: skip
+               compiled: bool | None = None, *, trade_from: datetime | None = None,
+               canceled: Mapping[str, datetime] | None = None) -> tuple[BacktestResult, pl.DataFrame]:
     """Run the event strategy over the market in a backtest account: (result, its signals). `compiled`: use the
     strategy's compiled on_bar (default: when it has one). `trade_from`: the strategy trades from the first bar
     at or after it; on the bars before, its warm-up, it runs with every order canceled as placed (never sent:
     not in the signals), so it reaches that bar flat and without orders, with the history before it (the live
-    loop's start: what its account has)."""
+    loop's start: what its account has). `canceled`: orders (by signal id) canceled from outside at a time (the
+    live loop's stop canceled them): canceled after the last bar that began by then, as if the strategy had
+    canceled them there, so that it decides again as the account stands."""
     cfg = strategy_config(config, strategy)
     if cfg.fill == FillMode.CLOSE:
         raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
                               "does not apply")  # fmt: skip
     first = 0 if trade_from is None else int(np.searchsorted(market.times, epoch_us(trade_from)))
-    book, rows, _ = _run(market, strategy, cfg, compiled, first)
+    outside: dict[int, set[str]] = {}
+    for sid, at in (canceled or {}).items():
+        outside.setdefault(int(np.searchsorted(market.times, epoch_us(at), side="right")) - 1, set()).add(sid)
+    book, rows, _ = _run(market, strategy, cfg, compiled, first, outside)
     fills = nb.sim_end(book.orders, book.sim)
     return (result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False),
             _with_cancels(market, strategy, rows, book))
 
 
 def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None,
-         trade_from: int = 0) -> tuple[Book, SignalRows, ev.Context]:
+         trade_from: int = 0, outside: Mapping[int, set[str]] | None = None) -> tuple[Book, SignalRows, ev.Context]:
     book = Book(market, nb.Rules.of(strategy_config(cfg, strategy)))  # its signals as its backtest makes them
     indicators = _indicators(market, strategy)
     ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
@@ -794,10 +817,11 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     if use_compiled and spec is None:
         raise MarketBossError(f"{strategy.name} has no compiled on_bar")
     strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
+    outside = {t: ids for t, ids in (outside or {}).items() if 0 <= t < market.n_times}
     if spec is not None and use_compiled:
-        _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from)
+        _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from, outside)
     else:
-        _run_python(book, strategy, ctx)
+        _run_python(book, strategy, ctx, outside)
     return book, _signal_rows(market, strategy, book), ctx
 
 
@@ -857,15 +881,13 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     bar, s_idx, buy = book.decided[:n].copy(), o.symbol[:n].copy(), o.buy[:n].copy()
     qty, weight = o.qty[:n].copy(), o.weight[:n].copy()
     ts, price = market.times[bar], market.close[bar, s_idx]
-    codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
-    keys = _keys(market, strategy, s_idx, bar, buy.astype(np.int64))
     is_qty = ~np.isnan(qty)
 
     def num(name: str, a: np.ndarray) -> pl.Series:
         return pl.Series(name, a[:n], nan_to_null=True)
 
     frame = pl.DataFrame([
-        signal_ids(keys, ts, codes),
+        _ids(market, strategy, bar, s_idx, buy),
         pl.Series("timestamp", ts).cast(SIGNAL_SCHEMA["timestamp"]),
         pick(market.symbols, s_idx).alias("symbol"),
         pick(("SELL", "BUY"), buy).alias("action"),
@@ -884,6 +906,13 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
                          o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
     return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
+
+
+def _ids(market: Market, strategy: ev.EventStrategy[Any], bar: np.ndarray, s_idx: np.ndarray, buy: np.ndarray
+         ) -> pl.Series:  # fmt: skip
+    """The signal ids of orders decided on these bars, of these symbols and sides."""
+    codes = np.where(buy, ACTION_CODES["BUY"], ACTION_CODES["SELL"])
+    return signal_ids(_keys(market, strategy, s_idx, bar, buy.astype(np.int64)), market.times[bar], codes)
 
 
 def _nth(key: np.ndarray) -> np.ndarray:

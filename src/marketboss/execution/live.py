@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.bars import BarStream, LiveBar
 from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule
-from marketboss.data.io import JsonlAppender
+from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import MarketBossError
@@ -55,7 +55,7 @@ from marketboss.execution.intended import net_positions, order_bounds
 from marketboss.execution.live_status import LiveStatus, StreamHealth, read_status, write_status
 from marketboss.execution.replay import ReplayClock
 from marketboss.logging import get_logger
-from marketboss.signals import parse_signal, read_signals, signal_records
+from marketboss.signals import CANCELS, parse_signal, read_signals, signal_records
 from marketboss.strategies.base import Strategy
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.plugins import failure
@@ -195,6 +195,7 @@ class LiveLoop:
         self._signals_log: JsonlAppender | None = None
         self._signal_lines = 0
         self._failed: str | None = None  # why the run failed, if it did
+        self._canceled: dict[str, datetime] = {}  # an event strategy's orders an earlier run's stop canceled
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.status = LiveStatus(strategy=strategy.describe(), symbols=self.symbols, timeframe=str(self.tf),
                                  broker=broker_display, mode=mode, pid=os.getpid(), started_at=now, updated_at=now,
@@ -207,6 +208,7 @@ class LiveLoop:
         self._check_symbols()  # reads only, before any file is opened: a start that fails writes nothing
         last_done = self._resume_point(previous, now)  # and the session's first bar (status.trading_from)
         self._warm_up(now, _us_of(self.status.trading_from))
+        self._canceled = self._canceled_before() if last_done is not None else {}
         self._install_signal_handlers()
         self.executor.open_session()
         try:
@@ -392,6 +394,9 @@ class LiveLoop:
             self.status.trading_from = _iso(slot.start)
         if not self._history.is_empty() and bars.height:
             frame, held = self._run_strategy(Market.from_bars(self._history))
+            if self._canceled and CANCELS in frame.columns:  # the stop's cancels, in the log (not sent: done)
+                self._log_signals(frame.filter(pl.col(CANCELS).is_in(list(self._canceled))
+                                               & (pl.col("timestamp").dt.epoch("us") < slot.start)))  # fmt: skip
             signals = self._log_signals(frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start))
             bounds = order_bounds(frame, slot.start, held)
         self.summary.bars += 1
@@ -422,7 +427,8 @@ class LiveLoop:
         if isinstance(self.strategy, EventStrategy):
             start = _us_of(self.status.trading_from)
             assert start is not None
-            result, frame = self.strategy.backtest(market, trade_from=datetime.fromtimestamp(start / US, UTC))
+            result, frame = self.strategy.backtest(market, trade_from=datetime.fromtimestamp(start / US, UTC),
+                                                   canceled=self._canceled)  # fmt: skip
             return frame, net_positions(result.fills)
         return self.strategy.signals(market), None
 
@@ -478,6 +484,17 @@ class LiveLoop:
         self.status.stream.connections = previous.stream.connections
         log.info("live_resume", after_bar=previous.last_bar)
         return t
+
+    def _canceled_before(self) -> dict[str, datetime]:
+        """The session's orders an earlier run's stop canceled (--on-stop), and when: the strategy's run cancels
+        them there too, so that it decides again as the account stands, and its CANCEL lines go to the signals log
+        (a backtest of the log cancels them where the account did). Before, its run kept them working, and it
+        waited on orders the account no longer had."""
+        path = self.executor.cfg.trades_output
+        if not path.exists():
+            return {}
+        return {r["signal_id"]: datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
+                for r in read_jsonl_records(path) if r.get("status") == "canceled" and r.get("leg") is None}
 
     def _finish_started(self) -> None:
         """Orders an earlier run started (journaled, not recorded) are finished before anything new."""

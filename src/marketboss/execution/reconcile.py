@@ -24,6 +24,7 @@ from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.execution.slippage import bps
 from marketboss.orders.codes import NO_EXIT
+from marketboss.signals import CANCELS
 from marketboss.signals.exits import Exits, with_exits
 
 
@@ -47,7 +48,9 @@ def compare_backtest_paper(
     percentages the paper run was given."""
     if paper_equity.height < 1 or paper_trades.height < 1:
         raise MarketBossError("no paper trading yet: run `marketboss paper` (or scripts/run_paper_trading.py) first")
-    handled = signals.filter(pl.col("id").is_in(paper_trades["signal_id"].implode()))
+    traded = paper_trades["signal_id"].implode()
+    ended = pl.col(CANCELS).is_in(traded) if CANCELS in signals.columns else pl.lit(False)  # a cancel of one
+    handled = signals.filter(pl.col("id").is_in(traded) | ended)  # (the live loop's stop's: logged, not sent)
     if handled.is_empty():
         raise MarketBossError("the paper trades log shares no signal id with the signals file")
     # the log's records of these signals only (it is append-only: other runs', other files' are in it too)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
@@ -417,9 +417,10 @@ class EventStrategy(Strategy[P]):
         placed on was never sent and is left out."""
         return _runner().signal_rows(market, self)
 
-    def backtest(self, market: Market, config: Any = None, *, trade_from: datetime | None = None) -> Any:
+    def backtest(self, market: Market, config: Any = None, *, trade_from: datetime | None = None,
+                 canceled: Mapping[str, datetime] | None = None) -> Any:
         """The event run in a backtest account (marketboss.backtest.events.run_events): (result, signals)."""
-        return _runner().backtest(market, self, config, trade_from=trade_from)
+        return _runner().backtest(market, self, config, trade_from=trade_from, canceled=canceled)
 
 
 class Runner(NamedTuple):
