@@ -39,8 +39,10 @@ def test_join_measures_the_slippage_put_in_and_the_missed_fill(daily_bars: pl.Da
     cmp = compare_backtest_paper(daily_bars, signals, trades, equity)
     s = cmp.summary
     assert s["avg_slippage_bps"] == pytest.approx(SLIP_BPS, rel=1e-6)
-    assert s["missed_in_paper"] == 1 and s["filled_in_paper_only"] == 0
+    assert s["missed_in_paper"] == 1 and s["filled_in_paper_only"] == 0 and s["other_quantity"] == 0
     assert s["paper_fills"] == trades.height - 1 == s["backtest_fills"] - 1
+    halved = trades.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.col("qty") / 2).otherwise("qty"))
+    assert compare_backtest_paper(daily_bars, signals, halved, equity).summary["other_quantity"] == 1
     filled = cmp.joined.filter(pl.col("status") == "filled")
     expected_usd = (filled["bt_price"] * SLIP_BPS / 1e4 * filled["paper_qty"]).sum()
     assert s["slippage_usd"] == pytest.approx(expected_usd, rel=1e-9)

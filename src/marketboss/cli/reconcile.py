@@ -60,6 +60,7 @@ def reconcile(
             (f"slippage $ {VS_BACKTEST}", None, m["slippage_usd"], None),
             ("missed in paper", None, m["missed_in_paper"], None),
             ("filled in paper only", None, m["filled_in_paper_only"], None),
+            ("filled at another quantity", None, m["other_quantity"], None),
             ("daily return corr.", None, m["daily_return_correlation"], None),
             ("status", None, m["status"], None),
         ],

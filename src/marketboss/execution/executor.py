@@ -922,7 +922,8 @@ class Executor:
             room = bound - pos_qty if side == "buy" else pos_qty - bound
             if room < 1e-9:
                 self._record(trades_log, sig, "skipped", at=at, reason=f"the account holds {pos_qty:g} shares, the "
-                             f"strategy {bound:g} once this fills (it holds what its warm-up bought, the account not)")
+                             f"strategy {bound:g} once this fills (what the strategy holds is not the account's: "
+                             "its warm-up's, or a fill the account did not make)")  # fmt: skip
                 return
             if qty > room:
                 log.info("order_cut_to_strategy_position", signal_id=sig.id, symbol=sig.symbol, requested=qty,

@@ -501,9 +501,9 @@ class LiveLoop:
         started = self.executor.started()
         logged = read_signals(self.cfg.signals_output) if self.cfg.signals_output.exists() and started else []
         pending = [s for s in logged if s.id in started]
-        if pending:
+        if pending:  # left working, followed as the clock moves (waited for, a replay's clock could not move)
             log.info("live_finish_started", orders=len(pending))
-            self.executor.execute(pending)
+            self.executor.execute(pending, park_after=0.0)
 
     # ------------------------------------------------------------------------------------------ stop
     def _install_signal_handlers(self) -> None:

@@ -99,6 +99,9 @@ def compare_backtest_paper(
         ).height,
         # what the backtest did not fill (refused for cash: the paper account has margin, the backtest's not)
         "filled_in_paper_only": joined.filter(pl.col("bt_qty").is_null() & (pl.col("paper_qty") > 0)).height,
+        # filled in both, of another size (a weight sized from another equity or cash): the count hides it
+        "other_quantity": joined.filter((pl.col("paper_qty") > 0) & (pl.col("bt_qty") > 0)
+                                        & ((pl.col("paper_qty") - pl.col("bt_qty")).abs() > 1e-9)).height,
         "avg_slippage_bps": float(slip["slippage_bps"].mean()) if slip.height else float("nan"),  # type: ignore[arg-type]
         "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
         "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
