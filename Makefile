@@ -80,6 +80,16 @@ demo: $(KERNELS)
 	  --trades-output data/live_trades.jsonl --equity-output data/live_equity.jsonl
 	$(MB) reconcile --data data/market_data.jsonl --signals data/live_signals.jsonl --trades data/live_trades.jsonl \
 	  --equity data/live_equity.jsonl --show-trades 5
+	@echo "== 4a. Live, event-driven: the time-and-trailing-stop strategy, trading from the session's first bar (its warm-up"
+	@echo "   traded nothing), each trailing exit placed at the open its entry fills at, then reconciled with its backtest"
+	@rm -f data/broker_live_events.sqlite* data/live_events_*
+	$(MB) live --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10 --param trail=5 \
+	  --symbols AAPL,AMZN,GOOGL,META,MSFT --timeframe 1Day --replay-from 2024-07-01 \
+	  --broker-db data/broker_live_events.sqlite --signals-output data/live_events_signals.jsonl \
+	  --trades-output data/live_events_trades.jsonl --equity-output data/live_events_equity.jsonl \
+	  --status-output data/live_events_status.json
+	$(MB) reconcile --data data/market_data.jsonl --signals data/live_events_signals.jsonl \
+	  --trades data/live_events_trades.jsonl --equity data/live_events_equity.jsonl --show-trades 0
 	@echo "== Dashboard on the demo's files (the guide's default paths):"
 	@echo "   $(BIN)/streamlit run dashboard/app.py"
 

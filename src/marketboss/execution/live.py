@@ -147,6 +147,11 @@ def _us(t: datetime) -> int:
 RESUMED_BARS = 4
 
 
+#: Where a replay stops the clock after a session's open (us) while entries queued at the close before wait for
+#: their exits: the broker fills queued orders one after the other (its latency each), not all at the open.
+OPEN_STEPS = (0, US, 5 * US, 30 * US, 60 * US)
+
+
 def _session_open(slot: Slot) -> int:
     """The open of the slot's session (epoch us), or its start if later: where orders queued at the close before
     it fill."""
@@ -283,9 +288,11 @@ class LiveLoop:
         """Wait until the bar has closed (replay: step the clock to its end). Returns when it closed (perf_counter)
         and whether it had closed before the wait began (a catch-up: the stream sent it, if at all, earlier)."""
         if self.replay is not None:
-            if self.executor.awaiting_exits():  # the orders queued at the last close fill at the open: exits then
-                opens = _session_open(slot)
-                if self.replay.step(opens, 0) is not None:
+            opens = _session_open(slot)
+            for after in OPEN_STEPS:  # the orders queued at the last close fill at the open: their exits then
+                if not self.executor.awaiting_exits():
+                    break
+                if self.replay.step(opens + after, 0) is not None:
                     self.executor.follow(poll=True)  # the stream may not have told the fills yet
             asked = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
             return (asked, False) if asked is not None else (time.perf_counter(), True)
