@@ -80,7 +80,7 @@ def _module_name(path: Path) -> str:
     """The name Python gives the file when its directory is on the path (its stem), unless another module has
     that name: then the stem and a hash of the file's path. One file, one name, whichever way it is loaded:
     numba's cache of a compiled function in it (a compiled `on_bar`) records its module's name and must find
-    it again in the next process (and _alias gives it the names of the other forms)."""
+    it again in the next process (and alias_module gives it the names of the other forms)."""
     stem = path.stem
     if stem.isidentifier():
         known = sys.modules.get(stem)
@@ -91,7 +91,7 @@ def _module_name(path: Path) -> str:
     return f"marketboss_plugin_{safe}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
 
 
-def _alias(module: ModuleType, path: Path) -> None:
+def alias_module(module: ModuleType, path: Path) -> None:
     """The module also under each name the file could be imported by (its path's last parts: `x`, `examples.x`,
     ...; those free): numba's cache beside the file is one for every form, and records the module name of the run
     that wrote it, which a run through another form, or from another directory, must find (before: `No module
@@ -130,12 +130,12 @@ def load_file(path: Path, shown: str) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise PluginError(_problem(exc, shown, full)) from None
-    _alias(module, full)
+    alias_module(module, full)
     return module
 
 
 def import_module(dotted: str) -> ModuleType:
-    """An importable module of a plug-in (`package.module`), also under its file's other names (_alias)."""
+    """An importable module of a plug-in (`package.module`), also under its file's other names (alias_module)."""
     try:
         module = importlib.import_module(dotted)
     except ModuleNotFoundError as exc:
@@ -147,7 +147,7 @@ def import_module(dotted: str) -> ModuleType:
         raise PluginError(_problem(exc, dotted, None)) from None
     file = getattr(module, "__file__", None)
     if file:
-        _alias(module, Path(file).resolve())
+        alias_module(module, Path(file).resolve())
     return module
 
 
