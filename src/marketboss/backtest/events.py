@@ -716,9 +716,12 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
         fn = spec.on_bar
         what = f"{type(fn).__name__} {fn.__qualname__}" if hasattr(fn, "__qualname__") else shown(fn)
         raise StrategyError(strategy, f"compiled on_bar must be a numba @njit function, not the {what}")
-    home = sys.modules.get(spec.on_bar.py_func.__module__)
-    if home is not None and getattr(home, "__file__", None):  # numba's cache of it may name it otherwise
-        alias_module(home, Path(home.__file__).resolve())  # type: ignore[arg-type]
+    home_name = spec.on_bar.py_func.__module__
+    if home_name not in _ALIASED:  # numba's cache of it may name its module otherwise (once a process)
+        _ALIASED.add(home_name)
+        home = sys.modules.get(home_name)
+        if home is not None and getattr(home, "__file__", None):
+            alias_module(home, Path(home.__file__).resolve())  # type: ignore[arg-type]
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
         raise StrategyError(strategy, f"compiled on_bar asks for indicator(s) {', '.join(missing)} that "
@@ -765,6 +768,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
+_ALIASED: set[str] = set()  # the modules of compiled on_bars given their other names (alias_module)
 _OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND", ev.OUT_SIDE: "OUT_SIDE", ev.OUT_GTC: "OUT_GTC"}
 
 
