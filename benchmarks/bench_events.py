@@ -22,7 +22,14 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
-Latest (session 17, after Signal's rules over an event run's orders became one compiled kernel,
+Latest (session 18: a compiled on_bar's rows checked for their side and gtc, its target-weight rows sized in the
+kernel's take, the warm-up's and outside cancels; indicators take matrices), defaults, two runs at load 1.0-1.1:
+1 x 1,000,000 bars compiled 0.023 s, 212-217x (backtesting.py 4.9 s), plain Python 0.39-0.42 s, 11.8-12.5x;
+daily compiled 2.5 ms, 96.1-99.6x (backtesting.py 0.24-0.25 s), plain 0.012-0.013 s, 18.6-20.0x;
+time_trailing_stop compiled 0.012-0.013 s, 55.5-58.5x, plain 0.082-0.083 s, 8.4-8.6x. The target-weight rows
+first sized in the compiled loop itself made it slower by half on the million bars (6 ms to 9: LLVM compiled the
+loop worse with that code in it, run though it was at the bars with orders only); in the take callback, 6.2 ms.
+Session 17 (after Signal's rules over an event run's orders became one compiled kernel,
 signals.nb.rules_pass, in place of a polars expression of ~80 nodes), defaults, two runs at load 1.1-1.4:
 1 x 1,000,000 bars compiled 0.021 s, 234-242x (backtesting.py 5.0-5.2 s), plain Python 0.36-0.37 s, 13.7-14.4x;
 daily compiled 2.5 ms, 99.0-100.5x (backtesting.py 0.248 s), plain 0.012 s, 20.3-20.4x; time_trailing_stop
