@@ -496,6 +496,14 @@ def test_a_session_whose_strategy_fails_ends_failed_saying_why(tmp_path: Path, e
     assert status.stopped_by == f"strategy breaks.py:Breaks raised {said}"
 
 
+def _live_daily(tmp: Path, lb: Any, strategy: str, symbols: list[str], until: str) -> list[str]:
+    """`marketboss live` on daily bars replayed from 2024-06-03, its files in tmp."""
+    return [sys.executable, "-m", "marketboss", "live", "--strategy", strategy, "--symbols", ",".join(symbols),
+            "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from", "2024-06-03", "--until", until,
+            "--signals-output", str(tmp / "s.jsonl"), "--trades-output", str(tmp / "t.jsonl"), "--equity-output",
+            str(tmp / "equity.jsonl"), "--status-output", str(tmp / "status.json")]  # fmt: skip
+
+
 ROTATION = """
 from datetime import UTC, datetime
 
@@ -534,12 +542,8 @@ def test_a_rotations_purchases_count_the_sales_queued_with_them(tmp_path: Path) 
     write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
     (tmp_path / "rotation.py").write_text(ROTATION)
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "rotation.py:Rotation", "--symbols",
-               ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from", "2024-06-03",
-               "--until", "2024-09-01T00:00:00Z", "--signals-output", str(tmp_path / "live_signals.jsonl"),
-               "--trades-output", str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "equity.jsonl"),
-               "--status-output", str(tmp_path / "status.json")]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(_live_daily(tmp_path, lb, "rotation.py:Rotation", symbols, "2024-09-01T00:00:00Z"),
+                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         positions = _positions(lb)
     status = read_status(tmp_path / "status.json")
@@ -587,12 +591,8 @@ def test_a_trailing_exit_works_from_its_entrys_fill_bar_as_in_the_backtest(tmp_p
     write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
     (tmp_path / "trailing.py").write_text(TRAILING)
     with broker(tmp_path, data, rate_limit=0) as lb:
-        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "trailing.py:Trailing", "--symbols",
-               ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from", "2024-06-03",
-               "--until", "2024-09-01T00:00:00Z", "--signals-output", str(tmp_path / "live_signals.jsonl"),
-               "--trades-output", str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "equity.jsonl"),
-               "--status-output", str(tmp_path / "status.json")]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(_live_daily(tmp_path, lb, "trailing.py:Trailing", symbols, "2024-09-01T00:00:00Z"),
+                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.trading_from is not None
@@ -634,12 +634,8 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     (tmp_path / "dip.py").write_text(DIP)
     with broker(tmp_path, data, rate_limit=0) as lb:
         for until in ("2024-06-15T00:00:00Z", "2024-08-01T00:00:00Z"):
-            cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "dip.py:Dip", "--symbols",
-                   ",".join(symbols), "--timeframe", "1Day", "--broker-url", lb.base_url, "--replay-from",
-                   "2024-06-03", "--until", until, "--signals-output", str(tmp_path / "s.jsonl"), "--trades-output",
-                   str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "e.jsonl"), "--status-output",
-                   str(tmp_path / "status.json")]  # fmt: skip
-            proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(_live_daily(tmp_path, lb, "dip.py:Dip", symbols, until), cwd=tmp_path,
+                                  env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
             assert proc.returncode == 0, proc.stderr[-2000:]
     trades = read_jsonl_records(tmp_path / "t.jsonl")
     stopped = {t["signal_id"]: t for t in trades if t["status"] == "canceled" and t["timestamp"] < "2024-06-15"}
@@ -650,7 +646,7 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     assert {s["symbol"] for s in again} == {t["symbol"] for t in stopped.values()}  # placed again at once
     rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
                           str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
-                          str(tmp_path / "e.jsonl")], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                          str(tmp_path / "equity.jsonl")], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
                          timeout=120)  # fmt: skip
     assert rec.returncode == 0, rec.stderr
     rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
