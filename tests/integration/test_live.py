@@ -86,7 +86,7 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
         proc = subprocess.run(_live(tmp_path, lb), cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "signals in this run" not in proc.stdout  # a signals file's count (0 here): the loop counts its own
+        assert "signals in the file" not in proc.stdout  # a signals file's count (0 here): the loop counts its own
         orders = broker_orders(lb)
         no_replay = [a for a in _live(tmp_path / "again", lb) if a not in ("--replay-from", WINDOW[0][:10])]
         refused = subprocess.run(no_replay, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=60)

@@ -47,6 +47,9 @@ def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Pat
     assert all(t["status"] == "filled" for t in trades)
     assert (tmp_path / "data/paper_trading_equity.jsonl").exists() and (tmp_path / "data/broker.sqlite").exists()
     assert "orders filled" in proc.stdout and "Traceback" not in proc.stderr
+    rows = {cells[1].strip(): cells[2].strip() for cells in
+            (line.split("│") for line in proc.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    assert rows["signals in the file"] == "5" and rows["left for a later run (--max-trades)"] == "1"
 
 
 def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
@@ -67,7 +70,7 @@ def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(t
     [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
     assert line.startswith(f"error: {earlier}:1: signal {signals[0].id} ({signals[0].symbol}, ")
     assert "cannot be replayed" in line and "--broker-db" in line and "Traceback" not in again.stderr
-    assert "signals in this run" not in again.stdout
+    assert "signals in the file" not in again.stdout
     assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades
     doctor = subprocess.run([sys.executable, "-m", "marketboss", "doctor", "--signals", str(earlier)], cwd=tmp_path,
                             env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip

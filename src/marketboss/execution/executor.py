@@ -164,6 +164,7 @@ class Working:
 class RunSummary:
     signals: int = 0
     already_done: int = 0
+    held_back: int = 0  # left for a later run (--max-trades)
     stale: int = 0
     future: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -186,8 +187,9 @@ class RunSummary:
             else None
         )
         file_rows: list[tuple[str, object]] = [
-            ("signals in this run", self.signals),
+            ("signals in the file", self.signals),
             ("already done earlier", self.already_done),
+            *([("left for a later run (--max-trades)", self.held_back)] if self.held_back else []),
             ("skipped: stale (a newer bar has completed)", self.stale),
             ("refused: bar not completed at the broker's clock", self.future),
         ]
@@ -447,6 +449,7 @@ class Executor:
             left: Signal | None = None  # the first signal left for a later run
             if self.cfg.max_trades is not None:
                 left = pending[self.cfg.max_trades] if len(pending) > self.cfg.max_trades else None
+                self.summary.held_back = max(len(pending) - self.cfg.max_trades, 0)
                 pending = pending[: self.cfg.max_trades]
             # Orders an earlier run left behind come first: finish them before deciding anything new.
             pending.sort(key=lambda sig: sig.id not in journal.state.intents)
