@@ -676,8 +676,7 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
     the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned a
     count at bar t out of out's rows, or a row add_rows refused: state.fault, (bar, count, N_OUT) or (bar, row,
-    column)). Not cached: compiled for one on_bar,
-    it could not be found again in another process."""
+    column)). Not cached: compiled for one on_bar, it could not be found again in another process."""
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
     fault = state.fault
     close = prices.close
@@ -832,7 +831,9 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
     first = 0 if trade_from is None else int(np.searchsorted(market.times, epoch_us(trade_from)))
     outside: dict[int, set[str]] = {}
     for sid, at in (canceled or {}).items():
-        outside.setdefault(int(np.searchsorted(market.times, epoch_us(at), side="right")) - 1, set()).add(sid)
+        bar = int(np.searchsorted(market.times, epoch_us(at), side="right")) - 1
+        if bar >= 0:  # before the first bar: nothing placed yet to cancel
+            outside.setdefault(bar, set()).add(sid)
     book, rows, _ = _run(market, strategy, cfg, compiled, first, outside)
     fills = nb.sim_end(book.orders, book.sim)
     return (result(market, rows, cfg, fills, book.orders.status[: len(rows.time)], False),
@@ -850,7 +851,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     if use_compiled and spec is None:
         raise MarketBossError(f"{strategy.name} has no compiled on_bar")
     strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
-    outside = {t: ids for t, ids in (outside or {}).items() if 0 <= t < market.n_times}
+    outside = outside or {}
     if spec is not None and use_compiled:
         _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from, outside)
     else:

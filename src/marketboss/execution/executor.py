@@ -228,9 +228,13 @@ def placed_after_fill(sig: Signal) -> bool:
     """Whether the executor places the signal's exits once its entry fills, rather than with it: a trailing leg
     (Alpaca's brackets have none), or a take-profit or stop-loss on a stop or stop-limit entry (Alpaca's brackets
     take market or limit entries only; they go as an OCO of the two)."""
-    trailing_leg = sig.trail_percent is not None and sig.order_type != "trailing_stop"
     legs = sig.take_profit is not None or sig.stop_loss is not None
-    return trailing_leg or (legs and sig.order_type not in BRACKET_ENTRIES)
+    return _trailing_leg(sig) or (legs and sig.order_type not in BRACKET_ENTRIES)
+
+
+def _trailing_leg(sig: Signal) -> bool:
+    """An exit trailing the entry (a trailing_stop order's trail_percent is its own price, not a leg)."""
+    return sig.trail_percent is not None and sig.order_type != "trailing_stop"
 
 
 def closing_client_order_id(parent: str) -> str:
@@ -239,8 +243,7 @@ def closing_client_order_id(parent: str) -> str:
 
 
 def has_exits(sig: Signal) -> bool:
-    trailing_leg = sig.trail_percent is not None and sig.order_type != "trailing_stop"
-    return sig.take_profit is not None or sig.stop_loss is not None or trailing_leg
+    return sig.take_profit is not None or sig.stop_loss is not None or _trailing_leg(sig)
 
 
 def opens(position_qty: float, side: Side) -> bool:
@@ -762,7 +765,7 @@ class Executor:
             for o in order.legs
             if o.type in LEG_NAMES
         ]  # fmt: skip
-        if sig.trail_percent is not None and sig.order_type != "trailing_stop":
+        if _trailing_leg(sig):
             coid = trailing_client_order_id(intent.client_order_id)
             legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, order.filled_qty, coid, None,
                             trail_percent=sig.trail_percent))  # fmt: skip
@@ -812,7 +815,7 @@ class Executor:
             for g in legs:
                 journal.leg_closed(g)
             return
-        ids = {"stop_loss" if tp is None else "take_profit": order.id, "trailing_stop": order.id}
+        ids = {g.leg: order.id for g in legs}
         for o in order.legs:  # an OCO's other order: its stop
             if o.type in ("stop", "stop_limit"):
                 ids["stop_loss"] = o.id

@@ -288,12 +288,13 @@ class LiveLoop:
         """Wait until the bar has closed (replay: step the clock to its end). Returns when it closed (perf_counter)
         and whether it had closed before the wait began (a catch-up: the stream sent it, if at all, earlier)."""
         if self.replay is not None:
-            opens = _session_open(slot)
-            for after in OPEN_STEPS:  # the orders queued at the last close fill at the open: their exits then
-                if not self.executor.awaiting_exits():
-                    break
-                if self.replay.step(opens + after, 0) is not None:
-                    self.executor.follow(poll=True)  # the stream may not have told the fills yet
+            if self.executor.awaiting_exits():  # the orders queued at the last close fill at the open: exits then
+                opens = _session_open(slot)
+                for after in OPEN_STEPS:
+                    if self.replay.step(opens + after, 0) is not None:
+                        self.executor.follow(poll=True)  # the stream may not have told the fills yet
+                    if not self.executor.awaiting_exits():
+                        break
             asked = self.replay.step(slot.end, min(slot.end - slot.start, self.tf.minutes * 60 * US))
             return (asked, False) if asked is not None else (time.perf_counter(), True)
         if self._now_us() >= slot.end:
