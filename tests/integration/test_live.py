@@ -489,8 +489,9 @@ def test_a_session_whose_strategy_fails_ends_failed_saying_why(tmp_path: Path, e
     with broker(tmp_path, data, rate_limit=0) as lb:
         proc = subprocess.run(_live(tmp_path, lb, strategy="breaks.py:Breaks", params=[]), cwd=tmp_path,
                               env=_env(lb), capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: strategy breaks.py:Breaks raised ") and said in proc.stderr
+    # the log's records (a bar back-filled when the loop came to it late, on a loaded machine) are JSON lines
+    told = [line for line in proc.stderr.splitlines() if "level" not in json.loads(line if line[:1] == "{" else "{}")]
+    assert proc.returncode == 2 and told == [f"error: strategy breaks.py:Breaks raised {said}"], proc.stderr
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.state == "failed" and status.last_bar == "2024-03-05T14:39:00Z"
     assert status.stopped_by == f"strategy breaks.py:Breaks raised {said}"
