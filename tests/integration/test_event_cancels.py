@@ -12,6 +12,7 @@ import polars as pl
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderStatus
 
+from marketboss.backtest.engine import run_backtest
 from marketboss.data.io import read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.signals import read_signals, write_signals
@@ -99,6 +100,46 @@ def test_a_cancel_of_an_order_that_already_filled_is_recorded_skipped(tmp_path: 
     assert by_id[buy.id]["status"] == "filled"
     assert by_id[cancel.id]["status"] == "skipped" and "already filled" in by_id[cancel.id]["reason"]
 
+
+
+def test_a_cancel_of_a_filled_bracket_order_cancels_its_exits_at_the_broker_and_in_the_backtest(tmp_path: Path
+                                                                                                 ) -> None:  # fmt: skip
+    """A CANCEL naming an order that filled with a bracket ends what of it still works, its exits (the rule the
+    live loop's restart applies to the exits its stop canceled, nb.cancel_row): at the broker and in the
+    backtest of the file, where its take-profit would have filled later."""
+    data, bars = make_bars(tmp_path)
+    signals = LimitThenCancel(EventParams()).signals(Market.from_bars(bars))
+    stamps = bars["timestamp"].unique().sort()
+    aapl = bars.filter(pl.col("symbol") == "AAPL").sort("timestamp")
+    limit = round(max(aapl["close"][PLACE_AT], aapl["open"][PLACE_AT + 1]) * 1.005, 2)  # fills at the next open
+    later_high = aapl["high"][CANCEL_AT + 1 :].max()
+    assert later_high > limit * 1.01  # a take-profit under it fills later, unless canceled
+    is_buy = pl.col("action") == "BUY"
+    signals = signals.with_columns(pl.when(is_buy).then(limit).otherwise(pl.col("limit_price")).alias("limit_price"),
+                                   pl.when(is_buy).then(round(later_high * 0.999, 2)).alias("take_profit"),
+                                   pl.when(is_buy).then(round(limit * 0.5, 2)).alias("stop_loss"))  # fmt: skip
+    path = tmp_path / "signals.jsonl"
+    write_signals(path, signals)
+    buy, cancel = read_signals(path)
+    kept = run_backtest(bars, signals.filter(is_buy)).fills
+    canceled = run_backtest(bars, signals).fills
+    assert kept["leg"].to_list() == [None, "take_profit"] and canceled["leg"].to_list() == [None]
+    with broker(tmp_path, data) as lb:
+        client = TradingClient(lb.key_id, lb.secret_key, paper=True, url_override=lb.base_url)
+        ex = executor(tmp_path, lb, path, data, park_after=60.0)
+        ex.open_session()
+        try:
+            ex.execute([buy])
+            assert {o.order_type for o in client.get_orders(filter=None) if o.symbol == "AAPL"}  # its exits work
+            ex.execute([cancel])
+        finally:
+            ex.close_session()
+        assert [o for o in client.get_orders(filter=None) if o.symbol == "AAPL"] == []
+        assert float(client.get_open_position("AAPL").qty) == 5
+    by_id = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"] is None}
+    assert by_id[buy.id]["status"] == "filled" and by_id[cancel.id]["status"] == "canceled"
+    assert by_id[cancel.id]["reason"] == f"canceled the exits of mb-{buy.id} (stop_loss, take_profit)"
+    assert stamps[CANCEL_AT] == cancel.timestamp
 
 PLUGIN = '''
 from marketboss.strategies.events import Context, EventParams, EventStrategy

@@ -653,3 +653,43 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
             (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
     assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0"
+
+
+def test_a_restart_after_the_stop_canceled_the_exits_holds_what_the_account_holds(tmp_path: Path) -> None:
+    """Stopped with `--on-stop cancel-all` while bracket exits work, then restarted: the exits the stop canceled
+    end in the strategy's run at the stop too, so its positions stay the account's (a CANCEL line naming each
+    entry goes to the signals log, and its backtest reconciles fill for fill). Before, its run kept the exits:
+    one filled there at once, the strategy went flat where the account held, and 5 of its buys were skipped
+    (`the account holds 10 shares`)."""
+    symbols = ["AAPL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "dip.py").write_text(DIP)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        for until, extra in (("2024-06-18T00:00:00Z", ["--on-stop", "cancel-all"]), ("2024-08-01T00:00:00Z", [])):
+            proc = subprocess.run([*_live_daily(tmp_path, lb, "dip.py:Dip", symbols, until), *extra], cwd=tmp_path,
+                                  env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            if extra:
+                held_at_stop = _positions(lb)
+        positions = _positions(lb)
+    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    stopped = {t["signal_id"] for t in trades if t["status"] == "canceled" and t["leg"] is not None}
+    assert held_at_stop == {"META": 10.0, "MSFT": 10.0} and len(stopped) == 2  # their exits, canceled by the stop
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-08-01").str.to_datetime(time_zone="UTC"))
+    canceled = {t["signal_id"]: datetime.fromisoformat(t["timestamp"]) for t in trades if t["status"] == "canceled"}
+    result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'dip.py'}:Dip", []),
+                           trade_from=datetime.fromisoformat(status.trading_from), canceled=canceled)  # fmt: skip
+    held = _net_fills(list(result.fills.iter_rows(named=True)))
+    assert positions == held and not [t for t in trades if t["status"] == "skipped"], (positions, held)
+    logged = read_jsonl_records(tmp_path / "s.jsonl")
+    assert {s["cancels"] for s in logged if s["action"] == "CANCEL"} >= stopped
+    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
+                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
+                          str(tmp_path / "equity.jsonl")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    assert rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", rec.stdout

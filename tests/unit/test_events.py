@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -1043,3 +1043,43 @@ def test_orders_canceled_from_outside_are_canceled_at_their_bar_and_the_strategy
     plain, sig_plain = run_events(m, Chase(EventParams()), COSTS, compiled=False, canceled=cancels)
     assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders)
     assert not sig_plain.equals(run_events(m, Chase(EventParams()), COSTS)[1])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_exits_canceled_from_outside_end_at_their_bar_and_the_signals_say_so(compiled: bool) -> None:
+    """The live loop's restart after `--on-stop cancel-all` canceled a filled entry's exits: run_events' `canceled`
+    ends them after the last bar begun by then (nb.cancel_row), so the position is held on without them, as in the
+    account; the signals get a CANCEL line naming the entry, and their backtest is the run's, fill for fill. Before,
+    a cancel of a filled order did nothing: its exit filled later in the run alone."""
+    m = Market.from_bars(synth_bars(["AAA", "BBB"], "2023-01-01", "2023-12-31", "1Day", seed=4))
+    make = lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=35.0))  # noqa: E731
+    base, _ = run_events(m, make(), COSTS, compiled=compiled)
+    entries = {r["signal_id"]: r["timestamp"] for r in base.fills.filter(pl.col("leg").is_null()).iter_rows(named=True)}
+    late = [r for r in base.fills.filter(pl.col("leg").is_not_null()).iter_rows(named=True)
+            if (r["timestamp"] - entries[r["signal_id"]]).days >= 5]  # fmt: skip
+    assert late
+    sid, entered = late[0]["signal_id"], entries[late[0]["signal_id"]]
+    stop = entered + timedelta(hours=12)  # after the entry's fill bar
+    result, signals = run_events(m, make(), COSTS, compiled=compiled, canceled={sid: stop})
+    assert result.fills.filter((pl.col("signal_id") == sid) & pl.col("leg").is_not_null()).height == 0
+    symbol = late[0]["symbol"]
+    after = result.fills.filter((pl.col("symbol") == symbol) & (pl.col("timestamp") > entered))
+    assert after.height == 0  # held on: the strategy buys only when flat
+    cancel = signals.filter(pl.col("action") == "CANCEL")
+    assert cancel["cancels"].to_list() == [sid] and cancel["timestamp"].to_list() == [entered]
+    assert run_backtest(m, signals, COSTS).fills.select(FILL_COLUMNS).equals(result.fills.select(FILL_COLUMNS))
+
+
+def test_a_strategys_cancel_of_a_filled_bracket_order_ends_its_exits_and_keeps_the_position() -> None:
+    """ctx.cancel of an order that has filled cancels what of it works, its bracket legs (the rule a CANCEL line
+    follows in the backtest of the signals and at the broker): the position stays, the take-profit it would have
+    hit two bars later never fills, and the CANCEL line is at the bar it was decided."""
+    close = [100.0, 100.0, 101.0, 102.0, 103.0, 110.0, 111.0, 112.0]
+    steps = {0: lambda c: c.buy(5, take_profit=108.0, stop_loss=90.0), 3: lambda c: c.cancel(c.orders[0])}
+    kept, _, _ = run(close, {0: steps[0]})
+    assert kept.fills["leg"].to_list() == [None, "take_profit"]
+    result, signals, strat = run(close, steps)
+    assert result.fills["leg"].to_list() == [None] and [p for p, _, _ in strat.seen][-1] == 5
+    assert signals["action"].to_list() == ["BUY", "CANCEL"] and signals["cancels"][1] == signals["id"][0]
+    again, twice, _ = run(close, {**steps, 4: lambda c: c.cancel(c.orders[0])})  # nothing left: no second line
+    assert again.fills.equals(result.fills) and twice.equals(signals)

@@ -545,10 +545,10 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context, ou
             ran_to = int(book.ran_to[0])
             rows = [o.row for o in ctx.canceled] + _rows_of(book, strategy, outside.get(t, set()))
             for r in rows:
-                if book.orders.status[r] == nb.PENDING:
-                    book.orders.status[r] = CANCELED
+                if nb.cancel_row(book.orders, book.sim, r):
                     book.canceled_at[r] = t
                     ctx.open_rows.discard(r)
+                    ctx.exit_rows.discard(r)
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False, 0)
@@ -565,12 +565,16 @@ def _rows_of(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list
 
 
 def _show(book: Book, ctx: ev.Context) -> None:
-    """The kernel's account into the context: positions, cash, and the open orders still open."""
-    ctx.positions_now = book.sim.pos.tolist()
-    ctx.cash = float(book.sim.cash[0])
+    """The kernel's account into the context: positions, cash, the open orders still open, and the filled ones
+    whose exits work."""
+    sim = book.sim
+    ctx.positions_now = sim.pos.tolist()
+    ctx.cash = float(sim.cash[0])
     if ctx.open_rows:
         status = book.orders.status
         ctx.open_rows.difference_update([r for r in ctx.open_rows if status[r] != nb.PENDING])
+    if ctx.exit_rows or sim.ints[nb.I_EXITS]:
+        ctx.exit_rows = set(sim.ex.rows[: sim.ints[nb.I_EXITS]].tolist())
 
 
 @intrinsic
@@ -763,7 +767,8 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
             _entry_points(book).take(book.state, out, 0, t - 1)
             for r in _rows_of(book, strategy, outside[t - 1]):
-                _cancel(book.orders, book.canceled_at, r, -1, t - 1)
+                if nb.cancel_row(book.orders, book.sim, r):
+                    book.canceled_at[r] = t - 1
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
@@ -822,8 +827,8 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
     at or after it; on the bars before, its warm-up, it runs with every order canceled as placed (never sent:
     not in the signals), so it reaches that bar flat and without orders, with the history before it (the live
     loop's start: what its account has). `canceled`: orders (by signal id) canceled from outside at a time (the
-    live loop's stop canceled them): canceled after the last bar that began by then, as if the strategy had
-    canceled them there, so that it decides again as the account stands."""
+    live loop's stop canceled them): canceled after the last bar that began by then (nb.cancel_row: an order
+    still open, else the exits its fill opened), so that it decides again as the account stands."""
     cfg = strategy_config(config, strategy)
     if cfg.fill == FillMode.CLOSE:
         raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "

@@ -461,16 +461,29 @@ def simulate(prices: Prices, orders: Orders, rules: Rules) -> Fills:  # pragma: 
 @njit(cache=True, error_model="numpy")
 def simulate_canceling(prices: Prices, orders: Orders, rules: Rules, rows: np.ndarray, bars: np.ndarray) -> Fills:
     # pragma: no cover - compiled
-    """simulate, with order rows[i] CANCELED after bar bars[i] (bars ascending) when it is still open then: a
-    signals file's cancels, as the event run applies them."""
+    """simulate, with order rows[i] canceled after bar bars[i] (bars ascending; cancel_row): a signals file's
+    cancels, as the event run applies them."""
     sim = sim_start(prices.close.shape[1], orders.status.shape[0], orders.plain, rules.cash)
     sim.ints[I_LIVE] = orders.live.shape[0]
     for i in range(rows.shape[0]):
         step(prices, orders, rules, sim, bars[i] + 1, False, 0)
-        if orders.status[rows[i]] == PENDING:
-            orders.status[rows[i]] = CANCELED
+        cancel_row(orders, sim, rows[i])
     step(prices, orders, rules, sim, prices.close.shape[0], False, 0)
     return sim_end(orders, sim)
+
+
+@njit(cache=True, **NO_REFCOUNTS)
+def cancel_row(orders: Orders, sim: Sim, r: int) -> bool:  # pragma: no cover - compiled
+    """A cancel of order row r (a CANCEL naming it, or the live loop's stop): what of it still works ends, as
+    at the broker: the order itself while it is open (CANCELED), else the exits its fill opened (a bracket's
+    legs: the executor cancels them). Whether anything ended."""
+    if orders.status[r] == PENDING:
+        orders.status[r] = CANCELED
+        return True
+    if r < sim.ex.qty.shape[0] and sim.ex.qty[r] > 0.0:
+        sim.ints[I_EXITS] = _end_exits(sim.ex, orders, sim.ints[I_EXITS], r, -1)
+        return True
+    return False
 
 
 @njit(cache=True)

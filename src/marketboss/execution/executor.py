@@ -607,7 +607,7 @@ class Executor:
                 log.info("cancel_not_needed", order_id=order_id, error=str(exc))
         if exits_too:
             for symbol in sorted({g.symbol for g in journal.state.legs.values()}):
-                self._clear_legs(symbol, journal, trades_log)
+                self._clear_legs(symbol, journal, trades_log, why="canceled at the stop")
         deadline = time.monotonic() + self.cfg.fill_timeout
         while self.working and time.monotonic() < deadline:
             self._follow_working(journal, trades_log, equity_log, poll=True)
@@ -741,19 +741,28 @@ class Executor:
             self._record_leg(trades_log, leg, order)
         journal.leg_closed(leg, order.filled_qty)
 
-    def _clear_legs(self, symbol: str, journal: Journal, trades_log: JsonlAppender) -> None:
+    def _clear_legs(self, symbol: str, journal: Journal, trades_log: JsonlAppender, signal_id: str | None = None,
+                    why: str | None = None) -> None:  # fmt: skip
         """Before an order that reduces a position: its open exits go (they hold its shares, and a flattened
-        position keeps none), each recorded first if it traded."""
-        for leg in [g for g in journal.state.legs.values() if g.symbol == symbol]:
+        position keeps none), each recorded first if it traded. `signal_id`: that entry's exits only (a CANCEL
+        naming a filled entry). `why`: each exit that ends unfilled is recorded too, `canceled` with this reason
+        (a cancel from outside the strategy: the live loop's restart cancels them in its run, `canceled`)."""
+        for leg in [g for g in journal.state.legs.values() if g.symbol == symbol and signal_id in (None, g.signal_id)]:
             order_id = leg.order_id
-            if order_id is None:
+            order = None
+            if order_id is not None:
+                try:
+                    self.retry("cancel exit", partial(self.broker.cancel_order, order_id))
+                except (OrderRejected, NotFound) as exc:  # filled, or gone with its sibling
+                    log.info("exit_cancel_not_needed", order_id=order_id, error=str(exc))
+                order = self.retry("get order", partial(self.broker.get_order, order_id))
+            if why is not None and (order is None or order.filled_qty == 0):
+                self._log_trade(trades_log, "canceled", order, leg.signal_id, leg.symbol, leg.side.upper(), None,
+                                leg.price, leg.qty, 0.0, why, leg.leg)  # fmt: skip
+            if order is None:
                 journal.leg_closed(leg)
-                continue
-            try:
-                self.retry("cancel exit", partial(self.broker.cancel_order, order_id))
-            except (OrderRejected, NotFound) as exc:  # filled, or gone with its sibling
-                log.info("exit_cancel_not_needed", order_id=order_id, error=str(exc))
-            self._close_leg(leg, self.retry("get order", partial(self.broker.get_order, order_id)), journal, trades_log)
+            else:
+                self._close_leg(leg, order, journal, trades_log)
 
     def _open_legs(self, sig: Signal, intent: Intent, order: Order, journal: Journal) -> list[Leg]:
         """The exits of a filled entry, journaled before its record: the broker's bracket / OTO legs, and the
@@ -866,7 +875,7 @@ class Executor:
         self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender
     ) -> None:
         if sig.action == "CANCEL":
-            self._cancel(sig, trades_log)
+            self._cancel(sig, journal, trades_log)
             return
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
@@ -955,11 +964,12 @@ class Executor:
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
 
-    def _cancel(self, sig: Signal, trades_log: JsonlAppender) -> None:
+    def _cancel(self, sig: Signal, journal: Journal, trades_log: JsonlAppender) -> None:
         """A CANCEL signal: cancel the order its `cancels` signal sent (client_order_id mb-<cancels>) if it is
-        still open, and record the outcome under the cancel's id (a rerun finds it recorded and skips it; a
-        crash before the record finds the order already canceled). The order's own end is recorded where it
-        is followed (a working order: by `follow`)."""
+        still open, else the exits its fill opened if they still work (nb.cancel_row, the backtest's rule), and
+        record the outcome under the cancel's id (a rerun finds it recorded and skips it; a crash before the
+        record finds the order already canceled). The order's own end is recorded where it is followed (a
+        working order: by `follow`)."""
         assert sig.cancels is not None
         coid = client_order_id(sig.cancels)
         order = self.retry("find order", partial(self.broker.order_by_client_id, coid))
@@ -976,6 +986,14 @@ class Executor:
                 log.info("order_canceled", signal_id=sig.cancels, order_id=order.id, by=sig.id)
                 self._record(trades_log, sig, "canceled", order=order, reason=f"canceled {coid}")
                 return
+        if any(g.signal_id == sig.cancels for g in journal.state.legs.values()):
+            self._follow_legs(journal, trades_log)  # an exit that filled meanwhile is recorded as filled, first
+        legs = sorted({g.leg for g in journal.state.legs.values() if g.signal_id == sig.cancels})
+        if legs:
+            self._clear_legs(sig.symbol, journal, trades_log, signal_id=sig.cancels)
+            log.info("exits_canceled", signal_id=sig.cancels, legs=legs, by=sig.id)
+            self._record(trades_log, sig, "canceled", reason=f"canceled the exits of {coid} ({', '.join(legs)})")
+            return
         self._record(trades_log, sig, "skipped", order=order, reason=f"{coid} already {order.status}")
 
     def _finish(

@@ -494,15 +494,20 @@ class LiveLoop:
         return t
 
     def _canceled_before(self) -> dict[str, datetime]:
-        """The session's orders an earlier run's stop canceled (--on-stop), and when: the strategy's run cancels
-        them there too, so that it decides again as the account stands, and its CANCEL lines go to the signals log
-        (a backtest of the log cancels them where the account did). Before, its run kept them working, and it
-        waited on orders the account no longer had."""
+        """The session's orders an earlier run's stop canceled (--on-stop), or their exits, and when: the
+        strategy's run cancels them there too, so that it decides again as the account stands, and its CANCEL
+        lines go to the signals log (a backtest of the log cancels them where the account did). Before, its run
+        kept them working: it waited on orders the account no longer had, or went flat where an exit the account
+        no longer had filled, and its next buys were skipped."""
         path = self.executor.cfg.trades_output
         if not path.exists():
             return {}
-        return {r["signal_id"]: datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
-                for r in read_jsonl_records(path) if r.get("status") == "canceled" and r.get("leg") is None}
+        out: dict[str, datetime] = {}
+        for r in read_jsonl_records(path):  # an order's, or its exits' (`--on-stop cancel-all`): the first cancel
+            if r.get("status") == "canceled":
+                at = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
+                out[r["signal_id"]] = min(at, out.get(r["signal_id"], at))
+        return out
 
     def _finish_started(self) -> None:
         """Orders an earlier run started (journaled, not recorded) are finished before anything new."""

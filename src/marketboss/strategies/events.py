@@ -97,6 +97,7 @@ class Context:
     cash: float = 0.0
     orders: list[PlacedOrder] = field(default_factory=list)  # every order placed, by row
     open_rows: set[int] = field(default_factory=set)  # rows still pending or working
+    exit_rows: set[int] = field(default_factory=set)  # filled rows whose exits still work
     placed: list[PlacedOrder] = field(default_factory=list)  # placed at this bar (the run takes them)
     canceled: list[PlacedOrder] = field(default_factory=list)  # canceled at this bar (the run takes them)
     trade_from: int = 0  # the first bar whose orders are sent; before it, each is canceled as placed (a warm-up)
@@ -237,12 +238,15 @@ class Context:
         return self._place(s, bool(p < 0), np.nan, 0.0, {}) if p else None
 
     def cancel(self, order: PlacedOrder) -> None:
-        """Cancel an open order from the next bar on (an order already filled or ended stays as it is)."""
+        """Cancel an open order from the next bar on; of an order that has filled, its exits still working (its
+        bracket legs, trailing stop: the position stays). An order ended, or filled without exits, stays as it
+        is."""
         if not isinstance(order, PlacedOrder):
             raise MarketBossError(f"cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
                                   f"ctx.open_orders), not {shown(order)}")  # fmt: skip
-        if order.row in self.open_rows:
+        if order.row in self.open_rows or order.row in self.exit_rows:
             self.open_rows.discard(order.row)
+            self.exit_rows.discard(order.row)
             self.canceled.append(order)
 
     def cancel_all(self, symbol: str | int | None = None) -> None:
