@@ -311,8 +311,9 @@ def test_an_order_past_the_signal_files_limits_is_refused_as_its_reader_would(st
     the bar and the field (the reader's own rules: signals.valid_orders)."""
     with pytest.raises(InputError) as caught:
         run(FLAT, {2: lambda c: c.buy(5), 3: step}, long_only=False)
-    assert caught.value.field == field
-    assert str(caught.value).endswith(f"order at 2024-01-05 05:00:00+00:00 {said}")
+    assert caught.value.field == field  # and the strategy's line that placed it
+    where = f"(test_events.py, line {step.__code__.co_firstlineno}, in <lambda>)"
+    assert str(caught.value).endswith(f"order at 2024-01-05 05:00:00+00:00 {said} {where}")
 
 
 @pytest.mark.parametrize(("step", "said"), [

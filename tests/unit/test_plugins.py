@@ -578,7 +578,9 @@ def test_an_event_order_past_the_signal_files_limits_is_refused_as_its_reader_wo
         assert cli(*command, "--data", str(data), "--strategy", "big.py:Dip") == 2
         err = capsys.readouterr().err
         assert err.startswith("error: strategy Dip ") and err.count("\n") == 1, err
-        assert f": field '{field}': order at 2022-01-03 " in err and err.endswith(f"(AAPL BUY): {said}\n"), err
+        line = (workdir / "big.py").read_text().splitlines().index(f"        {code}") + 1
+        assert f": field '{field}': order at 2022-01-03 " in err and err.endswith(
+            f"(AAPL BUY): {said} (big.py, line {line}, in on_bar)\n"), err  # fmt: skip
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
 
 

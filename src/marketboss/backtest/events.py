@@ -861,7 +861,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
         _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from, outside)
     else:
         _run_python(book, strategy, ctx, outside)
-    return book, _signal_rows(market, strategy, book), ctx
+    return book, _signal_rows(market, strategy, book, ctx), ctx
 
 
 def _sent(rows: SignalRows, book: Book) -> SignalRows:
@@ -913,7 +913,7 @@ def _keys(market: Market, strategy: ev.EventStrategy[Any], s_idx: np.ndarray, ba
     return keys
 
 
-def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) -> SignalRows:
+def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book, ctx: ev.Context) -> SignalRows:
     """Every order placed, as signals (marketboss.signals' schema with the order fields), in placement order."""
     n = int(book.n_rows[0])
     o = book.orders
@@ -939,7 +939,7 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book) ->
         num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
         num("take_profit", o.take_profit), num("stop_loss", o.stop_loss),
     ])  # fmt: skip
-    _check(frame, strategy, rules_pass(buy, o.kind[:n], o.gtc[:n], np.column_stack([
+    _check(frame, strategy, ctx, rules_pass(buy, o.kind[:n], o.gtc[:n], np.column_stack([
         qty, np.where(is_qty, np.nan, weight), price, *(a[:n] for a in (o.limit, o.stop, o.trail, o.take_profit,
                                                                         o.stop_loss))])))  # fmt: skip
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
@@ -965,20 +965,23 @@ def _nth(key: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any], ok: np.ndarray) -> None:
+def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any], ctx: ev.Context, ok: np.ndarray) -> None:
     """Every order must be a valid signal (it is written, paper-traded): the first that is not (ok false: its
-    row of the frame, from signals.rules_pass) is an error naming its bar and field."""
+    row of the frame, from signals.rules_pass) is an error naming its bar and field, and the strategy's line
+    that placed it (a plain on_bar's: a compiled one's rows have no line)."""
     if ok.all():
         return
     i = int(np.argmin(ok))
     row = frame.row(i, named=True)
+    where = f" ({ctx.placed_at(i)})" if i < len(ctx.places) else ""
     try:
         Signal.model_validate({**row, "id": "x"})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
         raise InputError(f"strategy {strategy.describe()}", f"order at {row['timestamp']} ({row['symbol']} "
-                         f"{row['action']}): {str(err['msg']).removeprefix('Value error, ')}", field=field) from None
+                         f"{row['action']}): {str(err['msg']).removeprefix('Value error, ')}{where}",
+                         field=field) from None  # fmt: skip
 
 
 def event_signal_rows(market: Market, strategy: ev.EventStrategy[Any]) -> SignalRows:

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from types import CodeType
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import numpy as np
@@ -50,6 +53,11 @@ class EventParams(StrategyParams):
 
 
 P = TypeVar("P", bound=EventParams)
+
+
+
+#: This module's file: the frames Context._place walks up from to the strategy's line that placed an order.
+_OWN_FILE = (lambda: None).__code__.co_filename
 
 
 @dataclass(eq=False)
@@ -96,6 +104,7 @@ class Context:
     positions_now: list[float] = field(default_factory=list)  # shares per symbol (a list: read once a bar)
     cash: float = 0.0
     orders: list[PlacedOrder] = field(default_factory=list)  # every order placed, by row
+    places: list[tuple[CodeType, int]] = field(default_factory=list)  # the code and line that placed each (placed_at)
     open_rows: set[int] = field(default_factory=set)  # rows still pending or working
     exit_rows: set[int] = field(default_factory=set)  # filled rows whose exits still work
     placed: list[PlacedOrder] = field(default_factory=list)  # placed at this bar (the run takes them)
@@ -298,11 +307,21 @@ class Context:
             self._default_exits(o)
         self.orders.append(o)
         self.placed.append(o)
+        frame = sys._getframe(1)
+        while frame.f_code.co_filename == _OWN_FILE and frame.f_back is not None:  # up to the strategy's line
+            frame = frame.f_back
+        self.places.append((frame.f_code, frame.f_lineno))
         if self.t < self.trade_from:  # the warm-up: the account does not trade it (backtest.events: trade_from)
             self.canceled.append(o)
         else:
             self.open_rows.add(o.row)
         return o
+
+    def placed_at(self, row: int) -> str:
+        """Where the strategy placed order `row`, as `file, line N, in function` (an error about the order names
+        it: the rules are checked over every order at the end of the run)."""
+        code, line = self.places[row]
+        return f"{Path(code.co_filename).name}, line {line}, in {code.co_name}"
 
     def _default_exits(self, o: PlacedOrder) -> None:
         """The parameters' exit percents as a bracket on an entry without legs of its own, priced from its
