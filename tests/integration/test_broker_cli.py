@@ -6,14 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import time
 from pathlib import Path
 
 import polars as pl
 import typer.main
 
 from marketboss.cli import app
-from marketboss.data.io import read_bars
+from marketboss.data.io import read_bars, write_bars
+from marketboss.data.synth import synth_bars
 from tests.integration.conftest import StartBroker, admin_client, set_clock
+from tests.unit.test_grid import extended_bars
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,3 +76,24 @@ def test_data_fetch_through_the_local_broker_gets_the_bars_back(start_broker: St
     want = read_bars(broker_data).filter(pl.col("symbol").is_in(["AAPL", "JPM"]))
     assert read_bars(tmp_path / "fetched.jsonl").equals(want)
     assert b.secret_key not in proc.stderr + proc.stdout
+
+
+def test_data_fetch_of_minute_bars_keeps_the_regular_session(start_broker: StartBroker, tmp_path: Path) -> None:
+    """The broker's minute bars include the pre-market and after-hours ones, as Alpaca's do: `data fetch` keeps the
+    session's (the bars the live loop trades), says how many it dropped, and its hourly bars start at 9:30."""
+    regular = synth_bars(["AAPL"], "2024-03-04", "2024-03-05", "1Min", seed=3)
+    data = tmp_path / "minutes.jsonl"
+    extra = [extended_bars("2024-03-04", time(8, 0), 90, "AAPL", 1),
+             extended_bars("2024-03-05", time(16, 0), 30, "AAPL", 2)]  # fmt: skip
+    write_bars(pl.concat([regular, *extra]).sort("timestamp"), data)
+    b = start_broker(data=data)
+    set_clock(admin_client(b), timestamp="2024-03-06T21:00:00Z")
+    env = {"APCA_API_KEY_ID": b.key_id, "APCA_API_SECRET_KEY": b.secret_key, "APCA_API_DATA_URL": b.base_url}
+    for tf, out, dropped in (("1Min", "m.jsonl", "120 of Alpaca's 1Min"), ("1Hour", "h.jsonl", "4 of Alpaca's 30Min")):
+        proc = run("data", "fetch", "--symbols", "AAPL", "--start", "2024-03-04", "--end", "2024-03-06",
+                   "--timeframe", tf, "--output", out, cwd=tmp_path, env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr  # 30Min: 8:00, 8:30, 9:00 (9:00-9:30) and 16:00
+        assert f"dropped {dropped} bars outside the regular session" in " ".join(proc.stdout.split()), proc.stdout
+    assert read_bars(tmp_path / "m.jsonl").equals(regular)
+    hours = read_bars(tmp_path / "h.jsonl")["timestamp"].dt.convert_time_zone("America/New_York")
+    assert hours.dt.strftime("%H:%M").to_list() == [f"{h:02d}:30" for h in range(9, 16)] * 2

@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
@@ -693,3 +694,65 @@ def test_a_restart_after_the_stop_canceled_the_exits_holds_what_the_account_hold
     rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
             (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
     assert rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", rec.stdout
+
+
+HOURLY = """
+import json
+import os
+
+from marketboss import EventStrategy
+
+
+class Hourly(EventStrategy):
+    \"\"\"Above its 4-bar mean: buy 10; below: close. Writes the times of the bars it is shown to $SEEN.\"\"\"
+
+    def on_bar(self, ctx):
+        if os.environ.get("SEEN"):
+            with open(os.environ["SEEN"], "a") as f:
+                f.write(json.dumps(ctx.time.isoformat()) + "\\n")
+        for s in range(len(ctx.symbols)):
+            close = ctx.history(s).close
+            if len(close) < 4:
+                continue
+            above = close[-1] > close[-4:].mean()
+            if above and not ctx.position(s):
+                ctx.buy(10, s)
+            elif not above and ctx.position(s):
+                ctx.close(s)
+"""
+
+
+def test_an_hourly_session_runs_on_the_bars_its_backtest_runs_on(tmp_path: Path) -> None:
+    """--timeframe 1Hour on minute data: the warm-up's bars, fetched over REST, are on the grid the stream's minute
+    bars are aggregated onto (9:30, 10:30, ...: data.grid), so the session's decisions are the backtest's on the
+    hourly bars `data fetch --timeframe 1Hour` writes. Before, the warm-up took the broker's hourly bars, clock
+    hours as Alpaca's are (9:00, 10:00, ...): the strategy's history mixed the two grids."""
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(SYMBOLS, "2024-02-26", "2024-03-08", "1Min", seed=5), data)
+    (tmp_path / "hourly.py").write_text(HOURLY)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "hourly.py:Hourly", "--symbols",
+               ",".join(SYMBOLS), "--timeframe", "1Hour", "--warmup-bars", "20", "--broker-url", lb.base_url,
+               "--replay-from", "2024-03-06", "--until", "2024-03-08T21:00:00Z",
+               "--signals-output", "s.jsonl", "--trades-output", "t.jsonl", "--equity-output", "e.jsonl",
+               "--status-output", "status.json"]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=tmp_path, env={**_env(lb), "SEEN": str(tmp_path / "seen.jsonl")},
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        env = {**_env(lb), "APCA_API_KEY_ID": lb.key_id, "APCA_API_SECRET_KEY": lb.secret_key,
+               "APCA_API_DATA_URL": lb.base_url}  # fmt: skip
+        fetched = subprocess.run([sys.executable, "-m", "marketboss", "data", "fetch", "--symbols", ",".join(SYMBOLS),
+                                  "--start", "2024-02-26", "--end", "2024-03-09", "--timeframe", "1Hour", "--output",
+                                  "hourly.jsonl"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert fetched.returncode == 0, fetched.stderr
+    seen = {datetime.fromisoformat(json.loads(line)) for line in (tmp_path / "seen.jsonl").read_text().splitlines()}
+    hourly = read_bars(tmp_path / "hourly.jsonl")
+    assert seen <= set(hourly["timestamp"].to_list()) and len(seen) >= 30  # the warm-up's 20 and the session's
+    assert {(t.astimezone(ZoneInfo("America/New_York")).minute) for t in seen} == {30}
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    window = hourly.filter(pl.col("timestamp") < pl.lit("2024-03-08T21:00:00Z").str.to_datetime(time_zone="UTC"))
+    _, signals = run_events(Market.from_bars(window), create(f"{tmp_path / 'hourly.py'}:Hourly", []),
+                            trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    logged = read_jsonl_records(tmp_path / "s.jsonl")
+    assert len(logged) >= 4 and [s["id"] for s in logged] == signals["id"].to_list()

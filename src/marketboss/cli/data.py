@@ -95,7 +95,8 @@ def fetch(
     symbols: str = typer.Option(..., help="Comma-separated symbols, e.g. AAPL,MSFT."),
     start: str = typer.Option(..., help="Start (YYYY-MM-DD or RFC 3339)."),
     end: str = typer.Option(None, help="End (default: now)."),
-    timeframe: str = typer.Option("1Day", help="1Min, 5Min, 15Min, 1Hour or 1Day."),
+    timeframe: str = typer.Option("1Day", help="1Min, 5Min, 15Min, 1Hour or 1Day (intraday: the regular session's "
+                                  "bars; 1Hour from 9:30, made of Alpaca's 30-minute bars)."),
     feed: str = typer.Option("iex", help="iex (free plans) or sip."),
     adjustment: str = typer.Option("raw", help="raw, split, dividend or all."),
     output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl."),
@@ -107,21 +108,20 @@ def fetch(
 
     from marketboss.data.alpaca_source import fetch_bars
     from marketboss.data.calendar import Timeframe
+    from marketboss.data.grid import fetch_timeframe
     from marketboss.data.io import accept, default_rejects_path, to_rejects
     from marketboss.data.schema import LINE, validation_errors
 
     names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
     if not names:
         raise MarketBossError("--symbols needs at least one symbol")
-    df = fetch_bars(
-        get_settings(),
-        names,
-        _date(start, "--start"),
-        _date(end, "--end") if end else datetime.now(UTC),
-        Timeframe.parse(timeframe),
-        feed,
-        adjustment,
-    )
+    tf = Timeframe.parse(timeframe)
+    df, outside = fetch_bars(get_settings(), names, _date(start, "--start"),
+                             _date(end, "--end") if end else datetime.now(UTC), tf, feed, adjustment)  # fmt: skip
+    if outside:
+        log.info("bars_dropped_outside_session", bars=outside)
+        console.print(f"[yellow]dropped {outside:,} of Alpaca's {fetch_timeframe(tf)} bars outside the regular "
+                      "session (pre-market, after-hours): the live loop trades the session's bars[/]")  # fmt: skip
     if df.is_empty():
         raise MarketBossError(f"Alpaca returned no bars for {', '.join(names)} in that range")
     out = _output(output)

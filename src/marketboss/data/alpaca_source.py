@@ -9,6 +9,7 @@ import polars as pl
 
 from marketboss.config import Settings
 from marketboss.data.calendar import Timeframe
+from marketboss.data.grid import GridBars, fetch_timeframe, on_grid
 from marketboss.data.schema import BAR_DTYPES
 from marketboss.errors import ConfigError, MarketBossError
 from marketboss.logging import get_logger
@@ -24,7 +25,9 @@ def fetch_bars(
     timeframe: Timeframe,
     feed: str = "iex",
     adjustment: str = "raw",
-) -> pl.DataFrame:
+) -> GridBars:
+    """The bars on MarketBoss's grid (data.grid: the regular session's; hourly ones from Alpaca's 30-minute bars,
+    its own being clock hours), and how many of Alpaca's were outside the session."""
     from alpaca.common.exceptions import APIError
     from alpaca.data.historical import StockHistoricalDataClient
 
@@ -38,7 +41,7 @@ def fetch_bars(
         settings.apca_api_secret_key.get_secret_value(),
         url_override=settings.data_url(),
     )
-    request = bars_request(symbols, start, end, timeframe, feed, adjustment)
+    request = bars_request(symbols, start, end, fetch_timeframe(timeframe), feed, adjustment)
     log.info("alpaca_fetch", symbols=symbols, start=str(start), end=str(end), timeframe=str(timeframe), feed=feed)
     try:
         barset = client.get_stock_bars(request)
@@ -51,7 +54,7 @@ def fetch_bars(
     missing = sorted(set(symbols) - set(barset if isinstance(barset, dict) else barset.data))
     if missing:
         log.warning("alpaca_fetch_no_bars", symbols=missing)
-    return barset_frame(barset)
+    return on_grid(barset_frame(barset), timeframe)
 
 
 def bars_request(

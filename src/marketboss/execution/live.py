@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.bars import BarStream, LiveBar
 from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule
+from marketboss.data.grid import OHLCV, fetch_timeframe, on_grid
 from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.data.schema import BAR_DTYPES
@@ -361,9 +362,13 @@ class LiveLoop:
         return got
 
     def _fetch(self, symbols: list[str], start_us: int, end_us: int) -> pl.DataFrame:
+        """The bars starting in [start, end] on the grid the stream's are aggregated onto (data.grid: Alpaca's
+        hourly bars are clock hours, so an hour is made of its 30-minute bars; its extended hours are left out)."""
+        asked = fetch_timeframe(self.tf, self.stream_bars)
         start = datetime.fromtimestamp(start_us / US, UTC)
-        end = datetime.fromtimestamp(end_us / US, UTC)
-        return self.executor.retry("get bars", lambda: self.broker.bars(symbols, start, end, self.tf, self.cfg.feed))
+        end = datetime.fromtimestamp(end_us / US + (self.tf.minutes - asked.minutes) * 60 * (asked != self.tf), UTC)
+        bars = self.executor.retry("get bars", lambda: self.broker.bars(symbols, start, end, asked, self.cfg.feed))
+        return on_grid(bars, self.tf).bars
 
     def _warm_up(self, now: int, since: int | None = None) -> None:
         """The history the first decision sees (REST): the last warmup_bars closed bars of each symbol before the
@@ -591,13 +596,7 @@ def _aggregate(bars: list[LiveBar], slot: Slot) -> pl.DataFrame:
     return (
         df.sort("start_us")
         .group_by("symbol")
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-        )
+        .agg(*OHLCV)
         .with_columns(
             pl.lit(slot.start).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp"),
             pl.col("volume").round(0).cast(pl.Int64),
