@@ -548,7 +548,6 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context, ou
                 if nb.cancel_row(book.orders, book.sim, r):
                     book.canceled_at[r] = t
                     ctx.open_rows.discard(r)
-                    ctx.exit_rows.discard(r)
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False, 0)
@@ -565,16 +564,12 @@ def _rows_of(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list
 
 
 def _show(book: Book, ctx: ev.Context) -> None:
-    """The kernel's account into the context: positions, cash, the open orders still open, and the filled ones
-    whose exits work."""
-    sim = book.sim
-    ctx.positions_now = sim.pos.tolist()
-    ctx.cash = float(sim.cash[0])
+    """The kernel's account into the context: positions, cash, and the open orders still open."""
+    ctx.positions_now = book.sim.pos.tolist()
+    ctx.cash = float(book.sim.cash[0])
     if ctx.open_rows:
         status = book.orders.status
         ctx.open_rows.difference_update([r for r in ctx.open_rows if status[r] != nb.PENDING])
-    if ctx.exit_rows or sim.ints[nb.I_EXITS]:
-        ctx.exit_rows = set(sim.ex.rows[: sim.ints[nb.I_EXITS]].tolist())
 
 
 @intrinsic

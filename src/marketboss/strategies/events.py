@@ -55,11 +55,6 @@ class EventParams(StrategyParams):
 P = TypeVar("P", bound=EventParams)
 
 
-
-#: This module's file: the frames Context._place walks up from to the strategy's line that placed an order.
-_OWN_FILE = (lambda: None).__code__.co_filename
-
-
 @dataclass(eq=False)
 class PlacedOrder:
     """An order an event strategy placed: its row in the run (the signal's row), the bar it was decided on,
@@ -106,7 +101,7 @@ class Context:
     orders: list[PlacedOrder] = field(default_factory=list)  # every order placed, by row
     places: list[tuple[CodeType, int]] = field(default_factory=list)  # the code and line that placed each (placed_at)
     open_rows: set[int] = field(default_factory=set)  # rows still pending or working
-    exit_rows: set[int] = field(default_factory=set)  # filled rows whose exits still work
+    settled: set[int] = field(default_factory=set)  # rows a cancel was asked for (nothing left to cancel after it)
     placed: list[PlacedOrder] = field(default_factory=list)  # placed at this bar (the run takes them)
     canceled: list[PlacedOrder] = field(default_factory=list)  # canceled at this bar (the run takes them)
     trade_from: int = 0  # the first bar whose orders are sent; before it, each is canceled as placed (a warm-up)
@@ -253,9 +248,9 @@ class Context:
         if not isinstance(order, PlacedOrder):
             raise MarketBossError(f"cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
                                   f"ctx.open_orders), not {shown(order)}")  # fmt: skip
-        if order.row in self.open_rows or order.row in self.exit_rows:
+        if order.row not in self.settled:  # the run cancels what still works of it, if anything (nb.cancel_row)
+            self.settled.add(order.row)
             self.open_rows.discard(order.row)
-            self.exit_rows.discard(order.row)
             self.canceled.append(order)
 
     def cancel_all(self, symbol: str | int | None = None) -> None:
@@ -270,7 +265,7 @@ class Context:
         p = self.params
         if quantity is None and p.sizing == "weight":
             w = p.weight if buy else (0.0 if p.long_only else -p.weight)
-            return self._place(s, buy, np.nan, w, order)
+            return self._place(s, buy, np.nan, w, order, depth=3)
         if quantity is not None and not _is_number(quantity):
             raise MarketBossError(f"quantity {shown(quantity)}: {'buy' if buy else 'sell'} takes a number of shares")
         q = float(p.quantity if quantity is None else quantity)
@@ -281,9 +276,12 @@ class Context:
             q = min(q, float(self.positions_now[s]))
         if not q > 0:
             return None
-        return self._place(s, buy, q, np.nan, order)
+        return self._place(s, buy, q, np.nan, order, depth=3)
 
-    def _place(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any]) -> PlacedOrder:
+    def _place(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any], depth: int = 2
+               ) -> PlacedOrder:  # fmt: skip
+        """The order, as the run takes it. `depth`: the frames from here up to the caller of the action (2 from
+        target_weight and close; 3 from buy and sell, through _sized): where it was placed (placed_at)."""
         unknown = fields.keys() - _ORDER_KEYWORDS
         if unknown:
             raise MarketBossError(f"unknown order field(s) {', '.join(sorted(unknown))}; valid: "
@@ -307,9 +305,7 @@ class Context:
             self._default_exits(o)
         self.orders.append(o)
         self.placed.append(o)
-        frame = sys._getframe(1)
-        while frame.f_code.co_filename == _OWN_FILE and frame.f_back is not None:  # up to the strategy's line
-            frame = frame.f_back
+        frame = sys._getframe(depth)  # the line that called the action (a fixed depth: walking up cost 5% more)
         self.places.append((frame.f_code, frame.f_lineno))
         if self.t < self.trade_from:  # the warm-up: the account does not trade it (backtest.events: trade_from)
             self.canceled.append(o)
