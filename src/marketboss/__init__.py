@@ -19,7 +19,7 @@ _WHERE = {
     "register": "strategies", "describe_params": "strategies",
     "PluginError": "strategies", "ENTRY_POINT_GROUP": "strategies",
     "EventStrategy": "strategies.events", "EventParams": "strategies.events", "Context": "strategies.events",
-    "CompiledOnBar": "strategies.events",
+    "CompiledOnBar": "strategies.events", "PlacedOrder": "strategies.events",
     "Market": "data.market", "SymbolBars": "data.market",
     # bars
     "read_bars": "data.io", "write_bars": "data.io", "synth_bars": "data.synth",
@@ -66,6 +66,7 @@ __all__ = [
     "FillMode",
     "Market",
     "MarketBossError",
+    "PlacedOrder",
     "PluginError",
     "Signal",
     "Strategy",

@@ -31,7 +31,7 @@ from marketboss.strategies import (
     register,
     resolve,
 )
-from marketboss.strategies.events import CompiledOnBar, Context, EventParams, EventStrategy
+from marketboss.strategies.events import CompiledOnBar, Context, EventParams, EventStrategy, PlacedOrder
 
 __version__: str
 
@@ -52,6 +52,7 @@ __all__ = [
     "FillMode",
     "Market",
     "MarketBossError",
+    "PlacedOrder",
     "PluginError",
     "Signal",
     "Strategy",

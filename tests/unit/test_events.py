@@ -55,6 +55,7 @@ from marketboss.strategies.events import (
 from tests.unit.cli_app import cli
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+from breakeven_stop import BreakevenParams, BreakevenStop
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
 from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
 
@@ -705,6 +706,7 @@ LOOKAHEAD_CASES = [
     ("time_trailing_stop", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, trail=3.0)), False),
     ("time_trailing_stop compiled", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4)), True),
     ("rsi_bracket_events", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), False),
+    ("breakeven_stop", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), False),
     ("rsi_bracket_events compiled", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), True),
 ]
 

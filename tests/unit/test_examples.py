@@ -180,3 +180,30 @@ def test_time_trailing_stop_exits_by_its_trail_or_after_its_holding_time(data: P
     assert by_trail > 0 and by_time.height > 0  # both exits were exercised on this data
     # the time stop is decided on the hold_bars-th bar after the entry's fill and fills at the next open
     assert (closed["bars"] <= hold + 1).all() and (closed["bars"] == hold + 1).sum() == by_time.height
+
+
+def test_breakeven_stop_moves_each_armed_stop_to_the_entry_price(data: Path, workdir: Path) -> None:
+    """The event-driven example through the CLI: each trade up arm_pct has its bracket canceled (a CANCEL line
+    naming its entry, no leg of it filling after that) and a gtc sell stop at the entry price in its place; its
+    signals file backtests to the very same fills."""
+    spec = f"{EXAMPLES / 'breakeven_stop.py'}:BreakevenStop"
+    assert cli("backtest", "--strategy", spec, "--param", "arm_pct=3", "--data", str(data),
+               "--output-dir", "runs/be") == 0  # fmt: skip
+    run = load_run(workdir / "runs" / "be")
+    sig = read_signals_frame(workdir / "runs" / "be" / "signals.jsonl")
+    buys = {r["id"]: r for r in sig.filter(pl.col("action") == "BUY").iter_rows(named=True)}
+    cancels = sig.filter(pl.col("action") == "CANCEL")
+    stops = sig.filter((pl.col("action") == "SELL") & (pl.col("order_type") == "stop"))
+    assert cancels.height >= 5 and stops.height == cancels.height
+    by_bar = {(r["timestamp"], r["symbol"]): r for r in stops.iter_rows(named=True)}
+    for cancel in cancels.iter_rows(named=True):
+        entry = buys[cancel["cancels"]]
+        stop = by_bar[(cancel["timestamp"], entry["symbol"])]  # placed at the bar of the cancel
+        assert stop["stop_price"] == round(entry["price"], 2) and stop["time_in_force"] == "gtc"
+        assert cancel["timestamp"] > entry["timestamp"]
+        legs = run.fills.filter((pl.col("signal_id") == entry["id"]) & pl.col("leg").is_not_null())
+        assert (legs["timestamp"] <= cancel["timestamp"]).all()  # its bracket trades no more
+    assert run.fills.filter(pl.col("signal_id").is_in(stops["id"].to_list())).height > 0  # some stopped out even
+    assert cli("backtest", "--signals", str(workdir / "runs" / "be" / "signals.jsonl"), "--data", str(data),
+               "--output-dir", "runs/be2") == 0  # fmt: skip
+    assert load_run(workdir / "runs" / "be2").fills.equals(run.fills)
