@@ -544,13 +544,18 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context, ou
             kernel.take(book.state, _rows(placed), len(placed), t)
             ran_to = int(book.ran_to[0])
             rows = [o.row for o in ctx.canceled] + _rows_of(book, strategy, outside.get(t, set()))
-            for r in rows:
-                if nb.cancel_row(book.orders, book.sim, r):
-                    book.canceled_at[r] = t
-                    ctx.open_rows.discard(r)
+            ctx.open_rows.difference_update(_cancel_at(book, rows, t))
             ctx.placed.clear()
             ctx.canceled.clear()
     nb.step(book.prices, book.orders, book.rules, book.sim, n_t, False, 0)
+
+
+def _cancel_at(book: Book, rows: list[int], t: int) -> list[int]:
+    """The rows canceled after bar t, the kernel having taken the bar (nb.cancel_row: an open order, or a filled
+    one's exits); those where something ended."""
+    ended = [r for r in rows if nb.cancel_row(book.orders, book.sim, r)]
+    book.canceled_at[ended] = t
+    return ended
 
 
 def _rows_of(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list[int]:
@@ -761,9 +766,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
             raise StrategyError(strategy, _refused_row(m, out, book.fault))
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
             _entry_points(book).take(book.state, out, 0, t - 1)
-            for r in _rows_of(book, strategy, outside[t - 1]):
-                if nb.cancel_row(book.orders, book.sim, r):
-                    book.canceled_at[r] = t - 1
+            _cancel_at(book, _rows_of(book, strategy, outside[t - 1]), t - 1)
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 

@@ -988,12 +988,12 @@ class Executor:
                 return
         if any(g.signal_id == sig.cancels for g in journal.state.legs.values()):
             self._follow_legs(journal, trades_log)  # an exit that filled meanwhile is recorded as filled, first
-        legs = sorted({g.leg for g in journal.state.legs.values() if g.signal_id == sig.cancels})
-        if legs:
-            self._clear_legs(sig.symbol, journal, trades_log, signal_id=sig.cancels)
-            log.info("exits_canceled", signal_id=sig.cancels, legs=legs, by=sig.id)
-            self._record(trades_log, sig, "canceled", reason=f"canceled the exits of {coid} ({', '.join(legs)})")
-            return
+            legs = sorted({g.leg for g in journal.state.legs.values() if g.signal_id == sig.cancels})
+            if legs:
+                self._clear_legs(sig.symbol, journal, trades_log, signal_id=sig.cancels)
+                log.info("exits_canceled", signal_id=sig.cancels, legs=legs, by=sig.id)
+                self._record(trades_log, sig, "canceled", reason=f"canceled the exits of {coid} ({', '.join(legs)})")
+                return
         self._record(trades_log, sig, "skipped", order=order, reason=f"{coid} already {order.status}")
 
     def _finish(

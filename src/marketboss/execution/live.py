@@ -366,7 +366,7 @@ class LiveLoop:
         hourly bars are clock hours, so an hour is made of its 30-minute bars; its extended hours are left out)."""
         asked = fetch_timeframe(self.tf, self.stream_bars)
         start = datetime.fromtimestamp(start_us / US, UTC)
-        end = datetime.fromtimestamp(end_us / US + (self.tf.minutes - asked.minutes) * 60, UTC)  # the last's parts
+        end = datetime.fromtimestamp(end_us / US + (self.tf.minutes - asked.minutes) * 60, UTC)  # the last bar's parts
         bars = self.executor.retry("get bars", lambda: self.broker.bars(symbols, start, end, asked, self.cfg.feed))
         return on_grid(bars, self.tf).bars
 
