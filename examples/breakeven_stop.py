@@ -4,16 +4,38 @@
     marketboss backtest --strategy examples/breakeven_stop.py:BreakevenStop --param arm_pct=3
 
 `ctx.cancel(entry)` of an order that has filled cancels its exits still working (its bracket legs: at the
-broker too, in paper and live) and keeps the position; the new stop is an order of its own.
+broker too, in paper and live) and keeps the position; the new stop is an order of its own. `compiled()` gives
+the same logic as a numba function, where a CANCEL_EXITS row does what ctx.cancel of the entry does (the tests
+check that both trade alike).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from numba import njit
 from pydantic import Field
 
 from marketboss import Context, EventParams, EventStrategy, PlacedOrder
+from marketboss.data.market import SymbolBars
+from marketboss.errors import MarketBossError
+from marketboss.indicators import rolling_max
+from marketboss.signals.nb import exit_price, tick
+from marketboss.strategies.events import (
+    CANCEL_EXITS,
+    OUT_GTC,
+    OUT_KIND,
+    OUT_QTY,
+    OUT_SIDE,
+    OUT_SL,
+    OUT_STOP,
+    OUT_SYMBOL,
+    OUT_TP,
+    CompiledOnBar,
+)  # fmt: skip
+
+MAX_SYMBOLS = 64  # the compiled function's memory: three numbers per symbol
 
 
 class BreakevenParams(EventParams):
@@ -37,25 +59,67 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
     summary = "breakout with a bracket; the stop moves to breakeven (event-driven)"
     params_model = BreakevenParams
 
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"prior_high": rolling_max(bars.close, self.params.lookback, exclude_current=True)}
+
     def start(self, ctx: Context) -> None:
+        if len(ctx.symbols) > MAX_SYMBOLS:
+            raise MarketBossError(f"breakeven_stop keeps memory for {MAX_SYMBOLS} symbols, not {len(ctx.symbols)}: "
+                                  "choose some with --symbols")  # fmt: skip
         self.entries: dict[int, Entry] = {}
 
     def on_bar(self, ctx: Context) -> None:
         p = self.params
         for s in range(len(ctx.symbols)):
-            close = ctx.history(s).close
-            held, entry = ctx.position(s), self.entries.get(s)
+            price, held, entry = ctx.price(s), ctx.position(s), self.entries.get(s)
             if not held:
                 waiting = any(o.symbol == s for o in ctx.open_orders)
                 if entry is not None and not waiting:
                     del self.entries[s]  # left by an exit: flat again
-                if not waiting and len(close) > p.lookback and close[-1] > close[-p.lookback - 1 : -1].max():
-                    price = float(close[-1])
-                    order = ctx.buy(p.quantity, s, stop_loss=round(price * (1 - p.stop_pct / 100), 2),
-                                    take_profit=round(price * (1 + p.target_pct / 100), 2))  # fmt: skip
+                if not waiting and price > ctx.value("prior_high", s):
+                    order = ctx.buy(p.quantity, s, stop_loss=exit_price(price, -1.0, p.stop_pct),
+                                    take_profit=exit_price(price, 1.0, p.target_pct))  # fmt: skip
                     if order is not None:
                         self.entries[s] = Entry(order, price)
-            elif entry is not None and not entry.moved and close[-1] >= entry.price * (1 + p.arm_pct / 100):
+            elif entry is not None and not entry.moved and price >= entry.price * (1 + p.arm_pct / 100):
                 ctx.cancel(entry.order)  # its bracket's legs end; the position stays
-                ctx.sell(held, s, stop_price=round(entry.price, 2), time_in_force="gtc")
+                ctx.sell(held, s, stop_price=tick(entry.price), time_in_force="gtc")
                 entry.moved = True
+
+    def compiled(self) -> CompiledOnBar:
+        p = self.params
+        return CompiledOnBar(_on_bar, np.array([p.quantity, p.stop_pct, p.target_pct, p.arm_pct]), ("prior_high",),
+                             memory=3 * MAX_SYMBOLS)  # fmt: skip
+
+
+@njit(cache=True)
+def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    """The same logic compiled. memory[s]: the entry's close (0: no entry); memory[64 + s]: 1 once its stop
+    moved; memory[128 + s]: the bar + 1 an entry was decided while it waits for the symbol's next bar (0: none),
+    where the plain version asks ctx.open_orders (a market day order is done at the symbol's first bar after its
+    decision)."""
+    qty, stop_pct, target_pct, arm_pct = args[0], args[1], args[2], args[3]
+    n = 0
+    for s in range(close.shape[1]):
+        price, waits = close[t, s], 2 * MAX_SYMBOLS + s
+        if mem[waits] > 0.0 and t >= mem[waits] and not np.isnan(price):
+            mem[waits] = 0.0
+        if position[s] == 0.0:
+            if mem[waits] == 0.0:
+                mem[s] = 0.0  # left by an exit: flat again
+                if price > ind[0, t, s]:
+                    out[n, :] = np.nan
+                    out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
+                    out[n, OUT_SL], out[n, OUT_GTC] = exit_price(price, -1.0, stop_pct), 0.0
+                    out[n, OUT_TP] = exit_price(price, 1.0, target_pct)
+                    mem[s], mem[MAX_SYMBOLS + s], mem[waits] = price, 0.0, t + 1.0
+                    n += 1
+        elif mem[s] > 0.0 and mem[MAX_SYMBOLS + s] == 0.0 and price >= mem[s] * (1 + arm_pct / 100):
+            out[n, :] = np.nan
+            out[n, OUT_SYMBOL], out[n, OUT_KIND] = s, CANCEL_EXITS  # the entry's bracket legs end
+            out[n + 1, :] = np.nan
+            out[n + 1, OUT_SYMBOL], out[n + 1, OUT_SIDE], out[n + 1, OUT_QTY] = s, -1.0, position[s]
+            out[n + 1, OUT_KIND], out[n + 1, OUT_STOP], out[n + 1, OUT_GTC] = 2.0, tick(mem[s]), 1.0
+            mem[MAX_SYMBOLS + s] = 1.0
+            n += 2
+    return n

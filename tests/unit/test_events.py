@@ -39,6 +39,7 @@ from marketboss.strategies import registry
 from marketboss.strategies.base import StrategyError
 from marketboss.strategies.events import (
     CANCEL,
+    CANCEL_EXITS,
     OUT_GTC,
     OUT_KIND,
     OUT_LIMIT,
@@ -542,6 +543,25 @@ def test_a_compiled_cancel_cancels_as_the_plain_one(random_bars: pl.DataFrame) -
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
 
 
+def test_a_compiled_cancel_of_exits_ends_them_as_ctx_cancel_of_the_filled_entry(random_bars: pl.DataFrame) -> None:
+    """examples/breakeven_stop.py both ways: the compiled CANCEL_EXITS row ends a position's bracket legs as the
+    plain ctx.cancel(entry) does, with the same CANCEL lines naming the filled entries, the same fills (no leg
+    after its cancel), and its signals backtest to them."""
+    m = Market.from_bars(random_bars)
+    make = lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0))  # noqa: E731
+    plain, sig_plain = run_events(m, make(), COSTS, compiled=False)
+    fast, sig_fast = run_events(m, make(), COSTS, compiled=True)
+    cancels = sig_fast.filter(pl.col("action") == "CANCEL")
+    assert cancels.height >= 5 and cancels["symbol"].n_unique() == 3
+    filled = plain.orders.filter(pl.col("status") == "filled")["signal_id"]
+    assert cancels["cancels"].is_in(filled.to_list()).all()  # each names an entry that had filled
+    for c in cancels.iter_rows(named=True):
+        legs = fast.fills.filter((pl.col("signal_id") == c["cancels"]) & pl.col("leg").is_not_null())
+        assert (legs["timestamp"] <= c["timestamp"]).all()
+    assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
+    assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
 def test_a_compiled_run_has_room_for_an_order_per_symbol_in_one_bar() -> None:
     """out's rows default to two per symbol: the RSI example's compiled on_bar, which writes an order for each
     oversold symbol, wrote past the 16 rows it used to have on 40 symbols (a crash: "double free or
@@ -595,12 +615,14 @@ class RowWriter(EventStrategy[EventParams]):
 
 
 @pytest.mark.parametrize(("row", "said"), [
-    ((-1.0, 0.0), "OUT_SYMBOL -1 is not a symbol's index (0 to 0; -1 with CANCEL: every symbol's)"),
+    ((-1.0, 0.0), "OUT_SYMBOL -1 is not a symbol's index (0 to 0; -1 with a cancel: every symbol's)"),
     ((0.5, 0.0), "OUT_SYMBOL 0.5 is not a symbol's index"),
     ((np.nan, CANCEL), "OUT_SYMBOL nan is not a symbol's index"),
     ((-3.0, CANCEL), "OUT_SYMBOL -3 is not a symbol's index"),
+    ((1.0, CANCEL_EXITS), "OUT_SYMBOL 1 is not a symbol's index"),
     ((0.0, 5.0), "OUT_KIND 5 is not an order type (0 market, 1 limit, 2 stop, 3 stop_limit, 4 trailing_stop) nor "
-                 "CANCEL (-1)"),
+                 "CANCEL (-1) or CANCEL_EXITS (-2)"),
+    ((0.0, -3.0), "OUT_KIND -3 is not an order type"),
     ((0.0, np.nan), "OUT_KIND nan is not an order type"),
     ((0.0, 1.5), "OUT_KIND 1.5 is not an order type"),
     ((0.0, 0.0, np.nan, 0.0), "OUT_SIDE nan is not +1 (buy) nor -1 (sell)"),  # before: a sale
@@ -618,8 +640,9 @@ def test_a_compiled_order_row_the_kernel_cannot_take_is_refused_naming_the_bar_a
         run_events(market_of(FLAT), strategy, compiled=True)
     assert str(caught.value).startswith(f"row_writer: order row 0 of compiled on_bar at bar 3 (2024-01-05 "
                                         f"05:00:00+00:00): {said}")
-    strategy.row = (-1.0, CANCEL, np.nan, np.nan)  # a CANCEL of symbol -1: every symbol's open orders
-    assert run_events(market_of(FLAT), strategy, compiled=True)[1].height == 0
+    for kind in (CANCEL, CANCEL_EXITS):  # of symbol -1: every symbol's open orders, or exits
+        strategy.row = (-1.0, kind, np.nan, np.nan)
+        assert run_events(market_of(FLAT), strategy, compiled=True)[1].height == 0
     strategy.row = (0.0, 0.0, 1.0, np.nan)  # NaN gtc: a day order
     assert run_events(market_of(FLAT), strategy, compiled=True)[1]["time_in_force"].to_list() == ["day"]
 
@@ -707,6 +730,7 @@ LOOKAHEAD_CASES = [
     ("time_trailing_stop compiled", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4)), True),
     ("rsi_bracket_events", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), False),
     ("breakeven_stop", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), False),
+    ("breakeven_stop compiled", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), True),
     ("rsi_bracket_events compiled", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), True),
 ]
 
@@ -740,7 +764,8 @@ def test_an_event_strategy_never_sees_a_bar_beyond_the_current_one(
 @pytest.mark.parametrize("make", [
     lambda seed: TimeTrailingStop(TimeTrailingParams(lookback=3 + seed % 7, hold_bars=1 + seed % 5, trail=2.0)),
     lambda seed: RsiBracketEvents(RsiBracketParams(n=3 + seed % 9, oversold=35 + seed % 20, quantity=1 + seed % 4)),
-], ids=["time_trailing_stop", "rsi_bracket_events"])
+    lambda seed: BreakevenStop(BreakevenParams(lookback=3 + seed % 7, arm_pct=0.5 + seed % 4, stop_pct=2 + seed % 5)),
+], ids=["time_trailing_stop", "rsi_bracket_events", "breakeven_stop"])
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_the_compiled_path_trades_as_the_plain_one(random_bars: pl.DataFrame, make: Any, seed: int) -> None:

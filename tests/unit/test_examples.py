@@ -17,6 +17,7 @@ from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.indicators import bollinger, rsi
 from marketboss.signals import read_signals_frame
+from marketboss.signals.nb import tick
 from tests.unit.cli_app import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -183,9 +184,9 @@ def test_time_trailing_stop_exits_by_its_trail_or_after_its_holding_time(data: P
 
 
 def test_breakeven_stop_moves_each_armed_stop_to_the_entry_price(data: Path, workdir: Path) -> None:
-    """The event-driven example through the CLI: each trade up arm_pct has its bracket canceled (a CANCEL line
-    naming its entry, no leg of it filling after that) and a gtc sell stop at the entry price in its place; its
-    signals file backtests to the very same fills."""
+    """The event-driven example through the CLI (its compiled path): each trade up arm_pct has its bracket
+    canceled (a CANCEL line naming its entry, no leg of it filling after that) and a gtc sell stop at the entry
+    price (on the tick grid) in its place; its signals file backtests to the very same fills."""
     spec = f"{EXAMPLES / 'breakeven_stop.py'}:BreakevenStop"
     assert cli("backtest", "--strategy", spec, "--param", "arm_pct=3", "--data", str(data),
                "--output-dir", "runs/be") == 0  # fmt: skip
@@ -199,7 +200,7 @@ def test_breakeven_stop_moves_each_armed_stop_to_the_entry_price(data: Path, wor
     for cancel in cancels.iter_rows(named=True):
         entry = buys[cancel["cancels"]]
         stop = by_bar[(cancel["timestamp"], entry["symbol"])]  # placed at the bar of the cancel
-        assert stop["stop_price"] == round(entry["price"], 2) and stop["time_in_force"] == "gtc"
+        assert stop["stop_price"] == tick(entry["price"]) and stop["time_in_force"] == "gtc"
         assert cancel["timestamp"] > entry["timestamp"]
         legs = run.fills.filter((pl.col("signal_id") == entry["id"]) & pl.col("leg").is_not_null())
         assert (legs["timestamp"] <= cancel["timestamp"]).all()  # its bracket trades no more

@@ -650,10 +650,10 @@ COMPILED_FAILURES = [
      "compiled() must return a CompiledOnBar (or None), not a CPUDispatcher"),
     ("    return 1  # the line a test changes", "    out[0, OUT_SYMBOL] = 99; return 1",
      "order row 0 of compiled on_bar at bar 30 (2022-02-15 05:00:00+00:00): OUT_SYMBOL 99 is not a symbol's index "
-     "(0 to 2; -1 with CANCEL: every symbol's)"),
+     "(0 to 2; -1 with a cancel: every symbol's)"),
     ("    return 1  # the line a test changes", "    out[0, OUT_KIND] = 7; return 1",
      "order row 0 of compiled on_bar at bar 30 (2022-02-15 05:00:00+00:00): OUT_KIND 7 is not an order type "
-     "(0 market, 1 limit, 2 stop, 3 stop_limit, 4 trailing_stop) nor CANCEL (-1)"),
+     "(0 market, 1 limit, 2 stop, 3 stop_limit, 4 trailing_stop) nor CANCEL (-1) or CANCEL_EXITS (-2)"),
 ]  # fmt: skip
 
 

@@ -243,6 +243,17 @@ def cancel_symbol(orders: nb.Orders, sim: nb.Sim, canceled_at: np.ndarray, s: in
         _cancel(orders, canceled_at, sim.working[w], s, t)
 
 
+@njit(cache=True, **nb.NO_REFCOUNTS)
+def cancel_exits(orders: nb.Orders, sim: nb.Sim, canceled_at: np.ndarray, s: int, t: int) -> None:
+    # pragma: no cover - compiled
+    """End the exits working on symbol s's position (s < 0: every symbol's) at bar t, the kernel having run bar
+    t: nb.cancel_row of each filled order whose exits they are, as ctx.cancel of it (its CANCEL line follows)."""
+    for h in range(sim.ints[nb.I_EXITS] - 1, -1, -1):  # from the last: cancel_row moves up the ones after h
+        r = sim.ex.rows[h]
+        if (s < 0 or orders.symbol[r] == s) and nb.cancel_row(orders, sim, r):
+            canceled_at[r] = t
+
+
 @njit(cache=True, inline="always")
 def _cancel(orders: nb.Orders, canceled_at: np.ndarray, r: int, s: int, t: int) -> None:  # pragma: no cover
     if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
@@ -407,17 +418,17 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
 
 @njit(cache=True, inline="always")
 def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover - compiled
-    """The column of out's row i that add_rows cannot take (-1: none): an OUT_KIND that is not an order type or
-    CANCEL, an OUT_SYMBOL that is not a symbol's index (-1 too with CANCEL: every symbol's), an order's OUT_SIDE
-    that is not +1 or -1, an OUT_GTC that is not 1 (gtc), 0 or NaN (day). Anything else a row says is the signal
-    contract's to judge (_check)."""
+    """The column of out's row i that add_rows cannot take (-1: none): an OUT_KIND that is not an order type,
+    CANCEL or CANCEL_EXITS, an OUT_SYMBOL that is not a symbol's index (-1 too with a cancel: every symbol's), an
+    order's OUT_SIDE that is not +1 or -1, an OUT_GTC that is not 1 (gtc), 0 or NaN (day). Anything else a row
+    says is the signal contract's to judge (_check)."""
     kind = out[i, ev.OUT_KIND]
-    if not (ev.CANCEL <= kind < len(ORDER_TYPE_NAMES) and kind == np.floor(kind)):  # NaN fails both
+    if not (ev.CANCEL_EXITS <= kind < len(ORDER_TYPE_NAMES) and kind == np.floor(kind)):  # NaN fails both
         return ev.OUT_KIND
     s = out[i, ev.OUT_SYMBOL]
-    if not ((ev.CANCEL if kind == ev.CANCEL else 0) <= s < n_s and s == np.floor(s)):
+    if not ((-1 if kind < 0 else 0) <= s < n_s and s == np.floor(s)):
         return ev.OUT_SYMBOL
-    if kind == ev.CANCEL:
+    if kind < 0:
         return -1
     if out[i, ev.OUT_SIDE] != 1.0 and out[i, ev.OUT_SIDE] != -1.0:
         return ev.OUT_SIDE
@@ -438,7 +449,7 @@ def _to_targets(out: np.ndarray, n: int, close: np.ndarray, t: int, position: np
     n_s = close.shape[1]
     for i in range(n):
         s, w = out[i, ev.OUT_SYMBOL], out[i, ev.OUT_WEIGHT]
-        if (out[i, ev.OUT_KIND] != ev.CANCEL and np.isnan(out[i, ev.OUT_QTY]) and np.isfinite(w)
+        if (out[i, ev.OUT_KIND] >= 0 and np.isnan(out[i, ev.OUT_QTY]) and np.isfinite(w)
                 and 0 <= s < n_s and s == np.floor(s)):  # a bad symbol: add_rows refuses the row
             held = position[int(s)]
             wanted = -held if w == 0.0 else w * equity / close[t, int(s)] - held
@@ -468,6 +479,9 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
         kind = int(out[i, ev.OUT_KIND])
         if kind == ev.CANCEL:
             cancel_symbol(orders, sim, canceled_at, s, t)
+            continue
+        if kind == ev.CANCEL_EXITS:
+            cancel_exits(orders, sim, canceled_at, s, t)
             continue
         add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
                   out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
@@ -780,13 +794,13 @@ def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
     value = float(out[i, col])
     if col == ev.OUT_KIND:
         valid = ", ".join(f"{k} {n}" for k, n in enumerate(ORDER_TYPE_NAMES))
-        why = f"not an order type ({valid}) nor CANCEL ({ev.CANCEL})"
+        why = f"not an order type ({valid}) nor CANCEL ({ev.CANCEL}) or CANCEL_EXITS ({ev.CANCEL_EXITS})"
     elif col == ev.OUT_SIDE:
         why = "not +1 (buy) nor -1 (sell)"
     elif col == ev.OUT_GTC:
         why = "not 1 (gtc) nor 0 (day)"
     else:
-        why = f"not a symbol's index (0 to {market.n_symbols - 1}; {ev.CANCEL} with CANCEL: every symbol's)"
+        why = f"not a symbol's index (0 to {market.n_symbols - 1}; -1 with a cancel: every symbol's)"
     return (f"order row {i} of compiled on_bar at bar {t} ({market.timestamps()[t]}): {_OUT_NAMES[col]} {value:g} "
             f"is {why}")
 

@@ -369,12 +369,14 @@ def _infer_type(fields: dict[str, Any]) -> OrderType:
 
 #: Columns of a compiled on_bar's order buffer (one row per order): symbol index, +1 buy / -1 sell (a
 #: target-weight order's: the move to its target, not read), shares (NaN: a target-weight order), target weight,
-#: order type (marketboss.orders' codes; CANCEL: cancel the symbol's open orders), limit and stop prices, trail
+#: order type (marketboss.orders' codes; CANCEL: cancel the symbol's open orders; CANCEL_EXITS: end the exits
+#: working on its position, as ctx.cancel of the filled orders that opened them), limit and stop prices, trail
 #: percent, 1 for gtc (0 or NaN: day), take-profit and stop-loss (NaN: absent).
 (OUT_SYMBOL, OUT_SIDE, OUT_QTY, OUT_WEIGHT, OUT_KIND, OUT_LIMIT, OUT_STOP, OUT_TRAIL, OUT_GTC, OUT_TP,
  OUT_SL) = range(11)  # fmt: skip
 N_OUT = 11
 CANCEL = -1
+CANCEL_EXITS = -2
 
 
 @dataclass(frozen=True)
