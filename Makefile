@@ -59,12 +59,15 @@ demo: $(KERNELS)
 	  --param ml.model=demo --oos-start 2024-01-01 --commission 0.001 --slippage-bps 2 --output data/signals_best.jsonl
 	@echo "== 2d. Does the model need retraining on the newest data? (the decision is recorded for the dashboard)"
 	$(MB) retrain --if-needed --name demo --data data/market_data.jsonl
-	@echo "== 2e. Your own strategy: a plug-in file (RSI with a 5% stop and a 10% target) and an event-driven one (a time stop plus a trailing stop)"
+	@echo "== 2e. Your own strategy: a plug-in file (RSI with a 5% stop and a 10% target), event-driven ones (a time stop plus a"
+	@echo "   trailing stop; a bracket whose stop moves to the entry price once the trade is up 3%, its on_bar compiled)"
 	$(MB) backtest --data data/market_data.jsonl --strategy examples/rsi_bracket.py:RsiBracket --commission 0.001 \
 	  --slippage-bps 2 --output-dir runs/rsi_bracket > /dev/null
 	$(MB) backtest --data data/market_data.jsonl --strategy examples/time_trailing_stop.py:TimeTrailingStop \
 	  --param hold_bars=10 --param trail=5 --commission 0.001 --slippage-bps 2 --output-dir runs/time_trailing_stop
-	$(MB) runs compare runs/ma_crossover runs/rsi_bracket runs/time_trailing_stop
+	$(MB) backtest --data data/market_data.jsonl --strategy examples/breakeven_stop.py:BreakevenStop --param arm_pct=3 \
+	  --commission 0.001 --slippage-bps 2 --output-dir runs/breakeven_stop > /dev/null
+	$(MB) runs compare runs/ma_crossover runs/rsi_bracket runs/time_trailing_stop runs/breakeven_stop
 	@echo "== 3. Paper trading the guide's signals on the local broker (no account needed), then reconcile"
 	@rm -f data/broker.sqlite* data/paper_trading_trades.jsonl data/paper_trading_trades.journal.jsonl \
 	  data/paper_trading_equity.jsonl
