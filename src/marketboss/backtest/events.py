@@ -38,7 +38,7 @@ from marketboss.backtest import nb
 from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, pick, result, strategy_config
-from marketboss.backtest.loop_cache import cache_loop, kept_on_disk
+from marketboss.backtest.loop_cache import cache_loop
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.rules import shown
 from marketboss.errors import InputError, MarketBossError
@@ -695,7 +695,8 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
     the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned a
     count at bar t out of out's rows, or a row add_rows refused: state.fault, (bar, count, N_OUT) or (bar, row,
-    column)). Compiled for each on_bar: numba's cache could not find it again in another process (_kept_loop)."""
+    column)). Compiled for each on_bar, and kept on disk beside it (loop_cache: numba's cache could not find it
+    again in another process)."""
     prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
     fault = state.fault
     close = prices.close
@@ -725,8 +726,7 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     return t_end
 
 
-_kept_loop = njit(_loop.py_func)  # the same loop, kept on disk for an on_bar that is (loop_cache)
-cache_loop(_kept_loop)
+cache_loop(_loop)  # kept on disk for an on_bar kept there (loop_cache)
 
 
 def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.ndarray], cash: float,
@@ -760,14 +760,13 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     args = np.asarray(spec.args, dtype=np.float64)
     view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
     calls = _kernel_calls(book)
-    loop = _kept_loop if kept_on_disk(spec.on_bar) else _loop
     t, stops = 0, sorted(outside)
     while t < m.n_times:
         book.reserve(rows)
         end = next((b + 1 for b in stops if b >= t), m.n_times)  # the loop pauses after a bar with cancels
         try:
-            t = loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, end, trade_from,
-                     calls.advance, calls.take)  # fmt: skip
+            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, end, trade_from,
+                      calls.advance, calls.take)  # fmt: skip
         except NumbaError as exc:  # compiling it with its on_bar: the strategy's function does not compile
             raise StrategyError(strategy, f"compiled on_bar does not compile: {_numba_message(exc, spec.on_bar)}"
                                 ) from None

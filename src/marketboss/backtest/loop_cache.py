@@ -44,6 +44,8 @@ class OnBarLoopCache(caching.FunctionCache):
         return named, magic, code, (config.BOUNDSCHECK, str(config.OPT))  # type: ignore[attr-defined]
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
+        if not _kept(_on_bar(sig)):
+            return None
         target_context.refresh()
         try:
             data = self._file(sig).load(self._index_key(sig, target_context.codegen()))
@@ -55,7 +57,7 @@ class OnBarLoopCache(caching.FunctionCache):
         return cres._replace(signature=typing.signature(cres.signature.return_type, *sig))
 
     def save_overload(self, sig: Any, data: Any) -> None:
-        if self._impl.check_cachable(data):
+        if _kept(_on_bar(sig)) and self._impl.check_cachable(data):
             _on_bar(sig)._cache._impl.locator.ensure_cache_path()
             self._file(sig).save(self._index_key(sig, data.codegen), self._impl.reduce(data))
 
@@ -65,6 +67,6 @@ def cache_loop(loop: Dispatcher) -> None:
     loop._cache = OnBarLoopCache(loop.py_func)  # type: ignore[attr-defined]  # what enable_caching sets
 
 
-def kept_on_disk(on_bar: Dispatcher) -> bool:
+def _kept(on_bar: Any) -> bool:
     """Whether the on_bar itself is kept (compiled with cache=True): the loop is then kept with it."""
-    return not isinstance(on_bar._cache, caching.NullCache)  # type: ignore[attr-defined]
+    return not isinstance(on_bar._cache, caching.NullCache)
