@@ -14,7 +14,7 @@ where it saves at least 20% of the wall time of one of these). The cases:
 - event_backtest_cli: `marketboss backtest --strategy examples/rsi_bracket_events.py:RsiBracketEvents` (the
   tree's own example, its compiled on_bar) on the demo data, whole process: the event loop compiled for the
   strategy's function, loaded from numba's disk cache (backtest/loop_cache.py; before, compiled in every
-  process: session 20, 5 rounds, 1.01 s against 1.66 s).
+  process: session 20, two runs of 5 rounds, medians 1.01 s against 1.66 s and 1.31 s against 1.97 s).
 - sweep_s / sweep_1_thread_s: `research.sweep` of bench_sweep.py's grid (174 combinations x 100 symbols x
   2,520 daily bars) in-process, as the local backend runs it (numba threads, one per core), and on one thread.
 - backtest_1m_bars_s: bench_backtest.py's 1,000,000-bar one-symbol `run_strategy` in-process (for reference:
