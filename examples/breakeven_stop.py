@@ -35,7 +35,7 @@ from marketboss.strategies.events import (
     CompiledOnBar,
 )  # fmt: skip
 
-MAX_SYMBOLS = 64  # the compiled function's memory: three numbers per symbol
+MAX_SYMBOLS = 64  # the compiled function's memory: two numbers per symbol
 
 
 class BreakevenParams(EventParams):
@@ -89,30 +89,26 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
     def compiled(self) -> CompiledOnBar:
         p = self.params
         return CompiledOnBar(_on_bar, np.array([p.quantity, p.stop_pct, p.target_pct, p.arm_pct]), ("prior_high",),
-                             memory=3 * MAX_SYMBOLS)  # fmt: skip
+                             memory=2 * MAX_SYMBOLS)  # fmt: skip
 
 
 @njit(cache=True)
-def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
     """The same logic compiled. memory[s]: the entry's close (0: no entry); memory[64 + s]: 1 once its stop
-    moved; memory[128 + s]: the bar + 1 an entry was decided while it waits for the symbol's next bar (0: none),
-    where the plain version asks ctx.open_orders (a market day order is done at the symbol's first bar after its
-    decision)."""
+    moved. open_orders (its 13th parameter): per symbol, as ctx.open_orders."""
     qty, stop_pct, target_pct, arm_pct = args[0], args[1], args[2], args[3]
     n = 0
     for s in range(close.shape[1]):
-        price, waits = close[t, s], 2 * MAX_SYMBOLS + s
-        if mem[waits] > 0.0 and t >= mem[waits] and not np.isnan(price):
-            mem[waits] = 0.0
+        price = close[t, s]
         if position[s] == 0.0:
-            if mem[waits] == 0.0:
+            if open_orders[s] == 0.0:
                 mem[s] = 0.0  # left by an exit: flat again
                 if price > ind[0, t, s]:
                     out[n, :] = np.nan
                     out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
                     out[n, OUT_SL], out[n, OUT_GTC] = exit_price(price, -1.0, stop_pct), 0.0
                     out[n, OUT_TP] = exit_price(price, 1.0, target_pct)
-                    mem[s], mem[MAX_SYMBOLS + s], mem[waits] = price, 0.0, t + 1.0
+                    mem[s], mem[MAX_SYMBOLS + s] = price, 0.0
                     n += 1
         elif mem[s] > 0.0 and mem[MAX_SYMBOLS + s] == 0.0 and price >= mem[s] * (1 + arm_pct / 100):
             out[n, :] = np.nan

@@ -562,6 +562,54 @@ def test_a_compiled_cancel_of_exits_ends_them_as_ctx_cancel_of_the_filled_entry(
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
 
 
+class Patient(EventStrategy[EventParams]):
+    """A gtc limit buy 3% under the close of each flat symbol with no order open, and a gtc limit sale 2% over it
+    of a held one every 4th bar with none open; compiled, the open orders per symbol are its 13th parameter."""
+
+    name: ClassVar[str] = "patient"
+    summary: ClassVar[str] = "test"
+
+    def on_bar(self, ctx: Context) -> None:
+        for s in range(len(ctx.symbols)):
+            px, waiting = ctx.price(s), sum(o.symbol == s for o in ctx.open_orders)
+            if np.isnan(px) or waiting:
+                continue
+            if ctx.position(s) == 0:
+                ctx.buy(1, s, limit_price=px * 0.97, time_in_force="gtc")
+            elif ctx.t % 4 == 0:
+                ctx.sell(ctx.position(s), s, limit_price=px * 1.02, time_in_force="gtc")
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_patient_on_bar, np.zeros(1))
+
+
+@njit(cache=True)
+def _patient_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
+    n = 0
+    for s in range(close.shape[1]):
+        px = close[t, s]
+        if np.isnan(px) or open_orders[s] > 0 or (position[s] != 0.0 and t % 4 != 0):
+            continue
+        out[n, :] = np.nan
+        out[n, OUT_SYMBOL], out[n, OUT_KIND], out[n, OUT_GTC] = s, 1.0, 1.0
+        if position[s] == 0.0:
+            out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_LIMIT] = 1.0, 1.0, px * 0.97
+        else:
+            out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_LIMIT] = -1.0, position[s], px * 1.02
+        n += 1
+    return n
+
+
+def test_a_compiled_on_bar_may_take_the_open_orders_per_symbol(random_bars: pl.DataFrame) -> None:
+    """A 13-parameter compiled on_bar is given each symbol's open orders as ctx.open_orders shows them: it trades
+    as the plain one, whose limit orders wait for bars (an order each bar, without the count)."""
+    m = Market.from_bars(random_bars)
+    plain, sig_plain = run_events(m, Patient(EventParams()), COSTS, compiled=False)
+    fast, sig_fast = run_events(m, Patient(EventParams()), COSTS, compiled=True)
+    assert plain.fills.height > 10 and sig_plain.height < m.n_times  # few orders: each waits for its price
+    assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
+
+
 def test_a_compiled_run_has_room_for_an_order_per_symbol_in_one_bar() -> None:
     """out's rows default to two per symbol: the RSI example's compiled on_bar, which writes an order for each
     oversold symbol, wrote past the 16 rows it used to have on 40 symbols (a crash: "double free or
@@ -732,6 +780,7 @@ LOOKAHEAD_CASES = [
     ("breakeven_stop", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), False),
     ("breakeven_stop compiled", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), True),
     ("rsi_bracket_events compiled", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), True),
+    ("open orders counted, compiled", lambda: Patient(EventParams()), True),  # counted where the kernel stopped
 ]
 
 

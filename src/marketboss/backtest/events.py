@@ -255,6 +255,25 @@ def cancel_exits(orders: nb.Orders, sim: nb.Sim, canceled_at: np.ndarray, s: int
             canceled_at[r] = t
 
 
+@njit(cache=True, **nb.NO_REFCOUNTS)
+def count_open(orders: nb.Orders, sim: nb.Sim, counts: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Per symbol, its open orders as ctx.open_orders shows them: those not yet live and the working ones (the
+    only ones still open: cancel_symbol)."""
+    for s in range(counts.shape[0]):
+        counts[s] = 0.0
+    ints = sim.ints
+    for k in range(ints[nb.I_K0], ints[nb.I_LIVE]):
+        _count(orders, orders.live[k], counts)
+    for w in range(ints[nb.I_WORK]):
+        _count(orders, sim.working[w], counts)
+
+
+@njit(cache=True, inline="always")
+def _count(orders: nb.Orders, r: int, counts: np.ndarray) -> None:  # pragma: no cover - compiled
+    if orders.status[r] == nb.PENDING:
+        counts[orders.symbol[r]] += 1.0
+
+
 @njit(cache=True, inline="always")
 def _cancel(orders: nb.Orders, canceled_at: np.ndarray, r: int, s: int, t: int) -> None:  # pragma: no cover
     if orders.status[r] == nb.PENDING and (s < 0 or orders.symbol[r] == s):
@@ -689,16 +708,16 @@ def _cancel_rows(state: KernelState, first: int, t: int) -> None:  # pragma: no 
 
 @njit
 def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, mem: np.ndarray, out: np.ndarray,
-          view_pos: np.ndarray, view_cash: np.ndarray, t0: int, t_end: int, trade_from: int, advance_call: Any,
-          take_call: Any) -> int:  # pragma: no cover - compiled
+          view_pos: np.ndarray, view_cash: np.ndarray, view_open: np.ndarray, given: tuple[np.ndarray, ...], t0: int,
+          t_end: int, trade_from: int, advance_call: Any, take_call: Any) -> int:  # pragma: no cover - compiled
     """The compiled path from bar t0 to t_end: _run_python's loop, on_bar a compiled function, the kernel through
     KernelCalls (orders before bar trade_from canceled as placed, as Context's). Returns the bar to resume at when
     the book has no room for another bar's orders (the number of bars when done; -1 - t when on_bar returned a
     count at bar t out of out's rows, or a row add_rows refused: state.fault, (bar, count, N_OUT) or (bar, row,
     column)). Compiled for each on_bar, and kept on disk beside it (loop_cache: numba's cache could not find it
     again in another process)."""
-    prices, sim, ran_to, n_rows, decided = state.prices, state.sim, state.ran_to, state.n_rows, state.decided
-    fault = state.fault
+    prices, orders, sim, ran_to = state.prices, state.orders, state.sim, state.ran_to
+    n_rows, decided, fault = state.n_rows, state.decided, state.fault
     close = prices.close
     n_s = close.shape[1]
     for t in range(t0, t_end):
@@ -706,13 +725,14 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
             return t
         if ran_to[0] <= t:
             advance_call(state, t)
-        if ran_to[0] == t + 1:
+        if ran_to[0] == t + 1:  # the account after bar t (else the kernel ran ahead: nothing seen changed)
             _copy(view_pos, sim.pos, n_s)  # not view_pos[:] = sim.pos: compiling its error path took 3 s
             view_cash[0] = sim.cash[0]
+            count_open(orders, sim, view_open)
         equity = _equity(close, t, view_pos, view_cash[0])
         end = t + 1
         n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
-                   _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out)
+                   _upto(ind, end), view_pos, view_cash[0], equity, args, mem, out, *given)
         if n < 0 or n > out.shape[0]:  # more orders than out holds, or no count
             fault[0], fault[1], fault[2] = t, n, ev.N_OUT
             return -1 - t
@@ -723,6 +743,7 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
                 return -1 - t
             if t < trade_from:
                 _cancel_rows(state, first, t)
+            count_open(orders, sim, view_open)  # the account after bar t again (the rewind), its orders too
     return t_end
 
 
@@ -758,15 +779,16 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
     rows = spec.rows(m.n_symbols)
     out = np.full((rows, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)
-    view_pos, view_cash = np.zeros(m.n_symbols), np.full(1, cash)
+    view_pos, view_cash, view_open = np.zeros(m.n_symbols), np.full(1, cash), np.zeros(m.n_symbols)
+    given = (view_open,) if spec.on_bar.py_func.__code__.co_argcount == 13 else ()  # its optional parameter
     calls = _kernel_calls(book)
     t, stops = 0, sorted(outside)
     while t < m.n_times:
         book.reserve(rows)
         end = next((b + 1 for b in stops if b >= t), m.n_times)  # the loop pauses after a bar with cancels
         try:
-            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, t, end, trade_from,
-                      calls.advance, calls.take)  # fmt: skip
+            t = _loop(book.state, ind, spec.on_bar, args, mem, out, view_pos, view_cash, view_open, given, t, end,
+                      trade_from, calls.advance, calls.take)  # fmt: skip
         except NumbaError as exc:  # compiling it with its on_bar: the strategy's function does not compile
             raise StrategyError(strategy, f"compiled on_bar does not compile: {_numba_message(exc, spec.on_bar)}"
                                 ) from None
@@ -786,6 +808,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
             _entry_points(book).take(book.state, out, 0, t - 1)
             _cancel_at(book, _rows_of(book, strategy, outside[t - 1]), t - 1)
+            count_open(book.orders, book.sim, view_open)
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 
@@ -827,7 +850,7 @@ def _numba_message(exc: NumbaError, on_bar: Any) -> str:
     bind = _NUMBA_BIND.search(head)
     if bind:  # its parameters are not on_bar's: numba lists every argument's type
         head = (f"its parameters {bind[1]} are not on_bar's (t, open_, high, low, close, ind, position, cash, equity, "
-                f"args, memory, out): {bind[2]}")
+                f"args, memory, out[, open_orders]): {bind[2]}")
     own = os.path.realpath(code.co_filename)
     places = [(os.path.realpath(f), n) for f, n in _NUMBA_PLACE.findall(str(exc))]
     where = next((p for p in places if p[0] == own), None) or next(

@@ -383,15 +383,16 @@ CANCEL_EXITS = -2
 class CompiledOnBar:
     """A numba-compiled on_bar and what it needs. The function is called once per bar inside the compiled loop:
 
-        n = on_bar(t, open, high, low, close, ind, position, cash, equity, args, memory, out)
+        n = on_bar(t, open, high, low, close, ind, position, cash, equity, args, memory, out[, open_orders])
 
     with t the bar index; open..close the (t+1 x symbol) history; ind the (indicators x (t+1) x symbol)
     indicator values (in the order of `indicators`); position the shares per symbol after bar t, cash and
     equity; args the strategy's parameters as floats; memory a float array (`memory` long, zeros at the start)
     the function keeps between bars; out a (rows x N_OUT) buffer it writes its orders to (see OUT_*),
-    returning how many it wrote. `max_orders`: out's rows (default: two per symbol, at least 16). numba does
-    not check indexes: a function writing past out's rows or memory corrupts the process's memory (stop at
-    out.shape[0]); returning more orders than out holds is an error."""
+    returning how many it wrote; open_orders, when it takes a 13th parameter, the orders open per symbol after
+    bar t (ctx.open_orders as on_bar starts). `max_orders`: out's rows (default: two per symbol, at least 16).
+    numba does not check indexes: a function writing past out's rows or memory corrupts the process's memory
+    (stop at out.shape[0]); returning more orders than out holds is an error."""
 
     on_bar: Callable[..., int]
     args: np.ndarray
