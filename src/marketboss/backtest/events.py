@@ -720,6 +720,7 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
     n_rows, decided, fault = state.n_rows, state.decided, state.fault
     close = prices.close
     n_s = close.shape[1]
+    counting = len(given) > 0  # an on_bar taking the open orders (known as the loop is compiled)
     for t in range(t0, t_end):
         if n_rows[0] + out.shape[0] > decided.shape[0]:
             return t
@@ -728,7 +729,8 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
         if ran_to[0] == t + 1:  # the account after bar t (else the kernel ran ahead: nothing seen changed)
             _copy(view_pos, sim.pos, n_s)  # not view_pos[:] = sim.pos: compiling its error path took 3 s
             view_cash[0] = sim.cash[0]
-            count_open(orders, sim, view_open)
+            if counting:
+                count_open(orders, sim, view_open)
         equity = _equity(close, t, view_pos, view_cash[0])
         end = t + 1
         n = on_bar(t, _upto(prices.open, end), _upto(prices.high, end), _upto(prices.low, end), _upto(close, end),
@@ -743,7 +745,8 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
                 return -1 - t
             if t < trade_from:
                 _cancel_rows(state, first, t)
-            count_open(orders, sim, view_open)  # the account after bar t again (the rewind), its orders too
+            if counting:  # the account after bar t again (the rewind), its orders too
+                count_open(orders, sim, view_open)
     return t_end
 
 
@@ -808,7 +811,8 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
             _entry_points(book).take(book.state, out, 0, t - 1)
             _cancel_at(book, _rows_of(book, strategy, outside[t - 1]), t - 1)
-            count_open(book.orders, book.sim, view_open)
+            if given:
+                count_open(book.orders, book.sim, view_open)
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
 
 

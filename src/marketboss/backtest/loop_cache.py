@@ -49,10 +49,10 @@ class OnBarLoopCache(caching.FunctionCache):
         target_context.refresh()
         try:
             data = self._file(sig).load(self._index_key(sig, target_context.codegen()))
-            cres = None if data is None else self._impl.rebuild(target_context, data)
+            if data is None:
+                return None
+            cres = self._impl.rebuild(target_context, data)
         except Exception:  # an entry this process cannot read back: compiled again, and rewritten
-            return None
-        if cres is None:
             return None
         return cres._replace(signature=typing.signature(cres.signature.return_type, *sig))
 
