@@ -19,7 +19,6 @@ from pydantic import Field
 
 from marketboss import Context, EventParams, EventStrategy, PlacedOrder
 from marketboss.data.market import SymbolBars
-from marketboss.errors import MarketBossError
 from marketboss.indicators import rolling_max
 from marketboss.signals.nb import exit_price, tick
 from marketboss.strategies.events import (
@@ -34,8 +33,6 @@ from marketboss.strategies.events import (
     OUT_TP,
     CompiledOnBar,
 )  # fmt: skip
-
-MAX_SYMBOLS = 64  # the compiled function's memory: two numbers per symbol
 
 
 class BreakevenParams(EventParams):
@@ -63,9 +60,6 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
         return {"prior_high": rolling_max(bars.close, self.params.lookback, exclude_current=True)}
 
     def start(self, ctx: Context) -> None:
-        if len(ctx.symbols) > MAX_SYMBOLS:
-            raise MarketBossError(f"breakeven_stop keeps memory for {MAX_SYMBOLS} symbols, not {len(ctx.symbols)}: "
-                                  "choose some with --symbols")  # fmt: skip
         self.entries: dict[int, Entry] = {}
 
     def on_bar(self, ctx: Context) -> None:
@@ -89,33 +83,33 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
     def compiled(self) -> CompiledOnBar:
         p = self.params
         return CompiledOnBar(_on_bar, np.array([p.quantity, p.stop_pct, p.target_pct, p.arm_pct]), ("prior_high",),
-                             memory=2 * MAX_SYMBOLS)  # fmt: skip
+                             memory=2, per_symbol=True)  # fmt: skip
 
 
 @njit(cache=True)
 def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
-    """The same logic compiled. memory[s]: the entry's close (0: no entry); memory[64 + s]: 1 once its stop
-    moved. open_orders (its 13th parameter): per symbol, as ctx.open_orders."""
+    """The same logic compiled. mem[0, s]: the entry's close (0: no entry); mem[1, s]: 1 once its stop moved.
+    open_orders (its 13th parameter): per symbol, as ctx.open_orders."""
     qty, stop_pct, target_pct, arm_pct = args[0], args[1], args[2], args[3]
     n = 0
     for s in range(close.shape[1]):
         price = close[t, s]
         if position[s] == 0.0:
             if open_orders[s] == 0.0:
-                mem[s] = 0.0  # left by an exit: flat again
+                mem[0, s] = 0.0  # left by an exit: flat again
                 if price > ind[0, t, s]:
                     out[n, :] = np.nan
                     out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
                     out[n, OUT_SL], out[n, OUT_GTC] = exit_price(price, -1.0, stop_pct), 0.0
                     out[n, OUT_TP] = exit_price(price, 1.0, target_pct)
-                    mem[s], mem[MAX_SYMBOLS + s] = price, 0.0
+                    mem[0, s], mem[1, s] = price, 0.0
                     n += 1
-        elif mem[s] > 0.0 and mem[MAX_SYMBOLS + s] == 0.0 and price >= mem[s] * (1 + arm_pct / 100):
+        elif mem[0, s] > 0.0 and mem[1, s] == 0.0 and price >= mem[0, s] * (1 + arm_pct / 100):
             out[n, :] = np.nan
             out[n, OUT_SYMBOL], out[n, OUT_KIND] = s, CANCEL_EXITS  # the entry's bracket legs end
             out[n + 1, :] = np.nan
             out[n + 1, OUT_SYMBOL], out[n + 1, OUT_SIDE], out[n + 1, OUT_QTY] = s, -1.0, position[s]
-            out[n + 1, OUT_KIND], out[n + 1, OUT_STOP], out[n + 1, OUT_GTC] = 2.0, tick(mem[s]), 1.0
-            mem[MAX_SYMBOLS + s] = 1.0
+            out[n + 1, OUT_KIND], out[n + 1, OUT_STOP], out[n + 1, OUT_GTC] = 2.0, tick(mem[0, s]), 1.0
+            mem[1, s] = 1.0
             n += 2
     return n

@@ -14,7 +14,6 @@ from numba import njit
 from pydantic import Field
 
 from marketboss.data.market import SymbolBars
-from marketboss.errors import MarketBossError
 from marketboss.indicators import rolling_max
 from marketboss.strategies.events import (
     OUT_GTC,
@@ -48,9 +47,6 @@ class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
         return {"prior_high": rolling_max(bars.close, self.params.lookback, exclude_current=True)}
 
     def start(self, ctx: Context) -> None:
-        if len(ctx.symbols) > 64:
-            raise MarketBossError(f"time_trailing_stop keeps memory for 64 symbols, not {len(ctx.symbols)}: "
-                                  "choose some with --symbols")
         self.entered = [-1] * len(ctx.symbols)  # the bar each position was first seen, -1: flat
 
     def on_bar(self, ctx: Context) -> None:
@@ -69,34 +65,30 @@ class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
 
     def compiled(self) -> CompiledOnBar:
         p = self.params
-        return CompiledOnBar(_on_bar, np.array([p.quantity, p.hold_bars, p.trail]), ("prior_high",),
-                             memory=2 * 64, max_orders=64)
+        return CompiledOnBar(_on_bar, np.array([p.quantity, p.hold_bars, p.trail]), ("prior_high",), memory=1,
+                             per_symbol=True)  # fmt: skip
 
 
 @njit(cache=True)
-def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
-    """The same logic compiled. memory[s]: the bar + 1 a position was first seen (0: flat); memory[64 + s]: the
-    bar + 1 an entry was decided while it waits for the symbol's next bar (0: none), where the plain version
-    asks ctx.open_orders (a market day order is done at the symbol's first bar after its decision)."""
+def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
+    """The same logic compiled. mem[0, s]: the bar + 1 a position was first seen (0: flat); open_orders (its
+    13th parameter): per symbol, as ctx.open_orders."""
     qty, hold, trail = args[0], args[1], args[2]
     n = 0
     for s in range(close.shape[1]):
-        if mem[64 + s] > 0.0 and t >= mem[64 + s] and not np.isnan(close[t, s]):
-            mem[64 + s] = 0.0
         if position[s] == 0.0:
-            mem[s] = 0.0
-            if mem[64 + s] == 0.0 and close[t, s] > ind[0, t, s]:
+            mem[0, s] = 0.0
+            if open_orders[s] == 0.0 and close[t, s] > ind[0, t, s]:
                 out[n, :] = np.nan
                 out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
                 out[n, OUT_TRAIL], out[n, OUT_GTC] = trail, 0.0
-                mem[64 + s] = t + 1.0
                 n += 1
-        elif mem[s] == 0.0:
-            mem[s] = t + 1.0
-        elif t + 1.0 - mem[s] >= hold:
+        elif mem[0, s] == 0.0:
+            mem[0, s] = t + 1.0
+        elif t + 1.0 - mem[0, s] >= hold:
             out[n, :] = np.nan
             out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_WEIGHT], out[n, OUT_KIND] = s, -position[s], 0.0, 0.0
             out[n, OUT_GTC] = 0.0
-            mem[s] = 1e12  # one close order is enough
+            mem[0, s] = 1e12  # one close order is enough
             n += 1
     return n

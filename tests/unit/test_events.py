@@ -739,13 +739,38 @@ def test_a_compiled_target_weight_row_trades_the_move_to_its_target_as_ctx_targe
     assert sig_plain.height == 7  # 10 rows, 3 of them at bars where AAA is flat already
 
 
-def test_the_compiled_path_calls_start_too() -> None:
-    """time_trailing_stop keeps memory for 64 symbols: its start refuses more, plain or compiled (compiled, its
-    function wrote past its memory)."""
-    m = Market.from_bars(synth_bars([f"S{i:02d}" for i in range(65)], "2023-01-01", "2023-02-28", "1Day", seed=4))
+@pytest.mark.parametrize("make", [lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4)),
+                                  lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0))],
+                         ids=["time_trailing_stop", "breakeven_stop"])  # fmt: skip
+def test_per_symbol_memory_fits_a_market_of_any_size(make: Any) -> None:
+    """The examples keep their compiled memory per symbol (CompiledOnBar.per_symbol: a (memory x symbol) array):
+    on 150 symbols, where their fixed 128 numbers (two for each of 64 symbols) made them refuse the market, the
+    compiled run trades as the plain one, the last symbols too."""
+    m = Market.from_bars(synth_bars([f"S{i:03d}" for i in range(150)], "2023-01-01", "2023-04-30", "1Day", seed=4))
+    rich = COSTS.model_copy(update={"cash": 10_000_000.0})  # cash for every symbol's entries
+    fast, sig_fast = run_events(m, make(), rich, compiled=True)
+    plain, sig_plain = run_events(m, make(), rich, compiled=False)
+    assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills)
+    last = set(sig_plain.filter(pl.col("symbol") >= "S140")["action"])
+    assert {"BUY", "SELL"} <= last  # the exits the memory decides (the time stop's close, the moved stop)
+
+
+class Refusing(EventStrategy[EventParams]):
+    name: ClassVar[str] = "refusing"
+    summary: ClassVar[str] = "test"
+
+    def start(self, ctx: Context) -> None:
+        raise MarketBossError(f"refusing trades no market of {len(ctx.symbols)} symbols")
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_overflowing_on_bar, np.zeros(1))
+
+
+def test_the_compiled_path_calls_start_too(random_bars: pl.DataFrame) -> None:
+    """start(ctx) runs before a compiled run as before a plain one: a strategy may refuse a market there."""
     for compiled in (False, True):
-        with pytest.raises(MarketBossError, match="64 symbols, not 65"):
-            run_events(m, TimeTrailingStop(TimeTrailingParams()), COSTS, compiled=compiled)
+        with pytest.raises(MarketBossError, match="refusing trades no market of 3 symbols"):
+            run_events(Market.from_bars(random_bars), Refusing(EventParams()), COSTS, compiled=compiled)
 
 
 @settings(max_examples=12, deadline=None)

@@ -778,7 +778,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
         ind = np.stack([indicators[n] for n in spec.indicators])
     else:
         ind = np.zeros((0, m.n_times, m.n_symbols))
-    mem = np.zeros(spec.memory)
+    mem = spec.new_memory(m.n_symbols)
     rows = spec.rows(m.n_symbols)
     out = np.full((rows, ev.N_OUT), np.nan)
     args = np.asarray(spec.args, dtype=np.float64)

@@ -387,8 +387,9 @@ class CompiledOnBar:
 
     with t the bar index; open..close the (t+1 x symbol) history; ind the (indicators x (t+1) x symbol)
     indicator values (in the order of `indicators`); position the shares per symbol after bar t, cash and
-    equity; args the strategy's parameters as floats; memory a float array (`memory` long, zeros at the start)
-    the function keeps between bars; out a (rows x N_OUT) buffer it writes its orders to (see OUT_*),
+    equity; args the strategy's parameters as floats; memory a float array the function keeps between bars
+    (zeros at the start): `memory` long, or with `per_symbol` `memory` numbers for each symbol, a (memory x
+    symbol) array, so that it fits any market; out a (rows x N_OUT) buffer it writes its orders to (see OUT_*),
     returning how many it wrote; open_orders, when it takes a 13th parameter, the orders open per symbol after
     bar t (ctx.open_orders as on_bar starts). `max_orders`: out's rows (default: two per symbol, at least 16).
     numba does not check indexes: a function writing past out's rows or memory corrupts the process's memory
@@ -399,6 +400,11 @@ class CompiledOnBar:
     indicators: tuple[str, ...] = ()
     memory: int = 0
     max_orders: int | None = None
+    per_symbol: bool = False
+
+    def new_memory(self, n_symbols: int) -> np.ndarray:
+        """The memory of a run over n_symbols, zeros."""
+        return np.zeros((self.memory, n_symbols) if self.per_symbol else self.memory)
 
     def rows(self, n_symbols: int) -> int:
         """out's rows for a market of n_symbols."""
