@@ -64,7 +64,7 @@ demo: $(KERNELS)
 	$(MB) backtest --data data/market_data.jsonl --strategy examples/rsi_bracket.py:RsiBracket --commission 0.001 \
 	  --slippage-bps 2 --output-dir runs/rsi_bracket > /dev/null
 	$(MB) backtest --data data/market_data.jsonl --strategy examples/time_trailing_stop.py:TimeTrailingStop \
-	  --param hold_bars=10 --param trail=5 --commission 0.001 --slippage-bps 2 --output-dir runs/time_trailing_stop
+	  --param hold_bars=10 --param trail_percent=5 --commission 0.001 --slippage-bps 2 --output-dir runs/time_trailing_stop
 	$(MB) backtest --data data/market_data.jsonl --strategy examples/breakeven_stop.py:BreakevenStop --param arm_pct=3 \
 	  --commission 0.001 --slippage-bps 2 --output-dir runs/breakeven_stop > /dev/null
 	$(MB) runs compare runs/ma_crossover runs/rsi_bracket runs/time_trailing_stop runs/breakeven_stop
@@ -86,7 +86,7 @@ demo: $(KERNELS)
 	@echo "== 4a. Live, event-driven: the time-and-trailing-stop strategy, trading from the session's first bar (its warm-up"
 	@echo "   traded nothing), each trailing exit placed at the open its entry fills at, then reconciled with its backtest"
 	@rm -f data/broker_live_events.sqlite* data/live_events_*
-	$(MB) live --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10 --param trail=5 \
+	$(MB) live --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10 --param trail_percent=5 \
 	  --symbols AAPL,AMZN,GOOGL,META,MSFT --timeframe 1Day --replay-from 2024-07-01 \
 	  --broker-db data/broker_live_events.sqlite --signals-output data/live_events_signals.jsonl \
 	  --trades-output data/live_events_trades.jsonl --equity-output data/live_events_equity.jsonl \

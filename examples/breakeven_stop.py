@@ -31,14 +31,19 @@ from marketboss.strategies.events import (
     OUT_STOP,
     OUT_SYMBOL,
     OUT_TP,
+    OUT_TRAIL,
+    OUT_WEIGHT,
     CompiledOnBar,
+    entry_args,
 )  # fmt: skip
 
 
 class BreakevenParams(EventParams):
     lookback: int = Field(20, ge=2, description="breakout: the close above the highest close of this many bars")
-    stop_pct: float = Field(5.0, gt=0, lt=50, description="the bracket's stop-loss, percent below the entry close")
-    target_pct: float = Field(10.0, gt=0, le=100, description="the bracket's take-profit, percent above it")
+    stop_loss_pct: float | None = Field(5.0, ge=0.1, le=50, description="exit: the bracket's stop-loss, percent "
+                                        "below the entry close")  # fmt: skip
+    take_profit_pct: float | None = Field(10.0, ge=0.1, le=50, description="exit: the bracket's take-profit, "
+                                          "percent above it")  # fmt: skip
     arm_pct: float = Field(3.0, gt=0, le=100, description="up this much from the entry close: stop to breakeven")
 
 
@@ -71,8 +76,7 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
                 if entry is not None and not waiting:
                     del self.entries[s]  # left by an exit: flat again
                 if not waiting and price > ctx.value("prior_high", s):
-                    order = ctx.buy(p.quantity, s, stop_loss=exit_price(price, -1.0, p.stop_pct),
-                                    take_profit=exit_price(price, 1.0, p.target_pct))  # fmt: skip
+                    order = ctx.buy(symbol=s)  # sized by the parameters, bracketed by their exits
                     if order is not None:
                         self.entries[s] = Entry(order, price)
             elif entry is not None and not entry.moved and price >= entry.price * (1 + p.arm_pct / 100):
@@ -82,15 +86,16 @@ class BreakevenStop(EventStrategy[BreakevenParams]):
 
     def compiled(self) -> CompiledOnBar:
         p = self.params
-        return CompiledOnBar(_on_bar, np.array([p.quantity, p.stop_pct, p.target_pct, p.arm_pct]), ("prior_high",),
-                             memory=2, per_symbol=True)  # fmt: skip
+        return CompiledOnBar(_on_bar, np.array([*entry_args(p), p.arm_pct]), ("prior_high",), memory=2,
+                             per_symbol=True)  # fmt: skip
 
 
 @njit(cache=True)
 def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
     """The same logic compiled. mem[0, s]: the entry's close (0: no entry); mem[1, s]: 1 once its stop moved.
-    open_orders (its 13th parameter): per symbol, as ctx.open_orders."""
-    qty, stop_pct, target_pct, arm_pct = args[0], args[1], args[2], args[3]
+    open_orders (its 13th parameter): per symbol, as ctx.open_orders. args: entry_args (the size and exits
+    ctx.buy takes from the parameters), then arm_pct."""
+    arm_pct = args[5]
     n = 0
     for s in range(close.shape[1]):
         price = close[t, s]
@@ -99,9 +104,11 @@ def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, 
                 mem[0, s] = 0.0  # left by an exit: flat again
                 if price > ind[0, t, s]:
                     out[n, :] = np.nan
-                    out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
-                    out[n, OUT_SL], out[n, OUT_GTC] = exit_price(price, -1.0, stop_pct), 0.0
-                    out[n, OUT_TP] = exit_price(price, 1.0, target_pct)
+                    out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_KIND], out[n, OUT_GTC] = s, 1.0, 0.0, 0.0
+                    out[n, OUT_QTY], out[n, OUT_WEIGHT] = args[0], args[1]
+                    out[n, OUT_TP] = exit_price(price, 1.0, args[2])
+                    out[n, OUT_SL] = exit_price(price, -1.0, args[3])
+                    out[n, OUT_TRAIL] = args[4]
                     mem[0, s], mem[1, s] = price, 0.0
                     n += 1
         elif mem[0, s] > 0.0 and mem[1, s] == 0.0 and price >= mem[0, s] * (1 + arm_pct / 100):

@@ -22,10 +22,13 @@ from marketboss.strategies.events import (
     OUT_SL,
     OUT_SYMBOL,
     OUT_TP,
+    OUT_TRAIL,
+    OUT_WEIGHT,
     CompiledOnBar,
     Context,
     EventParams,
     EventStrategy,
+    entry_args,
 )  # fmt: skip
 
 
@@ -53,19 +56,20 @@ class RsiBracketEvents(EventStrategy[RsiBracketParams]):
 
     def compiled(self) -> CompiledOnBar:
         p = self.params
-        return CompiledOnBar(_on_bar, np.array([p.quantity, p.oversold, p.stop_loss_pct or np.nan,
-                                                p.take_profit_pct or np.nan]), ("rsi",))  # fmt: skip
+        return CompiledOnBar(_on_bar, np.array([*entry_args(p), p.oversold]), ("rsi",))
 
 
 @njit(cache=True)
 def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    """args: entry_args (the size and exits ctx.buy takes from the parameters), then the oversold level."""
     n = 0
     for s in range(close.shape[1]):
-        if position[s] == 0.0 and ind[0, t, s] < args[1]:
+        if position[s] == 0.0 and ind[0, t, s] < args[5]:
             out[n, :] = np.nan
-            out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, args[0], 0.0
-            out[n, OUT_TP] = exit_price(close[t, s], 1.0, args[3])
-            out[n, OUT_SL] = exit_price(close[t, s], -1.0, args[2])
-            out[n, OUT_GTC] = 0.0  # a day order
+            out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_KIND], out[n, OUT_GTC] = s, 1.0, 0.0, 0.0  # day
+            out[n, OUT_QTY], out[n, OUT_WEIGHT] = args[0], args[1]
+            out[n, OUT_TP] = exit_price(close[t, s], 1.0, args[2])
+            out[n, OUT_SL] = exit_price(close[t, s], -1.0, args[3])
+            out[n, OUT_TRAIL] = args[4]
             n += 1
     return n

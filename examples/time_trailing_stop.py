@@ -1,7 +1,8 @@
 """An event-driven strategy with path-dependent exits: buy a breakout, then leave on whichever comes first of a
 trailing stop (a leg of the entry, traded by the broker) and a time stop (this strategy's own count of bars).
 
-    marketboss backtest --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10
+    marketboss backtest --strategy examples/time_trailing_stop.py:TimeTrailingStop --param hold_bars=10 \
+        --param trail_percent=5
 
 `on_bar` is plain Python; `compiled()` gives the same logic as a numba function, which runs the whole loop
 compiled (the tests check that both trade alike).
@@ -15,25 +16,30 @@ from pydantic import Field
 
 from marketboss.data.market import SymbolBars
 from marketboss.indicators import rolling_max
+from marketboss.signals.nb import exit_price
 from marketboss.strategies.events import (
     OUT_GTC,
     OUT_KIND,
     OUT_QTY,
     OUT_SIDE,
+    OUT_SL,
     OUT_SYMBOL,
+    OUT_TP,
     OUT_TRAIL,
     OUT_WEIGHT,
     CompiledOnBar,
     Context,
     EventParams,
     EventStrategy,
+    entry_args,
 )
 
 
 class TimeTrailingParams(EventParams):
     lookback: int = Field(20, ge=2, description="breakout: the close above the highest close of this many bars")
     hold_bars: int = Field(10, ge=1, description="time stop: close the position after this many bars")
-    trail: float = Field(5.0, ge=0.1, le=50, description="trailing stop, percent below the best price since entry")
+    trail_percent: float | None = Field(5.0, ge=0.1, le=50, description="exit: trailing stop leg, percent below "
+                                        "the best price since entry")  # fmt: skip
 
 
 class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
@@ -56,7 +62,7 @@ class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
             if held == 0:
                 self.entered[s] = -1
                 if ctx.price(s) > ctx.value("prior_high", s) and not any(o.symbol == s for o in ctx.open_orders):
-                    ctx.buy(p.quantity, s, trail_percent=p.trail)
+                    ctx.buy(symbol=s)  # sized by the parameters, its legs their exits (the trailing stop)
             elif self.entered[s] < 0:
                 self.entered[s] = ctx.t
             elif ctx.t - self.entered[s] >= p.hold_bars:
@@ -65,23 +71,27 @@ class TimeTrailingStop(EventStrategy[TimeTrailingParams]):
 
     def compiled(self) -> CompiledOnBar:
         p = self.params
-        return CompiledOnBar(_on_bar, np.array([p.quantity, p.hold_bars, p.trail]), ("prior_high",), memory=1,
+        return CompiledOnBar(_on_bar, np.array([*entry_args(p), p.hold_bars]), ("prior_high",), memory=1,
                              per_symbol=True)  # fmt: skip
 
 
 @njit(cache=True)
 def _on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out, open_orders):  # type: ignore[no-untyped-def]
     """The same logic compiled. mem[0, s]: the bar + 1 a position was first seen (0: flat); open_orders (its
-    13th parameter): per symbol, as ctx.open_orders."""
-    qty, hold, trail = args[0], args[1], args[2]
+    13th parameter): per symbol, as ctx.open_orders. args: entry_args (the size and exits ctx.buy takes from
+    the parameters), then hold_bars."""
+    hold = args[5]
     n = 0
     for s in range(close.shape[1]):
         if position[s] == 0.0:
             mem[0, s] = 0.0
             if open_orders[s] == 0.0 and close[t, s] > ind[0, t, s]:
                 out[n, :] = np.nan
-                out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_QTY], out[n, OUT_KIND] = s, 1.0, qty, 0.0
-                out[n, OUT_TRAIL], out[n, OUT_GTC] = trail, 0.0
+                out[n, OUT_SYMBOL], out[n, OUT_SIDE], out[n, OUT_KIND], out[n, OUT_GTC] = s, 1.0, 0.0, 0.0
+                out[n, OUT_QTY], out[n, OUT_WEIGHT] = args[0], args[1]
+                out[n, OUT_TP] = exit_price(close[t, s], 1.0, args[2])
+                out[n, OUT_SL] = exit_price(close[t, s], -1.0, args[3])
+                out[n, OUT_TRAIL] = args[4]
                 n += 1
         elif mem[0, s] == 0.0:
             mem[0, s] = t + 1.0

@@ -169,7 +169,7 @@ def test_an_event_driven_strategy_starts_flat_and_decides_as_its_backtest_from_t
     fills (before: the warm-up's positions left the strategy waiting, and its closes were skipped)."""
     data = _bars(tmp_path)
     spec = str(Path(__file__).resolve().parents[2] / "examples/time_trailing_stop.py") + ":TimeTrailingStop"
-    params = ["hold_bars=10", "trail=1", "lookback=5"]
+    params = ["hold_bars=10", "trail_percent=1", "lookback=5"]
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
         for until in ("2024-03-05T14:45:00Z", "2024-03-05T15:00:00Z"):
             proc = subprocess.run(_live(tmp_path, lb, "--until", until, "--warmup-bars", "10", strategy=spec,

@@ -168,6 +168,18 @@ def test_the_parameters_exit_percents_bracket_an_entry_placed_without_one() -> N
     assert result.fills["leg"].to_list() == [None, "take_profit"] and result.fills["price"][1] == 110.0
 
 
+def test_the_parameters_exits_go_on_what_opens_or_adds_to_a_position_not_on_what_only_reduces_it() -> None:
+    """Long-short: a sale of part of the long, and a target weight still long, reduce it (no bracket, as the
+    backtest and the broker would drop it); a sale past the position opens a short (its bracket: stop above,
+    target below); a buy adds to the long."""
+    steps = {1: lambda c: c.buy(10), 2: lambda c: c.sell(4), 3: lambda c: c.target_weight(0.003),
+             4: lambda c: c.buy(2), 5: lambda c: c.sell(20)}  # fmt: skip
+    _, signals, _ = run(FLAT, steps, long_only=False, take_profit_pct=10.0, stop_loss_pct=5.0)
+    assert signals.select("action", "take_profit", "stop_loss").rows() == [
+        ("BUY", 110.0, 95.0), ("SELL", None, None), ("SELL", None, None), ("BUY", 110.0, 95.0),
+        ("SELL", 90.0, 105.0)]  # fmt: skip
+
+
 def test_working_order_types_fill_by_the_order_rules() -> None:
     close = [100.0, 100, 98, 96, 99, 103, 106, 103, 100, 100]
     steps = {
@@ -799,7 +811,8 @@ def _decided_by(signals: pl.DataFrame, t: Any) -> pl.DataFrame:
 
 LOOKAHEAD_CASES = [
     ("spy", lambda: Spy(SpyParams(seed=3, long_only=False)), False),
-    ("time_trailing_stop", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, trail=3.0)), False),
+    ("time_trailing_stop", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, trail_percent=3)),
+     False),
     ("time_trailing_stop compiled", lambda: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4)), True),
     ("rsi_bracket_events", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), False),
     ("breakeven_stop", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), False),
@@ -835,10 +848,19 @@ def test_an_event_strategy_never_sees_a_bar_beyond_the_current_one(
         assert a.log != b.log  # the perturbation does reach what it sees after t (the test could fail)
 
 
+# the examples' legs come from the shared exit parameters, in the compiled twins too: each combination of them
+TRAILING_EXITS: list[dict[str, Any]] = [{"trail_percent": 2}, {"take_profit_pct": 4},
+                                        {"trail_percent": None, "stop_loss_pct": 2}]  # fmt: skip
+BREAKEVEN_EXITS: list[dict[str, Any]] = [{"stop_loss_pct": 2}, {"stop_loss_pct": 4, "take_profit_pct": None},
+                                         {"stop_loss_pct": None, "trail_percent": 3}]  # fmt: skip
+
+
 @pytest.mark.parametrize("make", [
-    lambda seed: TimeTrailingStop(TimeTrailingParams(lookback=3 + seed % 7, hold_bars=1 + seed % 5, trail=2.0)),
+    lambda seed: TimeTrailingStop(TimeTrailingParams(lookback=3 + seed % 7, hold_bars=1 + seed % 5,
+                                                     **TRAILING_EXITS[seed % 3])),
     lambda seed: RsiBracketEvents(RsiBracketParams(n=3 + seed % 9, oversold=35 + seed % 20, quantity=1 + seed % 4)),
-    lambda seed: BreakevenStop(BreakevenParams(lookback=3 + seed % 7, arm_pct=0.5 + seed % 4, stop_pct=2 + seed % 5)),
+    lambda seed: BreakevenStop(BreakevenParams(lookback=3 + seed % 7, arm_pct=0.5 + seed % 4,
+                                               **BREAKEVEN_EXITS[seed % 3])),
 ], ids=["time_trailing_stop", "rsi_bracket_events", "breakeven_stop"])
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10_000))
@@ -849,6 +871,45 @@ def test_the_compiled_path_trades_as_the_plain_one(random_bars: pl.DataFrame, ma
     assert plain.fills.height > 0
     assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain) and fast.orders.equals(plain.orders)
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
+@pytest.mark.parametrize("make, exits", [
+    *((lambda e: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, **e)), e) for e in TRAILING_EXITS),
+    *((lambda e: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0, **e)), e) for e in BREAKEVEN_EXITS),
+])  # fmt: skip
+def test_the_examples_legs_are_the_exit_parameters_plain_and_compiled(random_bars: pl.DataFrame, make: Any,
+                                                                      exits: dict[str, Any]) -> None:  # fmt: skip
+    """Their entries carry the legs the shared exit parameters name (no parameter of their own repeats one):
+    a leg on every entry when its parameter is set, on none when it is not, compiled as plain."""
+    m = Market.from_bars(random_bars)
+    strategy = make(exits)
+    plain, sig_plain = run_events(m, strategy, COSTS, compiled=False)
+    fast, sig_fast = run_events(m, strategy, COSTS, compiled=True)
+    assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain)
+    entries = sig_plain.filter(pl.col("action") == "BUY")
+    assert entries.height > 3
+    p = strategy.params
+    for leg, pct in (("stop_loss", p.stop_loss_pct), ("take_profit", p.take_profit_pct),
+                     ("trail_percent", p.trail_percent)):  # fmt: skip
+        assert entries[leg].null_count() == (0 if pct is not None else entries.height), leg
+
+
+@pytest.mark.parametrize("make", [lambda **k: RsiBracketEvents(RsiBracketParams(n=5, oversold=40, **k)),
+                                  lambda **k: TimeTrailingStop(TimeTrailingParams(lookback=5, hold_bars=4, **k)),
+                                  lambda **k: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0, **k))],
+                         ids=["rsi_bracket_events", "time_trailing_stop", "breakeven_stop"])  # fmt: skip
+@pytest.mark.parametrize("params", [{"sizing": "weight", "weight": 0.2}, {"long_only": False}], ids=str)
+def test_the_compiled_examples_size_as_the_parameters_say(random_bars: pl.DataFrame, make: Any,
+                                                          params: dict[str, Any]) -> None:  # fmt: skip
+    """Their compiled buys take the size ctx.buy(symbol=s) does (entry_args): sizing=weight places target-weight
+    entries (their compiled twins bought `quantity` shares whatever the sizing), and long-short changes
+    nothing of what they place."""
+    m = Market.from_bars(random_bars)
+    plain, sig_plain = run_events(m, make(**params), COSTS, compiled=False)
+    fast, sig_fast = run_events(m, make(**params), COSTS, compiled=True)
+    assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain) and plain.fills.height > 5
+    buys = sig_plain.filter(pl.col("action") == "BUY")
+    assert buys["target_weight"].null_count() == (0 if "weight" in params else buys.height)
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -950,12 +1011,12 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("registered")
 def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFrame) -> None:
     m = Market.from_bars(random_bars)
-    combos = combinations("time_trailing_stop", {"hold_bars": [2, 6], "trail": [2.0, 8.0]})
+    combos = combinations("time_trailing_stop", {"hold_bars": [2, 6], "trail_percent": [2.0, 8.0]})
     res = sweep(m, combos, COSTS)
     assert res.summary.height == 4
     for row in res.summary.iter_rows(named=True):
-        one, _ = run_events(m, TimeTrailingStop(TimeTrailingParams(hold_bars=row["hold_bars"], trail=row["trail"])),
-                            COSTS)  # fmt: skip
+        params = TimeTrailingParams(hold_bars=row["hold_bars"], trail_percent=row["trail_percent"])
+        one, _ = run_events(m, TimeTrailingStop(params), COSTS)
         assert row["final_equity"] == one.metrics["final_equity"]
         assert row["n_trades"] == one.metrics["n_trades"]
         mine = res.rows.filter(pl.col("combo") == row["combo"])
@@ -978,7 +1039,7 @@ def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fill
 ) -> None:
     data = workdir / "bars.jsonl"
     write_bars(daily_bars, data)
-    params = ["--param", "hold_bars=5", "--param", "trail=3"]
+    params = ["--param", "hold_bars=5", "--param", "trail_percent=3"]
     assert cli("signals", "generate", "--data", str(data), "--strategy", "time_trailing_stop", *params,
                "--output", "sig.jsonl") == 0
     assert cli("backtest", "--data", str(data), "--signals", "sig.jsonl", "--commission", "0.001",
@@ -997,7 +1058,7 @@ def test_the_cli_writes_an_event_strategys_signals_that_backtest_to_its_own_fill
 @pytest.mark.usefixtures("registered")
 def test_compare_evaluates_an_event_strategy_on_each_window(random_bars: pl.DataFrame) -> None:
     m = Market.from_bars(random_bars)
-    params = {"hold_bars": 4, "trail": 3.0}
+    params = {"hold_bars": 4, "trail_percent": 3.0}
     out = run_compare_task(CompareTask("time_trailing_stop", params, COSTS, 120), m)
     assert out.error is None and out.in_sample is not None and out.out_of_sample is not None
     oos, _ = run_events(time_slice(m, 120, m.n_times), TimeTrailingStop(TimeTrailingParams(**params)), COSTS)

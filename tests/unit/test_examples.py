@@ -164,7 +164,7 @@ def test_time_trailing_stop_exits_by_its_trail_or_after_its_holding_time(data: P
     left either by its trailing stop leg or by the time stop, never held much past `hold_bars`."""
     hold = 7
     spec = f"{EXAMPLES / 'time_trailing_stop.py'}:TimeTrailingStop"
-    assert cli("backtest", "--strategy", spec, "--param", f"hold_bars={hold}", "--param", "trail=4",
+    assert cli("backtest", "--strategy", spec, "--param", f"hold_bars={hold}", "--param", "trail_percent=4",
                "--data", str(data), "--output-dir", "runs/tts") == 0  # fmt: skip
     run = load_run(workdir / "runs" / "tts")
     market = Market.from_bars(read_bars(data))

@@ -321,12 +321,17 @@ class Context:
 
     def _default_exits(self, o: PlacedOrder) -> None:
         """The parameters' exit percents as a bracket on an entry without legs of its own, priced from its
-        reference (limit, stop, else this bar's close) as signals.exits prices them. A sale under long_only
-        closes, it opens nothing: no bracket."""
+        reference (limit, stop, else this bar's close) as signals.exits prices them. An order that only
+        reduces the position held at this bar (a sale under long_only; a sale of at most the shares held, a
+        buy covering at most the short) opens nothing: no bracket (the backtest and the broker would drop it)."""
         from marketboss.signals.nb import exit_price  # numba: loaded by the strategies that place orders
 
         p = self.params
-        if not o.buy and p.long_only:
+        pos = self.positions_now[o.symbol]
+        against = pos < 0 if o.buy else pos > 0  # its side trades against the position held
+        # a target weight: it stays on the position's side of zero; shares: at most those held
+        reduces = against and (o.target_weight * pos >= 0 if np.isnan(o.quantity) else o.quantity <= abs(pos))
+        if (not o.buy and p.long_only) or reduces:
             return
         ref = next((v for v in (o.limit_price, o.stop_price) if not np.isnan(v)), self._market.close[self.t, o.symbol])
         up = 1.0 if o.buy else -1.0
@@ -377,6 +382,18 @@ def _infer_type(fields: dict[str, Any]) -> OrderType:
 N_OUT = 11
 CANCEL = -1
 CANCEL_EXITS = -2
+
+
+def entry_args(params: EventParams) -> list[float]:
+    """What `ctx.buy(symbol=s)` takes from the parameters, for a compiled on_bar's args: [quantity, weight,
+    take_profit_pct, stop_loss_pct, trail_percent], NaN where one does not apply (quantity under sizing=weight,
+    weight under quantity, an exit not set). Its buy row writes them as OUT_QTY, OUT_WEIGHT (a target-weight
+    row), OUT_TP and OUT_SL (signals.nb.exit_price of the close, up and down) and OUT_TRAIL, and trades as the
+    plain buy whatever the parameters say."""
+    p = params
+    weight = p.sizing == "weight"
+    return [np.nan if weight else p.quantity, p.weight if weight else np.nan,
+            *(_num(v) for v in (p.take_profit_pct, p.stop_loss_pct, p.trail_percent))]  # fmt: skip
 
 
 @dataclass(frozen=True)
