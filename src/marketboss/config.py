@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     models_dir: Path = Field(Path("models"), validation_alias=_env("models_dir"))
     paper_trades: Path = Field(Path("data/paper_trading_trades.jsonl"), validation_alias=_env("paper_trades"))
     paper_equity: Path = Field(Path("data/paper_trading_equity.jsonl"), validation_alias=_env("paper_equity"))
+    # --live's: real money's records apart from paper's (execution.journal.check_account refuses mixing them)
+    live_account_trades: Path = Field(Path("data/live_account_trades.jsonl"),
+                                      validation_alias=_env("live_account_trades"))  # fmt: skip
+    live_account_equity: Path = Field(Path("data/live_account_equity.jsonl"),
+                                      validation_alias=_env("live_account_equity"))  # fmt: skip
+
+    def trades_log(self, live: bool) -> Path:
+        """The default trades log of a run: paper's, or with --live the live account's."""
+        return self.live_account_trades if live else self.paper_trades
+
+    def equity_log(self, live: bool) -> Path:
+        return self.live_account_equity if live else self.paper_equity
     runs_dir: Path = Field(Path("runs"), validation_alias=_env("runs_dir"))
     live_signals: Path = Field(Path("data/live_signals.jsonl"), validation_alias=_env("live_signals"))
     live_status: Path = Field(Path("data/live_status.json"), validation_alias=_env("live_status"))

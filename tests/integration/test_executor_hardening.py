@@ -19,9 +19,11 @@ from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.base import BrokerError, OrderRequest
 from marketboss.config import Settings
 from marketboss.data.io import read_jsonl_records
+from marketboss.errors import MarketBossError
 from marketboss.execution.connect import connect
-from marketboss.execution.executor import client_order_id
+from marketboss.execution.executor import Executor, client_order_id
 from marketboss.execution.journal import Intent, Journal, journal_path
+from marketboss.execution.replay import LocalReplay
 from marketboss.local_broker.config import FaultConfig
 from marketboss.local_broker.process import LocalBroker
 from marketboss.signals import Signal, write_signals
@@ -222,3 +224,29 @@ def test_two_executors_on_the_same_files_leave_one_set_of_records(tmp_path: Path
     assert [r["signal_id"] for r in records] == [s.id for s in sigs]
     intents = [r for r in read_jsonl_records(journal_path(trades)) if r["event"] == "intent"]
     assert len(intents) == len(sigs)
+
+
+@pytest.mark.parametrize("first_live", [False, True], ids=["paper_then_live", "live_then_paper"])
+def test_live_and_paper_runs_never_share_their_records(tmp_path: Path, first_live: bool) -> None:
+    """The journal records the kind of account its runs trade (Alpaca's live one: real money, or paper): a run or
+    a live session of the other kind on the same files is refused before it sends or writes anything (a signal
+    done in one account would be skipped in the other; reconcile and the dashboard would mix the two)."""
+    data, bars = make_bars(tmp_path)
+    sig_path, _ = make_signals(tmp_path, bars, n=3)
+    with broker(tmp_path, data) as lb:
+        def of(live: bool) -> Executor:  # the local broker behind an account flag (what the guard reads)
+            b = AlpacaBroker(lb.key_id, lb.secret_key, lb.base_url, data_url=lb.base_url, is_local=True,
+                             paper=not live, timeout=5)  # fmt: skip
+            cfg = executor(tmp_path, lb, sig_path, data).cfg
+            return Executor(cfg, b, replay=LocalReplay(b, data, lb.key_id, lb.secret_key))
+
+        assert of(first_live).run().statuses["filled"] == 3
+        files = [tmp_path / "trades.jsonl", tmp_path / "equity.jsonl", journal_path(tmp_path / "trades.jsonl")]
+        before, orders = [p.read_bytes() for p in files], len(broker_orders(lb))
+        other = of(not first_live)
+        said = "paper" if not first_live else "the live account"
+        for start in (other.run, other.open_session):
+            with pytest.raises(MarketBossError, match=rf"trades.jsonl: its trades are of {said}.*, this run trades "):
+                start()
+        assert [p.read_bytes() for p in files] == before and len(broker_orders(lb)) == orders
+        assert of(first_live).run().already_done == 3  # the same kind goes on

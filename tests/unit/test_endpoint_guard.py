@@ -45,6 +45,16 @@ def test_market_data_follows_a_non_alpaca_base_url_unless_set() -> None:
     assert "pw%21" in Settings(APCA_API_BASE_URL="http://me:pw%21@127.0.0.1:9").secrets()
 
 
+def test_the_live_account_keeps_logs_of_its_own_by_default() -> None:
+    """--live's default trades and equity logs are not paper's (and an environment variable moves each)."""
+    s = Settings()
+    assert (s.trades_log(False), s.equity_log(False)) == (s.paper_trades, s.paper_equity)
+    live = {s.trades_log(True), s.equity_log(True)}
+    assert len(live) == 2 and not live & {s.paper_trades, s.paper_equity}
+    moved = Settings(MARKETBOSS_LIVE_ACCOUNT_TRADES="elsewhere/t.jsonl")
+    assert str(moved.trades_log(True)) == "elsewhere/t.jsonl"
+
+
 def _response(**headers: str) -> requests.Response:
     r = requests.Response()
     r.headers.update(headers)

@@ -81,6 +81,7 @@ class AlpacaBroker:
 
         self.base_url = base_url.rstrip("/")
         self.is_local = is_local
+        self.live = not paper  # Alpaca's live account: real money
         self._keys = (key_id, secret_key)
         self._trading = TradingClient(key_id, secret_key, paper=paper, url_override=self.base_url)
         self._data = StockHistoricalDataClient(key_id, secret_key, url_override=data_url)

@@ -156,6 +156,7 @@ class Broker(Protocol):
 
     base_url: str
     is_local: bool
+    live: bool  # the live account: real money
 
     def account(self) -> Account: ...
     def clock(self) -> Clock: ...

@@ -49,8 +49,10 @@ def live(
                                 "each second); 0: as fast as the loop goes."),
     signals_output: Path = typer.Option(None, help="The signals log, appended bar by bar (default: "
                                         "data/live_signals.jsonl)."),
-    trades_output: Path = typer.Option(None, help="Default: data/paper_trading_trades.jsonl."),
-    equity_output: Path = typer.Option(None, help="Default: data/paper_trading_equity.jsonl (a snapshot per bar)."),
+    trades_output: Path = typer.Option(None, help="Default: data/paper_trading_trades.jsonl (--live: "
+                                       "data/live_account_trades.jsonl)."),
+    equity_output: Path = typer.Option(None, help="Default: data/paper_trading_equity.jsonl, a snapshot per bar "
+                                       "(--live: data/live_account_equity.jsonl)."),
     status_output: Path = typer.Option(None, help="The session's status for the dashboard (default: "
                                        "data/live_status.json)."),
     grace: float = typer.Option(10.0, help="Seconds after a bar's close before bars the stream has not delivered "
@@ -101,8 +103,8 @@ def live(
         )
         exe_cfg = ExecutorConfig(
             signals=cfg.signals_output,
-            trades_output=trades_output or s.paper_trades,
-            equity_output=equity_output or s.paper_equity,
+            trades_output=trades_output or s.trades_log(live),
+            equity_output=equity_output or s.equity_log(live),
             order_interval=0.0,
             park_after=0.5,
             fractional=fractional,

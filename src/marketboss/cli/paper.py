@@ -38,8 +38,10 @@ def paper(
                                      "latest completed one at the broker's clock (a newer bar has closed)."),
     timeframe: str = typer.Option(None, "--timeframe", help="The signals' bars, for freshness: 1Day, 5Min, ... "
                                   "(default: read from --data's spacing)."),
-    trades_output: Path = typer.Option(None, "--trades-output", help="Default: data/paper_trading_trades.jsonl."),
-    equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl."),
+    trades_output: Path = typer.Option(None, "--trades-output", help="Default: data/paper_trading_trades.jsonl "
+                                       "(--live: data/live_account_trades.jsonl)."),
+    equity_output: Path = typer.Option(None, "--equity-output", help="Default: data/paper_trading_equity.jsonl "
+                                       "(--live: data/live_account_equity.jsonl)."),
     order_interval: float = typer.Option(None, help="Seconds between orders (rate limiting; default 1, and 0 on "
                                          "a local broker this run starts, which has no rate limit)."),
     fill_timeout: float = typer.Option(300.0, help="Seconds to wait for a fill; then cancel, record as expired (a "
@@ -105,8 +107,8 @@ def paper(
         )
         cfg = ExecutorConfig(
             signals=signals or s.signals,
-            trades_output=trades_output or s.paper_trades,
-            equity_output=equity_output or s.paper_equity,
+            trades_output=trades_output or s.trades_log(live),
+            equity_output=equity_output or s.equity_log(live),
             max_trades=max_trades,
             order_interval=1.0 if order_interval is None else order_interval,
             fill_timeout=fill_timeout,

@@ -62,7 +62,7 @@ from marketboss.data.io import JsonlAppender
 from marketboss.data.schema import LINE
 from marketboss.errors import MarketBossError
 from marketboss.execution.freshness import Freshness, ages
-from marketboss.execution.journal import Intent, Journal, Leg, journal_path
+from marketboss.execution.journal import Intent, Journal, Leg, check_account, journal_path
 from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
 from marketboss.execution.retry import DEFAULT_BUDGET, ReadsAtOnce, Retrier
@@ -428,6 +428,7 @@ class Executor:
         return [parse_signal(row, self.cfg.signals, row[LINE]) for row in frame.iter_rows(named=True)]
 
     def _run(self) -> RunSummary:
+        check_account(self.cfg.trades_output, self.broker.live)
         signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
@@ -437,6 +438,7 @@ class Executor:
         self.summary.signals = len(signals)
         self.summary.already_done = len(signals) - len(pending)
         journal = Journal(journal_path(self.cfg.trades_output))
+        journal.account(self.broker.live)
         trades_log = JsonlAppender(self.cfg.trades_output)
         equity_log = JsonlAppender(self.cfg.equity_output)
         log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
@@ -540,7 +542,9 @@ class Executor:
         self._lock = RunLock(lock_path(self.cfg.trades_output))
         self._lock.__enter__()
         try:
+            check_account(self.cfg.trades_output, self.broker.live)
             journal = Journal(journal_path(self.cfg.trades_output))
+            journal.account(self.broker.live)
             self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
             self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
             self._check_kill_switch_history(journal)

@@ -20,6 +20,7 @@ from typing import Any
 
 from marketboss.broker.base import Side
 from marketboss.data.io import JsonlAppender, read_jsonl_records
+from marketboss.errors import MarketBossError
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class JournalState:
     # symbol -> shares its exits traded since its last order (signed: a long's stop-loss sold, so negative); the
     # next quantity order on that side is that much smaller, as in the backtest (backtest.nb.simulate)
     exit_credit: dict[str, float] = field(default_factory=dict)
+    live: bool | None = None  # the account its runs traded: live (real money) or paper; None before the first
 
 
 _LEG_FIELDS = tuple(Leg.__dataclass_fields__)
@@ -103,7 +105,15 @@ class Journal:
                 st.exit_credit.pop(r["symbol"], None)
             elif kind == "kill_switch":
                 st.kill_switch[r["date"]] = r["reason"]
+            elif kind == "account" and st.live is None:
+                st.live = bool(r["live"])
         return st
+
+    def account(self, live: bool) -> None:
+        """Record the account this journal's runs trade, once (check_account refuses the other kind after)."""
+        if self.state.live is None:
+            self._append(event="account", live=live)
+            self.state.live = live
 
     def _append(self, **record: Any) -> None:
         self._log.append(record)
@@ -140,6 +150,17 @@ class Journal:
 
     def close(self) -> None:
         self._log.close()
+
+
+def check_account(trades_output: Path, live: bool) -> None:
+    """Refuse files that record the other kind of account: live (real money) and paper trades never share a
+    trades log, an equity log or a journal (a signal done in one would be skipped in the other, and reconcile and
+    the dashboard would mix them)."""
+    was = Journal.load(journal_path(trades_output)).live
+    if was is not None and was != live:
+        kinds = ("paper", "the live account (real money)")
+        raise MarketBossError(f"{trades_output}: its trades are of {kinds[was]}, this run trades {kinds[live]}: give "
+                              "it files of its own (--trades-output, --equity-output)")  # fmt: skip
 
 
 def _credit(st: JournalState, leg: Leg, filled: float) -> None:
