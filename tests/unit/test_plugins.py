@@ -322,6 +322,8 @@ def test_schedule_generates_signals_with_a_plugin_and_refuses_a_broken_one_up_fr
     assert err == (f"error: {cfg}: signals.strategy: strategy plug-in strats/flip.py: no class 'Flop' (Strategy "
                    "classes defined there: Flip, FlipParams)\n".replace("Flip, FlipParams", "Flip"))
     assert not (workdir / "data").exists()  # refused before any job ran
+    assert cli("schedule", "--plan", "--config", str(cfg)) == 2  # the plan checks it too
+    assert capsys.readouterr().err == err
 
 
 def test_plugin_errors_are_marketboss_errors() -> None:

@@ -176,3 +176,19 @@ def test_schedule_once_on_the_command_line_reports_a_failed_job(
                                    standalone_mode=True))  # fmt: skip
     assert code == 2
     assert "error: job(s) failed: signals" in capsys.readouterr().err  # no bars file to generate signals from
+
+
+def test_schedule_once_runs_its_in_process_jobs_from_the_marketboss_command(workdir: Path) -> None:
+    """The real entry point (`marketboss` builds only the command it is given): the jobs run in this process
+    (refresh, signals) are other commands, and each found none ("No such command 'signals'") until the runner
+    built their own app."""
+    import subprocess
+    import sys
+
+    (workdir / "schedule.toml").write_text('[refresh]\nsource = "synth"\nsymbols = "3"\n[retrain]\nenabled = false\n'
+                                           '[signals]\nstrategy = "ma_crossover"\n[paper]\nenabled = false\n')
+    done = subprocess.run([sys.executable, "-m", "marketboss", "--log-format", "json", "schedule", "--once",
+                           "--config", "schedule.toml"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert read_bars(workdir / "data" / "market_data.jsonl")["symbol"].n_unique() == 3
+    assert (workdir / "data" / "signals.jsonl").stat().st_size > 0

@@ -245,7 +245,6 @@ def print_decision(rec: dict[str, Any]) -> None:
 
 
 def schedule(
-    ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Run the day's jobs now, in order, and exit."),
     config: Path = typer.Option(None, "--config", help="TOML job settings (see marketboss.scheduler.config)."),
     show_plan: bool = typer.Option(False, "--plan", help="Print when each job runs next (live: start, stop) and exit."),
@@ -253,20 +252,17 @@ def schedule(
     """Run the daily jobs on every NYSE session: refresh data, retrain if needed, generate signals, paper trade;
     with a \\[live] table in the config, `marketboss live` from before each open to after its close instead of
     the last two."""
+    from marketboss.cli import build_app, named_command
     from marketboss.scheduler import load_config, plan_lines, run_forever, run_once
 
-    root = ctx.find_root().command
-
     def run(argv: list[str]) -> int:  # a job is this very command line, run in this process
-        return run_guarded(lambda: root.main(args=argv, prog_name="marketboss", standalone_mode=True))
+        # its own app: `marketboss schedule` built the one with this command alone (cli.main)
+        app = build_app(named_command(argv))
+        return run_guarded(lambda: app(args=argv, prog_name="marketboss", standalone_mode=True))
 
     cfg = load_config(config)
-    if show_plan:
-        for line in plan_lines(cfg, datetime.now(cfg.tz)):
-            print(line)
-        return
-    # a plug-in that cannot load, or a bad parameter, fails now, not at the job hours later ([live] replaces the
-    # signals job)
+    # a plug-in that cannot load, or a bad parameter, fails now (--plan too), not at the job hours later ([live]
+    # replaces the signals job)
     job = cfg.live if cfg.live.enabled else cfg.signals if cfg.signals.enabled else None
     if job is not None:
         from marketboss.strategies import resolve
@@ -281,6 +277,10 @@ def schedule(
             check_params(job.strategy, job.params)
         except MarketBossError as exc:
             raise MarketBossError(f"{where}.params: {exc}") from None
+    if show_plan:
+        for line in plan_lines(cfg, datetime.now(cfg.tz)):
+            print(line)
+        return
     if once:
         failed = run_once(cfg, run)
         if failed:
