@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
 
 
 def main() -> int:
+    clear_numba_caches()
     from marketboss.cli import app
     from marketboss.cli.common import run_guarded
 
@@ -63,6 +64,15 @@ def main() -> int:
             os.chdir(home)  # out of the directory about to go: the C compiler needs a working directory
     print(f"compiled kernels in {time.perf_counter() - start:.0f} s (numba's cache, beside the sources)")
     return build_ahead_of_time()
+
+
+def clear_numba_caches() -> None:
+    """Numba keys a function's cache by its own source file alone: one that calls another module's kernel keeps
+    the old code when only that module changed (backtest/events.py's `advance` after an edit of nb.py's `step`
+    traded by the old rules). `make` runs this whenever a kernel source changes: everything recompiles."""
+    for pattern in ("*.nbi", "*.nbc"):
+        for path in (_project.ROOT / "src" / "marketboss").rglob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def plain_event_run(bars: str) -> None:

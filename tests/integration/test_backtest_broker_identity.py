@@ -194,3 +194,59 @@ def test_a_trailing_exit_trails_from_its_entrys_open_on_the_entry_bar_in_paper_a
         ("BBB", day[4], "BUY", 10.0, None, 100.0), ("BBB", day[5], "SELL", 10.0, "trailing_stop", 106.7),
         ("CCC", day[6], "BUY", 10.0, None, 95.0), ("ZZZ", day[9], "BUY", 10.0, None, 100.0),
     ])  # fmt: skip
+
+
+def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduced_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """Paper-traded by the executor on the local broker's replay, against the backtest of the same file:
+    AAA, a day limit entry with a bracket, fills the next morning and its take-profit trades three sessions later
+    (a day limit went as Alpaca's bracket, whose legs end with its session: they expired that evening, and the
+    position was held on); CCC, the same entry, then a CANCEL of it once filled: its exits end and the price
+    that reaches its take-profit later trades nothing (the CANCEL found no exits: "already filled"); BBB, a
+    market bracket, then a resting gtc stop sale of the position far below: its exits end as the sale goes live
+    (in paper the executor cancels them before sending it; the backtest ended them only when the sale filled)."""
+    flat, up = (100.0, 100.5, 99.5, 100.0), (100.0, 111.0, 99.5, 110.0)
+    paths = {
+        "AAA": [*[flat] * 5, (100.0, 106.0, 99.5, 105.5), *[(105.5, 106.0, 105.0, 105.5)] * 4],
+        "BBB": [*[flat] * 6, up, *[(110.0, 110.5, 109.5, 110.0)] * 3],
+        "CCC": [*[flat] * 6, up, *[(110.0, 110.5, 109.5, 110.0)] * 3],
+        "ZZZ": [flat] * 10,
+    }  # fmt: skip
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    data = tmp_path / "bars.jsonl"
+    write_bars(bars, data)
+    days = bars["timestamp"].unique().sort()
+
+    def sig(symbol: str, bar: int, action: str, **fields: Any) -> Signal:
+        ts = days[bar]
+        price = None if action == "CANCEL" else paths[symbol][bar][3]
+        quantity = None if action == "CANCEL" else 10
+        return Signal(id=signal_id("exits", fields, symbol, ts, action), timestamp=ts, symbol=symbol, action=action,
+                      quantity=quantity, strategy="exits", price=price, **fields)  # fmt: skip
+
+    day_limit = {"order_type": "limit", "limit_price": 100.5, "take_profit": 105.0, "stop_loss": 95.0}
+    aaa, ccc = sig("AAA", 1, "BUY", **day_limit), sig("CCC", 1, "BUY", **{**day_limit, "take_profit": 110.0})
+    signals = tmp_path / "signals.jsonl"
+    write_signals(signals, [
+        aaa, sig("BBB", 1, "BUY", take_profit=110.0, stop_loss=90.0), ccc,
+        sig("BBB", 3, "SELL", order_type="stop", stop_price=50.0, time_in_force="gtc"),
+        sig("CCC", 3, "CANCEL", cancels=ccc.id), sig("ZZZ", 8, "BUY"),
+    ])  # fmt: skip
+    ny = ZoneInfo("America/New_York")
+    res = run_backtest(bars, read_signals_frame(signals), BacktestConfig(cash=1e6))
+    backtest = sorted((r["symbol"], r["timestamp"].astimezone(ny).date(), r["side"], r["qty"], r["leg"],
+                       round(r["price"], 6)) for r in res.fills.iter_rows(named=True))  # fmt: skip
+    with broker(tmp_path, data, spread_bps=0.0) as lb:
+        executor(tmp_path, lb, signals, data).run()
+    records = read_jsonl_records(tmp_path / "trades.jsonl")
+    paper = sorted((t["symbol"], datetime.fromisoformat(t["timestamp"]).astimezone(ny).date(), t["side"], t["qty"],
+                    t["leg"], round(t["filled_price"], 6)) for t in records if t["status"] == "filled")  # fmt: skip
+    day = [d.astimezone(ny).date() for d in days]
+    assert backtest == paper == sorted([
+        ("AAA", day[2], "BUY", 10.0, None, 100.0), ("AAA", day[5], "SELL", 10.0, "take_profit", 105.0),
+        ("BBB", day[2], "BUY", 10.0, None, 100.0), ("CCC", day[2], "BUY", 10.0, None, 100.0),
+        ("ZZZ", day[9], "BUY", 10.0, None, 100.0),
+    ])  # fmt: skip
+    canceled = [t for t in records if t["side"] == "CANCEL"]
+    assert [t["status"] for t in canceled] == ["canceled"] and "exits" in canceled[0]["reason"]

@@ -161,6 +161,21 @@ def test_a_bracket_closes_the_position_at_its_stop() -> None:
     assert strat.seen[-1][0] == 0
 
 
+def test_a_resting_order_against_the_position_ends_its_exits_as_it_goes_live() -> None:
+    """A gtc stop sale of the position (far below: it never triggers) placed while a bracket works: the
+    bracket's legs end when the sale goes live, as the paper executor cancels them before sending it (Alpaca's
+    legs hold the shares it sells); the take-profit the price reaches later does not trade. Before, the legs
+    worked on until the sale filled: the backtest sold at the take-profit, paper held."""
+    close = [100.0, 100, 100, 100, 100, 100, 115, 115]
+    steps = {1: lambda c: c.buy(10, stop_loss=90.0, take_profit=110.0),
+             3: lambda c: c.sell(10, stop_price=50.0, time_in_force="gtc")}  # fmt: skip
+    result, _, strat = run(close, steps, spread=0.0)
+    assert result.fills.select("side", "leg").rows() == [("BUY", None)]
+    assert strat.seen[-1][0] == 10  # still held: its exits ended, its stop sale waits
+    result, _, _ = run(close, {1: steps[1]}, spread=0.0)  # without the sale, the take-profit trades
+    assert result.fills.select("side", "leg", "price").rows() == [("BUY", None, 100.0), ("SELL", "take_profit", 110.0)]
+
+
 def test_the_parameters_exit_percents_bracket_an_entry_placed_without_one() -> None:
     close = [100.0, 100, 104, 108, 112, 112]
     result, signals, _ = run(close, {1: lambda c: c.buy(10)}, take_profit_pct=10.0, stop_loss_pct=5.0)

@@ -511,7 +511,8 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     marketboss.orders' rules give on its open, high and low. Each phase's trades go through one order step, those
     that reduce a position first, then the rest, so that sales pay for purchases. A day order not filled by the end
     of the session it went live in ends (DAY_ENDED). Exits set by an order filled at the bar's open are live on that
-    bar (the whole bar follows the fill), others from the next bar. The shares an exit traded count toward the
+    bar (the whole bar follows the fill), others from the next bar; a working order against the position ends the
+    symbol's exits as it goes live. The shares an exit traded count toward the
     symbol's next quantity order on the same side (it is that much smaller, and SKIPPED when nothing is left), as
     the paper executor does. Under `rules.long_only` an order's sale is cut to the shares held when it fills (held_sale:
     never a short), and one that finds none does not trade (LONG_ONLY). Bars where nothing works are skipped. A
@@ -568,6 +569,11 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                     n_work += 1
                     if kind[r] == TRAILING_STOP:
                         mark[r] = last_close(close, t, o_s[r])
+                    p = pos[o_s[r]]
+                    if n_exits > 0 and p != 0.0 and (p > 0.0) != o_buy[r]:
+                        # against the position: the symbol's exits end as it goes live, not when it fills (the
+                        # executor cancels them before sending it: Alpaca's legs hold the shares it would sell)
+                        n_exits = _end_exits(ex, orders, n_exits, -1, o_s[r])
         for phase in range(2):
             market = (phase == 0) != at_close
             n_c = 0

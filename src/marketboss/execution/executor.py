@@ -79,7 +79,6 @@ COID_PREFIX = "mb-"
 TRAIL_SUFFIX = "-trail"
 EXITS_SUFFIX = "-exits"
 #: The entries Alpaca takes a bracket (or OTO) on: a stop or stop-limit entry's exits are placed once it fills.
-BRACKET_ENTRIES = ("market", "limit")
 CLOSE_SUFFIX = "-close"
 #: Seconds an exit that left the open orders is waited for on the stream (its last update is on its way).
 LEG_EVENT_WAIT = 1.0
@@ -220,16 +219,24 @@ def trailing_client_order_id(parent: str) -> str:
 
 
 def exits_client_order_id(parent: str) -> str:
-    """The exits placed after a stop entry filled (an OCO of the two, or the one)."""
+    """The exits placed after an entry that is not `bracketed` filled (an OCO of the two, or the one)."""
     return parent[: 128 - len(EXITS_SUFFIX)] + EXITS_SUFFIX
 
 
 def placed_after_fill(sig: Signal) -> bool:
     """Whether the executor places the signal's exits once its entry fills, rather than with it: a trailing leg
-    (Alpaca's brackets have none), or a take-profit or stop-loss on a stop or stop-limit entry (Alpaca's brackets
-    take market or limit entries only; they go as an OCO of the two)."""
+    (Alpaca's brackets have none), or a take-profit or stop-loss on an entry that does not go as a bracket
+    (`bracketed`: they go as an OCO of the two)."""
     legs = sig.take_profit is not None or sig.stop_loss is not None
-    return _trailing_leg(sig) or (legs and sig.order_type not in BRACKET_ENTRIES)
+    return _trailing_leg(sig) or (legs and not bracketed(sig))
+
+
+def bracketed(sig: Signal) -> bool:
+    """Whether its take-profit and stop-loss go with the entry as Alpaca's bracket legs: a market entry's (sent
+    gtc) and a gtc limit's. Alpaca takes brackets on market and limit entries only, and a bracket's legs share
+    its time in force: a day limit's would end with its session, where the backtest's exits work on until they
+    trade or are canceled, so its exits go once it fills, gtc, as a stop entry's do."""
+    return sig.order_type == "market" or (sig.order_type == "limit" and sig.time_in_force == "gtc")
 
 
 def _trailing_leg(sig: Signal) -> bool:
@@ -255,7 +262,7 @@ def order_request(sig: Signal, intent: Intent) -> OrderRequest:
     """The broker order for a signal as sized: its type and prices, and its bracket exits when the intent
     opens or increases the position. A market entry with exits goes gtc so that they, like the backtest's,
     outlive the session (a market order fills at once either way)."""
-    tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs and sig.order_type in BRACKET_ENTRIES else (None, None)
+    tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs and bracketed(sig) else (None, None)
     tif = "gtc" if sig.order_type == "market" and (tp is not None or sl is not None) else sig.time_in_force
     trail = sig.trail_percent if sig.order_type == "trailing_stop" else None
     return OrderRequest(intent.symbol, intent.qty - intent.closes, intent.side, intent.client_order_id,
@@ -782,7 +789,7 @@ class Executor:
             coid = trailing_client_order_id(intent.client_order_id)
             legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, order.filled_qty, coid, None,
                             trail_percent=sig.trail_percent))  # fmt: skip
-        if sig.order_type not in BRACKET_ENTRIES:  # its take-profit and stop-loss, to place (one OCO for both)
+        if not bracketed(sig):  # its take-profit and stop-loss, to place (one OCO for both)
             coid = exits_client_order_id(intent.client_order_id)
             legs += [Leg(sig.id, name, sig.symbol, side, order.filled_qty, coid, None, price) for name, price in
                      (("take_profit", sig.take_profit), ("stop_loss", sig.stop_loss)) if price is not None]  # fmt: skip
@@ -878,17 +885,17 @@ class Executor:
     def _execute_one(
         self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender
     ) -> None:
-        if sig.action == "CANCEL":
-            self._cancel(sig, journal, trades_log)
-            return
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
             self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
             return
-        if self.replay is not None:
+        if self.replay is not None:  # a cancel too: what the backtest traded before its bar has traded here
             self.replay.before(sig)
             if self.working:  # what the clock's move ended is recorded first, and counts in the account
                 self._follow_working(journal, trades_log, equity_log, poll=True)
+        if sig.action == "CANCEL":
+            self._cancel(sig, journal, trades_log, equity_log)
+            return
         self._follow_legs(journal, trades_log)
         reads, b = self.reads, self.broker  # sent together, taken in the order of the checks below
         acct_r, positions_r = reads.start("get account", b.account), reads.start("get positions", b.positions)
@@ -968,18 +975,20 @@ class Executor:
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
 
-    def _cancel(self, sig: Signal, journal: Journal, trades_log: JsonlAppender) -> None:
+    def _cancel(self, sig: Signal, journal: Journal, trades_log: JsonlAppender, equity_log: JsonlAppender) -> None:
         """A CANCEL signal: cancel the order its `cancels` signal sent (client_order_id mb-<cancels>) if it is
         still open, else the exits its fill opened if they still work (nb.cancel_row, the backtest's rule), and
         record the outcome under the cancel's id (a rerun finds it recorded and skips it; a crash before the
         record finds the order already canceled). The order's own end is recorded where it is followed (a
-        working order: by `follow`)."""
+        working order: by `follow`; one that ended unseen, at once, so that its exits are known here)."""
         assert sig.cancels is not None
         coid = client_order_id(sig.cancels)
         order = self.retry("find order", partial(self.broker.order_by_client_id, coid))
         if order is None:
             self._record(trades_log, sig, "skipped", reason=f"no order {coid} at the broker")
             return
+        if order.is_terminal and order.id in self.working:  # filled while left working: its exits journaled now
+            self._follow_working(journal, trades_log, equity_log, poll=True)
         if not order.is_terminal:
             try:
                 self.retry("cancel order", partial(self.broker.cancel_order, order.id))

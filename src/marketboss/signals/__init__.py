@@ -29,7 +29,7 @@ Orders (optional fields; a line without them is a market order, valid for the da
 - `take_profit` (a limit price) and `stop_loss` (a stop price), absolute: a bracket on an entry (an order
   that opens or adds to a position), whose two exits are one-cancels-other and sell (or buy back) that
   entry's shares, as Alpaca's bracket legs do: entries scaling into a position keep a bracket each. An order
-  that reduces or flips the position cancels all of them (the paper executor cancels them before sending
+  that reduces or flips the position cancels all of them as it goes live (the paper executor cancels them before sending
   it). A buy's stop_loss lies below its take_profit and its reference price (limit, stop or `price`); a
   sell's above.
 - `trail_percent` on an entry that is not itself a trailing stop: a trailing stop-loss leg, in place of
