@@ -141,7 +141,8 @@ def paper(
             cfg = cfg.model_copy(update={"order_interval": 0.0})
         use_replay = conn.mode == "local" and (replay if replay is not None else started_here)
         rep = (
-            LocalReplay(conn.broker, data or conn.local_data or s.market_data, conn.key_id, conn.secret_key)
+            LocalReplay(conn.broker, data or conn.local_data or s.market_data, conn.key_id, conn.secret_key,
+                        served=bool(broker_url))
             if use_replay
             else None
         )

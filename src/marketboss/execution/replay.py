@@ -68,8 +68,10 @@ class ReplayBars:
 
 
 class LocalReplay:
-    def __init__(self, broker: AlpacaBroker, bars: Path, key_id: str, secret_key: str):
+    def __init__(self, broker: AlpacaBroker, bars: Path, key_id: str, secret_key: str, served: bool = False):
+        """`served`: a broker this run did not start (`--broker-url`): its database is the server's."""
         self._bars = ReplayBars(bars)
+        self._served = served
         self._http = httpx.Client(
             base_url=broker.base_url,
             headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key},
@@ -95,11 +97,12 @@ class LocalReplay:
         behind = self._bars.behind(signals, now)
         if behind:
             sig, nxt = behind[0]
+            fresh = ("restart `marketboss broker serve` with a fresh --db" if self._served else
+                     "replay on a fresh broker database (--broker-db, or remove broker.sqlite beside --data)")
             raise MarketBossError(
                 f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
                 f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on ({_minute(nxt)}), "
-                "and never goes back: replay on a fresh broker database (--broker-db, or remove broker.sqlite beside "
-                "--data), or send them at the broker's time with --allow-stale"
+                f"and never goes back: {fresh}, or send them at the broker's time with --allow-stale"
             )  # fmt: skip
 
     def before(self, signal: Signal) -> None:
