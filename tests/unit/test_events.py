@@ -730,6 +730,32 @@ def test_a_compiled_on_bar_returning_a_negative_count_is_refused() -> None:
         run_events(market_of(FLAT), strategy, compiled=True)
 
 
+@njit(cache=True)
+def _huge_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t != 4:
+        return 0
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = 0, 1.0, 5e9, 0.0, 0.0
+    return 1
+
+
+class Huge(EventStrategy[EventParams]):
+    name: ClassVar[str] = "huge"
+    summary: ClassVar[str] = "test"
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_huge_on_bar, np.zeros(1))
+
+
+def test_a_compiled_order_past_the_signal_files_limits_names_the_function_that_placed_it(
+    random_bars: pl.DataFrame,
+) -> None:
+    """Numba keeps no line: the error names the compiled on_bar's file and function (it named nothing)."""
+    with pytest.raises(InputError, match=r"5e\+09 is out of range: must be > 0 and <= 1e\+09 \(test_events.py, in "
+                                         r"_huge_on_bar\)"):  # fmt: skip
+        run_events(Market.from_bars(random_bars), Huge(EventParams()), COSTS, compiled=True)
+
+
 class Weights(EventStrategy[EventParams]):
     """Every 4th bar, AAA to a target weight of 0 (flat already: no order), 0.6, 0.2 and 0 in turn; compiled, its
     rows say OUT_SIDE +1 whatever the move."""

@@ -686,7 +686,8 @@ def test_a_compiled_order_without_a_size_is_refused_as_its_reader_would(
     err = capsys.readouterr().err
     assert err.startswith("error: strategy Fast ") and err.endswith(": order at 2022-02-15 05:00:00+00:00 (JPM BUY): "
                                                                     "give exactly one of quantity (shares) or "
-                                                                    "target_weight (fraction of equity)\n"), err
+                                                                    "target_weight (fraction of equity) (fast.py, "
+                                                                    "in on_bar)\n"), err  # its file and function
     assert not (workdir / "s.jsonl").exists()
     _changed(COMPILED_PLUGIN, "    return 1  # the line a test changes", "    return 1", workdir / "good.py")
     assert cli("signals", "generate", "--data", str(data), "--strategy", "good.py:Fast", "--output", "s.jsonl") == 0

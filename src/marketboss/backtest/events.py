@@ -1012,12 +1012,15 @@ def _nth(key: np.ndarray) -> np.ndarray:
 def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any], ctx: ev.Context, ok: np.ndarray) -> None:
     """Every order must be a valid signal (it is written, paper-traded): the first that is not (ok false: its
     row of the frame, from signals.rules_pass) is an error naming its bar and field, and the strategy's line
-    that placed it (a plain on_bar's: a compiled one's rows have no line)."""
+    that placed it (a plain on_bar's; a compiled one's file and function: numba keeps no line)."""
     if ok.all():
         return
     i = int(np.argmin(ok))
     row = frame.row(i, named=True)
-    where = f" ({ctx.placed_at(i)})" if i < len(ctx.places) else ""
+    spec = strategy.compiled() if i >= len(ctx.places) else None  # placed by the compiled on_bar: no line
+    code = spec.on_bar.py_func.__code__ if spec is not None and isinstance(spec.on_bar, Dispatcher) else None
+    where = (f" ({ctx.placed_at(i)})" if i < len(ctx.places) else
+             f" ({Path(code.co_filename).name}, in {code.co_name})" if code is not None else "")  # fmt: skip
     try:
         Signal.model_validate({**row, "id": "x"})
     except ValidationError as exc:

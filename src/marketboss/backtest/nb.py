@@ -570,7 +570,7 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                     if kind[r] == TRAILING_STOP:
                         mark[r] = last_close(close, t, o_s[r])
                     p = pos[o_s[r]]
-                    if n_exits > 0 and p != 0.0 and (p > 0.0) != o_buy[r]:
+                    if n_exits > 0 and p != 0.0 and (p > 0.0) != o_buy[r] and status[r] == PENDING:
                         # against the position: the symbol's exits end as it goes live, not when it fills (the
                         # executor cancels them before sending it: Alpaca's legs hold the shares it would sell)
                         n_exits = _end_exits(ex, orders, n_exits, -1, o_s[r])
