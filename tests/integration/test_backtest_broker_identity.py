@@ -205,12 +205,15 @@ def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduce
     position was held on); CCC, the same entry, then a CANCEL of it once filled: its exits end and the price
     that reaches its take-profit later trades nothing (the CANCEL found no exits: "already filled"); BBB, a
     market bracket, then a resting gtc stop sale of the position far below: its exits end as the sale goes live
-    (in paper the executor cancels them before sending it; the backtest ended them only when the sale filled)."""
+    (in paper the executor cancels them before sending it; the backtest ended them only when the sale filled);
+    DDD, a day limit filled at the open whose take-profit trades on that bar (its exits are placed at the replay's
+    stop there: without the broker's fill latency, which `paper` leaves out of a replay of its own)."""
     flat, up = (100.0, 100.5, 99.5, 100.0), (100.0, 111.0, 99.5, 110.0)
     paths = {
         "AAA": [*[flat] * 5, (100.0, 106.0, 99.5, 105.5), *[(105.5, 106.0, 105.0, 105.5)] * 4],
         "BBB": [*[flat] * 6, up, *[(110.0, 110.5, 109.5, 110.0)] * 3],
         "CCC": [*[flat] * 6, up, *[(110.0, 110.5, 109.5, 110.0)] * 3],
+        "DDD": [flat, flat, (100.0, 106.0, 99.5, 105.5), *[(105.5, 106.0, 105.0, 105.5)] * 7],
         "ZZZ": [flat] * 10,
     }  # fmt: skip
     bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
@@ -229,7 +232,7 @@ def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduce
     aaa, ccc = sig("AAA", 1, "BUY", **day_limit), sig("CCC", 1, "BUY", **{**day_limit, "take_profit": 110.0})
     signals = tmp_path / "signals.jsonl"
     write_signals(signals, [
-        aaa, sig("BBB", 1, "BUY", take_profit=110.0, stop_loss=90.0), ccc,
+        aaa, sig("BBB", 1, "BUY", take_profit=110.0, stop_loss=90.0), ccc, sig("DDD", 1, "BUY", **day_limit),
         sig("BBB", 3, "SELL", order_type="stop", stop_price=50.0, time_in_force="gtc"),
         sig("CCC", 3, "CANCEL", cancels=ccc.id), sig("ZZZ", 8, "BUY"),
     ])  # fmt: skip
@@ -246,6 +249,7 @@ def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduce
     assert backtest == paper == sorted([
         ("AAA", day[2], "BUY", 10.0, None, 100.0), ("AAA", day[5], "SELL", 10.0, "take_profit", 105.0),
         ("BBB", day[2], "BUY", 10.0, None, 100.0), ("CCC", day[2], "BUY", 10.0, None, 100.0),
+        ("DDD", day[2], "BUY", 10.0, None, 100.0), ("DDD", day[2], "SELL", 10.0, "take_profit", 105.0),
         ("ZZZ", day[9], "BUY", 10.0, None, 100.0),
     ])  # fmt: skip
     canceled = [t for t in records if t["side"] == "CANCEL"]

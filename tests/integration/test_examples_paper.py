@@ -63,3 +63,54 @@ def test_rsi_bracket_example_paper_trades_on_the_local_broker_as_it_backtests(tm
     skipped = trades.filter(pl.col("status") != "filled")["signal_id"].to_list()
     bt_orders = pl.read_ndjson(tmp_path / "runs" / "bt" / "rejections.jsonl")
     assert sorted(skipped) == sorted(bt_orders["signal_id"].to_list())  # the sells a leg had already done
+
+
+LIMIT_THEN_CANCEL = '''
+from marketboss import Context, EventParams, EventStrategy
+
+
+class LimitThenCancel(EventStrategy[EventParams]):
+    """Day limit buys with a bracket; three bars later a cancel of the (filled) entry ends its exits; a close."""
+
+    def start(self, ctx: Context) -> None:
+        self.entries = {}
+
+    def on_bar(self, ctx: Context) -> None:
+        for s in range(len(ctx.symbols)):
+            p = ctx.price(s)
+            if ctx.t % 40 == 5 and ctx.position(s) == 0:
+                self.entries[s] = ctx.buy(10, s, limit_price=round(p * 1.01, 2), stop_loss=round(p * 0.97, 2),
+                                          take_profit=round(p * 1.03, 2))
+            elif ctx.t % 40 == 8 and s in self.entries and s % 2 == 0:
+                ctx.cancel(self.entries.pop(s))
+            elif ctx.t % 40 == 30 and ctx.position(s) > 0:
+                ctx.close(s)
+'''
+
+
+def test_day_limit_entries_with_brackets_and_cancels_paper_trade_as_they_backtest(tmp_path: Path) -> None:
+    """A user's event strategy, day limit entries with a bracket (`paper` placing their exits once they fill, at
+    the replay's stop on the fill bar: its own broker has no fill latency), half of them canceled once filled:
+    paper on the local broker `paper` starts gives the backtest's fills, legs, days and prices. Before: the
+    bracket's legs expired with the entry's session, the cancels found nothing ("already filled"), and exits
+    that trade on the fill bar came a bar late."""
+    write_bars(synth_bars(["AAPL", "MSFT", "JPM", "XOM"], "2021-01-01", "2022-12-31", "1Day", seed=7),
+               tmp_path / "data" / "market_data.jsonl")  # fmt: skip
+    (tmp_path / "limits.py").write_text(LIMIT_THEN_CANCEL)
+    _marketboss(tmp_path, "signals", "generate", "--strategy", "limits.py:LimitThenCancel", "--data",
+                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
+    signals = read_signals_frame(tmp_path / "data" / "signals.jsonl")
+    assert (signals["action"] == "CANCEL").sum() > 10 and set(signals["order_type"].drop_nulls()) == {"limit", "market"}
+    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0", "--poll-interval",
+                "0.05")  # fmt: skip
+    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
+                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
+    trades = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
+    traded = trades.filter(pl.col("status") == "filled")
+    paper_book, backtest_book = book(traded, "filled_price"), book(pl.read_ndjson(tmp_path / "runs" / "bt" /
+                                                                                  "fills.jsonl"), "price")  # fmt: skip
+    assert set(traded["leg"].drop_nulls()) == {"stop_loss", "take_profit"}
+    assert paper_book.drop("price").equals(backtest_book.drop("price"))
+    assert paper_book["price"].to_list() == pytest.approx(backtest_book["price"].to_list(), rel=1e-9)
+    cancels = trades.filter(pl.col("side") == "CANCEL")
+    assert cancels.height > 10 and set(cancels["status"]) == {"canceled"}  # each ended its entry's exits

@@ -57,6 +57,9 @@ class DropStreamsAfter:
         if self.seen == self.n + 1:
             _streams(self.lb, refuse=True, drop=True)
 
+    def through(self, signal: Signal) -> None:
+        self.replay.through(signal)
+
     def finish(self, upto: Signal | None) -> bool:
         return self.replay.finish(upto)
 

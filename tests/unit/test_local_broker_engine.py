@@ -123,6 +123,18 @@ def test_buying_power_rejects_an_order_it_cannot_cover() -> None:
     assert len(w.store.orders) == 1
 
 
+def test_without_a_fill_latency_a_partial_fills_rest_trades_at_once() -> None:
+    """Nothing would wake the book for it (no latency to run out: no deadline), and a stepped clock waits for
+    the executor, which waited for the order: a replay of `paper` sat out its five-minute fill timeout."""
+    w = world({"AAPL": [100.0] * 5}, partial_fill_rate=1.0, fill_latency_ms=0)
+    o = w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day", wall=0.0)
+    w.engine.step(0.0)
+    assert (w.order(o.id).status, w.order(o.id).filled_qty) == ("filled", D(10))
+    first, rest = w.store.fills
+    assert (first.type, rest.type, rest.cum_qty) == ("partial_fill", "fill", D(10))
+    assert w.engine.next_deadline(0.0) is None
+
+
 def test_a_closing_order_needs_shares_not_already_held_by_other_orders() -> None:
     w = world({"AAPL": [100.0] * 5})
     w.submit(symbol="AAPL", side="buy", qty="10", type="market", time_in_force="day")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -131,10 +132,13 @@ def paper(
     if not request_timeout > 0:
         raise MarketBossError("--request-timeout: must be greater than 0")
     # a broker started here replays as fast as asked (as the live loop's): no requests-per-wall-minute limit to
-    # wait out, which held a year of a strategy's signals up for minutes
+    # wait out, which held a year of a strategy's signals up for minutes; and in a replay no wall-clock fill
+    # latency: an entry filled at a bar's open was seen only after the clock had left the bar, so exits placed
+    # once it filled missed the bar the backtest trades them on
+    options: dict[str, Any] = {"rate_limit": 0, **({"fill_latency_ms": 0.0} if replay is not False else {})}
     with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data, local_db=broker_db,
                  retry_budget=cfg.retry_budget, request_timeout=request_timeout,
-                 local_options={"rate_limit": 0}) as conn:  # fmt: skip
+                 local_options=options) as conn:  # fmt: skip
         console.print(conn.note)
         started_here = conn.mode == "local" and not broker_url
         if started_here and order_interval is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -137,6 +137,9 @@ class Replay(Protocol):
         """Refuse, before anything is sent, signals the clock is already past (they would fill late)."""
 
     def before(self, signal: Signal) -> None: ...
+
+    def through(self, signal: Signal) -> None:
+        """Move the clock to the end of the signal's own bar (a cancel's, which the backtest applies after it)."""
 
     def finish(self, upto: Signal | None) -> bool:
         """Move the clock on to the next bar of `upto` (the first signal left for a later run), else to the end of
@@ -495,16 +498,23 @@ class Executor:
             self.alerter.close()
         return self.summary
 
-    def _reductions_first(self, group: list[Signal], journal: Journal) -> list[Signal]:
-        """A bar's signals as the backtest fills them: cancels, then what reduces a position (its sale pays for the
-        bar's purchases), then the rest, each in the order given. One signal, or orders an earlier run started:
-        as they are."""
+    def _reductions_first(self, group: list[Signal], journal: Journal) -> Iterator[Signal]:
+        """A bar's signals as the backtest fills them: cancels (each at the end of its bar, in a replay: before the
+        clock moves on to read the positions), then what reduces a position (its sale pays for the bar's
+        purchases), then the rest, each in the order given. One signal, or orders an earlier run started: as they
+        are."""
         if len(group) < 2 or any(s.id in journal.state.intents for s in group):
-            return group
+            yield from group
+            return
+        yield from (s for s in group if s.action == "CANCEL")
+        rest = [s for s in group if s.action != "CANCEL"]
+        if len(rest) < 2:
+            yield from rest
+            return
         if self.replay is not None:
-            self.replay.before(group[0])  # the positions as the bar opens: what the clock's move filled counts
+            self.replay.before(rest[0])  # the positions as the bar opens: what the clock's move filled counts
         held = self.retry("get positions", self.broker.positions)
-        return sorted(group, key=lambda s: 0 if s.action == "CANCEL" else (1 if _reduces(s, held) else 2))
+        yield from sorted(rest, key=lambda s: 1 if _reduces(s, held) else 2)
 
     def _queued_cash(self) -> float:
         """What the market orders left working (queued for the next open: the live loop's, decided at the close)
@@ -889,8 +899,8 @@ class Executor:
         if intent is not None:  # started before a crash: finish it, never re-decide it
             self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
             return
-        if self.replay is not None:  # a cancel too: what the backtest traded before its bar has traded here
-            self.replay.before(sig)
+        if self.replay is not None:  # a cancel: to its bar's end, what the backtest trades up to it traded here
+            (self.replay.through if sig.action == "CANCEL" else self.replay.before)(sig)
             if self.working:  # what the clock's move ended is recorded first, and counts in the account
                 self._follow_working(journal, trades_log, equity_log, poll=True)
         if sig.action == "CANCEL":

@@ -1,5 +1,5 @@
 """Replay on the local broker: before each signal, move the broker's simulated clock to the start of the
-symbol's next bar, where the backtest fills it (its open); an order working beyond it (a limit, a stop, an exit)
+symbol's next bar, where the backtest fills it (its open), and before a cancel to the end of its own bar; an order working beyond it (a limit, a stop, an exit)
 trades on the bars the clock crosses on its way to the next signal, and after the last one (`finish`). The paper
 fill then differs from the backtest's only by what execution adds (spread, slippage, partial fills, latency),
 which is what reconcile measures."""
@@ -78,6 +78,7 @@ class LocalReplay:
             timeout=10.0,
         )
         self._now_us = 0
+        self._ended = -1  # the bar whose end the clock was moved to (through)
         self._watch: Callable[[], set[str]] = set
         self._step: Callable[[], None] = lambda: None
 
@@ -112,6 +113,19 @@ class LocalReplay:
                 log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
             return
         self._move({"bar": _iso(nxt)}, nxt, signal.id)
+
+    def through(self, signal: Signal) -> None:
+        """To the end of the signal's own bar: a cancel's, which the backtest applies after that bar and before the
+        next one opens, so what works trades on the bars up to it and on it, and nothing after. (Where one bar
+        ends as the next starts, intraday, the broker opens that one at the same moment: a gap through an exit's
+        price there trades before the cancel.)"""
+        stamps, i = self._bars._after(signal)
+        if i == 0 or self._now_us > stamps[i - 1] or self._ended == stamps[i - 1]:
+            return  # no bar of its symbol yet, or the clock is past it (or at its end) already
+        stamp = int(stamps[i - 1])
+        self._move({"bar": _iso(stamp)}, stamp, signal.id)
+        if self._now_us == stamp and self._post({"advance": "bar_end"}, stamp, signal.id):
+            self._ended = stamp  # a second cancel of the bar must not advance to the next bar's end
 
     def finish(self, upto: Signal | None) -> bool:
         """Move the clock on past this run's last signal, so that the orders and exits it left working trade on the

@@ -455,10 +455,13 @@ class Engine:
     def _fill_on_bar(self, o: Order, rule_price: float, t: int, wall: float) -> bool:
         """_try_fill, and a partial fill's rest at once when no moment of the session is left for it after the fill
         latency: a fill inside a bar is stamped at its last microsecond (the path is unknown), so on a session's
-        last bar (a daily bar's) the rest waited for the next open, at its price, where it trades that session."""
+        last bar (a daily bar's) the rest waited for the next open, at its price, where it trades that session.
+        Without a latency, at once too: nothing would wake the book for it (a stepped clock waited for the
+        executor, which waited for the order)."""
         if not self._try_fill(o, rule_price, t, wall):
             return False
-        if o.is_open and o.filled_qty > 0 and not self.clock.is_open(t + self.fills.latency_us):
+        latency = self.fills.latency_us
+        if o.is_open and o.filled_qty > 0 and (latency == 0 or not self.clock.is_open(t + latency)):
             self._try_fill(o, rule_price, t, wall)
         return True
 
