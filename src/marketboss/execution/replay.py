@@ -1,8 +1,8 @@
 """Replay on the local broker: before each signal, move the broker's simulated clock to the start of the
-symbol's next bar, where the backtest fills it (its open), and before a cancel to the end of its own bar; an order working beyond it (a limit, a stop, an exit)
-trades on the bars the clock crosses on its way to the next signal, and after the last one (`finish`). The paper
-fill then differs from the backtest's only by what execution adds (spread, slippage, partial fills, latency),
-which is what reconcile measures."""
+symbol's next bar, where the backtest fills it (its open), and before a cancel to the end of its own bar; an
+order working beyond it (a limit, a stop, an exit) trades on the bars the clock crosses on its way to the next
+signal, and after the last one (`finish`). The paper fill then differs from the backtest's only by what
+execution adds (spread, slippage, partial fills, latency), which is what reconcile measures."""
 
 from __future__ import annotations
 
