@@ -148,6 +148,14 @@ def test_a_buy_stop_gapping_past_its_collar_waits_in_the_backtest_as_on_the_brok
     assert backtest_fills(bars, [stop], collar) == broker_fills(bars, [stop], collar) == expected
 
 
+def _daily_data(tmp_path: Path, paths: dict[str, list[OHLC]]) -> tuple[pl.DataFrame, Path, pl.Series]:
+    """Daily bars of these paths, written for the broker: (bars, their file, the days)."""
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    data = tmp_path / "bars.jsonl"
+    write_bars(bars, data)
+    return bars, data, bars["timestamp"].unique().sort()
+
+
 def test_a_trailing_exit_trails_from_its_entrys_open_on_the_entry_bar_in_paper_as_in_the_backtest(
     tmp_path: Path,
 ) -> None:
@@ -165,10 +173,7 @@ def test_a_trailing_exit_trails_from_its_entrys_open_on_the_entry_bar_in_paper_a
         "CCC": [*[flat] * 6, (95.0, 95.5, 94.0, 95.0), *[(95.0, 95.5, 94.5, 95.0)] * 3],
         "ZZZ": [flat] * 10,
     }  # fmt: skip
-    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
-    data = tmp_path / "bars.jsonl"
-    write_bars(bars, data)
-    days = bars["timestamp"].unique().sort()
+    bars, data, days = _daily_data(tmp_path, paths)
 
     def buy(symbol: str, bar: int, **exits: Any) -> Signal:
         ts = days[bar]
@@ -216,10 +221,7 @@ def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduce
         "DDD": [flat, flat, (100.0, 106.0, 99.5, 105.5), *[(105.5, 106.0, 105.0, 105.5)] * 7],
         "ZZZ": [flat] * 10,
     }  # fmt: skip
-    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
-    data = tmp_path / "bars.jsonl"
-    write_bars(bars, data)
-    days = bars["timestamp"].unique().sort()
+    bars, data, days = _daily_data(tmp_path, paths)
 
     def sig(symbol: str, bar: int, action: str, **fields: Any) -> Signal:
         ts = days[bar]
