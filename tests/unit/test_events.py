@@ -675,7 +675,7 @@ def _row_on_bar(t, open_, high, low, close, ind, position, cash, equity, args, m
     out[0, :] = np.nan
     out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = args[0], args[2], \
         1.0, args[1], args[3]
-    return 1 if args.shape[0] == 4 else int(args[4])
+    return 1 if args.shape[0] == 4 else args[4]  # a float: the count a test gives (or no count)
 
 
 class RowWriter(EventStrategy[EventParams]):
@@ -727,6 +727,16 @@ def test_a_compiled_on_bar_returning_a_negative_count_is_refused() -> None:
     strategy.row = (0.0, 0.0, 1.0, 0.0, -1.0)  # before: taken as no order
     with pytest.raises(StrategyError, match=r"^row_writer: compiled on_bar returned -1 at bar 3: it returns the "
                                             r"number of orders it wrote to out \(0 for none\)$"):  # fmt: skip
+        run_events(market_of(FLAT), strategy, compiled=True)
+
+
+@pytest.mark.parametrize("count", [0.5, np.nan])
+def test_a_compiled_on_bar_returning_no_whole_count_is_refused(count: float) -> None:
+    """Before, 0.5 was taken as 0 orders without a word."""
+    strategy = RowWriter(EventParams())
+    strategy.row = (0.0, 0.0, 1.0, 0.0, count)
+    with pytest.raises(StrategyError, match=r"^row_writer: compiled on_bar returned a number that is no whole count "
+                                            r"at bar 3: it returns the number of orders"):  # fmt: skip
         run_events(market_of(FLAT), strategy, compiled=True)
 
 

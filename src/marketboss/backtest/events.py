@@ -738,6 +738,9 @@ def _loop(state: KernelState, ind: np.ndarray, on_bar: Any, args: np.ndarray, me
         if n < 0 or n > out.shape[0]:  # more orders than out holds, or no count
             fault[0], fault[1], fault[2] = t, n, ev.N_OUT
             return -1 - t
+        if n != np.floor(n):  # a float that is no count (0.5, NaN): it was taken as its whole part
+            fault[0], fault[1], fault[2] = t, 0, ev.N_OUT + 1
+            return -1 - t
         if n > 0:
             first = n_rows[0]
             take_call(state, out, np.int64(n), t)
@@ -803,9 +806,10 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
             raise StrategyError(strategy, f"compiled on_bar returned more orders than out holds ({rows}) at bar "
                                           f"{-1 - t}: set CompiledOnBar.max_orders (writing past out's rows corrupts "
                                           "memory)")  # fmt: skip
-        if t < 0 and book.fault[2] == ev.N_OUT:
-            raise StrategyError(strategy, f"compiled on_bar returned {book.fault[1]} at bar {-1 - t}: it returns the "
-                                          "number of orders it wrote to out (0 for none)")  # fmt: skip
+        if t < 0 and book.fault[2] in (ev.N_OUT, ev.N_OUT + 1):
+            what = book.fault[1] if book.fault[2] == ev.N_OUT else "a number that is no whole count"
+            raise StrategyError(strategy, f"compiled on_bar returned {what} at bar {-1 - t}: it returns the number of "
+                                          "orders it wrote to out (0 for none)")  # fmt: skip
         if t < 0:
             raise StrategyError(strategy, _refused_row(m, out, book.fault))
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
