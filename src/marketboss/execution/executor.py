@@ -78,7 +78,6 @@ T = TypeVar("T")
 COID_PREFIX = "mb-"
 TRAIL_SUFFIX = "-trail"
 EXITS_SUFFIX = "-exits"
-#: The entries Alpaca takes a bracket (or OTO) on: a stop or stop-limit entry's exits are placed once it fills.
 CLOSE_SUFFIX = "-close"
 #: Seconds an exit that left the open orders is waited for on the stream (its last update is on its way).
 LEG_EVENT_WAIT = 1.0

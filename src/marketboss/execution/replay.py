@@ -46,6 +46,11 @@ class ReplayBars:
         stamps, i = self._after(signal)
         return int(stamps[i]) if i < len(stamps) else None
 
+    def own_bar(self, signal: Signal) -> int | None:
+        """The start of the signal's own bar (its symbol's last at or before it); None without one."""
+        stamps, i = self._after(signal)
+        return int(stamps[i - 1]) if i > 0 else None
+
     def first_start(self, symbols: set[str], after: int, before: int) -> int | None:
         """The earliest bar start of these symbols in (after, before); None without one."""
         starts = []
@@ -119,10 +124,9 @@ class LocalReplay:
         next one opens, so what works trades on the bars up to it and on it, and nothing after. (Where one bar
         ends as the next starts, intraday, the broker opens that one at the same moment: a gap through an exit's
         price there trades before the cancel.)"""
-        stamps, i = self._bars._after(signal)
-        if i == 0 or self._now_us > stamps[i - 1] or self._ended == stamps[i - 1]:
+        stamp = self._bars.own_bar(signal)
+        if stamp is None or self._now_us > stamp or self._ended == stamp:
             return  # no bar of its symbol yet, or the clock is past it (or at its end) already
-        stamp = int(stamps[i - 1])
         self._move({"bar": _iso(stamp)}, stamp, signal.id)
         if self._now_us == stamp and self._post({"advance": "bar_end"}, stamp, signal.id):
             self._ended = stamp  # a second cancel of the bar must not advance to the next bar's end
