@@ -1021,10 +1021,11 @@ def _check(frame: pl.DataFrame, strategy: ev.EventStrategy[Any], ctx: ev.Context
         return
     i = int(np.argmin(ok))
     row = frame.row(i, named=True)
-    spec = strategy.compiled() if i >= len(ctx.places) else None  # placed by the compiled on_bar: no line
-    code = spec.on_bar.py_func.__code__ if spec is not None and isinstance(spec.on_bar, Dispatcher) else None
-    where = (f" ({ctx.placed_at(i)})" if i < len(ctx.places) else
-             f" ({Path(code.co_filename).name}, in {code.co_name})" if code is not None else "")  # fmt: skip
+    if i < len(ctx.places):
+        where = f" ({ctx.placed_at(i)})"
+    else:  # placed by the compiled on_bar (checked to be numba's before it ran): numba keeps no line
+        code = strategy.compiled().on_bar.py_func.__code__  # type: ignore[union-attr]
+        where = f" ({Path(code.co_filename).name}, in {code.co_name})"
     try:
         Signal.model_validate({**row, "id": "x"})
     except ValidationError as exc:
