@@ -1196,7 +1196,12 @@ class Executor:
         seq, generation = 0, self.updates.generation if self.updates is not None else 0
         while not order.is_terminal:
             if may_park and self.replay is not None and _waits_for_the_clock(order):
-                return order, "parked"  # it works on the bars the replay's clock moves through next
+                # the stream's "new" may be behind a fill at the moment it was routed (the bar's open): as the
+                # broker has it now, before the clock moves on without its exits
+                order = self.retry("get order", partial(self.broker.get_order, order_id))
+                if _waits_for_the_clock(order):
+                    return order, "parked"  # it works on the bars the replay's clock moves through next
+                continue
             now = time.monotonic()
             if now >= deadline:
                 if park is not None:
