@@ -3,13 +3,20 @@ expiry, partial fills, and what a failed write leaves behind."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import polars as pl
 import pytest
 
+from marketboss.local_broker.clock import MarketClock
+from marketboss.local_broker.config import BrokerConfig
+from marketboss.local_broker.engine import Engine
 from marketboss.local_broker.errors import ApiError
+from marketboss.local_broker.marketdata import MarketData
 from marketboss.local_broker.store import MemoryStore
-from tests.unit.local_broker_world import session_open, sessions, world
+from tests.unit.local_broker_world import FAST, World, session_open, sessions, world
 
 D = Decimal
 
@@ -209,3 +216,48 @@ def test_an_order_queued_at_the_close_fills_at_the_next_open_when_the_stepped_cl
     assert (filled.status, filled.filled_at, filled.filled_avg_price) == ("filled", session_open(1), D(104))
     late = w.submit(symbol="AAPL", side="sell", qty="10", type="market", time_in_force="day", wall=0.001)
     assert w.engine.step(0.002) == 0 and w.order(late.id).status == "accepted"  # no simulated time has passed
+
+
+def minute_world(store: MemoryStore) -> World:
+    """AAPL minute bars from DAYS[1]'s open: two flat at 100, then one opening at 96 (a gap), flat after."""
+    start = datetime.fromtimestamp(session_open(1) / 1e6, UTC)
+    prices = [100.0, 100.0, 96.0, 96.0]
+    bars = pl.DataFrame({"symbol": "AAPL", "timestamp": [start + timedelta(minutes=i) for i in range(4)],
+                         "open": prices, "high": prices, "low": prices, "close": prices, "volume": 1000}
+                        ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))  # fmt: skip
+    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
+    clock = MarketClock("stepped", sessions())
+    clock.set(session_open(1) + MINUTE)
+    market = MarketData(bars, sessions(), cfg.spread_bps)
+    return World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
+
+
+MINUTE = 60_000_000
+
+
+@pytest.mark.parametrize("then", ["cancel", "release", "move_on"])
+def test_the_clock_held_at_a_minute_bars_end_holds_the_next_bars_open_until_it_is_set_again(then: str) -> None:
+    """A replay's cancel at a bar's end: the bar completes there, the next bar's open (a gap through a limit) waits,
+    also for a restarted engine; a cancel then ends the order untraded. Let go (the clock set there again, or
+    moved on), the open trades the order at the gap's price, at that open."""
+    store = MemoryStore()
+    w = minute_world(store)
+    o = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="98", time_in_force="gtc")
+    assert w.engine.step(0.0) == 0 and w.order(o.id).status == "new"
+    gap = session_open(1) + 2 * MINUTE  # the second bar ends as the third starts
+    w.clock.set(gap)
+    assert w.engine.step(0.0, hold=True) == 0
+    again = minute_world(store)  # restarted: still held
+    again.clock.set(gap)
+    assert again.engine.opens_held and again.engine.step(0.0) == 0 and again.order(o.id).status == "new"
+    if then == "cancel":
+        again.engine.cancel(o.id, gap, 0.0)
+        again.clock.set(gap + 2 * MINUTE)
+        assert again.engine.step(0.0) == 0 and again.order(o.id).status == "canceled"
+        return
+    if then == "move_on":
+        again.clock.set(gap + MINUTE // 2)
+    assert again.engine.step(0.0, hold=False if then == "release" else None) == 1
+    filled = again.order(o.id)
+    assert (filled.status, filled.filled_avg_price, filled.filled_at) == ("filled", D(96), gap)
+    assert not again.engine.opens_held and store.meta["opens_held"] == ""

@@ -122,8 +122,8 @@ class LocalReplay:
     def through(self, signal: Signal) -> None:
         """To the end of the signal's own bar: a cancel's, which the backtest applies after that bar and before the
         next one opens, so what works trades on the bars up to it and on it, and nothing after. (Where one bar
-        ends as the next starts, intraday, the broker opens that one at the same moment: a gap through an exit's
-        price there trades before the cancel.)"""
+        ends as the next starts, intraday, the broker holds that one's open until the clock is set again, here by
+        the next signal's move: a gap at it through the order's price does not trade before the cancel.)"""
         stamp = self._bars.own_bar(signal)
         if stamp is None or self._now_us > stamp or self._ended == stamp:
             return  # no bar of its symbol yet, or the clock is past it (or at its end) already

@@ -51,6 +51,7 @@ class Engine:
         with self.store.transaction():
             self.account = Account(self.store, self.market, self.clock, self.cfg)
             self.processed = int(stored_meta(self.store, "processed_us", lambda: str(self.clock.now())))
+            self.opens_held = stored_meta(self.store, "opens_held", lambda: "") == "1"
         self.book = Book(self.store)
 
     def reload(self) -> None:
@@ -300,44 +301,62 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ time and fills
 
-    def step(self, wall: float) -> int:
+    def step(self, wall: float, hold: bool | None = None) -> int:
         """Bring the book to the clock's now: day orders expire at their close, eligible orders fill.
 
         When the clock jumped, every session open and expiry in between is visited in order, so an order
         queued overnight fills at the next open's price, not at wherever the clock landed.
+
+        `hold` (the clock set to a bar's end, where a replay sends a cancel the backtest applies after that bar):
+        the bars ending now complete, and the opens of those starting now wait, with the orders placed meanwhile,
+        until the clock is set again (False) or moves on. Intraday one bar ends as the next starts: without the
+        hold a gap at that open would trade an order before its cancel arrived.
         """
         now = self.clock.now()
-        if not self.book.open and now == self.processed:
+        release = self.opens_held and (now > self.processed or hold is False)
+        if now == self.processed and not release and (self.opens_held or not self.book.open):
             return 0
+        hold_now = bool(hold) and now > self.processed and bool(self.book.open) and self._bar_starts(now)
         before = self.book.fill_seq
         with self._atomic():
-            if now > self.processed:
-                self._cross(self.processed, now, wall)
-            self.book.expire(now, self.fills.eligible(wall))
-            self._evaluate(now, wall)
+            if now > self.processed or release:
+                self._cross(self.processed, now, wall, opened_t0=not self.opens_held, open_t1=not hold_now)
+            if not hold_now:
+                self.book.expire(now, self.fills.eligible(wall))
+                self._evaluate(now, wall)
             if now != self.processed:
                 self.processed = now
                 self.store.set_meta("processed_us", str(now))
+            if hold_now != self.opens_held:
+                self.opens_held = hold_now
+                self.store.set_meta("opens_held", "1" if hold_now else "")
             if self.book.fill_seq != before:
                 self.account.save_cash()
         return self.book.fill_seq - before
 
+    def _bar_starts(self, t: int) -> bool:
+        """Whether a bar of some symbol starts at t."""
+        return self.market.next_bar_start(t - 1) == t
+
     def rewind(self, t: int) -> None:
         """The clock was set back: the book continues from t (nothing is undone)."""
         with self._atomic():
-            self.processed = t
+            self.processed, self.opens_held = t, False
             self.store.set_meta("processed_us", str(t))
+            self.store.set_meta("opens_held", "")
 
     def next_deadline(self, wall: float) -> float | None:
         """The earliest wall time after `wall` at which an order's latency runs out (None: none is waiting)."""
         return self.book.next_deadline(wall)
 
-    def _cross(self, t0: int, t1: int, wall: float) -> None:
+    def _cross(self, t0: int, t1: int, wall: float, opened_t0: bool = True, open_t1: bool = True) -> None:
         """Visit every event in (t0, t1] in time order, an order's fill latency running out among them (one placed
         at t0 is routed then, before its bar ends). At one instant: the bars that end there (a fill on a bar comes
         before the close that ends it), expiries, the opens of the bars that start there, then the orders that
-        start working or trade at market then; a session's last close ends the day."""
-        events: set[int] = set()
+        start working or trade at market then; a session's last close ends the day. Not `opened_t0`: t0's opens
+        were held (step's hold), and are visited first; not `open_t1`: t1's are held."""
+        events: set[int] = set() if opened_t0 else {t0}
+        first_start = t0 if opened_t0 else t0 - 1
         ends: dict[int, list[tuple[str, int]]] = {}
         starts: dict[int, list[tuple[str, int]]] = {}
         if self.book.open:
@@ -349,7 +368,7 @@ class Engine:
             for sym in {o.symbol for o in self.book.open.values()}:
                 for i, end in self.market.bar_ends_between(sym, t0, t1):
                     ends.setdefault(end, []).append((sym, i))
-                for i, start in self.market.bar_starts_between(sym, t0, t1):
+                for i, start in self.market.bar_starts_between(sym, first_start, t1):
                     starts.setdefault(start, []).append((sym, i))
         events.update(ends)
         events.update(starts)
@@ -362,6 +381,10 @@ class Engine:
             for sym, i in ends.get(e, ()):
                 self._bar(sym, i, wall, at_open=False)
             self.book.expire(e, self.fills.eligible(wall))
+            if e == t1 and not open_t1:
+                if e == last_close:
+                    self.account.close_day(e)
+                break
             for sym, i in starts.get(e, ()):
                 self._bar(sym, i, wall, at_open=True)
             if self.book.open:

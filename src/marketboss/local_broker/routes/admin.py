@@ -56,7 +56,8 @@ class AdminRoutes:
     async def admin_set_clock(self, r: Req) -> tuple[int, Any]:
         """Body: exactly one of {"timestamp": T}, {"bar": STAMP} (the start of the bar stamped STAMP, e.g. a daily
         bar's session open), {"advance": "next_bar"|"bar_end"|"next_open"|"next_close"} or {"seconds": N};
-        optionally "allow_backwards": true."""
+        optionally "allow_backwards": true. At "bar_end" the bars starting there wait to open until the clock is
+        set again (Engine.step's hold: a replay's cancel comes between a bar and the next)."""
         body = await r.json()
         if not isinstance(body, dict):
             raise invalid("body must be a JSON object")
@@ -83,7 +84,8 @@ class AdminRoutes:
         if target < e.processed:
             e.rewind(target)
         self.s.save_clock()
-        fills = e.step(time.time())
+        # a bar's end holds the opens there (a replay's cancel comes first); any other setting lets them go
+        fills = e.step(time.time(), hold=given[0] == "advance" and body["advance"] == "bar_end")
         self.s.poke()
         self.s.clock_set()
         return 200, {**self._clock_view(), "fills": fills}
