@@ -256,3 +256,25 @@ def test_exits_work_on_past_a_day_entrys_session_and_end_when_canceled_or_reduce
     ])  # fmt: skip
     canceled = [t for t in records if t["side"] == "CANCEL"]
     assert [t["status"] for t in canceled] == ["canceled"] and "exits" in canceled[0]["reason"]
+
+
+def test_a_signal_on_the_last_bar_of_the_data_expires_in_paper_as_in_the_backtest(tmp_path: Path) -> None:
+    """Nothing in the replay's data comes after the last bar to fill it at: the backtest expires its signal, and
+    paper records it expired without sending it. Before, it was sent at the clock's time, an earlier bar's (AAA
+    bought at 100, three sessions before the signal that asked for it at 120)."""
+    paths = {"AAA": [(100.0, 100.5, 99.5, 100.0)] * 3 + [(120.0, 120.5, 119.5, 120.0)] * 3,
+             "BBB": [(50.0, 50.5, 49.5, 50.0)] * 6}  # fmt: skip
+    bars, data, days = _daily_data(tmp_path, paths)
+    buys = [Signal(id=signal_id("last", {}, sym, days[bar], "BUY"), timestamp=days[bar], symbol=sym, action="BUY",
+                   quantity=10, strategy="last", price=paths[sym][bar][3]) for sym, bar in (("BBB", 1), ("AAA", 5))]
+    signals = tmp_path / "signals.jsonl"
+    write_signals(signals, buys)
+    res = run_backtest(bars, read_signals_frame(signals), BacktestConfig(cash=1e6))
+    assert res.fills["signal_id"].to_list() == [buys[0].id]
+    assert res.orders.filter(pl.col("signal_id") == buys[1].id)["status"].to_list() == ["expired"]
+    with broker(tmp_path, data, spread_bps=0.0) as lb:
+        executor(tmp_path, lb, signals, data).run()
+    records = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert records[buys[0].id]["status"] == "filled"
+    assert records[buys[1].id]["status"] == "expired" and records[buys[1].id]["qty"] == 0
+    assert "no later bar of AAA" in records[buys[1].id]["reason"]

@@ -51,11 +51,12 @@ class DropStreamsAfter:
     def check(self, signals: list[Signal], where: Path) -> None:
         self.replay.check(signals, where)
 
-    def before(self, signal: Signal) -> None:
-        self.replay.before(signal)
+    def before(self, signal: Signal) -> bool:
+        moved = self.replay.before(signal)
         self.seen += 1
         if self.seen == self.n + 1:
             _streams(self.lb, refuse=True, drop=True)
+        return moved
 
     def through(self, signal: Signal) -> None:
         self.replay.through(signal)

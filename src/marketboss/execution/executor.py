@@ -135,7 +135,10 @@ class Replay(Protocol):
     def check(self, signals: list[Signal], where: Path) -> None:
         """Refuse, before anything is sent, signals the clock is already past (they would fill late)."""
 
-    def before(self, signal: Signal) -> None: ...
+    def before(self, signal: Signal) -> bool:
+        """Move the clock to the start of the bar the backtest fills the signal on; False when the data has no bar
+        of its symbol after the signal's (the backtest expires it: nothing to fill it at)."""
+        ...
 
     def through(self, signal: Signal) -> None:
         """Move the clock to the end of the signal's own bar (a cancel's, which the backtest applies after it)."""
@@ -899,7 +902,12 @@ class Executor:
             self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
             return
         if self.replay is not None:  # a cancel: to its bar's end, what the backtest trades up to it traded here
-            (self.replay.through if sig.action == "CANCEL" else self.replay.before)(sig)
+            if sig.action == "CANCEL":
+                self.replay.through(sig)
+            elif not self.replay.before(sig):  # sent, it would trade at the clock's time: before the signal's
+                self._record(trades_log, sig, "expired", reason=f"no later bar of {sig.symbol} in the replay's data "
+                             "to fill it at (the backtest's expiry too)", at=sig.timestamp)  # fmt: skip
+                return
             if self.working:  # what the clock's move ended is recorded first, and counts in the account
                 self._follow_working(journal, trades_log, equity_log, poll=True)
         if sig.action == "CANCEL":

@@ -111,13 +111,14 @@ class LocalReplay:
                 f"and never goes back: {fresh}, or send them at the broker's time with --allow-stale"
             )  # fmt: skip
 
-    def before(self, signal: Signal) -> None:
+    def before(self, signal: Signal) -> bool:
+        """To the start of the signal's symbol's next bar; False when the data has none after the signal's (a
+        symbol it lacks is the broker's to refuse)."""
         nxt = self._bars.next_bar(signal)
         if nxt is None:
-            if signal.symbol in self._bars.stamps:
-                log.warning("replay_no_next_bar", signal_id=signal.id, symbol=signal.symbol)
-            return
+            return signal.symbol not in self._bars.stamps
         self._move({"bar": _iso(nxt)}, nxt, signal.id)
+        return True
 
     def through(self, signal: Signal) -> None:
         """To the end of the signal's own bar: a cancel's, which the backtest applies after that bar and before the
