@@ -118,7 +118,10 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     assert status is not None and status.state == "stopped" and status.bars_seen == 90
     assert status.last_bar == "2024-03-05T15:59:00Z" and status.stream.connections == 1
     equity = read_jsonl_records(tmp_path / "equity.jsonl")
-    assert len(equity) >= 90  # a snapshot per bar (and one per fill)
+    assert len(equity) >= 91  # a snapshot as the session starts, one per bar (and one per fill)
+    first = equity[0]  # before anything traded: all cash, at the session's open
+    assert first["timestamp"] == WINDOW[0] and first["cash"] == first["portfolio_value"] > 0
+    assert f"{first['portfolio_value']:,.2f}" in proc.stdout  # the summary's equity at start
     rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
                           str(tmp_path / "live_signals.jsonl"), "--trades", str(tmp_path / "trades.jsonl"),
                           "--equity", str(tmp_path / "equity.jsonl")], cwd=tmp_path, env=_env(lb),
@@ -128,6 +131,9 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
             (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
     n = bt_fills.height  # joined fill by fill on their ids; the skipped sale missed in paper
     assert rows["fills"] == [str(n), str(n - 1), str(-1)] and rows["missed in paper"][1] == "1"
+    # valued bar by bar from its fills from that all-cash start (before, from the one session's last snapshot
+    # alone: a flat curve, return 0, no correlation)
+    assert rows["daily return corr."][1] != "n/a" and rows["max drawdown %"][1] != "0.0000"
 
 
 @pytest.mark.parametrize("data_bars", ["1Min", "5Min"])

@@ -225,6 +225,9 @@ class LiveLoop:
             if not self._stream.wait_live(self.cfg.stream_connect_timeout):
                 log.warning("bar_stream_unavailable", fallback="REST after each bar's grace")
             self._finish_started()
+            # the account as the session starts: its equity at start, and (flat) the all-cash line from which
+            # reconcile values the session bar by bar from its fills (the first bar's snapshot follows its fills)
+            self.executor.snapshot()
             self._loop(last_done if last_done is not None else self._last_history_bar())
         except Exception as exc:  # the status says it failed, and why (the CLI prints the error)
             failed = failure(exc)  # a plug-in's own error: as the CLI says it
