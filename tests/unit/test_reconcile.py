@@ -10,6 +10,7 @@ from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.execution.reconcile import compare_backtest_paper
 from marketboss.execution.slippage import slippage_bps
+from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA
 from marketboss.strategies.registry import create
 
 SLIP_BPS = 10.0
@@ -125,3 +126,25 @@ def test_a_fill_the_backtest_refused_is_counted_as_filled_in_paper_only(daily_ba
     assert cmp.summary["filled_in_paper_only"] == 1 and cmp.summary["missed_in_paper"] == 0
     big_row = cmp.joined.filter(pl.col("signal_id") == "sig-big")  # refused for cash in the backtest
     assert big_row["bt_qty"].to_list() == [None] and big_row["paper_qty"].to_list() == [1_000_000.0]
+
+
+def test_the_backtest_stops_where_the_paper_logs_end(daily_bars: pl.DataFrame) -> None:
+    """A session that ended with a bracketed position open (the live loop's, at its --until): the bars go on, and
+    the day after it the price falls through the stop-loss. Paper never traded that day, so the backtest does not
+    either: nothing missed (before, the window took each symbol's next bar, and the stop's fill there counted as
+    missed in paper)."""
+    bars = daily_bars.filter(pl.col("symbol") == daily_bars["symbol"][0]).head(12)
+    days = bars["timestamp"]
+    stop = float(bars["low"][7]) + 0.01  # inside day 7's range: its low goes through it
+    assert float(bars["open"][7]) > stop and float(bars[3:7]["low"].min()) > stop  # type: ignore[arg-type]
+    row = {"id": "sig-a", "timestamp": days[2], "symbol": bars["symbol"][0], "action": "BUY", "quantity": 10.0,
+           "strategy": "s", "price": bars["close"][2], "stop_loss": stop}
+    signals = pl.DataFrame([row], schema={**SIGNAL_SCHEMA, **ORDER_SCHEMA})
+    entry = run_backtest(bars.head(7), signals).fills  # the entry alone: paper stopped after day 6
+    assert entry.height == 1
+    trades = entry.select("timestamp", "signal_id", "symbol", pl.col("side").str.to_uppercase(), "qty",
+                          pl.col("price").alias("filled_price"), pl.lit("filled").alias("status"), "commission")
+    equity = pl.DataFrame({"timestamp": days[:7], "cash": [100_000.0] * 7, "portfolio_value": [100_000.0] * 7})
+    assert run_backtest(bars, signals).fills["leg"].to_list() == [None, "stop_loss"]  # on the bars as they go on
+    s = compare_backtest_paper(bars, signals, trades, equity).summary
+    assert s["missed_in_paper"] == 0 and s["backtest_fills"] == s["paper_fills"] == 1

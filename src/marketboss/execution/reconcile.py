@@ -58,11 +58,11 @@ def compare_backtest_paper(
     if exits:
         handled = with_exits(handled, exits)
     start = handled["timestamp"].min()
-    end = max(paper_equity["timestamp"].max(), handled["timestamp"].max())  # type: ignore[type-var]
-    # the window, plus each symbol's next bar after it, so a signal on the window's last bar can still fill
-    after = bars.filter(pl.col("timestamp") > end).group_by("symbol").agg(pl.all().sort_by("timestamp").first())
-    window = pl.concat([bars.filter(pl.col("timestamp").is_between(start, end)), after.select(bars.columns)])
-    window = window.sort("timestamp", "symbol")
+    # to what paper saw last (its last snapshot, fill or record): a bar after it, which paper never traded on, would
+    # let the backtest's exits trade there (a live session's stop-loss on the day after it ended)
+    end = max(paper_equity["timestamp"].max(), paper_trades["timestamp"].max(),  # type: ignore[type-var]
+              handled["timestamp"].max())  # fmt: skip
+    window = bars.filter(pl.col("timestamp").is_between(start, end)).sort("timestamp", "symbol")
     start_equity = float(paper_equity["portfolio_value"][0])
     cfg = (config or BacktestConfig()).model_copy(update={"cash": start_equity})
     mkt = Market.from_bars(window)
