@@ -50,6 +50,10 @@ def test_fixed_parameters_and_single_values_apply_to_every_combination() -> None
     (["fast=5"], {"fast": "6"}, "parameter 'fast' is given both as --grid and as --param"),
     (["fast=40:50:5", "slow=20:30:10"], {}, "no valid parameter combination: all 6 were rejected"),
     (["fast=0:1000000000"], {}, "too many"),
+    # a value of no combination (a typo), not skipped with the out-of-range ones
+    (["fast=5,x", "slow=20:30:10"], {}, "invalid parameter fast='x': Input should be a valid integer"),
+    (["ma=sma,emaa"], {}, "invalid parameter ma='emaa': Input should be 'sma' or 'ema'"),
+    (["long_only=true,maybe"], {}, "invalid parameter long_only='maybe'"),
 ])
 def test_bad_grids_are_one_line_errors(specs: list[str], fixed: dict[str, str], message: str) -> None:
     with pytest.raises(MarketBossError) as exc:

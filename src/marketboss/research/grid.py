@@ -1,7 +1,8 @@
 """Parameter grids: `fast=5:50:5` (an inclusive range), `ma=sma,ema` (a list), `quantity=10` (one value).
 
 Every combination is validated by the strategy's own parameter model; those it rejects (fast >= slow, a
-value out of range) are skipped and counted, with the first reason kept for the user.
+value out of range) are skipped and counted, with the first reason kept for the user. A value no combination
+could take (not of its parameter's type: `fast=5,x`, `ma=sma,emaa`) is a typo, refused before anything runs.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def combinations(
     if both:
         raise MarketBossError(f"parameter '{both[0]}' is given both as --grid and as --param")
     _check_fixed(strategy, cls, fixed)
+    _check_types(strategy, cls, axes, fixed)
     total = 1
     for values in axes.values():
         total *= max(len(values), 1)
@@ -130,6 +132,25 @@ def _check_fixed(strategy: str, cls: type[Strategy[Any]], fixed: Mapping[str, An
         own = [e for e in exc.errors() if e["loc"] and e["loc"][0] in fixed]
         if own:
             raise params_error(strategy, cls, own[0], fixed) from None
+
+
+def _check_types(strategy: str, cls: type[Strategy[Any]], axes: Mapping[str, Sequence[Any]],
+                 fixed: Mapping[str, Any]) -> None:  # fmt: skip
+    """A grid value not of its parameter's type (a number's text, one of its choices) is refused: no combination
+    could take it, and skipping it would hide the typo. One out of its range is left to be skipped (a range
+    may cross a bound)."""
+    for name, values in axes.items():
+        for v in values:
+            try:
+                cls.params_model.model_validate({**fixed, name: v})
+            except ValidationError as exc:
+                typo = [e for e in exc.errors() if e["loc"] and e["loc"][0] == name and _is_type_error(e["type"])]
+                if typo:
+                    raise params_error(strategy, cls, typo[0], {**fixed, name: v}) from None
+
+
+def _is_type_error(kind: str) -> bool:
+    return kind.endswith(("_parsing", "_type")) or kind in ("literal_error", "enum")
 
 
 def _axes(specs: Iterable[str]) -> dict[str, list[Any]]:
