@@ -278,3 +278,63 @@ def test_a_signal_on_the_last_bar_of_the_data_expires_in_paper_as_in_the_backtes
     assert records[buys[0].id]["status"] == "filled"
     assert records[buys[1].id]["status"] == "expired" and records[buys[1].id]["qty"] == 0
     assert "no later bar of AAA" in records[buys[1].id]["reason"]
+
+
+def _paper_and_backtest(tmp_path: Path, bars: pl.DataFrame, signals: list[Signal]) -> tuple[list[Any], list[Any]]:
+    """The signals paper-traded on the local broker's replay of `bars`, and backtested: each one's fills as (symbol,
+    New York day, side, qty, leg, price), sorted."""
+    data, path = tmp_path / "bars.jsonl", tmp_path / "signals.jsonl"
+    write_bars(bars, data)
+    write_signals(path, signals)
+    ny = ZoneInfo("America/New_York")
+    res = run_backtest(bars, read_signals_frame(path), BacktestConfig(cash=1e6))
+    backtest = sorted((r["symbol"], r["timestamp"].astimezone(ny).date(), r["side"], r["qty"], r.get("leg"),
+                       round(r["price"], 6)) for r in res.fills.iter_rows(named=True))  # fmt: skip
+    with broker(tmp_path, data, spread_bps=0.0) as lb:
+        executor(tmp_path, lb, path, data).run()
+    paper = sorted((t["symbol"], datetime.fromisoformat(t["timestamp"]).astimezone(ny).date(), t["side"], t["qty"],
+                    t["leg"], round(t["filled_price"], 6))
+                   for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["status"] == "filled")  # fmt: skip
+    return backtest, paper
+
+
+def _order(days: pl.Series, paths: dict[str, list[OHLC]], symbol: str, bar: int, action: str, **fields: Any) -> Signal:
+    return Signal(id=signal_id("t", fields, symbol, days[bar], action), timestamp=days[bar], symbol=symbol,
+                  action=action, quantity=10, strategy="t", price=paths[symbol][bar][3], **fields)  # fmt: skip
+
+
+def test_a_sale_of_a_position_with_exits_trades_before_them_at_a_gap_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """AAA bought with a stop-loss at 95, then sold at market on day 3: day 4 opens at 90, through the stop. The
+    backtest sells at that open by the order (its exits end as it goes live); paper cancels the exits at day 3's
+    close, where the live loop sends the sale, and sells by the order too. Before, the replay moved the clock to
+    day 4's open first: the stop-loss sold there and the sale was skipped ("its exit already traded it")."""
+    flat = (100.0, 100.5, 99.5, 100.0)
+    paths = {"AAA": [flat] * 4 + [(90.0, 90.5, 89.5, 90.0)] * 3, "BBB": [flat] * 7}
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, "AAA", 1, "BUY", stop_loss=95.0), _order(days, paths, "AAA", 3, "SELL")]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
+    assert paper == backtest == [("AAA", day[2], "BUY", 10.0, None, 100.0), ("AAA", day[4], "SELL", 10.0, None, 90.0)]
+
+
+def test_signals_whose_symbols_lack_bars_fill_on_their_own_next_bars_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """AAA has no bars on days 3 to 5: its buy decided on day 2 fills on day 6, after BBB's buy decided on day 2
+    (filling on day 3) and CCC's decided on day 3 (on day 4). The replay trades them in that order, each at its
+    own bar's open, as the backtest does; before, it went in the file's order and the clock, moved on to AAA's
+    bar first, filled the others there."""
+    rising = [(100.0 + i, 100.5 + i, 99.5 + i, 100.0 + i) for i in range(8)]
+    paths = {"AAA": rising, "BBB": rising, "CCC": rising}
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    days = bars["timestamp"].unique().sort()
+    bars = bars.filter((pl.col("symbol") != "AAA") | ~pl.col("timestamp").is_in(days[3:6].implode()))
+    signals = [_order(days, paths, "AAA", 2, "BUY"), _order(days, paths, "BBB", 2, "BUY"),
+               _order(days, paths, "CCC", 3, "BUY")]  # fmt: skip
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
+    assert paper == backtest == [("AAA", day[6], "BUY", 10.0, None, 106.0), ("BBB", day[3], "BUY", 10.0, None, 103.0),
+                                 ("CCC", day[4], "BUY", 10.0, None, 104.0)]  # fmt: skip

@@ -61,6 +61,9 @@ class DropStreamsAfter:
     def through(self, signal: Signal) -> None:
         self.replay.through(signal)
 
+    def when(self, signal: Signal) -> tuple[int, int]:
+        return self.replay.when(signal)
+
     def finish(self, upto: Signal | None) -> bool:
         return self.replay.finish(upto)
 

@@ -143,6 +143,10 @@ class Replay(Protocol):
     def through(self, signal: Signal) -> None:
         """Move the clock to the end of the signal's own bar (a cancel's, which the backtest applies after it)."""
 
+    def when(self, signal: Signal) -> tuple[int, int]:
+        """Where in the replay the signal acts, to order signals by (before's bar, or a cancel's end of bar)."""
+        ...
+
     def finish(self, upto: Signal | None) -> bool:
         """Move the clock on to the next bar of `upto` (the first signal left for a later run), else to the end of
         the data: True when there."""
@@ -468,13 +472,17 @@ class Executor:
                 left = pending[self.cfg.max_trades] if len(pending) > self.cfg.max_trades else None
                 self.summary.held_back = max(len(pending) - self.cfg.max_trades, 0)
                 pending = pending[: self.cfg.max_trades]
-            # Orders an earlier run left behind come first: finish them before deciding anything new.
-            pending.sort(key=lambda sig: sig.id not in journal.state.intents)
+            # Orders an earlier run left behind come first: finish them before deciding anything new. A replay's
+            # go in the order the backtest trades them, which the file's is not where a symbol lacks bars: a
+            # signal fills at its symbol's next bar, maybe after a later signal's (the clock only moves on).
+            when = self.replay.when if self.replay is not None else (lambda sig: sig.timestamp)
+            pending.sort(key=lambda sig: (sig.id not in journal.state.intents,
+                                          when(sig) if self.replay is not None else 0))  # fmt: skip
             self._reconcile(journal, pending)
             self._follow_legs(journal, trades_log)
             sent = 0
-            for _, bar in groupby(pending, key=lambda sig: sig.timestamp):  # a bar's signals (a file in time order)
-                for sig in self._reductions_first(list(bar), journal):
+            for _, bar in groupby(pending, key=when):  # a bar's signals (in a replay: those trading at one moment)
+                for sig in self._reductions_first(list(bar), journal, trades_log, equity_log):
                     if sent and self.cfg.order_interval and sig.id not in journal.state.intents:
                         self.sleep(self.cfg.order_interval)
                     self._execute(sig, journal, trades_log, equity_log)
@@ -500,7 +508,8 @@ class Executor:
             self.alerter.close()
         return self.summary
 
-    def _reductions_first(self, group: list[Signal], journal: Journal) -> Iterator[Signal]:
+    def _reductions_first(self, group: list[Signal], journal: Journal, trades_log: JsonlAppender,
+                          equity_log: JsonlAppender) -> Iterator[Signal]:  # fmt: skip
         """A bar's signals as the backtest fills them: cancels (each at the end of its bar, in a replay: before the
         clock moves on to read the positions), then what reduces a position (its sale pays for the bar's
         purchases), then the rest, each in the order given. One signal, or orders an earlier run started: as they
@@ -514,9 +523,35 @@ class Executor:
             yield from rest
             return
         if self.replay is not None:
+            for sig in rest:
+                self._exits_at_the_close(sig, journal, trades_log, equity_log)
             self.replay.before(rest[0])  # the positions as the bar opens: what the clock's move filled counts
         held = self.retry("get positions", self.broker.positions)
         yield from sorted(rest, key=lambda s: 1 if _reduces(s, held) else 2)
+
+    def _exits_at_the_close(self, sig: Signal, journal: Journal, trades_log: JsonlAppender,
+                            equity_log: JsonlAppender) -> None:  # fmt: skip
+        """A replay's signal that reduces a position with exits: they are canceled at the end of its bar, where the
+        live loop sends it (clearing them first) and where the backtest ends them (its order at the next open
+        trades before they do). Moved to that open first, a gap through an exit traded it there instead, and
+        the order was skipped."""
+        assert self.replay is not None
+        if not any(g.symbol == sig.symbol for g in journal.state.legs.values()):
+            return
+        self.replay.through(sig)  # (nothing, when the clock is past it: a bar's second signal)
+        if self.working:
+            self._follow_working(journal, trades_log, equity_log, poll=True)
+        self._follow_legs(journal, trades_log)
+        held = self.retry("get positions", self.broker.positions)
+        if not _reduces(sig, held):
+            return
+        if sig.target_weight is not None:  # a move to a weight it may hold already: it trades nothing then
+            acct = self.retry("get account", self.broker.account)
+            price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
+            if isinstance(size_order(sig, acct.equity, acct.cash + self._queued_cash(), held[sig.symbol].qty, price,
+                                     self.cfg.fractional), str):  # fmt: skip
+                return
+        self._clear_legs(sig.symbol, journal, trades_log)
 
     def _queued_cash(self) -> float:
         """What the market orders left working (queued for the next open: the live loop's, decided at the close)
@@ -587,7 +622,7 @@ class Executor:
             # orders left working that have ended since: recorded first, so that a filled entry's exits are known
             # (a sale that does not clear them first finds its shares held by them, and is refused)
             self._follow_working(journal, trades_log, equity_log, redecided={s.symbol for s in signals})
-            for sig in self._reductions_first(signals, journal):
+            for sig in self._reductions_first(signals, journal, trades_log, equity_log):
                 if sig.id not in self._done and not any(w.sig.id == sig.id for w in self.working.values()):
                     self._execute(sig, journal, trades_log, equity_log)
         finally:
@@ -904,7 +939,9 @@ class Executor:
         if self.replay is not None:  # a cancel: to its bar's end, what the backtest trades up to it traded here
             if sig.action == "CANCEL":
                 self.replay.through(sig)
-            elif not self.replay.before(sig):  # sent, it would trade at the clock's time: before the signal's
+            else:
+                self._exits_at_the_close(sig, journal, trades_log, equity_log)
+            if sig.action != "CANCEL" and not self.replay.before(sig):  # sent, it would trade at an earlier bar's time
                 self._record(trades_log, sig, "expired", reason=f"no later bar of {sig.symbol} in the replay's data "
                              "to fill it at (the backtest's expiry too)", at=sig.timestamp)  # fmt: skip
                 return

@@ -120,6 +120,14 @@ class LocalReplay:
         self._move({"bar": _iso(nxt)}, nxt, signal.id)
         return True
 
+    def when(self, signal: Signal) -> tuple[int, int]:
+        """Where the replay acts on the signal, as the backtest trades it: an order at the open of its symbol's next
+        bar, (its stamp, 0); a cancel at the end of its own bar, (the signal's stamp, 1): after the orders that
+        trade on that bar, before those of the bars after it. An order with no next bar: as a cancel."""
+        stamp = int(signal.timestamp.timestamp() * 1_000_000)
+        nxt = None if signal.action == "CANCEL" else self._bars.next_bar(signal)
+        return (stamp, 1) if nxt is None else (nxt, 0)
+
     def through(self, signal: Signal) -> None:
         """To the end of the signal's own bar: a cancel's, which the backtest applies after that bar and before the
         next one opens, so what works trades on the bars up to it and on it, and nothing after. (Where one bar
