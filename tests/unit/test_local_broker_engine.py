@@ -261,3 +261,27 @@ def test_the_clock_held_at_a_minute_bars_end_holds_the_next_bars_open_until_it_i
     filled = again.order(o.id)
     assert (filled.status, filled.filled_avg_price, filled.filled_at) == ("filled", D(96), gap)
     assert not again.engine.opens_held and store.meta["opens_held"] == ""
+
+
+def test_an_order_placed_where_its_symbol_lacks_a_bar_fills_at_the_open_of_its_next_bar() -> None:
+    """AAPL has no bar in the third minute (nothing traded): a market buy placed as the second ends waits for the
+    fourth's open, where the backtest fills it (it filled at the second's close, the last price). A limit buy at 101
+    placed there is not tested against that close either (it bought at 100): it buys at that open too."""
+    start = datetime.fromtimestamp(session_open(1) / 1e6, UTC)
+    opens = {0: 100.0, 1: 100.0, 3: 97.0}
+    bars = pl.DataFrame({"symbol": "AAPL", "timestamp": [start + timedelta(minutes=i) for i in opens],
+                         "open": list(opens.values()), "high": list(opens.values()), "low": list(opens.values()),
+                         "close": list(opens.values()), "volume": 1000}
+                        ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))  # fmt: skip
+    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
+    clock = MarketClock("stepped", sessions())
+    clock.set(session_open(1) + 2 * MINUTE)  # the second bar's end: no third bar starts
+    store, market = MemoryStore(), MarketData(bars, sessions(), cfg.spread_bps)
+    w = World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
+    buy = w.submit(symbol="AAPL", side="buy", qty="5", type="market", time_in_force="day")
+    limit = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="101", time_in_force="day")
+    assert w.engine.step(0.0) == 0 and w.order(buy.id).status == w.order(limit.id).status == "accepted"
+    clock.set(session_open(1) + 3 * MINUTE + MINUTE // 2)
+    assert w.engine.step(0.0) == 2
+    for o in (buy, limit):
+        assert (w.order(o.id).filled_avg_price, w.order(o.id).filled_at) == (D(97), session_open(1) + 3 * MINUTE)

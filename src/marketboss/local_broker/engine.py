@@ -463,6 +463,9 @@ class Engine:
         immediate = o.tif in ("ioc", "fok")
         market_open = self.clock.is_open(t) or (o.extended_hours and self.sessions.is_extended(t))
         p = self.market.price(o.symbol, t) if market_open else None
+        if p is not None and self.sessions.is_open(t) and self.market.between_bars(o.symbol, t):
+            p = None  # in the session, but no bar of it now (nothing traded): on at its next bar's open, as in the
+            # backtest (at the last close, the live loop's orders of a symbol lacking a minute filled a bar early)
         if p is None:
             if immediate:
                 self.book.close(o, "canceled", t)

@@ -195,6 +195,15 @@ class MarketData:
         frac = (t - start) / (end - start)
         return s.opens[i] + (s.closes[i] - s.opens[i]) * frac
 
+    def between_bars(self, symbol: str, t: int) -> bool:
+        """Whether t falls after one of the symbol's bars ends and before its next starts (a minute, or a day,
+        without a trade of it)."""
+        s = self.series.get(symbol)
+        if s is None:
+            return False
+        i = bisect_right(s.starts, t) - 1
+        return 0 <= i < len(s.starts) - 1 and t >= s.ends[i]
+
     def reference_price(self, symbol: str, t: int) -> float:
         """The price at t, or the first open when t is before the data (a stand-in for buying-power checks)."""
         p = self.price(symbol, t)
