@@ -16,7 +16,7 @@ from marketboss.local_broker.engine import Engine
 from marketboss.local_broker.errors import ApiError
 from marketboss.local_broker.marketdata import MarketData
 from marketboss.local_broker.store import MemoryStore
-from tests.unit.local_broker_world import FAST, World, session_open, sessions, world
+from tests.unit.local_broker_world import FAST, World, daily_bars, session_open, sessions, world
 
 D = Decimal
 
@@ -285,3 +285,22 @@ def test_an_order_placed_where_its_symbol_lacks_a_bar_fills_at_the_open_of_its_n
     assert w.engine.step(0.0) == 2
     for o in (buy, limit):
         assert (w.order(o.id).filled_avg_price, w.order(o.id).filled_at) == (D(97), session_open(1) + 3 * MINUTE)
+
+
+def test_a_day_order_waiting_for_its_symbols_next_bar_works_through_that_bars_session() -> None:
+    """AAPL has no bar on the third day (halted, or a gap in the data): a day market buy placed at the second's
+    close waits through the third (no price: nothing traded) and buys at the fourth's open, as the backtest's goes
+    live on the symbol's next bar and ends with that bar's session (it expired at the third's close)."""
+    bars = daily_bars({"AAPL": [100.0, 101.0, 102.0, 103.0, 104.0]}).filter(
+        pl.col("timestamp") != pl.col("timestamp").sort().get(2))  # fmt: skip
+    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
+    clock = MarketClock("stepped", sessions())
+    clock.set(sessions().next_close(session_open(1)))
+    store, market = MemoryStore(), MarketData(bars, sessions(), cfg.spread_bps)
+    w = World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
+    o = w.submit(symbol="AAPL", side="buy", qty="5", type="market", time_in_force="day")
+    assert w.go(2) == 0
+    clock.set(sessions().next_close(session_open(2)) + 1)
+    assert w.engine.step(0.0) == 0 and w.order(o.id).status == "accepted"  # the third day's close: still working
+    assert w.go(3) == 1
+    assert (w.order(o.id).filled_avg_price, w.order(o.id).filled_at) == (D(103), session_open(3))

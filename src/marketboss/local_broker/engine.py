@@ -466,6 +466,7 @@ class Engine:
         if p is not None and self.sessions.is_open(t) and self.market.between_bars(o.symbol, t):
             p = None  # in the session, but no bar of it now (nothing traded): on at its next bar's open, as in the
             # backtest (at the last close, the live loop's orders of a symbol lacking a minute filled a bar early)
+            self._session_of_next_bar(o, t)
         if p is None:
             if immediate:
                 self.book.close(o, "canceled", t)
@@ -477,6 +478,19 @@ class Engine:
                 self.book.close(o, "canceled", t)
             elif routing:
                 self.store.save_order(o)
+
+    def _session_of_next_bar(self, o: Order, t: int) -> None:
+        """A day order waiting for its symbol's next bar works through that bar's session (and its legs): the
+        backtest's goes live on the bar and ends with its session. (Alpaca's would end with today's: a symbol
+        without a bar for the rest of the day, halted, did not trade; the backtest cannot know why.)"""
+        nxt = self.market.next_start(o.symbol, t)
+        if o.tif != "day" or o.expires_at is None or nxt is None:
+            return
+        later = self.sessions.day_order_expiry(nxt, o.extended_hours)
+        for x in (o, *self.book.legs_of(o.id)):
+            if x.expires_at is not None and later > x.expires_at:
+                x.expires_at = later
+                self.store.save_order(x)
 
     def _fill_on_bar(self, o: Order, rule_price: float, t: int, wall: float) -> bool:
         """_try_fill, and a partial fill's rest at once when no moment of the session is left for it after the fill

@@ -204,6 +204,12 @@ class MarketData:
         i = bisect_right(s.starts, t) - 1
         return 0 <= i < len(s.starts) - 1 and t >= s.ends[i]
 
+    def next_start(self, symbol: str, t: int) -> int | None:
+        """The start of the symbol's first bar after t; None without one."""
+        starts = self.series[symbol].starts
+        i = bisect_right(starts, t)
+        return starts[i] if i < len(starts) else None
+
     def reference_price(self, symbol: str, t: int) -> float:
         """The price at t, or the first open when t is before the data (a stand-in for buying-power checks)."""
         p = self.price(symbol, t)
