@@ -467,17 +467,18 @@ class Executor:
                 self._start_updates()
             self._snapshot(equity_log)
             pending = self._fresh(pending, journal)
+            # A replay's signals go in the order the backtest trades them, which the file's is not where a symbol
+            # lacks bars: a signal fills at its symbol's next bar, maybe after a later one's (the clock only moves on).
+            when = self.replay.when if self.replay is not None else (lambda sig: sig.timestamp)
+            if self.replay is not None:
+                pending.sort(key=when)
             left: Signal | None = None  # the first signal left for a later run
             if self.cfg.max_trades is not None:
                 left = pending[self.cfg.max_trades] if len(pending) > self.cfg.max_trades else None
                 self.summary.held_back = max(len(pending) - self.cfg.max_trades, 0)
                 pending = pending[: self.cfg.max_trades]
-            # Orders an earlier run left behind come first: finish them before deciding anything new. A replay's
-            # go in the order the backtest trades them, which the file's is not where a symbol lacks bars: a
-            # signal fills at its symbol's next bar, maybe after a later signal's (the clock only moves on).
-            when = self.replay.when if self.replay is not None else (lambda sig: sig.timestamp)
-            pending.sort(key=lambda sig: (sig.id not in journal.state.intents,
-                                          when(sig) if self.replay is not None else 0))  # fmt: skip
+            # Orders an earlier run left behind come first: finish them before deciding anything new.
+            pending.sort(key=lambda sig: sig.id not in journal.state.intents)
             self._reconcile(journal, pending)
             self._follow_legs(journal, trades_log)
             sent = 0
