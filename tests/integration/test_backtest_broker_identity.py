@@ -338,3 +338,33 @@ def test_signals_whose_symbols_lack_bars_fill_on_their_own_next_bars_in_paper_as
     day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
     assert paper == backtest == [("AAA", day[6], "BUY", 10.0, None, 106.0), ("BBB", day[3], "BUY", 10.0, None, 103.0),
                                  ("CCC", day[4], "BUY", 10.0, None, 104.0)]  # fmt: skip
+
+
+def test_a_trailing_exit_of_an_entry_filled_inside_a_bar_trails_from_that_bars_close_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """Buy stops at 101 with a 5% trailing exit trigger inside day 2 (high 104, close 100): the exit goes on from day
+    3, where the executor places it once the bar shows the fill, its mark starting at day 2's close (the broker's
+    last close), as the backtest's now does. AAA: day 3 opens lower, highs 100.5 and lows 95.5: the stop at 95.475
+    holds (from the fill's 101, the backtest sold there at 95.95), and sells on day 4. BBB: day 3 runs to 106 and
+    a CANCEL of BBB's other order comes that day, at its end: the exit, placed at day 3's open (the replay steps
+    there first), trails to 106 and sells at 100.7 on day 4 (placed at day 3's end, it trailed from 105)."""
+    flat = (100.0, 100.5, 99.5, 100.0)
+    fill_day = (100.0, 104.0, 99.5, 100.0)
+    paths = {"AAA": [flat, flat, fill_day, (97.0, 100.5, 95.5, 96.0), (96.0, 96.5, 90.0, 91.0),
+                     (91.0, 91.5, 90.5, 91.0)],
+             "BBB": [flat, flat, fill_day, (102.5, 106.0, 102.0, 105.0), (104.0, 104.5, 99.0, 100.0),
+                     (100.0, 100.5, 99.5, 100.0)]}  # fmt: skip
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    days = bars["timestamp"].unique().sort()
+    stop = {"order_type": "stop", "stop_price": 101.0, "time_in_force": "gtc", "trail_percent": 5.0}
+    far = _order(days, paths, "BBB", 1, "BUY", order_type="limit", limit_price=80.0, time_in_force="gtc")
+    cancel = Signal(id=signal_id("t", {}, "BBB", days[3], "CANCEL"), timestamp=days[3], symbol="BBB", action="CANCEL",
+                    strategy="t", cancels=far.id)  # fmt: skip
+    signals = [_order(days, paths, "AAA", 1, "BUY", **stop), _order(days, paths, "BBB", 1, "BUY", **stop), far, cancel]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
+    assert paper == backtest == [
+        ("AAA", day[2], "BUY", 10.0, None, 101.0), ("AAA", day[4], "SELL", 10.0, "trailing_stop", 95.475),
+        ("BBB", day[2], "BUY", 10.0, None, 101.0), ("BBB", day[4], "SELL", 10.0, "trailing_stop", 100.7),
+    ]  # fmt: skip

@@ -362,14 +362,14 @@ def _working_candidates(orders: Orders, working: np.ndarray, n_work: int, mark: 
 
 
 @njit(cache=True, **NO_REFCOUNTS)
-def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, now: float, ref: float,
+def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, now: float, mark: float,
                live_from: int, n: int) -> int:  # pragma: no cover - compiled
     """The working exits after order r (`leg`: its exit's fill) moved symbol s's position from `was` to `now`,
     as the paper executor keeps them at the broker: a leg's fill ends its entry's exits, and all of the
     symbol's when it flattens the position; an order that reduces or flips the position ends all of the
     symbol's (the executor cancels them before sending it); one that opens or adds to it with exits of its
-    own sets them for the shares it bought (a trailing mark starting at the fill's reference price). n: the
-    rows with exits working, before and (returned) after."""
+    own sets them for the shares it bought (a trailing mark starting at `mark`). n: the rows with exits working,
+    before and (returned) after."""
     if leg != NO_EXIT:
         return _end_exits(ex, orders, n, r, s if now == 0.0 else -1)
     if was != 0.0 and (now - was) * was < 0.0:
@@ -377,7 +377,7 @@ def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, 
     if np.isnan(orders.take_profit[r]) and np.isnan(orders.stop_loss[r]) and np.isnan(exit_trail(orders, r)):
         return n
     ex.qty[r] = abs(now - was)
-    ex.mark[r] = ref
+    ex.mark[r] = mark
     ex.live_from[r] = live_from
     ex.rows[n] = r
     return n + 1
@@ -663,10 +663,13 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                             status[r] = FILLED
                         if not plain:
                             credit[s] = credit[s] + q if leg != NO_EXIT else 0.0
-                            # exits are live on the fill's bar when it filled at the open (the whole bar follows)
+                            # exits are live on the fill's bar when it filled at the open (the whole bar follows),
+                            # a trailing mark starting at the fill; else from the next bar, the mark at the close
+                            # (where the executor places them, once the bar shows the fill: a trailing stop's
+                            # high-water mark at the broker starts at the price then)
                             at_open = not at_close and (market or ref == prices.open[t, s])
-                            n_exits = _set_exits(ex, orders, r, s, leg, p, pos[s], ref, t if at_open else t + 1,
-                                                 n_exits)  # fmt: skip
+                            n_exits = _set_exits(ex, orders, r, s, leg, p, pos[s], ref if at_open else close[t, s],
+                                                 t if at_open else t + 1, n_exits)  # fmt: skip
                             if at_open and not market and leg == NO_EXIT and ex.qty[r] > 0.0:
                                 fresh[n_fresh] = r
                                 n_fresh += 1

@@ -137,6 +137,8 @@ class LocalReplay:
         if stamp is None or self._now_us > stamp or self._ended == stamp:
             return  # no bar of its symbol yet, or the clock is past it (or at its end) already
         self._move({"bar": _iso(stamp)}, stamp, signal.id)
+        if self._now_us == stamp and self._watch():
+            self._step()  # an entry filled before this bar has its exit placed at its open, as at the other stops
         if self._now_us == stamp and self._post({"advance": "bar_end"}, stamp, signal.id):
             self._ended = stamp  # a second cancel of the bar must not advance to the next bar's end
 
