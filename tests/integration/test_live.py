@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -792,3 +793,50 @@ def test_symbols_lacking_minutes_trade_in_the_live_loop_as_in_the_backtest(tmp_p
         t = live[(f["signal_id"], f["leg"])]
         assert t["timestamp"][:16] == f"{f['timestamp']:%Y-%m-%dT%H:%M}", (f, t)
         assert abs(t["filled_price"] / f["price"] - 1) * 1e4 <= SPREAD_BPS / 2 + 0.01, (f, t)
+
+
+DAY_LIMIT = """
+from marketboss import EventStrategy
+
+
+class DayLimit(EventStrategy):
+    \"\"\"Flat with nothing working: a day limit buy 0.1% under the close; held, a day limit sale 0.1% over it.\"\"\"
+
+    def on_bar(self, ctx):
+        for s in range(len(ctx.symbols)):
+            if any(o.symbol == s for o in ctx.open_orders):
+                continue
+            if ctx.position(s) == 0:
+                ctx.buy(10, s, limit_price=round(ctx.price(s) * 0.999, 2))
+            else:
+                ctx.sell(10, s, limit_price=round(ctx.price(s) * 1.001, 2))
+"""
+
+
+def test_a_day_order_works_on_through_the_session_in_the_live_loops_run_as_in_the_backtest(tmp_path: Path) -> None:
+    """Day limits that wait a few minutes to fill: the live loop's run of the strategy, on its history up to each
+    bar, keeps them working (the session goes on past that bar), so it decides as its backtest does: the same
+    signals, every fill on the backtest's minute. Before, the run ended them at the history's last bar, as at a
+    session's close: the strategy, seeing nothing working, placed another each minute."""
+    data = _bars(tmp_path)
+    (tmp_path / "daylimit.py").write_text(DAY_LIMIT)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        proc = subprocess.run(_live(tmp_path, lb, strategy="daylimit.py:DayLimit", params=[]), cwd=tmp_path,
+                              env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    # the backtest of the whole data (the window ends inside the session, which goes on there): its decisions in
+    # the window, and their fills there
+    hi = pl.lit(WINDOW[1]).str.to_datetime(time_zone="UTC")
+    result, signals = run_events(Market.from_bars(read_bars(data)), create(f"{tmp_path / 'daylimit.py'}:DayLimit", []),
+                                 trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    signals = signals.filter(pl.col("timestamp") < hi)
+    result = replace(result, fills=result.fills.filter(pl.col("timestamp") < hi))
+    assert [s["id"] for s in read_jsonl_records(tmp_path / "live_signals.jsonl")] == signals["id"].to_list()
+    waited = result.fills.join(signals.select(pl.col("id").alias("signal_id"), pl.col("timestamp").alias("placed")),
+                               on="signal_id").filter(pl.col("timestamp") - pl.col("placed") > pl.duration(minutes=2))
+    assert waited.height >= 3  # limits that worked on for minutes before they filled
+    live = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["status"] == "filled"}
+    for f in result.fills.iter_rows(named=True):
+        assert live[f["signal_id"]]["timestamp"][:16] == f"{f['timestamp']:%Y-%m-%dT%H:%M}", f

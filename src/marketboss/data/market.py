@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -59,6 +60,9 @@ class Market:
     close: np.ndarray
     volume: np.ndarray
     bars_per_year: float
+    # the data ends inside its last session (the live loop's history while the session goes on): that session's
+    # day orders work on past its last bar, instead of ending there as at a session's close
+    inside_last_session: bool = False
 
     @classmethod
     def from_bars(cls, bars: pl.DataFrame) -> Market:
@@ -88,7 +92,7 @@ class Market:
         # Every symbol at every time (sorted by time, then symbol): the column is the panel, row by row.
         complete = n == shape[0] * n_symbols and bool((sidx.reshape(shape) == np.arange(n_symbols)).all())
         cells = None if complete else tidx * n_symbols + sidx
-        arrays = {}
+        arrays: dict[str, Any] = {}  # (Any: beside the arrays, Market takes a flag)
         for f in FIELDS:
             # a copy in numpy's memory either way: writable, and large arrays get huge pages (fewer TLB misses)
             values = bars[f].cast(pl.Float64).to_numpy()
@@ -163,9 +167,12 @@ class Market:
     @cached_property
     def session_end(self) -> np.ndarray:
         """Per bar, the index of the last bar of its session (its New York date): where a day order placed on
-        that session expires."""
+        that session expires; past the data (n_times) for the last session's when the data ends inside it."""
         days = self.timestamps().dt.convert_time_zone("America/New_York").dt.date().to_physical().to_numpy()
-        return np.searchsorted(days, days, side="right") - 1
+        end = np.searchsorted(days, days, side="right") - 1
+        if self.inside_last_session and days.shape[0]:
+            end[days == days[-1]] = self.n_times
+        return end
 
     def symbol_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
@@ -179,7 +186,7 @@ class Market:
         present = ~np.isnan(self.close[:, cols])
         keep = present.any(axis=1)
         tidx, sidx = np.nonzero(present[keep])
-        arrays = {f: np.ascontiguousarray(getattr(self, f)[keep][:, cols]) for f in FIELDS}
+        arrays: dict[str, Any] = {f: np.ascontiguousarray(getattr(self, f)[keep][:, cols]) for f in FIELDS}
         times = self.times[keep]
         return Market(tuple(self.symbols[c] for c in cols), times,
                       bars_per_year=sessions_bars_per_year(times, tidx, sidx), **arrays)  # fmt: skip

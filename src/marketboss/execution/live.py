@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -409,7 +409,9 @@ class LiveLoop:
         if self.status.trading_from is None:
             self.status.trading_from = _iso(slot.start)
         if not self._history.is_empty() and bars.height:
-            frame, held = self._run_strategy(Market.from_bars(self._history))
+            # before the session's last bar its day orders work on: the history ends inside the session
+            market = replace(Market.from_bars(self._history), inside_last_session=not market_closes)
+            frame, held = self._run_strategy(market)
             if self._canceled and CANCELS in frame.columns:  # the stop's cancels, in the log (not sent: done)
                 self._log_signals(frame.filter(pl.col(CANCELS).is_in(list(self._canceled))
                                                & (pl.col("timestamp").dt.epoch("us") < slot.start)))  # fmt: skip
