@@ -77,9 +77,14 @@ class World:
 
 def world(prices: dict[str, list[float]], store: MemoryStore | None = None, **options: Any) -> World:
     """An engine over `prices` (one per day of DAYS), its clock at the first day's open."""
+    return world_of(daily_bars(prices), session_open(0), store, **options)
+
+
+def world_of(bars: pl.DataFrame, now: int, store: MemoryStore | None = None, **options: Any) -> World:
+    """An engine over these bars, its clock at `now`."""
     cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **{**FAST, **options})
-    market = MarketData(daily_bars(prices), sessions(), cfg.spread_bps)
+    market = MarketData(bars, sessions(), cfg.spread_bps)
     clock = MarketClock("stepped", sessions())
     store = store if store is not None else MemoryStore()
-    clock.set(session_open(0))
+    clock.set(now)
     return World(Engine(cfg, store, market, clock, sessions()), store, clock, market)

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from marketboss.local_broker.clock import MarketClock
-from marketboss.local_broker.config import BrokerConfig
-from marketboss.local_broker.engine import Engine
 from marketboss.local_broker.errors import ApiError
-from marketboss.local_broker.marketdata import MarketData
 from marketboss.local_broker.store import MemoryStore
-from tests.unit.local_broker_world import FAST, World, daily_bars, session_open, sessions, world
+from tests.unit.local_broker_world import World, daily_bars, session_open, sessions, world, world_of
 
 D = Decimal
 
@@ -218,21 +213,21 @@ def test_an_order_queued_at_the_close_fills_at_the_next_open_when_the_stepped_cl
     assert w.engine.step(0.002) == 0 and w.order(late.id).status == "accepted"  # no simulated time has passed
 
 
-def minute_world(store: MemoryStore) -> World:
-    """AAPL minute bars from DAYS[1]'s open: two flat at 100, then one opening at 96 (a gap), flat after."""
+MINUTE = 60_000_000
+
+
+def minute_bars(closes: dict[int, float]) -> pl.DataFrame:
+    """Flat AAPL bars at these minutes of DAYS[1]'s session (minute index -> price)."""
     start = datetime.fromtimestamp(session_open(1) / 1e6, UTC)
-    prices = [100.0, 100.0, 96.0, 96.0]
-    bars = pl.DataFrame({"symbol": "AAPL", "timestamp": [start + timedelta(minutes=i) for i in range(4)],
+    prices = list(closes.values())
+    return pl.DataFrame({"symbol": "AAPL", "timestamp": [start + timedelta(minutes=i) for i in closes],
                          "open": prices, "high": prices, "low": prices, "close": prices, "volume": 1000}
                         ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))  # fmt: skip
-    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
-    clock = MarketClock("stepped", sessions())
-    clock.set(session_open(1) + MINUTE)
-    market = MarketData(bars, sessions(), cfg.spread_bps)
-    return World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
 
 
-MINUTE = 60_000_000
+def minute_world(store: MemoryStore) -> World:
+    """AAPL minute bars from DAYS[1]'s open: two flat at 100, then one opening at 96 (a gap), flat after."""
+    return world_of(minute_bars({0: 100.0, 1: 100.0, 2: 96.0, 3: 96.0}), session_open(1) + MINUTE, store)
 
 
 @pytest.mark.parametrize("then", ["cancel", "release", "move_on"])
@@ -267,21 +262,12 @@ def test_an_order_placed_where_its_symbol_lacks_a_bar_fills_at_the_open_of_its_n
     """AAPL has no bar in the third minute (nothing traded): a market buy placed as the second ends waits for the
     fourth's open, where the backtest fills it (it filled at the second's close, the last price). A limit buy at 101
     placed there is not tested against that close either (it bought at 100): it buys at that open too."""
-    start = datetime.fromtimestamp(session_open(1) / 1e6, UTC)
-    opens = {0: 100.0, 1: 100.0, 3: 97.0}
-    bars = pl.DataFrame({"symbol": "AAPL", "timestamp": [start + timedelta(minutes=i) for i in opens],
-                         "open": list(opens.values()), "high": list(opens.values()), "low": list(opens.values()),
-                         "close": list(opens.values()), "volume": 1000}
-                        ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))  # fmt: skip
-    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
-    clock = MarketClock("stepped", sessions())
-    clock.set(session_open(1) + 2 * MINUTE)  # the second bar's end: no third bar starts
-    store, market = MemoryStore(), MarketData(bars, sessions(), cfg.spread_bps)
-    w = World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
+    # the clock at the second bar's end: no third bar starts
+    w = world_of(minute_bars({0: 100.0, 1: 100.0, 3: 97.0}), session_open(1) + 2 * MINUTE)
     buy = w.submit(symbol="AAPL", side="buy", qty="5", type="market", time_in_force="day")
     limit = w.submit(symbol="AAPL", side="buy", qty="5", type="limit", limit_price="101", time_in_force="day")
     assert w.engine.step(0.0) == 0 and w.order(buy.id).status == w.order(limit.id).status == "accepted"
-    clock.set(session_open(1) + 3 * MINUTE + MINUTE // 2)
+    w.clock.set(session_open(1) + 3 * MINUTE + MINUTE // 2)
     assert w.engine.step(0.0) == 2
     for o in (buy, limit):
         assert (w.order(o.id).filled_avg_price, w.order(o.id).filled_at) == (D(97), session_open(1) + 3 * MINUTE)
@@ -293,14 +279,10 @@ def test_a_day_order_waiting_for_its_symbols_next_bar_works_through_that_bars_se
     live on the symbol's next bar and ends with that bar's session (it expired at the third's close)."""
     bars = daily_bars({"AAPL": [100.0, 101.0, 102.0, 103.0, 104.0]}).filter(
         pl.col("timestamp") != pl.col("timestamp").sort().get(2))  # fmt: skip
-    cfg = BrokerConfig(data=Path("bars.jsonl"), db=Path("broker.sqlite"), **FAST)
-    clock = MarketClock("stepped", sessions())
-    clock.set(sessions().next_close(session_open(1)))
-    store, market = MemoryStore(), MarketData(bars, sessions(), cfg.spread_bps)
-    w = World(Engine(cfg, store, market, clock, sessions()), store, clock, market)
+    w = world_of(bars, sessions().next_close(session_open(1)))
     o = w.submit(symbol="AAPL", side="buy", qty="5", type="market", time_in_force="day")
     assert w.go(2) == 0
-    clock.set(sessions().next_close(session_open(2)) + 1)
+    w.clock.set(sessions().next_close(session_open(2)) + 1)
     assert w.engine.step(0.0) == 0 and w.order(o.id).status == "accepted"  # the third day's close: still working
     assert w.go(3) == 1
     assert (w.order(o.id).filled_avg_price, w.order(o.id).filled_at) == (D(103), session_open(3))

@@ -942,10 +942,10 @@ class Executor:
                 self.replay.through(sig)
             else:
                 self._exits_at_the_close(sig, journal, trades_log, equity_log)
-            if sig.action != "CANCEL" and not self.replay.before(sig):  # sent, it would trade at an earlier bar's time
-                self._record(trades_log, sig, "expired", reason=f"no later bar of {sig.symbol} in the replay's data "
-                             "to fill it at (the backtest's expiry too)", at=sig.timestamp)  # fmt: skip
-                return
+                if not self.replay.before(sig):  # sent, it would trade at an earlier bar's time
+                    self._record(trades_log, sig, "expired", reason=f"no later bar of {sig.symbol} in the replay's "
+                                 "data to fill it at (the backtest's expiry too)", at=sig.timestamp)  # fmt: skip
+                    return
             if self.working:  # what the clock's move ended is recorded first, and counts in the account
                 self._follow_working(journal, trades_log, equity_log, poll=True)
         if sig.action == "CANCEL":
