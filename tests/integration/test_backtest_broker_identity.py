@@ -368,3 +368,25 @@ def test_a_trailing_exit_of_an_entry_filled_inside_a_bar_trails_from_that_bars_c
         ("AAA", day[2], "BUY", 10.0, None, 101.0), ("AAA", day[4], "SELL", 10.0, "trailing_stop", 95.475),
         ("BBB", day[2], "BUY", 10.0, None, 101.0), ("BBB", day[4], "SELL", 10.0, "trailing_stop", 100.7),
     ]  # fmt: skip
+
+
+def test_a_bracket_entry_whose_next_open_gaps_through_its_stop_trades_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """AAA's bracketed buy (stop-loss 95, take-profit 110) is decided at day 1's close, 100; day 2 opens at 90,
+    through the stop. The live loop sends it at that close, where Alpaca takes it (the stop is under the last
+    price); it buys at the open and its stop-loss sells there, as in the backtest. BBB's, the same on a day 2 that
+    opens at 112, through the take-profit: bought and sold at the open. Before, the replay sent both at day 2's
+    open, where the broker refused them: a stop-loss over the price (a take-profit under it) cannot be placed."""
+    flat = (100.0, 100.5, 99.5, 100.0)
+    paths = {"AAA": [flat, flat, *[(90.0, 90.5, 89.5, 90.0)] * 3],
+             "BBB": [flat, flat, *[(112.0, 112.5, 111.5, 112.0)] * 3]}
+    bars = pl.concat([daily_bars(sym, path) for sym, path in paths.items()]).sort("timestamp", "symbol")
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, sym, 1, "BUY", stop_loss=95.0, take_profit=110.0) for sym in paths]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
+    assert paper == backtest == [
+        ("AAA", day[2], "BUY", 10.0, None, 90.0), ("AAA", day[2], "SELL", 10.0, "stop_loss", 90.0),
+        ("BBB", day[2], "BUY", 10.0, None, 112.0), ("BBB", day[2], "SELL", 10.0, "take_profit", 112.0),
+    ]  # fmt: skip

@@ -80,6 +80,29 @@ def test_a_brackets_legs_cancel_each_other() -> None:
     assert w.order(sl.id).filled_qty == 0
 
 
+def test_a_bracket_is_checked_against_the_last_trade_before_it_the_close_before_a_bars_open() -> None:
+    """Alpaca's rule: a buy's stop-loss at least a tick under the base price (the last trade), its take-profit a
+    tick over. Placed at day 1's open (a gap from 100 to 90), the last trade is day 0's close: a stop at 95 is
+    taken and trades at that open, as the live loop's bracket sent at the close does. Inside the day, at 90, the
+    same bracket is refused; so is one whose take-profit is not over 100 at the open."""
+    w = world({"AAPL": [100.0, 90.0, 90.0, 90.0, 90.0]})
+    bracket = {"symbol": "AAPL", "side": "buy", "qty": "10", "type": "market", "time_in_force": "gtc",
+               "order_class": "bracket", "take_profit": {"limit_price": "110"}, "stop_loss": {"stop_price": "95"}}
+    w.clock.set(session_open(1))
+    with pytest.raises(ApiError, match=r"take_profit.limit_price must be >= base_price \+ 0.01 \(base_price 100\)"):
+        w.submit(**{**bracket, "take_profit": {"limit_price": "100"}})
+    parent = w.submit(**bracket)
+    w.engine.step(0.0)
+    w.clock.set(session_open(1) + 60_000_000)
+    with pytest.raises(ApiError, match=r"stop_loss.stop_price must be <= base_price - 0.01 \(base_price 90\)"):
+        w.submit(**bracket)
+    w.go(2)  # day 1 complete, its path known: the stop-loss traded at its open
+    tp, sl = w.engine.legs_of(parent.id)
+    assert (w.order(parent.id).filled_avg_price, w.order(sl.id).filled_avg_price) == (D(90), D(90))
+    assert (w.order(sl.id).filled_at, w.order(tp.id).status) == (session_open(1), "canceled")
+    assert w.engine.account.positions == {}
+
+
 def test_cancelling_a_leg_cancels_its_sibling_and_an_unfilled_parent_takes_its_legs() -> None:
     w = world({"AAPL": [100.0] * 5})
     bracket = {"order_class": "bracket", "take_profit": {"limit_price": "110"}, "stop_loss": {"stop_price": "90"}}

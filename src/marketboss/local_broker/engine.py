@@ -111,8 +111,8 @@ class Engine:
         intent, reserve_price = self._admit(req, quote, now, None)
         if req.order_class == "oco" and intent.endswith("_to_open"):
             raise forbidden("oco orders must exit an existing position")
-        if req.order_class in ("bracket", "oto"):
-            _check_bracket(req, quote)
+        if req.order_class in ("bracket", "oto"):  # at a bar's open, against the close before it
+            _check_bracket(req, self.market.quote_at(self.market.price_before(req.symbol, now)))
         expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
         mark = self._trailing_mark(req.symbol, now) if req.type == "trailing_stop" else None
         with self._atomic():

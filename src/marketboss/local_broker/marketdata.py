@@ -195,6 +195,12 @@ class MarketData:
         frac = (t - start) / (end - start)
         return s.opens[i] + (s.closes[i] - s.opens[i]) * frac
 
+    def price_before(self, symbol: str, t: int) -> float:
+        """The last price before t: at a bar's first instant, the close before it (its open trades at or after an
+        order placed then, which Alpaca checks against the last trade: the live loop's, sent at that close)."""
+        p = self.price(symbol, t - 1)
+        return self.reference_price(symbol, t) if p is None else p
+
     def between_bars(self, symbol: str, t: int) -> bool:
         """Whether t falls after one of the symbol's bars ends and before its next starts (a minute, or a day,
         without a trade of it)."""
