@@ -420,6 +420,22 @@ def test_a_replay_day_the_broker_cannot_replay_is_one_line(tmp_path: Path, day: 
         f"{day} is not", f"'{day}' is not")  # fmt: skip
 
 
+def test_a_timeframe_finer_than_the_local_brokers_bars_is_one_line_before_its_clock_moves(tmp_path: Path) -> None:
+    """Daily bars cannot make minute bars: said as the live loop's error (before: the bars request's `HTTP 400:
+    timeframe 1Min is finer than ...`), and the broker's clock is left where it was."""
+    data = tmp_path / "daily.jsonl"
+    write_bars(synth_bars(SYMBOLS, "2024-05-01", "2024-06-28", "1Day", seed=5), data)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        before = httpx.get(f"{lb.base_url}/admin/clock", headers=lb.headers, timeout=10).json()["timestamp"]
+        cmd = _live_daily(tmp_path / "out", lb, "ma_crossover", list(SYMBOLS), "2024-06-10T20:00:00Z")
+        cmd[cmd.index("--timeframe") + 1] = "5Min"
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=120)
+        after = httpx.get(f"{lb.base_url}/admin/clock", headers=lb.headers, timeout=10).json()["timestamp"]
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --timeframe 5Min: the local broker replays ")
+    assert "of 1Day, which make no 5Min bars: pass --timeframe 1Day" in proc.stderr and proc.stderr.count("\n") == 1
+    assert after == before and not (tmp_path / "out").exists()
+
+
 def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_against_the_strategy(
     tmp_path: Path,
 ) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, time
 
+import numpy as np
 import polars as pl
 import pytest
 
-from marketboss.data.calendar import Timeframe, bar_times
+from marketboss.data.calendar import Timeframe, bar_grid, bar_times, start_of_last_bars
 from marketboss.data.schema import LINE, validation_errors
 from marketboss.data.synth import symbols_from, synth_bars
 from marketboss.errors import MarketBossError
@@ -31,6 +32,23 @@ def test_black_friday_half_day_ends_at_13_00(tf: str, last: time, count: int) ->
     assert df["ny"].dt.time().min() == time(9, 30)
     assert df["ny"].dt.time().max() == last
     assert len(df) == count
+
+
+@pytest.mark.parametrize(("tf", "n", "at", "first"), [
+    ("1Day", 500, "2024-07-01T13:30", "2022-07-05"),  # 1 July in progress; the holidays between skipped
+    ("1Min", 500, "2024-12-02T14:30", "2024-11-27T11:10"),  # Black Friday's 210 minutes, 290 of the 27th's 390
+    ("1Hour", 10, "2024-12-02T14:30", "2024-11-27T10:30"),  # Friday's 4 hours (its last a half), 6 of Wednesday's 7
+])  # fmt: skip
+def test_start_of_last_bars_counts_n_bars_of_the_grid_back(tf: str, n: int, at: str, first: str) -> None:
+    """Where the live loop's warm-up of n bars begins: n bars of the grid closed by then, holidays and early
+    closes counted (a span of n x 7/5 calendar days fell short of 500 daily bars by the holidays in it: 483)."""
+    t = np.datetime64(at, "us")
+    timeframe = Timeframe.parse(tf)
+    start = np.datetime64(start_of_last_bars(int(t.astype(np.int64)), n, timeframe), "us")
+    starts, ends = bar_grid("2022-01-01", at[:10], timeframe)
+    assert int(((starts >= start) & (ends <= t)).sum()) == n
+    ny = pl.Series([start.astype(np.int64)]).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone("America/New_York")
+    assert ny.dt.strftime("%Y-%m-%dT%H:%M" if len(first) > 10 else "%Y-%m-%d")[0] == first
 
 
 def test_intraday_bars_stay_inside_regular_hours() -> None:

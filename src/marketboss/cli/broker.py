@@ -114,7 +114,8 @@ def serve(
 
     Keys: --key-id / --secret-key, or the environment variables MARKETBOSS_BROKER_KEY_ID and
     MARKETBOSS_BROKER_SECRET_KEY. Admin endpoints (same keys): GET/POST /admin/clock (read or move the simulated
-    time), GET/POST /admin/faults (fault injection at run time), GET /admin/state."""
+    time), GET/POST /admin/faults (fault injection at run time), GET /admin/state, GET/POST /admin/streams (the
+    websocket connections: count them, drop them, refuse new ones)."""
     import uvicorn
     from pydantic import ValidationError
 

@@ -130,6 +130,13 @@ def live(
         # the stream's bars: Alpaca's are minute bars, the local broker's its data's own
         view = clock_view(conn.broker.base_url, conn.key_id, conn.secret_key) if conn.mode == "local" else {}
         stream_bars = Timeframe.parse(view.get("data_timeframe", "1Min"))
+        wanted = Timeframe.parse(cfg.timeframe)
+        finer = not wanted.is_daily and (stream_bars.is_daily or wanted.minutes < stream_bars.minutes)
+        if conn.mode == "local" and finer:
+            raise MarketBossError(
+                f"--timeframe {wanted}: the local broker replays {conn.local_data or 'bars'} of {stream_bars}, which "
+                f"make no {wanted} bars: pass --timeframe {stream_bars}, --data with bars of {wanted} or finer, or "
+                "Alpaca credentials (APCA_API_KEY_ID, APCA_API_SECRET_KEY) for its stream")  # fmt: skip
         if conn.mode == "local" and (replay_from or not broker_url):
             replay = ReplayClock(conn.broker.base_url, conn.key_id, conn.secret_key, speed)
             past = replay.begin(replay_from) if replay_from else None

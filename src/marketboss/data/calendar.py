@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -95,6 +95,19 @@ def bar_grid(start: date | str, end: date | str, timeframe: Timeframe) -> tuple[
     if timeframe.is_daily:
         return times, closes
     return times, np.minimum(times + np.timedelta64(timeframe.minutes, "m"), closes)
+
+
+def start_of_last_bars(t_us: int, n: int, timeframe: Timeframe) -> int:
+    """The start (epoch us) of the n-th last bar of the timeframe's grid closed by t_us: where n bars of history
+    begin, the exchange's holidays and early closes counted (the calendar's first bar when it has fewer)."""
+    per_day = 1 if timeframe.is_daily else max(1, 390 // timeframe.minutes)
+    day = pd.Timestamp(t_us, unit="us", tz="UTC").tz_convert(NY).date()
+    lo = day - timedelta(days=int(n / per_day * 7 / 5 * 1.5) + 10)  # n sessions' bars and more
+    starts, ends = bar_grid(lo, day, timeframe)
+    closed = starts[ends <= np.datetime64(t_us, "us")]
+    if not closed.shape[0]:
+        return t_us
+    return int(closed[max(closed.shape[0] - n, 0)].astype(np.int64))
 
 
 def is_session(day: date | str) -> bool:

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.bars import BarStream, LiveBar
-from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule
+from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule, start_of_last_bars
 from marketboss.data.grid import OHLCV, fetch_timeframe, on_grid
 from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.market import Market
@@ -383,8 +383,7 @@ class LiveLoop:
             log.info("live_session_restarted", began=_iso(since), why="longer than the history a restart fetches")
             since = self.status.trading_from = None  # it trades from this run's first bar (intended.py's case)
         first = now if since is None else min(since, now)
-        days = int(self.cfg.warmup_bars / per_day * 7 / 5) + 5
-        start = first - days * 86_400 * US
+        start = start_of_last_bars(first, self.cfg.warmup_bars, self.tf)
         bars = self._fetch(self.symbols, start, now)
         us = pl.col("timestamp").dt.epoch("us")
         bars = bars.filter(us < self._next_slot(now - 1).start)
