@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
+from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import run_backtest
+from marketboss.data.io import write_bars, write_jsonl
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.execution.reconcile import compare_backtest_paper
 from marketboss.execution.slippage import slippage_bps
-from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA
+from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA, write_signals
 from marketboss.strategies.registry import create
+from tests.unit.cli_app import cli
 
 SLIP_BPS = 10.0
 
@@ -148,3 +153,31 @@ def test_the_backtest_stops_where_the_paper_logs_end(daily_bars: pl.DataFrame) -
     assert run_backtest(bars, signals).fills["leg"].to_list() == [None, "stop_loss"]  # on the bars as they go on
     s = compare_backtest_paper(bars, signals, trades, equity).summary
     assert s["missed_in_paper"] == 0 and s["backtest_fills"] == s["paper_fills"] == 1
+
+
+def test_reconcile_fractional_sizes_the_backtests_weights_as_the_paper_run_did(
+    daily_bars: pl.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A paper run with --fractional bought fractions of a share for its target weights: `reconcile --fractional`
+    backtests them so, and no fill shows at another quantity; without it, the backtest's whole shares differ from
+    every one of paper's."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20, "sizing": "weight", "weight": 0.3}).signals(
+        Market.from_bars(daily_bars))  # fmt: skip
+    bt = run_backtest(daily_bars, signals, BacktestConfig(fractional=True))
+    trades = bt.fills.select("timestamp", "signal_id", "symbol", pl.col("side").str.to_uppercase(), "qty",
+                             pl.col("price").alias("filled_price"), pl.lit("filled").alias("status"),
+                             pl.lit(0.0).alias("commission"))  # fmt: skip
+    assert (trades["qty"] != trades["qty"].floor()).all()
+    paths = {name: tmp_path / f"{name}.jsonl" for name in ("bars", "signals", "trades", "equity")}
+    write_bars(daily_bars, paths["bars"])
+    write_signals(paths["signals"], signals)
+    write_jsonl(paths["trades"], trades.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%SZ")).to_dicts())
+    start = {"timestamp": "2022-01-03T00:00:00Z", "portfolio_value": 100_000.0, "cash": 100_000.0}
+    write_jsonl(paths["equity"], [start])
+    args = [f"--{name if name != 'bars' else 'data'}={path}" for name, path in paths.items()]
+    counts: dict[str, int] = {}
+    for flag in ("--fractional", "--no-fractional"):
+        assert cli("reconcile", *args, flag, "--show-trades", "0") == 0
+        out = capsys.readouterr().out
+        counts[flag] = int(next(ln for ln in out.splitlines() if "another quantity" in ln).split("│")[3])
+    assert counts == {"--fractional": 0, "--no-fractional": trades.height}

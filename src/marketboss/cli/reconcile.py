@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from marketboss.cli.common import (
+    FractionalOpt,
     StopLossOpt,
     TakeProfitOpt,
     TrailOpt,
@@ -28,6 +29,7 @@ def reconcile(
     stop_loss_pct: float = StopLossOpt,  # the paper run's exits, so that the backtest trades the same ones
     take_profit_pct: float = TakeProfitOpt,
     trail_percent: float = TrailOpt,
+    fractional: bool = FractionalOpt,  # the paper run's sizing, so that the backtest's weights buy the same way
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
     from marketboss.backtest.costs import BacktestConfig, Costs
@@ -43,7 +45,7 @@ def reconcile(
         read_signals_frame(signals or s.signals),
         read_paper_trades(trades or s.paper_trades),
         read_paper_equity(equity or s.paper_equity),
-        BacktestConfig(costs=Costs(commission=commission, slippage_bps=slippage_bps)),
+        BacktestConfig(costs=Costs(commission=commission, slippage_bps=slippage_bps), fractional=fractional),
         exits,
     )
     m = cmp.summary
