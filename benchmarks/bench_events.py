@@ -22,6 +22,11 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
+Session 23 (the run unchanged), defaults and --repeat 9, load 0.2: 1 x 1,000,000 bars compiled 0.030 s, 160.4x
+(backtesting.py 4.77 s), plain 0.36 s, 13.3x; daily compiled 2.6 ms, 89.8x (backtesting.py 0.24 s), plain 0.012 s,
+19.0x; time_trailing_stop compiled 0.014 s, 49.2x, plain 0.105 s, 6.7x. The million bars alone in a process: 18.8
+ms; after backtesting.py's run in it, 30-33 ms, ~3,200 page faults a run (1,490 in the indicators, 1,690 marking
+the equity; alone: 1-2), with or without mallopt(M_MMAP_THRESHOLD): not glibc's threshold.
 Session 22 (the run unchanged; backtesting.py ran faster on this machine: 4.1-4.2 s on the million bars, against
 5.0-5.1), defaults and --repeat 9, load 0.9-1.3: 1 x 1,000,000 bars compiled 0.025-0.027 s, 152-161x, plain 0.32 s,
 12.8-13.0x; daily compiled 2.3 ms, 85.5-88.9x (backtesting.py 0.20 s), plain 0.010 s, 19.4-20.1x;
@@ -84,7 +89,7 @@ indicators 3.3 ms (RSI on 1.5 million bars at 2 ns a bar, the causality check's 
 kernel 3.7 ms; calling on_bar with its six history views 1.5 ms), the result 4.7 ms (marking the equity on every
 bar 3.6 ms), the signals frame 2.2 ms. In the benchmark the same run takes 0.025-0.026 s: once backtesting.py has
 run in the process, every run faults ~3,200 pages of its new arrays in (the indicators 1,365, the result tables
-1,818: 3-6 ms more each; alone: none), as glibc no longer keeps the freed memory between runs. """
+1,818: 3-6 ms more each; alone: none): the process's memory, not the run, differs (session 23 above). """
 
 from __future__ import annotations
 
