@@ -9,6 +9,7 @@ import pytest
 
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
+from marketboss.ml.registry import METADATA
 from tests.unit.cli_app import cli
 
 FAST = ["--param", "num_boost_round=20", "--param", "min_data_in_leaf=20"]
@@ -79,3 +80,17 @@ def test_training_ridge_on_a_parquet_file_gives_the_same_data_hash(
     assert metas[0]["data_sha256"] == metas[1]["data_sha256"] and metas[0]["model_type"] == "ridge"
     assert metas[0]["metrics"] == metas[1]["metrics"]
     assert set(metas[0]["feature_importance"]) == {"coefficient", "permutation"}
+
+
+def test_several_models_without_a_name_say_where_each_command_takes_one(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`retrain` (and the scheduler's retrain job, and the ml strategy) with two models and no name: the error says
+    where a name goes, schedule.toml's field included (it said only "choose one by name")."""
+    for name in ("demo", "research"):
+        (workdir / "models" / name / "v1").mkdir(parents=True)
+        (workdir / "models" / name / "v1" / METADATA).write_text("{}")
+    assert cli("retrain") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: models holds several models (demo, research): choose one by name (--name NAME;")
+    assert '[retrain] model = "NAME"' in err and err.count("\n") == 1
