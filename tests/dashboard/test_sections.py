@@ -176,7 +176,8 @@ def test_signals_tables_are_paged(dash: Dash, demo: Demo, tmp_path: Path) -> Non
     page = at.number_input(key="signals_page")
     page.set_value(3).run()
     table = section(at, "signals").dataframe[0].value
-    assert table["id"].tolist() == many.sort("timestamp", maintain_order=True)["id"].to_list()[1000:1164]
+    assert table["id"].tolist() == many.sort("timestamp", maintain_order=True)["id"].to_list()[1000:1500]
+    assert 1000 < many.height < 1500  # the third page: a part of one
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed"])
@@ -460,7 +461,7 @@ def test_comparison_shows_compare_backtest_paper(dash: Dash, demo: Demo) -> None
     assert bt["Max Drawdown"] == display.pct(s["backtest_max_drawdown_pct"])
     assert bt["Win rate"] == display.pct(s["backtest_win_rate_pct"])
     assert paper["Return %"] == display.pct(s["paper_return_pct"]) and paper["P&L $"] == display.money(cmp.paper["pnl"])
-    assert paper["Status"] == s["status"] == "✅ Positive"
+    assert paper["Status"] == s["status"] == "⚠️ Below Initial"  # the demo's 40 signals lose a little
     assert paper["Win rate"] == display.pct(s["paper_win_rate_pct"]) != display.NA
     assert both["Return difference"] == display.pct(s["return_difference_pct"])
     slip = both["Avg slippage vs backtest fill (bps)"]

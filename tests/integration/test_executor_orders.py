@@ -204,7 +204,7 @@ def crash_before_the_first_record(ex: Executor) -> None:
 
 def test_a_trailing_exit_is_placed_for_the_filled_quantity_after_the_entry(tmp_path: Path) -> None:
     data, bars = gap_bars(tmp_path)
-    sig = signal(bars, "JPM", 2, trail_percent=30.0)
+    sig = signal(bars, "JPM", 2, trail_percent=40.0)  # JPM falls 30% from its high by the end: it holds
     with broker(tmp_path, data) as lb:
         executor(tmp_path, lb, write(tmp_path, [sig]), data).run()
         entry = by_coid(lb, sig)
@@ -212,7 +212,7 @@ def test_a_trailing_exit_is_placed_for_the_filled_quantity_after_the_entry(tmp_p
     assert entry.order_class == "simple" and entry.status == "filled" and entry.legs == ()
     assert trail is not None
     assert (trail.type, trail.side, trail.qty, trail.time_in_force, trail.trail_percent) == (
-        "trailing_stop", "sell", 10, "gtc", 30.0)  # fmt: skip
+        "trailing_stop", "sell", 10, "gtc", 40.0)  # fmt: skip
     assert trail.status in ("new", "accepted")
 
 

@@ -44,7 +44,7 @@ class ScaleIn(EventStrategy[EventParams]):
 
 
 def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -> None:
-    write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-03-28", "1Day", seed=7),
+    write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-03-28", "1Day", seed=10),
                tmp_path / "data" / "market_data.jsonl")  # fmt: skip
     (tmp_path / "scale_in.py").write_text(STRATEGY)
     _marketboss(tmp_path, "signals", "generate", "--strategy", "scale_in.py:ScaleIn", "--data",

@@ -68,6 +68,19 @@ def test_bars_are_valid_and_deterministic_and_per_symbol_stable() -> None:
     assert not other.equals(a)
 
 
+@pytest.mark.parametrize(("tf", "end", "later"), [("1Day", "2022-12-30", "2026-12-04"),
+                                                  ("1Min", "2024-03-05", "2024-03-08")])  # fmt: skip
+def test_a_later_end_only_adds_bars(tf: str, end: str, later: str) -> None:
+    """The same seed and start give the same bars on the same dates, whatever the end: the scheduler's refresh
+    (`data synth --end <today>`) extends the history a paper account traded on. Before, every draw depended on
+    the number of bars: in the demo's data (from 2020), AAPL closed 2021-04-01 at 311.33 to the end of 2024, at
+    24.01 to 2026-12-06, and the refresh's paper job filled the demo account's stops there."""
+    start = "2021-01-01" if tf == "1Day" else "2024-03-04"
+    short = synth_bars(["AAPL", "MSFT"], start, end, tf, seed=7)
+    long = synth_bars(["AAPL", "MSFT"], start, later, tf, seed=7)
+    assert long.height > short.height and long.head(short.height).equals(short)
+
+
 def test_regimes_make_both_trends_and_reversion() -> None:
     df = synth_bars(symbols_from("10"), "2015-01-01", "2024-12-31", "1Day", seed=7)
     rets = df.with_columns(pl.col("close").log().diff().over("symbol").alias("r")).drop_nulls("r")

@@ -138,18 +138,19 @@ def test_the_backtest_stops_where_the_paper_logs_end(daily_bars: pl.DataFrame) -
     the day after it the price falls through the stop-loss. Paper never traded that day, so the backtest does not
     either: nothing missed (before, the window took each symbol's next bar, and the stop's fill there counted as
     missed in paper)."""
-    bars = daily_bars.filter(pl.col("symbol") == daily_bars["symbol"][0]).head(12)
-    days = bars["timestamp"]
-    stop = float(bars["low"][7]) + 0.01  # inside day 7's range: its low goes through it
-    assert float(bars["open"][7]) > stop and float(bars[3:7]["low"].min()) > stop  # type: ignore[arg-type]
+    bars = daily_bars.filter(pl.col("symbol") == daily_bars["symbol"][0]).head(60)
+    days, low, open_ = bars["timestamp"], bars["low"].to_numpy(), bars["open"].to_numpy()
+    # the first day from 5 on whose low is the lowest since day 3 and which opened above it: the stop's day
+    d = next(d for d in range(5, 60) if low[d] + 0.01 < min(open_[d], low[3:d].min()))
+    stop = float(low[d]) + 0.01  # inside day d's range: its low goes through it
     row = {"id": "sig-a", "timestamp": days[2], "symbol": bars["symbol"][0], "action": "BUY", "quantity": 10.0,
            "strategy": "s", "price": bars["close"][2], "stop_loss": stop}
     signals = pl.DataFrame([row], schema={**SIGNAL_SCHEMA, **ORDER_SCHEMA})
-    entry = run_backtest(bars.head(7), signals).fills  # the entry alone: paper stopped after day 6
+    entry = run_backtest(bars.head(d), signals).fills  # the entry alone: paper stopped after day d - 1
     assert entry.height == 1
     trades = entry.select("timestamp", "signal_id", "symbol", pl.col("side").str.to_uppercase(), "qty",
                           pl.col("price").alias("filled_price"), pl.lit("filled").alias("status"), "commission")
-    equity = pl.DataFrame({"timestamp": days[:7], "cash": [100_000.0] * 7, "portfolio_value": [100_000.0] * 7})
+    equity = pl.DataFrame({"timestamp": days[:d], "cash": [100_000.0] * d, "portfolio_value": [100_000.0] * d})
     assert run_backtest(bars, signals).fills["leg"].to_list() == [None, "stop_loss"]  # on the bars as they go on
     s = compare_backtest_paper(bars, signals, trades, equity).summary
     assert s["missed_in_paper"] == 0 and s["backtest_fills"] == s["paper_fills"] == 1

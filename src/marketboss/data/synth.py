@@ -1,8 +1,10 @@
 """Seeded synthetic OHLCV on the real NYSE calendar: the embedded default data.
 
 Each symbol moves through regimes (trending, mean-reverting, volatile) held for weeks at a time, so that
-trend and reversion strategies both have something to find. Symbol i draws from its own stream of the
-seed, so adding symbols never changes the ones already there.
+trend and reversion strategies both have something to find. Symbol i draws from its own streams of the
+seed, so adding symbols never changes the ones already there; each of its random quantities (regime lengths,
+regimes, shocks, gaps, wicks, volume) from a stream of its own, one draw a bar (or session) in time order, so
+that a later --end only adds bars: those of the same dates stay the same.
 """
 
 from __future__ import annotations
@@ -82,15 +84,30 @@ def synth_bars(
     per_session = np.bincount(session)[session]
     u = np.where(per_session > 1, pos / np.maximum(per_session - 1, 1), 0.5)
     frames = [
-        _one_symbol(sym, np.random.default_rng([seed, i]), times, new_session, dt, bar_frac, u, tf.is_daily)
+        _one_symbol(sym, _Streams(seed, i), times, new_session, dt, bar_frac, u, tf.is_daily)
         for i, sym in enumerate(symbols)
     ]
     return pl.concat(frames).sort("timestamp", "symbol")
 
 
+class _Streams:
+    """Symbol i's random streams: one per quantity, each drawn once a bar (or a session) from the first."""
+
+    def __init__(self, seed: int, i: int):
+        self._seed = (seed, i)
+
+    def __getattr__(self, name: str) -> np.random.Generator:
+        rng = np.random.default_rng([*self._seed, _STREAMS.index(name)])
+        setattr(self, name, rng)
+        return rng
+
+
+_STREAMS = ("start", "lengths", "regimes", "shocks", "gaps", "high", "low", "volume")
+
+
 def _one_symbol(
     symbol: str,
-    rng: np.random.Generator,
+    rng: _Streams,
     times: np.ndarray,
     new_session: np.ndarray,
     dt: np.ndarray,
@@ -102,28 +119,28 @@ def _one_symbol(
     sessions_so_far = np.cumsum(new_session)
     n_sessions = int(sessions_so_far[-1])
     # Regimes change only at session boundaries, after geometric durations.
-    lengths = rng.geometric(1.0 / MEAN_REGIME_DAYS, size=n_sessions)
-    per_session_regime = np.repeat(rng.choice(4, size=len(lengths), p=REGIME_P), lengths)[:n_sessions]
+    lengths = rng.lengths.geometric(1.0 / MEAN_REGIME_DAYS, size=n_sessions)
+    per_session_regime = np.repeat(rng.regimes.choice(4, size=len(lengths), p=REGIME_P), lengths)[:n_sessions]
     regime = per_session_regime[sessions_so_far - 1].astype(np.int64)
-    shocks = rng.standard_t(df=5, size=n) * np.sqrt(3 / 5)  # fat tails, unit variance
-    p0 = np.log(rng.uniform(20, 400))
+    shocks = rng.shocks.standard_t(df=5, size=n) * np.sqrt(3 / 5)  # fat tails, unit variance
+    p0 = np.log(rng.start.uniform(20, 400))
     log_close = regime_log_prices(p0, shocks, regime, DRIFT, VOL, KAPPA, dt)
     sigma_bar = VOL[regime] * np.sqrt(dt)
     prev_close = np.concatenate(([p0], log_close[:-1]))
     # Opens gap from the previous close: overnight at a session's first bar, a tick within a session.
     overnight = 0.35 * VOL[regime] / np.sqrt(TRADING_DAYS)
     gap_scale = 0.25 * sigma_bar if daily else np.where(new_session, overnight, 0.1 * sigma_bar)
-    log_open = prev_close + gap_scale * rng.standard_normal(n)
-    hi_ext = np.abs(rng.standard_normal(n)) * 0.5 * sigma_bar
-    lo_ext = np.abs(rng.standard_normal(n)) * 0.5 * sigma_bar
+    log_open = prev_close + gap_scale * rng.gaps.standard_normal(n)
+    hi_ext = np.abs(rng.high.standard_normal(n)) * 0.5 * sigma_bar
+    lo_ext = np.abs(rng.low.standard_normal(n)) * 0.5 * sigma_bar
     open_ = np.exp(log_open)
     close = np.exp(log_close)
     high = np.maximum(open_, close) * np.exp(hi_ext)
     low = np.minimum(open_, close) * np.exp(-lo_ext)
     move = np.abs(log_close - log_open) / np.maximum(sigma_bar, 1e-12)
-    base = rng.uniform(2e6, 3e7) * bar_frac
+    base = rng.start.uniform(2e6, 3e7) * bar_frac
     shape = 1.0 + 1.5 * (2 * u - 1) ** 2
-    volume = np.round(base * shape * np.exp(0.3 * rng.standard_normal(n)) * (0.6 + 0.4 * move)).astype(np.int64)
+    volume = np.round(base * shape * np.exp(0.3 * rng.volume.standard_normal(n)) * (0.6 + 0.4 * move)).astype(np.int64)
     return pl.DataFrame(
         {
             "timestamp": pl.Series(times).dt.replace_time_zone("UTC"),

@@ -1174,8 +1174,12 @@ class Executor:
         commission, after, legs = 0.0, None, []
         if first is not None:  # a flip: its closing order and the rest, one record
             commission = self._commission(first) + self._commission(order)
+            rest = order
             order = _both(first, order)
             status = "filled" if order.filled_qty >= intent.qty else "partially_filled"
+            if status == "partially_filled" and reason is None:  # the rest ended short (canceled at the stop ...)
+                reason = (f"a flip: its close ({first.filled_qty:g}) filled, its rest {rest.status} with "
+                          f"{rest.filled_qty:g} of {intent.qty - intent.closes:g} filled")
         if order.filled_qty > 0:
             if intent.legs and req.order_class != "simple" and not order.legs:  # found by client id: no legs
                 order_id = order.id
