@@ -24,7 +24,10 @@ Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N]
 
 Session 23 (the run unchanged), defaults and --repeat 9, load 0.2: 1 x 1,000,000 bars compiled 0.030 s, 160.4x
 (backtesting.py 4.77 s), plain 0.36 s, 13.3x; daily compiled 2.6 ms, 89.8x (backtesting.py 0.24 s), plain 0.012 s,
-19.0x; time_trailing_stop compiled 0.014 s, 49.2x, plain 0.105 s, 6.7x. The million bars alone in a process: 18.8
+19.0x; time_trailing_stop compiled 0.014 s, 49.2x, plain 0.105 s, 6.7x. Again after `data synth` became stable in
+its end (new synthetic bars for the daily and time_trailing jobs; the million bars are their own random walk), load
+0.3: 1 x 1,000,000 bars compiled 0.021 s, 199.3x (backtesting.py 4.12 s), plain 13.1x; daily 77.2x (246 trades),
+plain 17.8x; time_trailing_stop 49.1x, plain 7.1x. The million bars alone in a process: 18.8
 ms; after backtesting.py's run in it, 30-33 ms, ~3,200 page faults a run (1,490 in the indicators, 1,690 marking
 the equity; alone: 1-2), with or without mallopt(M_MMAP_THRESHOLD): not glibc's threshold.
 Session 22 (the run unchanged; backtesting.py ran faster on this machine: 4.1-4.2 s on the million bars, against
@@ -66,7 +69,8 @@ pointer (backtest/events.py KernelState):
   8.9-9.2x (backtesting.py 0.68-0.69 s). Before: 0.032 s, 21-22x, and 0.125-0.127 s, 5.5x; before the run
   ahead's budget (MIN_RUN_AHEAD), 1.47 s and 1.67 s: each run ahead of the strategy went on to the end of the data
   and was thrown away at its next order, a bar or two later.
-187 trades against backtesting.py's 185, 209 against 208, and 2,352 against 2,349. The compiled loop reaches the
+246 trades against backtesting.py's 243, 209 against 208, and 2,262 against 2,259 (the synthetic data since session
+23; 187/185 and 2,352/2,349 before). The compiled loop reaches the
 kernel through C callbacks (backtest/events.py KernelCalls: a strategy's first compiled run in a process takes
 about 0.5 s to compile instead of 2.5-5 s, given the run's state as one pointer, KernelState). Compiling the
 bracket scan once per side (the position's side a constant) made the million-bar run 7% faster (0.025-0.026 s,
