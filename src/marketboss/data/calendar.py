@@ -40,6 +40,11 @@ class Timeframe:
         return self.amount * {"Min": 1, "Hour": 60, "Day": 390}[self.unit]
 
     @property
+    def bars_per_session(self) -> int:
+        """Bars in a full regular session (390 minutes): 1 for daily bars."""
+        return max(1, 390 // self.minutes)
+
+    @property
     def is_daily(self) -> bool:
         return self.unit == "Day"
 
@@ -100,9 +105,8 @@ def bar_grid(start: date | str, end: date | str, timeframe: Timeframe) -> tuple[
 def start_of_last_bars(t_us: int, n: int, timeframe: Timeframe) -> int:
     """The start (epoch us) of the n-th last bar of the timeframe's grid closed by t_us: where n bars of history
     begin, the exchange's holidays and early closes counted (the calendar's first bar when it has fewer)."""
-    per_day = 1 if timeframe.is_daily else max(1, 390 // timeframe.minutes)
     day = pd.Timestamp(t_us, unit="us", tz="UTC").tz_convert(NY).date()
-    lo = day - timedelta(days=int(n / per_day * 7 / 5 * 1.5) + 10)  # n sessions' bars and more
+    lo = day - timedelta(days=int(n / timeframe.bars_per_session * 7 / 5 * 1.5) + 10)  # n sessions' bars and more
     starts, ends = bar_grid(lo, day, timeframe)
     closed = starts[ends <= np.datetime64(t_us, "us")]
     if not closed.shape[0]:

@@ -378,8 +378,8 @@ class LiveLoop:
         session's first bar, and, resuming a session that began at `since`, every bar from there on. A restart
         thus runs the strategy on the very history the session's first run had, grown: the same decisions (an
         event strategy trades from `since`; `ctx.t` counts from the same bar)."""
-        per_day = 1 if self.tf.is_daily else max(1, 390 // self.tf.minutes)
-        if since is not None and (now - since) / (86_400 * US) * 5 / 7 * per_day > RESUMED_BARS * self.cfg.warmup_bars:
+        bars_since = 0 if since is None else (now - since) / (86_400 * US) * 5 / 7 * self.tf.bars_per_session
+        if since is not None and bars_since > RESUMED_BARS * self.cfg.warmup_bars:
             log.info("live_session_restarted", began=_iso(since), why="longer than the history a restart fetches")
             since = self.status.trading_from = None  # it trades from this run's first bar (intended.py's case)
         first = now if since is None else min(since, now)
