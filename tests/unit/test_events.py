@@ -33,7 +33,7 @@ from marketboss.indicators import sma
 from marketboss.research.compare import CompareTask, run_compare_task
 from marketboss.research.grid import combinations
 from marketboss.research.sweep import sweep
-from marketboss.research.windows import time_slice
+from marketboss.research.windows import Window, time_slice
 from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
 from marketboss.strategies.base import StrategyError
@@ -1082,6 +1082,27 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
                         "best_trade_pct", "worst_trade_pct", "avg_trade_duration_days", "n_fills", "commissions"):
                 assert got[key] == pytest.approx(want[key], rel=1e-12, nan_ok=True), (sym, key)
     assert res.summary["final_equity"].n_unique() > 1
+
+
+@pytest.mark.usefixtures("registered")
+def test_a_sweep_on_a_window_runs_an_event_strategy_on_the_windows_bars(random_bars: pl.DataFrame) -> None:
+    """The window cut once for every combination: each combination is the event run on the window's bars, and a
+    symbol without a bar there gets a row of nulls, as in the vectorised sweep (DDD starts after the window)."""
+    late = synth_bars(["DDD"], "2023-09-01", "2023-12-31", "1Day", seed=8)
+    m = Market.from_bars(pl.concat([random_bars, late]).sort("timestamp", "symbol"))
+    window = Window(20, int(np.searchsorted(m.times, late["timestamp"].dt.epoch("us")[0])))
+    combos = combinations("time_trailing_stop", {"hold_bars": [2, 6], "trail_percent": [2.0, 8.0]})
+    res = sweep(m, combos, COSTS, window=window)
+    assert time_slice(m, 0, m.n_times) is m  # the whole market: no copy
+    cut = time_slice(m, window.start, window.end)
+    assert cut.symbols == ("AAA", "BBB", "CCC")
+    for row in res.summary.iter_rows(named=True):
+        params = TimeTrailingParams(hold_bars=row["hold_bars"], trail_percent=row["trail_percent"])
+        one, _ = run_events(cut, TimeTrailingStop(params), COSTS)
+        assert row["final_equity"] == one.metrics["final_equity"]
+        mine = res.rows.filter(pl.col("combo") == row["combo"])
+        assert mine.filter(pl.col("symbol") == "DDD")["n_fills"].to_list() == [None]
+        assert mine["n_fills"].sum() == one.fills.height > 0
 
 
 @pytest.mark.usefixtures("registered")

@@ -145,8 +145,9 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
         else:
             nb.ma_sweep(prices, layout, win, grid, rules, ppy, eq, out, rows)
     elif issubclass(cls, EventStrategy):
+        bars = time_slice(market, w.start, w.end)  # the window's bars, cut once for every combination
         for j, values in enumerate(task.params):
-            _event_combo(market, w, win, create(task.strategy, values), task, out[j], rows[j], eq[j] if
+            _event_combo(market, bars, win, create(task.strategy, values), task, out[j], rows[j], eq[j] if
                          task.keep_equity else None)  # fmt: skip
     else:
         history = time_slice(market, 0, w.end)
@@ -164,11 +165,11 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
     return ChunkResult(rows[:, :, _ROW_COLS], summary, eq if task.keep_equity else None)
 
 
-def _event_combo(market: Market, w: Window, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
+def _event_combo(market: Market, bars: Market, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
                  out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
     """An event strategy's combination: its event run over the window's bars (research.windows.evaluate), the
-    summary its backtest metrics, a row per symbol its part."""
-    result = evaluate(market, strategy, w, task.config)
+    summary its backtest metrics, a row per symbol (of the market's) its part."""
+    result = evaluate(bars, strategy, None, task.config)
     out[:] = [result.metrics[k] for k in METRICS]
     if equity is not None:
         equity[:] = result.equity["equity"].to_numpy()

@@ -45,6 +45,8 @@ def time_slice(market: Market, start: int, end: int, symbols: list[int] | None =
     keep = [s for s, has in zip(keep, present.any(axis=0), strict=True) if has]
     if not keep:
         raise MarketBossError("no bars in the window")
+    if start == 0 and end == market.n_times and len(keep) == market.n_symbols:  # all of it: no copy, and what
+        return market  # the market worked out once (session_end) stays worked out
     sl = slice(start, end)
 
     def cut(a: np.ndarray) -> np.ndarray:
