@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,37 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     # valued bar by bar from its fills from that all-cash start (before, from the one session's last snapshot
     # alone: a flat curve, return 0, no correlation)
     assert rows["daily return corr."][1] != "n/a" and rows["max drawdown %"][1] != "0.0000"
+
+
+def test_a_replay_restarted_after_its_clock_moved_on_sends_no_stale_signal(tmp_path: Path) -> None:
+    """A replay stopped before a decision, its broker's clock then moved 10 minutes on (as `POST /admin/clock`,
+    or another replay, does): the restart decides on the bars it missed, logs their signals and sends none of
+    them (skipped, stale, counted in its summary), then trades from the bar that closed last."""
+    data = _bars(tmp_path)
+    window, _ = _backtest_window(data)
+    decided = window["timestamp"].dt.epoch("us").unique().sort()
+    cut = int(decided[1])  # the second bar with a decision: the first run stops before it
+    iso = lambda us: datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    moved = cut + 10 * 60_000_000
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        first = _live(tmp_path, lb, "--speed", "0")
+        first[first.index("--until") + 1] = iso(cut)
+        proc = subprocess.run(first, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        httpx.post(f"{lb.base_url}/admin/clock", json={"timestamp": iso(moved)}, headers=lb.headers,
+                   timeout=10).raise_for_status()  # fmt: skip
+        again = subprocess.run(_live(tmp_path, lb, "--speed", "0"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0, again.stderr[-2000:]
+        sent = {o["client_order_id"] for o in broker_orders(lb)}
+    late = window.filter(pl.col("timestamp").dt.epoch("us").is_between(cut, moved - 120_000_000))["id"].to_list()
+    assert late  # decisions on the bars that closed before the clock's move and after the first run
+    trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert all(trades[i]["status"] == "skipped" and trades[i]["reason"].startswith("stale: ") for i in late)
+    assert not sent & {f"mb-{i}" for i in late}
+    assert any(f"mb-{i}" in sent for i in window.filter(pl.col("timestamp").dt.epoch("us") >= moved)["id"])
+    stale_line = next(line for line in again.stdout.splitlines() if "signals stale" in line)
+    assert str(len(late)) in stale_line
 
 
 @pytest.mark.parametrize("data_bars", ["1Min", "5Min"])
@@ -687,6 +718,58 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
             (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
     assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0"
+
+
+ENTRY = """
+from marketboss import EventStrategy
+
+
+class Entry(EventStrategy):
+    \"\"\"Flat and nothing working: a market buy with a 3% stop and a 2% target.\"\"\"
+
+    def on_bar(self, ctx):
+        for s in range(len(ctx.symbols)):
+            if not ctx.position(s) and not any(o.symbol == s for o in ctx.open_orders):
+                ctx.buy(10, s, stop_loss=ctx.price(s) * 0.97, take_profit=ctx.price(s) * 1.02)
+"""
+
+
+def test_a_restart_after_the_stop_canceled_an_entry_of_the_last_bar_logs_its_cancel(tmp_path: Path) -> None:
+    """Stopped right after a close whose market entries were sent (queued for the open), which the stop
+    canceled: the restart's run cancels them on the bar that placed them, and, sent as they were, they keep
+    their lines with a CANCEL line after each, so the signals log backtests to the account's fills. Before,
+    an order canceled on its own bar was left out of the run's signals as never sent: no CANCEL line, and
+    reconcile counted its fill and its exit's as missed in paper."""
+    symbols = ["AAPL", "META", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "entry.py").write_text(ENTRY)
+    _, planned = run_events(Market.from_bars(read_bars(data)), create(f"{tmp_path / 'entry.py'}:Entry", []),
+                            trade_from=datetime(2024, 6, 3, tzinfo=UTC))  # the session's decisions, in advance
+    day = planned.filter((pl.col("action") == "BUY") & (pl.col("timestamp") > datetime(2024, 6, 10, tzinfo=UTC))
+                         )["timestamp"][0].date()  # a day with an entry: the first run stops after its close
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        for until in (f"{day + timedelta(days=1)}T00:00:00Z", "2024-08-01T00:00:00Z"):
+            proc = subprocess.run(_live_daily(tmp_path, lb, "entry.py:Entry", symbols, until), cwd=tmp_path,
+                                  env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+    logged = read_jsonl_records(tmp_path / "s.jsonl")
+    decided = {s["id"]: s["timestamp"] for s in logged}
+    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    stopped = {t["signal_id"] for t in trades if t["status"] == "canceled" and t["leg"] is None
+               and decided[t["signal_id"]].startswith(str(day))}  # fmt: skip
+    assert stopped  # entries of the last bar before the stop, canceled before the open that would fill them
+    line = {s["id"]: i for i, s in enumerate(logged)}
+    cancels = {s["cancels"]: s for s in logged if s["action"] == "CANCEL"}
+    assert set(cancels) >= stopped
+    assert all(cancels[i]["timestamp"] == decided[i] and line[cancels[i]["id"]] > line[i] for i in stopped)
+    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
+                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
+                          str(tmp_path / "equity.jsonl")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", rec.stdout
 
 
 def test_a_restart_after_the_stop_canceled_the_exits_holds_what_the_account_holds(tmp_path: Path) -> None:

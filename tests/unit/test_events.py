@@ -10,6 +10,7 @@ import re
 import sys
 import zlib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ from marketboss.strategies.events import (
     OUT_LIMIT,
     OUT_QTY,
     OUT_SIDE,
+    OUT_STOP,
     OUT_SYMBOL,
     OUT_WEIGHT,
     CompiledOnBar,
@@ -568,6 +570,87 @@ def test_a_compiled_cancel_cancels_as_the_plain_one(random_bars: pl.DataFrame) -
     assert cancels["symbol"].n_unique() == 3 and plain.fills.height > 20
     assert fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders) and sig_fast.equals(sig_plain)
     assert run_backtest(m, sig_fast, COSTS).fills.select(FILL_COLUMNS).equals(plain.fills.select(FILL_COLUMNS))
+
+
+class StopBesideBuy(EventStrategy[EventParams]):
+    """On bar 30, a market buy of 10 and beside it a gtc sell stop of 10 (nothing held yet); on bar 60 a sale of
+    15 of the 10 held; long-only, plain and compiled."""
+
+    name: ClassVar[str] = "stop_beside_buy"
+    summary: ClassVar[str] = "test"
+
+    def on_bar(self, ctx: Context) -> None:
+        if ctx.t == 30:
+            ctx.buy(10, 0)
+            self.stop = ctx.sell(10, 0, stop_price=ctx.price(0) * 0.95, time_in_force="gtc")
+        if ctx.t == 60:
+            self.sale = ctx.sell(15, 0)
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_stop_beside_buy, np.zeros(1))
+
+
+@njit(cache=True)
+def _stop_beside_buy(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t != 30 and t != 60:
+        return 0
+    out[0:2, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_QTY], out[0, OUT_KIND], out[0, OUT_GTC] = 0, 1.0, 10.0, 0.0, 0.0
+    out[1, OUT_SYMBOL], out[1, OUT_SIDE], out[1, OUT_QTY], out[1, OUT_KIND], out[1, OUT_GTC] = 0, -1.0, 10.0, 2.0, 1.0
+    out[1, OUT_STOP] = close[t, 0] * 0.95
+    if t == 60:
+        out[0, OUT_SIDE], out[0, OUT_QTY] = -1.0, 15.0
+        return 1
+    return 2
+
+
+def test_a_long_only_sale_is_cut_to_the_shares_held_when_placed_plain_and_compiled(random_bars: pl.DataFrame
+                                                                                   ) -> None:  # fmt: skip
+    """A long-only sale in shares is cut to the shares held after its bar, none placed when none are held (the
+    paper executor skips it): the compiled rows as ctx.sell. Before, a compiled stop beside its buy stayed and
+    traded the buy's shares in the backtest alone."""
+    m = Market.from_bars(random_bars)
+    plain_strategy = StopBesideBuy(EventParams())
+    (plain, sig_plain), (fast, sig_fast) = (run_events(m, s, COSTS, compiled=c)
+                                            for s, c in ((plain_strategy, False), (StopBesideBuy(EventParams()), True)))
+    assert plain_strategy.stop is None and plain_strategy.sale.quantity == 10
+    assert sig_plain["action"].to_list() == ["BUY", "SELL"] and sig_plain["quantity"].to_list() == [10, 10]
+    assert sig_fast.equals(sig_plain) and fast.fills.equals(plain.fills) and fast.orders.equals(plain.orders)
+
+
+class OffGrid(EventStrategy[EventParams]):
+    """Buys each flat symbol with a bracket priced to a fraction of a cent (5.123% under and 10.123% over the
+    close)."""
+
+    name: ClassVar[str] = "off_grid"
+    summary: ClassVar[str] = "test"
+
+    def on_bar(self, ctx: Context) -> None:
+        for s in range(len(ctx.symbols)):
+            px = ctx.price(s)
+            if ctx.position(s) == 0 and not np.isnan(px) and not ctx.open_orders:
+                o = ctx.buy(3, s, stop_loss=px * 0.94877, take_profit=px * 1.10123)
+                assert o is not None and o.stop_loss == round(px * 0.94877, 2)  # what it trades, it sees
+
+
+def test_order_prices_are_rounded_to_the_grid_the_broker_takes_plain_and_compiled(random_bars: pl.DataFrame) -> None:
+    """A strategy's prices finer than a cent trade and are written rounded to it (signals.nb.tick), plain and
+    compiled alike: every price the runs write, the local broker accepts (its sub-penny check), and the legs
+    fill at the rounded prices."""
+    from marketboss.local_broker.orders import price_field
+
+    m = Market.from_bars(random_bars)
+    runs = [run_events(m, Chase(EventParams()), COSTS, compiled=c) for c in (False, True)]
+    runs.append(run_events(m, OffGrid(EventParams()), BacktestConfig(cash=20_000)))  # no slippage
+    for _, sig in runs:
+        for f in ("limit_price", "take_profit", "stop_loss"):
+            for v in sig[f].drop_nulls() if f in sig.columns else []:
+                assert price_field({f: v}, f) == Decimal(str(v)), (f, v)
+    assert runs[0][1].equals(runs[1][1]) and runs[0][1]["limit_price"].drop_nulls().len() > 20
+    bracket, sig = runs[2]
+    targets = bracket.fills.filter(pl.col("leg") == "take_profit").join(sig, left_on="signal_id", right_on="id")
+    assert (targets["price"] >= targets["take_profit"]).all()  # at the target, or the open that gapped over it
+    assert (targets["price"] == targets["take_profit"]).sum() > 0
 
 
 def test_a_compiled_cancel_of_exits_ends_them_as_ctx_cancel_of_the_filled_entry(random_bars: pl.DataFrame) -> None:

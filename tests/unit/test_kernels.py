@@ -22,7 +22,7 @@ from marketboss.aot import Arr, fits
 from marketboss.backtest import BacktestConfig, Costs, FillMode, kernels, nb, run_backtest, run_strategy
 from marketboss.backtest.engine import BacktestResult
 from marketboss.data.market import Market
-from marketboss.signals import valid_orders, write_signals
+from marketboss.signals import Signal, valid_orders, write_signals
 from marketboss.strategies import create
 
 pytestmark = pytest.mark.xdist_group("aot")  # one build of the modules at a time
@@ -191,6 +191,8 @@ def test_the_compiled_modules_make_numbas_signals(built: dict[str, ModuleType], 
     tampered = [s.with_columns(pl.when(pl.int_range(pl.len()) % 2 == 1).then(-pl.col("price")).otherwise("price")
                                .alias("price")) for s in compiled]  # fmt: skip
     passed = [valid_orders(s) for s in compiled + tampered]
+    bracketed = compiled[2].drop_nulls("take_profit").row(0, named=True)  # a reader's model checks its prices
+    assert Signal.model_validate(bracketed).take_profit == bracketed["take_profit"]
     wanted = {name for k in making_signals.values() for name in k.signatures}
     assert set(counts) == wanted - {"ema", "sma", "rolling_std", "atr"}  # the indicators no built-in uses
     for k in ALL.values():

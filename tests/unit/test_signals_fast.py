@@ -161,6 +161,10 @@ def test_order_fields_take_the_vectorised_path_and_round_trip(tmp_path: Path, mo
     ({"order_type": "limit", "limit_price": 149.0, "stop_loss": 149.5}, "stop_loss", "below its limit_price"),
     ({"order_type": "limit", "limit_price": -1.0}, "limit_price", "out of range"),
     ({"order_type": "trailing_stop", "trail_percent": 5, "take_profit": 170.0}, "take_profit", "no bracket"),
+    ({"order_type": "limit", "limit_price": 149.005}, "limit_price", "149.005 is finer than the price grid"),
+    ({"order_type": "limit", "limit_price": 0.12345}, "limit_price", "finer than the price grid"),
+    ({"take_profit": 170.001}, "take_profit", "finer than the price grid"),
+    ({"order_type": "stop", "stop_price": 151.5, "stop_loss": 140.0000001}, "stop_loss", "finer than the price"),
 ])  # fmt: skip
 def test_order_field_errors_name_line_and_field(
     tmp_path: Path, fields: dict[str, Any], field: str, reason: str
@@ -169,6 +173,14 @@ def test_order_field_errors_name_line_and_field(
     path.write_text(json.dumps(VALID) + "\n" + json.dumps({**VALID, "id": "s2", **fields}) + "\n")
     with pytest.raises(InputError, match=rf"signals.jsonl:2: field '{field}': .*{reason}"):
         read_signals_frame(path)
+
+
+def test_order_prices_on_the_grid_pass_cents_from_a_dollar_hundredths_of_a_cent_below(tmp_path: Path) -> None:
+    path = tmp_path / "signals.jsonl"
+    fields = [{"order_type": "limit", "limit_price": 0.1234}, {"order_type": "stop", "stop_price": 151.25},
+              {"take_profit": 170.01, "stop_loss": 1.0}]  # fmt: skip
+    path.write_text("\n".join(json.dumps({**VALID, "id": f"s{i}", **f}) for i, f in enumerate(fields)) + "\n")
+    assert read_signals_frame(path)["limit_price"].to_list()[0] == 0.1234
 
 
 def test_default_order_fields_keep_the_plain_frame(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ from marketboss.signals import (
     rules_pass,
     signal_ids,
 )
+from marketboss.signals.nb import tick
 from marketboss.strategies import events as ev
 from marketboss.strategies.base import StrategyError
 from marketboss.strategies.causal import head, same_values
@@ -162,6 +163,7 @@ class Book:
         self.snap = new_snap(market.n_symbols, capacity)
         self.ran_to = np.array([0, MIN_RUN_AHEAD], dtype=np.int64)  # the kernel ran the bars before [0]; [1]: budget
         self.fault = np.full(3, -1, dtype=np.int64)  # an order row add_rows refused: its bar, row in out, column
+        self.outside: set[int] = set()  # the rows canceled from outside (run_events' `canceled`)
         self._state: KernelState | None = None
 
     @property
@@ -206,13 +208,14 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
               full: np.ndarray, t: int, s: int, side: float, qty: float, weight: float, kind: int, limit: float,
               stop: float, trail: float, gtc: bool, tp: float, sl: float) -> None:  # pragma: no cover - compiled
     """Order row n_rows decided at bar t: live on the symbol's next bar (EXPIRED when there is none), placed
-    among the orders not yet live in execution order (by that bar, then row), as nb.schedule places signals."""
+    among the orders not yet live in execution order (by that bar, then row), as nb.schedule places signals;
+    its prices on the grid orders take (a compiled on_bar's as ctx rounds a plain one's)."""
     r = n_rows[0]
     n_rows[0] = r + 1
     decided[r] = t
     orders.symbol[r], orders.buy[r], orders.qty[r], orders.weight[r] = s, side > 0, qty, weight
-    orders.kind[r], orders.limit[r], orders.stop[r], orders.trail[r] = kind, limit, stop, trail
-    orders.gtc[r], orders.take_profit[r], orders.stop_loss[r] = gtc, tp, sl
+    orders.kind[r], orders.limit[r], orders.stop[r], orders.trail[r] = kind, tick(limit), tick(stop), trail
+    orders.gtc[r], orders.take_profit[r], orders.stop_loss[r] = gtc, tick(tp), tick(sl)
     sim.mark[r] = np.nan
     sim.triggered[r] = False
     sim.ex.qty[r] = 0.0  # no exits (yet)
@@ -485,11 +488,14 @@ def _to_targets(out: np.ndarray, n: int, close: np.ndarray, t: int, position: np
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
 def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: np.ndarray, n_rows: np.ndarray,
-             close: np.ndarray, full: np.ndarray, fault: np.ndarray, out: np.ndarray, n: int, t: int) -> None:
+             close: np.ndarray, full: np.ndarray, fault: np.ndarray, out: np.ndarray, n: int, t: int,
+             long_only: bool) -> None:  # fmt: skip
     # pragma: no cover - compiled
     """The orders decided at bar t, out[:n] (a compiled on_bar's rows, ev.OUT_*), into the book (after the
     rewind): both paths take a bar's orders here. A row it cannot take (_bad_column) stops it there, noted in
-    `fault` (bar, row, column): the run ends with its error (_run_compiled)."""
+    `fault` (bar, row, column): the run ends with its error (_run_compiled). A long-only sale in shares is cut to
+    the shares held after bar t (nb.held_sale), and none is placed when none are held, as ctx.sell places it: a
+    stop meant to protect a buy of the same bar is the buy's bracket."""
     for i in range(n):
         col = _bad_column(out, i, close.shape[1])
         if col >= 0:
@@ -503,7 +509,12 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
         if kind == ev.CANCEL_EXITS:
             cancel_exits(orders, sim, canceled_at, s, t)
             continue
-        add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], out[i, ev.OUT_QTY],
+        qty = out[i, ev.OUT_QTY]
+        if long_only and out[i, ev.OUT_SIDE] < 0 and not np.isnan(qty):
+            qty = -nb.held_sale(-qty, sim.pos[s])
+            if qty == 0.0:
+                continue
+        add_order(orders, sim, decided, n_rows, close, full, t, s, out[i, ev.OUT_SIDE], qty,
                   out[i, ev.OUT_WEIGHT], kind, out[i, ev.OUT_LIMIT], out[i, ev.OUT_STOP], out[i, ev.OUT_TRAIL],
                   out[i, ev.OUT_GTC] > 0, out[i, ev.OUT_TP], out[i, ev.OUT_SL])  # fmt: skip
 
@@ -514,7 +525,7 @@ def take(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  # pragma
     KernelCalls)."""
     prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, fault = _fields(state)
     rewind(prices, orders, rules, sim, snap, ran_to, t)
-    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t)
+    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t, rules.long_only)
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
@@ -525,7 +536,7 @@ def take_targets(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  
     prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, fault = _fields(state)
     rewind(prices, orders, rules, sim, snap, ran_to, t)
     n = _to_targets(out, n, prices.close, t, sim.pos, _equity(prices.close, t, sim.pos, sim.cash[0]))
-    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t)
+    add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t, rules.long_only)
 
 
 @njit(cache=True, inline="always")
@@ -577,7 +588,7 @@ def _run_python(book: Book, strategy: ev.EventStrategy[Any], ctx: ev.Context, ou
             book.reserve(len(placed))
             kernel.take(book.state, _rows(placed), len(placed), t)
             ran_to = int(book.ran_to[0])
-            rows = [o.row for o in ctx.canceled] + _rows_of(book, strategy, outside.get(t, set()))
+            rows = [o.row for o in ctx.canceled] + _outside_rows(book, strategy, outside.get(t, set()))
             ctx.open_rows.difference_update(_cancel_at(book, rows, t))
             ctx.placed.clear()
             ctx.canceled.clear()
@@ -592,14 +603,17 @@ def _cancel_at(book: Book, rows: list[int], t: int) -> list[int]:
     return ended
 
 
-def _rows_of(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list[int]:
-    """The rows placed so far whose signal ids are these."""
+def _outside_rows(book: Book, strategy: ev.EventStrategy[Any], ids: set[str]) -> list[int]:
+    """The rows placed so far whose signal ids are these, canceled from outside (noted in book.outside: they were
+    sent, so their signals stay, with a CANCEL line, even canceled on the bar that placed them)."""
     n = int(book.n_rows[0])
     if not ids or not n:
         return []
     o = book.orders
     own = _ids(book.market, strategy, book.decided[:n], o.symbol[:n], o.buy[:n])
-    return np.flatnonzero(own.is_in(list(ids)).to_numpy()).tolist()
+    rows: list[int] = np.flatnonzero(own.is_in(list(ids)).to_numpy()).tolist()
+    book.outside.update(rows)
+    return rows
 
 
 def _show(book: Book, ctx: ev.Context) -> None:
@@ -814,7 +828,7 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
             raise StrategyError(strategy, _refused_row(m, out, book.fault))
         if t == end and t - 1 in outside:  # as the plain loop: the kernel back at the bar, then the cancels
             _entry_points(book).take(book.state, out, 0, t - 1)
-            _cancel_at(book, _rows_of(book, strategy, outside[t - 1]), t - 1)
+            _cancel_at(book, _outside_rows(book, strategy, outside[t - 1]), t - 1)
             if given:
                 count_open(book.orders, book.sim, view_open)
     nb.step(book.prices, book.orders, book.rules, book.sim, m.n_times, False, 0)
@@ -912,11 +926,18 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
     return book, _signal_rows(market, strategy, book, ctx), ctx
 
 
+def _from_outside(book: Book, n: int) -> np.ndarray:
+    """Per row, whether it was canceled from outside (book.outside)."""
+    mask = np.zeros(n, dtype=np.bool_)
+    mask[list(book.outside)] = True
+    return mask
+
+
 def _sent(rows: SignalRows, book: Book) -> SignalRows:
-    """The orders sent: all but those canceled on the bar they were placed on (nobody saw them; they traded
-    nothing)."""
+    """The orders sent: all but those the strategy canceled on the bar it placed them on (nobody saw them; they
+    traded nothing). One canceled from outside was sent (the live loop's stop canceled it at the broker)."""
     n = len(rows.time)
-    keep = book.canceled_at[:n] != book.decided[:n]
+    keep = (book.canceled_at[:n] != book.decided[:n]) | _from_outside(book, n)
     if keep.all():
         return rows
     assert rows.orders is not None
@@ -927,9 +948,11 @@ def _sent(rows: SignalRows, book: Book) -> SignalRows:
 
 def _with_cancels(market: Market, strategy: ev.EventStrategy[Any], rows: SignalRows, book: Book) -> pl.DataFrame:
     """The signals: the orders sent and, for each one canceled on a later bar, a CANCEL line at that bar
-    (before the bar's orders), naming its id. Without cancels: the orders' frame as it is."""
+    (before the bar's orders), naming its id; for one canceled from outside on its own bar, after it. Without
+    cancels: the orders' frame as it is."""
     n = len(rows.time)
-    late = np.flatnonzero(book.canceled_at[:n] > book.decided[:n])
+    canceled, decided = book.canceled_at[:n], book.decided[:n]
+    late = np.flatnonzero((canceled > decided) | ((canceled == decided) & _from_outside(book, n)))
     sent_rows = _sent(rows, book)
     sent = sent_rows.frame
     if not late.shape[0]:
@@ -946,7 +969,8 @@ def _with_cancels(market: Market, strategy: ev.EventStrategy[Any], rows: SignalR
         rows.frame["id"][late].alias(CANCELS),
     ])  # fmt: skip
     both = pl.concat([sent.with_columns(pl.lit(None, pl.String).alias(CANCELS)), cancels], how="diagonal_relaxed")
-    order = np.lexsort((np.r_[np.ones(sent.height), np.zeros(late.shape[0])], np.r_[sent_rows.time, ts]))
+    after = np.where(canceled[late] == decided[late], 2, 0)  # its own bar's order first: a CANCEL names one above
+    order = np.lexsort((np.r_[np.ones(sent.height), after], np.r_[sent_rows.time, ts]))
     return both[order].select([*sent.columns, CANCELS])
 
 

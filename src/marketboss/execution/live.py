@@ -258,7 +258,7 @@ class LiveLoop:
             closed_at, caught_up = closed
             bars = self._collect(slot, closed_at, wait=not caught_up)
             nxt = self._next_slot(slot.start)
-            fresh = self.replay is not None or self._now_us() < nxt.end
+            fresh = self._now_us() < nxt.end  # a replay's clock too: one moved past it since (a restart) is stale
             self._decide(slot, bars, closed_at, fresh, market_closes=nxt.start > slot.end)
             if self.cfg.max_bars is not None and self.summary.bars >= self.cfg.max_bars:
                 self.stop_requested = f"{self.cfg.max_bars} bars done"

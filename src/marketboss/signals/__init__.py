@@ -219,6 +219,18 @@ class Signal(BaseModel):
                                  f"{'at or above' if buy else 'at or below'} its stop_price ({v:g})")
         return v
 
+    @field_validator("limit_price", "stop_price", "take_profit", "stop_loss")
+    @classmethod
+    def _on_grid(cls, v: float | None) -> float | None:
+        """An order price on the grid orders take (nb.tick): the backtest does not trade a price the broker
+        refuses."""
+        from marketboss.signals.kernels import ticks
+
+        if v is not None and ticks(np.array([v]))[0] != v:
+            raise ValueError(f"{v!r} is finer than the price grid orders take (cents from $1, hundredths of a "
+                             "cent below; Alpaca refuses it): round it")  # fmt: skip
+        return v
+
     @field_validator("take_profit", "stop_loss")
     @classmethod
     def _bracket(cls, v: float | None, info: ValidationInfo) -> float | None:

@@ -37,6 +37,13 @@ def tick(price: float) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def ticks(prices: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """tick of each price (NaN stays NaN)."""
+    for i in range(prices.shape[0]):
+        out[i] = tick(prices[i])
+
+
+@njit(cache=True)
 def exit_price(ref: float, up: float, pct: float) -> float:  # pragma: no cover - compiled
     """The exit `pct` percent from `ref`, above it (up = 1) or below it (up = -1), on the tick grid; NaN without
     a percent."""
@@ -77,7 +84,9 @@ def rules_pass(buy: np.ndarray, kind: np.ndarray, tif: np.ndarray, values: np.nd
             out[i] = False
             continue
         lim, stop, trail, tp, sl = v[3], v[4], v[5], v[6], v[7]
-        ok = (not np.isnan(lim)) == needs[k, 0] and (not np.isnan(stop)) == needs[k, 1]
+        for p in (lim, stop, tp, sl):  # order prices on the grid (Alpaca refuses a finer one)
+            ok = ok and (np.isnan(p) or tick(p) == p)
+        ok = ok and (not np.isnan(lim)) == needs[k, 0] and (not np.isnan(stop)) == needs[k, 1]
         ok = ok and (not needs[k, 2] or not np.isnan(trail))  # another type may carry a trail percent
         if needs[k, 0] and needs[k, 1]:  # stop_limit: the limit at or beyond the stop, on the side of the trade
             ok = ok and (lim >= stop if b else lim <= stop)

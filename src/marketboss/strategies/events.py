@@ -297,9 +297,8 @@ class Context:
         tif = fields.get("time_in_force", "day")
         if tif not in ("day", "gtc"):
             raise MarketBossError(f"time_in_force '{tif}': choose day or gtc")
-        o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind,
-                        tif == "gtc",
-                        *(_num(fields.get(f)) for f in _PRICES))
+        o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind, tif == "gtc",
+                        *(_num(fields.get(f)) if f == "trail_percent" else _on_grid(fields.get(f)) for f in _PRICES))
         closing = not np.isnan(weight) and weight == 0.0
         if not closing and kind != "trailing_stop" and not fields.keys() & _LEGS:
             self._default_exits(o)
@@ -362,6 +361,14 @@ def _listed(names: tuple[str, ...], most: int = 10) -> str:
 
 def _num(v: float | None) -> float:
     return np.nan if v is None else float(v)
+
+
+def _on_grid(price: float | None) -> float:
+    """A price the strategy gave, on the grid orders take (signals.nb.tick: cents from $1), as the run's kernel
+    rounds a compiled on_bar's (add_order): what the backtest trades, the broker accepts."""
+    from marketboss.signals.nb import tick  # numba: loaded by the strategies that place orders
+
+    return np.nan if price is None else float(tick(float(price)))
 
 
 def _infer_type(fields: dict[str, Any]) -> OrderType:
