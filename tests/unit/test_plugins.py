@@ -15,7 +15,7 @@ import pytest
 from marketboss.data.io import read_bars
 from marketboss.data.market import Market
 from marketboss.signals import read_signals_frame
-from marketboss.strategies import PluginError, create, resolve
+from marketboss.strategies import PluginError, base, create, resolve
 from marketboss.strategies.plugins import PluginFailure
 from tests.unit.cli_app import cli
 
@@ -435,15 +435,20 @@ def test_an_event_plugins_error_in_indicators_names_its_line(
 
 
 def test_a_failure_past_the_plugins_code_is_not_blamed_on_it(
-    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """exposure() returned; what MarketBoss then did with its value failed, in MarketBoss's code: as before."""
-    _changed((ROOT / "examples" / "rsi_bracket.py").read_text(), "        return np.where(",
-             "        return 'x' or np.where(", workdir / "odd.py")  # fmt: skip
+    """exposure() returned a good value; what MarketBoss then did with it failed, in MarketBoss's code (a fault
+    put there: what it returns is checked now, so no value of its own fails there): as before."""
+    (workdir / "odd.py").write_text((ROOT / "examples" / "rsi_bracket.py").read_text())
+
+    def fails(*_: object) -> None:
+        raise ValueError("a failure in MarketBoss")
+
+    monkeypatch.setattr(base, "held_changes", fails)
     capsys.readouterr()
     assert cli("backtest", "--data", str(data), "--strategy", "odd.py:RsiBracket", "-o", "runs/x") == 1
     err = capsys.readouterr().err
-    assert err.endswith("error: unexpected ValueError: could not convert string to float: 'x'\n")
+    assert err.endswith("error: unexpected ValueError: a failure in MarketBoss\n")
     assert "odd.py" not in err
 
 
@@ -611,6 +616,25 @@ def test_an_exposure_of_the_wrong_shape_is_one_line_naming_the_plugin(
         assert cli(*command, "--data", str(data), "--strategy", "shapeless.py:Shapeless") == 2
         assert capsys.readouterr().err == (f"error: strategy shapeless.py:Shapeless: exposure returned {said} for "
                                            "AAPL's 501 bars: it must return an array of one value per bar\n")
+    assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
+
+
+@pytest.mark.parametrize(("returned", "said"), [
+    ('np.array(["a"] * len(bars))', "exposure returned a ndarray holding values that are not numbers for AAPL: it "
+                                    "must return an array of numbers, one per bar"),
+    ("np.where(np.arange(len(bars)) == 7, np.inf, 0.5)", "exposure inf for AAPL at 2022-01-12T05:00:00Z: an "
+                                                         "exposure is a finite number"),
+])  # fmt: skip
+def test_an_exposure_of_no_numbers_or_an_infinity_is_one_line_naming_the_plugin(
+    data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], returned: str, said: str
+) -> None:
+    """It was `unexpected ValueError: could not convert string to float`, exit 1; an infinity traded as one unit."""
+    _changed(SHAPELESS, "np.ones(len(bars) - 1)", returned, workdir / "shapeless.py")
+    capsys.readouterr()
+    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"]):
+        assert cli(*command, "--data", str(data), "--strategy", "shapeless.py:Shapeless") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: strategy shapeless.py:Shapeless: {said}") and err.count("\n") == 1, err
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
 
 

@@ -14,6 +14,7 @@ generation then never builds or scans a per-bar array.
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -154,12 +155,29 @@ class Strategy(_Defaults, ABC, Generic[P]):
 
     def _exposure_of(self, bars: SymbolBars) -> np.ndarray:
         got = self.exposure(bars)
-        e = np.asarray(got, dtype=np.float64)
+        try:
+            e = np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise StrategyError(self, f"exposure returned a {type(got).__name__} holding values that are not numbers "
+                                      f"for {bars.symbol}: it must return an array of numbers, one per bar"
+                                ) from None
         if e.shape != bars.close.shape:
             what = "None" if got is None else f"shape {e.shape}"
             raise StrategyError(self, f"exposure returned {what} for {bars.symbol}'s {len(bars)} bars: it must return "
                                       "an array of one value per bar")  # fmt: skip
+        self._finite(e, bars.times, bars.symbol)
         return e
+
+    def _finite(self, e: np.ndarray, times: np.ndarray, symbol: str | Sequence[str]) -> None:
+        """An exposure is a number or NaN (no opinion), never an infinity: 1.0 is one unit (larger values are
+        cut to it)."""
+        bad = np.isinf(e)
+        if bad.any():
+            i = np.argwhere(bad)[0]
+            sym = symbol if isinstance(symbol, str) else symbol[int(i[1])]
+            at = str(np.datetime64(int(times[int(i[0])]), "us").astype("datetime64[s]")) + "Z"
+            raise StrategyError(self, f"exposure {e[tuple(i)]:g} for {sym} at {at}: an exposure is a finite number "
+                                      "(1.0 one unit, -1.0 one unit short; NaN: no opinion)")  # fmt: skip
 
     def exposures(self, market: Market) -> np.ndarray:
         """(time x symbol) desired exposures; NaN where a symbol has no bar or no opinion. Checked to be causal
@@ -200,6 +218,7 @@ class Strategy(_Defaults, ABC, Generic[P]):
             raise StrategyError(self, f"exposures returned {what} for {market.n_times} bars x {market.n_symbols} "
                                       "symbols: it must return a (time x symbol) array of numbers, one per bar and "
                                       "symbol")  # fmt: skip
+        self._finite(e, market.times, market.symbols)
         return e
 
     def params_json(self) -> str:
