@@ -46,7 +46,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE, *_MODULES])
+    """The public names (and the version): not this module's own imports."""
+    return sorted(["__version__", *_WHERE, *_MODULES])
 
 
 __all__ = [

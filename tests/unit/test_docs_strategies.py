@@ -66,6 +66,8 @@ def test_import_marketboss_stays_light() -> None:
     import marketboss
 
     assert set(marketboss.__all__) == {*marketboss._WHERE, *marketboss._MODULES, "__version__"}
+    assert dir(marketboss) == sorted(marketboss.__all__)  # what a notebook completes: not the module's imports
+    assert dir(marketboss.indicators) == sorted(marketboss.indicators.__all__)
     for name in marketboss.__all__:
         assert getattr(marketboss, name) is not None
     with pytest.raises(AttributeError):

@@ -140,3 +140,8 @@ def returns(x: V, periods: int = 1, log: bool = False) -> V:
         ratio = a[p:] / a[:-p]
         out[p:] = np.log(ratio) if log else ratio - 1.0
     return _like(x, out)
+
+
+def __dir__() -> list[str]:
+    """The indicators (tab completion in a notebook): not this module's own imports."""
+    return sorted(__all__)
