@@ -570,6 +570,18 @@ def _live_daily(tmp: Path, lb: Any, strategy: str, symbols: list[str], until: st
             str(tmp / "equity.jsonl"), "--status-output", str(tmp / "status.json")]  # fmt: skip
 
 
+def _reconciled(tmp: Path, data: Path) -> tuple[dict[str, list[str]], str]:
+    """`marketboss reconcile` of a daily session's files in tmp (_live_daily's): its table's rows by name, and
+    its output."""
+    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
+                          str(tmp / "s.jsonl"), "--trades", str(tmp / "t.jsonl"), "--equity",
+                          str(tmp / "equity.jsonl")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    return rows, rec.stdout
+
+
 ROTATION = """
 from datetime import UTC, datetime
 
@@ -710,13 +722,7 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     assert {s["cancels"] for s in logged if s["action"] == "CANCEL"} >= set(stopped)
     again = [s for s in logged if s["timestamp"].startswith("2024-06-17") and s["action"] == "BUY"]
     assert {s["symbol"] for s in again} == {t["symbol"] for t in stopped.values()}  # placed again at once
-    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
-                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
-                          str(tmp_path / "equity.jsonl")], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
-    assert rec.returncode == 0, rec.stderr
-    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
-            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    rows, _ = _reconciled(tmp_path, data)
     assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0"
 
 
@@ -763,13 +769,8 @@ def test_a_restart_after_the_stop_canceled_an_entry_of_the_last_bar_logs_its_can
     cancels = {s["cancels"]: s for s in logged if s["action"] == "CANCEL"}
     assert set(cancels) >= stopped
     assert all(cancels[i]["timestamp"] == decided[i] and line[cancels[i]["id"]] > line[i] for i in stopped)
-    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
-                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
-                          str(tmp_path / "equity.jsonl")], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert rec.returncode == 0, rec.stderr
-    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
-            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
-    assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", rec.stdout
+    rows, out = _reconciled(tmp_path, data)
+    assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", out
 
 
 def test_a_restart_after_the_stop_canceled_the_exits_holds_what_the_account_holds(tmp_path: Path) -> None:
@@ -803,13 +804,8 @@ def test_a_restart_after_the_stop_canceled_the_exits_holds_what_the_account_hold
     assert positions == held and not [t for t in trades if t["status"] == "skipped"], (positions, held)
     logged = read_jsonl_records(tmp_path / "s.jsonl")
     assert {s["cancels"] for s in logged if s["action"] == "CANCEL"} >= stopped
-    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
-                          str(tmp_path / "s.jsonl"), "--trades", str(tmp_path / "t.jsonl"), "--equity",
-                          str(tmp_path / "equity.jsonl")], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert rec.returncode == 0, rec.stderr
-    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
-            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
-    assert rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", rec.stdout
+    rows, out = _reconciled(tmp_path, data)
+    assert rows["fills"][2] == "0" and rows["missed in paper"][1] == "0", out
 
 
 HOURLY = """
