@@ -160,3 +160,64 @@ def test_partial_fills_fill_their_rest_on_the_same_bar_when_the_clock_jumps_clos
     assert len(stop) == 2 and {b for b, _, _ in stop} == {3} and sum(q for _, _, q in stop) == 10
     assert len({p for _, p, _ in stop}) == 1
     assert result.status == {"e": "filled", "e:stop_loss": "filled"}
+
+
+@pytest.mark.parametrize(("latency_ms", "delay_s"), [(0.0, 0.0), (50.0, 1.0), (500.0, 60.0), (50.0, 3600.0)])
+def test_a_trailing_stop_placed_after_an_entry_filled_at_the_open_trails_that_whole_bar(
+    latency_ms: float, delay_s: float
+) -> None:
+    """The live loop's case: a market buy waiting for bar 2's open fills there after the broker's fill latency and
+    its trailing exit is placed later inside the bar. As the backtest sets the exit of an entry filled at the
+    open (the whole bar follows the fill), the mark starts at that fill (the open, 100) and bar 2's high (104)
+    moves it; bar 3's low (97) then reaches 104 x 0.95 = 98.80. Whatever the latency and the delay: from the last
+    close (100) on bar 3 only, it would trail at 95 and hold (as it once did once the latency had passed)."""
+    bars = daily_bars("AAPL", [FLAT, FLAT, (100.0, 104.0, 99.5, 103.0), (101.0, 101.5, 97.0, 98.0), FLAT])
+    with serve(bars, fill_latency_ms=latency_ms) as (url, state):
+        client = TradingClient(KEY, SECRET, paper=True, url_override=url)
+        http = httpx.Client(base_url=url, headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
+        series = state.market.series["AAPL"]
+
+        def clock(body: dict[str, object]) -> None:
+            assert http.post("/admin/clock", json=body).status_code == 200
+
+        clock({"timestamp": iso_z(series.starts[2])})  # the open, where the live loop's order goes
+        entry = client.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy",
+                                                       time_in_force=TimeInForce.DAY))  # fmt: skip
+        if delay_s:
+            clock({"seconds": delay_s})
+        filled = client.get_order_by_id(entry.id)
+        assert filled.status == OrderStatus.FILLED and float(filled.filled_avg_price) == pytest.approx(100.0, abs=0.01)
+        trail = client.submit_order(TrailingStopOrderRequest(symbol="AAPL", qty=10, side="sell", trail_percent=5,
+                                                             time_in_force=TimeInForce.GTC))  # fmt: skip
+        assert float(trail.hwm) == pytest.approx(100.0, abs=0.01)  # the entry's fill, not the close before
+        clock({"timestamp": iso_z(series.ends[2])})
+        assert client.get_order_by_id(trail.id).hwm == "104"  # the entry's bar moved it
+        clock({"timestamp": iso_z(series.ends[3])})
+        done = client.get_order_by_id(trail.id)
+        assert done.status == OrderStatus.FILLED and float(done.filled_avg_price) == 98.8
+        http.close()
+
+
+def test_a_trailing_stop_placed_inside_a_bar_without_an_entry_at_its_open_starts_at_the_last_close() -> None:
+    """A position bought the session before: a trailing stop placed an hour into bar 2 starts at bar 1's close and
+    works from bar 3 (the backtest places a signal's order after its bar's close), bar 2's high not counted."""
+    bars = daily_bars("AAPL", [FLAT, FLAT, (100.0, 104.0, 99.5, 103.0), (101.0, 101.5, 97.0, 98.0), FLAT])
+    with serve(bars, fill_latency_ms=50.0) as (url, state):
+        client = TradingClient(KEY, SECRET, paper=True, url_override=url)
+        http = httpx.Client(base_url=url, headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
+        series = state.market.series["AAPL"]
+
+        def clock(body: dict[str, object]) -> None:
+            assert http.post("/admin/clock", json=body).status_code == 200
+
+        clock({"timestamp": iso_z(series.starts[1])})
+        client.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy", time_in_force=TimeInForce.DAY))
+        clock({"timestamp": iso_z(series.starts[2])})
+        clock({"seconds": 3600})
+        trail = client.submit_order(TrailingStopOrderRequest(symbol="AAPL", qty=10, side="sell", trail_percent=5,
+                                                             time_in_force=TimeInForce.GTC))  # fmt: skip
+        assert trail.hwm == "100"  # bar 1's close
+        clock({"timestamp": iso_z(series.ends[3])})
+        working = client.get_order_by_id(trail.id)
+        assert working.status == OrderStatus.NEW and working.hwm == "101.5"  # bar 3's high only: 95 never reached
+        http.close()

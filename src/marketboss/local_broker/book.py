@@ -99,9 +99,11 @@ class Book:
         eligible: float,
         expires: int | None,
         mark: float | None = None,
+        live_from: int | None = None,
     ) -> tuple[Order, list[Order]]:
         """An accepted order and its legs (held until it closes), written to the store (the caller opens them
-        once the transaction commits). `mark`: a trailing stop's starting mark."""
+        once the transaction commits). `mark`: a trailing stop's starting mark; `live_from`: the start of the
+        first bar it works on (default: bars starting from now)."""
         self.order_seq += 1
         parent = Order(
             id=str(uuid.uuid4()), seq=self.order_seq, client_order_id=cid, parent_id=None, leg=None,
@@ -111,7 +113,7 @@ class Book:
             updated_at=now, submitted_at=now, filled_at=None, expired_at=None, canceled_at=None, failed_at=None,
             expires_at=expires, triggered=False, reserve_price=reserve, commission=ZERO,
             eligible_wall=eligible, partial_done=False, trail_percent=req.trail_percent, trail_price=req.trail_price,
-            hwm=mark, live_from=now,
+            hwm=mark, live_from=now if live_from is None else live_from,
         )  # fmt: skip
         legs = self._new_legs(req, parent, now, eligible)
         for o in (parent, *legs):

@@ -114,23 +114,33 @@ class Engine:
         if req.order_class in ("bracket", "oto"):  # at a bar's open, against the close before it
             _check_bracket(req, self.market.quote_at(self.market.price_before(req.symbol, now)))
         expires = self.sessions.day_order_expiry(now, req.extended_hours) if req.tif == "day" else None
-        mark = self._trailing_mark(req.symbol, now) if req.type == "trailing_stop" else None
+        mark, live_from = self._trailing_mark(req, now) if req.type == "trailing_stop" else (None, now)
         with self._atomic():
             parent, legs = self.book.place(
-                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark
+                req, cid or str(uuid.uuid4()), intent, reserve_price, now, self.fills.eligible(wall), expires, mark,
+                live_from,
             )
         self.book.open_all((parent, *legs))
         return parent, legs
 
-    def _trailing_mark(self, symbol: str, now: int) -> float:
-        """Where a trailing stop placed at `now` starts its mark: at the price it is placed at, as the backtest places
-        it. Right after the account traded the symbol at this very moment (the trailing exit the executor places
-        once its entry filled, at a bar's open in a replay), that moment's price: the backtest starts an exit's mark
-        at its entry's fill, before costs. Otherwise the last close: the backtest places a signal's order after its
-        bar's close, where a replay sends it at the next bar's open."""
-        if self.store.traded_at(symbol, now):
-            return self.market.reference_price(symbol, now)
-        return self.market.last_close(symbol, now)
+    def _trailing_mark(self, req: OrderRequest, now: int) -> tuple[float, int]:
+        """Where a trailing stop placed at `now` starts its mark, and the first bar it works on (its start), as the
+        backtest sets a trailing exit's. After an entry (the other side) of the symbol that filled at the open of
+        the bar in progress, an order waiting for that open (the trailing exit the executor places once its entry
+        filled, whatever the fill latency and the delay before it is placed): the price of that fill, before
+        costs, and this whole bar, which follows the fill (its high or low moves the mark). Else right after the
+        account traded the symbol at this very moment, that moment's price; else the last close (the backtest
+        places a signal's order after its bar's close, where a replay sends it at the next bar's open); both from
+        the next bar."""
+        sym, entry = req.symbol, "buy" if req.side == "sell" else "sell"
+        bar = self.market.bar_in_progress(sym, now)
+        # a fill on the bar's prices is stamped at its start (the open) or its last microsecond (inside it)
+        opened = None if bar is None else self.store.first_fill(sym, entry, bar.start, min(now, bar.end - 2), bar.start)
+        if bar is not None and opened is not None:
+            return self.market.reference_price(sym, opened), bar.start
+        if self.store.first_fill(sym, entry, now, now, now) is not None:
+            return self.market.reference_price(sym, now), now
+        return self.market.last_close(sym, now), now
 
     def _admit(self, req: OrderRequest, quote: Quote, now: int, replacing: Order | None) -> tuple[str, Decimal | None]:
         """The order's intent and the price each share reserves of buying power; raises when Alpaca would refuse

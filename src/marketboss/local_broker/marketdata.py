@@ -195,6 +195,14 @@ class MarketData:
         frac = (t - start) / (end - start)
         return s.opens[i] + (s.closes[i] - s.opens[i]) * frac
 
+    def bar_in_progress(self, symbol: str, t: int) -> Bar | None:
+        """The symbol's bar that started at or before t and has not ended (None: between its bars, or none)."""
+        s = self.series.get(symbol)
+        i = -1 if s is None else bisect_right(s.starts, t) - 1
+        if s is None or i < 0 or t >= s.ends[i]:
+            return None
+        return self.bar(symbol, i)
+
     def price_before(self, symbol: str, t: int) -> float:
         """The last price before t: at a bar's first instant, the close before it (its open trades at or after an
         order placed then, which Alpaca checks against the last trade: the live loop's, sent at that close)."""

@@ -2,8 +2,10 @@
 to the broker's orders. Costs and the limit cap are fills.py's.
 
 An order is tested on every complete bar that starts at or after its `live_from` (when it was placed, whatever its
-fill latency: an order placed at a bar's open, as the executor places a trailing exit once its entry filled there,
-works on that bar, one placed later inside it from the next), with the bar's open, high and low; when it starts
+fill latency: an order placed at a bar's open works on that bar, one placed later inside it from the next; but a
+trailing stop placed after an entry of its symbol filled at the open of the bar in progress, the exit the executor
+places once its entry filled, works on that whole bar, as the backtest's exit does, however late it comes:
+engine.Engine._trailing_mark), with the bar's open, high and low; when it starts
 working inside a session it is also tested once against the price of that moment (a bar of one price), so that a
 marketable order trades at once, as at Alpaca. At a bar's start that moment is the open, and the two tests give
 what the one test on the whole bar gives. Bracket legs are tested on whole bars only, the

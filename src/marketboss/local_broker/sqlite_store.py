@@ -325,9 +325,11 @@ class SqliteStore:
         row = self.db.execute("SELECT MAX(seq) FROM fills").fetchone()
         return int(row[0] or 0)
 
-    def traded_at(self, symbol: str, t: int) -> bool:
-        sql = "SELECT 1 FROM fills WHERE transaction_time = ? AND symbol = ? LIMIT 1"  # by fills_by_time
-        return self.db.execute(sql, (t, symbol)).fetchone() is not None
+    def first_fill(self, symbol: str, side: str, t0: int, t1: int, placed_by: int) -> int | None:
+        sql = ("SELECT MIN(f.transaction_time) FROM fills f JOIN orders o ON o.id = f.order_id"  # by fills_by_time
+               " WHERE f.transaction_time BETWEEN ? AND ? AND f.symbol = ? AND f.side = ? AND o.created_at <= ?")
+        row = self.db.execute(sql, (t0, t1, symbol, side, placed_by)).fetchone()
+        return None if row[0] is None else int(row[0])
 
     def query_fills(
         self, *, after: int | None, until: int | None, descending: bool, page_after: tuple[int, int] | None, limit: int

@@ -34,8 +34,9 @@ class Store(Protocol):
     def max_order_seq(self) -> int: ...
     def add_fill(self, fill: Fill) -> None: ...
     def max_fill_seq(self) -> int: ...
-    def traded_at(self, symbol: str, t: int) -> bool:
-        """Whether a fill of `symbol` is stamped at t."""
+    def first_fill(self, symbol: str, side: str, t0: int, t1: int, placed_by: int) -> int | None:
+        """When the first fill of `symbol` on `side` stamped in [t0, t1] happened, of an order placed at or before
+        `placed_by` (None: no such fill)."""
         ...
 
     def positions(self) -> list[Position]: ...
@@ -111,8 +112,10 @@ class MemoryStore:
     def max_fill_seq(self) -> int:
         return max((f.seq for f in self.fills), default=0)
 
-    def traded_at(self, symbol: str, t: int) -> bool:
-        return any(f.transaction_time == t and f.symbol == symbol for f in self.fills)
+    def first_fill(self, symbol: str, side: str, t0: int, t1: int, placed_by: int) -> int | None:
+        return min((f.transaction_time for f in self.fills if f.symbol == symbol and f.side == side
+                    and t0 <= f.transaction_time <= t1 and self.orders[f.order_id].created_at <= placed_by),
+                   default=None)  # fmt: skip
 
     def positions(self) -> list[Position]:
         return [copy.copy(p) for _, p in sorted(self.held_positions.items())]
