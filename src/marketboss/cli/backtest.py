@@ -76,7 +76,7 @@ def backtest(
     from marketboss.backtest.metrics import METRICS
     from marketboss.backtest.runs import save_run
     from marketboss.signals import read_signals_frame
-    from marketboss.signals.exits import with_exits
+    from marketboss.signals.exits import check_fractional, with_exits
 
     settings = get_settings()
     if strategy and signals:
@@ -118,6 +118,8 @@ def backtest(
         sig = with_exits(sig, exits, str(sig_path))
         source, name = str(sig_path), sig_path.stem
         result = run_backtest(market, sig, config, source=source)
+    if fractional:  # trades the broker would refuse are never shown
+        check_fractional(sig, source)
     out = output_dir or settings.runs_dir / name
     info = {
         "name": out.name,

@@ -86,6 +86,8 @@ def live(
 
     s = get_settings()
     strat = create(strategy, param)
+    if fractional:
+        _check_fractional(strat.params)
     if on_stop not in ("keep", "cancel", "cancel-all"):
         raise MarketBossError(f"--on-stop: '{on_stop}' is not one of keep, cancel, cancel-all")
     try:
@@ -163,6 +165,24 @@ def live(
                 print_table(f"live session ({conn.mode}): {exe_cfg.trades_output}", ["", "value"],
                             loop.summary.as_rows() + loop.executor.summary.as_rows(signals_file=False))  # fmt: skip
     console.print(f"stopped: {summary.stopped_by}")
+
+
+def _check_fractional(params: object) -> None:
+    """--fractional sizes a target-weight order in fractions of a share, which Alpaca takes only as a simple
+    market or limit day order: the exits the parameters put on each entry (a bracket, an OCO, a gtc stop or
+    trailing stop) would have every entry refused, so the session is refused before it starts (signals.exits
+    check_fractional, which paper and backtest apply to the signals themselves)."""
+    from marketboss.signals.exits import FRACTIONAL_ORDER_TYPES
+
+    if getattr(params, "sizing", None) != "weight":
+        return  # whole quantities: --fractional changes nothing
+    given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
+             if (v := getattr(params, k, None)) is not None]  # fmt: skip
+    if given:
+        raise MarketBossError(
+            f"--fractional: a target-weight order with exits ({', '.join(given)}) cannot be placed: its exits go as a "
+            f"bracket, an OCO or a gtc stop or trailing stop, and Alpaca takes fractional orders only as simple "
+            f"{' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (drop --fractional or the exits)")  # fmt: skip
 
 
 def _until(text: str | None) -> datetime | str | None:

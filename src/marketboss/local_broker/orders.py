@@ -9,6 +9,7 @@ from typing import Any
 
 from marketboss.data.rules import number_from_text, symbol_error
 from marketboss.local_broker.errors import invalid
+from marketboss.signals.exits import fractional_refusal
 
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
@@ -173,13 +174,14 @@ def parse_order(body: Any) -> OrderRequest:
         if tif not in ("day", "gtc"):
             raise invalid(f"{oclass} orders must be day or gtc orders")
         if qty is None or qty != qty.to_integral_value():
-            raise invalid(f"fractional orders cannot be {oclass} orders")
+            raise invalid(fractional_refusal(otype, tif, oclass) or "")
         if ext:
             raise invalid(f"{oclass} orders cannot be extended hours orders")
     if notional is not None and (otype != "market" or tif != "day"):
         raise invalid("notional orders must be market day orders")
-    if qty is not None and qty != qty.to_integral_value() and (tif != "day" or otype not in ("market", "limit")):
-        raise invalid("fractional orders must be market or limit day orders")
+    refusal = fractional_refusal(otype, tif)
+    if qty is not None and qty != qty.to_integral_value() and refusal is not None:
+        raise invalid(refusal)
     if notional is not None and notional < 1:
         raise invalid("notional must be at least 1")
     return OrderRequest(

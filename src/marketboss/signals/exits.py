@@ -78,3 +78,60 @@ def with_exits(
         legs.append(pl.when(pl.Series(bare)).then(pl.lit(exits.trail_percent)).otherwise(pl.col("trail_percent"))
                     .alias("trail_percent"))  # fmt: skip
     return df.with_columns(legs)
+
+
+#: What Alpaca takes as a fractional order: a simple order (no bracket, OTO or OCO) of these types, day only.
+FRACTIONAL_ORDER_TYPES = ("market", "limit")
+
+
+def fractional_refusal(order_type: str, time_in_force: str, order_class: str = "simple") -> str | None:
+    """Why Alpaca refuses an order of a fractional quantity (None: it takes it), in its words: the one rule the
+    local broker applies and the commands check up front (Alpaca's fractional trading: day orders; brackets,
+    OCO, OTO and trailing stops never)."""
+    if order_class != "simple":
+        return f"fractional orders cannot be {order_class} orders"
+    if order_type not in FRACTIONAL_ORDER_TYPES or time_in_force != "day":
+        return f"fractional orders must be {' or '.join(FRACTIONAL_ORDER_TYPES)} day orders"
+    return None
+
+
+#: A signal's exits as the executor sends them: bracket / OTO legs, an OCO, or a stop or trailing stop, all gtc
+#: (they work until they trade, as the backtest's do), none of which Alpaca takes for a fractional quantity.
+EXIT_FIELDS = ("take_profit", "stop_loss", "trail_percent")
+
+
+def check_fractional(signals: pl.DataFrame, source: str) -> None:
+    """With --fractional a target-weight signal's order is sized in fractions of a share, which Alpaca takes only
+    as a simple market or limit day order: one with exits, or of another type or time in force, would be refused
+    at the broker for every entry while the backtest traded it. Refused up front (an InputError naming the first
+    such signal's line and field), before anything is sent or written."""
+    if "target_weight" not in signals.columns:
+        return
+    df = signals
+    for f in ORDER_FIELDS:
+        if f not in df.columns:
+            df = df.with_columns(pl.lit(ORDER_DEFAULTS.get(f), dtype=ORDER_SCHEMA[f]).alias(f))
+    trail_leg = pl.col("trail_percent").is_not_null() & (pl.col("order_type") != "trailing_stop")
+    exit_of = {"take_profit": pl.col("take_profit").is_not_null(), "stop_loss": pl.col("stop_loss").is_not_null(),
+               "trail_percent": trail_leg}  # fmt: skip
+    weighted = df.filter(pl.col("target_weight").is_not_null() & (pl.col("action") != "CANCEL"))
+    refused = [(t, tif) for t, tif in weighted.select("order_type", "time_in_force").unique().iter_rows()
+               if fractional_refusal(t, tif) is not None]  # fmt: skip
+    kind = pl.concat_str("order_type", "time_in_force", separator=" ")
+    bad = weighted.filter(pl.any_horizontal(*exit_of.values()) | kind.is_in([f"{t} {tif}" for t, tif in refused]))
+    if bad.is_empty():
+        return
+    row = bad.row(0, named=True)
+    exit_field = next((f for f, e in exit_of.items() if bad.head(1).select(e).item()), None)
+    if exit_field is not None:
+        field = exit_field
+        why = (f"--fractional: a target-weight order with exits ({exit_field}) cannot be placed: its exits go as a "
+               "bracket, an OCO or a gtc stop or trailing stop, and Alpaca takes fractional orders only as simple "
+               "market or limit day orders (drop --fractional or the exits)")  # fmt: skip
+    else:
+        field = "order_type" if row["order_type"] not in FRACTIONAL_ORDER_TYPES else "time_in_force"
+        why = (f"--fractional: a target-weight {row['time_in_force']} {row['order_type']} order cannot be placed: "
+               f"{fractional_refusal(row['order_type'], row['time_in_force'])} at Alpaca (drop --fractional)")
+    line = row.get(LINE)
+    where = source if line is not None else f"{source}: signal {row.get('id')} ({row['symbol']})"
+    raise InputError(where, why, line=line, field=field)

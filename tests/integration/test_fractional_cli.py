@@ -1,0 +1,92 @@
+"""--fractional meets Alpaca's rule for fractional orders (simple market or limit day orders: no bracket, OCO,
+OTO or trailing stop, nothing gtc): paper, live and backtest refuse in one line, before anything is sent or
+written, what the broker would refuse for every entry (it once took 125 rejections and exited 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.executor_fixtures import make_bars, make_signals
+
+ROOT = Path(__file__).resolve().parents[2]
+ERROR = "cannot be placed"
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "MARKETBOSS_"))}
+    env["MARKETBOSS_LOG_LEVEL"] = "warning"
+    return subprocess.run([sys.executable, "-m", "marketboss", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def _weighted(tmp: Path, **fields: object) -> tuple[Path, Path]:
+    """Bars and three buys sized by target weight (fractions of a share with --fractional), each with `fields`."""
+    data, bars = make_bars(tmp)
+    path, signals = make_signals(tmp, bars, n=3)
+    rows = [{**s.model_dump(mode="json", exclude_none=True), "quantity": None, "target_weight": 0.1, **fields}
+            for s in signals]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data, path
+
+
+def _one_line_refusal(proc: subprocess.CompletedProcess[str], field: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"field '{field}'" in proc.stderr and "--fractional" in proc.stderr and ERROR in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "fields", "field"), [
+    (["--stop-loss-pct", "5"], {}, "stop_loss"),
+    (["--trail-percent", "5"], {}, "trail_percent"),
+    ([], {"take_profit": 1000.0}, "take_profit"),
+    ([], {"order_type": "stop", "stop_price": 1000.0}, "order_type"),
+    ([], {"order_type": "limit", "limit_price": 1.0, "time_in_force": "gtc"}, "time_in_force"),
+])  # fmt: skip
+def test_paper_and_backtest_refuse_fractional_orders_alpaca_refuses_before_anything_is_written(
+    tmp_path: Path, args: list[str], fields: dict[str, object], field: str
+) -> None:
+    data, signals = _weighted(tmp_path, **fields)
+    paper = _run(tmp_path, "paper", "--signals", str(signals), "--data", str(data), "--fractional",
+                 "--broker-db", "broker.sqlite", "--trades-output", "trades.jsonl", "--equity-output", "equity.jsonl",
+                 *args)  # fmt: skip
+    _one_line_refusal(paper, field)
+    assert f"{signals}:1:" in paper.stderr
+    assert not any((tmp_path / f).exists() for f in ("broker.sqlite", "trades.jsonl", "equity.jsonl"))
+    backtest = _run(tmp_path, "backtest", "--signals", str(signals), "--data", str(data), "--fractional",
+                    "--output-dir", "run", *args)  # fmt: skip
+    _one_line_refusal(backtest, field)
+    assert not (tmp_path / "run").exists()
+    whole = _run(tmp_path, "backtest", "--signals", str(signals), "--data", str(data), "--output-dir", "run", *args)
+    assert whole.returncode == 0, whole.stderr  # whole shares: Alpaca takes these orders
+
+
+def test_fractional_market_day_orders_by_weight_still_trade_in_paper_and_backtest(tmp_path: Path) -> None:
+    data, signals = _weighted(tmp_path)
+    backtest = _run(tmp_path, "backtest", "--signals", str(signals), "--data", str(data), "--fractional",
+                    "--output-dir", "run")  # fmt: skip
+    assert backtest.returncode == 0, backtest.stderr
+    paper = _run(tmp_path, "paper", "--signals", str(signals), "--data", str(data), "--fractional",
+                 "--broker-db", "broker.sqlite", "--trades-output", "trades.jsonl", "--equity-output", "equity.jsonl")
+    assert paper.returncode == 0, paper.stderr
+    trades = [json.loads(line) for line in (tmp_path / "trades.jsonl").read_text().splitlines()]
+    assert len(trades) == 3 and all(t["status"] == "filled" for t in trades)
+    assert all(t["qty"] != int(t["qty"]) for t in trades)  # fractions of a share, accepted by the broker
+
+
+def test_live_refuses_fractional_weights_with_a_strategys_exits_before_starting(tmp_path: Path) -> None:
+    data, _ = make_bars(tmp_path)
+    live = _run(tmp_path, "live", "--strategy", str(ROOT / "examples/time_trailing_stop.py") + ":TimeTrailingStop",
+                "--param", "sizing=weight", "--fractional", "--symbols", "AAPL", "--timeframe", "1Day",
+                "--replay-from", "2024-01-02", "--data", str(data), "--broker-db", "broker.sqlite",
+                "--signals-output", "signals.jsonl", "--trades-output", "trades.jsonl",
+                "--equity-output", "equity.jsonl", "--status-output", "status.json")  # fmt: skip
+    assert live.returncode == 2, live.stderr
+    assert live.stderr.count("\n") == 1 and "Traceback" not in live.stderr
+    assert "--fractional" in live.stderr and "trail_percent=5" in live.stderr and ERROR in live.stderr
+    assert not any((tmp_path / f).exists() for f in ("broker.sqlite", "signals.jsonl", "trades.jsonl"))
