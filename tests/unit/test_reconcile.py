@@ -12,7 +12,7 @@ from marketboss.backtest.engine import run_backtest
 from marketboss.data.io import write_bars, write_jsonl
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
-from marketboss.execution.reconcile import compare_backtest_paper
+from marketboss.execution.reconcile import MISMATCH_LIMIT, compare_backtest_paper
 from marketboss.execution.slippage import slippage_bps
 from marketboss.signals import ORDER_SCHEMA, SIGNAL_SCHEMA, write_signals
 from marketboss.strategies.registry import create
@@ -182,3 +182,25 @@ def test_reconcile_fractional_sizes_the_backtests_weights_as_the_paper_run_did(
         out = capsys.readouterr().out
         counts[flag] = int(next(ln for ln in out.splitlines() if "another quantity" in ln).split("│")[3])
     assert counts == {"--fractional": 0, "--no-fractional": trades.height}
+
+
+def test_the_status_is_not_positive_when_paper_missed_the_fills(daily_bars: pl.DataFrame) -> None:
+    """A paper account that filled nothing (or few of the backtest's fills) has kept its cash: its P&L >= 0 said
+    "✅ Positive" for a run that traded none of the signals. The fills decide first; within MISMATCH_LIMIT the P&L."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=3)
+    flat = equity.with_columns(pl.lit(100_000.0).alias("portfolio_value"))  # made and lost nothing
+    n = trades.height
+    nothing = trades.with_columns(pl.lit(0.0).alias("qty"), pl.lit(None, pl.Float64).alias("filled_price"),
+                                  pl.lit("expired").alias("status"))  # fmt: skip
+    s = compare_backtest_paper(daily_bars, signals, nothing, flat).summary
+    assert s["missed_in_paper"] == n and s["paper_fills"] == 0
+    assert s["status"] == f"❌ Nothing filled in paper ({n} backtest fills)"
+    few = max(2, int(MISMATCH_LIMIT * n) + 1)  # just over the limit
+    missing = trades.with_row_index("i").with_columns(
+        pl.when(pl.col("i") < few).then(0.0).otherwise(pl.col("qty")).alias("qty")).drop("i")  # fmt: skip
+    s = compare_backtest_paper(daily_bars, signals, missing, flat).summary
+    assert s["missed_in_paper"] == few
+    assert s["status"] == f"⚠️ Fills differ ({few} missed in paper, 0 filled in paper only, of {n})"
+    one = compare_backtest_paper(daily_bars, signals, trades, flat).summary  # 1 missed: within the limit
+    assert one["missed_in_paper"] == 1 and MISMATCH_LIMIT * n >= 1 and one["status"] == "✅ Positive"

@@ -509,7 +509,7 @@ def comparison_section(inputs: Inputs) -> None:
         return
     cmp = loaders.comparison(*keys, inputs.commission, inputs.slippage_bps)
     s = cmp.summary
-    (st.success if s["paper_return_pct"] >= 0 else st.warning)(f"Status: {s['status']}")
+    (st.success if s["status"].startswith("✅") else st.warning)(f"Status: {s['status']}")
     bt_col, paper_col, cmp_col = st.columns(3)
     with bt_col:
         st.subheader("Backtest Metrics")

@@ -79,6 +79,8 @@ def compare_backtest_paper(
     paper = {**paper_metrics(paper_trades, paper_equity), **curve}
     joined = join_fills(bt.fills, paper_trades)
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
+    missed = joined.filter(pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)).height
+    paper_only = joined.filter(pl.col("bt_qty").is_null() & (pl.col("paper_qty") > 0)).height
     bt_ret = float(bt.metrics["total_return_pct"])
     summary = {
         "backtest_return_pct": bt_ret,
@@ -94,11 +96,9 @@ def compare_backtest_paper(
         "paper_trades": paper["n_trades"],
         "backtest_win_rate_pct": bt.metrics["win_rate_pct"],
         "paper_win_rate_pct": paper["win_rate_pct"],
-        "missed_in_paper": joined.filter(
-            pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)
-        ).height,
+        "missed_in_paper": missed,
         # what the backtest did not fill (refused for cash: the paper account has margin, the backtest's not)
-        "filled_in_paper_only": joined.filter(pl.col("bt_qty").is_null() & (pl.col("paper_qty") > 0)).height,
+        "filled_in_paper_only": paper_only,
         # filled in both, of another size (a weight sized from another equity or cash): the count hides it
         "other_quantity": joined.filter((pl.col("paper_qty") > 0) & (pl.col("bt_qty") > 0)
                                         & ((pl.col("paper_qty") - pl.col("bt_qty")).abs() > 1e-9)).height,
@@ -107,9 +107,26 @@ def compare_backtest_paper(
         "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
         "paper_commissions": paper["commissions"],
         "daily_return_correlation": _corr(aligned.filter(pl.col("snapshot"))),
-        "status": "✅ Positive" if paper["pnl"] >= 0 else "⚠️ Below Initial",
+        "status": status(paper["pnl"], bt.fills.height, paper["filled_orders"], missed, paper_only,
+                         joined.filter((pl.col("bt_qty") > 0) | (pl.col("paper_qty") > 0)).height),
     }
     return Comparison(bt, paper, joined, summary)
+
+
+#: The share of the fills (backtest's or paper's, joined by signal id and leg) that may be missed in paper or
+#: filled in paper only before the status says the two differ: beyond it the comparison is of other trades, and
+#: the paper account's P&L says nothing about execution.
+MISMATCH_LIMIT = 0.10
+
+
+def status(pnl: float, bt_fills: int, paper_fills: int, missed: int, paper_only: int, fills: int) -> str:
+    """The verdict: the fills first (a run that filled nothing, or other fills than the backtest's, is not a
+    positive result whatever its P&L), then the paper account's P&L."""
+    if paper_fills == 0 and bt_fills > 0:
+        return f"❌ Nothing filled in paper ({bt_fills} backtest fills)"
+    if missed + paper_only > MISMATCH_LIMIT * fills:
+        return f"⚠️ Fills differ ({missed} missed in paper, {paper_only} filled in paper only, of {fills})"
+    return "✅ Positive" if pnl >= 0 else "⚠️ Below Initial"
 
 
 def _marked(mkt: Market, trades: pl.DataFrame, equity: pl.DataFrame) -> np.ndarray | None:
