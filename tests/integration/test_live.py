@@ -24,6 +24,7 @@ import pytest
 
 from marketboss.backtest.engine import run_backtest
 from marketboss.backtest.events import run_events
+from marketboss.data.calendar import Timeframe
 from marketboss.data.io import read_bars, read_jsonl_records, write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
@@ -128,18 +129,28 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     first = equity[0]  # before anything traded: all cash, at the session's open
     assert first["timestamp"] == WINDOW[0] and first["cash"] == first["portfolio_value"] > 0
     assert f"{first['portfolio_value']:,.2f}" in proc.stdout  # the summary's equity at start
-    rec = subprocess.run([sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
-                          str(tmp_path / "live_signals.jsonl"), "--trades", str(tmp_path / "trades.jsonl"),
-                          "--equity", str(tmp_path / "equity.jsonl")], cwd=tmp_path, env=_env(lb),
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert rec.returncode == 0, rec.stderr
-    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
-            (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
-    n, k = bt_fills.height, len(skipped)  # joined fill by fill on their ids; the skipped sales missed in paper
-    assert rows["fills"] == [str(n), str(n - k), str(-k)] and rows["missed in paper"][1] == str(k)
-    # valued bar by bar from its fills from that all-cash start (before, from the one session's last snapshot
-    # alone: a flat curve, return 0, no correlation)
-    assert rows["daily return corr."][1] != "n/a" and rows["max drawdown %"][1] != "0.0000"
+    reconcile = [sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--signals",
+                 str(tmp_path / "live_signals.jsonl"), "--trades", str(tmp_path / "trades.jsonl"),
+                 "--equity", str(tmp_path / "equity.jsonl")]  # fmt: skip
+    runs = [r for r in read_jsonl_records(tmp_path / "trades.journal.jsonl") if r.get("event") == "run"]
+    assert [(r["timeframe"], r["long_only"], r["costs"]) for r in runs] == [
+        ("1Min", True, {"spread_bps": SPREAD_BPS, "slippage_bps": 0.0})]  # the session's, and its broker's costs
+    n, k = bt_fills.height, len(skipped)  # joined fill by fill on their ids
+    for flag, fills, missed in (([], [n - k, n - k, 0], 0), (["--no-long-only"], [n, n - k, -k], k)):
+        rec = subprocess.run([*reconcile, *flag], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        assert rec.returncode == 0, rec.stderr
+        rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+                (line.split("│") for line in rec.stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+        # long-only as the session recorded it, its backtest skips the sales the account had no shares for; told
+        # otherwise, the backtest shorts them and paper missed them
+        assert rows["fills"] == [str(f) for f in fills] and rows["missed in paper"][1] == str(missed), flag
+        assert rows["filled at another quantity"][1] == "0"
+        # valued bar by bar from its fills from that all-cash start (before, from the one session's last snapshot
+        # alone: a flat curve, return 0, no correlation)
+        assert rows["daily return corr."][1] != "n/a" and rows["max drawdown %"][1] != "0.0000"
+    assert "as the paper runs recorded" in rec.stderr and "--spread-bps 2.0" in rec.stderr
+    assert "--long-only" not in rec.stderr.split("recorded")[1]  # given: --no-long-only
 
 
 def test_a_replay_restarted_after_its_clock_moved_on_sends_no_stale_signal(tmp_path: Path) -> None:
@@ -945,3 +956,48 @@ def test_a_day_order_works_on_through_the_session_in_the_live_loops_run_as_in_th
     live = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["status"] == "filled"}
     for f in result.fills.iter_rows(named=True):
         assert live[f["signal_id"]]["timestamp"][:16] == f"{f['timestamp']:%Y-%m-%dT%H:%M}", f
+
+
+def test_reconcile_backtests_a_15min_session_on_5min_data_as_it_traded(tmp_path: Path) -> None:
+    """A 15Min session on 5-minute data: each signal is stamped at its bar's start and decided at its close, so a
+    backtest on the data's own bars filled it inside the bar that decided it (13:45's signal at the 13:50 open).
+    The session's journal records its timeframe, long-only and the broker's spread; reconcile backtests on the
+    data aggregated to 15 minutes, long-only, paying the half spread: every fill after its decision, the weights
+    sized to the same shares, nothing missed."""
+    from marketboss.execution.logs import read_paper_equity, read_paper_trades
+    from marketboss.execution.reconcile import compare_backtest_paper
+    from marketboss.signals import read_signals_frame
+
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(SYMBOLS, "2024-03-01", "2024-03-05", "5Min", seed=5), data)
+    files = {"--signals-output": "live_signals.jsonl", "--trades-output": "trades.jsonl",
+             "--equity-output": "equity.jsonl", "--status-output": "status.json"}  # fmt: skip
+    params = ["fast=3", "slow=8", "sizing=weight", "weight=0.3"]  # weights: sized from the fill price's spread too
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        proc = subprocess.run([sys.executable, "-m", "marketboss", "live", "--strategy", "ma_crossover",
+                               *(a for p in params for a in ("--param", p)),
+                               "--symbols", ",".join(SYMBOLS), "--timeframe", "15Min", "--broker-url", lb.base_url,
+                               "--replay-from", "2024-03-05", "--until", "2024-03-05T21:00:00Z", "--grace", "2",
+                               *(a for k, v in files.items() for a in (k, str(tmp_path / v)))],
+                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rec = [sys.executable, "-m", "marketboss", "reconcile", "--data", str(data), "--show-trades", "0",
+               *(a for k in ("--signals", "--trades", "--equity") for a in (k, str(tmp_path / files[f"{k}-output"])))]
+        runs = {flags: subprocess.run([*rec, *flags], cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                                      timeout=120) for flags in ((), ("--timeframe", "5Min"))}  # fmt: skip
+    for r in runs.values():
+        assert r.returncode == 0, r.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("│") for line in runs[()].stdout.splitlines() if line.startswith("│"))}  # fmt: skip
+    assert "--timeframe 15Min" in runs[()].stderr and "--long-only" in runs[()].stderr
+    assert int(rows["fills"][0]) >= 4 and rows["fills"][2] == "0"
+    assert rows["avg slippage bps vs backtest fill"][1] == "0.0000"  # the half spread paid in both
+    assert rows["missed in paper"][1] == rows["filled in paper only"][1] == rows["filled at another quantity"][1] == "0"
+    signals = read_signals_frame(tmp_path / files["--signals-output"])
+    args = (read_bars(data), signals, read_paper_trades(tmp_path / files["--trades-output"]),
+            read_paper_equity(tmp_path / files["--equity-output"]))
+    decided = signals.select("id", (pl.col("timestamp") + pl.duration(minutes=15)).alias("decided"))
+    for tf, after in ((Timeframe.parse("15Min"), True), (None, False)):  # the data's 5Min bars: before
+        fills = compare_backtest_paper(*args, timeframe=tf).backtest.fills  # (no exits)
+        early = fills.join(decided, left_on="signal_id", right_on="id").filter(pl.col("timestamp") < pl.col("decided"))
+        assert early.is_empty() == after, tf

@@ -204,3 +204,24 @@ def test_the_status_is_not_positive_when_paper_missed_the_fills(daily_bars: pl.D
     assert s["status"] == f"⚠️ Fills differ ({few} missed in paper, 0 filled in paper only, of {n})"
     one = compare_backtest_paper(daily_bars, signals, trades, flat).summary  # 1 missed: within the limit
     assert one["missed_in_paper"] == 1 and MISMATCH_LIMIT * n >= 1 and one["status"] == "✅ Positive"
+
+
+def test_runs_that_traded_other_settings_ask_for_the_option(tmp_path: Path, daily_bars: pl.DataFrame) -> None:
+    """The journal's run records decide reconcile's defaults only when the runs agree; the signals' bars must
+    be made of the data's (no 1Day from daily data's 15Min, nor 15Min from daily bars)."""
+    from marketboss.data.calendar import Timeframe
+    from marketboss.execution.journal import Journal, journal_path
+    from marketboss.execution.reconcile import on_timeframe, run_settings
+
+    trades = tmp_path / "trades.jsonl"
+    j = Journal(journal_path(trades))
+    j.run(timeframe="1Day", long_only=True, costs={"spread_bps": 2.0, "slippage_bps": 0.0})
+    assert run_settings(trades) == {"timeframe": "1Day", "long_only": True, "spread_bps": 2.0, "slippage_bps": 0.0}
+    j.run(timeframe="1Day", long_only=True, costs=None)  # an Alpaca run: its spread unknown, none modelled
+    j.close()
+    with pytest.raises(MarketBossError, match=r"its runs traded with spread_bps 0.0, 2.0: give --spread-bps"):
+        run_settings(trades)
+    assert run_settings(tmp_path / "none.jsonl") == {}
+    assert on_timeframe(daily_bars, Timeframe.parse("1Day")) is daily_bars
+    with pytest.raises(MarketBossError, match="the signals' bars are 15Min, the data's 1Day, which make no 15Min"):
+        on_timeframe(daily_bars, Timeframe.parse("15Min"))

@@ -110,6 +110,20 @@ class AlpacaBroker:
         waits = [reset - now for remaining, reset in self._budgets.values() if remaining <= 2]
         return max(0.0, min(MAX_WAIT, max(waits))) if waits else 0.0
 
+    def fill_costs(self) -> dict[str, float] | None:
+        """The local broker's spread and slippage (its GET /admin/state), which it adds to every fill by the
+        backtest's Costs: recorded with each run, so that reconcile's backtest pays the same. None for Alpaca (the
+        market's spread is not known) and when the broker does not say."""
+        if not self.is_local:
+            return None
+        try:
+            keys = {"APCA-API-KEY-ID": self._keys[0], "APCA-API-SECRET-KEY": self._keys[1]}
+            r = requests.get(f"{self.base_url}/admin/state", headers=keys, timeout=10.0)
+            cfg = r.json()["config"]
+            return {"spread_bps": float(cfg["spread_bps"]), "slippage_bps": float(cfg["slippage_bps"])}
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return None
+
     # ------------------------------------------------------------------------------------------ errors
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         from alpaca.common.exceptions import APIError

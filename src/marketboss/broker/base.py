@@ -177,3 +177,8 @@ class Broker(Protocol):
     def throttle_wait(self) -> float:
         """Seconds to pause before the next request so as not to hit the rate limit (0 when there is room)."""
         ...
+
+    def fill_costs(self) -> dict[str, float] | None:
+        """The costs the venue adds to every fill (the local broker's spread and slippage), None when unknown
+        (Alpaca: the market's)."""
+        ...

@@ -11,11 +11,13 @@ from marketboss.cli.common import (
     StopLossOpt,
     TakeProfitOpt,
     TrailOpt,
+    err_console,
     exits_option,
     get_settings,
     load_bars,
     print_table,
 )
+from marketboss.errors import MarketBossError
 
 
 def reconcile(
@@ -24,7 +26,16 @@ def reconcile(
     trades: Path = typer.Option(None, "--trades", help="Paper trades log (default: data/paper_trading_trades.jsonl)."),
     equity: Path = typer.Option(None, "--equity", help="Paper equity log (default: data/paper_trading_equity.jsonl)."),
     commission: float = typer.Option(0.0, help="Backtest commission, fraction of notional (Alpaca: 0)."),
-    slippage_bps: float = typer.Option(0.0, help="Backtest slippage in basis points."),
+    slippage_bps: float = typer.Option(None, "--slippage-bps", help="Backtest slippage in basis points (default: "
+                                       "the local broker's, as the paper runs recorded it; else 0)."),
+    spread_bps: float = typer.Option(None, "--spread-bps", help="Backtest bid-ask spread in bps, half paid per side "
+                                     "(default: the local broker's, 2 unless served otherwise, as the paper runs "
+                                     "recorded it; else 0)."),
+    long_only: bool = typer.Option(None, "--long-only/--no-long-only", help="Cut each sale to the shares held, never "
+                                   "a short, as `backtest --long-only` (default: as the paper runs recorded it, e.g. "
+                                   "a long-only strategy's live session; else no)."),
+    timeframe: str = typer.Option(None, "--timeframe", help="The signals' bars, e.g. 15Min (default: as the paper "
+                                  "runs recorded it, else the data's): the data are aggregated onto them."),
     show_trades: int = typer.Option(10, help="How many joined fills to list (worst slippage first)."),
     stop_loss_pct: float = StopLossOpt,  # the paper run's exits, so that the backtest trades the same ones
     take_profit_pct: float = TakeProfitOpt,
@@ -32,21 +43,40 @@ def reconcile(
     fractional: bool = FractionalOpt,  # the paper run's sizing, so that the backtest's weights buy the same way
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
+    from pydantic import ValidationError
+
     from marketboss.backtest.costs import BacktestConfig, Costs
+    from marketboss.data.calendar import Timeframe
+    from marketboss.execution.journal import journal_path
     from marketboss.execution.logs import read_paper_equity, read_paper_trades
-    from marketboss.execution.reconcile import compare_backtest_paper
+    from marketboss.execution.reconcile import compare_backtest_paper, run_settings
     from marketboss.execution.slippage import VS_BACKTEST
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
     exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
+    trades_path = trades or s.paper_trades
+    given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps}
+    recorded = {k: v for k, v in run_settings(trades_path).items() if given[k] is None}
+    if recorded:  # said, so that the figures can be reproduced (and overridden)
+        shown = " ".join(f"--{k.replace('_', '-')} {v}" if k != "long_only" else ("--long-only" if v else
+                         "--no-long-only") for k, v in recorded.items())  # fmt: skip
+        err_console.print(f"as the paper runs recorded ({journal_path(trades_path)}): {shown}")
+    got = {**given, **recorded}
+    try:
+        costs = Costs(commission=commission, slippage_bps=got["slippage_bps"] or 0.0,
+                      spread_bps=got["spread_bps"] or 0.0)  # fmt: skip
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),
-        read_paper_trades(trades or s.paper_trades),
+        read_paper_trades(trades_path),
         read_paper_equity(equity or s.paper_equity),
-        BacktestConfig(costs=Costs(commission=commission, slippage_bps=slippage_bps), fractional=fractional),
+        BacktestConfig(costs=costs, fractional=fractional, long_only=bool(got["long_only"])),
         exits,
+        Timeframe.parse(got["timeframe"]) if got["timeframe"] else None,
     )
     m = cmp.summary
     print_table(

@@ -443,6 +443,11 @@ class Executor:
         frame = with_exits(signals_to_frame(signals), self.cfg.exits, str(self.cfg.signals))
         return [parse_signal(row, self.cfg.signals, row[LINE]) for row in frame.iter_rows(named=True)]
 
+    def _record_run(self, journal: Journal) -> None:
+        """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, and
+        the broker's own fill costs (the local broker's spread; none known for Alpaca)."""
+        journal.run(timeframe=self.cfg.timeframe, long_only=self.cfg.risk.long_only, costs=self.broker.fill_costs())
+
     def _run(self) -> RunSummary:
         check_account(self.cfg.trades_output, self.broker.live)
         signals = self._signals()
@@ -455,6 +460,7 @@ class Executor:
         self.summary.already_done = len(signals) - len(pending)
         journal = Journal(journal_path(self.cfg.trades_output))
         journal.account(self.broker.live)
+        self._record_run(journal)
         trades_log = JsonlAppender(self.cfg.trades_output)
         equity_log = JsonlAppender(self.cfg.equity_output)
         log.info("paper_run_start", signals=len(signals), pending=len(pending), broker=self.broker.base_url)
@@ -600,6 +606,7 @@ class Executor:
             check_account(self.cfg.trades_output, self.broker.live)
             journal = Journal(journal_path(self.cfg.trades_output))
             journal.account(self.broker.live)
+            self._record_run(journal)
             self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
             self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
             self._check_kill_switch_history(journal)

@@ -20,6 +20,7 @@ from typing import Any
 
 from marketboss.broker.base import Side
 from marketboss.data.io import JsonlAppender, read_jsonl_records
+from marketboss.data.schema import LINE
 from marketboss.errors import MarketBossError
 
 
@@ -115,6 +116,11 @@ class Journal:
             self._append(event="account", live=live)
             self.state.live = live
 
+    def run(self, **settings: Any) -> None:
+        """Record the settings a run trades with, so that `reconcile` backtests its signals as they traded
+        (recorded_runs): each run's, as it starts."""
+        self._append(event="run", **settings)
+
     def _append(self, **record: Any) -> None:
         self._log.append(record)
 
@@ -150,6 +156,16 @@ class Journal:
 
     def close(self) -> None:
         self._log.close()
+
+
+def recorded_runs(trades_output: Path) -> list[dict[str, Any]]:
+    """The settings each run on this trades log recorded as it started (Journal.run), oldest first: none for a log
+    without a journal, or from before runs recorded them."""
+    path = journal_path(trades_output)
+    if not path.exists():
+        return []
+    return [{k: v for k, v in r.items() if k not in ("event", LINE)} for r in read_jsonl_records(path)
+            if r.get("event") == "run"]  # fmt: skip
 
 
 def check_account(trades_output: Path, live: bool) -> None:

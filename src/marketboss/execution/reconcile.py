@@ -10,6 +10,7 @@ leg), the leg's own fill beside the backtest's. Shared by `marketboss reconcile`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,11 @@ from marketboss.backtest.arrays import Equity, Fills
 from marketboss.backtest.costs import BacktestConfig, FillMode
 from marketboss.backtest.engine import BacktestResult, run_backtest
 from marketboss.backtest.metrics import equity_metrics, trade_metrics
+from marketboss.data.calendar import Timeframe, infer_timeframe
+from marketboss.data.grid import on_grid
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
+from marketboss.execution.journal import journal_path, recorded_runs
 from marketboss.execution.slippage import bps
 from marketboss.orders.codes import NO_EXIT
 from marketboss.signals import CANCELS
@@ -43,9 +47,13 @@ def compare_backtest_paper(
     paper_equity: pl.DataFrame,
     config: BacktestConfig | None = None,
     exits: Exits | None = None,
+    timeframe: Timeframe | None = None,
 ) -> Comparison:
     """`signals` as read_signals_frame gives them; paper frames as execution.logs reads them; `exits` the exit
-    percentages the paper run was given."""
+    percentages the paper run was given; `timeframe` the signals' bars, when longer than the data's (the bars are
+    aggregated onto them, so that an order fills after the close of the bar that decided it)."""
+    if timeframe is not None:
+        bars = on_timeframe(bars, timeframe)
     if paper_equity.height < 1 or paper_trades.height < 1:
         raise MarketBossError("no paper trading yet: run `marketboss paper` (or scripts/run_paper_trading.py) first")
     traded = paper_trades["signal_id"].implode()
@@ -111,6 +119,41 @@ def compare_backtest_paper(
                          joined.filter((pl.col("bt_qty") > 0) | (pl.col("paper_qty") > 0)).height),
     }
     return Comparison(bt, paper, joined, summary)
+
+
+def run_settings(trades_path: Path) -> dict[str, Any]:
+    """The settings the runs on this trades log traded with, as their journal recorded them (Journal.run):
+    `timeframe`, `long_only`, `spread_bps`, `slippage_bps` (the local broker's; 0 for Alpaca, whose spread is
+    not known), each only when recorded. Runs that disagree on one: an error naming the option that decides."""
+    runs = recorded_runs(trades_path)
+    values: dict[str, set[Any]] = {}
+    for r in runs:
+        costs = r.get("costs") or {}
+        for name, v in (("timeframe", r.get("timeframe")), ("long_only", r.get("long_only")),
+                        ("spread_bps", costs.get("spread_bps", 0.0)),
+                        ("slippage_bps", costs.get("slippage_bps", 0.0))):  # fmt: skip
+            if v is not None:
+                values.setdefault(name, set()).add(v)
+    for name, seen in values.items():
+        if len(seen) > 1:
+            shown = ", ".join(sorted(map(str, seen)))
+            raise MarketBossError(f"{journal_path(trades_path)}: its runs traded with {name} {shown}: give "
+                                  f"--{name.replace('_', '-')} (the one of the signals reconciled)")  # fmt: skip
+    return {name: seen.pop() for name, seen in values.items()}
+
+
+def on_timeframe(bars: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
+    """The bars on the signals' timeframe: a signal is stamped at its bar's start and decided at its close, so a
+    backtest on shorter bars would fill it inside the bar that decided it (a 15Min bar's 13:45 signal, decided at
+    14:00, at the 13:50 open of 5-minute data). Longer bars are made as the live loop makes them (data.grid.on_grid);
+    shorter ones cannot be."""
+    native = infer_timeframe(bars)
+    if timeframe == native:
+        return bars
+    if timeframe.is_daily or native.is_daily or timeframe.minutes % native.minutes:
+        raise MarketBossError(f"the signals' bars are {timeframe}, the data's {native}, which make no {timeframe} "
+                              f"bars: give --data bars of {timeframe} or of a length that divides it")  # fmt: skip
+    return on_grid(bars, timeframe).bars
 
 
 #: The share of the fills (backtest's or paper's, joined by signal id and leg) that may be missed in paper or
