@@ -225,3 +225,23 @@ def test_runs_that_traded_other_settings_ask_for_the_option(tmp_path: Path, dail
     assert on_timeframe(daily_bars, Timeframe.parse("1Day")) is daily_bars
     with pytest.raises(MarketBossError, match="the signals' bars are 15Min, the data's 1Day, which make no 15Min"):
         on_timeframe(daily_bars, Timeframe.parse("15Min"))
+
+
+def test_a_torn_last_line_of_the_trades_log_is_left_out_saying_so(
+    daily_bars: pl.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash mid-write leaves half a record at the end of the log: the run that resumes truncates it and redoes
+    its signal, so reconcile leaves it out too, but says so on stderr (it was silent: exit 0, nothing said)."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, _ = _paper_from_backtest(daily_bars, signals, drop=3)
+    paths = {name: tmp_path / f"{name}.jsonl" for name in ("bars", "signals", "trades", "equity")}
+    write_bars(daily_bars, paths["bars"])
+    write_signals(paths["signals"], signals)
+    write_jsonl(paths["trades"], trades.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%SZ")).to_dicts())
+    write_jsonl(paths["equity"], [{"timestamp": "2022-01-03T00:00:00Z", "portfolio_value": 1e5, "cash": 1e5}])
+    with paths["trades"].open("a") as fh:
+        fh.write('{"timestamp": "2022-06-01T14:30:00Z", "signal_id": "sig-')  # cut short
+    args = [f"--{name if name != 'bars' else 'data'}={path}" for name, path in paths.items()]
+    assert cli("reconcile", *args, "--show-trades", "0") == 0
+    err = capsys.readouterr().err
+    assert f"{paths['trades']}:{trades.height + 1}: torn last line" in " ".join(err.split())

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,8 +262,11 @@ class JsonlAppender:
         self.close()
 
 
-def read_jsonl_records(path: str | Path, *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
-    """Objects of a JSON Lines file; a bad line is an InputError naming it (a torn last line is skipped)."""
+def read_jsonl_records(
+    path: str | Path, *, tolerate_torn_tail: bool = True, on_torn: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Objects of a JSON Lines file; a bad line is an InputError naming it (a torn last line, a write a crash cut
+    short, is skipped: `on_torn` is told its line number, for a reader that says so)."""
     p = Path(path)
     check_input_file(p)
     lines = p.read_bytes().split(b"\n")
@@ -276,6 +279,8 @@ def read_jsonl_records(path: str | Path, *, tolerate_torn_tail: bool = True) -> 
             obj = loads(raw)
         except orjson.JSONDecodeError as exc:
             if tolerate_torn_tail and i == last:
+                if on_torn is not None:
+                    on_torn(i + 1)
                 break
             raise InputError(p, f"invalid JSON ({exc.args[0].split(':')[0]})", line=i + 1) from None
         except DuplicateKey as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,10 @@ def _frame(records: list[dict[str, Any]], fields: tuple[str, ...]) -> pl.DataFra
     return df
 
 
-def read_paper_trades(path: Path) -> pl.DataFrame:
+def read_paper_trades(path: Path, on_torn: Callable[[int], None] | None = None) -> pl.DataFrame:
     """The trades log as a frame (one row per finished signal, and one per exit fill); an InputError names a bad
-    line."""
-    records = read_jsonl_records(path)
+    line; `on_torn` hears of a torn last line (read_jsonl_records)."""
+    records = read_jsonl_records(path, on_torn=on_torn)
     _check(
         path,
         records,
@@ -87,8 +88,8 @@ def read_paper_trades(path: Path) -> pl.DataFrame:
     return _frame(records, TRADE_FIELDS)
 
 
-def read_paper_equity(path: Path) -> pl.DataFrame:
-    records = read_jsonl_records(path)
+def read_paper_equity(path: Path, on_torn: Callable[[int], None] | None = None) -> pl.DataFrame:
+    records = read_jsonl_records(path, on_torn=on_torn)
     _check(path, records, numbers=("cash", "buying_power", "equity_multiplier"), positive=("portfolio_value",))
     df = _frame(records, EQUITY_FIELDS)
     return df.sort("timestamp") if df.height else df
