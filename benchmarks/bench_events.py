@@ -25,6 +25,11 @@ away for commission, so they are close, not asserted equal).
 
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N] [--job NAME ...]
 
+Session 24 (each side in a process of its own; the kernel rounding order prices to the tick and cutting a
+compiled long-only sale), defaults and --repeat 9, two runs at load 0.8-1.0: 1 x 1,000,000 bars compiled
+0.020-0.021 s, 206-220x (backtesting.py 4.37-4.40 s), plain 0.33-0.34 s, 12.8-13.4x; daily compiled 2.9 ms,
+75-77x (backtesting.py 0.22 s), plain 0.013 s, 16.7-16.8x; time_trailing_stop compiled 0.013-0.014 s, 47.6x, plain
+0.103-0.106 s, 5.9-6.1x.
 Session 23 (the run unchanged), defaults and --repeat 9, load 0.2: 1 x 1,000,000 bars compiled 0.030 s, 160.4x
 (backtesting.py 4.77 s), plain 0.36 s, 13.3x; daily compiled 2.6 ms, 89.8x (backtesting.py 0.24 s), plain 0.012 s,
 19.0x; time_trailing_stop compiled 0.014 s, 49.2x, plain 0.105 s, 6.7x. Again after `data synth` became stable in
