@@ -459,6 +459,8 @@ def test_a_sale_the_day_after_a_bracketed_entry_clears_the_entrys_exits_first(tm
 
 @pytest.mark.parametrize(("day", "says"), [("2031-07-01", "is after the broker's data ends"),  # past the calendar
                                            ("2024-03-09", "is after the broker's data ends"),
+                                           ("2024-03-01", "is before the broker's data starts (2024-03-04): give "
+                                                          "2024-03-04 or later"),  # it said the clock was past it
                                            ("2024-3-4x", "is not a date (YYYY-MM-DD)")])  # fmt: skip
 def test_a_replay_day_the_broker_cannot_replay_is_one_line(tmp_path: Path, day: str, says: str) -> None:
     data = _bars(tmp_path)

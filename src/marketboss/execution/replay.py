@@ -204,7 +204,7 @@ class ReplayClock:
         view = self._view("GET")
         if view.get("mode") != "stepped":
             raise MarketBossError(f"replay needs the local broker's stepped clock (it runs {view.get('mode')})")
-        self.data_end_us = _us(view["data_end"])
+        self.data_start_us, self.data_end_us = _us(view["data_start"]), _us(view["data_end"])
 
     def _view(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         r = self._http.request(method, "/admin/clock", json=body)
@@ -229,6 +229,10 @@ class ReplayClock:
         t = int(opens.iloc[0].value // 1000)
         if t > self.data_end_us:
             raise past_the_data
+        if t < self.data_start_us:  # a fresh clock starts at the data's first bar: a replay cannot start before it
+            starts = _iso(self.data_start_us)[:10]
+            raise MarketBossError(f"--replay-from: {day} is before the broker's data starts ({starts}): give "
+                                  f"{starts} or later")  # fmt: skip
         now = self.now_us()
         if now > t:
             return now
