@@ -17,7 +17,7 @@ from marketboss.data.synth import synth_bars
 from marketboss.execution.executor import Executor
 from tests.integration.executor_fixtures import broker, broker_orders, executor
 from tests.integration.test_examples_paper import _marketboss
-from tests.integration.test_executor_orders import gap_bars, sdk, signal, write
+from tests.integration.test_executor_orders import close_of, gap_bars, r2, sdk, signal, write
 
 
 def test_a_flip_goes_as_the_close_then_the_rest_and_is_recorded_as_one_order(tmp_path: Path) -> None:
@@ -36,6 +36,25 @@ def test_a_flip_goes_as_the_close_then_the_rest_and_is_recorded_as_one_order(tmp
         (buy.id, "BUY", 10.0, "filled"), (flip.id, "SELL", 25.0, "filled")]  # fmt: skip
     average = (10 * float(close["filled_avg_price"]) + 15 * float(rest["filled_avg_price"])) / 25
     assert trades[1]["filled_price"] == pytest.approx(average, rel=1e-12)
+
+
+def test_a_resting_order_through_zero_goes_as_the_positions_close(tmp_path: Path) -> None:
+    """A gtc stop selling 11 of the 10 AAPL held (a strategy's stop sized from its own shares where the account
+    bought fewer): sent whole, the broker refused it ("insufficient qty") and the position stayed unprotected
+    through the gap; now the stop sells the 10 held when the gap reaches it, the cut said in the log."""
+    data, bars = gap_bars(tmp_path)
+    stop = r2(close_of(bars, "AAPL", 4) * 0.95)
+    buy = signal(bars, "AAPL", 2, qty=10)
+    protect = signal(bars, "AAPL", 4, "SELL", qty=11, order_type="stop", stop_price=stop, time_in_force="gtc")
+    with broker(tmp_path, data) as lb:
+        executor(tmp_path, lb, write(tmp_path, [buy, protect]), data).run()
+        positions = sdk(lb).positions()
+        orders = {o["client_order_id"]: o for o in broker_orders(lb)}
+    sent = orders[f"mb-{protect.id}"]
+    assert (sent["type"], float(sent["qty"]), sent["status"]) == ("stop", 10.0, "filled")
+    assert positions == {}
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["qty"], t["status"]) for t in trades][-1] == (protect.id, 10.0, "filled")
 
 
 def test_a_crash_between_a_flips_two_orders_sends_only_the_rest_on_the_rerun(tmp_path: Path) -> None:

@@ -515,8 +515,10 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     symbol's exits as it goes live. The shares an exit traded count toward the
     symbol's next quantity order on the same side (it is that much smaller, and SKIPPED when nothing is left), as
     the paper executor does. Under `rules.long_only` an order's sale is cut to the shares held when it fills (held_sale:
-    never a short), and one that finds none does not trade (LONG_ONLY). Bars where nothing works are skipped. A
-    CANCELED order does not trade and stops working."""
+    never a short), and one that finds none does not trade (LONG_ONLY). A resting order (not market) that would take
+    the position through zero fills as its close alone, as the paper executor sends it (Alpaca takes no resting
+    order through zero: a market flip goes as two orders there, and here as one). Bars where nothing works are
+    skipped. A CANCELED order does not trade and stops working."""
     times, close = prices.times, prices.close
     live, exec_t, status = orders.live, orders.bar, orders.status
     o_s, o_buy, o_qty, o_weight, kind, plain = (orders.symbol, orders.buy, orders.qty, orders.weight, orders.kind,
@@ -636,6 +638,8 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                                     status[r] = LONG_ONLY
                                     changed = True
                                     continue
+                            if not plain and kind[r] != MARKET and (p + q) * p < 0.0:
+                                q = -p  # a resting order through zero: the position's close, as the executor sends it
                             if abs(p + q) >= abs(p) and not increases:
                                 continue  # not a reduction: the second pass
                         c_leg[c] = -1

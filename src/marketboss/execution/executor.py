@@ -1028,9 +1028,15 @@ class Executor:
         if not entry:
             self._clear_legs(sig.symbol, journal, trades_log)
         # Alpaca refuses one order through zero (long 10, sell 20): a market flip goes as two, the close first
-        # (decided at the close: the close alone, see _close_first; a limit's could not be followed in time: those
-        # go whole)
-        flip = not entry and qty > abs(pos_qty) and sig.order_type == "market"
+        # (decided at the close: the close alone, see _close_first). A resting order's rest could not follow its
+        # close in time: it goes as the close alone (sent whole it was refused, and a stop meant to protect the
+        # position, sized from the strategy's shares where the account holds fewer, left it unprotected)
+        through = not entry and qty > abs(pos_qty)
+        flip = through and sig.order_type == "market"
+        if through and not flip:
+            log.warning("order_cut_at_zero", signal_id=sig.id, symbol=sig.symbol, requested=qty, qty=abs(pos_qty),
+                        order_type=sig.order_type, reason="Alpaca takes no resting order through zero")  # fmt: skip
+            qty = abs(pos_qty)
         closes = abs(pos_qty) if flip else 0.0
         new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig),
                      closes=closes)  # fmt: skip
