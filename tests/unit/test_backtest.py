@@ -524,6 +524,22 @@ def test_a_long_only_sale_is_cut_to_the_shares_held_when_it_fills() -> None:
     assert "SHORT" in res.trades["side"].to_list()
 
 
+def test_a_resting_order_through_zero_fills_as_the_positions_close_a_market_one_whole() -> None:
+    """Alpaca refuses a resting order through zero, so the paper executor sends its close alone (a market one goes
+    as two orders): a gtc stop selling 11 of 10 held sells the 10 (a strategy's stop sized from its shares where
+    the account holds fewer); a market sale of 25 of 10 goes short 15, as before."""
+    bars = make_bars({"AAPL": AAPL})
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10},
+                        {"t": 1, "symbol": "AAPL", "action": "SELL", "quantity": 11, "order_type": "stop",
+                         "stop_price": 99.0, "time_in_force": "gtc"}])  # fmt: skip
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+    assert res.fills.select("side", "qty").rows() == [("BUY", 10.0), ("SELL", 10.0)]
+    assert res.orders["status"].to_list() == ["filled", "filled"] and res.equity["positions_value"][-1] == 0
+    flip = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 10},
+                         {"t": 1, "symbol": "AAPL", "action": "SELL", "quantity": 25}])
+    assert run_backtest(bars, flip, BacktestConfig(cash=10_000)).fills["qty"].to_list() == [10.0, 25.0]
+
+
 def test_each_bracket_closes_its_own_entry_and_a_trim_ends_them() -> None:
     """Alpaca's bracket legs are the entry's own orders for its own shares, and the paper executor cancels a
     position's exits before an order that reduces it: AAA adds 5 plain shares to a bracketed 10, and the
