@@ -24,7 +24,7 @@ from marketboss.data.io import read_bars, read_jsonl_records, write_jsonl
 from marketboss.data.stats import summary
 from marketboss.errors import InputError
 from marketboss.execution.logs import read_paper_equity, read_paper_trades
-from marketboss.execution.reconcile import compare_backtest_paper, paper_metrics
+from marketboss.execution.reconcile import compare_backtest_paper, paper_metrics, reconcile_settings
 from marketboss.signals import read_signals_frame, write_signals
 from tests.dashboard.conftest import Dash, array, assert_clean, charts, messages, metrics, section, table
 from tests.dashboard.demo import DECISIONS, Demo
@@ -472,6 +472,25 @@ def test_comparison_shows_compare_backtest_paper(dash: Dash, demo: Demo) -> None
     joined = table(block, "slippage_bps")
     assert sorted(joined["slippage_bps"].round(6)) == sorted(cmp.joined["slippage_bps"].round(6).to_list())
     assert len(charts(block)) == 1
+
+
+def test_comparison_backtests_as_the_paper_runs_recorded_as_reconcile_does(dash: Dash, demo: Demo, tmp_path: Path
+                                                                           ) -> None:  # fmt: skip
+    """A journal beside the trades log recording the run's long-only and the local broker's 10 bps spread: the
+    page's backtest takes them, as `marketboss reconcile` does (reconcile_settings, with the sidebar's commission
+    and slippage); before, it took neither, and its figures were not the command's."""
+    trades = shutil.copy(demo.paper_trades, tmp_path / "trades.jsonl")
+    write_jsonl(tmp_path / "trades.journal.jsonl", [{"event": "run", "timeframe": "1Day", "long_only": True,
+                                                     "costs": {"spread_bps": 10.0, "slippage_bps": 0.0}}])
+    at = dash(paper_trades=trades)
+    bt = metrics(section(at, "comparison").columns[0])
+    settings = reconcile_settings(Path(trades), 0.0, slippage_bps=0.0)
+    assert settings.config.long_only and settings.config.costs.spread_bps == 10.0
+    recorded, plain = (compare_backtest_paper(read_bars(demo.market_data), read_signals_frame(demo.signals),
+                                              read_paper_trades(Path(trades)), read_paper_equity(demo.paper_equity),
+                                              cfg).summary["backtest_return_pct"]
+                       for cfg in (settings.config, BacktestConfig()))  # fmt: skip
+    assert bt["Return %"] == display.pct(recorded) != display.pct(plain)
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed", "unrelated"])

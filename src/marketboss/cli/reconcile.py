@@ -18,7 +18,6 @@ from marketboss.cli.common import (
     load_bars,
     print_table,
 )
-from marketboss.errors import MarketBossError
 
 
 def reconcile(
@@ -44,40 +43,30 @@ def reconcile(
     fractional: bool = FractionalOpt,  # the paper run's sizing, so that the backtest's weights buy the same way
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
-    from pydantic import ValidationError
 
-    from marketboss.backtest.costs import BacktestConfig, Costs
-    from marketboss.data.calendar import Timeframe
     from marketboss.execution.journal import journal_path
     from marketboss.execution.logs import read_paper_equity, read_paper_trades
-    from marketboss.execution.reconcile import compare_backtest_paper, run_settings
+    from marketboss.execution.reconcile import compare_backtest_paper, reconcile_settings
     from marketboss.execution.slippage import VS_BACKTEST
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
     exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
     trades_path = trades or s.paper_trades
-    given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps}
-    recorded = {k: v for k, v in run_settings(trades_path).items() if given[k] is None}
-    if recorded:  # said, so that the figures can be reproduced (and overridden)
+    settings = reconcile_settings(trades_path, commission, fractional, timeframe=timeframe, long_only=long_only,
+                                  spread_bps=spread_bps, slippage_bps=slippage_bps)  # fmt: skip
+    if settings.recorded:  # said, so that the figures can be reproduced (and overridden)
         shown = " ".join(f"--{k.replace('_', '-')} {v}" if k != "long_only" else ("--long-only" if v else
-                         "--no-long-only") for k, v in recorded.items())  # fmt: skip
+                         "--no-long-only") for k, v in settings.recorded.items())  # fmt: skip
         err_console.print(f"as the paper runs recorded ({journal_path(trades_path)}): {shown}")
-    got = {**given, **recorded}
-    try:
-        costs = Costs(commission=commission, slippage_bps=got["slippage_bps"] or 0.0,
-                      spread_bps=got["spread_bps"] or 0.0)  # fmt: skip
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),
         read_paper_trades(trades_path, _torn(trades_path)),
         read_paper_equity(equity or s.paper_equity, _torn(equity or s.paper_equity)),
-        BacktestConfig(costs=costs, fractional=fractional, long_only=bool(got["long_only"])),
+        settings.config,
         exits,
-        Timeframe.parse(got["timeframe"]) if got["timeframe"] else None,
+        settings.timeframe,
     )
     m = cmp.summary
     print_table(

@@ -29,7 +29,7 @@ from marketboss.data.stats import summary
 from marketboss.errors import InputError, MarketBossError
 from marketboss.execution.live_status import LiveStatus, read_status
 from marketboss.execution.logs import TRADE_FIELDS, read_paper_equity, read_paper_trades
-from marketboss.execution.reconcile import Comparison, compare_backtest_paper, paper_metrics
+from marketboss.execution.reconcile import Comparison, compare_backtest_paper, paper_metrics, reconcile_settings
 from marketboss.ml import registry
 from marketboss.signals import read_signals_frame
 
@@ -207,9 +207,11 @@ def comparison(
     bars_key: FileKey, signals_key: FileKey, trades_key: FileKey, equity_key: FileKey, commission: float,
     slippage_bps: float,
 ) -> Comparison:
-    cfg = backtest_config(1.0, commission, slippage_bps)  # cash: compare_backtest_paper starts from paper's
+    # as `marketboss reconcile` with the sidebar's commission and slippage: the rest as the paper runs recorded it
+    # (the signals' bars, long-only, the local broker's spread); its cash: compare_backtest_paper starts from paper's
+    settings = reconcile_settings(Path(trades_key.path), commission, slippage_bps=slippage_bps)
     return compare_backtest_paper(bars(bars_key), signals(signals_key), paper_trades(trades_key),
-                                  paper_equity(equity_key), cfg)  # fmt: skip
+                                  paper_equity(equity_key), settings.config, timeframe=settings.timeframe)  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- live session

@@ -142,6 +142,39 @@ def run_settings(trades_path: Path) -> dict[str, Any]:
     return {name: seen.pop() for name, seen in values.items()}
 
 
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """What the backtest of a reconcile runs with: its config, the signals' bars (None: the data's), and which
+    settings came from the runs' journal (the rest were given)."""
+
+    config: BacktestConfig
+    timeframe: Timeframe | None
+    recorded: dict[str, Any]
+
+
+def reconcile_settings(trades_path: Path, commission: float = 0.0, fractional: bool = False, *,
+                       timeframe: str | None = None, long_only: bool | None = None, spread_bps: float | None = None,
+                       slippage_bps: float | None = None) -> ReconcileSettings:  # fmt: skip
+    """Each setting as given, else as the runs on the trades log recorded it (run_settings), else its default: the
+    one rule of `marketboss reconcile` and the dashboard's comparison. A value out of range: an error naming its
+    option."""
+    from pydantic import ValidationError
+
+    from marketboss.backtest.costs import Costs
+
+    given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps}
+    recorded = {k: v for k, v in run_settings(trades_path).items() if given[k] is None}
+    got = {**given, **recorded}
+    try:
+        costs = Costs(commission=commission, slippage_bps=got["slippage_bps"] or 0.0,
+                      spread_bps=got["spread_bps"] or 0.0)  # fmt: skip
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
+    config = BacktestConfig(costs=costs, fractional=fractional, long_only=bool(got["long_only"]))
+    return ReconcileSettings(config, Timeframe.parse(got["timeframe"]) if got["timeframe"] else None, recorded)
+
+
 def on_timeframe(bars: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
     """The bars on the signals' timeframe: a signal is stamped at its bar's start and decided at its close, so a
     backtest on shorter bars would fill it inside the bar that decided it (a 15Min bar's 13:45 signal, decided at
