@@ -172,17 +172,14 @@ def _check_fractional(params: object) -> None:
     market or limit day order: the exits the parameters put on each entry (a bracket, an OCO, a gtc stop or
     trailing stop) would have every entry refused, so the session is refused before it starts (signals.exits
     check_fractional, which paper and backtest apply to the signals themselves)."""
-    from marketboss.signals.exits import FRACTIONAL_ORDER_TYPES
+    from marketboss.signals.exits import exits_refusal
 
     if getattr(params, "sizing", None) != "weight":
         return  # whole quantities: --fractional changes nothing
     given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
              if (v := getattr(params, k, None)) is not None]  # fmt: skip
     if given:
-        raise MarketBossError(
-            f"--fractional: a target-weight order with exits ({', '.join(given)}) cannot be placed: its exits go as a "
-            f"bracket, an OCO or a gtc stop or trailing stop, and Alpaca takes fractional orders only as simple "
-            f"{' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (drop --fractional or the exits)")  # fmt: skip
+        raise MarketBossError(exits_refusal(", ".join(given)))
 
 
 def _until(text: str | None) -> datetime | str | None:

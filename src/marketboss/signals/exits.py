@@ -95,6 +95,14 @@ def fractional_refusal(order_type: str, time_in_force: str, order_class: str = "
     return None
 
 
+def exits_refusal(exits: str) -> str:
+    """Why --fractional cannot place a target-weight order with these exits: said alike of a strategy's exit
+    parameters (live, before it starts) and of a signal's exits (check_fractional)."""
+    return (f"--fractional: a target-weight order with exits ({exits}) cannot be placed: its exits go as a bracket, "
+            f"an OCO or a gtc stop or trailing stop, and Alpaca takes fractional orders only as simple "
+            f"{' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (drop --fractional or the exits)")
+
+
 #: A signal's exits as the executor sends them: bracket / OTO legs, an OCO, or a stop or trailing stop, all gtc
 #: (they work until they trade, as the backtest's do), none of which Alpaca takes for a fractional quantity.
 EXIT_FIELDS = ("take_profit", "stop_loss", "trail_percent")
@@ -125,9 +133,7 @@ def check_fractional(signals: pl.DataFrame, source: str) -> None:
     exit_field = next((f for f, e in exit_of.items() if bad.head(1).select(e).item()), None)
     if exit_field is not None:
         field = exit_field
-        why = (f"--fractional: a target-weight order with exits ({exit_field}) cannot be placed: its exits go as a "
-               "bracket, an OCO or a gtc stop or trailing stop, and Alpaca takes fractional orders only as simple "
-               "market or limit day orders (drop --fractional or the exits)")  # fmt: skip
+        why = exits_refusal(exit_field)
     else:
         field = "order_type" if row["order_type"] not in FRACTIONAL_ORDER_TYPES else "time_in_force"
         why = (f"--fractional: a target-weight {row['time_in_force']} {row['order_type']} order cannot be placed: "
