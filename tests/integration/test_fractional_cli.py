@@ -90,3 +90,47 @@ def test_live_refuses_fractional_weights_with_a_strategys_exits_before_starting(
     assert live.stderr.count("\n") == 1 and "Traceback" not in live.stderr
     assert "--fractional" in live.stderr and "trail_percent=5" in live.stderr and ERROR in live.stderr
     assert not any((tmp_path / f).exists() for f in ("broker.sqlite", "signals.jsonl", "trades.jsonl"))
+
+
+STOPPED = '''
+from marketboss import Context, EventParams, EventStrategy
+
+
+class Stopped(EventStrategy[EventParams]):
+    """Its own exits on each weight order (none in its parameters): only the order itself shows them."""
+
+    name = "stopped"
+    params_model = EventParams
+
+    def on_bar(self, ctx: Context) -> None:
+        for s in range(len(ctx.symbols)):
+            if ctx.position(s) == 0:
+                ctx.target_weight(0.1, s, stop_loss=round(ctx.price(s) * 0.9, 2))
+'''
+
+
+def test_live_stops_before_sending_a_fractional_order_with_exits_its_on_bar_placed(tmp_path: Path) -> None:
+    """Exits on_bar gives an order, not its parameters, show only as it decides: the run stops there, the order
+    neither logged nor sent (it was sent, refused by the broker, and the strategy went on holding what the
+    account never bought), as backtest --fractional refuses the strategy."""
+    data, _ = make_bars(tmp_path)
+    (tmp_path / "stopped.py").write_text(STOPPED)
+    args = ("--data", str(data), "--fractional")
+    backtest = _run(tmp_path, "backtest", "--strategy", "stopped.py:Stopped", *args, "--output-dir", "run")
+    _one_line_refusal(backtest, "stop_loss")
+    live = _run(tmp_path, "live", "--strategy", "stopped.py:Stopped", "--symbols", "AAPL", "--timeframe", "1Day",
+                "--replay-from", "2024-01-02", *args, "--broker-db", "broker.sqlite", "--max-bars", "5",
+                "--signals-output", "signals.jsonl", "--trades-output", "trades.jsonl",
+                "--equity-output", "equity.jsonl", "--status-output", "status.json")  # fmt: skip
+    _one_line_refusal(live, "stop_loss")
+    assert "strategy stopped" in live.stderr
+    assert (tmp_path / "signals.jsonl").read_text() == ""  # nothing logged, nothing sent
+    assert not (tmp_path / "trades.jsonl").exists() or (tmp_path / "trades.jsonl").read_text() == ""
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed" and status["orders_submitted"] == 0 and "--fractional" in status["stopped_by"]
+    whole = _run(tmp_path, "live", "--strategy", "stopped.py:Stopped", "--symbols", "AAPL", "--timeframe", "1Day",
+                 "--replay-from", "2024-01-02", "--data", str(data), "--broker-db", "whole.sqlite", "--max-bars", "3",
+                 "--signals-output", "whole.jsonl", "--trades-output", "whole-trades.jsonl",
+                 "--equity-output", "whole-equity.jsonl", "--status-output", "whole.json")  # fmt: skip
+    assert whole.returncode == 0, whole.stderr  # whole shares: the same orders go, their exits with them
+    assert len((tmp_path / "whole.jsonl").read_text().splitlines()) == 1

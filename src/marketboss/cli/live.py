@@ -171,7 +171,8 @@ def _check_fractional(params: object) -> None:
     """--fractional sizes a target-weight order in fractions of a share, which Alpaca takes only as a simple
     market or limit day order: the exits the parameters put on each entry (a bracket, an OCO, a gtc stop or
     trailing stop) would have every entry refused, so the session is refused before it starts (signals.exits
-    check_fractional, which paper and backtest apply to the signals themselves)."""
+    check_fractional, which paper and backtest apply to the signals themselves, and the loop to each bar's: exits
+    an on_bar gives an order show only there)."""
     from marketboss.signals.exits import exits_refusal
 
     if getattr(params, "sizing", None) != "weight":

@@ -57,6 +57,7 @@ from marketboss.execution.live_status import LiveStatus, StreamHealth, read_stat
 from marketboss.execution.replay import ReplayClock
 from marketboss.logging import get_logger
 from marketboss.signals import CANCELS, parse_signal, read_signals, signal_records
+from marketboss.signals.exits import check_fractional
 from marketboss.strategies.base import Strategy
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.plugins import failure
@@ -414,7 +415,10 @@ class LiveLoop:
             if self._canceled and CANCELS in frame.columns:  # the stop's cancels, in the log (not sent: done)
                 self._log_signals(frame.filter(pl.col(CANCELS).is_in(list(self._canceled))
                                                & (pl.col("timestamp").dt.epoch("us") < slot.start)))  # fmt: skip
-            signals = self._log_signals(frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start))
+            new = frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start)
+            if self.executor.cfg.fractional:  # as backtest --fractional refuses it: the run stops, nothing sent
+                check_fractional(new, f"strategy {self.strategy.describe()}")
+            signals = self._log_signals(new)
             bounds = order_bounds(frame, slot.start, held)
         self.summary.bars += 1
         self.status.bars_seen += 1
