@@ -282,6 +282,25 @@ class Context:
                ) -> PlacedOrder:  # fmt: skip
         """The order, as the run takes it. `depth`: the frames from here up to the caller of the action (2 from
         target_weight and close; 3 from buy and sell, through _sized): where it was placed (placed_at)."""
+        if fields:
+            o = self._order_of(s, buy, quantity, weight, fields)
+        else:  # ctx.buy(symbol=s), ctx.close(s): a market day order of no prices of its own (a third of an
+            o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight)  # order-heavy run checking none)
+        closing = not np.isnan(weight) and weight == 0.0
+        if not closing and o.order_type != "trailing_stop" and not fields.keys() & _LEGS:
+            self._default_exits(o)
+        self.orders.append(o)
+        self.placed.append(o)
+        frame = sys._getframe(depth)  # the line that called the action (a fixed depth: walking up cost 5% more)
+        self.places.append((frame.f_code, frame.f_lineno))
+        if self.t < self.trade_from:  # the warm-up: the account does not trade it (backtest.events: trade_from)
+            self.canceled.append(o)
+        else:
+            self.open_rows.add(o.row)
+        return o
+
+    def _order_of(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any]) -> PlacedOrder:
+        """The order of these fields, each checked; its prices on the grid."""
         unknown = fields.keys() - _ORDER_KEYWORDS
         if unknown:
             raise MarketBossError(f"unknown order field(s) {', '.join(sorted(unknown))}; valid: "
@@ -297,20 +316,8 @@ class Context:
         tif = fields.get("time_in_force", "day")
         if tif not in ("day", "gtc"):
             raise MarketBossError(f"time_in_force '{tif}': choose day or gtc")
-        o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind, tif == "gtc",
-                        *(_num(fields.get(f)) if f == "trail_percent" else _on_grid(fields.get(f)) for f in _PRICES))
-        closing = not np.isnan(weight) and weight == 0.0
-        if not closing and kind != "trailing_stop" and not fields.keys() & _LEGS:
-            self._default_exits(o)
-        self.orders.append(o)
-        self.placed.append(o)
-        frame = sys._getframe(depth)  # the line that called the action (a fixed depth: walking up cost 5% more)
-        self.places.append((frame.f_code, frame.f_lineno))
-        if self.t < self.trade_from:  # the warm-up: the account does not trade it (backtest.events: trade_from)
-            self.canceled.append(o)
-        else:
-            self.open_rows.add(o.row)
-        return o
+        return PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight, kind, tif == "gtc",
+                           *(_num(fields.get(f)) if f == "trail_percent" else _on_grid(fields.get(f)) for f in _PRICES))
 
     def placed_at(self, row: int) -> str:
         """Where the strategy placed order `row`, as `file, line N, in function` (an error about the order names
