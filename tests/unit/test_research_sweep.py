@@ -84,7 +84,7 @@ def test_each_combination_is_the_backtest_of_that_strategy_on_every_symbol_in_on
         for row in rows.iter_rows(named=True):  # each symbol's part of the account
             trades = expected.trades.filter(pl.col("symbol") == row["symbol"])
             fills = expected.fills.filter(pl.col("symbol") == row["symbol"])
-            mine = trade_metrics(trades, fills, stats=None)
+            mine = trade_metrics(trades, fills)
             assert_metrics_equal(row, mine, f"{where} {row['symbol']}", keys=SYMBOL_TRADE_KEYS)
             assert row["pnl"] == pytest.approx(trades["pnl"].sum(), rel=1e-9, abs=1e-9)
         assert rows["pnl"].sum() == pytest.approx(summary["pnl"], rel=1e-9, abs=1e-6)  # the parts make the whole

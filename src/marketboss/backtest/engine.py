@@ -37,7 +37,7 @@ import polars as pl
 
 from marketboss.backtest import arrays, kernels
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.metrics import ReturnStats, buy_and_hold_pct, equity_metrics, trade_metrics
+from marketboss.backtest.metrics import ReturnStats, buy_and_hold_pct, equity_metrics, trade_metrics_of
 from marketboss.data.market import Market
 from marketboss.data.schema import LINE, TIMESTAMP_DTYPE
 from marketboss.errors import InputError
@@ -190,16 +190,51 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig, cancels: Cance
     return result(mkt, rows, cfg, fills, status, ordered)
 
 
-def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fills, status: np.ndarray, ordered: bool
-           ) -> BacktestResult:
-    """The result tables and metrics of a simulation's fills and the orders' status (`ordered`: the orders went
-    live in signal order), valued bar by bar from the fills."""
+class Outcome(NamedTuple):
+    """A simulation's outcome as arrays, before any table: what result() makes its frames of, and all a sweep's
+    combination reads (its metrics and each symbol's part)."""
+
+    equity: arrays.Equity
+    trips: arrays.RoundTrips
+    fills: arrays.Fills
+    status: np.ndarray  # per order
+    symbol: np.ndarray  # per order
+    metrics: dict[str, Any]
+
+
+def outcome(mkt: Market, cfg: BacktestConfig, fills: arrays.Fills, status: np.ndarray, symbol: np.ndarray) -> Outcome:
+    """The equity bar by bar, the round trips and the metrics of a simulation's fills and its orders' status (and
+    symbol)."""
     prices = arrays.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     # numpy's allocations of this size get huge pages, numba's do not: faulting in numba's pages cost
     # mark 3-4x its time on 1M bars (measured)
     eq = arrays.Equity(np.empty(mkt.n_times), np.empty(mkt.n_times), np.empty(mkt.n_times))
     exposed, returns = kernels.mark(mkt.close, fills, cfg.cash, eq)
     tr = kernels.round_trips(prices, fills)
+    counts = np.bincount(status, minlength=len(STATUS))
+    metrics = equity_metrics(mkt.times, eq.equity, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
+                             stats=ReturnStats.from_kernel(mkt.n_times, returns))
+    metrics.update(
+        trade_metrics_of(
+            kernels.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
+            tr.pnl.shape[0],
+            fills.row.shape[0],
+            float(fills.commission.sum()),
+            exposure_pct=exposed / mkt.n_times * 100.0,
+            buy_hold_return_pct=buy_and_hold_pct(mkt),
+            rejected_orders=int(counts[arrays.REJECTED_CASH]),
+            unfilled_orders=int(counts[list(arrays.UNFILLED_STATUSES)].sum()),
+        )
+    )
+    return Outcome(eq, tr, fills, status, symbol, metrics)
+
+
+def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fills, status: np.ndarray, ordered: bool
+           ) -> BacktestResult:
+    """The result tables and metrics of a simulation's fills and the orders' status (`ordered`: the orders went
+    live in signal order), valued bar by bar from the fills."""
+    out = outcome(mkt, cfg, fills, status, rows.symbol)
+    eq, tr = out.equity, out.trips
     sig = rows.frame
     ids = sig["id"]
     all_filled = fills.row.shape[0] == sig.height
@@ -243,23 +278,9 @@ def result(mkt: Market, rows: SignalRows, cfg: BacktestConfig, fills: arrays.Fil
         ids.alias("signal_id"), sig["timestamp"], sig["symbol"], sig["action"], sig["quantity"], sig["target_weight"],
         pick(_STATUS_NAMES, status).alias("status"),
     ])
-    counts = np.bincount(status, minlength=len(STATUS))
     equity = pl.DataFrame([mkt.timestamps(), pl.Series("cash", eq.cash),
                            pl.Series("positions_value", eq.positions_value), pl.Series("equity", eq.equity)])
-    metrics = equity_metrics(mkt.times, eq.equity, initial=cfg.cash, periods_per_year=mkt.bars_per_year,
-                             stats=ReturnStats.from_kernel(mkt.n_times, returns))
-    metrics.update(
-        trade_metrics(
-            trades,
-            fills_frame,
-            exposure_pct=exposed / mkt.n_times * 100.0,
-            buy_hold_return_pct=buy_and_hold_pct(mkt),
-            rejected_orders=int(counts[arrays.REJECTED_CASH]),
-            unfilled_orders=int(counts[list(arrays.UNFILLED_STATUSES)].sum()),
-            stats=kernels.trade_stats(tr.pnl, tr.return_pct, tr.days, tr.closed),
-        )
-    )
-    return BacktestResult(cfg, equity, fills_frame, trades, orders, metrics)
+    return BacktestResult(cfg, equity, fills_frame, trades, orders, out.metrics)
 
 
 def pick(values: Sequence[str | None], codes: np.ndarray) -> pl.Series:

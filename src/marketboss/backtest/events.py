@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from marketboss.backtest import nb
 from marketboss.backtest.arrays import CANCELED
 from marketboss.backtest.costs import BacktestConfig, FillMode
-from marketboss.backtest.engine import BacktestResult, pick, result, strategy_config
+from marketboss.backtest.engine import BacktestResult, Outcome, outcome, pick, result, strategy_config
 from marketboss.backtest.loop_cache import cache_loop
 from marketboss.data.market import Market, SymbolBars
 from marketboss.data.rules import shown
@@ -891,10 +891,7 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
     loop's start: what its account has). `canceled`: orders (by signal id) canceled from outside at a time (the
     live loop's stop canceled them): canceled after the last bar that began by then (nb.cancel_row: an order
     still open, else the exits its fill opened), so that it decides again as the account stands."""
-    cfg = strategy_config(config, strategy)
-    if cfg.fill == FillMode.CLOSE:
-        raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
-                              "does not apply")  # fmt: skip
+    cfg = _event_config(config, strategy)
     first = 0 if trade_from is None else int(np.searchsorted(market.times, epoch_us(trade_from)))
     outside: dict[int, set[str]] = {}
     for sid, at in (canceled or {}).items():
@@ -907,8 +904,35 @@ def run_events(market: Market, strategy: ev.EventStrategy[Any], config: Backtest
             _with_cancels(market, strategy, rows, book))
 
 
+def event_outcome(market: Market, strategy: ev.EventStrategy[Any], config: BacktestConfig | None = None) -> Outcome:
+    """run_events' simulation and metrics without its tables (the signals' and the result's: 42-60% of a sweep's
+    combination, benchmarks/bench_event_sweep.py): what a sweep's combination reads. Its orders are held to
+    Signal's rules all the same."""
+    cfg = _event_config(config, strategy)
+    book, ctx = _simulate(market, strategy, cfg, None)
+    if not _orders_pass(market, book).all():
+        _signal_rows(market, strategy, book, ctx)  # raises, naming the first order that breaks a rule
+    n = int(book.n_rows[0])
+    return outcome(market, cfg, nb.sim_end(book.orders, book.sim), book.orders.status[:n], book.orders.symbol[:n])
+
+
+def _event_config(config: BacktestConfig | None, strategy: ev.EventStrategy[Any]) -> BacktestConfig:
+    cfg = strategy_config(config, strategy)
+    if cfg.fill == FillMode.CLOSE:
+        raise MarketBossError("event strategies decide on a bar's close and fill from the next bar: --fill close "
+                              "does not apply")  # fmt: skip
+    return cfg
+
+
 def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None,
          trade_from: int = 0, outside: Mapping[int, set[str]] | None = None) -> tuple[Book, SignalRows, ev.Context]:
+    book, ctx = _simulate(market, strategy, cfg, compiled, trade_from, outside)
+    return book, _signal_rows(market, strategy, book, ctx), ctx
+
+
+def _simulate(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, compiled: bool | None,
+              trade_from: int = 0, outside: Mapping[int, set[str]] | None = None) -> tuple[Book, ev.Context]:
+    """The strategy run bar by bar in the kernel's account: its Book (orders, fills) and its context."""
     book = Book(market, nb.Rules.of(strategy_config(cfg, strategy)))  # its signals as its backtest makes them
     indicators = _indicators(market, strategy)
     ctx = ev.Context(market, strategy.params, indicators, positions_now=[0.0] * market.n_symbols,
@@ -923,7 +947,7 @@ def _run(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConfig, c
         _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from, outside)
     else:
         _run_python(book, strategy, ctx, outside)
-    return book, _signal_rows(market, strategy, book, ctx), ctx
+    return book, ctx
 
 
 def _from_outside(book: Book, n: int) -> np.ndarray:
@@ -1011,12 +1035,21 @@ def _signal_rows(market: Market, strategy: ev.EventStrategy[Any], book: Book, ct
         num("limit_price", o.limit), num("stop_price", o.stop), num("trail_percent", o.trail),
         num("take_profit", o.take_profit), num("stop_loss", o.stop_loss),
     ])  # fmt: skip
-    _check(frame, strategy, ctx, rules_pass(buy, o.kind[:n], o.gtc[:n], np.column_stack([
-        qty, np.where(is_qty, np.nan, weight), price, *(a[:n] for a in (o.limit, o.stop, o.trail, o.take_profit,
-                                                                        o.stop_loss))])))  # fmt: skip
+    _check(frame, strategy, ctx, _orders_pass(market, book))
     orders = OrderArrays(o.kind[:n].copy(), o.limit[:n].copy(), o.stop[:n].copy(), o.trail[:n].copy(),
                          o.gtc[:n].copy(), o.take_profit[:n].copy(), o.stop_loss[:n].copy())  # fmt: skip
     return SignalRows(frame, ts, bar, s_idx, buy, qty, np.where(is_qty, 0.0, weight), orders)
+
+
+def _orders_pass(market: Market, book: Book) -> np.ndarray:
+    """Per order placed, whether it keeps Signal's rules (signals.rules_pass, over the run's arrays)."""
+    n = int(book.n_rows[0])
+    o = book.orders
+    qty = o.qty[:n]
+    weight = np.where(np.isnan(qty), o.weight[:n], np.nan)
+    price = market.close[book.decided[:n], o.symbol[:n]]
+    return rules_pass(o.buy[:n], o.kind[:n], o.gtc[:n], np.column_stack([
+        qty, weight, price, *(a[:n] for a in (o.limit, o.stop, o.trail, o.take_profit, o.stop_loss))]))  # fmt: skip
 
 
 def _ids(market: Market, strategy: ev.EventStrategy[Any], bar: np.ndarray, s_idx: np.ndarray, buy: np.ndarray

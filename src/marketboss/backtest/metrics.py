@@ -208,20 +208,35 @@ def trade_metrics(
     buy_hold_return_pct: float | None = None,
     rejected_orders: int = 0,
     unfilled_orders: int = 0,
-    stats: TradeAcc | None = None,
 ) -> dict[str, Any]:
-    """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted.
-    `stats` are nb.trade_stats of the trades when already known (a backtest has their columns as arrays)."""
-    if stats is None:
-        columns = ("pnl", "return_pct", "duration_days", "closed")
-        arrays = [trades[c].to_numpy() for c in columns] if trades.height else [np.empty(0)] * 3 + [np.empty(0, bool)]
-        stats = trade_stats(*arrays)
+    """Trade statistics over closed round trips (trades.jsonl rows with closed = true); open ones are counted."""
+    columns = ("pnl", "return_pct", "duration_days", "closed")
+    arrays = [trades[c].to_numpy() for c in columns] if trades.height else [np.empty(0)] * 3 + [np.empty(0, bool)]
+    commissions = float(fills["commission"].to_numpy().sum()) if fills.height else 0.0  # as engine.outcome sums
+    return trade_metrics_of(trade_stats(*arrays), trades.height, fills.height, commissions, exposure_pct=exposure_pct,
+                            buy_hold_return_pct=buy_hold_return_pct, rejected_orders=rejected_orders,
+                            unfilled_orders=unfilled_orders)  # fmt: skip
+
+
+def trade_metrics_of(
+    stats: TradeAcc,
+    n_round_trips: int,
+    n_fills: int,
+    commissions: float,
+    *,
+    exposure_pct: float | None = None,
+    buy_hold_return_pct: float | None = None,
+    rejected_orders: int = 0,
+    unfilled_orders: int = 0,
+) -> dict[str, Any]:
+    """trade_metrics of counts, without the tables: `n_round_trips` open ones included, the fills' count and
+    commissions (a backtest's arrays have them: engine.outcome)."""
     n, n_win, wins, losses, total, total_ret, best, worst, days = stats
     losses = abs(losses)  # +0.0 without losers: winners alone give +inf, not -inf
     nan = float("nan")
     return {
         "n_trades": n,
-        "open_trades": int(trades.height - n),
+        "open_trades": int(n_round_trips - n),
         "win_rate_pct": n_win / n * 100.0 if n else nan,
         "profit_factor": _ratio(wins, losses) if n and (losses > 0 or wins > 0) else nan,
         "expectancy": total / n if n else nan,
@@ -229,8 +244,8 @@ def trade_metrics(
         "best_trade_pct": best if n else nan,
         "worst_trade_pct": worst if n else nan,
         "avg_trade_duration_days": days / n if n else nan,
-        "n_fills": int(fills.height),
-        "commissions": float(fills["commission"].sum()) if fills.height else 0.0,
+        "n_fills": int(n_fills),
+        "commissions": float(commissions),
         "exposure_pct": nan if exposure_pct is None else float(exposure_pct),
         "buy_hold_return_pct": nan if buy_hold_return_pct is None else float(buy_hold_return_pct),
         "rejected_orders": int(rejected_orders),

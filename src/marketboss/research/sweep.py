@@ -9,13 +9,14 @@ orders not filled) and its own buy and hold.
 
 MA crossover finds its events in the fused kernel (research.nb.ma_events); any other strategy (plug-ins too) through
 its own `exposures` one combination at a time; both then trade through the backtest's kernels. An event-driven
-strategy runs its event backtest (backtest.events) per combination over the window's bars.
+strategy runs its event backtest (backtest.events.event_outcome: the run and its metrics, no table) per combination
+over the window's bars.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
-from marketboss.backtest.engine import STATUS
+from marketboss.backtest.events import event_outcome
 from marketboss.backtest.metrics import buy_and_hold_pct
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
@@ -33,7 +34,7 @@ from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
-from marketboss.research.windows import Window, evaluate, history_exposures, time_slice
+from marketboss.research.windows import Window, history_exposures, time_slice
 from marketboss.strategies import Strategy, StrategyParams, create, resolve
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
@@ -167,26 +168,18 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
 
 def _event_combo(market: Market, bars: Market, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
                  out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
-    """An event strategy's combination: its event run over the window's bars (research.windows.evaluate), the
-    summary its backtest metrics, a row per symbol (of the market's) its part."""
-    result = evaluate(bars, strategy, None, task.config)
-    out[:] = [result.metrics[k] for k in METRICS]
+    """An event strategy's combination: its event run over the window's bars as research.windows.evaluate runs
+    it, without the tables (backtest.events.event_outcome), the summary its backtest metrics, a row per symbol (of
+    the market's) its part."""
+    assert isinstance(strategy, EventStrategy)
+    run = event_outcome(bars, strategy, task.config)
+    out[:] = [run.metrics[k] for k in METRICS]
     if equity is not None:
-        equity[:] = result.equity["equity"].to_numpy()
-    trades, fills, orders = result.trades, result.fills, result.orders
-    pnl, ret, days, closed = (trades[c].to_numpy() for c in ("pnl", "return_pct", "duration_days", "closed"))
-    nb.symbol_rows(win.symbol_buy_hold, _codes(trades["symbol"], market.symbols), pnl, ret, days, closed,
-                   _codes(fills["symbol"], market.symbols), fills["commission"].to_numpy(),
-                   _codes(orders["symbol"], market.symbols), _codes(orders["status"], _STATUS_NAMES),
-                   rows)  # fmt: skip
-
-
-_STATUS_NAMES = tuple(STATUS[c] for c in range(len(STATUS)))
-
-
-def _codes(names: pl.Series, values: Sequence[str]) -> np.ndarray:
-    """Each name's index in values (an Enum's codes: replace_strict took 5 times as long, 0.3 ms a call)."""
-    return names.cast(pl.Enum(values)).to_physical().to_numpy().astype(np.int64)
+        equity[:] = run.equity.equity
+    own = np.array([market.symbols.index(s) for s in bars.symbols], dtype=np.int64)  # the window's: a subset
+    tr, fills = run.trips, run.fills
+    nb.symbol_rows(win.symbol_buy_hold, own[tr.symbol], tr.pnl, tr.return_pct, tr.days, tr.closed, own[fills.symbol],
+                   fills.commission, own[run.symbol], run.status.astype(np.int64), rows)  # fmt: skip
 
 
 @dataclass(frozen=True)
