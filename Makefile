@@ -76,6 +76,8 @@ demo: $(KERNELS)
 	$(MB) reconcile --data data/market_data.jsonl --signals data/signals.jsonl --stop-loss-pct 5
 	@echo "== 4. Live: the crossover on each closed daily bar of the market-data stream, the second half of 2024 replayed"
 	@echo "   through the live loop on the local broker (stream, decisions, orders, fills), then reconciled with its backtest"
+	@echo "   (its weights are sized as each order is sent, at the close that decided it, the backtest's at the next open:"
+	@echo "   a few fills a share or so apart, counted as 'filled at another quantity')"
 	@rm -f data/broker_live.sqlite* data/live_signals.jsonl data/live_status.json data/live_trades.jsonl \
 	  data/live_trades.journal.jsonl data/live_equity.jsonl
 	$(MB) live --strategy ma_crossover --param sizing=weight --param weight=0.2 \

@@ -147,8 +147,8 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             nb.ma_sweep(prices, layout, win, grid, rules, ppy, eq, out, rows)
     elif issubclass(cls, EventStrategy):
         bars = time_slice(market, w.start, w.end)  # the window's bars, cut once for every combination
-        for j, values in enumerate(task.params):
-            _event_combo(market, bars, win, create(task.strategy, values), task, out[j], rows[j], eq[j] if
+        for j, params in enumerate(models):  # made of the parameters validated above (create resolved the
+            _event_combo(market, bars, win, cls(params), task, out[j], rows[j], eq[j] if  # plug-in again, each)
                          task.keep_equity else None)  # fmt: skip
     else:
         history = time_slice(market, 0, w.end)
