@@ -31,9 +31,10 @@ from marketboss.data.market import Market, SymbolBars
 from marketboss.data.synth import synth_bars
 from marketboss.errors import InputError, MarketBossError
 from marketboss.indicators import sma
+from marketboss.research.backends import LocalBackend
 from marketboss.research.compare import CompareTask, run_compare_task
 from marketboss.research.grid import combinations
-from marketboss.research.sweep import METRICS, sweep
+from marketboss.research.sweep import METRICS, bar_step_cost, plan_tasks, sweep
 from marketboss.research.windows import Window, time_slice
 from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
@@ -1169,6 +1170,20 @@ def test_a_sweep_runs_an_event_strategy_per_combination(random_bars: pl.DataFram
                         "best_trade_pct", "worst_trade_pct", "avg_trade_duration_days", "n_fills", "commissions"):
                 assert got[key] == pytest.approx(want[key], rel=1e-12, nan_ok=True), (sym, key)
     assert res.summary["final_equity"].n_unique() > 1
+
+
+@pytest.mark.usefixtures("registered")
+def test_an_event_sweep_is_cut_by_what_its_runs_cost_not_by_its_bar_steps() -> None:
+    """The backends' units are the MA kernel's bar-steps: counted alike, an event sweep that would take a minute
+    in this process was one chunk there, where the same bar-steps of the MA crossover are one chunk of a second."""
+    assert bar_step_cost("ma_crossover") == 1.0 < bar_step_cost("mean_reversion") < bar_step_cost("time_trailing_stop")
+    window, backend = Window(0, 2520), LocalBackend(workers=4)
+    event = plan_tasks(combinations("time_trailing_stop", {"hold_bars": list(range(2, 42))}), COSTS, window, 100,
+                       backend)  # fmt: skip
+    ma = plan_tasks(combinations("ma_crossover", {"fast": list(range(2, 42))}, {"slow": 60}), COSTS, window, 100,
+                    backend)  # fmt: skip
+    assert len(ma) == 1 and len(event) == 6  # 40 x 100 x 2,520 bar-steps x 30 over CHUNK_WORK (5e7)
+    assert sorted(len(t.params) for t in event) == [6, 6, 7, 7, 7, 7]  # every combination, in even chunks
 
 
 @pytest.mark.usefixtures("registered")

@@ -23,7 +23,8 @@ from marketboss.errors import MarketBossError
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Bar-steps (combinations x symbols x bars) worth one task: ~0.1-0.3 s of kernel time.
+#: Bar-steps (combinations x symbols x bars; the MA kernel's: research.sweep.bar_step_cost weights another
+#: strategy's) worth one task: ~0.1-0.3 s of kernel time.
 CHUNK_WORK = 5e7
 #: Below this much work the local backend runs in this process: spawning workers costs seconds.
 LOCAL_POOL_WORK = 1e9
