@@ -43,7 +43,6 @@ def reconcile(
     fractional: bool = FractionalOpt,  # the paper run's sizing, so that the backtest's weights buy the same way
 ) -> None:
     """Backtest vs paper: returns, Sharpe, drawdown, fills, slippage (joined by signal id), costs, status."""
-
     from marketboss.execution.journal import journal_path
     from marketboss.execution.logs import read_paper_equity, read_paper_trades
     from marketboss.execution.reconcile import compare_backtest_paper, reconcile_settings
@@ -52,7 +51,7 @@ def reconcile(
 
     s = get_settings()
     exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
-    trades_path = trades or s.paper_trades
+    trades_path, equity_path = trades or s.paper_trades, equity or s.paper_equity
     settings = reconcile_settings(trades_path, commission, fractional, timeframe=timeframe, long_only=long_only,
                                   spread_bps=spread_bps, slippage_bps=slippage_bps)  # fmt: skip
     if settings.recorded:  # said, so that the figures can be reproduced (and overridden)
@@ -63,7 +62,7 @@ def reconcile(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),
         read_paper_trades(trades_path, _torn(trades_path)),
-        read_paper_equity(equity or s.paper_equity, _torn(equity or s.paper_equity)),
+        read_paper_equity(equity_path, _torn(equity_path)),
         settings.config,
         exits,
         settings.timeframe,

@@ -35,7 +35,7 @@ from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import ranking
 from marketboss.research.windows import Window, history_exposures, time_slice
-from marketboss.strategies import Strategy, StrategyParams, create, resolve
+from marketboss.strategies import StrategyParams, create, resolve
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
 
@@ -147,9 +147,9 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
             nb.ma_sweep(prices, layout, win, grid, rules, ppy, eq, out, rows)
     elif issubclass(cls, EventStrategy):
         bars = time_slice(market, w.start, w.end)  # the window's bars, cut once for every combination
-        for j, params in enumerate(models):  # made of the parameters validated above (create resolved the
-            _event_combo(market, bars, win, cls(params), task, out[j], rows[j], eq[j] if  # plug-in again, each)
-                         task.keep_equity else None)  # fmt: skip
+        # each combination made of its parameters validated above (create would resolve the plug-in again)
+        for j, params in enumerate(models):
+            _event_combo(market, bars, win, cls(params), task, out[j], rows[j], eq[j] if task.keep_equity else None)
     else:
         history = time_slice(market, 0, w.end)
         none = np.zeros(0, dtype=np.int64)
@@ -166,12 +166,11 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
     return ChunkResult(rows[:, :, _ROW_COLS], summary, eq if task.keep_equity else None)
 
 
-def _event_combo(market: Market, bars: Market, win: nb.Window, strategy: Strategy[Any], task: SweepTask,
+def _event_combo(market: Market, bars: Market, win: nb.Window, strategy: EventStrategy[Any], task: SweepTask,
                  out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
     """An event strategy's combination: its event run over the window's bars as research.windows.evaluate runs
     it, without the tables (backtest.events.event_outcome), the summary its backtest metrics, a row per symbol (of
     the market's) its part."""
-    assert isinstance(strategy, EventStrategy)
     run = event_outcome(bars, strategy, task.config)
     out[:] = [run.metrics[k] for k in METRICS]
     if equity is not None:

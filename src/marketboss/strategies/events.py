@@ -282,10 +282,9 @@ class Context:
                ) -> PlacedOrder:  # fmt: skip
         """The order, as the run takes it. `depth`: the frames from here up to the caller of the action (2 from
         target_weight and close; 3 from buy and sell, through _sized): where it was placed (placed_at)."""
-        if fields:
-            o = self._order_of(s, buy, quantity, weight, fields)
-        else:  # ctx.buy(symbol=s), ctx.close(s): a market day order of no prices of its own (a third of an
-            o = PlacedOrder(len(self.orders), self.t, s, buy, quantity, weight)  # order-heavy run checking none)
+        # ctx.buy(symbol=s), ctx.close(s): a market day order with no fields to check (a third of an order-heavy run)
+        o = self._order_of(s, buy, quantity, weight, fields) if fields else PlacedOrder(
+            len(self.orders), self.t, s, buy, quantity, weight)
         closing = not np.isnan(weight) and weight == 0.0
         if not closing and o.order_type != "trailing_stop" and not fields.keys() & _LEGS:
             self._default_exits(o)
