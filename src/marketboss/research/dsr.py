@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
 
 EULER_GAMMA = 0.5772156649015329
+#: The standard normal, from the standard library (scipy.stats took 0.56 s to import: `walkforward` on the
+#: guide's 10 symbols took 1.71 s with it, 1.22 s without; the two agree to 2e-15).
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,15 @@ def probabilistic_sharpe(est: SharpeEstimate, benchmark: float = 0.0) -> float:
     var = 1.0 - est.skew * sr + (est.kurtosis - 1.0) / 4.0 * sr * sr
     if var <= 0.0:
         return math.nan
-    return float(norm.cdf((sr - benchmark) * math.sqrt(est.n - 1) / math.sqrt(var)))
+    return _NORMAL.cdf((sr - benchmark) * math.sqrt(est.n - 1) / math.sqrt(var))
 
 
 def expected_max_sharpe(n_trials: int, trial_variance: float) -> float:
     """E[max Sharpe] of n_trials skill-less strategies whose Sharpe estimates vary by trial_variance."""
     if n_trials <= 1 or not trial_variance > 0.0:
         return 0.0
-    a = norm.ppf(1.0 - 1.0 / n_trials)
-    b = norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+    a = _NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
+    b = _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
     return float(math.sqrt(trial_variance) * ((1.0 - EULER_GAMMA) * a + EULER_GAMMA * b))
 
 
