@@ -15,6 +15,11 @@ where it saves at least 20% of the wall time of one of these). The cases:
   tree's own example, its compiled on_bar) on the demo data, whole process: the event loop compiled for the
   strategy's function, loaded from numba's disk cache (backtest/loop_cache.py; before, compiled in every
   process: session 20, two runs of 5 rounds, medians 1.01 s against 1.66 s and 1.31 s against 1.97 s).
+- portfolio_event_backtest_cli: `marketboss backtest --strategy examples/time_trailing_stop.py:TimeTrailingStop`
+  on the 500 symbols (parquet): ~140,000 orders, most with a trailing stop leg, written to the run's
+  signals.jsonl (session 26: 2.20 s while a signals file with order fields was written row by row, 1.81 s).
+- demo_walkforward_cli: `marketboss walkforward --grid fast=5:20:5 --grid slow=30:60:10` on the demo data,
+  whole process (session 26: 1.71 s while the deflated Sharpe ratio imported scipy.stats, 1.22 s).
 - sweep_s / sweep_1_thread_s: `research.sweep` of bench_sweep.py's grid (174 combinations x 100 symbols x
   2,520 daily bars) in-process, as the local backend runs it (numba threads, one per core), and on one thread.
 - backtest_1m_bars_s: bench_backtest.py's 1,000,000-bar one-symbol `run_strategy` in-process (for reference:
@@ -46,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import median_time, report
 
 HERE_SRC = Path(__file__).resolve().parents[1] / "src"
-CLI_CASES = ("demo_backtest_cli", "portfolio_backtest_cli", "demo_sweep_cli", "event_backtest_cli")
+CLI_CASES = ("demo_backtest_cli", "portfolio_backtest_cli", "demo_sweep_cli", "event_backtest_cli",
+             "portfolio_event_backtest_cli", "demo_walkforward_cli")
 CHILD_CASES = ("portfolio_backtest_s", "sweep_s", "sweep_1_thread_s", "backtest_1m_bars_s")
 CASES = (*CLI_CASES, *CHILD_CASES)
 PORTFOLIO_CASH = "1000000"
@@ -98,6 +104,13 @@ def cli_case(case: str, src: Path, tmp: Path, out: Path) -> float:
     elif case == "demo_sweep_cli":
         args = ["sweep", "--data", str(tmp / "demo.jsonl"), "--grid", "fast=5:50:5", "--grid", "slow=20:200:10",
                 "--output", str(out / "rows.parquet")]  # fmt: skip
+    elif case == "demo_walkforward_cli":
+        args = ["walkforward", "--data", str(tmp / "demo.jsonl"), "--grid", "fast=5:20:5", "--grid", "slow=30:60:10",
+                "--output", str(out / "folds.parquet")]  # fmt: skip
+    elif case == "portfolio_event_backtest_cli":
+        example = src.parent / "examples" / "time_trailing_stop.py"
+        args = ["backtest", "--data", str(tmp / "portfolio.parquet"), "--strategy", f"{example}:TimeTrailingStop",
+                "--output-dir", str(out / "run")]  # fmt: skip
     else:
         example = src.parent / "examples" / "rsi_bracket_events.py"
         args = ["backtest", "--data", str(tmp / "demo.jsonl"), "--strategy", f"{example}:RsiBracketEvents",

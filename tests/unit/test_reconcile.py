@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.costs import BacktestConfig, Costs
 from marketboss.backtest.engine import run_backtest
 from marketboss.data.io import write_bars, write_jsonl
 from marketboss.data.market import Market
@@ -54,6 +54,9 @@ def test_join_measures_the_slippage_put_in_and_the_missed_fill(daily_bars: pl.Da
     assert s["slippage_usd"] == pytest.approx(expected_usd, rel=1e-9)
     assert s["daily_return_correlation"] > 0.99  # the same curve, shifted by a constant
     assert s["return_difference_pct"] == pytest.approx(s["paper_return_pct"] - s["backtest_return_pct"])
+    costly = compare_backtest_paper(daily_bars, signals, trades, equity, BacktestConfig(costs=Costs(commission=0.001)))
+    notional = (costly.joined["bt_price"] * costly.joined["bt_qty"]).sum()
+    assert costly.summary["backtest_commissions"] == pytest.approx(notional * 0.001, rel=1e-9) and notional > 0
 
 
 def test_a_sparse_equity_log_is_valued_bar_by_bar_from_the_paper_fills(daily_bars: pl.DataFrame) -> None:

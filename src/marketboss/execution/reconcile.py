@@ -112,7 +112,7 @@ def compare_backtest_paper(
                                         & ((pl.col("paper_qty") - pl.col("bt_qty")).abs() > 1e-9)).height,
         "avg_slippage_bps": float(slip["slippage_bps"].mean()) if slip.height else float("nan"),  # type: ignore[arg-type]
         "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
-        "backtest_commissions": float(bt.fills["commission"].sum()) if bt.fills.height else 0.0,
+        "backtest_commissions": bt.metrics["commissions"],
         "paper_commissions": paper["commissions"],
         "daily_return_correlation": _corr(aligned.filter(pl.col("snapshot"))),
         "status": status(paper["pnl"], bt.fills.height, paper["filled_orders"], missed, paper_only,
