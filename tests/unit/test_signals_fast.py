@@ -211,6 +211,18 @@ def test_what_polars_would_hide_takes_the_per_record_path(tmp_path: Path, line: 
     assert got[0] == want[0] and (got[1] == want[1] if got[0] == "error" else got[1].equals(want[1]))
 
 
+def _row_by_row(d: dict[str, Any]) -> dict[str, Any]:
+    """A signal as the contract writes it, one at a time: its fields in order, a whole quantity as an integer,
+    the order fields only where they say more than a market order for the day, a cancel's id where it has one."""
+    q = d["quantity"]
+    out = {**{f: d[f] for f in signals_mod.SIGNAL_FIELDS}, "quantity": int(q) if q is not None and q == int(q) else q}
+    out.update({f: d[f] for f in signals_mod.ORDER_FIELDS
+                if d.get(f) is not None and d[f] != signals_mod.ORDER_DEFAULTS.get(f)})  # fmt: skip
+    if d.get(signals_mod.CANCELS) is not None:
+        out[signals_mod.CANCELS] = d[signals_mod.CANCELS]
+    return out
+
+
 _ORDERS = st.sampled_from([{}, {"order_type": "limit", "limit_price": 149.0}, {"time_in_force": "gtc"},
                            {"order_type": "market", "time_in_force": "day"}, {"take_profit": 170.01, "stop_loss": 0.1},
                            {"order_type": "trailing_stop", "trail_percent": 2.5, "time_in_force": "gtc"},
@@ -223,7 +235,8 @@ _ORDERS = st.sampled_from([{}, {"order_type": "limit", "limit_price": 149.0}, {"
 def test_written_text_is_the_row_by_row_form(tmp_path: Path, specs: list[tuple[Any, dict[str, Any]]],
                                              cancel: bool) -> None:  # fmt: skip
     """write_signals encodes whole frames with polars, each row with the fields of its own order (a cancel
-    with the id it cancels): the bytes are the row-by-row writer's."""
+    with the id it cancels): the bytes are those of the signals written one by one as the contract says, and
+    signal_records (the live loop's log) gives the same objects."""
     from marketboss.data.io import write_jsonl
 
     rows = [{**VALID, **orders, "id": f"s{i}", "quantity": q, "target_weight": None if q is not None else 0.5}
@@ -238,8 +251,9 @@ def test_written_text_is_the_row_by_row_form(tmp_path: Path, specs: list[tuple[A
     text = frame.select(*(c for c in frame.columns if c != "_line")).with_columns(
         signals_mod.pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     )
-    write_jsonl(tmp_path / "ref.jsonl", (signals_mod._record(r) for r in text.iter_rows(named=True)))
+    write_jsonl(tmp_path / "ref.jsonl", (_row_by_row(r) for r in text.iter_rows(named=True)))
     assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+    assert signals_mod.signal_records(frame) == [_row_by_row(r) for r in text.iter_rows(named=True)]
 
 
 def test_an_unknown_key_standing_in_for_a_missing_id_still_gets_the_derived_id(tmp_path: Path) -> None:
