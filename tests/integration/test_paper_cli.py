@@ -83,6 +83,31 @@ def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(t
     assert [(t["signal_id"], t["status"]) for t in records[-2:]] == [(s.id, "filled") for s in signals]
 
 
+def test_logs_following_another_brokers_exits_are_refused_in_one_line(tmp_path: Path) -> None:
+    """An earlier run's logs, whose journal follows exits still open at its broker, given to a run on a fresh
+    broker database (as the replay's refusal suggests): that broker knows none of those orders, so the run stops
+    in one line naming the journal and what to do, no trade recorded; into fresh logs it runs."""
+    data, bars = make_bars(tmp_path)
+    (tmp_path / "data").mkdir()
+    data.rename(tmp_path / "data/market_data.jsonl")
+    make_signals(tmp_path / "data", bars, n=4)
+    exits = ("--take-profit-pct", "50", "--order-interval", "0")  # far away: still open when the data ends
+    first = subprocess.run(_paper(*exits), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stderr
+    trades = (tmp_path / "data/paper_trading_trades.jsonl").read_bytes()
+    again = subprocess.run(_paper(*exits, "--broker-db", "data/fresh.sqlite"), cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: data/paper_trading_trades.journal.jsonl: the take_profit of ")
+    assert "unknown to this broker" in line and "--trades-output" in line
+    assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades  # no trade recorded
+    fresh = subprocess.run(_paper(*exits, "--broker-db", "data/fresh2.sqlite", "--trades-output", "data/t.jsonl",
+                                  "--equity-output", "data/e.jsonl"), cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True, timeout=180)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+
+
 def test_kill_9_mid_run_then_restart_places_no_order_twice(tmp_path: Path) -> None:
     data, bars = make_bars(tmp_path)
     signals_path, signals = make_signals(tmp_path, bars, n=30)

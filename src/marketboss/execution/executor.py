@@ -777,7 +777,14 @@ class Executor:
             if order_id is None:
                 self._place_exit(leg, journal)
             elif order_id not in still_open:
-                order = self._leg_state(order_id)
+                try:
+                    order = self._leg_state(order_id)
+                except NotFound:  # the journal is another broker's (a run on another local broker database)
+                    raise MarketBossError(
+                        f"{journal.path}: the {leg.leg} of {leg.symbol} it follows (order {order_id}, signal "
+                        f"{leg.signal_id}) is unknown to this broker: these logs are another broker's or account's "
+                        "run; write this one elsewhere (--trades-output, --equity-output) or move them away"
+                    ) from None
                 if order.is_terminal:
                     self._close_leg(leg, order, journal, trades_log)
 

@@ -104,7 +104,8 @@ class LocalReplay:
         if behind:
             sig, nxt = behind[0]
             fresh = ("restart `marketboss broker serve` with a fresh --db" if self._served else
-                     "replay on a fresh broker database (--broker-db, or remove broker.sqlite beside --data)")
+                     "replay on a fresh broker database (--broker-db, or remove broker.sqlite beside --data) into "
+                     "fresh logs (--trades-output, --equity-output)")
             raise MarketBossError(
                 f"{where}:{sig.line or '?'}: signal {sig.id} ({sig.symbol}, {_minute(sig.timestamp)}) cannot be "
                 f"replayed: the local broker's clock is at {_minute(now)}, past the bar it fills on ({_minute(nxt)}), "
