@@ -10,15 +10,17 @@ bars as a frame (read_bars' or synth_bars'), a Market or a file path.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import BacktestResult, run_backtest, run_strategy
-from marketboss.data.io import read_bars
+from marketboss.data.io import checked_bars, read_bars
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.research.backends import Backend
@@ -34,10 +36,11 @@ StrategyLike = Strategy[Any] | type[Strategy[Any]] | str
 
 
 def load_market(bars: Bars) -> Market:
-    """Bars as the dense arrays strategies and the backtest read: from a file, a bars frame or a Market."""
+    """Bars as the dense arrays strategies and the backtest read: from a file, a bars frame (polars or pandas,
+    held to a file's rules) or a Market."""
     if isinstance(bars, Market):
         return bars
-    return Market.from_bars(read_bars(bars) if isinstance(bars, str | Path) else bars)
+    return Market.from_bars(read_bars(bars) if isinstance(bars, str | Path) else checked_bars(bars))
 
 
 def make_strategy(strategy: StrategyLike, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
@@ -47,14 +50,30 @@ def make_strategy(strategy: StrategyLike, params: Mapping[str, Any] | None = Non
             raise MarketBossError("params go to a strategy class or name; this instance has its own")
         return strategy
     if isinstance(strategy, type):
-        return strategy(strategy.params_model.model_validate(dict(params or {})))
+        return strategy(**dict(params or {}))  # its parameters checked as create checks a name's
     return create(strategy, dict(params or {}))
 
 
-def _config(config: BacktestConfig | None, fields: Mapping[str, Any]) -> BacktestConfig:
+def _config(config: BacktestConfig | None, fields: Mapping[str, Any], strategy: Any = None) -> BacktestConfig:
+    """The backtest's settings: `config`, or its fields as keywords, checked in one line naming the field (and
+    saying where a strategy's parameter given as a keyword goes)."""
     if config is not None and fields:
         raise MarketBossError(f"give config= or its fields ({', '.join(fields)}), not both")
-    return config if config is not None else BacktestConfig.model_validate(dict(fields))
+    if config is not None:
+        return config
+    try:
+        return BacktestConfig.model_validate(dict(fields))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        model = getattr(strategy, "params_model", None)
+        if err["type"] == "extra_forbidden" and model is not None and name in model.model_fields:
+            raise MarketBossError(f"'{name}' is a parameter of strategy '{strategy.name}': give it in params= "
+                                  f"(params={{'{name}': {fields[name]!r}}}); keywords are the backtest's settings: "
+                                  f"{', '.join(BacktestConfig.model_fields)}") from None  # fmt: skip
+        what = "no backtest setting" if err["type"] == "extra_forbidden" else "backtest setting"
+        raise MarketBossError(f"{what} '{name}': {err['msg']}; settings: {', '.join(BacktestConfig.model_fields)}"
+                              ) from None
 
 
 def run(
@@ -68,11 +87,10 @@ def run(
     """Backtest a strategy (or a signals frame) on the bars: `result.equity`, `.fills`, `.trades`, `.orders`
     (polars frames) and `.metrics` (a dict), as `marketboss backtest` computes them. The costs and fill rules
     are a BacktestConfig or its fields as keywords, e.g. `cash=50_000, fill="close", costs={"slippage_bps": 2}`."""
-    market = load_market(bars)
-    cfg = _config(config, config_fields)
     if isinstance(strategy, pl.DataFrame):
-        return run_backtest(market, strategy, cfg)
-    result, _ = run_strategy(market, make_strategy(strategy, params), cfg)
+        return run_backtest(load_market(bars), strategy, _config(config, config_fields))
+    made = make_strategy(strategy, params)
+    result, _ = run_strategy(load_market(bars), made, _config(config, config_fields, made))
     return result
 
 
@@ -107,11 +125,23 @@ def sweep(
 ) -> SweepResult:
     """Every combination of `grid` (name -> values) with the fixed `params`, each on every symbol in one
     account, as `marketboss sweep` runs them: `result.summary` (a row of backtest metrics per combination),
-    `result.rows` (per combination and symbol) and `result.top(metric, n)`. `window`: bars [start, end)."""
-    market = load_market(bars)
+    `result.rows` (per combination and symbol) and `result.top(metric, n)`. `window`: bars [start, end).
+    Combinations the parameters refuse together (a stop-loss with a trailing stop) are skipped with a warning
+    (a range of values may cross another's bound); `result.combos` holds those run."""
+    if isinstance(strategy, Strategy):
+        raise MarketBossError(f"sweep takes the strategy's class or name (it makes one for each combination), not "
+                              f"an instance: sweep({type(strategy).__name__}, ...)")  # fmt: skip
+    for name, values in grid.items():
+        if isinstance(values, str) or not isinstance(values, Iterable):
+            raise MarketBossError(f"grid: each parameter takes a list of values, {name}={values!r} is one value (give "
+                                  f"[{values!r}], or put it in params=)")  # fmt: skip
+    cfg = _config(config, config_fields, strategy if isinstance(strategy, type) else None)
     combos = combinations(_spec(strategy), {k: list(v) for k, v in grid.items()}, dict(params or {}))
+    if combos.skipped:
+        warnings.warn(f"{combos.skipped} of {combos.skipped + len(combos.params)} parameter combinations skipped as "
+                      f"invalid (e.g. {combos.skip_reason})", stacklevel=2)  # fmt: skip
     w = Window(*window) if window is not None else None
-    return run_sweep(market, combos, _config(config, config_fields), window=w, backend=backend)
+    return run_sweep(load_market(bars), combos, cfg, window=w, backend=backend)
 
 
 __all__ = ["load_market", "make_strategy", "run", "sweep"]

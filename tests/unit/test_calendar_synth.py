@@ -109,3 +109,18 @@ def test_bars_per_year_is_252_sessions_of_the_median_bars_per_symbol_and_session
         per = bars.with_columns(local.alias("d")).group_by("symbol", "d").len()["len"].median()
         assert bars_per_year(bars) == 252.0 * float(per)  # type: ignore[arg-type]
     assert bars_per_year(synth_bars(["AAA"], "2024-03-01", "2024-03-31", "1Hour", seed=3)) == 252.0 * 7
+
+
+@pytest.mark.parametrize(("every", "expected"), [("1w", 52.18), ("1mo", 12.0)])
+def test_weekly_and_monthly_bars_are_annualised_by_their_number_a_year(every: str, expected: float) -> None:
+    """252 before, whatever the bars: a weekly buy-and-hold's CAGR 207% where it made 26% a year."""
+    from marketboss.data.market import Market
+    from marketboss.data.stats import bars_per_year
+
+    daily = synth_bars(["AAA", "BBB"], "2015-01-01", "2020-12-31", "1Day", seed=3)
+    sparse = daily.group_by_dynamic("timestamp", every=every, group_by="symbol").agg(
+        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
+        pl.col("volume").sum()).sort("timestamp", "symbol")  # fmt: skip
+    assert bars_per_year(sparse) == pytest.approx(expected, abs=0.05)
+    assert Market.from_bars(sparse).bars_per_year == bars_per_year(sparse)
+    assert bars_per_year(daily) == 252.0

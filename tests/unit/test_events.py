@@ -55,6 +55,7 @@ from marketboss.strategies.events import (
     EventParams,
     EventStrategy,
     PlacedOrder,
+    entry_args,
 )
 from tests.unit.cli_app import cli
 
@@ -1051,6 +1052,77 @@ def test_the_compiled_examples_size_as_the_parameters_say(random_bars: pl.DataFr
     assert buys["target_weight"].null_count() == (0 if "weight" in params else buys.height)
 
 
+class BuyEvery(EventStrategy[EventParams]):
+    """Every 7th bar, ctx.buy(symbol=s) of every symbol, whether it has a bar then or not; its twin writes
+    entry_args' rows."""
+
+    name: ClassVar[str] = "buy_every"
+
+    def on_bar(self, ctx: Context) -> None:
+        if ctx.t % 7 == 1:
+            for s in range(len(ctx.symbols)):
+                ctx.buy(symbol=s)
+
+    def compiled(self) -> CompiledOnBar:
+        return CompiledOnBar(_buy_every, np.array(entry_args(self.params)))
+
+
+@njit(cache=True)
+def _buy_every(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t % 7 != 1:
+        return 0
+    for s in range(close.shape[1]):
+        out[s, :] = np.nan
+        out[s, OUT_SYMBOL], out[s, OUT_SIDE], out[s, OUT_KIND], out[s, OUT_GTC] = s, 1.0, 0.0, 0.0
+        out[s, OUT_QTY], out[s, OUT_WEIGHT] = args[0], args[1]
+    return close.shape[1]
+
+
+def test_a_buy_sized_by_weight_is_a_target_weight_in_both_paths(random_bars: pl.DataFrame) -> None:
+    """ctx.buy() under sizing=weight moves to the weight as ctx.target_weight and a compiled entry_args row do:
+    none where the symbol has no bar to size it by (CCC, every third bar), none when the position is there
+    (before, the plain path placed both: 5 signals against the compiled path's 4, on a late-listed symbol)."""
+    m = Market.from_bars(random_bars)
+    strategy = BuyEvery(EventParams(sizing="weight", weight=0.2))
+    plain, sig_plain = run_events(m, strategy, COSTS, compiled=False)
+    fast, sig_fast = run_events(m, strategy, COSTS, compiled=True)
+    assert fast.fills.equals(plain.fills) and sig_fast.equals(sig_plain)
+    ccc = m.symbol_index("CCC")
+    decided = np.searchsorted(m.times, sig_plain.filter(pl.col("symbol") == "CCC")["timestamp"].dt.epoch("us"))
+    absent = np.flatnonzero(np.isnan(m.close[:, ccc]) & (np.arange(m.n_times) % 7 == 1))
+    assert absent.shape[0] > 3 and not np.isin(absent, decided).any() and decided.shape[0] > 3
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_negative_target_weight_of_a_long_only_strategy_is_refused_in_both_paths(compiled: bool) -> None:
+    """Before, the compiled row sold the position to flat without a word, where ctx.target_weight refused it."""
+
+    class Shorting(EventStrategy[EventParams]):
+        name: ClassVar[str] = "shorting"
+
+        def on_bar(self, ctx: Context) -> None:
+            if ctx.t == 3:
+                ctx.target_weight(-0.2, 0)
+
+        def compiled(self) -> CompiledOnBar:
+            return CompiledOnBar(_short_weight, np.zeros(1))
+
+    said = ("order row 0 of compiled on_bar at bar 3 (2024-01-05 05:00:00+00:00): OUT_WEIGHT -0.2 is a negative "
+            "target weight: long_only strategies do not short") if compiled else "target_weight -0.2: long_only "
+    with pytest.raises(MarketBossError, match=re.escape(said)):
+        run_events(market_of(FLAT), Shorting(EventParams()), compiled=compiled)
+    assert run_events(market_of(FLAT), Shorting(EventParams(long_only=False)), compiled=compiled)[1].height == 1
+
+
+@njit(cache=True)
+def _short_weight(t, open_, high, low, close, ind, position, cash, equity, args, mem, out):  # type: ignore[no-untyped-def]
+    if t != 3:
+        return 0
+    out[0, :] = np.nan
+    out[0, OUT_SYMBOL], out[0, OUT_SIDE], out[0, OUT_KIND], out[0, OUT_GTC], out[0, OUT_WEIGHT] = 0, -1.0, 0, 0, -0.2
+    return 1
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_a_book_that_grows_row_by_row_trades_as_one_with_room(random_bars: pl.DataFrame, compiled: bool,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1177,6 +1249,16 @@ def test_an_event_sweep_is_cut_by_what_its_runs_cost_not_by_its_bar_steps() -> N
     """The backends' units are the MA kernel's bar-steps: counted alike, an event sweep that would take a minute
     in this process was one chunk there, where the same bar-steps of the MA crossover are one chunk of a second."""
     assert bar_step_cost("ma_crossover") == 1.0 < bar_step_cost("mean_reversion") < bar_step_cost("time_trailing_stop")
+
+    class PlainTrailing(TimeTrailingStop):  # its on_bar alone: 5-20x the compiled run's cost a bar
+        name = "plain_trailing"
+        compiled = EventStrategy.compiled
+
+    registry._REGISTRY[PlainTrailing.name] = PlainTrailing
+    try:
+        assert bar_step_cost("plain_trailing") > 5 * bar_step_cost("time_trailing_stop")
+    finally:
+        del registry._REGISTRY[PlainTrailing.name]
     window, backend = Window(0, 2520), LocalBackend(workers=4)
     event = plan_tasks(combinations("time_trailing_stop", {"hold_bars": list(range(2, 42))}), COSTS, window, 100,
                        backend)  # fmt: skip

@@ -113,8 +113,8 @@ def test_a_series_in_gives_a_series_out_and_lists_are_accepted() -> None:
 
 def test_gaps_and_bad_windows() -> None:
     x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
-    np.testing.assert_array_equal(np.isnan(sma(x, 2)), [True, False, True, True, False, False])
-    e = ema(x, 2)  # a missing bar is skipped: NaN there, the average carries on
+    np.testing.assert_array_equal(sma(x, 2), [np.nan, 1.5, np.nan, 3.0, 4.5, 5.5])  # a missing bar is skipped
+    e = ema(x, 2)  # NaN there, the average carries on
     assert np.isnan(e[2]) and e[3] == pytest.approx((1.0 + 2.0) / 2 + 2 / 3 * (4.0 - 1.5))
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="whole number"):
@@ -137,3 +137,34 @@ def test_a_time_by_symbol_matrix_gives_each_columns_values(fn: Callable[[np.ndar
         assert np.array_equal(out[:, j], fn(x[:, j].copy()), equal_nan=True)
     with pytest.raises(ValueError, match=r"a series \(1-D\) or a \(time x symbol\) matrix, not an array of shape"):
         fn(x.reshape(2, 30, 4))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: sma(x, 5), lambda x: ema(x, 5), lambda x: rsi(x, 5), lambda x: zscore(x, 5),
+    lambda x: rolling_max(x, 5, exclude_current=True), lambda x: rolling_min(x, 5), lambda x: returns(x, 2),
+    lambda x: bollinger(x, 5).lower, lambda x: atr(x + 1.0, x - 1.0, x, 5),
+])  # fmt: skip
+def test_a_matrix_column_with_missing_bars_gives_its_symbols_own_values(fn: Callable[[np.ndarray], np.ndarray]
+                                                                          ) -> None:  # fmt: skip
+    """A market's symbol listed later, or without a bar now and then, is NaN there: each column gives what its
+    symbol's own bars give, NaN at the missing ones (before, RSI and ATR were NaN for ever after a leading NaN,
+    a rolling minimum's window holding a NaN took the wrong value, a z-score was 0 there)."""
+    x = np.column_stack([walk(80, seed) for seed in range(3)])
+    x[:30, 1] = np.nan  # listed at bar 30
+    x[[10, 11, 50], 2] = np.nan  # no bar on three days
+    out = fn(x)
+    for j in range(3):
+        own = ~np.isnan(x[:, j])
+        assert np.isnan(out[~own, j]).all()
+        np.testing.assert_array_equal(out[own, j], fn(x[own, j]))
+        assert not np.isnan(out[own, j][10:]).any()  # the window full, a value on every bar
+
+
+@pytest.mark.parametrize("level", [0.1, 1.1, 123.456, 1e-9, 0.0])
+def test_a_flat_window_has_a_z_score_of_0_and_no_width(level: float) -> None:
+    """Its mean's rounding left a deviation of ~1e-17 at some levels: a z-score of -1 or +1 on a price that did
+    not move."""
+    x = np.r_[walk(10), np.full(25, level)]
+    assert (zscore(x, 20)[-5:] == 0.0).all()
+    bands = bollinger(x, 20)
+    assert (bands.upper[-5:] == bands.middle[-5:]).all() and (bands.lower[-5:] == bands.middle[-5:]).all()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -76,6 +77,21 @@ def test_every_strategy_command_takes_a_plugin_file(
     assert table["strategy"].to_list() == [spec, "momentum"] and set(table["status"]) == {"ok"}
     assert '"every": 9' in table["params"][0]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_plugin_file_imports_the_modules_beside_it(data: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+                                                      ) -> None:  # fmt: skip
+    """As a script does (before: ModuleNotFoundError, its directory was not on the import path); after the
+    installed packages, so that a helper named like one of them does not hide it."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    home = workdir / "mine"
+    home.mkdir()
+    (home / "rules_of_mine.py").write_text("EVERY = 6\n")
+    (home / "flip.py").write_text(PLUGIN.replace("Field(10,", "Field(rules_of_mine.EVERY,") .replace(
+        "import numpy as np", "import numpy as np\nimport rules_of_mine"))  # fmt: skip
+    assert cli("backtest", "--data", str(data), "--strategy", "mine/flip.py:Flip", "-o", "runs/mine") == 0
+    assert create("mine/flip.py:Flip").params.every == 6
+    assert sys.path.index(str(home.resolve())) > sys.path.index(str(Path(np.__file__).parents[1]))
 
 
 def test_a_plugins_signal_ids_do_not_depend_on_where_its_file_is(data: Path, plugin: Path, workdir: Path) -> None:

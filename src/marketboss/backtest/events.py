@@ -440,11 +440,12 @@ def rewind(prices: nb.Prices, orders: nb.Orders, rules: nb.Rules, sim: nb.Sim, s
 
 
 @njit(cache=True, inline="always")
-def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover - compiled
+def _bad_column(out: np.ndarray, i: int, n_s: int, long_only: bool) -> int:  # pragma: no cover - compiled
     """The column of out's row i that add_rows cannot take (-1: none): an OUT_KIND that is not an order type,
-    CANCEL or CANCEL_EXITS, an OUT_SYMBOL that is not a symbol's index (-1 too with a cancel: every symbol's), an
-    order's OUT_SIDE that is not +1 or -1, an OUT_GTC that is not 1 (gtc), 0 or NaN (day). Anything else a row
-    says is the signal contract's to judge (_check)."""
+    CANCEL or CANCEL_EXITS, an OUT_SYMBOL that is not a symbol's index (-1 too with a cancel: every symbol's), a
+    negative target weight under long_only (ctx.target_weight's error), an order's OUT_SIDE that is not +1 or -1,
+    an OUT_GTC that is not 1 (gtc), 0 or NaN (day). Anything else a row says is the signal contract's to judge
+    (_check)."""
     kind = out[i, ev.OUT_KIND]
     if not (ev.CANCEL_EXITS <= kind < len(ORDER_TYPE_NAMES) and kind == np.floor(kind)):  # NaN fails both
         return ev.OUT_KIND
@@ -453,6 +454,8 @@ def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover -
         return ev.OUT_SYMBOL
     if kind < 0:
         return -1
+    if long_only and np.isnan(out[i, ev.OUT_QTY]) and out[i, ev.OUT_WEIGHT] < 0.0:
+        return ev.OUT_WEIGHT
     if out[i, ev.OUT_SIDE] != 1.0 and out[i, ev.OUT_SIDE] != -1.0:
         return ev.OUT_SIDE
     gtc = out[i, ev.OUT_GTC]
@@ -462,18 +465,19 @@ def _bad_column(out: np.ndarray, i: int, n_s: int) -> int:  # pragma: no cover -
 
 
 @njit(cache=True, **nb.NO_REFCOUNTS)
-def _to_targets(out: np.ndarray, n: int, close: np.ndarray, t: int, position: np.ndarray, equity: float) -> int:
-    # pragma: no cover - compiled
+def _to_targets(out: np.ndarray, n: int, close: np.ndarray, t: int, position: np.ndarray, equity: float,
+                long_only: bool) -> int:  # pragma: no cover - compiled
     """A compiled on_bar's target-weight rows (OUT_QTY NaN, a finite OUT_WEIGHT) as ctx.target_weight places
     them: the side of the move to the target at bar t's close (OUT_SIDE as written is not read), and none when
     there is no move (at the target, or no price at t); a weight of 0 as ctx.close: flat, with or without a
-    price. Returns the rows kept, moved up in out."""
+    price. A negative weight under long_only is kept as it is: add_rows refuses it. Returns the rows kept, moved
+    up in out."""
     k = 0
     n_s = close.shape[1]
     for i in range(n):
         s, w = out[i, ev.OUT_SYMBOL], out[i, ev.OUT_WEIGHT]
         if (out[i, ev.OUT_KIND] >= 0 and np.isnan(out[i, ev.OUT_QTY]) and np.isfinite(w)
-                and 0 <= s < n_s and s == np.floor(s)):  # a bad symbol: add_rows refuses the row
+                and 0 <= s < n_s and s == np.floor(s) and not (long_only and w < 0.0)):  # else add_rows refuses it
             held = position[int(s)]
             wanted = -held if w == 0.0 else w * equity / close[t, int(s)] - held
             if not wanted or np.isnan(wanted):
@@ -497,7 +501,7 @@ def add_rows(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, canceled_at: n
     the shares held after bar t (nb.held_sale), and none is placed when none are held, as ctx.sell places it: a
     stop meant to protect a buy of the same bar is the buy's bracket."""
     for i in range(n):
-        col = _bad_column(out, i, close.shape[1])
+        col = _bad_column(out, i, close.shape[1], long_only)
         if col >= 0:
             fault[0], fault[1], fault[2] = t, i, col
             return
@@ -535,7 +539,7 @@ def take_targets(state: KernelState, out: np.ndarray, n: int, t: int) -> None:  
     this code made the whole loop slower (1M bars: 6 ms to 9), though it runs only at the bars with orders."""
     prices, orders, rules, sim, snap, ran_to, decided, canceled_at, n_rows, full, fault = _fields(state)
     rewind(prices, orders, rules, sim, snap, ran_to, t)
-    n = _to_targets(out, n, prices.close, t, sim.pos, _equity(prices.close, t, sim.pos, sim.cash[0]))
+    n = _to_targets(out, n, prices.close, t, sim.pos, _equity(prices.close, t, sim.pos, sim.cash[0]), rules.long_only)
     add_rows(orders, sim, decided, canceled_at, n_rows, prices.close, full, fault, out, n, t, rules.long_only)
 
 
@@ -835,7 +839,8 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
 
 
 _ALIASED: set[str] = set()  # the modules of compiled on_bars given their other names (alias_module)
-_OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND", ev.OUT_SIDE: "OUT_SIDE", ev.OUT_GTC: "OUT_GTC"}
+_OUT_NAMES = {ev.OUT_SYMBOL: "OUT_SYMBOL", ev.OUT_KIND: "OUT_KIND", ev.OUT_SIDE: "OUT_SIDE", ev.OUT_GTC: "OUT_GTC",
+              ev.OUT_WEIGHT: "OUT_WEIGHT"}
 
 
 def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
@@ -849,6 +854,8 @@ def _refused_row(market: Market, out: np.ndarray, fault: np.ndarray) -> str:
         why = "not +1 (buy) nor -1 (sell)"
     elif col == ev.OUT_GTC:
         why = "not 1 (gtc) nor 0 (day)"
+    elif col == ev.OUT_WEIGHT:
+        why = "a negative target weight: long_only strategies do not short"
     else:
         why = f"not a symbol's index (0 to {market.n_symbols - 1}; -1 with a cancel: every symbol's)"
     return (f"order row {i} of compiled on_bar at bar {t} ({market.timestamps()[t]}): {_OUT_NAMES[col]} {value:g} "

@@ -27,7 +27,7 @@ import xxhash
 from marketboss.errors import InputError
 
 CACHE_DIR_ENV = "MARKETBOSS_CACHE_DIR"
-READER_VERSION = 2  # 2: keys by XXH3
+READER_VERSION = 3  # 2: keys by XXH3; 3: weekly and monthly bars annualised by their number a year
 MAX_ENTRIES = 8
 
 

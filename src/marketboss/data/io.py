@@ -351,6 +351,27 @@ def read_bars(
     return bars
 
 
+def checked_bars(frame: Any, source: str = "bars frame") -> pl.DataFrame:
+    """Bars given as a frame (a notebook's; a pandas one is converted) held to read_bars' rules but the order
+    (Market sorts them), and sorted as it sorts them: the first bad row is an InputError naming it (rows counted
+    from 1) and its field, as a file's would be (a NaN price, high under low: before, the backtest ran and its
+    equity was NaN)."""
+    if not isinstance(frame, pl.DataFrame):
+        if type(frame).__module__.split(".")[0] != "pandas":
+            raise InputError(source, f"a polars or pandas frame of bars, not a {type(frame).__name__}")
+        frame = pl.from_pandas(frame, include_index=frame.index.name is not None)
+    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(source, f"no column {', '.join(missing)}: bars have {', '.join(BAR_COLUMNS)} (columns "
+                                 f"given: {', '.join(frame.columns)})", field=missing[0])  # fmt: skip
+    try:
+        parsed = _normalise(_with_lines(frame, 1))
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise InputError(source, f"columns of the wrong type: {' '.join(str(exc).split())[:200]}") from None
+    errors = validation_errors(parsed, order_by="timestamp")  # in any order: a frame is sorted, a file is not
+    return accept(parsed, to_rejects(errors), Path(source), False, None, by_row=True)
+
+
 def store_copy(key: str, frame: pl.DataFrame) -> None:
     """Store a validated frame under `key` in the cache (cache.py). Best effort: a full disk or a read-only
     cache directory costs the next command time, nothing else."""

@@ -3,7 +3,9 @@ only), compiled (numba loops in nb.py, through kernels.py), and NaN until their 
 
 Each takes a numpy array, a list or a polars Series of floats and returns the same kind: a Series in gives a
 Series out (same name), anything else a float64 numpy array. A (time x symbol) matrix (a Market's `close`, in a
-whole-market strategy's `exposures`) gives the matrix of each column's values. Wilder's RSI and ATR follow his
+whole-market strategy's `exposures`) gives the matrix of each column's values. A NaN marks a missing bar (where a
+matrix's symbol has none): it is NaN out, and the other bars' values are the series' without it, so a column gives
+what its symbol's own bars give (a symbol listed later is not NaN for ever). Wilder's RSI and ATR follow his
 smoothing; standard deviations are population ones (ddof 0), as Bollinger defined his bands.
 
     >>> from marketboss.indicators import sma, rsi
@@ -55,11 +57,24 @@ def _per_column(kernel: Callable[..., np.ndarray], arrays: Sequence[np.ndarray],
     """kernel(*arrays, *args, out) of series (1-D); of (time x symbol) matrices, of each column alone."""
     first = arrays[0]
     if first.ndim == 1:
-        return kernel(*arrays, *args, np.empty_like(first))
+        return _present_bars(kernel, arrays, args)
     out = np.empty_like(first)
     for j in range(first.shape[1]):
-        cols = [np.ascontiguousarray(a[:, j]) for a in arrays]
-        out[:, j] = kernel(*cols, *args, np.empty_like(cols[0]))
+        out[:, j] = _present_bars(kernel, [np.ascontiguousarray(a[:, j]) for a in arrays], args)
+    return out
+
+
+def _present_bars(kernel: Callable[..., np.ndarray], series: Sequence[np.ndarray], args: tuple[Any, ...]
+                  ) -> np.ndarray:  # fmt: skip
+    """The kernel of the bars where no series is NaN (a NaN marks a missing bar: a market matrix's symbol not
+    trading yet, or halted), NaN at the others: a matrix's column gives what its symbol's own bars give."""
+    if not any(np.isnan(s.sum()) for s in series):  # the sum: no NaN in it, faster than isnan() over the bars
+        return kernel(*series, *args, np.empty_like(series[0]))
+    present = ~np.isnan(series[0])
+    for s in series[1:]:
+        present &= ~np.isnan(s)
+    out = np.full_like(series[0], np.nan)
+    out[present] = kernel(*(s[present] for s in series), *args, np.empty(int(present.sum())))
     return out
 
 
@@ -133,13 +148,15 @@ def bollinger(x: Values, n: int = 20, k: float = 2.0) -> Bands:
 
 def returns(x: V, periods: int = 1, log: bool = False) -> V:
     """Return over `periods` bars: x[t] / x[t - periods] - 1, or its log; NaN for the first `periods` bars."""
-    a = _array(x)
-    p = _window(periods, "periods")
-    out = np.full_like(a, np.nan)
-    if a.shape[0] > p:
-        ratio = a[p:] / a[:-p]
+    return _like(x, _per_column(_returns, [_array(x)], _window(periods, "periods"), log))
+
+
+def _returns(x: np.ndarray, p: int, log: bool, out: np.ndarray) -> np.ndarray:
+    out[: min(p, x.shape[0])] = np.nan
+    if x.shape[0] > p:
+        ratio = x[p:] / x[:-p]
         out[p:] = np.log(ratio) if log else ratio - 1.0
-    return _like(x, out)
+    return out
 
 
 def __dir__() -> list[str]:

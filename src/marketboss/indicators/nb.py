@@ -1,5 +1,6 @@
 """The indicators' compiled loops (numba). Each writes into `out`, an array as long as the input allocated by
-the caller, and is causal: out[t] reads inputs [0..t] only. Warm-up bars, and windows holding a NaN, are NaN."""
+the caller, and is causal: out[t] reads inputs [0..t] only; warm-up bars are NaN. Their inputs hold no NaN:
+__init__.py gives them a series' present bars (a NaN marks a missing one)."""
 
 from __future__ import annotations
 
@@ -9,55 +10,47 @@ from numba import njit
 
 @njit(cache=True)
 def sma(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Mean of the last n values: a running sum, with a count of the NaNs in the window."""
+    """Mean of the last n values: a running sum."""
     s = 0.0
-    nans = 0
     for i in range(x.shape[0]):
-        v = x[i]
-        if np.isnan(v):
-            nans += 1
-        else:
-            s += v
+        s += x[i]
         if i >= n:
-            old = x[i - n]
-            if np.isnan(old):
-                nans -= 1
-            else:
-                s -= old
-        out[i] = s / n if i >= n - 1 and nans == 0 else np.nan
+            s -= x[i - n]
+        out[i] = s / n if i >= n - 1 else np.nan
     return out
 
 
 @njit(cache=True)
 def ema(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """Exponential average with alpha 2/(n+1), seeded by the simple mean of the first n values (as charting tools
-    do). NaN inputs are skipped: NaN at that bar, the average carries on from the next value."""
+    do)."""
     alpha = 2.0 / (n + 1.0)
     e = 0.0
-    seen = 0
     for i in range(x.shape[0]):
-        v = x[i]
         out[i] = np.nan
-        if np.isnan(v):
+        if i < n - 1:
+            e += x[i]
             continue
-        seen += 1
-        if seen < n:
-            e += v
-            continue
-        if seen == n:
-            e = (e + v) / n
+        if i == n - 1:
+            e = (e + x[i]) / n
         else:
-            e += alpha * (v - e)
+            e += alpha * (x[i] - e)
         out[i] = e
     return out
 
 
 @njit(cache=True, inline="always")
 def _mean_sd(x: np.ndarray, i: int, n: int) -> tuple[float, float]:  # pragma: no cover - compiled
-    """Mean and population standard deviation of the n values ending at i, two-pass for accuracy."""
+    """Mean and population standard deviation of the n values ending at i, two-pass for accuracy; a flat window's
+    exactly (value, 0): its mean's rounding would leave a deviation of ~1e-17, a z-score of +-1."""
     m = 0.0
+    first = x[i - n + 1]
+    flat = True
     for j in range(i - n + 1, i + 1):
         m += x[j]
+        flat = flat and x[j] == first
+    if flat:
+        return first, 0.0
     m /= n
     v = 0.0
     for j in range(i - n + 1, i + 1):
@@ -68,7 +61,7 @@ def _mean_sd(x: np.ndarray, i: int, n: int) -> tuple[float, float]:  # pragma: n
 
 @njit(cache=True)
 def rolling_zscore(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """(x - mean) / std over the last n values (population std); 0 when the window is flat."""
+    """(x - mean) / std over the last n values (population std); 0 when the window is flat (all one value)."""
     out[: n - 1] = np.nan
     for i in range(n - 1, x.shape[0]):
         m, sd = _mean_sd(x, i, n)

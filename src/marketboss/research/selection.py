@@ -21,9 +21,9 @@ SELECTABLE: dict[str, bool] = {
 }
 
 
-def check_metric(metric: str) -> str:
+def check_metric(metric: str, given_as: str = "--metric") -> str:
     if metric not in SELECTABLE:
-        raise MarketBossError(f"--metric '{metric}' cannot rank strategies; choose one of {', '.join(SELECTABLE)}")
+        raise MarketBossError(f"{given_as} '{metric}' cannot rank strategies; choose one of {', '.join(SELECTABLE)}")
     return metric
 
 

@@ -29,11 +29,10 @@ from marketboss.backtest.events import event_outcome
 from marketboss.backtest.metrics import buy_and_hold_pct
 from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
-from marketboss.errors import MarketBossError
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
-from marketboss.research.selection import ranking
+from marketboss.research.selection import check_metric, ranking
 from marketboss.research.windows import Window, history_exposures, time_slice
 from marketboss.strategies import StrategyParams, create, resolve
 from marketboss.strategies.events import EventStrategy
@@ -193,9 +192,7 @@ class SweepResult:
 
     def top(self, metric: str = "sharpe", n: int = 10) -> pl.DataFrame:
         """The n best combinations by a summary metric (undefined values last, grid order on ties)."""
-        if metric not in SUMMARY_METRICS:
-            raise MarketBossError(f"unknown metric '{metric}': choose one of {', '.join(SUMMARY_METRICS)}")
-        order = ranking(self.summary[metric].to_numpy(), metric)[:n]
+        order = ranking(self.summary[check_metric(metric, "metric")].to_numpy(), metric)[:n]
         return self.summary[order]
 
 
@@ -203,12 +200,15 @@ def bar_step_cost(strategy: str) -> float:
     """What a bar-step (a combination's bar of a symbol) of the strategy costs against one of the MA crossover's
     fused kernel, the unit of the backends' CHUNK_WORK and LOCAL_POOL_WORK. Measured (session 25, 50 symbols x
     1,258 daily bars): the MA kernel 2.6e8 bar-steps a second on a thread, another exposure strategy 1.9e7 (its
-    exposures per combination), an event strategy 0.7-1.3e7 (its run per combination). Counted alike, an event
-    sweep stayed in this process up to two minutes of work, where two processes already took a fifth off 5 s."""
+    exposures per combination), an event strategy 0.7-1.3e7 (its run per combination) with its compiled on_bar,
+    0.8-2.1e6 with a plain one (bench_events.py). Counted alike, an event sweep stayed in this process up to two
+    minutes of work, where two processes already took a fifth off 5 s (a plain one's, with --workers 2 too)."""
     cls = resolve(strategy)
     if cls is MACrossover:
         return 1.0
-    return 30.0 if issubclass(cls, EventStrategy) else 15.0
+    if issubclass(cls, EventStrategy):
+        return 30.0 if cls.compiled is not EventStrategy.compiled else 200.0
+    return 15.0
 
 
 def plan_tasks(

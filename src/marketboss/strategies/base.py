@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from marketboss.data.market import Market, SymbolBars
 from marketboss.errors import MarketBossError
@@ -135,7 +135,14 @@ class Strategy(_Defaults, ABC, Generic[P]):
         or nothing for the defaults."""
         if params is not None and values:
             raise TypeError("give a params model or keyword parameters, not both")
-        self.params: P = params if params is not None else self.params_model.model_validate(values)  # type: ignore[assignment]
+        if params is None:
+            try:
+                params = self.params_model.model_validate(values)  # type: ignore[assignment]
+            except ValidationError as exc:  # one line naming the parameter and listing the valid ones, as create's
+                from marketboss.strategies.registry import params_error  # (it imports this module)
+
+                raise params_error(self.name, type(self), exc.errors()[0], values) from None
+        self.params: P = params  # type: ignore[assignment]
 
     #: Whether the framework checks a whole-market model's `exposures` for look-ahead (checked_exposures). Off only
     #: for a model causal by construction whose run on the market's first half cannot be asked (the ML strategy:

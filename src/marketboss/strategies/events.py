@@ -229,11 +229,18 @@ class Context:
             raise MarketBossError(f"target_weight {weight:g}: a weight is a finite number (a fraction of equity)")
         if self.params.long_only and weight < 0:
             raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
-        px = self._market.close[self.t, s]
-        wanted = weight * self.equity / px - self.positions_now[s]
+        return self._to_target(s, float(weight), order, depth=3)
+
+    def _to_target(self, s: int, weight: float, order: dict[str, Any], depth: int) -> PlacedOrder | None:
+        """The order moving the position to weight x equity at this bar's close (its side the move's), None when
+        there is no move (there already, or no price at this bar to size it by: a symbol without a bar yet), as
+        the compiled path takes a target-weight row (backtest.events._to_targets); a weight of 0 flattens, with
+        or without a price. `depth`: _place's."""
+        held = self.positions_now[s]
+        wanted = -held if weight == 0.0 else weight * self.equity / self._market.close[self.t, s] - held
         if not wanted or np.isnan(wanted):
             return None
-        return self._place(s, bool(wanted > 0), np.nan, float(weight), order)
+        return self._place(s, bool(wanted > 0), np.nan, weight, order, depth=depth)
 
     def close(self, symbol: str | int | None = None) -> PlacedOrder | None:
         """Flatten the position (a target weight of 0: nothing left to trade if an exit got there first)."""
@@ -263,9 +270,8 @@ class Context:
                ) -> PlacedOrder | None:
         s = self._s(symbol)
         p = self.params
-        if quantity is None and p.sizing == "weight":
-            w = p.weight if buy else (0.0 if p.long_only else -p.weight)
-            return self._place(s, buy, np.nan, w, order, depth=3)
+        if quantity is None and p.sizing == "weight":  # a target weight, as entry_args' rows of the compiled path
+            return self._to_target(s, p.weight if buy else (0.0 if p.long_only else -p.weight), order, depth=4)
         if quantity is not None and not _is_number(quantity):
             raise MarketBossError(f"quantity {shown(quantity)}: {'buy' if buy else 'sell'} takes a number of shares")
         q = float(p.quantity if quantity is None else quantity)
@@ -281,7 +287,8 @@ class Context:
     def _place(self, s: int, buy: bool, quantity: float, weight: float, fields: dict[str, Any], depth: int = 2
                ) -> PlacedOrder:  # fmt: skip
         """The order, as the run takes it. `depth`: the frames from here up to the caller of the action (2 from
-        target_weight and close; 3 from buy and sell, through _sized): where it was placed (placed_at)."""
+        close; 3 from buy and sell through _sized, and from target_weight through _to_target; 4 from buy and sell
+        sized by weight): where it was placed (placed_at)."""
         # ctx.buy(symbol=s), ctx.close(s): a market day order with no fields to check (a third of an order-heavy run)
         o = self._order_of(s, buy, quantity, weight, fields) if fields else PlacedOrder(
             len(self.orders), self.t, s, buy, quantity, weight)

@@ -113,7 +113,8 @@ def _origin(name: str) -> str | None:
 
 
 def load_file(path: Path, shown: str) -> ModuleType:
-    """The module of a plug-in file (loaded once per process)."""
+    """The module of a plug-in file (loaded once per process); its directory goes on the import path, after the
+    installed packages, so that it imports its own helper modules."""
     if not path.is_file():
         raise PluginError(f"strategy plug-in {shown}: no such file")
     full = path.resolve()
@@ -124,6 +125,8 @@ def load_file(path: Path, shown: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise PluginError(f"strategy plug-in {shown}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    if str(full.parent) not in sys.path:  # the modules beside it import as a script's do (after installed ones)
+        sys.path.append(str(full.parent))
     sys.modules[name] = module  # pydantic and dataclasses look their module up while the file runs
     try:
         spec.loader.exec_module(module)

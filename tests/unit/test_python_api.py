@@ -1,0 +1,80 @@
+"""The Python API's answers to a notebook's plain mistakes: one line naming what is wrong and what is valid, as
+the commands give (before: pydantic's multi-line errors, a TypeError from inside the sweep, and a bars frame with
+a NaN price backtested to a NaN equity)."""
+
+from __future__ import annotations
+
+import warnings
+
+import polars as pl
+import pytest
+
+from marketboss import MarketBossError, run, sweep
+from marketboss.data.synth import synth_bars
+from marketboss.errors import InputError
+from marketboss.strategies.momentum import Momentum
+
+
+@pytest.fixture(scope="module")
+def bars() -> pl.DataFrame:
+    return synth_bars(["AAA", "BBB"], "2021-01-01", "2021-12-31", "1Day", seed=4)
+
+
+def _row(bars: pl.DataFrame, i: int, column: str, value: pl.Expr) -> pl.DataFrame:
+    return bars.with_columns(pl.when(pl.int_range(pl.len()) == i).then(value).otherwise(pl.col(column)).alias(column))
+
+
+def test_a_bars_frame_is_held_to_a_files_rules(bars: pl.DataFrame) -> None:
+    with pytest.raises(InputError, match=r"^bars frame: field 'open': row 4: missing$"):
+        run("ma_crossover", _row(bars, 3, "open", pl.lit(None, pl.Float64)))
+    with pytest.raises(InputError, match=r"^bars frame: field 'high': row 6: high .* is below max\(open, close\)"):
+        run("ma_crossover", _row(bars, 5, "high", pl.col("low") - 50.0))
+    with pytest.raises(InputError, match=r"field 'volume': no column volume: bars have timestamp, symbol, open"):
+        run("ma_crossover", bars.drop("volume"))
+    with pytest.raises(InputError, match="columns of the wrong type"):
+        run("ma_crossover", bars.with_columns(pl.lit("x").alias("close")))
+    expected = run("ma_crossover", bars).metrics["final_equity"]
+    text_times = bars.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    shuffled = bars.sample(fraction=1.0, shuffle=True, seed=1)
+    for same in (bars.to_pandas(), text_times, shuffled):
+        assert run("ma_crossover", same).metrics["final_equity"] == expected
+
+
+def test_a_bad_parameter_is_one_line_however_the_strategy_is_given(bars: pl.DataFrame) -> None:
+    for attempt in (lambda: Momentum(lookbak=5), lambda: run(Momentum, bars, {"lookbak": 5}),
+                    lambda: run("momentum", bars, {"lookbak": 5})):  # fmt: skip
+        with pytest.raises(MarketBossError, match=r"^strategy 'momentum' has no parameter 'lookbak'; valid: .*lookback"
+                           ):  # fmt: skip
+            attempt()
+    with pytest.raises(MarketBossError, match=r"^strategy 'momentum': invalid parameter lookback=0: .*; valid:"):
+        run(Momentum, bars, {"lookback": 0})
+
+
+def test_a_strategys_parameter_given_as_a_setting_says_where_it_goes(bars: pl.DataFrame) -> None:
+    with pytest.raises(MarketBossError, match=r"^'lookback' is a parameter of strategy 'momentum': give it in "
+                                              r"params= \(params=\{'lookback': 5\}\); keywords are the backtest's "
+                                              r"settings: cash"):  # fmt: skip
+        run(Momentum, bars, lookback=5)
+    with pytest.raises(MarketBossError, match=r"^no backtest setting 'commission': .*; settings: cash, costs"):
+        run(Momentum, bars, commission=0.001)
+    with pytest.raises(MarketBossError, match=r"^backtest setting 'cash': Input should be greater than 0"):
+        run(Momentum, bars, cash=-1)
+
+
+def test_a_sweep_warns_of_the_combinations_it_skips_and_refuses_what_it_cannot_sweep(bars: pl.DataFrame) -> None:
+    with pytest.warns(UserWarning, match=r"^2 of 4 parameter combinations skipped as invalid \(e\.g\. fast \(50\) must "
+                                         r"be below slow \(20\)\)"):  # fmt: skip
+        swept = sweep("ma_crossover", bars, grid={"fast": [5, 50], "slow": [20, 30]})
+    assert swept.summary.height == 2 and swept.combos.skipped == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none skipped: no warning
+        assert sweep("ma_crossover", bars, grid={"fast": [5, 10], "slow": [20, 30]}).summary.height == 4
+    with pytest.raises(MarketBossError, match=r"grid: each parameter takes a list of values, fast=5 is one value"):
+        sweep("ma_crossover", bars, grid={"fast": 5})
+    with pytest.raises(MarketBossError, match=r"grid: .* sizing='weight' is one value"):
+        sweep(Momentum, bars, grid={"sizing": "weight"})
+    with pytest.raises(MarketBossError, match=r"sweep takes the strategy's class or name .*: sweep\(Momentum, "
+                                              r"\.\.\.\)"):  # fmt: skip
+        sweep(Momentum(), bars, grid={"lookback": [5, 10]})  # type: ignore[arg-type]
+    with pytest.raises(MarketBossError, match=r"^metric 'commissions' cannot rank strategies; choose one of sharpe"):
+        swept.top("commissions")
