@@ -1003,3 +1003,25 @@ def test_reconcile_backtests_a_15min_session_on_5min_data_as_it_traded(tmp_path:
         fills = compare_backtest_paper(*args, timeframe=tf).backtest.fills  # (no exits)
         early = fills.join(decided, left_on="signal_id", right_on="id").filter(pl.col("timestamp") < pl.col("decided"))
         assert early.is_empty() == after, tf
+
+
+def test_a_replay_on_the_broker_live_starts_fills_at_the_backtests_moment_and_price(tmp_path: Path) -> None:
+    """The broker `live` starts itself replays without wall-clock fill latency, as paper's does: with 50 ms of it,
+    a daily session's entries filled now and then 50 ms into their bar, at another price than the backtest's
+    (2 of 42 here), and not the same ones from one run to the next."""
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(SYMBOLS, "2023-01-01", "2024-12-31", "1Day", seed=5), data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "MARKETBOSS_"))}
+    env["MARKETBOSS_LOG_LEVEL"] = "warning"
+    cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "ma_crossover",
+           *(a for p in PARAMS for a in ("--param", p)), "--symbols", ",".join(SYMBOLS), "--timeframe", "1Day",
+           "--data", str(data), "--broker-db", str(tmp_path / "b.sqlite"), "--replay-from", "2024-01-02",
+           "--until", "2024-12-31T21:00:00Z", "--signals-output", str(tmp_path / "s.jsonl"), "--trades-output",
+           str(tmp_path / "t.jsonl"), "--equity-output", str(tmp_path / "e.jsonl"), "--status-output",
+           str(tmp_path / "status.json"), "--grace", "2"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "started the local broker" in proc.stdout + proc.stderr
+    fills = [t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["qty"]]
+    assert len(fills) >= 20
+    assert all(datetime.fromisoformat(str(f["timestamp"])).microsecond == 0 for f in fills), fills

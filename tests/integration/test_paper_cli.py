@@ -95,6 +95,15 @@ def test_logs_following_another_brokers_exits_are_refused_in_one_line(tmp_path: 
     first = subprocess.run(_paper(*exits), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr
     trades = (tmp_path / "data/paper_trading_trades.jsonl").read_bytes()
+    equity = (tmp_path / "data/paper_trading_equity.jsonl").read_bytes()
+    again = subprocess.run(_paper(*exits, "--broker-db", "data/fresh.sqlite"), cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: data/paper_trading_equity.jsonl: its last snapshot (")  # before: a snapshot of
+    assert "later than the local broker's clock" in line and "--trades-output" in line  # the new account after it
+    assert (tmp_path / "data/paper_trading_equity.jsonl").read_bytes() == equity
+    (tmp_path / "data/paper_trading_equity.jsonl").unlink()  # the trades log and journal alone: their exits
     again = subprocess.run(_paper(*exits, "--broker-db", "data/fresh.sqlite"), cwd=tmp_path, env=_env(),
                            capture_output=True, text=True, timeout=180)  # fmt: skip
     assert again.returncode == 2 and "Traceback" not in again.stderr
@@ -280,6 +289,35 @@ def test_an_exit_given_as_a_fraction_is_refused_in_one_line(tmp_path: Path, flag
     assert f"{name} is a percent in [0.1, 50] (5 means 5%), got 0.05" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()
+
+
+def test_a_trailing_stop_with_a_take_profit_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """The broker gives an entry's shares to one exit order: the take-profit held them, every trailing stop was
+    refused ("insufficient qty available") and paper traded otherwise than its backtest (28 of 112 fills)."""
+    _, bars = make_bars(tmp_path)
+    signals_path, _ = make_signals(tmp_path, bars, n=1)
+    proc = subprocess.run(_paper("--signals", str(signals_path), "--trail-percent", "4", "--take-profit-pct", "8"),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: exits: a trailing stop goes without a take-profit: a broker gives an entry's")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data/paper_trading_trades.jsonl").exists()
+
+
+@pytest.mark.parametrize("option", ["--signals", "--trades-output", "--equity-output"])
+def test_a_directory_given_as_a_file_is_one_line_before_anything_starts(tmp_path: Path, option: str) -> None:
+    """Before: `error: unexpected IsADirectoryError` (exit 1), a broker started and a lock file left behind."""
+    _, bars = make_bars(tmp_path)
+    signals_path, _ = make_signals(tmp_path, bars, n=1)
+    (tmp_path / "somewhere").mkdir()
+    args = {"--signals": str(signals_path), "--trades-output": "t.jsonl", "--equity-output": "e.jsonl",
+            "--broker-db": "b.sqlite", option: "somewhere"}  # fmt: skip
+    proc = subprocess.run(_paper(*[x for kv in args.items() for x in kv]), cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "somewhere" in proc.stderr and "is a directory: give a file" in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    assert not any((tmp_path / f).exists() for f in ("t.jsonl", "e.jsonl", "b.sqlite", "somewhere.lock"))
 
 
 def test_paper_long_only_cuts_a_sale_to_the_shares_held(tmp_path: Path) -> None:

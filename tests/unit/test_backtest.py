@@ -236,10 +236,10 @@ def order_fields(draw: st.DrawFn, buy: bool, c: float) -> dict[str, object]:
         ref = f.get("limit_price", f.get("stop_price", c))
         tp, sl = draw(st.floats(0.01, 0.15)), draw(st.floats(0.01, 0.15))
         sign = 1 if buy else -1
-        f["take_profit"] = round(ref * (1 + sign * tp), 2) if draw(st.booleans()) else None  # type: ignore[operator]
-        if draw(st.booleans()):
+        if draw(st.booleans()):  # a trailing stop leg goes alone (a broker gives the shares to one exit order)
             f["trail_percent"] = draw(st.sampled_from([2.0, 5.0]))
         else:
+            f["take_profit"] = round(ref * (1 + sign * tp), 2) if draw(st.booleans()) else None  # type: ignore[operator]
             f["stop_loss"] = round(ref * (1 - sign * sl), 2)  # type: ignore[operator]
     Signal.model_validate({"id": "x", "timestamp": "2024-01-02T00:00:00Z", "symbol": "S", "action": "BUY" if buy
                            else "SELL", "quantity": 1, **f})  # the contract's own check: a valid order

@@ -989,10 +989,11 @@ def test_an_event_strategy_never_sees_a_bar_beyond_the_current_one(
 
 
 # the examples' legs come from the shared exit parameters, in the compiled twins too: each combination of them
-TRAILING_EXITS: list[dict[str, Any]] = [{"trail_percent": 2}, {"take_profit_pct": 4},
+TRAILING_EXITS: list[dict[str, Any]] = [{"trail_percent": 2}, {"trail_percent": None, "take_profit_pct": 4},
                                         {"trail_percent": None, "stop_loss_pct": 2}]  # fmt: skip
-BREAKEVEN_EXITS: list[dict[str, Any]] = [{"stop_loss_pct": 2}, {"stop_loss_pct": 4, "take_profit_pct": None},
-                                         {"stop_loss_pct": None, "trail_percent": 3}]  # fmt: skip
+BREAKEVEN_EXITS: list[dict[str, Any]] = [
+    {"stop_loss_pct": 2}, {"stop_loss_pct": 4, "take_profit_pct": None},
+    {"stop_loss_pct": None, "take_profit_pct": None, "trail_percent": 3}]  # fmt: skip
 
 
 @pytest.mark.parametrize("make", [

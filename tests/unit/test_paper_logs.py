@@ -42,6 +42,13 @@ def test_the_guides_examples_read_back(tmp_path: Path) -> None:
         ({**TRADE, "qty": "ten"}, ":2: field 'qty': expected a number, got 'ten'"),
         ({**TRADE, "filled_price": True}, ":2: field 'filled_price'"),
         ({k: v for k, v in TRADE.items() if k != "symbol"}, ":2: field 'symbol'"),
+        # reconcile counted and priced these: a wrong return and fill count, not an error
+        ({k: v for k, v in TRADE.items() if k != "filled_price"}, ":2: field 'filled_price': a fill of 10 shares "
+                                                                  "needs its price, a number > 0, got None"),
+        ({k: v for k, v in TRADE.items() if k != "qty"}, ":2: field 'qty': expected the shares filled, a number"),
+        ({**TRADE, "qty": -10.0}, ":2: field 'qty': expected the shares filled, a number >= 0, got -10.0"),
+        ({k: v for k, v in TRADE.items() if k != "status"}, ":2: field 'status': expected a string, got None"),
+        ({**TRADE, "side": "LONG"}, ":2: field 'side': expected BUY or SELL, got 'LONG'"),
     ],
 )
 def test_a_bad_trade_line_is_named(tmp_path: Path, record: dict[str, object], where: str) -> None:

@@ -78,3 +78,24 @@ def test_a_sweep_warns_of_the_combinations_it_skips_and_refuses_what_it_cannot_s
         sweep(Momentum(), bars, grid={"lookback": [5, 10]})  # type: ignore[arg-type]
     with pytest.raises(MarketBossError, match=r"^metric 'commissions' cannot rank strategies; choose one of sharpe"):
         swept.top("commissions")
+
+
+def test_a_trailing_stop_leg_goes_without_a_take_profit_wherever_it_is_given(bars: pl.DataFrame) -> None:
+    """Paper could not place both (a broker gives an entry's shares to one exit order): refused in the
+    parameters, a signal, and an event strategy's order alike."""
+    from marketboss import Context, EventParams, EventStrategy, Signal
+
+    with pytest.raises(MarketBossError, match=r"invalid parameter: a trailing stop goes without a take-profit"):
+        run("ma_crossover", bars, {"trail_percent": 4, "take_profit_pct": 8})
+    with pytest.raises(ValueError, match=r"take_profit\n.*a trailing stop goes without a take-profit"):
+        Signal.model_validate({"id": "x", "timestamp": "2024-01-02T05:00:00Z", "symbol": "AAA", "action": "BUY",
+                               "quantity": 1, "price": 100.0, "trail_percent": 4, "take_profit": 110.0})
+
+    class Both(EventStrategy[EventParams]):
+        def on_bar(self, ctx: Context) -> None:
+            if ctx.t == 3:
+                ctx.buy(1, 0, trail_percent=4.0, take_profit=round(ctx.price(0) * 1.1, 2))
+
+    with pytest.raises(InputError, match=r"field 'take_profit': order at .* a trailing stop goes without a take-pr"):
+        run(Both, bars)
+    assert run("ma_crossover", bars, {"trail_percent": 4}).fills.height > 0

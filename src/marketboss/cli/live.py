@@ -124,9 +124,12 @@ def live(
     if speed < 0:
         raise MarketBossError("--speed: must be 0 or more")
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
-    # a broker started here replays as fast as asked: no requests-per-wall-minute limit to wait out
+    # a broker started here replays as fast as asked: no requests-per-wall-minute limit to wait out, and no
+    # wall-clock fill latency (paper's replay: neither): 50 ms of it stamped one fill in ten inside its bar, at
+    # another price than the backtest's, and not the same ones from one run to the next
     with connect(s, live=live, confirm_live=confirm_live, broker_url=broker_url, local_data=data,
-                 local_db=broker_db, retry_budget=retry_budget, local_options={"rate_limit": 0}) as conn:  # fmt: skip
+                 local_db=broker_db, retry_budget=retry_budget,
+                 local_options={"rate_limit": 0, "fill_latency_ms": 0.0}) as conn:  # fmt: skip
         console.print(conn.note)
         replay = None
         # the stream's bars: Alpaca's are minute bars, the local broker's its data's own

@@ -179,5 +179,5 @@ def _first_error(exc: ValueError) -> str:
     if callable(errors):
         e = errors()[0]
         where = "--" + "-".join(str(p) for p in e["loc"][-1:]).replace("_", "-")
-        return f"{where}: {e['msg']}"
+        return f"{where}: {e['msg'].removeprefix('Value error, ')}"
     return str(exc)

@@ -58,7 +58,7 @@ from marketboss.broker.base import (
     TransientError,
 )
 from marketboss.data.calendar import NY, Timeframe
-from marketboss.data.io import JsonlAppender
+from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.schema import LINE
 from marketboss.errors import MarketBossError
 from marketboss.execution.freshness import Freshness, ages
@@ -119,6 +119,14 @@ class ExecutorConfig(BaseModel):
     @classmethod
     def _timeframe(cls, v: str) -> str:
         return str(Timeframe.parse(v))
+
+    @field_validator("signals", "trades_output", "equity_output")
+    @classmethod
+    def _a_file(cls, v: Path) -> Path:
+        """Refused before a broker starts or a lock is taken (a directory given as a log left both behind)."""
+        if v.is_dir():
+            raise ValueError(f"{v} is a directory: give a file")
+        return v
 
 
 class KillSwitch(MarketBossError):
@@ -443,6 +451,24 @@ class Executor:
         frame = with_exits(signals_to_frame(signals), self.cfg.exits, str(self.cfg.signals))
         return [parse_signal(row, self.cfg.signals, row[LINE]) for row in frame.iter_rows(named=True)]
 
+    def _check_logs_behind_the_clock(self) -> None:
+        """Refuse a replay into logs that go past the broker's clock (an earlier replay's, on another broker
+        database): its snapshots would follow theirs back in time, two accounts in one log. Nothing is written."""
+        if not self.cfg.equity_output.exists():
+            return
+        records = read_jsonl_records(self.cfg.equity_output)
+        if not records:
+            return
+        last = datetime.fromisoformat(str(records[-1]["timestamp"]))
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        now = self.now()
+        if last > now:
+            raise MarketBossError(
+                f"{self.cfg.equity_output}: its last snapshot ({last:%Y-%m-%d %H:%M}) is later than the local "
+                f"broker's clock ({now:%Y-%m-%d %H:%M}): these logs are another replay's, on another broker database; "
+                "give this run fresh logs (--trades-output, --equity-output), or the database they were written with "
+                "(--broker-db)")  # fmt: skip
+
     def _record_run(self, journal: Journal) -> None:
         """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, and
         the broker's own fill costs (the local broker's spread; none known for Alpaca)."""
@@ -450,6 +476,8 @@ class Executor:
 
     def _run(self) -> RunSummary:
         check_account(self.cfg.trades_output, self.broker.live)
+        if self.replay is not None:
+            self._check_logs_behind_the_clock()
         signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]

@@ -82,9 +82,18 @@ def read_paper_trades(path: Path, on_torn: Callable[[int], None] | None = None) 
     _check(
         path,
         records,
-        strings=("symbol", "side"),
+        strings=("symbol", "side", "status"),  # signal_id too is ours: the guide's own lines have none
         numbers=("qty", "filled_price", "commission", "slippage_bps", "expected_price"),
     )
+    for r in records:  # what reconcile counts and prices: a wrong one was a wrong result, not an error
+        line, qty, price = r.get(LINE), r.get("qty"), r.get("filled_price")
+        if str(r["side"]).upper() not in ("BUY", "SELL"):
+            raise InputError(path, f"expected BUY or SELL, got {r['side']!r}", line=line, field="side")
+        if qty is None or qty < 0:
+            raise InputError(path, f"expected the shares filled, a number >= 0, got {qty!r}", line=line, field="qty")
+        if qty > 0 and not (price is not None and price > 0):
+            raise InputError(path, f"a fill of {qty:g} shares needs its price, a number > 0, got {price!r}", line=line,
+                             field="filled_price")  # fmt: skip
     return _frame(records, TRADE_FIELDS)
 
 

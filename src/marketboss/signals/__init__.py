@@ -101,6 +101,10 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
 }
 #: The optional order fields, after SIGNAL_FIELDS: a frame has them when any of its signals is not a plain
 #: market order for the day (null where a signal does not use one).
+#: Why a trailing stop leg takes no take-profit beside it: paper and live could not place it (Alpaca's).
+TRAIL_ALONE = ("a trailing stop goes without a take-profit: a broker gives an entry's shares to one exit order "
+               "(Alpaca's bracket pairs a take-profit with a stop-loss only), so paper could not place both")
+
 ORDER_FIELDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit", "stop_loss")
 ORDER_SCHEMA: dict[str, pl.DataType] = {
     "order_type": pl.String(),
@@ -244,6 +248,8 @@ class Signal(BaseModel):
             raise ValueError("a trailing_stop order takes no bracket")
         if info.field_name == "stop_loss" and d.get("trail_percent") is not None:
             raise ValueError("give one stop: stop_loss or trail_percent")
+        if info.field_name == "take_profit" and d.get("trail_percent") is not None:
+            raise ValueError(TRAIL_ALONE)
         buy = d.get("action") == "BUY"
         above = (info.field_name == "take_profit") == buy  # where the leg must lie from the reference
         ref_name = next((f for f in ("limit_price", "stop_price", "price") if d.get(f) is not None), None)

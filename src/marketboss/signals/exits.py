@@ -14,7 +14,7 @@ import polars as pl
 
 from marketboss.data.schema import LINE
 from marketboss.errors import InputError
-from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA
+from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA, TRAIL_ALONE
 from marketboss.signals.kernels import exit_prices
 
 #: Percent bounds: a fraction such as 0.05 (meaning 5%) is refused rather than read as a 0.05% stop.
@@ -36,6 +36,8 @@ class Exits:
                 raise ValueError(f"{name} is a percent in [{MIN_PCT:g}, {MAX_PCT:g}] (5 means 5%), got {v:g}")
         if self.stop_loss_pct is not None and self.trail_percent is not None:
             raise ValueError("give one stop: a stop-loss or a trailing stop")
+        if self.take_profit_pct is not None and self.trail_percent is not None:
+            raise ValueError(TRAIL_ALONE)
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.stop_loss_pct, self.take_profit_pct, self.trail_percent))

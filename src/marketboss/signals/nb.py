@@ -92,7 +92,7 @@ def rules_pass(buy: np.ndarray, kind: np.ndarray, tif: np.ndarray, values: np.nd
             ok = ok and (lim >= stop if b else lim <= stop)
         if needs[k, 2]:  # a trailing stop has no bracket
             ok = ok and np.isnan(tp) and np.isnan(sl)
-        ok = ok and (np.isnan(sl) or np.isnan(trail))
+        ok = ok and (np.isnan(sl) or np.isnan(trail)) and (np.isnan(tp) or np.isnan(trail))  # one exit with a trail
         ref = lim if not np.isnan(lim) else (stop if not np.isnan(stop) else v[2])
         if not np.isnan(ref):
             ok = ok and (np.isnan(tp) or _sides(b, ref, tp)) and (np.isnan(sl) or _sides(b, sl, ref))

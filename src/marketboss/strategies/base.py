@@ -35,6 +35,7 @@ from marketboss.signals import (
 from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
 from marketboss.strategies.causal import head, same_values
 from marketboss.strategies.kernels import fill_steps, rebalance_points, signal_sides, state_changes
+from marketboss.strategies.params_text import params_error
 
 
 class StrategyParams(BaseModel):
@@ -139,8 +140,6 @@ class Strategy(_Defaults, ABC, Generic[P]):
             try:
                 params = self.params_model.model_validate(values)  # type: ignore[assignment]
             except ValidationError as exc:  # one line naming the parameter and listing the valid ones, as create's
-                from marketboss.strategies.registry import params_error  # (it imports this module)
-
                 raise params_error(self.name, type(self), exc.errors()[0], values) from None
         self.params: P = params  # type: ignore[assignment]
 
