@@ -54,7 +54,8 @@ def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Pat
 
 def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     """A second replay on the broker database an earlier run moved on: its signals would fill at the later
-    clock's prices (stale), so the run is refused in one line, nothing sent; a fresh --broker-db replays them."""
+    clock's prices (stale), so the run is refused in one line, nothing sent; a fresh --broker-db replays them,
+    into fresh logs (the earlier run's go past its clock: refused too)."""
     data, bars = make_bars(tmp_path)
     (tmp_path / "data").mkdir()
     data.rename(tmp_path / "data/market_data.jsonl")
@@ -75,12 +76,18 @@ def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(t
     doctor = subprocess.run([sys.executable, "-m", "marketboss", "doctor", "--signals", str(earlier)], cwd=tmp_path,
                             env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
     assert "2 of 2 signals are before the local broker's clock" in " ".join(doctor.stdout.split()), doctor.stdout
-    fresh = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
+    mixed = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
                                   "data/fresh.sqlite"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
                            timeout=180)  # fmt: skip
+    assert mixed.returncode == 2 and "later than the local broker's clock" in mixed.stderr  # two accounts in one log
+    assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades
+    fresh = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
+                                  "data/fresh.sqlite", "--trades-output", "data/t.jsonl", "--equity-output",
+                                  "data/e.jsonl"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                           timeout=180)  # fmt: skip
     assert fresh.returncode == 0, fresh.stderr
-    records = read_jsonl_records(tmp_path / "data/paper_trading_trades.jsonl")
-    assert [(t["signal_id"], t["status"]) for t in records[-2:]] == [(s.id, "filled") for s in signals]
+    records = read_jsonl_records(tmp_path / "data/t.jsonl")
+    assert [(t["signal_id"], t["status"]) for t in records] == [(s.id, "filled") for s in signals]
 
 
 def test_logs_following_another_brokers_exits_are_refused_in_one_line(tmp_path: Path) -> None:
