@@ -125,7 +125,9 @@ def sweep(
 ) -> SweepResult:
     """Every combination of `grid` (name -> values) with the fixed `params`, each on every symbol in one
     account, as `marketboss sweep` runs them: `result.summary` (a row of backtest metrics per combination),
-    `result.rows` (per combination and symbol) and `result.top(metric, n)`. `window`: bars [start, end).
+    `result.rows` (per combination and symbol) and `result.top(metric, n)`. `window`: bars [start, end) (an
+    exposure strategy's exposures read the bars before it too, as its signals are decided on the whole data; an
+    event strategy runs on the window's bars alone, as `run` on them).
     Combinations the parameters refuse together (a stop-loss with a trailing stop) are skipped with a warning
     (a range of values may cross another's bound); `result.combos` holds those run."""
     if isinstance(strategy, Strategy):

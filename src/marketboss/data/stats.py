@@ -43,7 +43,6 @@ def sessions_bars_per_year(times: np.ndarray, tidx: np.ndarray, sidx: np.ndarray
     return 252.0 * per_day
 
 
-
 def summary(df: pl.DataFrame) -> pl.DataFrame:
     ann = bars_per_year(df)
     ret = pl.col("close").pct_change().over("symbol", order_by="timestamp")
