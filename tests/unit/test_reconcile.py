@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -207,6 +208,28 @@ def test_the_status_is_not_positive_when_paper_missed_the_fills(daily_bars: pl.D
     assert s["status"] == f"⚠️ Fills differ ({few} missed in paper, 0 filled in paper only, of {n})"
     one = compare_backtest_paper(daily_bars, signals, trades, flat).summary  # 1 missed: within the limit
     assert one["missed_in_paper"] == 1 and MISMATCH_LIMIT * n >= 1 and one["status"] == "✅ Positive"
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({"long_only": "maybe"}, ":2: field 'long_only': expected true or false, got 'maybe'"),
+    ({"costs": {"spread_bps": "x"}}, ":2: field 'costs.spread_bps': expected a number >= 0, got 'x'"),
+    ({"costs": {"slippage_bps": -1}}, ":2: field 'costs.slippage_bps': expected a number >= 0, got -1"),
+    ({"costs": 2.0}, ":2: field 'costs': expected the broker's costs, an object, got 2.0"),
+    ({"timeframe": 15}, ":2: field 'timeframe': expected a timeframe such as 1Day, got 15"),
+])  # fmt: skip
+def test_a_journals_run_of_a_wrong_kind_is_named(tmp_path: Path, settings: dict[str, object], said: str) -> None:
+    """Before: "maybe" was taken as long-only, a spread of "x" failed in the backtest's settings."""
+    from marketboss.errors import InputError
+    from marketboss.execution.journal import Journal, journal_path
+    from marketboss.execution.reconcile import run_settings
+
+    trades = tmp_path / "trades.jsonl"
+    j = Journal(journal_path(trades))
+    j.run(timeframe="1Day", long_only=True, costs=None)
+    j.run(**{"timeframe": "1Day", "long_only": True, "costs": None, **settings})
+    j.close()
+    with pytest.raises(InputError, match=re.escape(f"{journal_path(trades)}{said}")):
+        run_settings(trades)
 
 
 def test_runs_that_traded_other_settings_ask_for_the_option(tmp_path: Path, daily_bars: pl.DataFrame) -> None:

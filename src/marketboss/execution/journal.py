@@ -21,7 +21,7 @@ from typing import Any
 from marketboss.broker.base import Side
 from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.schema import LINE
-from marketboss.errors import MarketBossError
+from marketboss.errors import InputError, MarketBossError
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,29 @@ def recorded_runs(trades_output: Path) -> list[dict[str, Any]]:
     path = journal_path(trades_output)
     if not path.exists():
         return []
-    return [{k: v for k, v in r.items() if k not in ("event", LINE)} for r in read_jsonl_records(path)
-            if r.get("event") == "run"]  # fmt: skip
+    runs = [r for r in read_jsonl_records(path) if r.get("event") == "run"]
+    for r in runs:
+        _check_run(path, r)
+    return [{k: v for k, v in r.items() if k not in ("event", LINE)} for r in runs]
+
+
+def _check_run(path: Path, run: dict[str, Any]) -> None:
+    """A run's settings of the kinds Journal.run records (reconcile backtests with them: `"long_only": "maybe"`
+    was taken as true, a spread of "x" failed later): a wrong one is an InputError naming its line and field."""
+    line = run.get(LINE)
+    costs = run.get("costs")
+    fields: list[tuple[str, Any, bool, str]] = [
+        ("timeframe", run.get("timeframe"), isinstance(run.get("timeframe"), str), "a timeframe such as 1Day"),
+        ("long_only", run.get("long_only"), isinstance(run.get("long_only"), bool), "true or false"),
+        ("costs", costs, isinstance(costs, dict), "the broker's costs, an object"),
+    ]  # fmt: skip
+    for name in ("spread_bps", "slippage_bps"):
+        v = costs.get(name) if isinstance(costs, dict) else None
+        ok = not isinstance(v, bool) and isinstance(v, int | float) and v >= 0
+        fields.append((f"costs.{name}", v, ok, "a number >= 0"))
+    for name, value, ok, what in fields:
+        if value is not None and not ok:
+            raise InputError(path, f"expected {what}, got {value!r}", line=line, field=name)
 
 
 def check_account(trades_output: Path, live: bool) -> None:
