@@ -89,7 +89,7 @@ def combinations(
     axes = {k: [with_nones(model, {k: v})[k] for v in vs]
             for k, vs in (dict(grid) if isinstance(grid, Mapping) else _axes(grid)).items()}
     fixed = with_nones(model, fixed or {})
-    valid = ", ".join(model.model_fields)
+    valid = ", ".join(f for f in model.model_fields if f not in model.unused)  # as describe_params lists them
     for name in (*axes, *fixed):
         if name not in model.model_fields:
             raise MarketBossError(f"strategy '{strategy}' has no parameter '{name}'; valid: {valid}")
