@@ -95,6 +95,13 @@ def test_snapshots_and_synthetic_trades_and_quotes_agree_with_the_bars(start_bro
     assert paged == whole["trades"] and len(paged["MSFT"]) == 20
     future = http.get("/v2/stocks/AAPL/trades", params={"start": "2024-11-11T00:00:00Z"}).json()
     assert future == {"symbol": "AAPL", "trades": [], "next_page_token": None}  # nothing after the simulated now
+    # one symbol's bars in its own form (before: 404 where its trades, quotes and latest bar answered)
+    daily = {"timeframe": "1Day", "start": "2024-11-04T00:00:00Z"}
+    own = http.get("/v2/stocks/AAPL/bars", params=daily).json()
+    assert own["symbol"] == "AAPL" and own["next_page_token"] is None
+    assert own["bars"] == http.get("/v2/stocks/bars", params={**daily, "symbols": "AAPL"}).json()["bars"]["AAPL"]
+    assert len(own["bars"]) == len(bars) and own["bars"][-1]["c"] == pytest.approx(bars[-1].close)
+    assert http.get("/v2/stocks/ZZZZ/bars", params=daily).json()["bars"] == []
 
 
 def test_watchlists_crud(start_broker: StartBroker) -> None:

@@ -181,3 +181,35 @@ def test_replacing_a_bracket_entry_carries_its_legs(start_broker: StartBroker) -
     assert all(leg.qty == "4" and leg.status == OrderStatus.HELD for leg in moved.legs)  # sized to the new entry
     client.cancel_order_by_id(moved.id)
     assert all(client.get_order_by_id(leg.id).status == OrderStatus.CANCELED for leg in moved.legs)
+
+
+def test_a_brackets_or_an_ocos_stop_leg_moves_as_its_take_profit_does(start_broker: StartBroker) -> None:
+    """A stop moved to breakeven: the pair claims its shares once, so the replacement is no new sale beside the
+    take-profit (before: 403 insufficient qty, the shares its own sibling held counted against it)."""
+    b = start_broker()
+    client, http = trading_client(b), admin_client(b)
+    set_clock(http, timestamp=SESSION)
+    entry = client.submit_order(MarketOrderRequest(
+        symbol="JPM", qty=10, side="buy", time_in_force=TimeInForce.GTC, order_class=OrderClass.BRACKET,
+        take_profit=TakeProfitRequest(limit_price=1000.0), stop_loss=StopLossRequest(stop_price=1.0)))  # fmt: skip
+    price = Decimal(wait_order(client, entry.id).filled_avg_price)
+    legs = {leg.type: leg for leg in client.get_order_by_id(entry.id).legs or []}
+    half = round(price / 2, 2)
+    moved = client.replace_order_by_id(legs[OrderType.STOP].id, ReplaceOrderRequest(stop_price=float(half)))
+    assert Decimal(moved.stop_price or "0") == half and moved.qty == "10"
+    taken = client.replace_order_by_id(legs[OrderType.LIMIT].id, ReplaceOrderRequest(limit_price=999.0))
+    assert Decimal(taken.limit_price or "0") == 999
+    assert client.get_open_position("JPM").qty_available == "0"  # still one claim of the 10 shares
+    with pytest.raises(APIError) as exc:  # a stop for more than the pair holds: refused still
+        client.replace_order_by_id(moved.id, ReplaceOrderRequest(qty=11))
+    assert exc.value.status_code == 403
+    client.cancel_orders()
+    oco = client.submit_order(LimitOrderRequest(
+        symbol="JPM", qty=10, side="sell", time_in_force=TimeInForce.GTC, order_class=OrderClass.OCO,
+        take_profit=TakeProfitRequest(limit_price=1000.0), stop_loss=StopLossRequest(stop_price=1.0)))  # fmt: skip
+    wait_order(client, oco.id, ("new",))
+    assert oco.legs is not None
+    third = round(price / 3, 2)
+    stop = client.replace_order_by_id(oco.legs[0].id, ReplaceOrderRequest(stop_price=float(third)))
+    assert Decimal(stop.stop_price or "0") == third
+    check_books(http, multiplier=4)

@@ -68,10 +68,15 @@ class Book:
         self, symbol: str, side: str, reference: Callable[[str], Decimal], exclude: str | None = None
     ) -> Decimal:
         """Shares that open closing orders on `side` already claim (an OCO pair counts once); a notional order
-        counts at `reference(symbol)`. `exclude`: an order left out (the one being replaced)."""
+        counts at `reference(symbol)`. `exclude`: an order left out (the one being replaced), with its OCO
+        partners: the pair's one claim is the replacement's (a bracket's stop-loss moved to breakeven was refused
+        for the shares its own take-profit held)."""
+        skip = set() if exclude is None else {exclude}
+        if exclude is not None and (replaced := self.open.get(exclude)) is not None:
+            skip.update(p.id for p in self.partners(replaced))
         total = ZERO
         for o in self.open.values():
-            if o.symbol != symbol or o.side != side or o.opening or o.status == "held" or o.id == exclude:
+            if o.symbol != symbol or o.side != side or o.opening or o.status == "held" or o.id in skip:
                 continue
             if o.leg == "stop_loss" and o.order_class in ("bracket", "oco"):
                 continue

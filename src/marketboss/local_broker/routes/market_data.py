@@ -38,6 +38,7 @@ class MarketDataRoutes:
         r("/v2/stocks/{symbol}/quotes", "GET", self.quotes)
         r("/v2/stocks/snapshots", "GET", self.snapshots)
         r("/v2/stocks/{symbol}/snapshot", "GET", self.snapshot)
+        r("/v2/stocks/{symbol}/bars", "GET", self.bars)
 
     def _data_params(self, q: QueryParams) -> list[str]:
         q_choice(q, "feed", FEEDS, "iex", bad_request)
@@ -47,8 +48,14 @@ class MarketDataRoutes:
         return q_symbols(q, bad_request)
 
     async def bars(self, r: Req) -> tuple[int, Any]:
+        """Bars of the symbols asked for, or of the path's one (its own form, as Alpaca's: the list, its symbol)."""
         q = r.query
-        symbols = self._data_params(q)
+        one = r.params.get("symbol")
+        if one is not None:
+            q_choice(q, "feed", FEEDS, "iex", bad_request)
+            symbols = [self._path_symbol(one)]
+        else:
+            symbols = self._data_params(q)
         tf = q.get("timeframe")
         if not tf:
             raise bad_request("timeframe is required")
@@ -63,6 +70,8 @@ class MarketDataRoutes:
         bars, token = self.s.market.bars(
             known, frame, start, end, limit, q.get("page_token") or None, descending, self.s.clock.now()
         )
+        if one is not None:
+            return 200, {"symbol": symbols[0], "bars": bars.get(symbols[0], []), "next_page_token": token}
         return 200, {"bars": bars, "next_page_token": token}
 
     def _latest(self, q: QueryParams, one: str | None, kind: str) -> dict[str, Any]:
