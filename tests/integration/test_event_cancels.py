@@ -15,6 +15,7 @@ from alpaca.trading.enums import OrderStatus
 from marketboss.backtest.engine import run_backtest
 from marketboss.data.io import read_jsonl_records
 from marketboss.data.market import Market
+from marketboss.execution.logs import read_paper_trades
 from marketboss.signals import read_signals, write_signals
 from marketboss.strategies.events import Context, EventParams, EventStrategy
 from tests.integration.executor_fixtures import broker, executor, make_bars
@@ -65,6 +66,7 @@ def test_a_cancel_decided_two_bars_later_cancels_the_sent_order_at_the_broker(tm
         assert by_id[cancel.id]["status"] == "canceled" and by_id[cancel.id]["side"] == "CANCEL"
         assert by_id[cancel.id]["client_order_id"] == f"mb-{buy.id}" and by_id[cancel.id]["qty"] == 0
         assert by_id[buy.id]["status"] == "canceled" and by_id[buy.id]["qty"] == 0
+        assert read_paper_trades(tmp_path / "trades.jsonl").height == len(trades)  # reconcile's and the dashboard's
         # a restart finds both recorded: nothing is sent or canceled again
         again = executor(tmp_path, lb, path, data)
         again.open_session()

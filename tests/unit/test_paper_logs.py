@@ -28,9 +28,11 @@ def _write(path: Path, records: list[dict[str, object]]) -> Path:
 
 
 def test_the_guides_examples_read_back(tmp_path: Path) -> None:
-    trades = read_paper_trades(_write(tmp_path / "t.jsonl", [TRADE, {**TRADE, "qty": 0, "filled_price": None,
-                                                                     "status": "expired"}]))  # fmt: skip
-    assert trades.height == 2 and trades["timestamp"][0] == datetime(2026, 1, 9, 18, 42, tzinfo=UTC)
+    unfilled = {"qty": 0, "filled_price": None}
+    trades = read_paper_trades(_write(tmp_path / "t.jsonl", [TRADE, {**TRADE, **unfilled, "status": "expired"},
+                                                             {**TRADE, **unfilled, "side": "CANCEL",
+                                                              "status": "canceled"}]))  # fmt: skip
+    assert trades.height == 3 and trades["timestamp"][0] == datetime(2026, 1, 9, 18, 42, tzinfo=UTC)
     equity = read_paper_equity(_write(tmp_path / "e.jsonl", [SNAPSHOT]))
     assert equity["portfolio_value"].to_list() == [105250.3]
 
@@ -48,7 +50,7 @@ def test_the_guides_examples_read_back(tmp_path: Path) -> None:
         ({k: v for k, v in TRADE.items() if k != "qty"}, ":2: field 'qty': expected the shares filled, a number"),
         ({**TRADE, "qty": -10.0}, ":2: field 'qty': expected the shares filled, a number >= 0, got -10.0"),
         ({k: v for k, v in TRADE.items() if k != "status"}, ":2: field 'status': expected a string, got None"),
-        ({**TRADE, "side": "LONG"}, ":2: field 'side': expected BUY or SELL, got 'LONG'"),
+        ({**TRADE, "side": "LONG"}, ":2: field 'side': expected BUY, SELL or CANCEL, got 'LONG'"),
     ],
 )
 def test_a_bad_trade_line_is_named(tmp_path: Path, record: dict[str, object], where: str) -> None:

@@ -87,8 +87,8 @@ def read_paper_trades(path: Path, on_torn: Callable[[int], None] | None = None) 
     )
     for r in records:  # what reconcile counts and prices: a wrong one was a wrong result, not an error
         line, qty, price = r.get(LINE), r.get("qty"), r.get("filled_price")
-        if str(r["side"]).upper() not in ("BUY", "SELL"):
-            raise InputError(path, f"expected BUY or SELL, got {r['side']!r}", line=line, field="side")
+        if str(r["side"]).upper() not in ("BUY", "SELL", "CANCEL"):  # CANCEL: an event strategy's cancel's record
+            raise InputError(path, f"expected BUY, SELL or CANCEL, got {r['side']!r}", line=line, field="side")
         if qty is None or qty < 0:
             raise InputError(path, f"expected the shares filled, a number >= 0, got {qty!r}", line=line, field="qty")
         if qty > 0 and not (price is not None and price > 0):
