@@ -222,9 +222,24 @@ def test_signals_on_a_day_are_those_of_its_new_york_date_newest_first(tmp_path: 
     assert loaders.signals_on(key, date(2024, 3, 7)).is_empty()
 
 
-def test_a_damaged_live_status_names_the_file(tmp_path: Path) -> None:
+STATUS = {"strategy": "ma_crossover", "symbols": ["AAPL"], "timeframe": "1Min", "broker": "local", "mode": "local",
+          "pid": 1, "started_at": "2024-03-05T14:30:00Z", "updated_at": "2024-03-05T14:31:00Z",
+          "account": {"equity": 100000, "cash": 100000.0}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("changed", "field"), [
+    ({"timeframe": None}, "timeframe"), ({"account": None}, "account"), ({"bars_seen": "many"}, "bars_seen"),
+    ({"last_bar": "yesterday"}, "last_bar"), ({"symbols": "AAPL"}, "symbols"), ({"state": "dancing"}, "state"),
+    ({"stream": {"connected": "maybe"}}, "stream.connected"),
+])  # fmt: skip
+def test_a_damaged_live_status_names_the_file_and_field(tmp_path: Path, changed: dict[str, object], field: str
+                                                        ) -> None:  # fmt: skip
+    """Before, `"account": null` or `"bars_seen": "many"` failed in the page (an unexpected AttributeError or
+    ValueError), `"symbols": "AAPL"` showed the symbols A, A, P, L."""
     path = tmp_path / "live_status.json"
-    path.write_text('{"strategy": "ma_crossover", "symbols": ["AAPL"]}')
+    path.write_text(json.dumps({**STATUS, **changed}))
     with pytest.raises(InputError) as exc:
         loaders.live_status(file_key(path))
-    assert exc.value.location == str(path) and "not a live status file" in exc.value.reason
+    assert exc.value.location == f"{path}: field '{field}'" and "not a live status file" in exc.value.reason
+    path.write_text(json.dumps(STATUS))
+    assert loaders.live_status(file_key(path)).account == {"equity": 100000.0, "cash": 100000.0}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,12 +55,30 @@ def write_status(path: Path, status: LiveStatus) -> None:
 
 
 def read_status(path: Path) -> LiveStatus | None:
-    """The status a live session last wrote; None when there is none. A damaged file is an InputError."""
+    """The status a live session last wrote; None when there is none. A damaged file is an InputError naming the
+    field (each of its kind: `"account": null` or `"bars_seen": "many"` failed in the dashboard's page)."""
+    from pydantic import TypeAdapter, ValidationError
+
     if not path.exists():
         return None
     try:
         raw = json.loads(path.read_text())
-        raw["stream"] = StreamHealth(**raw.get("stream", {}))
-        return LiveStatus(**raw)
-    except (ValueError, TypeError, AttributeError) as exc:  # not JSON, not an object, or not its fields
-        raise InputError(path, f"not a live status file ({str(exc)[:120]})") from None
+    except ValueError as exc:
+        raise InputError(path, f"not a live status file: not JSON ({str(exc)[:120]})") from None
+    try:
+        status = TypeAdapter(LiveStatus).validate_python(raw, strict=False)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise InputError(path, f"not a live status file: {err['msg']}", field=field) from None
+    for name, value in (*((f, getattr(status, f)) for f in _TIMES), ("stream.last_message_at",
+                                                                      status.stream.last_message_at)):  # fmt: skip
+        try:
+            if value is not None:
+                datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(path, f"not a live status file: {value!r} is no RFC 3339 time", field=name) from None
+    return status
+
+
+_TIMES = ("started_at", "updated_at", "last_bar", "trading_from")
