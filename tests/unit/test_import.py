@@ -28,6 +28,30 @@ def test_yahoo_csv_dates_become_session_bars_sorted(tmp_path: Path) -> None:
     assert df["volume"].dtype == pl.Int64
 
 
+@pytest.mark.parametrize("form", ["csv naive", "csv utc", "parquet pandas"])
+def test_dates_stamped_at_midnight_are_their_sessions(tmp_path: Path, form: str) -> None:
+    """A Yahoo file pandas saved (its Date index a datetime) or a CSV of `2024-01-02 00:00:00`: before, each
+    bar was taken at midnight UTC, the evening before in New York, its date a day early (and Monday's bar,
+    dated Sunday, dropped as a closed day's)."""
+    import pandas as pd
+
+    frame = pd.read_csv(pd.io.common.StringIO(YAHOO), parse_dates=["Date"]).set_index("Date")
+    if form == "parquet pandas":
+        path = tmp_path / "aapl.parquet"
+        frame.to_parquet(path)
+    else:
+        path = tmp_path / "aapl.csv"
+        stamp = "%Y-%m-%d %H:%M:%S" if form == "csv naive" else "%Y-%m-%dT%H:%M:%SZ"
+        frame.to_csv(path, date_format=stamp)
+    df = import_bars(path, symbol="aapl")
+    assert df["timestamp"].to_list() == [datetime(2024, 1, d, 5, tzinfo=UTC) for d in (2, 3, 4)]
+    assert df["close"].to_list() == [185.64, 184.25, 181.91]
+    minute = tmp_path / "minute.csv"  # intraday stamps are times: kept as they are
+    minute.write_text("timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,1,1,1,5\n"
+                      "2024-01-02T14:31:00Z,1,1,1,1,5\n")  # fmt: skip
+    assert import_bars(minute, symbol="X")["timestamp"].to_list()[0] == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+
+
 def test_adjust_scales_prices_by_adj_close(tmp_path: Path) -> None:
     path = tmp_path / "aapl.csv"
     path.write_text(YAHOO)

@@ -34,7 +34,8 @@ def import_bars(
     skip_invalid: bool = False,
     rejects_path: Path | None = None,
 ) -> pl.DataFrame:
-    """Read a foreign layout; date-only timestamps become the session's midnight in New York (Alpaca's stamp).
+    """Read a foreign layout; date-only timestamps, and a file's timestamps all at midnight UTC or without a zone
+    (dates), become the session's midnight in New York (Alpaca's stamp).
 
     With `adjust`, OHLC are scaled by Adj Close / Close (splits and dividends), as Yahoo's data needs.
     """
@@ -102,6 +103,11 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
         pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase(),
         *[pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c) for c in numeric],
     )
+    stamps = out["timestamp"].drop_nulls()
+    if stamps.len() and (stamps.dt.truncate("1d") == stamps).all():  # every bar at midnight UTC (or no zone):
+        # dates (pandas' Date index, "2020-01-02 00:00:00"), as date-only text is: the session's NY midnight, not
+        # the evening before in New York (each date a day early, its weekends' and holidays' bars then dropped)
+        out = out.with_columns(_ny_midnight(pl.col("timestamp").dt.date()).alias("timestamp"))
     rejects = [
         Rejected(line, c, f"not a number: {value!r}")
         for c in numeric
