@@ -27,6 +27,9 @@ def test_backtest_a_signals_file_writes_the_run_and_prints_the_metrics(
 ) -> None:
     assert cli("signals", "generate", "--data", str(data), "--strategy", "ma_crossover",
                "--param", "fast=5", "--param", "slow=20", "--output", "data/signals.jsonl") == 0
+    bars = data.read_bytes()  # its own bars file as the output: refused, the bars kept (before: overwritten)
+    assert cli("signals", "generate", "--data", str(data), "--strategy", "ma_crossover", "--output", str(data)) == 2
+    assert data.read_bytes() == bars and "is the bars file --data reads" in capsys.readouterr().err
     assert cli("backtest", "--data", str(data), "--signals", "data/signals.jsonl", "--cash", "100000",
                "--commission", "0.001", "--slippage-bps", "2", "--output-dir", "runs/ma",
                "--report", "runs/ma/report.html") == 0

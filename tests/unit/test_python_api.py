@@ -99,3 +99,10 @@ def test_a_trailing_stop_leg_goes_without_a_take_profit_wherever_it_is_given(bar
     with pytest.raises(InputError, match=r"field 'take_profit': order at .* a trailing stop goes without a take-pr"):
         run(Both, bars)
     assert run("ma_crossover", bars, {"trail_percent": 4}).fills.height > 0
+
+
+def test_a_quantity_is_held_to_a_signals_limit(bars: pl.DataFrame) -> None:
+    """Before, quantity=1e10 made signals whose own file `backtest --signals` then refused (at most 1e9 shares)."""
+    with pytest.raises(MarketBossError, match=r"invalid parameter quantity=10000000000.0: .* less than or equal to"):
+        run("ma_crossover", bars, {"quantity": 1e10})
+    assert run("ma_crossover", bars, {"quantity": 1e9, "sizing": "quantity"}).orders.height > 0

@@ -16,6 +16,7 @@ from marketboss.cli.common import (
     print_table,
     wanted_symbols,
 )
+from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 
 if TYPE_CHECKING:  # loaded inside the commands that use them: `--help` needs none
@@ -57,6 +58,8 @@ def generate(
     settings = get_settings()
     path = data or settings.market_data
     out = output or settings.signals
+    if out.resolve() == path.resolve():  # the bars would be replaced by the signals made of them
+        raise MarketBossError(f"--output {out} is the bars file --data reads: write the signals elsewhere")
     market = load_market(path, skip_invalid, symbols)
     signals = strat.signals(market)
     write_signals(out, signals)

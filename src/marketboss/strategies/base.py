@@ -25,6 +25,7 @@ from marketboss.data.market import Market, SymbolBars
 from marketboss.errors import MarketBossError
 from marketboss.signals import (
     ACTION_CODES,
+    MAX_QUANTITY,
     SIGNAL_SCHEMA,
     SignalRows,
     canonical_params,
@@ -48,7 +49,8 @@ class StrategyParams(BaseModel):
     sizing: Literal["quantity", "weight"] = Field(
         "quantity", description="quantity: fixed shares per signal; weight: target fraction of equity"
     )
-    quantity: float = Field(10, gt=0, allow_inf_nan=False, description="shares per unit of exposure")
+    quantity: float = Field(10, gt=0, le=MAX_QUANTITY, allow_inf_nan=False,
+                            description="shares per unit of exposure")  # a signal's limit: its file reads back
     weight: float = Field(0.1, gt=0, le=1, allow_inf_nan=False, description="equity fraction per unit")
     long_only: bool = Field(True, description="true: never short; false: long-short")
     stop_loss_pct: float | None = Field(
