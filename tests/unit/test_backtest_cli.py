@@ -187,3 +187,17 @@ def test_a_mistyped_option_or_command_is_one_line(args: list[str], line: str, ca
     """click's own errors as ours: one line and exit 2 (before: a usage line, a hint and a box of four lines)."""
     assert cli(*args) == 2
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_an_output_path_in_the_way_is_one_line_naming_it(data: Path, workdir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Before: `unexpected FileExistsError` (exit 1), and a report path that is a directory named as the temporary
+    file written beside it."""
+    (workdir / "afile").write_text("")
+    (workdir / "adir.html").mkdir()
+    strategy = ("--strategy", "ma_crossover", "--param", "fast=5", "--param", "slow=20")
+    assert cli("backtest", "--data", str(data), *strategy, "--output-dir", "afile/sub") == 2
+    assert capsys.readouterr().err == "error: afile: a file is in the way of the directory to make there\n"
+    assert cli("backtest", "--data", str(data), *strategy, "--output-dir", "runs/r", "--report", "adir.html") == 2
+    assert capsys.readouterr().err.endswith("error: adir.html: is a directory: give a file\n")
+    assert cli("data", "synth", "--seed", "-1", "--output", "s.jsonl") == 2 and not (workdir / "s.jsonl").exists()

@@ -68,7 +68,7 @@ def run_guarded(fn: Callable[[], Any]) -> int:
         if failed is not None:  # the user's strategy code at fault: where, not a traceback
             print(f"error: {redact_text(str(failed))}", file=sys.stderr)
             return failed.exit_code
-        if isinstance(exc, IsADirectoryError | NotADirectoryError | PermissionError) and exc.filename:
+        if isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError | PermissionError) and exc.filename:
             print(f"error: {redact_text(str(exc.filename))}: {_PATH_PROBLEMS[type(exc)]}", file=sys.stderr)
             return 2  # a path the user gave (a file option naming a directory): bad input, not our failure
         get_logger("marketboss").error("unexpected_error", error_type=type(exc).__name__, error=str(exc))
@@ -78,7 +78,8 @@ def run_guarded(fn: Callable[[], Any]) -> int:
 
 
 _PATH_PROBLEMS = {IsADirectoryError: "is a directory: give a file", NotADirectoryError: "a part of this path is a "
-                  "file, not a directory", PermissionError: "permission denied"}  # fmt: skip
+                  "file, not a directory", FileExistsError: "a file is in the way of the directory to make there",
+                  PermissionError: "permission denied"}  # fmt: skip
 
 
 def _in_plugin(exc: Exception) -> MarketBossError | None:

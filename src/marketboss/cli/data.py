@@ -46,7 +46,7 @@ def synth(
     start: str = typer.Option("2020-01-01", help="First calendar day (YYYY-MM-DD)."),
     end: str = typer.Option("2024-12-31", help="Last calendar day (YYYY-MM-DD)."),
     timeframe: str = typer.Option("1Day", help="1Day, or intraday 1Min, 5Min, 15Min, 1Hour (inside session hours)."),
-    seed: int = typer.Option(7, help="Same seed, same bars."),
+    seed: int = typer.Option(7, min=0, help="Same seed, same bars."),
     output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl (.csv/.parquet too)."),
 ) -> None:
     """Seeded synthetic OHLCV on the real NYSE calendar, with trending, mean-reverting and volatile regimes."""

@@ -113,7 +113,7 @@ def sweep(
     data: Path = DataOpt,
     symbols: str = SymbolsOpt,
     metric: str = MetricOpt,
-    top: int = typer.Option(10, "--top", help="Best combinations to print."),
+    top: int = typer.Option(10, "--top", min=1, help="Best combinations to print."),
     output: Path = typer.Option(None, "--output", "-o", help="Rows table, .parquet or .csv (default: "
                                                              "runs/sweep_<strategy>.parquet); the per-combination "
                                                              "summary goes beside it as <name>.summary.<ext>."),

@@ -72,6 +72,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     The temporary name carries the writer's pid, so the next write beside it removes what a killed writer
     left (remove_stale_temps)."""
     target = Path(path)
+    if target.is_dir():  # named now, not as the temporary file os.replace could not rename onto it
+        raise IsADirectoryError(21, "Is a directory", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)

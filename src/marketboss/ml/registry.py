@@ -89,7 +89,8 @@ def resolve_name(models_dir: Path, name: str | None) -> str:
     if not names:
         raise MarketBossError(f"no model in {models_dir}: train one with `marketboss train`")
     raise MarketBossError(f"{models_dir} holds several models ({', '.join(names)}): choose one by name (--name NAME; "
-                          "the ml strategy's --param model=NAME; in schedule.toml, [retrain] model = \"NAME\")")
+                          "`models show NAME`; the ml strategy's --param model=NAME; in schedule.toml, [retrain] "
+                          "model = \"NAME\")")
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
