@@ -62,6 +62,13 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
      "error: --param ma_crossover.fast is given twice (5 and 8)"),  # before: the last, without a word
     (["sweep", "--grid", "slow=40", "--param", "fast=5", "--param", "fast=8"],
      "error: --param fast is given twice (5 and 8)"),
+    # what `backtest --fractional` refuses, a sweep, a walk-forward or a comparison ran (before)
+    (["sweep", "--strategy", "mean_reversion", "--grid", "window=10,20", "--param", "trail_percent=4",
+      "--fractional"], "error: --fractional: a target-weight order with exits (trail_percent=4) cannot be placed"),
+    (["walkforward", "--grid", "fast=5", "--param", "sizing=weight", "--param", "stop_loss_pct=5", "--fractional"],
+     "error: --fractional: a target-weight order with exits (stop_loss_pct=5) cannot be placed"),
+    (["compare", "--strategies", "ma_crossover,mean_reversion", "--param", "mean_reversion.take_profit_pct=5",
+      "--fractional"], "error: --fractional: a target-weight order with exits (take_profit_pct=5) cannot be placed"),
 ])
 def test_mistakes_are_one_line_errors_and_write_nothing(
     data: Path, workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str

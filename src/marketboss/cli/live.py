@@ -176,14 +176,11 @@ def _check_fractional(params: object) -> None:
     trailing stop) would have every entry refused, so the session is refused before it starts (signals.exits
     check_fractional, which paper and backtest apply to the signals themselves, and the loop to each bar's: exits
     an on_bar gives an order show only there)."""
-    from marketboss.signals.exits import exits_refusal
+    from marketboss.signals.exits import params_refusal
 
-    if getattr(params, "sizing", None) != "weight":
-        return  # whole quantities: --fractional changes nothing
-    given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
-             if (v := getattr(params, k, None)) is not None]  # fmt: skip
-    if given:
-        raise MarketBossError(exits_refusal(", ".join(given)))
+    refusal = params_refusal(params)
+    if refusal is not None:
+        raise MarketBossError(refusal)
 
 
 def _until(text: str | None) -> datetime | str | None:

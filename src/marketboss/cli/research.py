@@ -71,6 +71,17 @@ def _config(cash: float | None, commission: float, per_share: float, minimum: fl
         raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
 
 
+def _check_fractional(config: Any, params: Any) -> None:
+    """Under --fractional, combinations sized by weight with exits are refused as `backtest --fractional`
+    refuses their signals (before, a sweep ran them: its rows were backtests no command would make)."""
+    from marketboss.signals.exits import params_refusal
+
+    if config.fractional:
+        refusal = next((r for p in params if (r := params_refusal(p)) is not None), None)
+        if refusal is not None:
+            raise MarketBossError(refusal)
+
+
 def _market(data: Path | None, symbols: str | None, skip_invalid: bool) -> tuple[Path, Any]:
     path = data or get_settings().market_data
     return path, load_market(path, skip_invalid, symbols)
@@ -144,6 +155,7 @@ def sweep(
     combos = combinations(strategy, grid, parse_param_pairs(param))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
+    _check_fractional(config, combos.params)
     out = output or get_settings().runs_dir / f"sweep_{resolve(strategy).name}.parquet"
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {out}: the table is written as .parquet or .csv")
@@ -221,6 +233,7 @@ def walkforward(
     combos = combinations(strategy, grid, parse_param_pairs(param))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
+    _check_fractional(config, combos.params)
     if output and output.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {output}: the table is written as .parquet or .csv")
     _, market = _market(data, symbols, skip_invalid)
@@ -329,10 +342,10 @@ def compare(
     unknown = sorted(set(params) - set(names))
     if unknown:
         raise MarketBossError(f"--param for '{unknown[0]}', which is not in --strategies")
-    for name in names:  # a strategy not found, not loadable or given a bad --param is the user's to fix first
-        check_params(name, params.get(name, {}))
+    checked = [check_params(name, params.get(name, {})) for name in names]  # a strategy not found, not loadable
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
-                     fractional)
+                     fractional)  # or given a bad --param is the user's to fix first
+    _check_fractional(config, checked)
     settings = get_settings()
     signals_path = output or settings.signals
     table_path = table or settings.runs_dir / "compare.csv"

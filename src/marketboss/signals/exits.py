@@ -105,6 +105,17 @@ def exits_refusal(exits: str) -> str:
             f"{' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (drop --fractional or the exits)")
 
 
+def params_refusal(params: object) -> str | None:
+    """exits_refusal of a strategy's parameters, sized by weight with exit percents, under --fractional (None:
+    nothing to refuse): said before a live session starts, and before a sweep, walk-forward or comparison runs
+    combinations whose backtests `backtest --fractional` refuses."""
+    if getattr(params, "sizing", None) != "weight":
+        return None  # whole quantities: --fractional changes nothing
+    given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
+             if (v := getattr(params, k, None)) is not None]  # fmt: skip
+    return exits_refusal(", ".join(given)) if given else None
+
+
 #: A signal's exits as the executor sends them: bracket / OTO legs, an OCO, or a stop or trailing stop, all gtc
 #: (they work until they trade, as the backtest's do), none of which Alpaca takes for a fractional quantity.
 EXIT_FIELDS = ("take_profit", "stop_loss", "trail_percent")
