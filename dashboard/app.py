@@ -8,26 +8,35 @@ live in marketboss.dashboard.sections.
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+
 import streamlit as st
 
 from marketboss.config import get_settings
 from marketboss.dashboard.sections import SECTIONS, Inputs, render_all
 
 
+def path_input(label: str, default: Path, key: str) -> str:
+    """A path the sidebar reads: `~` expanded and the spaces around it dropped (before, the existence check
+    expanded `~` and the readers did not: a valid file was "malformed input")."""
+    return str(Path(st.text_input(label, str(default), key=key).strip()).expanduser())
+
+
 def sidebar() -> Inputs:
     s = get_settings()
     with st.sidebar:
         st.header("Configuration")
-        market_data = st.text_input("Market data JSONL", str(s.market_data), key="market_data")
-        signals = st.text_input("Signals JSONL", str(s.signals), key="signals")
-        models_dir = st.text_input("Models dir", str(s.models_dir), key="models_dir")
-        paper_equity = st.text_input("Paper trading equity log", str(s.paper_equity), key="paper_equity")
+        market_data = path_input("Market data JSONL", s.market_data, "market_data")
+        signals = path_input("Signals JSONL", s.signals, "signals")
+        models_dir = path_input("Models dir", s.models_dir, "models_dir")
+        paper_equity = path_input("Paper trading equity log", s.paper_equity, "paper_equity")
         initial_cash = st.number_input("Initial cash", min_value=1.0, value=float(s.initial_cash), step=1000.0,
                                        format="%.2f", key="initial_cash")  # fmt: skip
-        paper_trades = st.text_input("Paper trades log", str(s.paper_trades), key="paper_trades")
-        runs_dir = st.text_input("Runs dir", str(s.runs_dir), key="runs_dir")
-        live_status = st.text_input("Live status file", str(s.live_status), key="live_status")
-        live_signals = st.text_input("Live signals log", str(s.live_signals), key="live_signals")
+        paper_trades = path_input("Paper trades log", s.paper_trades, "paper_trades")
+        runs_dir = path_input("Runs dir", s.runs_dir, "runs_dir")
+        live_status = path_input("Live status file", s.live_status, "live_status")
+        live_signals = path_input("Live signals log", s.live_signals, "live_signals")
         st.subheader("Backtest costs")
         commission = st.number_input("Commission (fraction of notional)", min_value=0.0, max_value=0.0999,
                                      value=0.0, step=0.0005, format="%.4f", key="commission")  # fmt: skip
@@ -53,7 +62,21 @@ def sidebar() -> Inputs:
     )
 
 
+def loopback_only() -> None:
+    """The page reads this machine's files by path: for this machine only, unless an address was given on purpose
+    (`--server.address 0.0.0.0`; the repository's .streamlit/config.toml gives 127.0.0.1). Started elsewhere
+    without one, streamlit listens on every interface: a client of another machine gets this, not the files."""
+    if st.get_option("server.address"):
+        return
+    client = st.context.ip_address  # None for a loopback client (a text address else; AppTest has none)
+    if isinstance(client, str) and not ipaddress.ip_address(client).is_loopback:
+        st.error("This dashboard serves this machine only (it reads files by path). To share it on purpose, start it "
+                 "with --server.address 0.0.0.0.")  # fmt: skip
+        st.stop()
+
+
 st.set_page_config(page_title="MarketBoss", page_icon="📈", layout="wide")
+loopback_only()
 st.title("MarketBoss")
 st.caption("Market data, signals, models, backtests, paper trading and the live session, read from the files in "
            "the sidebar (the page follows their changes; it never writes them).")  # fmt: skip

@@ -25,7 +25,7 @@ from marketboss.data.stats import summary
 from marketboss.errors import InputError
 from marketboss.execution.logs import read_paper_equity, read_paper_trades
 from marketboss.execution.reconcile import compare_backtest_paper, paper_metrics, reconcile_settings
-from marketboss.signals import read_signals_frame, write_signals
+from marketboss.signals import Signal, read_signals_frame, write_signals
 from tests.dashboard.conftest import Dash, array, assert_clean, charts, messages, metrics, section, table
 from tests.dashboard.demo import DECISIONS, Demo
 
@@ -111,6 +111,17 @@ def test_market_overview_shows_the_shared_summary_and_a_chart_per_symbol(dash: D
     assert array(price["data"][0]["y"]) == pytest.approx(closes)  # short series are not thinned
     at.selectbox(key="market_symbol").set_value("MSFT").run()
     assert charts(section(at, "market"))[0]["layout"]["title"]["text"].startswith("MSFT")
+
+
+def test_a_sidebar_path_with_a_tilde_and_spaces_reads_the_file(dash: Dash, demo: Demo,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Before, the existence check expanded `~` and the reader did not: a valid file was "malformed input"."""
+    at = dash()
+    expected = metrics(section(at, "market"))
+    monkeypatch.setenv("HOME", str(demo.market_data.parent))
+    at.text_input(key="market_data").set_value(f"  ~/{demo.market_data.name} ").run()
+    assert_clean(at)
+    assert metrics(section(at, "market")) == expected and not at.error
 
 
 def test_market_missing_file_is_information_and_the_rest_still_renders(dash: Dash, tmp_path: Path) -> None:
@@ -362,6 +373,16 @@ def test_quick_backtest_follows_a_changed_signals_file(dash: Dash, demo: Demo, t
     assert metrics(section(at, "signals"))["Signals"] == "20"
     after = metrics(section(at, "backtest"))["P&L"]
     assert after == display.money(backtest_metrics(demo, path)["pnl"]) != before
+
+
+def test_quick_backtest_says_why_orders_went_unfilled(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+    """As `backtest` lists them in rejections.jsonl (before: "left unfilled (no later bar)", whatever the reason)."""
+    first = read_signals_frame(demo.signals).row(0, named=True)
+    path = tmp_path / "signals.jsonl"
+    write_signals(path, [Signal(id="never", timestamp=first["timestamp"], symbol=first["symbol"], action="BUY",
+                                quantity=1, order_type="limit", limit_price=0.01)])  # fmt: skip
+    captions = [c.value for c in section(dash(signals=path), "backtest").caption]
+    assert "Orders not filled: a day order: its session ended before its price was reached (1)." in captions
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed"])

@@ -383,9 +383,9 @@ def backtest_section(inputs: Inputs) -> None:
         "Buy & hold: the same cash split equally across the data's symbols, each held from its first close to its "
         "last, without costs."
     )
-    if m["rejected_orders"] or m["unfilled_orders"]:
-        st.caption(f"{m['rejected_orders']:,} order(s) rejected for insufficient cash, {m['unfilled_orders']:,} "
-                   "left unfilled (no later bar).")  # fmt: skip
+    if m["rejected_orders"] or m["unfilled_orders"]:  # their reasons as `backtest` lists them in rejections.jsonl
+        why = result.rejections.group_by("reason").len().sort("len", "reason", descending=[True, False])
+        st.caption("Orders not filled: " + "; ".join(f"{reason} ({n:,})" for reason, n in why.iter_rows()) + ".")
     chart(_equity_figure(*args), "backtest_chart")
     vs = loaders.versus_buy_and_hold(*args)
     with st.expander("Yearly and rolling returns vs buy & hold"):
