@@ -160,7 +160,8 @@ def test_signals_filters_by_symbol_action_strategy_and_date(dash: Dash, demo: De
     at.multiselect(key="signals_symbol").set_value(["MSFT", "JPM"])
     at.multiselect(key="signals_action").set_value(["BUY"])
     at.multiselect(key="signals_strategy").set_value(["ma_crossover"])
-    at.date_input(key="signals_dates").set_value((date(2023, 3, 1), date(2024, 6, 30)))
+    (dates,) = [d for d in at.date_input if d.label == "Date range"]  # keyed by the file's range
+    dates.set_value((date(2023, 3, 1), date(2024, 6, 30)))
     at.run()
     assert_clean(at)
     want = sig.filter(
@@ -558,8 +559,28 @@ def test_strategy_comparison_highlights_the_best_run(dash: Dash, demo: Demo) -> 
     at.selectbox(key="runs_rank").set_value("Max drawdown %").run()
     least_dd = max(runs, key=lambda n: runs[n].metrics["max_drawdown_pct"])
     assert f"Best by Max drawdown %: **{least_dd}**" in messages(section(at, "strategies"), "success")[0]
-    at.multiselect(key="runs_selected").set_value(["momentum"]).run()
+    (picker,) = [m for m in at.multiselect if m.label == "Runs"]  # keyed by the runs there
+    picker.set_value(["momentum"]).run()
     assert list(section(at, "strategies").dataframe[0].value.columns) == ["momentum"]
+
+
+def test_runs_and_signals_added_while_the_page_is_open_are_in_it(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+    """Before, a run copied into runs/ was offered but not compared (nor could it be best), and a signal past the
+    file's first date range was filtered out, though no filter was set."""
+    runs, path = tmp_path / "runs", tmp_path / "signals.jsonl"
+    shutil.copytree(demo.runs_dir, runs)
+    first = sorted(runs.iterdir())[0]
+    shutil.move(first, tmp_path / first.name)
+    write_signals(path, read_signals_frame(demo.signals).head(20))
+    at = dash(runs_dir=runs, signals=path)
+    assert first.name not in list(section(at, "strategies").dataframe[0].value.columns)
+    shutil.move(tmp_path / first.name, first)
+    write_signals(path, read_signals_frame(demo.signals))
+    at.run()
+    assert_clean(at)
+    assert list(section(at, "strategies").dataframe[0].value.columns) == sorted(p.name for p in runs.iterdir())
+    m = metrics(section(at, "signals"))
+    assert m["Signals"] == m["Matching"] == display.count(read_signals_frame(demo.signals).height)
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed"])

@@ -180,7 +180,8 @@ def signals_section(inputs: Inputs) -> None:
     actions = c[1].multiselect("Action", opts.actions, key="signals_action", placeholder="All actions")
     strategies = c[2].multiselect("Strategy", opts.strategies, key="signals_strategy", placeholder="All strategies")
     picked = c[3].date_input("Date range", value=(opts.first, opts.last), min_value=opts.first,
-                             max_value=opts.last, key="signals_dates")  # fmt: skip
+                             max_value=opts.last, key=f"signals_dates:{opts.first}:{opts.last}")  # fmt: skip
+    # keyed by the file's range: signals added past it (or another file) are in it, not cut at the old range
     start, end = _date_range(picked, opts.first, opts.last)
     df = loaders.filtered_signals(key, tuple(symbols), tuple(actions), tuple(strategies), start, end)
     total = loaders.signals(key).height
@@ -586,7 +587,9 @@ def strategies_section(inputs: Inputs) -> None:
         return
     names = list(loaded)
     c = st.columns([3, 1])
-    chosen = c[0].multiselect("Runs", names, default=names[:8], key="runs_selected")
+    # every run, the best picked of them all; keyed by the runs there, so that a run added (or another runs dir)
+    # is in the comparison, not left out by the selection made before it came
+    chosen = c[0].multiselect("Runs", names, default=names, key=f"runs_selected:{'|'.join(names)}")
     label = c[1].selectbox("Best by", [lbl for _, lbl in RANK_BY], key="runs_rank") or RANK_BY[0][1]
     metric = dict((lbl, k) for k, lbl in RANK_BY)[label]
     runs = [loaded[n][0] for n in chosen]
