@@ -62,6 +62,10 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
      "error: --param ma_crossover.fast is given twice (5 and 8)"),  # before: the last, without a word
     (["sweep", "--grid", "slow=40", "--param", "fast=5", "--param", "fast=8"],
      "error: --param fast is given twice (5 and 8)"),
+    (["walkforward", "--grid", "fast=5", "--equity-output", "eq.parquet"],
+     "error: --equity-output eq.parquet: the equity is written as JSON Lines"),  # before: JSON Lines named .parquet
+    (["walkforward", "--grid", "fast=5", "--output", "w.csv", "--equity-output", "w.csv"],
+     "error: --equity-output w.csv: the equity is written as JSON Lines"),  # before: it replaced the folds' table
     # what `backtest --fractional` refuses, a sweep, a walk-forward or a comparison ran (before)
     (["sweep", "--strategy", "mean_reversion", "--grid", "window=10,20", "--param", "trail_percent=4",
       "--fractional"], "error: --fractional: a target-weight order with exits (trail_percent=4) cannot be placed"),
@@ -80,6 +84,14 @@ def test_mistakes_are_one_line_errors_and_write_nothing(
     assert all(not line.startswith("Traceback") for line in err)
     written = {p for p in workdir.rglob("*")} - before
     assert not [p for p in written if p.suffix in (".parquet", ".csv", ".html", ".jsonl")]
+
+
+def test_importing_a_file_of_no_bars_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: exit 0, and an empty bars file written."""
+    (workdir / "empty.csv").write_text("Date,Open,High,Low,Close,Volume\n")
+    assert cli("data", "import", "empty.csv", "--symbol", "X", "--output", "x.jsonl") == 2
+    assert capsys.readouterr().err == "error: empty.csv: no bars to import (no rows)\n"
+    assert not (workdir / "x.jsonl").exists()
 
 
 def test_walkforward_writes_folds_equity_and_report(

@@ -87,6 +87,8 @@ def import_(
         log.warning("bars_dropped_non_session", bars=closed.height, days=days.len())
         console.print(f"[yellow]dropped {closed.height:,} bar(s) on {days.len()} day(s) the NYSE was closed: "
                       f"{shown}[/]")
+    if df.is_empty():  # a header-only file (or every row dropped): no bars file of nothing
+        raise MarketBossError(f"{file}: no bars to import (no rows{', or every row skipped' if skip_invalid else ''})")
     _written(df, _output(output), f"imported from {file}")
 
 

@@ -236,6 +236,8 @@ def walkforward(
     _check_fractional(config, combos.params)
     if output and output.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {output}: the table is written as .parquet or .csv")
+    if equity_output and equity_output.suffix.lower() not in (".jsonl", ".ndjson"):  # (never --output's, then)
+        raise MarketBossError(f"--equity-output {equity_output}: the equity is written as JSON Lines (.jsonl)")
     _, market = _market(data, symbols, skip_invalid)
     n_folds = len(plan_folds(market.n_times, train, test, anchored))
     with make_backend(backend, scheduler, workers) as be, _progress(
