@@ -543,7 +543,9 @@ def comparison_section(inputs: Inputs) -> None:
     st.caption(
         f"The backtest is re-run from {display.when(bt_m['start'])} to {display.when(bt_m['end'])} on the signals the "
         f"paper run handled, from the paper account's first equity ({display.money(bt_m['initial_equity'])}) with the "
-        "sidebar's costs: what remains is execution (slippage, missed and partial fills, commissions)."
+        "sidebar's costs: what remains is execution (slippage, missed and partial fills, commissions). The paper "
+        "side is marked as the backtest is, its positions at each bar's close to the data's end (reconcile's): the "
+        "Paper Trading section's P&L is the account's last snapshot, taken at its own time."
     )
     chart(_comparison_figure(keys, inputs.commission, inputs.slippage_bps), "comparison_chart")
     st.subheader(f"Per-signal slippage (paper {VS_BACKTEST})")
