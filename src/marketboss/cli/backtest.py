@@ -118,6 +118,11 @@ def backtest(
         sig = with_exits(sig, exits, str(sig_path))
         source, name = str(sig_path), sig_path.stem
         result = run_backtest(market, sig, config, source=source)
+        off = _off_bar(market, sig)
+        if off:
+            err_console.print(f"[yellow]{off:,} of {sig.height:,} signals are at no bar of their symbol in {data_path} "
+                              "(another data file's signals, or a finer timeframe's?): each trades at its symbol's "
+                              "next bar[/]")  # fmt: skip
     if fractional:  # trades the broker would refuse are never shown
         check_fractional(sig, source)
     out = output_dir or settings.runs_dir / name
@@ -174,3 +179,19 @@ def compare(
     keys = [(k, label) for k, label in METRICS if k not in ("start", "end")]
     rows = compare_rows(loaded, keys)
     print_metrics("backtest runs side by side", [r.name for r in loaded], keys, [row[1:] for row in rows])
+
+
+def _off_bar(market: Market, sig: pl.DataFrame) -> int:
+    """How many signals are stamped at no bar of their symbol (a signal is stamped at the bar that decided it)."""
+    import numpy as np
+
+    index = {s: i for i, s in enumerate(market.symbols)}
+    known = sig.filter(sig["symbol"].is_in(list(index)))
+    if known.is_empty():
+        return 0
+    ts = known["timestamp"].dt.epoch("us").to_numpy()
+    sym = np.array([index[s] for s in known["symbol"].to_list()])
+    bar = np.searchsorted(market.times, ts, side="right") - 1
+    at = (bar >= 0) & (market.times[np.maximum(bar, 0)] == ts)
+    at &= ~np.isnan(market.close[np.maximum(bar, 0), sym])
+    return int((~at).sum())
