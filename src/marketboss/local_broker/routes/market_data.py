@@ -50,12 +50,7 @@ class MarketDataRoutes:
     async def bars(self, r: Req) -> tuple[int, Any]:
         """Bars of the symbols asked for, or of the path's one (its own form, as Alpaca's: the list, its symbol)."""
         q = r.query
-        one = r.params.get("symbol")
-        if one is not None:
-            q_choice(q, "feed", FEEDS, "iex", bad_request)
-            symbols = [self._path_symbol(one)]
-        else:
-            symbols = self._data_params(q)
+        one, symbols = self._symbols_of(r)
         tf = q.get("timeframe")
         if not tf:
             raise bad_request("timeframe is required")
@@ -132,12 +127,7 @@ class MarketDataRoutes:
     def _ticks(self, r: Req, key: str) -> tuple[int, Any]:
         """Historical trades or quotes (`key`), synthesised from the complete bars; paged as bars are."""
         q = r.query
-        one = r.params.get("symbol")
-        if one is not None:
-            q_choice(q, "feed", FEEDS, "iex", bad_request)
-            symbols = [self._path_symbol(one)]
-        else:
-            symbols = self._data_params(q)
+        one, symbols = self._symbols_of(r)
         now = self.s.clock.now()
         start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
         start = ny_midnight(now) if start is None else start  # Alpaca's default: the start of the current day
@@ -167,6 +157,14 @@ class MarketDataRoutes:
         if one is not None:
             return 200, {"symbol": symbols[0], key: out.get(symbols[0], []), "next_page_token": token}
         return 200, {key: out, "next_page_token": token}
+
+    def _symbols_of(self, r: Req) -> tuple[str | None, list[str]]:
+        """(the path's symbol as given, or None; the symbols asked for): a one-symbol route's, or the query's."""
+        one = r.params.get("symbol")
+        if one is None:
+            return None, self._data_params(r.query)
+        q_choice(r.query, "feed", FEEDS, "iex", bad_request)
+        return one, [self._path_symbol(one)]
 
     def _path_symbol(self, raw: str) -> str:
         try:
