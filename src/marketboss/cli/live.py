@@ -86,8 +86,10 @@ def live(
 
     s = get_settings()
     strat = create(strategy, param)
-    if fractional:
-        _check_fractional(strat.params)
+    if fractional:  # the exits the parameters put on each entry: every entry refused (the loop checks each bar's
+        from marketboss.signals.exits import check_fractional_params  # orders too: an on_bar's own exits)
+
+        check_fractional_params([strat.params])
     if on_stop not in ("keep", "cancel", "cancel-all"):
         raise MarketBossError(f"--on-stop: '{on_stop}' is not one of keep, cancel, cancel-all")
     try:
@@ -168,19 +170,6 @@ def live(
                 print_table(f"live session ({conn.mode}): {exe_cfg.trades_output}", ["", "value"],
                             loop.summary.as_rows() + loop.executor.summary.as_rows(signals_file=False))  # fmt: skip
     console.print(f"stopped: {summary.stopped_by}")
-
-
-def _check_fractional(params: object) -> None:
-    """--fractional sizes a target-weight order in fractions of a share, which Alpaca takes only as a simple
-    market or limit day order: the exits the parameters put on each entry (a bracket, an OCO, a gtc stop or
-    trailing stop) would have every entry refused, so the session is refused before it starts (signals.exits
-    check_fractional, which paper and backtest apply to the signals themselves, and the loop to each bar's: exits
-    an on_bar gives an order show only there)."""
-    from marketboss.signals.exits import params_refusal
-
-    refusal = params_refusal(params)
-    if refusal is not None:
-        raise MarketBossError(refusal)
 
 
 def _until(text: str | None) -> datetime | str | None:

@@ -71,17 +71,6 @@ def _config(cash: float | None, commission: float, per_share: float, minimum: fl
         raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
 
 
-def _check_fractional(config: Any, params: Any) -> None:
-    """Under --fractional, combinations sized by weight with exits are refused as `backtest --fractional`
-    refuses their signals (before, a sweep ran them: its rows were backtests no command would make)."""
-    from marketboss.signals.exits import params_refusal
-
-    if config.fractional:
-        refusal = next((r for p in params if (r := params_refusal(p)) is not None), None)
-        if refusal is not None:
-            raise MarketBossError(refusal)
-
-
 def _market(data: Path | None, symbols: str | None, skip_invalid: bool) -> tuple[Path, Any]:
     path = data or get_settings().market_data
     return path, load_market(path, skip_invalid, symbols)
@@ -155,7 +144,10 @@ def sweep(
     combos = combinations(strategy, grid, parse_param_pairs(param))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
-    _check_fractional(config, combos.params)
+    if fractional:
+        from marketboss.signals.exits import check_fractional_params
+
+        check_fractional_params(combos.params)
     out = output or get_settings().runs_dir / f"sweep_{resolve(strategy).name}.parquet"
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {out}: the table is written as .parquet or .csv")
@@ -233,7 +225,10 @@ def walkforward(
     combos = combinations(strategy, grid, parse_param_pairs(param))
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)
-    _check_fractional(config, combos.params)
+    if fractional:
+        from marketboss.signals.exits import check_fractional_params
+
+        check_fractional_params(combos.params)
     if output and output.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {output}: the table is written as .parquet or .csv")
     if equity_output and equity_output.suffix.lower() not in (".jsonl", ".ndjson"):  # (never --output's, then)
@@ -347,7 +342,10 @@ def compare(
     checked = [check_params(name, params.get(name, {})) for name in names]  # a strategy not found, not loadable
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)  # or given a bad --param is the user's to fix first
-    _check_fractional(config, checked)
+    if fractional:
+        from marketboss.signals.exits import check_fractional_params
+
+        check_fractional_params(checked)
     settings = get_settings()
     signals_path = output or settings.signals
     table_path = table or settings.runs_dir / "compare.csv"

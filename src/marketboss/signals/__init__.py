@@ -99,12 +99,12 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "target_weight": pl.Float64(),
 }
-#: The optional order fields, after SIGNAL_FIELDS: a frame has them when any of its signals is not a plain
-#: market order for the day (null where a signal does not use one).
 #: Why a trailing stop leg takes no take-profit beside it: paper and live could not place it (Alpaca's).
 TRAIL_ALONE = ("a trailing stop goes without a take-profit: a broker gives an entry's shares to one exit order "
                "(Alpaca's bracket pairs a take-profit with a stop-loss only), so paper could not place both")
 
+#: The optional order fields, after SIGNAL_FIELDS: a frame has them when any of its signals is not a plain
+#: market order for the day (null where a signal does not use one).
 ORDER_FIELDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit", "stop_loss")
 ORDER_SCHEMA: dict[str, pl.DataType] = {
     "order_type": pl.String(),

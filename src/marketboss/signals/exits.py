@@ -7,13 +7,14 @@ must not leave a buy-to-cover stop behind)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from marketboss.data.schema import LINE
-from marketboss.errors import InputError
+from marketboss.errors import InputError, MarketBossError
 from marketboss.signals import ORDER_DEFAULTS, ORDER_FIELDS, ORDER_SCHEMA, TRAIL_ALONE
 from marketboss.signals.kernels import exit_prices
 
@@ -105,15 +106,17 @@ def exits_refusal(exits: str) -> str:
             f"{' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (drop --fractional or the exits)")
 
 
-def params_refusal(params: object) -> str | None:
-    """exits_refusal of a strategy's parameters, sized by weight with exit percents, under --fractional (None:
-    nothing to refuse): said before a live session starts, and before a sweep, walk-forward or comparison runs
-    combinations whose backtests `backtest --fractional` refuses."""
-    if getattr(params, "sizing", None) != "weight":
-        return None  # whole quantities: --fractional changes nothing
-    given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
-             if (v := getattr(params, k, None)) is not None]  # fmt: skip
-    return exits_refusal(", ".join(given)) if given else None
+def check_fractional_params(params: Iterable[object]) -> None:
+    """exits_refusal of the first of these strategy parameters sized by weight with exit percents, under
+    --fractional: said before a live session starts, and before a sweep, walk-forward or comparison runs
+    combinations whose backtests `backtest --fractional` refuses (check_fractional, of their signals)."""
+    for p in params:
+        if getattr(p, "sizing", None) != "weight":
+            continue  # whole quantities: --fractional changes nothing
+        given = [f"{k}={v:g}" for k in ("stop_loss_pct", "take_profit_pct", "trail_percent")
+                 if (v := getattr(p, k, None)) is not None]  # fmt: skip
+        if given:
+            raise MarketBossError(exits_refusal(", ".join(given)))
 
 
 #: A signal's exits as the executor sends them: bracket / OTO legs, an OCO, or a stop or trailing stop, all gtc
