@@ -153,7 +153,9 @@ MOMENTUM_LOOKBACK_X = "error: strategy 'momentum': invalid parameter lookback='x
      "error: --param for 'momentum', which is not in --strategies"),
     (["backtest", "--strategy", "momentum", "--param", "lookback=x"], MOMENTUM_LOOKBACK_X),
     (["backtest", "--strategy", "momentum", "--param", "rebalance=daily"],
-     "error: strategy 'momentum': invalid parameter rebalance='daily': Input should be 'weekly' or 'monthly'"),
+     "error: strategy 'momentum': invalid parameter rebalance='daily': expected weekly | monthly | int | None;"),
+    (["backtest", "--strategy", "momentum", "--param", "rebalance=0"],  # an int, below 1: not "'weekly' or ..."
+     "error: strategy 'momentum': invalid parameter rebalance='0': Input should be greater than or equal to 1;"),
     (["signals", "generate", "--strategy", "momentum", "--param", "lookback=x"], MOMENTUM_LOOKBACK_X),
     (["sweep", "--strategy", "momentum", "--param", "lookback=x", "--grid", "threshold=0,0.1"], MOMENTUM_LOOKBACK_X),
     (["sweep", "--strategy", "momentum", "--param", "lookback=1", "--grid", "threshold=0,0.1"],

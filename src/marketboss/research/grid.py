@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from marketboss.errors import MarketBossError
 from marketboss.strategies import Strategy, StrategyParams, resolve
-from marketboss.strategies.registry import params_error, with_nones
+from marketboss.strategies.params_text import is_type_error, params_error, telling_error
+from marketboss.strategies.registry import with_nones
 
 MAX_COMBINATIONS = 1_000_000
 
@@ -131,7 +132,7 @@ def _check_fixed(strategy: str, cls: type[Strategy[Any]], fixed: Mapping[str, An
     except ValidationError as exc:
         own = [e for e in exc.errors() if e["loc"] and e["loc"][0] in fixed]
         if own:
-            raise params_error(strategy, cls, own[0], fixed) from None
+            raise params_error(strategy, cls, own, fixed) from None
 
 
 def _check_types(strategy: str, cls: type[Strategy[Any]], axes: Mapping[str, Sequence[Any]],
@@ -144,13 +145,9 @@ def _check_types(strategy: str, cls: type[Strategy[Any]], axes: Mapping[str, Seq
             try:
                 cls.params_model.model_validate({**fixed, name: v})
             except ValidationError as exc:
-                typo = [e for e in exc.errors() if e["loc"] and e["loc"][0] == name and _is_type_error(e["type"])]
-                if typo:
-                    raise params_error(strategy, cls, typo[0], {**fixed, name: v}) from None
-
-
-def _is_type_error(kind: str) -> bool:
-    return kind.endswith(("_parsing", "_type")) or kind in ("literal_error", "enum")
+                own = [e for e in exc.errors() if e["loc"] and e["loc"][0] == name]
+                if own and is_type_error(telling_error(own)["type"]):  # a union's: of none of its types
+                    raise params_error(strategy, cls, own, {**fixed, name: v}) from None
 
 
 def _axes(specs: Iterable[str]) -> dict[str, list[Any]]:

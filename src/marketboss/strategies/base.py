@@ -142,7 +142,7 @@ class Strategy(_Defaults, ABC, Generic[P]):
             try:
                 params = self.params_model.model_validate(values)  # type: ignore[assignment]
             except ValidationError as exc:  # one line naming the parameter and listing the valid ones, as create's
-                raise params_error(self.name, type(self), exc.errors()[0], values) from None
+                raise params_error(self.name, type(self), exc.errors(), values) from None
         self.params: P = params  # type: ignore[assignment]
 
     #: Whether the framework checks a whole-market model's `exposures` for look-ahead (checked_exposures). Off only

@@ -5,7 +5,7 @@ valid ones. Below base.py: a Strategy made with a bad keyword says so in these w
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -64,14 +64,34 @@ def _default(info: FieldInfo) -> Any:
     return default.value if isinstance(default, Enum) else default
 
 
-def params_error(name: str, cls: type[Any], err: ErrorDetails, values: Mapping[str, Any]
+def params_error(name: str, cls: type[Any], errors: Sequence[ErrorDetails], values: Mapping[str, Any]
                  ) -> MarketBossError:  # fmt: skip
-    """A parameter model's error as one line naming the strategy and the parameter (a union's error is
-    located inside it, e.g. ('rebalance', 'literal[...]'): the parameter is the first part)."""
+    """A parameter model's errors as one line naming the strategy and the first parameter at fault, with what is
+    wrong with it (telling_error) and the valid parameters."""
     valid = ", ".join(f"{n} ({t}, default {d})" for n, t, d, _ in describe_params(cls))
+    err = telling_error(errors)
     field = str(err["loc"][0]) if err["loc"] else ""
     if err["type"] == "extra_forbidden":
         return MarketBossError(f"strategy '{name}' has no parameter '{field}'; valid: {valid}")
     shown = f" {field}={values[field]!r}" if field in values else ""
     msg = err["msg"].removeprefix("Value error, ")
+    if len(err["loc"]) > 1 and is_type_error(err["type"]) and field in cls.params_model.model_fields:
+        msg = f"expected {param_type(cls.params_model.model_fields[field])}"  # of no branch of its union's types
     return MarketBossError(f"strategy '{name}': invalid parameter{shown}: {msg}; valid: {valid}")
+
+
+def telling_error(errors: Sequence[ErrorDetails]) -> ErrorDetails:
+    """The first parameter's error that says what is wrong: pydantic reports a union's value once per branch
+    (loc (field, branch)); the branch whose type the value has tells (rebalance=0, an int below 1: not "should
+    be 'weekly' or 'monthly'"). Another field's error is the first one."""
+    first = errors[0]
+    if len(first["loc"]) < 2:
+        return first
+    branches = [e for e in errors if len(e["loc"]) > 1 and e["loc"][0] == first["loc"][0]]
+    return next((e for e in branches if not is_type_error(e["type"])), first)
+
+
+def is_type_error(kind: str) -> bool:
+    """Whether a pydantic error type says the value is not of the type (a number's text, one of the choices),
+    rather than out of its range."""
+    return kind.endswith(("_parsing", "_type")) or kind in ("literal_error", "enum")

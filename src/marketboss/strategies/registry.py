@@ -162,4 +162,4 @@ def _validated(name: str, cls: type[Strategy[Any]], params: Mapping[str, Any] | 
     try:
         return cls.params_model.model_validate(values)
     except ValidationError as exc:
-        raise params_error(name, cls, exc.errors()[0], values) from None
+        raise params_error(name, cls, exc.errors(), values) from None
