@@ -52,9 +52,12 @@ class Timeframe:
         return f"{self.amount}{self.unit}"
 
 
+CALENDAR_START = "1995-01-01"  # the sessions known here start then (exchange_calendars ends them a year ahead)
+
+
 @lru_cache(maxsize=1)
 def nyse() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS", start="1995-01-01")
+    return xcals.get_calendar("XNYS", start=CALENDAR_START)
 
 
 def schedule(start: date | str, end: date | str) -> pd.DataFrame:
@@ -64,8 +67,19 @@ def schedule(start: date | str, end: date | str) -> pd.DataFrame:
     if last < first:
         raise MarketBossError(f"end {last.date()} is before start {first.date()}")
     lo, hi = max(first, cal.first_session), min(last, cal.last_session)
+    if hi < lo:  # wholly outside the calendar's years: no session (not exchange_calendars' DateOutOfBounds)
+        return cal.schedule.iloc[:0][["open", "close"]]
     sessions = cal.sessions_in_range(lo, hi)
     return cal.schedule.loc[sessions, ["open", "close"]]
+
+
+def check_in_calendar(start: date | str, end: date | str) -> None:
+    """Refuse a range reaching past the calendar's sessions (1995 to a year ahead): what lies outside cannot be
+    laid on the exchange's days, and cutting it off without a word would hand back a shorter range than asked."""
+    first, last = date.fromisoformat(CALENDAR_START), nyse().last_session.date()
+    for what, day in (("start", pd.Timestamp(start).date()), ("end", pd.Timestamp(end).date())):
+        if not first <= day <= last:
+            raise MarketBossError(f"{what} {day} is outside the NYSE calendar's days ({first} to {last})")
 
 
 def bar_times(start: date | str, end: date | str, timeframe: Timeframe) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from marketboss.data.calendar import Timeframe, bar_times
+from marketboss.data.calendar import Timeframe, bar_times, check_in_calendar
 from marketboss.data.kernels import regime_log_prices
 from marketboss.data.rules import shown, symbol_error
 from marketboss.data.schema import BAR_DTYPES
@@ -66,6 +66,7 @@ def synth_bars(
     seed: int = 7,
 ) -> pl.DataFrame:
     tf = timeframe if isinstance(timeframe, Timeframe) else Timeframe.parse(timeframe)
+    check_in_calendar(start, end)
     times, session = bar_times(start, end, tf)
     if len(times) == 0:
         raise MarketBossError(f"no NYSE sessions between {start} and {end}")
