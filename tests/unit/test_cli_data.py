@@ -34,15 +34,15 @@ def test_synth_then_show_prints_one_row_per_symbol_with_session_dates(workdir: P
 
 
 @pytest.mark.parametrize(("start", "end", "message"), [
-    ("1990-01-01", "1990-01-10", "error: start 1990-01-01 is outside the NYSE calendar's days (1995-01-01 to "),
-    ("1994-06-01", "1996-01-10", "error: start 1994-06-01 is outside the NYSE calendar's days (1995-01-01 to "),
-    ("2020-01-01", "2199-12-31", "error: end 2199-12-31 is outside the NYSE calendar's days (1995-01-01 to "),
+    ("1950-01-01", "1950-01-10", "error: start 1950-01-01 is outside the NYSE calendar's days (1962-01-01 to "),
+    ("1961-06-01", "1962-01-10", "error: start 1961-06-01 is outside the NYSE calendar's days (1962-01-01 to "),
+    ("2020-01-01", "2199-12-31", "error: end 2199-12-31 is outside the NYSE calendar's days (1962-01-01 to "),
     ("2024-07-06", "2024-07-07", "error: no NYSE sessions between 2024-07-06 and 2024-07-07"),
 ])
 def test_synth_outside_the_calendar_is_one_line_and_writes_nothing(workdir: Path, start: str, end: str,
                                                                     message: str) -> None:
-    """Years the calendar lacks were cut off without a word (1994-1996 gave 1995-1996), or raised exchange_calendars'
-    own error as "unexpected DateOutOfBounds" (wholly outside)."""
+    """Years the calendar lacks were cut off without a word (1994-1996 gave 1995-1996 when it began in 1995), or
+    raised exchange_calendars' own error as "unexpected DateOutOfBounds" (wholly outside)."""
     made = _mb(workdir, "data", "synth", "--symbols", "1", "--start", start, "--end", end)
     assert made.returncode == 2 and made.stderr.splitlines() == [made.stderr.strip()], made.stderr
     assert made.stderr.startswith(message), made.stderr

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,12 +22,16 @@ def doctor(
     broker_url: str = typer.Option(None, help="A running local broker to check (chosen over Alpaca credentials)."),
     signals: Path = typer.Option(None, "--signals", help="Signals file to validate (default: data/signals.jsonl)."),
     data: Path = typer.Option(None, "--data", help="Bars file to validate (default: data/market_data.jsonl)."),
+    trades: Path = typer.Option(None, "--trades", help="Trades log to validate (default: paper's, or with --live the "
+                                                       "live account's)."),
+    equity: Path = typer.Option(None, "--equity", help="Equity log to validate (default: as --trades)."),
     retry_budget: float = typer.Option(5.0, help="Seconds to retry an unanswered broker (a check: short)."),
 ) -> None:
     """Check credentials, endpoint, broker, account, market clock and input files; print what to fix."""
     from marketboss.config import classify_url
     from marketboss.data.io import read_bars
     from marketboss.execution.connect import check_endpoint, connect
+    from marketboss.execution.logs import read_paper_equity, read_paper_trades
     from marketboss.signals import read_signals
 
     s = get_settings()
@@ -56,6 +61,8 @@ def doctor(
     check("market data", lambda: (OK, f"{bars_path}: {len(read_bars(bars_path)):,} valid bars"))
     sig_path = signals or s.signals
     check("signals", lambda: (OK, f"{sig_path}: {len(read_signals(sig_path)):,} valid signals"))
+    check("trades log", lambda: _log(trades or s.trades_log(live), read_paper_trades, "records"))
+    check("equity log", lambda: _log(equity or s.equity_log(live), read_paper_equity, "snapshots"))
     if endpoint_ok:
         try:
             with connect(s, live=live, confirm_live=True, broker_url=broker_url, local_data=bars_path,
@@ -80,6 +87,19 @@ def doctor(
     failed = [n for n, st, _ in results if st == FAIL]
     if failed:
         raise MarketBossError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")
+
+
+def _log(path: Path, read: Callable[..., Any], what: str) -> tuple[str, str]:
+    """A paper or live log as the dashboard and reconcile read it: not there yet (nothing traded) is no fault; a
+    torn last line (a write a crash cut short) is left out by them, and finished by the next run on the file."""
+    if not path.exists():
+        return OK, f"{path}: not written yet (paper or live writes it)"
+    torn: list[int] = []
+    n = read(path, torn.append).height
+    if torn:
+        return WARN, (f"{path}: {n:,} valid {what}; line {torn[0]} is torn (a write cut short, e.g. by a crash): "
+                      "left out until paper/live runs on the file again")  # fmt: skip
+    return OK, f"{path}: {n:,} valid {what}"
 
 
 def _replayable(signals: Path, data: Path, now: datetime) -> tuple[str, str]:

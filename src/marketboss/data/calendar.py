@@ -52,7 +52,10 @@ class Timeframe:
         return f"{self.amount}{self.unit}"
 
 
-CALENDAR_START = "1995-01-01"  # the sessions known here start then (exchange_calendars ends them a year ahead)
+#: The first day of the sessions known here (they end a year ahead): exchange_calendars has NYSE's closures right
+#: from then on (1963, 1968, 1977); from 1995, as before, a long daily history (imported from Yahoo) replayed on the
+#: local broker found its market closed before then and every signal blocked.
+CALENDAR_START = "1962-01-01"
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +77,7 @@ def schedule(start: date | str, end: date | str) -> pd.DataFrame:
 
 
 def check_in_calendar(start: date | str, end: date | str) -> None:
-    """Refuse a range reaching past the calendar's sessions (1995 to a year ahead): what lies outside cannot be
+    """Refuse a range reaching past the calendar's sessions (1962 to a year ahead): what lies outside cannot be
     laid on the exchange's days, and cutting it off without a word would hand back a shorter range than asked."""
     first, last = date.fromisoformat(CALENDAR_START), nyse().last_session.date()
     for what, day in (("start", pd.Timestamp(start).date()), ("end", pd.Timestamp(end).date())):

@@ -62,7 +62,7 @@ from marketboss.data.io import JsonlAppender, read_jsonl_records
 from marketboss.data.schema import LINE
 from marketboss.errors import MarketBossError
 from marketboss.execution.freshness import Freshness, ages
-from marketboss.execution.journal import Intent, Journal, Leg, check_account, journal_path
+from marketboss.execution.journal import Intent, Journal, JournalState, Leg, check_account, journal_path
 from marketboss.execution.lock import RunLock, lock_path
 from marketboss.execution.logs import done_signal_ids
 from marketboss.execution.retry import DEFAULT_BUDGET, ReadsAtOnce, Retrier
@@ -469,6 +469,26 @@ class Executor:
                 "give this run fresh logs (--trades-output, --equity-output), or the database they were written with "
                 "(--broker-db)")  # fmt: skip
 
+    def _check_journal_orders(self, earlier: JournalState, pending: list[Signal]) -> None:
+        """Refuse a run whose journal says the broker accepted an order for a signal it is to finish (no record
+        in the trades log) that this broker does not know: the journal is another broker's or account's (the
+        trades log moved away, the journal left beside it, a fresh broker database). Finishing them would send
+        each signal again at this broker's clock, not at its bar: a replay's filled months early. Nothing is
+        written or sent."""
+        for sig in pending:
+            order_id = earlier.order_ids.get(sig.id)
+            if order_id is None:
+                continue
+            try:
+                self.retry("get order", partial(self.broker.get_order, order_id))
+            except NotFound:
+                raise MarketBossError(
+                    f"{journal_path(self.cfg.trades_output)}: signal {sig.id} ({sig.symbol}) has no record in "
+                    f"{self.cfg.trades_output}, and its order {order_id}, which the journal says the broker accepted, "
+                    "is unknown to this broker: the journal is another broker's or account's run; write this one "
+                    "elsewhere (--trades-output, --equity-output) or move that journal away with its logs"
+                ) from None
+
     def _record_run(self, journal: Journal) -> None:
         """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, and
         the broker's own fill costs (the local broker's spread; none known for Alpaca)."""
@@ -481,9 +501,10 @@ class Executor:
         signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
+        earlier = Journal.load(journal_path(self.cfg.trades_output))
+        self._check_journal_orders(earlier, pending)
         if self.replay is not None and not self.cfg.allow_stale:  # an order started before a crash is finished
-            started = Journal.load(journal_path(self.cfg.trades_output)).intents
-            self.replay.check([s for s in pending if s.id not in started], self.cfg.signals)
+            self.replay.check([s for s in pending if s.id not in earlier.intents], self.cfg.signals)
         self.summary.signals = len(signals)
         self.summary.already_done = len(signals) - len(pending)
         journal = Journal(journal_path(self.cfg.trades_output))
@@ -758,14 +779,16 @@ class Executor:
     def _fresh(self, pending: list[Signal], journal: Journal) -> list[Signal]:
         """The signals to send now: those whose bar is the latest completed bar at the broker's clock. Older ones
         are skipped (sent with allow_stale), newer ones refused, each logged with its age and counted; a replay
-        moves the clock to each signal itself, and an order started before a crash is always finished."""
+        moves the clock to each signal itself, and an order started before a crash is always finished (one the
+        journal has no answer for is looked for at the broker: one that never reached it is a signal like the
+        others, stale after the crash's bar)."""
         if self.replay is not None or not pending:
             return pending
         now = self.now()
         out = []
         for sig, age in zip(pending, ages([s.timestamp for s in pending], now, Timeframe.parse(self.cfg.timeframe)),
                             strict=True):  # fmt: skip
-            if age.freshness is Freshness.FRESH or sig.id in journal.state.intents:
+            if age.freshness is Freshness.FRESH or self._started(sig, journal):
                 out.append(sig)
             elif age.freshness is Freshness.FUTURE:
                 self.summary.future += 1
@@ -779,6 +802,17 @@ class Executor:
                 log.warning("signal_stale", signal_id=sig.id, symbol=sig.symbol, signal_timestamp=sig.timestamp,
                             bars_behind=age.bars_behind, broker_clock=now)  # fmt: skip
         return out
+
+    def _started(self, sig: Signal, journal: Journal) -> bool:
+        """Whether an order of the signal reached the broker: the journal has its answer, or the broker has an order
+        of its intent's client order id (or its flip's close's: a crash came before the answer was written)."""
+        intent = journal.state.intents.get(sig.id)
+        if intent is None:
+            return False
+        if sig.id in journal.state.order_ids:
+            return True
+        ids = (intent.client_order_id, closing_client_order_id(intent.client_order_id))
+        return any(self.retry("look up order", partial(self.broker.order_by_client_id, c)) is not None for c in ids)
 
     def _reconcile(self, journal: Journal, pending: list[Signal]) -> None:
         """Say what an earlier run left open (its exits are followed next, by _follow_legs)."""
@@ -977,6 +1011,8 @@ class Executor:
     ) -> None:
         intent = journal.state.intents.get(sig.id)
         if intent is not None:  # started before a crash: finish it, never re-decide it
+            if self.replay is not None and sig.id not in journal.state.order_ids and sig.action != "CANCEL":
+                self.replay.before(sig)  # not sent yet: at its bar (where the crash left the clock, or a fresh one's)
             self._finish(sig, intent, journal, trades_log, equity_log, resumed=True)
             return
         if self.replay is not None:  # a cancel: to its bar's end, what the backtest trades up to it traded here
