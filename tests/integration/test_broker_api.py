@@ -16,6 +16,7 @@ from alpaca.data.requests import (
     StockLatestBarRequest,
     StockLatestQuoteRequest,
     StockLatestTradeRequest,
+    StockSnapshotRequest,
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.enums import OrderSide, OrderStatus, PositionSide, QueryOrderStatus, TimeInForce
@@ -234,7 +235,8 @@ def test_bars_only_up_to_the_clock_and_paginated(broker: LocalBroker, broker_dat
 
     pages, token = [], None
     while True:
-        params = {"symbols": "AAPL,MSFT", "timeframe": "1Day", "limit": 25, **({"page_token": token} if token else {})}
+        params = {"symbols": "AAPL,MSFT", "timeframe": "1Day", "limit": 25, "start": "2024-01-01",
+                  **({"page_token": token} if token else {})}  # fmt: skip
         body = http.get("/v2/stocks/bars", params=params).json()
         pages.append(sum(len(v) for v in body["bars"].values()))
         token = body["next_page_token"]
@@ -242,7 +244,8 @@ def test_bars_only_up_to_the_clock_and_paginated(broker: LocalBroker, broker_dat
             break
     assert sum(pages) == want.height and max(pages) == 25 and len(pages) == -(-want.height // 25)
 
-    weekly = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="JPM", timeframe=TimeFrame.Week)).data["JPM"]
+    weekly = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="JPM", timeframe=TimeFrame.Week,
+                                                  start=datetime(2024, 1, 1))).data["JPM"]  # fmt: skip
     daily = read_bars(broker_data).filter(pl.col("symbol") == "JPM")
     assert sum(b.volume for b in weekly) == daily["volume"].sum() and weekly[0].open == daily["open"][0]
     bad = http.get("/v2/stocks/bars", params={"symbols": "AAPL", "timeframe": "1Min"})
@@ -340,13 +343,32 @@ def test_intraday_bars_price_path_and_aggregation(start_broker: StartBroker, tmp
     assert abs(trade - (bar["open"] + bar["close"]) / 2) <= 0.01
     assert http.get("/v2/stocks/AAPL/bars/latest").json()["bar"]["t"] == "2024-11-04T14:30:00Z"  # last complete
 
+    # mid-session Tuesday: bars asked for without a start are today's (Alpaca's default; before: every bar), and
+    # the snapshot's dailyBar is today's so far, its prevDailyBar Monday's (before: Monday's and none)
+    set_clock(http, timestamp="2024-11-05T15:02:00Z")
+    today = bars.filter((pl.col("symbol") == "AAPL") & (pl.col("timestamp") >= datetime(2024, 11, 5, 5, tzinfo=UTC))
+                        & (pl.col("timestamp") < datetime(2024, 11, 5, 15, tzinfo=UTC)))  # the 6 complete by 10:02
+    got = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame(5, TimeFrameUnit.Minute)))
+    assert [b.timestamp for b in got.data["AAPL"]] == today["timestamp"].to_list() and today.height == 6
+    snap = data.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols="AAPL"))["AAPL"]
+    assert snap.daily_bar.timestamp == datetime(2024, 11, 5, 5, tzinfo=UTC)
+    assert (snap.daily_bar.open, snap.daily_bar.close) == (today["open"][0], today["close"][-1])
+    assert (snap.daily_bar.high, snap.daily_bar.low) == (today["high"].max(), today["low"].min())
+    assert snap.daily_bar.volume == today["volume"].sum()
+    monday = bars.filter((pl.col("symbol") == "AAPL") & (pl.col("timestamp") < datetime(2024, 11, 5, tzinfo=UTC)))
+    assert snap.previous_daily_bar.timestamp == datetime(2024, 11, 4, 5, tzinfo=UTC)
+    assert snap.previous_daily_bar.close == monday["close"][-1] and snap.previous_daily_bar.volume == monday[
+        "volume"].sum()
+
     set_clock(http, timestamp="2024-11-06T00:00:00Z")
     fifteen = TimeFrame(15, TimeFrameUnit.Minute)
-    quarter = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=fifteen)).data
+    both_days = datetime(2024, 11, 4, tzinfo=UTC)
+    quarter = data.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAPL", timeframe=fifteen, start=both_days)).data
     native = bars.filter(pl.col("symbol") == "AAPL")
     assert len(quarter["AAPL"]) == native.height // 3 and quarter["AAPL"][0].volume == native["volume"][:3].sum()
     assert quarter["AAPL"][0].high == max(native["high"][:3]) and quarter["AAPL"][0].close == native["close"][2]
-    daily = data.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAPL", "MSFT"], timeframe=TimeFrame.Day)).data
+    daily = data.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAPL", "MSFT"], timeframe=TimeFrame.Day,
+                                                 start=both_days)).data  # fmt: skip
     days = [datetime(2024, 11, 4, 5, tzinfo=UTC), datetime(2024, 11, 5, 5, tzinfo=UTC)]  # midnight New York
     assert [b.timestamp for b in daily["AAPL"]] == days
     assert sum(b.volume for b in daily["MSFT"]) == bars.filter(pl.col("symbol") == "MSFT")["volume"].sum()

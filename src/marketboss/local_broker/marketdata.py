@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
@@ -271,6 +271,19 @@ class MarketData:
             return None
         i = bisect_right(s.ends, t) - 1
         return i if i >= 0 else None
+
+    def day_so_far(self, symbol: str, t: int) -> dict[str, Any] | None:
+        """The New York day's bar t falls in, of its intraday bars complete by t (what a snapshot's dailyBar shows
+        during the session); None with daily data, or before the day's first bar is complete."""
+        s = self.series.get(symbol)
+        if self.daily or s is None:
+            return None
+        day = ny_midnight(t)
+        lo, hi = bisect_left(s.stamps, day), bisect_right(s.ends, t)
+        if hi <= lo:
+            return None
+        return {"t": iso_z(day), "o": s.opens[lo], "h": max(s.highs[lo:hi]), "l": min(s.lows[lo:hi]),
+                "c": s.closes[hi - 1], "v": sum(s.volumes[lo:hi]), "n": None, "vw": None}  # fmt: skip
 
     def bar_json(self, symbol: str, i: int) -> dict[str, Any]:
         s = self.series[symbol]

@@ -57,6 +57,8 @@ class MarketDataRoutes:
         frame = parse_barframe(tf)
         q_choice(q, "adjustment", ADJUSTMENTS, "raw", bad_request)
         start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
+        if start is None:  # Alpaca's default, as for trades and quotes: the start of the current day
+            start = ny_midnight(self.s.clock.now())
         if start is not None and end is not None and end < start:
             raise bad_request("end should not be before start")
         limit = q_int(q, "limit", 1000, 1, MAX_LIMIT, bad_request)
@@ -181,8 +183,10 @@ class MarketDataRoutes:
     # ------------------------------------------------------------------------------------------ snapshots
 
     def _snapshot(self, sym: str, q: QueryParams) -> dict[str, Any] | None:
-        """Latest trade and quote at now, the last complete native bar as the minute bar (intraday data only), the
-        last two complete daily bars (a day's bar counts once the day is complete: nothing from the future)."""
+        """Latest trade and quote at now, the last complete native bar as the minute bar (intraday data only), and
+        the daily bars: today's so far (Alpaca's dailyBar while the session goes on: of intraday data, its complete
+        bars up to now) and the day before; with daily data, the last two complete days (today's bar is known only
+        once the day is over: nothing from the future)."""
         m, now = self.s.market, self.s.clock.now()
         trade = self._latest(q, sym, "trades").get(sym)
         if trade is None:
@@ -193,6 +197,9 @@ class MarketDataRoutes:
             minute = m.bar_json(sym, i)
         days, _ = m.bars([sym], BarFrame(1, "Day"), None, None, 2, None, True, now)
         daily = days.get(sym, [])
+        today = m.day_so_far(sym, now)
+        if today is not None and (not daily or daily[0]["t"] != today["t"]):
+            daily = [today, *daily]
         return {"latestTrade": trade, "latestQuote": self._latest(q, sym, "quotes").get(sym), "minuteBar": minute,
                 "dailyBar": daily[0] if daily else None,
                 "prevDailyBar": daily[1] if len(daily) > 1 else None}  # fmt: skip
