@@ -95,6 +95,12 @@ def test_day_trading_buying_power_at_multiplier_4(start_broker: StartBroker) -> 
     acct = client.get_account()
     assert acct.multiplier == "2" and acct.buying_power == acct.regt_buying_power
     assert Decimal(acct.daytrading_buying_power) == 0
+    config.max_margin_multiplier = "1"  # a cash account by configuration: no short sale, and assets say so
+    client.set_account_configurations(config)
+    assert client.get_account().multiplier == "1" and client.get_asset("MSFT").shortable is False
+    with pytest.raises(APIError) as short:
+        client.submit_order(MarketOrderRequest(symbol="MSFT", qty=1, side="sell", time_in_force=TimeInForce.DAY))
+    assert short.value.status_code == 403 and "max_margin_multiplier is 1" in str(short.value)  # not "equity below"
 
 
 def test_short_sales_need_an_easy_to_borrow_asset_and_reserve_3pct_above_the_ask(start_broker: StartBroker) -> None:

@@ -184,6 +184,8 @@ class Engine:
         whole shares, and shorting not switched off in the account configurations."""
         if self.cfg.multiplier == 1:
             raise forbidden("account is not allowed to short (cash account)")
+        if self.account.configs["max_margin_multiplier"] == "1":
+            raise forbidden("account is not allowed to short: max_margin_multiplier is 1 in the account configurations")
         if v.multiplier == 1:
             raise forbidden("account is not allowed to short: equity is below the $2,000 margin minimum")
         if self.account.configs["no_shorting"]:
@@ -197,8 +199,11 @@ class Engine:
         return symbol not in self.cfg.hard_to_borrow
 
     def shortable(self, symbol: str) -> bool:
-        """What GET /v2/assets says: a margin account that may short, and an easy-to-borrow asset."""
-        return self.cfg.multiplier > 1 and not self.account.configs["no_shorting"] and self.easy_to_borrow(symbol)
+        """What GET /v2/assets says: a margin account that may short (as configured), and an easy-to-borrow
+        asset."""
+        configs = self.account.configs
+        return (self.cfg.multiplier > 1 and configs["max_margin_multiplier"] != "1" and not configs["no_shorting"]
+                and self.easy_to_borrow(symbol))  # fmt: skip
 
     def daytrade_count(self, now: int) -> int:
         """Day trades over the last five sessions (today's included)."""
