@@ -531,6 +531,66 @@ def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_again
         s: q for s, q in strategy.items() if s not in moved_last} and len(moved_last) < len(symbols)  # fmt: skip
 
 
+def test_a_journal_left_without_its_logs_is_refused_on_another_broker(tmp_path: Path) -> None:
+    """A session's trades and equity logs removed to start again on a fresh broker, its journal and signals log
+    left: the restart finished the journal's orders (no trade record) at the new broker's clock, the window's
+    start, each filled before the bar that decided it. Now it stops in one line before anything is written or
+    sent."""
+    data = _bars(tmp_path)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        first = subprocess.run(_live(tmp_path, lb, "--speed", "0"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-2000:]
+    assert read_jsonl_records(tmp_path / "trades.jsonl")  # it traded
+    for name in ("trades.jsonl", "equity.jsonl", "status.json"):
+        (tmp_path / name).unlink()
+    journal = (tmp_path / "trades.journal.jsonl").read_bytes()
+    (tmp_path / "other").mkdir()
+    with broker(tmp_path / "other", data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        again = subprocess.run(_live(tmp_path, lb, "--speed", "0"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        sent = broker_orders(lb)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: {tmp_path / 'trades.journal.jsonl'}: signal sig-")
+    assert "unknown to this broker" in line
+    assert sent == [] and (tmp_path / "trades.journal.jsonl").read_bytes() == journal
+    assert not (tmp_path / "trades.jsonl").exists() and not (tmp_path / "equity.jsonl").exists()
+
+
+def test_a_restart_records_an_order_journaled_but_never_sent_as_skipped(tmp_path: Path) -> None:
+    """A crash between the journal's intent and the order: the restart, which resumes after that bar, sent it
+    then, a bar or more late (a stale signal). Now one the broker has no order of is recorded skipped; one it has
+    is finished as before."""
+    data = _bars(tmp_path)
+    window, _ = _backtest_window(data)
+    cut = int(window["timestamp"].dt.epoch("us").unique().sort()[2])
+    iso = lambda us: datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        first = _live(tmp_path, lb, "--speed", "0")
+        first[first.index("--until") + 1] = iso(cut)
+        proc = subprocess.run(first, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        trades = read_jsonl_records(tmp_path / "trades.jsonl")
+        last = trades[-1]["signal_id"]  # as if the crash came before its order went: no answer, no order, no record
+        (tmp_path / "trades.jsonl").write_text("".join(json.dumps({k: v for k, v in t.items() if k != "_line"}) + "\n"
+                                                       for t in trades[:-1]))  # fmt: skip
+        journal = [r for r in read_jsonl_records(tmp_path / "trades.journal.jsonl")
+                   if not (r["event"] == "submitted" and r["signal_id"] == last)]  # fmt: skip
+        for r in journal:
+            if r["event"] == "intent" and r["signal_id"] == last:
+                r["client_order_id"] = "mb-never-sent"
+        (tmp_path / "trades.journal.jsonl").write_text("".join(
+            json.dumps({k: v for k, v in r.items() if k != "_line"}) + "\n" for r in journal))
+        again = subprocess.run(_live(tmp_path, lb, "--speed", "0"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0, again.stderr[-2000:]
+        sent = {o["client_order_id"] for o in broker_orders(lb)}
+    assert "mb-never-sent" not in sent
+    record = [t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["signal_id"] == last]
+    assert [t["status"] for t in record] == ["skipped"] and "never sent before the restart" in record[0]["reason"]
+
+
 def test_a_start_that_fails_writes_nothing(tmp_path: Path) -> None:
     """An unknown symbol (or a warm-up the broker refuses) is found before any file is opened (before: empty
     signals, trades and journal files, a status file, and an equity snapshot in the paper log)."""

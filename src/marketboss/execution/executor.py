@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -469,24 +469,25 @@ class Executor:
                 "give this run fresh logs (--trades-output, --equity-output), or the database they were written with "
                 "(--broker-db)")  # fmt: skip
 
-    def _check_journal_orders(self, earlier: JournalState, pending: list[Signal]) -> None:
+    def _check_journal_orders(self, earlier: JournalState, signal_ids: Iterable[str]) -> None:
         """Refuse a run whose journal says the broker accepted an order for a signal it is to finish (no record
         in the trades log) that this broker does not know: the journal is another broker's or account's (the
         trades log moved away, the journal left beside it, a fresh broker database). Finishing them would send
         each signal again at this broker's clock, not at its bar: a replay's filled months early. Nothing is
         written or sent."""
-        for sig in pending:
-            order_id = earlier.order_ids.get(sig.id)
+        for sid in signal_ids:
+            order_id = earlier.order_ids.get(sid)
             if order_id is None:
                 continue
             try:
                 self.retry("get order", partial(self.broker.get_order, order_id))
             except NotFound:
+                intent = earlier.intents.get(sid)
                 raise MarketBossError(
-                    f"{journal_path(self.cfg.trades_output)}: signal {sig.id} ({sig.symbol}) has no record in "
-                    f"{self.cfg.trades_output}, and its order {order_id}, which the journal says the broker accepted, "
-                    "is unknown to this broker: the journal is another broker's or account's run; write this one "
-                    "elsewhere (--trades-output, --equity-output) or move that journal away with its logs"
+                    f"{journal_path(self.cfg.trades_output)}: signal {sid} ({intent.symbol if intent else '?'}) has no "
+                    f"record in {self.cfg.trades_output}, and its order {order_id}, which the journal says the broker "
+                    "accepted, is unknown to this broker: the journal is another broker's or account's run; write "
+                    "this one elsewhere (--trades-output, --equity-output) or move that journal away with its logs"
                 ) from None
 
     def _record_run(self, journal: Journal) -> None:
@@ -502,7 +503,7 @@ class Executor:
         done = done_signal_ids(self.cfg.trades_output)
         pending = [s for s in signals if s.id not in done]
         earlier = Journal.load(journal_path(self.cfg.trades_output))
-        self._check_journal_orders(earlier, pending)
+        self._check_journal_orders(earlier, [s.id for s in pending])
         if self.replay is not None and not self.cfg.allow_stale:  # an order started before a crash is finished
             self.replay.check([s for s in pending if s.id not in earlier.intents], self.cfg.signals)
         self.summary.signals = len(signals)
@@ -653,11 +654,13 @@ class Executor:
         self._lock.__enter__()
         try:
             check_account(self.cfg.trades_output, self.broker.live)
+            self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
+            earlier = Journal.load(journal_path(self.cfg.trades_output))
+            self._check_journal_orders(earlier, [sid for sid in earlier.intents if sid not in self._done])
             journal = Journal(journal_path(self.cfg.trades_output))
             journal.account(self.broker.live)
             self._record_run(journal)
             self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
-            self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
             self._check_kill_switch_history(journal)
             if self.cfg.stream:
                 self._start_updates()
@@ -700,8 +703,16 @@ class Executor:
         self._follow_legs(journal, trades_log)
 
     def started(self) -> set[str]:
-        """Signal ids whose order an earlier run journaled (it may have been sent): finish these, never re-decide."""
-        return set(self._open()[0].state.intents)
+        """Signal ids whose order an earlier run journaled (it may have been sent) and did not record: finish these,
+        never re-decide (those that never reached the broker, `reached`, are stale by now: a restart resumes after
+        their bar)."""
+        return {sid for sid in self._open()[0].state.intents if sid not in self._done}
+
+    def reached(self, signal_id: str) -> bool:
+        """Whether an order of the signal reached the broker: the journal has its answer, or the broker has an order
+        of its intent's client order id (or its flip's close's: a crash came before the answer was written)."""
+        journal = self._open()[0] if self._session is not None else None
+        return journal is not None and self._reached(signal_id, journal)
 
     def skip(self, sig: Signal, reason: str) -> None:
         """Record a signal that will not be sent (a stale one), so no later run sends it either."""
@@ -788,7 +799,7 @@ class Executor:
         out = []
         for sig, age in zip(pending, ages([s.timestamp for s in pending], now, Timeframe.parse(self.cfg.timeframe)),
                             strict=True):  # fmt: skip
-            if age.freshness is Freshness.FRESH or self._started(sig, journal):
+            if age.freshness is Freshness.FRESH or self._reached(sig.id, journal):
                 out.append(sig)
             elif age.freshness is Freshness.FUTURE:
                 self.summary.future += 1
@@ -803,13 +814,11 @@ class Executor:
                             bars_behind=age.bars_behind, broker_clock=now)  # fmt: skip
         return out
 
-    def _started(self, sig: Signal, journal: Journal) -> bool:
-        """Whether an order of the signal reached the broker: the journal has its answer, or the broker has an order
-        of its intent's client order id (or its flip's close's: a crash came before the answer was written)."""
-        intent = journal.state.intents.get(sig.id)
+    def _reached(self, signal_id: str, journal: Journal) -> bool:
+        intent = journal.state.intents.get(signal_id)
         if intent is None:
             return False
-        if sig.id in journal.state.order_ids:
+        if signal_id in journal.state.order_ids:
             return True
         ids = (intent.client_order_id, closing_client_order_id(intent.client_order_id))
         return any(self.retry("look up order", partial(self.broker.order_by_client_id, c)) is not None for c in ids)
