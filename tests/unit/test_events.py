@@ -39,6 +39,7 @@ from marketboss.research.windows import Window, time_slice
 from marketboss.signals import read_signals, read_signals_frame, write_signals
 from marketboss.strategies import registry
 from marketboss.strategies.base import StrategyError
+from marketboss.strategies.causal import cuts
 from marketboss.strategies.events import (
     CANCEL,
     CANCEL_EXITS,
@@ -425,6 +426,30 @@ class _Peeking(EventStrategy[EventParams]):
 def test_an_indicator_that_looks_ahead_is_refused() -> None:
     with pytest.raises(MarketBossError, match="'mean' looks ahead"):
         run_events(market_of([100.0 + i for i in range(20)]), _Peeking(EventParams()))
+
+
+class _PeekAtCut(EventStrategy[EventParams]):
+    """Its value at bar t is the next bar's close on the second symbol only, from the 3/4 cut's bar on: seen only
+    by a check of that symbol at that cut."""
+
+    name: ClassVar[str] = "peek_at_cut"
+    summary: ClassVar[str] = "test"
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        ahead = np.r_[bars.close[1:], np.nan]
+        late = np.arange(len(bars)) >= 14
+        return {"x": np.where(late, ahead, bars.close) if bars.symbol == "S01" else bars.close}
+
+    def on_bar(self, ctx: Context) -> None:
+        pass
+
+
+def test_indicators_are_checked_as_exposures_are_on_two_symbols_at_two_cuts() -> None:
+    """One rule for both (strategies.causal): the first two symbols, at the first half and three quarters."""
+    market = Market.from_bars(synth_bars(["S00", "S01", "S02"], "2024-01-01", "2024-01-31", "1Day", seed=2))
+    assert market.n_times == 21 and cuts(21) == [10, 15]
+    with pytest.raises(MarketBossError, match="'x' looks ahead: its values on the first 15 bars of S01"):
+        run_events(market, _PeekAtCut(EventParams()))
 
 
 # ------------------------------------------------------------------------------------- random strategies

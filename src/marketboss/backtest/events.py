@@ -58,7 +58,7 @@ from marketboss.signals import (
 from marketboss.signals.nb import tick
 from marketboss.strategies import events as ev
 from marketboss.strategies.base import StrategyError
-from marketboss.strategies.causal import head, same_values
+from marketboss.strategies.causal import CHECKED_SYMBOLS, cuts, head, same_values
 from marketboss.strategies.plugins import OWN_CODE, alias_module
 
 _KIND = {name: code for code, name in enumerate(ORDER_TYPE_NAMES)}
@@ -376,14 +376,14 @@ def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no c
 
 def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
     """The strategy's indicators as (time x symbol) matrices (NaN where a symbol has no bar), each checked to be
-    causal: computed again on the first half of the symbol's bars, it must give the same values there."""
+    causal as an exposure is (strategies.causal): computed again on the first half and three quarters of the bars
+    of the first symbols, they must give the same values there."""
     out: dict[str, np.ndarray] = {}
     for s in range(market.n_symbols):
         bars = market.symbol_bars(s)
         values = _indicators_of(strategy, bars)
-        half = len(bars) // 2
-        if values and half:
-            early = _indicators_of(strategy, head(bars, half))
+        checked = values and s < CHECKED_SYMBOLS
+        early = {n: _indicators_of(strategy, head(bars, n)) for n in cuts(len(bars))} if checked else {}
         for name, v in values.items():
             try:
                 arr = np.asarray(v, dtype=np.float64)
@@ -393,9 +393,10 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
             if arr.shape != (len(bars),):
                 raise StrategyError(strategy, f"indicator '{name}' has shape {arr.shape}, expected ({len(bars)},), "
                                               "one value per bar")  # fmt: skip
-            if half and not same_values(np.asarray(early.get(name, np.nan), dtype=np.float64), arr[:half]):
-                raise StrategyError(strategy, f"indicator '{name}' looks ahead: its values on the first {half} bars "
-                                              f"of {bars.symbol} change when later bars are added")  # fmt: skip
+            for n, got in early.items():
+                if not same_values(np.asarray(got.get(name, np.nan), dtype=np.float64), arr[:n]):
+                    raise StrategyError(strategy, f"indicator '{name}' looks ahead: its values on the first {n} bars "
+                                                  f"of {bars.symbol} change when later bars are added")  # fmt: skip
             if market.n_symbols == 1 and len(bars) == market.n_times:  # the matrix already: a view, no copy
                 out[name] = arr[:, np.newaxis]
                 continue

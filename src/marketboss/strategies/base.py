@@ -34,7 +34,7 @@ from marketboss.signals import (
     signal_ids,
 )
 from marketboss.signals.exits import MAX_PCT, MIN_PCT, Exits, with_exits
-from marketboss.strategies.causal import head, same_values
+from marketboss.strategies.causal import CHECKED_SYMBOLS, cuts, head, same_values
 from marketboss.strategies.kernels import fill_steps, rebalance_points, signal_sides, state_changes
 from marketboss.strategies.params_text import params_error
 
@@ -209,7 +209,7 @@ class Strategy(_Defaults, ABC, Generic[P]):
         full = self._matrix(view)
         if not self.check_exposures:
             return full
-        for n in sorted({market.n_times // 2, market.n_times * 3 // 4} - {0}):
+        for n in cuts(market.n_times):
             if not same_values(self._matrix(view.head(n)), full[:n]):
                 raise StrategyError(self, f"exposures looks ahead: its values on the first {n} bars change when later "
                                           "bars are added (exposures[t] may use bars up to t only)")  # fmt: skip
@@ -252,13 +252,12 @@ class Strategy(_Defaults, ABC, Generic[P]):
 
     def _check_causal(self, market: Market, computed: list[np.ndarray] | None = None) -> None:
         """exposure on the first half and three quarters of a symbol's bars must give what it gives on them with
-        every bar (on two symbols: a peek a bar ahead shows at a cut when that bar moves the exposure, so a few
-        cuts make it near certain, for 2-3 exposure computations of one symbol more per run). `computed`: each
-        symbol's exposure on all its bars, when in hand."""
-        for s in range(min(2, market.n_symbols)):
+        every bar (on the first CHECKED_SYMBOLS symbols). `computed`: each symbol's exposure on all its bars, when
+        in hand."""
+        for s in range(min(CHECKED_SYMBOLS, market.n_symbols)):
             bars = market.symbol_bars(s)
             full = computed[s] if computed is not None else self._exposure_of(bars)
-            for n in sorted({len(bars) // 2, len(bars) * 3 // 4} - {0}):
+            for n in cuts(len(bars)):
                 if not same_values(self._exposure_of(head(bars, n)), full[:n]):
                     raise StrategyError(self, f"exposure looks ahead: its values on the first {n} bars of "
                                               f"{bars.symbol} change when later bars are added (exposure[t] may use "

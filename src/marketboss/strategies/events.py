@@ -465,7 +465,8 @@ class EventStrategy(Strategy[P]):
     def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
         """Indicator arrays over one symbol's bars (each aligned with them), read in on_bar through
         ctx.value / ctx.indicator (cut at the bar). They must be causal: the run recomputes them on the first
-        half of the bars and refuses any whose values there differ (a look into the future)."""
+        half and three quarters of two symbols' bars (strategies.causal) and refuses any whose values there
+        differ (a look into the future)."""
         return {}
 
     def compiled(self) -> CompiledOnBar | None:
