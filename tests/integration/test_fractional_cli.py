@@ -134,3 +134,31 @@ def test_live_stops_before_sending_a_fractional_order_with_exits_its_on_bar_plac
                  "--equity-output", "whole-equity.jsonl", "--status-output", "whole.json")  # fmt: skip
     assert whole.returncode == 0, whole.stderr  # whole shares: the same orders go, their exits with them
     assert len((tmp_path / "whole.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "fields", "field"), [
+    (["--stop-loss-pct", "5"], {}, "stop_loss"),
+    ([], {"take_profit": 1000.0}, "take_profit"),
+    ([], {"order_type": "limit", "limit_price": 1.0, "time_in_force": "gtc"}, "time_in_force"),
+])  # fmt: skip
+def test_a_fractional_quantity_alpaca_refuses_is_refused_without_the_flag(
+    tmp_path: Path, args: list[str], fields: dict[str, object], field: str
+) -> None:
+    """A signal of 2.5 shares (a strategy's half exposure unit of 5, or quantity=0.5) with exits: the backtest
+    traded it and paper had every entry rejected ("fractional orders cannot be bracket orders"), exit 0. Now
+    both refuse it in one line, --fractional or not; the same signals in whole shares trade."""
+    data, bars = make_bars(tmp_path)
+    path, signals = make_signals(tmp_path, bars, n=3, qty=2.5)
+    rows = [{**s.model_dump(mode="json", exclude_none=True), **fields} for s in signals]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paper = _run(tmp_path, "paper", "--signals", str(path), "--data", str(data), "--broker-db", "broker.sqlite",
+                 "--trades-output", "trades.jsonl", "--equity-output", "equity.jsonl", *args)  # fmt: skip
+    assert paper.returncode == 2 and paper.stderr.count("\n") == 1 and "Traceback" not in paper.stderr
+    assert paper.stderr.startswith(f"error: {path}:1: field '{field}': a fractional quantity (2.5 shares) ")
+    assert ERROR in paper.stderr
+    assert not any((tmp_path / f).exists() for f in ("broker.sqlite", "trades.jsonl", "equity.jsonl"))
+    backtest = _run(tmp_path, "backtest", "--signals", str(path), "--data", str(data), "--output-dir", "run", *args)
+    assert backtest.returncode == 2 and backtest.stderr == paper.stderr and not (tmp_path / "run").exists()
+    path.write_text("".join(json.dumps({**r, "quantity": 3}) + "\n" for r in rows))
+    whole = _run(tmp_path, "backtest", "--signals", str(path), "--data", str(data), "--output-dir", "run", *args)
+    assert whole.returncode == 0, whole.stderr

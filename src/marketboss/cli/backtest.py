@@ -123,8 +123,7 @@ def backtest(
             err_console.print(f"[yellow]{off:,} of {sig.height:,} signals are at no bar of their symbol in {data_path} "
                               "(another data file's signals, or a finer timeframe's?): each trades at its symbol's "
                               "next bar[/]")  # fmt: skip
-    if fractional:  # trades the broker would refuse are never shown
-        check_fractional(sig, source)
+    check_fractional(sig, source, weights=fractional)  # trades the broker would refuse are never shown
     out = output_dir or settings.runs_dir / name
     info = {
         "name": out.name,

@@ -128,11 +128,12 @@ def paper(
         raise MarketBossError(_first_error(exc)) from None
     if not cfg.signals.exists():
         raise MarketBossError(f"{cfg.signals}: file not found (generate signals first: marketboss signals generate)")
-    if fractional:  # before a broker is started or anything sent: every such entry would be refused
-        from marketboss.signals import read_signals_frame
-        from marketboss.signals.exits import check_fractional, with_exits
+    # before a broker is started or anything sent: every entry of a fraction of a share with exits would be refused
+    from marketboss.signals import read_signals_frame
+    from marketboss.signals.exits import check_fractional, with_exits
 
-        check_fractional(with_exits(read_signals_frame(cfg.signals), exits, str(cfg.signals)), str(cfg.signals))
+    check_fractional(with_exits(read_signals_frame(cfg.signals), exits, str(cfg.signals)), str(cfg.signals),
+                     weights=fractional)  # fmt: skip
     alerter = Alerter(list(alert or []) + s.alert_url_list(), [e.strip() for e in alert_events.split(",") if e.strip()])
     if not request_timeout > 0:
         raise MarketBossError("--request-timeout: must be greater than 0")

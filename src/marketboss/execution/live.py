@@ -416,8 +416,8 @@ class LiveLoop:
                 self._log_signals(frame.filter(pl.col(CANCELS).is_in(list(self._canceled))
                                                & (pl.col("timestamp").dt.epoch("us") < slot.start)))  # fmt: skip
             new = frame.filter(pl.col("timestamp").dt.epoch("us") == slot.start)
-            if self.executor.cfg.fractional:  # as backtest --fractional refuses it: the run stops, nothing sent
-                check_fractional(new, f"strategy {self.strategy.describe()}")
+            # as backtest refuses it (a fractional quantity with exits; --fractional's weights): it stops, nothing sent
+            check_fractional(new, f"strategy {self.strategy.describe()}", weights=self.executor.cfg.fractional)
             signals = self._log_signals(new)
             bounds = order_bounds(frame, slot.start, held)
         self.summary.bars += 1

@@ -124,30 +124,45 @@ def check_fractional_params(params: Iterable[object]) -> None:
 EXIT_FIELDS = ("take_profit", "stop_loss", "trail_percent")
 
 
-def check_fractional(signals: pl.DataFrame, source: str) -> None:
-    """With --fractional a target-weight signal's order is sized in fractions of a share, which Alpaca takes only
-    as a simple market or limit day order: one with exits, or of another type or time in force, would be refused
-    at the broker for every entry while the backtest traded it. Refused up front (an InputError naming the first
-    such signal's line and field), before anything is sent or written."""
-    if "target_weight" not in signals.columns:
-        return
+def check_fractional(signals: pl.DataFrame, source: str, weights: bool = True) -> None:
+    """An order of a fraction of a share goes to Alpaca only as a simple market or limit day order: one with
+    exits, or of another type or time in force, would be refused at the broker for every entry while the
+    backtest traded it. A signal of a fractional quantity (0.5 shares, or half an exposure unit of 5) is such an
+    order always; with --fractional (`weights`) a target-weight signal is too, sized in fractions of a share.
+    Refused up front (an InputError naming the first such signal's line and field), before anything is sent or
+    written."""
     df = signals
-    for f in ORDER_FIELDS:
+    for f in ("quantity", "target_weight", *ORDER_FIELDS):
         if f not in df.columns:
-            df = df.with_columns(pl.lit(ORDER_DEFAULTS.get(f), dtype=ORDER_SCHEMA[f]).alias(f))
+            df = df.with_columns(pl.lit(ORDER_DEFAULTS.get(f), dtype=ORDER_SCHEMA.get(f, pl.Float64)).alias(f))
     trail_leg = pl.col("trail_percent").is_not_null() & (pl.col("order_type") != "trailing_stop")
     exit_of = {"take_profit": pl.col("take_profit").is_not_null(), "stop_loss": pl.col("stop_loss").is_not_null(),
                "trail_percent": trail_leg}  # fmt: skip
-    weighted = df.filter(pl.col("target_weight").is_not_null() & (pl.col("action") != "CANCEL"))
-    refused = [(t, tif) for t, tif in weighted.select("order_type", "time_in_force").unique().iter_rows()
+    part = pl.col("quantity").is_not_null() & (pl.col("quantity") != pl.col("quantity").floor())
+    chosen = part | pl.col("target_weight").is_not_null() if weights else part
+    fractional = df.filter(chosen & (pl.col("action") != "CANCEL"))
+    if fractional.is_empty():
+        return
+    refused = [(t, tif) for t, tif in fractional.select("order_type", "time_in_force").unique().iter_rows()
                if fractional_refusal(t, tif) is not None]  # fmt: skip
     kind = pl.concat_str("order_type", "time_in_force", separator=" ")
-    bad = weighted.filter(pl.any_horizontal(*exit_of.values()) | kind.is_in([f"{t} {tif}" for t, tif in refused]))
+    bad = fractional.filter(pl.any_horizontal(*exit_of.values()) | kind.is_in([f"{t} {tif}" for t, tif in refused]))
     if bad.is_empty():
         return
     row = bad.row(0, named=True)
     exit_field = next((f for f, e in exit_of.items() if bad.head(1).select(e).item()), None)
-    if exit_field is not None:
+    if row["quantity"] is not None:  # a fractional quantity: no flag makes it whole
+        what = f"a fractional quantity ({row['quantity']:g} shares)"
+        if exit_field is not None:
+            field, why = exit_field, (f"{what} with exits ({exit_field}) cannot be placed: "
+                                      f"{fractional_refusal('market', 'day', 'bracket')} at Alpaca, which takes them "
+                                      f"only as simple {' or '.join(FRACTIONAL_ORDER_TYPES)} day orders (size in "
+                                      "whole shares, or drop the exits)")  # fmt: skip
+        else:
+            field = "order_type" if row["order_type"] not in FRACTIONAL_ORDER_TYPES else "time_in_force"
+            why = (f"{what} as a {row['time_in_force']} {row['order_type']} order cannot be placed: "
+                   f"{fractional_refusal(row['order_type'], row['time_in_force'])} at Alpaca (size in whole shares)")
+    elif exit_field is not None:
         field = exit_field
         why = exits_refusal(exit_field)
     else:
