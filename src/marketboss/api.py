@@ -10,6 +10,7 @@ bars as a frame (read_bars' or synth_bars'), a Market or a file path.
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from marketboss.backtest.engine import BacktestResult, run_backtest, run_strateg
 from marketboss.data.io import checked_bars, read_bars
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
-from marketboss.research.backends import Backend
+from marketboss.research.backends import Backend, LocalBackend
 from marketboss.research.grid import combinations
 from marketboss.research.sweep import SweepResult
 from marketboss.research.sweep import sweep as run_sweep
@@ -94,22 +95,33 @@ def run(
     return result
 
 
-def _spec(strategy: type[Strategy[Any]] | str) -> str:
-    """A form the sweep's workers find the strategy by: its name or plug-in form; a class defined here (a
-    notebook's) is registered under its name, which this process's workers (the default for small sweeps) see."""
+def _spec(strategy: type[Strategy[Any]] | str) -> tuple[str, bool]:
+    """A form the sweep's workers find the strategy by: its name or plug-in form, and whether only this process
+    knows it: a class defined here (a script's or a notebook's) is registered under its name, which worker
+    processes never see."""
     if isinstance(strategy, str):
-        return strategy
+        return strategy, False
     found = spec_of(strategy)
     if found is not None:
-        return found
+        return found, False
     module = strategy.__module__
     if module != "__main__" and importlib.util.find_spec(module) is not None and "<" not in strategy.__qualname__:
-        return f"{module}:{strategy.__qualname__}"
+        return f"{module}:{strategy.__qualname__}", False
     try:
         register(strategy, replace=True)
     except ValueError as exc:
         raise MarketBossError(str(exc)) from None
-    return strategy.name
+    return strategy.name, True
+
+
+def _here(backend: Backend | None, strategy: type[Strategy[Any]]) -> Backend:
+    """A backend running every combination in this process, for a strategy only it knows (a large sweep went to
+    worker processes, which stopped on "unknown strategy")."""
+    if backend is None or isinstance(backend, LocalBackend):
+        workers = backend.workers if backend is not None else None
+        return LocalBackend(workers, pool_work=math.inf, pool_after=math.inf)
+    raise MarketBossError(f"{strategy.__name__} is defined in this script, which {backend.describe()}'s workers "
+                          "cannot import: give it as 'path/to/file.py:ClassName' (or define it in a module)")
 
 
 def sweep(
@@ -138,7 +150,10 @@ def sweep(
             raise MarketBossError(f"grid: each parameter takes a list of values, {name}={values!r} is one value (give "
                                   f"[{values!r}], or put it in params=)")  # fmt: skip
     cfg = _config(config, config_fields, strategy if isinstance(strategy, type) else None)
-    combos = combinations(_spec(strategy), {k: list(v) for k, v in grid.items()}, dict(params or {}))
+    spec, here_only = _spec(strategy)
+    if here_only:
+        backend = _here(backend, strategy)  # type: ignore[arg-type]
+    combos = combinations(spec, {k: list(v) for k, v in grid.items()}, dict(params or {}))
     if combos.skipped:
         warnings.warn(f"{combos.skipped} of {combos.skipped + len(combos.params)} parameter combinations skipped as "
                       f"invalid (e.g. {combos.skip_reason})", stacklevel=2)  # fmt: skip

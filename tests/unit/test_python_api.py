@@ -12,6 +12,8 @@ import pytest
 from marketboss import MarketBossError, run, sweep
 from marketboss.data.synth import synth_bars
 from marketboss.errors import InputError
+from marketboss.research.backends import LocalBackend
+from marketboss.strategies import registry
 from marketboss.strategies.momentum import Momentum
 
 
@@ -106,3 +108,24 @@ def test_a_quantity_is_held_to_a_signals_limit(bars: pl.DataFrame) -> None:
     with pytest.raises(MarketBossError, match=r"invalid parameter quantity=10000000000.0: .* less than or equal to"):
         run("ma_crossover", bars, {"quantity": 1e10})
     assert run("ma_crossover", bars, {"quantity": 1e9, "sizing": "quantity"}).orders.height > 0
+
+
+class _HereOnly(Momentum):
+    """A class of this module as a notebook defines one: its workers cannot import __main__'s classes."""
+
+    name = "here_only_momentum"
+
+
+def test_a_sweep_of_a_class_only_this_process_knows_runs_here(bars: pl.DataFrame,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script's class swept large enough for worker processes (or found slow after its first chunk) stopped
+    there with "unknown strategy 'x'"; it runs in this process instead, and gives what a serial run gives."""
+    monkeypatch.setattr(_HereOnly, "__module__", "__main__")
+    pool = LocalBackend(2, pool_work=0, chunk_work=1)
+    grid = {"lookback": [5, 10, 20]}
+    try:
+        got = sweep(_HereOnly, bars, grid, backend=pool)
+    finally:
+        registry._REGISTRY.pop(_HereOnly.name, None)  # registered in this process: the other tests' lists
+    want = sweep("momentum", bars, grid, backend=LocalBackend(1))
+    assert got.summary.drop("combo").equals(want.summary.drop("combo"))

@@ -247,3 +247,9 @@ def test_chunking_and_worker_processes_do_not_change_the_table(market: Market) -
     threaded = sweep(market, combos, backend=threads)
     assert threads.ran_in == "this process (2 threads)"
     assert one.rows.equals(threaded.rows) and one.summary.equals(threaded.summary)
+    # estimated small, found slow by its first chunk (a plain on_bar's cost a bar is a guess): the rest in processes
+    slow = LocalBackend(workers=2, chunk_work=1, pool_after=0.0)
+    seen.clear()
+    switched = sweep(market, combos, backend=slow, on_progress=seen.append)
+    assert slow.ran_in == "this process (the first task), then 2 processes"
+    assert sum(seen) == len(combos.params) and one.rows.equals(switched.rows) and one.summary.equals(switched.summary)

@@ -4,7 +4,8 @@ cluster). Both take the same tasks and return their results in task order, so ta
 The market is shipped once per worker (a process initialiser; a broadcast scatter on dask), never per task,
 and work is cut into chunks large enough to pay for their scheduling: tens of millions of bar-steps each.
 Jobs under a few seconds run in this process (the MA kernel then spreads its combinations over numba threads,
-one per worker): starting worker processes would cost more than the work.
+one per worker): starting worker processes would cost more than the work. A job's size is an estimate; one
+whose first task shows it is not small goes on in worker processes (POOL_AFTER_SECONDS).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -28,6 +30,11 @@ R = TypeVar("R")
 CHUNK_WORK = 5e7
 #: Below this much work the local backend runs in this process: spawning workers costs seconds.
 LOCAL_POOL_WORK = 1e9
+#: A job run in this process whose first task shows the rest would take longer than this goes on in worker
+#: processes: its work is an estimate (bar_step_cost), and a plain on_bar's cost a bar varies 40-fold with what
+#: it does (an order-heavy one's 24-combination sweep on 60 x 2,515 bars, estimated under LOCAL_POOL_WORK: 45 s
+#: on one core, --workers 2 or not).
+POOL_AFTER_SECONDS = 5.0
 
 
 class Backend(ABC):
@@ -106,12 +113,13 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, workers: int | None = None, pool_work: float = LOCAL_POOL_WORK,
-                 chunk_work: float = CHUNK_WORK):
+                 chunk_work: float = CHUNK_WORK, pool_after: float = POOL_AFTER_SECONDS):
         if workers is not None and workers < 1:
             raise MarketBossError("--workers must be at least 1")
         self._workers = workers or os.cpu_count() or 1
         self.pool_work = pool_work
         self.chunk_work = chunk_work
+        self.pool_after = pool_after
         self.ran_in = ""
 
     @property
@@ -137,12 +145,25 @@ class LocalBackend(Backend):
     ) -> list[R]:
         if self._inline(work, len(tasks)):
             self.ran_in = "this process" + (f" ({self._workers} threads)" if self._workers > 1 else "")
-            results = []
-            for i, task in enumerate(tasks):
+            started = time.perf_counter()
+            first = fn(tasks[0], market)
+            if on_done:
+                on_done(0)
+            left = len(tasks) - 1
+            if self._workers > 1 and left > 1 and (time.perf_counter() - started) * left > self.pool_after:
+                rest = self._pool(fn, tasks[1:], market, (lambda i: on_done(i + 1)) if on_done else None)
+                self.ran_in = f"this process (the first task), then {self.ran_in}"
+                return [first, *rest]
+            results = [first]
+            for i, task in enumerate(tasks[1:], start=1):
                 results.append(fn(task, market))
                 if on_done:
                     on_done(i)
             return results
+        return self._pool(fn, tasks, market, on_done)
+
+    def _pool(self, fn: Callable[[T, Market], R], tasks: Sequence[T], market: Market,
+              on_done: Callable[[int], None] | None) -> list[R]:  # fmt: skip
         out: list[Any] = [None] * len(tasks)
         ctx = multiprocessing.get_context("spawn")
         n = min(self._workers, len(tasks))
