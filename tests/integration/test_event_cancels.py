@@ -67,6 +67,8 @@ def test_a_cancel_decided_two_bars_later_cancels_the_sent_order_at_the_broker(tm
         assert by_id[cancel.id]["client_order_id"] == f"mb-{buy.id}" and by_id[cancel.id]["qty"] == 0
         assert by_id[buy.id]["status"] == "canceled" and by_id[buy.id]["qty"] == 0
         assert read_paper_trades(tmp_path / "trades.jsonl").height == len(trades)  # reconcile's and the dashboard's
+        rows = dict(ex.summary.as_rows(signals_file=False))  # the order canceled once (before: "orders canceled 2")
+        assert (rows["orders canceled"], rows["CANCEL lines canceled"]) == (1, 1)
         # a restart finds both recorded: nothing is sent or canceled again
         again = executor(tmp_path, lb, path, data)
         again.open_session()

@@ -183,7 +183,8 @@ class RunSummary:
     held_back: int = 0  # left for a later run (--max-trades)
     stale: int = 0
     future: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)  # of the orders' signals
+    cancels: Counter[str] = field(default_factory=Counter)  # of the CANCEL lines (the orders they ended: above)
     exits: Counter[str] = field(default_factory=Counter)  # leg name -> fills of that exit
     filled_notional: float = 0.0
     commission: float = 0.0
@@ -212,6 +213,7 @@ class RunSummary:
         rows: list[tuple[str, object]] = [
             *(file_rows if signals_file else []),
             *[(f"orders {k}", v) for k, v in sorted(self.statuses.items())],
+            *[(f"CANCEL lines {k}", v) for k, v in sorted(self.cancels.items())],
             *[(f"exits filled: {k}", v) for k, v in sorted(self.exits.items())],
             ("filled notional $", self.filled_notional),
             ("commission $", self.commission),
@@ -378,7 +380,8 @@ class Executor:
         side_text = side.upper() if side else sig.action
         self._log_trade(trades_log, status, order, sig.id, sig.symbol, side_text, sig.timestamp, sig.price,
                         requested, commission, reason, None, at)  # fmt: skip
-        self.summary.statuses[status] += 1
+        # a CANCEL line's record is not an order's: the order it canceled is counted by its own signal's
+        (self.summary.cancels if sig.action == "CANCEL" else self.summary.statuses)[status] += 1
 
     def _record_leg(self, trades_log: JsonlAppender, leg: Leg, order: Order) -> None:
         """An exit's fill, under its parent's signal id: expected at its own limit or stop price."""
