@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
@@ -100,6 +101,22 @@ def test_the_executor_sizes_a_weight_as_the_backtest_does() -> None:
                             Rules(cash, 0.0, 0.0, 0.0, 0.0, False, False))  # fmt: skip
         sized = size_order(_sig("BUY" if weight > 0 else "SELL", weight=weight), equity, cash, pos, 150.0, False)
         assert sized is not None and sized[1] == abs(q) and (sized[0] == "buy") == (q > 0)
+
+
+def test_a_weight_is_sized_at_the_price_the_backtest_fills_it_at() -> None:
+    """The broker's own spread (the local broker's: fill_costs) moves the price a purchase is sized at, as the
+    backtest's costs do (paper bought a fractional weight at the mid, 0.01% more than the backtest); a limit is
+    sized at its limit (it fills there: 280 shares, not 279 at the open), a stop at its stop, each unless the
+    price is already past it."""
+    slip = 1.0 / 10_000  # 2 bps of spread: half a side
+    assert size_order(_sig("BUY", weight=0.45), 100_000, 100_000, 0, 294.3559, True, slip) == (
+        "buy", float(np.floor(45_000 / (294.3559 * (1 + slip)) * 1e6) / 1e6))  # fmt: skip
+    limit = _sig("BUY", weight=0.5).model_copy(update={"order_type": "limit", "limit_price": 178.5})
+    assert size_order(limit, 100_000, 100_000, 0, 179.0, False) == ("buy", 280.0)  # 50,000 / 178.5
+    assert size_order(limit, 100_000, 100_000, 0, 170.0, False) == ("buy", 294.0)  # at the price: 50,000 / 170
+    stop = _sig("BUY", weight=0.5).model_copy(update={"order_type": "stop", "stop_price": 185.0})
+    assert size_order(stop, 100_000, 100_000, 0, 179.0, False) == ("buy", 270.0)  # 50,000 / 185
+    assert size_order(stop, 100_000, 100_000, 0, 190.0, False) == ("buy", 263.0)  # gapped past it: 50,000 / 190
 
 
 def test_slippage_sign_is_positive_when_worse() -> None:

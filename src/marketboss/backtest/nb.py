@@ -151,17 +151,22 @@ def schedule(
     return exec_t, status, live, ordered
 
 
+#: Fractional shares are traded in millionths (the paper executor's orders, the local broker's grid): the
+#: backtest sizes on the same grid, so that a weight comes out the same shares in both.
+SHARE_PARTS = 1e6
+
+
 @njit(cache=True)
 def target_shares(weight: float, equity: float, cash: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
     # pragma: no cover - compiled
     """The position a target weight asks for: weight x equity at the reference price; when that adds to the
     position (or flips it), no more than the position and the commission of reaching it cost together at the
     fill price fp, so that 1.0 is all in and never rejected for its own fees, and a purchase no more than the
-    cash pays for. Whole shares unless fractional. The one sizing rule of the backtest, the sweep and the paper
-    executor."""
+    cash pays for. Whole shares unless fractional (then millionths, SHARE_PARTS). The one sizing rule of the
+    backtest, the sweep and the paper executor."""
     raw = weight * equity / ref
     if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
-        return raw if rules.fractional else np.trunc(raw)
+        return np.trunc(raw * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.trunc(raw)
     budget = abs(weight) * equity
     per = rules.rate * fp + rules.per_share  # commission per share traded, above the minimum
     # shares traded: |target| - |pos| adding to the position, |target| + |pos| flipping it
@@ -170,8 +175,7 @@ def target_shares(weight: float, equity: float, cash: float, ref: float, fp: flo
     if weight > 0.0:  # a purchase: the shares bought (n - pos) and their commission within the cash
         n = fmin(n, pos + fmin(cash / (fp + per), (cash - rules.minimum) / fp))
     n = fmax(n, 0.0)
-    if not rules.fractional:
-        n = np.floor(n)
+    n = np.floor(n * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.floor(n)
     return n if weight > 0.0 else -n
 
 

@@ -24,6 +24,7 @@ missed), and when an order has had no update for `stream_poll_interval` seconds.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketboss.alerts import Alerter
 from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
+from marketboss.backtest.costs import Costs
 from marketboss.backtest.engine import REASONS
 from marketboss.backtest.nb import PENDING, Rules, weight_trade
 from marketboss.broker.base import (
@@ -68,6 +70,7 @@ from marketboss.execution.logs import done_signal_ids
 from marketboss.execution.retry import DEFAULT_BUDGET, ReadsAtOnce, Retrier
 from marketboss.execution.slippage import VS_SIGNAL, slippage_bps
 from marketboss.logging import get_logger
+from marketboss.orders.nb import limit_fill, stop_fill
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
 from marketboss.signals import Signal, parse_signal, read_signals, signals_to_frame
 from marketboss.signals.exits import Exits, with_exits
@@ -306,6 +309,7 @@ class Executor:
         self.retry = Retrier(broker, config.retry_budget, config.backoff_base, config.backoff_max, sleep)
         self.reads = ReadsAtOnce(self.retry)
         self.summary = RunSummary()
+        self._slip = 0.0  # the broker's own adverse move a side (the local broker's spread), as the backtest sizes
         self._last_snapshot = 0.0
         self._assets: dict[str, Asset | None] = {}  # asset facts do not change within a run
         self.updates: OrderUpdates | None = None  # the trade_updates stream while a run follows it
@@ -496,7 +500,9 @@ class Executor:
     def _record_run(self, journal: Journal) -> None:
         """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, and
         the broker's own fill costs (the local broker's spread; none known for Alpaca)."""
-        journal.run(timeframe=self.cfg.timeframe, long_only=self.cfg.risk.long_only, costs=self.broker.fill_costs())
+        costs = self.broker.fill_costs()
+        self._slip = Costs(**costs).slip if costs else 0.0
+        journal.run(timeframe=self.cfg.timeframe, long_only=self.cfg.risk.long_only, costs=costs)
 
     def _run(self) -> RunSummary:
         check_account(self.cfg.trades_output, self.broker.live)
@@ -609,7 +615,7 @@ class Executor:
             acct = self.retry("get account", self.broker.account)
             price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
             if isinstance(size_order(sig, acct.equity, acct.cash + self._queued_cash(), held[sig.symbol].qty, price,
-                                     self.cfg.fractional), str):  # fmt: skip
+                                     self.cfg.fractional, self._slip), str):  # fmt: skip
                 return
         self._clear_legs(sig.symbol, journal, trades_log)
 
@@ -1061,7 +1067,7 @@ class Executor:
         price, clock = reads.result(price_r), reads.result(clock_r)
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
         cash = acct.cash + self._queued_cash()
-        sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional)
+        sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional, self._slip)
         if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
         ):  # a reduction that trades: its exits go first (what they traded counts below), then the position as it
@@ -1069,7 +1075,7 @@ class Executor:
             self._clear_legs(sig.symbol, journal, trades_log)
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
-            sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional)
+            sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional, self._slip)
         if isinstance(sized, str):  # no cash for a share is the backtest's rejection, else there is nothing to do
             self._record(trades_log, sig, "rejected" if sized == REASONS[REJECTED_CASH] else "skipped", reason=sized,
                          at=at)  # fmt: skip
@@ -1420,11 +1426,14 @@ def _num(v: float | None) -> str:
 
 
 def size_order(
-    sig: Signal, equity: float, cash: float, position_qty: float, price: float, fractional: bool
+    sig: Signal, equity: float, cash: float, position_qty: float, price: float, fractional: bool, slip: float = 0.0
 ) -> tuple[Side, float] | str:
     """The order a signal asks for now: its quantity, or the move to its target weight of current equity, sized
     by the backtest's own rule (backtest.nb.weight_trade: a purchase within equity and cash, whole shares unless
-    fractional; Alpaca charges no commission); else why nothing is sent, in the backtest's words for it.
+    fractional; Alpaca charges no commission); else why nothing is sent, in the backtest's words for it. The
+    backtest sizes at its fill's reference price: the latest price for a market order, and for a limit (stop)
+    order the price it fills at, its limit (stop) unless the latest price is already past it (fill_reference);
+    `slip`, the broker's own adverse move (the local broker's spread), moves it as the backtest's costs do.
 
     Target-weight orders never trade against the signal's action (see marketboss.signals).
     """
@@ -1434,12 +1443,26 @@ def size_order(
     assert sig.target_weight is not None
     if price <= 0:
         return "no price for the symbol to size the target weight at"
-    rules = Rules(cash, 0.0, 0.0, 0.0, 0.0, False, fractional)
-    q, why = weight_trade(sig.target_weight, equity, cash, price, 1.0 if side == "buy" else -1.0, position_qty, rules)
+    rules = Rules(cash, 0.0, 0.0, 0.0, slip, False, fractional)
+    ref = fill_reference(sig, side == "buy", price)
+    q, why = weight_trade(sig.target_weight, equity, cash, ref, 1.0 if side == "buy" else -1.0, position_qty, rules)
     if why != PENDING:
         return REASONS[REJECTED_CASH] if why == REJECTED_CASH else REASONS[SKIPPED]
     qty = round(abs(q), 6) if fractional else float(abs(q))
     return (side, qty) if qty > 0 else REASONS[SKIPPED]
+
+
+def fill_reference(sig: Signal, buy: bool, price: float) -> float:
+    """The price an order of the signal fills at, by the fill rules (marketboss.orders) on a bar at `price`, or
+    once the price reaches it: a limit at its limit or better, a stop (a stop-limit's trigger) at its stop or
+    worse; a market or trailing stop order at the price."""
+    if sig.order_type == "limit" and sig.limit_price is not None:
+        now = limit_fill(buy, price, price, price, sig.limit_price)
+        return sig.limit_price if math.isnan(now) else now
+    if sig.order_type in ("stop", "stop_limit") and sig.stop_price is not None:
+        now = stop_fill(buy, price, price, price, sig.stop_price)
+        return sig.stop_price if math.isnan(now) else now
+    return price
 
 
 def _waits_for_the_clock(order: Order) -> bool:
