@@ -115,7 +115,7 @@ def test_config_file_and_its_mistakes(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
-def test_each_job_is_the_marketboss_command_a_user_would_run() -> None:
+def test_each_job_is_the_marketboss_command_a_user_would_run(workdir: Path) -> None:  # no data file there yet
     cfg = ScheduleConfig.model_validate({
         "refresh": {"symbols": "AAPL,MSFT", "start": "2023-01-01"}, "retrain": {"model": "demo"},
         "signals": {"params": ["threshold=0.001"]}, "paper": {"args": ["--max-trades", "5"]},
@@ -140,6 +140,19 @@ def test_each_job_is_the_marketboss_command_a_user_would_run() -> None:
                                              "data/market_data.jsonl", "--max-trades", "5"]  # fmt: skip
     assert command("refresh", cfg.model_copy(update={"refresh": cfg.refresh.model_copy(update={"source": "none"})}),
                    s, day) is None  # fmt: skip
+
+
+def test_refresh_without_credentials_never_writes_synthetic_bars_over_a_data_file(workdir: Path) -> None:
+    """`schedule --once` with the default `source = "auto"` and no credentials replaced a user's imported bars
+    with synthetic ones; it writes them only into a file not there yet, unless `source = "synth"` asks."""
+    auto = ScheduleConfig.model_validate({"refresh": {"symbols": "2"}})
+    day = date(2024, 7, 5)
+    assert command("refresh", auto, Settings(), day)[:2] == ["data", "synth"]  # type: ignore[index]
+    (workdir / "data").mkdir()
+    (workdir / "data" / "market_data.jsonl").write_text("")
+    assert command("refresh", auto, Settings(), day) is None
+    synth = auto.model_copy(update={"refresh": auto.refresh.model_copy(update={"source": "synth"})})
+    assert command("refresh", synth, Settings(), day)[:2] == ["data", "synth"]  # type: ignore[index]
 
 
 def test_once_runs_the_days_jobs_in_order(workdir: Path) -> None:

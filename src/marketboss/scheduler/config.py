@@ -4,7 +4,7 @@
 
     [refresh]                          # after the close: the day's bar is final
     at = "16:15"
-    source = "auto"                    # auto (alpaca with APCA_* credentials, else synth) | synth | alpaca | none
+    source = "auto"                    # auto (alpaca with APCA_* credentials, else synth into a new file) | synth | ...
     symbols = "5"                      # a count or AAPL,MSFT
     start = "2020-01-01"               # synth: first day; alpaca: lookback_days before today instead
     lookback_days = 1825

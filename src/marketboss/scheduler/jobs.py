@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 
 from marketboss.config import Settings
 from marketboss.logging import get_logger
@@ -28,10 +29,19 @@ REPLACED_BY_LIVE = ("signals", "paper")
 Runner = Callable[[list[str]], int]
 
 
-def refresh_source(cfg: ScheduleConfig, settings: Settings) -> str:
+def refresh_source(cfg: ScheduleConfig, settings: Settings, data: Path) -> str:
+    """Where the refresh job's bars come from: `auto` is Alpaca with credentials, else synthetic bars, but only
+    into a data file not there yet (an imported or fetched one was replaced by synthetic bars without a word);
+    `synth` asks for them whatever the file holds."""
     src = cfg.refresh.source
     if src == "auto":
-        return "alpaca" if settings.has_alpaca_credentials else "synth"
+        if settings.has_alpaca_credentials:
+            return "alpaca"
+        if data.exists():
+            log.info("refresh_keeps_data", data=str(data), reason="no Alpaca credentials: source auto writes "
+                     "synthetic bars only into a data file not there yet (source = \"synth\" replaces it)")
+            return "none"
+        return "synth"
     return src
 
 
@@ -67,7 +77,7 @@ def command(job: str, cfg: ScheduleConfig, settings: Settings, today: date) -> l
     models = str(cfg.models_dir or settings.models_dir)
     if job == "refresh":
         r = cfg.refresh
-        src = refresh_source(cfg, settings)
+        src = refresh_source(cfg, settings, Path(data))
         if src == "none":
             return None
         if src == "synth":
