@@ -90,6 +90,22 @@ def test_no_shared_signal_is_a_clear_error(daily_bars: pl.DataFrame) -> None:
         compare_backtest_paper(daily_bars, signals, trades.with_columns(pl.lit("other").alias("signal_id")), equity)
 
 
+def test_a_signal_of_a_symbol_without_bars_paper_refused_is_left_out_of_the_backtest(daily_bars: pl.DataFrame
+                                                                                       ) -> None:  # fmt: skip
+    """Paper recorded the broker's refusal of a symbol it has no asset for; reconcile stopped on it ("signals:2:
+    field 'symbol': symbol 'ZZZZ' has no bars", naming no file). The backtest leaves it out: no fill either side."""
+    signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
+    trades, equity = _paper_from_backtest(daily_bars, signals, drop=3)
+    ghost = signals.head(1).with_columns(pl.lit("sig-ghost").alias("id"), pl.lit("ZZZZ").alias("symbol"))
+    refused = trades.head(1).with_columns(pl.lit("sig-ghost").alias("signal_id"), pl.lit("ZZZZ").alias("symbol"),
+                                          pl.lit(0.0).alias("qty"), pl.lit(None, pl.Float64).alias("filled_price"),
+                                          pl.lit("rejected").alias("status"))  # fmt: skip
+    cmp = compare_backtest_paper(daily_bars, pl.concat([signals, ghost]), pl.concat([trades, refused]), equity)
+    plain = compare_backtest_paper(daily_bars, signals, trades, equity)
+    assert cmp.summary["backtest_fills"] == plain.summary["backtest_fills"]
+    assert (cmp.summary["missed_in_paper"], cmp.summary["filled_in_paper_only"]) == (1, 0)  # the dropped fill only
+
+
 def test_reconcile_and_the_paper_log_share_one_slippage_formula(daily_bars: pl.DataFrame) -> None:
     """The joined table's slippage is the paper log's formula with the backtest's fill as the reference."""
     signals = create("ma_crossover", {"fast": 5, "slow": 20}).signals(Market.from_bars(daily_bars))
