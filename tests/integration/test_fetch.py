@@ -19,6 +19,7 @@ from marketboss.data.io import read_bars
 from marketboss.data.synth import synth_bars
 
 KEY, SECRET = "PKFETCHTEST", "fetch-secret-value-123456"
+SRC = Path(__file__).resolve().parents[2] / "src"
 PAGE = 3
 
 
@@ -75,7 +76,8 @@ def alpaca_data_server() -> Iterator[tuple[str, type[AlpacaBars]]]:
 
 
 def _fetch(workdir: Path, url: str, key: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {"APCA_API_KEY_ID": key, "APCA_API_SECRET_KEY": SECRET, "APCA_API_DATA_URL": url, "PATH": "/usr/bin:/bin"}
+    env = {"APCA_API_KEY_ID": key, "APCA_API_SECRET_KEY": SECRET, "APCA_API_DATA_URL": url, "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(SRC)}  # this tree's sources, not whichever marketboss the interpreter has installed
     cmd = [sys.executable, "-m", "marketboss", "data", "fetch", "--symbols", "aapl,MSFT",
            "--start", "2024-01-01", "--end", "2024-01-13", "--output", "bars.jsonl", *extra]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=120)
@@ -93,6 +95,8 @@ def test_fetch_follows_pages_and_writes_contract_bars(
     first = handler.seen[0]
     assert first["feed"] == ["iex"] and first["timeframe"] == ["1Day"] and first["symbols"] == ["AAPL,MSFT"]
     assert KEY not in proc.stderr and SECRET not in proc.stderr
+    # dates are New York days, --end's included (at 00:00 UTC it left out its own day's bar, stamped 05:00Z)
+    assert (first["start"], first["end"]) == (["2024-01-01T05:00:00+00:00"], ["2024-01-14T04:59:59.999999+00:00"])
 
 
 def test_fetch_with_wrong_key_says_what_to_check(

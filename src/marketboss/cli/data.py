@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +24,20 @@ def _output(output: Path | None) -> Path:
     return output or get_settings().market_data
 
 
-def _date(text: str, name: str) -> datetime:
+def _date(text: str, name: str, end_of_day: bool = False) -> datetime:
+    """A date (YYYY-MM-DD: its New York day, where sessions and their daily bars are; with end_of_day, up to the
+    day's end: `data fetch --end 2024-06-05` has that day's bar) or a time (UTC unless it says)."""
     try:
         d = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise MarketBossError(f"{name} '{text}' is not a date (YYYY-MM-DD)") from None
+    if len(text.strip()) == 10:  # a bare date
+        from zoneinfo import ZoneInfo
+
+        from marketboss.data.calendar import NY
+
+        day = d.replace(tzinfo=ZoneInfo(NY))
+        return day + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else day
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
@@ -96,7 +105,7 @@ def import_(
 def fetch(
     symbols: str = typer.Option(..., help="Comma-separated symbols, e.g. AAPL,MSFT."),
     start: str = typer.Option(..., help="Start (YYYY-MM-DD or RFC 3339)."),
-    end: str = typer.Option(None, help="End (default: now)."),
+    end: str = typer.Option(None, help="End, included (a date: its whole day; default: now)."),
     timeframe: str = typer.Option("1Day", help="1Min, 5Min, 15Min, 1Hour or 1Day (intraday: the regular session's "
                                   "bars; 1Hour from 9:30, made of Alpaca's 30-minute bars)."),
     feed: str = typer.Option("iex", help="iex (free plans) or sip."),
@@ -119,7 +128,8 @@ def fetch(
         raise MarketBossError("--symbols needs at least one symbol")
     tf = Timeframe.parse(timeframe)
     df, outside = fetch_bars(get_settings(), names, _date(start, "--start"),
-                             _date(end, "--end") if end else datetime.now(UTC), tf, feed, adjustment)  # fmt: skip
+                             _date(end, "--end", end_of_day=True) if end else datetime.now(UTC), tf, feed,
+                             adjustment)  # fmt: skip
     if outside:
         log.info("bars_dropped_outside_session", bars=outside)
         console.print(f"[yellow]dropped {outside:,} of Alpaca's {fetch_timeframe(tf)} bars outside the regular "
