@@ -101,3 +101,12 @@ def test_a_missing_data_file_is_one_line_and_exit_2_for_every_command(workdir: P
     out = _mb(workdir, *args, "--data", "data/nope.jsonl")
     assert (out.returncode, out.stderr) == (2, "error: data/nope.jsonl: file not found\n"), out.stderr
     assert [p.name for p in workdir.iterdir() if p.name != ".cache"] == []  # no run, no signals, no data dir
+
+
+def test_an_empty_bars_file_is_named(workdir: Path) -> None:
+    """'no bars: the data file is empty' named no file."""
+    (workdir / "empty.jsonl").write_text("")
+    for cmd in (["signals", "generate", "--data", "empty.jsonl", "-o", "s.jsonl"],
+                ["backtest", "--data", "empty.jsonl"]):
+        out = _mb(workdir, *cmd)
+        assert out.returncode == 2 and out.stderr == "error: empty.jsonl: no bars: the file is empty\n", out.stderr

@@ -198,7 +198,11 @@ def read_market(path: Path, *, skip_invalid: bool = False, rejects_path: Path | 
     key = None if skip_invalid else cache.content_key(path, f"market {file_format(path)}")
     if key is not None and (copy := _load_panel(key)) is not None:
         return copy
-    market = Market.from_bars(read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects_path))
+    bars = read_bars(path, skip_invalid=skip_invalid, rejects_path=rejects_path)
+    if bars.is_empty():
+        raise MarketBossError(f"{path}: no bars: the file is empty" + (" (after the invalid rows were skipped)"
+                                                                       if skip_invalid else ""))  # fmt: skip
+    market = Market.from_bars(bars)
     if key is not None and (target := cache.entry(key, ".npz")) is not None:
         _keep_panel(market, target)
     return market
