@@ -87,8 +87,9 @@ def _positions(lb: Any) -> dict[str, float]:
 def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     data = _bars(tmp_path)
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        proc = subprocess.run(_live(tmp_path, lb), cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+        cmd = _live(tmp_path, lb)
+        cmd[cmd.index("--equity-output") + 1] = "equity.jsonl"  # relative: the status file names it whole
+        proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "signals in the file" not in proc.stdout  # a signals file's count (0 here): the loop counts its own
         orders = broker_orders(lb)
@@ -124,6 +125,7 @@ def test_live_replay_trades_the_backtests_orders(tmp_path: Path) -> None:
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.state == "stopped" and status.bars_seen == 90
     assert status.last_bar == "2024-03-05T15:59:00Z" and status.stream.connections == 1
+    assert status.equity_log == str((tmp_path / "equity.jsonl").resolve())  # the dashboard reads it from anywhere
     equity = read_jsonl_records(tmp_path / "equity.jsonl")
     assert len(equity) >= 91  # a snapshot as the session starts, one per bar (and one per fill)
     first = equity[0]  # before anything traded: all cash, at the session's open
