@@ -801,6 +801,31 @@ def test_a_restart_after_the_stop_canceled_the_working_orders_decides_again_and_
     assert int(rows["fills"][0]) >= 6 and rows["fills"][2] == "0" and rows["missed in paper"][1] == "0"
 
 
+def test_the_stop_keeps_the_strategys_own_stops_and_a_restart_trades_as_one_session(tmp_path: Path) -> None:
+    """--on-stop cancel (the default, the scheduler's every evening) canceled every working order, the
+    breakeven stops protecting positions too; the restart replayed those cancels and the positions went on
+    unguarded (a stop that would have sold was never there). Now an order that reduces the position is kept as an
+    exit: stopped and restarted, the session trades what one session trades."""
+    symbols = ["AAPL", "GOOGL", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-12-31", "1Day", seed=11), data)
+    strategy = str(Path(__file__).resolve().parents[2] / "examples/breakeven_stop.py") + ":BreakevenStop"
+    runs = {"whole": ["2024-11-01T00:00:00Z"], "stopped": ["2024-08-01T00:00:00Z", "2024-11-01T00:00:00Z"]}
+    fills: dict[str, list[tuple[str, str, str, float]]] = {}
+    for name, untils in runs.items():
+        (tmp_path / name).mkdir()
+        with broker(tmp_path / name, data, rate_limit=0) as lb:
+            for until in untils:
+                proc = subprocess.run(_live_daily(tmp_path / name, lb, strategy, symbols, until), cwd=tmp_path,
+                                      env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
+                assert proc.returncode == 0, proc.stderr[-2000:]
+            fills[name] = sorted((o["filled_at"][:10], o["symbol"], o["side"], float(o["filled_qty"]))
+                                 for o in broker_orders(lb) if o["status"] == "filled")  # fmt: skip
+        trades = read_jsonl_records(tmp_path / name / "t.jsonl")
+        assert not [t for t in trades if t["status"] == "canceled" and t["side"] == "SELL"]  # no stop canceled
+    assert fills["stopped"] == fills["whole"] and any(f[2] == "sell" for f in fills["whole"])
+
+
 ENTRY = """
 from marketboss import EventStrategy
 

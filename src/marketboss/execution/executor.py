@@ -733,9 +733,17 @@ class Executor:
         return acct
 
     def cancel_working(self, exits_too: bool) -> None:
-        """Cancel the working entry orders (and the open exits with exits_too) and record how they ended."""
+        """Cancel the working entry orders (and the open exits with exits_too) and record how they ended. An order
+        of the strategy's own that reduces the position as it stands (a stop it placed under a long) is an exit:
+        it stays with the others (it was canceled, and a restart never placed it again: the position unguarded)."""
         journal, trades_log, equity_log = self._open()
-        for order_id in list(self.working):
+        held = {} if exits_too else self.retry("get positions", self.broker.positions)
+        canceled = set()
+        for order_id, w in list(self.working.items()):
+            if not exits_too and not opens(held[w.sig.symbol].qty if w.sig.symbol in held else 0.0, w.intent.side):
+                log.info("exit_kept_at_the_stop", signal_id=w.sig.id, order_id=order_id, symbol=w.sig.symbol)
+                continue
+            canceled.add(order_id)
             try:
                 self.retry("cancel order", partial(self.broker.cancel_order, order_id))
             except (OrderRejected, NotFound) as exc:  # filled or gone meanwhile
@@ -744,9 +752,9 @@ class Executor:
             for symbol in sorted({g.symbol for g in journal.state.legs.values()}):
                 self._clear_legs(symbol, journal, trades_log, why="canceled at the stop")
         deadline = time.monotonic() + self.cfg.fill_timeout
-        while self.working and time.monotonic() < deadline:
+        while canceled & set(self.working) and time.monotonic() < deadline:
             self._follow_working(journal, trades_log, equity_log, poll=True)
-            if self.working:
+            if canceled & set(self.working):
                 self.sleep(self.cfg.poll_interval)
 
     def close_session(self) -> None:
