@@ -250,3 +250,20 @@ def test_live_and_paper_runs_never_share_their_records(tmp_path: Path, first_liv
                 start()
         assert [p.read_bytes() for p in files] == before and len(broker_orders(lb)) == orders
         assert of(first_live).run().already_done == 3  # the same kind goes on
+
+
+def test_a_replay_whose_clock_another_run_moved_on_stops_before_sending(tmp_path: Path) -> None:
+    """Two replays on one served broker: the clock, moved past a signal's bar by the other run, could not go back;
+    the replay said so in a warning and sent the order anyway, filled days after its bar. Now it stops there."""
+    data, bars = make_bars(tmp_path)
+    _, signals = make_signals(tmp_path, bars, n=4)
+    with broker(tmp_path, data, rate_limit=0) as lb:
+        b = AlpacaBroker(lb.key_id, lb.secret_key, lb.base_url, is_local=True)
+        replay = LocalReplay(b, data, lb.key_id, lb.secret_key, served=True)
+        assert replay.before(signals[0])  # at its next bar
+        later = signals[3].timestamp.isoformat().replace("+00:00", "Z")
+        httpx.post(f"{lb.base_url}/admin/clock", json={"timestamp": later}, headers=lb.headers,
+                   timeout=10).raise_for_status()  # fmt: skip  # the other run
+        with pytest.raises(MarketBossError, match=r"^the local broker.s clock went past .* \(another run replaying"):
+            replay.before(signals[1])
+        replay.close()

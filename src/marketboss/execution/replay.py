@@ -170,6 +170,11 @@ class LocalReplay:
 
     def _post(self, body: dict[str, str], t: int, signal_id: str | None) -> bool:
         r = self._http.post("/admin/clock", json=body)
+        if r.status_code != 200 and "cannot move backwards" in r.text:  # another run moved it past this bar
+            raise MarketBossError(
+                f"the local broker's clock went past {_minute(t)} while this replay was at it (another run replaying "
+                f"on the same broker?): signal {signal_id or '-'} would trade later than its bar; replay on a broker "
+                "of its own (--broker-db), one run at a time")  # fmt: skip
         if r.status_code != 200:
             log.warning("replay_clock_not_set", signal_id=signal_id, status=r.status_code, body=r.text[:200])
             return False
