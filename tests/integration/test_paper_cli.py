@@ -166,6 +166,14 @@ def test_a_journal_left_without_its_logs_is_refused_or_sends_at_the_signals_bar(
     assert [trades[s.id]["status"] for s in signals] == ["filled"] * 4
     for s in signals:  # each filled at a bar after its own: the resumed one too (before: at the data's first bar)
         assert datetime.fromisoformat(trades[s.id]["timestamp"]) > s.timestamp, (s, trades[s.id])
+    # the logs kept, the journal moved away: what it followed (exits working at the broker) would go unrecorded
+    journal.rename(journal.with_suffix(".bak"))
+    before = logs[0].read_bytes()
+    gone = subprocess.run(_paper("--order-interval", "0"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=180)  # fmt: skip
+    assert gone.returncode == 2 and gone.stderr.splitlines()[-1].startswith(
+        "error: data/paper_trading_trades.jsonl: it has records of 4 signals but its journal ")  # fmt: skip
+    assert logs[0].read_bytes() == before and not journal.exists()
 
 
 def test_doctor_checks_the_logs_the_dashboard_and_reconcile_read(tmp_path: Path) -> None:

@@ -476,6 +476,17 @@ class Executor:
                 "give this run fresh logs (--trades-output, --equity-output), or the database they were written with "
                 "(--broker-db)")  # fmt: skip
 
+    def _check_journal_there(self, done: set[str]) -> None:
+        """Refuse a trades log with records whose journal is gone: the exits it followed (a trailing stop working
+        at the broker) are known only there; without it their fills were never recorded, and the logs' P&L was
+        wrong without a word. Nothing is written or sent."""
+        journal = journal_path(self.cfg.trades_output)
+        if done and not journal.exists():
+            raise MarketBossError(
+                f"{self.cfg.trades_output}: it has records of {len(done):,} signals but its journal {journal} is gone: "
+                "the orders and exits it followed would go unrecorded; put the journal back, or write this run "
+                "elsewhere (--trades-output, --equity-output)")  # fmt: skip
+
     def _check_journal_orders(self, earlier: JournalState, signal_ids: Iterable[str]) -> None:
         """Refuse a run whose journal says the broker accepted an order for a signal it is to finish (no record
         in the trades log) that this broker does not know: the journal is another broker's or account's (the
@@ -510,6 +521,7 @@ class Executor:
             self._check_logs_behind_the_clock()
         signals = self._signals()
         done = done_signal_ids(self.cfg.trades_output)
+        self._check_journal_there(done)
         pending = [s for s in signals if s.id not in done]
         earlier = Journal.load(journal_path(self.cfg.trades_output))
         self._check_journal_orders(earlier, [s.id for s in pending])
@@ -664,6 +676,7 @@ class Executor:
         try:
             check_account(self.cfg.trades_output, self.broker.live)
             self._done = done_signal_ids(self.cfg.trades_output)  # then kept: reading the log every bar grew with it
+            self._check_journal_there(self._done)
             earlier = Journal.load(journal_path(self.cfg.trades_output))
             self._check_journal_orders(earlier, [sid for sid in earlier.intents if sid not in self._done])
             journal = Journal(journal_path(self.cfg.trades_output))
