@@ -143,6 +143,8 @@ class LocalBackend(Backend):
         work: float,
         on_done: Callable[[int], None] | None = None,
     ) -> list[R]:
+        if not tasks:
+            return []
         if self._inline(work, len(tasks)):
             self.ran_in = "this process" + (f" ({self._workers} threads)" if self._workers > 1 else "")
             started = time.perf_counter()
