@@ -731,10 +731,8 @@ class Executor:
         return {sid for sid in self._open()[0].state.intents if sid not in self._done}
 
     def reached(self, signal_id: str) -> bool:
-        """Whether an order of the signal reached the broker: the journal has its answer, or the broker has an order
-        of its intent's client order id (or its flip's close's: a crash came before the answer was written)."""
-        journal = self._open()[0] if self._session is not None else None
-        return journal is not None and self._reached(signal_id, journal)
+        """Whether an order of the signal reached the broker (_reached), in the session's journal."""
+        return self._reached(signal_id, self._open()[0])
 
     def skip(self, sig: Signal, reason: str) -> None:
         """Record a signal that will not be sent (a stale one), so no later run sends it either."""
@@ -845,6 +843,8 @@ class Executor:
         return out
 
     def _reached(self, signal_id: str, journal: Journal) -> bool:
+        """Whether an order of the signal reached the broker: the journal has its answer, or the broker has an order
+        of its intent's client order id (or its flip's close's: a crash came before the answer was written)."""
         intent = journal.state.intents.get(signal_id)
         if intent is None:
             return False

@@ -527,9 +527,12 @@ class LiveLoop:
         """Orders an earlier run started (journaled, not recorded) are finished before anything new."""
         started = self.executor.started()
         logged = read_signals(self.cfg.signals_output) if self.cfg.signals_output.exists() and started else []
-        pending = [s for s in logged if s.id in started and self.executor.reached(s.id)]
-        for sig in (s for s in logged if s.id in started and s not in pending):  # journaled, never sent
-            self.executor.skip(sig, "never sent before the restart, its bar past: a stale signal is never sent")
+        pending = []
+        for sig in (s for s in logged if s.id in started):
+            if self.executor.reached(sig.id):
+                pending.append(sig)
+            else:  # journaled, never sent
+                self.executor.skip(sig, "never sent before the restart, its bar past: a stale signal is never sent")
         if pending:  # left working, followed as the clock moves (waited for, a replay's clock could not move)
             log.info("live_finish_started", orders=len(pending))
             self.executor.execute(pending, park_after=0.0)

@@ -143,24 +143,19 @@ class LocalBackend(Backend):
         work: float,
         on_done: Callable[[int], None] | None = None,
     ) -> list[R]:
-        if not tasks:
-            return []
         if self._inline(work, len(tasks)):
             self.ran_in = "this process" + (f" ({self._workers} threads)" if self._workers > 1 else "")
-            started = time.perf_counter()
-            first = fn(tasks[0], market)
-            if on_done:
-                on_done(0)
-            left = len(tasks) - 1
-            if self._workers > 1 and left > 1 and (time.perf_counter() - started) * left > self.pool_after:
-                rest = self._pool(fn, tasks[1:], market, (lambda i: on_done(i + 1)) if on_done else None)
-                self.ran_in = f"this process (the first task), then {self.ran_in}"
-                return [first, *rest]
-            results = [first]
-            for i, task in enumerate(tasks[1:], start=1):
+            started, results = time.perf_counter(), []
+            for i, task in enumerate(tasks):
                 results.append(fn(task, market))
                 if on_done:
                     on_done(i)
+                left = len(tasks) - 1  # after the first: how long they would take here, by its time
+                if i == 0 and self._workers > 1 and left > 1 and (
+                        time.perf_counter() - started) * left > self.pool_after:
+                    rest = self._pool(fn, tasks[1:], market, (lambda j: on_done(j + 1)) if on_done else None)
+                    self.ran_in = f"this process (the first task), then {self.ran_in}"
+                    return results + rest
             return results
         return self._pool(fn, tasks, market, on_done)
 

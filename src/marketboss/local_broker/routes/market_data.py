@@ -56,11 +56,7 @@ class MarketDataRoutes:
             raise bad_request("timeframe is required")
         frame = parse_barframe(tf)
         q_choice(q, "adjustment", ADJUSTMENTS, "raw", bad_request)
-        start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
-        if start is None:  # Alpaca's default, as for trades and quotes: the start of the current day
-            start = ny_midnight(self.s.clock.now())
-        if start is not None and end is not None and end < start:
-            raise bad_request("end should not be before start")
+        start, end = self._window(q, self.s.clock.now())
         limit = q_int(q, "limit", 1000, 1, MAX_LIMIT, bad_request)
         descending = q_choice(q, "sort", ("asc", "desc"), "asc", bad_request) == "desc"
         known = [s for s in symbols if self.s.market.has(s)]
@@ -131,10 +127,7 @@ class MarketDataRoutes:
         q = r.query
         one, symbols = self._symbols_of(r)
         now = self.s.clock.now()
-        start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
-        start = ny_midnight(now) if start is None else start  # Alpaca's default: the start of the current day
-        if end is not None and end < start:
-            raise bad_request("end should not be before start")
+        start, end = self._window(q, now)
         end = now if end is None else min(end, now)  # a window after now is empty: only complete bars give ticks
         limit = q_int(q, "limit", 1000, 1, MAX_LIMIT, bad_request)
         descending = q_choice(q, "sort", ("asc", "desc"), "asc", bad_request) == "desc"
@@ -159,6 +152,15 @@ class MarketDataRoutes:
         if one is not None:
             return 200, {"symbol": symbols[0], key: out.get(symbols[0], []), "next_page_token": token}
         return 200, {key: out, "next_page_token": token}
+
+    @staticmethod
+    def _window(q: QueryParams, now: int) -> tuple[int, int | None]:
+        """A history query's start (Alpaca's default: the start of the current day) and end (None: none given)."""
+        start, end = q_time(q, "start", bad_request), q_time(q, "end", bad_request)
+        start = ny_midnight(now) if start is None else start
+        if end is not None and end < start:
+            raise bad_request("end should not be before start")
+        return start, end
 
     def _symbols_of(self, r: Req) -> tuple[str | None, list[str]]:
         """(the path's symbol as given, or None; the symbols asked for): a one-symbol route's, or the query's."""
