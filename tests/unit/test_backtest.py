@@ -148,12 +148,61 @@ def test_short_positions_and_flips_are_matched_fifo() -> None:
     sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": 10},
                         {"t": 1, "symbol": "AAPL", "action": "BUY", "quantity": 15},
                         {"t": 2, "symbol": "AAPL", "action": "SELL", "quantity": 5}])
-    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=1_000))
+    res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=3_000))  # the short's collateral
     tr = res.trades
     assert tr["side"].to_list() == ["SHORT", "LONG"]
     assert tr["qty"].to_list() == [10.0, 5.0]
     assert tr["pnl"].to_list() == pytest.approx([10 * (102.0 - 103.0), 5 * (98.0 - 103.0)])
     assert res.equity["positions_value"].to_list() == pytest.approx([0, -1040, 495, 0, 0])
+
+
+def test_nothing_is_borrowed_a_short_holds_twice_its_value_in_cash() -> None:
+    """On 10,000 of cash a short of 98 at 102 (9,996) fills and one of 99 (10,098) is rejected: the short's
+    proceeds and as much again must stay in cash (gross exposure at most the equity, backtesting.py's
+    margin=1). A sale of 100,000 shares is rejected whole, and equity never goes negative; closing the short
+    needs no collateral."""
+    bars = make_bars({"AAPL": AAPL})
+    for qty, status in ((98, "filled"), (99, "rejected"), (100_000, "rejected")):
+        sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": qty},
+                            {"t": 2, "symbol": "AAPL", "action": "BUY", "target_weight": 0.0}])  # the cover
+        res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+        assert res.orders["status"].to_list() == [status, "filled" if status == "filled" else "skipped"], qty
+        assert res.equity["equity"].min() > 0
+    assert res.rejections["reason"].to_list()[0] == "insufficient cash"
+
+
+def test_a_short_elsewhere_holds_cash_that_a_purchase_may_not_spend() -> None:
+    """A short of AAPL (50 at 102: 5,100) credits 5,100 to cash (15,100) and holds 10,200 of it: MSFT's
+    purchase of 60 at 100 (6,000) would spend the collateral, and is rejected; 48 (4,800) fill. Without the
+    short, the 60 fill."""
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(100.0, 100.0)] * 5})
+    for qty, status in ((60, "rejected"), (48, "filled")):
+        sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "quantity": 50},
+                            {"t": 0, "symbol": "MSFT", "action": "BUY", "quantity": qty}])
+        res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+        assert res.orders["status"].to_list() == ["filled", status], qty
+    alone = run_backtest(bars, make_signals([{"t": 0, "symbol": "MSFT", "action": "BUY", "quantity": 60}]),
+                         BacktestConfig(cash=10_000))
+    assert alone.orders["status"].to_list() == ["filled"]
+
+
+def test_a_target_weights_short_is_sized_within_the_collateral_left() -> None:
+    """All in short (-1.0) on 10,000 at 102: 98 shares, its collateral 2 x 9,996 of the 19,996 of cash; MSFT's
+    short of -0.5 on the same bar finds 4 of cash free, no share's collateral: rejected for cash (no borrowing:
+    it would have shorted 100 before). A weight short with room left is cut to it."""
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(50.0, 50.0)] * 5})
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "target_weight": -1.0},
+                        {"t": 0, "symbol": "MSFT", "action": "SELL", "target_weight": -0.5}])
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000))
+    assert res.fills["qty"].to_list() == [98.0]
+    assert res.orders["status"].to_list() == ["filled", "rejected"]
+    half = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "target_weight": -0.7},
+                         {"t": 0, "symbol": "MSFT", "action": "SELL", "target_weight": -0.5}])
+    res = run_backtest(bars, half, BacktestConfig(cash=10_000))
+    aapl = int(0.7 * 10_000 / 102.0)  # 68: 6,936
+    free = 10_000 + aapl * 102.0 - 2 * aapl * 102.0  # 3,064
+    assert res.fills["qty"].to_list() == [aapl, int(free / 50.0)]  # 61, not 100: -0.5 cut to what is free
+    assert (res.equity["equity"] > 0).all()
 
 
 def test_open_positions_at_the_end_are_marked_and_flagged() -> None:
@@ -482,9 +531,10 @@ class LongBars1To4(Strategy):
 def test_a_long_only_strategys_sale_with_no_shares_held_does_not_trade_nor_open_a_short() -> None:
     """The cash (500) cannot pay for the BUY of 10 at 100: rejected. The strategy's SELL of those 10 finds no
     shares held when it fills: a long-only strategy (the default) never shorts, so it does not trade (status
-    long_only, said in the rejections), as the paper executor skips it. A long-short one shorts as before, and so
-    do the same signals run as a file (no strategy), unless the config says long_only."""
-    bars = make_bars({"AAA": [(100.0, 100.0)] * 8})
+    long_only, said in the rejections), as the paper executor skips it. A long-short one shorts as before (at 40:
+    its collateral within the cash), and so do the same signals run as a file (no strategy), unless the config
+    says long_only."""
+    bars = make_bars({"AAA": [(100.0, 100.0)] * 6 + [(40.0, 40.0)] * 2})
     res = marketboss.run(LongBars1To4, bars, cash=500)
     assert res.orders.select("action", "status").rows() == [("BUY", "rejected"), ("SELL", "long_only")]
     assert res.rejections["reason"].to_list() == ["insufficient cash",

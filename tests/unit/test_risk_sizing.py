@@ -9,9 +9,9 @@ import pytest
 
 from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
 from marketboss.backtest.engine import REASONS
-from marketboss.backtest.nb import Rules, weight_trade
-from marketboss.broker.base import Account, Asset, Clock
-from marketboss.execution.executor import size_order
+from marketboss.backtest.nb import Rules, free_cash, weight_trade
+from marketboss.broker.base import Account, Asset, Clock, Position
+from marketboss.execution.executor import others_short, size_order
 from marketboss.execution.slippage import slippage_bps
 from marketboss.risk import OrderIntent, RiskConfig, RiskContext, RiskEngine
 from marketboss.signals import Signal
@@ -91,6 +91,17 @@ def test_sizing_by_quantity_and_by_target_weight() -> None:
     assert size_order(_sig("SELL", weight=-0.1), 100_000, 100_000, 0, 150, False) == ("sell", 66.0)
     assert size_order(_sig("BUY", weight=0.2), 100_000, 100, 0, 150, False) == REASONS[REJECTED_CASH]  # 100 cash
     assert size_order(_sig("BUY", weight=1.0), 100_000, 3_000, 600, 150, False) == ("buy", 20.0)  # the cash left
+
+
+def test_a_weight_short_is_sized_within_the_collateral_the_account_has_free() -> None:
+    """Nothing is borrowed, in paper as in the backtest: all in short (-1.0) on 10,000 at 102 is 98 shares (their
+    proceeds and as much again held in cash); another symbol's short of 9,996 leaves its collateral out of the
+    free cash (others_short), so the same weight then finds none: rejected for cash, as the backtest's is."""
+    assert size_order(_sig("SELL", weight=-1.0), 10_000, 10_000, 0, 102, False) == ("sell", 98.0)
+    held = {"MSFT": Position("MSFT", -98, 102, 102, -9_996.0), "AAPL": Position("AAPL", 10, 90, 102, 1_020.0)}
+    assert others_short(held, "AAPL") == 9_996.0 and others_short(held, "MSFT") == 0.0
+    free = free_cash(19_996.0 - 1_020.0, others_short(held, "AAPL"))
+    assert size_order(_sig("SELL", weight=-0.5), 10_000, free, 0, 102, False) == REASONS[REJECTED_CASH]
 
 
 def test_the_executor_sizes_a_weight_as_the_backtest_does() -> None:

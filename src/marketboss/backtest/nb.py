@@ -155,15 +155,22 @@ def schedule(
 #: backtest sizes on the same grid, so that a weight comes out the same shares in both.
 SHARE_PARTS = 1e6
 
+#: Nothing is borrowed (gross exposure at most the equity, backtesting.py's margin=1): a short position holds
+#: cash of COLLATERAL times its value, its sale's proceeds and as much of the account's own (order_fill).
+COLLATERAL = 2.0
+
 
 @njit(cache=True)
-def target_shares(weight: float, equity: float, cash: float, ref: float, fp: float, pos: float, rules: Rules) -> float:
+def target_shares(weight: float, equity: float, free: float, ref: float, fp: float, pos: float, rules: Rules
+                  ) -> float:  # fmt: skip
     # pragma: no cover - compiled
     """The position a target weight asks for: weight x equity at the reference price; when that adds to the
     position (or flips it), no more than the position and the commission of reaching it cost together at the
-    fill price fp, so that 1.0 is all in and never rejected for its own fees, and a purchase no more than the
-    cash pays for. Whole shares unless fractional (then millionths, SHARE_PARTS). The one sizing rule of the
-    backtest, the sweep and the paper executor."""
+    fill price fp, so that 1.0 is all in and never rejected for its own fees, and within the account's `free`
+    cash (its cash less the collateral the other symbols' shorts hold: free_cash): a purchase no more than it pays
+    for, a short no more than it holds the collateral of (order_fill's rule, the short valued at ref). Whole shares
+    unless fractional (then millionths, SHARE_PARTS). The one sizing rule of the backtest, the sweep and the paper
+    executor."""
     raw = weight * equity / ref
     if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
         return np.trunc(raw * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.trunc(raw)
@@ -172,25 +179,28 @@ def target_shares(weight: float, equity: float, cash: float, ref: float, fp: flo
     # shares traded: |target| - |pos| adding to the position, |target| + |pos| flipping it
     sigma = -1.0 if raw * pos > 0.0 else (1.0 if pos != 0.0 else 0.0)
     n = fmin((budget - sigma * abs(pos) * per) / (fp + per), (budget - rules.minimum) / fp)
-    if weight > 0.0:  # a purchase: the shares bought (n - pos) and their commission within the cash
-        n = fmin(n, pos + fmin(cash / (fp + per), (cash - rules.minimum) / fp))
+    if weight > 0.0:  # a purchase: the shares bought (n - pos) and their commission within the free cash
+        n = fmin(n, pos + fmin(free / (fp + per), (free - rules.minimum) / fp))
+    else:  # a short of n: free cash + the sale's proceeds (pos + n shares at fp, less commission) >= 2 n ref
+        n = fmin(n, fmin((free + pos * (fp - per)) / (COLLATERAL * ref - fp + per),
+                         (free + pos * fp - rules.minimum) / (COLLATERAL * ref - fp)))  # fmt: skip
     n = fmax(n, 0.0)
     n = np.floor(n * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.floor(n)
     return n if weight > 0.0 else -n
 
 
 @njit(cache=True)
-def weight_trade(weight: float, equity: float, cash: float, ref: float, side: float, pos: float, rules: Rules
+def weight_trade(weight: float, equity: float, free: float, ref: float, side: float, pos: float, rules: Rules
                  ) -> tuple[float, int]:  # pragma: no cover - compiled
     """(shares to trade, PENDING) for a target-weight order on the `side` of its action, or (0, why not):
-    SKIPPED when the target is already reached on that side, REJECTED_CASH when a purchase of at least a
-    share (any amount when fractional) finds no cash for it."""
-    target = target_shares(weight, equity, cash, ref, fill_price(ref, side, rules.slip, np.nan), pos, rules)
+    SKIPPED when the target is already reached on that side, REJECTED_CASH when a trade of at least a share (any
+    amount when fractional) toward it finds no free cash for it (target_shares)."""
+    target = target_shares(weight, equity, free, ref, fill_price(ref, side, rules.slip, np.nan), pos, rules)
     q = target - pos
     if q * side > 0.0 and abs(q) > 1e-12 * (abs(target) + 1.0):
         return q, PENDING
-    wanted = weight * equity / ref - pos
-    if side > 0.0 and (wanted > 0.0 if rules.fractional else wanted >= 1.0):
+    wanted = (weight * equity / ref - pos) * side
+    if wanted > 0.0 if rules.fractional else wanted >= 1.0:
         return 0.0, REJECTED_CASH
     return 0.0, SKIPPED
 
@@ -205,15 +215,21 @@ def held_sale(q: float, pos: float) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules) -> tuple[float, float, float, bool]:
+def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules, collateral: float
+               ) -> tuple[float, float, float, bool]:  # fmt: skip
     # pragma: no cover - compiled
     """The one fill rule: q shares (negative: a sale) at the reference price ref moved against the trader by
-    slippage, never beyond `cap` (a limit; NaN: none), commission on top. Cash may never go below zero: a fill
-    that would need more is refused whole. (price, commission, cash after, whether it fills)."""
+    slippage, never beyond `cap` (a limit; NaN: none), commission on top. Nothing is borrowed: cash may never go
+    below zero, and a trade that grows a position may not leave less cash than the `collateral` the account's
+    short positions hold after it (COLLATERAL times their value: the sale's proceeds and as much again, what
+    backtesting.py's margin=1 asks); a fill that would need more is refused whole. (price, commission, cash
+    after, whether it fills)."""
     fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip, cap)
     comm = commission(q, fp, rules)
     new_cash = cash_after(cash, q, fp, comm)
-    return fp, comm, new_cash, not (new_cash < cash and new_cash < -1e-9 * abs(q) * fp)
+    tiny = 1e-9 * abs(q) * fp
+    return fp, comm, new_cash, not ((new_cash < cash and new_cash < -tiny) or
+                                    (collateral > 0.0 and new_cash < collateral - tiny))  # fmt: skip
 
 
 @njit(cache=True, **NO_REFCOUNTS)
@@ -228,6 +244,28 @@ def equity_at(cash: float, pos: np.ndarray, held: np.ndarray, n_held: int, refs:
             px = last_close(close, t, j)
         equity += pos[j] * px
     return equity
+
+
+@njit(cache=True, **NO_REFCOUNTS)
+def shorts_at(pos: np.ndarray, held: np.ndarray, n_held: int, refs: np.ndarray, close: np.ndarray, t: int,
+              skip: int) -> float:  # pragma: no cover - compiled
+    """The value of the short positions but symbol `skip`'s (a positive amount), marked as equity_at marks them."""
+    value = 0.0
+    for h in range(n_held):
+        j = held[h]
+        if j != skip and pos[j] < 0.0:
+            px = refs[t, j]
+            if np.isnan(px):
+                px = last_close(close, t, j)
+            value -= pos[j] * px
+    return value
+
+
+@njit(cache=True, inline="always")
+def free_cash(cash: float, others_short: float) -> float:  # pragma: no cover - compiled
+    """The cash a trade of one symbol may use: the account's, less the collateral the other symbols' short
+    positions (`others_short`, their value) hold (order_fill's rule)."""
+    return cash - COLLATERAL * others_short
 
 
 class Exits(NamedTuple):
@@ -628,8 +666,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                                         credit[s] = 0.0
                                         continue
                             else:
+                                free = free_cash(cash, shorts_at(pos, held, n_held, refs, close, t, s))
                                 q, why = weight_trade(o_weight[r], equity_at(cash, pos, held, n_held, refs, close, t),
-                                                      cash, ref, side, p, rules)  # fmt: skip
+                                                      free, ref, side, p, rules)  # fmt: skip
                                 if why != PENDING:
                                     if why == REJECTED_CASH and not increases:
                                         continue  # a purchase waits for the second pass: the bar's sales pay it
@@ -647,7 +686,11 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                             if abs(p + q) >= abs(p) and not increases:
                                 continue  # not a reduction: the second pass
                         c_leg[c] = -1
-                        fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules)
+                        collateral = 0.0
+                        if abs(p + q) > abs(p):  # it grows the position: the shorts after it hold collateral
+                            collateral = COLLATERAL * (shorts_at(pos, held, n_held, refs, close, t, s)
+                                                       + fmax(-(p + q), 0.0) * ref)  # fmt: skip
+                        fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules, collateral)
                         if not fills:
                             if leg == NO_EXIT:
                                 status[r] = REJECTED_CASH

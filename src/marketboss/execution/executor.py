@@ -42,7 +42,7 @@ from marketboss.alerts import Alerter
 from marketboss.backtest.arrays import REJECTED_CASH, SKIPPED
 from marketboss.backtest.costs import Costs
 from marketboss.backtest.engine import REASONS
-from marketboss.backtest.nb import PENDING, Rules, weight_trade
+from marketboss.backtest.nb import PENDING, Rules, free_cash, weight_trade
 from marketboss.broker.base import (
     Account,
     Asset,
@@ -626,8 +626,9 @@ class Executor:
         if sig.target_weight is not None:  # a move to a weight it may hold already: it trades nothing then
             acct = self.retry("get account", self.broker.account)
             price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
-            if isinstance(size_order(sig, acct.equity, acct.cash + self._queued_cash(), held[sig.symbol].qty, price,
-                                     self.cfg.fractional, self._slip), str):  # fmt: skip
+            free = free_cash(acct.cash + self._queued_cash(), others_short(held, sig.symbol))
+            if isinstance(size_order(sig, acct.equity, free, held[sig.symbol].qty, price, self.cfg.fractional,
+                                     self._slip), str):  # fmt: skip
                 return
         self._clear_legs(sig.symbol, journal, trades_log)
 
@@ -1087,8 +1088,8 @@ class Executor:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price, clock = reads.result(price_r), reads.result(clock_r)
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
-        cash = acct.cash + self._queued_cash()
-        sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional, self._slip)
+        free = free_cash(acct.cash + self._queued_cash(), others_short(positions, sig.symbol))
+        sized = size_order(sig, acct.equity, free, pos_qty, price, self.cfg.fractional, self._slip)
         if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
         ):  # a reduction that trades: its exits go first (what they traded counts below), then the position as it
@@ -1096,7 +1097,7 @@ class Executor:
             self._clear_legs(sig.symbol, journal, trades_log)
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
-            sized = size_order(sig, acct.equity, cash, pos_qty, price, self.cfg.fractional, self._slip)
+            sized = size_order(sig, acct.equity, free, pos_qty, price, self.cfg.fractional, self._slip)
         if isinstance(sized, str):  # no cash for a share is the backtest's rejection, else there is nothing to do
             self._record(trades_log, sig, "rejected" if sized == REASONS[REJECTED_CASH] else "skipped", reason=sized,
                          at=at)  # fmt: skip
@@ -1446,12 +1447,19 @@ def _num(v: float | None) -> str:
     return "none" if v is None else f"{v:g}"
 
 
+def others_short(positions: Mapping[str, Position], symbol: str) -> float:
+    """The value of the short positions of the symbols but `symbol` (a positive amount): the collateral they hold
+    is not a target weight's to spend (backtest.nb.free_cash)."""
+    return -sum(p.market_value for s, p in positions.items() if s != symbol and p.qty < 0)
+
+
 def size_order(
-    sig: Signal, equity: float, cash: float, position_qty: float, price: float, fractional: bool, slip: float = 0.0
+    sig: Signal, equity: float, free: float, position_qty: float, price: float, fractional: bool, slip: float = 0.0
 ) -> tuple[Side, float] | str:
     """The order a signal asks for now: its quantity, or the move to its target weight of current equity, sized
-    by the backtest's own rule (backtest.nb.weight_trade: a purchase within equity and cash, whole shares unless
-    fractional; Alpaca charges no commission); else why nothing is sent, in the backtest's words for it. The
+    by the backtest's own rule (backtest.nb.weight_trade: a purchase within equity and the `free` cash, a short
+    within the collateral it leaves, whole shares unless fractional; Alpaca charges no commission); else why
+    nothing is sent, in the backtest's words for it. The
     backtest sizes at its fill's reference price: the latest price for a market order, and for a limit (stop)
     order the price it fills at, its limit (stop) unless the latest price is already past it (fill_reference);
     `slip`, the broker's own adverse move (the local broker's spread), moves it as the backtest's costs do.
@@ -1464,9 +1472,9 @@ def size_order(
     assert sig.target_weight is not None
     if price <= 0:
         return "no price for the symbol to size the target weight at"
-    rules = Rules(cash, 0.0, 0.0, 0.0, slip, False, fractional)
+    rules = Rules(free, 0.0, 0.0, 0.0, slip, False, fractional)
     ref = fill_reference(sig, side == "buy", price)
-    q, why = weight_trade(sig.target_weight, equity, cash, ref, 1.0 if side == "buy" else -1.0, position_qty, rules)
+    q, why = weight_trade(sig.target_weight, equity, free, ref, 1.0 if side == "buy" else -1.0, position_qty, rules)
     if why != PENDING:
         return REASONS[REJECTED_CASH] if why == REJECTED_CASH else REASONS[SKIPPED]
     qty = round(abs(q), 6) if fractional else float(abs(q))
