@@ -84,6 +84,52 @@ def test_import_drops_and_reports_bars_on_days_the_exchange_was_closed(workdir: 
     assert bars["close"].to_list() == [10.5, 11.0, 11.3]
 
 
+def test_imports_add_symbols_to_the_bars_file_and_replace_their_own(workdir: Path) -> None:
+    """A file of bars a symbol, imported one after the other, makes one file of them all (the second no longer
+    replaces the first); a symbol imported again replaces its own bars wholly; --replace writes the import alone;
+    another timeframe is one line naming the file, which is left as it was."""
+    day = "Date,Open,High,Low,Close,Volume\n2024-07-03,10,11,9,{c},100\n2024-07-05,10.8,11.2,10.6,11,100\n"
+    for sym, c in (("aapl", 10.5), ("msft", 10.0), ("aapl2", 10.9)):
+        (workdir / f"{sym}.csv").write_text(day.format(c=c))
+    assert _mb(workdir, "data", "import", "aapl.csv", "--symbol", "AAPL").returncode == 0
+    out = _mb(workdir, "data", "import", "msft.csv", "--symbol", "MSFT")
+    assert out.returncode == 0 and "1 symbol(s) kept" in out.stdout, out.stderr
+    out = _mb(workdir, "data", "import", "aapl2.csv", "--symbol", "AAPL")
+    assert "AAPL's bars replaced, 1 symbol(s) kept" in " ".join(out.stdout.split())
+    bars = read_bars(workdir / "data/market_data.jsonl")
+    assert bars.select("symbol", "close").rows() == [("AAPL", 10.9), ("MSFT", 10.0), ("AAPL", 11.0), ("MSFT", 11.0)]
+    before = (workdir / "data/market_data.jsonl").read_bytes()
+    (workdir / "m1.csv").write_text("t,o,h,l,c,v\n2024-07-03T13:31:00Z,1,1,1,1,1\n2024-07-03T13:32:00Z,1,1,1,1,1\n")
+    out = _mb(workdir, "data", "import", "m1.csv", "--symbol", "XYZ")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == (
+        "error: data/market_data.jsonl: holds 1Day bars and m1.csv 1Min: one file holds one timeframe (import into "
+        "another with --output, or replace it with --replace)")
+    assert (workdir / "data/market_data.jsonl").read_bytes() == before
+    assert _mb(workdir, "data", "import", "msft.csv", "--symbol", "MSFT", "--replace").returncode == 0
+    assert read_bars(workdir / "data/market_data.jsonl")["symbol"].unique().to_list() == ["MSFT"]
+
+
+def test_an_intraday_import_keeps_the_regular_sessions_bars_on_its_grid(workdir: Path) -> None:
+    """Minute bars from 9:00 to 16:30 New York time (summer: UTC-4) keep 9:30-15:59, as `data fetch` keeps
+    Alpaca's, the rest dropped and counted; clock-hour bars (10:00, 11:00: not the session's 9:30, 10:30 grid)
+    are one line naming the first bar off it, nothing written."""
+    rows = [f"2024-07-09T{13 + m // 60:02d}:{m % 60:02d}:00Z,1,1,1,1,1" for m in range(450)]  # 9:00 to 16:29
+    (workdir / "m1.csv").write_text("t,o,h,l,c,v\n" + "\n".join(rows) + "\n")
+    out = _mb(workdir, "data", "import", "m1.csv", "--symbol", "XYZ", "-o", "m1.jsonl")
+    assert out.returncode == 0, out.stderr
+    assert "dropped 60 of the file's bars outside the regular session" in " ".join(out.stdout.split())
+    ny = read_bars(workdir / "m1.jsonl")["timestamp"].dt.convert_time_zone("America/New_York").dt.strftime("%H:%M")
+    assert (ny.len(), ny[0], ny[-1]) == (390, "09:30", "15:59")
+    hours = [f"2024-07-09T{h}:00:00Z,1,1,1,1,1" for h in range(14, 20)]  # 10:00 to 15:00
+    (workdir / "h1.csv").write_text("t,o,h,l,c,v\n" + "\n".join(hours) + "\n")
+    out = _mb(workdir, "data", "import", "h1.csv", "--symbol", "XYZ", "-o", "h1.jsonl")
+    assert out.returncode == 2 and not (workdir / "h1.jsonl").exists()
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: h1.csv: field 'timestamp': its 1Hour bars do not start on the session's grid (9:30, then one every "
+        "1Hour; a bar at 2024-07-09 10:00 New York time does not): import bars of 1, 5, 15 or 30 minutes, which "
+        "MarketBoss puts on it")
+
+
 @pytest.mark.parametrize("args", [
     ["backtest", "--strategy", "ma_crossover"],
     ["backtest", "--signals", "data/nope_signals.jsonl"],

@@ -76,12 +76,15 @@ def import_(
     ),
     symbol: str = typer.Option(None, help="The symbol, when the file has no symbol column."),
     adjust: bool = typer.Option(False, help="Scale OHLC by Adj Close / Close (Yahoo's split/dividend adjustment)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: data/market_data.jsonl. A file there keeps its "
+                                "other symbols' bars; the imported symbols' bars replace theirs."),
+    replace: bool = typer.Option(False, "--replace", help="Write the imported bars alone, the file there replaced."),
     skip_invalid: bool = SkipInvalid,
 ) -> None:
-    """Convert a foreign bar file to the contract (validated; dates become NYSE sessions' bars)."""
+    """Convert a foreign bar file to the contract (validated; dates become NYSE sessions' bars; intraday bars the
+    regular session's) and add it to the bars file."""
     from marketboss.data.calendar import NY, split_non_sessions
-    from marketboss.data.importers import import_bars
+    from marketboss.data.importers import import_bars, session_bars
     from marketboss.data.io import default_rejects_path
 
     rejects = default_rejects_path(file)
@@ -98,7 +101,24 @@ def import_(
                       f"{shown}[/]")
     if df.is_empty():  # a header-only file (or every row dropped): no bars file of nothing
         raise MarketBossError(f"{file}: no bars to import (no rows{', or every row skipped' if skip_invalid else ''})")
-    _written(df, _output(output), f"imported from {file}")
+    df, outside = session_bars(df, file)
+    if outside:
+        _dropped_outside(outside, "the file's")
+    out = _output(output)
+    if replace or not out.exists():
+        _written(df, out, f"imported from {file}")
+        return
+    from marketboss.data.importers import merged
+
+    both = merged(load_bars(out), df, out, file)
+    _written(both.bars, out, f"imported from {file}; " + (
+        f"{', '.join(both.replaced)}'s bars replaced, " if both.replaced else "") + f"{both.kept} symbol(s) kept")
+
+
+def _dropped_outside(n: int, whose: str) -> None:
+    log.info("bars_dropped_outside_session", bars=n)
+    console.print(f"[yellow]dropped {n:,} of {whose} bars outside the regular session (pre-market, after-hours): "
+                  "the live loop trades the session's bars[/]")
 
 
 @app.command()
@@ -131,9 +151,7 @@ def fetch(
                              _date(end, "--end", end_of_day=True) if end else datetime.now(UTC), tf, feed,
                              adjustment)  # fmt: skip
     if outside:
-        log.info("bars_dropped_outside_session", bars=outside)
-        console.print(f"[yellow]dropped {outside:,} of Alpaca's {fetch_timeframe(tf)} bars outside the regular "
-                      "session (pre-market, after-hours): the live loop trades the session's bars[/]")  # fmt: skip
+        _dropped_outside(outside, f"Alpaca's {fetch_timeframe(tf)}")
     if df.is_empty():
         raise MarketBossError(f"Alpaca returned no bars for {', '.join(names)} in that range")
     out = _output(output)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from marketboss.data.calendar import NY
+from marketboss.data.calendar import NY, infer_timeframe
+from marketboss.data.grid import GridBars, on_grid
 from marketboss.data.io import Rejected, accept, file_format, to_rejects
 from marketboss.data.rules import check_csv_header, check_input_file
 from marketboss.data.schema import BAR_COLUMNS, LINE, PRICE_COLUMNS, parse_timestamps, validation_errors
@@ -126,3 +129,45 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
 
 def _ny_midnight(d: pl.Expr) -> pl.Expr:
     return d.cast(pl.Datetime("us")).dt.replace_time_zone(NY).dt.convert_time_zone("UTC")
+
+
+def session_bars(bars: pl.DataFrame, path: Path) -> GridBars:
+    """Intraday bars as the live loop trades them: the regular session's (the extended hours' dropped and counted,
+    as `data fetch` drops Alpaca's), each starting on the session's grid (grid.on_grid); bars that do not (clock
+    hours, whose 9:00 bar holds pre-market trades) are refused: on the grid they would be other bars. Daily bars
+    as they are."""
+    timeframe = infer_timeframe(bars)
+    grid = on_grid(bars, timeframe)
+    if timeframe.is_daily:
+        return grid
+    on = pl.col("timestamp").is_in(grid.bars["timestamp"].implode())
+    if grid.bars.height + grid.outside != bars.height or bars.filter(~on).height > grid.outside:
+        ny = pl.col("timestamp").dt.convert_time_zone(NY)
+        since_open = ny.dt.hour().cast(pl.Int64) * 60 + ny.dt.minute() - 570  # minutes after 9:30
+        off = bars.filter(~on & (since_open >= 0) & (since_open < 390) & (since_open % timeframe.minutes != 0))
+        first = (off if off.height else bars.filter(~on))["timestamp"].min()
+        at = first.astimezone(ZoneInfo(NY)).strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+        raise InputError(path, f"its {timeframe} bars do not start on the session's grid (9:30, then one every "
+                               f"{timeframe}; a bar at {at} New York time does not): import bars of 1, 5, 15 or 30 "
+                               "minutes, which MarketBoss puts on it", field="timestamp")  # fmt: skip
+    return grid
+
+
+class Merged(NamedTuple):
+    bars: pl.DataFrame
+    replaced: list[str]  # the symbols whose bars the imported ones replaced
+    kept: int  # the symbols kept as they were
+
+
+def merged(existing: pl.DataFrame, new: pl.DataFrame, existing_path: Path, new_path: Path) -> Merged:
+    """The bars of a file with those imported added: an imported symbol's bars replace all of its own (one source
+    per symbol: no adjusted series spliced onto a raw one), the others are kept. Both must be of one timeframe."""
+    have, got = infer_timeframe(existing), infer_timeframe(new)
+    if have != got:
+        raise InputError(existing_path, f"holds {have} bars and {new_path} {got}: one file holds one timeframe (import "
+                                        "into another with --output, or replace it with --replace)")  # fmt: skip
+    symbols = new["symbol"].unique()
+    kept = existing.filter(~pl.col("symbol").is_in(symbols.implode()))
+    replaced = sorted(set(existing["symbol"].unique().to_list()) & set(symbols.to_list()))
+    both = pl.concat([kept.select(BAR_COLUMNS), new.select(BAR_COLUMNS)]).sort("timestamp", "symbol")
+    return Merged(both, replaced, kept["symbol"].n_unique())
