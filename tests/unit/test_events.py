@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -62,6 +63,7 @@ from tests.unit.cli_app import cli
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from breakeven_stop import BreakevenParams, BreakevenStop
+from pairs_events import PairsEvents, PairsParams
 from rsi_bracket_events import RsiBracketEvents, RsiBracketParams
 from time_trailing_stop import TimeTrailingParams, TimeTrailingStop
 
@@ -398,12 +400,12 @@ def test_ctx_names_what_is_valid_when_given_an_unknown_symbol_or_indicator() -> 
     for read in (lambda: ctx.value("nope", 0), lambda: ctx.value("nope", "AAPL"), lambda: ctx.indicator("nope", 0)):
         with pytest.raises(MarketBossError) as caught:
             read()
-        assert str(caught.value) == "no indicator 'nope' (indicators() returned: rsi)"
+        assert str(caught.value) == "no indicator 'nope' (the strategy's indicators: rsi)"
     with pytest.raises(MarketBossError, match=r"^name the symbol: the data has several \(AAPL, MSFT\)$"):
         ctx.price()
     assert ctx.placed == []  # nothing was placed by a refused call
     bare = Context(market, EventParams(), {}, t=3, positions_now=[0.0, 0.0])
-    with pytest.raises(MarketBossError, match=r"^no indicator 'rsi' \(indicators\(\) returned: none\)$"):
+    with pytest.raises(MarketBossError, match=r"^no indicator 'rsi' \(the strategy's indicators: none\)$"):
         bare.value("rsi", 0)
     names = [f"S{i:02d}" for i in range(12)]
     wide = Market.from_bars(synth_bars(names, "2024-01-01", "2024-01-10", "1Day", seed=1))
@@ -450,6 +452,53 @@ def test_indicators_are_checked_as_exposures_are_on_two_symbols_at_two_cuts() ->
     assert market.n_times == 21 and cuts(21) == [10, 15]
     with pytest.raises(MarketBossError, match="'x' looks ahead: its values on the first 15 bars of S01"):
         run_events(market, _PeekAtCut(EventParams()))
+
+
+class _MarketPeek(EventStrategy[EventParams]):
+    """A whole-market indicator: the close `shift` bars on (a peek when shift > 0), with another per symbol."""
+
+    name: ClassVar[str] = "market_peek"
+    summary: ClassVar[str] = "test"
+    shift = 0
+    extra: ClassVar[dict[str, Callable[[Market], np.ndarray]]] = {}
+
+    def market_indicators(self, market: Market) -> dict[str, np.ndarray]:
+        close = market.close
+        ahead = np.full(close.shape, np.nan)
+        ahead[: close.shape[0] - self.shift] = close[self.shift :]
+        return {"ahead": ahead, **{name: make(market) for name, make in self.extra.items()}}
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"own": bars.close}
+
+    def on_bar(self, ctx: Context) -> None:
+        self.seen = (ctx.value("ahead", 0), ctx.value("own", 0))
+
+
+def test_market_indicators_are_read_as_indicators_and_checked_as_a_whole_markets_exposures() -> None:
+    """market_indicators' (time x symbol) arrays are read through ctx.value beside indicators()' own; one that
+    looks a bar ahead is refused (the market's first half and three quarters), as is a wrong shape or a name
+    given twice; the market it is given is read-only."""
+    market = Market.from_bars(synth_bars(["S00", "S01", "S02"], "2024-01-01", "2024-01-31", "1Day", seed=2))
+    ok = _MarketPeek(EventParams())
+    run_events(market, ok)
+    assert ok.seen == (market.close[-1, 0], market.close[-1, 0])
+    peek = _MarketPeek(EventParams())
+    peek.shift = 1
+    with pytest.raises(MarketBossError, match=r"market indicator 'ahead' looks ahead: its values on the first 10 "):
+        run_events(market, peek)
+    for extra, message in (({"own": lambda m: m.close}, r"indicator 'own' comes from both indicators\(\) and "
+                                                        r"market_indicators\(\): give each name once"),
+                           ({"flat": lambda m: m.close[:, 0]}, r"market indicator 'flat' has shape \(21,\), expected "
+                                                               r"\(21, 3\)")):
+        bad = _MarketPeek(EventParams())
+        bad.extra = extra  # type: ignore[misc]
+        with pytest.raises(MarketBossError, match=message):
+            run_events(market, bad)
+    writer = _MarketPeek(EventParams())
+    writer.market_indicators = lambda m: m.close.__setitem__((0, 0), 1.0)  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="read-only"):  # the CLI says a plug-in's own error in one line
+        run_events(market, writer)
 
 
 # ------------------------------------------------------------------------------------- random strategies
@@ -984,6 +1033,8 @@ LOOKAHEAD_CASES = [
     ("breakeven_stop compiled", lambda: BreakevenStop(BreakevenParams(lookback=5, arm_pct=1.0)), True),
     ("rsi_bracket_events compiled", lambda: RsiBracketEvents(RsiBracketParams(n=5, oversold=45)), True),
     ("open orders counted, compiled", lambda: Patient(EventParams()), True),  # counted where the kernel stopped
+    ("pairs_events", lambda: PairsEvents(PairsParams(window=10, entry_z=1.0, hold_bars=5)), False),  # the market's
+    ("pairs_events, sparse leg", lambda: PairsEvents(PairsParams(a="CCC", window=10, entry_z=1.0)), False),
 ]
 
 

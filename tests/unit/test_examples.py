@@ -15,7 +15,7 @@ from marketboss.backtest.metrics import buy_and_hold_equity
 from marketboss.data.io import read_bars, write_bars
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
-from marketboss.indicators import bollinger, rsi
+from marketboss.indicators import bollinger, rsi, zscore
 from marketboss.signals import read_signals_frame
 from marketboss.signals.nb import tick
 from tests.unit.cli_app import cli
@@ -209,3 +209,35 @@ def test_breakeven_stop_moves_each_armed_stop_to_the_entry_price(data: Path, wor
     assert cli("backtest", "--signals", str(workdir / "runs" / "be" / "signals.jsonl"), "--data", str(data),
                "--output-dir", "runs/be2") == 0  # fmt: skip
     assert load_run(workdir / "runs" / "be2").fills.equals(run.fills)
+
+
+def test_pairs_trades_the_two_legs_against_each_other_on_the_spreads_z_score(data: Path, workdir: Path) -> None:
+    """The whole-market indicator example through the CLI: each entry, on a bar where the log spread's z-score
+    (computed here again) is beyond entry_z, sells the rich leg and buys the cheap one by target weight, and no
+    other symbol trades; each pair is closed where the z-score is back within exit_z or at the time stop."""
+    spec = f"{EXAMPLES / 'pairs_events.py'}:PairsEvents"
+    assert cli("backtest", "--strategy", spec, "--param", "a=JPM", "--param", "b=KO", "--param", "entry_z=1.5",
+               "--param", "hold_bars=15", "--data", str(data), "--output-dir", "runs/pairs") == 0  # fmt: skip
+    market = Market.from_bars(read_bars(data))
+    a, b = market.symbols.index("JPM"), market.symbols.index("KO")
+    z = zscore(np.log(market.close[:, a]) - np.log(market.close[:, b]), 40)
+    sig = read_signals_frame(workdir / "runs" / "pairs" / "signals.jsonl")
+    assert set(sig["symbol"]) == {"JPM", "KO"}
+    bar = np.searchsorted(market.times, sig["timestamp"].dt.epoch("us").to_numpy())
+    entries = sig.with_columns(pl.Series("bar", bar)).filter(pl.col("target_weight") != 0)
+    assert entries.height >= 6  # three pairs or more
+    exits = sig.with_columns(pl.Series("bar", bar)).filter(pl.col("target_weight") == 0)
+    entered = -1
+    for t, legs in entries.group_by("bar", maintain_order=True):
+        t = int(t[0])
+        rich = "JPM" if z[t] > 0 else "KO"
+        assert abs(z[t]) > 1.5 and t > entered
+        assert sorted(legs.select("symbol", "action", "target_weight").rows()) == sorted(
+            [(rich, "SELL", -0.4), ({"JPM": "KO", "KO": "JPM"}[rich], "BUY", 0.4)])
+        out = exits.filter(pl.col("bar") > t)["bar"]
+        if out.len():  # closed where the spread reverted, else at the time stop
+            assert abs(z[out[0]]) < 0.5 or out[0] - t == 15
+        entered = t
+    run = load_run(workdir / "runs" / "pairs")
+    assert run.trades.height >= 6 and set(run.trades["side"]) == {"LONG", "SHORT"}
+    assert run.equity["equity"].min() > 0

@@ -415,7 +415,7 @@ def test_a_plugin_raising_at_run_time_is_one_line_naming_its_file_and_line(
 EVENT_FAILURES = [
     ("raise KeyError('boom')", "raised KeyError: 'boom'"),
     ("ctx.buy(10, 'TSLA')", "unknown symbol 'TSLA' (the data has AAPL, JPM, MSFT)"),
-    ("ctx.value('nope', 0)", "no indicator 'nope' (indicators() returned: rsi)"),
+    ("ctx.value('nope', 0)", "no indicator 'nope' (the strategy's indicators: rsi)"),
     ("ctx.position(3)", "symbol index 3 out of range: the data has 3 symbol(s), 0 to 2 (AAPL, JPM, MSFT)"),
     ("ctx.price()", "name the symbol: the data has several (AAPL, JPM, MSFT)"),
     ("ctx.buy(float('nan'), 0)", "quantity nan: buy takes a positive, finite number of shares"),

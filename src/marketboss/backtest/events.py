@@ -377,7 +377,47 @@ def restore(snap: Snap, sim: nb.Sim, orders: nb.Orders) -> None:  # pragma: no c
 def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
     """The strategy's indicators as (time x symbol) matrices (NaN where a symbol has no bar), each checked to be
     causal as an exposure is (strategies.causal): computed again on the first half and three quarters of the bars
-    of the first symbols, they must give the same values there."""
+    of the first symbols, they must give the same values there; its market_indicators, as a whole-market model's
+    exposures are, on the first half and three quarters of the market."""
+    out = _symbol_indicators(market, strategy)
+    if type(strategy).market_indicators is ev.EventStrategy.market_indicators:
+        return out
+    view = market.read_only()
+    whole = _market_indicators(view, strategy)
+    for n in cuts(market.n_times):
+        early = _market_indicators(view.head(n), strategy)
+        for name, arr in whole.items():
+            if not same_values(early.get(name, np.full(0, np.nan)), arr[:n]):
+                raise StrategyError(strategy, f"market indicator '{name}' looks ahead: its values on the first {n} "
+                                              "bars change when later bars are added")  # fmt: skip
+    both = out.keys() & whole.keys()
+    if both:
+        raise StrategyError(strategy, f"indicator '{sorted(both)[0]}' comes from both indicators() and "
+                                      "market_indicators(): give each name once")  # fmt: skip
+    return out | whole
+
+
+def _market_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
+    got = strategy.market_indicators(market)
+    if not isinstance(got, dict):
+        raise StrategyError(strategy, f"market_indicators returned {shown(got)}: it returns a dict of name -> "
+                                      "(time x symbol) array, {} for none")  # fmt: skip
+    out = {}
+    for name, v in got.items():
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise StrategyError(strategy, f"market indicator '{name}' is a {type(v).__name__} of no numbers: give "
+                                          "a (time x symbol) array of numbers") from None  # fmt: skip
+        if arr.shape != (market.n_times, market.n_symbols):
+            raise StrategyError(strategy, f"market indicator '{name}' has shape {arr.shape}, expected "
+                                          f"({market.n_times}, {market.n_symbols}): one value per bar and symbol")
+        out[name] = arr
+    return out
+
+
+def _symbol_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
+    """indicators(bars) of each symbol, into (time x symbol) matrices, checked at the cuts of CHECKED_SYMBOLS."""
     out: dict[str, np.ndarray] = {}
     for s in range(market.n_symbols):
         bars = market.symbol_bars(s)

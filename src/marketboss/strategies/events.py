@@ -141,7 +141,7 @@ class Context:
             raise self._no_indicator(name) from None
 
     def _no_indicator(self, name: Any) -> MarketBossError:
-        return MarketBossError(f"no indicator {name!r} (indicators() returned: {_listed(tuple(self._indicators))})")
+        return MarketBossError(f"no indicator {name!r} (the strategy's indicators: {_listed(tuple(self._indicators))})")
 
     def _lookup_error(self, name: str | None, symbol: Any) -> MarketBossError | None:
         """Why a fast read (an int index, unchecked) failed: the indicator's name or the symbol (None: neither)."""
@@ -467,6 +467,14 @@ class EventStrategy(Strategy[P]):
         ctx.value / ctx.indicator (cut at the bar). They must be causal: the run recomputes them on the first
         half and three quarters of two symbols' bars (strategies.causal) and refuses any whose values there
         differ (a look into the future)."""
+        return {}
+
+    def market_indicators(self, market: Market) -> dict[str, np.ndarray]:
+        """Indicators over the whole market at once, each a (time x symbol) array (NaN where a symbol has no bar),
+        read as indicators() are: what compares symbols (a pair's spread, a rank across them), or one call over
+        every symbol (marketboss.indicators take the matrix). The market comes as read-only views; they must be
+        causal as exposures(market) must: the run recomputes them on the market's first half and three quarters
+        and refuses any whose values there differ."""
         return {}
 
     def compiled(self) -> CompiledOnBar | None:
