@@ -95,7 +95,7 @@ def test_imports_add_symbols_to_the_bars_file_and_replace_their_own(workdir: Pat
     out = _mb(workdir, "data", "import", "msft.csv", "--symbol", "MSFT")
     assert out.returncode == 0 and "1 symbol(s) kept" in out.stdout, out.stderr
     out = _mb(workdir, "data", "import", "aapl2.csv", "--symbol", "AAPL")
-    assert "AAPL's bars replaced, 1 symbol(s) kept" in " ".join(out.stdout.split())
+    assert "replaced AAPL's 2 bars by 2; 1 symbol(s) kept" in " ".join(out.stdout.split())
     bars = read_bars(workdir / "data/market_data.jsonl")
     assert bars.select("symbol", "close").rows() == [("AAPL", 10.9), ("MSFT", 10.0), ("AAPL", 11.0), ("MSFT", 11.0)]
     before = (workdir / "data/market_data.jsonl").read_bytes()
@@ -126,8 +126,58 @@ def test_an_intraday_import_keeps_the_regular_sessions_bars_on_its_grid(workdir:
     assert out.returncode == 2 and not (workdir / "h1.jsonl").exists()
     assert out.stderr.strip().splitlines()[-1] == (
         "error: h1.csv: field 'timestamp': its 1Hour bars do not start on the session's grid (9:30, then one every "
-        "1Hour; a bar at 2024-07-09 10:00 New York time does not): import bars of 1, 5, 15 or 30 minutes, which "
-        "MarketBoss puts on it")
+        "1Hour; a bar at 2024-07-09 10:00 New York time does not): bars of 1, 5, 15 or 30 minutes start on whole "
+        "multiples of their length, hourly ones at 9:30, 10:30, ...")
+
+
+def test_an_import_is_stamped_as_the_exchange_trades_or_refused_whole(workdir: Path) -> None:
+    """Times without a zone are New York's (a vendor's 9:30 is the open, not 5:30 in the morning); daily bars
+    stamped at the close go to their day's midnight, beside a file's own; a file whose symbols are of different
+    timeframes, or whose every bar is outside the session, is one line and writes nothing; an empty bars file
+    there is nothing to keep."""
+    rows = [f"2024-07-09 {9 + (30 + m) // 60:02d}:{(30 + m) % 60:02d}:00,1,1,1,1,1" for m in range(0, 390, 5)]
+    (workdir / "naive.csv").write_text("Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    assert _mb(workdir, "data", "import", "naive.csv", "--symbol", "XYZ", "-o", "n.jsonl").returncode == 0
+    ny = read_bars(workdir / "n.jsonl")["timestamp"].dt.convert_time_zone("America/New_York").dt.strftime("%H:%M")
+    assert (ny.len(), ny[0], ny[-1]) == (78, "09:30", "15:55")
+    (workdir / "day.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-07-08,1,1,1,1,1\n2024-07-09,1,1,1,1,1\n")
+    (workdir / "close.csv").write_text("t,o,h,l,c,v\n2024-07-08T20:00:00Z,2,2,2,2,2\n2024-07-09T20:00:00Z,2,2,2,2,2\n")
+    assert _mb(workdir, "data", "import", "day.csv", "--symbol", "AAA", "-o", "d.jsonl").returncode == 0
+    assert _mb(workdir, "data", "import", "close.csv", "--symbol", "BBB", "-o", "d.jsonl").returncode == 0
+    days = read_bars(workdir / "d.jsonl")
+    assert days["timestamp"].n_unique() == 2 and days.height == 4  # one time a day for both symbols
+    (workdir / "mixed.csv").write_text("t,symbol,o,h,l,c,v\n" + "".join(
+        f"2024-07-09T{13 + (30 + m) // 60}:{(30 + m) % 60:02d}:00Z,{sym},1,1,1,1,1\n"
+        for sym, step in (("AAA", 5), ("BBB", 30)) for m in range(0, 120, step)))  # fmt: skip
+    out = _mb(workdir, "data", "import", "mixed.csv", "-o", "m.jsonl")
+    assert out.returncode == 2 and not (workdir / "m.jsonl").exists()
+    assert out.stderr.strip() == ("error: mixed.csv: field 'timestamp': its symbols' bars are of different timeframes "
+                                  "(AAA: 5Min, BBB: 30Min): one file holds one timeframe")  # fmt: skip
+    (workdir / "pre.csv").write_text("t,o,h,l,c,v\n2024-07-09T12:00:00Z,1,1,1,1,1\n2024-07-09T12:05:00Z,1,1,1,1,1\n")
+    before = (workdir / "n.jsonl").read_bytes()
+    out = _mb(workdir, "data", "import", "pre.csv", "--symbol", "XYZ", "-o", "n.jsonl", "--replace")
+    assert out.returncode == 2 and (workdir / "n.jsonl").read_bytes() == before
+    assert out.stderr.strip().endswith("pre.csv: no bars to import: every bar is outside the regular session")
+    (workdir / "empty.jsonl").write_text("")
+    assert _mb(workdir, "data", "import", "day.csv", "--symbol", "AAA", "-o", "empty.jsonl").returncode == 0
+    assert read_bars(workdir / "empty.jsonl").height == 2
+
+
+def test_imports_into_one_file_at_once_each_add_their_symbol(workdir: Path) -> None:
+    """Imports into one file at the same time (a file of some size: each reads it a while): each waits for the
+    one before, none loses another's bars (without the wait, most did)."""
+    (workdir / "day.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-07-08,1,1,1,1,1\n2024-07-09,1,1,1,1,1\n")
+    assert _mb(workdir, "data", "synth", "--symbols", "40", "--start", "2015-01-01", "--end", "2024-07-09",
+               "--output", "data/market_data.parquet").returncode == 0  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "MARKETBOSS_LOG_LEVEL": "warning", "PYTHONPATH": str(SRC),
+           "MARKETBOSS_CACHE_DIR": str(workdir / ".cache")}  # fmt: skip
+    new = [f"NEW{i}" for i in range(4)]
+    runs = [subprocess.Popen([sys.executable, "-m", "marketboss", "data", "import", "day.csv", "--symbol", sym,
+                              "-o", "data/market_data.parquet"], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for sym in new]  # fmt: skip
+    assert [r.wait(timeout=120) for r in runs] == [0] * len(new)
+    symbols = set(read_bars(workdir / "data/market_data.parquet")["symbol"].unique())
+    assert len(symbols) == 44 and set(new) <= symbols
 
 
 @pytest.mark.parametrize("args", [

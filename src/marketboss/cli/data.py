@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,15 +108,31 @@ def import_(
     df, outside = session_bars(df, file)
     if outside:
         _dropped_outside(outside, "the file's")
+    if df.is_empty():
+        raise MarketBossError(f"{file}: no bars to import: every bar is outside the regular session")
     out = _output(output)
-    if replace or not out.exists():
-        _written(df, out, f"imported from {file}")
-        return
-    from marketboss.data.importers import merged
+    with _one_import_at_a_time(out):
+        if replace or not out.exists():
+            _written(df, out, f"imported from {file}")
+            return
+        from marketboss.data.importers import merged
 
-    both = merged(load_bars(out), df, out, file)
-    _written(both.bars, out, f"imported from {file}; " + (
-        f"{', '.join(both.replaced)}'s bars replaced, " if both.replaced else "") + f"{both.kept} symbol(s) kept")
+        both = merged(load_bars(out), df, out, file)
+        _written(both.bars, out, f"imported from {file}; " + (
+            f"replaced {', '.join(both.replaced)}; " if both.replaced else "") + f"{both.kept} symbol(s) kept")
+
+
+@contextmanager
+def _one_import_at_a_time(out: Path) -> Iterator[None]:
+    """Imports into one directory wait for each other (an flock of the directory: nothing is left behind), so that
+    each adds to what the one before wrote (read, merged and written at once, two lost one's symbols)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock with it
 
 
 def _dropped_outside(n: int, whose: str) -> None:

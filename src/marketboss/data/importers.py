@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from marketboss.data.calendar import NY, infer_timeframe
+from marketboss.data.calendar import NY, Timeframe, infer_timeframe
 from marketboss.data.grid import GridBars, on_grid
 from marketboss.data.io import Rejected, accept, file_format, to_rejects
 from marketboss.data.rules import check_csv_header, check_input_file
@@ -38,7 +38,8 @@ def import_bars(
     rejects_path: Path | None = None,
 ) -> pl.DataFrame:
     """Read a foreign layout; date-only timestamps, and a file's timestamps all at midnight UTC or without a zone
-    (dates), become the session's midnight in New York (Alpaca's stamp).
+    (dates), become the session's midnight in New York (Alpaca's stamp); other times without a zone are New
+    York's (the exchange's), as vendors' intraday files give them.
 
     With `adjust`, OHLC are scaled by Adj Close / Close (splits and dividends), as Yahoo's data needs.
     """
@@ -90,15 +91,18 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
         ts_expr = (
             pl.col("timestamp").dt.convert_time_zone("UTC")
             if ts.dtype.time_zone
-            else pl.col("timestamp").dt.replace_time_zone("UTC")
+            else _ny_time(pl.col("timestamp"))
         ).dt.cast_time_unit("us")
     else:
         text = pl.col("timestamp").cast(pl.String).str.strip_chars()
         date_only = text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+        zoned = text.str.contains(r"(Z|[+-]\d{2}:?\d{2})$")
         ts_expr = (
             pl.when(date_only)
             .then(_ny_midnight(text.str.to_date("%Y-%m-%d", strict=False)))
-            .otherwise(parse_timestamps(text))
+            .when(zoned)
+            .then(parse_timestamps(text))
+            .otherwise(_ny_time(parse_timestamps(text).dt.replace_time_zone(None)))
         )
     numeric = [c for c in (*PRICE_COLUMNS, "volume", "adj_close") if c in df.columns]
     out = df.with_columns(
@@ -131,43 +135,68 @@ def _ny_midnight(d: pl.Expr) -> pl.Expr:
     return d.cast(pl.Datetime("us")).dt.replace_time_zone(NY).dt.convert_time_zone("UTC")
 
 
+def _ny_time(t: pl.Expr) -> pl.Expr:
+    """A time without a zone as the exchange's: New York's (an hour that does not exist there, on the night clocks
+    go forward, is no time: null, a bad row; one that comes twice, the first)."""
+    return t.dt.replace_time_zone(NY, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+
+
 def session_bars(bars: pl.DataFrame, path: Path) -> GridBars:
-    """Intraday bars as the live loop trades them: the regular session's (the extended hours' dropped and counted,
-    as `data fetch` drops Alpaca's), each starting on the session's grid (grid.on_grid); bars that do not (clock
-    hours, whose 9:00 bar holds pre-market trades) are refused: on the grid they would be other bars. Daily bars
-    as they are."""
-    timeframe = infer_timeframe(bars)
-    grid = on_grid(bars, timeframe)
+    """Bars as the live loop trades them, of one timeframe (every symbol's): daily bars stamped at their New York
+    date's midnight (a file stamped at the close, 21:00Z, would put a second bar beside another file's on each
+    day); intraday bars the regular session's (the extended hours' dropped and counted, as `data fetch` drops
+    Alpaca's), each starting on the session's grid (grid.on_grid); bars that do not (clock hours, whose 9:00 bar
+    holds pre-market trades) are refused: on the grid they would be other bars."""
+    timeframe = _one_timeframe(bars, path)
     if timeframe.is_daily:
-        return grid
+        day = pl.col("timestamp").dt.convert_time_zone(NY).dt.date()
+        return GridBars(bars.with_columns(_ny_midnight(day).alias("timestamp")), 0)
+    grid = on_grid(bars, timeframe)
     on = pl.col("timestamp").is_in(grid.bars["timestamp"].implode())
     if grid.bars.height + grid.outside != bars.height or bars.filter(~on).height > grid.outside:
         ny = pl.col("timestamp").dt.convert_time_zone(NY)
-        since_open = ny.dt.hour().cast(pl.Int64) * 60 + ny.dt.minute() - 570  # minutes after 9:30
+        since_open = (ny - ny.dt.truncate("1d")).dt.total_microseconds() / 60e6 - 570  # minutes after 9:30
         off = bars.filter(~on & (since_open >= 0) & (since_open < 390) & (since_open % timeframe.minutes != 0))
         first = (off if off.height else bars.filter(~on))["timestamp"].min()
-        at = first.astimezone(ZoneInfo(NY)).strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+        at = first.astimezone(ZoneInfo(NY))  # type: ignore[union-attr]
+        shown_at = at.strftime("%Y-%m-%d %H:%M" + (":%S.%f" if at.second or at.microsecond else ""))
         raise InputError(path, f"its {timeframe} bars do not start on the session's grid (9:30, then one every "
-                               f"{timeframe}; a bar at {at} New York time does not): import bars of 1, 5, 15 or 30 "
-                               "minutes, which MarketBoss puts on it", field="timestamp")  # fmt: skip
+                               f"{timeframe}; a bar at {shown_at} New York time does not): bars of 1, 5, 15 or 30 "
+                               "minutes start on whole multiples of their length, hourly ones at 9:30, 10:30, ...",
+                         field="timestamp")  # fmt: skip
     return grid
+
+
+def _one_timeframe(bars: pl.DataFrame, path: Path) -> Timeframe:
+    """The bars' timeframe, every symbol's the same (one file, one timeframe)."""
+    each = {sym: infer_timeframe(part) for (sym,), part in bars.group_by("symbol", maintain_order=True)}
+    kinds = {str(tf): sym for sym, tf in each.items()}
+    if len(kinds) > 1:
+        (a, sa), (b, sb) = list(kinds.items())[:2]
+        raise InputError(path, f"its symbols' bars are of different timeframes ({sa}: {a}, {sb}: {b}): one file holds "
+                               "one timeframe", field="timestamp")  # fmt: skip
+    return next(iter(each.values()))
 
 
 class Merged(NamedTuple):
     bars: pl.DataFrame
-    replaced: list[str]  # the symbols whose bars the imported ones replaced
+    replaced: list[str]  # each symbol whose bars the imported ones replaced: "AAPL's 252 bars by 4"
     kept: int  # the symbols kept as they were
 
 
 def merged(existing: pl.DataFrame, new: pl.DataFrame, existing_path: Path, new_path: Path) -> Merged:
     """The bars of a file with those imported added: an imported symbol's bars replace all of its own (one source
     per symbol: no adjusted series spliced onto a raw one), the others are kept. Both must be of one timeframe."""
+    if existing.is_empty():  # nothing to keep
+        return Merged(new, [], 0)
     have, got = infer_timeframe(existing), infer_timeframe(new)
     if have != got:
         raise InputError(existing_path, f"holds {have} bars and {new_path} {got}: one file holds one timeframe (import "
                                         "into another with --output, or replace it with --replace)")  # fmt: skip
     symbols = new["symbol"].unique()
     kept = existing.filter(~pl.col("symbol").is_in(symbols.implode()))
-    replaced = sorted(set(existing["symbol"].unique().to_list()) & set(symbols.to_list()))
+    had = existing.filter(pl.col("symbol").is_in(symbols.implode()))["symbol"].value_counts(name="n")
+    now = dict(new["symbol"].value_counts(name="n").iter_rows())
+    replaced = [f"{sym}'s {n:,} bars by {now[sym]:,}" for sym, n in sorted(had.iter_rows())]
     both = pl.concat([kept.select(BAR_COLUMNS), new.select(BAR_COLUMNS)]).sort("timestamp", "symbol")
     return Merged(both, replaced, kept["symbol"].n_unique())
