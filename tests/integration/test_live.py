@@ -716,6 +716,60 @@ def test_a_rotations_purchases_count_the_sales_queued_with_them(tmp_path: Path) 
     assert positions.keys() == held.keys() and all(positions[s] == pytest.approx(held[s], rel=0.02) for s in held)
 
 
+SHORT_AND_BUY = """
+from pydantic import Field
+
+from marketboss import EventParams, EventStrategy
+
+
+class LongShort(EventParams):
+    long_only: bool = Field(False)
+
+
+class ShortAndBuy(EventStrategy[LongShort]):
+    \"\"\"On 2024-06-10: AAPL to -50% of equity, MSFT to 90% (the short's collateral leaves it about half); both
+    closed on 2024-06-17.\"\"\"
+
+    params_model = LongShort
+
+    def on_bar(self, ctx):
+        day = ctx.time.date().isoformat()
+        if day == "2024-06-10":
+            ctx.target_weight(-0.5, "AAPL")
+            ctx.target_weight(0.9, "MSFT")
+        elif day == "2024-06-17":
+            ctx.close("AAPL")
+            ctx.close("MSFT")
+"""
+
+
+def test_a_purchase_counts_the_collateral_of_a_short_queued_with_it(tmp_path: Path) -> None:
+    """Daily bars: a short and a purchase decided at one close, both queued for the next open. Nothing is borrowed:
+    the purchase is sized from the cash the short's collateral leaves, as the backtest sizes it (before, the
+    live loop counted the short's proceeds but not its collateral: 90% of equity bought, gross 1.4x)."""
+    symbols = ["AAPL", "MSFT"]
+    data = tmp_path / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp_path / "short_and_buy.py").write_text(SHORT_AND_BUY)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
+        proc = subprocess.run(_live_daily(tmp_path, lb, "short_and_buy.py:ShortAndBuy", symbols,
+                                          "2024-06-25T00:00:00Z"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-06-25").str.to_datetime(time_zone="UTC"))
+    result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'short_and_buy.py'}:ShortAndBuy", []),
+                           trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["leg"] is None}
+    entries = result.fills.filter(pl.col("timestamp") < pl.lit("2024-06-14").str.to_datetime(time_zone="UTC"))
+    assert entries.select("symbol", "side").rows() == [("AAPL", "SELL"), ("MSFT", "BUY")]
+    short, buy = entries.row(0, named=True), entries.row(1, named=True)
+    assert buy["qty"] * buy["price"] < 0.6 * 100_000 < 0.9 * 100_000  # held back by the short's collateral
+    for f in (short, buy):  # sized alike: the price moved from the close to the open, and the spread
+        assert trades[f["signal_id"]]["qty"] == pytest.approx(f["qty"], rel=0.02), f
+
+
 TRAILING = """
 from marketboss import EventStrategy
 from marketboss.indicators import rsi

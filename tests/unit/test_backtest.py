@@ -205,6 +205,46 @@ def test_a_target_weights_short_is_sized_within_the_collateral_left() -> None:
     assert (res.equity["equity"] > 0).all()
 
 
+def test_a_reduction_is_never_refused_and_a_flip_is_checked_as_an_opening() -> None:
+    """A short of XYZ that quadruples (100 to 400) needs more than the account's cash to cover: the cover fills
+    all the same (cash below zero, equity still positive: a broker's margin call would close it, not refuse it),
+    and so does the short's stop-loss leg; before, both were refused. A flip through zero opens a short and needs
+    its collateral: in an account whose other short (ABC, 50 to 80) has eaten it, it is refused whole while the
+    plain close fills."""
+    bars = make_bars({"XYZ": [(100.0, 100.0), (100.0, 100.0), (400.0, 400.0), (400.0, 400.0), (400.0, 400.0)],
+                      "ABC": [(50.0, 50.0)] * 5})
+    cover = make_signals([{"t": 0, "symbol": "ABC", "action": "BUY", "quantity": 100},
+                          {"t": 0, "symbol": "XYZ", "action": "SELL", "quantity": 25},
+                          {"t": 2, "symbol": "XYZ", "action": "BUY", "target_weight": 0.0}])
+    res = run_backtest(bars, cover, BacktestConfig(cash=10_000))
+    assert res.orders["status"].to_list() == ["filled", "filled", "filled"]
+    assert res.equity["cash"][-1] == pytest.approx(10_000 - 5_000 + 2_500 - 10_000)  # -2,500: its cover's cost
+    assert res.equity["equity"][-1] == pytest.approx(2_500)
+    stop = make_signals([{"t": 0, "symbol": "ABC", "action": "BUY", "quantity": 100},
+                         {"t": 0, "symbol": "XYZ", "action": "SELL", "quantity": 25, "stop_loss": 150.0}])
+    res = run_backtest(bars, stop, BacktestConfig(cash=10_000))
+    assert res.fills.filter(pl.col("symbol") == "XYZ").select("side", "qty", "price", "leg").rows() == [
+        ("SELL", 25.0, 100.0, None), ("BUY", 25.0, 400.0, "stop_loss")]  # the gap's open
+    rising = make_bars({"XYZ": [(100.0, 100.0)] * 5, "ABC": [(50.0, 50.0), (50.0, 80.0), (80.0, 80.0),
+                                                            (80.0, 80.0), (80.0, 80.0)]})
+    for qty, status in ((80, "rejected"), (50, "filled")):
+        sig = make_signals([{"t": 0, "symbol": "ABC", "action": "SELL", "quantity": 100},
+                            {"t": 0, "symbol": "XYZ", "action": "BUY", "quantity": 50},
+                            {"t": 1, "symbol": "XYZ", "action": "SELL", "quantity": qty}])
+        res = run_backtest(rising, sig, BacktestConfig(cash=10_000))
+        assert res.orders["status"].to_list() == ["filled", "filled", status], qty
+
+
+def test_fractional_shares_are_bought_but_a_short_is_whole() -> None:
+    """--fractional buys millionths of a share; a weight's short is sized in whole shares (a broker sells no
+    fraction short: Alpaca refuses it)."""
+    bars = make_bars({"AAPL": AAPL, "MSFT": [(50.0, 50.0)] * 5})
+    sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "target_weight": -0.5},
+                        {"t": 0, "symbol": "MSFT", "action": "BUY", "target_weight": 0.301}])
+    res = run_backtest(bars, sig, BacktestConfig(cash=10_000, fractional=True))
+    assert res.fills["qty"].to_list() == [int(5_000 / 102.0), pytest.approx(0.301 * 10_000 / 50.0, abs=1e-6)]  # 60.2
+
+
 def test_open_positions_at_the_end_are_marked_and_flagged() -> None:
     sig = make_signals([{"t": 0, "symbol": "AAPL", "action": "BUY", "quantity": 2}])
     res = run_backtest(make_bars({"AAPL": AAPL}), sig, BacktestConfig(cash=1_000))

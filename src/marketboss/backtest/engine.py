@@ -5,10 +5,11 @@ bar and round_trips matches the trades.
 
 Rules (see also marketboss.signals for what a signal means, marketboss.orders for the fill rules):
 - one shared cash account for every symbol, nothing borrowed (backtesting.py's margin=1: gross exposure at most
-  the equity): cash may never go negative; short sales credit their proceeds to cash, and a short position holds
-  cash of twice its value (its proceeds and as much of the account's own, nb.COLLATERAL), so that a trade that
-  grows a position is refused when it would leave less. A quantity order the cash cannot cover is rejected
-  whole, never resized.
+  the equity): short sales credit their proceeds to cash, and a short position holds cash of twice its value
+  (its proceeds and as much of the account's own, nb.COLLATERAL), so that a trade that grows a position, or
+  opens one on its other side, is refused when it would leave less (or cash below zero). A quantity order the
+  cash cannot cover is rejected whole, never resized. A trade that only reduces a position is never refused: the
+  cover of a short that rose past its collateral fills, taking cash below zero if it must.
 - market orders fill at the symbol's next bar's open (default) or at the signal bar's close (optimistic);
   limit, stop, stop-limit and trailing-stop orders work from the next bar on, tested on each bar's open,
   high and low; day orders end with their first session, gtc orders stay.

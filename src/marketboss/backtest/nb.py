@@ -169,8 +169,8 @@ def target_shares(weight: float, equity: float, free: float, ref: float, fp: flo
     fill price fp, so that 1.0 is all in and never rejected for its own fees, and within the account's `free`
     cash (its cash less the collateral the other symbols' shorts hold: free_cash): a purchase no more than it pays
     for, a short no more than it holds the collateral of (order_fill's rule, the short valued at ref). Whole shares
-    unless fractional (then millionths, SHARE_PARTS). The one sizing rule of the backtest, the sweep and the paper
-    executor."""
+    unless fractional (then millionths, SHARE_PARTS, for a purchase: a short is whole). The one sizing rule of the
+    backtest, the sweep and the paper executor."""
     raw = weight * equity / ref
     if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
         return np.trunc(raw * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.trunc(raw)
@@ -185,7 +185,8 @@ def target_shares(weight: float, equity: float, free: float, ref: float, fp: flo
         n = fmin(n, fmin((free + pos * (fp - per)) / (COLLATERAL * ref - fp + per),
                          (free + pos * fp - rules.minimum) / (COLLATERAL * ref - fp)))  # fmt: skip
     n = fmax(n, 0.0)
-    n = np.floor(n * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.floor(n)
+    # fractional shares are bought, never sold short (Alpaca refuses a fractional short sale): a short is whole
+    n = np.floor(n * SHARE_PARTS) / SHARE_PARTS if rules.fractional and weight > 0.0 else np.floor(n)
     return n if weight > 0.0 else -n
 
 
@@ -219,17 +220,17 @@ def order_fill(cash: float, q: float, ref: float, cap: float, rules: Rules, coll
                ) -> tuple[float, float, float, bool]:  # fmt: skip
     # pragma: no cover - compiled
     """The one fill rule: q shares (negative: a sale) at the reference price ref moved against the trader by
-    slippage, never beyond `cap` (a limit; NaN: none), commission on top. Nothing is borrowed: cash may never go
-    below zero, and a trade that grows a position may not leave less cash than the `collateral` the account's
-    short positions hold after it (COLLATERAL times their value: the sale's proceeds and as much again, what
-    backtesting.py's margin=1 asks); a fill that would need more is refused whole. (price, commission, cash
-    after, whether it fills)."""
+    slippage, never beyond `cap` (a limit; NaN: none), commission on top. Nothing is borrowed: a trade that grows a
+    position, or opens one on its other side, may not leave less cash than the `collateral` the account's shorts
+    hold after it (COLLATERAL times their value: a short's proceeds and as much again, what backtesting.py's
+    margin=1 asks; 0 with none: cash may not go below zero), and is refused whole when it would. A trade that only
+    reduces a position (collateral NaN) is never refused: a stop or a cover of a short that rose past the
+    account's collateral fills, its cost taking cash below zero if it must, as a broker's margin call would
+    close it. (price, commission, cash after, whether it fills)."""
     fp = fill_price(ref, 1.0 if q > 0 else -1.0, rules.slip, cap)
     comm = commission(q, fp, rules)
     new_cash = cash_after(cash, q, fp, comm)
-    tiny = 1e-9 * abs(q) * fp
-    return fp, comm, new_cash, not ((new_cash < cash and new_cash < -tiny) or
-                                    (collateral > 0.0 and new_cash < collateral - tiny))  # fmt: skip
+    return fp, comm, new_cash, np.isnan(collateral) or new_cash >= collateral - 1e-9 * abs(q) * fp
 
 
 @njit(cache=True, **NO_REFCOUNTS)
@@ -686,10 +687,10 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                             if abs(p + q) >= abs(p) and not increases:
                                 continue  # not a reduction: the second pass
                         c_leg[c] = -1
-                        collateral = 0.0
-                        if abs(p + q) > abs(p):  # it grows the position: the shorts after it hold collateral
-                            collateral = COLLATERAL * (shorts_at(pos, held, n_held, refs, close, t, s)
-                                                       + fmax(-(p + q), 0.0) * ref)  # fmt: skip
+                        collateral = np.nan  # a reduction
+                        if abs(p + q) > abs(p) or p * (p + q) < 0.0:  # it grows a position or opens one: the
+                            collateral = COLLATERAL * (shorts_at(pos, held, n_held, refs, close, t, s)  # shorts
+                                                       + fmax(-(p + q), 0.0) * ref)  # after it hold collateral
                         fp, comm, new_cash, fills = order_fill(cash, q, ref, c_cap[c], rules, collateral)
                         if not fills:
                             if leg == NO_EXIT:

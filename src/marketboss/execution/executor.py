@@ -287,7 +287,7 @@ def order_request(sig: Signal, intent: Intent) -> OrderRequest:
     tp, sl = (sig.take_profit, sig.stop_loss) if intent.legs and bracketed(sig) else (None, None)
     tif = "gtc" if sig.order_type == "market" and (tp is not None or sl is not None) else sig.time_in_force
     trail = sig.trail_percent if sig.order_type == "trailing_stop" else None
-    return OrderRequest(intent.symbol, intent.qty - intent.closes, intent.side, intent.client_order_id,
+    return OrderRequest(intent.symbol, round(intent.qty - intent.closes, 6), intent.side, intent.client_order_id,
                         sig.order_type, tif, sig.stop_price, sig.limit_price, trail, tp, sl)  # fmt: skip
 
 
@@ -626,24 +626,31 @@ class Executor:
         if sig.target_weight is not None:  # a move to a weight it may hold already: it trades nothing then
             acct = self.retry("get account", self.broker.account)
             price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
-            free = free_cash(acct.cash + self._queued_cash(), others_short(held, sig.symbol))
+            free = self._free_cash(acct.cash, held, sig.symbol)
             if isinstance(size_order(sig, acct.equity, free, held[sig.symbol].qty, price, self.cfg.fractional,
                                      self._slip), str):  # fmt: skip
                 return
         self._clear_legs(sig.symbol, journal, trades_log)
 
-    def _queued_cash(self) -> float:
-        """What the market orders left working (queued for the next open: the live loop's, decided at the close)
-        add to cash once they fill, at their signals' prices: the sales' proceeds less the purchases' cost. A
-        purchase sized after them counts them, as the backtest fills a bar's sales, then its purchases one after
-        the other, each from the cash then (before: sized from the cash before the sales, a rotation's buy was a
-        fifth of the backtest's). Orders working at a price are not counted: the backtest reserves nothing for
-        them either."""
-        total = 0.0
+    def _free_cash(self, cash: float, positions: Mapping[str, Position], symbol: str) -> float:
+        """The cash a target weight of `symbol` may use (backtest.nb.free_cash): the account's, less the collateral
+        of the other symbols' shorts, as they stand once the market orders left working (queued for the next open:
+        the live loop's, decided at the close) have filled at their signals' prices: their sales' proceeds added,
+        their purchases' cost taken, a short they open counted. A purchase sized after them counts them, as the
+        backtest fills a bar's sales, then its purchases one after the other, each from the cash then (before: sized
+        from the cash before the sales, a rotation's buy was a fifth of the backtest's; and a short queued
+        beside it held no collateral). Orders working at a price are not counted: the backtest reserves nothing
+        for them either."""
+        held = dict(positions)
         for w in self.working.values():
             if w.request.type == "market" and w.sig.price is not None:
-                total += (w.request.qty if w.request.side == "sell" else -w.request.qty) * w.sig.price
-        return total
+                q = w.request.qty if w.request.side == "buy" else -w.request.qty
+                cash -= q * w.sig.price
+                was = held.get(w.request.symbol)
+                qty = (was.qty if was else 0.0) + q
+                price = was.current_price if was else w.sig.price
+                held[w.request.symbol] = Position(w.request.symbol, qty, price, price, qty * price)
+        return free_cash(cash, others_short(held, symbol))
 
     def _finish_replay(self, left: Signal | None, journal: Journal, trades_log: JsonlAppender,
                        equity_log: JsonlAppender) -> None:  # fmt: skip
@@ -1088,7 +1095,7 @@ class Executor:
             raise NotFound(f"unknown symbol {sig.symbol}: the broker has no such asset", status=404)
         price, clock = reads.result(price_r), reads.result(clock_r)
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
-        free = free_cash(acct.cash + self._queued_cash(), others_short(positions, sig.symbol))
+        free = self._free_cash(acct.cash, positions, sig.symbol)
         sized = size_order(sig, acct.equity, free, pos_qty, price, self.cfg.fractional, self._slip)
         if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
             g.symbol == sig.symbol for g in journal.state.legs.values()
