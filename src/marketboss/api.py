@@ -29,6 +29,7 @@ from marketboss.research.grid import combinations
 from marketboss.research.sweep import SweepResult
 from marketboss.research.sweep import sweep as run_sweep
 from marketboss.research.windows import Window
+from marketboss.signals import checked_frame
 from marketboss.strategies import Strategy, create, register
 from marketboss.strategies.plugins import spec_of
 
@@ -89,7 +90,7 @@ def run(
     (polars frames) and `.metrics` (a dict), as `marketboss backtest` computes them. The costs and fill rules
     are a BacktestConfig or its fields as keywords, e.g. `cash=50_000, fill="close", costs={"slippage_bps": 2}`."""
     if isinstance(strategy, pl.DataFrame):
-        return run_backtest(load_market(bars), strategy, _config(config, config_fields))
+        return run_backtest(load_market(bars), checked_frame(strategy), _config(config, config_fields))
     made = make_strategy(strategy, params)
     result, _ = run_strategy(load_market(bars), made, _config(config, config_fields, made))
     return result

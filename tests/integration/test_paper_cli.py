@@ -43,9 +43,11 @@ def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Pat
     _, signals = make_signals(tmp_path / "data", bars, n=5)
     cmd = _paper("--signals", "data/signals.jsonl", "--max-trades", "4", "--order-interval", "0",
                  "--poll-interval", "0.05", script=True)  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(MARKETBOSS_INITIAL_CASH="50000"), capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "No Alpaca credentials set (APCA_API_KEY_ID, APCA_API_SECRET_KEY): started the local broker" in proc.stdout
+    assert read_jsonl_records(tmp_path / "data/paper_trading_equity.jsonl")[0]["cash"] == 50_000  # the backtest's
     trades = read_jsonl_records(tmp_path / "data/paper_trading_trades.jsonl")
     assert [t["signal_id"] for t in trades] == [s.id for s in signals[:4]]
     assert all(t["status"] == "filled" for t in trades)

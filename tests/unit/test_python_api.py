@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 
 from marketboss import MarketBossError, run, sweep
+from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
 from marketboss.errors import InputError
 from marketboss.research.backends import LocalBackend
+from marketboss.signals import checked_frame
 from marketboss.strategies import registry
 from marketboss.strategies.momentum import Momentum
 
@@ -129,3 +131,21 @@ def test_a_sweep_of_a_class_only_this_process_knows_runs_here(bars: pl.DataFrame
         registry._REGISTRY.pop(_HereOnly.name, None)  # registered in this process: the other tests' lists
     want = sweep("momentum", bars, grid, backend=LocalBackend(1))
     assert got.summary.drop("combo").equals(want.summary.drop("combo"))
+
+
+def test_a_signals_frame_of_ones_own_is_held_to_a_files_rules(bars: pl.DataFrame) -> None:
+    """A frame a user writes (no ids, text timestamps, no target_weight column) backtests as the same lines in a
+    file do; a bad row is one line naming its row and field (before, a polars error after the run), and a
+    strategy's own signals frame is taken as it is."""
+    t = bars["timestamp"].unique().sort()
+    own = pl.DataFrame({"timestamp": [t[5].isoformat(), t[20].isoformat()], "symbol": ["AAA", "AAA"],
+                        "action": ["BUY", "SELL"], "quantity": [10, 10]})  # fmt: skip
+    result = run(own, bars)
+    assert result.fills.select("side", "qty").rows() == [("BUY", 10.0), ("SELL", 10.0)]
+    assert result.fills["signal_id"].str.starts_with("sig-").all()  # derived, as a file's minimal lines' are
+    with pytest.raises(InputError, match=r"^signals frame:2: field 'action': Input should be 'BUY', 'SELL' or "):
+        run(own.with_columns(pl.Series("action", ["BUY", "HOLD"])), bars)
+    with pytest.raises(InputError, match=r"^signals frame:1: field 'symbol': missing$"):
+        run(own.drop("symbol"), bars)
+    made = Momentum(lookback=20).signals(Market.from_bars(bars))
+    assert checked_frame(made) is made and run(made, bars).fills.height > 0

@@ -159,7 +159,8 @@ def connect(
         raise ConfigError(f"{why}, and the local broker needs bars to replay: {data} not found (run make demo)")
     db = local_db or data.parent / "broker.sqlite"
     key, secret = local_keys()
-    with local_broker(data, db, key_id=key, secret_key=secret, **(local_options or {})) as (base, _, _):
+    options = {"cash": settings.initial_cash, **(local_options or {})}  # a new account: the backtest's cash
+    with local_broker(data, db, key_id=key, secret_key=secret, **options) as (base, _, _):
         conn = _local(base, f"{why}: started the local broker at {base}, replaying {data}", data, request_timeout)
         verify(conn, retry_budget)
         yield conn

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -377,29 +377,7 @@ def read_signals(
     with its reason in `rejects_path` (default `<file>.rejected.jsonl`). Duplicate ids are always an error.
     """
     p = Path(path)
-    out: list[Signal] = []
-    rejects: list[Rejected] = []
-    seen: dict[tuple[Any, ...], int] = {}
-    ids: dict[str, int] = {}
-    by_id: dict[str, Signal] = {}
-    for obj in read_jsonl_records(p, tolerate_torn_tail=False):
-        line = int(obj[LINE])
-        try:
-            sig = parse_signal(obj, p, line)
-            if sig.id == _PLACEHOLDER:
-                sig = sig.model_copy(update={"id": _derived_id(sig, seen)})
-            if sig.id in ids:
-                raise InputError(p, f"duplicate id '{sig.id}' (first on line {ids[sig.id]})", line=line, field="id")
-            if sig.cancels is not None:
-                _check_cancel(p, sig, by_id.get(sig.cancels))
-        except InputError as exc:
-            if not skip_invalid:
-                raise
-            rejects.append(Rejected(line, exc.field or "", exc.reason))
-            continue
-        ids[sig.id] = line
-        by_id[sig.id] = sig
-        out.append(sig)
+    out, rejects = _validated(read_jsonl_records(p, tolerate_torn_tail=False), p, skip_invalid)
     if rejects:
         raw = p.read_bytes().split(b"\n")
         write_jsonl(
@@ -413,7 +391,50 @@ def read_signals(
     return out
 
 
-def _check_cancel(path: Path, sig: Signal, target: Signal | None) -> None:
+def _validated(records: Iterable[Mapping[str, Any]], path: str | Path, skip_invalid: bool
+               ) -> tuple[list[Signal], list[Rejected]]:  # fmt: skip
+    """Records (each with its LINE) as signals, each with its id; a bad one raises (or, with skip_invalid, is
+    left out, with its reason)."""
+    out: list[Signal] = []
+    rejects: list[Rejected] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    ids: dict[str, int] = {}
+    by_id: dict[str, Signal] = {}
+    for obj in records:
+        line = int(obj[LINE])
+        try:
+            sig = parse_signal(obj, path, line)
+            if sig.id == _PLACEHOLDER:
+                sig = sig.model_copy(update={"id": _derived_id(sig, seen)})
+            if sig.id in ids:
+                raise InputError(path, f"duplicate id '{sig.id}' (first on line {ids[sig.id]})", line=line, field="id")
+            if sig.cancels is not None:
+                _check_cancel(path, sig, by_id.get(sig.cancels))
+        except InputError as exc:
+            if not skip_invalid:
+                raise
+            rejects.append(Rejected(line, exc.field or "", exc.reason))
+            continue
+        ids[sig.id] = line
+        by_id[sig.id] = sig
+        out.append(sig)
+    return out, rejects
+
+
+def checked_frame(frame: pl.DataFrame, source: str = "signals frame") -> pl.DataFrame:
+    """A signals frame as the backtest takes it. One a strategy or read_signals_frame made (its columns of the
+    contract's types) is taken as it is; any other (a user's own: no ids, text timestamps, a column missing) goes
+    through Signal's rules row by row, as a file's lines do, the first bad row an error naming it (its row
+    number, from 1) and its field."""
+    schema = frame.schema
+    if all(schema.get(f) == _FRAME_SCHEMA[f] for f in SIGNAL_FIELDS) and all(
+            schema.get(f, _FRAME_SCHEMA[f]) == _FRAME_SCHEMA[f] for f in (*ORDER_FIELDS, CANCELS, LINE)):
+        return frame
+    records = [{**r, LINE: i} for i, r in enumerate(frame.to_dicts(), start=1)]
+    return signals_to_frame(_validated(records, source, False)[0])
+
+
+def _check_cancel(path: str | Path, sig: Signal, target: Signal | None) -> None:
     """A cancel names an order of an earlier line, of its symbol, decided no later than the cancel."""
     why = ("cancels no order on an earlier line" if target is None or target.action == "CANCEL"
            else f"cancels an order of {target.symbol}, not {sig.symbol}" if target.symbol != sig.symbol
