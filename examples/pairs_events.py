@@ -22,7 +22,8 @@ from marketboss.strategies.events import Context, EventParams, EventStrategy
 class PairsParams(EventParams):
     a: str | None = Field(None, description="the pair's first symbol (default: the data's first)")
     b: str | None = Field(None, description="its second (default: the data's second)")
-    window: int = Field(40, ge=5, description="bars in the spread's rolling mean and deviation")
+    window: int = Field(40, ge=10, description="bars in the spread's rolling mean and deviation (a z-score of n "
+                        "values stays within sqrt(n - 1): 10 bars reach 3)")  # fmt: skip
     entry_z: float = Field(2.0, gt=0, description="enter when the spread's z-score is beyond this")
     exit_z: float = Field(0.5, ge=0, description="exit when it is back within this")
     hold_bars: int = Field(20, ge=1, description="time stop: close both legs after this many bars")

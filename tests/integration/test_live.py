@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -727,38 +727,40 @@ class LongShort(EventParams):
 
 
 class ShortAndBuy(EventStrategy[LongShort]):
-    \"\"\"On 2024-06-10: AAPL to -50% of equity, MSFT to 90% (the short's collateral leaves it about half); both
-    closed on 2024-06-17.\"\"\"
+    \"\"\"On 2024-06-10: AAPL to -50% of equity, MSFT to 90% (the short's collateral leaves it about half); on
+    2024-06-17 the other way round (two flips); both closed on 2024-06-24.\"\"\"
 
     params_model = LongShort
 
     def on_bar(self, ctx):
         day = ctx.time.date().isoformat()
-        if day == "2024-06-10":
-            ctx.target_weight(-0.5, "AAPL")
-            ctx.target_weight(0.9, "MSFT")
-        elif day == "2024-06-17":
+        if day in ("2024-06-10", "2024-06-17"):
+            short, long = ("AAPL", "MSFT") if day == "2024-06-10" else ("MSFT", "AAPL")
+            ctx.target_weight(-0.5, short)
+            ctx.target_weight(0.9, long)
+        elif day == "2024-06-24":
             ctx.close("AAPL")
             ctx.close("MSFT")
 """
 
 
 def test_a_purchase_counts_the_collateral_of_a_short_queued_with_it(tmp_path: Path) -> None:
-    """Daily bars: a short and a purchase decided at one close, both queued for the next open. Nothing is borrowed:
-    the purchase is sized from the cash the short's collateral leaves, as the backtest sizes it (before, the
-    live loop counted the short's proceeds but not its collateral: 90% of equity bought, gross 1.4x)."""
+    """Daily bars: a short and a purchase decided at one close, both queued for the next open, then both flipped.
+    Nothing is borrowed: the purchase is sized from the cash the short's collateral leaves, as the backtest sizes
+    it (before, the live loop counted the short's proceeds but not its collateral: 90% of equity bought, gross
+    1.4x; and a flip's short, sent after its close, not even that)."""
     symbols = ["AAPL", "MSFT"]
     data = tmp_path / "bars.jsonl"
     write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
     (tmp_path / "short_and_buy.py").write_text(SHORT_AND_BUY)
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
         proc = subprocess.run(_live_daily(tmp_path, lb, "short_and_buy.py:ShortAndBuy", symbols,
-                                          "2024-06-25T00:00:00Z"), cwd=tmp_path, env=_env(lb), capture_output=True,
+                                          "2024-06-29T00:00:00Z"), cwd=tmp_path, env=_env(lb), capture_output=True,
                               text=True, timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     status = read_status(tmp_path / "status.json")
     assert status is not None and status.trading_from is not None
-    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-06-25").str.to_datetime(time_zone="UTC"))
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-06-29").str.to_datetime(time_zone="UTC"))
     result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'short_and_buy.py'}:ShortAndBuy", []),
                            trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
     trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["leg"] is None}
@@ -766,8 +768,10 @@ def test_a_purchase_counts_the_collateral_of_a_short_queued_with_it(tmp_path: Pa
     assert entries.select("symbol", "side").rows() == [("AAPL", "SELL"), ("MSFT", "BUY")]
     short, buy = entries.row(0, named=True), entries.row(1, named=True)
     assert buy["qty"] * buy["price"] < 0.6 * 100_000 < 0.9 * 100_000  # held back by the short's collateral
-    for f in (short, buy):  # sized alike: the price moved from the close to the open, and the spread
-        assert trades[f["signal_id"]]["qty"] == pytest.approx(f["qty"], rel=0.02), f
+    flips = result.fills.filter(pl.col("timestamp").dt.date() == date(2024, 6, 18))
+    assert flips.select("symbol", "side").rows() == [("MSFT", "SELL"), ("AAPL", "BUY")]
+    for f in (short, buy, *flips.iter_rows(named=True)):  # sized alike: the price moved from the close to the
+        assert trades[f["signal_id"]]["qty"] == pytest.approx(f["qty"], rel=0.02), f  # open, and the spread
 
 
 TRAILING = """

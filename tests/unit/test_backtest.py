@@ -243,6 +243,10 @@ def test_fractional_shares_are_bought_but_a_short_is_whole() -> None:
                         {"t": 0, "symbol": "MSFT", "action": "BUY", "target_weight": 0.301}])
     res = run_backtest(bars, sig, BacktestConfig(cash=10_000, fractional=True))
     assert res.fills["qty"].to_list() == [int(5_000 / 102.0), pytest.approx(0.301 * 10_000 / 50.0, abs=1e-6)]  # 60.2
+    smaller = make_signals([{"t": 0, "symbol": "AAPL", "action": "SELL", "target_weight": -0.5},
+                            {"t": 2, "symbol": "AAPL", "action": "BUY", "target_weight": -0.2}])  # short less
+    res = run_backtest(bars, smaller, BacktestConfig(cash=10_000, fractional=True))
+    assert [q == int(q) for q in res.fills["qty"]] == [True, True] and res.fills.height == 2  # whole, still short
 
 
 def test_open_positions_at_the_end_are_marked_and_flagged() -> None:

@@ -501,6 +501,46 @@ def test_market_indicators_are_read_as_indicators_and_checked_as_a_whole_markets
         run_events(market, writer)
 
 
+class _Given(EventStrategy[EventParams]):
+    """market_indicators: what `give` makes of the market."""
+
+    name: ClassVar[str] = "given"
+    summary: ClassVar[str] = "test"
+    give: Callable[[Market], dict[Any, Any]] = staticmethod(lambda m: {})
+
+    def market_indicators(self, market: Market) -> dict[str, np.ndarray]:
+        return self.give(market)
+
+    def on_bar(self, ctx: Context) -> None:
+        self.seen = ctx.indicator("x", 0)
+
+
+@pytest.mark.parametrize(("give", "message"), [
+    (lambda m: {"x": m.close, **({"late": m.close} if m.n_times > 20 else {})},
+     r"market indicator 'late' is missing when the market is cut to its first 10 bars"),
+    (lambda m: {"x": m.close + 1j}, r"market indicator 'x' is a ndarray of complex numbers: give a \(time x "),
+    (lambda m: {"x": np.full(m.close.shape, "1.5")}, r"market indicator 'x' is a ndarray of no numbers"),
+    (lambda m: {1: m.close}, r"indicator name 1 is a int: name indicators by strings"),
+])
+def test_a_market_indicator_is_numbers_under_a_name_whatever_the_bars(give: Any, message: str) -> None:
+    """Each name every time (a missing one was said to look ahead), numbers (text was parsed, complex numbers cut to
+    their real part with numpy's warning), named by a string (an int's error blamed on_bar)."""
+    market = Market.from_bars(synth_bars(["S00", "S01"], "2024-01-01", "2024-01-31", "1Day", seed=2))
+    strategy = _Given(EventParams())
+    strategy.give = give  # type: ignore[method-assign]
+    with pytest.raises(MarketBossError, match=message):
+        run_events(market, strategy)
+
+
+def test_ctx_indicator_is_a_view_on_bar_cannot_write_through() -> None:
+    market = Market.from_bars(synth_bars(["S00", "S01"], "2024-01-01", "2024-01-31", "1Day", seed=2))
+    strategy = _Given(EventParams())
+    strategy.give = lambda m: {"x": m.close * 1.0}  # type: ignore[method-assign]
+    run_events(market, strategy)
+    with pytest.raises(ValueError, match="read-only"):
+        strategy.seen[-1] = 0.0
+
+
 # ------------------------------------------------------------------------------------- random strategies
 
 

@@ -63,7 +63,7 @@ def test_a_bad_trade_line_is_named(tmp_path: Path, record: dict[str, object], wh
 @pytest.mark.parametrize(
     ("record", "where"),
     [
-        ({**SNAPSHOT, "portfolio_value": 0}, ":2: field 'portfolio_value': expected a number > 0, got 0"),
+        ({**SNAPSHOT, "portfolio_value": "x"}, ":2: field 'portfolio_value': expected a finite number, got 'x'"),
         ({**SNAPSHOT, "portfolio_value": None}, ":2: field 'portfolio_value'"),
         ({**SNAPSHOT, "cash": "x"}, ":2: field 'cash'"),
         ({**SNAPSHOT, "timestamp": None}, ":2: field 'timestamp'"),
@@ -72,6 +72,12 @@ def test_a_bad_trade_line_is_named(tmp_path: Path, record: dict[str, object], wh
 def test_a_bad_snapshot_line_is_named(tmp_path: Path, record: dict[str, object], where: str) -> None:
     with pytest.raises(InputError, match=where.replace("(", r"\(")):
         read_paper_equity(_write(tmp_path / "e.jsonl", [SNAPSHOT, record]))
+
+
+def test_an_account_under_water_is_read(tmp_path: Path) -> None:
+    """Equity below zero (a short that ran away: the backtest's too) is the account's, not a bad line."""
+    under = read_paper_equity(_write(tmp_path / "e.jsonl", [SNAPSHOT, {**SNAPSHOT, "portfolio_value": -6.5}]))
+    assert under["portfolio_value"].to_list()[-1] == -6.5
 
 
 def _trades(rows: list[tuple[str, str, float, float]]) -> pl.DataFrame:

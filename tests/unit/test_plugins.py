@@ -396,11 +396,11 @@ def test_a_plugin_raising_at_run_time_is_one_line_naming_its_file_and_line(
     line = _changed((ROOT / "examples" / "rsi_bracket.py").read_text(), "        return np.where(",
                     "        raise ValueError('boom'); np.where(", workdir / "runtime.py")  # fmt: skip
     capsys.readouterr()
-    for command in (["backtest", "-o", "runs/x"], ["signals", "generate", "--output", "s.jsonl"],
-                    ["sweep", "--grid", "period=5,10", "--output", "sw.csv"]):  # fmt: skip
+    for command, given in ((["backtest", "-o", "runs/x"], ""), (["signals", "generate", "--output", "s.jsonl"], ""),
+                           (["sweep", "--grid", "period=5,10", "--output", "sw.csv"], " (period=5)")):  # fmt: skip
         assert cli(*command, "--data", str(data), "--strategy", "runtime.py:RsiBracket") == 2, command
-        assert capsys.readouterr().err == ("error: strategy runtime.py:RsiBracket raised ValueError: boom (runtime.py, "
-                                           f"line {line}, in exposure)\n"), command
+        assert capsys.readouterr().err == (f"error: strategy runtime.py:RsiBracket{given} raised ValueError: boom "
+                                           f"(runtime.py, line {line}, in exposure)\n"), command  # the combination
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl", "sw.csv"))
     assert cli("compare", "--data", str(data), "--strategies", "momentum,runtime.py:RsiBracket", "--table", "c.csv",
                "-o", "c.jsonl") == 2  # the others are still compared, and the exit says one was not
@@ -478,8 +478,8 @@ def test_a_plugin_failing_in_a_worker_process_names_its_line(data: Path, workdir
     with pytest.raises(PluginFailure) as caught:
         sweep(resolve("late.py:RsiBracket"), data, {"period": [5, 13, 21]},
               backend=LocalBackend(2, pool_work=0, chunk_work=1))  # fmt: skip
-    assert str(caught.value) == (f"strategy {workdir / 'late.py'}:RsiBracket raised AssertionError: no 13 (late.py, "
-                                 f"line {line}, in exposure)")
+    assert str(caught.value) == (f"strategy {workdir / 'late.py'}:RsiBracket (period=13) raised AssertionError: no 13 "
+                                 f"(late.py, line {line}, in exposure)")  # the combination that failed
 
 
 PEEKING = '''
@@ -554,7 +554,8 @@ def test_a_whole_market_models_exposures_are_checked_as_an_exposures_are(
     for args in (["backtest", "--output-dir", "out"], ["sweep", "--grid", "quantity=1,2", "--output", "out.csv"]):
         assert cli(*args, "--data", str(data), "--strategy", "model.py:Model") == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: strategy model.py:Model{' ' if said.startswith('raised') else ': '}{said}")
+        given = " (quantity=1.0) " if args[0] == "sweep" else " "  # the sweep's failing combination
+        assert err.startswith(f"error: strategy model.py:Model{given if said.startswith('raised') else ': '}{said}")
         assert "\n" not in err
     assert not [p for p in ("out", "out.csv") if (workdir / p).exists()]
     causal = WHOLE_MARKET % ("d = np.diff(c, axis=0)\n        return np.vstack([np.zeros((1, c.shape[1])), "

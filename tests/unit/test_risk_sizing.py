@@ -134,3 +134,16 @@ def test_slippage_sign_is_positive_when_worse() -> None:
     assert slippage_bps("BUY", 100.0, 100.05) == pytest.approx(5.0)
     assert slippage_bps("SELL", 100.0, 100.05) == pytest.approx(-5.0)
     assert slippage_bps("SELL", 100.0, None) is None
+
+
+def test_a_fractional_flips_two_orders_add_up_to_what_was_asked() -> None:
+    """135 + 133.898745 is 268.89874499999996 in floats: the flip's record says 268.898745, as asked (it was logged
+    partially filled), and its rest goes in millionths (the broker takes at most 9 decimals)."""
+    from marketboss.broker.base import Order
+    from marketboss.execution.executor import _both
+
+    def order(qty: float) -> Order:
+        return Order("o", "c", "AAPL", "sell", qty, qty, 100.0, "filled", "market", None, None)
+
+    both = _both(order(135.0), order(133.898745))
+    assert both.filled_qty == both.qty == 268.898745 and both.filled_qty >= round(135.0 + 133.898745, 9)

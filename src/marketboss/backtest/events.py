@@ -387,7 +387,10 @@ def _indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np
     for n in cuts(market.n_times):
         early = _market_indicators(view.head(n), strategy)
         for name, arr in whole.items():
-            if not same_values(early.get(name, np.full(0, np.nan)), arr[:n]):
+            if name not in early:
+                raise StrategyError(strategy, f"market indicator '{name}' is missing when the market is cut to its "
+                                              f"first {n} bars: give every indicator whatever the bars")  # fmt: skip
+            if not same_values(early[name], arr[:n]):
                 raise StrategyError(strategy, f"market indicator '{name}' looks ahead: its values on the first {n} "
                                               "bars change when later bars are added")  # fmt: skip
     both = out.keys() & whole.keys()
@@ -402,18 +405,36 @@ def _market_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[
     if not isinstance(got, dict):
         raise StrategyError(strategy, f"market_indicators returned {shown(got)}: it returns a dict of name -> "
                                       "(time x symbol) array, {} for none")  # fmt: skip
+    _named(strategy, got)
     out = {}
     for name, v in got.items():
-        try:
-            arr = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise StrategyError(strategy, f"market indicator '{name}' is a {type(v).__name__} of no numbers: give "
-                                          "a (time x symbol) array of numbers") from None  # fmt: skip
+        arr = _numbers(strategy, f"market indicator {name!r}", v, "a (time x symbol) array of numbers")
         if arr.shape != (market.n_times, market.n_symbols):
             raise StrategyError(strategy, f"market indicator '{name}' has shape {arr.shape}, expected "
                                           f"({market.n_times}, {market.n_symbols}): one value per bar and symbol")
         out[name] = arr
     return out
+
+
+def _named(strategy: ev.EventStrategy[Any], names: Any) -> None:
+    """An indicator's name is a string (ctx.value(1, s) found one named 1, and a missing one's error failed)."""
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise StrategyError(strategy, f"indicator name {bad!r} is a {type(bad).__name__}: name indicators by strings")
+
+
+def _numbers(strategy: ev.EventStrategy[Any], what: str, v: Any, give: str) -> np.ndarray:
+    """An indicator's values as float64; numbers only (no text to parse, no complex numbers to cut to their real
+    part)."""
+    raw = np.asarray(v) if not isinstance(v, np.ndarray) else v
+    if raw.dtype.kind == "c":
+        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of complex numbers: give {give}")
+    if raw.dtype.kind not in "biufO":  # text, dates: numbers are not parsed out of them
+        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of no numbers: give {give}")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of no numbers: give {give}") from None
 
 
 def _symbol_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:
@@ -424,12 +445,9 @@ def _symbol_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[
         values = _indicators_of(strategy, bars)
         checked = values and s < CHECKED_SYMBOLS
         early = {n: _indicators_of(strategy, head(bars, n)) for n in cuts(len(bars))} if checked else {}
+        _named(strategy, values)
         for name, v in values.items():
-            try:
-                arr = np.asarray(v, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise StrategyError(strategy, f"indicator '{name}' is a {type(v).__name__} of no numbers: give an "
-                                              "array of one number per bar") from None  # fmt: skip
+            arr = _numbers(strategy, f"indicator {name!r}", v, "an array of one number per bar")
             if arr.shape != (len(bars),):
                 raise StrategyError(strategy, f"indicator '{name}' has shape {arr.shape}, expected ({len(bars)},), "
                                               "one value per bar")  # fmt: skip
@@ -832,8 +850,9 @@ def _run_compiled(book: Book, spec: ev.CompiledOnBar, indicators: dict[str, np.n
             alias_module(home, Path(home.__file__).resolve())  # type: ignore[arg-type]
     missing = [n for n in spec.indicators if n not in indicators]
     if missing:
-        raise StrategyError(strategy, f"compiled on_bar asks for indicator(s) {', '.join(missing)} that "
-                                      "indicators() lacks")  # fmt: skip
+        raise StrategyError(strategy, f"compiled on_bar asks for indicator(s) {', '.join(missing)} that the "
+                                      "strategy's indicators lack (indicators() and market_indicators() give: "
+                                      f"{', '.join(indicators) or 'none'})")  # fmt: skip
     if len(spec.indicators) == 1:  # a view: no copy of a (time x symbol) matrix
         ind = indicators[spec.indicators[0]][np.newaxis]
     elif spec.indicators:

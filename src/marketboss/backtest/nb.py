@@ -173,7 +173,7 @@ def target_shares(weight: float, equity: float, free: float, ref: float, fp: flo
     backtest, the sweep and the paper executor."""
     raw = weight * equity / ref
     if raw == 0.0 or (raw * pos > 0.0 and abs(raw) <= abs(pos)):  # a reduction: it pays no cost of its own
-        return np.trunc(raw * SHARE_PARTS) / SHARE_PARTS if rules.fractional else np.trunc(raw)
+        return np.trunc(raw * SHARE_PARTS) / SHARE_PARTS if rules.fractional and raw > 0.0 else np.trunc(raw)
     budget = abs(weight) * equity
     per = rules.rate * fp + rules.per_share  # commission per share traded, above the minimum
     # shares traded: |target| - |pos| adding to the position, |target| + |pos| flipping it

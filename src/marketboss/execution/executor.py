@@ -644,7 +644,8 @@ class Executor:
         held = dict(positions)
         for w in self.working.values():
             if w.request.type == "market" and w.sig.price is not None:
-                q = w.request.qty if w.request.side == "buy" else -w.request.qty
+                shares = w.intent.qty if w.closing else w.request.qty  # a flip's close: and its rest after it
+                q = shares if w.request.side == "buy" else -shares
                 cash -= q * w.sig.price
                 was = held.get(w.request.symbol)
                 qty = (was.qty if was else 0.0) + q
@@ -1307,7 +1308,7 @@ class Executor:
             commission = self._commission(first) + self._commission(order)
             rest = order
             order = _both(first, order)
-            status = "filled" if order.filled_qty >= intent.qty else "partially_filled"
+            status = "filled" if order.filled_qty >= round(intent.qty, 9) else "partially_filled"
             if status == "partially_filled" and reason is None:  # the rest ended short (canceled at the stop ...)
                 reason = (f"a flip: its close ({first.filled_qty:g}) filled, its rest {rest.status} with "
                           f"{rest.filled_qty:g} of {intent.qty - intent.closes:g} filled")
@@ -1416,9 +1417,10 @@ class Executor:
 def _both(first: Order, rest: Order) -> Order:
     """A flip's two orders as the one the signal asked for: the rest's order, the quantities added up, the price
     their average."""
-    qty = first.filled_qty + rest.filled_qty
+    qty = round(first.filled_qty + rest.filled_qty, 9)  # fractional shares: no float artefact (268.898744999...)
     value = first.filled_qty * (first.filled_avg_price or 0.0) + rest.filled_qty * (rest.filled_avg_price or 0.0)
-    return replace(rest, qty=first.qty + rest.qty, filled_qty=qty, filled_avg_price=value / qty if qty else None,
+    return replace(rest, qty=round(first.qty + rest.qty, 9), filled_qty=qty,
+                   filled_avg_price=value / qty if qty else None,
                    filled_at=rest.filled_at or first.filled_at)  # fmt: skip
 
 

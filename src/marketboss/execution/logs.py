@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -47,10 +48,11 @@ def _check(
     *,
     strings: tuple[str, ...] = (),
     numbers: tuple[str, ...] = (),
-    positive: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
 ) -> None:
     """Readers (dashboard, reconcile) name the bad line and field instead of failing later on a bad value.
-    `numbers` may be null; `positive` must be numbers > 0."""
+    `numbers` may be null; `required` must be finite numbers (an equity below zero is an account's: a short that
+    ran away)."""
     for r in records:
         line = r.get(LINE)
         if not _is_timestamp(r.get("timestamp")):
@@ -58,12 +60,12 @@ def _check(
         for f in strings:
             if not isinstance(r.get(f), str) or not r[f]:
                 raise InputError(path, f"expected a string, got {r.get(f)!r}", line=line, field=f)
-        for f in (*numbers, *positive):
+        for f in (*numbers, *required):
             v = r.get(f)
             if v is None and f in numbers:
                 continue
-            if isinstance(v, bool) or not isinstance(v, int | float) or (f in positive and not v > 0):
-                rule = "a number > 0" if f in positive else "a number"
+            if isinstance(v, bool) or not isinstance(v, int | float) or (f in required and not math.isfinite(v)):
+                rule = "a finite number" if f in required else "a number"
                 raise InputError(path, f"expected {rule}, got {v!r}", line=line, field=f)
 
 
@@ -99,6 +101,6 @@ def read_paper_trades(path: Path, on_torn: Callable[[int], None] | None = None) 
 
 def read_paper_equity(path: Path, on_torn: Callable[[int], None] | None = None) -> pl.DataFrame:
     records = read_jsonl_records(path, on_torn=on_torn)
-    _check(path, records, numbers=("cash", "buying_power", "equity_multiplier"), positive=("portfolio_value",))
+    _check(path, records, numbers=("cash", "buying_power", "equity_multiplier"), required=("portfolio_value",))
     df = _frame(records, EQUITY_FIELDS)
     return df.sort("timestamp") if df.height else df

@@ -166,8 +166,9 @@ class Context:
             raise self._lookup_error(None, symbol) or exc from None
 
     def indicator(self, name: str, symbol: str | int | None = None) -> np.ndarray:
-        """The indicator's values up to and including this bar."""
-        return self._ind(name)[: self.t + 1, self._s(symbol)]
+        """The indicator's values up to and including this bar (a view on_bar cannot write through: a write would
+        change what ctx.value reads for the rest of the run)."""
+        return read_only(self._ind(name)[: self.t + 1, self._s(symbol)])
 
     def value(self, name: str, symbol: str | int | None = None) -> float:
         """The indicator's value at this bar (a plain float: item() takes half the time of float(a[t, s]), and
@@ -474,7 +475,8 @@ class EventStrategy(Strategy[P]):
         read as indicators() are: what compares symbols (a pair's spread, a rank across them), or one call over
         every symbol (marketboss.indicators take the matrix). The market comes as read-only views; they must be
         causal as exposures(market) must: the run recomputes them on the market's first half and three quarters
-        and refuses any whose values there differ."""
+        and refuses any whose values there differ. Keep nothing of the market for on_bar: it holds every bar, the
+        future's too (on_bar reads the market through ctx)."""
         return {}
 
     def compiled(self) -> CompiledOnBar | None:

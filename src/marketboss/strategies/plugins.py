@@ -229,6 +229,14 @@ def failure(exc: BaseException) -> PluginFailure | None:
     return PluginFailure(f"{who} {detail}", detail)
 
 
+def _set(strategy: Any) -> str:
+    """` (k=v ...)`: the strategy's parameters that are not their defaults (a sweep's failing combination among
+    many), else ``."""
+    params = getattr(strategy, "params", None)
+    given = params.model_dump(exclude_defaults=True) if isinstance(params, StrategyParams) else {}
+    return f" ({' '.join(f'{k}={v}' for k, v in sorted(given.items()))})" if given else ""
+
+
 def _form(cls: type) -> str | None:
     """The form the plug-in class (or the plug-in class it derives from) was named by; None: not a plug-in's."""
     for c in cls.__mro__:
@@ -245,7 +253,7 @@ def _strategy(own: list[tuple[FrameType, int, dict[type, str]]]) -> str:
         obj = frame.f_locals.get("self")
         for cls in type(obj).__mro__:
             if cls in classes:
-                return f"strategy {classes[cls]}"
+                return f"strategy {classes[cls]}{_set(obj)}"
     frame, _, classes = own[-1]
     if len(classes) == 1:
         return f"strategy {next(iter(classes.values()))}"
