@@ -81,6 +81,17 @@ def test_a_later_end_only_adds_bars(tf: str, end: str, later: str) -> None:
     assert long.height > short.height and long.head(short.height).equals(short)
 
 
+def test_prices_are_on_the_tick_grid_as_real_bars_are() -> None:
+    """Cents from $1 up (a broker's quotes are on that grid: paper sizes a weight at the quote's mid, and so buys the
+    backtest's shares), and high/low still hold open and close."""
+    bars = synth_bars(symbols_from("8"), "2020-01-01", "2021-12-31", "1Day", seed=11)
+    prices = bars.select("open", "high", "low", "close").to_numpy()
+    dollars = prices[prices >= 1.0]  # below $1: 1/100 cent
+    assert dollars.size > 0.9 * prices.size and np.allclose(np.round(dollars, 2), dollars, rtol=0, atol=1e-9)
+    assert not np.allclose(np.round(prices, 1), prices, rtol=0, atol=1e-9)  # cents, not dimes
+    assert not validation_errors(bars.with_row_index(LINE)).height
+
+
 def test_regimes_make_both_trends_and_reversion() -> None:
     df = synth_bars(symbols_from("10"), "2015-01-01", "2024-12-31", "1Day", seed=7)
     rets = df.with_columns(pl.col("close").log().diff().over("symbol").alias("r")).drop_nulls("r")

@@ -131,7 +131,8 @@ def test_an_intraday_import_keeps_the_regular_sessions_bars_on_its_grid(workdir:
 
 
 def test_an_import_is_stamped_as_the_exchange_trades_or_refused_whole(workdir: Path) -> None:
-    """Times without a zone are New York's (a vendor's 9:30 is the open, not 5:30 in the morning); daily bars
+    """Times without a zone are New York's (a vendor's 9:30 is the open, not 5:30 in the morning), a Date and a
+    Time column one timestamp; daily bars
     stamped at the close go to their day's midnight, beside a file's own; a file whose symbols are of different
     timeframes, or whose every bar is outside the session, is one line and writes nothing; an empty bars file
     there is nothing to keep."""
@@ -140,6 +141,10 @@ def test_an_import_is_stamped_as_the_exchange_trades_or_refused_whole(workdir: P
     assert _mb(workdir, "data", "import", "naive.csv", "--symbol", "XYZ", "-o", "n.jsonl").returncode == 0
     ny = read_bars(workdir / "n.jsonl")["timestamp"].dt.convert_time_zone("America/New_York").dt.strftime("%H:%M")
     assert (ny.len(), ny[0], ny[-1]) == (78, "09:30", "15:55")
+    split = "Date,Time,Open,High,Low,Close,Volume\n" + "\n".join(r.replace(" ", ",", 1) for r in rows) + "\n"
+    (workdir / "split.csv").write_text(split.replace(",09:", ",9:").replace(":00,1", ",1"))  # 9:30, no seconds
+    assert _mb(workdir, "data", "import", "split.csv", "--symbol", "XYZ", "-o", "split.jsonl").returncode == 0
+    assert read_bars(workdir / "split.jsonl").equals(read_bars(workdir / "n.jsonl"))  # a day's bars, not its first
     (workdir / "day.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-07-08,1,1,1,1,1\n2024-07-09,1,1,1,1,1\n")
     (workdir / "close.csv").write_text("t,o,h,l,c,v\n2024-07-08T20:00:00Z,2,2,2,2,2\n2024-07-09T20:00:00Z,2,2,2,2,2\n")
     assert _mb(workdir, "data", "import", "day.csv", "--symbol", "AAA", "-o", "d.jsonl").returncode == 0

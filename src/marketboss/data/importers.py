@@ -57,6 +57,7 @@ def import_bars(
         raise InputError(path, f"not a readable {fmt.upper()} file ({type(exc).__name__})") from None
     if fmt == "csv":
         check_csv_header(path)
+    raw = _date_and_time(raw)
     renamed: dict[str, str] = {}
     for col in raw.columns:
         target = ALIASES.get(_key(col))
@@ -81,6 +82,19 @@ def import_bars(
     return accept(
         parsed.drop("_pos"), rejects + to_rejects(errors), path, skip_invalid, rejects_path, by_row=fmt == "parquet"
     )
+
+
+def _date_and_time(raw: pl.DataFrame) -> pl.DataFrame:
+    """A date column and a time-of-day column (vendors' intraday files: Date,Time,Open,...) as one timestamp column,
+    "date time" (the time was ignored: a day's bars became duplicates of its first)."""
+    keys = {_key(c): c for c in raw.columns}
+    if "date" not in keys or "time" not in keys or any(k in keys for k in ("timestamp", "t", "datetime")):
+        return raw
+    date, time = keys["date"], keys["time"]
+    t = pl.col(time).cast(pl.String).str.strip_chars()
+    t = pl.when(t.str.contains(r"^\d{1,2}:\d{2}$")).then(t + ":00").otherwise(t).str.zfill(8)  # 9:30 is 09:30:00
+    joined = pl.concat_str(pl.col(date).cast(pl.String).str.strip_chars(), pl.lit(" "), t)
+    return raw.with_columns(joined.alias(date)).drop(time)
 
 
 def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, list[Rejected]]:

@@ -106,6 +106,12 @@ class _Streams:
 _STREAMS = ("start", "lengths", "regimes", "shocks", "gaps", "high", "low", "volume")
 
 
+def _on_tick(p: np.ndarray) -> np.ndarray:
+    """Prices on an exchange's tick grid, as real bars' are: cents from $1 up, 1/100 cent below (Alpaca's). A
+    broker quotes on it: sized at a quote's mid, paper buys the shares the backtest buys at the bar's open."""
+    return np.where(p >= 1.0, np.round(p, 2), np.round(p, 4))
+
+
 def _one_symbol(
     symbol: str,
     rng: _Streams,
@@ -146,10 +152,10 @@ def _one_symbol(
         {
             "timestamp": pl.Series(times).dt.replace_time_zone("UTC"),
             "symbol": [symbol] * n,
-            "open": np.round(open_, 4),
-            "high": np.round(high, 4),
-            "low": np.round(low, 4),
-            "close": np.round(close, 4),
+            "open": _on_tick(open_),
+            "high": _on_tick(high),
+            "low": _on_tick(low),
+            "close": _on_tick(close),
             "volume": volume,
         },
         schema=BAR_DTYPES,
