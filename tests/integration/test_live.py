@@ -657,6 +657,27 @@ def _reconciled(tmp: Path, data: Path) -> tuple[dict[str, list[str]], str]:
     return rows, rec.stdout
 
 
+def _daily_session(tmp: Path, source: str, spec: str, symbols: list[str], until: str, **options: Any
+                   ) -> tuple[Any, pl.DataFrame, dict[str, float]]:  # fmt: skip
+    """A plug-in (`source`, saved as spec's file) live on daily bars of `symbols` replayed from 2024-06-03 up to
+    `until` (a date) on the local broker (`options`), and its backtest of the same window from the session's first
+    bar: (result, signals, the account's positions at the end)."""
+    data = tmp / "bars.jsonl"
+    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
+    (tmp / spec.split(":")[0]).write_text(source)
+    with broker(tmp, data, rate_limit=0, **options) as lb:
+        proc = subprocess.run(_live_daily(tmp, lb, spec, symbols, f"{until}T00:00:00Z"), cwd=tmp, env=_env(lb),
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        positions = _positions(lb)
+    status = read_status(tmp / "status.json")
+    assert status is not None and status.trading_from is not None
+    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit(until).str.to_datetime(time_zone="UTC"))
+    result, signals = run_events(Market.from_bars(bars), create(str(tmp / spec), []),
+                                 trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    return result, signals, positions
+
+
 ROTATION = """
 from datetime import UTC, datetime
 
@@ -690,20 +711,8 @@ def test_a_rotations_purchases_count_the_sales_queued_with_them(tmp_path: Path) 
     """Daily bars: a week's rotation decided at a close sells one symbol and buys another, both queued for the next
     open. The purchase is sized from the cash the sale will add, as the backtest fills the bar's sales, then its
     purchases (before: from the cash before the sale: 185 shares where the backtest bought 828)."""
-    symbols = ["AAPL", "META", "MSFT"]
-    data = tmp_path / "bars.jsonl"
-    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
-    (tmp_path / "rotation.py").write_text(ROTATION)
-    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        proc = subprocess.run(_live_daily(tmp_path, lb, "rotation.py:Rotation", symbols, "2024-09-01T00:00:00Z"),
-                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        positions = _positions(lb)
-    status = read_status(tmp_path / "status.json")
-    assert status is not None and status.trading_from is not None
-    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-09-01").str.to_datetime(time_zone="UTC"))
-    result, signals = run_events(Market.from_bars(bars), create(f"{tmp_path / 'rotation.py'}:Rotation", []),
-                                 trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    result, signals, positions = _daily_session(tmp_path, ROTATION, "rotation.py:Rotation", ["AAPL", "META", "MSFT"],
+                                                "2024-09-01", spread_bps=SPREAD_BPS)  # fmt: skip
     trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["leg"] is None}
     assert set(trades) == set(signals["id"]) and len(trades) >= 10
     buys = result.fills.filter(pl.col("side") == "BUY")
@@ -749,20 +758,8 @@ def test_a_purchase_counts_the_collateral_of_a_short_queued_with_it(tmp_path: Pa
     Nothing is borrowed: the purchase is sized from the cash the short's collateral leaves, as the backtest sizes
     it (before, the live loop counted the short's proceeds but not its collateral: 90% of equity bought, gross
     1.4x; and a flip's short, sent after its close, not even that)."""
-    symbols = ["AAPL", "MSFT"]
-    data = tmp_path / "bars.jsonl"
-    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
-    (tmp_path / "short_and_buy.py").write_text(SHORT_AND_BUY)
-    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
-        proc = subprocess.run(_live_daily(tmp_path, lb, "short_and_buy.py:ShortAndBuy", symbols,
-                                          "2024-06-29T00:00:00Z"), cwd=tmp_path, env=_env(lb), capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    status = read_status(tmp_path / "status.json")
-    assert status is not None and status.trading_from is not None
-    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-06-29").str.to_datetime(time_zone="UTC"))
-    result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'short_and_buy.py'}:ShortAndBuy", []),
-                           trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    result, _, _ = _daily_session(tmp_path, SHORT_AND_BUY, "short_and_buy.py:ShortAndBuy", ["AAPL", "MSFT"],
+                                  "2024-06-29", spread_bps=SPREAD_BPS)  # fmt: skip
     trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["leg"] is None}
     entries = result.fills.filter(pl.col("timestamp") < pl.lit("2024-06-14").str.to_datetime(time_zone="UTC"))
     assert entries.select("symbol", "side").rows() == [("AAPL", "SELL"), ("MSFT", "BUY")]
@@ -797,19 +794,7 @@ def test_a_trailing_exit_works_from_its_entrys_fill_bar_as_in_the_backtest(tmp_p
     Alpaca's brackets have none) is placed then, at the open, and trails that bar, as the backtest's leg does.
     Before, the loop saw the fill at the bar's close: the exit started a day late (06-10's high missed, the exit
     a week later, the next entry skipped)."""
-    symbols = ["AAPL", "META", "MSFT"]
-    data = tmp_path / "bars.jsonl"
-    write_bars(synth_bars(symbols, "2023-06-01", "2024-09-30", "1Day", seed=7), data)
-    (tmp_path / "trailing.py").write_text(TRAILING)
-    with broker(tmp_path, data, rate_limit=0) as lb:
-        proc = subprocess.run(_live_daily(tmp_path, lb, "trailing.py:Trailing", symbols, "2024-09-01T00:00:00Z"),
-                              cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    status = read_status(tmp_path / "status.json")
-    assert status is not None and status.trading_from is not None
-    bars = read_bars(data).filter(pl.col("timestamp") < pl.lit("2024-09-01").str.to_datetime(time_zone="UTC"))
-    result, _ = run_events(Market.from_bars(bars), create(f"{tmp_path / 'trailing.py'}:Trailing", []),
-                           trade_from=datetime.fromisoformat(status.trading_from))  # fmt: skip
+    result, _, _ = _daily_session(tmp_path, TRAILING, "trailing.py:Trailing", ["AAPL", "META", "MSFT"], "2024-09-01")
     exits = result.fills.filter(pl.col("leg") == "trailing_stop")
     assert exits.height >= 5
     live = {(t["signal_id"], t["leg"]): t for t in read_jsonl_records(tmp_path / "t.jsonl")}
