@@ -54,7 +54,12 @@ def make_data(path: Path) -> None:
 
     bars = synth_bars(symbols_from(str(N_SYMBOLS)), "2010-01-01", "2020-12-31", "1Day", seed=42)
     first = bars["timestamp"].unique().sort().head(N_BARS)
-    bars.filter(pl.col("timestamp").is_in(first.implode())).write_parquet(path)
+    # off the cent grid synth prices are on: there a fast and a slow average of cents are often exactly equal, and
+    # the two engines, summing in another order, break such a tie apart (61% of the combinations' returns agreed,
+    # 87% of their trade counts; nudged, 100% and 100%): the check compares the rules, not the last bit of a sum
+    bars = bars.filter(pl.col("timestamp").is_in(first.implode()))
+    nudge = pl.Series(1.0 + 1e-7 * np.random.default_rng(42).random(bars.height))  # a bar's prices alike
+    bars.with_columns((pl.col(c) * nudge).alias(c) for c in ("open", "high", "low", "close")).write_parquet(path)
 
 
 def child_ours(path: Path, repeat: int) -> dict[str, Any]:
