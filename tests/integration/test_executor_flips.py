@@ -5,6 +5,7 @@ rest on the rerun. A long-short strategy paper-trades as it backtests."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,53 @@ def test_an_order_is_cut_to_the_strategys_position_after_it_and_skipped_when_the
     assert f"mb-{close.id}" not in orders and float(orders[f"mb-{plain.id}"]["qty"]) == 5
     trades = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
     assert trades[close.id]["status"] == "skipped" and "the strategy 0 once this fills" in trades[close.id]["reason"]
+
+
+def test_a_crash_after_a_flips_rest_was_sent_follows_the_rest_on_the_rerun_as_the_live_loop_sends_it(
+        tmp_path: Path) -> None:  # fmt: skip
+    """The live loop sends a flip decided at the close as its close, left working, then its rest at the next bar
+    once the close filled. Killed just after the rest was sent: the rerun finds both orders and follows the rest,
+    the close known (before: it left the close working as if the rest were still to go; the rest's fill went
+    unrecorded, and the sizing that counts queued orders took that close for a further short)."""
+    data, bars = gap_bars(tmp_path)
+    buy, flip = signal(bars, "JPM", 2, qty=10), signal(bars, "JPM", 4, "SELL", qty=25)
+    path = write(tmp_path, [buy, flip])
+    with broker(tmp_path, data) as lb:
+        first = executor(tmp_path, lb, path, data)
+        first.open_session()
+        first.execute([buy])
+        first.execute([flip], park_after=0.0)  # its close left working
+        assert [w.closing for w in first.working.values()] == [True]
+        assert first.updates is not None
+        (close_id,) = first.working
+        deadline = time.monotonic() + 60  # its fill said on the order stream, which the next bar's execute reads
+        while not ((got := first.updates.wait(close_id, 0, 0.5)) and got[1].is_terminal):
+            assert time.monotonic() < deadline
+        submit = first._submit_once
+
+        def dying(req: OrderRequest, resumed: bool) -> Any:
+            sent = submit(req, resumed)
+            if req.client_order_id == f"mb-{flip.id}":
+                raise KeyboardInterrupt  # killed once the rest was sent
+            return sent
+
+        first._submit_once = dying  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            first.execute([], park_after=0.0)  # the next bar: the close filled, its rest goes
+        first.close_session()  # its files and lock, as the process's death lets them go (nothing is sent)
+        sent = {o["client_order_id"]: o for o in broker_orders(lb)}
+        assert (sent[f"mb-{flip.id}-close"]["status"], float(sent[f"mb-{flip.id}"]["qty"])) == ("filled", 15.0)
+        again = executor(tmp_path, lb, path, data)
+        again.open_session()
+        try:
+            again.execute([buy, flip], park_after=0.0)
+            deadline = time.monotonic() + 60
+            while again.working and time.monotonic() < deadline:
+                again.follow(poll=True)
+                time.sleep(0.05)
+        finally:
+            again.close_session()
+        assert len([o for o in broker_orders(lb) if flip.id in o["client_order_id"]]) == 2  # nothing sent again
+        assert sdk(lb).positions()["JPM"].qty == -15
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    assert [(t["signal_id"], t["qty"], t["status"]) for t in trades][-1] == (flip.id, 25.0, "filled")

@@ -1246,6 +1246,9 @@ class Executor:
         except OrderRejected as exc:
             self._refused(sig, intent, trades_log, exc)
             return None
+        if resumed and self._park == 0.0 and order.filled_qty >= req.qty and self.retry(
+                "look up order", lambda: self.broker.order_by_client_id(intent.client_order_id)) is not None:
+            return order  # the rest was sent after it before a crash: followed (parked, its fill went unrecorded)
         if self._park == 0.0:
             # decided at the close, it fills at the open; the rest goes when the next bar's signals are executed,
             # unless the strategy decided again on that symbol (execute), a bar late but never against it
