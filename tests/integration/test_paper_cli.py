@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -81,7 +82,8 @@ def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(t
     assert (tmp_path / "data/paper_trading_trades.jsonl").read_bytes() == trades
     doctor = subprocess.run([sys.executable, "-m", "marketboss", "doctor", "--signals", str(earlier)], cwd=tmp_path,
                             env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
-    assert "2 of 2 signals are before the local broker's clock" in " ".join(doctor.stdout.split()), doctor.stdout
+    said = " ".join(doctor.stdout.split())
+    assert "2 of the 2 signals to replay are before the local broker's clock" in said, doctor.stdout
     mixed = subprocess.run(_paper("--signals", str(earlier), "--order-interval", "0", "--broker-db",
                                   "data/fresh.sqlite"), cwd=tmp_path, env=_env(), capture_output=True, text=True,
                            timeout=180)  # fmt: skip
@@ -462,3 +464,36 @@ def test_paper_long_only_cuts_a_sale_to_the_shares_held(tmp_path: Path) -> None:
                 ("skipped", "long_only: no shares held to sell (never a short)")}  # fmt: skip
         else:
             assert {t["status"] for t in records} == {"filled"} and len(records) == 3
+
+
+def test_a_replay_in_chunks_trades_as_one_run_when_a_chunk_starts_with_a_sale_of_a_position_with_exits(
+        tmp_path: Path) -> None:  # fmt: skip
+    """The demo's signals with a 5% stop on every entry, paper-traded 50 at a time (--max-trades): the 51st sells
+    MSFT, whose stop works. Each run goes on from where the last left the clock, at the end of that sale's bar
+    (before: the first run moved it on to the sale's fill bar and the second stopped with "the local broker's
+    clock went past ... another run replaying on the same broker?"; there the stop could trade before the sale
+    canceled it), and the chunks trade what one run trades."""
+    data = tmp_path / "data"
+    data.mkdir()
+    env = _env()
+    for cmd in (["data", "synth", "--output", "data/market_data.jsonl"],
+                ["signals", "generate", "--strategy", "ma_crossover", "--output", "data/signals.jsonl"]):  # fmt: skip
+        assert subprocess.run([sys.executable, "-m", "marketboss", *cmd], cwd=tmp_path, env=env, capture_output=True,
+                              timeout=180).returncode == 0  # fmt: skip
+
+    def paper(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(_paper("--signals", "data/signals.jsonl", "--stop-loss-pct", "5", "--order-interval",
+                                     "0", "--broker-db", f"data/{name}.sqlite", "--trades-output",
+                                     f"data/{name}_t.jsonl", "--equity-output", f"data/{name}_e.jsonl", *extra),
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    chunks = [paper("chunks", "--max-trades", "50") for _ in range(2)]
+    assert [c.returncode for c in chunks] == [0, 0], chunks[-1].stderr
+    whole = paper("whole", "--max-trades", "100")
+    assert whole.returncode == 0, whole.stderr
+
+    def traded(name: str) -> list[tuple[Any, ...]]:
+        return [(t["signal_id"], t["leg"], t["qty"], t["filled_price"], t["status"])
+                for t in read_jsonl_records(tmp_path / f"data/{name}_t.jsonl")]  # fmt: skip
+
+    assert traded("chunks") == traded("whole") and len(traded("whole")) >= 100

@@ -77,8 +77,9 @@ def doctor(
                      "open now" if clock.is_open else f"closed; next open {clock.next_open.isoformat()}")
                 )  # fmt: skip
                 replays = conn.mode == "local" and not broker_url  # as paper would: it replays the signals
-                check("freshness", lambda: (_replayable if replays else _freshness)(sig_path, bars_path,
-                                                                                      clock.timestamp))  # fmt: skip
+                trades_log = trades or s.trades_log(live)
+                check("freshness", lambda: _replayable(sig_path, bars_path, clock.timestamp, trades_log) if replays
+                      else _freshness(sig_path, bars_path, clock.timestamp))  # fmt: skip
         except MarketBossError as exc:
             results.append(("broker", FAIL, str(exc)))
     for name, status, detail in results:
@@ -102,19 +103,25 @@ def _log(path: Path, read: Callable[..., Any], what: str) -> tuple[str, str]:
     return OK, f"{path}: {n:,} valid {what}"
 
 
-def _replayable(signals: Path, data: Path, now: datetime) -> tuple[str, str]:
-    """What paper's replay on the local broker it starts would make of the signals: each sent at its next bar,
-    unless the broker's clock (its database) is already past it."""
+def _replayable(signals: Path, data: Path, now: datetime, trades: Path) -> tuple[str, str]:
+    """What paper's replay on the local broker it starts would make of the signals its trades log has not recorded
+    (an earlier run's, `--max-trades`: it goes on from them): each sent at its next bar, unless the broker's clock
+    (its database) is already past it."""
+    from marketboss.execution.logs import done_signal_ids
     from marketboss.execution.replay import ReplayBars
     from marketboss.signals import read_signals
 
-    sigs = read_signals(signals)
+    done = done_signal_ids(trades) if trades.exists() else set()
+    every = read_signals(signals)
+    sigs = [s for s in every if s.id not in done]
+    earlier = f" ({len(every) - len(sigs):,} recorded by earlier runs)" if len(sigs) < len(every) else ""
     behind = ReplayBars(data).behind(sigs, int(now.timestamp() * 1_000_000))
     if not behind:
-        return OK, f"{len(sigs):,} to replay, each at its next bar (the local broker paper starts)"
+        return OK, f"{len(sigs):,} to replay{earlier}, each at its next bar (the local broker paper starts)"
     at = now.astimezone(UTC)
-    return WARN, (f"{len(behind):,} of {len(sigs):,} signals are before the local broker's clock ({at:%Y-%m-%d %H:%M} "
-                  "UTC, its database): paper refuses to replay them; --broker-db starts a fresh one")
+    return WARN, (f"{len(behind):,} of the {len(sigs):,} signals to replay{earlier} are before the local broker's "
+                  f"clock ({at:%Y-%m-%d %H:%M} UTC, its database): paper refuses to replay them; --broker-db starts a "
+                  "fresh one")  # fmt: skip
 
 
 def _freshness(signals: Path, data: Path, now: datetime) -> tuple[str, str]:

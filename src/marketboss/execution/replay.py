@@ -93,13 +93,22 @@ class LocalReplay:
         in the backtest, not bars later where the clock was going."""
         self._watch, self._step = symbols, step
 
-    def check(self, signals: list[Signal], where: Path) -> None:
-        """Refuse a replay the broker's clock is already past (a database an earlier run moved on): its signals
-        would fill at that later time's prices, stale, and the clock never goes back. Nothing is sent then."""
+    def _clock(self) -> dict[str, Any]:
         r = self._http.get("/admin/clock")
         if r.status_code != 200:
             raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
-        now = _us(r.json()["timestamp"])
+        return dict(r.json())
+
+    def _since(self) -> None:
+        """The clock where this run finds it, before its first move: a run resuming where an earlier one left it
+        (at the end of the bar its next signal was decided on) moves on from there, never back to that bar."""
+        if not self._now_us:
+            self._now_us = _us(self._clock()["timestamp"])
+
+    def check(self, signals: list[Signal], where: Path) -> None:
+        """Refuse a replay the broker's clock is already past (a database an earlier run moved on): its signals
+        would fill at that later time's prices, stale, and the clock never goes back. Nothing is sent then."""
+        now = _us(self._clock()["timestamp"])
         behind = self._bars.behind(signals, now)
         if behind:
             sig, nxt = behind[0]
@@ -135,6 +144,7 @@ class LocalReplay:
         ends as the next starts, intraday, the broker holds that one's open until the clock is set again, here by
         the next signal's move: a gap at it through the order's price does not trade before the cancel.)"""
         stamp = self._bars.own_bar(signal)
+        self._since()
         if stamp is None or self._now_us > stamp or self._ended == stamp:
             return  # no bar of its symbol yet, or the clock is past it (or at its end) already
         self._move({"bar": _iso(stamp)}, stamp, signal.id)
@@ -145,23 +155,20 @@ class LocalReplay:
 
     def finish(self, upto: Signal | None) -> bool:
         """Move the clock on past this run's last signal, so that the orders and exits it left working trade on the
-        bars after it, as in the backtest: to the next bar of `upto` (the first signal left for a later run, which
-        starts there), else to the end of the data (True)."""
-        nxt = self._bars.next_bar(upto) if upto is not None else None
-        if nxt is not None:
-            self._move({"bar": _iso(nxt)}, nxt, upto.id if upto is not None else None)
+        bars after it, as in the backtest: to the end of the bar `upto` (the first signal left for a later run) was
+        decided on, where the later run goes on (a sale there cancels its position's exits at that bar's end, before
+        the next opens: moved to the next open, they traded there first), else to the end of the data (True)."""
+        if upto is not None and self._bars.next_bar(upto) is not None:
+            self.through(upto)
             return False
-        r = self._http.get("/admin/clock")
-        if r.status_code != 200:
-            raise MarketBossError(f"local broker clock: HTTP {r.status_code} {r.text[:200]}")
-        end = _us(r.json()["data_end"])
+        end = _us(self._clock()["data_end"])
         self._move({"timestamp": _iso(end)}, end, None)
         return True
 
     def _move(self, body: dict[str, str], t: int, signal_id: str | None) -> None:
+        self._since()
         if t <= self._now_us:
             return  # the clock only moves forward; an earlier bar is already in the past
-        # (not on this run's first move: where the clock was before it is not known here)
         while self._now_us and (stop := self._bars.first_start(self._watch(), self._now_us, t)) is not None:
             if not self._post({"bar": _iso(stop)}, stop, signal_id):
                 return
