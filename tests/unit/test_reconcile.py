@@ -269,6 +269,30 @@ def test_runs_that_traded_other_settings_ask_for_the_option(tmp_path: Path, dail
         on_timeframe(daily_bars, Timeframe.parse("15Min"))
 
 
+def test_the_exits_and_fractional_sizing_a_run_traded_with_are_reconciles_unless_given(tmp_path: Path) -> None:
+    """The demo's paper run puts a 5% stop on its signals: a bare reconcile backtests them with it (before, it
+    backtested them without, and said 10 fills were missed and 10 filled in paper only); options given win."""
+    from marketboss.errors import InputError
+    from marketboss.execution.journal import Journal, journal_path
+    from marketboss.execution.reconcile import reconcile_settings
+    from marketboss.signals.exits import Exits
+
+    trades = tmp_path / "trades.jsonl"
+    j = Journal(journal_path(trades))
+    j.run(timeframe="1Day", long_only=True, costs=None, exits={"stop_loss_pct": 5.0}, fractional=True)
+    j.close()
+    recorded = reconcile_settings(trades)
+    assert recorded.exits == Exits(stop_loss_pct=5.0) and recorded.config.fractional
+    assert recorded.recorded["exits"] == (("stop_loss_pct", 5.0),)
+    given = reconcile_settings(trades, fractional=False, exits=Exits(take_profit_pct=8.0))
+    assert given.exits == Exits(take_profit_pct=8.0) and not given.config.fractional
+    j = Journal(journal_path(trades))
+    j.run(timeframe="1Day", long_only=True, costs=None, exits={"stop_loss_pct": "five"})
+    j.close()
+    with pytest.raises(InputError, match=r"field 'exits.stop_loss_pct': expected a percent > 0, got 'five'"):
+        reconcile_settings(trades)
+
+
 def test_a_torn_last_line_of_the_trades_log_is_left_out_saying_so(
     daily_bars: pl.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

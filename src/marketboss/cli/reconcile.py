@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -50,13 +51,14 @@ def reconcile(
     from marketboss.signals import read_signals_frame
 
     s = get_settings()
-    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent)
+    given_exits = (stop_loss_pct, take_profit_pct, trail_percent) != (None, None, None)
+    exits = exits_option(stop_loss_pct, take_profit_pct, trail_percent) if given_exits else None
     trades_path, equity_path = trades or s.paper_trades, equity or s.paper_equity
-    settings = reconcile_settings(trades_path, commission, fractional, timeframe=timeframe, long_only=long_only,
-                                  spread_bps=spread_bps, slippage_bps=slippage_bps)  # fmt: skip
+    settings = reconcile_settings(trades_path, commission, fractional or None, timeframe=timeframe,
+                                  long_only=long_only, spread_bps=spread_bps, slippage_bps=slippage_bps,
+                                  exits=exits)  # fmt: skip
     if settings.recorded:  # said, so that the figures can be reproduced (and overridden)
-        shown = " ".join(f"--{k.replace('_', '-')} {v}" if k != "long_only" else ("--long-only" if v else
-                         "--no-long-only") for k, v in settings.recorded.items())  # fmt: skip
+        shown = " ".join(filter(None, (_option(k, v) for k, v in settings.recorded.items())))
         err_console.print(f"as the paper runs recorded ({journal_path(trades_path)}): {shown}")
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
@@ -64,7 +66,7 @@ def reconcile(
         read_paper_trades(trades_path, _torn(trades_path)),
         read_paper_equity(equity_path, _torn(equity_path)),
         settings.config,
-        exits,
+        settings.exits,
         settings.timeframe,
     )
     m = cmp.summary
@@ -102,3 +104,12 @@ def _torn(path: Path) -> Callable[[int], None]:
                           "rerun paper/live on the same files to finish its signal[/]")  # fmt: skip
 
     return warn
+
+
+def _option(name: str, value: Any) -> str:
+    """A recorded setting as the option that gives it."""
+    if name in ("long_only", "fractional"):
+        return f"--{name.replace('_', '-')}" if value else ("--no-long-only" if name == "long_only" else "")
+    if name == "exits":
+        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in value)
+    return f"--{name.replace('_', '-')} {value}"

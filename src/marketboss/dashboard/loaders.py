@@ -208,10 +208,12 @@ def comparison(
     slippage_bps: float,
 ) -> Comparison:
     # as `marketboss reconcile` with the sidebar's commission and slippage: the rest as the paper runs recorded it
-    # (the signals' bars, long-only, the local broker's spread); its cash: compare_backtest_paper starts from paper's
+    # (the signals' bars, long-only, the local broker's spread, the exits, fractional sizing); its cash:
+    # compare_backtest_paper starts from paper's
     settings = reconcile_settings(Path(trades_key.path), commission, slippage_bps=slippage_bps)
     return compare_backtest_paper(bars(bars_key), signals(signals_key), paper_trades(trades_key),
-                                  paper_equity(equity_key), settings.config, timeframe=settings.timeframe)  # fmt: skip
+                                  paper_equity(equity_key), settings.config, settings.exits,
+                                  timeframe=settings.timeframe)  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- live session

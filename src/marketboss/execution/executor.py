@@ -509,11 +509,14 @@ class Executor:
                 ) from None
 
     def _record_run(self, journal: Journal) -> None:
-        """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, and
-        the broker's own fill costs (the local broker's spread; none known for Alpaca)."""
+        """What reconcile needs to backtest this run's signals as they traded: the signals' bars, long-only, the
+        broker's own fill costs (the local broker's spread; none known for Alpaca), the exits put on the signals
+        and fractional sizing."""
         costs = self.broker.fill_costs()
         self._slip = Costs(**costs).slip if costs else 0.0
-        journal.run(timeframe=self.cfg.timeframe, long_only=self.cfg.risk.long_only, costs=costs)
+        exits = {k: v for k, v in vars(self.cfg.exits).items() if v is not None}
+        journal.run(timeframe=self.cfg.timeframe, long_only=self.cfg.risk.long_only, costs=costs, exits=exits,
+                    fractional=self.cfg.fractional)  # fmt: skip
 
     def _run(self) -> RunSummary:
         check_account(self.cfg.trades_output, self.broker.live)

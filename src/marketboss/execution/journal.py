@@ -179,7 +179,18 @@ def _check_run(path: Path, run: dict[str, Any]) -> None:
         ("timeframe", run.get("timeframe"), isinstance(run.get("timeframe"), str), "a timeframe such as 1Day"),
         ("long_only", run.get("long_only"), isinstance(run.get("long_only"), bool), "true or false"),
         ("costs", costs, isinstance(costs, dict), "the broker's costs, an object"),
+        ("fractional", run.get("fractional"), isinstance(run.get("fractional"), bool), "true or false"),
     ]  # fmt: skip
+    exits = run.get("exits")
+    if exits is not None and not isinstance(exits, dict):
+        raise InputError(path, f"expected the exits, an object, got {exits!r}", line=line, field="exits")
+    for name in ("stop_loss_pct", "take_profit_pct", "trail_percent"):
+        v = exits.get(name) if isinstance(exits, dict) else None
+        ok = not isinstance(v, bool) and isinstance(v, int | float) and v > 0
+        fields.append((f"exits.{name}", v, ok, "a percent > 0"))
+    unknown = sorted(set(exits or {}) - {"stop_loss_pct", "take_profit_pct", "trail_percent"})
+    if unknown:
+        raise InputError(path, f"unknown exit {unknown[0]!r}", line=line, field="exits")
     for name in ("spread_bps", "slippage_bps"):
         v = costs.get(name) if isinstance(costs, dict) else None
         ok = not isinstance(v, bool) and isinstance(v, int | float) and v >= 0

@@ -138,16 +138,21 @@ def run_settings(trades_path: Path) -> dict[str, Any]:
     values: dict[str, set[Any]] = {}
     for r in runs:
         costs = r.get("costs") or {}
+        exits = r.get("exits")
         for name, v in (("timeframe", r.get("timeframe")), ("long_only", r.get("long_only")),
                         ("spread_bps", costs.get("spread_bps", 0.0)),
-                        ("slippage_bps", costs.get("slippage_bps", 0.0))):  # fmt: skip
+                        ("slippage_bps", costs.get("slippage_bps", 0.0)),
+                        ("exits", None if exits is None else tuple(sorted(exits.items()))),
+                        ("fractional", r.get("fractional"))):  # fmt: skip
             if v is not None:
                 values.setdefault(name, set()).add(v)
     for name, seen in values.items():
         if len(seen) > 1:
             shown = ", ".join(sorted(map(str, seen)))
+            option = ("--stop-loss-pct, --take-profit-pct or --trail-percent" if name == "exits"
+                      else f"--{name.replace('_', '-')}")  # fmt: skip
             raise MarketBossError(f"{journal_path(trades_path)}: its runs traded with {name} {shown}: give "
-                                  f"--{name.replace('_', '-')} (the one of the signals reconciled)")  # fmt: skip
+                                  f"{option} (the one of the signals reconciled)")  # fmt: skip
     return {name: seen.pop() for name, seen in values.items()}
 
 
@@ -159,29 +164,35 @@ class ReconcileSettings:
     config: BacktestConfig
     timeframe: Timeframe | None
     recorded: dict[str, Any]
+    exits: Exits
 
 
-def reconcile_settings(trades_path: Path, commission: float = 0.0, fractional: bool = False, *,
+def reconcile_settings(trades_path: Path, commission: float = 0.0, fractional: bool | None = None, *,
                        timeframe: str | None = None, long_only: bool | None = None, spread_bps: float | None = None,
-                       slippage_bps: float | None = None) -> ReconcileSettings:  # fmt: skip
-    """Each setting as given, else as the runs on the trades log recorded it (run_settings), else its default: the
-    one rule of `marketboss reconcile` and the dashboard's comparison. A value out of range: an error naming its
-    option."""
+                       slippage_bps: float | None = None, exits: Exits | None = None) -> ReconcileSettings:  # fmt: skip
+    """Each setting as given (None: not given), else as the runs on the trades log recorded it (run_settings), else
+    its default: the one rule of `marketboss reconcile` and the dashboard's comparison (before the exits and
+    fractional sizing were recorded, a bare reconcile of the demo's paper run, which put a 5% stop on its signals,
+    said its fills differed). A value out of range: an error naming its option."""
     from pydantic import ValidationError
 
     from marketboss.backtest.costs import Costs
 
-    given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps}
+    given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps,
+             "exits": exits, "fractional": fractional}  # fmt: skip
     recorded = {k: v for k, v in run_settings(trades_path).items() if given[k] is None}
     got = {**given, **recorded}
+    if isinstance(got["exits"], tuple):  # as recorded: (name, percent) pairs
+        got["exits"] = Exits(**dict(got["exits"]))
     try:
         costs = Costs(commission=commission, slippage_bps=got["slippage_bps"] or 0.0,
                       spread_bps=got["spread_bps"] or 0.0)  # fmt: skip
     except ValidationError as exc:
         err = exc.errors()[0]
         raise MarketBossError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
-    config = BacktestConfig(costs=costs, fractional=fractional, long_only=bool(got["long_only"]))
-    return ReconcileSettings(config, Timeframe.parse(got["timeframe"]) if got["timeframe"] else None, recorded)
+    config = BacktestConfig(costs=costs, fractional=bool(got["fractional"]), long_only=bool(got["long_only"]))
+    return ReconcileSettings(config, Timeframe.parse(got["timeframe"]) if got["timeframe"] else None, recorded,
+                             got["exits"] or Exits())  # fmt: skip
 
 
 def on_timeframe(bars: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
