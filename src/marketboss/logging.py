@@ -27,6 +27,7 @@ _APPRISE_TOKEN_URL = re.compile(
 )
 REDACTED = "***"
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 
 _registered: set[str] = set()
 

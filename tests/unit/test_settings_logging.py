@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -123,6 +124,20 @@ def test_an_unknown_log_format_is_one_line_error() -> None:
     out = subprocess.run([sys.executable, "-m", "marketboss", "--log-format", "xml", "strategies", "list"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert out.returncode == 2 and out.stderr.strip() == "error: --log-format 'xml' must be one of auto, json, console"
+
+
+def test_an_unknown_log_level_is_one_line_error_and_any_case_is_taken() -> None:
+    out = subprocess.run([sys.executable, "-m", "marketboss", "--log-level", "verbose", "strategies", "list"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == ("error: --log-level 'verbose' must be one of debug, info, "
+                                                          "warning, error")  # fmt: skip
+    env = {**os.environ, "MARKETBOSS_LOG_LEVEL": "warn"}  # the environment's level is held to the same names
+    out = subprocess.run([sys.executable, "-m", "marketboss", "strategies", "list"], capture_output=True, text=True,
+                         check=False, env=env)  # fmt: skip
+    assert out.returncode == 2 and "--log-level 'warn' must be one of" in out.stderr
+    ok = subprocess.run([sys.executable, "-m", "marketboss", "--log-level", "DEBUG", "strategies", "list"],
+                        capture_output=True, text=True, check=False)  # fmt: skip
+    assert ok.returncode == 0 and "ma_crossover" in ok.stdout
 
 
 def test_events_below_the_level_never_load_structlog_and_the_rest_are_logged() -> None:

@@ -18,7 +18,7 @@ import typer
 from marketboss import __version__
 from marketboss.cli.common import get_settings, run_guarded
 from marketboss.errors import MarketBossError
-from marketboss.logging import LOG_FORMATS, configure
+from marketboss.logging import LOG_FORMATS, LOG_LEVELS, configure
 
 #: Each top-level command in help's order: its module and the command function or Typer group it defines.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,7 +66,10 @@ def _root(
     fmt = log_format or settings.log_format
     if fmt not in LOG_FORMATS:
         raise MarketBossError(f"--log-format '{fmt}' must be one of {', '.join(LOG_FORMATS)}")
-    configure(log_level or settings.log_level, secrets=settings.secrets(), fmt=fmt)
+    level = log_level or settings.log_level
+    if level.lower() not in LOG_LEVELS:  # a typo ("warn", "verbose") was taken as info, silently
+        raise MarketBossError(f"--log-level '{level}' must be one of {', '.join(LOG_LEVELS)}")
+    configure(level, secrets=settings.secrets(), fmt=fmt)
 
 
 def build_app(names: Iterable[str] = COMMANDS) -> typer.Typer:
