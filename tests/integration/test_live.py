@@ -22,6 +22,7 @@ import httpx
 import polars as pl
 import pytest
 
+from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import run_backtest
 from marketboss.backtest.events import run_events
 from marketboss.data.calendar import Timeframe
@@ -1155,3 +1156,57 @@ def test_a_replay_on_the_broker_live_starts_fills_at_the_backtests_moment_and_pr
     fills = [t for t in read_jsonl_records(tmp_path / "t.jsonl") if t["qty"]]
     assert len(fills) >= 20
     assert all(datetime.fromisoformat(str(f["timestamp"])).microsecond == 0 for f in fills), fills
+
+
+CASH_SIZED = """
+from marketboss import EventStrategy
+
+
+class CashSized(EventStrategy):
+    \"\"\"Flat: buy a fifth of the cash's worth of each symbol; held 5 bars: close.\"\"\"
+
+    def start(self, ctx):
+        self.since = [0] * len(ctx.symbols)
+
+    def on_bar(self, ctx):
+        for s in range(len(ctx.symbols)):
+            if ctx.position(s) == 0 and not ctx.open_orders:
+                ctx.buy(int(ctx.cash * 0.2 / ctx.price(s)), s)
+                self.since[s] = ctx.t
+            elif ctx.position(s) > 0 and ctx.t - self.since[s] >= 5:
+                ctx.close(s)
+"""
+
+
+def test_an_event_strategy_decides_with_the_accounts_cash_and_fractional_sizing(tmp_path: Path) -> None:
+    """A strategy sizing its buys from ctx.cash, on an account of 1,000,000 under --fractional: the live loop's
+    run decides with the account's equity as the session began for its cash and fractional sizing, so its orders
+    are those of its backtest at that cash (before: a default account's 100,000, every buy a tenth of its
+    backtest's, and whole shares), and a restart keeps that cash."""
+    data = _bars(tmp_path)
+    (tmp_path / "sized.py").write_text(CASH_SIZED)
+    with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS, cash=1_000_000.0) as lb:
+        for until in ("2024-03-05T15:00:00Z", WINDOW[1]):
+            proc = subprocess.run(_live(tmp_path, lb, "--fractional", "--until", until, strategy="sized.py:CashSized",
+                                        params=[]), cwd=tmp_path, env=_env(lb), capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status.trading_from is not None and status.start_equity == 1_000_000.0
+    hi = pl.lit(WINDOW[1]).str.to_datetime(time_zone="UTC")
+    market = Market.from_bars(read_bars(data))
+    trade_from = datetime.fromisoformat(status.trading_from)
+
+    def decided(config: BacktestConfig | None) -> list[tuple[str, float]]:
+        _, signals = run_events(market, create(f"{tmp_path / 'sized.py'}:CashSized", []), config,
+                                trade_from=trade_from)  # fmt: skip
+        window = signals.filter(pl.col("timestamp") < hi)
+        return list(zip(window["id"].to_list(), window["quantity"].to_list(), strict=True))
+
+    logged = [(s["id"], s["quantity"]) for s in read_jsonl_records(tmp_path / "live_signals.jsonl")]
+    expected = decided(BacktestConfig(cash=1_000_000.0, fractional=True))
+    assert len(expected) >= 6 and logged == expected
+    assert logged != decided(None)  # a default account's buys are a tenth of these
+    trades = read_jsonl_records(tmp_path / "trades.jsonl")
+    filled = [t for t in trades if t["status"] == "filled" and t["side"] == "BUY"]
+    assert filled and min(t["qty"] * t["filled_price"] for t in filled) > 100_000.0  # a fifth of the account

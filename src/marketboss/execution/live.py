@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from marketboss.backtest.costs import BacktestConfig
 from marketboss.broker.alpaca import AlpacaBroker
 from marketboss.broker.bars import BarStream, LiveBar
 from marketboss.data.calendar import NY, Timeframe, bar_grid, schedule, start_of_last_bars
@@ -229,7 +230,9 @@ class LiveLoop:
             self._finish_started()
             # the account as the session starts: its equity at start, and (flat) the all-cash line from which
             # reconcile values the session bar by bar from its fills (the first bar's snapshot follows its fills)
-            self.executor.snapshot()
+            acct = self.executor.snapshot()
+            if self.status.start_equity is None:
+                self.status.start_equity = acct.equity
             self._loop(last_done if last_done is not None else self._last_history_bar())
         except Exception as exc:  # the status says it failed, and why (the CLI prints the error)
             failed = failure(exc)  # a plug-in's own error: as the CLI says it
@@ -445,11 +448,15 @@ class LiveLoop:
         """The strategy's signals over the history and, for an event strategy, what its run holds at the end (an
         exposure strategy's holdings are the sum of its signals: execution/intended.py). An event strategy
         trades from the session's first bar: its warm-up's orders are canceled as placed, so it starts flat and
-        without working orders, as the account does (its decisions depend on its own positions and orders)."""
+        without working orders, as the account does (its decisions depend on its own positions and orders), with
+        the account's equity as the session began for its cash and the executor's fractional sizing (before: a
+        default account's 100,000 and whole shares, so a strategy sizing from ctx.cash traded a tenth of a
+        1,000,000 account, and its backtest at the account's cash decided otherwise)."""
         if isinstance(self.strategy, EventStrategy):
             start = _us_of(self.status.trading_from)
-            assert start is not None
-            result, frame = self.strategy.backtest(market, trade_from=datetime.fromtimestamp(start / US, UTC),
+            assert start is not None and self.status.start_equity is not None
+            config = BacktestConfig(cash=self.status.start_equity, fractional=self.executor.cfg.fractional)
+            result, frame = self.strategy.backtest(market, config, trade_from=datetime.fromtimestamp(start / US, UTC),
                                                    canceled=self._canceled)  # fmt: skip
             return frame, net_positions(result.fills)
         return self.strategy.signals(market), None
@@ -503,6 +510,7 @@ class LiveLoop:
             return None
         self.status.bars_seen = previous.bars_seen
         self.status.trading_from = previous.trading_from
+        self.status.start_equity = previous.start_equity
         self.status.stream.connections = previous.stream.connections
         log.info("live_resume", after_bar=previous.last_bar)
         return t

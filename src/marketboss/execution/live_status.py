@@ -39,6 +39,9 @@ class LiveStatus:
     state: State = "warming_up"
     last_bar: str | None = None  # start of the last closed bar the strategy ran on
     trading_from: str | None = None  # the session's first bar (kept by a restart): an event strategy trades from it
+    # the account's equity as the session began (kept by a restart): an event strategy's run decides with it as its
+    # cash (ctx.cash, ctx.equity), as reconcile backtests the session from the account's first equity
+    start_equity: float | None = None
     bars_seen: int = 0
     signals_today: int = 0
     orders_submitted: int = 0
