@@ -1621,3 +1621,81 @@ def test_a_strategys_cancel_of_a_filled_bracket_order_ends_its_exits_and_keeps_t
     assert signals["action"].to_list() == ["BUY", "CANCEL"] and signals["cancels"][1] == signals["id"][0]
     again, twice, _ = run(close, {**steps, 4: lambda c: c.cancel(c.orders[0])})  # nothing left: no second line
     assert again.fills.equals(result.fills) and twice.equals(signals)
+
+
+class Peeking(EventStrategy[EventParams]):
+    """Reads the market, or trades, in start(ctx): `what` names the read."""
+
+    name = "peeking"
+    what = "price"
+
+    def indicators(self, bars: SymbolBars) -> dict[str, np.ndarray]:
+        return {"c": np.array(bars.close)}
+
+    def start(self, ctx: Context) -> None:
+        reads: dict[str, Callable[[], Any]] = {
+            "price": lambda: ctx.price(0), "value": lambda: ctx.value("c", 0), "time": lambda: ctx.time,
+            "buy": lambda: ctx.buy(1, 0), "target_weight": lambda: ctx.target_weight(0.5, 0)}  # fmt: skip
+        if self.what == "nothing":  # what start may read: no bar, the symbols, the cash
+            self.seen = (len(ctx.history(0).close), len(ctx.indicator("c", 0)), ctx.symbols, ctx.cash, ctx.equity)
+        else:
+            reads[self.what]()
+
+    def on_bar(self, ctx: Context) -> None:
+        if ctx.t == 0:
+            ctx.buy(1, 0)
+
+
+@pytest.mark.parametrize("what", ["price", "value", "time", "buy", "target_weight"])
+def test_start_reads_no_bar_and_places_no_order(random_bars: pl.DataFrame, what: str) -> None:
+    """start(ctx) runs before the first bar (ctx.t -1): ctx.price, value and time read the data's last bar there
+    before (a strategy picked its symbols by their final closes), and an order placed there was recorded
+    canceled at bar 0. Each is one error now; the bars' history and indicators are empty."""
+    strategy = Peeking(EventParams())
+    strategy.what = what
+    with pytest.raises(MarketBossError, match=r"^start\(ctx\) runs before the first bar: it has no bar to read"):
+        run_events(Market.from_bars(random_bars), strategy, COSTS)
+    strategy.what = "nothing"
+    result, _ = run_events(Market.from_bars(random_bars), strategy, COSTS)
+    assert strategy.seen[:2] == (0, 0) and strategy.seen[3] == strategy.seen[4] == COSTS.cash
+    assert result.fills.height == 1  # the run itself reads its bars
+
+
+class WaitsForABar(EventStrategy[EventParams]):
+    """At bar 5 a buy of BBB (it fills at BBB's next bar), at bar 6 one of AAA (filled at bar 7): the open
+    orders it sees at bars 6 to 9."""
+
+    name = "waits_for_a_bar"
+
+    def start(self, ctx: Context) -> None:
+        self.seen: list[int] = []
+
+    def on_bar(self, ctx: Context) -> None:
+        if ctx.t == 5:
+            ctx.buy(1, "BBB")
+        if ctx.t == 6:
+            ctx.buy(1, "AAA")
+        if 6 <= ctx.t <= 9:
+            self.seen.append(len(ctx.open_orders))
+
+
+def test_an_order_waiting_for_its_symbols_next_bar_shows_nothing_of_whether_it_comes() -> None:
+    """A symbol without a bar after bar 5: its order stays open, as where the symbol trades again at bar 10, and
+    expires at the end of the data (before, it left the open orders at the next fill of another symbol: the
+    strategy saw at bar 7 whether BBB had a bar to come)."""
+    days = [datetime(2024, 2, 5, 21, tzinfo=UTC) + timedelta(days=i) for i in range(16)]
+
+    def bars(symbol: str, rows: list[int]) -> pl.DataFrame:
+        return pl.DataFrame({"timestamp": [days[i] for i in rows], "symbol": symbol, "open": 100.0, "high": 101.0,
+                             "low": 99.0, "close": 100.0, "volume": 1.0}).with_columns(
+            pl.col("timestamp").dt.cast_time_unit("us"))  # fmt: skip
+
+    seen, statuses = [], []
+    for bbb in (list(range(6)) + list(range(10, 16)), list(range(6))):
+        strategy = WaitsForABar(EventParams())
+        result, _ = run_events(Market.from_bars(pl.concat([bars("AAA", list(range(16))), bars("BBB", bbb)])),
+                               strategy, COSTS)  # fmt: skip
+        seen.append(strategy.seen)
+        statuses.append(result.orders["status"].to_list())
+    assert seen[0] == seen[1] == [2, 1, 1, 1]
+    assert statuses == [["filled", "filled"], ["expired", "filled"]]

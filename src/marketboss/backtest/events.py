@@ -207,9 +207,11 @@ def _grown(a: np.ndarray, n: int) -> np.ndarray:
 def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.ndarray, close: np.ndarray,
               full: np.ndarray, t: int, s: int, side: float, qty: float, weight: float, kind: int, limit: float,
               stop: float, trail: float, gtc: bool, tp: float, sl: float) -> None:  # pragma: no cover - compiled
-    """Order row n_rows decided at bar t: live on the symbol's next bar (EXPIRED when there is none), placed
-    among the orders not yet live in execution order (by that bar, then row), as nb.schedule places signals;
-    its prices on the grid orders take (a compiled on_bar's as ctx rounds a plain one's)."""
+    """Order row n_rows decided at bar t: live on the symbol's next bar, placed among the orders not yet live in
+    execution order (by that bar, then row), as nb.schedule places signals; its prices on the grid orders take (a
+    compiled on_bar's as ctx rounds a plain one's). With no next bar in the data it waits for one past the last
+    (EXPIRED at the end, nb.sim_end): open until then, as it is where the symbol trades again later (expired at
+    once, it left the open orders at the next pause: whether the symbol had another bar, seen before its time)."""
     r = n_rows[0]
     n_rows[0] = r + 1
     decided[r] = t
@@ -221,9 +223,6 @@ def add_order(orders: nb.Orders, sim: nb.Sim, decided: np.ndarray, n_rows: np.nd
     sim.ex.qty[r] = 0.0  # no exits (yet)
     e = nb.next_bar(close, full[s], s, t)
     orders.bar[r] = e
-    if e == close.shape[0]:
-        orders.status[r] = nb.EXPIRED
-        return
     orders.status[r] = nb.PENDING
     live, ints = orders.live, sim.ints
     j = ints[nb.I_LIVE]
@@ -1008,7 +1007,8 @@ def _simulate(market: Market, strategy: ev.EventStrategy[Any], cfg: BacktestConf
     use_compiled = spec is not None if compiled is None else compiled
     if use_compiled and spec is None:
         raise MarketBossError(f"{strategy.name} has no compiled on_bar")
-    strategy.start(ctx)  # the compiled path too: a strategy may refuse a market there (too many symbols)
+    with ctx.before_first_bar():  # the compiled path too: a strategy may refuse a market there (too many symbols)
+        strategy.start(ctx)
     outside = outside or {}
     if spec is not None and use_compiled:
         _run_compiled(book, spec, indicators, cfg.cash, strategy, trade_from, outside)

@@ -531,9 +531,13 @@ def cancel_row(orders: Orders, sim: Sim, r: int) -> bool:  # pragma: no cover - 
 
 @njit(cache=True)
 def sim_end(orders: Orders, sim: Sim) -> Fills:  # pragma: no cover - compiled
-    """After the last bar: the working gtc orders are OPEN; the fills made."""
+    """After the last bar: the working gtc orders are OPEN, those still waiting for a bar of their symbol (an
+    event run's, decided on its last bar: live past the data) EXPIRED; the fills made."""
     for w in range(sim.ints[I_WORK]):
         orders.status[sim.working[w]] = OPEN
+    for k in range(sim.ints[I_K0], sim.ints[I_LIVE]):
+        if orders.status[orders.live[k]] == PENDING:  # not canceled meanwhile
+            orders.status[orders.live[k]] = EXPIRED
     n_f = sim.ints[I_FILLS]
     f = sim.fills
     return Fills(f.row[:n_f], f.bar[:n_f], f.time[:n_f], f.symbol[:n_f], f.buy[:n_f], f.qty[:n_f], f.price[:n_f],

@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,6 +110,8 @@ class Context:
     # ---------------------------------------------------------------- the market up to t
     @property
     def time(self) -> datetime:
+        if self.t < 0:
+            raise MarketBossError(_BEFORE_FIRST_BAR)
         us = int(self._market.times[self.t])
         return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
@@ -134,6 +137,18 @@ class Context:
             pass
         raise MarketBossError(f"unknown symbol {symbol!r} (the data has {_listed(self._market.symbols)})")
 
+    @contextmanager
+    def before_first_bar(self) -> Iterator[Context]:
+        """The context as start(ctx) sees it: the market and indicators without a bar (at t = -1 every read gave
+        the data's last bar: a strategy could pick its symbols by their final closes); placing an order is an
+        error too."""
+        market, indicators = self._market, self._indicators
+        self._market, self._indicators = market.head(0), {k: v[:0] for k, v in indicators.items()}
+        try:
+            yield self
+        finally:
+            self._market, self._indicators = market, indicators
+
     def _ind(self, name: str) -> np.ndarray:
         try:
             return self._indicators[name]
@@ -144,7 +159,10 @@ class Context:
         return MarketBossError(f"no indicator {name!r} (the strategy's indicators: {_listed(tuple(self._indicators))})")
 
     def _lookup_error(self, name: str | None, symbol: Any) -> MarketBossError | None:
-        """Why a fast read (an int index, unchecked) failed: the indicator's name or the symbol (None: neither)."""
+        """Why a fast read (an int index, unchecked) failed: the indicator's name or the symbol, or no bar yet
+        (start: its market has none) (None: neither)."""
+        if self.t < 0:
+            return MarketBossError(_BEFORE_FIRST_BAR)
         try:
             if name is not None:
                 self._ind(name)
@@ -237,6 +255,8 @@ class Context:
         there is no move (there already, or no price at this bar to size it by: a symbol without a bar yet), as
         the compiled path takes a target-weight row (backtest.events._to_targets); a weight of 0 flattens, with
         or without a price. `depth`: _place's."""
+        if self.t < 0:
+            raise MarketBossError(_BEFORE_FIRST_BAR)
         held = self.positions_now[s]
         wanted = -held if weight == 0.0 else weight * self.equity / self._market.close[self.t, s] - held
         if not wanted or np.isnan(wanted):
@@ -290,6 +310,8 @@ class Context:
         """The order, as the run takes it. `depth`: the frames from here up to the caller of the action (2 from
         close; 3 from buy and sell through _sized, and from target_weight through _to_target; 4 from buy and sell
         sized by weight): where it was placed (placed_at)."""
+        if self.t < 0:
+            raise MarketBossError(_BEFORE_FIRST_BAR)
         # ctx.buy(symbol=s), ctx.close(s): a market day order with no fields to check (a third of an order-heavy run)
         o = self._order_of(s, buy, quantity, weight, fields) if fields else PlacedOrder(
             len(self.orders), self.t, s, buy, quantity, weight)
@@ -357,6 +379,8 @@ class Context:
 _ORDER_KEYWORDS = ("order_type", "time_in_force", "limit_price", "stop_price", "trail_percent", "take_profit",
                    "stop_loss")  # fmt: skip
 _LEGS = {"take_profit", "stop_loss", "trail_percent"}
+_BEFORE_FIRST_BAR = ("start(ctx) runs before the first bar: it has no bar to read and places no order (read the "
+                     "market and trade in on_bar)")
 _PRICES = ("limit_price", "stop_price", "trail_percent", "take_profit", "stop_loss")  # PlacedOrder's order
 
 
@@ -457,7 +481,8 @@ class EventStrategy(Strategy[P]):
     params_model: ClassVar[type[StrategyParams]] = EventParams
 
     def start(self, ctx: Context) -> None:
-        """Called before the first bar of each run."""
+        """Called before the first bar of each run: ctx gives the symbols, the parameters and the cash, no bar
+        (reading one, or placing an order, is an error: Context.before_first_bar)."""
 
     def on_bar(self, ctx: Context) -> None:
         raise StrategyError(self, "implements neither on_bar(ctx) nor compiled(): an event strategy overrides one "
