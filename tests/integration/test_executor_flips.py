@@ -181,3 +181,32 @@ def test_a_crash_after_a_flips_rest_was_sent_follows_the_rest_on_the_rerun_as_th
         assert sdk(lb).positions()["JPM"].qty == -15
     trades = read_jsonl_records(tmp_path / "trades.jsonl")
     assert [(t["signal_id"], t["qty"], t["status"]) for t in trades][-1] == (flip.id, 25.0, "filled")
+
+
+@pytest.mark.parametrize("exits", [["stop_loss_pct=2"], ["take_profit_pct=8", "stop_loss_pct=4"], ["trail_percent=6"]],
+                         ids=["stop", "bracket", "trailing"])  # fmt: skip
+def test_a_flips_exits_go_on_the_position_it_opens_in_paper_as_in_the_backtest(tmp_path: Path,
+                                                                                exits: list[str]) -> None:  # fmt: skip
+    """A long-short strategy's exits on each entry, the flips' too (short 10 to long 10: the 10 past zero): the
+    backtest sets them on the shares the flip opens, the executor sends them with its rest (a bracket, or an
+    exit placed once it filled), and the two trade the same legs. Before, a flip's exits were dropped by both:
+    almost every position of a long-short strategy is opened by a flip, and went unprotected."""
+    write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-12-31", "1Day", seed=3),
+               tmp_path / "data" / "market_data.jsonl")  # fmt: skip
+    params = [a for p in ["long_only=false", "fast=5", "slow=15", *exits] for a in ("--param", p)]
+    _marketboss(tmp_path, "signals", "generate", "--strategy", "ma_crossover", *params, "--data",
+                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
+    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
+                "--poll-interval", "0.05")  # fmt: skip
+    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
+                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
+    paper = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
+    paper = paper.filter(pl.col("status") == "filled")
+    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+    after = fills.select(pl.when(pl.col("side") == "BUY").then(pl.col("qty")).otherwise(-pl.col("qty")).cum_sum())
+    before = after.to_series().shift(1, fill_value=0.0)
+    flipped = set(fills.filter(before * after.to_series() < 0)["signal_id"])  # through zero: long to short or back
+    leg_fills = fills.filter(pl.col("leg").is_not_null())
+    assert len(flipped) >= 3 and leg_fills.filter(pl.col("signal_id").is_in(flipped)).height >= 1
+    cols = ["signal_id", "side", "qty", "leg"]
+    assert paper.sort(cols, nulls_last=True).select(cols).equals(fills.sort(cols, nulls_last=True).select(cols))

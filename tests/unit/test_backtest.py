@@ -563,6 +563,36 @@ def test_a_sell_after_its_stop_loss_fired_closes_nothing_more() -> None:
     assert res.fills.select("side", "qty", "leg").rows()[-1] == ("SELL", 10.0, None)  # short 10: the intended -1
 
 
+def test_a_flips_exits_go_on_the_shares_it_opens() -> None:
+    """Long 10, then a sale of 20 with a stop at 105 and a target at 90: the 10 short past zero carry them (the
+    executor sends them with the flip's rest), and the stop buys those 10 back when a bar reaches 105. Before, a
+    flip's exits were dropped: the short it opened ran unprotected to the end. The event path's flips, whose
+    orders carry the parameters' exits, alike."""
+    bars = make_bars({"AAA": [(100.0, 100.0)] * 5 + [(101.0, 105.0), (95.0, 94.0)]})  # bar 5's high: 106.05
+    flip = make_signals([
+        {"t": 0, "symbol": "AAA", "action": "BUY", "quantity": 10, "price": 100.0},
+        {"t": 2, "symbol": "AAA", "action": "SELL", "quantity": 20, "price": 100.0, "order_type": "market",
+         "stop_loss": 105.0, "take_profit": 90.0},
+    ])  # fmt: skip
+    res = run_backtest(bars, flip, BacktestConfig(cash=10_000))
+    assert res.fills.select("side", "qty", "price", "leg").rows() == [
+        ("BUY", 10.0, 100.0, None), ("SELL", 20.0, 100.0, None), ("BUY", 10.0, 105.0, "stop_loss")]  # fmt: skip
+    assert res.equity["positions_value"][-1] == 0
+
+    class Flip(marketboss.EventStrategy[marketboss.EventParams]):
+        name = "flip"
+
+        def on_bar(self, ctx: marketboss.Context) -> None:
+            if ctx.t == 0:
+                ctx.buy(10)
+            if ctx.t == 2:
+                ctx.sell(20)
+
+    events = marketboss.run(Flip(long_only=False, stop_loss_pct=5.0), bars, cash=10_000)
+    assert events.fills.select("side", "qty", "price", "leg").rows() == res.fills.select(
+        "side", "qty", "price", "leg").rows()  # fmt: skip
+
+
 class LongBars1To4(Strategy):
     """Long one unit from bar 1 to bar 4, flat otherwise (10 shares a unit: the default sizing)."""
 

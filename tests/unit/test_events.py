@@ -1699,3 +1699,10 @@ def test_an_order_waiting_for_its_symbols_next_bar_shows_nothing_of_whether_it_c
         statuses.append(result.orders["status"].to_list())
     assert seen[0] == seen[1] == [2, 1, 1, 1]
     assert statuses == [["filled", "filled"], ["expired", "filled"]]
+
+
+def test_rebalance_on_an_event_strategy_says_it_is_for_exposure_strategies() -> None:
+    """Whatever its sizing (with sizing=quantity it said "it needs sizing=weight", and with that, this)."""
+    for sizing in ("quantity", "weight"):
+        with pytest.raises(ValueError, match="rebalance is for exposure strategies: an event strategy places its own"):
+            EventParams(rebalance="monthly", sizing=sizing)

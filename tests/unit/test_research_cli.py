@@ -101,13 +101,16 @@ def test_walkforward_writes_folds_equity_and_report(
                "--grid", "slow=20,40", "--train", "200", "--test", "100", "--output", "wf.csv",
                "--equity-output", "wf_equity.jsonl", "--report", "wf.html") == 0
     out = capsys.readouterr().out
-    assert "walk-forward ma_crossover: 3 folds, train 200 bars, test 100 bars" in out
+    assert "walk-forward ma_crossover: 3 folds, train 200 bars, test 100 bars;" in out
     assert "deflated Sharpe (DSR, 4 trials/fold)" in out
     folds = pl.read_csv(workdir / "wf.csv")
     assert folds["fold"].to_list() == [0, 1, 2] and {"is_sharpe", "oos_sharpe", "is_dsr"} <= set(folds.columns)
     equity = read_jsonl_records(workdir / "wf_equity.jsonl")
     n = daily_bars["timestamp"].n_unique()  # 501: three 100-bar test windows; the last bar alone is no fold
     assert n == 501 and len(equity) == 300 and equity[0]["timestamp"].endswith("Z") and equity[-1]["fold"] == 2
+    assert cli("walkforward", "--data", str(data), "--strategy", "ma_crossover", "--grid", "fast=5,10",
+               "--grid", "slow=20,40", "--train", "200", "--test", "120") == 0  # 200-320, 320-440, 440-501
+    assert "3 folds, train 200 bars, test 120 bars (the last 61: the data ends);" in capsys.readouterr().out
     assert "Stitched out-of-sample equity" in (workdir / "wf.html").read_text()
 
 

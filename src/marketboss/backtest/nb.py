@@ -410,16 +410,20 @@ def _set_exits(ex: Exits, orders: Orders, r: int, s: int, leg: int, was: float, 
     """The working exits after order r (`leg`: its exit's fill) moved symbol s's position from `was` to `now`,
     as the paper executor keeps them at the broker: a leg's fill ends its entry's exits, and all of the
     symbol's when it flattens the position; an order that reduces or flips the position ends all of the
-    symbol's (the executor cancels them before sending it); one that opens or adds to it with exits of its
-    own sets them for the shares it bought (a trailing mark starting at `mark`). n: the rows with exits working,
-    before and (returned) after."""
+    symbol's (the executor cancels them before sending it); one that opens, adds to or flips it with exits of
+    its own sets them for the shares it opened (a flip's: those past zero, the executor's rest order, which
+    carries them) (a trailing mark starting at `mark`). n: the rows with exits working, before and (returned)
+    after."""
     if leg != NO_EXIT:
         return _end_exits(ex, orders, n, r, s if now == 0.0 else -1)
+    flips = now * was < 0.0
     if was != 0.0 and (now - was) * was < 0.0:
-        return _end_exits(ex, orders, n, -1, s)
+        n = _end_exits(ex, orders, n, -1, s)
+        if not flips:  # reduced or closed: it opens nothing
+            return n
     if np.isnan(orders.take_profit[r]) and np.isnan(orders.stop_loss[r]) and np.isnan(exit_trail(orders, r)):
         return n
-    ex.qty[r] = abs(now - was)
+    ex.qty[r] = abs(now) if flips else abs(now - was)
     ex.mark[r] = mark
     ex.live_from[r] = live_from
     ex.rows[n] = r

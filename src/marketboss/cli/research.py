@@ -234,7 +234,8 @@ def walkforward(
     if equity_output and equity_output.suffix.lower() not in (".jsonl", ".ndjson"):  # (never --output's, then)
         raise MarketBossError(f"--equity-output {equity_output}: the equity is written as JSON Lines (.jsonl)")
     _, market = _market(data, symbols, skip_invalid)
-    n_folds = len(plan_folds(market.n_times, train, test, anchored))
+    folds = plan_folds(market.n_times, train, test, anchored)
+    n_folds, last = len(folds), folds[-1].test.end - folds[-1].test.start
     with make_backend(backend, scheduler, workers) as be, _progress(
         f"walk-forward {strategy}", n_folds * (len(combos.params) + 2)
     ) as advance:
@@ -243,6 +244,7 @@ def walkforward(
     cols = ["fold", "test_start", *combos.keys, "trials", *dict.fromkeys(
         [f"is_{metric}", f"oos_{metric}", "is_sharpe", "oos_sharpe", "is_dsr", "oos_total_return_pct"])]
     print_table(f"walk-forward {strategy}: {n_folds} folds, train {train} bars, test {test} bars"
+                f"{f' (the last {last}: the data ends)' if last < test else ''}"
                 f"{' (anchored)' if anchored else ''}; chosen by in-sample {metric}", cols, f.select(cols).rows())
     s = result.summary
     print_table("out-of-sample (stitched test windows)", ["figure", "value"], [

@@ -276,7 +276,7 @@ def has_exits(sig: Signal) -> bool:
 
 
 def opens(position_qty: float, side: Side) -> bool:
-    """The order opens or increases the position (a flip reduces first: it takes no exits)."""
+    """The order opens or increases the position (a flip reduces first: its exits go on its rest)."""
     return position_qty >= 0 if side == "buy" else position_qty <= 0
 
 
@@ -950,23 +950,23 @@ class Executor:
             else:
                 self._close_leg(leg, order, journal, trades_log)
 
-    def _open_legs(self, sig: Signal, intent: Intent, order: Order, journal: Journal) -> list[Leg]:
-        """The exits of a filled entry, journaled before its record: the broker's bracket / OTO legs, and the
-        trailing exit to place (without an order id until it is)."""
+    def _open_legs(self, sig: Signal, intent: Intent, order: Order, qty: float, journal: Journal) -> list[Leg]:
+        """The exits of a filled entry for the `qty` shares it opened, journaled before its record: the broker's
+        bracket / OTO legs, and the trailing exit to place (without an order id until it is)."""
         side: Side = "sell" if intent.side == "buy" else "buy"
         legs = [
-            Leg(sig.id, LEG_NAMES[o.type], sig.symbol, side, order.filled_qty, o.client_order_id, o.id,
+            Leg(sig.id, LEG_NAMES[o.type], sig.symbol, side, qty, o.client_order_id, o.id,
                 o.limit_price if o.type == "limit" else o.stop_price)
             for o in order.legs
             if o.type in LEG_NAMES
         ]  # fmt: skip
         if _trailing_leg(sig):
             coid = trailing_client_order_id(intent.client_order_id)
-            legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, order.filled_qty, coid, None,
+            legs.append(Leg(sig.id, "trailing_stop", sig.symbol, side, qty, coid, None,
                             trail_percent=sig.trail_percent))  # fmt: skip
         if not bracketed(sig):  # its take-profit and stop-loss, to place (one OCO for both)
             coid = exits_client_order_id(intent.client_order_id)
-            legs += [Leg(sig.id, name, sig.symbol, side, order.filled_qty, coid, None, price) for name, price in
+            legs += [Leg(sig.id, name, sig.symbol, side, qty, coid, None, price) for name, price in
                      (("take_profit", sig.take_profit), ("stop_loss", sig.stop_loss)) if price is not None]  # fmt: skip
         for leg in legs:
             if leg.key not in journal.state.legs:
@@ -1160,7 +1160,8 @@ class Executor:
                         order_type=sig.order_type, reason="Alpaca takes no resting order through zero")  # fmt: skip
             qty = abs(pos_qty)
         closes = abs(pos_qty) if flip else 0.0
-        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=entry and has_exits(sig),
+        # a flip's exits go on its rest, the shares past zero it opens (the backtest's _set_exits)
+        new = Intent(sig.id, client_order_id(sig.id), sig.symbol, side, qty, legs=(entry or flip) and has_exits(sig),
                      closes=closes)  # fmt: skip
         journal.intent(new)
         self._finish(sig, new, journal, trades_log, equity_log, resumed=False)
@@ -1242,8 +1243,9 @@ class Executor:
     ) -> Order | None:
         """A flip's first order: the position's shares, as the signal asks (its type and prices), under its own
         client order id. The order once it filled whole; else None, the signal recorded with what it did."""
-        req = replace(order_request(sig, intent), qty=intent.closes,
-                      client_order_id=closing_client_order_id(intent.client_order_id))  # fmt: skip
+        req = replace(order_request(sig, intent), qty=intent.closes, time_in_force=sig.time_in_force,
+                      client_order_id=closing_client_order_id(intent.client_order_id), take_profit=None,
+                      stop_loss=None)  # the exits go on the rest, which opens the other side  # fmt: skip
         try:
             order = self._submit_once(req, resumed)
         except OrderRejected as exc:
@@ -1310,6 +1312,7 @@ class Executor:
                       f"through zero), its rest ({intent.qty - intent.closes:g}) not sent: the strategy decided "
                       "again, or the run stopped, before it could go")
         commission, after, legs = 0.0, None, []
+        opened = 0.0 if closing_only else order.filled_qty  # the shares the exits cover (a flip's: its rest's)
         if first is not None:  # a flip: its closing order and the rest, one record
             commission = self._commission(first) + self._commission(order)
             rest = order
@@ -1320,9 +1323,9 @@ class Executor:
                           f"{rest.filled_qty:g} of {intent.qty - intent.closes:g} filled")
         if order.filled_qty > 0:
             if intent.legs and req.order_class != "simple" and not order.legs:  # found by client id: no legs
-                order_id = order.id
-                order = self.retry("get order", lambda: self.broker.get_order(order_id))
-            legs = self._open_legs(sig, intent, order, journal) if intent.legs else []
+                order_id = order.id  # (a flip's: its rest's, the quantities kept its two orders')
+                order = replace(order, legs=self.retry("get order", lambda: self.broker.get_order(order_id)).legs)
+            legs = self._open_legs(sig, intent, order, opened, journal) if intent.legs and opened > 0 else []
             after_r = self.reads.start("get account", self.broker.account)
             if first is None:
                 commission = self._commission(order)

@@ -70,7 +70,7 @@ class StrategyParams(BaseModel):
     @model_validator(mode="after")
     def _one_stop(self) -> StrategyParams:
         self.exits()  # raises on a stop-loss and a trailing stop together
-        if self.rebalance is not None and self.sizing != "weight":
+        if self.rebalance is not None and self.sizing != "weight" and "rebalance" not in self.unused:  # else: its own
             raise ValueError("rebalance restores target weights: it needs sizing=weight")
         return self
 
