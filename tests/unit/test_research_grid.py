@@ -84,11 +84,6 @@ def test_chunks_cover_every_item_once_in_order(n: int, per: float, workers: int,
     assert len(chunks) <= 4 * workers
 
 
-def test_a_grid_refuses_rebalancing_which_the_sweep_kernel_does_not_trade() -> None:
-    with pytest.raises(MarketBossError, match="rebalance is a backtest parameter"):
-        combinations("ma_crossover", ["fast=5,10"], {"sizing": "weight", "rebalance": "monthly"})
-
-
 def test_none_unsets_a_parameter_that_may_be_none_and_only_such_a_one() -> None:
     """`--param stop_loss_pct=none` unsets a plug-in's default stop; `--grid trail_percent=2,none` sweeps with and
     without (before: 'Input should be a valid number', and the grid skipped `none`)."""

@@ -4,6 +4,7 @@ crossover's changes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,30 @@ def test_a_window_equals_the_engine_on_that_window_with_the_strategys_state_carr
             if strategy == "ma_crossover" and row["fast"] == 5:
                 first = expected.fills.filter(pl.col("symbol") == "AAPL").row(0, named=True)
                 assert (first["side"], first["timestamp"]) == ("BUY", market.timestamps()[start + 1])
+
+
+def test_a_rebalancing_combination_is_its_backtest_whether_the_grid_or_the_class_sets_it(market: Market) -> None:
+    """Rebalancing restates every held symbol's weight on each due bar: trades the kernel's events (changes of held
+    state) do not hold, which a combination rebalancing (a grid's choice, or a class's default:
+    examples/momentum_rotation.py's monthly) now trades as its backtest does, in a window too. Before, the grid
+    refused it and a class's default was dropped: its rows were not its backtest's."""
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    rotation = str(Path(__file__).resolve().parents[2] / "examples/momentum_rotation.py")
+    window = Window(100, market.n_times)
+    for strategy, grid, fixed in (("momentum", ["rebalance=weekly,monthly,none"], {"sizing": "weight", "weight": 0.3}),
+                                  (f"{rotation}:MomentumRotation", ["top_k=1,2"], {})):  # fmt: skip
+        for win in (None, window):
+            result = sweep(market, combinations(strategy, grid, fixed), config, window=win, backend=SERIAL)
+            for row in result.summary.iter_rows(named=True):
+                strat = create(strategy, {**fixed, **{k: row[k] for k in result.combos.keys}})
+                expected = evaluate(market, strat, win, config)
+                assert_metrics_equal(row, expected.metrics, f"{strategy} {row}")
+                parts = result.rows.filter(pl.col("combo") == row["combo"])
+                assert parts["pnl"].sum() == pytest.approx(row["pnl"], rel=1e-9, abs=1e-6)
+            if strategy == "momentum":  # weekly restating trades more than none
+                fills = dict(zip(result.summary["rebalance"].to_list(), result.summary["n_fills"].to_list(),
+                                 strict=True))  # fmt: skip
+                assert fills["weekly"] > fills[None] > 0
 
 
 def test_a_long_only_combination_short_of_cash_is_its_backtest_and_never_goes_short(market: Market) -> None:

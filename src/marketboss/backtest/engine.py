@@ -177,6 +177,22 @@ def _rows(market: Market, signals: pl.DataFrame, source: str) -> SignalRows:
 
 
 def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig, cancels: Cancels | None = None) -> BacktestResult:
+    fills, status, ordered = _simulate(mkt, rows, cfg, cancels)
+    return result(mkt, rows, cfg, fills, status, ordered)
+
+
+def signals_outcome(market: Market, signals: pl.DataFrame, config: BacktestConfig, source: str = "signals"
+                    ) -> Outcome:  # fmt: skip
+    """run_backtest's simulation and metrics of signals without cancels, without its tables: what a sweep's
+    combination reads (backtest.events.event_outcome is an event strategy's)."""
+    rows = _rows(market, signals, source)
+    fills, status, _ = _simulate(market, rows, config)
+    return outcome(market, config, fills, status, rows.symbol)
+
+
+def _simulate(mkt: Market, rows: SignalRows, cfg: BacktestConfig, cancels: Cancels | None = None
+              ) -> tuple[arrays.Fills, np.ndarray, bool]:  # fmt: skip
+    """The fills, each order's status and whether they went live in signal order."""
     rules = arrays.Rules.of(cfg)
     prices = arrays.Prices(mkt.times, mkt.open, mkt.high, mkt.low, mkt.close, mkt.session_end)
     full = np.array([mkt.is_full(s) for s in range(mkt.n_symbols)])
@@ -191,7 +207,7 @@ def _backtest(mkt: Market, rows: SignalRows, cfg: BacktestConfig, cancels: Cance
         from marketboss.backtest import nb
 
         fills = nb.simulate_canceling(prices, orders, rules, cancels.row, cancels.bar)
-    return result(mkt, rows, cfg, fills, status, ordered)
+    return fills, status, ordered
 
 
 class Outcome(NamedTuple):

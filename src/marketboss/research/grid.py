@@ -94,8 +94,6 @@ def combinations(
     for name in (*axes, *fixed):
         if name not in model.model_fields:
             raise MarketBossError(f"strategy '{strategy}' has no parameter '{name}'; valid: {valid}")
-    if "rebalance" in (*axes, *fixed):  # the sweep's kernel trades changes of held state only
-        raise MarketBossError("rebalance is a backtest parameter the sweep does not run: backtest each choice")
     both = sorted(set(axes) & set(fixed))
     if both:
         raise MarketBossError(f"parameter '{both[0]}' is given both as --grid and as --param")

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
+from marketboss.backtest.engine import Outcome, signals_outcome, strategy_config
 from marketboss.backtest.events import event_outcome
 from marketboss.backtest.metrics import buy_and_hold_pct
 from marketboss.backtest.nb import Prices, Rules
@@ -33,7 +34,7 @@ from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import check_metric, ranking
-from marketboss.research.windows import Window, history_exposures, time_slice
+from marketboss.research.windows import Window, history_exposures, time_slice, window_signals
 from marketboss.strategies import StrategyParams, create, resolve
 from marketboss.strategies.events import EventStrategy
 from marketboss.strategies.ma_crossover import MACrossover, MACrossoverParams
@@ -153,11 +154,22 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
         history = time_slice(market, 0, w.end)
         none = np.zeros(0, dtype=np.int64)
         for j, values in enumerate(task.params):
+            if models[j].rebalance is not None:
+                continue  # below
             expo = history_exposures(market, create(task.strategy, values), w.end, history)
             events = nb.exposure_events(prices, layout, expo, lo[j])
             one = nb.Grid(none, np.zeros(0, dtype=np.bool_), none, none, *(a[j : j + 1] for a in (lo, qty, unit, tp,
                                                                                                   sl, trail)))
             nb.trade_all(win, events, one, rules, ppy, eq[j : j + 1], out[j : j + 1], rows[j : j + 1])
+    if not issubclass(cls, EventStrategy):
+        for j in (j for j, p in enumerate(models) if p.rebalance is not None):
+            # restated weights on each due bar: trades the kernel's events (changes of held state) do not hold, its
+            # backtest's signals do (a class's own default too: it was dropped, and the row was not its backtest's)
+            strategy = create(task.strategy, task.params[j])
+            bars, signals = window_signals(market, strategy, w)
+            config = strategy_config(task.config, strategy)
+            run = signals_outcome(bars, signals, config, f"strategy {strategy.describe()}")
+            _outcome_row(market, bars, win, run, out[j], rows[j], eq[j] if task.keep_equity else None)
     has = ~np.isnan(win.symbol_buy_hold)
     with np.errstate(invalid="ignore"):
         profitable = (rows[:, :, _COL["pnl"]] > 0).sum(axis=1) / has.sum() * 100.0
@@ -168,9 +180,14 @@ def run_chunk(task: SweepTask, market: Market) -> ChunkResult:
 def _event_combo(market: Market, bars: Market, win: nb.Window, strategy: EventStrategy[Any], task: SweepTask,
                  out: np.ndarray, rows: np.ndarray, equity: np.ndarray | None) -> None:
     """An event strategy's combination: its event run over the window's bars as research.windows.evaluate runs
-    it, without the tables (backtest.events.event_outcome), the summary its backtest metrics, a row per symbol (of
-    the market's) its part."""
-    run = event_outcome(bars, strategy, task.config)
+    it, without the tables (backtest.events.event_outcome)."""
+    _outcome_row(market, bars, win, event_outcome(bars, strategy, task.config), out, rows, equity)
+
+
+def _outcome_row(market: Market, bars: Market, win: nb.Window, run: Outcome, out: np.ndarray, rows: np.ndarray,
+                 equity: np.ndarray | None) -> None:
+    """A combination's backtest over the window's bars (`bars`): the summary its metrics, a row per symbol (of the
+    market's) its part."""
     out[:] = [run.metrics[k] for k in METRICS]
     if equity is not None:
         equity[:] = run.equity.equity

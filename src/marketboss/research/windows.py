@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from marketboss.backtest.costs import BacktestConfig
 from marketboss.backtest.engine import BacktestResult, run_backtest, strategy_config
@@ -100,8 +101,16 @@ def evaluate(
     if isinstance(strategy, EventStrategy):  # its event run on the window's bars, flat at its start
         result: BacktestResult = strategy.backtest(time_slice(market, w.start, w.end, symbols), config)[0]
         return result
-    expo = window_exposures(market, strategy, w)
-    sub = time_slice(market, w.start, w.end, symbols)
-    cols = [market.symbols.index(s) for s in sub.symbols]
-    signals = signals_from_exposures(sub, expo[:, cols], strategy.name, strategy.params_json(), strategy.params)
+    sub, signals = window_signals(market, strategy, w, symbols)
     return run_backtest(sub, signals, config, source=f"strategy {strategy.describe()}")
+
+
+def window_signals(market: Market, strategy: Strategy[Any], window: Window, symbols: list[int] | None = None
+                   ) -> tuple[Market, pl.DataFrame]:  # fmt: skip
+    """An exposure strategy's window as evaluate backtests it: the window's bars (of `symbols`) and its signals
+    there (its exposures from the history before it too, the position held at its start entered on its first
+    bar; its rebalancing's)."""
+    expo = window_exposures(market, strategy, window)
+    sub = time_slice(market, window.start, window.end, symbols)
+    cols = [market.symbols.index(s) for s in sub.symbols]
+    return sub, signals_from_exposures(sub, expo[:, cols], strategy.name, strategy.params_json(), strategy.params)
