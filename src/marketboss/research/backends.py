@@ -10,12 +10,15 @@ whose first task shows it is not small goes on in worker processes (POOL_AFTER_S
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, ClassVar, TypeVar
 
@@ -165,10 +168,10 @@ class LocalBackend(Backend):
         ctx = multiprocessing.get_context("spawn")
         n = min(self._workers, len(tasks))
         self.ran_in = f"{n} processes"
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_install,
-                                 initargs=(market,)) as pool:
-            pending: dict[Future[Any], int] = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
-            try:
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_install, initargs=(market,))
+        try:
+            with _terminated_as_interrupted():
+                pending: dict[Future[Any], int] = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -176,11 +179,41 @@ class LocalBackend(Backend):
                         out[i] = fut.result()
                         if on_done:
                             on_done(i)
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+        except BaseException:
+            _stop_now(pool)
+            raise
+        pool.shutdown()
         return out
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """The pool stopped at once, its workers killed: a task runs for minutes in compiled code, which a signal does
+    not interrupt, and waiting for it made Ctrl-C take over a minute, saying nothing."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # (the executor keeps them, unexposed)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        proc.terminate()
+    for proc in workers:
+        proc.join(timeout=5)
+    pool.shutdown(wait=True)  # its manager thread, seeing them gone, ends (at exit it wrote to a closed pipe)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the pool works (in the main thread), so that its workers are stopped
+    with it: killed outright, the parent left them running on as orphans."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class DaskBackend(Backend):
