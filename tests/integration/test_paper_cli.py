@@ -497,3 +497,35 @@ def test_a_replay_in_chunks_trades_as_one_run_when_a_chunk_starts_with_a_sale_of
                 for t in read_jsonl_records(tmp_path / f"data/{name}_t.jsonl")]  # fmt: skip
 
     assert traded("chunks") == traded("whole") and len(traded("whole")) >= 100
+
+
+@pytest.mark.parametrize("stamp", ["T00:00:00Z", "T21:00:00Z", ""], ids=["midnight_utc", "close_21z", "date"])
+def test_a_replay_of_daily_bars_stamped_otherwise_fills_each_signal_at_its_next_sessions_open(
+        tmp_path: Path, stamp: str) -> None:  # fmt: skip
+    """Daily bars stamped at midnight UTC, at the 16:00 close (21:00Z) or as dates, which the local broker serves
+    stamped at midnight New York: the replay finds each signal's next bar there, and paper fills every order at
+    the backtest's open. Before, it asked the broker for bars stamped as the file's, which it has not: the clock
+    stayed at the first bar, where every order filled (exit 0)."""
+    from marketboss.data.synth import synth_bars
+
+    day = pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.strftime("%Y-%m-%d")
+    bars = synth_bars(["AAPL", "MSFT"], "2023-01-01", "2023-06-30", "1Day", seed=3)
+    lines = bars.with_columns((day + stamp).alias("timestamp")).write_ndjson()
+    (tmp_path / "bars.jsonl").write_text(lines)
+    run = subprocess.run([sys.executable, "-m", "marketboss", "backtest", "--data", "bars.jsonl", "--strategy",
+                          "ma_crossover", "--param", "fast=5", "--param", "slow=20", "--spread-bps", "2",
+                          "--output-dir", "run"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                         timeout=180)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    proc = subprocess.run(_paper("--data", "bars.jsonl", "--signals", "run/signals.jsonl", "--trades-output",
+                                 "trades.jsonl", "--equity-output", "equity.jsonl", "--poll-interval", "0.05"),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fills = pl.read_ndjson(tmp_path / "run/fills.jsonl")
+    paper = pl.DataFrame(read_jsonl_records(tmp_path / "trades.jsonl"))
+    assert fills.height >= 4 and paper["status"].to_list() == ["filled"] * fills.height
+    ny_day = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York").dt.date()
+    at = paper.select("signal_id", "filled_price", ny_day.alias("day")).join(fills.select(
+        "signal_id", "price", pl.col("timestamp").str.slice(0, 10).str.to_date().alias("bt_day")), on="signal_id")
+    assert at.height == fills.height and (at["day"] == at["bt_day"]).all()  # the session of the backtest's fill
+    assert at["filled_price"].to_list() == pytest.approx(at["price"].to_list(), rel=1e-9)

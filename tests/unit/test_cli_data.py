@@ -211,3 +211,41 @@ def test_an_empty_bars_file_is_named(workdir: Path) -> None:
                 ["backtest", "--data", "empty.jsonl"]):
         out = _mb(workdir, *cmd)
         assert out.returncode == 2 and out.stderr == "error: empty.jsonl: no bars: the file is empty\n", out.stderr
+
+
+def test_daily_bars_are_the_sessions_of_the_dates_they_are_written_with(workdir: Path) -> None:
+    """Tokyo's midnights (the evening before in New York), a file of midnight-UTC dates with one stamp a second
+    off, and a merge into a file stamped at midnight UTC: each bar is its written date's session, stamped at New
+    York's midnight. Before, the New York date of the instant: Tokyo's bars a session early (its first dropped
+    as 2024-01-01's), the whole second file a session early, and the merge kept two stamps a session."""
+    rows = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"2024-01-0{d}T00:00:00{zone},{d},{d + 1},{d - 1},{d},100\n" for d, zone in
+        ((2, "+09:00"), (3, "+09:00"), (4, "+09:00"), (5, "+09:00")))  # fmt: skip
+    (workdir / "tokyo.csv").write_text(rows)
+    (workdir / "stray.csv").write_text(rows.replace("+09:00", "Z").replace("05T00:00:00Z", "05T00:00:01Z"))
+    for file in ("tokyo.csv", "stray.csv"):
+        out = _mb(workdir, "data", "import", file, "--symbol", "X", "--output", f"{file}.jsonl")
+        assert out.returncode == 0, out.stderr
+        bars = read_bars(workdir / f"{file}.jsonl")
+        assert [f"{t:%Y-%m-%dT%H:%MZ}" for t in bars["timestamp"]] == [f"2024-01-0{d}T05:00Z" for d in (2, 3, 4, 5)]
+        assert bars["close"].to_list() == [2.0, 3.0, 4.0, 5.0]  # each its own date's
+    (workdir / "utc.jsonl").write_text("".join(
+        f'{{"timestamp":"2024-01-0{d}T00:00:00Z","symbol":"A","open":{d},"high":{d + 1},"low":{d - 1},"close":{d},'
+        f'"volume":100}}\n' for d in (2, 3, 4, 5)))  # fmt: skip
+    out = _mb(workdir, "data", "import", "tokyo.csv", "--symbol", "B", "--output", "utc.jsonl")
+    assert out.returncode == 0, out.stderr
+    merged = read_bars(workdir / "utc.jsonl")
+    assert merged["timestamp"].n_unique() == 4 and merged.height == 8  # one stamp a session, A's and B's alike
+
+
+@pytest.mark.parametrize("dates", [[f"2015-01-{5 + 7 * i:02d}" for i in range(4)],  # Mondays
+                                   [f"2015-{m:02d}-01" for m in range(1, 7)]], ids=["weekly", "monthly"])
+def test_weekly_or_monthly_bars_are_refused_whole(workdir: Path, dates: list[str]) -> None:
+    """Yahoo's 1wk and 1mo bars, labelled by their first day: no timeframe MarketBoss trades. Before, imported as
+    daily bars, those labelled on a holiday or a weekend dropped (a third of the months), and annualised as
+    neither."""
+    rows = "".join(f"{d},10,11,9,10,100\n" for d in dates)
+    (workdir / "w.csv").write_text("Date,Open,High,Low,Close,Volume\n" + rows)
+    out = _mb(workdir, "data", "import", "w.csv", "--symbol", "SPY", "--output", "w.jsonl")
+    assert out.returncode == 2 and "weekly or monthly bars are no timeframe MarketBoss trades" in out.stderr
+    assert not (workdir / "w.jsonl").exists()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import numpy as np
@@ -129,6 +130,50 @@ def start_of_last_bars(t_us: int, n: int, timeframe: Timeframe) -> int:
     if not closed.shape[0]:
         return t_us
     return int(closed[max(closed.shape[0] - n, 0)].astype(np.int64))
+
+
+#: Bars at least this far apart are daily bars, whatever the time of day they are stamped (a DST night is 23 hours).
+DAILY_SPACING_US = 20 * 3600 * 1_000_000
+_DAY_US = 86_400 * 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NY = ZoneInfo(NY)
+
+
+def ny_midnight(us: int) -> int:
+    """Midnight New York of the day `us` (epoch microseconds) falls on, in epoch microseconds (how Alpaca stamps
+    daily bars)."""
+    d = (_EPOCH + timedelta(microseconds=us)).astimezone(_NY).date()
+    return (datetime(d.year, d.month, d.day, tzinfo=_NY) - _EPOCH) // timedelta(microseconds=1)
+
+
+def daily_stamp(us: int) -> int:
+    """A daily bar's stamp as Alpaca gives it, from any stamp of it (a CSV's 16:00 close, 21:00Z, or its date at
+    midnight UTC, which in New York is the evening before): midnight New York of its day. The one rule by which
+    the local broker serves a bars file's daily bars and a replay finds them there."""
+    return ny_midnight(us + _DAY_US // 2) if us % _DAY_US == 0 else ny_midnight(us)
+
+
+def smallest_spacing(stamps_us: pl.Series, symbols: pl.Series) -> int | None:
+    """The smallest spacing of one symbol's bars in epoch microseconds (None: no symbol has two)."""
+    gaps = (pl.DataFrame({"s": symbols, "t": stamps_us}).sort("s", "t")
+            .select(pl.col("t").diff().over("s").alias("d")).filter(pl.col("d") > 0))  # fmt: skip
+    return None if gaps.is_empty() else int(gaps["d"].min())  # type: ignore[arg-type]
+
+
+def are_daily(stamps_us: pl.Series, spacing: int | None) -> bool:
+    """Whether bars of this smallest spacing (smallest_spacing) are daily: at least DAILY_SPACING_US apart,
+    whatever their time of day; one bar a symbol, when stamped at midnight New York."""
+    if spacing is None:
+        return all(ny_midnight(t) == t for t in stamps_us.head(2000).to_list())
+    return spacing >= DAILY_SPACING_US
+
+
+def served_stamps(stamps_us: pl.Series, daily: bool) -> pl.Series:
+    """The bars' stamps as the local broker serves them: daily bars at daily_stamp, the others as they are."""
+    if not daily:
+        return stamps_us
+    return stamps_us.replace_strict({t: daily_stamp(t) for t in stamps_us.unique().to_list()},
+                                    return_dtype=pl.Int64)  # fmt: skip
 
 
 def is_session(day: date | str) -> bool:

@@ -9,7 +9,14 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from marketboss.data.calendar import NY, Timeframe, infer_timeframe
+from marketboss.data.calendar import (
+    DAILY_SPACING_US,
+    NY,
+    Timeframe,
+    infer_timeframe,
+    served_stamps,
+    smallest_spacing,
+)
 from marketboss.data.grid import GridBars, on_grid
 from marketboss.data.io import Rejected, accept, file_format, to_rejects
 from marketboss.data.rules import check_csv_header, check_input_file
@@ -100,13 +107,14 @@ def _date_and_time(raw: pl.DataFrame) -> pl.DataFrame:
 def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, list[Rejected]]:
     ts = df["timestamp"]
     if isinstance(ts.dtype, pl.Date):
-        ts_expr = _ny_midnight(pl.col("timestamp"))
+        ts_expr, written = _ny_midnight(pl.col("timestamp")), pl.col("timestamp")
     elif isinstance(ts.dtype, pl.Datetime):
         ts_expr = (
             pl.col("timestamp").dt.convert_time_zone("UTC")
             if ts.dtype.time_zone
             else _ny_time(pl.col("timestamp"))
         ).dt.cast_time_unit("us")
+        written = pl.col("timestamp").dt.date()  # in the column's own zone
     else:
         text = pl.col("timestamp").cast(pl.String).str.strip_chars()
         date_only = text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
@@ -118,17 +126,15 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
             .then(parse_timestamps(text))
             .otherwise(_ny_time(parse_timestamps(text).dt.replace_time_zone(None)))
         )
+        written = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
     numeric = [c for c in (*PRICE_COLUMNS, "volume", "adj_close") if c in df.columns]
     out = df.with_columns(
         ts_expr.alias("timestamp"),
+        written.alias(_WRITTEN),
         pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase(),
         *[pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias(c) for c in numeric],
     )
-    stamps = out["timestamp"].drop_nulls()
-    if stamps.len() and (stamps.dt.truncate("1d") == stamps).all():  # every bar at midnight UTC (or no zone):
-        # dates (pandas' Date index, "2020-01-02 00:00:00"), as date-only text is: the session's NY midnight, not
-        # the evening before in New York (each date a day early, its weekends' and holidays' bars then dropped)
-        out = out.with_columns(_ny_midnight(pl.col("timestamp").dt.date()).alias("timestamp"))
+    out = _daily_on_their_dates(out).drop(_WRITTEN)
     rejects = [
         Rejected(line, c, f"not a number: {value!r}")
         for c in numeric
@@ -143,6 +149,27 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
         out = out.with_columns(*[(pl.col(c) * factor).alias(c) for c in PRICE_COLUMNS])
     bad = {r.line for r in rejects}
     return out.filter(~pl.col(LINE).is_in(list(bad))).select(LINE, *BAR_COLUMNS), rejects
+
+
+_DAY_US = 86_400 * 1_000_000
+_WRITTEN = "_written_date"  # a row's date as its stamp is written (in its own zone)
+
+
+def _daily_on_their_dates(out: pl.DataFrame) -> pl.DataFrame:
+    """Daily bars (a symbol's at least DAILY_SPACING_US apart; one bar a symbol: all at midnight UTC) stamped at
+    the New York midnight of the date each stamp is written with, in its own zone: a date at midnight UTC, a
+    16:00 close, Tokyo's midnight (2024-01-02T00:00+09:00, the evening before in New York) are each that date's
+    session. Before, the New York date of the instant was taken: Tokyo's midnights a session early, and a file's
+    midnight-UTC dates too when one stamp was not exactly at midnight."""
+    present = out.filter(pl.col("timestamp").is_not_null())
+    if present.is_empty():
+        return out
+    spacing = smallest_spacing(present["timestamp"].dt.epoch("us"), present["symbol"])
+    at_midnight = (present["timestamp"].dt.truncate("1d") == present["timestamp"]).all()
+    if not (at_midnight if spacing is None else spacing >= DAILY_SPACING_US):
+        return out
+    return out.with_columns(pl.when(pl.col("timestamp").is_not_null()).then(_ny_midnight(pl.col(_WRITTEN)))
+                            .alias("timestamp"))  # fmt: skip
 
 
 def _ny_midnight(d: pl.Expr) -> pl.Expr:
@@ -162,6 +189,10 @@ def session_bars(bars: pl.DataFrame, path: Path) -> GridBars:
     Alpaca's), each starting on the session's grid (grid.on_grid); bars that do not (clock hours, whose 9:00 bar
     holds pre-market trades) are refused: on the grid they would be other bars."""
     timeframe = _one_timeframe(bars, path)
+    spacing = smallest_spacing(bars["timestamp"].dt.epoch("us"), bars["symbol"])
+    if spacing is not None and spacing >= 5 * _DAY_US:  # Yahoo's 1wk and 1mo: their holidays' bars were dropped
+        raise InputError(path, f"its bars are at least {spacing // _DAY_US} days apart: weekly or monthly bars are no "
+                               "timeframe MarketBoss trades (1Min to 1Day): import daily bars", field="timestamp")
     if timeframe.is_daily:
         day = pl.col("timestamp").dt.convert_time_zone(NY).dt.date()
         return GridBars(bars.with_columns(_ny_midnight(day).alias("timestamp")), 0)
@@ -209,6 +240,10 @@ def merged(existing: pl.DataFrame, new: pl.DataFrame, existing_path: Path, new_p
                                         "into another with --output, or replace it with --replace)")  # fmt: skip
     symbols = new["symbol"].unique()
     kept = existing.filter(~pl.col("symbol").is_in(symbols.implode()))
+    if have.is_daily:  # its own stamps (midnight UTC, a 16:00 close) as the imported ones are: one bar a session
+        stamps = served_stamps(kept["timestamp"].dt.epoch("us"), True)
+        kept = kept.with_columns(stamps.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+                                 .cast(new.schema["timestamp"]).alias("timestamp"))  # fmt: skip
     had = existing.filter(pl.col("symbol").is_in(symbols.implode()))["symbol"].value_counts(name="n")
     now = dict(new["symbol"].value_counts(name="n").iter_rows())
     replaced = [f"{sym}'s {n:,} bars by {now[sym]:,}" for sym, n in sorted(had.iter_rows())]

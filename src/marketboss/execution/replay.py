@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from marketboss.broker.alpaca import AlpacaBroker
-from marketboss.data.calendar import schedule
+from marketboss.data.calendar import are_daily, schedule, served_stamps, smallest_spacing
 from marketboss.data.io import read_bars
 from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
@@ -28,18 +28,27 @@ _NONE = np.empty(0, dtype=np.int64)
 
 
 class ReplayBars:
-    """Each symbol's bar starts (epoch us): where a replay moves the clock for a signal, its next bar."""
+    """Each symbol's bar stamps as the local broker serves them (epoch us), where a replay moves the clock for a
+    signal (its next bar), found by the file's own stamps, which the signals carry: daily bars stamped otherwise
+    than at midnight New York (a CSV's 16:00 close, midnight UTC, a date) are served at it (data.calendar's
+    daily_stamp). Before, a replay of such a file asked the broker for bars it has under no such stamp: the
+    clock stayed at the first bar, where every order filled."""
 
     def __init__(self, bars: Path):
-        df = read_bars(bars).select("symbol", pl.col("timestamp").dt.epoch("us"))
-        self.stamps = {
-            sym: np.sort(g["timestamp"].to_numpy()) for (sym,), g in df.group_by("symbol", maintain_order=True)
-        }
+        df = read_bars(bars).select("symbol", pl.col("timestamp").dt.epoch("us")).sort("symbol", "timestamp")
+        ts = df["timestamp"]
+        served = df.with_columns(served_stamps(ts, are_daily(ts, smallest_spacing(ts, df["symbol"]))).alias("served"))
+        self.own: dict[str, np.ndarray] = {}  # the file's stamps, the signals'
+        self.stamps: dict[str, np.ndarray] = {}  # the broker's, in the same order
+        for (sym,), g in served.group_by("symbol", maintain_order=True):
+            self.own[sym], self.stamps[sym] = g["timestamp"].to_numpy(), g["served"].to_numpy()
 
     def _after(self, signal: Signal) -> tuple[np.ndarray, int]:
-        """The symbol's bar starts (empty when the data has none) and the index of the first after the signal's."""
-        stamps = self.stamps.get(signal.symbol, _NONE)
-        return stamps, int(np.searchsorted(stamps, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+        """The symbol's bar starts as served (empty when the data has none) and the index of the first after the
+        signal's."""
+        own = self.own.get(signal.symbol, _NONE)
+        i = int(np.searchsorted(own, int(signal.timestamp.timestamp() * 1_000_000), side="right"))
+        return self.stamps.get(signal.symbol, _NONE), i
 
     def next_bar(self, signal: Signal) -> int | None:
         """The start of the signal's symbol's next bar (epoch us), where the backtest fills it; None without one."""
@@ -134,9 +143,11 @@ class LocalReplay:
         """Where the replay acts on the signal, as the backtest trades it: an order at the open of its symbol's next
         bar, (its stamp, 0); a cancel at the end of its own bar, (the signal's stamp, 1): after the orders that
         trade on that bar, before those of the bars after it. An order with no next bar: as a cancel."""
-        stamp = int(signal.timestamp.timestamp() * 1_000_000)
         nxt = None if signal.action == "CANCEL" else self._bars.next_bar(signal)
-        return (stamp, 1) if nxt is None else (nxt, 0)
+        if nxt is not None:
+            return nxt, 0
+        own = self._bars.own_bar(signal)  # the broker's stamp of it, as the orders' are
+        return (int(signal.timestamp.timestamp() * 1_000_000) if own is None else own), 1
 
     def through(self, signal: Signal) -> None:
         """To the end of the signal's own bar: a cancel's, which the backtest applies after that bar and before the

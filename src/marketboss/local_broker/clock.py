@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from marketboss.data.calendar import NY, nyse
+from marketboss.data.calendar import NY, ny_midnight, nyse
 from marketboss.local_broker.config import ClockMode
 
 US = 1_000_000
@@ -58,12 +58,6 @@ def parse_time(text: str) -> int:
         return to_us(datetime(d.year, d.month, d.day, tzinfo=UTC))
     dt = datetime.fromisoformat(s.replace("z", "Z").replace("Z", "+00:00"))
     return to_us(dt)
-
-
-def ny_midnight(us: int) -> int:
-    """Midnight New York of the day `us` falls on, in UTC microseconds (how daily bars are stamped)."""
-    d = from_us(us).astimezone(_NY).date()
-    return to_us(datetime(d.year, d.month, d.day, tzinfo=_NY))
 
 
 class Sessions:

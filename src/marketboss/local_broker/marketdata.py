@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from marketboss.data.calendar import NY
+from marketboss.data.calendar import NY, are_daily, served_stamps, smallest_spacing
 from marketboss.local_broker.clock import US, Sessions, iso_z, ny_midnight
 from marketboss.local_broker.errors import bad_request
 
@@ -30,7 +30,6 @@ SUBCENT = Decimal("0.0001")
 _TF = re.compile(r"^(\d{1,3})(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
 MAX_LIMIT = 10_000
-DAILY_SPACING = 20 * 3600 * US  # bars at least this far apart are daily bars (a DST night is 23 hours)
 
 
 def tick(price: Decimal) -> Decimal:
@@ -115,15 +114,10 @@ class MarketData:
         self.sessions = sessions
         self.half_spread = Decimal(repr(spread_bps)) / Decimal(20_000)
         ts = bars["timestamp"].dt.epoch("us")
-        step = self._step(bars.with_columns(_t=ts))
-        if step is None:  # one bar per symbol: the stamp says it (daily bars are stamped at midnight New York)
-            self.daily = all(ny_midnight(t) == t for t in ts.head(2000).to_list())
-        else:  # the spacing says it, whatever the time of day the bars are stamped (16:00 ET is a daily bar too)
-            self.daily = step >= DAILY_SPACING
+        step = smallest_spacing(ts, bars["symbol"])
+        self.daily = are_daily(ts, step)  # whatever the time of day they are stamped (16:00 ET is a daily bar too)
         self.step_us = 0 if self.daily else step or 60 * US
-        if self.daily:  # stamped as Alpaca stamps daily bars: midnight New York of the session's day
-            midnights = {t: _daily_stamp(t) for t in ts.unique().to_list()}
-            ts = ts.replace_strict(midnights, return_dtype=pl.Int64)
+        ts = served_stamps(ts, self.daily)  # daily: as Alpaca stamps them, midnight New York of the session's day
         self.series: dict[str, Series] = {}
         for (sym,), g in bars.with_columns(_t=ts).sort("symbol", "_t").group_by("symbol", maintain_order=True):
             st = g["_t"].to_list()
@@ -156,14 +150,6 @@ class MarketData:
             schema={"symbol": pl.String, "t": pl.Int64, "end": pl.Int64, "o": pl.Float64, "h": pl.Float64,
                     "l": pl.Float64, "c": pl.Float64, "v": pl.Int64},
         )  # fmt: skip
-
-    @staticmethod
-    def _step(df: pl.DataFrame) -> int | None:
-        """The smallest spacing of one symbol's bars (None: no symbol has two)."""
-        diffs = df.sort("symbol", "_t").select(pl.col("_t").diff().over("symbol").alias("d")).filter(pl.col("d") > 0)
-        if diffs.is_empty():
-            return None
-        return int(diffs["d"].min())  # type: ignore[arg-type]
 
     def _span(self, stamp: int) -> tuple[int, int]:
         if self.daily:
@@ -379,13 +365,6 @@ class MarketData:
                 {"t": iso_z(t), "o": o, "h": h, "l": lo, "c": c, "v": v, "n": None, "vw": None}
             )
         return out, nxt
-
-
-def _daily_stamp(t: int) -> int:
-    """Midnight New York of a daily bar's day: the New York date of its stamp, or the UTC date of a stamp at
-    midnight UTC (a date written as a UTC timestamp, which in New York is the evening before)."""
-    day = 86_400 * US
-    return ny_midnight(t + day // 2) if t % day == 0 else ny_midnight(t)
 
 
 def encode_token(symbol: str, t: int) -> str:
