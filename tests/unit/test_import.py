@@ -52,6 +52,28 @@ def test_dates_stamped_at_midnight_are_their_sessions(tmp_path: Path, form: str)
     assert import_bars(minute, symbol="X")["timestamp"].to_list()[0] == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
+def test_blank_lines_are_no_bars_and_the_other_lines_keep_their_numbers(tmp_path: Path) -> None:
+    """A blank line, a line of commas (a spreadsheet's export), a trailing one: skipped, where each was a bar
+    "missing" its timestamp that refused the file; a bad line after them is still named by its own number."""
+    path = tmp_path / "x.csv"
+    path.write_text(YAHOO.replace("\n2024-01-02", "\n\n,,,,,,\n2024-01-02") + "\n")
+    assert import_bars(path, symbol="x")["close"].to_list() == [185.64, 184.25, 181.91]
+    path.write_text(YAHOO.replace("\n2024-01-02", "\n\n2024-01-02").replace("184.25", "x"))
+    with pytest.raises(InputError, match=r"x.csv:5: field 'close'"):
+        import_bars(path, symbol="x")
+
+
+@pytest.mark.parametrize("stamp", ["2024-01-02 09:30", "2024-01-02T09:30", "2024-01-02 09:30:00",
+                                   "2024-01-02 14:30:00Z", "2024-01-02T14:30Z", "2024-01-02 09:30-05:00"])
+def test_iso_timestamps_as_vendors_write_them(tmp_path: Path, stamp: str) -> None:
+    """A space for the T, minutes without seconds: ISO 8601 still, refused as "not an ISO-8601 timestamp"."""
+    path = tmp_path / "m.csv"
+    later = stamp.replace("09:30", "09:31").replace("14:30", "14:31")
+    path.write_text(f"timestamp,open,high,low,close,volume\n{stamp},1,1,1,1,5\n{later},1,1,1,1,5\n")
+    assert import_bars(path, symbol="X")["timestamp"].to_list() == [datetime(2024, 1, 2, 14, m, tzinfo=UTC)
+                                                                     for m in (30, 31)]  # fmt: skip
+
+
 def test_adjust_scales_prices_by_adj_close(tmp_path: Path) -> None:
     path = tmp_path / "aapl.csv"
     path.write_text(YAHOO)

@@ -53,6 +53,8 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
     (["sweep", "--grid", "fast=5", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9"],
      "error: cannot reach the dask scheduler at tcp://127.0.0.1:9"),
     (["sweep", "--grid", "fast=5", "--output", "x.txt"], "error: --output x.txt: the table is written as"),
+    (["sweep", "--grid", "fast=5", "--report", "x.pdf"], "error: --report x.pdf: the report is written as HTML"),
+    (["walkforward", "--grid", "fast=5", "--report", "w.pdf"], "error: --report w.pdf: the report is written as"),
     (["sweep", "--grid", "fast=5", "--commission", "0.5"], "error: --commission: Input should be less than 0.1"),
     (["walkforward", "--grid", "fast=5", "--train", "2000"], "error: not enough bars for one fold"),
     (["compare", "--param", "fast=5"], "error: --param 'fast=5' must look like strategy.key=value"),

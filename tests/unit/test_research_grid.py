@@ -54,6 +54,7 @@ def test_fixed_parameters_and_single_values_apply_to_every_combination() -> None
     (["fast=5,x", "slow=20:30:10"], {}, "invalid parameter fast='x': Input should be a valid integer"),
     (["ma=sma,emaa"], {}, "invalid parameter ma='emaa': Input should be 'sma' or 'ema'"),
     (["long_only=true,maybe"], {}, "invalid parameter long_only='maybe'"),
+    (["fast=5.5,10"], {}, "invalid parameter fast=5.5: Input should be a valid integer, got a number with a fraction"),
 ])
 def test_bad_grids_are_one_line_errors(specs: list[str], fixed: dict[str, str], message: str) -> None:
     with pytest.raises(MarketBossError) as exc:

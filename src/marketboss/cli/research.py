@@ -103,7 +103,13 @@ def write_table(df: pl.DataFrame, path: Path) -> None:
 
 
 def _skipped(n: int, reason: str | None) -> str:
-    return f"; {n} invalid combination(s) skipped (e.g. {reason})" if n else ""
+    return f"; {n:,} invalid combination(s) skipped (e.g. {reason})" if n else ""
+
+
+def _check_report(report: Path | None) -> None:
+    """A report is HTML: --report x.pdf wrote HTML under a name no viewer opens it by."""
+    if report and report.suffix.lower() not in (".html", ".htm"):
+        raise MarketBossError(f"--report {report}: the report is written as HTML (.html)")
 
 
 def sweep(
@@ -151,6 +157,7 @@ def sweep(
     out = output or get_settings().runs_dir / f"sweep_{resolve(strategy).name}.parquet"
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise MarketBossError(f"--output {out}: the table is written as .parquet or .csv")
+    _check_report(report)
     data_path, market = _market(data, symbols, skip_invalid)
     with make_backend(backend, scheduler, workers) as be:
         t0 = time.perf_counter()
@@ -166,8 +173,9 @@ def sweep(
                                                     "n_trades", "symbols_profitable_pct"])]
     print_table(f"best {best.height} of {len(combos.params)} combinations by {metric} (every symbol in one account)",
                 cols, best.select(cols).rows())
+    n = len(combos.params)
     console.print(
-        f"swept {len(combos.params):,} combinations x {market.n_symbols} symbols x {market.n_times:,} bars = "
+        f"swept {n:,} combination{'s' if n != 1 else ''} x {market.n_symbols} symbols x {market.n_times:,} bars = "
         f"{result.bar_steps:,} bar-steps in {elapsed:.2f}s ({result.bar_steps / elapsed:,.0f}/s) on {where}"
         f"{_skipped(combos.skipped, combos.skip_reason)}\nwrote {out} and {summary_path}", soft_wrap=True,
     )
@@ -233,6 +241,7 @@ def walkforward(
         raise MarketBossError(f"--output {output}: the table is written as .parquet or .csv")
     if equity_output and equity_output.suffix.lower() not in (".jsonl", ".ndjson"):  # (never --output's, then)
         raise MarketBossError(f"--equity-output {equity_output}: the equity is written as JSON Lines (.jsonl)")
+    _check_report(report)
     _, market = _market(data, symbols, skip_invalid)
     folds = plan_folds(market.n_times, train, test, anchored)
     n_folds, last = len(folds), folds[-1].test.end - folds[-1].test.start

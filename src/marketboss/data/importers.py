@@ -82,6 +82,9 @@ def import_bars(
         raise InputError(path, f"no column for {', '.join(missing)}", line=1, field=missing[0])
     first = 2 if fmt == "csv" else 1
     df = df.with_row_index(LINE, offset=first).with_columns(pl.col(LINE).cast(pl.Int64))
+    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "")
+                               for c in df.columns if c not in (LINE, "symbol" if symbol else "")])  # fmt: skip
+    df = df.filter(~blank)  # a blank line, or one of commas (a spreadsheet's last rows): no bar, not a bad one
     parsed, rejects = _parse(df, path, adjust)
     # Foreign files are often newest-first: sort, then judge order (and duplicates) on the sorted rows.
     parsed = parsed.sort("symbol", "timestamp", maintain_order=True).with_row_index("_pos")
@@ -116,7 +119,10 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
         ).dt.cast_time_unit("us")
         written = pl.col("timestamp").dt.date()  # in the column's own zone
     else:
-        text = pl.col("timestamp").cast(pl.String).str.strip_chars()
+        # ISO 8601 as vendors also write it: a space for the T, minutes without seconds ("2024-01-02 09:30")
+        text = (pl.col("timestamp").cast(pl.String).str.strip_chars()
+                .str.replace(r"^(\d{4}-\d{2}-\d{2}) (\d)", "${1}T${2}")
+                .str.replace(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})($|Z|[+-])", "${1}:00${2}"))  # fmt: skip
         date_only = text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
         zoned = text.str.contains(r"(Z|[+-]\d{2}:?\d{2})$")
         ts_expr = (

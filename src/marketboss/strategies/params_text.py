@@ -94,4 +94,4 @@ def telling_error(errors: Sequence[ErrorDetails]) -> ErrorDetails:
 def is_type_error(kind: str) -> bool:
     """Whether a pydantic error type says the value is not of the type (a number's text, one of the choices),
     rather than out of its range."""
-    return kind.endswith(("_parsing", "_type")) or kind in ("literal_error", "enum")
+    return kind.endswith(("_parsing", "_type")) or kind in ("literal_error", "enum", "int_from_float")  # 5.5 of an int
