@@ -31,6 +31,19 @@ def _marketboss(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def paper_and_backtest(cwd: Path, *generate: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`signals generate` of these arguments into data/signals.jsonl (of data/market_data.jsonl), paper-traded on
+    the local broker and backtested at its spread (2 bps, half paid per side): (paper's filled trades, the
+    backtest's fills)."""
+    _marketboss(cwd, "signals", "generate", *generate, "--data", "data/market_data.jsonl", "--output",
+                "data/signals.jsonl")  # fmt: skip
+    _marketboss(cwd, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0", "--poll-interval", "0.05")
+    _marketboss(cwd, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
+                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
+    trades = pl.DataFrame(read_jsonl_records(cwd / "data" / "paper_trading_trades.jsonl"))
+    return trades.filter(pl.col("status") == "filled"), pl.read_ndjson(cwd / "runs" / "bt" / "fills.jsonl")
+
+
 def book(df: pl.DataFrame, price: str) -> pl.DataFrame:
     """Fills (paper's trades or the backtest's) by signal and leg, with their New York day and price."""
     ny = pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.convert_time_zone("America/New_York")

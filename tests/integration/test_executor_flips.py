@@ -17,7 +17,7 @@ from marketboss.data.io import read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
 from marketboss.execution.executor import Executor
 from tests.integration.executor_fixtures import broker, broker_orders, executor
-from tests.integration.test_examples_paper import _marketboss
+from tests.integration.test_examples_paper import paper_and_backtest
 from tests.integration.test_executor_orders import close_of, gap_bars, r2, sdk, signal, write
 
 
@@ -93,17 +93,10 @@ def crash_before_sending(ex: Executor, client_order_id: str) -> None:
 def test_a_long_short_strategy_paper_trades_its_flips_as_it_backtests(tmp_path: Path) -> None:
     write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-06-30", "1Day", seed=3),
                tmp_path / "data" / "market_data.jsonl")  # fmt: skip
-    _marketboss(tmp_path, "signals", "generate", "--strategy", "ma_crossover", "--param", "long_only=false",
-                "--param", "fast=5", "--param", "slow=15", "--data", "data/market_data.jsonl", "--output",
-                "data/signals.jsonl")  # fmt: skip
-    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
-                "--poll-interval", "0.05")  # fmt: skip
-    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
-                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
-    paper = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
-    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+    paper, fills = paper_and_backtest(tmp_path, "--strategy", "ma_crossover", "--param", "long_only=false",
+                                      "--param", "fast=5", "--param", "slow=15")  # fmt: skip
     assert (fills["qty"] == 20).sum() >= 5  # flips: short 10 to long 10 and back
-    assert paper["status"].to_list() == ["filled"] * fills.height
+    assert paper.height == fills.height == len(read_jsonl_records(tmp_path / "data/paper_trading_trades.jsonl"))
     cols = ["signal_id", "side", "qty"]
     assert paper.select(cols).equals(fills.select(cols))
     assert paper["filled_price"].to_list() == pytest.approx(fills["price"].to_list(), rel=1e-9)
@@ -194,15 +187,7 @@ def test_a_flips_exits_go_on_the_position_it_opens_in_paper_as_in_the_backtest(t
     write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-12-31", "1Day", seed=3),
                tmp_path / "data" / "market_data.jsonl")  # fmt: skip
     params = [a for p in ["long_only=false", "fast=5", "slow=15", *exits] for a in ("--param", p)]
-    _marketboss(tmp_path, "signals", "generate", "--strategy", "ma_crossover", *params, "--data",
-                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
-    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
-                "--poll-interval", "0.05")  # fmt: skip
-    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
-                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
-    paper = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
-    paper = paper.filter(pl.col("status") == "filled")
-    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+    paper, fills = paper_and_backtest(tmp_path, "--strategy", "ma_crossover", *params)
     after = fills.select(pl.when(pl.col("side") == "BUY").then(pl.col("qty")).otherwise(-pl.col("qty")).cum_sum())
     before = after.to_series().shift(1, fill_value=0.0)
     flipped = set(fills.filter(before * after.to_series() < 0)["signal_id"])  # through zero: long to short or back

@@ -491,19 +491,22 @@ def test_a_timeframe_finer_than_the_local_brokers_bars_is_one_line_before_its_cl
     assert after == before and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("exits", [[], ["trail_percent=8"]], ids=["plain", "trailing_leg"])
 def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_against_the_strategy(
-    tmp_path: Path,
+    tmp_path: Path, exits: list[str]
 ) -> None:
     """Daily bars, long-short by 15 shares: every flip is decided at a close, where Alpaca takes no order through
     zero. Its close goes (filled at the open), its rest with the next bar's orders, unless the strategy decided
     again on that symbol then (the close recorded alone). Before, the flip was refused whole: 46 of 95 signals,
     the account long where the strategy was short, for weeks. The account never holds more than 15 shares of
-    a symbol and ends where the strategy's backtest ends."""
+    a symbol and ends where the strategy's backtest ends. With a trailing exit on each entry (the flip's rest
+    carries it), the same: the close was followed at the open as an entry awaiting its exit, recorded as the
+    whole order, and the rest never sent."""
     symbols = ["AAPL", "AMZN", "GOOGL", "META", "MSFT"]
     data = tmp_path / "bars.jsonl"
     bars = synth_bars(symbols, "2020-01-01", "2024-12-31", "1Day", seed=7)
     write_bars(bars, data)
-    params = ["long_only=false", "sizing=quantity", "quantity=15"]
+    params = ["long_only=false", "sizing=quantity", "quantity=15", *exits]
     until = "2024-07-01T00:00:00Z"
     with broker(tmp_path, data, rate_limit=0, spread_bps=SPREAD_BPS) as lb:
         cmd = [sys.executable, "-m", "marketboss", "live", "--strategy", "momentum",
@@ -514,7 +517,8 @@ def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_again
         proc = subprocess.run(cmd, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         positions = _positions(lb)
-    trades = read_jsonl_records(tmp_path / "t.jsonl")
+    records = read_jsonl_records(tmp_path / "t.jsonl")
+    trades = [t for t in records if not t.get("leg")]  # the signals' own (their exits' below)
     kinds = Counter((t["status"], t["qty"]) for t in trades)
     assert kinds[("filled", 30.0)] >= 5 and kinds[("partially_filled", 15.0)] >= 1
     last = max(t["signal_timestamp"] for t in trades)  # its orders still working at the stop: canceled by it
@@ -523,9 +527,12 @@ def test_a_flip_decided_at_the_close_goes_as_its_close_then_its_rest_never_again
     assert all("decided again" in t["reason"] for t in partial if t["signal_timestamp"] != last)
     assert all(t["reason"].startswith("a flip") for t in partial)  # the last bar's rests canceled at the stop
     held: Counter[str] = Counter()
-    for t in sorted(trades, key=lambda t: t["timestamp"]):
+    for t in sorted(records, key=lambda t: t["timestamp"]):
         held[t["symbol"]] += t["qty"] if t["side"] == "BUY" else -t["qty"]
         assert abs(held[t["symbol"]]) <= 15
+    if exits:  # the flips' trailing legs worked (their rests, sent a bar late, trail from their own fills)
+        assert any(t.get("leg") == "trailing_stop" and t["status"] == "filled" for t in records)
+        return
     history = bars.filter(pl.col("timestamp") < pl.lit(until).str.to_datetime(time_zone="UTC"))
     strategy = _net_fills(list(run_backtest(history, create("momentum", params).signals(Market.from_bars(history)))
                                .fills.iter_rows(named=True)))  # fmt: skip

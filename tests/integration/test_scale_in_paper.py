@@ -17,7 +17,7 @@ import pytest
 
 from marketboss.data.io import read_jsonl_records, write_bars
 from marketboss.data.synth import synth_bars
-from tests.integration.test_examples_paper import _marketboss, book
+from tests.integration.test_examples_paper import _marketboss, book, paper_and_backtest
 
 STRATEGY = '''
 from marketboss.strategies.events import Context, EventParams, EventStrategy
@@ -47,16 +47,7 @@ def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -
     write_bars(synth_bars(["AAPL"], "2022-01-01", "2022-03-28", "1Day", seed=10),
                tmp_path / "data" / "market_data.jsonl")  # fmt: skip
     (tmp_path / "scale_in.py").write_text(STRATEGY)
-    _marketboss(tmp_path, "signals", "generate", "--strategy", "scale_in.py:ScaleIn", "--data",
-                "data/market_data.jsonl", "--output", "data/signals.jsonl")  # fmt: skip
-    _marketboss(tmp_path, "paper", "--signals", "data/signals.jsonl", "--order-interval", "0",
-                "--poll-interval", "0.05")  # fmt: skip
-    _marketboss(tmp_path, "backtest", "--signals", "data/signals.jsonl", "--data", "data/market_data.jsonl",
-                "--spread-bps", "2", "--output-dir", "runs/bt")  # fmt: skip
-
-    trades = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
-    traded = trades.filter(pl.col("status") == "filled")
-    fills = pl.read_ndjson(tmp_path / "runs" / "bt" / "fills.jsonl")
+    traded, fills = paper_and_backtest(tmp_path, "--strategy", "scale_in.py:ScaleIn")
 
     paper_book, backtest_book = book(traded, "filled_price"), book(fills, "price")
     legs = backtest_book.filter(pl.col("leg") != "entry")
@@ -65,6 +56,7 @@ def test_scaling_in_with_brackets_paper_trades_as_it_backtests(tmp_path: Path) -
     assert sells.height > 0 and set(sells["qty"]) <= {5.0}  # trims happened (some partly done by an exit)
     assert paper_book.drop("price").equals(backtest_book.drop("price"))  # same orders, legs, sizes and days
     assert paper_book["price"].to_list() == pytest.approx(backtest_book["price"].to_list(), rel=1e-9)
+    trades = pl.DataFrame(read_jsonl_records(tmp_path / "data" / "paper_trading_trades.jsonl"))
     skipped = trades.filter(pl.col("status") != "filled")["signal_id"].to_list()
     rejected = read_jsonl_records(tmp_path / "runs" / "bt" / "rejections.jsonl")
     assert sorted(skipped) == sorted(r["signal_id"] for r in rejected)

@@ -726,8 +726,11 @@ class Executor:
         """The symbols of entries left working whose exits the executor places once they fill
         (placed_after_fill): their fill is to be followed as soon as it comes, so that the exit works
         from the fill's bar, as in the backtest (paper's replay stops the clock at their bars; the live loop
-        follows them at the session's open)."""
-        return {w.sig.symbol for w in self.working.values() if w.intent.legs and placed_after_fill(w.sig)}
+        follows them at the session's open). A flip's close decided at the close is not one: its exits go on its
+        rest, which goes with the next bar's orders (followed at the open, the close was recorded as the whole
+        order and the rest never sent)."""
+        return {w.sig.symbol for w in self.working.values()
+                if w.intent.legs and placed_after_fill(w.sig) and not w.closing}  # fmt: skip
 
     def follow(self, poll: bool = False) -> None:
         """Record the working orders and exits that finished since last looked at (`poll`: each working order
