@@ -156,3 +156,17 @@ def test_a_damaged_status_file_is_one_line_not_a_traceback(dash: Dash, tmp_path:
     assert len(shown) == 1 and str(path) in shown[0] and "\n" not in shown[0]
     assert "Unexpected error" not in shown[0] and not block.metric
     assert metrics(section(at, "market"))["Bars"] != display.NA
+
+
+def test_a_session_naming_its_signals_log_shows_that_logs_signals(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+    """A session run with --signals-output elsewhere: its status names its log, whose signals the page shows
+    (before: the sidebar's log, another session's, under this one's name)."""
+    own = tmp_path / "own_signals.jsonl"
+    signals = read_signals_frame(demo.live_signals).drop("_line")
+    last = signals.tail(1).with_columns(pl.lit("own-1").alias("id"))
+    write_signals(own, last)
+    status_path = tmp_path / "status.json"
+    write_status(status_path, demo_status(demo, signals_log=str(own), last_bar=format_ts(last["timestamp"][0])))
+    m = metrics(block := section(dash(live_status=status_path, live_signals=demo.live_signals), "live"))
+    assert m["Signals today"] == "1" and table(block, "action")["id"].tolist() == ["own-1"]
+    assert len(todays_ids(demo.live_signals, format_ts(last["timestamp"][0]))) >= 1  # the sidebar's log had its own

@@ -660,7 +660,7 @@ def live_section(inputs: Inputs) -> None:
     _records(status.open_orders, "live_orders", "No open order.")
     st.subheader("Today's signals")
     with problems():
-        _todays_signals(inputs, status.last_bar)
+        _todays_signals(Path(status.signals_log or inputs.live_signals), status.last_bar)
     st.subheader("Equity curve")
     with problems():
         chart(_paper_figure(file_key(Path(status.equity_log) if status.equity_log else inputs.paper_equity)),
@@ -715,8 +715,9 @@ def _records(rows: list[dict[str, Any]], key: str, none: str) -> None:
     st.dataframe(pl.DataFrame(rows, infer_schema_length=None, strict=False), hide_index=True, key=f"{key}_table")
 
 
-def _todays_signals(inputs: Inputs, last_bar: str | None) -> None:
-    """The live log's signals on the last bar's New York date, newest first."""
+def _todays_signals(log: Path, last_bar: str | None) -> None:
+    """The session's signals log's signals on the last bar's New York date, newest first (its own log, as its
+    status names it: the sidebar's showed another session's, under this one's name)."""
     try:
         day = datetime.fromisoformat(last_bar).astimezone(ZoneInfo(NY)).date() if last_bar else None
     except ValueError:
@@ -724,8 +725,8 @@ def _todays_signals(inputs: Inputs, last_bar: str | None) -> None:
     if day is None:
         st.info("No bar seen yet: the day's signals appear from the first closed bar.")
         return
-    df = loaders.signals_on(file_key(inputs.live_signals), day)
-    st.metric("Signals today", display.count(df.height), help=f"in `{inputs.live_signals}`, dated {day} in New York "
-              "(the last bar's day)")  # fmt: skip
+    df = loaders.signals_on(file_key(log), day)
+    st.metric("Signals today", display.count(df.height), help=f"in `{log}`, dated {day} in New York (the last "
+              "bar's day)")  # fmt: skip
     if df.height:
         _paged_table(df, "live_signals", "signals")

@@ -207,7 +207,8 @@ class LiveLoop:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.status = LiveStatus(strategy=strategy.describe(), symbols=self.symbols, timeframe=str(self.tf),
                                  broker=broker_display, mode=mode, pid=os.getpid(), started_at=now, updated_at=now,
-                                 equity_log=str(executor.cfg.equity_output.resolve()))  # fmt: skip
+                                 equity_log=str(executor.cfg.equity_output.resolve()),
+                                 signals_log=str(config.signals_output.resolve()))  # fmt: skip
         # (resolved: the dashboard, started elsewhere, read a relative one against its own directory)
 
     # ------------------------------------------------------------------------------------------ run

@@ -51,6 +51,7 @@ class LiveStatus:
     open_orders: list[dict[str, Any]] = field(default_factory=list)  # id, client_order_id, symbol, side, type, ...
     stopped_by: str | None = None
     equity_log: str | None = None  # where this session snapshots equity (the dashboard draws its curve from it)
+    signals_log: str | None = None  # where it logs its signals (the dashboard's "today's signals" read it)
 
 
 def write_status(path: Path, status: LiveStatus) -> None:
