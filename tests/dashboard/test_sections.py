@@ -433,6 +433,21 @@ def test_paper_trading_follows_new_snapshots(dash: Dash, demo: Demo, tmp_path: P
     assert m["Last update"] == "2031-05-06 07:08:09 UTC" and m["Portfolio value"] == "$123,456.78"
 
 
+def test_a_torn_last_snapshot_is_left_out_and_said(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+    """A write cut short (a crash, or the writer midway): the line left out, as reconcile leaves it, and said
+    (before: silently, the figures those before it)."""
+    path = tmp_path / "equity.jsonl"
+    shutil.copy(demo.paper_equity, path)
+    n = len(read_jsonl_records(path))
+    with path.open("a") as fh:
+        fh.write('{"timestamp":"2031-05-06T07:08:09Z","cash":95')
+    block = section(dash(paper_equity=path), "paper")
+    (warning,) = messages(block, "warning")
+    assert f"equity.jsonl`:{n + 1}: torn last line" in warning and "left out" in warning
+    last = read_jsonl_records(demo.paper_equity)[-1]  # the last whole snapshot
+    assert metrics(block)["Portfolio value"] == display.money(last["portfolio_value"])
+
+
 @pytest.mark.parametrize("state", ["missing", "empty", "malformed"])
 def test_paper_trading_bad_equity_log(dash: Dash, demo: Demo, tmp_path: Path, state: str) -> None:
     path = tmp_path / "equity.jsonl"

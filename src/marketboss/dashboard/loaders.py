@@ -9,6 +9,7 @@ section that needs the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -177,10 +178,24 @@ def versus_buy_and_hold(
 # ---------------------------------------------------------------------------------------------- paper logs
 
 
+#: The torn last line each log's read left out (a write a crash or a running writer cut short), by its key.
+_TORN: dict[FileKey, int] = {}
+
+
+def torn_line(key: FileKey) -> int | None:
+    """The torn last line the log's read (of this version of it) left out, as reconcile says it; None: none."""
+    return _TORN.get(key)
+
+
+def _heard_torn(key: FileKey) -> Callable[[int], None]:
+    _TORN.pop(key, None)
+    return lambda line: _TORN.__setitem__(key, line)
+
+
 @memoize(4)
 def paper_equity(key: FileKey) -> pl.DataFrame:
     require(key, "Paper trading equity log")
-    df = read_paper_equity(Path(key.path))
+    df = read_paper_equity(Path(key.path), _heard_torn(key))
     if df.is_empty():
         raise Empty(f"Paper trading equity log `{key.path}` has no snapshots yet.")
     return df
@@ -189,7 +204,7 @@ def paper_equity(key: FileKey) -> pl.DataFrame:
 @memoize(4)
 def paper_trades(key: FileKey) -> pl.DataFrame:
     require(key, "Paper trades log")
-    return read_paper_trades(Path(key.path))
+    return read_paper_trades(Path(key.path), _heard_torn(key))
 
 
 NO_TRADES = pl.DataFrame(schema=dict.fromkeys(TRADE_FIELDS, pl.String))

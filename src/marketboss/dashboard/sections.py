@@ -457,6 +457,8 @@ def paper_section(inputs: Inputs) -> None:
     with problems("Trades executed"):
         trades = loaders.paper_trades(tk)
     stats = loaders.paper_stats(ek, tk if trades is not None else None)
+    for key in (ek, tk):
+        _torn_note(key)
     c = st.columns(3)
     c[0].metric("Portfolio value", display.money(equity["portfolio_value"][-1]))
     c[1].metric("P&L", display.money(stats["pnl"]))
@@ -475,6 +477,14 @@ def paper_section(inputs: Inputs) -> None:
                                            "slippage_bps", "signal_id") if c in recent.columns])  # fmt: skip
         st.dataframe(shown.rename({"slippage_bps": f"slippage {VS_SIGNAL} (bps)"}, strict=False), hide_index=True,
                      key="paper_trades_table")  # fmt: skip
+
+
+def _torn_note(key: FileKey) -> None:
+    """A log's torn last line, left out (its figures are those before it), said as reconcile says it."""
+    line = loaders.torn_line(key)
+    if line is not None:
+        st.warning(f"`{key.path}`:{line}: torn last line (a write cut short, e.g. by a crash) left out: the figures "
+                   "are those before it; rerun paper/live on the same files to finish its signal")  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------- backtest vs paper
