@@ -12,6 +12,7 @@ from marketboss.backtest import BacktestConfig, Costs
 from marketboss.data.io import read_bars, read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.research import LocalBackend, combinations, sweep
+from marketboss.research.sweep import deflation
 from marketboss.signals import read_signals_frame
 from marketboss.strategies import create
 from tests.unit.cli_app import cli
@@ -33,6 +34,10 @@ def test_sweep_writes_rows_summary_and_a_heatmap_report(
     assert rows.equals(expected.rows) and summary.equals(expected.summary)
     printed = [int(line.split("│")[1]) for line in out.splitlines() if line.startswith("│")]
     assert printed == expected.top("sortino", 3)["combo"].to_list()
+    luck = deflation(expected, Market.from_bars(read_bars(data)))
+    assert luck is not None and (f"best by Sharpe: combo {luck.combo}, Sharpe {luck.sharpe:.3f}; the best of "
+                                 f"{luck.trials:,} skill-less trials would show {luck.expected_max_sharpe:.3f} by "
+                                 f"luck alone: deflated Sharpe (DSR) {luck.dsr:.3f}") in " ".join(out.split())
     page = (workdir / "out" / "sweep.html").read_text()
     assert "Plotly.newPlot" in page and '"type":"heatmap"' in page and "Best 11 by sortino" in page
     assert '<script src="http' not in page  # self-contained: plotly.js is embedded

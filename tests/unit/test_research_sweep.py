@@ -278,3 +278,27 @@ def test_chunking_and_worker_processes_do_not_change_the_table(market: Market) -
     switched = sweep(market, combos, backend=slow, on_progress=seen.append)
     assert slow.ran_in == "this process (the first task), then 2 processes"
     assert sum(seen) == len(combos.params) and one.rows.equals(switched.rows) and one.summary.equals(switched.summary)
+
+
+def test_the_best_combination_is_deflated_by_the_trials_it_was_picked_from(market: Market) -> None:
+    """The best by Sharpe of a grid, held to what the best of as many skill-less trials shows (research.dsr): its
+    own returns (its backtest's equity) and the variance of the trials' Sharpe ratios; one combination: none."""
+    from marketboss.research.dsr import SharpeEstimate, bar_returns, deflated_sharpe, expected_max_sharpe
+    from marketboss.research.sweep import deflation
+
+    config = BacktestConfig(costs=Costs(commission=0.001))
+    result = sweep(market, combinations("ma_crossover", ["fast=5:20:5", "slow=30:60:15"]), config, backend=SERIAL)
+    luck = deflation(result, market)
+    assert luck is not None
+    sharpe = result.summary["sharpe"].to_numpy()
+    assert luck.sharpe == np.nanmax(sharpe) and luck.trials == int(np.isfinite(sharpe).sum()) > 1
+    best = result.summary.filter(pl.col("combo") == luck.combo).row(0, named=True)
+    expected, _ = run_strategy(market, create("ma_crossover", {"fast": best["fast"], "slow": best["slow"]}), config)
+    per_bar = sharpe[np.isfinite(sharpe)] / np.sqrt(market.bars_per_year)
+    est = SharpeEstimate.of(bar_returns(expected.equity["equity"].to_numpy(), config.cash))
+    assert luck.dsr == pytest.approx(deflated_sharpe(est, luck.trials, float(per_bar.var(ddof=1))), rel=1e-9)
+    assert luck.expected_max_sharpe == pytest.approx(
+        expected_max_sharpe(luck.trials, float(per_bar.var(ddof=1))) * np.sqrt(market.bars_per_year), rel=1e-12)
+    assert 0.0 < luck.dsr < 1.0
+    one = sweep(market, combinations("ma_crossover", ["fast=5", "slow=30"]), config, backend=SERIAL)
+    assert deflation(one, market) is None

@@ -143,6 +143,7 @@ def sweep(
     from marketboss.research.backends import make_backend
     from marketboss.research.grid import combinations
     from marketboss.research.selection import check_metric
+    from marketboss.research.sweep import deflation
     from marketboss.research.sweep import sweep as run_sweep
     from marketboss.strategies.registry import parse_param_pairs, resolve
 
@@ -165,6 +166,7 @@ def sweep(
             result = run_sweep(market, combos, config, backend=be, on_progress=advance)
         elapsed = time.perf_counter() - t0
         where = be.describe()
+        luck = deflation(result, market, be)
     summary_path = out.with_name(f"{out.stem}.summary{out.suffix}")
     write_table(result.rows, out)
     write_table(result.summary, summary_path)
@@ -179,6 +181,11 @@ def sweep(
         f"{result.bar_steps:,} bar-steps in {elapsed:.2f}s ({result.bar_steps / elapsed:,.0f}/s) on {where}"
         f"{_skipped(combos.skipped, combos.skip_reason)}\nwrote {out} and {summary_path}", soft_wrap=True,
     )
+    if luck is not None:  # the best of many backtests is flattered by the many: how much, said beside it
+        console.print(
+            f"best by Sharpe: combo {luck.combo}, Sharpe {luck.sharpe:.3f}; the best of {luck.trials:,} skill-less "
+            f"trials would show {luck.expected_max_sharpe:.3f} by luck alone: deflated Sharpe (DSR) {luck.dsr:.3f}, "
+            "the probability its true Sharpe ratio exceeds that", soft_wrap=True)  # fmt: skip
     if report:
         from marketboss.research.report import write_sweep_report
 

@@ -65,3 +65,9 @@ def expected_max_sharpe(n_trials: int, trial_variance: float) -> float:
 def deflated_sharpe(est: SharpeEstimate, n_trials: int, trial_variance: float) -> float:
     """P(true Sharpe > the best of n_trials skill-less trials' expected Sharpe) (DSR)."""
     return probabilistic_sharpe(est, expected_max_sharpe(n_trials, trial_variance))
+
+
+def bar_returns(equity: np.ndarray, initial: float) -> np.ndarray:
+    """Per-bar simple returns of an equity curve starting from `initial`, as backtest.nb.equity_stats computes
+    them."""
+    return equity / np.concatenate(([initial], equity[:-1])) - 1.0

@@ -32,6 +32,7 @@ from marketboss.backtest.nb import Prices, Rules
 from marketboss.data.market import Market
 from marketboss.research import nb
 from marketboss.research.backends import Backend, LocalBackend, plan_chunks
+from marketboss.research.dsr import SharpeEstimate, bar_returns, deflated_sharpe, expected_max_sharpe
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import check_metric, ranking
 from marketboss.research.windows import Window, history_exposures, time_slice, window_signals
@@ -272,6 +273,39 @@ def sweep(
     be = backend or LocalBackend()
     results = run_tasks(plan_tasks(combos, cfg, w, market.n_symbols, be, keep_equity), market, be, on_progress)
     return assemble(combos, market, cfg, w, results)
+
+
+@dataclass(frozen=True)
+class Deflation:
+    """The best combination by Sharpe against the trials it was picked from (research.dsr): picking the best of
+    N inflates its Sharpe ratio, so its backtest says little until held to what luck alone gives."""
+
+    combo: int  # the best's index in the combinations
+    sharpe: float  # its Sharpe ratio (annualised)
+    trials: int  # the combinations with a Sharpe ratio
+    expected_max_sharpe: float  # annualised: the best of as many skill-less trials' expected Sharpe ratio
+    dsr: float  # the deflated Sharpe ratio: P(the best's true Sharpe ratio exceeds that)
+
+
+def deflation(result: SweepResult, market: Market, backend: Backend | None = None) -> Deflation | None:
+    """The sweep's best combination by Sharpe, deflated by its trials (its equity run again, one combination);
+    None with fewer than two combinations of a Sharpe ratio."""
+    ppy = market.bars_per_year
+    sharpe = result.summary["sharpe"].to_numpy()
+    finite = np.isfinite(sharpe)
+    if finite.sum() < 2:
+        return None
+    row = int(np.argmax(np.where(finite, sharpe, -np.inf)))
+    combo = int(result.summary["combo"][row])
+    per_bar = sharpe[finite] / np.sqrt(ppy)
+    variance, n = float(per_bar.var(ddof=1)), int(per_bar.shape[0])
+    task = SweepTask(result.combos.strategy, (result.combos.dicts()[combo],), result.config, result.window,
+                     keep_equity=True)  # fmt: skip
+    (run,) = run_tasks([task], market, backend or LocalBackend(1))
+    assert run.equity is not None
+    est = SharpeEstimate.of(bar_returns(run.equity[0], result.config.cash))
+    return Deflation(combo, float(sharpe[row]), n, expected_max_sharpe(n, variance) * float(np.sqrt(ppy)),
+                     deflated_sharpe(est, n, variance))  # fmt: skip
 
 
 def assemble(

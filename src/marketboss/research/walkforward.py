@@ -22,7 +22,13 @@ from marketboss.backtest.metrics import equity_metrics
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.research.backends import Backend, LocalBackend
-from marketboss.research.dsr import SharpeEstimate, deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+from marketboss.research.dsr import (
+    SharpeEstimate,
+    bar_returns,
+    deflated_sharpe,
+    expected_max_sharpe,
+    probabilistic_sharpe,
+)
 from marketboss.research.grid import Combinations
 from marketboss.research.selection import best_index, check_metric
 from marketboss.research.sweep import SUMMARY_METRICS, ChunkResult, SweepTask, plan_tasks, run_tasks
@@ -61,11 +67,6 @@ class WalkForwardResult:
     folds: pl.DataFrame  # one row per fold: windows, chosen parameters, in- and out-of-sample metrics, DSR
     equity: pl.DataFrame  # the stitched out-of-sample equity: timestamp, equity, fold
     summary: dict[str, Any]  # out-of-sample metrics of the stitched curve, PSR, DSR, in- vs out-of-sample
-
-
-def _returns(equity: np.ndarray, initial: float) -> np.ndarray:
-    """Per-bar simple returns, computed as backtest.nb.equity_stats does."""
-    return equity / np.concatenate(([initial], equity[:-1])) - 1.0
 
 
 def walk_forward(
@@ -124,7 +125,7 @@ def walk_forward(
         var = float(sharpes.var(ddof=1)) if n_trials > 1 else 0.0
         trials.append(n_trials)
         trial_var.append(var)
-        is_est = SharpeEstimate.of(_returns(ins.equity[0], initial))
+        is_est = SharpeEstimate.of(bar_returns(ins.equity[0], initial))
         eq = oos.equity[0]
         parts_t.append(market.times[f.test.start : f.test.end])
         parts_e.append(eq * (level / initial))
@@ -157,7 +158,7 @@ def walk_forward(
     equity = pl.DataFrame({"timestamp": times, "equity": stitched, "fold": np.concatenate(parts_f)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     )
-    oos_est = SharpeEstimate.of(_returns(stitched, initial))
+    oos_est = SharpeEstimate.of(bar_returns(stitched, initial))
     n_trials = round(float(np.mean(trials)))
     variance = float(np.mean(trial_var))
     is_vals = folds_df[f"is_{metric}"].to_numpy()
