@@ -63,6 +63,19 @@ def test_blank_lines_are_no_bars_and_the_other_lines_keep_their_numbers(tmp_path
         import_bars(path, symbol="x")
 
 
+def test_adj_close_is_read_only_to_adjust_by(tmp_path: Path) -> None:
+    """Imported as it is, a bad Adj Close does not matter (it refused the file); with --adjust a missing one is
+    named as such (it was said of 'open', the first price it scaled)."""
+    path = tmp_path / "x.csv"
+    path.write_text(YAHOO.replace("92.125", "n/a"))
+    assert import_bars(path, symbol="x")["close"].to_list() == [185.64, 184.25, 181.91]
+    with pytest.raises(InputError, match=r"x.csv:4: field 'adj_close': not a number"):
+        import_bars(path, symbol="x", adjust=True)
+    path.write_text(YAHOO.replace("92.125", ""))
+    with pytest.raises(InputError, match=r"x.csv:4: field 'adj_close': missing: --adjust scales the prices by it"):
+        import_bars(path, symbol="x", adjust=True)
+
+
 @pytest.mark.parametrize("stamp", ["2024-01-02 09:30", "2024-01-02T09:30", "2024-01-02 09:30:00",
                                    "2024-01-02 14:30:00Z", "2024-01-02T14:30Z", "2024-01-02 09:30-05:00"])
 def test_iso_timestamps_as_vendors_write_them(tmp_path: Path, stamp: str) -> None:

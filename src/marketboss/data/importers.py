@@ -133,7 +133,8 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
             .otherwise(_ny_time(parse_timestamps(text).dt.replace_time_zone(None)))
         )
         written = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    numeric = [c for c in (*PRICE_COLUMNS, "volume", "adj_close") if c in df.columns]
+    # Adj Close is read only to adjust by (a bad one refused a file imported as it is)
+    numeric = [c for c in (*PRICE_COLUMNS, "volume", *(("adj_close",) if adjust else ())) if c in df.columns]
     out = df.with_columns(
         ts_expr.alias("timestamp"),
         written.alias(_WRITTEN),
@@ -151,6 +152,8 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
     if adjust:
         if "adj_close" not in out.columns:
             raise InputError(path, "--adjust needs an Adj Close column", line=1, field="adj_close")
+        rejects += [Rejected(line, "adj_close", "missing: --adjust scales the prices by it") for line in
+                    out.filter(pl.col("adj_close").is_null() & df["adj_close"].is_null())[LINE].to_list()]  # fmt: skip
         factor = pl.col("adj_close") / pl.col("close")
         out = out.with_columns(*[(pl.col(c) * factor).alias(c) for c in PRICE_COLUMNS])
     bad = {r.line for r in rejects}
