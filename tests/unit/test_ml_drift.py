@@ -15,6 +15,7 @@ import pytest
 from marketboss.data.io import read_jsonl_records
 from marketboss.data.market import Market
 from marketboss.data.synth import synth_bars
+from marketboss.errors import MarketBossError
 from marketboss.logging import configure
 from marketboss.ml import registry
 from marketboss.ml.drift import Thresholds, decide, drifted, feature_drift, rolling_ic
@@ -180,3 +181,23 @@ def test_the_first_retrain_of_a_new_name_trains_it(bars: pl.DataFrame, tmp_path:
     assert rec["decision"] == "retrain" and rec["reasons"] == ["no model yet"] and rec["model_version"] is None
     assert registry.metadata(tmp_path, "fresh")["model_type"] == "ridge"
     assert (tmp_path / "fresh" / "decisions.jsonl").read_text().count("\n") == 1
+
+
+def test_a_retrain_keeps_the_models_symbols_and_start_and_its_bar_frequency(bars: pl.DataFrame, tmp_path: Path
+                                                                             ) -> None:  # fmt: skip
+    """A model trained on two of the file's symbols from its second month: retrained on those, from then on, as
+    the data grows (before: on every symbol of the file from its first bar, its drift scored on symbols it never
+    saw); on hourly data, a daily model is refused in one line (before: retrained on them, `latest` then a model
+    of another frequency that signals refused)."""
+    cfg = TrainConfig(model_type="ridge", folds=3)
+    start = datetime(2021, 2, 1, tzinfo=UTC)
+    scope = bars.filter(pl.col("symbol").is_in(["AAPL", "MSFT"]) & pl.col("timestamp").is_between(start, TRAIN_END))
+    first = train(scope, cfg, "sub", tmp_path, now=CREATED)
+    rec = retrain(bars, tmp_path, "sub", if_needed=False, now=SOON)
+    meta = registry.metadata(tmp_path, "sub", rec["new_version"])
+    assert meta["symbols"] == ["AAPL", "MSFT"] and meta["train_start"] == first.metadata["train_start"]
+    assert meta["train_end"] == "2022-12-30T05:00:00Z"  # its window grown with the data
+    hourly = synth_bars(["AAPL", "MSFT"], "2022-11-01", "2022-12-30", "1Hour", seed=8)
+    with pytest.raises(MarketBossError, match=r"was trained on bars at 252 a year; the data has 1764: features"):
+        retrain(hourly, tmp_path, "sub", now=SOON)
+    assert registry.latest_version(tmp_path, "sub") == rec["new_version"]

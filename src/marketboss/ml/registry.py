@@ -45,6 +45,16 @@ DECISION_VALUES = ("retrain", "keep")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def check_bar_frequency(meta: dict[str, Any], bars_per_year: float) -> None:
+    """A model is used (its signals, its drift check, its retraining) only on bars of the frequency it was trained
+    on, within a factor of two: its features (returns over N bars, volatility) mean other things at another."""
+    trained = float(meta.get("bars_per_year") or bars_per_year)
+    if not 0.5 <= bars_per_year / trained <= 2.0:
+        raise MarketBossError(f"model {meta.get('name')} {meta.get('version')} was trained on bars at {trained:g} a "
+                              f"year; the data has {bars_per_year:g}: features mean different things at another bar "
+                              "frequency")  # fmt: skip
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name) or name == LATEST:
         raise MarketBossError(f"model name '{name}' must be letters, digits, '.', '_' or '-' (at most 64)")

@@ -26,6 +26,7 @@ import polars as pl
 
 from marketboss.data.io import JsonlAppender, format_ts
 from marketboss.data.market import Market
+from marketboss.errors import MarketBossError
 from marketboss.logging import get_logger
 from marketboss.ml import drift, registry
 from marketboss.ml.features import FEATURE_VERSION, FEATURES, market_features, samples
@@ -70,6 +71,22 @@ def check(model: LoadedModel, market: Market, th: drift.Thresholds, now: datetim
     return DriftCheck(psi, ks, rolling, age, start, end, int(recent.shape[0]), len(new))
 
 
+def _scope(bars: pl.DataFrame, meta: dict[str, Any], name: str) -> pl.DataFrame:
+    """The bars of the model's own scope, which its drift is checked on and it is retrained on: its symbols, from
+    its first training bar on (its window grows with the data). Before, the whole data file: a model trained on
+    two symbols from 2020 was checked against, and retrained on, every symbol of the file from its first bar."""
+    symbols, start = meta.get("symbols"), meta.get("train_start")
+    out = bars
+    if isinstance(symbols, list) and symbols:
+        out = out.filter(pl.col("symbol").is_in(symbols))
+    if isinstance(start, str):
+        out = out.filter(pl.col("timestamp") >= parse_ts(start))
+    if out.is_empty():
+        raise MarketBossError(f"model {name}: the data has no bars of its symbols ({', '.join(symbols or [])}) from "
+                              f"its first training bar ({start}) on")  # fmt: skip
+    return out
+
+
 def _iso(us: int | np.integer) -> str:
     return format_ts(datetime.fromtimestamp(int(us) / 1e6, UTC))
 
@@ -94,7 +111,6 @@ def retrain(
     th = thresholds or drift.Thresholds()
     now = now or datetime.now(UTC)
     registry.check_name(name)
-    market = Market.from_bars(bars)
     record: dict[str, Any] = {
         "timestamp": format_ts(now), "model": name, "decision": "retrain", "reasons": [], "model_version": None,
         "new_version": None, "psi": {}, "ks": {}, "rolling_ic": None, "model_age_days": None,
@@ -107,6 +123,9 @@ def retrain(
         meta = registry.metadata(models_dir, name)
         record["model_version"] = meta["version"]
         cfg = TrainConfig.model_validate(meta.get("train_config") or {})
+        bars = _scope(bars, meta, name)
+        market = Market.from_bars(bars)
+        registry.check_bar_frequency({"name": name, **meta}, market.bars_per_year)
         if meta.get("features") != list(FEATURES):
             record["reasons"] = [f"features changed (feature_version {meta.get('feature_version')} -> "
                                  f"{FEATURE_VERSION})"]  # fmt: skip

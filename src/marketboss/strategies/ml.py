@@ -88,9 +88,5 @@ class ML(Strategy[MLParams]):
         return e
 
     def _check_frequency(self, market: Market) -> None:
-        trained = float(self.model.metadata.get("bars_per_year") or market.bars_per_year)
-        if not 0.5 <= market.bars_per_year / trained <= 2.0:
-            raise MarketBossError(
-                f"model {self.model.name} {self.model.version} was trained on bars at {trained:g} a year; the data "
-                f"has {market.bars_per_year:g}: features mean different things at another bar frequency"
-            )
+        registry.check_bar_frequency({"name": self.model.name, "version": self.model.version, **self.model.metadata},
+                                     market.bars_per_year)  # fmt: skip
