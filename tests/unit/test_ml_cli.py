@@ -54,6 +54,14 @@ def test_train_list_show_retrain(data: Path, workdir: Path, capsys: pytest.Captu
         (["train", "--model", "xgboost"], "--model: Input should be 'lightgbm' or 'ridge'"),
         (["train", "--horizon", "5", "--purge", "2"], "error: purge (2) must be at least the horizon (5), or labels"),
         (["train", "--param", "bogus=1"], "error: unknown lightgbm parameter(s) bogus; valid: objective"),
+        # refused by the library before any data is read, in one line (LightGBM's own "[Fatal]" line silenced)
+        (["train", "--param", "num_leaves=abc"], "error: --param num_leaves=abc: lightgbm refuses it: Parameter "
+                                                 "num_leaves should be of type int"),
+        (["train", "--param", "objective=foo"], "error: --param objective=foo: lightgbm refuses it: Unknown objective"),
+        (["train", "--param", "learning_rate=inf"], "error: --param learning_rate=inf: lightgbm refuses it: "
+                                                    "learning_rate=inf: a finite number"),
+        (["train", "--model", "ridge", "--param", "alpha=-1"], "error: --param alpha=-1: ridge refuses it: The "
+                                                               "'alpha' parameter of Ridge must be"),
         (["train", "--end", "2020-13-01"], "--end '2020-13-01' is not a date"),
         (["train", "--end", "2019-01-01"], "has no bars between the start and 2019-01-01"),
         (["train", "--name", "a/b"], "model name 'a/b' must be letters"),
@@ -62,10 +70,10 @@ def test_train_list_show_retrain(data: Path, workdir: Path, capsys: pytest.Captu
     ],
 )
 def test_mistakes_are_one_line_errors(
-    data: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    data: Path, args: list[str], message: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     assert cli(*args) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # what C++ code writes to the process's stderr too
     assert message in err and err.count("\n") == 1, err
 
 

@@ -7,6 +7,11 @@ runs on are small and shared, and the data sets are small enough that threads wo
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -134,6 +139,38 @@ class Ridge:
         model = cls(list(obj["features"]), dict(obj["params"]))
         model.pipeline = obj["pipeline"]
         return model
+
+
+def refusal(model_type: ModelType, params: dict[str, Any]) -> str | None:
+    """Why the model's library refuses these parameters (None: it takes them): each a finite value, and the model
+    fitted on a few rows of noise with them, so that a bad one is said before any data is read (it was
+    LightGBM's or scikit-learn's own error, "unexpected", after the features were built; an infinite learning
+    rate trained a model of infinite forecasts)."""
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{key}={value}: a finite number"
+    x = np.random.default_rng(0).normal(size=(256, 2))
+    est = make(model_type, ["a", "b"], default_params(model_type) | params, 0, 1)
+    try:
+        with _stderr_silenced():  # LightGBM's C++ prints its refusal ("[LightGBM] [Fatal] ...") as it raises it
+            est.fit(x, x[:, 0])
+    except Exception as exc:  # the library's own words: a bad value, or a value of the wrong type
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """The process's stderr (its file descriptor: what C++ code writes to) sent to /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def make(model_type: ModelType, features: list[str], params: dict[str, Any], seed: int, threads: int) -> Estimator:

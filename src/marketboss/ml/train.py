@@ -59,6 +59,10 @@ class TrainConfig(BaseModel):
         unknown = sorted(set(self.params) - set(known))
         if unknown:
             raise ValueError(f"unknown {self.model_type} parameter(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+        refused = estimators.refusal(self.model_type, self.params) if self.params else None
+        if refused:
+            given = " ".join(f"{k}={v}" for k, v in self.params.items())
+            raise ValueError(f"--param {given}: {self.model_type} refuses it: {refused}")
         return self
 
     @property
