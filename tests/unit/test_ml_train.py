@@ -116,6 +116,10 @@ def test_versions_accumulate_and_loading_refuses_a_feature_mismatch(bars: pl.Dat
         registry.load(tmp_path, "m", None, [*FEATURES, "new_feature"])
     with pytest.raises(MarketBossError, match=r"\(order differs\)"):
         registry.load(tmp_path, "m", None, list(reversed(FEATURES)))
+    # a definition changed, its name kept (FEATURE_VERSION moved on): refused too (before: used as it was)
+    with pytest.raises(MarketBossError, match=r"trained on features of feature_version 1, whose definitions have "
+                                              r"changed since \(now 2\): retrain it"):
+        registry.load(tmp_path, "m", None, FEATURES, feature_version=2)
     with pytest.raises(MarketBossError, match="has no version 'v9'"):
         registry.load(tmp_path, "m", "v9", FEATURES)
     assert registry.resolve_name(tmp_path, None) == "m"

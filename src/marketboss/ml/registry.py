@@ -285,8 +285,10 @@ class LoadedModel:
             return np.asarray(z["X"])
 
 
-def load(models_dir: Path, name: str, version: str | None, features: Sequence[str], threads: int = 1) -> LoadedModel:
-    """A model version, refused unless it was trained on exactly `features` (names and order)."""
+def load(models_dir: Path, name: str, version: str | None, features: Sequence[str], threads: int = 1,
+         feature_version: int | None = None) -> LoadedModel:  # fmt: skip
+    """A model version, refused unless it was trained on exactly `features` (names and order) and, given, of
+    `feature_version` (their definitions: a changed one keeps its name)."""
     meta = metadata(models_dir, name, version)
     v = str(meta.get("version") or version)
     path = model_dir(models_dir, name) / v
@@ -304,6 +306,10 @@ def load(models_dir: Path, name: str, version: str | None, features: Sequence[st
             f"{meta.get('feature_version')}), which do not match the data's features{detail or ' (order differs)'}: "
             f"retrain it (marketboss retrain --name {name})"
         )
+    if feature_version is not None and meta.get("feature_version") != feature_version:
+        raise MarketBossError(f"model {name} {v} was trained on features of feature_version "
+                              f"{meta.get('feature_version')}, whose definitions have changed since (now "
+                              f"{feature_version}): retrain it (marketboss retrain --name {name})")  # fmt: skip
     model_type = meta.get("model_type")
     if model_type not in estimators.MODEL_FILES:
         raise InputError(where, f"unknown model type {model_type!r}", field="model_type")

@@ -126,7 +126,7 @@ def retrain(
         bars = _scope(bars, meta, name)
         market = Market.from_bars(bars)
         registry.check_bar_frequency({"name": name, **meta}, market.bars_per_year)
-        if meta.get("features") != list(FEATURES):
+        if meta.get("features") != list(FEATURES) or meta.get("feature_version") != FEATURE_VERSION:
             record["reasons"] = [f"features changed (feature_version {meta.get('feature_version')} -> "
                                  f"{FEATURE_VERSION})"]  # fmt: skip
         else:

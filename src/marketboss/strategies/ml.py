@@ -19,7 +19,7 @@ from marketboss.config import get_settings
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
 from marketboss.ml import registry
-from marketboss.ml.features import FEATURES, market_features
+from marketboss.ml.features import FEATURE_VERSION, FEATURES, market_features
 from marketboss.strategies.base import Strategy, StrategyParams
 
 
@@ -46,7 +46,7 @@ class ML(Strategy[MLParams]):
         super().__init__(params)
         root = Path(params.models_dir) if params.models_dir else get_settings().models_dir
         name = registry.resolve_name(root, params.model)
-        self.model = registry.load(root, name, params.version, FEATURES)
+        self.model = registry.load(root, name, params.version, FEATURES, feature_version=FEATURE_VERSION)
 
     def describe(self) -> str:
         return f"{super().describe()} ({self.model.name} {self.model.version})"
