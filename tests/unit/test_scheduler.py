@@ -102,6 +102,7 @@ def test_config_file_and_its_mistakes(tmp_path: Path) -> None:
     for text, message in [
         ('[refresh]\nsource = "yahoo"\n', "field 'refresh.source'"),
         ('[retrain.thresholds]\npsi = -1\n', "field 'retrain.thresholds.psi': Input should be greater than 0"),
+        ('[retrain]\nmodel = "../x"\n', "field 'retrain.model': model name '../x' must be letters, digits"),
         ("[paper]\nwhen = 1\n", "field 'paper.when': Extra inputs are not permitted"),
         ('timezone = "Mars/Olympus"\n', "unknown time zone 'Mars/Olympus'"),
         ("[refresh\n", "invalid TOML"),

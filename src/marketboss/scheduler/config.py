@@ -52,7 +52,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from marketboss.data.rules import symbol_error
-from marketboss.errors import InputError
+from marketboss.errors import InputError, MarketBossError
+from marketboss.ml import registry
 from marketboss.ml.drift import Thresholds
 
 
@@ -81,6 +82,17 @@ class RetrainJob(_Job):
     thresholds: Thresholds = Thresholds()
     model_type: str = Field("lightgbm", pattern="^(lightgbm|ridge)$", description="first training only")
     horizon: int = Field(5, ge=1, description="first training only")
+
+    @field_validator("model")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        """A name the registry takes, checked with the file (`--plan` passed "../x", which the job then refused)."""
+        if v is not None:
+            try:
+                registry.check_name(v)
+            except MarketBossError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
 
 class SignalsJob(_Job):
