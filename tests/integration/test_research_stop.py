@@ -26,6 +26,14 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -49,10 +57,12 @@ def test_a_stopped_sweep_ends_at_once_and_leaves_no_worker(tmp_path: Path, how: 
                             start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and proc.poll() is None:  # its two workers at work (past their start-up)
+            workers = _children(proc.pid)
+            if sum(_cpu_seconds(w) > 3.0 for w in workers) >= 2:
+                break
             time.sleep(0.2)
-        assert len(workers) >= 2, "the sweep never started its worker processes"
-        time.sleep(2)  # at work
+        assert sum(_cpu_seconds(w) > 3.0 for w in workers) >= 2, "the sweep's workers never got to work"
         if how == "ctrl_c":
             os.killpg(proc.pid, signal.SIGINT)
         else:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from marketboss.cli.common import console, err_console, get_settings
-from marketboss.errors import ConfigError
+from marketboss.errors import ConfigError, InputError
 from marketboss.local_broker.options import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, FAULT_FLAGS, KEY_ID_ENV, SECRET_KEY_ENV
 from marketboss.logging import get_logger, register_secret
 
@@ -149,6 +149,8 @@ def serve(
             f"--host {cfg.host} is not loopback and the keys are the public defaults: anyone on the network could "
             f"trade and move the clock; set {KEY_ID_ENV} and {SECRET_KEY_ENV} to your own values first"
         )
+    if not cfg.data.exists():  # before the port: a missing file is said whatever holds the port (the default 8765)
+        raise InputError(cfg.data, "file not found")
     sock = _listen(cfg.host, cfg.port)
     state = build_state(cfg)
     host_text = f"[{cfg.host}]" if ":" in cfg.host else cfg.host

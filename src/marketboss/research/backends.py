@@ -170,10 +170,12 @@ class LocalBackend(Backend):
         self.ran_in = f"{n} processes"
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_install, initargs=(market,))
         try:
-            with _terminated_as_interrupted():
+            with _stop_asked() as asked:
                 pending: dict[Future[Any], int] = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
                 while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    if asked:
+                        raise KeyboardInterrupt
                     for fut in done:
                         i = pending.pop(fut)
                         out[i] = fut.result()
@@ -199,21 +201,25 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
 
 
 @contextlib.contextmanager
-def _terminated_as_interrupted() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while the pool works (in the main thread), so that its workers are stopped
-    with it: killed outright, the parent left them running on as orphans."""
+def _stop_asked() -> Iterator[list[int]]:
+    """The signals (SIGINT, SIGTERM) that asked the pool to stop, noted (in the main thread) for its loop to act
+    on between its waits: so that its workers are stopped with it (SIGTERM killed it outright and left them
+    running on, orphaned), and never in the middle of starting one (the worker, sent half its start-up data,
+    printed a traceback)."""
+    asked: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield asked
         return
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    def note(signum: int, frame: object) -> None:
+        asked.append(signum)
 
-    before = signal.signal(signal.SIGTERM, interrupt)
+    before = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield asked
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 class DaskBackend(Backend):
