@@ -261,8 +261,17 @@ def test_runs_that_traded_other_settings_ask_for_the_option(tmp_path: Path, dail
     assert run_settings(trades) == {"timeframe": "1Day", "long_only": True, "spread_bps": 2.0, "slippage_bps": 0.0}
     j.run(timeframe="1Day", long_only=True, costs=None)  # an Alpaca run: its spread unknown, none modelled
     j.close()
-    with pytest.raises(MarketBossError, match=r"its runs traded with spread_bps 0.0, 2.0: give --spread-bps"):
+    with pytest.raises(MarketBossError, match=r"its runs traded with spread_bps 0.0 and 2.0: give --spread-bps"):
         run_settings(trades)
+    # the option the error asks for, given, settles it (it was asked for again, whatever was given)
+    assert run_settings(trades, ["spread_bps"]) == {"timeframe": "1Day", "long_only": True, "slippage_bps": 0.0}
+    j = Journal(journal_path(trades))
+    j.run(timeframe="1Day", long_only=True, costs=None, exits={"stop_loss_pct": 5.0})  # the demo's paper run
+    j.run(timeframe="1Day", long_only=True, costs=None, exits={})  # the guide's paper command, on the same logs
+    j.close()
+    with pytest.raises(MarketBossError, match=r"traded with exits none and stop_loss_pct=5: give --stop-loss-pct"):
+        run_settings(trades, ["spread_bps"])
+    assert "exits" not in run_settings(trades, ["spread_bps", "exits"])
     assert run_settings(tmp_path / "none.jsonl") == {}
     assert on_timeframe(daily_bars, Timeframe.parse("1Day")) is daily_bars
     with pytest.raises(MarketBossError, match="the signals' bars are 15Min, the data's 1Day, which make no 15Min"):

@@ -9,6 +9,7 @@ leg), the leg's own fill beside the backtest's. Shared by `marketboss reconcile`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,10 +131,11 @@ def compare_backtest_paper(
     return Comparison(bt, paper, joined, summary)
 
 
-def run_settings(trades_path: Path) -> dict[str, Any]:
+def run_settings(trades_path: Path, given: Collection[str] = ()) -> dict[str, Any]:
     """The settings the runs on this trades log traded with, as their journal recorded them (Journal.run):
     `timeframe`, `long_only`, `spread_bps`, `slippage_bps` (the local broker's; 0 for Alpaca, whose spread is
-    not known), each only when recorded. Runs that disagree on one: an error naming the option that decides."""
+    not known), each only when recorded. Runs that disagree on one: an error naming the option that decides,
+    unless that option is `given` (the error said to give it, and giving it changed nothing)."""
     runs = recorded_runs(trades_path)
     values: dict[str, set[Any]] = {}
     for r in runs:
@@ -147,13 +149,20 @@ def run_settings(trades_path: Path) -> dict[str, Any]:
             if v is not None:
                 values.setdefault(name, set()).add(v)
     for name, seen in values.items():
-        if len(seen) > 1:
-            shown = ", ".join(sorted(map(str, seen)))
+        if len(seen) > 1 and name not in given:
+            shown = " and ".join(sorted(map(_setting, seen)))
             option = ("--stop-loss-pct, --take-profit-pct or --trail-percent" if name == "exits"
                       else f"--{name.replace('_', '-')}")  # fmt: skip
             raise MarketBossError(f"{journal_path(trades_path)}: its runs traded with {name} {shown}: give "
                                   f"{option} (the one of the signals reconciled)")  # fmt: skip
-    return {name: seen.pop() for name, seen in values.items()}
+    return {name: seen.pop() for name, seen in values.items() if name not in given}
+
+
+def _setting(value: Any) -> str:
+    """A recorded setting as a reader gives it: exits as `stop_loss_pct=5` (none: `none`), others as they are."""
+    if isinstance(value, tuple):
+        return ", ".join(f"{k}={v:g}" for k, v in value) or "none"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,7 @@ def reconcile_settings(trades_path: Path, commission: float = 0.0, fractional: b
 
     given = {"timeframe": timeframe, "long_only": long_only, "spread_bps": spread_bps, "slippage_bps": slippage_bps,
              "exits": exits, "fractional": fractional}  # fmt: skip
-    recorded = {k: v for k, v in run_settings(trades_path).items() if given[k] is None}
+    recorded = run_settings(trades_path, [k for k, v in given.items() if v is not None])
     got = {**given, **recorded}
     if isinstance(got["exits"], tuple):  # as recorded: (name, percent) pairs
         got["exits"] = Exits(**dict(got["exits"]))
