@@ -109,6 +109,24 @@ def test_data_the_model_cannot_trade_is_refused(models: Path, bars: pl.DataFrame
         _ml(models).exposures(hourly)  # type: ignore[attr-defined]
 
 
+def test_data_ending_at_the_models_last_bar_trades_that_bar_and_says_so(models: Path, bars: pl.DataFrame) -> None:
+    """The scheduler's day: a model retrained up to the day's bar trades that bar alone out of sample, and its
+    log says so (a user who trained without --end got 0 signals without a word)."""
+    import io
+
+    from marketboss.logging import configure
+
+    upto = Market.from_bars(bars.filter(pl.col("timestamp") <= TRAIN_END))
+    out = io.StringIO()
+    configure("info", stream=out, fmt="json")
+    try:
+        e = _ml(models).exposures(upto)  # type: ignore[attr-defined]
+    finally:
+        configure("warning")
+    assert np.isnan(e[:-1]).all() and not np.isnan(e[-1]).all()  # the last bar alone
+    assert '"event": "ml_trades_its_last_bar_only"' in out.getvalue() and "earlier --end" in out.getvalue()
+
+
 def test_signals_generate_and_backtest_with_the_ml_strategy(
     models: Path, bars: pl.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,9 +18,12 @@ from pydantic import Field
 from marketboss.config import get_settings
 from marketboss.data.market import Market
 from marketboss.errors import MarketBossError
+from marketboss.logging import get_logger
 from marketboss.ml import registry
 from marketboss.ml.features import FEATURE_VERSION, FEATURES, market_features
 from marketboss.strategies.base import Strategy, StrategyParams
+
+log = get_logger(__name__)
 
 
 class MLParams(StrategyParams):
@@ -65,6 +68,10 @@ class ML(Strategy[MLParams]):
                     f"{self.model.metadata['train_end']}; the data has no bar from then on to trade out of sample "
                     "(train with an earlier --end, or --param out_of_sample=false)"
                 )
+            if market.times[-1] == start:  # the day's signals of a model just retrained: the last bar alone
+                log.info("ml_trades_its_last_bar_only", model=self.model.name, version=self.model.version,
+                         train_end=self.model.metadata["train_end"],
+                         hint="a backtest out of sample needs a model trained with an earlier --end")  # fmt: skip
             ok &= (market.times >= start)[:, None]
         pred = np.full(ok.shape, np.nan)
         if ok.any():
