@@ -52,12 +52,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="marketboss-compile-") as tmp:
         os.chdir(tmp)
         try:
+            # the commands' tables and notes are not the point here (a note on their throw-away runs showed in
+            # `make demo`): said only when one fails
             for args in COMMANDS:
-                with contextlib.redirect_stdout(io.StringIO()):  # the commands' tables are not the point here
+                said = io.StringIO()
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):
                     code = run_guarded(lambda args=args: app(["--log-level", "warning", *args],
                                                              prog_name="marketboss"))  # fmt: skip
                 if code:
-                    print(f"compile_kernels: `marketboss {' '.join(args)}` failed ({code})", file=sys.stderr)
+                    print(f"compile_kernels: `marketboss {' '.join(args)}` failed ({code}): {said.getvalue().strip()}",
+                          file=sys.stderr)  # fmt: skip
                     return code
             plain_event_run("bars.jsonl")
         finally:
