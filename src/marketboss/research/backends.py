@@ -192,12 +192,14 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
     """The pool stopped at once, its workers killed: a task runs for minutes in compiled code, which a signal does
     not interrupt, and waiting for it made Ctrl-C take over a minute, saying nothing."""
     workers = list((getattr(pool, "_processes", None) or {}).values())  # (the executor keeps them, unexposed)
+    manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in workers:
         proc.terminate()
     for proc in workers:
         proc.join(timeout=5)
-    pool.shutdown(wait=True)  # its manager thread, seeing them gone, ends (at exit it wrote to a closed pipe)
+    if manager is not None:  # it ends seeing them gone; left running, it closed its wake-up pipe while the
+        manager.join(timeout=5)  # interpreter's exit wrote to it (Python 3.11's race: a traceback at exit)
 
 
 @contextlib.contextmanager
