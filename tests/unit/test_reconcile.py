@@ -221,7 +221,15 @@ def test_the_status_is_not_positive_when_paper_missed_the_fills(daily_bars: pl.D
         pl.when(pl.col("i") < few).then(0.0).otherwise(pl.col("qty")).alias("qty")).drop("i")  # fmt: skip
     s = compare_backtest_paper(daily_bars, signals, missing, flat).summary
     assert s["missed_in_paper"] == few
-    assert s["status"] == f"⚠️ Fills differ ({few} missed in paper, 0 filled in paper only, of {n})"
+    assert s["status"] == (f"⚠️ Fills differ ({few} missed in paper, 0 filled in paper only, 0 at another quantity, "
+                           f"of {n})")
+    # filled in both, at another quantity: as many other positions as missed fills leave
+    last = pl.int_range(pl.len()) >= n - few
+    halved = trades.with_columns(pl.when(last).then(pl.col("qty") / 2).otherwise(pl.col("qty")).alias("qty"))
+    s = compare_backtest_paper(daily_bars, signals, halved, flat).summary
+    assert s["other_quantity"] == few and s["missed_in_paper"] == 1  # the one _paper_from_backtest dropped
+    assert s["status"] == (f"⚠️ Fills differ (1 missed in paper, 0 filled in paper only, {few} at another quantity, "
+                           f"of {n})")
     one = compare_backtest_paper(daily_bars, signals, trades, flat).summary  # 1 missed: within the limit
     assert one["missed_in_paper"] == 1 and MISMATCH_LIMIT * n >= 1 and one["status"] == "✅ Positive"
 

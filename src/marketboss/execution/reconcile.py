@@ -96,6 +96,9 @@ def compare_backtest_paper(
     slip = joined.filter(pl.col("slippage_bps").is_not_null())
     missed = joined.filter(pl.col("bt_qty").is_not_null() & pl.col("paper_qty").fill_null(0).eq(0)).height
     paper_only = joined.filter(pl.col("bt_qty").is_null() & (pl.col("paper_qty") > 0)).height
+    other_qty = joined.filter((pl.col("paper_qty") > 0) & (pl.col("bt_qty") > 0)
+                              & ((pl.col("paper_qty") - pl.col("bt_qty")).abs()
+                                 > SAME_QUANTITY * pl.col("bt_qty") + 1e-9)).height  # fmt: skip
     bt_ret = float(bt.metrics["total_return_pct"])
     summary = {
         "backtest_return_pct": bt_ret,
@@ -117,15 +120,13 @@ def compare_backtest_paper(
         # filled in both, of another size (a weight sized from another equity or cash): the count hides it; a
         # fractional weight's shares differ in their last digits (sized at the broker's price, on its tick, where
         # the backtest sizes at the bar's open): not counted under SAME_QUANTITY of them
-        "other_quantity": joined.filter((pl.col("paper_qty") > 0) & (pl.col("bt_qty") > 0)
-                                        & ((pl.col("paper_qty") - pl.col("bt_qty")).abs()
-                                           > SAME_QUANTITY * pl.col("bt_qty") + 1e-9)).height,
+        "other_quantity": other_qty,
         "avg_slippage_bps": float(slip["slippage_bps"].mean()) if slip.height else float("nan"),  # type: ignore[arg-type]
         "slippage_usd": float(slip["slippage_usd"].sum()) if slip.height else 0.0,
         "backtest_commissions": bt.metrics["commissions"],
         "paper_commissions": paper["commissions"],
         "daily_return_correlation": _corr(aligned.filter(pl.col("snapshot"))),
-        "status": status(paper["pnl"], bt.fills.height, paper["filled_orders"], missed, paper_only,
+        "status": status(paper["pnl"], bt.fills.height, paper["filled_orders"], missed, paper_only, other_qty,
                          joined.filter((pl.col("bt_qty") > 0) | (pl.col("paper_qty") > 0)).height),
     }
     return Comparison(bt, paper, joined, summary)
@@ -224,13 +225,16 @@ def on_timeframe(bars: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
 MISMATCH_LIMIT = 0.10
 
 
-def status(pnl: float, bt_fills: int, paper_fills: int, missed: int, paper_only: int, fills: int) -> str:
+def status(pnl: float, bt_fills: int, paper_fills: int, missed: int, paper_only: int, other_qty: int,
+           fills: int) -> str:
     """The verdict: the fills first (a run that filled nothing, or other fills than the backtest's, is not a
-    positive result whatever its P&L), then the paper account's P&L."""
+    positive result whatever its P&L; a fill of another quantity leaves another position), then the paper
+    account's P&L."""
     if paper_fills == 0 and bt_fills > 0:
         return f"❌ Nothing filled in paper ({bt_fills} backtest fills)"
-    if missed + paper_only > MISMATCH_LIMIT * fills:
-        return f"⚠️ Fills differ ({missed} missed in paper, {paper_only} filled in paper only, of {fills})"
+    if missed + paper_only + other_qty > MISMATCH_LIMIT * fills:
+        return (f"⚠️ Fills differ ({missed} missed in paper, {paper_only} filled in paper only, {other_qty} at "
+                f"another quantity, of {fills})")
     return "✅ Positive" if pnl >= 0 else "⚠️ Below Initial"
 
 
