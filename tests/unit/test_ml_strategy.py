@@ -141,3 +141,21 @@ def test_signals_generate_and_backtest_with_the_ml_strategy(
     assert metrics[0]["n_fills"] > 0 and metrics[0]["final_equity"] == metrics[1]["final_equity"]
     assert "(demo 2" in capsys.readouterr().out  # the model version used is shown
     assert cli("runs", "compare", "runs/ml", "runs/ml2") == 0
+
+
+def test_a_damaged_model_file_is_one_line_not_a_crash(
+    models: Path, bars: pl.DataFrame, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LightGBM aborts the whole process on a truncated model file ("terminate called"): the sha256 recorded at
+    training is checked first, and the file named."""
+    shutil.copytree(models, workdir / "models")
+    write_bars(bars, workdir / "data" / "market_data.jsonl")
+    (model_file,) = (workdir / "models" / "demo").glob("*/model.txt")
+    meta = json.loads((model_file.parent / "metadata.json").read_text())
+    assert len(meta["model_sha256"]) == 64
+    text = model_file.read_bytes()
+    model_file.write_bytes(text[: len(text) // 2])
+    assert cli("signals", "generate", "--strategy", "ml", "--output", "data/ml.jsonl") == 2  # bad input
+    err = capsys.readouterr().err.strip()
+    assert f"{model_file.relative_to(workdir)}: not the file trained" in err and len(err.splitlines()) == 1, err
+    assert not (workdir / "data" / "ml.jsonl").exists()

@@ -17,6 +17,7 @@ This module is the one reader of the layout: the CLI, the ml strategy and the da
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from marketboss.ml.estimators import Estimator
 METADATA = "metadata.json"
 LATEST = "latest"
 DECISIONS = "decisions.jsonl"
+MODEL_DIGEST = "model_sha256"
 REFERENCE = "drift_reference.npz"
 STAGING = ".staging"
 DECISION_VALUES = ("retrain", "keep")
@@ -210,6 +212,13 @@ def metadata(models_dir: Path, name: str, version: str | None = None) -> dict[st
     return read_metadata(path)
 
 
+def file_digest(path: Path) -> str:
+    """The model file's sha256, recorded at training and checked before loading: LightGBM aborts the process on a
+    damaged model file (a truncated one: "terminate called", no error to catch)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _version_string(now: datetime, attempt: int) -> str:
     base = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return base if attempt == 0 else f"{base}-{attempt:03d}"
@@ -235,12 +244,13 @@ def save(
     stage = Path(tempfile.mkdtemp(dir=staging_root))
     try:
         model_file = estimator.save(stage)
+        digest = file_digest(stage / model_file)
         np.savez_compressed(stage / REFERENCE, X=reference)
         for attempt in range(1000):
             version = _version_string(now, attempt)
             if (d / version).exists():
                 continue
-            full = {"name": name, "version": version, **meta, "model_file": model_file}
+            full = {"name": name, "version": version, **meta, "model_file": model_file, MODEL_DIGEST: digest}
             with atomic_open(stage / METADATA, "wb") as fh:
                 fh.write(json.dumps(full, indent=2, allow_nan=False).encode() + b"\n")
             _seal(stage)
@@ -316,6 +326,10 @@ def load(models_dir: Path, name: str, version: str | None, features: Sequence[st
     model_path = path / str(meta.get("model_file") or estimators.MODEL_FILES[model_type])
     if not model_path.exists():
         raise InputError(model_path, "file not found")
+    recorded = meta.get(MODEL_DIGEST)  # (versions saved before it was recorded have none)
+    if recorded is not None and recorded != file_digest(model_path):
+        raise InputError(model_path, f"not the file trained (its sha256 differs from {METADATA}'s {MODEL_DIGEST}): "
+                                     f"damaged or edited; retrain it (marketboss retrain --name {name})")  # fmt: skip
     est = estimators.load(model_type, model_path, threads)
     if est.features != trained:
         raise InputError(model_path, f"the model's features {est.features} differ from {METADATA}'s", field="features")
