@@ -300,7 +300,29 @@ def _paper_and_backtest(tmp_path: Path, bars: pl.DataFrame, signals: list[Signal
 
 def _order(days: pl.Series, paths: dict[str, list[OHLC]], symbol: str, bar: int, action: str, **fields: Any) -> Signal:
     return Signal(id=signal_id("t", fields, symbol, days[bar], action), timestamp=days[bar], symbol=symbol,
-                  action=action, quantity=10, strategy="t", price=paths[symbol][bar][3], **fields)  # fmt: skip
+                  action=action, strategy="t", price=paths[symbol][bar][3], **{"quantity": 10, **fields})  # fmt: skip
+
+
+def test_a_fraction_of_a_share_sold_short_is_refused_in_paper_as_in_the_backtest(tmp_path: Path) -> None:
+    """Alpaca sells no fraction of a share short: AAA's 2.5 sold flat is refused; a flip of 1 share by 2.5 goes
+    as its close and a rest of 1.5, refused; 2 whole shares sold short fill, and 0.5 more is refused. The
+    backtest filled them all, shorts no broker takes."""
+    flat = (100.0, 100.5, 99.5, 100.0)
+    paths = {"AAA": [flat] * 12}
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    orders = [(1, "SELL", 2.5), (3, "BUY", 1.0), (5, "SELL", 2.5), (7, "SELL", 2.0), (9, "SELL", 0.5)]
+    signals = [_order(days, paths, "AAA", bar, side, quantity=qty) for bar, side, qty in orders]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    assert [(side, qty) for _, _, side, qty, _, _ in backtest] == [("BUY", 1.0), ("SELL", 1.0), ("SELL", 2.0)]
+    assert paper == [backtest[0], backtest[2]]  # the flip's close is recorded as its signal's partial fill
+    records = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert [(records[s.id]["status"], records[s.id]["qty"]) for s in signals] == [
+        ("rejected", 0.0), ("filled", 1.0), ("partially_filled", 1.0), ("filled", 2.0), ("rejected", 0.0)]
+    assert "fractional orders cannot be sold short" in records[signals[2].id]["reason"]
+    res = run_backtest(bars, read_signals_frame(tmp_path / "signals.jsonl"), BacktestConfig(cash=1e6))
+    assert res.orders["status"].to_list() == ["fractional_short", "filled", "filled", "filled", "fractional_short"]
+    assert res.rejections["reason"].str.contains("brokers sell whole shares short").all()
 
 
 def test_a_sale_of_a_position_with_exits_trades_before_them_at_a_gap_in_paper_as_in_the_backtest(

@@ -21,6 +21,7 @@ DAY_ENDED = 6  # a day order whose session ended before its price was reached
 OPEN = 7  # a gtc order still working when the data ends
 CANCELED = 8  # canceled by an event-driven strategy before it traded
 LONG_ONLY = 9  # a sale under Rules.long_only with no shares held at its fill: it does not trade (never a short)
+FRACTIONAL_SHORT = 10  # a sale that would sell a fraction of a share short: brokers refuse it
 #: The statuses the "unfilled orders" metric counts: orders sent that never traded (not those canceled by the
 #: strategy or cut by long_only, nor those rejected for cash, counted apart).
 UNFILLED_STATUSES = (EXPIRED, NO_BAR, DAY_ENDED, OPEN)

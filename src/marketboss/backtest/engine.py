@@ -62,6 +62,7 @@ STATUS = {
     arrays.OPEN: "open",
     arrays.CANCELED: "canceled",
     arrays.LONG_ONLY: "long_only",
+    arrays.FRACTIONAL_SHORT: "fractional_short",
 }
 REASONS = {
     arrays.REJECTED_CASH: "insufficient cash",
@@ -72,6 +73,7 @@ REASONS = {
     arrays.OPEN: "a gtc order still working when the data ends",
     arrays.CANCELED: "canceled by the strategy before it traded",
     arrays.LONG_ONLY: "long_only: no shares held to sell (never a short)",
+    arrays.FRACTIONAL_SHORT: "a fraction of a share sold short: brokers sell whole shares short (Alpaca refuses it)",
 }
 
 

@@ -19,6 +19,7 @@ from marketboss.backtest.arrays import (  # the kernels' inputs and outputs (nb.
     DAY_US,
     EXPIRED,
     FILLED,
+    FRACTIONAL_SHORT,
     LONG_ONLY,
     NO_BAR,
     OPEN,
@@ -204,6 +205,12 @@ def weight_trade(weight: float, equity: float, free: float, ref: float, side: fl
     if wanted > 0.0 if rules.fractional else wanted >= 1.0:
         return 0.0, REJECTED_CASH
     return 0.0, SKIPPED
+
+
+@njit(cache=True, inline="always")
+def whole(shares: float) -> bool:  # pragma: no cover - compiled
+    """Whole shares, to float noise: brokers sell no fraction of a share short (Alpaca refuses the order)."""
+    return abs(shares - np.round(shares)) <= 1e-9
 
 
 @njit(cache=True, inline="always")
@@ -566,7 +573,9 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
     symbol's exits as it goes live. The shares an exit traded count toward the
     symbol's next quantity order on the same side (it is that much smaller, and SKIPPED when nothing is left), as
     the paper executor does. Under `rules.long_only` an order's sale is cut to the shares held when it fills (held_sale:
-    never a short), and one that finds none does not trade (LONG_ONLY). A resting order (not market) that would take
+    never a short), and one that finds none does not trade (LONG_ONLY). A sale that would sell a fraction of a
+    share short does not trade (FRACTIONAL_SHORT: the broker refuses it), a flip's fills as its close alone (its
+    rest, sent apart by the executor, is refused). A resting order (not market) that would take
     the position through zero fills as its close alone, as the paper executor sends it (Alpaca takes no resting
     order through zero: a market flip goes as two orders there, and here as one). Bars where nothing works are
     skipped. A CANCELED order does not trade and stops working."""
@@ -694,6 +703,12 @@ def step(prices: Prices, orders: Orders, rules: Rules, sim: Sim, t_stop: int, pa
                                 q = -p  # a resting order through zero: the position's close, as the executor sends it
                             if abs(p + q) >= abs(p) and not increases:
                                 continue  # not a reduction: the second pass
+                            if q < 0.0 and p + q < 0.0 and not whole(fmin(-q, -(p + q))):  # sold short: a fraction
+                                if p <= 0.0:
+                                    status[r] = FRACTIONAL_SHORT
+                                    changed = True
+                                    continue
+                                q = -p  # a flip: its close fills, its rest refused, as the executor's two orders do
                         c_leg[c] = -1
                         collateral = np.nan  # a reduction
                         if abs(p + q) > abs(p) or p * (p + q) < 0.0:  # it grows a position or opens one: the

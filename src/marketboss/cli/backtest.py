@@ -70,7 +70,7 @@ def backtest(
     writes metrics.json, equity.jsonl, fills.jsonl, trades.jsonl, rejections.jsonl and signals.jsonl."""
     from pydantic import ValidationError
 
-    from marketboss.backtest.arrays import LONG_ONLY
+    from marketboss.backtest.arrays import FRACTIONAL_SHORT, LONG_ONLY
     from marketboss.backtest.costs import BacktestConfig, Costs
     from marketboss.backtest.engine import STATUS, run_backtest, run_strategy
     from marketboss.backtest.metrics import METRICS
@@ -138,8 +138,10 @@ def backtest(
     _print_yearly(result.equity, market, config.cash)
     m = result.metrics
     no_shares = int((result.orders["status"] == STATUS[LONG_ONLY]).sum())
-    if m["rejected_orders"] or m["unfilled_orders"] or no_shares:
+    fraction = int((result.orders["status"] == STATUS[FRACTIONAL_SHORT]).sum())
+    if m["rejected_orders"] or m["unfilled_orders"] or no_shares or fraction:
         held = f", {no_shares} sale(s) with no shares held not traded (long_only)" if no_shares else ""
+        held += f", {fraction} sale(s) of a fraction of a share short not traded (brokers refuse)" if fraction else ""
         err_console.print(
             f"[yellow]{m['rejected_orders']} order(s) rejected for insufficient cash, {m['unfilled_orders']} "
             f"unfilled{held}; each is listed with its reason in {out / 'rejections.jsonl'}[/]"
