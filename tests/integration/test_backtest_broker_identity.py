@@ -367,7 +367,7 @@ def test_a_trailing_exit_of_an_entry_filled_inside_a_bar_trails_from_that_bars_c
 ) -> None:
     """Buy stops at 101 with a 5% trailing exit trigger inside day 2 (high 104, close 100): the exit goes on from day
     3, where the executor places it once the bar shows the fill, its mark starting at day 2's close (the broker's
-    last close), as the backtest's now does. AAA: day 3 opens lower, highs 100.5 and lows 95.5: the stop at 95.475
+    last close), as the backtest's now does. AAA: day 3 opens lower, highs 100.5 and lows 95.5: the stop at 95.47
     holds (from the fill's 101, the backtest sold there at 95.95), and sells on day 4. BBB: day 3 runs to 106 and
     a CANCEL of BBB's other order comes that day, at its end: the exit, placed at day 3's open (the replay steps
     there first), trails to 106 and sells at 100.7 on day 4 (placed at day 3's end, it trailed from 105)."""
@@ -387,7 +387,7 @@ def test_a_trailing_exit_of_an_entry_filled_inside_a_bar_trails_from_that_bars_c
     backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
     day = [d.astimezone(ZoneInfo("America/New_York")).date() for d in days]
     assert paper == backtest == [
-        ("AAA", day[2], "BUY", 10.0, None, 101.0), ("AAA", day[4], "SELL", 10.0, "trailing_stop", 95.475),
+        ("AAA", day[2], "BUY", 10.0, None, 101.0), ("AAA", day[4], "SELL", 10.0, "trailing_stop", 95.47),
         ("BBB", day[2], "BUY", 10.0, None, 101.0), ("BBB", day[4], "SELL", 10.0, "trailing_stop", 100.7),
     ]  # fmt: skip
 

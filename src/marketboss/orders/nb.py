@@ -71,9 +71,14 @@ def stop_limit_fill(
 @njit(cache=True)
 def trailing_level(buy: bool, mark: float, trail_percent: float, trail_price: float) -> float:  # pragma: no cover
     """The stop level from the mark (best price since placed): a sell trails below the high-water mark, a buy
-    above the low-water mark, by a percentage of the mark or a price distance (whichever is given, not NaN)."""
+    above the low-water mark, by a percentage of the mark or a price distance (whichever is given, not NaN). On
+    the price grid (cents from $1, hundredths of a cent below), on the far side: the first trade price a sell's
+    level lets through is the grid's price at or below it (a buy's: at or above), so a stop at 97.755 sells at
+    97.75, where a fill at the level itself was at a price no trade has."""
     gap = mark * trail_percent / 100.0 if not np.isnan(trail_percent) else trail_price
-    return mark + gap if buy else mark - gap
+    level = mark + gap if buy else mark - gap
+    grid = 100.0 if level >= 1.0 else 10_000.0
+    return np.ceil(level * grid - 1e-6) / grid if buy else np.floor(level * grid + 1e-6) / grid
 
 
 @njit(cache=True)
