@@ -412,3 +412,83 @@ def test_a_bracket_entry_whose_next_open_gaps_through_its_stop_trades_in_paper_a
         ("AAA", day[2], "BUY", 10.0, None, 90.0), ("AAA", day[2], "SELL", 10.0, "stop_loss", 90.0),
         ("BBB", day[2], "BUY", 10.0, None, 112.0), ("BBB", day[2], "SELL", 10.0, "take_profit", 112.0),
     ]  # fmt: skip
+
+
+def _legs_day(paper: list[Any], days: pl.Series) -> list[tuple[str, int, str, float, str | None, float]]:
+    """_paper_and_backtest's fills as (side, the day's index in `days`, symbol, qty, leg, price)."""
+    ny = ZoneInfo("America/New_York")
+    index = {d.astimezone(ny).date(): i for i, d in enumerate(days)}
+    return [(side, index[day], sym, qty, leg, price) for sym, day, side, qty, leg, price in paper]
+
+
+def test_an_order_that_fills_against_another_entrys_position_ends_its_exits_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """A buy stop with a stop-loss at 97 and a gtc sell limit at 102, both sent flat: the stop buys on day 1, the
+    limit sells on day 2. The backtest ends the entry's exits at that sale; paper left the stop-loss working (placed
+    after the buy's fill, never canceled) and it sold 10 more on day 4: a naked short."""
+    paths = {"AAA": [(100, 101, 99, 100), (100, 101, 99.5, 100), (100, 103, 99.5, 102.5), (102, 102.5, 99, 99.5),
+                     (99.5, 100, 95, 96), (96, 97, 95, 96), (96, 97, 95, 96)]}  # fmt: skip
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, "AAA", 0, "BUY", order_type="stop", stop_price=100.5, stop_loss=97.0,
+                      time_in_force="gtc"),
+               _order(days, paths, "AAA", 0, "SELL", order_type="limit", limit_price=102.0, time_in_force="gtc")]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    assert paper == backtest
+    assert _legs_day(paper, days) == [("BUY", 1, "AAA", 10.0, None, 100.5), ("SELL", 2, "AAA", 10.0, None, 102.0)]
+
+
+def test_a_cover_its_exits_credit_skips_leaves_the_positions_other_exits_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """Short 20 (stop-loss 110) and short 5 (stop-loss 102, which covers on day 1); a cover of 5 on day 2 finds its
+    shares already bought by that stop (the credit) and trades nothing. Paper canceled the short 20's exits before
+    finding that out: the account stayed short 20 unprotected, and day 4's stop at 110 never traded."""
+    paths = {"AAA": [(100, 101, 99, 100), (100, 103, 99.5, 101), (101, 102, 100, 101), (101, 102, 100, 101.5),
+                     (101.5, 112, 101, 111), (111, 112, 110, 111), (111, 112, 110, 111)]}  # fmt: skip
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, "AAA", 0, "SELL", quantity=20, take_profit=80.0, stop_loss=110.0),
+               _order(days, paths, "AAA", 0, "SELL", quantity=5, take_profit=90.0, stop_loss=102.0),
+               _order(days, paths, "AAA", 2, "BUY", quantity=5)]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    assert paper == backtest
+    assert sorted(_legs_day(paper, days)) == [("BUY", 1, "AAA", 5.0, "stop_loss", 102.0),
+                                              ("BUY", 4, "AAA", 20.0, "stop_loss", 110.0),
+                                              ("SELL", 1, "AAA", 5.0, None, 100.0),
+                                              ("SELL", 1, "AAA", 20.0, None, 100.0)]  # fmt: skip
+
+
+def test_an_exits_credit_outlives_an_order_that_did_not_fill_in_paper_as_in_the_backtest(tmp_path: Path) -> None:
+    """A long of 10 is sold by its stop-loss on day 2; a day limit buy far below expires unfilled; then a sale of
+    10 comes: its shares were already sold by the stop (the credit, which only a fill ends), so it trades nothing.
+    Paper ended the credit when the limit was sent, and the sale opened a short of 10."""
+    paths = {"AAA": [(100, 101, 99, 100), (100, 101, 99.5, 100), (100, 100.5, 94, 95), (95, 96, 94, 95),
+                     (95, 96, 94, 95.5), (95.5, 96, 94, 95), (95, 96, 94, 95)]}  # fmt: skip
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, "AAA", 0, "BUY", stop_loss=97.0),
+               _order(days, paths, "AAA", 2, "BUY", order_type="limit", limit_price=80.0),
+               _order(days, paths, "AAA", 4, "SELL")]
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    assert paper == backtest
+    assert _legs_day(paper, days) == [("BUY", 1, "AAA", 10.0, None, 100.0), ("SELL", 2, "AAA", 10.0, "stop_loss", 97.0)]
+    records = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl") if t["leg"] is None}
+    assert records[signals[2].id]["status"] == "skipped" and records[signals[1].id]["status"] == "expired"
+
+
+def test_a_cancel_of_a_filled_order_records_no_fill_of_its_own(tmp_path: Path) -> None:
+    """A CANCEL of an order that had filled: its record carried that fill (qty, price), which reconcile counted as a
+    second fill, in paper only, and valued as a sale of the shares."""
+    paths = {"AAA": [(100, 101, 99, 100)] * 5}
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    buy = _order(days, paths, "AAA", 0, "BUY")
+    cancel = Signal(id=signal_id("t", {}, "AAA", days[2], "CANCEL"), timestamp=days[2], symbol="AAA", action="CANCEL",
+                    strategy="t", cancels=buy.id)  # fmt: skip
+    backtest, paper = _paper_and_backtest(tmp_path, bars, [buy, cancel])
+    assert paper == backtest and len(paper) == 1
+    records = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
+    assert records[cancel.id]["status"] == "skipped" and "already filled" in records[cancel.id]["reason"]
+    assert records[cancel.id]["qty"] == 0.0 and records[cancel.id]["filled_price"] is None

@@ -318,6 +318,7 @@ class Executor:
         self.submitted: dict[str, float] = {}  # signal id -> time.perf_counter() when its order was accepted
         self._done: set[str] = set()  # a session's signal ids the trades log has (read at its start, then added)
         self._session: tuple[Journal, JsonlAppender, JsonlAppender] | None = None
+        self._journal: Journal | None = None  # the run's or session's (awaiting_exits reads its exits)
         self._lock: RunLock | None = None
         self._park = config.park_after
         self._bounds: Mapping[str, float] = {}  # the signals being executed: id -> the strategy's position after it
@@ -381,6 +382,9 @@ class Executor:
         at: datetime | None = None,
     ) -> None:
         """`at`: the broker's time, when the caller has it (else read) for a record without a fill."""
+        if sig.action == "CANCEL" and order is not None:  # the order it names, not what that filled (its own
+            # signal's record: here it was counted twice, reconcile's fill "in paper only", sold back in its valuation)
+            order = replace(order, filled_qty=0.0, filled_at=None)
         side_text = side.upper() if side else sig.action
         self._log_trade(trades_log, status, order, sig.id, sig.symbol, side_text, sig.timestamp, sig.price,
                         requested, commission, reason, None, at)  # fmt: skip
@@ -532,7 +536,7 @@ class Executor:
             self.replay.check([s for s in pending if s.id not in earlier.intents], self.cfg.signals)
         self.summary.signals = len(signals)
         self.summary.already_done = len(signals) - len(pending)
-        journal = Journal(journal_path(self.cfg.trades_output))
+        journal = self._journal = Journal(journal_path(self.cfg.trades_output))
         journal.account(self.broker.live)
         self._record_run(journal)
         trades_log = JsonlAppender(self.cfg.trades_output)
@@ -626,13 +630,12 @@ class Executor:
         held = self.retry("get positions", self.broker.positions)
         if not _reduces(sig, held):
             return
-        if sig.target_weight is not None:  # a move to a weight it may hold already: it trades nothing then
-            acct = self.retry("get account", self.broker.account)
-            price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
-            free = self._free_cash(acct.cash, held, sig.symbol)
-            if isinstance(size_order(sig, acct.equity, free, held[sig.symbol].qty, price, self.cfg.fractional,
-                                     self._slip), str):  # fmt: skip
-                return
+        acct = self.retry("get account", self.broker.account)
+        price = self.retry("latest price", partial(self.broker.latest_price, sig.symbol))
+        free = self._free_cash(acct.cash, held, sig.symbol)
+        sized = size_order(sig, acct.equity, free, held[sig.symbol].qty, price, self.cfg.fractional, self._slip)
+        if isinstance(sized, str) or _after_credit(sig, *sized, journal) == 0:
+            return  # it trades nothing (a weight held already, or what its exit traded): they stay, as in the backtest
         self._clear_legs(sig.symbol, journal, trades_log)
 
     def _free_cash(self, cash: float, positions: Mapping[str, Position], symbol: str) -> float:
@@ -691,7 +694,7 @@ class Executor:
             self._check_journal_there(self._done)
             earlier = Journal.load(journal_path(self.cfg.trades_output))
             self._check_journal_orders(earlier, [sid for sid in earlier.intents if sid not in self._done])
-            journal = Journal(journal_path(self.cfg.trades_output))
+            journal = self._journal = Journal(journal_path(self.cfg.trades_output))
             journal.account(self.broker.live)
             self._record_run(journal)
             self._session = (journal, JsonlAppender(self.cfg.trades_output), JsonlAppender(self.cfg.equity_output))
@@ -728,9 +731,12 @@ class Executor:
         from the fill's bar, as in the backtest (paper's replay stops the clock at their bars; the live loop
         follows them at the session's open). A flip's close decided at the close is not one: its exits go on its
         rest, which goes with the next bar's orders (followed at the open, the close was recorded as the whole
-        order and the rest never sent)."""
+        order and the rest never sent). And those of working orders against a position another entry's exits
+        protect: their fill ends those exits (_conclude), which followed later had sold the shares again."""
+        legs = {(g.symbol, g.side) for g in self._journal.state.legs.values()} if self._journal else set()
         return {w.sig.symbol for w in self.working.values()
-                if w.intent.legs and placed_after_fill(w.sig) and not w.closing}  # fmt: skip
+                if (w.intent.legs and placed_after_fill(w.sig) and not w.closing)
+                or (w.sig.symbol, w.intent.side) in legs}  # fmt: skip
 
     def follow(self, poll: bool = False) -> None:
         """Record the working orders and exits that finished since last looked at (`poll`: each working order
@@ -1104,10 +1110,11 @@ class Executor:
         at = clock.timestamp.astimezone(UTC)  # a record of this signal's that has no fill is stamped now
         free = self._free_cash(acct.cash, positions, sig.symbol)
         sized = size_order(sig, acct.equity, free, pos_qty, price, self.cfg.fractional, self._slip)
-        if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and any(
-            g.symbol == sig.symbol for g in journal.state.legs.values()
-        ):  # a reduction that trades: its exits go first (what they traded counts below), then the position as it
-            # stands (one that trades nothing leaves them working, as in the backtest)
+        if not isinstance(sized, str) and not opens(pos_qty, sized[0]) and _after_credit(sig, *sized, journal) > 0 \
+                and any(g.symbol == sig.symbol for g in journal.state.legs.values()):
+            # a reduction that trades: its exits go first (what they traded counts below), then the position as it
+            # stands (one that trades nothing, a target reached or its exit's credit, leaves them working, as in
+            # the backtest)
             self._clear_legs(sig.symbol, journal, trades_log)
             positions = self.retry("get positions", self.broker.positions)
             pos_qty = positions[sig.symbol].qty if sig.symbol in positions else 0.0
@@ -1117,9 +1124,8 @@ class Executor:
                          at=at)  # fmt: skip
             return
         side, qty = sized
-        credit = journal.state.exit_credit.get(sig.symbol, 0.0)
-        if sig.quantity is not None and credit * (qty if side == "buy" else -qty) > 0:
-            qty = max(qty - abs(credit), 0.0)  # its exit already traded that much, as in the backtest
+        if (credited := _after_credit(sig, side, qty, journal)) != qty:  # its exit already traded that much
+            qty = credited
             if qty == 0:
                 journal.credit_used(sig.symbol)
                 self._record(trades_log, sig, "skipped", reason="its exit already traded it", at=at)
@@ -1228,6 +1234,8 @@ class Executor:
         try:
             order = self._submit_once(req, resumed)
         except OrderRejected as exc:
+            if first is not None:  # a flip's close filled
+                journal.credit_used(sig.symbol)
             self._refused(sig, intent, trades_log, exc, first)
             return
         if sig.id not in journal.state.order_ids:
@@ -1324,7 +1332,13 @@ class Executor:
             if status == "partially_filled" and reason is None:  # the rest ended short (canceled at the stop ...)
                 reason = (f"a flip: its close ({first.filled_qty:g}) filled, its rest {rest.status} with "
                           f"{rest.filled_qty:g} of {intent.qty - intent.closes:g} filled")
+        if order.filled_qty > 0 and any(g.symbol == sig.symbol and g.side == intent.side and g.signal_id != sig.id
+                                        for g in journal.state.legs.values()):  # fmt: skip
+            # sent as it opened a position (none held then), it filled against one another entry's exits protect:
+            # they end, as the backtest ends them at such a fill (left, they sold the shares again: a naked short)
+            self._clear_legs(sig.symbol, journal, trades_log)
         if order.filled_qty > 0:
+            journal.credit_used(sig.symbol)  # what its exits traded counts no more (the backtest's credit)
             if intent.legs and req.order_class != "simple" and not order.legs:  # found by client id: no legs
                 order_id = order.id  # (a flip's: its rest's, the quantities kept its two orders')
                 order = replace(order, legs=self.retry("get order", lambda: self.broker.get_order(order_id)).legs)
@@ -1519,6 +1533,15 @@ def _waits_for_the_clock(order: Order) -> bool:
     """In a replay: an order working on the bars to come (routed, not at market), which nothing moves but the
     clock."""
     return order.status in ("new", "partially_filled") and order.type != "market"
+
+
+def _after_credit(sig: Signal, side: Side, qty: float, journal: Journal) -> float:
+    """A quantity order's shares less those its symbol's exit traded since its last order on that side (the
+    backtest's credit)."""
+    credit = journal.state.exit_credit.get(sig.symbol, 0.0)
+    if sig.quantity is not None and credit * (qty if side == "buy" else -qty) > 0:
+        return max(qty - abs(credit), 0.0)
+    return qty
 
 
 def _reduces(sig: Signal, held: Mapping[str, Position]) -> bool:

@@ -60,7 +60,7 @@ class JournalState:
     order_ids: dict[str, str] = field(default_factory=dict)  # signal_id -> broker order id
     legs: dict[tuple[str, str], Leg] = field(default_factory=dict)  # (signal_id, leg) -> an exit still open
     kill_switch: dict[str, str] = field(default_factory=dict)  # session date -> reason
-    # symbol -> shares its exits traded since its last order (signed: a long's stop-loss sold, so negative); the
+    # symbol -> shares its exits traded since its last order's fill (signed: a long's stop-loss sold, so negative); the
     # next quantity order on that side is that much smaller, as in the backtest (backtest.nb.simulate)
     exit_credit: dict[str, float] = field(default_factory=dict)
     live: bool | None = None  # the account its runs traded: live (real money) or paper; None before the first
@@ -92,7 +92,6 @@ class Journal:
                     r["signal_id"], r["client_order_id"], r["symbol"], r["side"], r["qty"], bool(r.get("legs")),
                     float(r.get("closes", 0.0)),
                 )
-                st.exit_credit.pop(r["symbol"], None)
             elif kind == "submitted":
                 st.order_ids[r["signal_id"]] = r["order_id"]
             elif kind == "leg":
@@ -128,7 +127,6 @@ class Journal:
         self._append(event="intent", signal_id=i.signal_id, client_order_id=i.client_order_id, symbol=i.symbol,
                      side=i.side, qty=i.qty, legs=i.legs, closes=i.closes)  # fmt: skip
         self.state.intents[i.signal_id] = i
-        self.state.exit_credit.pop(i.symbol, None)
 
     def submitted(self, signal_id: str, order_id: str) -> None:
         self._append(event="submitted", signal_id=signal_id, order_id=order_id)
@@ -146,7 +144,8 @@ class Journal:
             _credit(self.state, leg, filled)
 
     def credit_used(self, symbol: str) -> None:
-        """A signal on the side of the symbol's exit credit found nothing left to trade."""
+        """The symbol's exit credit ends: an order of it filled (an order sent that did not fill leaves it, as the
+        backtest's fill alone does), or one on its side found nothing left to trade."""
         self._append(event="credit_used", symbol=symbol)
         self.state.exit_credit.pop(symbol, None)
 
