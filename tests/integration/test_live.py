@@ -171,6 +171,15 @@ def test_a_replay_restarted_after_its_clock_moved_on_sends_no_stale_signal(tmp_p
         first[first.index("--until") + 1] = iso(cut)
         proc = subprocess.run(first, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        stopped = read_status(tmp_path / "status.json")
+        assert stopped is not None and stopped.last_bar is not None and stopped.trading_from is not None
+        # run again to the same bar: it decides none, and its status keeps the session (it said no last bar, and
+        # the next run started the session afresh: its first bar, its equity, the strategy flat)
+        proc = subprocess.run(first, cwd=tmp_path, env=_env(lb), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        kept = read_status(tmp_path / "status.json")
+        assert kept is not None and (kept.last_bar, kept.trading_from, kept.start_equity, kept.bars_seen) == (
+            stopped.last_bar, stopped.trading_from, stopped.start_equity, stopped.bars_seen)  # fmt: skip
         httpx.post(f"{lb.base_url}/admin/clock", json={"timestamp": iso(moved)}, headers=lb.headers,
                    timeout=10).raise_for_status()  # fmt: skip
         again = subprocess.run(_live(tmp_path, lb, "--speed", "0"), cwd=tmp_path, env=_env(lb), capture_output=True,
@@ -185,6 +194,10 @@ def test_a_replay_restarted_after_its_clock_moved_on_sends_no_stale_signal(tmp_p
     assert any(f"mb-{i}" in sent for i in window.filter(pl.col("timestamp").dt.epoch("us") >= moved)["id"])
     stale_line = next(line for line in again.stdout.splitlines() if "signals stale" in line)
     assert str(len(late)) in stale_line
+    # the bars caught up are snapshotted when decided, not at their closes (the account as it is now, stamped then,
+    # took the log back in time)
+    stamps = [r["timestamp"] for r in read_jsonl_records(tmp_path / "equity.jsonl")]
+    assert stamps == sorted(stamps) and len(stamps) > len(late)
 
 
 @pytest.mark.parametrize("data_bars", ["1Min", "5Min"])

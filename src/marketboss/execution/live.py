@@ -441,7 +441,9 @@ class LiveLoop:
                 self.executor.skip(sig, f"stale: decided on bar {_iso(slot.start)} after a newer bar closed")
         self._measure(signals, closed_at)
         self.executor.follow()
-        acct = self.executor.snapshot(datetime.fromtimestamp(slot.end / US, UTC))
+        # at the bar's close, or a bar caught up after a restart: at the broker's time (the account is as it is
+        # now, not at that bar's close: stamped there, the log went back in time with later values)
+        acct = self.executor.snapshot(datetime.fromtimestamp(slot.end / US, UTC) if fresh else None)
         self.status.account = {"equity": acct.equity, "cash": acct.cash, "buying_power": acct.buying_power}
         self._write_status("running")
 
@@ -509,6 +511,10 @@ class LiveLoop:
         t = _us_of(previous.last_bar)
         if t is None or t > now:
             return None
+        # the session's state, until a bar is decided: a restart's warming_up status without it started the
+        # session afresh at the next restart (its trading_from and start equity reset, the strategy flat)
+        self.status.last_bar = previous.last_bar
+        self.status.signals_today = previous.signals_today
         self.status.bars_seen = previous.bars_seen
         self.status.trading_from = previous.trading_from
         self.status.start_equity = previous.start_equity
