@@ -94,6 +94,22 @@ def test_csv_errors_count_the_header_line(tmp_path: Path) -> None:
     assert (exc.value.line, exc.value.field) == (3, "high")
 
 
+@pytest.mark.parametrize(("where", "fields"), [(5, 8), (7, 8)])
+def test_a_csv_row_of_more_fields_than_its_header_is_refused(tmp_path: Path, where: int, fields: int) -> None:
+    """A stray value between close and volume (or one after volume): the row's fields past the header's were
+    dropped, the stray value read as the volume."""
+    good = pl.DataFrame(GOOD).with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC", time_unit="us"))
+    path = tmp_path / "bars.csv"
+    write_bars(good, path)
+    text = path.read_text().splitlines()
+    cells = text[2].split(",")
+    text[2] = ",".join([*cells[:where], "12", *cells[where:]])
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match=rf"bars.csv:3: {fields} fields, the header has 7") as exc:
+        read_bars(path)
+    assert exc.value.line == 3
+
+
 def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
     bad = pl.DataFrame(_with(1, volume=-1)).with_columns(
         pl.col("timestamp").str.to_datetime(time_zone="UTC", time_unit="us")

@@ -581,6 +581,10 @@ def _iter_raw(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
             raise InputError(path, f"missing column(s) {', '.join(missing)}", line=1, field=missing[0])
         for row in reader:
             line = reader.line_num
+            if None in row:  # DictReader's fields past the header's: a stray one shifts the rest into other columns
+                extra = row[None]
+                yield line, None, ("", f"{len(header) + len(extra)} fields, the header has {len(header)}")
+                continue
             rec: dict[str, Any] = dict(row)
             for field in _NUMERIC:
                 v = rec.get(field)
