@@ -106,6 +106,12 @@ def test_config_file_and_its_mistakes(tmp_path: Path) -> None:
         ("[paper]\nwhen = 1\n", "field 'paper.when': Extra inputs are not permitted"),
         ('timezone = "Mars/Olympus"\n', "unknown time zone 'Mars/Olympus'"),
         ("[refresh\n", "invalid TOML"),
+        # a number was seconds after midnight (1615: 00:26), an offset dropped (16:45 New York)
+        ("[refresh]\nat = 1615\n", "field 'refresh.at': expected a time of day such as \"16:15\""),
+        ("[retrain]\nat = 16.5\n", "field 'retrain.at': expected a time of day"),
+        ('[signals]\nat = "16:45:00+02:00"\n', "field 'signals.at': expected a time of day"),
+        ("[paper]\nat = 2024-01-02T09:31:00+02:00\n", "field 'paper.at': expected a time of day"),
+        ('[refresh]\nat = "25:99"\n', "field 'refresh.at'"),
     ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
@@ -114,6 +120,13 @@ def test_config_file_and_its_mistakes(tmp_path: Path) -> None:
         assert message in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises(InputError, match="file not found"):
         load_config(tmp_path / "missing.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[refresh]\nsymbols = "CAFÉ"\n'.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin\.toml: not UTF-8 text"):
+        load_config(latin)
+    quoted = tmp_path / "quoted.toml"
+    quoted.write_text('[refresh]\nat = "16:20"\n')
+    assert load_config(quoted).refresh.at == time(16, 20)
 
 
 def test_each_job_is_the_marketboss_command_a_user_would_run(workdir: Path) -> None:  # no data file there yet

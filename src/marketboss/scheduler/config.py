@@ -44,6 +44,7 @@ Top-level paths data_file, signals_file and models_dir default to the settings (
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -62,6 +63,18 @@ class _Job(BaseModel):
 
     enabled: bool = True
     at: time
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _wall_clock(cls, v: object) -> object:
+        """A time of day, "16:15" or TOML's 16:15:00, in the file's timezone: a number (pydantic read 1615 as
+        seconds after midnight, 00:26) or a time with an offset (dropped: 16:45+02:00 ran at 16:45 New York) is
+        refused."""
+        if isinstance(v, time) and v.tzinfo is None:
+            return v
+        if isinstance(v, str) and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", v.strip()):
+            return v.strip()
+        raise ValueError(f'expected a time of day such as "16:15" (in the file\'s timezone, no offset), got {v!r}')
 
 
 class RefreshJob(_Job):
@@ -213,6 +226,8 @@ def load_config(path: Path | None) -> ScheduleConfig:
         raise InputError(path, "file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text (TOML files are UTF-8)") from None
     try:
         return ScheduleConfig.model_validate(raw)
     except ValidationError as exc:
