@@ -65,6 +65,7 @@ def test_train_list_show_retrain(data: Path, workdir: Path, capsys: pytest.Captu
         (["train", "--end", "2020-13-01"], "--end '2020-13-01' is not a date"),
         (["train", "--end", "2019-01-01"], "has no bars between the start and 2019-01-01"),
         (["train", "--name", "a/b"], "model name 'a/b' must be letters"),
+        (["train", "--seed", "-1"], "--seed: Input should be greater than or equal to 0"),  # (numpy's ValueError)
         (["models", "show"], "no model in models"),
         (["retrain", "--psi-threshold", "0"], "--psi-threshold: Input should be greater than 0"),
     ],

@@ -159,3 +159,21 @@ def test_a_damaged_model_file_is_one_line_not_a_crash(
     err = capsys.readouterr().err.strip()
     assert f"{model_file.relative_to(workdir)}: not the file trained" in err and len(err.splitlines()) == 1, err
     assert not (workdir / "data" / "ml.jsonl").exists()
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("horizon", "five", "expected a whole number of bars >= 1"),
+    ("features", "ret_1", "expected a list of feature names"),
+    ("bars_per_year", None, "expected a number > 0"),
+])  # fmt: skip
+def test_a_damaged_metadata_field_is_one_line_naming_it(models: Path, tmp_path: Path, field: str, value: object,
+                                                        said: str) -> None:  # fmt: skip
+    """retrain said "unexpected ValueError: invalid literal for int()" of a horizon "five"; ml signals used it."""
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    (meta_path,) = root.glob("demo/*/metadata.json")
+    meta = json.loads(meta_path.read_text())
+    meta[field] = value
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(MarketBossError, match=rf"metadata\.json: field '{field}': {said}"):
+        create("ml", [f"models_dir={root}"])

@@ -119,7 +119,29 @@ def read_metadata(path: Path) -> dict[str, Any]:
     for field in ("version", "created_at"):
         if field in meta and not isinstance(meta[field], str | int | float):
             raise InputError(path, f"expected a string, got {type(meta[field]).__name__}", field=field)
+    for field, (kind, ok) in _TYPED.items():  # what the commands read of it (a field may be absent: older versions)
+        v = meta.get(field)
+        if field in meta and (isinstance(v, bool) or not ok(v)):
+            raise InputError(path, f"expected {kind}, got {json.dumps(v)[:40]}", field=field)
     return meta
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+#: The metadata fields the commands read, each with what it must be: a damaged one was an unexpected ValueError
+#: in retrain (horizon "five"), or used as it was.
+_TYPED: dict[str, tuple[str, Any]] = {
+    "horizon": ("a whole number of bars >= 1", lambda v: isinstance(v, int) and v >= 1),
+    "feature_version": ("a whole number", lambda v: isinstance(v, int)),
+    "bars_per_year": ("a number > 0", lambda v: isinstance(v, int | float) and v > 0),
+    "features": ("a list of feature names", _strings),
+    "symbols": ("a list of symbols", _strings),
+    **{f: ("a string", lambda v: isinstance(v, str)) for f in ("model_type", "model_file", MODEL_DIGEST,
+                                                                "train_start", "train_end", "train_last_sample")},
+    **{f: ("an object", lambda v: isinstance(v, dict)) for f in ("params", "train_config")},
+}
 
 
 @dataclass(frozen=True)

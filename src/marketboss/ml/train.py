@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
     purge: int | None = Field(None, ge=1, description="label length purged before each test block (>= horizon)")
     embargo: int | None = Field(None, ge=0, description="further bars left out before each test block")
     params: dict[str, Any] = Field(default_factory=dict, description="overrides of the model's parameters")
-    seed: int = 7
+    seed: int = Field(7, ge=0, le=2**31 - 1, description="LightGBM takes a 32-bit signed seed")
     threads: int = Field(1, ge=1, le=64)
     permutation_repeats: int = Field(2, ge=1, le=50)
 
