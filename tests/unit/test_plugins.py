@@ -628,6 +628,10 @@ class Shapeless(Strategy):
     ("None", "exposure returned None for AAPL's 501 bars: it must return an array of one value per bar\n"),
     ('np.array(["a"] * len(bars))', "exposure returned a ndarray holding values that are not numbers for AAPL: it "
                                     "must return an array of numbers, one per bar\n"),
+    # numpy reads the text "0.5" as 0.5 and drops an imaginary part: both traded
+    ('np.array(["0.5"] * len(bars))', "exposure returned a ndarray holding values that are not numbers for AAPL"),
+    ("np.full(len(bars), 1 + 1j)", "exposure returned a ndarray holding values that are not numbers for AAPL"),
+    ('[0.5] * (len(bars) - 1) + ["1"]', "exposure returned a list holding values that are not numbers for AAPL"),
     ("np.where(np.arange(len(bars)) == 7, np.inf, 0.5)", "exposure inf for AAPL at 2022-01-12T05:00:00Z: an "
                                                          "exposure is a finite number"),
 ])  # fmt: skip
@@ -643,6 +647,16 @@ def test_an_exposure_of_the_wrong_shape_or_no_numbers_is_one_line_naming_the_plu
         err = capsys.readouterr().err
         assert err.startswith(f"error: strategy shapeless.py:Shapeless: {said}") and err.count("\n") == 1, err
     assert not any((workdir / p).exists() for p in ("runs/x", "s.jsonl"))
+
+
+def test_a_plugin_calling_sys_exit_is_its_error(data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A strategy's own sys.exit(3) ended the command with exit 3 and not a word."""
+    _changed(SHAPELESS, "return np.ones(len(bars) - 1)", "__import__('sys').exit(3)", workdir / "quits.py")
+    capsys.readouterr()
+    assert cli("backtest", "-o", "runs/x", "--data", str(data), "--strategy", "quits.py:Shapeless") == 2
+    err = capsys.readouterr().err
+    assert err == "error: strategy quits.py:Shapeless raised SystemExit: 3 (quits.py, line 11, in exposure)\n", err
+    assert not (workdir / "runs" / "x").exists()
 
 
 COMPILED_PLUGIN = '''

@@ -45,6 +45,10 @@ def run_guarded(fn: Callable[[], Any]) -> int:
     try:
         code = fn()
     except SystemExit as exc:
+        failed = _in_plugin(exc)  # a strategy's own sys.exit() / exit(): its error, not the command's way out
+        if failed is not None:
+            print(f"error: {redact_text(str(failed))}", file=sys.stderr)
+            return failed.exit_code
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except typer.TyperException as exc:  # click's errors (typer's copy of click): a bad option, a typo
         message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
@@ -82,7 +86,7 @@ _PATH_PROBLEMS = {IsADirectoryError: "is a directory: give a file", NotADirector
                   PermissionError: "permission denied"}  # fmt: skip
 
 
-def _in_plugin(exc: Exception) -> MarketBossError | None:
+def _in_plugin(exc: BaseException) -> MarketBossError | None:
     """The error as a plug-in strategy's own when its code raised it (strategies.plugins.failure), the traceback
     in the debug log; None when no plug-in was loaded (its module not even imported) or none was running."""
     plugins = sys.modules.get("marketboss.strategies.plugins")

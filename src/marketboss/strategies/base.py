@@ -163,12 +163,11 @@ class Strategy(_Defaults, ABC, Generic[P]):
 
     def _exposure_of(self, bars: SymbolBars) -> np.ndarray:
         got = self.exposure(bars)
-        try:
-            e = np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
+        e = real_numbers(got)
+        if e is None:
             raise StrategyError(self, f"exposure returned a {type(got).__name__} holding values that are not numbers "
                                       f"for {bars.symbol}: it must return an array of numbers, one per bar"
-                                ) from None
+                                )  # fmt: skip
         if e.shape != bars.close.shape:
             what = "None" if got is None else f"shape {e.shape}"
             raise StrategyError(self, f"exposure returned {what} for {bars.symbol}'s {len(bars)} bars: it must return "
@@ -217,10 +216,7 @@ class Strategy(_Defaults, ABC, Generic[P]):
 
     def _matrix(self, market: Market) -> np.ndarray:
         got = self.exposures(market)
-        try:
-            e = np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
-            e = None
+        e = real_numbers(got)
         if e is None or e.shape != (market.n_times, market.n_symbols):
             what = "None" if got is None else f"shape {e.shape}" if e is not None else f"a {type(got).__name__}"
             raise StrategyError(self, f"exposures returned {what} for {market.n_times} bars x {market.n_symbols} "
@@ -262,6 +258,19 @@ class Strategy(_Defaults, ABC, Generic[P]):
                     raise StrategyError(self, f"exposure looks ahead: its values on the first {n} bars of "
                                               f"{bars.symbol} change when later bars are added (exposure[t] may use "
                                               "bars up to t only)")  # fmt: skip
+
+
+def real_numbers(got: object) -> np.ndarray | None:
+    """`got` as float64; None when it holds values that are not real numbers (numpy reads the text "0.5" as 0.5 and
+    drops a complex number's imaginary part: both were traded)."""
+    try:
+        raw = np.asarray(got)
+        if raw.dtype.kind in "USc" or (raw.dtype.kind == "O" and any(isinstance(x, str | bytes | complex)
+                                                                     for x in raw.flat)):  # fmt: skip
+            return None
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def held_changes(exposure: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
