@@ -28,6 +28,7 @@ def test_train_list_show_retrain(data: Path, workdir: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert "walk-forward folds" in out and "feature importance" in out and "saved models/demo/" in out
     version = (workdir / "models" / "demo" / "latest").read_text().strip()
+    assert sorted(p.name for p in (workdir / "models" / "demo").iterdir()) == [version, "latest"]  # no .staging left
     meta = json.loads((workdir / "models" / "demo" / version / "metadata.json").read_text())
     assert meta["train_end"] == "2022-09-30T04:00:00Z" and meta["params"]["num_boost_round"] == 20
     assert meta["cv"]["folds"] == 3 and meta["data_source"] == str(data)

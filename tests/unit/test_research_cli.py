@@ -65,6 +65,8 @@ def test_sweep_writes_csv_too(data: Path, workdir: Path) -> None:
     (["compare", "--param", "fast=5"], "error: --param 'fast=5' must look like strategy.key=value"),
     (["compare", "--strategies", "ma_crossover,nope"], "error: unknown strategy 'nope': choose one of"),
     (["compare", "--oos-start", "soon"], "error: --oos-start 'soon': expected a date like 2024-01-02"),
+    (["compare", "--oos-start", "2023-01-02", "--oos-fraction", "0.5"],
+     "error: give --oos-start or --oos-fraction, not both"),  # before: the fraction silently ignored
     (["compare", "--param", "ma_crossover.fast=5", "--param", "ma_crossover.fast=8"],
      "error: --param ma_crossover.fast is given twice (5 and 8)"),  # before: the last, without a word
     (["sweep", "--grid", "slow=40", "--param", "fast=5", "--param", "fast=8"],

@@ -321,7 +321,8 @@ def compare(
     data: Path = DataOpt,
     symbols: str = SymbolsOpt,
     metric: str = MetricOpt,
-    oos_fraction: float = typer.Option(0.3, "--oos-fraction", help="Last fraction of the bars held out."),
+    oos_fraction: float = typer.Option(None, "--oos-fraction", help="Last fraction of the bars held out (default "
+                                       "0.3)."),
     oos_start: str = typer.Option(None, "--oos-start", help="Or: the out-of-sample window starts at this date."),
     output: Path = typer.Option(None, "--output", "-o", help="Signals of the best strategy, for paper trading "
                                                              "(default: data/signals.jsonl)."),
@@ -357,6 +358,8 @@ def compare(
     unknown = sorted(set(params) - set(names))
     if unknown:
         raise MarketBossError(f"--param for '{unknown[0]}', which is not in --strategies")
+    if oos_fraction is not None and oos_start:
+        raise MarketBossError("give --oos-start or --oos-fraction, not both (the fraction was ignored)")
     checked = [check_params(name, params.get(name, {})) for name in names]  # a strategy not found, not loadable
     config = _config(cash, commission, commission_per_share, commission_min, slippage_bps, spread_bps, fill,
                      fractional)  # or given a bad --param is the user's to fix first

@@ -17,6 +17,7 @@ This module is the one reader of the layout: the CLI, the ml strategy and the da
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -287,6 +288,8 @@ def save(
         raise MarketBossError(f"could not find a free version name in {d}")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(OSError):  # empty once no other save is staging
+            staging_root.rmdir()
 
 
 @dataclass(frozen=True)
