@@ -492,3 +492,21 @@ def test_a_cancel_of_a_filled_order_records_no_fill_of_its_own(tmp_path: Path) -
     records = {t["signal_id"]: t for t in read_jsonl_records(tmp_path / "trades.jsonl")}
     assert records[cancel.id]["status"] == "skipped" and "already filled" in records[cancel.id]["reason"]
     assert records[cancel.id]["qty"] == 0.0 and records[cancel.id]["filled_price"] is None
+
+
+def test_an_entry_gapping_through_its_take_profit_exits_there_at_the_open_in_paper_as_in_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """A sell stop at 198 (take-profit 196, stop-loss 206) triggers at day 2's open of 194, a bar that then runs up
+    to 208: paper places the exits after the fill, where the take-profit buy is already through and fills at the
+    open; the backtest took the stop at 206 (both legs reached: the stop), 120 dollars apart."""
+    paths = {"AAA": [(200, 202, 198, 200), (200, 202, 199, 200), (194, 208, 192, 200), (200, 202, 198, 201),
+                     (201, 202, 198, 200)]}  # fmt: skip
+    bars = daily_bars("AAA", paths["AAA"])
+    days = bars["timestamp"].unique().sort()
+    signals = [_order(days, paths, "AAA", 0, "SELL", order_type="stop", stop_price=198.0, take_profit=196.0,
+                      stop_loss=206.0, time_in_force="gtc")]  # fmt: skip
+    backtest, paper = _paper_and_backtest(tmp_path, bars, signals)
+    assert paper == backtest
+    assert sorted(_legs_day(paper, days)) == [("BUY", 2, "AAA", 10.0, "take_profit", 194.0),
+                                              ("SELL", 2, "AAA", 10.0, None, 194.0)]  # fmt: skip

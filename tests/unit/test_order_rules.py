@@ -101,6 +101,9 @@ def test_a_bar_reaching_both_legs_of_a_bracket_takes_the_stop() -> None:
     assert bracket_exit(True, 100.0, 111.0, 96.0, 110.0, 95.0) == (TAKE_PROFIT, 110.0)
     assert bracket_exit(True, 112.0, 113.0, 111.0, 110.0, 95.0) == (TAKE_PROFIT, 112.0)  # gap above the target
     assert bracket_exit(True, 90.0, 91.0, 89.0, 110.0, 95.0) == (STOP_LOSS, 90.0)  # gap through the stop
+    # opened through the target, then down through the stop: the path starts at the open, where the limit fills
+    assert bracket_exit(True, 112.0, 113.0, 94.0, 110.0, 95.0) == (TAKE_PROFIT, 112.0)
+    assert bracket_exit(False, 88.0, 106.0, 87.0, 90.0, 105.0) == (TAKE_PROFIT, 88.0)  # a short's, mirrored
     assert bracket_exit(False, 100.0, 106.0, 89.0, 90.0, 105.0) == (STOP_LOSS, 105.0)  # a short's legs mirrored
     code, p = bracket_exit(True, 100.0, 101.0, 99.0, 110.0, 95.0)
     assert code == NO_EXIT and math.isnan(p)

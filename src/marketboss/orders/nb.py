@@ -19,9 +19,11 @@ costs (slippage, spread, commission) are added by the caller.
   the level from the bars before is tested first, then the mark moves with the bar: a bar cannot both raise the
   stop and hit it.
 - A bracket's two exits are one-cancels-other; when one bar reaches both, the stop is taken (the conservative
-  choice: the bar's path is unknown). Its legs are live on the entry's own bar when the entry filled at the
-  bar's open (the whole bar follows the fill), else from the next bar; backtesting.py's `buy(sl=..., tp=...)`
-  gives the same fills (tests/unit/test_backtest_crosscheck.py).
+  choice: the bar's path is unknown), unless the bar opened at or through the take-profit (the path starts there:
+  the limit fills at the open, as a broker fills an exit placed when the price is already through it). Its legs
+  are live on the entry's own bar when the entry filled at the bar's open (the whole bar follows the fill), else
+  from the next bar; backtesting.py's `buy(sl=..., tp=...)` gives the same fills
+  (tests/unit/test_backtest_crosscheck.py) but on a bar opening through the target (it takes the stop).
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def bracket_exit(
     long: bool, open_: float, high: float, low: float, take_profit: float, stop_loss: float
 ) -> tuple[int, float]:  # pragma: no cover - compiled
     """(which exit, price) for a position's bracket on a bar: the stop-loss leg is a stop order closing the
-    position, the take-profit leg a limit order; NaN levels are absent legs. Both reached: the stop."""
+    position, the take-profit leg a limit order; NaN levels are absent legs. Both reached: the stop, unless the bar
+    opened at or through the take-profit: its path starts there, and the limit fills at the open."""
     buy = not long  # closing a long sells, closing a short buys
+    if not np.isnan(take_profit) and (open_ >= take_profit if long else open_ <= take_profit):
+        return TAKE_PROFIT, open_
     if not np.isnan(stop_loss):
         p = stop_fill(buy, open_, high, low, stop_loss)
         if not np.isnan(p):
