@@ -362,6 +362,8 @@ def test_an_order_past_the_signal_files_limits_is_refused_as_its_reader_would(st
     (lambda c: c.sell(-0.5), "quantity -0.5: sell takes a positive, finite number of shares"),
     (lambda c: c.sell(np.inf), "quantity inf: sell takes a positive, finite number of shares"),
     (lambda c: c.target_weight(np.nan), "target_weight nan: a weight is a finite number (a fraction of equity)"),
+    (lambda c: c.target_weight(True), "target_weight True: a weight is a finite number (a fraction of equity)"),
+    (lambda c: c.target_weight("0.5"), "target_weight '0.5': a weight is a finite number (a fraction of equity)"),
     (lambda c: c.cancel("x"), "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "
                               "ctx.open_orders), not 'x'"),
     (lambda c: c.cancel(None), "cancel takes an order ctx.buy, sell, target_weight or close returned (or one of "

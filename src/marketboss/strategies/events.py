@@ -244,8 +244,9 @@ class Context:
         """Move the position to `weight` x equity (sized at the fill, as a target-weight signal); None when it
         is already there at this bar's close."""
         s = self._s(symbol)
-        if not math.isfinite(weight):
-            raise MarketBossError(f"target_weight {weight:g}: a weight is a finite number (a fraction of equity)")
+        if not _is_number(weight) or not math.isfinite(weight):  # True was 1.0: all in
+            raise MarketBossError(f"target_weight {shown(weight)}: a weight is a finite number (a fraction of "
+                                  "equity)")  # fmt: skip
         if self.params.long_only and weight < 0:
             raise MarketBossError(f"target_weight {weight:g}: long_only strategies do not short")
         return self._to_target(s, float(weight), order, depth=3)
