@@ -104,7 +104,7 @@ def test_a_running_session_that_stopped_writing_is_flagged(dash: Dash, demo: Dem
     assert not messages(block, "success") and metrics(block)["State"] == "running"
 
 
-@pytest.mark.parametrize(("state", "kind", "said"), [("stopped", "info", "Stopped by SIGTERM"),
+@pytest.mark.parametrize(("state", "kind", "said"), [("stopped", "info", "Stopped (SIGTERM) at "),
                                                      ("stopping", "info", "Stopping (SIGTERM): the session is closing"),
                                                      ("failed", "error", "Failed (stream: auth failed)")])  # fmt: skip
 def test_stopped_and_failed_sessions_say_why(

@@ -59,6 +59,17 @@ def test_guides_script_with_no_credentials_starts_the_local_broker(tmp_path: Pat
     assert rows["signals in the file"] == "5" and rows["left for a later run (--max-trades)"] == "1"
 
 
+def test_an_empty_signals_file_says_there_is_nothing_to_trade(tmp_path: Path) -> None:
+    """A schedule's signals job can write none (a model trained to the last bar): paper printed its broker's start
+    and nothing else, exit 0."""
+    data, _ = make_bars(tmp_path)
+    (tmp_path / "signals.jsonl").write_text("")
+    proc = subprocess.run(_paper("--signals", "signals.jsonl", "--data", str(data)), cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "no signals in signals.jsonl: nothing to trade"
+
+
 def test_a_replay_the_brokers_clock_is_past_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     """A second replay on the broker database an earlier run moved on: its signals would fill at the later
     clock's prices (stale), so the run is refused in one line, nothing sent; a fresh --broker-db replays them,

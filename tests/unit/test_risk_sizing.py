@@ -65,6 +65,10 @@ def test_orders_within_limits_pass_and_reducing_a_position_is_never_blocked_by_s
     assert engine.pre_trade(OrderIntent("AAPL", "sell", 100, 150.0), ctx(position_qty=200.0)) is None
     assert RiskEngine(RiskConfig()).pre_trade(BUY_100, ctx()) is None
     assert RiskConfig(allowed_symbols="aapl, msft").allowed_symbols == frozenset({"AAPL", "MSFT"})
+    # a fraction: 20 meant as 20% was 2000% of equity, no limit at all
+    assert RiskConfig(max_position_pct=1.5).max_position_pct == 1.5
+    with pytest.raises(ValueError, match="max_position_pct"):
+        RiskConfig(max_position_pct=20)
 
 
 def test_daily_loss_kill_switch_threshold() -> None:

@@ -166,6 +166,8 @@ def paper(
                 print_table(f"paper run ({conn.mode}): {cfg.trades_output}", ["", "value"], executor.summary.as_rows())
     if summary.stopped_by:
         raise MarketBossError(summary.stopped_by)
+    if not summary.signals:  # (a schedule's signals job of a model trained to the last bar writes none)
+        console.print(f"no signals in {cfg.signals}: nothing to trade")
 
 
 def _timeframe(data: Path, signals: Path) -> str:

@@ -53,7 +53,8 @@ HINTS = {
     "Runs directory": "write runs with `marketboss backtest --strategy ma_crossover --output-dir runs/ma_crossover`",
     "Models directory": "train a model with `marketboss train`",
     "Live status file": "start a live session with `marketboss live --strategy ma_crossover --symbols AAPL,MSFT "
-    "--timeframe 1Min`",
+    "--timeframe 1Day --replay-from 2024-07-01 --speed 0` (a past window replayed on the local broker, no account "
+    "needed; README.md: Live)",
     "Live signals log": "a live session appends each bar's signals there as the bars close",
 }
 

@@ -687,7 +687,7 @@ def _live_state(status: LiveStatus, age: float | None) -> None:
     elif status.state == "failed":
         st.error(f"Failed ({status.stopped_by or 'no reason recorded'}) at {display.when(status.updated_at)}.")
     elif status.state == "stopped":
-        st.info(f"Stopped by {status.stopped_by or 'an unknown cause'} at {display.when(status.updated_at)}.")
+        st.info(f"Stopped ({status.stopped_by or 'no reason recorded'}) at {display.when(status.updated_at)}.")
     elif status.state == "warming_up":
         st.info("Warming up: loading recent bars before the first streamed one.")
     else:

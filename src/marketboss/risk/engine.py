@@ -17,7 +17,8 @@ class RiskConfig(BaseModel):
     require_market_open: bool = True
     allowed_symbols: frozenset[str] | None = None
     max_position_shares: float | None = Field(None, gt=0)
-    max_position_pct: float | None = Field(None, gt=0)
+    # at most 4: Alpaca's largest buying power (4x equity, a day trader's); 20 meant for 20% was 2000%, no limit
+    max_position_pct: float | None = Field(None, gt=0, le=4)
     max_order_notional: float | None = Field(None, gt=0)
     check_buying_power: bool = True
     max_daily_loss_pct: float | None = Field(None, gt=0, lt=1)
