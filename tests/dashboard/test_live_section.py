@@ -21,7 +21,7 @@ from marketboss.signals import read_signals_frame, write_signals
 from tests.dashboard.conftest import Dash, array, charts, messages, metrics, section, table
 from tests.dashboard.demo import Demo
 
-START = "`marketboss live --strategy ma_crossover --symbols AAPL,MSFT --timeframe 1Min`"
+START = "`marketboss live --strategy ma_crossover --symbols AAPL,MSFT --timeframe 1Day --replay-from 2024-07-01 --speed 0`"  # noqa: E501
 
 
 def demo_status(demo: Demo, **changes: object) -> LiveStatus:
