@@ -559,6 +559,7 @@ class LiveLoop:
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stop_requested = signal.Signals(signum).name
+            self.executor.retry.stopping = lambda: True  # a broker that is down: retried briefly (STOP_BUDGET)
             log.info("live_stop_requested", signal=self.stop_requested)
 
         signal.signal(signal.SIGINT, stop)

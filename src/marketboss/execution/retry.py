@@ -22,6 +22,9 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BUDGET = 120.0  # seconds: a minute's outage, twice over
+#: The budget once a stop is asked (SIGTERM): the stop's own calls (cancels, a last snapshot) still get retries,
+#: and a broker that is down lets the process end well inside systemd's 90 s stop timeout (it took 2 minutes).
+STOP_BUDGET = 10.0
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Retrier:
     backoff_max: float = 8.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    stopping: Callable[[], bool] = lambda: False  # a stop was asked: STOP_BUDGET
 
     def delay(self, attempt: int, exc: TransientError) -> float:
         """Exponential backoff with jitter, or longer when the broker said when to come back."""
@@ -41,7 +45,8 @@ class Retrier:
     def wait_or_raise(self, what: str, attempt: int, started: float, exc: TransientError) -> None:
         """Sleep before the next attempt, or re-raise when that would overrun the budget."""
         delay = self.delay(attempt, exc)
-        if self.clock() - started + delay > self.budget:
+        budget = min(self.budget, STOP_BUDGET) if self.stopping() else self.budget
+        if self.clock() - started + delay > budget:
             raise exc
         log.warning("broker_retry", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(exc))
         self.sleep(delay)
