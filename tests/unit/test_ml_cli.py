@@ -58,7 +58,9 @@ def test_train_list_show_retrain(data: Path, workdir: Path, capsys: pytest.Captu
         # refused by the library before any data is read, in one line (LightGBM's own "[Fatal]" line silenced)
         (["train", "--param", "num_leaves=abc"], "error: --param num_leaves=abc: lightgbm refuses it: Parameter "
                                                  "num_leaves should be of type int"),
-        (["train", "--param", "objective=foo"], "error: --param objective=foo: lightgbm refuses it: Unknown objective"),
+        (["train", "--param", "objective=foo"], "error: --param objective=foo: the model forecasts a return, of"),
+        (["train", "--param", "objective=binary"], "error: --param objective=binary: the model forecasts a return, of "
+                                                   "either sign: a regression objective"),  # (it trained: all long)
         (["train", "--param", "learning_rate=inf"], "error: --param learning_rate=inf: lightgbm refuses it: "
                                                     "learning_rate=inf: a finite number"),
         (["train", "--model", "ridge", "--param", "alpha=-1"], "error: --param alpha=-1: ridge refuses it: The "

@@ -107,7 +107,7 @@ def test_versions_accumulate_and_loading_refuses_a_feature_mismatch(bars: pl.Dat
     assert same_second.version == "20250301T210000Z-001"
     assert registry.latest_version(tmp_path, "m") == later.version
     assert (first.path / "model.joblib").exists()  # earlier versions stay
-    assert not any((tmp_path / "m" / ".staging").iterdir())  # nothing half-built left behind
+    assert not (tmp_path / "m" / ".staging").exists()  # nothing half-built left behind, nor the staging directory
     np.testing.assert_allclose(
         registry.load(tmp_path, "m", first.version, FEATURES).predict(np.ones((2, len(FEATURES)))),
         registry.load(tmp_path, "m", later.version, FEATURES).predict(np.ones((2, len(FEATURES)))),

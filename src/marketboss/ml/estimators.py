@@ -32,6 +32,12 @@ LIGHTGBM_DEFAULTS: dict[str, Any] = {
     "lambda_l2": 1.0,
 }
 RIDGE_DEFAULTS: dict[str, Any] = {"alpha": 1.0}
+#: The LightGBM objectives (and their aliases) that forecast a real-valued return, of either sign: binary or
+#: multiclass read the return as a class, gamma, poisson and tweedie want positive labels (binary "trained" and
+#: forecast probabilities, every one above the threshold: long everything).
+RETURN_OBJECTIVES = ("regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root",
+                     "root_mean_squared_error", "rmse", "regression_l1", "l1", "mean_absolute_error", "mae", "huber",
+                     "fair", "quantile")  # fmt: skip
 
 
 class Estimator(Protocol):

@@ -59,6 +59,10 @@ class TrainConfig(BaseModel):
         unknown = sorted(set(self.params) - set(known))
         if unknown:
             raise ValueError(f"unknown {self.model_type} parameter(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+        objective = self.params.get("objective")
+        if self.model_type == "lightgbm" and objective is not None and objective not in estimators.RETURN_OBJECTIVES:
+            raise ValueError(f"--param objective={objective}: the model forecasts a return, of either sign: a "
+                             "regression objective (regression, regression_l1, huber, fair, quantile)")  # fmt: skip
         refused = estimators.refusal(self.model_type, self.params) if self.params else None
         if refused:
             given = " ".join(f"{k}={v}" for k, v in self.params.items())
