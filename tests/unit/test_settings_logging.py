@@ -134,7 +134,7 @@ def test_an_unknown_log_level_is_one_line_error_and_any_case_is_taken() -> None:
     env = {**os.environ, "MARKETBOSS_LOG_LEVEL": "warn"}  # the environment's level is held to the same names
     out = subprocess.run([sys.executable, "-m", "marketboss", "strategies", "list"], capture_output=True, text=True,
                          check=False, env=env)  # fmt: skip
-    assert out.returncode == 2 and "--log-level 'warn' must be one of" in out.stderr
+    assert out.returncode == 2 and "error: MARKETBOSS_LOG_LEVEL 'warn' must be one of" in out.stderr  # (named)
     ok = subprocess.run([sys.executable, "-m", "marketboss", "--log-level", "DEBUG", "strategies", "list"],
                         capture_output=True, text=True, check=False)  # fmt: skip
     assert ok.returncode == 0 and "ma_crossover" in ok.stdout

@@ -64,11 +64,13 @@ def _root(
     """Logs go to stderr (readable on a terminal, JSON Lines otherwise); results go to stdout."""
     settings = get_settings()
     fmt = log_format or settings.log_format
-    if fmt not in LOG_FORMATS:
-        raise MarketBossError(f"--log-format '{fmt}' must be one of {', '.join(LOG_FORMATS)}")
+    if fmt not in LOG_FORMATS:  # (named as given: the option, or the environment's setting)
+        where = "--log-format" if log_format else "MARKETBOSS_LOG_FORMAT"
+        raise MarketBossError(f"{where} '{fmt}' must be one of {', '.join(LOG_FORMATS)}")
     level = log_level or settings.log_level
     if level.lower() not in LOG_LEVELS:  # a typo ("warn", "verbose") was taken as info, silently
-        raise MarketBossError(f"--log-level '{level}' must be one of {', '.join(LOG_LEVELS)}")
+        where = "--log-level" if log_level else "MARKETBOSS_LOG_LEVEL"
+        raise MarketBossError(f"{where} '{level}' must be one of {', '.join(LOG_LEVELS)}")
     configure(level, secrets=settings.secrets(), fmt=fmt)
 
 

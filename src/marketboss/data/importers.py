@@ -155,7 +155,8 @@ def _parse(df: pl.DataFrame, path: Path, adjust: bool) -> tuple[pl.DataFrame, li
         rejects += [Rejected(line, "adj_close", "missing: --adjust scales the prices by it") for line in
                     out.filter(pl.col("adj_close").is_null() & df["adj_close"].is_null())[LINE].to_list()]  # fmt: skip
         factor = pl.col("adj_close") / pl.col("close")
-        out = out.with_columns(*[(pl.col(c) * factor).alias(c) for c in PRICE_COLUMNS])
+        # to a millionth (vendors give adjusted prices to 6 decimals): 231.01200000000003 was the product's noise
+        out = out.with_columns(*[(pl.col(c) * factor).round(6).alias(c) for c in PRICE_COLUMNS])
     bad = {r.line for r in rejects}
     return out.filter(~pl.col(LINE).is_in(list(bad))).select(LINE, *BAR_COLUMNS), rejects
 
