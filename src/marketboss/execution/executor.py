@@ -1536,8 +1536,8 @@ def _waits_for_the_clock(order: Order) -> bool:
 
 
 def _after_credit(sig: Signal, side: Side, qty: float, journal: Journal) -> float:
-    """A quantity order's shares less those its symbol's exit traded since its last order on that side (the
-    backtest's credit)."""
+    """A quantity order's shares less those its symbol's exits traded on its side since the symbol's last order
+    filled (the backtest's credit)."""
     credit = journal.state.exit_credit.get(sig.symbol, 0.0)
     if sig.quantity is not None and credit * (qty if side == "buy" else -qty) > 0:
         return max(qty - abs(credit), 0.0)

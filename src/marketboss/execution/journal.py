@@ -146,6 +146,8 @@ class Journal:
     def credit_used(self, symbol: str) -> None:
         """The symbol's exit credit ends: an order of it filled (an order sent that did not fill leaves it, as the
         backtest's fill alone does), or one on its side found nothing left to trade."""
+        if symbol not in self.state.exit_credit:
+            return
         self._append(event="credit_used", symbol=symbol)
         self.state.exit_credit.pop(symbol, None)
 
