@@ -219,7 +219,7 @@ def test_commission_and_slippage(start_broker: StartBroker, broker_data: Path) -
     order = wait_order(client, client.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy",
                                                                       time_in_force=TimeInForce.DAY)).id)  # fmt: skip
     # the backtest's fill price: the open moved up by the slippage and half the (default 2 bp) spread
-    price = Decimal(repr(opens(broker_data, "AAPL")[0] * (1 + 0.0006)))
+    price = Decimal(repr(opens(broker_data, "AAPL")[0] * (1 + 0.0006))).quantize(Decimal("1e-6"))  # (its digits)
     commission = (10 * price * Decimal("0.001") + Decimal("0.10")).quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert Decimal(order.filled_avg_price) == price
     assert Decimal(client.get_account().cash) == 100_000 - (10 * price).quantize(Decimal("0.01")) - commission

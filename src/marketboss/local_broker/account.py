@@ -26,11 +26,10 @@ from marketboss.local_broker.daytrades import DayTrades
 from marketboss.local_broker.errors import ApiError, not_found
 from marketboss.local_broker.marketdata import CENT, MarketData, Quote, round_price, tick
 from marketboss.local_broker.orders import OrderRequest, parse_symbol
-from marketboss.local_broker.records import Position, asset_id, num
+from marketboss.local_broker.records import MICRO, Position, asset_id, num
 from marketboss.local_broker.store import Store, stored_meta
 
 ZERO = Decimal(0)
-MICRO = Decimal("1e-6")
 MARGIN_FLOOR = Decimal(2_000)  # Alpaca: below this equity, no margin and no short selling
 PDT_FLOOR = Decimal(25_000)  # below this equity at the last close: at most 2x, and the PDT protection applies
 

@@ -16,11 +16,10 @@ from decimal import Decimal
 
 from marketboss.local_broker.clock import iso_z
 from marketboss.local_broker.orders import OrderRequest
-from marketboss.local_broker.records import Fill, Order
+from marketboss.local_broker.records import MICRO, Fill, Order
 from marketboss.local_broker.store import Store
 
 ZERO = Decimal(0)
-MICRO = Decimal("1e-6")
 RECENT = 4096  # closed orders kept in memory: polling a just-filled order needs no query
 
 

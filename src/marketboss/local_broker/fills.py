@@ -17,7 +17,7 @@ from marketboss.backtest.costs import Costs
 from marketboss.backtest.nb import fill_price
 from marketboss.local_broker.config import BrokerConfig
 from marketboss.local_broker.marketdata import CENT
-from marketboss.local_broker.records import Order
+from marketboss.local_broker.records import MICRO, Order
 
 ZERO = Decimal(0)
 NANO = Decimal("1e-9")
@@ -53,7 +53,8 @@ class FillModel:
         """The rule's price moved against the order by slippage and half the spread (the backtest's fill_price),
         never beyond the order's limit."""
         cap = float("nan") if o.limit_price is None else float(o.limit_price)
-        return Decimal(repr(float(fill_price(rule_price, 1.0 if o.side == "buy" else -1.0, self.slip, cap))))
+        price = fill_price(rule_price, 1.0 if o.side == "buy" else -1.0, self.slip, cap)
+        return Decimal(repr(float(price))).quantize(MICRO).normalize()  # 312.751272, not the float's ...200000003
 
     def qty(self, o: Order, price: Decimal, position_qty: Decimal) -> Decimal:
         """Shares to fill now: a notional order's worth at `price` (a sell no more than the long position), else what

@@ -102,6 +102,10 @@ class Position:
     avg_entry_price: Decimal
 
 
+#: The digits of a fill's price and a position's average entry price (the float fill rule's noise left out).
+MICRO = Decimal("1e-6")
+
+
 def num(d: Decimal) -> str:
     """Plain decimal text without exponent or trailing zeros ("100000", "150.25", "0.5")."""
     if d == 0:
