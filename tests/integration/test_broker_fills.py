@@ -123,6 +123,10 @@ def test_ioc_and_fok(start_broker: StartBroker) -> None:
 
     ioc = wait_order(client, submit(TimeInForce.IOC).id, ("canceled",))  # type: ignore[attr-defined]
     assert 0 < Decimal(ioc.filled_qty) < 50  # what filled at once stays; the rest is cancelled
+    # its fill as it left the order, partly filled (said canceled before the cancel came: its trade update too)
+    (fill,) = [a for a in admin_client(b).get("/v2/account/activities/FILL").json() if a["order_id"] == str(ioc.id)]
+    assert fill["order_status"] == "partially_filled" and fill["type"] == "partial_fill"
+    assert Decimal(fill["leaves_qty"]) == 50 - Decimal(ioc.filled_qty)
     fok = wait_order(client, submit(TimeInForce.FOK).id)  # type: ignore[attr-defined]
     assert Decimal(fok.filled_qty) == 50  # never partly
     for tif in (TimeInForce.IOC, TimeInForce.FOK):

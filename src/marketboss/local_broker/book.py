@@ -276,14 +276,14 @@ class Book:
             o.status = "partially_filled"
             o.eligible_wall = eligible
         self.fill_seq += 1
-        leaves = ZERO if o.qty is None or o.status == "canceled" else o.qty - filled
+        leaves = ZERO if o.qty is None else o.qty - filled  # as the fill left it (an ioc's rest is canceled after)
         self.store.add_fill(
             Fill(
                 id=f"{iso_z(t)[:19].replace('-', '').replace(':', '').replace('T', '')}{t % 1_000_000:06d}000::"
                 f"{uuid.uuid4()}",
                 seq=self.fill_seq, order_id=o.id, symbol=o.symbol, side=o.side,
                 type="fill" if done else "partial_fill", qty=qty, price=price, cum_qty=filled, leaves_qty=leaves,
-                order_status=o.status, transaction_time=t, commission=commission,
+                order_status="filled" if done else "partially_filled", transaction_time=t, commission=commission,
             )
         )  # fmt: skip
         self.store.save_order(o)
