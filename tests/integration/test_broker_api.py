@@ -191,9 +191,10 @@ def test_clock_assets_and_calendar(shared: LocalBroker) -> None:
         client.get_asset("ZZZZ")
     assert missing.value.status_code == 404
     days = admin_client(shared).get("/v2/calendar", params={"start": "2024-12-23", "end": "2024-12-27"}).json()
-    assert [(d["date"], d["close"]) for d in days] == [
-        ("2024-12-23", "16:00"), ("2024-12-24", "13:00"), ("2024-12-26", "16:00"), ("2024-12-27", "16:00")
-    ]  # fmt: skip
+    assert [(d["date"], d["close"], d["settlement_date"]) for d in days] == [
+        ("2024-12-23", "16:00", "2024-12-24"), ("2024-12-24", "13:00", "2024-12-26"),
+        ("2024-12-26", "16:00", "2024-12-27"), ("2024-12-27", "16:00", "2024-12-30"),
+    ]  # fmt: skip  (T+1: the next session; it was the day itself)
 
 
 def test_activities_pages_and_types(broker: LocalBroker) -> None:

@@ -242,13 +242,16 @@ class TradingRoutes:
         now = self.s.clock.now()
         first = q_day(q, "start") or iso_et(now - 366 * 86_400 * US)[:10]
         last = q_day(q, "end") or iso_et(now + 366 * 86_400 * US)[:10]
-        lo, hi = parse_time(first) - 86_400 * US, parse_time(last) + 2 * 86_400 * US
+        # (to a week past the last: the last session's settlement, T+1, is the next session)
+        lo, hi = parse_time(first) - 86_400 * US, parse_time(last) + 9 * 86_400 * US
+        opens = ses.opens_between(lo, hi)
         out = []
-        for o in ses.opens_between(lo, hi):
+        for o, after in zip(opens, [*opens[1:], None], strict=True):
             day = iso_et(o)[:10]
             if first <= day <= last:
+                settles = iso_et(after)[:10] if after is not None else day
                 out.append({"date": day, "open": iso_et(o)[11:16], "close": iso_et(ses.next_close(o))[11:16],
-                            "session_open": "0400", "session_close": "2000", "settlement_date": day})  # fmt: skip
+                            "session_open": "0400", "session_close": "2000", "settlement_date": settles})  # fmt: skip
         return 200, out
 
     async def assets(self, r: Req) -> tuple[int, Any]:
