@@ -15,6 +15,7 @@ import streamlit as st
 
 from marketboss.config import get_settings
 from marketboss.dashboard.sections import SECTIONS, Inputs, render_all
+from marketboss.errors import MarketBossError
 
 
 def path_input(label: str, default: Path, key: str) -> str:
@@ -24,14 +25,18 @@ def path_input(label: str, default: Path, key: str) -> str:
 
 
 def sidebar() -> Inputs:
-    s = get_settings()
+    try:
+        s = get_settings()
+    except MarketBossError as exc:  # a bad MARKETBOSS_* value: its one line, not pydantic's traceback
+        st.error(str(exc))
+        st.stop()
     with st.sidebar:
         st.header("Configuration")
         market_data = path_input("Market data JSONL", s.market_data, "market_data")
         signals = path_input("Signals JSONL", s.signals, "signals")
         models_dir = path_input("Models dir", s.models_dir, "models_dir")
         paper_equity = path_input("Paper trading equity log", s.paper_equity, "paper_equity")
-        initial_cash = st.number_input("Initial cash", min_value=1.0, value=float(s.initial_cash), step=1000.0,
+        initial_cash = st.number_input("Initial cash", min_value=0.01, value=float(s.initial_cash), step=1000.0,
                                        format="%.2f", key="initial_cash")  # fmt: skip
         paper_trades = path_input("Paper trades log", s.paper_trades, "paper_trades")
         runs_dir = path_input("Runs dir", s.runs_dir, "runs_dir")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketboss.errors import ConfigError
@@ -134,4 +134,13 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a bad value is one line naming its variable (pydantic's was five, as an unexpected error),
+    a secret's value never shown."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        secret = any(w in name.upper() for w in ("KEY", "SECRET", "TOKEN", "PASSWORD", "URL"))
+        got = "" if secret or "input" not in err else f", got {str(err['input'])[:40]!r}"
+        raise ConfigError(f"{name} (environment or .env): {err['msg']}{got}") from None

@@ -615,3 +615,25 @@ def test_strategy_comparison_bad_runs(dash: Dash, demo: Demo, tmp_path: Path, st
         (info,) = messages(block, "info")
         assert str(runs) in info
         assert not charts(block)
+
+
+def test_a_small_initial_cash_renders_and_a_bad_setting_is_one_line(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MARKETBOSS_INITIAL_CASH=0.5, which the settings and backtest take, was below the sidebar's minimum of 1: the
+    page fell with StreamlitValueBelowMinError; an unparsable one showed pydantic's error as a traceback."""
+    from streamlit.testing.v1 import AppTest
+
+    from marketboss.config import get_settings
+    from tests.dashboard.conftest import APP
+
+    monkeypatch.setenv("MARKETBOSS_INITIAL_CASH", "0.5")
+    at = dash()
+    assert at.sidebar.number_input(key="initial_cash").value == 0.5
+    monkeypatch.setenv("MARKETBOSS_INITIAL_CASH", "abc")
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert_clean(at)
+    assert [e.value for e in at.error] == ["MARKETBOSS_INITIAL_CASH (environment or .env): Input should be a valid "
+                                           "number, unable to parse string as a number, got 'abc'"]  # fmt: skip
+    get_settings.cache_clear()

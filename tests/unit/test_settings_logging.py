@@ -157,3 +157,12 @@ print("structlog" in sys.modules, out.getvalue().strip())
     loaded, line = out[1].split(" ", 1)
     record = orjson.loads(line)
     assert loaded == "True" and record["event"] == "loud" and record["level"] == "warning" and record["n"] == 1
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_never_a_secret() -> None:
+    """It was "unexpected ValidationError" and pydantic's five lines, exit 1."""
+    env = {**os.environ, "MARKETBOSS_INITIAL_CASH": "abc"}
+    out = subprocess.run([sys.executable, "-m", "marketboss", "backtest", "--strategy", "ma_crossover"],
+                         capture_output=True, text=True, check=False, env=env)  # fmt: skip
+    assert out.returncode == 2 and out.stderr == ("error: MARKETBOSS_INITIAL_CASH (environment or .env): Input should "
+                                                  "be a valid number, unable to parse string as a number, got 'abc'\n")
