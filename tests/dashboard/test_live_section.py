@@ -95,13 +95,33 @@ def test_a_rewritten_status_and_a_new_signal_show_on_the_next_run(dash: Dash, de
     assert m["Signals today"] == "1" and table(block, "action")["id"].tolist() == ["live-new-1"]
 
 
-def test_a_running_session_that_stopped_writing_is_flagged(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("now", "flagged"), [
+    ("2024-06-10T15:00:00+00:00", True),  # Monday 11:00 in New York: 90 minute bars since Friday's close
+    ("2024-06-08T15:00:00+00:00", False),  # Saturday: no bar has closed since (it was flagged every night)
+])  # fmt: skip
+def test_a_running_session_that_stopped_writing_is_flagged(
+    dash: Dash, demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: str, flagged: bool
+) -> None:
+    """Flagged after three of the market's bars without a status (it writes one per bar), not three bars of
+    wall-clock time: a night or a weekend is no sign of a dead process."""
+    from marketboss.dashboard import sections
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Clock:  # type: ignore[override]
+            return cls.fromisoformat(now)
+
+    monkeypatch.setattr(sections, "datetime", Clock)
     path = tmp_path / "status.json"
-    write_status(path, demo_status(demo, timeframe="1Min", updated_at=ago(hours=2, minutes=30)))
+    write_status(path, demo_status(demo, timeframe="1Min", updated_at="2024-06-07T20:00:00Z"))  # Friday's close
     block = section(dash(live_status=path), "live")
-    (warning,) = messages(block, "warning")
-    assert warning.startswith("No update for 2 h") and "is the process still running" in warning
-    assert not messages(block, "success") and metrics(block)["State"] == "running"
+    if flagged:
+        (warning,) = messages(block, "warning")
+        assert warning.startswith("No update for 2 d") and "is the process still running" in warning
+        assert not messages(block, "success")
+    else:
+        assert not messages(block, "warning") and messages(block, "success")[0].startswith("Running")
+    assert metrics(block)["State"] == "running"
 
 
 @pytest.mark.parametrize(("state", "kind", "said"), [("stopped", "info", "Stopped (SIGTERM) at "),

@@ -12,11 +12,12 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import polars as pl
@@ -29,7 +30,7 @@ from marketboss.backtest.runs import Run, compare
 from marketboss.dashboard import charts, loaders, models
 from marketboss.dashboard.cache import FileKey, file_key, memoize
 from marketboss.dashboard.loaders import Empty, NotFound
-from marketboss.data.calendar import NY, Timeframe
+from marketboss.data.calendar import NY, Timeframe, bar_grid
 from marketboss.errors import InputError, MarketBossError
 from marketboss.execution.live_status import LiveStatus
 from marketboss.execution.slippage import VS_BACKTEST, VS_SIGNAL
@@ -680,7 +681,7 @@ def live_section(inputs: Inputs) -> None:
 def _live_state(status: LiveStatus, age: float | None) -> None:
     """One line on what the session is doing; a running one that stopped writing its status is flagged."""
     if status.state == "running":
-        if age is not None and age > _stale_after(status.timeframe):
+        if age is not None and _stale(status.timeframe, age):
             st.warning(f"No update for {display.duration(age)}: is the process still running (pid {status.pid})?")
         else:
             st.success(f"Running: trading each closed {status.timeframe} bar.")
@@ -695,12 +696,25 @@ def _live_state(status: LiveStatus, age: float | None) -> None:
         st.info(f"{status.state.capitalize()}{why}: the session is closing.")
 
 
-def _stale_after(timeframe: str) -> float:
+def _stale(timeframe: str, age: float) -> bool:
+    """A running session that wrote no status for STALE_BARS of the market's bars (it writes one per bar: a night
+    or a weekend closes none, where a day's worth of wall-clock time flagged every session each night) and at
+    least STALE_MIN_SECONDS."""
+    if age <= STALE_MIN_SECONDS:
+        return False
     try:
         tf = Timeframe.parse(timeframe)
     except MarketBossError:
-        return STALE_MIN_SECONDS
-    return max(STALE_BARS * (86_400 if tf.is_daily else tf.minutes * 60), STALE_MIN_SECONDS)
+        return True
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=age)
+    try:
+        ny = ZoneInfo(NY)
+        _, ends = bar_grid(since.astimezone(ny).date() - timedelta(days=1), now.astimezone(ny).date(), tf)
+    except Exception:  # outside the exchange calendar's years: wall-clock bars
+        return age > STALE_BARS * (86_400 if tf.is_daily else tf.minutes * 60)
+    at = np.datetime64(since.replace(tzinfo=None), "us"), np.datetime64(now.replace(tzinfo=None), "us")
+    return int(((ends > at[0]) & (ends <= at[1])).sum()) >= STALE_BARS
 
 
 def _age_seconds(stamp: str | None) -> float | None:
