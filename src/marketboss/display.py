@@ -4,7 +4,7 @@ undefined values (None, NaN, infinities) read "n/a"."""
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,8 +58,8 @@ def when(v: Any) -> str:
             v = datetime.fromisoformat(v)
         except ValueError:
             return v
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(v, datetime):  # an offset's time in UTC (12:17:40-05:00 was shown as 12:17:40 UTC)
+        return (v.astimezone(UTC) if v.tzinfo else v).strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(v)
 
 
@@ -84,7 +84,9 @@ def stamp(v: Any) -> str:
     if not isinstance(t, datetime) or t.tzinfo is None:
         return value(t)
     ny = t.astimezone(_NEW_YORK)
-    return ny.date().isoformat() if (ny.hour, ny.minute, ny.second) == (0, 0, 0) else t.strftime("%Y-%m-%d %H:%M UTC")
+    if (ny.hour, ny.minute, ny.second) == (0, 0, 0):
+        return ny.date().isoformat()
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def duration(seconds: Any) -> str:

@@ -13,6 +13,10 @@ def test_daily_bars_read_as_dates_and_intraday_bars_as_utc_minutes() -> None:
     assert display.stamp(datetime(2024, 1, 2, 14, 30, tzinfo=UTC)) == "2024-01-02 14:30 UTC"
     assert display.stamp("2024-01-02T05:00:30Z") == "2024-01-02 05:00 UTC"  # not a session's midnight
     assert display.stamp(None) == display.NA
+    # a time written with an offset, shown in UTC as labelled (12:17 -05:00 was "12:17 UTC")
+    assert display.stamp("2024-01-02T09:30:00-05:00") == "2024-01-02 14:30 UTC"
+    assert display.when("2026-12-07T12:17:40-05:00") == "2026-12-07 17:17:40 UTC"
+    assert display.when("2026-12-07T17:17:40Z") == "2026-12-07 17:17:40 UTC"
 
 
 def test_metrics_read_by_their_kind() -> None:
