@@ -102,6 +102,14 @@ def test_unrecovered_drawdown_lasts_to_the_end_and_paper_logs_start_at_their_fir
     assert m["periods_per_year"] == 252.0  # daily spacing
 
 
+def test_a_log_starting_at_no_equity_has_no_return_not_a_crash() -> None:
+    """An unfunded account's first snapshot of 0: ZeroDivisionError in the dashboard's paper sections and in
+    reconcile."""
+    ts = np.array([0, 86_400_000_000, 2 * 86_400_000_000])
+    m = equity_metrics(ts, np.array([0.0, 10.0, 12.0]))
+    assert m["pnl"] == 12.0 and math.isnan(m["total_return_pct"]) and math.isnan(m["cagr_pct"])
+
+
 def test_periods_per_year_follows_bar_frequency() -> None:
     base = np.datetime64("2024-01-02T14:30:00", "us").astype(np.int64)
     minutes = base + np.arange(390 * 3, dtype=np.int64) % 390 * 60_000_000 + np.arange(390 * 3) // 390 * DAY_US

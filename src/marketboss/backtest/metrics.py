@@ -9,6 +9,7 @@ from marketboss.data.stats.bars_per_year). Undefined ratios are NaN (written to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,8 +185,8 @@ def equity_metrics(
         "initial_equity": start_value,
         "final_equity": final,
         "pnl": final - start_value,
-        "total_return_pct": (final / start_value - 1.0) * 100.0,
-        "cagr_pct": st.cagr(ppy) * 100.0,
+        "total_return_pct": (final / start_value - 1.0) * 100.0 if start_value > 0 else math.nan,  # (unfunded)
+        "cagr_pct": st.cagr(ppy) * 100.0 if start_value > 0 else math.nan,
         "annual_volatility_pct": st.annual_volatility(ppy) * 100.0,
         "sharpe": st.sharpe(ppy),
         "sortino": st.sortino(ppy),
