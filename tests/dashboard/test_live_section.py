@@ -190,3 +190,20 @@ def test_a_session_naming_its_signals_log_shows_that_logs_signals(dash: Dash, de
     m = metrics(block := section(dash(live_status=status_path, live_signals=demo.live_signals), "live"))
     assert m["Signals today"] == "1" and table(block, "action")["id"].tolist() == ["own-1"]
     assert len(todays_ids(demo.live_signals, format_ts(last["timestamp"][0]))) >= 1  # the sidebar's log had its own
+
+
+def test_a_torn_last_signal_of_the_live_log_is_left_out_and_said(dash: Dash, demo: Demo, tmp_path: Path) -> None:
+    """The live loop killed mid-write: "Malformed input" in place of the day's signals, where the torn last line
+    of the equity and trades logs is left out and said."""
+    own = tmp_path / "live_signals.jsonl"
+    signals = read_signals_frame(demo.live_signals).drop("_line")
+    last = signals.tail(1).with_columns(pl.lit("own-1").alias("id"))
+    write_signals(own, last)
+    with own.open("a") as fh:
+        fh.write('{"id":"own-2","timestamp":"20')
+    status_path = tmp_path / "status.json"
+    write_status(status_path, demo_status(demo, signals_log=str(own), last_bar=format_ts(last["timestamp"][0])))
+    block = section(dash(live_status=status_path), "live")
+    assert metrics(block)["Signals today"] == "1" and table(block, "action")["id"].tolist() == ["own-1"]
+    (warning,) = messages(block, "warning")
+    assert "live_signals.jsonl`:2: torn last line" in warning

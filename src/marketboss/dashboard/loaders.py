@@ -248,7 +248,7 @@ def live_status(key: FileKey) -> LiveStatus:
 @memoize(2)
 def live_signals(key: FileKey) -> pl.DataFrame:
     require(key, "Live signals log")
-    return read_signals_frame(key.path)
+    return read_signals_frame(key.path, on_torn=_heard_torn(key))  # (the live loop's crash: said, as the others)
 
 
 @memoize(4)

@@ -750,6 +750,7 @@ def _todays_signals(log: Path, last_bar: str | None) -> None:
         st.info("No bar seen yet: the day's signals appear from the first closed bar.")
         return
     df = loaders.signals_on(file_key(log), day)
+    _torn_note(file_key(log))
     st.metric("Signals today", display.count(df.height), help=f"in `{log}`, dated {day} in New York (the last "
               "bar's day)")  # fmt: skip
     if df.height:

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -474,13 +474,16 @@ _FRAME_SCHEMA = {**SIGNAL_SCHEMA, **ORDER_SCHEMA, CANCELS: pl.String(), LINE: pl
 
 
 def read_signals_frame(
-    path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None, keep_copy: bool = False
+    path: str | Path, *, skip_invalid: bool = False, rejects_path: str | Path | None = None, keep_copy: bool = False,
+    on_torn: Callable[[int], None] | None = None,
 ) -> pl.DataFrame:
     """read_signals as a frame. Files that are plainly valid take a vectorised path (100,000 signals in a
     fraction of a second); anything else, or any doubt, goes through read_signals, which names the bad line.
     `keep_copy`: keep a validated copy of the file (data/cache.py), and take the copy when the file was read
     so before: no parsing, no validation (for a file read again and again: the backtest command's signals;
-    not for a log that grows, whose every version would push a bars file's copy out of the cache)."""
+    not for a log that grows, whose every version would push a bars file's copy out of the cache). `on_torn`: a
+    log being appended to (the live loop's), whose torn last line, a write a crash cut short, is left out and
+    its number told (else it is an error, as any bad line of a file of signals to trade)."""
     if skip_invalid:
         return signals_to_frame(read_signals(path, skip_invalid=True, rejects_path=rejects_path))
     p = Path(path)
@@ -489,7 +492,7 @@ def read_signals_frame(
         return copy
     raw = _ndjson_frame(p)
     if raw is None:
-        raw = _records_frame(read_jsonl_records(p, tolerate_torn_tail=False))
+        raw = _records_frame(read_jsonl_records(p, tolerate_torn_tail=on_torn is not None, on_torn=on_torn))
     frame = None if raw is None else _valid_frame(raw)
     if frame is None:
         frame = signals_to_frame(read_signals(p))
