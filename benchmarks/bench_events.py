@@ -26,7 +26,7 @@ away for commission, so they are close, not asserted equal).
 Run: .venv/bin/python benchmarks/bench_events.py [--repeat N] [--bt-bars N] [--job NAME ...]
 
 Session 31 (a fractional short sale refused at its fill, the trailing level on the price grid, a bracket's bar
-opening through the target taking it), defaults and --repeat 9, load 0.3 after the suite: 1 x 1,000,000 bars
+opening through the target taking it), defaults and --repeat 9, right after the suite: 1 x 1,000,000 bars
 compiled 0.021 s, 228.5x (backtesting.py 4.71 s), plain 0.355 s, 13.3x; daily compiled 3.4 ms, 74.4x
 (backtesting.py 0.255 s), plain 0.014 s, 17.9x; time_trailing_stop compiled 0.014 s, 49.2x, plain 0.094 s, 7.4x.
 Session 30 (start(ctx) given the market without a bar; an order waiting for its symbol's next bar open to the
