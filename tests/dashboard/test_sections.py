@@ -504,7 +504,7 @@ def test_comparison_shows_compare_backtest_paper(dash: Dash, demo: Demo) -> None
     slip = both["Avg slippage vs backtest fill (bps)"]
     assert slip == display.num(s["avg_slippage_bps"]) == "5.00"  # the demo's 3..7 bps
     assert both["Slippage impact"] == display.money(s["slippage_usd"])
-    assert both["Total trades (backtest / paper)"] == "40 / 40" and both["Missed in paper"] == "0"
+    assert both["Fills (backtest / paper)"] == "40 / 40" and both["Missed in paper"] == "0"
     assert both["Daily return correlation"] == display.num(s["daily_return_correlation"])
     joined = table(block, "slippage_bps")
     assert sorted(joined["slippage_bps"].round(6)) == sorted(cmp.joined["slippage_bps"].round(6).to_list())
@@ -521,6 +521,9 @@ def test_comparison_backtests_as_the_paper_runs_recorded_as_reconcile_does(dash:
                                                      "costs": {"spread_bps": 10.0, "slippage_bps": 0.0}}])
     at = dash(paper_trades=trades)
     bt = metrics(section(at, "comparison").columns[0])
+    said = [c for c in messages(section(at, "comparison"), "caption") if c.startswith("Settings as")]
+    assert said == [f"Settings as the paper runs recorded them in `{tmp_path / 'trades.journal.jsonl'}`: --timeframe "
+                    "1Day --long-only --spread-bps 10.0."]  # (it never said which it took; slippage: the sidebar's)
     settings = reconcile_settings(Path(trades), 0.0, slippage_bps=0.0)
     assert settings.config.long_only and settings.config.costs.spread_bps == 10.0
     recorded, plain = (compare_backtest_paper(read_bars(demo.market_data), read_signals_frame(demo.signals),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -58,8 +57,7 @@ def reconcile(
                                   long_only=long_only, spread_bps=spread_bps, slippage_bps=slippage_bps,
                                   exits=exits)  # fmt: skip
     if settings.recorded:  # said, so that the figures can be reproduced (and overridden)
-        shown = " ".join(filter(None, (_option(k, v) for k, v in settings.recorded.items())))
-        err_console.print(f"as the paper runs recorded ({journal_path(trades_path)}): {shown}")
+        err_console.print(f"as the paper runs recorded ({journal_path(trades_path)}): {settings.recorded_text()}")
     cmp = compare_backtest_paper(
         load_bars(data or s.market_data),
         read_signals_frame(signals or s.signals),
@@ -106,10 +104,3 @@ def _torn(path: Path) -> Callable[[int], None]:
     return warn
 
 
-def _option(name: str, value: Any) -> str:
-    """A recorded setting as the option that gives it."""
-    if name in ("long_only", "fractional"):
-        return f"--{name.replace('_', '-')}" if value else ("--no-long-only" if name == "long_only" else "")
-    if name == "exits":
-        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in value)
-    return f"--{name.replace('_', '-')} {value}"

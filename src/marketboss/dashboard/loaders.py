@@ -30,7 +30,13 @@ from marketboss.data.stats import summary
 from marketboss.errors import InputError, MarketBossError
 from marketboss.execution.live_status import LiveStatus, read_status
 from marketboss.execution.logs import TRADE_FIELDS, read_paper_equity, read_paper_trades
-from marketboss.execution.reconcile import Comparison, compare_backtest_paper, paper_metrics, reconcile_settings
+from marketboss.execution.reconcile import (
+    Comparison,
+    ReconcileSettings,
+    compare_backtest_paper,
+    paper_metrics,
+    reconcile_settings,
+)
 from marketboss.ml import registry
 from marketboss.signals import read_signals_frame
 
@@ -219,14 +225,19 @@ def paper_stats(equity_key: FileKey, trades_key: FileKey | None) -> dict[str, An
 
 
 @memoize(4)
+def comparison_settings(trades_key: FileKey, commission: float, slippage_bps: float) -> ReconcileSettings:
+    """As `marketboss reconcile` takes them, with the sidebar's commission and slippage: the rest as the paper runs
+    recorded them (the signals' bars, long-only, the local broker's spread, the exits, fractional sizing)."""
+    return reconcile_settings(Path(trades_key.path), commission, slippage_bps=slippage_bps)
+
+
+@memoize(4)
 def comparison(
     bars_key: FileKey, signals_key: FileKey, trades_key: FileKey, equity_key: FileKey, commission: float,
     slippage_bps: float,
 ) -> Comparison:
-    # as `marketboss reconcile` with the sidebar's commission and slippage: the rest as the paper runs recorded it
-    # (the signals' bars, long-only, the local broker's spread, the exits, fractional sizing); its cash:
-    # compare_backtest_paper starts from paper's
-    settings = reconcile_settings(Path(trades_key.path), commission, slippage_bps=slippage_bps)
+    # its cash: compare_backtest_paper starts from paper's
+    settings = comparison_settings(trades_key, commission, slippage_bps)
     return compare_backtest_paper(bars(bars_key), signals(signals_key), paper_trades(trades_key),
                                   paper_equity(equity_key), settings.config, settings.exits,
                                   timeframe=settings.timeframe)  # fmt: skip

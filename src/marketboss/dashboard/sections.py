@@ -32,6 +32,7 @@ from marketboss.dashboard.cache import FileKey, file_key, memoize
 from marketboss.dashboard.loaders import Empty, NotFound
 from marketboss.data.calendar import NY, Timeframe, bar_grid
 from marketboss.errors import InputError, MarketBossError
+from marketboss.execution.journal import journal_path
 from marketboss.execution.live_status import LiveStatus
 from marketboss.execution.slippage import VS_BACKTEST, VS_SIGNAL
 from marketboss.logging import get_logger
@@ -545,7 +546,7 @@ def comparison_section(inputs: Inputs) -> None:
         st.metric(f"Avg slippage {VS_BACKTEST} (bps)", display.num(s["avg_slippage_bps"]))
         st.metric("Slippage impact", display.money(s["slippage_usd"]), help=f"paper fills {VS_BACKTEST}, in $")
         fills = f"{display.count(s['backtest_fills'])} / {display.count(s['paper_fills'])}"
-        st.metric("Total trades (backtest / paper)", fills)
+        st.metric("Fills (backtest / paper)", fills)
         st.metric("Missed in paper", display.count(s["missed_in_paper"]))
         st.metric("Commissions (backtest / paper)",
                   f"{display.money(s['backtest_commissions'])} / {display.money(s['paper_commissions'])}")  # fmt: skip
@@ -558,6 +559,12 @@ def comparison_section(inputs: Inputs) -> None:
         "side is marked as the backtest is, its positions at each bar's close to the data's end (reconcile's): the "
         "Paper Trading section's P&L is the account's last snapshot, taken at its own time."
     )
+    settings = loaders.comparison_settings(keys[2], inputs.commission, inputs.slippage_bps)
+    journal = journal_path(Path(keys[2].path))
+    st.caption(f"Settings as the paper runs recorded them in `{journal}`: {settings.recorded_text() or 'none'}."
+               if settings.recorded else f"No run recorded in `{journal}` (the trades log's journal): the backtest "
+               "takes the defaults (no exits, the data's bars, not long-only, no spread): `marketboss reconcile` with "
+               "options says what the run traded with.")  # fmt: skip
     chart(_comparison_figure(keys, inputs.commission, inputs.slippage_bps), "comparison_chart")
     st.subheader(f"Per-signal slippage (paper {VS_BACKTEST})")
     joined = cmp.joined.sort("slippage_bps", descending=True, nulls_last=True)

@@ -181,6 +181,19 @@ class ReconcileSettings:
     recorded: dict[str, Any]
     exits: Exits
 
+    def recorded_text(self) -> str:
+        """The recorded settings as the options that give them (reconcile says them; the dashboard too)."""
+        return " ".join(filter(None, (_option(k, v) for k, v in self.recorded.items())))
+
+
+def _option(name: str, value: Any) -> str:
+    """A recorded setting as the option that gives it."""
+    if name in ("long_only", "fractional"):
+        return f"--{name.replace('_', '-')}" if value else ("--no-long-only" if name == "long_only" else "")
+    if name == "exits":
+        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in value)
+    return f"--{name.replace('_', '-')} {value}"
+
 
 def reconcile_settings(trades_path: Path, commission: float = 0.0, fractional: bool | None = None, *,
                        timeframe: str | None = None, long_only: bool | None = None, spread_bps: float | None = None,
