@@ -57,7 +57,7 @@ from marketboss.signals import (
 )
 from marketboss.signals.nb import tick
 from marketboss.strategies import events as ev
-from marketboss.strategies.base import StrategyError
+from marketboss.strategies.base import StrategyError, real_numbers
 from marketboss.strategies.causal import CHECKED_SYMBOLS, cuts, head, same_values
 from marketboss.strategies.plugins import OWN_CODE, alias_module
 
@@ -425,15 +425,11 @@ def _named(strategy: ev.EventStrategy[Any], names: Any) -> None:
 def _numbers(strategy: ev.EventStrategy[Any], what: str, v: Any, give: str) -> np.ndarray:
     """An indicator's values as float64; numbers only (no text to parse, no complex numbers to cut to their real
     part)."""
-    raw = np.asarray(v) if not isinstance(v, np.ndarray) else v
-    if raw.dtype.kind == "c":
-        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of complex numbers: give {give}")
-    if raw.dtype.kind not in "biufO":  # text, dates: numbers are not parsed out of them
-        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of no numbers: give {give}")
-    try:
-        return np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of no numbers: give {give}") from None
+    arr = real_numbers(v)  # (the exposures' rule)
+    if arr is None:
+        kind = "complex numbers" if np.asarray(v).dtype.kind == "c" else "no numbers"
+        raise StrategyError(strategy, f"{what} is a {type(v).__name__} of {kind}: give {give}")
+    return arr
 
 
 def _symbol_indicators(market: Market, strategy: ev.EventStrategy[Any]) -> dict[str, np.ndarray]:

@@ -27,8 +27,9 @@ import xxhash
 from marketboss.errors import InputError
 
 CACHE_DIR_ENV = "MARKETBOSS_CACHE_DIR"
-READER_VERSION = 4  # 2: keys by XXH3; 3: weekly and monthly bars annualised by their number a year; 4: a
-# CSV row of more fields than its header refused
+#: 2: keys by XXH3; 3: weekly and monthly bars annualised by their number a year; 4: a CSV row of more fields
+#: than its header refused.
+READER_VERSION = 4
 MAX_ENTRIES = 8
 
 

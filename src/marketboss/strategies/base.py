@@ -261,12 +261,13 @@ class Strategy(_Defaults, ABC, Generic[P]):
 
 
 def real_numbers(got: object) -> np.ndarray | None:
-    """`got` as float64; None when it holds values that are not real numbers (numpy reads the text "0.5" as 0.5 and
-    drops a complex number's imaginary part: both were traded)."""
+    """`got` as float64; None when it holds values that are not real numbers (numpy reads the text "0.5" as 0.5,
+    drops a complex number's imaginary part and counts a date's days: all were traded). The one rule of exposures
+    and event indicators."""
     try:
         raw = np.asarray(got)
-        if raw.dtype.kind in "USc" or (raw.dtype.kind == "O" and any(isinstance(x, str | bytes | complex)
-                                                                     for x in raw.flat)):  # fmt: skip
+        if raw.dtype.kind not in "biufO" or (raw.dtype.kind == "O" and any(isinstance(x, str | bytes | complex)
+                                                                           for x in raw.flat)):  # fmt: skip
             return None
         return np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
